@@ -1,0 +1,192 @@
+//! Protocol configuration: every knob of the node, with defaults that work.
+
+use crate::energy::EnergyModel;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How a node finds its first peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Discovery {
+    /// Periodic hellos broadcast on the local segment.
+    Broadcast,
+    /// Hellos sent to a list of seed addresses (resolved by the driver).
+    SeedNodes,
+}
+
+/// Everything the protocol core can be tuned with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// Name of the cluster; datagrams of any other cluster are dropped.
+    pub cluster_id: String,
+    /// How peers are found.
+    pub discovery: Discovery,
+    /// Fewest active neighbours a node is content with.
+    pub min_active: usize,
+    /// Active neighbours a node tries to have.
+    pub target_active: usize,
+    /// Most active neighbours a node accepts.
+    pub max_active: usize,
+    /// Size of the passive list (replacement candidates).
+    pub max_passive: usize,
+    /// How often each active neighbour is probed when it has been silent.
+    pub probe_interval: Duration,
+    /// Silence after which a neighbour is suspected (scaled by local health).
+    pub suspect_after: Duration,
+    /// Time a suspect has to answer direct or indirect probes before it is
+    /// declared dead (scaled by local health).
+    pub confirm_after: Duration,
+    /// How many other neighbours are asked to probe a suspect.
+    pub indirect_probes: usize,
+    /// How long a join request may stay unanswered.
+    pub join_timeout: Duration,
+    /// Hello interval while the node has fewer than `min_active` neighbours.
+    pub hello_interval_needy: Duration,
+    /// Hello interval once the node is content.
+    pub hello_interval: Duration,
+    /// Interval of passive-list shuffles with a random neighbour.
+    pub shuffle_interval: Duration,
+    /// Interval of neighbour re-evaluation (latency preference, long link).
+    pub reevaluate_interval: Duration,
+    /// A node replaces its own long link after this long, so that split
+    /// networks find each other again.
+    pub long_link_refresh: Duration,
+    /// Interval at which a node re-diffuses its neighbour list.
+    pub topology_interval: Duration,
+    /// Energy of neighbour-list items (low: they travel a few hops).
+    pub topology_energy: f64,
+    /// How long a learned neighbour list stays valid without refresh.
+    pub topology_ttl: Duration,
+    /// Most neighbour lists kept.
+    pub max_topology_nodes: usize,
+    /// Energy of an info item injected without one.
+    pub default_energy: f64,
+    /// Highest energy a client may give an item.
+    pub max_energy: f64,
+    /// The energy model.
+    pub energy: EnergyModel,
+    /// How long a node waits after an announcement before asking for the item.
+    pub graft_timeout: Duration,
+    /// Interval of anti-entropy digests with a random neighbour.
+    pub sync_interval: Duration,
+    /// Most info items kept; lowest energy then oldest are evicted first.
+    pub max_items: usize,
+    /// Most bytes of info values kept.
+    pub max_item_bytes: usize,
+    /// Most recently dead nodes remembered (so they are not re-added).
+    pub max_tombstones: usize,
+    /// How long a dead node is remembered.
+    pub tombstone_ttl: Duration,
+    /// How late a tick may be before the node counts itself as slow.
+    pub late_tick: Duration,
+    /// Highest local-health multiplier (Lifeguard); timeouts scale by 1 + it.
+    pub max_local_health: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            cluster_id: "ryx".into(),
+            discovery: Discovery::Broadcast,
+            min_active: 4,
+            target_active: 5,
+            max_active: 6,
+            max_passive: 30,
+            probe_interval: Duration::from_millis(100),
+            suspect_after: Duration::from_millis(300),
+            confirm_after: Duration::from_millis(250),
+            indirect_probes: 2,
+            join_timeout: Duration::from_millis(300),
+            hello_interval_needy: Duration::from_millis(300),
+            hello_interval: Duration::from_secs(5),
+            shuffle_interval: Duration::from_secs(2),
+            reevaluate_interval: Duration::from_secs(10),
+            long_link_refresh: Duration::from_secs(30),
+            topology_interval: Duration::from_secs(5),
+            topology_energy: 6.0,
+            topology_ttl: Duration::from_secs(20),
+            max_topology_nodes: 2048,
+            default_energy: 100.0,
+            max_energy: 1000.0,
+            energy: EnergyModel::default(),
+            graft_timeout: Duration::from_millis(150),
+            sync_interval: Duration::from_secs(5),
+            max_items: 10_000,
+            max_item_bytes: 16 << 20,
+            max_tombstones: 256,
+            tombstone_ttl: Duration::from_secs(10),
+            late_tick: Duration::from_millis(50),
+            max_local_health: 8,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neighbour targets out of order.
+    #[error(
+        "neighbour targets must satisfy 1 <= min ({min}) <= target ({target}) <= max ({max}) <= 64"
+    )]
+    Targets {
+        /// min_active
+        min: usize,
+        /// target_active
+        target: usize,
+        /// max_active
+        max: usize,
+    },
+    /// Cluster id unusable.
+    #[error("cluster id must be 1 to 64 printable ASCII characters")]
+    ClusterId,
+    /// Energy model unusable.
+    #[error(
+        "energy decay must be in (0, 1] and cost >= 0, with at least one of them losing energy"
+    )]
+    Energy,
+    /// A duration is zero.
+    #[error("timing knob {0} must be greater than zero")]
+    ZeroDuration(&'static str),
+}
+
+impl NodeConfig {
+    /// Checks the configuration for values the protocol cannot work with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1 <= self.min_active
+            && self.min_active <= self.target_active
+            && self.target_active <= self.max_active
+            && self.max_active <= 64)
+        {
+            return Err(ConfigError::Targets {
+                min: self.min_active,
+                target: self.target_active,
+                max: self.max_active,
+            });
+        }
+        if self.cluster_id.is_empty()
+            || self.cluster_id.len() > 64
+            || !self.cluster_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::ClusterId);
+        }
+        let e = self.energy;
+        if !(e.decay > 0.0 && e.decay <= 1.0 && e.cost >= 0.0 && (e.decay < 1.0 || e.cost > 0.0)) {
+            return Err(ConfigError::Energy);
+        }
+        for (name, d) in [
+            ("probe_interval", self.probe_interval),
+            ("suspect_after", self.suspect_after),
+            ("confirm_after", self.confirm_after),
+            ("join_timeout", self.join_timeout),
+            ("hello_interval", self.hello_interval),
+            ("hello_interval_needy", self.hello_interval_needy),
+            ("shuffle_interval", self.shuffle_interval),
+            ("topology_interval", self.topology_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Per-node counters kept by the core. No process-global registry: the
+//! simulator runs thousands of nodes in one process.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A fixed-bucket latency histogram (milliseconds).
+#[derive(Clone, Debug, Serialize)]
+pub struct Histogram {
+    /// Upper bounds of the buckets, in milliseconds.
+    pub bounds_ms: &'static [f64],
+    /// Count per bucket (same length as `bounds_ms`), plus overflow at the end.
+    pub counts: Vec<u64>,
+    /// Sum of observed values, in milliseconds.
+    pub sum_ms: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+/// Bucket bounds for diffusion latency.
+pub const LATENCY_BOUNDS_MS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+];
+
+impl Histogram {
+    fn new(bounds_ms: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds_ms,
+            counts: vec![0; bounds_ms.len() + 1],
+            sum_ms: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&mut self, ms: f64) {
+        let i = self
+            .bounds_ms
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(self.bounds_ms.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum_ms += ms;
+        self.count += 1;
+    }
+}
+
+/// Counters of one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    /// Messages received, by kind.
+    pub messages_in: BTreeMap<&'static str, u64>,
+    /// Messages sent, by kind.
+    pub messages_out: BTreeMap<&'static str, u64>,
+    /// Datagrams rejected, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Neighbours declared dead by this node.
+    pub failures_detected: u64,
+    /// Suspicions that were refuted (the suspect answered in time).
+    pub suspicions_refuted: u64,
+    /// Neighbours that left gracefully.
+    pub neighbors_left: u64,
+    /// Links formed.
+    pub links_up: u64,
+    /// Links dropped, for any reason.
+    pub links_down: u64,
+    /// Items delivered for the first time.
+    pub items_delivered: u64,
+    /// Payload copies of items already held.
+    pub items_duplicate: u64,
+    /// Items that arrived with too little energy to keep.
+    pub items_exhausted: u64,
+    /// Items evicted by the store bound.
+    pub items_evicted: u64,
+    /// Items taken by anti-entropy.
+    pub items_synced: u64,
+    /// Ticks that came later than `late_tick` (the node itself is slow).
+    pub late_ticks: u64,
+    /// Time from an item's birth to its delivery here.
+    pub diffusion_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            messages_in: crate::wire::Message::KINDS
+                .iter()
+                .map(|k| (*k, 0))
+                .collect(),
+            messages_out: crate::wire::Message::KINDS
+                .iter()
+                .map(|k| (*k, 0))
+                .collect(),
+            rejected: crate::wire::WireError::REASONS
+                .iter()
+                .map(|k| (*k, 0))
+                .chain([("self", 0)])
+                .collect(),
+            failures_detected: 0,
+            suspicions_refuted: 0,
+            neighbors_left: 0,
+            links_up: 0,
+            links_down: 0,
+            items_delivered: 0,
+            items_duplicate: 0,
+            items_exhausted: 0,
+            items_evicted: 0,
+            items_synced: 0,
+            late_ticks: 0,
+            diffusion_latency: Histogram::new(LATENCY_BOUNDS_MS),
+        }
+    }
+}
+
+impl Metrics {
+    pub(crate) fn count_in(&mut self, kind: &'static str) {
+        *self.messages_in.entry(kind).or_default() += 1;
+    }
+    pub(crate) fn count_out(&mut self, kind: &'static str) {
+        *self.messages_out.entry(kind).or_default() += 1;
+    }
+    pub(crate) fn count_rejected(&mut self, reason: &'static str) {
+        *self.rejected.entry(reason).or_default() += 1;
+    }
+    /// Total messages sent.
+    pub fn total_out(&self) -> u64 {
+        self.messages_out.values().sum()
+    }
+    /// Total datagrams rejected.
+    pub fn total_rejected(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}

@@ -1,0 +1,1810 @@
+//! The node state machine: inputs in, outputs out.
+
+use crate::config::{Discovery, NodeConfig};
+use crate::diffusion::{InfoStore, MissingTable, StoredItem};
+use crate::energy::EnergyModel;
+use crate::id::NodeId;
+use crate::metrics::Metrics;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::topology::{LinkInfo, NeighborList, TopologyEntry, TopologyTable};
+use crate::views::{ActivePeer, PassiveView};
+use crate::wire::{
+    self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN,
+    PROTOCOL_VERSION,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How often the node does its periodic work.
+pub const TICK: Duration = Duration::from_millis(50);
+/// Most outstanding probes remembered.
+const MAX_PENDING_PINGS: usize = 1024;
+/// Most lazy announcements queued per neighbour.
+const MAX_LAZY_QUEUE: usize = 1024;
+/// How long an unanswered probe is remembered.
+const PING_MEMORY: Duration = Duration::from_secs(2);
+/// Peers handed out in hello replies, shuffles and join refusals.
+const SAMPLE: usize = 8;
+/// Bytes of keys per anti-entropy digest page.
+const DIGEST_PAGE_BYTES: usize = 8 * 1024;
+
+/// Something that happened to the node.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram arrived (raw bytes: the core decodes and checks them).
+    Datagram {
+        /// Source address.
+        from: SocketAddr,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// An already decoded envelope (the simulator's fast path; the cluster
+    /// and version checks still apply).
+    Message {
+        /// Source address.
+        from: SocketAddr,
+        /// The envelope.
+        env: Envelope,
+    },
+    /// Time passed: do periodic work (call when `next_deadline` is reached).
+    Tick,
+    /// The seed list was (re-)resolved by the driver.
+    Seeds(Vec<SocketAddr>),
+}
+
+/// Something the node wants done.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send this envelope to one address.
+    Send {
+        /// Destination.
+        to: SocketAddr,
+        /// What to send.
+        env: Envelope,
+    },
+    /// Broadcast this envelope on the local segment (discovery).
+    Broadcast {
+        /// What to send.
+        env: Envelope,
+    },
+    /// Tell observers (logs, dashboard) what happened.
+    Event(Event),
+}
+
+/// Why a link went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownReason {
+    /// Declared dead by the failure detector.
+    Failed,
+    /// Left gracefully.
+    Left,
+    /// Either side chose another neighbour.
+    Disconnected,
+    /// The other side no longer counted us as a neighbour.
+    Asymmetric,
+}
+
+/// Observable happenings.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A link formed.
+    NeighborUp {
+        /// Neighbour.
+        id: NodeId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Random long link.
+        long: bool,
+    },
+    /// A link went away.
+    NeighborDown {
+        /// Neighbour.
+        id: NodeId,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A neighbour is suspected (not yet declared dead).
+    Suspect {
+        /// Neighbour.
+        id: NodeId,
+    },
+    /// An item arrived for the first time.
+    ItemDelivered {
+        /// Which item.
+        id: ItemId,
+        /// Energy held with.
+        energy: f64,
+        /// Hops from origin.
+        hops: u32,
+        /// Neighbour it came from.
+        from: NodeId,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JoinPurpose {
+    Fill,
+    Improve,
+    RotateLong,
+}
+
+#[derive(Clone, Debug)]
+struct PendingJoin {
+    sent: Time,
+    long: bool,
+    purpose: JoinPurpose,
+}
+
+#[derive(Clone, Debug)]
+enum PingKind {
+    Direct,
+    Passive,
+    ForIndirect {
+        requester: SocketAddr,
+        req_nonce: u64,
+        target: NodeId,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct PendingPing {
+    target: NodeId,
+    sent: Time,
+    kind: PingKind,
+}
+
+/// Public view of an active neighbour.
+#[derive(Clone, Debug, Serialize)]
+pub struct NeighborStatus {
+    /// Neighbour id.
+    pub node_id: NodeId,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Smoothed round-trip time.
+    pub rtt_ms: Option<f64>,
+    /// Random long link.
+    pub long: bool,
+    /// Payloads pushed eagerly on this link.
+    pub eager: bool,
+    /// Milliseconds since the link formed.
+    pub age_ms: u64,
+    /// Milliseconds since it was last heard.
+    pub silent_ms: u64,
+    /// Currently suspected.
+    pub suspect: bool,
+}
+
+/// Public view of a passive peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    /// Peer id.
+    pub node_id: NodeId,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Round-trip time, if probed.
+    pub rtt_ms: Option<f64>,
+}
+
+/// Snapshot of a node's state.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Milliseconds since start.
+    pub uptime_ms: u64,
+    /// Active neighbours.
+    pub neighbors: Vec<NeighborStatus>,
+    /// Size of the passive list.
+    pub passive_count: usize,
+    /// Lifeguard local-health multiplier (0 = healthy).
+    pub local_health: u32,
+    /// Info items held.
+    pub info_items: usize,
+    /// Neighbour lists known.
+    pub topology_nodes: usize,
+    /// Shutting down.
+    pub leaving: bool,
+}
+
+/// A node of the learned topology graph.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopologyNode {
+    /// Node id.
+    pub node_id: NodeId,
+    /// UDP address.
+    pub addr: SocketAddr,
+    /// Hops its list travelled to reach us (0: this node).
+    pub hops: u32,
+    /// Milliseconds since its list was refreshed.
+    pub age_ms: u64,
+}
+
+/// A link of the learned topology graph.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopologyLink {
+    /// One end.
+    pub source: NodeId,
+    /// Other end.
+    pub target: NodeId,
+    /// A random long link.
+    pub long: bool,
+    /// Round-trip time as measured by `source`.
+    pub rtt_ms: Option<f64>,
+}
+
+/// The graph of nodes and links this node has learned.
+#[derive(Clone, Debug, Serialize)]
+pub struct Topology {
+    /// Node reporting.
+    pub observer: NodeId,
+    /// Nodes whose lists are known (plus this node).
+    pub nodes: Vec<TopologyNode>,
+    /// Links, each reported once per reporting end.
+    pub links: Vec<TopologyLink>,
+}
+
+/// Why a client's info write was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PutError {
+    /// Key empty or too long.
+    #[error("key must be 1 to {MAX_KEY_LEN} bytes")]
+    BadKey,
+    /// Value too large.
+    #[error("value must serialize to at most {MAX_VALUE_LEN} bytes")]
+    ValueTooLarge,
+    /// Energy out of range.
+    #[error("energy must be a number greater than 0 and at most {0}")]
+    BadEnergy(f64),
+    /// Node is shutting down.
+    #[error("node is shutting down")]
+    Leaving,
+}
+
+/// A Ryx node: all protocol state, no IO.
+pub struct Node {
+    cfg: NodeConfig,
+    id: NodeId,
+    addr: SocketAddr,
+    rng: Rng,
+    seq: u64,
+    started: Time,
+    now: Time,
+    active: BTreeMap<NodeId, ActivePeer>,
+    passive: PassiveView,
+    pending_joins: BTreeMap<NodeId, PendingJoin>,
+    tombstones: BTreeMap<NodeId, Time>,
+    pending_pings: BTreeMap<u64, PendingPing>,
+    seeds: Vec<SocketAddr>,
+    info: InfoStore,
+    topology: TopologyTable,
+    topo_version: u64,
+    topo_dirty: bool,
+    missing: MissingTable,
+    lazy_queue: BTreeMap<NodeId, Vec<Announce>>,
+    sync_cursor: String,
+    outputs: VecDeque<Output>,
+    metrics: Metrics,
+    local_health: u32,
+    expected_tick: Option<Time>,
+    next_tick: Time,
+    next_hello: Time,
+    next_shuffle: Time,
+    next_passive_probe: Time,
+    next_reevaluate: Time,
+    next_topology: Time,
+    last_topology: Time,
+    next_sync: Time,
+    next_health_decay: Time,
+    leaving: bool,
+}
+
+impl Node {
+    /// A new node with identity `id`, reachable at `addr`, whose random
+    /// choices all derive from `seed`.
+    pub fn new(cfg: NodeConfig, id: NodeId, addr: SocketAddr, seed: u64, now: Time) -> Node {
+        let mut rng = Rng::new(seed);
+        let jitter = Duration::from_millis(rng.below(50) as u64);
+        Node {
+            id,
+            addr,
+            seq: 0,
+            started: now,
+            now,
+            active: BTreeMap::new(),
+            passive: PassiveView::default(),
+            pending_joins: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            pending_pings: BTreeMap::new(),
+            seeds: Vec::new(),
+            info: InfoStore::default(),
+            topology: TopologyTable::default(),
+            topo_version: 0,
+            topo_dirty: false,
+            missing: MissingTable::default(),
+            lazy_queue: BTreeMap::new(),
+            sync_cursor: String::new(),
+            outputs: VecDeque::new(),
+            metrics: Metrics::default(),
+            local_health: 0,
+            expected_tick: None,
+            next_tick: now,
+            next_hello: now.plus(jitter),
+            next_shuffle: now.plus(cfg.shuffle_interval),
+            next_passive_probe: now.plus(Duration::from_secs(1)),
+            next_reevaluate: now.plus(cfg.reevaluate_interval),
+            next_topology: now.plus(Duration::from_secs(1)),
+            last_topology: now,
+            next_sync: now.plus(cfg.sync_interval),
+            next_health_decay: now.plus(Duration::from_secs(1)),
+            leaving: false,
+            rng,
+            cfg,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This node's UDP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// When the driver must next call `handle(now, Input::Tick)`.
+    pub fn next_deadline(&self) -> Time {
+        self.next_tick
+    }
+
+    /// The next thing the node wants done.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now: Time, input: Input<'_>) {
+        self.now = now.max(self.now);
+        match input {
+            Input::Datagram { from, bytes } => match wire::decode(bytes, &self.cfg.cluster_id) {
+                Ok(env) => self.on_envelope(from, env),
+                Err(e) => self.metrics.count_rejected(e.reason()),
+            },
+            Input::Message { from, env } => {
+                if env.v != PROTOCOL_VERSION {
+                    self.metrics
+                        .count_rejected(wire::WireError::WrongVersion.reason());
+                } else if env.cluster != self.cfg.cluster_id {
+                    self.metrics
+                        .count_rejected(wire::WireError::ForeignCluster.reason());
+                } else {
+                    self.on_envelope(from, env)
+                }
+            }
+            Input::Tick => self.on_tick(),
+            Input::Seeds(seeds) => {
+                self.seeds = seeds.into_iter().filter(|s| *s != self.addr).collect();
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- sends
+
+    fn send(&mut self, to: SocketAddr, msg: Message) {
+        self.metrics.count_out(msg.kind());
+        self.seq += 1;
+        let env = self.envelope(msg);
+        self.outputs.push_back(Output::Send { to, env });
+    }
+
+    fn send_to(&mut self, id: NodeId, msg: Message) {
+        if let Some(addr) = self.active.get(&id).map(|p| p.addr) {
+            self.send(addr, msg);
+        }
+    }
+
+    fn envelope(&self, msg: Message) -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            cluster: self.cfg.cluster_id.clone(),
+            from: self.id,
+            seq: self.seq,
+            msg,
+            tag: None,
+        }
+    }
+
+    fn emit(&mut self, e: Event) {
+        self.outputs.push_back(Output::Event(e));
+    }
+
+    // ------------------------------------------------------------ membership
+
+    fn add_active(&mut self, id: NodeId, addr: SocketAddr, long: bool, initiated: bool) {
+        self.passive.remove(&id);
+        self.tombstones.remove(&id);
+        self.pending_joins.remove(&id);
+        self.active.insert(
+            id,
+            ActivePeer {
+                addr,
+                rtt: Default::default(),
+                last_heard: self.now,
+                since: self.now,
+                long,
+                initiated,
+                eager: true,
+                last_ping: None,
+                suspect_since: None,
+            },
+        );
+        self.metrics.links_up += 1;
+        self.topo_dirty = true;
+        self.emit(Event::NeighborUp { id, addr, long });
+        // A new link is a new path for information: compare notes at once.
+        self.send_digest_to(id);
+        // Measure its latency straight away.
+        self.ping(id, addr, PingKind::Direct);
+    }
+
+    fn remove_active(&mut self, id: NodeId, reason: DownReason) -> Option<ActivePeer> {
+        let peer = self.active.remove(&id)?;
+        self.lazy_queue.remove(&id);
+        self.metrics.links_down += 1;
+        self.topo_dirty = true;
+        match reason {
+            DownReason::Failed | DownReason::Left => {
+                self.tombstone(id);
+                self.topology.remove(&id);
+            }
+            DownReason::Disconnected | DownReason::Asymmetric => {
+                let mut rng = self.rng.clone();
+                self.passive.insert(
+                    PeerInfo {
+                        id,
+                        addr: peer.addr,
+                    },
+                    self.now,
+                    self.cfg.max_passive,
+                    &mut rng,
+                );
+                self.rng = rng;
+            }
+        }
+        self.emit(Event::NeighborDown { id, reason });
+        Some(peer)
+    }
+
+    fn tombstone(&mut self, id: NodeId) {
+        self.passive.remove(&id);
+        if self.tombstones.len() >= self.cfg.max_tombstones {
+            if let Some(oldest) = self
+                .tombstones
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| *k)
+            {
+                self.tombstones.remove(&oldest);
+            }
+        }
+        self.tombstones.insert(id, self.now);
+    }
+
+    fn learn(&mut self, peer: PeerInfo) {
+        if peer.id == self.id
+            || self.active.contains_key(&peer.id)
+            || self.tombstones.contains_key(&peer.id)
+        {
+            return;
+        }
+        self.passive
+            .insert(peer, self.now, self.cfg.max_passive, &mut self.rng);
+    }
+
+    fn has_long_link(&self) -> bool {
+        self.active.values().any(|p| p.long) || self.pending_joins.values().any(|j| j.long)
+    }
+
+    fn sample_peers(&mut self, n: usize, exclude: NodeId) -> Vec<PeerInfo> {
+        let mut all: Vec<PeerInfo> = self
+            .active
+            .iter()
+            .map(|(id, p)| PeerInfo {
+                id: *id,
+                addr: p.addr,
+            })
+            .chain(self.passive.iter().map(|(id, p)| PeerInfo {
+                id: *id,
+                addr: p.addr,
+            }))
+            .filter(|p| p.id != exclude)
+            .collect();
+        self.rng.shuffle(&mut all);
+        all.truncate(n);
+        all
+    }
+
+    fn request_join(&mut self, id: NodeId, addr: SocketAddr, long: bool, purpose: JoinPurpose) {
+        let urgent = self.active.is_empty();
+        self.pending_joins.insert(
+            id,
+            PendingJoin {
+                sent: self.now,
+                long,
+                purpose,
+            },
+        );
+        self.send(addr, Message::Join { long, urgent });
+    }
+
+    /// Asks passive peers to become neighbours until active + pending
+    /// reaches the target (one more in flight while below the minimum, so a
+    /// dead candidate does not stall repair).
+    fn fill(&mut self) {
+        if self.leaving {
+            return;
+        }
+        let have = self.active.len() + self.pending_joins.len();
+        let mut want = self.cfg.target_active.saturating_sub(have);
+        if self.active.len() < self.cfg.min_active && want > 0 {
+            want += 1;
+        }
+        let want = want.min(self.cfg.max_active.saturating_sub(self.active.len()));
+        if want == 0 {
+            return;
+        }
+        let mut candidates = self.join_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        self.rng.shuffle(&mut candidates);
+        let mut picked = 0;
+        if !self.has_long_link() {
+            // The long link is chosen at random, blind to latency.
+            let (id, addr, _) = candidates.remove(0);
+            self.request_join(id, addr, true, JoinPurpose::Fill);
+            picked += 1;
+        }
+        // The rest by measured latency; unmeasured peers after measured
+        // ones, in random order (the shuffle above).
+        candidates.sort_by_key(|c| c.2.unwrap_or(u64::MAX));
+        for (id, addr, _) in candidates.into_iter().take(want.saturating_sub(picked)) {
+            self.request_join(id, addr, false, JoinPurpose::Fill);
+        }
+    }
+
+    /// Passive peers worth asking: not already asked, not known dead, and
+    /// not one that refused recently (it was full; asking again at once
+    /// would only spin).
+    fn join_candidates(&self) -> Vec<(NodeId, SocketAddr, Option<u64>)> {
+        let backoff = self.cfg.join_timeout * 4;
+        self.passive
+            .iter()
+            .filter(|(id, p)| {
+                !self.pending_joins.contains_key(id)
+                    && !self.tombstones.contains_key(id)
+                    && p.refused.is_none_or(|t| self.now.since(t) >= backoff)
+            })
+            .map(|(id, p)| (*id, p.addr, p.rtt.smoothed_us))
+            .collect()
+    }
+
+    fn ping(&mut self, target: NodeId, addr: SocketAddr, kind: PingKind) {
+        if self.pending_pings.len() >= MAX_PENDING_PINGS {
+            if let Some(oldest) = self.pending_pings.keys().next().copied() {
+                self.pending_pings.remove(&oldest);
+            }
+        }
+        let nonce = self.rng.next_u64();
+        self.pending_pings.insert(
+            nonce,
+            PendingPing {
+                target,
+                sent: self.now,
+                kind,
+            },
+        );
+        self.send(addr, Message::Ping { nonce });
+    }
+
+    // -------------------------------------------------------------- messages
+
+    fn on_envelope(&mut self, src: SocketAddr, env: Envelope) {
+        let from = env.from;
+        if from == self.id {
+            // Our own broadcast echoed back by the segment.
+            self.metrics.count_rejected("self");
+            return;
+        }
+        let kind = env.msg.kind();
+        self.metrics.count_in(kind);
+        // Any word from a node proves it alive.
+        self.tombstones.remove(&from);
+        if let Some(p) = self.active.get_mut(&from) {
+            p.last_heard = self.now;
+            p.addr = src;
+            if p.suspect_since.take().is_some() {
+                self.metrics.suspicions_refuted += 1;
+            }
+        }
+        if self.leaving && !matches!(env.msg, Message::Ping { .. }) {
+            return;
+        }
+        match env.msg {
+            Message::Hello { needy, .. } => self.on_hello(from, src, needy),
+            Message::HelloReply { peers } => {
+                self.learn(PeerInfo {
+                    id: from,
+                    addr: src,
+                });
+                for p in peers {
+                    self.learn(p);
+                }
+                self.fill();
+            }
+            Message::Join { long, urgent } => self.on_join(from, src, long, urgent),
+            Message::JoinReply { accepted, peers } => {
+                self.on_join_reply(from, src, accepted, peers)
+            }
+            Message::Disconnect => {
+                if self.remove_active(from, DownReason::Disconnected).is_some() {
+                    // It chose someone else: do not ask it straight back.
+                    let now = self.now;
+                    if let Some(p) = self.passive.get_mut(&from) {
+                        p.refused = Some(now);
+                    }
+                    self.fill();
+                }
+            }
+            Message::Leave => {
+                self.pending_joins.remove(&from);
+                if self.remove_active(from, DownReason::Left).is_some() {
+                    self.metrics.neighbors_left += 1;
+                    self.fill();
+                } else {
+                    self.tombstone(from);
+                }
+            }
+            Message::Ping { nonce } => {
+                let neighbor = self.active.contains_key(&from);
+                self.send(src, Message::Ack { nonce, neighbor });
+            }
+            Message::Ack { nonce, neighbor } => self.on_ack(from, src, nonce, neighbor),
+            Message::PingReq { nonce, target } => {
+                if target.id != self.id {
+                    self.ping(
+                        target.id,
+                        target.addr,
+                        PingKind::ForIndirect {
+                            requester: src,
+                            req_nonce: nonce,
+                            target: target.id,
+                        },
+                    );
+                }
+            }
+            Message::IndirectAck { target, .. } => {
+                if let Some(p) = self.active.get_mut(&target) {
+                    p.last_heard = self.now;
+                    if p.suspect_since.take().is_some() {
+                        self.metrics.suspicions_refuted += 1;
+                    }
+                }
+            }
+            Message::Shuffle { peers } => {
+                let reply = self.passive.sample(SAMPLE, &mut self.rng);
+                self.send(src, Message::ShuffleReply { peers: reply });
+                for p in peers {
+                    self.learn(p);
+                }
+            }
+            Message::ShuffleReply { peers } => {
+                for p in peers {
+                    self.learn(p);
+                }
+            }
+            Message::Gossip { items, sync } => {
+                for item in items {
+                    self.on_item(from, item, sync);
+                }
+            }
+            Message::IHave { items } => {
+                for a in items {
+                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(a.energy))
+                    {
+                        self.missing.announce(
+                            a.id,
+                            from,
+                            a.energy,
+                            self.now,
+                            self.cfg.graft_timeout,
+                        );
+                    }
+                }
+            }
+            Message::Graft { ids } => {
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.eager = true;
+                }
+                for id in ids {
+                    if let Some(item) = self.held_item(&id.space, &id.key) {
+                        self.send(
+                            src,
+                            Message::Gossip {
+                                items: vec![item],
+                                sync: false,
+                            },
+                        );
+                    }
+                }
+            }
+            Message::Prune => {
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.eager = false;
+                }
+            }
+            Message::SyncDigest {
+                after,
+                upto,
+                entries,
+            } => self.on_digest(src, &after, upto.as_deref(), entries),
+            Message::SyncRequest { keys } => {
+                for k in keys {
+                    if let Some(item) = self.held_item(&Space::Info, &k) {
+                        self.send(
+                            src,
+                            Message::Gossip {
+                                items: vec![item],
+                                sync: true,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_hello(&mut self, from: NodeId, src: SocketAddr, needy: bool) {
+        self.learn(PeerInfo {
+            id: from,
+            addr: src,
+        });
+        if needy {
+            // Answer a newcomer, but not all at once: in a big segment a few
+            // answers are plenty.
+            let p = (4.0 / (self.passive.len() as f64 + 1.0)).min(1.0);
+            if self.rng.chance(p) {
+                let peers = self.sample_peers(SAMPLE, from);
+                self.send(src, Message::HelloReply { peers });
+            }
+        }
+        if self.active.len() + self.pending_joins.len() < self.cfg.target_active {
+            self.fill();
+        }
+    }
+
+    fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool) {
+        if self.active.contains_key(&from) {
+            self.send(
+                src,
+                Message::JoinReply {
+                    accepted: true,
+                    peers: vec![],
+                },
+            );
+            return;
+        }
+        if self.active.len() >= self.cfg.max_active {
+            if !urgent {
+                let peers = self.sample_peers(SAMPLE, from);
+                self.send(
+                    src,
+                    Message::JoinReply {
+                        accepted: false,
+                        peers,
+                    },
+                );
+                return;
+            }
+            // A node with no neighbours at all must not be left alone: make
+            // room by dropping a random short link.
+            let victims: Vec<NodeId> = self
+                .active
+                .iter()
+                .filter(|(_, p)| !p.long)
+                .map(|(id, _)| *id)
+                .collect();
+            let victim = self
+                .rng
+                .pick(&victims)
+                .copied()
+                .or_else(|| self.active.keys().next().copied());
+            if let Some(v) = victim {
+                self.send_to(v, Message::Disconnect);
+                self.remove_active(v, DownReason::Disconnected);
+            }
+        }
+        self.add_active(from, src, long, false);
+        self.send(
+            src,
+            Message::JoinReply {
+                accepted: true,
+                peers: vec![],
+            },
+        );
+    }
+
+    fn on_join_reply(
+        &mut self,
+        from: NodeId,
+        src: SocketAddr,
+        accepted: bool,
+        peers: Vec<PeerInfo>,
+    ) {
+        let pending = self.pending_joins.remove(&from);
+        if !accepted {
+            for p in peers {
+                self.learn(p);
+            }
+            let now = self.now;
+            if let Some(p) = self.passive.get_mut(&from) {
+                p.refused = Some(now);
+            }
+            self.fill();
+            return;
+        }
+        if self.active.contains_key(&from) {
+            return;
+        }
+        if self.active.len() >= self.cfg.max_active || self.leaving {
+            self.send(src, Message::Disconnect);
+            return;
+        }
+        let long = pending.as_ref().is_some_and(|p| p.long);
+        self.add_active(from, src, long, true);
+        match pending.map(|p| p.purpose) {
+            Some(JoinPurpose::RotateLong) => {
+                // The new long link replaces the old ones this node opened.
+                let old: Vec<NodeId> = self
+                    .active
+                    .iter()
+                    .filter(|(id, p)| **id != from && p.long && p.initiated)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in old {
+                    if self.active.len() > self.cfg.min_active {
+                        self.send_to(id, Message::Disconnect);
+                        self.remove_active(id, DownReason::Disconnected);
+                    }
+                }
+            }
+            Some(JoinPurpose::Improve) => {
+                if self.active.len() > self.cfg.target_active {
+                    if let Some(worst) = self.worst_short_link(Some(from)) {
+                        self.send_to(worst, Message::Disconnect);
+                        self.remove_active(worst, DownReason::Disconnected);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn worst_short_link(&self, except: Option<NodeId>) -> Option<NodeId> {
+        self.active
+            .iter()
+            .filter(|(id, p)| !p.long && Some(**id) != except)
+            .max_by_key(|(_, p)| p.rtt.smoothed_us.unwrap_or(0))
+            .map(|(id, _)| *id)
+    }
+
+    fn on_ack(&mut self, from: NodeId, src: SocketAddr, nonce: u64, neighbor: bool) {
+        let Some(pp) = self.pending_pings.remove(&nonce) else {
+            return;
+        };
+        if pp.target != from {
+            return;
+        }
+        let rtt = self.now.since(pp.sent);
+        match pp.kind {
+            PingKind::Direct => {
+                let grace = self.cfg.join_timeout * 2;
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.rtt.sample(rtt);
+                    if !neighbor && self.now.since(p.since) > grace {
+                        // The other side dropped us (its disconnect was lost):
+                        // keep links symmetric.
+                        self.remove_active(from, DownReason::Asymmetric);
+                        self.fill();
+                    }
+                }
+            }
+            PingKind::Passive => {
+                if let Some(p) = self.passive.get_mut(&from) {
+                    p.rtt.sample(rtt);
+                    p.learned = self.now;
+                }
+            }
+            PingKind::ForIndirect {
+                requester,
+                req_nonce,
+                target,
+            } => {
+                let _ = src;
+                self.send(
+                    requester,
+                    Message::IndirectAck {
+                        nonce: req_nonce,
+                        target,
+                    },
+                );
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- diffusion
+
+    fn wants(&self, id: &ItemId) -> bool {
+        match id.space {
+            Space::Info => self.info.get(&id.key).is_none_or(|held| {
+                !held.beats(id.version, id.origin)
+                    && (held.version, held.origin) != (id.version, id.origin)
+            }),
+            Space::Topology => match id.key.parse::<NodeId>() {
+                Ok(n) if n != self.id => self.topology.version(&n).is_none_or(|v| v < id.version),
+                _ => false,
+            },
+        }
+    }
+
+    fn held_item(&self, space: &Space, key: &str) -> Option<Item> {
+        match space {
+            Space::Info => self.info.get(key).map(|s| Item {
+                id: ItemId {
+                    space: Space::Info,
+                    key: key.to_string(),
+                    version: s.version,
+                    origin: s.origin,
+                },
+                value: s.value.clone(),
+                energy: s.energy,
+                hops: s.hops,
+                born: s.born,
+            }),
+            Space::Topology => {
+                let n: NodeId = key.parse().ok()?;
+                if n == self.id {
+                    return Some(self.own_topology_item());
+                }
+                let e = self
+                    .topology
+                    .iter()
+                    .find(|(k, _)| **k == n)
+                    .map(|(_, e)| e)?;
+                // Neighbour lists are re-sent with what is left of the
+                // energy they came with.
+                let energy = self.topology_energy_after(e.hops);
+                Some(Item {
+                    id: ItemId {
+                        space: Space::Topology,
+                        key: key.to_string(),
+                        version: e.version,
+                        origin: n,
+                    },
+                    value: serde_json::to_value(&e.list).ok()?,
+                    energy,
+                    hops: e.hops,
+                    born: 0,
+                })
+            }
+        }
+    }
+
+    fn topology_energy_after(&self, hops: u32) -> f64 {
+        let mut e = self.cfg.topology_energy;
+        for _ in 0..hops {
+            e = self.cfg.energy.after_hop(e);
+        }
+        e
+    }
+
+    fn on_item(&mut self, from: NodeId, item: Item, sync: bool) {
+        if !self.wants(&item.id) {
+            let same = match item.id.space {
+                Space::Info => self
+                    .info
+                    .get(&item.id.key)
+                    .is_some_and(|h| (h.version, h.origin) == (item.id.version, item.id.origin)),
+                Space::Topology => true,
+            };
+            if same {
+                self.metrics.items_duplicate += 1;
+            }
+            if !sync {
+                // A second payload copy: this link is redundant for payloads.
+                if let Some(p) = self.active.get_mut(&from) {
+                    if p.eager {
+                        p.eager = false;
+                        self.send_to(from, Message::Prune);
+                    }
+                }
+            }
+            return;
+        }
+        let energy = self.cfg.energy.after_hop(item.energy);
+        if !EnergyModel::alive(energy) {
+            self.metrics.items_exhausted += 1;
+            return;
+        }
+        let hops = item.hops.saturating_add(1);
+        match item.id.space {
+            Space::Info => {
+                let size = wire::value_len(&item.value);
+                let stored = StoredItem {
+                    version: item.id.version,
+                    origin: item.id.origin,
+                    value: item.value.clone(),
+                    energy,
+                    hops,
+                    born: item.born,
+                    received: self.now,
+                    size,
+                };
+                let ev = self.info.insert(
+                    item.id.key.clone(),
+                    stored,
+                    self.now,
+                    self.cfg.max_items,
+                    self.cfg.max_item_bytes,
+                );
+                self.metrics.items_evicted += ev;
+                self.missing
+                    .superseded(&item.id.key, item.id.version, item.id.origin);
+                if sync {
+                    self.metrics.items_synced += 1;
+                }
+                if item.born > 0 && self.now.as_micros() >= item.born {
+                    let ms = (self.now.as_micros() - item.born) as f64 / 1000.0;
+                    self.metrics.diffusion_latency.observe(ms);
+                }
+            }
+            Space::Topology => {
+                let Ok(list) = serde_json::from_value::<NeighborList>(item.value.clone()) else {
+                    self.metrics
+                        .count_rejected(wire::WireError::OutOfBounds.reason());
+                    return;
+                };
+                if list.links.len() > wire::MAX_PEERS_PER_MESSAGE {
+                    self.metrics
+                        .count_rejected(wire::WireError::OutOfBounds.reason());
+                    return;
+                }
+                let Ok(origin) = item.id.key.parse::<NodeId>() else {
+                    return;
+                };
+                self.topology.insert(
+                    origin,
+                    TopologyEntry {
+                        version: item.id.version,
+                        list,
+                        received: self.now,
+                        hops,
+                    },
+                    self.cfg.max_topology_nodes,
+                );
+                self.missing
+                    .superseded(&item.id.key, item.id.version, item.id.origin);
+            }
+        }
+        self.metrics.items_delivered += 1;
+        if item.id.space == Space::Info {
+            self.emit(Event::ItemDelivered {
+                id: item.id.clone(),
+                energy,
+                hops,
+                from,
+            });
+        }
+        if !sync {
+            if let Some(p) = self.active.get_mut(&from) {
+                p.eager = true;
+            }
+        }
+        let fwd = Item {
+            energy,
+            hops,
+            ..item
+        };
+        self.forward(fwd, Some(from));
+    }
+
+    /// Pushes an item to eager neighbours and announces it to lazy ones.
+    fn forward(&mut self, item: Item, except: Option<NodeId>) {
+        if !EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
+            // The next hop would receive nothing: the item stops here.
+            return;
+        }
+        let peers: Vec<(NodeId, bool)> = self
+            .active
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(id, p)| (*id, p.eager))
+            .collect();
+        for (id, eager) in peers {
+            if eager {
+                self.send_to(
+                    id,
+                    Message::Gossip {
+                        items: vec![item.clone()],
+                        sync: false,
+                    },
+                );
+            } else {
+                let q = self.lazy_queue.entry(id).or_default();
+                if q.len() < MAX_LAZY_QUEUE {
+                    q.push(Announce {
+                        id: item.id.clone(),
+                        energy: item.energy,
+                    });
+                }
+            }
+        }
+    }
+
+    fn flush_lazy(&mut self) {
+        let queue = std::mem::take(&mut self.lazy_queue);
+        for (id, anns) in queue {
+            for chunk in anns.chunks(32) {
+                self.send_to(
+                    id,
+                    Message::IHave {
+                        items: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn send_digest_to(&mut self, id: NodeId) {
+        let Some(addr) = self.active.get(&id).map(|p| p.addr) else {
+            return;
+        };
+        let after = std::mem::take(&mut self.sync_cursor);
+        let (entries, upto) = self.info.digest_page(&after, DIGEST_PAGE_BYTES);
+        self.sync_cursor = upto.clone().unwrap_or_default();
+        self.send(
+            addr,
+            Message::SyncDigest {
+                after,
+                upto,
+                entries,
+            },
+        );
+    }
+
+    fn on_digest(
+        &mut self,
+        src: SocketAddr,
+        after: &str,
+        upto: Option<&str>,
+        entries: Vec<wire::DigestEntry>,
+    ) {
+        let mut want = Vec::new();
+        let mut theirs = BTreeMap::new();
+        for e in entries {
+            let mine = self.info.get(&e.key);
+            match mine {
+                Some(m) if m.beats(e.version, e.origin) => {}
+                Some(m) if (m.version, m.origin) == (e.version, e.origin) => {}
+                _ => want.push(e.key.clone()),
+            }
+            theirs.insert(e.key, (e.version, e.origin));
+        }
+        // Push what we hold newer, or what they lack, in their range.
+        for key in self.info.keys_in(after, upto) {
+            let push = match (theirs.get(&key), self.info.get(&key)) {
+                (Some(&(v, o)), Some(m)) => m.beats(v, o),
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if push {
+                if let Some(item) = self.held_item(&Space::Info, &key) {
+                    if EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
+                        self.send(
+                            src,
+                            Message::Gossip {
+                                items: vec![item],
+                                sync: true,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for chunk in want.chunks(32) {
+            self.send(
+                src,
+                Message::SyncRequest {
+                    keys: chunk.to_vec(),
+                },
+            );
+        }
+    }
+
+    // --------------------------------------------------------- client calls
+
+    /// Writes a key/value item and starts its diffusion. Returns the version.
+    pub fn put_info(
+        &mut self,
+        now: Time,
+        key: &str,
+        value: serde_json::Value,
+        energy: Option<f64>,
+    ) -> Result<u64, PutError> {
+        self.now = now.max(self.now);
+        if self.leaving {
+            return Err(PutError::Leaving);
+        }
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(PutError::BadKey);
+        }
+        let size = wire::value_len(&value);
+        if size > MAX_VALUE_LEN {
+            return Err(PutError::ValueTooLarge);
+        }
+        let energy = energy.unwrap_or(self.cfg.default_energy);
+        if !(energy.is_finite() && energy > 0.0 && energy <= self.cfg.max_energy) {
+            return Err(PutError::BadEnergy(self.cfg.max_energy));
+        }
+        let version = self.info.get(key).map_or(1, |h| h.version + 1);
+        let stored = StoredItem {
+            version,
+            origin: self.id,
+            value: value.clone(),
+            energy,
+            hops: 0,
+            born: self.now.as_micros(),
+            received: self.now,
+            size,
+        };
+        let ev = self.info.insert(
+            key.to_string(),
+            stored,
+            self.now,
+            self.cfg.max_items,
+            self.cfg.max_item_bytes,
+        );
+        self.metrics.items_evicted += ev;
+        let item = Item {
+            id: ItemId {
+                space: Space::Info,
+                key: key.to_string(),
+                version,
+                origin: self.id,
+            },
+            value,
+            energy,
+            hops: 0,
+            born: self.now.as_micros(),
+        };
+        self.forward(item, None);
+        Ok(version)
+    }
+
+    /// Announces departure to every neighbour; afterwards the node answers
+    /// pings (so it is not mistaken for dead while it drains) but takes no
+    /// new neighbours. The driver exits once outputs are flushed.
+    pub fn leave(&mut self, now: Time) {
+        self.now = now.max(self.now);
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        let addrs: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
+        for a in addrs {
+            self.send(a, Message::Leave);
+        }
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// The item held under `key`.
+    pub fn info(&self, key: &str) -> Option<&StoredItem> {
+        self.info.get(key)
+    }
+
+    /// All info items, by key.
+    pub fn info_items(&self) -> impl Iterator<Item = (&String, &StoredItem)> {
+        self.info.iter()
+    }
+
+    /// Active neighbour ids.
+    pub fn active_ids(&self) -> Vec<NodeId> {
+        self.active.keys().copied().collect()
+    }
+
+    /// Number of active neighbours.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Sizes of every bounded table (for invariant checks).
+    pub fn table_sizes(&self) -> TableSizes {
+        TableSizes {
+            active: self.active.len(),
+            passive: self.passive.len(),
+            pending_joins: self.pending_joins.len(),
+            pending_pings: self.pending_pings.len(),
+            tombstones: self.tombstones.len(),
+            info: self.info.len(),
+            info_bytes: self.info.bytes(),
+            topology: self.topology.len(),
+            missing: self.missing.len(),
+            lazy_queued: self.lazy_queue.values().map(|q| q.len()).sum(),
+        }
+    }
+
+    /// Whether `id` is in the passive list.
+    pub fn is_passive(&self, id: &NodeId) -> bool {
+        self.passive.contains(id)
+    }
+
+    /// Snapshot for `/v1/status`.
+    pub fn status(&self, now: Time) -> Status {
+        Status {
+            node_id: self.id,
+            cluster_id: self.cfg.cluster_id.clone(),
+            addr: self.addr,
+            uptime_ms: now.since(self.started).as_millis() as u64,
+            neighbors: self.neighbors(now),
+            passive_count: self.passive.len(),
+            local_health: self.local_health,
+            info_items: self.info.len(),
+            topology_nodes: self.topology.len() + 1,
+            leaving: self.leaving,
+        }
+    }
+
+    /// Active neighbours.
+    pub fn neighbors(&self, now: Time) -> Vec<NeighborStatus> {
+        self.active
+            .iter()
+            .map(|(id, p)| NeighborStatus {
+                node_id: *id,
+                addr: p.addr,
+                rtt_ms: p.rtt.millis(),
+                long: p.long,
+                eager: p.eager,
+                age_ms: now.since(p.since).as_millis() as u64,
+                silent_ms: now.since(p.last_heard).as_millis() as u64,
+                suspect: p.suspect_since.is_some(),
+            })
+            .collect()
+    }
+
+    /// Passive peers.
+    pub fn passive_peers(&self) -> Vec<PeerStatus> {
+        self.passive
+            .iter()
+            .map(|(id, p)| PeerStatus {
+                node_id: *id,
+                addr: p.addr,
+                rtt_ms: p.rtt.millis(),
+            })
+            .collect()
+    }
+
+    fn own_links(&self) -> Vec<LinkInfo> {
+        self.active
+            .iter()
+            .map(|(id, p)| LinkInfo {
+                id: *id,
+                long: p.long,
+                rtt_ms: p.rtt.millis(),
+            })
+            .collect()
+    }
+
+    fn own_topology_item(&self) -> Item {
+        let list = NeighborList {
+            addr: self.addr,
+            links: self.own_links(),
+        };
+        Item {
+            id: ItemId {
+                space: Space::Topology,
+                key: self.id.to_string(),
+                version: self.topo_version,
+                origin: self.id,
+            },
+            value: serde_json::to_value(&list).unwrap_or(serde_json::Value::Null),
+            energy: self.cfg.topology_energy,
+            hops: 0,
+            born: 0,
+        }
+    }
+
+    /// The graph this node has learned (its own list plus diffused ones).
+    pub fn topology(&self, now: Time) -> Topology {
+        let mut nodes = vec![TopologyNode {
+            node_id: self.id,
+            addr: self.addr,
+            hops: 0,
+            age_ms: 0,
+        }];
+        let mut links: Vec<TopologyLink> = self
+            .active
+            .iter()
+            .map(|(id, p)| TopologyLink {
+                source: self.id,
+                target: *id,
+                long: p.long,
+                rtt_ms: p.rtt.millis(),
+            })
+            .collect();
+        for (id, e) in self.topology.iter() {
+            nodes.push(TopologyNode {
+                node_id: *id,
+                addr: e.list.addr,
+                hops: e.hops,
+                age_ms: now.since(e.received).as_millis() as u64,
+            });
+            for l in &e.list.links {
+                links.push(TopologyLink {
+                    source: *id,
+                    target: l.id,
+                    long: l.long,
+                    rtt_ms: l.rtt_ms,
+                });
+            }
+        }
+        Topology {
+            observer: self.id,
+            nodes,
+            links,
+        }
+    }
+
+    // ------------------------------------------------------------------ tick
+
+    fn on_tick(&mut self) {
+        let now = self.now;
+        if let Some(expected) = self.expected_tick {
+            if now.since(expected) > self.cfg.late_tick {
+                // We ourselves are slow (overloaded, paused): be slower to
+                // accuse others (Lifeguard's local health).
+                self.metrics.late_ticks += 1;
+                self.local_health = (self.local_health + 1).min(self.cfg.max_local_health);
+            }
+        }
+        if now >= self.next_health_decay {
+            self.local_health = self.local_health.saturating_sub(1);
+            self.next_health_decay = now.plus(Duration::from_secs(1));
+        }
+        self.detect_failures();
+        self.expire_pending();
+        self.fill();
+        if now >= self.next_hello {
+            self.hello();
+        }
+        if now >= self.next_shuffle {
+            self.next_shuffle = now.plus(self.jittered(self.cfg.shuffle_interval));
+            self.shuffle();
+        }
+        if now >= self.next_passive_probe {
+            self.next_passive_probe = now.plus(self.jittered(Duration::from_secs(1)));
+            let sample = self.passive.sample(1, &mut self.rng);
+            if let Some(p) = sample.first() {
+                self.ping(p.id, p.addr, PingKind::Passive);
+            }
+        }
+        if now >= self.next_reevaluate {
+            self.next_reevaluate = now.plus(self.jittered(self.cfg.reevaluate_interval));
+            self.reevaluate();
+        }
+        if now >= self.next_topology
+            || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1))
+        {
+            self.diffuse_topology();
+        }
+        if now >= self.next_sync {
+            self.next_sync = now.plus(self.jittered(self.cfg.sync_interval));
+            let ids = self.active_ids();
+            if let Some(id) = self.rng.pick(&ids).copied() {
+                self.send_digest_to(id);
+            }
+        }
+        for (id, who) in self.missing.due(now, self.cfg.graft_timeout) {
+            if self.active.contains_key(&who) {
+                if let Some(p) = self.active.get_mut(&who) {
+                    p.eager = true;
+                }
+                self.send_to(who, Message::Graft { ids: vec![id] });
+            }
+        }
+        self.flush_lazy();
+        self.next_tick = now.plus(TICK);
+        self.expected_tick = Some(self.next_tick);
+    }
+
+    fn jittered(&mut self, d: Duration) -> Duration {
+        // ±20 % so that nodes started together do not act in lockstep.
+        let f = 0.8 + 0.4 * self.rng.unit();
+        d.mul_f64(f)
+    }
+
+    fn detect_failures(&mut self) {
+        let now = self.now;
+        let scale = 1 + self.local_health;
+        let suspect_after = self.cfg.suspect_after * scale;
+        let confirm_after = self.cfg.confirm_after * scale;
+        let mut to_ping = Vec::new();
+        let mut newly_suspect = Vec::new();
+        let mut convict = Vec::new();
+        for (id, p) in self.active.iter_mut() {
+            let silence = now.since(p.last_heard);
+            if silence >= self.cfg.probe_interval
+                && p.last_ping
+                    .is_none_or(|t| now.since(t) >= self.cfg.probe_interval)
+            {
+                p.last_ping = Some(now);
+                to_ping.push((*id, p.addr));
+            }
+            match p.suspect_since {
+                None if silence >= suspect_after => {
+                    p.suspect_since = Some(now);
+                    newly_suspect.push((*id, p.addr));
+                }
+                Some(s) if now.since(s) >= confirm_after => convict.push(*id),
+                _ => {}
+            }
+        }
+        for (id, addr) in to_ping {
+            self.ping(id, addr, PingKind::Direct);
+        }
+        for (id, addr) in newly_suspect {
+            self.emit(Event::Suspect { id });
+            // Confirm through other neighbours before convicting.
+            let mut helpers: Vec<(NodeId, SocketAddr)> = self
+                .active
+                .iter()
+                .filter(|(h, p)| **h != id && p.suspect_since.is_none())
+                .map(|(h, p)| (*h, p.addr))
+                .collect();
+            self.rng.shuffle(&mut helpers);
+            for (_, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
+                let nonce = self.rng.next_u64();
+                self.send(
+                    haddr,
+                    Message::PingReq {
+                        nonce,
+                        target: PeerInfo { id, addr },
+                    },
+                );
+            }
+        }
+        if convict.is_empty() {
+            return;
+        }
+        let all_suspect =
+            self.active.len() >= 2 && self.active.values().all(|p| p.suspect_since.is_some());
+        if all_suspect && self.local_health < self.cfg.max_local_health {
+            // Everyone silent at once: more likely our own network or CPU
+            // than every neighbour dying together. Slow down and look again.
+            self.local_health += 1;
+            return;
+        }
+        for id in convict {
+            self.metrics.failures_detected += 1;
+            self.remove_active(id, DownReason::Failed);
+        }
+        self.fill();
+    }
+
+    fn expire_pending(&mut self) {
+        let now = self.now;
+        let timeout = self.cfg.join_timeout * (1 + self.local_health);
+        let expired: Vec<NodeId> = self
+            .pending_joins
+            .iter()
+            .filter(|(_, j)| now.since(j.sent) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.pending_joins.remove(&id);
+            // A candidate that does not answer is probably gone.
+            self.passive.remove(&id);
+        }
+        let mut dead_passive = Vec::new();
+        self.pending_pings.retain(|_, p| {
+            let keep = now.since(p.sent) < PING_MEMORY;
+            if !keep && matches!(p.kind, PingKind::Passive) {
+                dead_passive.push(p.target);
+            }
+            keep
+        });
+        for id in dead_passive {
+            self.passive.remove(&id);
+        }
+        let ttl = self.cfg.tombstone_ttl;
+        self.tombstones.retain(|_, t| now.since(*t) < ttl);
+        self.topology.expire(now, self.cfg.topology_ttl);
+    }
+
+    fn hello(&mut self) {
+        let needy = self.active.len() < self.cfg.min_active;
+        let interval = if needy {
+            self.cfg.hello_interval_needy
+        } else {
+            self.cfg.hello_interval
+        };
+        self.next_hello = self.now.plus(self.jittered(interval));
+        if self.leaving {
+            return;
+        }
+        let msg = Message::Hello {
+            active: self.active.len().min(255) as u8,
+            needy,
+        };
+        match self.cfg.discovery {
+            Discovery::Broadcast => {
+                self.metrics.count_out(msg.kind());
+                self.seq += 1;
+                let env = self.envelope(msg);
+                self.outputs.push_back(Output::Broadcast { env });
+            }
+            Discovery::SeedNodes => {
+                for s in self.seeds.clone() {
+                    self.send(s, msg.clone());
+                }
+            }
+        }
+    }
+
+    fn shuffle(&mut self) {
+        let ids = self.active_ids();
+        let Some(target) = self.rng.pick(&ids).copied() else {
+            return;
+        };
+        let peers = self.sample_peers(SAMPLE, target);
+        self.send_to(target, Message::Shuffle { peers });
+    }
+
+    fn reevaluate(&mut self) {
+        if self.leaving {
+            return;
+        }
+        let now = self.now;
+        let candidates = self.join_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        // 1. Rotate an old long link this node opened, or open one if none.
+        let old_long = self
+            .active
+            .values()
+            .any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
+        let no_long = !self.has_long_link();
+        if (old_long || no_long) && self.active.len() < self.cfg.max_active {
+            if let Some(&(id, addr, _)) = self.rng.pick(&candidates) {
+                self.request_join(id, addr, true, JoinPurpose::RotateLong);
+                return;
+            }
+        }
+        if no_long && self.active.len() >= self.cfg.max_active {
+            // Full with short links only: free a slot for a long one.
+            if let Some(worst) = self.worst_short_link(None) {
+                self.send_to(worst, Message::Disconnect);
+                self.remove_active(worst, DownReason::Disconnected);
+            }
+            return;
+        }
+        // 2. Prefer a clearly closer peer over the slowest short link.
+        if self.active.len() >= self.cfg.target_active && self.active.len() < self.cfg.max_active {
+            let worst = self
+                .worst_short_link(None)
+                .and_then(|w| self.active.get(&w))
+                .and_then(|p| p.rtt.smoothed_us);
+            let best = candidates
+                .iter()
+                .filter_map(|c| c.2.map(|r| (c.0, c.1, r)))
+                .min_by_key(|c| c.2);
+            if let (Some(w), Some((id, addr, r))) = (worst, best) {
+                if r * 2 < w && w - r >= 1000 {
+                    self.request_join(id, addr, false, JoinPurpose::Improve);
+                }
+            }
+        }
+    }
+
+    fn diffuse_topology(&mut self) {
+        self.topo_dirty = false;
+        self.last_topology = self.now;
+        self.next_topology = self.now.plus(self.jittered(self.cfg.topology_interval));
+        if self.leaving {
+            return;
+        }
+        self.topo_version += 1;
+        let item = self.own_topology_item();
+        self.forward(item, None);
+    }
+}
+
+/// Sizes of a node's bounded tables.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct TableSizes {
+    /// Active neighbours.
+    pub active: usize,
+    /// Passive peers.
+    pub passive: usize,
+    /// Join requests in flight.
+    pub pending_joins: usize,
+    /// Probes in flight.
+    pub pending_pings: usize,
+    /// Remembered dead nodes.
+    pub tombstones: usize,
+    /// Info items.
+    pub info: usize,
+    /// Bytes of info values.
+    pub info_bytes: usize,
+    /// Known neighbour lists.
+    pub topology: usize,
+    /// Announced-but-missing items.
+    pub missing: usize,
+    /// Queued lazy announcements.
+    pub lazy_queued: usize,
+}
+
+impl TableSizes {
+    /// Checks every table against its bound; returns the first violation.
+    pub fn check(&self, cfg: &NodeConfig) -> Result<(), String> {
+        let checks = [
+            ("active", self.active, cfg.max_active),
+            ("passive", self.passive, cfg.max_passive),
+            (
+                "pending_joins",
+                self.pending_joins,
+                cfg.max_passive + cfg.max_active,
+            ),
+            ("pending_pings", self.pending_pings, MAX_PENDING_PINGS),
+            ("tombstones", self.tombstones, cfg.max_tombstones),
+            ("info", self.info, cfg.max_items),
+            ("info_bytes", self.info_bytes, cfg.max_item_bytes),
+            ("topology", self.topology, cfg.max_topology_nodes),
+            ("missing", self.missing, crate::diffusion::MAX_MISSING),
+            (
+                "lazy_queued",
+                self.lazy_queued,
+                MAX_LAZY_QUEUE * cfg.max_active,
+            ),
+        ];
+        for (name, have, cap) in checks {
+            if have > cap {
+                return Err(format!("{name} holds {have}, bound {cap}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! Neighbour views: the active neighbours a node talks to and the passive
+//! list it replaces them from (after HyParView).
+
+use crate::id::NodeId;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::wire::PeerInfo;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Round-trip time estimator: exponentially weighted moving average.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Rtt {
+    /// Smoothed RTT in microseconds, if measured.
+    pub smoothed_us: Option<u64>,
+}
+
+impl Rtt {
+    /// Folds in one sample (weight 1/4, as in TCP's SRTT with α = 1/8 but
+    /// quicker to follow a change of path).
+    pub fn sample(&mut self, d: Duration) {
+        let s = d.as_micros().min(u64::MAX as u128) as u64;
+        self.smoothed_us = Some(match self.smoothed_us {
+            None => s,
+            Some(old) => (old * 3 + s) / 4,
+        });
+    }
+
+    /// Smoothed RTT in milliseconds, if measured.
+    pub fn millis(&self) -> Option<f64> {
+        self.smoothed_us.map(|us| us as f64 / 1000.0)
+    }
+}
+
+/// State of an active neighbour.
+#[derive(Clone, Debug)]
+pub struct ActivePeer {
+    /// UDP address.
+    pub addr: SocketAddr,
+    /// Measured round-trip time.
+    pub rtt: Rtt,
+    /// Last time anything was heard from it (directly or via an indirect ack).
+    pub last_heard: Time,
+    /// When the link formed.
+    pub since: Time,
+    /// Whether this is a random long link (chosen without regard to latency).
+    pub long: bool,
+    /// Whether this node opened the link (only the opener rotates long links).
+    pub initiated: bool,
+    /// Whether item payloads are pushed eagerly on this link (Plumtree).
+    pub eager: bool,
+    /// When the last ping went out.
+    pub last_ping: Option<Time>,
+    /// Since when it is suspected, if it is.
+    pub suspect_since: Option<Time>,
+}
+
+/// A replacement candidate.
+#[derive(Clone, Debug)]
+pub struct PassivePeer {
+    /// UDP address.
+    pub addr: SocketAddr,
+    /// Round-trip time measured by passive probes.
+    pub rtt: Rtt,
+    /// When it was last heard of (learned or answered).
+    pub learned: Time,
+    /// When it last refused to become a neighbour (it was full).
+    pub refused: Option<Time>,
+}
+
+/// The passive list: a bounded set of known peers that are not neighbours.
+#[derive(Clone, Debug, Default)]
+pub struct PassiveView {
+    peers: BTreeMap<NodeId, PassivePeer>,
+}
+
+impl PassiveView {
+    /// Adds or refreshes a peer, evicting a random one when full.
+    /// Returns whether the peer is now present.
+    pub fn insert(&mut self, peer: PeerInfo, now: Time, cap: usize, rng: &mut Rng) -> bool {
+        if cap == 0 {
+            return false;
+        }
+        if let Some(p) = self.peers.get_mut(&peer.id) {
+            p.addr = peer.addr;
+            p.learned = now;
+            return true;
+        }
+        if self.peers.len() >= cap {
+            let victim = self.peers.keys().nth(rng.below(self.peers.len())).copied();
+            if let Some(v) = victim {
+                self.peers.remove(&v);
+            }
+        }
+        self.peers.insert(
+            peer.id,
+            PassivePeer {
+                addr: peer.addr,
+                rtt: Rtt::default(),
+                learned: now,
+                refused: None,
+            },
+        );
+        true
+    }
+
+    /// Removes a peer.
+    pub fn remove(&mut self, id: &NodeId) -> Option<PassivePeer> {
+        self.peers.remove(id)
+    }
+
+    /// Looks a peer up.
+    pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut PassivePeer> {
+        self.peers.get_mut(id)
+    }
+
+    /// Whether a peer is present.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.peers.contains_key(id)
+    }
+
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Iterates over peers in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &PassivePeer)> {
+        self.peers.iter()
+    }
+
+    /// Up to `n` distinct random peers.
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<PeerInfo> {
+        let mut all: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(id, p)| PeerInfo {
+                id: *id,
+                addr: p.addr,
+            })
+            .collect();
+        rng.shuffle(&mut all);
+        all.truncate(n);
+        all
+    }
+}

@@ -1,0 +1,521 @@
+//! The wire format: JSON datagrams in a versioned envelope.
+//!
+//! ```json
+//! {"v":1,"cluster":"test","from":"5f0c9a1e2b3d4c6f","seq":42,
+//!  "msg":{"kind":"ping","body":{"nonce":7,"ts":1732650000000000}}}
+//! ```
+//!
+//! Every datagram is bounded ([`MAX_DATAGRAM`]) and decoded in stages so that
+//! a rejection names its reason: too big, not JSON, another protocol version,
+//! another cluster, an unknown message kind, or contents out of bounds.
+//! An optional `tag` field is reserved for a message authentication code.
+
+use crate::id::NodeId;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::net::SocketAddr;
+
+/// Version of this wire format.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest datagram a node sends or accepts, in bytes.
+pub const MAX_DATAGRAM: usize = 16 * 1024;
+/// Longest info key, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+/// Largest serialized info value, in bytes.
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+/// Most peers in any list carried by one message.
+pub const MAX_PEERS_PER_MESSAGE: usize = 64;
+/// Most item ids or digests in one message.
+pub const MAX_IDS_PER_MESSAGE: usize = 128;
+
+/// A datagram: who sent it, for which cluster, and the message itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Protocol version.
+    pub v: u16,
+    /// Cluster the sender belongs to.
+    pub cluster: String,
+    /// Sender's node id.
+    pub from: NodeId,
+    /// Sender's message counter (diagnostics; replay protection later).
+    pub seq: u64,
+    /// The message.
+    pub msg: Message,
+    /// Authentication tag, when the cluster has a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// A peer as carried in messages: its id and UDP address.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerInfo {
+    /// Node id.
+    pub id: NodeId,
+    /// UDP address.
+    pub addr: SocketAddr,
+}
+
+/// Which table an item belongs to.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    /// User key/value information (`/v1/info`).
+    Info,
+    /// A node's neighbour list (`/v1/topology`); the key is the node id.
+    Topology,
+}
+
+/// Identity of one version of one item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemId {
+    /// Table.
+    pub space: Space,
+    /// Key within the table.
+    pub key: String,
+    /// Version (last writer wins by version, then origin).
+    pub version: u64,
+    /// Node that wrote this version.
+    pub origin: NodeId,
+}
+
+/// A diffusing item: a versioned key/value pair with energy.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Item {
+    /// Which version of which key.
+    pub id: ItemId,
+    /// The value (any JSON).
+    pub value: serde_json::Value,
+    /// Energy the sender holds it with; the receiver applies one hop of decay.
+    pub energy: f64,
+    /// Hops travelled from the origin.
+    pub hops: u32,
+    /// When the origin wrote it (origin's clock, microseconds since the Unix
+    /// epoch in the daemon); used for diffusion-latency metrics only.
+    pub born: u64,
+}
+
+/// A lazy announcement: "I have this item, with this energy".
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Announce {
+    /// The item.
+    pub id: ItemId,
+    /// Energy the announcer holds it with.
+    pub energy: f64,
+}
+
+/// One line of an anti-entropy digest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DigestEntry {
+    /// Key.
+    pub key: String,
+    /// Version held.
+    pub version: u64,
+    /// Origin of the version held.
+    pub origin: NodeId,
+}
+
+/// Every message kind of protocol version 1.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum Message {
+    /// Discovery beacon (broadcast or to seeds).
+    Hello {
+        /// Sender's active neighbour count.
+        active: u8,
+        /// Whether the sender wants contacts (below its minimum).
+        needy: bool,
+    },
+    /// Answer to a hello: a sample of the answerer's peers.
+    HelloReply {
+        /// Sampled peers.
+        peers: Vec<PeerInfo>,
+    },
+    /// Request to become active neighbours.
+    Join {
+        /// The requester counts this as its random long link.
+        long: bool,
+        /// The requester has no neighbours at all: accept even if full.
+        urgent: bool,
+    },
+    /// Answer to a join.
+    JoinReply {
+        /// Whether the link now exists.
+        accepted: bool,
+        /// If refused, peers to try instead.
+        peers: Vec<PeerInfo>,
+    },
+    /// "You are no longer my active neighbour."
+    Disconnect,
+    /// "I am shutting down": neighbours replace the sender at once.
+    Leave,
+    /// Liveness and round-trip probe.
+    Ping {
+        /// Echoed in the ack.
+        nonce: u64,
+    },
+    /// Answer to a ping.
+    Ack {
+        /// The ping's nonce.
+        nonce: u64,
+        /// Whether the pinged node counts the pinger as an active neighbour.
+        neighbor: bool,
+    },
+    /// "Please probe `target` for me" (indirect probe of a suspect).
+    PingReq {
+        /// Requester's nonce.
+        nonce: u64,
+        /// The suspect.
+        target: PeerInfo,
+    },
+    /// "`target` answered my probe on your behalf."
+    IndirectAck {
+        /// The requester's nonce.
+        nonce: u64,
+        /// The suspect that answered.
+        target: NodeId,
+    },
+    /// Passive-list exchange.
+    Shuffle {
+        /// Sample of the sender's peers.
+        peers: Vec<PeerInfo>,
+    },
+    /// Answer to a shuffle.
+    ShuffleReply {
+        /// Sample of the answerer's peers.
+        peers: Vec<PeerInfo>,
+    },
+    /// Full payload push of items.
+    Gossip {
+        /// Items.
+        items: Vec<Item>,
+        /// Pushed by anti-entropy rather than by diffusion (no pruning).
+        #[serde(default)]
+        sync: bool,
+    },
+    /// Lazy announcements of items (payload withheld).
+    IHave {
+        /// Announcements.
+        items: Vec<Announce>,
+    },
+    /// "Send me these items" (and keep pushing eagerly to me).
+    Graft {
+        /// Wanted items.
+        ids: Vec<ItemId>,
+    },
+    /// "Stop pushing payloads to me; announce instead."
+    Prune,
+    /// Anti-entropy: the versions of every info key the sender holds in the
+    /// key range `(after, upto]` (`after` empty: from the start; `upto`
+    /// absent: to the end).
+    SyncDigest {
+        /// Exclusive lower bound of the range.
+        after: String,
+        /// Inclusive upper bound of the range.
+        upto: Option<String>,
+        /// Entries, sorted by key.
+        entries: Vec<DigestEntry>,
+    },
+    /// Anti-entropy: "send me your versions of these keys".
+    SyncRequest {
+        /// Keys.
+        keys: Vec<String>,
+    },
+}
+
+impl Message {
+    /// Short stable name of the kind, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::HelloReply { .. } => "hello_reply",
+            Message::Join { .. } => "join",
+            Message::JoinReply { .. } => "join_reply",
+            Message::Disconnect => "disconnect",
+            Message::Leave => "leave",
+            Message::Ping { .. } => "ping",
+            Message::Ack { .. } => "ack",
+            Message::PingReq { .. } => "ping_req",
+            Message::IndirectAck { .. } => "indirect_ack",
+            Message::Shuffle { .. } => "shuffle",
+            Message::ShuffleReply { .. } => "shuffle_reply",
+            Message::Gossip { .. } => "gossip",
+            Message::IHave { .. } => "ihave",
+            Message::Graft { .. } => "graft",
+            Message::Prune => "prune",
+            Message::SyncDigest { .. } => "sync_digest",
+            Message::SyncRequest { .. } => "sync_request",
+        }
+    }
+
+    /// All kind names, for pre-registering metrics.
+    pub const KINDS: [&'static str; 18] = [
+        "hello",
+        "hello_reply",
+        "join",
+        "join_reply",
+        "disconnect",
+        "leave",
+        "ping",
+        "ack",
+        "ping_req",
+        "indirect_ack",
+        "shuffle",
+        "shuffle_reply",
+        "gossip",
+        "ihave",
+        "graft",
+        "prune",
+        "sync_digest",
+        "sync_request",
+    ];
+
+    /// Whether the message carries item payloads (for Plumtree-style
+    /// accounting of full-payload messages against small announcements).
+    pub fn is_payload(&self) -> bool {
+        matches!(self, Message::Gossip { .. })
+    }
+
+    /// Checks bounds on contents that JSON parsing alone does not enforce.
+    pub fn check_bounds(&self) -> Result<(), WireError> {
+        let peers_ok = |p: &Vec<PeerInfo>| p.len() <= MAX_PEERS_PER_MESSAGE;
+        let ok = match self {
+            Message::HelloReply { peers }
+            | Message::JoinReply { peers, .. }
+            | Message::Shuffle { peers }
+            | Message::ShuffleReply { peers } => peers_ok(peers),
+            Message::Gossip { items, .. } => {
+                items.len() <= MAX_IDS_PER_MESSAGE
+                    && items.iter().all(|i| {
+                        id_ok(&i.id) && i.energy.is_finite() && value_len(&i.value) <= MAX_VALUE_LEN
+                    })
+            }
+            Message::IHave { items } => {
+                items.len() <= MAX_IDS_PER_MESSAGE
+                    && items.iter().all(|a| id_ok(&a.id) && a.energy.is_finite())
+            }
+            Message::Graft { ids } => ids.len() <= MAX_IDS_PER_MESSAGE && ids.iter().all(id_ok),
+            Message::SyncDigest {
+                entries,
+                after,
+                upto,
+            } => {
+                entries.len() <= MAX_IDS_PER_MESSAGE
+                    && after.len() <= MAX_KEY_LEN
+                    && upto.as_ref().is_none_or(|u| u.len() <= MAX_KEY_LEN)
+                    && entries.iter().all(|e| e.key.len() <= MAX_KEY_LEN)
+            }
+            Message::SyncRequest { keys } => {
+                keys.len() <= MAX_IDS_PER_MESSAGE && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
+            }
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(WireError::OutOfBounds)
+        }
+    }
+}
+
+fn id_ok(id: &ItemId) -> bool {
+    !id.key.is_empty() && id.key.len() <= MAX_KEY_LEN
+}
+
+/// Serialized length of a JSON value.
+pub fn value_len(v: &serde_json::Value) -> usize {
+    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+}
+
+/// Why a datagram was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Larger than [`MAX_DATAGRAM`].
+    #[error("datagram larger than {MAX_DATAGRAM} bytes")]
+    Oversized,
+    /// Not a JSON envelope.
+    #[error("datagram is not a valid JSON envelope")]
+    Malformed,
+    /// Another protocol version.
+    #[error("unsupported protocol version")]
+    WrongVersion,
+    /// Another cluster.
+    #[error("datagram from another cluster")]
+    ForeignCluster,
+    /// Message kind unknown to this version, or its body does not parse.
+    #[error("unknown message kind or bad message body")]
+    UnknownKind,
+    /// Contents exceed a bound.
+    #[error("message contents exceed a bound")]
+    OutOfBounds,
+    /// Authentication failed.
+    #[error("authentication failed")]
+    BadAuth,
+}
+
+impl WireError {
+    /// Stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WireError::Oversized => "oversized",
+            WireError::Malformed => "malformed",
+            WireError::WrongVersion => "wrong_version",
+            WireError::ForeignCluster => "foreign_cluster",
+            WireError::UnknownKind => "unknown_kind",
+            WireError::OutOfBounds => "out_of_bounds",
+            WireError::BadAuth => "bad_auth",
+        }
+    }
+
+    /// All reasons, for pre-registering metrics.
+    pub const REASONS: [&'static str; 7] = [
+        "oversized",
+        "malformed",
+        "wrong_version",
+        "foreign_cluster",
+        "unknown_kind",
+        "out_of_bounds",
+        "bad_auth",
+    ];
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    v: u16,
+    #[serde(borrow)]
+    cluster: std::borrow::Cow<'a, str>,
+    from: NodeId,
+    seq: u64,
+    #[serde(borrow)]
+    msg: &'a RawValue,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+/// Decodes and checks a datagram for `cluster`.
+pub fn decode(bytes: &[u8], cluster: &str) -> Result<Envelope, WireError> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(WireError::Oversized);
+    }
+    let raw: RawEnvelope<'_> = serde_json::from_slice(bytes).map_err(|_| WireError::Malformed)?;
+    if raw.v != PROTOCOL_VERSION {
+        return Err(WireError::WrongVersion);
+    }
+    if raw.cluster != cluster {
+        return Err(WireError::ForeignCluster);
+    }
+    let msg: Message = serde_json::from_str(raw.msg.get()).map_err(|_| WireError::UnknownKind)?;
+    msg.check_bounds()?;
+    Ok(Envelope {
+        v: raw.v,
+        cluster: raw.cluster.into_owned(),
+        from: raw.from,
+        seq: raw.seq,
+        msg,
+        tag: raw.tag,
+    })
+}
+
+/// Encodes an envelope. Fails only if the result would exceed
+/// [`MAX_DATAGRAM`]; the core splits its batches so that this does not happen.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, WireError> {
+    let bytes = serde_json::to_vec(env).map_err(|_| WireError::Malformed)?;
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(WireError::Oversized);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            cluster: "test".into(),
+            from: NodeId(0xabc),
+            seq: 9,
+            msg: Message::Gossip {
+                items: vec![Item {
+                    id: ItemId {
+                        space: Space::Info,
+                        key: "greeting".into(),
+                        version: 3,
+                        origin: NodeId(1),
+                    },
+                    value: serde_json::json!("hello"),
+                    energy: 42.5,
+                    hops: 1,
+                    born: 5,
+                }],
+                sync: false,
+            },
+            tag: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_rejections_name_their_reason() {
+        let env = sample();
+        let bytes = encode(&env).expect("encodes");
+        assert_eq!(decode(&bytes, "test"), Ok(env.clone()));
+        assert_eq!(decode(&bytes, "other"), Err(WireError::ForeignCluster));
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 3], "test"),
+            Err(WireError::Malformed)
+        );
+        assert_eq!(
+            decode(&vec![b' '; MAX_DATAGRAM + 1], "test"),
+            Err(WireError::Oversized)
+        );
+        let v2 = String::from_utf8(bytes.clone())
+            .expect("utf8")
+            .replacen("\"v\":1", "\"v\":2", 1);
+        assert_eq!(decode(v2.as_bytes(), "test"), Err(WireError::WrongVersion));
+        let unknown =
+            br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"teleport","body":{}}}"#;
+        assert_eq!(decode(unknown, "test"), Err(WireError::UnknownKind));
+        let long_key = format!(
+            r#"{{"v":1,"cluster":"test","from":"01","seq":1,"msg":{{"kind":"graft","body":{{"ids":[{{"space":"info","key":"{}","version":1,"origin":"02"}}]}}}}}}"#,
+            "k".repeat(MAX_KEY_LEN + 1)
+        );
+        assert_eq!(
+            decode(long_key.as_bytes(), "test"),
+            Err(WireError::OutOfBounds)
+        );
+    }
+
+    #[test]
+    fn every_kind_name_is_listed() {
+        let msgs = [
+            Message::Hello {
+                active: 0,
+                needy: true,
+            },
+            Message::Disconnect,
+            Message::Leave,
+            Message::Prune,
+            Message::Ping { nonce: 1 },
+        ];
+        for m in msgs {
+            assert!(Message::KINDS.contains(&m.kind()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode(&bytes, "test");
+        }
+
+        #[test]
+        fn mutated_valid_datagrams_never_panic(pos in 0usize..400, byte in any::<u8>(), cut in 0usize..400) {
+            let mut bytes = encode(&sample()).expect("encodes");
+            let n = bytes.len();
+            bytes[pos % n] = byte;
+            bytes.truncate(n - (cut % n));
+            let _ = decode(&bytes, "test");
+        }
+    }
+}
