@@ -455,6 +455,7 @@ impl Node {
                 eager: true,
                 last_ping: None,
                 suspect_since: None,
+                degree: None,
             },
         );
         self.metrics.links_up += 1;
@@ -545,6 +546,7 @@ impl Node {
 
     fn request_join(&mut self, id: NodeId, addr: SocketAddr, long: bool, purpose: JoinPurpose) {
         let urgent = self.active.is_empty();
+        let degree = self.degree();
         self.pending_joins.insert(
             id,
             PendingJoin {
@@ -553,7 +555,7 @@ impl Node {
                 purpose,
             },
         );
-        self.send(addr, Message::Join { long, urgent });
+        self.send(addr, Message::Join { long, urgent, degree });
     }
 
     /// Asks passive peers to become neighbours until active + pending
@@ -661,7 +663,7 @@ impl Node {
                 }
                 self.fill();
             }
-            Message::Join { long, urgent } => self.on_join(from, src, long, urgent),
+            Message::Join { long, urgent, degree } => self.on_join(from, src, long, urgent, degree),
             Message::JoinReply { accepted, peers } => {
                 self.on_join_reply(from, src, accepted, peers)
             }
@@ -686,9 +688,15 @@ impl Node {
             }
             Message::Ping { nonce } => {
                 let neighbor = self.active.contains_key(&from);
-                self.send(src, Message::Ack { nonce, neighbor });
+                let degree = self.degree();
+                self.send(src, Message::Ack { nonce, neighbor, degree });
             }
-            Message::Ack { nonce, neighbor } => self.on_ack(from, src, nonce, neighbor),
+            Message::Ack { nonce, neighbor, degree } => {
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.degree = Some(degree);
+                }
+                self.on_ack(from, src, nonce, neighbor)
+            }
             Message::PingReq { nonce, target } => {
                 if target.id != self.id {
                     self.ping(
@@ -802,55 +810,44 @@ impl Node {
         }
     }
 
-    fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool) {
+    fn degree(&self) -> u8 {
+        self.active.len().min(255) as u8
+    }
+
+    fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool, degree: u8) {
         if self.active.contains_key(&from) {
-            self.send(
-                src,
-                Message::JoinReply {
-                    accepted: true,
-                    peers: vec![],
-                },
-            );
+            self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
             return;
         }
         if self.active.len() >= self.cfg.max_active {
-            if !urgent {
-                let peers = self.sample_peers(SAMPLE, from);
-                self.send(
-                    src,
-                    Message::JoinReply {
-                        accepted: false,
-                        peers,
-                    },
-                );
-                return;
-            }
-            // A node with no neighbours at all must not be left alone: make
-            // room by dropping a random short link.
-            let victims: Vec<NodeId> = self
+            // A needy requester gets a link from a full node by taking it
+            // from a neighbour that can spare one (more than the minimum):
+            // degree flows from the rich to the poor, so nobody stays stuck
+            // below the minimum while others are full.
+            let min = self.cfg.min_active.min(255) as u8;
+            let richest = self
                 .active
                 .iter()
-                .filter(|(_, p)| !p.long)
-                .map(|(id, _)| *id)
-                .collect();
-            let victim = self
-                .rng
-                .pick(&victims)
-                .copied()
-                .or_else(|| self.active.keys().next().copied());
-            if let Some(v) = victim {
-                self.send_to(v, Message::Disconnect);
-                self.remove_active(v, DownReason::Disconnected);
+                .filter(|(_, p)| !p.long && p.degree.is_some_and(|d| d > min))
+                .max_by_key(|(_, p)| p.degree)
+                .map(|(id, _)| *id);
+            let mut victim = if degree < min { richest } else { None };
+            if victim.is_none() && urgent {
+                // A node with no neighbours at all must not be left alone:
+                // make room by dropping a random short link.
+                let short: Vec<NodeId> = self.active.iter().filter(|(_, p)| !p.long).map(|(id, _)| *id).collect();
+                victim = self.rng.pick(&short).copied().or_else(|| self.active.keys().next().copied());
             }
+            let Some(v) = victim else {
+                let peers = self.sample_peers(SAMPLE, from);
+                self.send(src, Message::JoinReply { accepted: false, peers });
+                return;
+            };
+            self.send_to(v, Message::Disconnect);
+            self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(
-            src,
-            Message::JoinReply {
-                accepted: true,
-                peers: vec![],
-            },
-        );
+        self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
     }
 
     fn on_join_reply(

@@ -55,6 +55,8 @@ pub struct ActivePeer {
     pub last_ping: Option<Time>,
     /// Since when it is suspected, if it is.
     pub suspect_since: Option<Time>,
+    /// Its own active neighbour count, as last reported in an ack.
+    pub degree: Option<u8>,
 }
 
 /// A replacement candidate.

@@ -136,6 +136,9 @@ pub enum Message {
         long: bool,
         /// The requester has no neighbours at all: accept even if full.
         urgent: bool,
+        /// The requester's active neighbour count.
+        #[serde(default)]
+        degree: u8,
     },
     /// Answer to a join.
     JoinReply {
@@ -159,6 +162,9 @@ pub enum Message {
         nonce: u64,
         /// Whether the pinged node counts the pinger as an active neighbour.
         neighbor: bool,
+        /// The pinged node's active neighbour count.
+        #[serde(default)]
+        degree: u8,
     },
     /// "Please probe `target` for me" (indirect probe of a suspect).
     PingReq {

@@ -1,0 +1,181 @@
+//! Command line and environment configuration of the daemon.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ryx_core::config::{Discovery, NodeConfig};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A Ryx node: one peer of a robust-first computing network.
+///
+/// Each node talks only to its 4–6 neighbours over UDP, finds them by
+/// broadcast on the local segment or through seed nodes, detects failed
+/// neighbours in under a second and replaces them, spreads information by
+/// energy-based diffusion, and serves an HTTP API (status, info, metrics).
+///
+/// Every option can also be set with an environment variable RYX_<NAME>
+/// (for example RYX_PORT=9001, RYX_CLUSTER_ID=test).
+///
+/// Examples:
+///   ryx-node --port 9001 --discovery broadcast --cluster-id test
+///   ryx-node --port 9003 --discovery seed-nodes --seeds 127.0.0.1:9001 --cluster-id test
+///   curl -s localhost:9001/v1/status
+#[derive(Parser, Debug)]
+#[command(name = "ryx-node", version, verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to run instead of the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Daemon options.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a job's kernels in this one process, with no network: the
+    /// single-process reference (same result and digest as a cluster).
+    Exec(ExecArgs),
+}
+
+/// Options of `ryx-node exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Job kind: word-count, grep or log-analysis.
+    pub kind: String,
+    /// Input files, processed in the order given.
+    #[arg(long = "input", required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// A job parameter, KEY=VALUE (VALUE is read as JSON if it parses,
+    /// else as a string). Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Size of a work unit in bytes (inputs are cut at line ends).
+    #[arg(long, default_value_t = ryx_compute::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: usize,
+    /// Print the whole result as JSON (default: the result and its digest).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How logs are written.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Discovery mode on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscoveryArg {
+    /// UDP broadcast hellos on the local segment.
+    Broadcast,
+    /// Hellos to the addresses given with --seeds.
+    SeedNodes,
+}
+
+/// Options of the daemon.
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// UDP port for neighbour traffic. The HTTP API listens on the same
+    /// port number over TCP unless --http-port says otherwise.
+    #[arg(long, env = "RYX_PORT", default_value_t = 9001)]
+    pub port: u16,
+    /// TCP port of the HTTP API (default: same as --port).
+    #[arg(long, env = "RYX_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// Address to bind UDP and HTTP to.
+    #[arg(long, env = "RYX_BIND", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind: IpAddr,
+    /// How to find peers: broadcast (local segment) or seed-nodes (--seeds).
+    #[arg(long, env = "RYX_DISCOVERY", value_enum, default_value_t = DiscoveryArg::Broadcast)]
+    pub discovery: DiscoveryArg,
+    /// Seed nodes, host:port[,host:port...]. Host names are resolved and
+    /// re-resolved periodically; a name with many addresses seeds them all.
+    #[arg(long, env = "RYX_SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Cluster name; nodes of other clusters are ignored (and counted).
+    #[arg(long, env = "RYX_CLUSTER_ID", default_value = "ryx")]
+    pub cluster_id: String,
+    /// Broadcast address for local discovery (the default keeps traffic on
+    /// loopback).
+    #[arg(long, env = "RYX_BROADCAST_ADDR", default_value_t = IpAddr::V4(Ipv4Addr::new(127, 255, 255, 255)))]
+    pub broadcast_addr: IpAddr,
+    /// UDP port every node of a segment listens on for discovery hellos.
+    #[arg(long, env = "RYX_DISCOVERY_PORT", default_value_t = 9000)]
+    pub discovery_port: u16,
+    /// Fewest active neighbours a node is content with.
+    #[arg(long, env = "RYX_MIN_NEIGHBORS", default_value_t = 4)]
+    pub min_neighbors: usize,
+    /// Active neighbours a node aims for.
+    #[arg(long, env = "RYX_TARGET_NEIGHBORS", default_value_t = 5)]
+    pub target_neighbors: usize,
+    /// Most active neighbours a node accepts.
+    #[arg(long, env = "RYX_MAX_NEIGHBORS", default_value_t = 6)]
+    pub max_neighbors: usize,
+    /// Size of the passive list of replacement candidates.
+    #[arg(long, env = "RYX_MAX_PASSIVE", default_value_t = 30)]
+    pub max_passive: usize,
+    /// Probe a silent neighbour this often (milliseconds).
+    #[arg(long, env = "RYX_PROBE_INTERVAL_MS", default_value_t = 100)]
+    pub probe_interval_ms: u64,
+    /// Suspect a neighbour after this much silence (milliseconds).
+    #[arg(long, env = "RYX_SUSPECT_AFTER_MS", default_value_t = 300)]
+    pub suspect_after_ms: u64,
+    /// Declare a suspect dead if nobody hears from it for this long more
+    /// (milliseconds; both scale up while this node itself is slow).
+    #[arg(long, env = "RYX_CONFIRM_AFTER_MS", default_value_t = 250)]
+    pub confirm_after_ms: u64,
+    /// Hello interval once the node has enough neighbours (milliseconds).
+    #[arg(long, env = "RYX_HELLO_INTERVAL_MS", default_value_t = 5000)]
+    pub hello_interval_ms: u64,
+    /// Re-resolve seed host names this often (seconds).
+    #[arg(long, env = "RYX_SEED_RESOLVE_S", default_value_t = 30)]
+    pub seed_resolve_s: u64,
+    /// Energy given to info items injected without one (22 hops by default).
+    #[arg(long, env = "RYX_DEFAULT_ENERGY", default_value_t = 100.0)]
+    pub default_energy: f64,
+    /// This node's id, 16 hex digits (default: random).
+    #[arg(long, env = "RYX_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Log format.
+    #[arg(long, env = "RYX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing syntax, e.g. info or ryx_node=debug).
+    #[arg(long, env = "RYX_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl DaemonArgs {
+    /// The protocol configuration these options describe.
+    pub fn node_config(&self) -> NodeConfig {
+        NodeConfig {
+            cluster_id: self.cluster_id.clone(),
+            discovery: match self.discovery {
+                DiscoveryArg::Broadcast => Discovery::Broadcast,
+                DiscoveryArg::SeedNodes => Discovery::SeedNodes,
+            },
+            min_active: self.min_neighbors,
+            target_active: self.target_neighbors,
+            max_active: self.max_neighbors,
+            max_passive: self.max_passive,
+            probe_interval: Duration::from_millis(self.probe_interval_ms),
+            suspect_after: Duration::from_millis(self.suspect_after_ms),
+            confirm_after: Duration::from_millis(self.confirm_after_ms),
+            hello_interval: Duration::from_millis(self.hello_interval_ms),
+            default_energy: self.default_energy,
+            ..NodeConfig::default()
+        }
+    }
+
+    /// TCP port of the HTTP API.
+    pub fn http_port(&self) -> u16 {
+        self.http_port.unwrap_or(self.port)
+    }
+}

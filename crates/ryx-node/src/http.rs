@@ -1,0 +1,163 @@
+//! The HTTP API: JSON status, info items and Prometheus metrics.
+//!
+//! Every error is `{"error":{"code","message"}}` with a 4xx/5xx status.
+
+use crate::metrics;
+use crate::runtime::Handle;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Largest request body accepted by the info endpoint.
+pub const MAX_INFO_BODY: usize = 64 * 1024;
+
+/// An API error: HTTP status, stable code and a human message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    fn unavailable(e: anyhow::Error) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The API router.
+pub fn router(handle: Handle) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/status", get(status))
+        .route("/v1/neighbors", get(neighbors))
+        .route("/v1/peers", get(peers))
+        .route("/v1/topology", get(topology))
+        .route("/v1/info", get(info_list).post(info_put))
+        .route("/v1/info/{key}", get(info_get))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_INFO_BODY))
+        .with_state(handle)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status, /v1/info, /metrics")
+}
+
+async fn healthz(State(h): State<Handle>) -> ApiResult {
+    let leaving = h.call(|s| s.node.status(s.clock.now()).leaving).await.map_err(ApiError::unavailable)?;
+    if leaving {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "leaving", "node is shutting down"));
+    }
+    Ok(Json(json!({"status": "ok"})).into_response())
+}
+
+async fn status(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.node.status(s.clock.now()))).await.map_err(ApiError::unavailable)?;
+    Ok(Json(v.unwrap_or_default()).into_response())
+}
+
+async fn neighbors(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.node.neighbors(s.clock.now()))).await.map_err(ApiError::unavailable)?;
+    Ok(Json(json!({"neighbors": v.unwrap_or_default()})).into_response())
+}
+
+async fn peers(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.node.passive_peers())).await.map_err(ApiError::unavailable)?;
+    Ok(Json(json!({"passive": v.unwrap_or_default()})).into_response())
+}
+
+async fn topology(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.node.topology(s.clock.now()))).await.map_err(ApiError::unavailable)?;
+    Ok(Json(v.unwrap_or_default()).into_response())
+}
+
+fn item_json(key: &str, it: &ryx_core::diffusion::StoredItem) -> serde_json::Value {
+    json!({
+        "key": key,
+        "value": it.value,
+        "version": it.version,
+        "origin": it.origin,
+        "energy": it.energy,
+        "hops": it.hops,
+    })
+}
+
+async fn info_list(State(h): State<Handle>) -> ApiResult {
+    let v = h
+        .call(|s| s.node.info_items().map(|(k, it)| item_json(k, it)).collect::<Vec<_>>())
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(json!({"items": v})).into_response())
+}
+
+async fn info_get(State(h): State<Handle>, Path(key): Path<String>) -> ApiResult {
+    let k = key.clone();
+    let v = h.call(move |s| s.node.info(&k).map(|it| item_json(&k, it))).await.map_err(ApiError::unavailable)?;
+    match v {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no info item with key {key:?} here"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutInfo {
+    key: String,
+    value: serde_json::Value,
+    energy: Option<f64>,
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+    ApiError::new(status, code, e.body_text())
+}
+
+async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(body_error)?;
+    let req: PutInfo = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"))
+    })?;
+    let key = req.key.clone();
+    let r = h
+        .call(move |s| {
+            let now = s.clock.now();
+            s.node.put_info(now, &req.key, req.value, req.energy).map(|v| (v, s.node.id()))
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    match r {
+        Ok((version, origin)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"key": key, "version": version, "origin": origin})),
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())),
+    }
+}
+
+async fn metrics_text(State(h): State<Handle>) -> ApiResult {
+    let text = h.call(|s| metrics::render(s)).await.map_err(ApiError::unavailable)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
