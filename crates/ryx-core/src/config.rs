@@ -1,6 +1,7 @@
 //! Protocol configuration: every knob of the node, with defaults that work.
 
 use crate::energy::EnergyModel;
+use crate::jobs::JobConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -81,6 +82,10 @@ pub struct NodeConfig {
     pub late_tick: Duration,
     /// Highest local-health multiplier (Lifeguard); timeouts scale by 1 + it.
     pub max_local_health: u32,
+    /// Bytes the blob store may hold.
+    pub memory_limit: u64,
+    /// Job engine knobs.
+    pub jobs: JobConfig,
 }
 
 impl Default for NodeConfig {
@@ -117,6 +122,8 @@ impl Default for NodeConfig {
             tombstone_ttl: Duration::from_secs(10),
             late_tick: Duration::from_millis(50),
             max_local_health: 8,
+            memory_limit: 1 << 30,
+            jobs: JobConfig::default(),
         }
     }
 }

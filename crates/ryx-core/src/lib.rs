@@ -16,10 +16,12 @@
 //! Two drivers run this code: the `ryx-node` daemon (real sockets) and the
 //! `ryx-sim` simulator (virtual time, thousands of nodes in one process).
 
+pub mod blobs;
 pub mod config;
 pub mod diffusion;
 pub mod energy;
 pub mod id;
+pub mod jobs;
 pub mod metrics;
 pub mod node;
 pub mod rng;

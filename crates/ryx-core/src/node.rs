@@ -1,7 +1,9 @@
 //! The node state machine: inputs in, outputs out.
 
 use crate::config::{Discovery, NodeConfig};
+use crate::blobs::{BlobError, BlobIndex, BlobKind, BlobMeta, Hash};
 use crate::diffusion::{InfoStore, MissingTable, StoredItem};
+use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, SubmitError, UnitRef};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
 use crate::metrics::Metrics;
@@ -13,7 +15,7 @@ use crate::wire::{
     self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN,
     PROTOCOL_VERSION,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -72,6 +74,8 @@ pub enum Output {
     },
     /// Tell observers (logs, dashboard) what happened.
     Event(Event),
+    /// Job work for the driver: fetch a blob, run a kernel, merge, drop.
+    Job(JobOutput),
 }
 
 /// Why a link went down.
@@ -305,7 +309,23 @@ pub struct Node {
     next_sync: Time,
     next_health_decay: Time,
     leaving: bool,
+    http: SocketAddr,
+    job_items: InfoStore,
+    reputation: InfoStore,
+    jobs: JobEngine,
+    blobs: BlobIndex,
+    replication_src: BTreeMap<Hash, SocketAddr>,
+    offer_cursor: usize,
 }
+
+/// Most job summaries kept.
+const MAX_JOB_ITEMS: usize = 1024;
+/// Most reputation entries kept.
+const MAX_REPUTATION_ITEMS: usize = 4096;
+/// Most pending replication fetches remembered.
+const MAX_REPLICATION_PENDING: usize = 4096;
+/// Nodes each uploaded chunk is offered to.
+const BLOB_REPLICAS: usize = 2;
 
 impl Node {
     /// A new node with identity `id`, reachable at `addr`, whose random
@@ -346,6 +366,13 @@ impl Node {
             next_sync: now.plus(cfg.sync_interval),
             next_health_decay: now.plus(Duration::from_secs(1)),
             leaving: false,
+            http: addr,
+            job_items: InfoStore::default(),
+            reputation: InfoStore::default(),
+            jobs: JobEngine::new(cfg.jobs.clone()),
+            blobs: BlobIndex::new(cfg.memory_limit),
+            replication_src: BTreeMap::new(),
+            offer_cursor: 0,
             rng,
             cfg,
         }
@@ -476,6 +503,8 @@ impl Node {
             DownReason::Failed | DownReason::Left => {
                 self.tombstone(id);
                 self.topology.remove(&id);
+                self.jobs.neighbor_down(id);
+                self.with_jobs(|j, c| j.home_lost(c, id));
             }
             DownReason::Disconnected | DownReason::Asymmetric => {
                 let mut rng = self.rng.clone();
@@ -491,6 +520,7 @@ impl Node {
                 self.rng = rng;
             }
         }
+        self.jobs.neighbor_down(id);
         self.emit(Event::NeighborDown { id, reason });
         Some(peer)
     }
@@ -788,7 +818,65 @@ impl Node {
                     }
                 }
             }
+            Message::Load { free, room, jobs } => {
+                if self.active.contains_key(&from) {
+                    self.with_jobs(|j, c| j.on_load(c, from, free, room, jobs));
+                }
+            }
+            Message::Work { token } => self.with_jobs(|j, c| j.on_work(c, *token)),
+            Message::JobReport { report } => self.with_jobs(|j, c| j.on_report_msg(c, *report)),
+            Message::JobRecord { record } => self.with_jobs(|j, c| j.on_record(c, *record)),
+            Message::JobDecided { job, decisions } => {
+                self.with_jobs(|j, c| j.on_decided(c, &job, decisions))
+            }
+            Message::JobFinished {
+                job,
+                result,
+                size,
+                http,
+                ..
+            } => {
+                self.with_jobs(|j, c| j.on_finished(c, &job));
+                self.replicate_blob(src, result, size, vec![http], BlobKind::Result);
+            }
+            Message::BlobOffer { blobs, http } => {
+                for b in blobs {
+                    self.replicate_blob(src, b.hash, b.size, vec![http], BlobKind::Chunk);
+                }
+            }
+            Message::BlobHave { hashes, http } => {
+                for h in hashes {
+                    self.blobs.add_holder(&h, http);
+                    self.jobs.result_replicated_by_hash(&h, http);
+                }
+            }
         }
+    }
+
+    /// Fetches a copy of an offered blob if it is new here and fits without
+    /// evicting anything a job needs.
+    fn replicate_blob(
+        &mut self,
+        offerer: SocketAddr,
+        hash: Hash,
+        size: u64,
+        sources: Vec<SocketAddr>,
+        kind: BlobKind,
+    ) {
+        if self.blobs.contains(&hash)
+            || self.replication_src.contains_key(&hash)
+            || self.replication_src.len() >= MAX_REPLICATION_PENDING
+            || self.blobs.used() + size > self.blobs.capacity()
+        {
+            return;
+        }
+        self.replication_src.insert(hash.clone(), offerer);
+        self.outputs.push_back(Output::Job(JobOutput::Fetch {
+            hash,
+            size,
+            sources,
+            kind,
+        }));
     }
 
     fn on_hello(&mut self, from: NodeId, src: SocketAddr, needy: bool) {
@@ -960,9 +1048,17 @@ impl Node {
 
     // ------------------------------------------------------------- diffusion
 
+    fn kv(&self, space: Space) -> &InfoStore {
+        match space {
+            Space::Job => &self.job_items,
+            Space::Reputation => &self.reputation,
+            _ => &self.info,
+        }
+    }
+
     fn wants(&self, id: &ItemId) -> bool {
         match id.space {
-            Space::Info => self.info.get(&id.key).is_none_or(|held| {
+            Space::Info | Space::Job | Space::Reputation => self.kv(id.space).get(&id.key).is_none_or(|held| {
                 !held.beats(id.version, id.origin)
                     && (held.version, held.origin) != (id.version, id.origin)
             }),
@@ -975,9 +1071,9 @@ impl Node {
 
     fn held_item(&self, space: &Space, key: &str) -> Option<Item> {
         match space {
-            Space::Info => self.info.get(key).map(|s| Item {
+            Space::Info | Space::Job | Space::Reputation => self.kv(*space).get(key).map(|s| Item {
                 id: ItemId {
-                    space: Space::Info,
+                    space: *space,
                     key: key.to_string(),
                     version: s.version,
                     origin: s.origin,
@@ -992,11 +1088,7 @@ impl Node {
                 if n == self.id {
                     return Some(self.own_topology_item());
                 }
-                let e = self
-                    .topology
-                    .iter()
-                    .find(|(k, _)| **k == n)
-                    .map(|(_, e)| e)?;
+                let e = self.topology.get(&n)?;
                 // Neighbour lists are re-sent with what is left of the
                 // energy they came with.
                 let energy = self.topology_energy_after(e.hops);
@@ -1027,8 +1119,8 @@ impl Node {
     fn on_item(&mut self, from: NodeId, item: Item, sync: bool) {
         if !self.wants(&item.id) {
             let same = match item.id.space {
-                Space::Info => self
-                    .info
+                Space::Info | Space::Job | Space::Reputation => self
+                    .kv(item.id.space)
                     .get(&item.id.key)
                     .is_some_and(|h| (h.version, h.origin) == (item.id.version, item.id.origin)),
                 Space::Topology => true,
@@ -1054,7 +1146,7 @@ impl Node {
         }
         let hops = item.hops.saturating_add(1);
         match item.id.space {
-            Space::Info => {
+            Space::Info | Space::Job | Space::Reputation => {
                 let size = wire::value_len(&item.value);
                 let stored = StoredItem {
                     version: item.id.version,
@@ -1066,26 +1158,45 @@ impl Node {
                     received: self.now,
                     size,
                 };
-                let ev = self.info.insert(
-                    item.id.key.clone(),
-                    stored,
-                    self.now,
-                    self.cfg.max_items,
-                    self.cfg.max_item_bytes,
-                );
+                let ev = match item.id.space {
+                    Space::Job => self.job_items.insert(
+                        item.id.key.clone(),
+                        stored,
+                        self.now,
+                        MAX_JOB_ITEMS,
+                        MAX_JOB_ITEMS * wire::MAX_VALUE_LEN,
+                    ),
+                    Space::Reputation => self.reputation.insert(
+                        item.id.key.clone(),
+                        stored,
+                        self.now,
+                        MAX_REPUTATION_ITEMS,
+                        MAX_REPUTATION_ITEMS * 64,
+                    ),
+                    _ => self.info.insert(
+                        item.id.key.clone(),
+                        stored,
+                        self.now,
+                        self.cfg.max_items,
+                        self.cfg.max_item_bytes,
+                    ),
+                };
                 self.metrics.items_evicted += ev;
+                self.on_kv_delivered(&item);
                 self.missing
                     .superseded(&item.id.key, item.id.version, item.id.origin);
                 if sync {
                     self.metrics.items_synced += 1;
                 }
-                if item.born > 0 && self.now.as_micros() >= item.born {
+                if item.id.space == Space::Info && item.born > 0 && self.now.as_micros() >= item.born {
                     let ms = (self.now.as_micros() - item.born) as f64 / 1000.0;
                     self.metrics.diffusion_latency.observe(ms);
                 }
             }
             Space::Topology => {
-                let Ok(list) = serde_json::from_value::<NeighborList>(item.value.clone()) else {
+                // Deserialize from a borrow: cloning the value first costs
+                // more than the parse itself.
+                let Ok(list) = NeighborList::deserialize(&item.value) else {
                     self.metrics
                         .count_rejected(wire::WireError::OutOfBounds.reason());
                     return;
@@ -1481,6 +1592,247 @@ impl Node {
         }
     }
 
+    // ------------------------------------------------------------------ jobs
+
+    /// Runs `f` on the job engine with a context lent from this node, then
+    /// carries out what the engine asked for.
+    fn with_jobs<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
+        let neighbors = self.active.iter().map(|(id, p)| (*id, p.addr)).collect();
+        let mut ctx = Ctx {
+            now: self.now,
+            me: self.id,
+            http: self.http,
+            neighbors,
+            rng: &mut self.rng,
+            sends: Vec::new(),
+            outputs: Vec::new(),
+            summaries: Vec::new(),
+            blobs: &mut self.blobs,
+            energy: self.cfg.energy,
+            penalties: Vec::new(),
+        };
+        let r = f(&mut self.jobs, &mut ctx);
+        let Ctx {
+            sends,
+            outputs,
+            summaries,
+            penalties,
+            ..
+        } = ctx;
+        for (to, msg) in sends {
+            self.send(to, msg);
+        }
+        for o in outputs {
+            self.outputs.push_back(Output::Job(o));
+        }
+        for sum in summaries {
+            let version = self.jobs.summary_version(&sum.job_id).unwrap_or(1);
+            if let Ok(v) = serde_json::to_value(&sum) {
+                self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
+            }
+        }
+        for n in penalties {
+            let strikes = self
+                .reputation
+                .get(&n.to_string())
+                .map_or(1, |it| it.version + 1);
+            self.put_kv(Space::Reputation, &n.to_string(), serde_json::json!(strikes), self.cfg.default_energy, Some(strikes));
+            self.jobs.set_strikes(n, strikes as u32);
+        }
+        r
+    }
+
+    fn on_kv_delivered(&mut self, item: &Item) {
+        match item.id.space {
+            Space::Job => {
+                if let Ok(sum) = JobSummary::deserialize(&item.value) {
+                    let v = item.id.version;
+                    self.with_jobs(|j, c| j.on_summary(c, &sum, v));
+                }
+            }
+            Space::Reputation => {
+                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64()) {
+                    self.jobs.set_strikes(n, strikes.min(u32::MAX as u64) as u32);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stores and diffuses a key/value item written by this node.
+    fn put_kv(&mut self, space: Space, key: &str, value: serde_json::Value, energy: f64, version: Option<u64>) -> u64 {
+        let size = wire::value_len(&value);
+        let held = self.kv(space).get(key).map_or(0, |h| h.version);
+        let version = version.unwrap_or(held + 1).max(held + 1);
+        let born = self.now.as_micros();
+        let stored = StoredItem {
+            version,
+            origin: self.id,
+            value: value.clone(),
+            energy,
+            hops: 0,
+            born,
+            received: self.now,
+            size,
+        };
+        let now = self.now;
+        let ev = match space {
+            Space::Job => self.job_items.insert(key.to_string(), stored, now, MAX_JOB_ITEMS, MAX_JOB_ITEMS * wire::MAX_VALUE_LEN),
+            Space::Reputation => self.reputation.insert(key.to_string(), stored, now, MAX_REPUTATION_ITEMS, MAX_REPUTATION_ITEMS * 64),
+            _ => self.info.insert(key.to_string(), stored, now, self.cfg.max_items, self.cfg.max_item_bytes),
+        };
+        self.metrics.items_evicted += ev;
+        let item = Item {
+            id: ItemId {
+                space,
+                key: key.to_string(),
+                version,
+                origin: self.id,
+            },
+            value,
+            energy,
+            hops: 0,
+            born,
+        };
+        self.forward(item, None);
+        version
+    }
+
+    /// Sets the HTTP address other nodes fetch this node's blobs from
+    /// (default: the UDP address).
+    pub fn set_http_addr(&mut self, addr: SocketAddr) {
+        self.http = addr;
+    }
+
+    /// This node's HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// Creates a job homed here over the given units (chunks in input order).
+    pub fn submit_job(
+        &mut self,
+        now: Time,
+        kind: &str,
+        params: serde_json::Value,
+        chunks: Vec<BlobRef>,
+        redundancy: u8,
+        energy: Option<f64>,
+    ) -> Result<String, SubmitError> {
+        self.now = now.max(self.now);
+        let http = self.http;
+        let units = chunks
+            .into_iter()
+            .map(|c| {
+                let mut holders = vec![http];
+                if let Some(m) = self.blobs.get(&c.hash) {
+                    holders.extend(m.holders.iter().copied());
+                }
+                UnitRef { hash: c.hash, size: c.size, holders }
+            })
+            .collect();
+        let kind = kind.to_string();
+        self.with_jobs(|j, c| j.submit(c, kind, params, units, redundancy, energy))
+    }
+
+    /// Cancels a job homed here; false if this node is not its home.
+    pub fn cancel_job(&mut self, now: Time, id: &str) -> bool {
+        self.now = now.max(self.now);
+        self.with_jobs(|j, c| j.cancel(c, id))
+    }
+
+    /// The latest summary of a job known here.
+    pub fn job(&self, id: &str) -> Option<JobSummary> {
+        self.job_items.get(id).and_then(|it| JobSummary::deserialize(&it.value).ok())
+    }
+
+    /// Every job summary known here.
+    pub fn jobs(&self) -> Vec<JobSummary> {
+        self.job_items
+            .iter()
+            .filter_map(|(_, it)| JobSummary::deserialize(&it.value).ok())
+            .collect()
+    }
+
+    /// The job engine (read-only), for status and tests.
+    pub fn job_engine(&self) -> &JobEngine {
+        &self.jobs
+    }
+
+    /// Makes room for and records a verified blob the driver holds. On
+    /// success the driver keeps the bytes; `DropBlob` outputs name what to
+    /// evict. Uploads are offered to neighbours for replication.
+    pub fn blob_put(&mut self, now: Time, hash: &str, size: u64, kind: BlobKind, upload: bool) -> Result<(), BlobError> {
+        self.now = now.max(self.now);
+        if self.blobs.contains(hash) {
+            return Ok(());
+        }
+        let evicted = self.blobs.make_room(size)?;
+        for h in evicted {
+            self.outputs.push_back(Output::Job(JobOutput::DropBlob { hash: h }));
+        }
+        let energy = if upload { self.cfg.default_energy } else { self.cfg.default_energy / 2.0 };
+        self.blobs.insert(hash.to_string(), size, kind, energy, self.now);
+        if upload && kind == BlobKind::Chunk {
+            self.offer(BlobRef { hash: hash.to_string(), size });
+        }
+        Ok(())
+    }
+
+    fn offer(&mut self, blob: BlobRef) {
+        let ids = self.active_ids();
+        if ids.is_empty() {
+            return;
+        }
+        for _ in 0..BLOB_REPLICAS.min(ids.len()) {
+            self.offer_cursor = self.offer_cursor.wrapping_add(1);
+            let id = ids[self.offer_cursor % ids.len()];
+            let http = self.http;
+            self.send_to(id, Message::BlobOffer { blobs: vec![blob.clone()], http });
+        }
+    }
+
+    /// Metadata of a held blob.
+    pub fn blob(&self, hash: &str) -> Option<&BlobMeta> {
+        self.blobs.get(hash)
+    }
+
+    /// Blob store accounting: (blobs, bytes used, capacity, pinned).
+    pub fn blob_usage(&self) -> (usize, u64, u64, usize) {
+        (self.blobs.len(), self.blobs.used(), self.blobs.capacity(), self.blobs.pinned_count())
+    }
+
+    /// Every held blob.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Hash, &BlobMeta)> {
+        self.blobs.iter()
+    }
+
+    /// A `Fetch` finished; `ok` means the blob was verified and stored
+    /// with `blob_put`.
+    pub fn fetch_done(&mut self, now: Time, hash: &str, ok: bool) {
+        self.now = now.max(self.now);
+        if let Some(offerer) = self.replication_src.remove(hash) {
+            if ok {
+                let http = self.http;
+                self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
+            }
+        }
+        self.with_jobs(|j, c| j.fetch_done(c, hash, ok));
+    }
+
+    /// A kernel finished; `Ok(digest)` once the partial is stored under it.
+    pub fn work_done(&mut self, now: Time, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
+        self.now = now.max(self.now);
+        self.with_jobs(|j, c| j.work_done(c, job, unit, replica, digest));
+    }
+
+    /// A merge finished: the stored result blob, or the units whose
+    /// partials could not be fetched.
+    pub fn merge_done(&mut self, now: Time, job: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+        self.now = now.max(self.now);
+        self.with_jobs(|j, c| j.merge_done(c, job, outcome));
+    }
+
     // ------------------------------------------------------------------ tick
 
     fn on_tick(&mut self) {
@@ -1496,6 +1848,9 @@ impl Node {
         if now >= self.next_health_decay {
             self.local_health = self.local_health.saturating_sub(1);
             self.next_health_decay = now.plus(Duration::from_secs(1));
+            // Once a second is plenty for a TTL of seconds; a sweep of up
+            // to `max_topology_nodes` entries every tick was a hot spot.
+            self.topology.expire(now, self.cfg.topology_ttl);
         }
         self.detect_failures();
         self.expire_pending();
@@ -1538,6 +1893,7 @@ impl Node {
                 self.send_to(who, Message::Graft { ids: vec![id] });
             }
         }
+        self.with_jobs(|j, c| j.tick(c));
         self.flush_lazy();
         self.next_tick = now.plus(TICK);
         self.expected_tick = Some(self.next_tick);
@@ -1644,7 +2000,6 @@ impl Node {
         }
         let ttl = self.cfg.tombstone_ttl;
         self.tombstones.retain(|_, t| now.since(*t) < ttl);
-        self.topology.expire(now, self.cfg.topology_ttl);
     }
 
     fn hello(&mut self) {

@@ -53,6 +53,11 @@ impl TopologyTable {
         self.entries.get(id).map(|e| e.version)
     }
 
+    /// The list held for a node, if any.
+    pub fn get(&self, id: &NodeId) -> Option<&TopologyEntry> {
+        self.entries.get(id)
+    }
+
     /// Stores a newer list, evicting the stalest entry when full.
     pub fn insert(&mut self, id: NodeId, entry: TopologyEntry, cap: usize) {
         if !self.entries.contains_key(&id) && self.entries.len() >= cap {

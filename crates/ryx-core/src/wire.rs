@@ -10,7 +10,9 @@
 //! another cluster, an unknown message kind, or contents out of bounds.
 //! An optional `tag` field is reserved for a message authentication code.
 
+use crate::blobs::Hash;
 use crate::id::NodeId;
+use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
@@ -63,6 +65,10 @@ pub enum Space {
     Info,
     /// A node's neighbour list (`/v1/topology`); the key is the node id.
     Topology,
+    /// A job's summary (`/v1/jobs`); the key is the job id.
+    Job,
+    /// How often a node disagreed with a majority; the key is the node id.
+    Reputation,
 }
 
 /// Identity of one version of one item.
@@ -226,6 +232,64 @@ pub enum Message {
         /// Keys.
         keys: Vec<String>,
     },
+    /// Spare capacity and distances to job homes (the gradient).
+    Load {
+        /// Free worker slots.
+        free: u16,
+        /// Tokens the sender would accept now.
+        room: u16,
+        /// Hops to each running job's nearest home.
+        jobs: Vec<GradientEntry>,
+    },
+    /// A work token passed on.
+    Work {
+        /// The token.
+        token: Box<WorkToken>,
+    },
+    /// A worker's report, travelling down the gradient to the home.
+    JobReport {
+        /// The report.
+        report: Box<JobReport>,
+    },
+    /// A page of a job record, from home to heir.
+    JobRecord {
+        /// The page.
+        record: Box<JobRecordPage>,
+    },
+    /// Units decided, from home to heirs.
+    JobDecided {
+        /// Job id.
+        job: String,
+        /// Decisions.
+        decisions: Vec<Decision>,
+    },
+    /// A job finished; heirs fetch a copy of the result.
+    JobFinished {
+        /// Job id.
+        job: String,
+        /// Result blob.
+        result: Hash,
+        /// Result digest.
+        digest: String,
+        /// Result size.
+        size: u64,
+        /// Where to fetch it.
+        http: SocketAddr,
+    },
+    /// "I hold these blobs; fetch a copy if you have room."
+    BlobOffer {
+        /// Offered blobs.
+        blobs: Vec<BlobRef>,
+        /// Where to fetch them.
+        http: SocketAddr,
+    },
+    /// "I now hold verified copies of these blobs."
+    BlobHave {
+        /// Blob names.
+        hashes: Vec<Hash>,
+        /// Where they can be fetched.
+        http: SocketAddr,
+    },
 }
 
 impl Message {
@@ -250,11 +314,19 @@ impl Message {
             Message::Prune => "prune",
             Message::SyncDigest { .. } => "sync_digest",
             Message::SyncRequest { .. } => "sync_request",
+            Message::Load { .. } => "load",
+            Message::Work { .. } => "work",
+            Message::JobReport { .. } => "job_report",
+            Message::JobRecord { .. } => "job_record",
+            Message::JobDecided { .. } => "job_decided",
+            Message::JobFinished { .. } => "job_finished",
+            Message::BlobOffer { .. } => "blob_offer",
+            Message::BlobHave { .. } => "blob_have",
         }
     }
 
     /// All kind names, for pre-registering metrics.
-    pub const KINDS: [&'static str; 18] = [
+    pub const KINDS: [&'static str; 26] = [
         "hello",
         "hello_reply",
         "join",
@@ -273,6 +345,14 @@ impl Message {
         "prune",
         "sync_digest",
         "sync_request",
+        "load",
+        "work",
+        "job_report",
+        "job_record",
+        "job_decided",
+        "job_finished",
+        "blob_offer",
+        "blob_have",
     ];
 
     /// Whether the message carries item payloads (for Plumtree-style
@@ -313,6 +393,31 @@ impl Message {
             Message::SyncRequest { keys } => {
                 keys.len() <= MAX_IDS_PER_MESSAGE && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
             }
+            Message::Load { jobs, .. } => jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64),
+            Message::Work { token } => {
+                token.job.len() <= 64
+                    && token.holders.len() <= 8
+                    && token.energy.is_finite()
+                    && value_len(&token.params) <= 4096
+                    && crate::blobs::is_hash(&token.chunk)
+            }
+            Message::JobReport { report } => {
+                report.job.len() <= 64 && report.holding.len() <= 1000 && report.results.len() <= 100
+            }
+            Message::JobRecord { record } => {
+                record.job.len() <= 64
+                    && record.units.len() <= 64
+                    && record.heirs.len() <= 8
+                    && record.energy.is_finite()
+                    && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
+                    && value_len(&record.params) <= 4096
+            }
+            Message::JobDecided { job, decisions } => {
+                job.len() <= 64 && decisions.len() <= 64 && decisions.iter().all(|d| d.holders.len() <= 8)
+            }
+            Message::JobFinished { job, result, .. } => job.len() <= 64 && crate::blobs::is_hash(result),
+            Message::BlobOffer { blobs, .. } => blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash)),
+            Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
             _ => true,
         };
         if ok {

@@ -10,6 +10,7 @@ fn addr(i: usize) -> SocketAddr {
 struct Mini {
     nodes: Vec<Node>,
     now: Time,
+    job_outputs: Vec<Vec<crate::jobs::JobOutput>>,
 }
 
 impl Mini {
@@ -29,9 +30,11 @@ impl Mini {
         for node in nodes.iter_mut() {
             node.handle(Time::ZERO, Input::Seeds(all.clone()));
         }
+        let job_outputs = vec![Vec::new(); nodes.len()];
         Mini {
             nodes,
             now: Time::ZERO,
+            job_outputs,
         }
     }
 
@@ -41,6 +44,10 @@ impl Mini {
 
     /// Runs `ms` milliseconds with instant delivery; `alive` masks nodes.
     fn run(&mut self, ms: u64, alive: &[bool]) {
+        self.run_with(ms, alive, &mut |_, _, _, _| {});
+    }
+
+    fn run_with(&mut self, ms: u64, alive: &[bool], _hook: &mut dyn FnMut(usize, &Output, Time, &[Node])) {
         let end = self.now.plus(Duration::from_millis(ms));
         while self.now < end {
             self.now = self.now.plus(Duration::from_millis(10));
@@ -63,6 +70,10 @@ impl Mini {
                             }
                             Output::Broadcast { env } => ((0..self.nodes.len()).collect(), env),
                             Output::Event(_) => continue,
+                            Output::Job(j) => {
+                                self.job_outputs[i].push(j);
+                                continue;
+                            }
                         };
                         if !alive[i] {
                             continue;
@@ -304,4 +315,187 @@ fn low_energy_item_stops_at_its_reach() {
     for (i, node) in nodes.iter().enumerate() {
         assert_eq!(node.info("k").is_some(), i <= reach, "node {i}");
     }
+}
+
+// ------------------------------------------------------------------ jobs
+
+use crate::blobs::BlobKind;
+use crate::jobs::{BlobRef, JobOutput, JobState};
+use std::collections::{BTreeSet, HashMap};
+
+fn fake_hash(s: &str) -> String {
+    // Deterministic 64-hex name (FNV-1a folded four ways): enough for tests.
+    let mut out = String::new();
+    for salt in 0..4u64 {
+        let mut h: u64 = 0xcbf29ce484222325 ^ salt;
+        for b in s.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+struct JobWorld {
+    mini: Mini,
+    alive: Vec<bool>,
+    held: Vec<HashMap<String, String>>,
+    liars: BTreeSet<usize>,
+    pending: Vec<(Time, usize, crate::jobs::WorkToken)>,
+}
+
+impl JobWorld {
+    fn new(n: usize, liars: &[usize]) -> JobWorld {
+        let mut mini = Mini::new(n, NodeConfig::default());
+        let alive = vec![true; n];
+        mini.run(3_000, &alive);
+        JobWorld { mini, alive, held: vec![HashMap::new(); n], liars: liars.iter().copied().collect(), pending: Vec::new() }
+    }
+
+    fn upload(&mut self, i: usize, n_chunks: usize) -> Vec<BlobRef> {
+        let now = self.mini.now;
+        (0..n_chunks)
+            .map(|c| {
+                let content = format!("chunk-{c}");
+                let hash = fake_hash(&content);
+                self.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
+                self.held[i].insert(hash.clone(), content);
+                BlobRef { hash, size: 100 }
+            })
+            .collect()
+    }
+
+    fn holder(&self, sources: &[SocketAddr], hash: &str) -> Option<String> {
+        sources.iter().find_map(|a| {
+            let j = self.mini.index(*a)?;
+            if self.alive[j] { self.held[j].get(hash).cloned() } else { None }
+        })
+    }
+
+    /// Runs the network and plays the driver for job outputs.
+    fn run(&mut self, ms: u64) {
+        let end = self.mini.now.plus(Duration::from_millis(ms));
+        while self.mini.now < end {
+            let alive = self.alive.clone();
+            // Collect job outputs before the network loop drains outputs.
+            self.mini.run_with(10, &alive, &mut |i, out, now, nodes| {
+                let _ = (i, out, now, nodes);
+            });
+            let now = self.mini.now;
+            for i in 0..self.mini.nodes.len() {
+                let outs = std::mem::take(&mut self.mini.job_outputs[i]);
+                if !self.alive[i] {
+                    continue;
+                }
+                for o in outs {
+                    match o {
+                        JobOutput::Fetch { hash, size, sources, kind } => {
+                            let ok = match self.holder(&sources, &hash) {
+                                Some(content) => {
+                                    let r = self.mini.nodes[i].blob_put(now, &hash, size, kind, false).is_ok();
+                                    if r {
+                                        self.held[i].insert(hash.clone(), content);
+                                    }
+                                    r
+                                }
+                                None => false,
+                            };
+                            self.mini.nodes[i].fetch_done(now, &hash, ok);
+                        }
+                        JobOutput::Execute { token } => {
+                            self.pending.push((now.plus(Duration::from_millis(20)), i, token));
+                        }
+                        JobOutput::Merge { job, partials, .. } => {
+                            let mut missing = Vec::new();
+                            let mut acc = String::new();
+                            for (u, (d, holders)) in partials.iter().enumerate() {
+                                match self.holder(holders, d) {
+                                    Some(c) => acc.push_str(&c),
+                                    None => missing.push(u as u32),
+                                }
+                            }
+                            let outcome = if missing.is_empty() {
+                                let h = fake_hash(&acc);
+                                self.mini.nodes[i].blob_put(now, &h, 10, BlobKind::Result, false).expect("room");
+                                self.held[i].insert(h.clone(), acc.clone());
+                                Ok((h.clone(), h, 10))
+                            } else {
+                                Err(missing)
+                            };
+                            self.mini.nodes[i].merge_done(now, &job, outcome);
+                        }
+                        JobOutput::DropBlob { hash } => {
+                            self.held[i].remove(&hash);
+                        }
+                    }
+                }
+            }
+            let due: Vec<_> = {
+                let (d, keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _, _)| *t <= now);
+                self.pending = keep;
+                d
+            };
+            for (_, i, token) in due {
+                if !self.alive[i] {
+                    continue;
+                }
+                let Some(chunk) = self.held[i].get(&token.chunk).cloned() else {
+                    self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Err("chunk gone".into()));
+                    continue;
+                };
+                let partial = if self.liars.contains(&i) { format!("LIE({chunk})") } else { format!("P({chunk})") };
+                let d = fake_hash(&partial);
+                let _ = self.mini.nodes[i].blob_put(now, &d, 10, BlobKind::Partial, false);
+                self.held[i].insert(d.clone(), partial);
+                self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Ok(d));
+            }
+        }
+    }
+
+    fn expected(n_chunks: usize) -> String {
+        let acc: String = (0..n_chunks).map(|c| format!("P(chunk-{c})")).collect();
+        fake_hash(&acc)
+    }
+
+    fn summary(&self, id: &str) -> Option<crate::jobs::JobSummary> {
+        (0..self.mini.nodes.len()).filter(|i| self.alive[*i]).find_map(|i| {
+            self.mini.nodes[i].job(id).filter(|s| s.state.is_final())
+        })
+    }
+}
+
+#[test]
+fn job_completes_right_with_redundancy_three_and_one_liar() {
+    let mut w = JobWorld::new(8, &[5]);
+    let chunks = w.upload(0, 24);
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 3, None).expect("submit");
+    w.run(5_000);
+    let s = w.summary(&id).expect("job finished");
+    assert_eq!(s.state, JobState::Done, "{s:?}");
+    assert_eq!(s.result_digest, Some(JobWorld::expected(24)));
+    assert_eq!(s.units_done, 24);
+    assert!(s.stats.workers >= 3, "work spread to several nodes: {s:?}");
+    // Every live node learns the final summary.
+    w.run(1_000);
+    for i in 0..8 {
+        assert_eq!(w.mini.nodes[i].job(&id).map(|s| s.state), Some(JobState::Done), "node {i}");
+    }
+}
+
+#[test]
+fn job_survives_the_death_of_its_home() {
+    let mut w = JobWorld::new(10, &[]);
+    let chunks = w.upload(0, 30);
+    w.run(500); // replicas of the chunks spread
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
+    w.run(60);
+    w.alive[0] = false;
+    w.run(10_000);
+    let s = w.summary(&id).expect("job finished after its home died");
+    assert_eq!(s.state, JobState::Done, "{s:?}");
+    assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
+    assert_ne!(s.home, w.mini.nodes[0].id());
 }

@@ -1,0 +1,233 @@
+//! Accounting of the content-addressed blob store: which blobs this node
+//! holds, how big they are, who else holds them, which are pinned by jobs,
+//! and what to evict. The bytes themselves live in the driver.
+
+use crate::time::Time;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+/// A blob name: lowercase hex of the blob's cryptographic hash.
+pub type Hash = String;
+
+/// Whether a string looks like a blob name (64 lowercase hex digits).
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What a blob is for (decides its eviction priority).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobKind {
+    /// A work unit's input bytes.
+    Chunk,
+    /// The list of chunks of an uploaded input.
+    Manifest,
+    /// A computed partial result.
+    Partial,
+    /// A job's final result.
+    Result,
+}
+
+/// What the node knows of one blob it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobMeta {
+    /// Bytes.
+    pub size: u64,
+    /// What it is.
+    pub kind: BlobKind,
+    /// Energy: uploads start high, replicas lower; decides eviction order.
+    pub energy: f64,
+    /// When it was stored.
+    #[serde(skip)]
+    pub added: Time,
+    /// Other nodes' HTTP addresses known to hold a verified copy.
+    pub holders: Vec<SocketAddr>,
+}
+
+/// Why a blob cannot be stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlobError {
+    /// Larger than the whole store.
+    #[error("blob of {size} bytes can never fit a store of {capacity} bytes")]
+    TooLarge {
+        /// Blob size.
+        size: u64,
+        /// Store capacity.
+        capacity: u64,
+    },
+    /// Everything held is pinned by running jobs.
+    #[error("store full: {needed} more bytes needed and every held blob is in use by a running job")]
+    Full {
+        /// Bytes that could not be freed.
+        needed: u64,
+    },
+}
+
+/// The blob index, bounded in bytes.
+#[derive(Clone, Debug, Default)]
+pub struct BlobIndex {
+    blobs: BTreeMap<Hash, BlobMeta>,
+    pins: BTreeMap<Hash, BTreeSet<String>>,
+    used: u64,
+    capacity: u64,
+}
+
+/// Most holders remembered per blob.
+const MAX_HOLDERS: usize = 8;
+
+impl BlobIndex {
+    /// An empty index for a store of `capacity` bytes.
+    pub fn new(capacity: u64) -> BlobIndex {
+        BlobIndex { capacity, ..Default::default() }
+    }
+
+    /// Bytes held.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Bytes the store may hold.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Number of blobs.
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Whether a blob is held.
+    pub fn contains(&self, h: &str) -> bool {
+        self.blobs.contains_key(h)
+    }
+
+    /// Metadata of a held blob.
+    pub fn get(&self, h: &str) -> Option<&BlobMeta> {
+        self.blobs.get(h)
+    }
+
+    /// Iterates held blobs.
+    pub fn iter(&self) -> impl Iterator<Item = (&Hash, &BlobMeta)> {
+        self.blobs.iter()
+    }
+
+    /// Checks that `size` more bytes could be stored, evicting nothing.
+    pub fn can_ever_hold(&self, size: u64) -> Result<(), BlobError> {
+        if size > self.capacity {
+            return Err(BlobError::TooLarge { size, capacity: self.capacity });
+        }
+        Ok(())
+    }
+
+    /// Makes room for `size` bytes by evicting unpinned blobs (lowest energy,
+    /// then oldest). Returns the evicted names.
+    pub fn make_room(&mut self, size: u64) -> Result<Vec<Hash>, BlobError> {
+        self.can_ever_hold(size)?;
+        let mut evicted = Vec::new();
+        while self.used + size > self.capacity {
+            let victim = self
+                .blobs
+                .iter()
+                .filter(|(h, _)| !self.pins.contains_key(*h))
+                .min_by(|a, b| a.1.energy.total_cmp(&b.1.energy).then(a.1.added.cmp(&b.1.added)))
+                .map(|(h, _)| h.clone());
+            match victim {
+                Some(h) => {
+                    self.remove(&h);
+                    evicted.push(h);
+                }
+                None => return Err(BlobError::Full { needed: self.used + size - self.capacity }),
+            }
+        }
+        Ok(evicted)
+    }
+
+    /// Records a stored blob (after `make_room`). Storing a held blob again
+    /// only raises its energy.
+    pub fn insert(&mut self, h: Hash, size: u64, kind: BlobKind, energy: f64, now: Time) {
+        if let Some(m) = self.blobs.get_mut(&h) {
+            m.energy = m.energy.max(energy);
+            return;
+        }
+        self.used += size;
+        self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new() });
+    }
+
+    /// Forgets a blob.
+    pub fn remove(&mut self, h: &str) -> Option<BlobMeta> {
+        let m = self.blobs.remove(h)?;
+        self.used -= m.size;
+        Some(m)
+    }
+
+    /// Notes that another node holds a verified copy.
+    pub fn add_holder(&mut self, h: &str, holder: SocketAddr) {
+        if let Some(m) = self.blobs.get_mut(h) {
+            if !m.holders.contains(&holder) {
+                if m.holders.len() >= MAX_HOLDERS {
+                    m.holders.remove(0);
+                }
+                m.holders.push(holder);
+            }
+        }
+    }
+
+    /// Pins a blob for a job (it will not be evicted while pinned).
+    pub fn pin(&mut self, h: &str, job: &str) {
+        self.pins.entry(h.to_string()).or_default().insert(job.to_string());
+    }
+
+    /// Releases every pin a job holds.
+    pub fn unpin_job(&mut self, job: &str) {
+        self.pins.retain(|_, jobs| {
+            jobs.remove(job);
+            !jobs.is_empty()
+        });
+    }
+
+    /// Whether a blob is pinned.
+    pub fn is_pinned(&self, h: &str) -> bool {
+        self.pins.contains_key(h)
+    }
+
+    /// Number of pinned blobs.
+    pub fn pinned_count(&self) -> usize {
+        self.pins.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u8) -> Hash {
+        format!("{:064x}", i)
+    }
+
+    #[test]
+    fn eviction_spares_pinned_blobs_and_refuses_impossible_sizes() {
+        let mut b = BlobIndex::new(100);
+        assert!(matches!(b.make_room(101), Err(BlobError::TooLarge { .. })));
+        for i in 0..4 {
+            b.make_room(25).expect("room");
+            b.insert(h(i), 25, BlobKind::Chunk, 10.0 + i as f64, Time(i as u64));
+        }
+        b.pin(&h(0), "job");
+        let ev = b.make_room(25).expect("room");
+        assert_eq!(ev, vec![h(1)], "lowest-energy unpinned blob goes first");
+        b.insert(h(9), 25, BlobKind::Chunk, 1.0, Time(9));
+        b.pin(&h(2), "job");
+        b.pin(&h(3), "job");
+        b.pin(&h(9), "job");
+        assert!(matches!(b.make_room(1), Err(BlobError::Full { .. })));
+        b.unpin_job("job");
+        assert_eq!(b.make_room(1).expect("room"), vec![h(9)]);
+        assert!(b.used() <= b.capacity());
+    }
+}

@@ -1,0 +1,1397 @@
+//! Distributed jobs: work tokens that diffuse by energy toward spare
+//! capacity, a self-healing hop gradient that carries reports back to the
+//! job's home, redundant execution with majority voting, replication of the
+//! job record to heirs that take over when the home dies.
+//!
+//! Roles a node can play for a job, all at once:
+//! - *home*: holds the record, issues tokens (units × redundancy), counts
+//!   votes, re-issues units whose lease lapsed, asks the driver to merge;
+//! - *heir*: holds a replica of the record and of the decisions; takes over
+//!   if the home dies;
+//! - *worker*: takes tokens when it has a free slot, passes them on (with
+//!   less energy) when it has not, fetches the chunk, has the driver run the
+//!   kernel, and reports holdings and results toward the home.
+
+use crate::blobs::{BlobIndex, BlobKind, Hash};
+use crate::energy::EnergyModel;
+use crate::id::NodeId;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::wire::{Message, PeerInfo};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Job tuning knobs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobConfig {
+    /// Kernels this node runs at once.
+    pub worker_slots: usize,
+    /// Tokens queued here beyond the running ones before neighbours are told
+    /// there is no room.
+    pub queue_room: usize,
+    /// How often holdings and results are reported toward homes.
+    pub report_interval: Duration,
+    /// A token not reported by anyone for this long is issued again.
+    pub lease: Duration,
+    /// How often load and gradient are advertised to neighbours.
+    pub load_interval: Duration,
+    /// A neighbour's gradient entry expires after this long.
+    pub gradient_ttl: Duration,
+    /// Default energy of work tokens (reach in hops as for items).
+    pub default_energy: f64,
+    /// Heirs holding a replica of each job record.
+    pub heirs: usize,
+    /// A running job's summary is re-diffused at least this often.
+    pub summary_keepalive: Duration,
+    /// An heir takes over when it has heard nothing of a running job for
+    /// this long (plus its rank × `heir_stagger`).
+    pub heir_silence: Duration,
+    /// Extra wait per heir rank before taking over.
+    pub heir_stagger: Duration,
+    /// Most jobs a node homes or serves as heir at once.
+    pub max_jobs: usize,
+    /// Most units in one job.
+    pub max_units: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            worker_slots: 2,
+            queue_room: 2,
+            report_interval: Duration::from_millis(250),
+            lease: Duration::from_millis(900),
+            load_interval: Duration::from_millis(250),
+            gradient_ttl: Duration::from_millis(1200),
+            default_energy: 100.0,
+            heirs: 2,
+            summary_keepalive: Duration::from_millis(1000),
+            heir_silence: Duration::from_millis(2500),
+            heir_stagger: Duration::from_millis(1500),
+            max_jobs: 64,
+            max_units: 65_536,
+        }
+    }
+}
+
+/// One unit of work for one replica: what to run, on which chunk, for whom.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorkToken {
+    /// Job id.
+    pub job: String,
+    /// Unit index (input order).
+    pub unit: u32,
+    /// Replica number.
+    pub replica: u8,
+    /// The chunk to process.
+    pub chunk: Hash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// HTTP addresses holding the chunk.
+    pub holders: Vec<SocketAddr>,
+    /// Job kind.
+    pub kind: String,
+    /// Job parameters.
+    pub params: serde_json::Value,
+    /// Energy left for passing the token on.
+    pub energy: f64,
+}
+
+/// A node's distance to a job's home, as advertised.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GradientEntry {
+    /// Job id.
+    pub job: String,
+    /// Hops to the nearest home of the job.
+    pub dist: u8,
+}
+
+/// One computed replica of a unit.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnitResult {
+    /// Unit index.
+    pub unit: u32,
+    /// Replica number.
+    pub replica: u8,
+    /// Digest of the partial result (also its blob name).
+    pub digest: String,
+}
+
+/// A worker's report to a job's home.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobReport {
+    /// Job id.
+    pub job: String,
+    /// The worker.
+    pub worker: NodeId,
+    /// Its HTTP address (where its partial results can be fetched).
+    pub http: SocketAddr,
+    /// Tokens it holds (queued or running): (unit, replica).
+    pub holding: Vec<(u32, u8)>,
+    /// Results it computed.
+    pub results: Vec<UnitResult>,
+    /// Hops travelled so far (dropped beyond the gradient's range).
+    #[serde(default)]
+    pub hops: u8,
+}
+
+/// A named, sized blob.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlobRef {
+    /// Name.
+    pub hash: Hash,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One page of a job record, sent by the home to its heirs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobRecordPage {
+    /// Job id.
+    pub job: String,
+    /// Kind.
+    pub kind: String,
+    /// Parameters.
+    pub params: serde_json::Value,
+    /// Replicas per unit.
+    pub redundancy: u8,
+    /// Token energy.
+    pub energy: f64,
+    /// The home that wrote this page.
+    pub home: NodeId,
+    /// Heirs in rank order.
+    pub heirs: Vec<PeerInfo>,
+    /// Units in the whole job.
+    pub total_units: u32,
+    /// Index of the first unit on this page.
+    pub offset: u32,
+    /// Units on this page: chunk and its holders.
+    pub units: Vec<UnitRef>,
+    /// When the job was created (home's clock, microseconds).
+    pub created: u64,
+}
+
+/// A unit's input chunk and where it is held.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnitRef {
+    /// Chunk name.
+    pub hash: Hash,
+    /// Chunk size.
+    pub size: u64,
+    /// HTTP addresses of holders.
+    pub holders: Vec<SocketAddr>,
+}
+
+/// A unit's decided partial result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Decision {
+    /// Unit index.
+    pub unit: u32,
+    /// Winning digest.
+    pub digest: String,
+    /// HTTP addresses of workers holding that partial.
+    pub holders: Vec<SocketAddr>,
+}
+
+/// Lifecycle of a job.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Units are being computed or merged.
+    Running,
+    /// The result is ready.
+    Done,
+    /// The job cannot complete.
+    Failed,
+    /// A client cancelled it.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Running)
+    }
+}
+
+/// Counters of one job.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobStats {
+    /// Replica results received.
+    pub results: u64,
+    /// Units issued again after a lease lapsed or a merge could not fetch.
+    pub reissued: u64,
+    /// Extra replicas issued because replicas disagreed.
+    pub extra_replicas: u64,
+    /// Results that disagreed with the majority.
+    pub disagreements: u64,
+    /// Distinct workers that reported results.
+    pub workers: u64,
+    /// Times another node took over as home.
+    pub takeovers: u64,
+    /// Wall time from creation to the final state, in milliseconds.
+    pub elapsed_ms: Option<u64>,
+}
+
+/// What every node learns of a job (diffused as a `job` item).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobSummary {
+    /// Job id.
+    pub job_id: String,
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: JobState,
+    /// Units in the job.
+    pub units_total: u32,
+    /// Units decided.
+    pub units_done: u32,
+    /// Replicas per unit.
+    pub redundancy: u8,
+    /// Current home.
+    pub home: NodeId,
+    /// Its HTTP address.
+    pub home_http: SocketAddr,
+    /// Creation time (microseconds since the Unix epoch in the daemon).
+    pub created: u64,
+    /// Name of the result blob, when done.
+    pub result_hash: Option<Hash>,
+    /// Digest of the canonical result bytes, when done.
+    pub result_digest: Option<String>,
+    /// Size of the result.
+    pub result_size: Option<u64>,
+    /// HTTP addresses holding the result.
+    pub result_holders: Vec<SocketAddr>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Counters.
+    pub stats: JobStats,
+}
+
+/// Something the job engine needs the driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutput {
+    /// Fetch a blob over HTTP from one of `sources`, verify it, store it
+    /// (`Node::blob_put`), then call `Node::fetch_done`.
+    Fetch {
+        /// Blob name.
+        hash: Hash,
+        /// Expected size.
+        size: u64,
+        /// HTTP addresses to try.
+        sources: Vec<SocketAddr>,
+        /// What kind of blob it will be.
+        kind: BlobKind,
+    },
+    /// Run a kernel on a held chunk (on a worker thread), store the partial
+    /// (`Node::blob_put`), then call `Node::work_done`.
+    Execute {
+        /// Token being executed.
+        token: WorkToken,
+    },
+    /// Fetch the decided partials, merge them in unit order, finish, store
+    /// the result blob, then call `Node::merge_done`.
+    Merge {
+        /// Job id.
+        job: String,
+        /// Kind.
+        kind: String,
+        /// Parameters.
+        params: serde_json::Value,
+        /// Decided partials in unit order, with holders.
+        partials: Vec<(String, Vec<SocketAddr>)>,
+    },
+    /// Forget a blob's bytes (evicted or no longer needed).
+    DropBlob {
+        /// Blob name.
+        hash: Hash,
+    },
+}
+
+/// Why a job submission was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SubmitError {
+    /// No units.
+    #[error("a job needs at least one input")]
+    NoInputs,
+    /// Too many units.
+    #[error("a job may have at most {0} units")]
+    TooManyUnits(usize),
+    /// Redundancy out of range.
+    #[error("redundancy must be 1 to 7")]
+    BadRedundancy,
+    /// Energy out of range.
+    #[error("energy must be a number greater than 0 and at most 1000")]
+    BadEnergy,
+    /// Too many running jobs here.
+    #[error("this node already runs {0} jobs; try later or another node")]
+    Busy(usize),
+    /// Params too large.
+    #[error("params must serialize to at most 4 KiB")]
+    ParamsTooLarge,
+}
+
+/// Context the node lends the engine for one call.
+pub struct Ctx<'a> {
+    /// Current time.
+    pub now: Time,
+    /// This node.
+    pub me: NodeId,
+    /// This node's HTTP address.
+    pub http: SocketAddr,
+    /// Active neighbours (id, UDP address).
+    pub neighbors: Vec<(NodeId, SocketAddr)>,
+    /// The node's random generator.
+    pub rng: &'a mut Rng,
+    /// Messages to send.
+    pub sends: Vec<(SocketAddr, Message)>,
+    /// Work for the driver.
+    pub outputs: Vec<JobOutput>,
+    /// Job summaries to diffuse (key = job id).
+    pub summaries: Vec<JobSummary>,
+    /// The blob index.
+    pub blobs: &'a mut BlobIndex,
+    /// Energy model.
+    pub energy: EnergyModel,
+    /// Nodes whose results disagreed with a majority.
+    pub penalties: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+struct Rep {
+    done: bool,
+    last_seen: Time,
+}
+
+#[derive(Clone, Debug, Default)]
+struct UnitState {
+    reps: Vec<Rep>,
+    results: BTreeMap<NodeId, (String, SocketAddr)>,
+    decided: Option<(String, Vec<SocketAddr>)>,
+}
+
+#[derive(Clone, Debug)]
+struct HomeJob {
+    kind: String,
+    params: serde_json::Value,
+    units: Vec<UnitRef>,
+    redundancy: u8,
+    energy: f64,
+    heirs: Vec<PeerInfo>,
+    created: u64,
+    created_at: Time,
+    state: JobState,
+    merging: bool,
+    unit_state: Vec<UnitState>,
+    decided: u32,
+    version: u64,
+    last_summary: Time,
+    summary_dirty: bool,
+    undelivered: Vec<u32>,
+    result: Option<(Hash, String, u64)>,
+    result_holders: Vec<SocketAddr>,
+    error: Option<String>,
+    stats: JobStats,
+    workers: BTreeSet<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+struct HeirJob {
+    page0: Option<JobRecordPage>,
+    units: BTreeMap<u32, UnitRef>,
+    decisions: BTreeMap<u32, Decision>,
+    rank: usize,
+    last_heard: Time,
+    version_seen: u64,
+    final_state: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Slot {
+    Fetching,
+    Executing,
+}
+
+#[derive(Clone, Debug, Default)]
+struct NeighborLoad {
+    free: u16,
+    room: u16,
+    dists: BTreeMap<String, (u8, Time)>,
+}
+
+/// All job state of one node.
+#[derive(Clone, Debug, Default)]
+pub struct JobEngine {
+    cfg: JobConfig,
+    homes: BTreeMap<String, HomeJob>,
+    heirs: BTreeMap<String, HeirJob>,
+    queue: VecDeque<WorkToken>,
+    running: BTreeMap<(String, u32, u8), (WorkToken, Slot)>,
+    taken: BTreeMap<String, BTreeSet<u32>>,
+    results: BTreeMap<String, Vec<UnitResult>>,
+    final_jobs: BTreeMap<String, Time>,
+    loads: BTreeMap<NodeId, NeighborLoad>,
+    next_report: Time,
+    next_load: Time,
+    last_load_sent: (u16, u16),
+    last_load_at: Time,
+    strikes: BTreeMap<NodeId, u32>,
+}
+
+/// Results of a node with this many strikes are ignored by homes.
+pub const IGNORE_AFTER_STRIKES: u32 = 3;
+/// Tokens are not passed to a neighbour with this many strikes.
+pub const AVOID_AFTER_STRIKES: u32 = 1;
+
+const MAX_QUEUE_HARD: usize = 256;
+const MAX_RESULTS_PER_REPORT: usize = 100;
+const MAX_DIST: u8 = 32;
+const UNITS_PER_PAGE: usize = 64;
+
+impl JobEngine {
+    /// An engine with these knobs.
+    pub fn new(cfg: JobConfig) -> JobEngine {
+        JobEngine { cfg, ..Default::default() }
+    }
+
+    /// The knobs.
+    pub fn config(&self) -> &JobConfig {
+        &self.cfg
+    }
+
+    fn free_slots(&self) -> usize {
+        self.cfg.worker_slots.saturating_sub(self.running.len())
+    }
+
+    fn room(&self) -> usize {
+        (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
+    }
+
+    /// Tokens queued and running here.
+    pub fn load(&self) -> (usize, usize) {
+        (self.queue.len(), self.running.len())
+    }
+
+    /// Jobs this node is home of.
+    pub fn home_jobs(&self) -> usize {
+        self.homes.len()
+    }
+
+    /// Whether this node is home of a job.
+    pub fn is_home(&self, job: &str) -> bool {
+        self.homes.contains_key(job)
+    }
+
+    // ------------------------------------------------------------- submit
+
+    /// Creates a job homed here; returns its id.
+    pub fn submit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        kind: String,
+        params: serde_json::Value,
+        units: Vec<UnitRef>,
+        redundancy: u8,
+        energy: Option<f64>,
+    ) -> Result<String, SubmitError> {
+        if units.is_empty() {
+            return Err(SubmitError::NoInputs);
+        }
+        if units.len() > self.cfg.max_units {
+            return Err(SubmitError::TooManyUnits(self.cfg.max_units));
+        }
+        if !(1..=7).contains(&redundancy) {
+            return Err(SubmitError::BadRedundancy);
+        }
+        let energy = energy.unwrap_or(self.cfg.default_energy);
+        if !(energy.is_finite() && energy > 0.0 && energy <= 1000.0) {
+            return Err(SubmitError::BadEnergy);
+        }
+        if crate::wire::value_len(&params) > 4096 {
+            return Err(SubmitError::ParamsTooLarge);
+        }
+        let running = self.homes.values().filter(|h| !h.state.is_final()).count();
+        if running >= self.cfg.max_jobs {
+            return Err(SubmitError::Busy(running));
+        }
+        let id = format!("{:016x}{:016x}", ctx.rng.next_u64(), ctx.rng.next_u64());
+        let mut nb: Vec<PeerInfo> = ctx.neighbors.iter().map(|(id, addr)| PeerInfo { id: *id, addr: *addr }).collect();
+        nb.sort();
+        ctx.rng.shuffle(&mut nb);
+        nb.truncate(self.cfg.heirs);
+        for u in &units {
+            ctx.blobs.pin(&u.hash, &id);
+        }
+        let job = HomeJob {
+            kind,
+            params,
+            unit_state: vec![UnitState::default(); units.len()],
+            units,
+            redundancy,
+            energy,
+            heirs: nb,
+            created: ctx.now.as_micros(),
+            created_at: ctx.now,
+            state: JobState::Running,
+            merging: false,
+            decided: 0,
+            version: 1,
+            last_summary: ctx.now,
+            summary_dirty: true,
+            undelivered: Vec::new(),
+            result: None,
+            result_holders: Vec::new(),
+            error: None,
+            stats: JobStats::default(),
+            workers: BTreeSet::new(),
+        };
+        self.homes.insert(id.clone(), job);
+        self.send_record(ctx, &id);
+        // Issue every replica of every unit into our own queue: from here
+        // the tokens flow to wherever there is room.
+        let n = self.homes.get(&id).map_or(0, |h| h.units.len());
+        for u in 0..n {
+            for r in 0..redundancy {
+                self.issue(ctx, &id, u as u32, r);
+            }
+        }
+        self.publish(ctx, &id);
+        self.schedule(ctx);
+        Ok(id)
+    }
+
+    fn issue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
+        let Some(h) = self.homes.get_mut(id) else { return };
+        let Some(u) = h.units.get(unit as usize) else { return };
+        let Some(us) = h.unit_state.get_mut(unit as usize) else { return };
+        let rep = Rep { done: false, last_seen: ctx.now };
+        match us.reps.get_mut(replica as usize) {
+            Some(r) => *r = rep,
+            None => us.reps.push(rep),
+        }
+        // Holders learned since the job started (replicas) help too.
+        let mut holders = u.holders.clone();
+        if let Some(m) = ctx.blobs.get(&u.hash) {
+            if !holders.contains(&ctx.http) {
+                holders.push(ctx.http);
+            }
+            holders.extend(m.holders.iter().filter(|a| !u.holders.contains(a)).copied());
+        }
+        holders.truncate(8);
+        let token = WorkToken {
+            job: id.to_string(),
+            unit,
+            replica,
+            chunk: u.hash.clone(),
+            size: u.size,
+            holders,
+            kind: h.kind.clone(),
+            params: h.params.clone(),
+            energy: h.energy,
+        };
+        self.queue.push_back(token);
+    }
+
+    fn send_record(&self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get(id) else { return };
+        for (i, page) in h.units.chunks(UNITS_PER_PAGE).enumerate() {
+            let rec = JobRecordPage {
+                job: id.to_string(),
+                kind: h.kind.clone(),
+                params: h.params.clone(),
+                redundancy: h.redundancy,
+                energy: h.energy,
+                home: ctx.me,
+                heirs: h.heirs.clone(),
+                total_units: h.units.len() as u32,
+                offset: (i * UNITS_PER_PAGE) as u32,
+                units: page.iter().map(|u| UnitRef { holders: u.holders.iter().take(3).copied().collect(), ..u.clone() }).collect(),
+                created: h.created,
+            };
+            for heir in &h.heirs {
+                ctx.sends.push((heir.addr, Message::JobRecord { record: Box::new(rec.clone()) }));
+            }
+        }
+    }
+
+    /// Cancels a job homed here. Returns false if it is not homed here.
+    pub fn cancel(&mut self, ctx: &mut Ctx<'_>, id: &str) -> bool {
+        let Some(h) = self.homes.get_mut(id) else { return false };
+        if !h.state.is_final() {
+            h.state = JobState::Cancelled;
+            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.summary_dirty = true;
+        }
+        self.finalize_local(ctx, id);
+        self.publish(ctx, id);
+        true
+    }
+
+    // ----------------------------------------------------------- summaries
+
+    fn summary(&self, ctx: &Ctx<'_>, id: &str) -> Option<JobSummary> {
+        let h = self.homes.get(id)?;
+        Some(JobSummary {
+            job_id: id.to_string(),
+            kind: h.kind.clone(),
+            state: h.state,
+            units_total: h.units.len() as u32,
+            units_done: h.decided,
+            redundancy: h.redundancy,
+            home: ctx.me,
+            home_http: ctx.http,
+            created: h.created,
+            result_hash: h.result.as_ref().map(|r| r.0.clone()),
+            result_digest: h.result.as_ref().map(|r| r.1.clone()),
+            result_size: h.result.as_ref().map(|r| r.2),
+            result_holders: h.result_holders.clone(),
+            error: h.error.clone(),
+            stats: JobStats { workers: h.workers.len() as u64, ..h.stats.clone() },
+        })
+    }
+
+    fn publish(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        if let Some(s) = self.summary(ctx, id) {
+            ctx.summaries.push(s);
+        }
+        if let Some(h) = self.homes.get_mut(id) {
+            h.last_summary = ctx.now;
+            h.summary_dirty = false;
+            h.version += 1;
+        }
+    }
+
+    /// Version to diffuse the next summary of a homed job with.
+    pub fn summary_version(&self, id: &str) -> Option<u64> {
+        self.homes.get(id).map(|h| h.version)
+    }
+
+    /// A job summary arrived by diffusion: learn final states (drop tokens,
+    /// release pins) and feed heirs' liveness view of the home.
+    pub fn on_summary(&mut self, ctx: &mut Ctx<'_>, s: &JobSummary, version: u64) {
+        if let Some(h) = self.heirs.get_mut(&s.job_id) {
+            if version >= h.version_seen {
+                h.version_seen = version;
+                h.last_heard = ctx.now;
+                h.final_state = s.state.is_final();
+            }
+        }
+        if let Some(home) = self.homes.get(&s.job_id) {
+            // Another node took over while we were thought dead: the newer
+            // home wins; step down quietly.
+            if s.home != ctx.me && version > home.version && !home.state.is_final() {
+                self.homes.remove(&s.job_id);
+            }
+        }
+        if s.state.is_final() {
+            self.finalize_local(ctx, &s.job_id);
+        }
+    }
+
+    fn finalize_local(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        if self.final_jobs.contains_key(id) {
+            return;
+        }
+        if self.final_jobs.len() >= 4096 {
+            if let Some(k) = self.final_jobs.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                self.final_jobs.remove(&k);
+            }
+        }
+        self.final_jobs.insert(id.to_string(), ctx.now);
+        self.queue.retain(|t| t.job != id);
+        self.taken.remove(id);
+        self.results.remove(id);
+        if let Some(h) = self.heirs.get_mut(id) {
+            h.final_state = true;
+        }
+        ctx.blobs.unpin_job(id);
+        for (_, l) in self.loads.iter_mut() {
+            l.dists.remove(id);
+        }
+    }
+
+    // -------------------------------------------------------------- worker
+
+    /// A token arrived from a neighbour.
+    pub fn on_work(&mut self, ctx: &mut Ctx<'_>, token: WorkToken) {
+        if self.final_jobs.contains_key(&token.job) || self.queue.len() >= MAX_QUEUE_HARD {
+            return;
+        }
+        self.queue.push_back(token);
+        self.schedule(ctx);
+    }
+
+    /// Starts what can run here and passes on what cannot.
+    pub fn schedule(&mut self, ctx: &mut Ctx<'_>) {
+        // 1. Run what we can.
+        let mut i = 0;
+        while self.free_slots() > 0 && i < self.queue.len() {
+            let runnable = self.queue.get(i).is_some_and(|t| !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit)));
+            if !runnable {
+                i += 1;
+                continue;
+            }
+            let Some(t) = self.queue.remove(i) else { break };
+            self.start(ctx, t);
+        }
+        // 2. Pass on what waits, to neighbours with room, most free first.
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut budget: Vec<(NodeId, SocketAddr, usize, usize)> = ctx
+            .neighbors
+            .iter()
+            .filter(|(id, _)| self.strikes.get(id).copied().unwrap_or(0) < AVOID_AFTER_STRIKES)
+            .filter_map(|(id, addr)| self.loads.get(id).map(|l| (*id, *addr, l.free as usize, l.room as usize)))
+            .filter(|(_, _, _, room)| *room > 0)
+            .collect();
+        if budget.is_empty() {
+            self.drop_stuck();
+            return;
+        }
+        let mut keep = VecDeque::new();
+        // Keep enough local work to refill our own slots; pass the rest.
+        let mut own_share = self.cfg.queue_room.min(self.queue.len());
+        while let Some(mut t) = self.queue.pop_front() {
+            let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
+            if mine_ok && own_share > 0 {
+                own_share -= 1;
+                keep.push_back(t);
+                continue;
+            }
+            let next = ctx.energy.after_hop(t.energy);
+            if !EnergyModel::alive(next) {
+                if mine_ok {
+                    keep.push_back(t);
+                }
+                // A token that can neither run here nor travel is dropped;
+                // its lease lapses and the home issues it again, fresh.
+                continue;
+            }
+            budget.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)));
+            match budget.first_mut() {
+                Some(b) if b.3 > 0 => {
+                    b.3 -= 1;
+                    b.2 = b.2.saturating_sub(1);
+                    t.energy = next;
+                    ctx.sends.push((b.1, Message::Work { token: Box::new(t) }));
+                }
+                _ => keep.push_back(t),
+            }
+        }
+        self.queue = keep;
+        for (id, _, free, room) in budget {
+            if let Some(l) = self.loads.get_mut(&id) {
+                l.free = free as u16;
+                l.room = room as u16;
+            }
+        }
+    }
+
+    fn drop_stuck(&mut self) {
+        let taken = &self.taken;
+        self.queue.retain(|t| {
+            let mine_ok = !taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
+            mine_ok || t.energy > 0.0
+        });
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_>, t: WorkToken) {
+        let taken = self.taken.entry(t.job.clone()).or_default();
+        taken.insert(t.unit);
+        ctx.blobs.pin(&t.chunk, &t.job);
+        let key = (t.job.clone(), t.unit, t.replica);
+        if ctx.blobs.contains(&t.chunk) {
+            self.running.insert(key, (t.clone(), Slot::Executing));
+            ctx.outputs.push(JobOutput::Execute { token: t });
+        } else {
+            let mut sources = t.holders.clone();
+            ctx.rng.shuffle(&mut sources);
+            ctx.outputs.push(JobOutput::Fetch { hash: t.chunk.clone(), size: t.size, sources, kind: BlobKind::Chunk });
+            self.running.insert(key, (t, Slot::Fetching));
+        }
+    }
+
+    /// A fetch finished (`ok`: the blob is now held and verified).
+    pub fn fetch_done(&mut self, ctx: &mut Ctx<'_>, hash: &str, ok: bool) {
+        let waiting: Vec<(String, u32, u8)> = self
+            .running
+            .iter()
+            .filter(|(_, (t, s))| matches!(s, Slot::Fetching) && t.chunk == hash)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in waiting {
+            if ok {
+                if let Some(entry) = self.running.get_mut(&k) {
+                    entry.1 = Slot::Executing;
+                    ctx.outputs.push(JobOutput::Execute { token: entry.0.clone() });
+                }
+            } else if let Some((t, _)) = self.running.remove(&k) {
+                // Nobody could serve the chunk: give the slot back and let
+                // the lease bring the unit back from its home.
+                if let Some(s) = self.taken.get_mut(&t.job) {
+                    s.remove(&t.unit);
+                }
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    /// A kernel finished; on success the partial is stored under `digest`.
+    pub fn work_done(&mut self, ctx: &mut Ctx<'_>, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
+        let Some((t, _)) = self.running.remove(&(job.to_string(), unit, replica)) else {
+            self.schedule(ctx);
+            return;
+        };
+        match digest {
+            Ok(d) => {
+                ctx.blobs.pin(&d, job);
+                let r = UnitResult { unit, replica, digest: d };
+                let list = self.results.entry(t.job.clone()).or_default();
+                list.push(r);
+                if list.len() > 4 * MAX_RESULTS_PER_REPORT {
+                    list.remove(0);
+                }
+                // Report at once: the home is waiting for it.
+                self.report_job(ctx, &t.job);
+            }
+            Err(_) => {
+                if let Some(s) = self.taken.get_mut(job) {
+                    s.remove(&unit);
+                }
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    fn report_job(&mut self, ctx: &mut Ctx<'_>, job: &str) {
+        let holding: Vec<(u32, u8)> = self
+            .queue
+            .iter()
+            .filter(|t| t.job == job)
+            .map(|t| (t.unit, t.replica))
+            .chain(self.running.keys().filter(|k| k.0 == job).map(|k| (k.1, k.2)))
+            .take(1000)
+            .collect();
+        let results: Vec<UnitResult> = self
+            .results
+            .get(job)
+            .map(|r| r.iter().rev().take(MAX_RESULTS_PER_REPORT).cloned().collect())
+            .unwrap_or_default();
+        if holding.is_empty() && results.is_empty() {
+            return;
+        }
+        let report = JobReport { job: job.to_string(), worker: ctx.me, http: ctx.http, holding, results, hops: 0 };
+        self.route_report(ctx, report);
+    }
+
+    fn route_report(&mut self, ctx: &mut Ctx<'_>, mut report: JobReport) {
+        if self.homes.contains_key(&report.job) {
+            self.on_report(ctx, report);
+            return;
+        }
+        if report.hops >= MAX_DIST {
+            return;
+        }
+        report.hops += 1;
+        if let Some(addr) = self.next_hop(ctx, &report.job) {
+            ctx.sends.push((addr, Message::JobReport { report: Box::new(report) }));
+        }
+    }
+
+    /// A report travelling toward a home reached this node.
+    pub fn on_report_msg(&mut self, ctx: &mut Ctx<'_>, report: JobReport) {
+        self.route_report(ctx, report);
+    }
+
+    /// The neighbour closest to the job's home. Only a neighbour strictly
+    /// closer than this node counts, so reports never circle while the
+    /// gradient re-forms after a failure.
+    fn next_hop(&self, ctx: &Ctx<'_>, job: &str) -> Option<SocketAddr> {
+        let ttl = self.cfg.gradient_ttl;
+        let mine = self.dist(ctx, job).unwrap_or(MAX_DIST);
+        ctx.neighbors
+            .iter()
+            .filter_map(|(id, addr)| {
+                let (d, t) = self.loads.get(id)?.dists.get(job)?;
+                (ctx.now.since(*t) < ttl && *d < mine).then_some((*d, *addr))
+            })
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, a)| a)
+    }
+
+    /// This node's distance to a job's nearest home, if known.
+    pub fn dist(&self, ctx: &Ctx<'_>, job: &str) -> Option<u8> {
+        if self.homes.get(job).is_some_and(|h| !h.state.is_final()) {
+            return Some(0);
+        }
+        let ttl = self.cfg.gradient_ttl;
+        ctx.neighbors
+            .iter()
+            .filter_map(|(id, _)| {
+                let (d, t) = self.loads.get(id)?.dists.get(job)?;
+                (ctx.now.since(*t) < ttl).then_some(*d)
+            })
+            .min()
+            .map(|d| d.saturating_add(1))
+            .filter(|d| *d < MAX_DIST)
+    }
+
+    // ---------------------------------------------------------------- home
+
+    /// A report reached the job's home.
+    pub fn on_report(&mut self, ctx: &mut Ctx<'_>, report: JobReport) {
+        let Some(h) = self.homes.get_mut(&report.job) else { return };
+        if h.state.is_final() {
+            return;
+        }
+        for (u, r) in &report.holding {
+            if let Some(rep) = h.unit_state.get_mut(*u as usize).and_then(|us| us.reps.get_mut(*r as usize)) {
+                rep.last_seen = ctx.now;
+            }
+        }
+        let mut touched = BTreeSet::new();
+        for res in &report.results {
+            let Some(us) = h.unit_state.get_mut(res.unit as usize) else { continue };
+            if let Some(rep) = us.reps.get_mut(res.replica as usize) {
+                rep.done = true;
+                rep.last_seen = ctx.now;
+            }
+            if us.results.contains_key(&report.worker) {
+                continue;
+            }
+            if self.strikes.get(&report.worker).copied().unwrap_or(0) >= IGNORE_AFTER_STRIKES {
+                // A node that kept disagreeing with majorities is not
+                // counted any more; other replicas decide.
+                continue;
+            }
+            if let Some((d, _)) = &us.decided {
+                // Late replicas are compared too: a late liar still loses.
+                if *d != res.digest {
+                    h.stats.disagreements += 1;
+                    ctx.penalties.push(report.worker);
+                }
+            }
+            us.results.insert(report.worker, (res.digest.clone(), report.http));
+            h.stats.results += 1;
+            h.workers.insert(report.worker);
+            touched.insert(res.unit);
+        }
+        for u in touched {
+            self.vote(ctx, &report.job, u);
+        }
+        self.maybe_merge(ctx, &report.job);
+    }
+
+    fn vote(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32) {
+        let Some(h) = self.homes.get_mut(id) else { return };
+        let quorum = h.redundancy as usize / 2 + 1;
+        let max_reps = 2 * h.redundancy as usize + 1;
+        let Some(us) = h.unit_state.get_mut(unit as usize) else { return };
+        if us.decided.is_some() {
+            return;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (d, _) in us.results.values() {
+            *counts.entry(d.as_str()).or_default() += 1;
+        }
+        let winner = counts.iter().find(|(_, c)| **c >= quorum).map(|(d, _)| d.to_string());
+        if let Some(w) = winner {
+            let holders: Vec<SocketAddr> = us.results.values().filter(|(d, _)| *d == w).map(|(_, a)| *a).collect();
+            for (node, (d, _)) in us.results.iter() {
+                if *d != w {
+                    h.stats.disagreements += 1;
+                    ctx.penalties.push(*node);
+                }
+            }
+            us.decided = Some((w.clone(), holders.clone()));
+            h.decided += 1;
+            h.undelivered.push(unit);
+            h.summary_dirty = true;
+            return;
+        }
+        let outstanding = us.reps.iter().filter(|r| !r.done).count();
+        let best = counts.values().copied().max().unwrap_or(0);
+        if best + outstanding < quorum {
+            // The replicas disagree and the outstanding ones cannot settle
+            // it: run one more.
+            if us.reps.len() >= max_reps {
+                h.state = JobState::Failed;
+                h.error = Some(format!("unit {unit}: no {quorum} of {} replicas agree", us.reps.len()));
+                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                h.summary_dirty = true;
+                let id = id.to_string();
+                self.finalize_local(ctx, &id);
+                self.publish(ctx, &id);
+                return;
+            }
+            let r = us.reps.len() as u8;
+            h.stats.extra_replicas += 1;
+            self.issue(ctx, id, unit, r);
+        }
+    }
+
+    fn maybe_merge(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get_mut(id) else { return };
+        if h.state.is_final() || h.merging || (h.decided as usize) < h.units.len() {
+            return;
+        }
+        h.merging = true;
+        let partials = h
+            .unit_state
+            .iter()
+            .map(|us| us.decided.clone().unwrap_or_default())
+            .collect();
+        ctx.outputs.push(JobOutput::Merge { job: id.to_string(), kind: h.kind.clone(), params: h.params.clone(), partials });
+    }
+
+    /// The driver merged a job: `Ok((result blob, digest, size))` or the
+    /// units whose partials could not be fetched.
+    pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+        let Some(h) = self.homes.get_mut(id) else { return };
+        h.merging = false;
+        if h.state.is_final() {
+            return;
+        }
+        match outcome {
+            Ok((hash, digest, size)) => {
+                ctx.blobs.pin(&hash, "results");
+                h.result = Some((hash.clone(), digest.clone(), size));
+                h.result_holders = vec![ctx.http];
+                h.state = JobState::Done;
+                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                let heirs: Vec<SocketAddr> = h.heirs.iter().map(|p| p.addr).collect();
+                for a in heirs {
+                    ctx.sends.push((
+                        a,
+                        Message::JobFinished { job: id.to_string(), result: hash.clone(), digest: digest.clone(), size, http: ctx.http },
+                    ));
+                }
+                let id = id.to_string();
+                self.finalize_local(ctx, &id);
+                self.publish(ctx, &id);
+            }
+            Err(missing) => {
+                let red = h.redundancy;
+                for &u in &missing {
+                    if let Some(us) = h.unit_state.get_mut(u as usize) {
+                        if us.decided.take().is_some() {
+                            h.decided = h.decided.saturating_sub(1);
+                        }
+                        us.results.clear();
+                        us.reps.clear();
+                        h.stats.reissued += 1;
+                    }
+                }
+                h.summary_dirty = true;
+                for u in missing {
+                    for r in 0..red {
+                        self.issue(ctx, id, u, r);
+                    }
+                }
+                self.schedule(ctx);
+            }
+        }
+    }
+
+    /// Another node stored a copy of a blob: if it is a job result homed
+    /// here, list it as a holder.
+    pub fn result_replicated_by_hash(&mut self, hash: &str, holder: SocketAddr) {
+        for h in self.homes.values_mut() {
+            if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder) {
+                h.result_holders.push(holder);
+                h.summary_dirty = true;
+                h.last_summary = Time::ZERO;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- heirs
+
+    /// A page of a job record arrived from its home.
+    pub fn on_record(&mut self, ctx: &mut Ctx<'_>, page: JobRecordPage) {
+        if self.final_jobs.contains_key(&page.job) || self.homes.contains_key(&page.job) {
+            return;
+        }
+        if !self.heirs.contains_key(&page.job) && self.heirs.len() >= self.cfg.max_jobs * 4 {
+            return;
+        }
+        let rank = page.heirs.iter().position(|p| p.id == ctx.me).unwrap_or(page.heirs.len());
+        let h = self.heirs.entry(page.job.clone()).or_insert_with(|| HeirJob {
+            page0: None,
+            units: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            rank,
+            last_heard: ctx.now,
+            version_seen: 0,
+            final_state: false,
+        });
+        h.last_heard = ctx.now;
+        h.rank = rank;
+        for (i, u) in page.units.iter().enumerate() {
+            h.units.insert(page.offset + i as u32, u.clone());
+            ctx.blobs.pin(&u.hash, &page.job);
+        }
+        if page.offset == 0 || h.page0.is_none() || h.page0.as_ref().is_some_and(|p| p.home != page.home) {
+            h.page0 = Some(JobRecordPage { units: Vec::new(), ..page });
+        }
+    }
+
+    /// Decisions arrived from the home.
+    pub fn on_decided(&mut self, ctx: &mut Ctx<'_>, job: &str, decisions: Vec<Decision>) {
+        if let Some(h) = self.heirs.get_mut(job) {
+            h.last_heard = ctx.now;
+            for d in decisions {
+                h.decisions.insert(d.unit, d);
+            }
+        }
+    }
+
+    /// Whether this node is an heir that should now take over `job`:
+    /// it heard nothing from a running job's home for its silence window.
+    fn heir_due(&self, ctx: &Ctx<'_>, h: &HeirJob, home_gone: bool) -> bool {
+        if h.final_state {
+            return false;
+        }
+        let Some(p0) = &h.page0 else { return false };
+        if h.units.len() < p0.total_units as usize {
+            return false;
+        }
+        let stagger = self.cfg.heir_stagger * h.rank as u32;
+        let wait = if home_gone { stagger } else { self.cfg.heir_silence + stagger };
+        ctx.now.since(h.last_heard) >= wait
+    }
+
+    /// The home of some jobs was seen to die (neighbour failure or leave).
+    pub fn home_lost(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        let due: Vec<String> = self
+            .heirs
+            .iter()
+            .filter(|(_, h)| home_of(h) == Some(node))
+            .filter(|(_, h)| self.heir_due(ctx, h, true))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in due {
+            self.take_over(ctx, &id);
+        }
+    }
+
+    fn take_over(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.heirs.remove(id) else { return };
+        let Some(p0) = h.page0 else { return };
+        let units: Vec<UnitRef> = (0..p0.total_units).filter_map(|i| h.units.get(&i).cloned()).collect();
+        if units.len() != p0.total_units as usize {
+            return;
+        }
+        let mut unit_state = vec![UnitState::default(); units.len()];
+        let mut decided = 0;
+        for (u, us) in unit_state.iter_mut().enumerate() {
+            if let Some(d) = h.decisions.get(&(u as u32)) {
+                us.decided = Some((d.digest.clone(), d.holders.clone()));
+                decided += 1;
+            } else {
+                // Whoever holds these will report within a lease; what
+                // nobody reports is issued again when the lease lapses.
+                us.reps = (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now }).collect();
+            }
+        }
+        let heirs: Vec<PeerInfo> = p0.heirs.iter().filter(|p| p.id != ctx.me).copied().collect();
+        let mut stats = JobStats::default();
+        stats.takeovers = 1;
+        let job = HomeJob {
+            kind: p0.kind.clone(),
+            params: p0.params.clone(),
+            units,
+            redundancy: p0.redundancy,
+            energy: p0.energy,
+            heirs,
+            created: p0.created,
+            created_at: Time(p0.created.min(ctx.now.as_micros())),
+            state: JobState::Running,
+            merging: false,
+            unit_state,
+            decided,
+            // Win last-writer-wins against every summary the old home wrote.
+            version: h.version_seen + 1_000_000,
+            last_summary: ctx.now,
+            summary_dirty: true,
+            undelivered: Vec::new(),
+            result: None,
+            result_holders: Vec::new(),
+            error: None,
+            stats,
+            workers: BTreeSet::new(),
+        };
+        self.homes.insert(id.to_string(), job);
+        self.send_record(ctx, id);
+        self.publish(ctx, id);
+        self.maybe_merge(ctx, id);
+    }
+
+    /// A job's result was replicated here (heir): note it.
+    pub fn on_finished(&mut self, ctx: &mut Ctx<'_>, job: &str) {
+        if let Some(h) = self.heirs.get_mut(job) {
+            h.final_state = true;
+            h.last_heard = ctx.now;
+        }
+    }
+
+    // ---------------------------------------------------------------- ticks
+
+    /// A neighbour advertised its load and distances.
+    pub fn on_load(&mut self, ctx: &mut Ctx<'_>, from: NodeId, free: u16, room: u16, jobs: Vec<GradientEntry>) {
+        let l = self.loads.entry(from).or_default();
+        l.free = free;
+        l.room = room;
+        for e in jobs {
+            if !self.final_jobs.contains_key(&e.job) && l.dists.len() < 4 * self.cfg.max_jobs {
+                l.dists.insert(e.job, (e.dist, ctx.now));
+            }
+        }
+        if free > 0 && !self.queue.is_empty() {
+            self.schedule(ctx);
+        }
+    }
+
+    /// Records how many times a node disagreed with a majority (learned by
+    /// diffusion from every home that saw it).
+    pub fn set_strikes(&mut self, node: NodeId, strikes: u32) {
+        if self.strikes.len() < 4096 || self.strikes.contains_key(&node) {
+            self.strikes.insert(node, strikes);
+        }
+    }
+
+    /// A neighbour went away.
+    pub fn neighbor_down(&mut self, node: NodeId) {
+        self.loads.remove(&node);
+    }
+
+    /// Periodic work: leases, reports, load and gradient adverts, heirs.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        // Home: re-issue lapsed leases, push decisions to heirs, summaries.
+        let ids: Vec<String> = self.homes.keys().cloned().collect();
+        for id in &ids {
+            let mut lapsed = Vec::new();
+            if let Some(h) = self.homes.get(id) {
+                if h.state.is_final() {
+                    if h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200) {
+                        self.publish(ctx, id);
+                    }
+                    continue;
+                }
+                for (u, us) in h.unit_state.iter().enumerate() {
+                    if us.decided.is_some() {
+                        continue;
+                    }
+                    for (r, rep) in us.reps.iter().enumerate() {
+                        if !rep.done && now.since(rep.last_seen) >= self.cfg.lease {
+                            lapsed.push((u as u32, r as u8));
+                        }
+                    }
+                }
+            }
+            for (u, r) in lapsed {
+                if let Some(h) = self.homes.get_mut(id) {
+                    h.stats.reissued += 1;
+                }
+                self.issue(ctx, id, u, r);
+            }
+            let (due, heirs, decisions) = match self.homes.get_mut(id) {
+                Some(h) => {
+                    let due = h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200)
+                        || now.since(h.last_summary) >= self.cfg.summary_keepalive;
+                    let decisions: Vec<Decision> = h
+                        .undelivered
+                        .drain(..)
+                        .filter_map(|u| {
+                            h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs)| Decision {
+                                unit: u,
+                                digest: d.clone(),
+                                holders: hs.iter().take(3).copied().collect(),
+                            })
+                        })
+                        .collect();
+                    (due, h.heirs.clone(), decisions)
+                }
+                None => continue,
+            };
+            for page in decisions.chunks(48) {
+                for heir in &heirs {
+                    ctx.sends.push((heir.addr, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
+                }
+            }
+            if due {
+                self.publish(ctx, id);
+            }
+        }
+        // Heirs: take over from a silent home.
+        let due: Vec<String> =
+            self.heirs.iter().filter(|(_, h)| self.heir_due(ctx, h, false)).map(|(k, _)| k.clone()).collect();
+        for id in due {
+            self.take_over(ctx, &id);
+        }
+        self.heirs.retain(|_, h| !(h.final_state && now.since(h.last_heard) > Duration::from_secs(60)));
+        // Worker: report holdings and results toward homes.
+        if now >= self.next_report {
+            self.next_report = now.plus(self.cfg.report_interval);
+            let jobs: BTreeSet<String> = self
+                .queue
+                .iter()
+                .map(|t| t.job.clone())
+                .chain(self.running.keys().map(|k| k.0.clone()))
+                .chain(self.results.keys().cloned())
+                .collect();
+            for j in jobs {
+                self.report_job(ctx, &j);
+            }
+        }
+        // Load and gradient to neighbours.
+        let free = self.free_slots().min(u16::MAX as usize) as u16;
+        let room = self.room().min(u16::MAX as usize) as u16;
+        let mut entries: Vec<GradientEntry> = Vec::new();
+        let known: BTreeSet<String> = self
+            .homes
+            .iter()
+            .filter(|(_, h)| !h.state.is_final())
+            .map(|(k, _)| k.clone())
+            .chain(self.loads.values().flat_map(|l| l.dists.keys().cloned()))
+            .collect();
+        for j in known {
+            if self.final_jobs.contains_key(&j) {
+                continue;
+            }
+            if let Some(d) = self.dist(ctx, &j) {
+                entries.push(GradientEntry { job: j, dist: d });
+            }
+        }
+        let changed = (free, room) != self.last_load_sent;
+        let keepalive = now.since(self.last_load_at) >= Duration::from_secs(2);
+        if now >= self.next_load && (changed || !entries.is_empty() || keepalive) {
+            self.next_load = now.plus(self.cfg.load_interval);
+            self.last_load_sent = (free, room);
+            self.last_load_at = now;
+            entries.truncate(64);
+            for (_, addr) in ctx.neighbors.clone() {
+                ctx.sends.push((addr, Message::Load { free, room, jobs: entries.clone() }));
+            }
+        }
+        // Expire stale gradient entries.
+        let ttl = self.cfg.gradient_ttl;
+        for l in self.loads.values_mut() {
+            l.dists.retain(|_, (_, t)| now.since(*t) < ttl * 4);
+        }
+        self.schedule(ctx);
+    }
+
+    /// Sizes of the engine's tables, for bounds checks.
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+        (self.homes.len(), self.heirs.len(), self.queue.len(), self.running.len())
+    }
+}
+
+fn home_of(h: &HeirJob) -> Option<NodeId> {
+    h.page0.as_ref().map(|p| p.home)
+}
