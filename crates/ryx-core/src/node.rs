@@ -1,11 +1,11 @@
 //! The node state machine: inputs in, outputs out.
 
-use crate::config::{Discovery, NodeConfig};
 use crate::blobs::{BlobError, BlobIndex, BlobKind, BlobMeta, Hash};
+use crate::config::{Discovery, NodeConfig};
 use crate::diffusion::{InfoStore, MissingTable, StoredItem};
-use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, SubmitError, UnitRef};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
+use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, SubmitError, UnitRef};
 use crate::metrics::Metrics;
 use crate::rng::Rng;
 use crate::time::Time;
@@ -226,6 +226,8 @@ pub struct TopologyNode {
     pub node_id: NodeId,
     /// UDP address.
     pub addr: SocketAddr,
+    /// HTTP address, if it told.
+    pub http: Option<SocketAddr>,
     /// Hops its list travelled to reach us (0: this node).
     pub hops: u32,
     /// Milliseconds since its list was refreshed.
@@ -585,7 +587,14 @@ impl Node {
                 purpose,
             },
         );
-        self.send(addr, Message::Join { long, urgent, degree });
+        self.send(
+            addr,
+            Message::Join {
+                long,
+                urgent,
+                degree,
+            },
+        );
     }
 
     /// Asks passive peers to become neighbours until active + pending
@@ -693,7 +702,11 @@ impl Node {
                 }
                 self.fill();
             }
-            Message::Join { long, urgent, degree } => self.on_join(from, src, long, urgent, degree),
+            Message::Join {
+                long,
+                urgent,
+                degree,
+            } => self.on_join(from, src, long, urgent, degree),
             Message::JoinReply { accepted, peers } => {
                 self.on_join_reply(from, src, accepted, peers)
             }
@@ -719,9 +732,20 @@ impl Node {
             Message::Ping { nonce } => {
                 let neighbor = self.active.contains_key(&from);
                 let degree = self.degree();
-                self.send(src, Message::Ack { nonce, neighbor, degree });
+                self.send(
+                    src,
+                    Message::Ack {
+                        nonce,
+                        neighbor,
+                        degree,
+                    },
+                );
             }
-            Message::Ack { nonce, neighbor, degree } => {
+            Message::Ack {
+                nonce,
+                neighbor,
+                degree,
+            } => {
                 if let Some(p) = self.active.get_mut(&from) {
                     p.degree = Some(degree);
                 }
@@ -904,7 +928,13 @@ impl Node {
 
     fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool, degree: u8) {
         if self.active.contains_key(&from) {
-            self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
+            self.send(
+                src,
+                Message::JoinReply {
+                    accepted: true,
+                    peers: vec![],
+                },
+            );
             return;
         }
         if self.active.len() >= self.cfg.max_active {
@@ -923,19 +953,40 @@ impl Node {
             if victim.is_none() && urgent {
                 // A node with no neighbours at all must not be left alone:
                 // make room by dropping a random short link.
-                let short: Vec<NodeId> = self.active.iter().filter(|(_, p)| !p.long).map(|(id, _)| *id).collect();
-                victim = self.rng.pick(&short).copied().or_else(|| self.active.keys().next().copied());
+                let short: Vec<NodeId> = self
+                    .active
+                    .iter()
+                    .filter(|(_, p)| !p.long)
+                    .map(|(id, _)| *id)
+                    .collect();
+                victim = self
+                    .rng
+                    .pick(&short)
+                    .copied()
+                    .or_else(|| self.active.keys().next().copied());
             }
             let Some(v) = victim else {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(src, Message::JoinReply { accepted: false, peers });
+                self.send(
+                    src,
+                    Message::JoinReply {
+                        accepted: false,
+                        peers,
+                    },
+                );
                 return;
             };
             self.send_to(v, Message::Disconnect);
             self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
+        self.send(
+            src,
+            Message::JoinReply {
+                accepted: true,
+                peers: vec![],
+            },
+        );
     }
 
     fn on_join_reply(
@@ -1058,10 +1109,12 @@ impl Node {
 
     fn wants(&self, id: &ItemId) -> bool {
         match id.space {
-            Space::Info | Space::Job | Space::Reputation => self.kv(id.space).get(&id.key).is_none_or(|held| {
-                !held.beats(id.version, id.origin)
-                    && (held.version, held.origin) != (id.version, id.origin)
-            }),
+            Space::Info | Space::Job | Space::Reputation => {
+                self.kv(id.space).get(&id.key).is_none_or(|held| {
+                    !held.beats(id.version, id.origin)
+                        && (held.version, held.origin) != (id.version, id.origin)
+                })
+            }
             Space::Topology => match id.key.parse::<NodeId>() {
                 Ok(n) if n != self.id => self.topology.version(&n).is_none_or(|v| v < id.version),
                 _ => false,
@@ -1071,18 +1124,20 @@ impl Node {
 
     fn held_item(&self, space: &Space, key: &str) -> Option<Item> {
         match space {
-            Space::Info | Space::Job | Space::Reputation => self.kv(*space).get(key).map(|s| Item {
-                id: ItemId {
-                    space: *space,
-                    key: key.to_string(),
-                    version: s.version,
-                    origin: s.origin,
-                },
-                value: s.value.clone(),
-                energy: s.energy,
-                hops: s.hops,
-                born: s.born,
-            }),
+            Space::Info | Space::Job | Space::Reputation => {
+                self.kv(*space).get(key).map(|s| Item {
+                    id: ItemId {
+                        space: *space,
+                        key: key.to_string(),
+                        version: s.version,
+                        origin: s.origin,
+                    },
+                    value: s.value.clone(),
+                    energy: s.energy,
+                    hops: s.hops,
+                    born: s.born,
+                })
+            }
             Space::Topology => {
                 let n: NodeId = key.parse().ok()?;
                 if n == self.id {
@@ -1188,7 +1243,10 @@ impl Node {
                 if sync {
                     self.metrics.items_synced += 1;
                 }
-                if item.id.space == Space::Info && item.born > 0 && self.now.as_micros() >= item.born {
+                if item.id.space == Space::Info
+                    && item.born > 0
+                    && self.now.as_micros() >= item.born
+                {
                     let ms = (self.now.as_micros() - item.born) as f64 / 1000.0;
                     self.metrics.diffusion_latency.observe(ms);
                 }
@@ -1535,6 +1593,7 @@ impl Node {
     fn own_topology_item(&self) -> Item {
         let list = NeighborList {
             addr: self.addr,
+            http: Some(self.http),
             links: self.own_links(),
         };
         Item {
@@ -1556,6 +1615,7 @@ impl Node {
         let mut nodes = vec![TopologyNode {
             node_id: self.id,
             addr: self.addr,
+            http: Some(self.http),
             hops: 0,
             age_ms: 0,
         }];
@@ -1573,6 +1633,7 @@ impl Node {
             nodes.push(TopologyNode {
                 node_id: *id,
                 addr: e.list.addr,
+                http: e.list.http,
                 hops: e.hops,
                 age_ms: now.since(e.received).as_millis() as u64,
             });
@@ -1628,7 +1689,13 @@ impl Node {
         for sum in summaries {
             let version = self.jobs.summary_version(&sum.job_id).unwrap_or(1);
             if let Ok(v) = serde_json::to_value(&sum) {
-                self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
+                self.put_kv(
+                    Space::Job,
+                    &sum.job_id,
+                    v,
+                    self.cfg.jobs.default_energy,
+                    Some(version),
+                );
             }
         }
         for n in penalties {
@@ -1636,7 +1703,13 @@ impl Node {
                 .reputation
                 .get(&n.to_string())
                 .map_or(1, |it| it.version + 1);
-            self.put_kv(Space::Reputation, &n.to_string(), serde_json::json!(strikes), self.cfg.default_energy, Some(strikes));
+            self.put_kv(
+                Space::Reputation,
+                &n.to_string(),
+                serde_json::json!(strikes),
+                self.cfg.default_energy,
+                Some(strikes),
+            );
             self.jobs.set_strikes(n, strikes as u32);
         }
         r
@@ -1651,8 +1724,10 @@ impl Node {
                 }
             }
             Space::Reputation => {
-                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64()) {
-                    self.jobs.set_strikes(n, strikes.min(u32::MAX as u64) as u32);
+                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64())
+                {
+                    self.jobs
+                        .set_strikes(n, strikes.min(u32::MAX as u64) as u32);
                 }
             }
             _ => {}
@@ -1660,7 +1735,14 @@ impl Node {
     }
 
     /// Stores and diffuses a key/value item written by this node.
-    fn put_kv(&mut self, space: Space, key: &str, value: serde_json::Value, energy: f64, version: Option<u64>) -> u64 {
+    fn put_kv(
+        &mut self,
+        space: Space,
+        key: &str,
+        value: serde_json::Value,
+        energy: f64,
+        version: Option<u64>,
+    ) -> u64 {
         let size = wire::value_len(&value);
         let held = self.kv(space).get(key).map_or(0, |h| h.version);
         let version = version.unwrap_or(held + 1).max(held + 1);
@@ -1677,9 +1759,27 @@ impl Node {
         };
         let now = self.now;
         let ev = match space {
-            Space::Job => self.job_items.insert(key.to_string(), stored, now, MAX_JOB_ITEMS, MAX_JOB_ITEMS * wire::MAX_VALUE_LEN),
-            Space::Reputation => self.reputation.insert(key.to_string(), stored, now, MAX_REPUTATION_ITEMS, MAX_REPUTATION_ITEMS * 64),
-            _ => self.info.insert(key.to_string(), stored, now, self.cfg.max_items, self.cfg.max_item_bytes),
+            Space::Job => self.job_items.insert(
+                key.to_string(),
+                stored,
+                now,
+                MAX_JOB_ITEMS,
+                MAX_JOB_ITEMS * wire::MAX_VALUE_LEN,
+            ),
+            Space::Reputation => self.reputation.insert(
+                key.to_string(),
+                stored,
+                now,
+                MAX_REPUTATION_ITEMS,
+                MAX_REPUTATION_ITEMS * 64,
+            ),
+            _ => self.info.insert(
+                key.to_string(),
+                stored,
+                now,
+                self.cfg.max_items,
+                self.cfg.max_item_bytes,
+            ),
         };
         self.metrics.items_evicted += ev;
         let item = Item {
@@ -1728,7 +1828,11 @@ impl Node {
                 if let Some(m) = self.blobs.get(&c.hash) {
                     holders.extend(m.holders.iter().copied());
                 }
-                UnitRef { hash: c.hash, size: c.size, holders }
+                UnitRef {
+                    hash: c.hash,
+                    size: c.size,
+                    holders,
+                }
             })
             .collect();
         let kind = kind.to_string();
@@ -1743,7 +1847,9 @@ impl Node {
 
     /// The latest summary of a job known here.
     pub fn job(&self, id: &str) -> Option<JobSummary> {
-        self.job_items.get(id).and_then(|it| JobSummary::deserialize(&it.value).ok())
+        self.job_items
+            .get(id)
+            .and_then(|it| JobSummary::deserialize(&it.value).ok())
     }
 
     /// Every job summary known here.
@@ -1762,19 +1868,35 @@ impl Node {
     /// Makes room for and records a verified blob the driver holds. On
     /// success the driver keeps the bytes; `DropBlob` outputs name what to
     /// evict. Uploads are offered to neighbours for replication.
-    pub fn blob_put(&mut self, now: Time, hash: &str, size: u64, kind: BlobKind, upload: bool) -> Result<(), BlobError> {
+    pub fn blob_put(
+        &mut self,
+        now: Time,
+        hash: &str,
+        size: u64,
+        kind: BlobKind,
+        upload: bool,
+    ) -> Result<(), BlobError> {
         self.now = now.max(self.now);
         if self.blobs.contains(hash) {
             return Ok(());
         }
         let evicted = self.blobs.make_room(size)?;
         for h in evicted {
-            self.outputs.push_back(Output::Job(JobOutput::DropBlob { hash: h }));
+            self.outputs
+                .push_back(Output::Job(JobOutput::DropBlob { hash: h }));
         }
-        let energy = if upload { self.cfg.default_energy } else { self.cfg.default_energy / 2.0 };
-        self.blobs.insert(hash.to_string(), size, kind, energy, self.now);
+        let energy = if upload {
+            self.cfg.default_energy
+        } else {
+            self.cfg.default_energy / 2.0
+        };
+        self.blobs
+            .insert(hash.to_string(), size, kind, energy, self.now);
         if upload && kind == BlobKind::Chunk {
-            self.offer(BlobRef { hash: hash.to_string(), size });
+            self.offer(BlobRef {
+                hash: hash.to_string(),
+                size,
+            });
         }
         Ok(())
     }
@@ -1788,8 +1910,19 @@ impl Node {
             self.offer_cursor = self.offer_cursor.wrapping_add(1);
             let id = ids[self.offer_cursor % ids.len()];
             let http = self.http;
-            self.send_to(id, Message::BlobOffer { blobs: vec![blob.clone()], http });
+            self.send_to(
+                id,
+                Message::BlobOffer {
+                    blobs: vec![blob.clone()],
+                    http,
+                },
+            );
         }
+    }
+
+    /// Forgets a blob (the driver discards its bytes).
+    pub fn blob_remove(&mut self, hash: &str) {
+        self.blobs.remove(hash);
     }
 
     /// Metadata of a held blob.
@@ -1799,7 +1932,12 @@ impl Node {
 
     /// Blob store accounting: (blobs, bytes used, capacity, pinned).
     pub fn blob_usage(&self) -> (usize, u64, u64, usize) {
-        (self.blobs.len(), self.blobs.used(), self.blobs.capacity(), self.blobs.pinned_count())
+        (
+            self.blobs.len(),
+            self.blobs.used(),
+            self.blobs.capacity(),
+            self.blobs.pinned_count(),
+        )
     }
 
     /// Every held blob.
@@ -1814,21 +1952,39 @@ impl Node {
         if let Some(offerer) = self.replication_src.remove(hash) {
             if ok {
                 let http = self.http;
-                self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
+                self.send(
+                    offerer,
+                    Message::BlobHave {
+                        hashes: vec![hash.to_string()],
+                        http,
+                    },
+                );
             }
         }
         self.with_jobs(|j, c| j.fetch_done(c, hash, ok));
     }
 
     /// A kernel finished; `Ok(digest)` once the partial is stored under it.
-    pub fn work_done(&mut self, now: Time, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
+    pub fn work_done(
+        &mut self,
+        now: Time,
+        job: &str,
+        unit: u32,
+        replica: u8,
+        digest: Result<String, String>,
+    ) {
         self.now = now.max(self.now);
         self.with_jobs(|j, c| j.work_done(c, job, unit, replica, digest));
     }
 
     /// A merge finished: the stored result blob, or the units whose
     /// partials could not be fetched.
-    pub fn merge_done(&mut self, now: Time, job: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+    pub fn merge_done(
+        &mut self,
+        now: Time,
+        job: &str,
+        outcome: Result<(Hash, String, u64), Vec<u32>>,
+    ) {
         self.now = now.max(self.now);
         self.with_jobs(|j, c| j.merge_done(c, job, outcome));
     }

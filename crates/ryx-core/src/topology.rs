@@ -24,6 +24,9 @@ pub struct LinkInfo {
 pub struct NeighborList {
     /// The node's UDP address.
     pub addr: SocketAddr,
+    /// The node's HTTP address.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
     /// Its active neighbours.
     pub links: Vec<LinkInfo>,
 }

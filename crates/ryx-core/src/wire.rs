@@ -393,7 +393,9 @@ impl Message {
             Message::SyncRequest { keys } => {
                 keys.len() <= MAX_IDS_PER_MESSAGE && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
             }
-            Message::Load { jobs, .. } => jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64),
+            Message::Load { jobs, .. } => {
+                jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64)
+            }
             Message::Work { token } => {
                 token.job.len() <= 64
                     && token.holders.len() <= 8
@@ -402,22 +404,35 @@ impl Message {
                     && crate::blobs::is_hash(&token.chunk)
             }
             Message::JobReport { report } => {
-                report.job.len() <= 64 && report.holding.len() <= 1000 && report.results.len() <= 100
+                report.job.len() <= 64
+                    && report.holding.len() <= 1000
+                    && report.results.len() <= 100
             }
             Message::JobRecord { record } => {
                 record.job.len() <= 64
                     && record.units.len() <= 64
                     && record.heirs.len() <= 8
                     && record.energy.is_finite()
-                    && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
+                    && record
+                        .units
+                        .iter()
+                        .all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
                     && value_len(&record.params) <= 4096
             }
             Message::JobDecided { job, decisions } => {
-                job.len() <= 64 && decisions.len() <= 64 && decisions.iter().all(|d| d.holders.len() <= 8)
+                job.len() <= 64
+                    && decisions.len() <= 64
+                    && decisions.iter().all(|d| d.holders.len() <= 8)
             }
-            Message::JobFinished { job, result, .. } => job.len() <= 64 && crate::blobs::is_hash(result),
-            Message::BlobOffer { blobs, .. } => blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash)),
-            Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
+            Message::JobFinished { job, result, .. } => {
+                job.len() <= 64 && crate::blobs::is_hash(result)
+            }
+            Message::BlobOffer { blobs, .. } => {
+                blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
+            }
+            Message::BlobHave { hashes, .. } => {
+                hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h))
+            }
             _ => true,
         };
         if ok {

@@ -21,7 +21,12 @@ use std::time::Duration;
 ///   ryx-node --port 9003 --discovery seed-nodes --seeds 127.0.0.1:9001 --cluster-id test
 ///   curl -s localhost:9001/v1/status
 #[derive(Parser, Debug)]
-#[command(name = "ryx-node", version, verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ryx-node",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to run instead of the daemon.
     #[command(subcommand)]
@@ -141,6 +146,21 @@ pub struct DaemonArgs {
     /// Energy given to info items injected without one (22 hops by default).
     #[arg(long, env = "RYX_DEFAULT_ENERGY", default_value_t = 100.0)]
     pub default_energy: f64,
+    /// Bytes the in-memory blob store may hold (suffixes K, M, G, KiB,
+    /// MiB, GiB accepted). Uploads larger than this are refused.
+    #[arg(long, env = "RYX_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_limit: u64,
+    /// Kernel threads (work units run at once; default: all cores).
+    #[arg(long, env = "RYX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Size of a work unit: uploads are cut at line ends into chunks of
+    /// about this many bytes.
+    #[arg(long, env = "RYX_CHUNK_SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Fault injection for tests: corrupt-results=P makes this node return
+    /// a wrong partial result with probability P.
+    #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P")]
+    pub fault: Option<String>,
     /// This node's id, 16 hex digits (default: random).
     #[arg(long, env = "RYX_NODE_ID")]
     pub node_id: Option<String>,
@@ -150,6 +170,56 @@ pub struct DaemonArgs {
     /// Log filter (tracing syntax, e.g. info or ryx_node=debug).
     #[arg(long, env = "RYX_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Parses a byte size such as 1048576, 512MiB, 4M or 2G.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, K, M, G)"
+            ))
+        }
+    };
+    let v = n * mult as f64;
+    if !(v.is_finite() && v >= 1.0) {
+        return Err(format!("{s:?} must be at least one byte"));
+    }
+    Ok(v as u64)
+}
+
+/// Parses `--fault corrupt-results=P`.
+pub fn parse_fault(s: &str) -> Result<crate::work::Faults, String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--fault {s:?}: expected corrupt-results=P"))?;
+    if k != "corrupt-results" {
+        return Err(format!(
+            "--fault: unknown fault {k:?} (known: corrupt-results)"
+        ));
+    }
+    let p: f64 = v
+        .parse()
+        .map_err(|_| format!("--fault: {v:?} is not a probability"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("--fault: {p} is not within 0..1"));
+    }
+    Ok(crate::work::Faults { corrupt_results: p })
 }
 
 impl DaemonArgs {
@@ -170,8 +240,24 @@ impl DaemonArgs {
             confirm_after: Duration::from_millis(self.confirm_after_ms),
             hello_interval: Duration::from_millis(self.hello_interval_ms),
             default_energy: self.default_energy,
+            memory_limit: self.memory_limit,
+            jobs: ryx_core::jobs::JobConfig {
+                worker_slots: self.workers(),
+                ..Default::default()
+            },
             ..NodeConfig::default()
         }
+    }
+
+    /// Kernel threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
+            .max(1)
     }
 
     /// TCP port of the HTTP API.

@@ -1,11 +1,15 @@
 //! `ryx-node`: the Ryx daemon (and `ryx-node exec`, the single-process
 //! reference run of a job).
 
+mod api_jobs;
 mod cli;
+mod client;
 mod exec;
 mod http;
 mod metrics;
 mod runtime;
+mod store;
+mod work;
 
 use anyhow::Context;
 use clap::Parser;
@@ -34,7 +38,9 @@ fn main() -> ExitCode {
 fn init_logs(args: &DaemonArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => b.json().init(),
         LogFormat::Human => b.with_ansi(false).init(),
@@ -45,7 +51,12 @@ fn init_logs(args: &DaemonArgs) {
 /// time and process id: enough for node ids and protocol randomness.
 fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -57,6 +68,10 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     if args.discovery == DiscoveryArg::SeedNodes && args.seeds.is_empty() {
         anyhow::bail!("--discovery seed-nodes needs --seeds host:port[,host:port...]");
     }
+    let faults = match &args.fault {
+        Some(f) => cli::parse_fault(f).map_err(anyhow::Error::msg)?,
+        None => work::Faults::default(),
+    };
     let id = match &args.node_id {
         Some(s) => s.parse::<NodeId>().context("--node-id")?,
         None => NodeId(random_u64()),
@@ -81,14 +96,31 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
-        let node = Node::new(cfg, id, addr, random_u64(), clock.now());
-        let (handle, loop_task) = runtime::spawn(node, clock, sockets);
+        let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
+        node.set_http_addr(http_addr);
+        let (handle, loop_task) = runtime::spawn(node, clock, sockets, args.workers(), faults);
+        if faults.corrupt_results > 0.0 {
+            tracing::warn!(
+                p = faults.corrupt_results,
+                "fault injection: corrupting partial results"
+            );
+        }
         tracing::info!(node_id = %id, udp = %addr, http = %http_addr, cluster = %args.cluster_id,
             discovery = ?args.discovery, "ryx-node started");
         if !args.seeds.is_empty() {
-            tokio::spawn(resolve_seeds(handle.clone(), args.seeds.clone(), Duration::from_secs(args.seed_resolve_s.max(1))));
+            tokio::spawn(resolve_seeds(
+                handle.clone(),
+                args.seeds.clone(),
+                Duration::from_secs(args.seed_resolve_s.max(1)),
+            ));
         }
-        let app = http::router(handle.clone());
+        let app = http::router(
+            handle.clone(),
+            http::Limits {
+                memory: args.memory_limit,
+                chunk_size: args.chunk_size as usize,
+            },
+        );
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
         server.await.context("HTTP server failed")?;
         // Graceful leave: tell the neighbours, give the datagrams a moment.
@@ -129,7 +161,11 @@ async fn resolve_seeds(handle: runtime::Handle, seeds: Vec<String>, every: Durat
         addrs.dedup();
         let found = !addrs.is_empty();
         tracing::debug!(?addrs, "seeds resolved");
-        if handle.call(move |s| s.node.handle(s.clock.now(), Input::Seeds(addrs))).await.is_err() {
+        if handle
+            .call(move |s| s.node.handle(s.clock.now(), Input::Seeds(addrs)))
+            .await
+            .is_err()
+        {
             return;
         }
         tokio::time::sleep(if found { every } else { Duration::from_secs(2) }).await;

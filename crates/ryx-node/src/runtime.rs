@@ -2,11 +2,14 @@
 //! sockets and a real clock. HTTP handlers reach the core only through the
 //! loop's command channel, so the core needs no locks.
 
+use crate::store::Store;
+use crate::work::{Faults, Services};
 use anyhow::Context;
 use ryx_core::node::Output;
 use ryx_core::wire::{self, MAX_DATAGRAM};
 use ryx_core::{Input, Node, Time};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
@@ -23,8 +26,13 @@ pub struct Clock {
 impl Clock {
     /// A clock anchored now.
     pub fn new() -> Clock {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Clock { start: Instant::now(), start_unix_us: unix.as_micros() as u64 }
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock {
+            start: Instant::now(),
+            start_unix_us: unix.as_micros() as u64,
+        }
     }
 
     /// The current time.
@@ -67,6 +75,12 @@ pub struct State {
     pub clock: Clock,
     /// IO counters.
     pub io: IoStats,
+    /// Blob bytes (the core keeps their accounting).
+    pub store: Store,
+    /// Blobs being fetched right now.
+    pub inflight: HashSet<String>,
+    /// Worker threads, fetchers and mergers.
+    pub services: Option<Services>,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -81,12 +95,18 @@ pub struct Handle {
 
 impl Handle {
     /// Runs `f` on the event loop and returns its answer.
-    pub async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut State) -> R + Send + 'static) -> anyhow::Result<R> {
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let cmd: Command = Box::new(move |s| {
             let _ = tx.send(f(s));
         });
-        self.tx.send(cmd).await.map_err(|_| anyhow::anyhow!("node event loop has stopped"))?;
+        self.tx
+            .send(cmd)
+            .await
+            .map_err(|_| anyhow::anyhow!("node event loop has stopped"))?;
         rx.await.context("node event loop dropped the request")
     }
 
@@ -110,13 +130,24 @@ pub struct Sockets {
 /// discovery socket. The discovery socket is bound to the broadcast address
 /// itself with address reuse, so every node on the machine hears every hello
 /// and nothing else.
-pub fn bind(bind: IpAddr, port: u16, broadcast_addr: IpAddr, discovery_port: u16, broadcast: bool) -> anyhow::Result<Sockets> {
-    let main = Socket::new(Domain::for_address(SocketAddr::new(bind, port)), Type::DGRAM, Some(Protocol::UDP))?;
+pub fn bind(
+    bind: IpAddr,
+    port: u16,
+    broadcast_addr: IpAddr,
+    discovery_port: u16,
+    broadcast: bool,
+) -> anyhow::Result<Sockets> {
+    let main = Socket::new(
+        Domain::for_address(SocketAddr::new(bind, port)),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
     main.set_broadcast(true)?;
     main.set_nonblocking(true)?;
     let _ = main.set_recv_buffer_size(4 << 20);
     let _ = main.set_send_buffer_size(4 << 20);
-    main.bind(&SocketAddr::new(bind, port).into()).with_context(|| format!("cannot bind UDP {bind}:{port}"))?;
+    main.bind(&SocketAddr::new(bind, port).into())
+        .with_context(|| format!("cannot bind UDP {bind}:{port}"))?;
     let main = UdpSocket::from_std(main.into())?;
     let discovery = if broadcast {
         let addr = SocketAddr::new(broadcast_addr, discovery_port);
@@ -124,20 +155,43 @@ pub fn bind(bind: IpAddr, port: u16, broadcast_addr: IpAddr, discovery_port: u16
         s.set_reuse_address(true)?;
         s.set_reuse_port(true)?;
         s.set_nonblocking(true)?;
-        s.bind(&addr.into()).with_context(|| format!("cannot bind discovery socket {addr}"))?;
+        s.bind(&addr.into())
+            .with_context(|| format!("cannot bind discovery socket {addr}"))?;
         Some(UdpSocket::from_std(s.into())?)
     } else {
         None
     };
-    Ok(Sockets { main, discovery, broadcast_to: SocketAddr::new(broadcast_addr, discovery_port) })
+    Ok(Sockets {
+        main,
+        discovery,
+        broadcast_to: SocketAddr::new(broadcast_addr, discovery_port),
+    })
 }
 
-/// Starts the event loop; returns its handle and the join handle of the task.
-pub fn spawn(node: Node, clock: Clock, sockets: Sockets) -> (Handle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel::<Command>(1024);
+/// Starts the event loop with `workers` kernel threads; returns its handle
+/// and the join handle of the task.
+pub fn spawn(
+    node: Node,
+    clock: Clock,
+    sockets: Sockets,
+    workers: usize,
+    faults: Faults,
+) -> (Handle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Command>(4096);
     let (events, _) = broadcast::channel(1024);
-    let handle = Handle { tx, events: events.clone() };
-    let state = State { node, clock, io: IoStats::default() };
+    let handle = Handle {
+        tx: tx.clone(),
+        events: events.clone(),
+    };
+    let services = Services::start(tx, workers, faults);
+    let state = State {
+        node,
+        clock,
+        io: IoStats::default(),
+        store: Store::default(),
+        inflight: HashSet::new(),
+        services: Some(services),
+    };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)
 }
@@ -149,7 +203,12 @@ async fn recv_opt(s: &Option<UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usi
     }
 }
 
-async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, events: broadcast::Sender<String>) {
+async fn run(
+    mut st: State,
+    sockets: Sockets,
+    mut rx: mpsc::Receiver<Command>,
+    events: broadcast::Sender<String>,
+) {
     // One byte more than the largest datagram so oversized ones are seen.
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut dbuf = vec![0u8; MAX_DATAGRAM + 1];
@@ -194,6 +253,12 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
         let (to, env) = match out {
             Output::Send { to, env } => (to, env),
             Output::Broadcast { env } => (sockets.broadcast_to, env),
+            Output::Job(j) => {
+                if let Some(svc) = st.services.clone() {
+                    svc.dispatch(st, j);
+                }
+                continue;
+            }
             Output::Event(e) => {
                 log_event(&e);
                 if events.receiver_count() > 0 {
@@ -231,7 +296,9 @@ fn log_event(e: &ryx_core::Event) {
         NeighborUp { id, addr, long } => tracing::info!(%id, %addr, long, "neighbour up"),
         NeighborDown { id, reason } => tracing::info!(%id, ?reason, "neighbour down"),
         Suspect { id } => tracing::debug!(%id, "neighbour suspected"),
-        ItemDelivered { id, energy, hops, .. } => {
+        ItemDelivered {
+            id, energy, hops, ..
+        } => {
             tracing::debug!(key = %id.key, version = id.version, energy, hops, "item delivered")
         }
     }

@@ -47,7 +47,12 @@ impl Mini {
         self.run_with(ms, alive, &mut |_, _, _, _| {});
     }
 
-    fn run_with(&mut self, ms: u64, alive: &[bool], _hook: &mut dyn FnMut(usize, &Output, Time, &[Node])) {
+    fn run_with(
+        &mut self,
+        ms: u64,
+        alive: &[bool],
+        _hook: &mut dyn FnMut(usize, &Output, Time, &[Node]),
+    ) {
         let end = self.now.plus(Duration::from_millis(ms));
         while self.now < end {
             self.now = self.now.plus(Duration::from_millis(10));
@@ -350,7 +355,13 @@ impl JobWorld {
         let mut mini = Mini::new(n, NodeConfig::default());
         let alive = vec![true; n];
         mini.run(3_000, &alive);
-        JobWorld { mini, alive, held: vec![HashMap::new(); n], liars: liars.iter().copied().collect(), pending: Vec::new() }
+        JobWorld {
+            mini,
+            alive,
+            held: vec![HashMap::new(); n],
+            liars: liars.iter().copied().collect(),
+            pending: Vec::new(),
+        }
     }
 
     fn upload(&mut self, i: usize, n_chunks: usize) -> Vec<BlobRef> {
@@ -359,7 +370,9 @@ impl JobWorld {
             .map(|c| {
                 let content = format!("chunk-{c}");
                 let hash = fake_hash(&content);
-                self.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
+                self.mini.nodes[i]
+                    .blob_put(now, &hash, 100, BlobKind::Chunk, true)
+                    .expect("room");
                 self.held[i].insert(hash.clone(), content);
                 BlobRef { hash, size: 100 }
             })
@@ -369,7 +382,11 @@ impl JobWorld {
     fn holder(&self, sources: &[SocketAddr], hash: &str) -> Option<String> {
         sources.iter().find_map(|a| {
             let j = self.mini.index(*a)?;
-            if self.alive[j] { self.held[j].get(hash).cloned() } else { None }
+            if self.alive[j] {
+                self.held[j].get(hash).cloned()
+            } else {
+                None
+            }
         })
     }
 
@@ -390,10 +407,17 @@ impl JobWorld {
                 }
                 for o in outs {
                     match o {
-                        JobOutput::Fetch { hash, size, sources, kind } => {
+                        JobOutput::Fetch {
+                            hash,
+                            size,
+                            sources,
+                            kind,
+                        } => {
                             let ok = match self.holder(&sources, &hash) {
                                 Some(content) => {
-                                    let r = self.mini.nodes[i].blob_put(now, &hash, size, kind, false).is_ok();
+                                    let r = self.mini.nodes[i]
+                                        .blob_put(now, &hash, size, kind, false)
+                                        .is_ok();
                                     if r {
                                         self.held[i].insert(hash.clone(), content);
                                     }
@@ -404,7 +428,8 @@ impl JobWorld {
                             self.mini.nodes[i].fetch_done(now, &hash, ok);
                         }
                         JobOutput::Execute { token } => {
-                            self.pending.push((now.plus(Duration::from_millis(20)), i, token));
+                            self.pending
+                                .push((now.plus(Duration::from_millis(20)), i, token));
                         }
                         JobOutput::Merge { job, partials, .. } => {
                             let mut missing = Vec::new();
@@ -417,7 +442,9 @@ impl JobWorld {
                             }
                             let outcome = if missing.is_empty() {
                                 let h = fake_hash(&acc);
-                                self.mini.nodes[i].blob_put(now, &h, 10, BlobKind::Result, false).expect("room");
+                                self.mini.nodes[i]
+                                    .blob_put(now, &h, 10, BlobKind::Result, false)
+                                    .expect("room");
                                 self.held[i].insert(h.clone(), acc.clone());
                                 Ok((h.clone(), h, 10))
                             } else {
@@ -432,7 +459,8 @@ impl JobWorld {
                 }
             }
             let due: Vec<_> = {
-                let (d, keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _, _)| *t <= now);
+                let (d, keep): (Vec<_>, Vec<_>) =
+                    self.pending.drain(..).partition(|(t, _, _)| *t <= now);
                 self.pending = keep;
                 d
             };
@@ -441,10 +469,20 @@ impl JobWorld {
                     continue;
                 }
                 let Some(chunk) = self.held[i].get(&token.chunk).cloned() else {
-                    self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Err("chunk gone".into()));
+                    self.mini.nodes[i].work_done(
+                        now,
+                        &token.job,
+                        token.unit,
+                        token.replica,
+                        Err("chunk gone".into()),
+                    );
                     continue;
                 };
-                let partial = if self.liars.contains(&i) { format!("LIE({chunk})") } else { format!("P({chunk})") };
+                let partial = if self.liars.contains(&i) {
+                    format!("LIE({chunk})")
+                } else {
+                    format!("P({chunk})")
+                };
                 let d = fake_hash(&partial);
                 let _ = self.mini.nodes[i].blob_put(now, &d, 10, BlobKind::Partial, false);
                 self.held[i].insert(d.clone(), partial);
@@ -459,9 +497,9 @@ impl JobWorld {
     }
 
     fn summary(&self, id: &str) -> Option<crate::jobs::JobSummary> {
-        (0..self.mini.nodes.len()).filter(|i| self.alive[*i]).find_map(|i| {
-            self.mini.nodes[i].job(id).filter(|s| s.state.is_final())
-        })
+        (0..self.mini.nodes.len())
+            .filter(|i| self.alive[*i])
+            .find_map(|i| self.mini.nodes[i].job(id).filter(|s| s.state.is_final()))
     }
 }
 
@@ -470,7 +508,9 @@ fn job_completes_right_with_redundancy_three_and_one_liar() {
     let mut w = JobWorld::new(8, &[5]);
     let chunks = w.upload(0, 24);
     let now = w.mini.now;
-    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 3, None).expect("submit");
+    let id = w.mini.nodes[0]
+        .submit_job(now, "word-count", serde_json::json!({}), chunks, 3, None)
+        .expect("submit");
     w.run(5_000);
     let s = w.summary(&id).expect("job finished");
     assert_eq!(s.state, JobState::Done, "{s:?}");
@@ -480,7 +520,11 @@ fn job_completes_right_with_redundancy_three_and_one_liar() {
     // Every live node learns the final summary.
     w.run(1_000);
     for i in 0..8 {
-        assert_eq!(w.mini.nodes[i].job(&id).map(|s| s.state), Some(JobState::Done), "node {i}");
+        assert_eq!(
+            w.mini.nodes[i].job(&id).map(|s| s.state),
+            Some(JobState::Done),
+            "node {i}"
+        );
     }
 }
 
@@ -490,7 +534,9 @@ fn job_survives_the_death_of_its_home() {
     let chunks = w.upload(0, 30);
     w.run(500); // replicas of the chunks spread
     let now = w.mini.now;
-    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
+    let id = w.mini.nodes[0]
+        .submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None)
+        .expect("submit");
     w.run(60);
     w.alive[0] = false;
     w.run(10_000);

@@ -1,0 +1,452 @@
+//! HTTP endpoints for blobs and jobs.
+
+use crate::client;
+use crate::http::{ApiError, ApiResult, Limits};
+use crate::runtime::Handle;
+use crate::store::split_upload;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use ryx_core::blobs::{is_hash, BlobKind};
+use ryx_core::jobs::{BlobRef, JobSummary};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct Api {
+    /// The event loop.
+    pub handle: Handle,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+fn bad_hash(h: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_hash",
+        format!("{h:?} is not a blob name (64 lowercase hex digits)"),
+    )
+}
+
+/// `PUT /v1/blobs`: stores the body, cut at line ends into chunks.
+pub async fn put_blob(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "too_large",
+                format!(
+                    "upload larger than this node's whole store ({} bytes, --memory-limit)",
+                    api.limits.memory
+                ),
+            )
+        } else {
+            ApiError::new(status, "bad_body", e.body_text())
+        }
+    })?;
+    let chunk = api.limits.chunk_size;
+    let up = tokio::task::spawn_blocking(move || split_upload(body, chunk))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let r = api
+        .handle
+        .call(move |s| {
+            let now = s.clock.now();
+            let mut added: Vec<String> = Vec::new();
+            let mut fail = None;
+            for (r, bytes) in &up.chunks {
+                match s.node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true) {
+                    Ok(()) => {
+                        s.store.insert(r.hash.clone(), bytes.clone());
+                        added.push(r.hash.clone());
+                    }
+                    Err(e) => {
+                        fail = Some(e);
+                        break;
+                    }
+                }
+            }
+            if fail.is_none() {
+                if let Some(m) = &up.manifest {
+                    match s
+                        .node
+                        .blob_put(now, &up.hash, m.len() as u64, BlobKind::Manifest, false)
+                    {
+                        Ok(()) => s.store.insert(up.hash.clone(), m.clone()),
+                        Err(e) => fail = Some(e),
+                    }
+                }
+            }
+            if let Some(e) = fail {
+                // Not half-kept: undo this upload's chunks.
+                for h in added {
+                    s.node.blob_remove(&h);
+                    s.store.remove(&h);
+                }
+                return Err(e);
+            }
+            Ok((up.hash.clone(), up.size, up.chunks.len()))
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    match r {
+        Ok((hash, size, chunks)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"hash": hash, "size": size, "chunks": chunks})),
+        )
+            .into_response()),
+        Err(e @ ryx_core::blobs::BlobError::TooLarge { .. }) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "store_full",
+            e.to_string(),
+        )),
+    }
+}
+
+/// `GET /v1/blobs`: what this node holds.
+pub async fn list_blobs(State(api): State<Api>) -> ApiResult {
+    let v = api
+        .handle
+        .call(|s| {
+            let (count, used, cap, pinned) = s.node.blob_usage();
+            let blobs: Vec<Value> = s
+                .node
+                .blobs()
+                .map(|(h, m)| json!({"hash": h, "size": m.size, "kind": m.kind, "energy": m.energy, "holders": m.holders}))
+                .collect();
+            json!({"count": count, "bytes": used, "capacity": cap, "pinned": pinned, "blobs": blobs})
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize, Default)]
+/// Query of `GET /v1/blobs/{hash}`.
+pub struct BlobQuery {
+    /// Return a manifest itself rather than the content it lists.
+    #[serde(default)]
+    manifest: bool,
+}
+
+/// `GET`/`HEAD /v1/blobs/{hash}`: the bytes (a manifest's content is
+/// reassembled from its chunks).
+pub async fn get_blob(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+    Query(q): Query<BlobQuery>,
+) -> ApiResult {
+    if !is_hash(&hash) {
+        return Err(bad_hash(&hash));
+    }
+    let h = hash.clone();
+    let found = api
+        .handle
+        .call(move |s| {
+            let b = s.store.get(&h)?;
+            if q.manifest || !s.store.is_manifest(&h) {
+                return Some(Ok(vec![b]));
+            }
+            let parts: Option<Vec<Bytes>> = s
+                .store
+                .chunks_of(&h, 0)
+                .iter()
+                .map(|c| s.store.get(&c.hash))
+                .collect();
+            Some(parts.ok_or(()))
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    match found {
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("blob {hash} is not held here"))),
+        Some(Err(())) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "incomplete",
+            format!("not every chunk of {hash} is held here; fetch its chunks (?manifest=true lists them)"),
+        )),
+        Some(Ok(parts)) => {
+            let body: Bytes = if parts.len() == 1 {
+                parts.into_iter().next().unwrap_or_default()
+            } else {
+                let mut all = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+                for p in parts {
+                    all.extend_from_slice(&p);
+                }
+                Bytes::from(all)
+            };
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(body)).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitJob {
+    kind: String,
+    inputs: Vec<String>,
+    #[serde(default = "empty_object")]
+    params: Value,
+    #[serde(default = "default_redundancy")]
+    redundancy: u8,
+    energy: Option<f64>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn default_redundancy() -> u8 {
+    2
+}
+
+/// `POST /v1/jobs`: starts a job homed on this node.
+pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let req: SubmitJob = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("expected {{\"kind\",\"inputs\":[hash...],\"params\"?,\"redundancy\"?,\"energy\"?}}: {e}"),
+        )
+    })?;
+    if let Err(e) = ryx_compute::JobSpec::new(&req.kind, &req.params) {
+        let code = if req.kind.parse::<ryx_compute::JobKind>().is_err() {
+            "unknown_kind"
+        } else {
+            "bad_params"
+        };
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()));
+    }
+    if req.inputs.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_inputs",
+            "a job needs at least one input blob",
+        ));
+    }
+    if let Some(h) = req.inputs.iter().find(|h| !is_hash(h)) {
+        return Err(bad_hash(h));
+    }
+    let r = api
+        .handle
+        .call(move |s| {
+            let mut chunks: Vec<BlobRef> = Vec::new();
+            for h in &req.inputs {
+                let Some(meta) = s.node.blob(h) else {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "unknown_input",
+                        format!("input {h} is not held on this node; upload it here first (PUT /v1/blobs)"),
+                    ));
+                };
+                chunks.extend(s.store.chunks_of(h, meta.size));
+            }
+            let now = s.clock.now();
+            s.node
+                .submit_job(now, &req.kind, req.params, chunks, req.redundancy, req.energy)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+        })
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok((StatusCode::CREATED, Json(json!({"job_id": r}))).into_response())
+}
+
+/// `GET /v1/jobs`: every job this node knows of, newest first.
+pub async fn list_jobs(State(api): State<Api>) -> ApiResult {
+    let mut jobs = api
+        .handle
+        .call(|s| s.node.jobs())
+        .await
+        .map_err(ApiError::unavailable)?;
+    jobs.sort_by(|a, b| b.created.cmp(&a.created).then(a.job_id.cmp(&b.job_id)));
+    let v: Vec<Value> = jobs.iter().map(|j| job_json(j, None)).collect();
+    Ok(Json(json!({"jobs": v})).into_response())
+}
+
+fn job_json(j: &JobSummary, result: Option<Value>) -> Value {
+    json!({
+        "job_id": j.job_id,
+        "kind": j.kind,
+        "state": j.state,
+        "progress": {"units_total": j.units_total, "units_done": j.units_done},
+        "result": result,
+        "result_digest": j.result_digest,
+        "redundancy": j.redundancy,
+        "home": j.home,
+        "home_http": j.home_http,
+        "error": j.error,
+        "stats": j.stats,
+    })
+}
+
+#[derive(Deserialize, Default)]
+/// Query of `GET /v1/jobs/{id}`.
+pub struct JobQuery {
+    /// Answer from this node's knowledge only (no network search).
+    #[serde(default)]
+    local: bool,
+}
+
+/// `GET /v1/jobs/{id}`: progress, then the result. Any node answers: one
+/// that does not know the job asks the nodes it knows of.
+pub async fn get_job(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<JobQuery>,
+) -> ApiResult {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "a job id is hex digits",
+        ));
+    }
+    let i = id.clone();
+    let (summary, peers) = api
+        .handle
+        .call(move |s| {
+            let peers: Vec<SocketAddr> = s
+                .node
+                .topology(s.clock.now())
+                .nodes
+                .iter()
+                .filter(|n| n.hops > 0)
+                .filter_map(|n| n.http)
+                .collect();
+            (s.node.job(&i), peers)
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    let Some(summary) = summary else {
+        if !q.local {
+            for p in peers.iter().take(8) {
+                let path = format!("/v1/jobs/{id}?local=true");
+                if let Ok(b) = client::get(*p, &path, 64 << 20, Duration::from_secs(5)).await {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                        return Ok(Json(v).into_response());
+                    }
+                }
+            }
+        }
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no job {id} is known here or nearby"),
+        ));
+    };
+    let result = match (&summary.result_hash, summary.result_size) {
+        (Some(h), size) => Some(fetch_result(&api, h, size, &summary.result_holders).await?),
+        _ => None,
+    };
+    Ok(Json(job_json(&summary, result)).into_response())
+}
+
+async fn fetch_result(
+    api: &Api,
+    hash: &str,
+    size: Option<u64>,
+    holders: &[SocketAddr],
+) -> Result<Value, ApiError> {
+    let h = hash.to_string();
+    let local = api
+        .handle
+        .call(move |s| s.store.get(&h))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let bytes = match local {
+        Some(b) => b,
+        None => {
+            let b = client::fetch_blob(hash, size, holders).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "result_unavailable",
+                    format!("cannot fetch the result: {e}"),
+                )
+            })?;
+            let (h, keep) = (hash.to_string(), b.clone());
+            let _ = api
+                .handle
+                .call(move |s| {
+                    let now = s.clock.now();
+                    if s.node
+                        .blob_put(now, &h, keep.len() as u64, BlobKind::Result, false)
+                        .is_ok()
+                    {
+                        s.store.insert(h, keep);
+                    }
+                })
+                .await;
+            b
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_result",
+            format!("stored result is not JSON: {e}"),
+        )
+    })
+}
+
+/// `DELETE /v1/jobs/{id}`: cancels the job (at its home).
+pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let i = id.clone();
+    let (cancelled, summary) = api
+        .handle
+        .call(move |s| {
+            let now = s.clock.now();
+            (s.node.cancel_job(now, &i), s.node.job(&i))
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    if cancelled {
+        return Ok(Json(json!({"job_id": id, "state": "cancelled"})).into_response());
+    }
+    let Some(summary) = summary else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no job {id} is known here"),
+        ));
+    };
+    if summary.state.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "final",
+            format!("job {id} is already {:?}", summary.state),
+        ));
+    }
+    // Ask the home to cancel it.
+    let r = client::request(
+        summary.home_http,
+        "DELETE",
+        &format!("/v1/jobs/{id}"),
+        Duration::from_secs(5),
+    )
+    .await;
+    match r {
+        Ok((status, body)) => Ok((
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "home_unreachable",
+            e.to_string(),
+        )),
+    }
+}

@@ -1,0 +1,128 @@
+//! A small HTTP/1.1 client for fetching blobs from other nodes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Could not connect or the exchange failed.
+    #[error("cannot reach {0}: {1}")]
+    Io(SocketAddr, String),
+    /// Non-success status.
+    #[error("{0} answered {1}")]
+    Status(SocketAddr, u16),
+    /// The bytes do not match their name.
+    #[error("{0} sent bytes that do not match their hash")]
+    Corrupt(SocketAddr),
+    /// Took too long.
+    #[error("{0} did not answer in time")]
+    Timeout(SocketAddr),
+}
+
+/// GETs `path` from `addr`, reading at most `limit` bytes of body.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, FetchError> {
+    let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
+    let fut = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| io_err(&e))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| io_err(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = hyper::Request::get(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| io_err(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(FetchError::Status(addr, status));
+        }
+        let body = Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| io_err(&e))?;
+        Ok(body.to_bytes())
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| FetchError::Timeout(addr))?
+}
+
+/// Fetches blob `hash` from the first of `sources` that serves bytes
+/// matching it (BLAKE3) and, if given, `size`.
+pub async fn fetch_blob(
+    hash: &str,
+    size: Option<u64>,
+    sources: &[SocketAddr],
+) -> Result<Bytes, FetchError> {
+    let mut last = None;
+    let limit = size.map_or(1 << 30, |s| s as usize + 1);
+    let timeout = Duration::from_secs(5) + Duration::from_millis(limit as u64 / 50_000);
+    for src in sources {
+        match get(*src, &format!("/v1/blobs/{hash}"), limit, timeout).await {
+            Ok(b)
+                if size.is_none_or(|s| b.len() as u64 == s)
+                    && ryx_compute::digest_hex(&b) == hash =>
+            {
+                return Ok(b)
+            }
+            Ok(_) => last = Some(FetchError::Corrupt(*src)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(FetchError::Io(
+        SocketAddr::from(([0, 0, 0, 0], 0)),
+        "no source".into(),
+    )))
+}
+
+/// Sends a body-less request; returns the status and body.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, Bytes), FetchError> {
+    let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
+    let fut = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| io_err(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| io_err(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| io_err(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
+        let status = resp.status().as_u16();
+        let body = Limited::new(resp.into_body(), 16 << 20)
+            .collect()
+            .await
+            .map_err(|e| io_err(&e))?;
+        Ok((status, body.to_bytes()))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| FetchError::Timeout(addr))?
+}
