@@ -66,7 +66,7 @@ impl Default for JobConfig {
             load_interval: Duration::from_millis(250),
             gradient_ttl: Duration::from_millis(1200),
             default_energy: 100.0,
-            heirs: 2,
+            heirs: 3,
             summary_keepalive: Duration::from_millis(1000),
             heir_silence: Duration::from_millis(2500),
             heir_stagger: Duration::from_millis(1500),
@@ -395,6 +395,8 @@ struct HomeJob {
     error: Option<String>,
     stats: JobStats,
     workers: BTreeSet<NodeId>,
+    record_dirty: bool,
+    last_record: Time,
 }
 
 #[derive(Clone, Debug)]
@@ -557,6 +559,8 @@ impl JobEngine {
             error: None,
             stats: JobStats::default(),
             workers: BTreeSet::new(),
+            record_dirty: false,
+            last_record: ctx.now,
         };
         self.homes.insert(id.clone(), job);
         self.send_record(ctx, &id);
@@ -1240,6 +1244,20 @@ impl JobEngine {
         }
     }
 
+    /// Another node holds a verified copy of `hash`: units of running jobs
+    /// homed here that read it learn the holder, and heirs hear of it, so a
+    /// new home can still find the chunk if this one dies.
+    pub fn holder_added(&mut self, hash: &str, holder: SocketAddr) {
+        for h in self.homes.values_mut().filter(|h| !h.state.is_final()) {
+            for u in h.units.iter_mut().filter(|u| u.hash == hash) {
+                if !u.holders.contains(&holder) && u.holders.len() < 8 {
+                    u.holders.push(holder);
+                    h.record_dirty = true;
+                }
+            }
+        }
+    }
+
     /// Another node stored a copy of a blob: if it is a job result homed
     /// here, list it as a holder.
     pub fn result_replicated_by_hash(&mut self, hash: &str, holder: SocketAddr) {
@@ -1399,6 +1417,8 @@ impl JobEngine {
             error: None,
             stats,
             workers: BTreeSet::new(),
+            record_dirty: false,
+            last_record: ctx.now,
         };
         self.homes.insert(id.to_string(), job);
         self.send_record(ctx, id);
@@ -1447,8 +1467,42 @@ impl JobEngine {
     }
 
     /// A neighbour went away.
-    pub fn neighbor_down(&mut self, node: NodeId) {
+    pub fn neighbor_down(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
         self.loads.remove(&node);
+        // An heir that is no longer our neighbour may be dead: appoint a
+        // replacement so that every running job keeps its heirs.
+        let ids: Vec<String> = self
+            .homes
+            .iter()
+            .filter(|(_, h)| !h.state.is_final() && h.heirs.iter().any(|p| p.id == node))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            let Some(h) = self.homes.get_mut(&id) else {
+                continue;
+            };
+            h.heirs.retain(|p| p.id != node);
+            let mut candidates: Vec<PeerInfo> = ctx
+                .neighbors
+                .iter()
+                .filter(|(n, _)| *n != node && !h.heirs.iter().any(|p| p.id == *n))
+                .map(|(n, a)| PeerInfo { id: *n, addr: *a })
+                .collect();
+            ctx.rng.shuffle(&mut candidates);
+            if let Some(c) = candidates.first() {
+                h.heirs.push(*c);
+            }
+            // Everyone gets the new ranking; the newcomer also gets the
+            // decisions so far.
+            h.undelivered = (0..h.units.len() as u32)
+                .filter(|u| {
+                    h.unit_state
+                        .get(*u as usize)
+                        .is_some_and(|us| us.decided.is_some())
+                })
+                .collect();
+            self.send_record(ctx, &id);
+        }
     }
 
     /// Periodic work: leases, reports, load and gradient adverts, heirs.
@@ -1481,6 +1535,15 @@ impl JobEngine {
                     h.stats.reissued += 1;
                 }
                 self.issue(ctx, id, u, r);
+            }
+            if self.homes.get(id).is_some_and(|h| {
+                h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500)
+            }) {
+                if let Some(h) = self.homes.get_mut(id) {
+                    h.record_dirty = false;
+                    h.last_record = now;
+                }
+                self.send_record(ctx, id);
             }
             let (due, heirs, decisions) = match self.homes.get_mut(id) {
                 Some(h) => {

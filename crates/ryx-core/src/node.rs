@@ -217,6 +217,28 @@ pub struct Status {
     pub topology_nodes: usize,
     /// Shutting down.
     pub leaving: bool,
+    /// Job engine load: jobs homed here, heir copies held, tokens queued
+    /// and running, free worker slots.
+    pub work: WorkStatus,
+}
+
+/// Job engine load of a node.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkStatus {
+    /// Jobs homed here (including finished ones still remembered).
+    pub homes: usize,
+    /// Job records held as heir.
+    pub heir_of: usize,
+    /// Tokens waiting here.
+    pub queued: usize,
+    /// Units running here.
+    pub running: usize,
+    /// Worker slots.
+    pub slots: usize,
+    /// Blobs held and their bytes.
+    pub blobs: usize,
+    /// Bytes of blobs held.
+    pub blob_bytes: u64,
 }
 
 /// A node of the learned topology graph.
@@ -505,7 +527,6 @@ impl Node {
             DownReason::Failed | DownReason::Left => {
                 self.tombstone(id);
                 self.topology.remove(&id);
-                self.jobs.neighbor_down(id);
                 self.with_jobs(|j, c| j.home_lost(c, id));
             }
             DownReason::Disconnected | DownReason::Asymmetric => {
@@ -522,7 +543,7 @@ impl Node {
                 self.rng = rng;
             }
         }
-        self.jobs.neighbor_down(id);
+        self.with_jobs(|j, c| j.neighbor_down(c, id));
         self.emit(Event::NeighborDown { id, reason });
         Some(peer)
     }
@@ -871,6 +892,7 @@ impl Node {
             Message::BlobHave { hashes, http } => {
                 for h in hashes {
                     self.blobs.add_holder(&h, http);
+                    self.jobs.holder_added(&h, http);
                     self.jobs.result_replicated_by_hash(&h, http);
                 }
             }
@@ -1547,6 +1569,18 @@ impl Node {
             info_items: self.info.len(),
             topology_nodes: self.topology.len() + 1,
             leaving: self.leaving,
+            work: {
+                let (homes, heir_of, queued, running) = self.jobs.sizes();
+                WorkStatus {
+                    homes,
+                    heir_of,
+                    queued,
+                    running,
+                    slots: self.jobs.config().worker_slots,
+                    blobs: self.blobs.len(),
+                    blob_bytes: self.blobs.used(),
+                }
+            },
         }
     }
 

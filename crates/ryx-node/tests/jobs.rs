@@ -1,0 +1,322 @@
+//! Process-level tests of distributed jobs: real nodes, real kernels, real
+//! HTTP blob transfers, compared with `ryx-node exec`.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+/// Deterministic log-like text of about `bytes` bytes.
+fn corpus(bytes: usize) -> Vec<u8> {
+    let words = [
+        "alpha", "beta", "gamma", "ERROR", "INFO", "disk", "node-7", "timeout", "ok", "retry",
+        "x=42",
+    ];
+    let mut out = Vec::with_capacity(bytes + 100);
+    let mut seed: u64 = 7;
+    let mut line = 0u64;
+    while out.len() < bytes {
+        line += 1;
+        out.extend_from_slice(format!("2026-11-26 12:00:{:02} ", line % 60).as_bytes());
+        for _ in 0..(3 + line % 9) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            out.extend_from_slice(words[(seed >> 33) as usize % words.len()].as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(format!("id={}\n", seed % 997).as_bytes());
+    }
+    out
+}
+
+fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ryx-node"));
+    cmd.args(["exec", kind, "--input"]).arg(file);
+    for p in params {
+        cmd.args(["--param", p]);
+    }
+    let out = cmd.output().expect("exec runs");
+    assert!(
+        out.status.success(),
+        "exec failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("result_digest: "))
+        .expect("exec prints the digest")
+        .trim()
+        .to_string()
+}
+
+fn upload(port: u16, data: &[u8]) -> String {
+    let (st, body) = http(port, "PUT", "/v1/blobs", Some(data)).expect("upload");
+    assert_eq!(st, 201, "upload: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["hash"].as_str().expect("hash").to_string()
+}
+
+fn submit(port: u16, body: serde_json::Value) -> String {
+    let (st, text) =
+        http(port, "POST", "/v1/jobs", Some(body.to_string().as_bytes())).expect("submit");
+    assert_eq!(st, 201, "submit: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["job_id"].as_str().expect("job_id").to_string()
+}
+
+fn wait_done(ports: &[u16], job: &str, timeout: Duration) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let done = wait_until(timeout, || {
+        for p in ports {
+            if let Ok((200, body)) = http(*p, "GET", &format!("/v1/jobs/{job}"), None) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                    last = v.clone();
+                    if v["state"] != "running" {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    });
+    assert!(done.is_some(), "job {job} did not finish: {last}");
+    last
+}
+
+fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("ryx-{}-{name}", std::process::id()));
+    std::fs::write(&p, data).expect("write temp");
+    p
+}
+
+#[test]
+fn cluster_result_equals_single_process_reference_for_every_kind() {
+    let base = 22_000;
+    let nodes: Vec<NodeProc> = (1..=5)
+        .map(|i| {
+            start_node(
+                base + i,
+                "jobs",
+                base,
+                &["--chunk-size", "64KiB", "--workers", "1"],
+            )
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
+        "cluster did not form"
+    );
+    let data = corpus(600_000);
+    let file = write_temp("kinds.log", &data);
+    let hash = upload(nodes[0].port, &data);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let cases: [(&str, serde_json::Value, Vec<&str>); 3] = [
+        ("word-count", serde_json::json!({"top": 5}), vec!["top=5"]),
+        (
+            "grep",
+            serde_json::json!({"pattern": "ERROR|timeout"}),
+            vec!["pattern=ERROR|timeout"],
+        ),
+        ("log-analysis", serde_json::json!({}), vec![]),
+    ];
+    for (kind, params, exec_params) in cases {
+        let want = exec_digest(kind, &file, &exec_params);
+        for redundancy in [1, 2] {
+            let job = submit(
+                nodes[0].port,
+                serde_json::json!({"kind": kind, "inputs": [hash], "params": params, "redundancy": redundancy}),
+            );
+            // Ask a node other than the home.
+            let v = wait_done(&ports[3..], &job, Duration::from_secs(60));
+            assert_eq!(v["state"], "done", "{kind}: {v}");
+            assert_eq!(
+                v["result_digest"],
+                want.as_str(),
+                "{kind} r={redundancy}: digest differs from exec"
+            );
+            assert!(
+                v["progress"]["units_total"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 9),
+                "{v}"
+            );
+            assert_eq!(v["progress"]["units_done"], v["progress"]["units_total"]);
+            assert!(v["result"].is_object(), "{v}");
+        }
+    }
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_lying_node_is_outvoted_with_redundancy_three() {
+    let base = 22_100;
+    let mut nodes: Vec<NodeProc> = (1..=7)
+        .map(|i| {
+            start_node(
+                base + i,
+                "liar",
+                base,
+                &["--chunk-size", "32KiB", "--workers", "1"],
+            )
+        })
+        .collect();
+    nodes.push(start_node(
+        base + 8,
+        "liar",
+        base,
+        &[
+            "--chunk-size",
+            "32KiB",
+            "--workers",
+            "1",
+            "--fault",
+            "corrupt-results=1",
+        ],
+    ));
+    assert!(
+        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
+        "cluster did not form"
+    );
+    let data = corpus(800_000);
+    let file = write_temp("liar.log", &data);
+    let want = exec_digest("word-count", &file, &[]);
+    let hash = upload(nodes[0].port, &data);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let mut disagreements = 0;
+    for _ in 0..3 {
+        let job = submit(
+            nodes[0].port,
+            serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":3}),
+        );
+        let v = wait_done(&ports, &job, Duration::from_secs(60));
+        assert_eq!(v["state"], "done", "{v}");
+        assert_eq!(v["result_digest"], want.as_str(), "a lie got through: {v}");
+        disagreements += v["stats"]["disagreements"].as_u64().unwrap_or(0);
+    }
+    assert!(disagreements >= 1, "the liar was never caught disagreeing");
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn job_survives_its_home_and_half_the_nodes_being_killed() {
+    let base = 22_200;
+    let mut nodes: Vec<NodeProc> = (1..=10)
+        .map(|i| {
+            start_node(
+                base + i,
+                "survive",
+                base,
+                &["--chunk-size", "64KiB", "--workers", "1"],
+            )
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(),
+        "cluster did not form"
+    );
+    let data = corpus(3_000_000);
+    let file = write_temp("survive.log", &data);
+    let want = exec_digest("log-analysis", &file, &[]);
+    let hash = upload(nodes[0].port, &data);
+    // Let the chunks replicate to neighbours before the home dies.
+    std::thread::sleep(Duration::from_millis(1500));
+    let job = submit(
+        nodes[0].port,
+        serde_json::json!({"kind":"log-analysis","inputs":[hash],"redundancy":1}),
+    );
+    let started = wait_until(Duration::from_secs(20), || {
+        http(nodes[5].port, "GET", &format!("/v1/jobs/{job}"), None)
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["progress"]["units_done"].as_u64().unwrap_or(0) >= 3)
+    });
+    assert!(started.is_some(), "job made no progress");
+    // Kill the home and four more: half of the cluster.
+    for victim in [0usize, 1, 2, 3, 4] {
+        nodes[victim].signal("KILL");
+    }
+    let survivors: Vec<NodeProc> = nodes.split_off(5);
+    drop(nodes);
+    let ports: Vec<u16> = survivors.iter().map(|n| n.port).collect();
+    let v = wait_done(&ports, &job, Duration::from_secs(120));
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(
+        v["result_digest"],
+        want.as_str(),
+        "result differs after failures"
+    );
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn bad_job_requests_get_clear_errors() {
+    let base = 22_300;
+    let node = start_node(base + 1, "badjobs", base, &["--memory-limit", "1MiB"]);
+    let p = node.port;
+    let hash = upload(p, b"hello world\n");
+    let missing_blob = format!("/v1/blobs/{}", "b".repeat(64));
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/jobs",
+            br#"{"kind":"teleport","inputs":[]}"#.to_vec(),
+            400,
+            "unknown_kind",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            format!(r#"{{"kind":"grep","inputs":["{hash}"],"params":{{"pattern":"("}}}}"#)
+                .into_bytes(),
+            400,
+            "bad_params",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            format!(r#"{{"kind":"word-count","inputs":["{}"]}}"#, "a".repeat(64)).into_bytes(),
+            400,
+            "unknown_input",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            br#"{"kind":"word-count","inputs":["nothex"]}"#.to_vec(),
+            400,
+            "bad_hash",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            format!(r#"{{"kind":"word-count","inputs":["{hash}"],"redundancy":9}}"#).into_bytes(),
+            400,
+            "invalid",
+        ),
+        ("POST", "/v1/jobs", b"{oops".to_vec(), 400, "bad_json"),
+        ("PUT", "/v1/blobs", vec![b'x'; 2 << 20], 413, "too_large"),
+        ("GET", "/v1/blobs/zz", vec![], 400, "bad_hash"),
+        ("GET", &missing_blob, vec![], 404, "not_found"),
+        (
+            "GET",
+            "/v1/jobs/abcdef?local=true",
+            vec![],
+            404,
+            "not_found",
+        ),
+    ];
+    for (m, path, body, status, code) in cases {
+        let (st, text) =
+            http(p, m, path, if body.is_empty() { None } else { Some(&body) }).expect("request");
+        assert_eq!(st, status, "{m} {path}: {text}");
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: {e}: {text}"));
+        assert_eq!(v["error"]["code"], code, "{m} {path}: {text}");
+    }
+    // Nothing of the refused upload was kept, and the node still works.
+    let blobs = get_json(p, "/v1/blobs");
+    assert_eq!(blobs["count"], 1, "{blobs}");
+    let (st, body) = http(p, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
+    assert_eq!((st, body.as_str()), (200, "hello world\n"));
+}
