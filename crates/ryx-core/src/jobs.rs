@@ -303,6 +303,25 @@ pub enum JobOutput {
         /// Decided partials in unit order, with holders.
         partials: Vec<(String, Vec<SocketAddr>)>,
     },
+    /// A unit was decided at this home: the driver may fetch and fold its
+    /// partial ahead of the final merge (an optimisation; `Merge` still
+    /// lists every partial).
+    Decided {
+        /// Job id.
+        job: String,
+        /// Kind.
+        kind: String,
+        /// Parameters.
+        params: serde_json::Value,
+        /// Units in the job.
+        units: u32,
+        /// Unit index.
+        unit: u32,
+        /// Winning digest.
+        digest: String,
+        /// Holders of that partial.
+        holders: Vec<SocketAddr>,
+    },
     /// Forget a blob's bytes (evicted or no longer needed).
     DropBlob {
         /// Blob name.
@@ -1121,6 +1140,15 @@ impl JobEngine {
                 }
             }
             us.decided = Some((w.clone(), holders.clone()));
+            ctx.outputs.push(JobOutput::Decided {
+                job: id.to_string(),
+                kind: h.kind.clone(),
+                params: h.params.clone(),
+                units: h.units.len() as u32,
+                unit,
+                digest: w.clone(),
+                holders,
+            });
             h.decided += 1;
             h.undelivered.push(unit);
             h.summary_dirty = true;

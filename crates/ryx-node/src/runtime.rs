@@ -81,6 +81,10 @@ pub struct State {
     pub inflight: HashSet<String>,
     /// Worker threads, fetchers and mergers.
     pub services: Option<Services>,
+    /// Progressive folders of jobs homed here, by job id.
+    pub merges: std::collections::HashMap<String, mpsc::UnboundedSender<crate::work::FoldMsg>>,
+    /// Folders in creation order (to bound them).
+    pub merge_order: std::collections::VecDeque<String>,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -191,6 +195,8 @@ pub fn spawn(
         store: Store::default(),
         inflight: HashSet::new(),
         services: Some(services),
+        merges: Default::default(),
+        merge_order: Default::default(),
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)

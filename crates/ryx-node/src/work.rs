@@ -140,16 +140,52 @@ impl Services {
                     );
                 }
             },
-            JobOutput::Merge {
-                job,
-                kind,
-                params,
-                partials,
-            } => {
-                let local: Vec<Option<Bytes>> =
-                    partials.iter().map(|(d, _)| st.store.get(d)).collect();
+            JobOutput::Decided { job, kind, params, units, unit, digest, holders } => {
+                let folder = match st.merges.get(&job) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let (ftx, frx) = mpsc::unbounded_channel();
+                        tokio::spawn(fold_task(self.loop_tx.clone(), job.clone(), kind, params, units, frx));
+                        st.merges.insert(job.clone(), ftx.clone());
+                        st.merge_order.push_back(job.clone());
+                        if st.merge_order.len() > 64 {
+                            if let Some(old) = st.merge_order.pop_front() {
+                                st.merges.remove(&old);
+                            }
+                        }
+                        ftx
+                    }
+                };
+                match st.store.get(&digest) {
+                    Some(bytes) => {
+                        let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
+                    }
+                    None => {
+                        tokio::spawn(async move {
+                            if let Ok(bytes) = client::fetch_blob(&digest, None, &holders).await {
+                                let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
+                            }
+                        });
+                    }
+                }
+            }
+            JobOutput::Merge { job, kind, params, partials } => {
+                let local: Vec<Option<Bytes>> = partials.iter().map(|(d, _)| st.store.get(d)).collect();
                 let tx = self.loop_tx.clone();
-                tokio::spawn(merge(tx, job, kind, params, partials, local));
+                st.merge_order.retain(|j| *j != job);
+                match st.merges.remove(&job) {
+                    Some(folder) => {
+                        if let Err(e) = folder.send(FoldMsg::Finish { partials, local }) {
+                            // The folder is gone: merge from scratch.
+                            if let FoldMsg::Finish { partials, local } = e.0 {
+                                tokio::spawn(merge(tx, job, kind, params, partials, local));
+                            }
+                        }
+                    }
+                    None => {
+                        tokio::spawn(merge(tx, job, kind, params, partials, local));
+                    }
+                }
             }
             JobOutput::DropBlob { hash } => st.store.remove(&hash),
         }
@@ -207,6 +243,11 @@ async fn merge(
             }
         }
     };
+    report_merge(tx, job, outcome).await;
+}
+
+/// Stores a merged result and tells the core, or reports what was missing.
+async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(String, Bytes), Vec<u32>>) {
     let cmd: Command = Box::new(move |s: &mut State| {
         let now = s.clock.now();
         match outcome {
@@ -250,4 +291,127 @@ pub fn fold(
     let result = spec.finish(last).map_err(|e| e.to_string())?;
     let bytes = ryx_compute::canonical_json(&result);
     Ok((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
+}
+
+/// Messages to a job's progressive folder.
+pub enum FoldMsg {
+    /// A decided partial arrived.
+    Partial {
+        /// Unit index.
+        unit: u32,
+        /// Its digest.
+        digest: String,
+        /// Its bytes.
+        bytes: Bytes,
+    },
+    /// Every unit is decided: finish with this list (in unit order).
+    Finish {
+        /// Decided partials with holders.
+        partials: Vec<(String, Vec<SocketAddr>)>,
+        /// Bytes held locally, where held.
+        local: Vec<Option<Bytes>>,
+    },
+}
+
+/// Folds a job's decided partials in unit order while the rest still run,
+/// so that the final merge only has the tail left.
+async fn fold_task(
+    tx: mpsc::Sender<Command>,
+    job: String,
+    kind: String,
+    params: serde_json::Value,
+    units: u32,
+    mut rx: mpsc::UnboundedReceiver<FoldMsg>,
+) {
+    let Ok(spec) = JobSpec::new(&kind, &params) else { return };
+    let mut pending: std::collections::BTreeMap<u32, (String, Bytes)> = Default::default();
+    let mut folded: Vec<String> = Vec::new();
+    let mut acc: Option<Partial> = None;
+    let mut broken = false;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            FoldMsg::Partial { unit, digest, bytes } => {
+                if unit < units && unit as usize >= folded.len() {
+                    pending.insert(unit, (digest, bytes));
+                }
+                if broken {
+                    continue;
+                }
+                let mut ready = Vec::new();
+                while let Some(x) = pending.remove(&(folded.len() as u32 + ready.len() as u32)) {
+                    ready.push(x);
+                }
+                if ready.is_empty() {
+                    continue;
+                }
+                let spec2 = spec.clone();
+                let prev = acc.take();
+                let r = tokio::task::spawn_blocking(move || fold_more(&spec2, prev, &ready).map(|a| (a, ready))).await;
+                match r {
+                    Ok(Ok((a, ready))) => {
+                        acc = Some(a);
+                        folded.extend(ready.into_iter().map(|(d, _)| d));
+                    }
+                    _ => broken = true,
+                }
+            }
+            FoldMsg::Finish { partials, local } => {
+                let consistent = !broken && folded.iter().zip(&partials).all(|(a, (b, _))| a == b);
+                if !consistent {
+                    merge(tx, job, kind, params, partials, local).await;
+                    return;
+                }
+                // Gather the tail: pending, local or fetched.
+                let mut tail = Vec::new();
+                let mut missing = Vec::new();
+                for (i, ((digest, holders), have)) in partials.iter().zip(local).enumerate().skip(folded.len()) {
+                    let b = match (pending.remove(&(i as u32)), have) {
+                        (Some((d, b)), _) if d == *digest => Some(b),
+                        (_, Some(b)) => Some(b),
+                        _ => client::fetch_blob(digest, None, holders).await.ok(),
+                    };
+                    match b {
+                        Some(b) => tail.push((digest.clone(), b)),
+                        None => missing.push(i as u32),
+                    }
+                }
+                let outcome = if !missing.is_empty() {
+                    Err(missing)
+                } else {
+                    let r = tokio::task::spawn_blocking(move || {
+                        let last = fold_more(&spec, acc, &tail)?;
+                        let result = spec.finish(last).map_err(|e| e.to_string())?;
+                        let bytes = ryx_compute::canonical_json(&result);
+                        Ok::<_, String>((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
+                    })
+                    .await;
+                    match r {
+                        Ok(Ok(x)) => Ok(x),
+                        Ok(Err(e)) => {
+                            tracing::error!(%job, "merge failed: {e}");
+                            Err(Vec::new())
+                        }
+                        Err(e) => {
+                            tracing::error!(%job, "merge task failed: {e}");
+                            Err(Vec::new())
+                        }
+                    }
+                };
+                report_merge(tx, job, outcome).await;
+                return;
+            }
+        }
+    }
+}
+
+fn fold_more(spec: &JobSpec, acc: Option<Partial>, parts: &[(String, Bytes)]) -> Result<Partial, String> {
+    let mut acc = acc;
+    for (_, b) in parts {
+        let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;
+        acc = Some(match acc {
+            None => p,
+            Some(a) => spec.merge(a, p).map_err(|e| e.to_string())?,
+        });
+    }
+    Ok(acc.unwrap_or_else(|| spec.empty_partial()))
 }

@@ -452,6 +452,7 @@ impl JobWorld {
                             };
                             self.mini.nodes[i].merge_done(now, &job, outcome);
                         }
+                        JobOutput::Decided { .. } => {}
                         JobOutput::DropBlob { hash } => {
                             self.held[i].remove(&hash);
                         }

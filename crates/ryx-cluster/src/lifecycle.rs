@@ -1,0 +1,280 @@
+//! `start`, `stop`, `add`: bringing clusters up, growing them, ending them;
+//! and [`TempCluster`], the self-cleaning cluster of `measure` and `demo`.
+
+use crate::cli::{AddArgs, StartArgs};
+use crate::cluster::{check_node_args, Cluster};
+use crate::graph::floor_for;
+use crate::ports::{auto_base, PortAllocator, LOOPBACK_BROADCAST};
+use crate::procfs::Liveness;
+use crate::state::{ClusterState, Fate, RunDir};
+use crate::util::{human, time_seed};
+use crate::{interrupt, nodebin};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long to wait for another ryx-cluster to release a run dir.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long nodes get to exit after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Makes sure `dir` holds no live cluster, cleaning up stale state of an
+/// earlier run (all nodes gone). Never signals anything.
+pub fn ensure_no_live_cluster(dir: &RunDir) -> Result<()> {
+    let Some(old) = dir.load()? else {
+        return dir.clean();
+    };
+    let live = old.process_live_indices();
+    if !live.is_empty() {
+        let pids: Vec<String> = live.iter().map(|&i| old.nodes[i].pid.to_string()).collect();
+        bail!(
+            "a cluster is already running in {} ({} live nodes, pids {}); grow it with `ryx-cluster add`, or end it with `ryx-cluster stop` first",
+            dir.path().display(),
+            live.len(),
+            pids.join(", ")
+        );
+    }
+    out!(
+        "Cleaning up stale state in {} (cluster {}: none of its {} nodes is running any more)",
+        dir.path().display(),
+        old.cluster_id,
+        old.nodes.len()
+    );
+    dir.clean()
+}
+
+/// A new, empty cluster in `dir` with a fresh id and discovery port; the
+/// returned allocator hands out node ports above the discovery port.
+pub fn new_cluster(dir: RunDir, node_bin: PathBuf, node_args: Vec<String>, base_port: Option<u16>) -> Result<(Cluster, PortAllocator)> {
+    check_node_args(&node_args)?;
+    let seed = time_seed();
+    let base = base_port.unwrap_or_else(|| auto_base(seed));
+    let mut ports = PortAllocator::new(base, []);
+    let discovery_port = ports.discovery_port()?;
+    let cluster_id = format!("dev-{:012x}", seed & 0xffff_ffff_ffff);
+    let state = ClusterState::new(cluster_id, discovery_port, node_bin, node_args);
+    let cluster = Cluster::new(dir, state);
+    cluster.save()?;
+    Ok((cluster, ports))
+}
+
+/// The `--dir` hint to repeat in suggested commands (empty for the default dir).
+pub fn dir_hint(dir: &RunDir, explicit: Option<&Path>) -> String {
+    match explicit {
+        Some(_) => format!(" --dir {}", dir.path().display()),
+        None => String::new(),
+    }
+}
+
+/// `ryx-cluster start`.
+pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
+    let dir = RunDir::resolve(dir_arg)?;
+    let _lock = dir.lock(LOCK_WAIT)?;
+    ensure_no_live_cluster(&dir)?;
+    let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
+    let n = usize::from(args.nodes);
+    let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, args.node_args, args.base_port)?;
+    let hint = dir_hint(&dir, dir_arg);
+    out!(
+        "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
+        dir.path().display(),
+        cluster.state.cluster_id,
+        cluster.state.discovery_port
+    );
+    let t0 = Instant::now();
+    if let Err(e) = cluster.spawn_nodes(n, &mut ports) {
+        if interrupt::interrupted() {
+            out!("Interrupted: the nodes started so far keep running; end them with `ryx-cluster{hint} stop`");
+            return Err(e);
+        }
+        eprintln!("ryx-cluster: start failed; stopping the nodes it started");
+        let _ = cluster.stop_all(STOP_GRACE);
+        let _ = dir.remove_state();
+        return Err(e);
+    }
+    let ports_used: Vec<u16> = cluster.state.nodes.iter().map(|r| r.udp_port).collect();
+    out!(
+        "All {n} nodes answer on their HTTP API after {} (ports {}..={})",
+        human(t0.elapsed()),
+        ports_used.iter().min().copied().unwrap_or(0),
+        ports_used.iter().max().copied().unwrap_or(0)
+    );
+    if !args.no_wait {
+        let k = floor_for(n);
+        match cluster.wait_ready(secs(args.timeout), Duration::from_millis(100)) {
+            Ok(Some(_)) => out!(
+                "Cluster connected after {} from the first spawn: every node has >= {k} neighbours and the graph is connected",
+                human(t0.elapsed())
+            ),
+            Ok(None) => {
+                let h = cluster.health();
+                bail!(
+                    "the cluster did not connect within {} (fewest neighbours {}, connected {}, {}/{} nodes answering); \
+                     the nodes keep running: inspect with `ryx-cluster{hint} status` or `logs`, end with `ryx-cluster{hint} stop`",
+                    human(secs(args.timeout)),
+                    h.min_neighbors,
+                    h.connected,
+                    h.answered,
+                    h.expected
+                );
+            }
+            Err(e) => {
+                out!("The {n} nodes keep running; end them with `ryx-cluster{hint} stop`");
+                return Err(e);
+            }
+        }
+    }
+    out!("Next: ryx-cluster{hint} status | logs | info put KEY VALUE | chaos --kill 30% --wait | add --nodes 2 | stop");
+    Ok(())
+}
+
+/// `ryx-cluster stop`.
+pub fn stop(dir_arg: Option<&Path>) -> Result<()> {
+    let dir = RunDir::resolve(dir_arg)?;
+    if !dir.path().exists() {
+        out!("No cluster in {}: nothing to stop", dir.path().display());
+        return Ok(());
+    }
+    let _lock = dir.lock(LOCK_WAIT)?;
+    let Some(state) = dir.load()? else {
+        out!("No cluster in {}: nothing to stop", dir.path().display());
+        return Ok(());
+    };
+    let mut cluster = Cluster::new(dir.clone(), state);
+    let r = cluster.stop_all(STOP_GRACE)?;
+    dir.remove_state()?;
+    out!(
+        "Stopped cluster {}: {} nodes ended on SIGTERM, {} needed SIGKILL, {} were already gone; logs kept in {}",
+        cluster.state.cluster_id,
+        r.terminated,
+        r.killed,
+        r.already_gone,
+        dir.path().display()
+    );
+    Ok(())
+}
+
+/// `ryx-cluster add`.
+pub fn add(dir_arg: Option<&Path>, args: AddArgs) -> Result<()> {
+    let dir = RunDir::resolve(dir_arg)?;
+    let _lock = dir.lock(LOCK_WAIT)?;
+    let state = dir.load_required()?;
+    let mut cluster = Cluster::new(dir.clone(), state);
+    let live = cluster.live();
+    if live.is_empty() {
+        bail!("no live node in {}: start a cluster with `ryx-cluster start`", dir.path().display());
+    }
+    if let Some(bin) = &args.node_bin {
+        cluster.state.node_bin = nodebin::locate(Some(bin))?;
+    }
+    let k = usize::from(args.nodes);
+    let used: Vec<u16> = cluster.state.nodes.iter().map(|n| n.udp_port).chain([cluster.state.discovery_port]).collect();
+    let mut ports = PortAllocator::new(cluster.state.max_port().saturating_add(1), used);
+    out!("Adding {k} nodes to cluster {} ({} live nodes)", cluster.state.cluster_id, live.len());
+    let t0 = Instant::now();
+    let before = cluster.state.nodes.len();
+    let fresh = match cluster.spawn_nodes(k, &mut ports) {
+        Ok(f) => f,
+        Err(e) => {
+            // Leave the cluster as it was: end whatever of this batch started.
+            for i in before..cluster.state.nodes.len() {
+                let _ = cluster.kill(i);
+                cluster.state.nodes[i].fate = Fate::Stopped;
+            }
+            let _ = cluster.save();
+            return Err(e);
+        }
+    };
+    out!("Nodes {fresh:?} answer after {}", human(t0.elapsed()));
+    if !args.no_wait {
+        let total = cluster.running().len();
+        match cluster.wait_ready(secs(args.timeout), Duration::from_millis(100))? {
+            Some(_) => out!(
+                "Joined: all {total} running nodes have >= {} neighbours and the graph is connected, {} after the first spawn",
+                floor_for(total),
+                human(t0.elapsed())
+            ),
+            None => bail!("the grown cluster did not become healthy within {}; see `ryx-cluster status`", human(secs(args.timeout))),
+        }
+    }
+    Ok(())
+}
+
+/// A cluster that stops its nodes and removes its run dir when dropped
+/// (unless kept): `measure` and `demo` clean up on success, error, panic
+/// and Ctrl-C alike.
+pub struct TempCluster {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Port source for more nodes.
+    pub ports: PortAllocator,
+    remove_dir: bool,
+    keep: bool,
+}
+
+impl TempCluster {
+    /// An empty cluster in a new temporary run dir (or in `dir`, which is
+    /// then kept), with no nodes yet.
+    pub fn create(dir: Option<RunDir>, node_bin: PathBuf, node_args: Vec<String>, base_port: Option<u16>, tag: &str) -> Result<TempCluster> {
+        let (dir, remove_dir) = match dir {
+            Some(d) => {
+                ensure_no_live_cluster(&d)?;
+                (d, false)
+            }
+            None => {
+                let p = std::env::temp_dir().join(format!("ryx-{tag}-{}-{:08x}", std::process::id(), time_seed() as u32));
+                std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+                (RunDir::at(p), true)
+            }
+        };
+        match new_cluster(dir.clone(), node_bin, node_args, base_port) {
+            Ok((cluster, ports)) => Ok(TempCluster { cluster, ports, remove_dir, keep: false }),
+            Err(e) => {
+                if remove_dir {
+                    let _ = std::fs::remove_dir_all(dir.path());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Spawns `n` nodes.
+    pub fn spawn(&mut self, n: usize) -> Result<Vec<usize>> {
+        self.cluster.spawn_nodes(n, &mut self.ports)
+    }
+
+    /// Leaves the cluster running when dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Stops every node now; the report says how they ended.
+    pub fn stop(&mut self) -> Result<crate::cluster::StopReport> {
+        let r = self.cluster.stop_all(STOP_GRACE)?;
+        self.cluster.dir.remove_state()?;
+        Ok(r)
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let any_left = (0..self.cluster.state.nodes.len()).any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
+        if any_left {
+            if let Err(e) = self.cluster.stop_all(STOP_GRACE) {
+                eprintln!("ryx-cluster: cleanup: {e:#}");
+            }
+        }
+        let _ = self.cluster.dir.remove_state();
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(self.cluster.dir.path());
+        }
+    }
+}
+
+/// Seconds as a duration (negative and NaN become zero, huge values a day).
+pub fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.clamp(0.0, 86_400.0)).unwrap_or_default()
+}

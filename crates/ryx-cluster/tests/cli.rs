@@ -1,0 +1,348 @@
+//! End-to-end tests through the real binaries: `ryx-cluster` driving real
+//! `ryx-node` processes on loopback. Every test uses its own run dir and
+//! base port, and a guard stops its cluster even when the test fails.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const CLUSTER_BIN: &str = env!("CARGO_BIN_EXE_ryx-cluster");
+
+/// The ryx-node binary next to ryx-cluster (target/<profile>/ryx-node),
+/// built with the same profile if it is missing: binaries of other
+/// packages are not built by `cargo test -p ryx-cluster`.
+fn node_bin() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_ref() {
+        return p.clone();
+    }
+    let profile_dir = Path::new(CLUSTER_BIN).parent().expect("ryx-cluster has a parent dir");
+    let node = profile_dir.join("ryx-node");
+    if !node.exists() {
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "ryx-node", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+            .env("CARGO_TARGET_DIR", target_dir);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let st = cmd.status().expect("run cargo build -p ryx-node");
+        assert!(st.success(), "cargo build -p ryx-node failed");
+    }
+    assert!(node.exists(), "no ryx-node at {}", node.display());
+    *guard = Some(node.clone());
+    node
+}
+
+/// A run dir and the cluster in it; stops the cluster when dropped.
+struct TestCluster {
+    dir: PathBuf,
+    base_port: u16,
+}
+
+impl TestCluster {
+    fn new(name: &str, base_port: u16) -> TestCluster {
+        let dir = std::env::temp_dir().join(format!("ryx-cluster-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TestCluster { dir, base_port }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(CLUSTER_BIN);
+        c.arg("--dir").arg(&self.dir).args(args).env("RYX_NODE_BIN", node_bin()).stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run ryx-cluster")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ryx-cluster {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn start(&self, nodes: usize) -> String {
+        let n = nodes.to_string();
+        let p = self.base_port.to_string();
+        self.ok(&["start", "--nodes", &n, "--base-port", &p, "--timeout", "60"])
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
+    }
+
+    /// Pids recorded in the state file.
+    fn pids(&self) -> Vec<u32> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join("cluster.json")) else { return Vec::new() };
+        let v: Value = serde_json::from_str(&text).expect("state is JSON");
+        v["nodes"].as_array().map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).map(|p| p as u32).collect()).unwrap_or_default()
+    }
+
+    /// Polls `status --json` until `f` holds; panics with the last status after `timeout`.
+    fn wait_status(&self, timeout: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            if f(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status:\n{s:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let pids = self.pids();
+        let _ = self.run(&["stop"]);
+        // Belt and braces: anything of ours still running is killed.
+        for pid in pids {
+            if is_ryx_node(pid) {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether `pid` is a live (non-zombie) ryx-node process.
+fn is_ryx_node(pid: u32) -> bool {
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = state.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true);
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    !zombie && String::from_utf8_lossy(&cmd).contains("ryx-node")
+}
+
+/// Pids of live ryx-node processes whose --port is in `ports`.
+fn nodes_on_ports(ports: std::ops::Range<u16>) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if !is_ryx_node(pid) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let port = args.windows(2).find(|w| w[0] == "--port").and_then(|w| w[1].parse::<u16>().ok());
+        if port.is_some_and(|p| ports.contains(&p)) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn healthy(s: &Value, alive: u64) -> bool {
+    s["alive"] == alive && s["connected"] == true && s["healthy"] == true && s["dead_links"] == 0
+}
+
+#[test]
+fn start_status_info_chaos_add_and_stop() {
+    let c = TestCluster::new("life", 23_100);
+    let out = c.start(5);
+    assert!(out.contains("connected"), "start reports the connection: {out}");
+
+    // status --json: 5 alive, connected.
+    let s = c.status();
+    assert_eq!(s["total"], 5, "{s:#}");
+    assert_eq!(s["alive"], 5, "{s:#}");
+    assert_eq!(s["connected"], true, "{s:#}");
+    assert!(s["nodes"].as_array().expect("nodes").iter().all(|n| n["neighbors"].as_u64() >= Some(4)), "{s:#}");
+    let table = c.ok(&["status"]);
+    assert!(table.contains("alive 5/5") && table.contains("connected: yes"), "{table}");
+
+    // A second start on a live cluster is refused and changes nothing.
+    let again = c.run(&["start", "--nodes", "2", "--base-port", "23150"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    assert_eq!(c.status()["alive"], 5);
+
+    // info put at one node, get shows full coverage.
+    let put = c.ok(&["info", "put", "greeting", "hello", "--to", "2"]);
+    assert!(put.contains("node 2"), "{put}");
+    let start = Instant::now();
+    loop {
+        let got: Value = serde_json::from_str(&c.ok(&["info", "get", "greeting", "--json"])).expect("json");
+        if got["holding"] == 5 {
+            assert!(got["nodes"].as_array().expect("nodes").iter().all(|n| n["item"]["value"] == "hello"), "{got:#}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "item did not reach every node: {got:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let table = c.ok(&["info", "get", "greeting"]);
+    assert!(table.contains("5/5"), "{table}");
+
+    // chaos --kill 1: one dead, the rest reconnect.
+    let pids_before = c.pids();
+    let chaos = c.ok(&["chaos", "--kill", "1", "--seed", "7"]);
+    assert!(chaos.contains("SIGKILL node"), "{chaos}");
+    let s = c.wait_status(Duration::from_secs(20), "4 survivors healed", |s| healthy(s, 4));
+    let dead: Vec<&Value> = s["nodes"].as_array().expect("nodes").iter().filter(|n| n["alive"] == false).collect();
+    assert_eq!(dead.len(), 1, "{s:#}");
+    assert_eq!(dead[0]["fate"], "killed");
+    let dead_pid = dead[0]["pid"].as_u64().expect("pid") as u32;
+    assert!(!is_ryx_node(dead_pid), "killed node {dead_pid} is gone");
+
+    // add --nodes 2 joins the running cluster.
+    let add = c.ok(&["add", "--nodes", "2"]);
+    assert!(add.contains("Joined"), "{add}");
+    let s = c.wait_status(Duration::from_secs(20), "6 nodes healthy", |s| healthy(s, 6));
+    assert_eq!(s["total"], 7);
+
+    // logs of one node and of all.
+    let log = c.ok(&["logs", "--node", "0", "--lines", "5"]);
+    assert!(log.contains("ryx-node started") || log.contains("neighbour"), "{log}");
+    assert!(c.ok(&["logs", "--lines", "1"]).contains("==> node 6"));
+
+    // stop: no process left behind; a second stop is harmless.
+    let pids = c.pids();
+    assert_eq!(pids.len(), 7);
+    assert!(pids_before.iter().all(|p| pids.contains(p)));
+    let stop = c.ok(&["stop"]);
+    assert!(stop.contains("Stopped"), "{stop}");
+    for pid in &pids {
+        assert!(!is_ryx_node(*pid), "pid {pid} still runs after stop");
+    }
+    assert!(!c.dir.join("cluster.json").exists());
+    let again = c.ok(&["stop"]);
+    assert!(again.contains("nothing to stop"), "{again}");
+    assert!(!c.run(&["status"]).status.success(), "status without a cluster is an error");
+}
+
+#[test]
+fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
+    let c = TestCluster::new("stale", 23_200);
+    std::fs::create_dir_all(&c.dir).expect("mkdir");
+    // A pid that is gone, and a live process that is not a ryx-node.
+    let mut done = Command::new("true").spawn().expect("spawn true");
+    let gone = done.id();
+    done.wait().expect("wait");
+    let mut stranger = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let state = serde_json::json!({
+        "version": 1,
+        "cluster_id": "dev-stale",
+        "discovery_port": 23200,
+        "node_bin": node_bin(),
+        "node_args": [],
+        "created_unix_ms": 0,
+        "nodes": [
+            {"index": 0, "pid": gone, "udp_port": 23201, "http_port": 23201, "node_id": null,
+             "log": c.dir.join("node-0.log"), "started_unix_ms": 0, "fate": "running"},
+            {"index": 1, "pid": stranger.id(), "udp_port": 23202, "http_port": 23202, "node_id": null,
+             "log": c.dir.join("node-1.log"), "started_unix_ms": 0, "fate": "running"},
+        ]
+    });
+    std::fs::write(c.dir.join("cluster.json"), state.to_string()).expect("write state");
+    std::fs::write(c.dir.join("node-7.log"), "old run").expect("write log");
+
+    let s = c.status();
+    assert_eq!(s["alive"], 0, "neither pid is a node of this cluster: {s:#}");
+
+    let out = c.start(3);
+    assert!(out.contains("stale"), "start says it cleaned up: {out}");
+    assert!(!c.dir.join("node-7.log").exists(), "old logs removed");
+    assert!(stranger.try_wait().expect("try_wait").is_none(), "the stranger was not signalled");
+    let s = c.status();
+    assert_eq!(s["alive"], 3, "{s:#}");
+    assert_ne!(s["cluster_id"], "dev-stale");
+
+    let pids = c.pids();
+    c.ok(&["stop"]);
+    assert!(pids.iter().all(|p| !is_ryx_node(*p)));
+    assert!(stranger.try_wait().expect("try_wait").is_none(), "stop did not signal the stranger either");
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
+
+#[test]
+fn pause_stops_and_resumes_nodes() {
+    let c = TestCluster::new("pause", 23_300);
+    c.start(4);
+    let mut chaos = c.command(&["chaos", "--pause", "1", "--for", "3s", "--seed", "3"]).stdout(Stdio::piped()).spawn().expect("chaos");
+    let s = c.wait_status(Duration::from_secs(10), "a paused node", |s| s["paused"] == 1);
+    assert_eq!(s["alive"], 4, "a paused node is alive: {s:#}");
+    let out = chaos.wait_with_output().expect("chaos ends");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SIGSTOP") && text.contains("SIGCONT"), "{text}");
+    c.wait_status(Duration::from_secs(20), "all 4 running and healthy", |s| s["paused"] == 0 && healthy(s, 4));
+}
+
+#[test]
+fn measure_reports_figures_and_leaves_nothing_running() {
+    let base: u16 = 23_400;
+    let out = Command::new(CLUSTER_BIN)
+        .args(["measure", "--nodes", "5", "--kill", "1", "--idle-secs", "1", "--json", "--base-port", &base.to_string()])
+        .env("RYX_NODE_BIN", node_bin())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run measure");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "measure failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_str(&stdout).expect("measure --json is JSON");
+    assert_eq!(m["nodes"], 5);
+    assert_eq!(m["killed"], 1);
+    for key in ["connect_s", "info_full_s", "detect_s", "heal_s"] {
+        assert!(m[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing: {m:#}");
+    }
+    assert!(m["rss_kib"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{m:#}");
+    assert!(m["idle_cpu_percent"]["mean"].as_f64().is_some(), "{m:#}");
+    assert_eq!(m["item_held_by_survivors"], 4);
+    assert!(nodes_on_ports(base..base + 50).is_empty(), "measure left nodes running");
+}
+
+#[test]
+fn demo_tells_the_story_and_cleans_up() {
+    let base: u16 = 23_500;
+    let out = Command::new(CLUSTER_BIN)
+        .args(["demo", "--nodes", "5", "--seed", "1", "--base-port", &base.to_string()])
+        .env("RYX_NODE_BIN", node_bin())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["[1/5]", "Connected after", "Every node has it", "SIGKILL node", "Detected", "Replaced", "still held by 3/3", "[5/5] Stop"] {
+        assert!(stdout.contains(needle), "demo output lacks {needle:?}:\n{stdout}");
+    }
+    assert!(nodes_on_ports(base..base + 50).is_empty(), "demo left nodes running");
+}
+
+#[test]
+fn bad_input_is_reported_not_panicked_on() {
+    let c = TestCluster::new("bad", 23_600);
+    let out = c.run(&["chaos", "--kill", "lots"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("percentage"));
+    let out = c.run(&["status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no cluster"));
+    let out = c.run(&["start", "--nodes", "2", "--base-port", "23600", "--", "--port", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("managed by ryx-cluster"));
+    assert!(c.pids().is_empty(), "nothing was started");
+    let out = c.run(&["start", "--nodes", "2", "--node-bin", "/nonexistent/ryx-node"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}

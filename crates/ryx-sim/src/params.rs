@@ -1,0 +1,231 @@
+//! What a run is started with: the command line, which also is the replay
+//! recipe (a run is fixed by these values alone).
+
+use clap::{Parser, ValueEnum};
+use ryx_core::config::Discovery;
+use serde::Serialize;
+
+/// Which experiment to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// All nodes start within 100 ms; time until every node has at least
+    /// `min_active` neighbours and the graph is connected.
+    Join,
+    /// After join: one item, then a series of items, then an energy sweep.
+    Spread,
+    /// After join: kill a fraction at once; detection and repair.
+    Crash,
+    /// After join: split in two halves, write on both sides, heal; re-merge
+    /// and convergence.
+    Partition,
+    /// After join: stop one node (SIGSTOP) for `--pause-ms`; false detections.
+    Pause,
+    /// After join: crash and restart nodes continuously, then recover.
+    Churn,
+}
+
+impl Scenario {
+    /// The name as given on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Join => "join",
+            Scenario::Spread => "spread",
+            Scenario::Crash => "crash",
+            Scenario::Partition => "partition",
+            Scenario::Pause => "pause",
+            Scenario::Churn => "churn",
+        }
+    }
+}
+
+/// How the simulated nodes find each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiscoveryMode {
+    /// Broadcast for up to 200 nodes, seed nodes above.
+    Auto,
+    /// Hellos broadcast to every live node of the segment.
+    Broadcast,
+    /// Hellos sent to three seed nodes (slots 0, 1, 2).
+    SeedNodes,
+}
+
+/// Parameters of one run. Every field is a command-line flag; the run is a
+/// pure function of them.
+#[derive(Parser, Clone, Debug, Serialize)]
+#[command(
+    name = "ryx-sim",
+    version,
+    about = "Deterministic simulator: many Ryx cores in one process, virtual time, a hostile seeded network.",
+    long_about = "Runs N copies of the Ryx protocol core in virtual time over a seeded network \
+model (per-link latency with jitter and a long tail, loss, duplication, reordering, partitions, \
+crashes, restarts, paused and slow nodes), checks invariants as it goes, and prints a summary. \
+Every run is replayable exactly from its seed: a broken invariant prints the command that \
+replays it.\n\nExample:\n  ryx-sim --nodes 1000 --seed 7 --scenario crash --kill 0.5 --json"
+)]
+pub struct Params {
+    /// Number of simulated nodes.
+    #[arg(long, default_value_t = 200)]
+    pub nodes: usize,
+    /// Seed of every random choice in the run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Experiment to run.
+    #[arg(long, value_enum, default_value_t = Scenario::Join)]
+    pub scenario: Scenario,
+    /// Probability that a datagram is lost (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub dup: f64,
+    /// Fraction of nodes killed at once in the crash scenario.
+    #[arg(long, default_value_t = 0.3)]
+    pub kill: f64,
+    /// Discovery: broadcast, seed-nodes, or auto (broadcast up to 200 nodes).
+    #[arg(long, value_enum, default_value_t = DiscoveryMode::Auto)]
+    pub discovery: DiscoveryMode,
+    /// Send every datagram through the JSON wire encoder and decoder (and
+    /// count bytes); slower.
+    #[arg(long)]
+    pub wire: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Fraction of slow nodes: each of their ticks and inbound datagrams is
+    /// delayed by up to `--slow-ms`.
+    #[arg(long, default_value_t = 0.0)]
+    pub slow: f64,
+    /// Largest extra delay of a slow node, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub slow_ms: u64,
+    /// How long the pause scenario stops its node, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub pause_ms: u64,
+    /// How long the partition lasts, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub partition_ms: u64,
+    /// Consecutive items in the spread scenario (after the first one).
+    #[arg(long, default_value_t = 10)]
+    pub items: usize,
+    /// Energies of the spread scenario's coverage sweep (non-positive values
+    /// are skipped: `--energies 0` runs no sweep).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![2.0, 4.0, 6.0, 10.0, 20.0, 100.0])]
+    pub energies: Vec<f64>,
+    /// Length of the idle window measured after join, in milliseconds (0: skip).
+    #[arg(long, default_value_t = 5_000)]
+    pub idle_ms: u64,
+    /// Quiet time after join before a scenario acts, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    pub settle_ms: u64,
+    /// Bound on each waiting phase, in milliseconds of virtual time.
+    #[arg(long, default_value_t = 120_000)]
+    pub max_ms: u64,
+    /// How long the churn scenario crashes and restarts nodes, in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    pub churn_ms: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params::parse_from(["ryx-sim"])
+    }
+}
+
+impl Params {
+    /// Parameters for `scenario` with `nodes` and `seed`, everything else default.
+    pub fn new(scenario: Scenario, nodes: usize, seed: u64) -> Params {
+        Params {
+            scenario,
+            nodes,
+            seed,
+            ..Params::default()
+        }
+    }
+
+    /// The discovery the nodes run with.
+    pub fn discovery_mode(&self) -> Discovery {
+        match self.discovery {
+            DiscoveryMode::Broadcast => Discovery::Broadcast,
+            DiscoveryMode::SeedNodes => Discovery::SeedNodes,
+            DiscoveryMode::Auto if self.nodes <= 200 => Discovery::Broadcast,
+            DiscoveryMode::Auto => Discovery::SeedNodes,
+        }
+    }
+
+    /// The command line that replays this run exactly.
+    pub fn command(&self) -> String {
+        let d = Params::default();
+        let mut c = format!(
+            "ryx-sim --nodes {} --seed {} --scenario {}",
+            self.nodes,
+            self.seed,
+            self.scenario.name()
+        );
+        let mut flag = |name: &str, differs: bool, value: String| {
+            if differs {
+                c.push_str(&format!(" --{name} {value}"));
+            }
+        };
+        flag("loss", self.loss != d.loss, self.loss.to_string());
+        flag("dup", self.dup != d.dup, self.dup.to_string());
+        flag("kill", self.kill != d.kill, self.kill.to_string());
+        let disc = match self.discovery {
+            DiscoveryMode::Auto => "auto",
+            DiscoveryMode::Broadcast => "broadcast",
+            DiscoveryMode::SeedNodes => "seed-nodes",
+        };
+        flag("discovery", self.discovery != d.discovery, disc.into());
+        flag("slow", self.slow != d.slow, self.slow.to_string());
+        flag("slow-ms", self.slow_ms != d.slow_ms, self.slow_ms.to_string());
+        flag("pause-ms", self.pause_ms != d.pause_ms, self.pause_ms.to_string());
+        flag(
+            "partition-ms",
+            self.partition_ms != d.partition_ms,
+            self.partition_ms.to_string(),
+        );
+        flag("items", self.items != d.items, self.items.to_string());
+        let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
+        flag(
+            "energies",
+            self.energies != d.energies,
+            if energies.is_empty() {
+                "0".into()
+            } else {
+                energies.join(",")
+            },
+        );
+        flag("idle-ms", self.idle_ms != d.idle_ms, self.idle_ms.to_string());
+        flag("settle-ms", self.settle_ms != d.settle_ms, self.settle_ms.to_string());
+        flag("max-ms", self.max_ms != d.max_ms, self.max_ms.to_string());
+        flag("churn-ms", self.churn_ms != d.churn_ms, self.churn_ms.to_string());
+        if self.wire {
+            c.push_str(" --wire");
+        }
+        if self.json {
+            c.push_str(" --json");
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_round_trips() {
+        let mut p = Params::new(Scenario::Crash, 300, 42);
+        p.loss = 0.1;
+        p.kill = 0.5;
+        p.energies = vec![3.0, 7.5];
+        p.wire = true;
+        let cmd = p.command();
+        let q = Params::parse_from(cmd.split_whitespace());
+        assert_eq!(q.command(), cmd);
+        assert_eq!(q.nodes, 300);
+        assert_eq!(q.energies, vec![3.0, 7.5]);
+        assert_eq!(Params::default().command(), "ryx-sim --nodes 200 --seed 1 --scenario join");
+    }
+}
