@@ -22,6 +22,7 @@
 
 mod bytes;
 mod chunk;
+pub mod corpus;
 mod error;
 pub mod grep;
 pub mod loganalysis;

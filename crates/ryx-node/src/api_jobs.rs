@@ -55,6 +55,45 @@ pub async fn put_blob(State(api): State<Api>, body: Result<Bytes, BytesRejection
     let up = tokio::task::spawn_blocking(move || split_upload(body, chunk))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    store_upload(&api, up).await
+}
+
+#[derive(Deserialize)]
+/// Query of `POST /v1/blobs/sample`.
+pub struct SampleQuery {
+    /// Bytes to generate.
+    size: Option<String>,
+    /// Generator seed.
+    #[serde(default)]
+    seed: u64,
+}
+
+/// `POST /v1/blobs/sample?size=64MiB&seed=1`: generates the built-in sample
+/// corpus (realistic multi-service logs) on this node and stores it like an
+/// upload.
+pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) -> ApiResult {
+    let size = match &q.size {
+        Some(s) => crate::cli::parse_size(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
+        None => 16 << 20,
+    };
+    if size > api.limits.memory {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("{size} bytes exceed this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
+        ));
+    }
+    let chunk = api.limits.chunk_size;
+    let seed = q.seed;
+    let up = tokio::task::spawn_blocking(move || {
+        split_upload(Bytes::from(ryx_compute::corpus::generate(size as usize, seed)), chunk)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    store_upload(&api, up).await
+}
+
+async fn store_upload(api: &Api, up: crate::store::Upload) -> ApiResult {
     let r = api
         .handle
         .call(move |s| {

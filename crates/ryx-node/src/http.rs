@@ -85,6 +85,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     Router::new()
         .merge(blobs)
+        .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
         .route("/v1/blobs/{hash}", get(api_jobs::get_blob))
         .route(
             "/v1/jobs",
@@ -95,6 +96,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
             get(api_jobs::get_job).delete(api_jobs::cancel_job),
         )
         .route("/healthz", get(healthz))
+        .route("/v1/events", get(crate::events::events))
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
         .route("/v1/neighbors", get(neighbors))

@@ -4,6 +4,7 @@
 mod api_jobs;
 mod cli;
 mod client;
+mod events;
 mod exec;
 mod http;
 mod metrics;

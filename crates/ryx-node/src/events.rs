@@ -1,0 +1,75 @@
+//! `GET /v1/events`: a live Server-Sent Events stream for dashboards.
+//!
+//! Events as they happen (`event: node`: neighbour up/down, suspicion,
+//! item delivered), a `sample` every second (status, counters, jobs) and
+//! the learned `topology` every other second. The stream costs the node
+//! nothing while no one listens.
+
+use crate::runtime::{Handle, State};
+use axum::extract::State as AxState;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::Stream;
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+fn sample(s: &State) -> String {
+    let now = s.clock.now();
+    let st = s.node.status(now);
+    let m = s.node.metrics();
+    let mut jobs = s.node.jobs();
+    jobs.sort_by(|a, b| b.created.cmp(&a.created));
+    jobs.truncate(50);
+    let rss = crate::metrics::process_stats();
+    json!({
+        "t": now.as_millis(),
+        "status": st,
+        "counters": {
+            "messages_in": m.messages_in.values().sum::<u64>(),
+            "messages_out": m.total_out(),
+            "bytes_in": s.io.bytes_in,
+            "bytes_out": s.io.bytes_out,
+            "rejected": m.total_rejected(),
+            "failures_detected": m.failures_detected,
+            "links_up": m.links_up,
+            "links_down": m.links_down,
+            "items_delivered": m.items_delivered,
+            "rss_bytes": rss.map(|r| r.0),
+            "cpu_seconds": rss.map(|r| r.1),
+        },
+        "jobs": jobs,
+    })
+    .to_string()
+}
+
+/// The SSE endpoint.
+pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = h.subscribe();
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let stream = futures_util::stream::unfold((h, rx, iv, 0u64, Vec::<Event>::new()), |(h, mut rx, mut iv, n, mut queue)| async move {
+        if let Some(e) = queue.pop() {
+            return Some((Ok(e), (h, rx, iv, n, queue)));
+        }
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(s) => Some((Ok(Event::default().event("node").data(s)), (h, rx, iv, n, queue))),
+                Err(RecvError::Lagged(k)) => Some((Ok(Event::default().event("lagged").data(k.to_string())), (h, rx, iv, n, queue))),
+                Err(RecvError::Closed) => None,
+            },
+            _ = iv.tick() => {
+                let topo = n % 2 == 0;
+                let (sample, topology) = h
+                    .call(move |s| (sample(s), topo.then(|| serde_json::to_string(&s.node.topology(s.clock.now())).unwrap_or_default())))
+                    .await
+                    .ok()?;
+                if let Some(t) = topology {
+                    queue.push(Event::default().event("topology").data(t));
+                }
+                Some((Ok(Event::default().event("sample").data(sample)), (h, rx, iv, n + 1, queue)))
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
