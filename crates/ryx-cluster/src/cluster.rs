@@ -111,7 +111,12 @@ pub struct StopReport {
 impl Cluster {
     /// Wraps a loaded or new state.
     pub fn new(dir: RunDir, state: ClusterState) -> Cluster {
-        Cluster { dir, state, children: HashMap::new(), http: Http::new(Duration::from_secs(2)) }
+        Cluster {
+            dir,
+            state,
+            children: HashMap::new(),
+            http: Http::new(Duration::from_secs(2)),
+        }
     }
 
     /// Saves the state.
@@ -122,7 +127,8 @@ impl Cluster {
     /// Collects exit statuses of our own children so they do not linger
     /// as zombies.
     pub fn reap(&mut self) {
-        self.children.retain(|_, c| !matches!(c.try_wait(), Ok(Some(_))));
+        self.children
+            .retain(|_, c| !matches!(c.try_wait(), Ok(Some(_))));
     }
 
     /// State of node `index` (gone once killed or stopped).
@@ -146,7 +152,9 @@ impl Cluster {
     /// Indices of nodes that run (not paused).
     pub fn running(&mut self) -> Vec<usize> {
         self.reap();
-        (0..self.state.nodes.len()).filter(|&i| self.state.liveness(i) == Liveness::Running).collect()
+        (0..self.state.nodes.len())
+            .filter(|&i| self.state.liveness(i) == Liveness::Running)
+            .collect()
     }
 
     /// Ids of nodes that are gone.
@@ -181,7 +189,9 @@ impl Cluster {
     fn spawn_one(&self, index: usize, port: u16) -> Result<(NodeRecord, Child)> {
         let log = self.dir.log_path(index);
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone().context("cannot duplicate the log file handle")?;
+        let err = out
+            .try_clone()
+            .context("cannot duplicate the log file handle")?;
         let mut cmd = Command::new(&self.state.node_bin);
         cmd.arg("--port")
             .arg(port.to_string())
@@ -202,7 +212,9 @@ impl Cluster {
         for v in CLEARED_ENV {
             cmd.env_remove(v);
         }
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
         let record = NodeRecord {
             index,
             pid: child.id(),
@@ -221,7 +233,9 @@ impl Cluster {
     /// node on another port if it lost a race for its port.
     fn await_api(&mut self, indices: &[usize], ports: &mut PortAllocator) -> Result<()> {
         let quick = Http::new(Duration::from_millis(500));
-        let deadline = Instant::now() + Duration::from_secs(15) + Duration::from_millis(100 * indices.len() as u64);
+        let deadline = Instant::now()
+            + Duration::from_secs(15)
+            + Duration::from_millis(100 * indices.len() as u64);
         let mut pending: Vec<usize> = indices.to_vec();
         let mut attempts: HashMap<usize, usize> = HashMap::new();
         while !pending.is_empty() {
@@ -229,7 +243,11 @@ impl Cluster {
             let mut still = Vec::new();
             for &i in &pending {
                 let pid = self.state.nodes[i].pid;
-                if let Some(status) = self.children.get_mut(&pid).and_then(|c| c.try_wait().ok().flatten()) {
+                if let Some(status) = self
+                    .children
+                    .get_mut(&pid)
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
                     self.children.remove(&pid);
                     let tail = tail_lines(&self.state.nodes[i].log, 5).unwrap_or_default();
                     let tries = attempts.entry(i).or_insert(1);
@@ -249,10 +267,16 @@ impl Cluster {
                     }
                     self.state.nodes[i].fate = Fate::Stopped;
                     self.state.nodes[i].ended_unix_ms = Some(unix_ms());
-                    bail!("node {i} exited at start ({status}); last lines of {}:\n{tail}", self.state.nodes[i].log.display());
+                    bail!(
+                        "node {i} exited at start ({status}); last lines of {}:\n{tail}",
+                        self.state.nodes[i].log.display()
+                    );
                 }
                 match quick.get_json(self.state.nodes[i].http_port, "/v1/status") {
-                    Ok(v) => self.state.nodes[i].node_id = v.get("node_id").and_then(|x| x.as_str()).map(String::from),
+                    Ok(v) => {
+                        self.state.nodes[i].node_id =
+                            v.get("node_id").and_then(|x| x.as_str()).map(String::from)
+                    }
                     Err(_) => still.push(i),
                 }
             }
@@ -274,7 +298,10 @@ impl Cluster {
         par_map(indices, |&i| {
             let n = &self.state.nodes[i];
             let id = n.node_id.clone().unwrap_or_else(|| format!("#{i}"));
-            let neighbors = http.get_json(n.http_port, "/v1/neighbors").ok().and_then(|v| neighbor_ids(v.get("neighbors")?));
+            let neighbors = http
+                .get_json(n.http_port, "/v1/neighbors")
+                .ok()
+                .and_then(|v| neighbor_ids(v.get("neighbors")?));
             Observed { id, neighbors }
         })
     }
@@ -312,7 +339,11 @@ impl Cluster {
 
     /// Waits until every running node has at least min(4, n-1) live
     /// neighbours, none lists a dead node, and the graph is connected.
-    pub fn wait_ready(&mut self, timeout: Duration, every: Duration) -> Result<Option<(Duration, Health)>> {
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        every: Duration,
+    ) -> Result<Option<(Duration, Health)>> {
         self.wait_for(timeout, every, |h, n| h.ready(graph::floor_for(n)))
     }
 
@@ -325,7 +356,11 @@ impl Cluster {
         par_map(&indices, |&i| {
             let n = &state.nodes[i];
             let alive = state.liveness(i);
-            let mut r = NodeReport { index: i, alive: Some(alive), ..NodeReport::default() };
+            let mut r = NodeReport {
+                index: i,
+                alive: Some(alive),
+                ..NodeReport::default()
+            };
             if alive.exists() {
                 r.rss_kib = procfs::rss_kib(n.pid);
             }
@@ -341,7 +376,9 @@ impl Cluster {
 
     /// Sends `sig` to node `index` if it still is our node; false if not.
     pub fn signal(&mut self, index: usize, sig: Signal) -> Result<bool> {
-        let Some(id) = self.state.identity(index) else { return Ok(false) };
+        let Some(id) = self.state.identity(index) else {
+            return Ok(false);
+        };
         procfs::signal_node(&id, sig)
     }
 
@@ -405,7 +442,11 @@ impl Cluster {
     fn wait_gone(&mut self, indices: &[usize], timeout: Duration) -> Vec<usize> {
         let start = Instant::now();
         loop {
-            let left: Vec<usize> = indices.iter().copied().filter(|&i| self.process_liveness(i).exists()).collect();
+            let left: Vec<usize> = indices
+                .iter()
+                .copied()
+                .filter(|&i| self.process_liveness(i).exists())
+                .collect();
             if left.is_empty() || start.elapsed() >= timeout {
                 return left;
             }
@@ -416,7 +457,12 @@ impl Cluster {
 
 /// Ids in a `neighbors` JSON array.
 pub fn neighbor_ids(v: &serde_json::Value) -> Option<Vec<String>> {
-    Some(v.as_array()?.iter().filter_map(|n| n.get("node_id")?.as_str().map(String::from)).collect())
+    Some(
+        v.as_array()?
+            .iter()
+            .filter_map(|n| n.get("node_id")?.as_str().map(String::from))
+            .collect(),
+    )
 }
 
 /// Maps `f` over `items` on up to [`MAX_PARALLEL`] threads; keeps order.
@@ -483,6 +529,9 @@ mod tests {
     #[test]
     fn par_map_keeps_order() {
         let v: Vec<usize> = (0..150).collect();
-        assert_eq!(par_map(&v, |x| x * 2), v.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(
+            par_map(&v, |x| x * 2),
+            v.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
     }
 }

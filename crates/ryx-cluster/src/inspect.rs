@@ -35,14 +35,28 @@ pub fn snapshot(cluster: &mut Cluster) -> Snapshot {
         .iter()
         .filter(|r| r.alive == Some(Liveness::Running))
         .map(|r| Observed {
-            id: cluster.state.nodes[r.index].node_id.clone().unwrap_or_else(|| format!("#{}", r.index)),
+            id: cluster.state.nodes[r.index]
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("#{}", r.index)),
             neighbors: r.neighbor_ids(),
         })
         .collect();
     let health = graph::assess(&observed, &dead);
-    let alive = reports.iter().filter(|r| r.alive.is_some_and(Liveness::exists)).count();
-    let paused = reports.iter().filter(|r| r.alive == Some(Liveness::Paused)).count();
-    Snapshot { reports, health, alive, paused }
+    let alive = reports
+        .iter()
+        .filter(|r| r.alive.is_some_and(Liveness::exists))
+        .count();
+    let paused = reports
+        .iter()
+        .filter(|r| r.alive == Some(Liveness::Paused))
+        .count();
+    Snapshot {
+        reports,
+        health,
+        alive,
+        paused,
+    }
 }
 
 /// The status table (one row per node, dead ones included).
@@ -53,7 +67,12 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
         .map(|r| {
             let n = &cluster.state.nodes[r.index];
             let st = r.status.as_ref();
-            let count = |f: &str| st.and_then(|s| s.get(f)).map(|v| v.as_array().map_or_else(|| v.to_string(), |a| a.len().to_string()));
+            let count = |f: &str| {
+                st.and_then(|s| s.get(f)).map(|v| {
+                    v.as_array()
+                        .map_or_else(|| v.to_string(), |a| a.len().to_string())
+                })
+            };
             vec![
                 r.index.to_string(),
                 n.node_id.clone().unwrap_or_else(|| "-".into()),
@@ -72,21 +91,41 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
             ]
         })
         .collect();
-    table(&["node", "node id", "pid", "udp", "http", "nbrs", "passive", "items", "rss", "alive"], &rows)
+    table(
+        &[
+            "node", "node id", "pid", "udp", "http", "nbrs", "passive", "items", "rss", "alive",
+        ],
+        &rows,
+    )
 }
 
 /// The one-line summary under the table.
 pub fn summary_line(snap: &Snapshot) -> String {
     let running = snap.alive - snap.paused;
-    let paused = if snap.paused > 0 { format!(" ({} paused)", snap.paused) } else { String::new() };
+    let paused = if snap.paused > 0 {
+        format!(" ({} paused)", snap.paused)
+    } else {
+        String::new()
+    };
     format!(
         "alive {}/{}{paused} · connected: {} · fewest neighbours {} (want >= {}){}",
         snap.alive,
         snap.reports.len(),
-        if snap.health.connected && snap.health.answered == snap.health.expected { "yes" } else { "no" },
+        if snap.health.connected && snap.health.answered == snap.health.expected {
+            "yes"
+        } else {
+            "no"
+        },
         snap.health.min_neighbors,
         floor_for(running),
-        if snap.health.dead_links > 0 { format!(" · {} links still point at dead nodes", snap.health.dead_links) } else { String::new() }
+        if snap.health.dead_links > 0 {
+            format!(
+                " · {} links still point at dead nodes",
+                snap.health.dead_links
+            )
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -167,7 +206,11 @@ pub fn logs(dir_arg: Option<&Path>, args: LogsArgs) -> Result<()> {
                     rd.flatten()
                         .filter_map(|e| {
                             let name = e.file_name().to_string_lossy().into_owned();
-                            let i = name.strip_prefix("node-")?.strip_suffix(".log")?.parse().ok()?;
+                            let i = name
+                                .strip_prefix("node-")?
+                                .strip_suffix(".log")?
+                                .parse()
+                                .ok()?;
                             Some((i, e.path()))
                         })
                         .collect()

@@ -333,6 +333,7 @@ pub struct Node {
     next_sync: Time,
     next_health_decay: Time,
     leaving: bool,
+    needy_streak: u32,
     http: SocketAddr,
     job_items: InfoStore,
     reputation: InfoStore,
@@ -390,6 +391,7 @@ impl Node {
             next_sync: now.plus(cfg.sync_interval),
             next_health_decay: now.plus(Duration::from_secs(1)),
             leaving: false,
+            needy_streak: 0,
             http: addr,
             job_items: InfoStore::default(),
             reputation: InfoStore::default(),
@@ -545,6 +547,11 @@ impl Node {
         }
         self.with_jobs(|j, c| j.neighbor_down(c, id));
         self.emit(Event::NeighborDown { id, reason });
+        if self.needy_streak > 0 {
+            // Look around quickly again.
+            self.needy_streak = 0;
+            self.next_hello = self.next_hello.min(self.now.plus(self.cfg.hello_interval_needy));
+        }
         Some(peer)
     }
 
@@ -2195,8 +2202,13 @@ impl Node {
     fn hello(&mut self) {
         let needy = self.active.len() < self.cfg.min_active;
         let interval = if needy {
-            self.cfg.hello_interval_needy
+            // Back off while hellos find nobody new (a cluster smaller than
+            // the minimum stays needy for ever); a lost neighbour resets it.
+            let backoff = self.cfg.hello_interval_needy * (1u32 << self.needy_streak.min(5));
+            self.needy_streak += 1;
+            backoff.min(self.cfg.hello_interval)
         } else {
+            self.needy_streak = 0;
             self.cfg.hello_interval
         };
         self.next_hello = self.now.plus(self.jittered(interval));
