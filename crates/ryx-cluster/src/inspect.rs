@@ -23,6 +23,16 @@ pub struct Snapshot {
     pub paused: usize,
 }
 
+impl Snapshot {
+    /// At least one node runs, every running node answered, and their
+    /// neighbour graph is connected.
+    pub fn connected(&self) -> bool {
+        self.health.expected > 0
+            && self.health.connected
+            && self.health.answered == self.health.expected
+    }
+}
+
 /// Queries every node once.
 pub fn snapshot(cluster: &mut Cluster) -> Snapshot {
     let reports = cluster.reports();
@@ -111,11 +121,7 @@ pub fn summary_line(snap: &Snapshot) -> String {
         "alive {}/{}{paused} · connected: {} · fewest neighbours {} (want >= {}){}",
         snap.alive,
         snap.reports.len(),
-        if snap.health.connected && snap.health.answered == snap.health.expected {
-            "yes"
-        } else {
-            "no"
-        },
+        if snap.connected() { "yes" } else { "no" },
         snap.health.min_neighbors,
         floor_for(running),
         if snap.health.dead_links > 0 {
@@ -135,7 +141,7 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
     let state = dir.load_required()?;
     let mut cluster = Cluster::new(dir.clone(), state);
     let snap = snapshot(&mut cluster);
-    let connected = snap.health.connected && snap.health.answered == snap.health.expected;
+    let connected = snap.connected();
     if args.json {
         let nodes: Vec<serde_json::Value> = snap
             .reports

@@ -1420,8 +1420,10 @@ impl JobEngine {
             .filter(|p| p.id != ctx.me)
             .copied()
             .collect();
-        let mut stats = JobStats::default();
-        stats.takeovers = 1;
+        let stats = JobStats {
+            takeovers: 1,
+            ..Default::default()
+        };
         let job = HomeJob {
             kind: p0.kind.clone(),
             params: p0.params.clone(),

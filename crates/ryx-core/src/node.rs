@@ -550,7 +550,9 @@ impl Node {
         if self.needy_streak > 0 {
             // Look around quickly again.
             self.needy_streak = 0;
-            self.next_hello = self.next_hello.min(self.now.plus(self.cfg.hello_interval_needy));
+            self.next_hello = self
+                .next_hello
+                .min(self.now.plus(self.cfg.hello_interval_needy));
         }
         Some(peer)
     }
@@ -1062,12 +1064,10 @@ impl Node {
                     }
                 }
             }
-            Some(JoinPurpose::Improve) => {
-                if self.active.len() > self.cfg.target_active {
-                    if let Some(worst) = self.worst_short_link(Some(from)) {
-                        self.send_to(worst, Message::Disconnect);
-                        self.remove_active(worst, DownReason::Disconnected);
-                    }
+            Some(JoinPurpose::Improve) if self.active.len() > self.cfg.target_active => {
+                if let Some(worst) = self.worst_short_link(Some(from)) {
+                    self.send_to(worst, Message::Disconnect);
+                    self.remove_active(worst, DownReason::Disconnected);
                 }
             }
             _ => {}

@@ -73,20 +73,27 @@ pub struct SampleQuery {
 /// upload.
 pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) -> ApiResult {
     let size = match &q.size {
-        Some(s) => crate::cli::parse_size(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
+        Some(s) => crate::cli::parse_size(s)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
         None => 16 << 20,
     };
     if size > api.limits.memory {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("{size} bytes exceed this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
+            format!(
+                "{size} bytes exceed this node's whole store ({} bytes, --memory-limit)",
+                api.limits.memory
+            ),
         ));
     }
     let chunk = api.limits.chunk_size;
     let seed = q.seed;
     let up = tokio::task::spawn_blocking(move || {
-        split_upload(Bytes::from(ryx_compute::corpus::generate(size as usize, seed)), chunk)
+        split_upload(
+            Bytes::from(ryx_compute::corpus::generate(size as usize, seed)),
+            chunk,
+        )
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;

@@ -19,7 +19,7 @@ fn sample(s: &State) -> String {
     let st = s.node.status(now);
     let m = s.node.metrics();
     let mut jobs = s.node.jobs();
-    jobs.sort_by(|a, b| b.created.cmp(&a.created));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.created));
     jobs.truncate(50);
     let rss = crate::metrics::process_stats();
     json!({
@@ -44,32 +44,37 @@ fn sample(s: &State) -> String {
 }
 
 /// The SSE endpoint.
-pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(
+    AxState(h): AxState<Handle>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = h.subscribe();
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let stream = futures_util::stream::unfold((h, rx, iv, 0u64, Vec::<Event>::new()), |(h, mut rx, mut iv, n, mut queue)| async move {
-        if let Some(e) = queue.pop() {
-            return Some((Ok(e), (h, rx, iv, n, queue)));
-        }
-        tokio::select! {
-            r = rx.recv() => match r {
-                Ok(s) => Some((Ok(Event::default().event("node").data(s)), (h, rx, iv, n, queue))),
-                Err(RecvError::Lagged(k)) => Some((Ok(Event::default().event("lagged").data(k.to_string())), (h, rx, iv, n, queue))),
-                Err(RecvError::Closed) => None,
-            },
-            _ = iv.tick() => {
-                let topo = n % 2 == 0;
-                let (sample, topology) = h
-                    .call(move |s| (sample(s), topo.then(|| serde_json::to_string(&s.node.topology(s.clock.now())).unwrap_or_default())))
-                    .await
-                    .ok()?;
-                if let Some(t) = topology {
-                    queue.push(Event::default().event("topology").data(t));
-                }
-                Some((Ok(Event::default().event("sample").data(sample)), (h, rx, iv, n + 1, queue)))
+    let stream = futures_util::stream::unfold(
+        (h, rx, iv, 0u64, Vec::<Event>::new()),
+        |(h, mut rx, mut iv, n, mut queue)| async move {
+            if let Some(e) = queue.pop() {
+                return Some((Ok(e), (h, rx, iv, n, queue)));
             }
-        }
-    });
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(s) => Some((Ok(Event::default().event("node").data(s)), (h, rx, iv, n, queue))),
+                    Err(RecvError::Lagged(k)) => Some((Ok(Event::default().event("lagged").data(k.to_string())), (h, rx, iv, n, queue))),
+                    Err(RecvError::Closed) => None,
+                },
+                _ = iv.tick() => {
+                    let topo = n % 2 == 0;
+                    let (sample, topology) = h
+                        .call(move |s| (sample(s), topo.then(|| serde_json::to_string(&s.node.topology(s.clock.now())).unwrap_or_default())))
+                        .await
+                        .ok()?;
+                    if let Some(t) = topology {
+                        queue.push(Event::default().event("topology").data(t));
+                    }
+                    Some((Ok(Event::default().event("sample").data(sample)), (h, rx, iv, n + 1, queue)))
+                }
+            }
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -85,7 +85,10 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     Router::new()
         .merge(blobs)
-        .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
+        .route(
+            "/v1/blobs/sample",
+            axum::routing::post(api_jobs::put_sample),
+        )
         .route("/v1/blobs/{hash}", get(api_jobs::get_blob))
         .route(
             "/v1/jobs",

@@ -140,12 +140,27 @@ impl Services {
                     );
                 }
             },
-            JobOutput::Decided { job, kind, params, units, unit, digest, holders } => {
+            JobOutput::Decided {
+                job,
+                kind,
+                params,
+                units,
+                unit,
+                digest,
+                holders,
+            } => {
                 let folder = match st.merges.get(&job) {
                     Some(f) => f.clone(),
                     None => {
                         let (ftx, frx) = mpsc::unbounded_channel();
-                        tokio::spawn(fold_task(self.loop_tx.clone(), job.clone(), kind, params, units, frx));
+                        tokio::spawn(fold_task(
+                            self.loop_tx.clone(),
+                            job.clone(),
+                            kind,
+                            params,
+                            units,
+                            frx,
+                        ));
                         st.merges.insert(job.clone(), ftx.clone());
                         st.merge_order.push_back(job.clone());
                         if st.merge_order.len() > 64 {
@@ -158,19 +173,33 @@ impl Services {
                 };
                 match st.store.get(&digest) {
                     Some(bytes) => {
-                        let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
+                        let _ = folder.send(FoldMsg::Partial {
+                            unit,
+                            digest,
+                            bytes,
+                        });
                     }
                     None => {
                         tokio::spawn(async move {
                             if let Ok(bytes) = client::fetch_blob(&digest, None, &holders).await {
-                                let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
+                                let _ = folder.send(FoldMsg::Partial {
+                                    unit,
+                                    digest,
+                                    bytes,
+                                });
                             }
                         });
                     }
                 }
             }
-            JobOutput::Merge { job, kind, params, partials } => {
-                let local: Vec<Option<Bytes>> = partials.iter().map(|(d, _)| st.store.get(d)).collect();
+            JobOutput::Merge {
+                job,
+                kind,
+                params,
+                partials,
+            } => {
+                let local: Vec<Option<Bytes>> =
+                    partials.iter().map(|(d, _)| st.store.get(d)).collect();
                 let tx = self.loop_tx.clone();
                 st.merge_order.retain(|j| *j != job);
                 match st.merges.remove(&job) {
@@ -247,7 +276,11 @@ async fn merge(
 }
 
 /// Stores a merged result and tells the core, or reports what was missing.
-async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(String, Bytes), Vec<u32>>) {
+async fn report_merge(
+    tx: mpsc::Sender<Command>,
+    job: String,
+    outcome: Result<(String, Bytes), Vec<u32>>,
+) {
     let cmd: Command = Box::new(move |s: &mut State| {
         let now = s.clock.now();
         match outcome {
@@ -323,14 +356,20 @@ async fn fold_task(
     units: u32,
     mut rx: mpsc::UnboundedReceiver<FoldMsg>,
 ) {
-    let Ok(spec) = JobSpec::new(&kind, &params) else { return };
+    let Ok(spec) = JobSpec::new(&kind, &params) else {
+        return;
+    };
     let mut pending: std::collections::BTreeMap<u32, (String, Bytes)> = Default::default();
     let mut folded: Vec<String> = Vec::new();
     let mut acc: Option<Partial> = None;
     let mut broken = false;
     while let Some(msg) = rx.recv().await {
         match msg {
-            FoldMsg::Partial { unit, digest, bytes } => {
+            FoldMsg::Partial {
+                unit,
+                digest,
+                bytes,
+            } => {
                 if unit < units && unit as usize >= folded.len() {
                     pending.insert(unit, (digest, bytes));
                 }
@@ -346,7 +385,10 @@ async fn fold_task(
                 }
                 let spec2 = spec.clone();
                 let prev = acc.take();
-                let r = tokio::task::spawn_blocking(move || fold_more(&spec2, prev, &ready).map(|a| (a, ready))).await;
+                let r = tokio::task::spawn_blocking(move || {
+                    fold_more(&spec2, prev, &ready).map(|a| (a, ready))
+                })
+                .await;
                 match r {
                     Ok(Ok((a, ready))) => {
                         acc = Some(a);
@@ -364,7 +406,9 @@ async fn fold_task(
                 // Gather the tail: pending, local or fetched.
                 let mut tail = Vec::new();
                 let mut missing = Vec::new();
-                for (i, ((digest, holders), have)) in partials.iter().zip(local).enumerate().skip(folded.len()) {
+                for (i, ((digest, holders), have)) in
+                    partials.iter().zip(local).enumerate().skip(folded.len())
+                {
                     let b = match (pending.remove(&(i as u32)), have) {
                         (Some((d, b)), _) if d == *digest => Some(b),
                         (_, Some(b)) => Some(b),
@@ -404,7 +448,11 @@ async fn fold_task(
     }
 }
 
-fn fold_more(spec: &JobSpec, acc: Option<Partial>, parts: &[(String, Bytes)]) -> Result<Partial, String> {
+fn fold_more(
+    spec: &JobSpec,
+    acc: Option<Partial>,
+    parts: &[(String, Bytes)],
+) -> Result<Partial, String> {
     let mut acc = acc;
     for (_, b) in parts {
         let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;

@@ -251,7 +251,8 @@ fn http_errors_are_json_with_stable_codes() {
     let base = 21_500;
     let nodes = start_cluster(base, 1, "http");
     let p = nodes[0].port;
-    let cases: [(&str, &str, Option<&[u8]>, u16, &str); 6] = [
+    type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
+    let cases: [Case; 6] = [
         ("POST", "/v1/info", Some(b"{not json"), 400, "bad_json"),
         (
             "POST",

@@ -1,4 +1,5 @@
 //! Unit tests of the node state machine on a tiny, lossless, in-memory network.
+#![allow(clippy::needless_range_loop)]
 
 use super::*;
 use crate::wire::encode;
@@ -44,15 +45,6 @@ impl Mini {
 
     /// Runs `ms` milliseconds with instant delivery; `alive` masks nodes.
     fn run(&mut self, ms: u64, alive: &[bool]) {
-        self.run_with(ms, alive, &mut |_, _, _, _| {});
-    }
-
-    fn run_with(
-        &mut self,
-        ms: u64,
-        alive: &[bool],
-        _hook: &mut dyn FnMut(usize, &Output, Time, &[Node]),
-    ) {
         let end = self.now.plus(Duration::from_millis(ms));
         while self.now < end {
             self.now = self.now.plus(Duration::from_millis(10));
@@ -235,7 +227,7 @@ fn bad_input_is_counted_and_put_is_validated() {
     assert_eq!(n.metrics().rejected["oversized"], 1);
     assert_eq!(n.metrics().rejected["foreign_cluster"], 1);
     assert!(
-        n.is_passive(&NodeId(9)) == false,
+        !n.is_passive(&NodeId(9)),
         "a foreign node must not be learned"
     );
     assert_eq!(
@@ -396,9 +388,7 @@ impl JobWorld {
         while self.mini.now < end {
             let alive = self.alive.clone();
             // Collect job outputs before the network loop drains outputs.
-            self.mini.run_with(10, &alive, &mut |i, out, now, nodes| {
-                let _ = (i, out, now, nodes);
-            });
+            self.mini.run(10, &alive);
             let now = self.mini.now;
             for i in 0..self.mini.nodes.len() {
                 let outs = std::mem::take(&mut self.mini.job_outputs[i]);
