@@ -23,6 +23,7 @@
 mod bytes;
 mod chunk;
 pub mod corpus;
+pub mod eval;
 mod error;
 pub mod grep;
 pub mod loganalysis;
