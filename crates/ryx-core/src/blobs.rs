@@ -205,6 +205,33 @@ impl BlobIndex {
         }
     }
 
+    /// Sets a held blob's energy.
+    pub fn set_energy(&mut self, h: &str, energy: f64) {
+        if let Some(m) = self.blobs.get_mut(h) {
+            m.energy = energy;
+        }
+    }
+
+    /// Whether `size` bytes fit after evicting only unpinned blobs with
+    /// less energy than `energy` (a replica never displaces what matters
+    /// more than it does).
+    pub fn has_room_below(&self, size: u64, energy: f64) -> bool {
+        if size > self.capacity {
+            return false;
+        }
+        let free = self.capacity - self.used;
+        if size <= free {
+            return true;
+        }
+        let evictable: u64 = self
+            .blobs
+            .iter()
+            .filter(|(h, m)| m.energy < energy && !self.pins.contains_key(*h))
+            .map(|(_, m)| m.size)
+            .sum();
+        free + evictable >= size
+    }
+
     /// Pins a blob for a job (it will not be evicted while pinned).
     pub fn pin(&mut self, h: &str, job: &str) {
         self.pins

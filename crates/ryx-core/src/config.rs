@@ -84,6 +84,8 @@ pub struct NodeConfig {
     pub max_local_health: u32,
     /// Bytes the blob store may hold.
     pub memory_limit: u64,
+    /// Energy uploaded blobs are replicated with (3 reaches two hops).
+    pub blob_energy: f64,
     /// Job engine knobs.
     pub jobs: JobConfig,
 }
@@ -123,6 +125,7 @@ impl Default for NodeConfig {
             late_tick: Duration::from_millis(50),
             max_local_health: 8,
             memory_limit: 1 << 30,
+            blob_energy: 3.0,
             jobs: JobConfig::default(),
         }
     }

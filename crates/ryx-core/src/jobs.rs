@@ -389,7 +389,12 @@ struct UnitState {
     reps: Vec<Rep>,
     results: BTreeMap<NodeId, (String, SocketAddr)>,
     decided: Option<(String, Vec<SocketAddr>)>,
+    reissues: u32,
 }
+
+/// A unit whose lease lapsed this many times without any result is given
+/// up: no live node could run it (its input chunk is probably lost).
+const MAX_UNIT_REISSUES: u32 = 40;
 
 #[derive(Clone, Debug)]
 struct HomeJob {
@@ -1560,11 +1565,32 @@ impl JobEngine {
                     }
                 }
             }
+            let mut give_up = None;
             for (u, r) in lapsed {
                 if let Some(h) = self.homes.get_mut(id) {
                     h.stats.reissued += 1;
+                    if let Some(us) = h.unit_state.get_mut(u as usize) {
+                        us.reissues += 1;
+                        if us.reissues > MAX_UNIT_REISSUES && us.results.is_empty() {
+                            give_up = Some(u);
+                        }
+                    }
                 }
                 self.issue(ctx, id, u, r);
+            }
+            if let Some(u) = give_up {
+                if let Some(h) = self.homes.get_mut(id) {
+                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone()).unwrap_or_default();
+                    h.state = JobState::Failed;
+                    h.error = Some(format!(
+                        "unit {u} could not be run {MAX_UNIT_REISSUES} times: no live node serves its input chunk {chunk}"
+                    ));
+                    h.stats.elapsed_ms = Some(now.since(h.created_at).as_millis() as u64);
+                    h.summary_dirty = true;
+                }
+                self.finalize_local(ctx, id);
+                self.publish(ctx, id);
+                continue;
             }
             if self.homes.get(id).is_some_and(|h| {
                 h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500)

@@ -333,15 +333,15 @@ pub struct Node {
     next_sync: Time,
     next_health_decay: Time,
     leaving: bool,
+    last_resurrection_join: Time,
     needy_streak: u32,
     http: SocketAddr,
     job_items: InfoStore,
     reputation: InfoStore,
     jobs: JobEngine,
     blobs: BlobIndex,
-    replication_src: BTreeMap<Hash, SocketAddr>,
-    offer_cursor: usize,
-}
+    replication_src: BTreeMap<Hash, (SocketAddr, f64)>,
+    }
 
 /// Most job summaries kept.
 const MAX_JOB_ITEMS: usize = 1024;
@@ -349,8 +349,6 @@ const MAX_JOB_ITEMS: usize = 1024;
 const MAX_REPUTATION_ITEMS: usize = 4096;
 /// Most pending replication fetches remembered.
 const MAX_REPLICATION_PENDING: usize = 4096;
-/// Nodes each uploaded chunk is offered to.
-const BLOB_REPLICAS: usize = 2;
 
 impl Node {
     /// A new node with identity `id`, reachable at `addr`, whose random
@@ -391,6 +389,7 @@ impl Node {
             next_sync: now.plus(cfg.sync_interval),
             next_health_decay: now.plus(Duration::from_secs(1)),
             leaving: false,
+            last_resurrection_join: Time::ZERO,
             needy_streak: 0,
             http: addr,
             job_items: InfoStore::default(),
@@ -398,7 +397,6 @@ impl Node {
             jobs: JobEngine::new(cfg.jobs.clone()),
             blobs: BlobIndex::new(cfg.memory_limit),
             replication_src: BTreeMap::new(),
-            offer_cursor: 0,
             rng,
             cfg,
         }
@@ -708,8 +706,20 @@ impl Node {
         }
         let kind = env.msg.kind();
         self.metrics.count_in(kind);
-        // Any word from a node proves it alive.
-        self.tombstones.remove(&from);
+        // Any word from a node proves it alive. A node we buried that
+        // speaks again was cut off, not dead: a partition may have healed,
+        // so link to it at once as our long link (the halves merge without
+        // waiting for the periodic long-link rotation).
+        if self.tombstones.remove(&from).is_some()
+            && !matches!(env.msg, Message::Leave)
+            && !self.leaving
+            && !self.active.contains_key(&from)
+            && !self.pending_joins.contains_key(&from)
+            && self.now.since(self.last_resurrection_join) >= Duration::from_secs(1)
+        {
+            self.last_resurrection_join = self.now;
+            self.request_join(from, src, true, JoinPurpose::RotateLong);
+        }
         if let Some(p) = self.active.get_mut(&from) {
             p.last_heard = self.now;
             p.addr = src;
@@ -891,11 +901,15 @@ impl Node {
                 ..
             } => {
                 self.with_jobs(|j, c| j.on_finished(c, &job));
-                self.replicate_blob(src, result, size, vec![http], BlobKind::Result);
+                let e = self.cfg.default_energy;
+                self.replicate_blob(src, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
             }
-            Message::BlobOffer { blobs, http } => {
-                for b in blobs {
-                    self.replicate_blob(src, b.hash, b.size, vec![http], BlobKind::Chunk);
+            Message::BlobOffer { blobs, http, energy } => {
+                let e = self.cfg.energy.after_hop(energy);
+                if EnergyModel::alive(e) {
+                    for b in blobs {
+                        self.replicate_blob(src, b, vec![http], BlobKind::Chunk, e);
+                    }
                 }
             }
             Message::BlobHave { hashes, http } => {
@@ -908,30 +922,18 @@ impl Node {
         }
     }
 
-    /// Fetches a copy of an offered blob if it is new here and fits without
-    /// evicting anything a job needs.
-    fn replicate_blob(
-        &mut self,
-        offerer: SocketAddr,
-        hash: Hash,
-        size: u64,
-        sources: Vec<SocketAddr>,
-        kind: BlobKind,
-    ) {
-        if self.blobs.contains(&hash)
-            || self.replication_src.contains_key(&hash)
+    /// Fetches a copy of an offered blob if it is new here and there is
+    /// room for it without evicting anything with as much energy.
+    fn replicate_blob(&mut self, offerer: SocketAddr, blob: BlobRef, sources: Vec<SocketAddr>, kind: BlobKind, energy: f64) {
+        if self.blobs.contains(&blob.hash)
+            || self.replication_src.contains_key(&blob.hash)
             || self.replication_src.len() >= MAX_REPLICATION_PENDING
-            || self.blobs.used() + size > self.blobs.capacity()
+            || !self.blobs.has_room_below(blob.size, energy)
         {
             return;
         }
-        self.replication_src.insert(hash.clone(), offerer);
-        self.outputs.push_back(Output::Job(JobOutput::Fetch {
-            hash,
-            size,
-            sources,
-            kind,
-        }));
+        self.replication_src.insert(blob.hash.clone(), (offerer, energy));
+        self.outputs.push_back(Output::Job(JobOutput::Fetch { hash: blob.hash, size: blob.size, sources, kind }));
     }
 
     fn on_hello(&mut self, from: NodeId, src: SocketAddr, needy: bool) {
@@ -980,7 +982,23 @@ impl Node {
                 .filter(|(_, p)| !p.long && p.degree.is_some_and(|d| d > min))
                 .max_by_key(|(_, p)| p.degree)
                 .map(|(id, _)| *id);
-            let mut victim = if degree < min { richest } else { None };
+            // A long link replaces our own oldest long link, or else a
+            // short link to a neighbour that can spare it: random long links
+            // are what keeps (and makes, after a partition heals) the
+            // network one.
+            let own_long = self
+                .active
+                .iter()
+                .filter(|(_, p)| p.long && p.initiated)
+                .min_by_key(|(_, p)| p.since)
+                .map(|(id, _)| *id);
+            let mut victim = if degree < min {
+                richest
+            } else if long {
+                own_long.or(richest)
+            } else {
+                None
+            };
             if victim.is_none() && urgent {
                 // A node with no neighbours at all must not be left alone:
                 // make room by dropping a random short link.
@@ -1041,6 +1059,24 @@ impl Node {
         }
         if self.active.contains_key(&from) {
             return;
+        }
+        if self.active.len() >= self.cfg.max_active
+            && pending.as_ref().is_some_and(|p| p.purpose == JoinPurpose::RotateLong)
+            && !self.leaving
+        {
+            // Make room for the new long link: our oldest own long link
+            // goes, else the slowest short one.
+            let old = self
+                .active
+                .iter()
+                .filter(|(_, p)| p.long && p.initiated)
+                .min_by_key(|(_, p)| p.since)
+                .map(|(id, _)| *id)
+                .or_else(|| self.worst_short_link(None));
+            if let Some(v) = old {
+                self.send_to(v, Message::Disconnect);
+                self.remove_active(v, DownReason::Disconnected);
+            }
         }
         if self.active.len() >= self.cfg.max_active || self.leaving {
             self.send(src, Message::Disconnect);
@@ -1933,32 +1969,33 @@ impl Node {
         };
         self.blobs
             .insert(hash.to_string(), size, kind, energy, self.now);
-        if upload && kind == BlobKind::Chunk {
-            self.offer(BlobRef {
-                hash: hash.to_string(),
-                size,
-            });
-        }
         Ok(())
     }
 
-    fn offer(&mut self, blob: BlobRef) {
-        let ids = self.active_ids();
-        if ids.is_empty() {
+    /// Offers blobs held here to every neighbour but `except`: they fetch
+    /// copies while the energy lasts (replication by diffusion).
+    fn offer(&mut self, blobs: Vec<BlobRef>, energy: f64, except: Option<SocketAddr>) {
+        if !EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
             return;
         }
-        for _ in 0..BLOB_REPLICAS.min(ids.len()) {
-            self.offer_cursor = self.offer_cursor.wrapping_add(1);
-            let id = ids[self.offer_cursor % ids.len()];
-            let http = self.http;
-            self.send_to(
-                id,
-                Message::BlobOffer {
-                    blobs: vec![blob.clone()],
-                    http,
-                },
-            );
+        let http = self.http;
+        let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).filter(|a| Some(*a) != except).collect();
+        for page in blobs.chunks(64) {
+            for a in &peers {
+                self.send(*a, Message::BlobOffer { blobs: page.to_vec(), http, energy });
+            }
         }
+    }
+
+    /// Starts the replication of freshly uploaded blobs with `energy`
+    /// (reach in hops as for items; the default reaches two hops).
+    pub fn replicate_upload(&mut self, now: Time, blobs: Vec<BlobRef>, energy: Option<f64>) {
+        self.now = now.max(self.now);
+        let e = energy.unwrap_or(self.cfg.blob_energy);
+        for b in &blobs {
+            self.blobs.set_energy(&b.hash, e.max(self.cfg.default_energy));
+        }
+        self.offer(blobs, e, None);
     }
 
     /// Forgets a blob (the driver discards its bytes).
@@ -1990,16 +2027,15 @@ impl Node {
     /// with `blob_put`.
     pub fn fetch_done(&mut self, now: Time, hash: &str, ok: bool) {
         self.now = now.max(self.now);
-        if let Some(offerer) = self.replication_src.remove(hash) {
+        if let Some((offerer, energy)) = self.replication_src.remove(hash) {
             if ok {
+                self.blobs.set_energy(hash, energy);
                 let http = self.http;
-                self.send(
-                    offerer,
-                    Message::BlobHave {
-                        hashes: vec![hash.to_string()],
-                        http,
-                    },
-                );
+                self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
+                if let Some(size) = self.blobs.get(hash).map(|m| m.size) {
+                    // Pass the offer on with what is left of the energy.
+                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer));
+                }
             }
         }
         self.with_jobs(|j, c| j.fetch_done(c, hash, ok));

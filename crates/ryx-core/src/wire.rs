@@ -282,6 +282,9 @@ pub enum Message {
         blobs: Vec<BlobRef>,
         /// Where to fetch them.
         http: SocketAddr,
+        /// Energy the offerer holds them with (decides how far copies go).
+        #[serde(default)]
+        energy: f64,
     },
     /// "I now hold verified copies of these blobs."
     BlobHave {

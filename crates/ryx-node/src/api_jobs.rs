@@ -35,7 +35,11 @@ fn bad_hash(h: &str) -> ApiError {
 }
 
 /// `PUT /v1/blobs`: stores the body, cut at line ends into chunks.
-pub async fn put_blob(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn put_blob(
+    State(api): State<Api>,
+    Query(q): Query<UploadQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let body = body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -55,7 +59,14 @@ pub async fn put_blob(State(api): State<Api>, body: Result<Bytes, BytesRejection
     let up = tokio::task::spawn_blocking(move || split_upload(body, chunk))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up).await
+    store_upload(&api, up, q.energy).await
+}
+
+/// Query of `PUT /v1/blobs`.
+#[derive(Deserialize, Default)]
+pub struct UploadQuery {
+    /// Replication energy (default 3: copies on every node within two hops).
+    energy: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +77,8 @@ pub struct SampleQuery {
     /// Generator seed.
     #[serde(default)]
     seed: u64,
+    /// Replication energy.
+    energy: Option<f64>,
 }
 
 /// `POST /v1/blobs/sample?size=64MiB&seed=1`: generates the built-in sample
@@ -97,10 +110,15 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up).await
+    store_upload(&api, up, q.energy).await
 }
 
-async fn store_upload(api: &Api, up: crate::store::Upload) -> ApiResult {
+async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) -> ApiResult {
+    if let Some(e) = energy {
+        if !(e.is_finite() && e >= 0.0 && e <= 1000.0) {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_energy", "energy must be within 0..1000"));
+        }
+    }
     let r = api
         .handle
         .call(move |s| {
@@ -137,6 +155,10 @@ async fn store_upload(api: &Api, up: crate::store::Upload) -> ApiResult {
                     s.store.remove(&h);
                 }
                 return Err(e);
+            }
+            let refs: Vec<BlobRef> = up.chunks.iter().map(|(r, _)| r.clone()).collect();
+            if energy != Some(0.0) {
+                s.node.replicate_upload(now, refs, energy);
             }
             Ok((up.hash.clone(), up.size, up.chunks.len()))
         })

@@ -161,6 +161,11 @@ pub struct DaemonArgs {
     /// a wrong partial result with probability P.
     #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P")]
     pub fault: Option<String>,
+    /// Enable the network fault-injection API (/v1/admin/faults: drop
+    /// traffic to and from chosen peers, lose or delay datagrams) used by
+    /// `ryx-cluster chaos`. Off by default.
+    #[arg(long, env = "RYX_ENABLE_FAULT_INJECTION")]
+    pub enable_fault_injection: bool,
     /// This node's id, 16 hex digits (default: random).
     #[arg(long, env = "RYX_NODE_ID")]
     pub node_id: Option<String>,

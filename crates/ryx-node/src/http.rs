@@ -107,6 +107,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/topology", get(topology))
         .route("/v1/info", get(info_list).post(info_put))
         .route("/v1/info/{key}", get(info_get))
+        .route("/v1/admin/faults", get(faults_get).post(faults_set).delete(faults_clear))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_INFO_BODY))
         .with_state(Api { handle, limits })
@@ -271,4 +272,55 @@ async fn metrics_text(State(h): State<Handle>) -> ApiResult {
         text,
     )
         .into_response())
+}
+
+fn faults_disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "fault_injection_disabled",
+        "this node runs without --enable-fault-injection",
+    )
+}
+
+async fn faults_get(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| s.faults_enabled.then(|| s.faults.describe())).await.map_err(ApiError::unavailable)?;
+    v.map(|v| Json(v).into_response()).ok_or_else(faults_disabled)
+}
+
+async fn faults_set(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let body = body.map_err(body_error)?;
+    let spec: crate::faults::FaultSpec = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("expected {{\"block\"?,\"loss\"?,\"delay_ms\"?,\"jitter_ms\"?,\"for_ms\"}}: {e}"),
+        )
+    })?;
+    let r = h
+        .call(move |s| {
+            if !s.faults_enabled {
+                return Err(faults_disabled());
+            }
+            s.faults.set(&spec).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+            tracing::warn!(?spec, "network faults injected");
+            Ok(s.faults.describe())
+        })
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok(Json(r).into_response())
+}
+
+async fn faults_clear(State(h): State<Handle>) -> ApiResult {
+    let r = h
+        .call(|s| {
+            if !s.faults_enabled {
+                return Err(faults_disabled());
+            }
+            s.faults.clear();
+            tracing::warn!("network faults healed");
+            Ok(s.faults.describe())
+        })
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok(Json(r).into_response())
 }

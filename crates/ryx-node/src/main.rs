@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod events;
 mod exec;
+mod faults;
 mod http;
 mod metrics;
 mod runtime;
@@ -99,7 +100,7 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         let clock = runtime::Clock::new();
         let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
         node.set_http_addr(http_addr);
-        let (handle, loop_task) = runtime::spawn(node, clock, sockets, args.workers(), faults);
+        let (handle, loop_task) = runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
         if faults.corrupt_results > 0.0 {
             tracing::warn!(
                 p = faults.corrupt_results,

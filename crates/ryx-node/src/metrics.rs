@@ -81,6 +81,8 @@ pub fn render(s: &State) -> String {
         "Datagrams that could not be sent.",
         s.io.send_errors,
     );
+    single(&mut o, "ryx_fault_dropped_total", "counter", "Datagrams dropped by injected faults.", s.faults.dropped);
+    single(&mut o, "ryx_fault_delayed_total", "counter", "Datagrams delayed by injected faults.", s.faults.delayed);
     single(
         &mut o,
         "ryx_neighbors",

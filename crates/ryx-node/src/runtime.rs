@@ -85,6 +85,10 @@ pub struct State {
     pub merges: std::collections::HashMap<String, mpsc::UnboundedSender<crate::work::FoldMsg>>,
     /// Folders in creation order (to bound them).
     pub merge_order: std::collections::VecDeque<String>,
+    /// Network faults injected for chaos tests.
+    pub faults: crate::faults::NetFaults,
+    /// Whether the fault-injection API is enabled.
+    pub faults_enabled: bool,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -123,7 +127,7 @@ impl Handle {
 /// Sockets the loop uses.
 pub struct Sockets {
     /// Neighbour traffic.
-    pub main: UdpSocket,
+    pub main: std::sync::Arc<UdpSocket>,
     /// Discovery hellos (broadcast mode only).
     pub discovery: Option<UdpSocket>,
     /// Where broadcasts go.
@@ -152,7 +156,7 @@ pub fn bind(
     let _ = main.set_send_buffer_size(4 << 20);
     main.bind(&SocketAddr::new(bind, port).into())
         .with_context(|| format!("cannot bind UDP {bind}:{port}"))?;
-    let main = UdpSocket::from_std(main.into())?;
+    let main = std::sync::Arc::new(UdpSocket::from_std(main.into())?);
     let discovery = if broadcast {
         let addr = SocketAddr::new(broadcast_addr, discovery_port);
         let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -180,6 +184,7 @@ pub fn spawn(
     sockets: Sockets,
     workers: usize,
     faults: Faults,
+    faults_enabled: bool,
 ) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Command>(4096);
     let (events, _) = broadcast::channel(1024);
@@ -197,6 +202,8 @@ pub fn spawn(
         services: Some(services),
         merges: Default::default(),
         merge_order: Default::default(),
+        faults: Default::default(),
+        faults_enabled,
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)
@@ -225,8 +232,10 @@ async fn run(
                 Ok((n, from)) => {
                     st.io.bytes_in += n as u64;
                     st.io.datagrams_in += 1;
-                    let now = st.clock.now();
-                    st.node.handle(now, Input::Datagram { from, bytes: &buf[..n] });
+                    if !st.faults.drop_incoming(from) {
+                        let now = st.clock.now();
+                        st.node.handle(now, Input::Datagram { from, bytes: &buf[..n] });
+                    }
                 }
                 Err(e) => tracing::debug!("recv error: {e}"),
             },
@@ -234,8 +243,10 @@ async fn run(
                 Ok((n, from)) => {
                     st.io.bytes_in += n as u64;
                     st.io.datagrams_in += 1;
-                    let now = st.clock.now();
-                    st.node.handle(now, Input::Datagram { from, bytes: &dbuf[..n] });
+                    if !st.faults.drop_incoming(from) {
+                        let now = st.clock.now();
+                        st.node.handle(now, Input::Datagram { from, bytes: &dbuf[..n] });
+                    }
                 }
                 Err(e) => tracing::debug!("discovery recv error: {e}"),
             },
@@ -283,6 +294,20 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
                 continue;
             }
         };
+        match st.faults.outgoing(to, to == sockets.broadcast_to) {
+            crate::faults::Verdict::Send => {}
+            crate::faults::Verdict::Drop => continue,
+            crate::faults::Verdict::Delay(d) => {
+                let sock = sockets.main.clone();
+                st.io.bytes_out += bytes.len() as u64;
+                st.io.datagrams_out += 1;
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    let _ = sock.send_to(&bytes, to).await;
+                });
+                continue;
+            }
+        }
         match sockets.main.try_send_to(&bytes, to) {
             Ok(n) => {
                 st.io.bytes_out += n as u64;

@@ -283,3 +283,64 @@ fn http_errors_are_json_with_stable_codes() {
             .is_some_and(|s| !s.is_empty()));
     }
 }
+
+fn connected(nodes: &[NodeProc]) -> bool {
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let mut adj: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for n in nodes {
+        let Some(v) = n.neighbor_ids() else { return false };
+        adj.insert(n.id.clone(), v);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![ids[0].clone()];
+    while let Some(x) = todo.pop() {
+        if seen.insert(x.clone()) {
+            for y in adj.get(&x).into_iter().flatten() {
+                if ids.contains(y) {
+                    todo.push(y.clone());
+                }
+            }
+        }
+    }
+    seen.len() == ids.len()
+}
+
+#[test]
+fn partition_is_detected_and_heals_by_itself() {
+    let base = 21_600;
+    let nodes: Vec<NodeProc> =
+        (1..=12).map(|i| start_node(base + i, "split", base, &["--enable-fault-injection"])).collect();
+    assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4) && connected(&nodes)).is_some());
+    let (a, b) = nodes.split_at(6);
+    let addrs = |side: &[NodeProc]| -> Vec<String> { side.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect() };
+    let (aa, ba) = (addrs(a), addrs(b));
+    for (side, other) in [(a, &ba), (b, &aa)] {
+        for n in side {
+            let spec = serde_json::json!({"block": other, "for_ms": 4000});
+            let (st, body) = http(n.port, "POST", "/v1/admin/faults", Some(spec.to_string().as_bytes())).expect("faults");
+            assert_eq!(st, 200, "{body}");
+        }
+    }
+    let a_ids: Vec<String> = a.iter().map(|n| n.id.clone()).collect();
+    let split = wait_until(Duration::from_secs(4), || {
+        a.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.iter().all(|x| a_ids.contains(x))))
+            && b.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.iter().all(|x| !a_ids.contains(x))))
+    });
+    assert!(split.is_some(), "the two sides still list each other");
+    assert!(!connected(&nodes), "the network should be split while the faults last");
+    // The faults expire by themselves after 4 s; the halves must merge.
+    let merged = wait_until(Duration::from_secs(30), || connected(&nodes));
+    assert!(merged.is_some(), "the halves did not merge after the partition healed");
+    let faults = get_json(nodes[0].port, "/v1/admin/faults");
+    assert_eq!(faults["active"], false, "{faults}");
+    assert!(faults["dropped"].as_u64().is_some_and(|d| d > 0), "{faults}");
+}
+
+#[test]
+fn fault_api_is_off_unless_enabled() {
+    let base = 21_700;
+    let node = start_node(base + 1, "nofault", base, &[]);
+    let (st, body) = http(node.port, "POST", "/v1/admin/faults", Some(br#"{"loss":1.0,"for_ms":1000}"#)).expect("req");
+    assert_eq!(st, 403, "{body}");
+    assert!(body.contains("fault_injection_disabled"));
+}

@@ -358,17 +358,17 @@ impl JobWorld {
 
     fn upload(&mut self, i: usize, n_chunks: usize) -> Vec<BlobRef> {
         let now = self.mini.now;
-        (0..n_chunks)
+        let refs: Vec<BlobRef> = (0..n_chunks)
             .map(|c| {
                 let content = format!("chunk-{c}");
                 let hash = fake_hash(&content);
-                self.mini.nodes[i]
-                    .blob_put(now, &hash, 100, BlobKind::Chunk, true)
-                    .expect("room");
+                self.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
                 self.held[i].insert(hash.clone(), content);
                 BlobRef { hash, size: 100 }
             })
-            .collect()
+            .collect();
+        self.mini.nodes[i].replicate_upload(now, refs.clone(), None);
+        refs
     }
 
     fn holder(&self, sources: &[SocketAddr], hash: &str) -> Option<String> {
