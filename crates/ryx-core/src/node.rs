@@ -831,6 +831,19 @@ impl Node {
             }
             Message::IHave { items } => {
                 for a in items {
+                    // Plumtree's tree repair: an announcement that came by a
+                    // path at least two hops shorter than the copy we hold
+                    // makes that link eager for what follows.
+                    let held_hops = match a.id.space {
+                        Space::Topology => a.id.key.parse::<NodeId>().ok().and_then(|n| self.topology.get(&n)).map(|e| e.hops),
+                        space => self.kv(space).get(&a.id.key).filter(|h| h.version == a.id.version).map(|h| h.hops),
+                    };
+                    if let (Some(h), Some(p)) = (held_hops, self.active.get_mut(&from)) {
+                        if !p.eager && a.hops + 3 <= h {
+                            p.eager = true;
+                            self.send_to(from, Message::Graft { ids: vec![] });
+                        }
+                    }
                     if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(a.energy))
                     {
                         self.missing.announce(
@@ -1392,10 +1405,7 @@ impl Node {
             } else {
                 let q = self.lazy_queue.entry(id).or_default();
                 if q.len() < MAX_LAZY_QUEUE {
-                    q.push(Announce {
-                        id: item.id.clone(),
-                        energy: item.energy,
-                    });
+                    q.push(Announce { id: item.id.clone(), energy: item.energy, hops: item.hops });
                 }
             }
         }
@@ -2148,10 +2158,19 @@ impl Node {
         let mut convict = Vec::new();
         for (id, p) in self.active.iter_mut() {
             let silence = now.since(p.last_heard);
-            if silence >= self.cfg.probe_interval
-                && p.last_ping
-                    .is_none_or(|t| now.since(t) >= self.cfg.probe_interval)
-            {
+            // One side of each link probes: the one with the lower id. Its
+            // pings are the other side's proof of life, so the other side
+            // only probes if it hears nothing for twice as long, and once a
+            // second to measure the round trip itself.
+            let prober = self.id < *id;
+            let since_ping = p.last_ping.map(|t| now.since(t));
+            let due = if prober {
+                silence >= self.cfg.probe_interval && since_ping.is_none_or(|d| d >= self.cfg.probe_interval)
+            } else {
+                (silence >= self.cfg.probe_interval * 2 && since_ping.is_none_or(|d| d >= self.cfg.probe_interval))
+                    || since_ping.is_none_or(|d| d >= Duration::from_secs(1))
+            };
+            if due {
                 p.last_ping = Some(now);
                 to_ping.push((*id, p.addr));
             }

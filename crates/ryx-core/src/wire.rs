@@ -107,6 +107,9 @@ pub struct Announce {
     pub id: ItemId,
     /// Energy the announcer holds it with.
     pub energy: f64,
+    /// Hops the announcer's copy travelled.
+    #[serde(default)]
+    pub hops: u32,
 }
 
 /// One line of an anti-entropy digest.

@@ -71,17 +71,9 @@ impl Network {
     /// A network of `n` nodes whose every random choice derives from `seed`.
     pub fn new(cfg: NetConfig, n: usize, seed: u64) -> Network {
         let mut rng = Rng::new(seed);
-        let pos = (0..n)
-            .map(|_| (rng.unit() as f32, rng.unit() as f32))
-            .collect();
+        let pos = (0..n).map(|_| (rng.unit() as f32, rng.unit() as f32)).collect();
         let link_salt = rng.next_u64();
-        Network {
-            cfg,
-            rng,
-            link_salt,
-            pos,
-            segment: vec![0; n],
-        }
+        Network { cfg, rng, link_salt, pos, segment: vec![0; n] }
     }
 
     /// The model's knobs.
@@ -156,7 +148,7 @@ mod tests {
                 assert_eq!(base, a.base_us(j, i));
                 let l = a.latency_us(i, j);
                 assert_eq!(l, b.latency_us(i, j));
-                assert!(l >= 200 && l <= 2000 * 20 + 100_000);
+                assert!((200..=2000 * 20 + 100_000).contains(&l));
             }
         }
     }

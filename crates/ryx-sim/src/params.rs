@@ -93,6 +93,10 @@ pub struct Params {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print a progress line to stderr every virtual second (does not
+    /// change the run).
+    #[arg(long)]
+    pub progress: bool,
     /// Fraction of slow nodes: each of their ticks and inbound datagrams is
     /// delayed by up to `--slow-ms`.
     #[arg(long, default_value_t = 0.0)]
@@ -136,12 +140,7 @@ impl Default for Params {
 impl Params {
     /// Parameters for `scenario` with `nodes` and `seed`, everything else default.
     pub fn new(scenario: Scenario, nodes: usize, seed: u64) -> Params {
-        Params {
-            scenario,
-            nodes,
-            seed,
-            ..Params::default()
-        }
+        Params { scenario, nodes, seed, ..Params::default() }
     }
 
     /// The discovery the nodes run with.
@@ -157,12 +156,7 @@ impl Params {
     /// The command line that replays this run exactly.
     pub fn command(&self) -> String {
         let d = Params::default();
-        let mut c = format!(
-            "ryx-sim --nodes {} --seed {} --scenario {}",
-            self.nodes,
-            self.seed,
-            self.scenario.name()
-        );
+        let mut c = format!("ryx-sim --nodes {} --seed {} --scenario {}", self.nodes, self.seed, self.scenario.name());
         let mut flag = |name: &str, differs: bool, value: String| {
             if differs {
                 c.push_str(&format!(" --{name} {value}"));
@@ -180,21 +174,13 @@ impl Params {
         flag("slow", self.slow != d.slow, self.slow.to_string());
         flag("slow-ms", self.slow_ms != d.slow_ms, self.slow_ms.to_string());
         flag("pause-ms", self.pause_ms != d.pause_ms, self.pause_ms.to_string());
-        flag(
-            "partition-ms",
-            self.partition_ms != d.partition_ms,
-            self.partition_ms.to_string(),
-        );
+        flag("partition-ms", self.partition_ms != d.partition_ms, self.partition_ms.to_string());
         flag("items", self.items != d.items, self.items.to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",
             self.energies != d.energies,
-            if energies.is_empty() {
-                "0".into()
-            } else {
-                energies.join(",")
-            },
+            if energies.is_empty() { "0".into() } else { energies.join(",") },
         );
         flag("idle-ms", self.idle_ms != d.idle_ms, self.idle_ms.to_string());
         flag("settle-ms", self.settle_ms != d.settle_ms, self.settle_ms.to_string());

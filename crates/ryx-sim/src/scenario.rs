@@ -21,11 +21,7 @@ pub struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invariant broken {}\nreplay with: {}",
-            self.violation, self.command
-        )
+        write!(f, "invariant broken {}\nreplay with: {}", self.violation, self.command)
     }
 }
 
@@ -336,10 +332,7 @@ fn since_ms(t: Time, t0: Time) -> f64 {
 pub fn run(p: &Params) -> Result<Report, Failure> {
     let wall = std::time::Instant::now();
     let mut sim = Sim::new(p.clone());
-    let fail = |v: Violation| Failure {
-        violation: v,
-        command: p.command(),
-    };
+    let fail = |v: Violation| Failure { violation: v, command: p.command() };
     let join = join_phase(&mut sim).map_err(fail)?;
     let mut report = Report {
         scenario: p.scenario.name(),
@@ -365,8 +358,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         wall_ms: 0,
     };
     if p.scenario != Scenario::Join || p.idle_ms > 0 {
-        sim.run_for(Duration::from_millis(p.settle_ms))
-            .map_err(fail)?;
+        sim.run_for(Duration::from_millis(p.settle_ms)).map_err(fail)?;
     }
     if p.idle_ms > 0 {
         report.idle = Some(idle_phase(&mut sim, p.idle_ms).map_err(fail)?);
@@ -375,9 +367,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Join => {}
         Scenario::Spread => report.spread = Some(spread_phase(&mut sim).map_err(fail)?),
         Scenario::Crash => report.crash = Some(crash_phase(&mut sim).map_err(fail)?),
-        Scenario::Partition => {
-            report.partition = Some(partition_phase(&mut sim).map_err(fail)?)
-        }
+        Scenario::Partition => report.partition = Some(partition_phase(&mut sim).map_err(fail)?),
         Scenario::Pause => report.pause = Some(pause_phase(&mut sim).map_err(fail)?),
         Scenario::Churn => report.churn = Some(churn_phase(&mut sim).map_err(fail)?),
     }
@@ -444,11 +434,7 @@ pub fn graph_report(sim: &mut Sim) -> GraphReport {
         degree_mean: dsum as f64 / n,
         degree_max: dmax,
         long_link_fraction: long as f64 / n,
-        link_symmetry: if links == 0 {
-            1.0
-        } else {
-            sym as f64 / links as f64
-        },
+        link_symmetry: if links == 0 { 1.0 } else { sym as f64 / links as f64 },
     }
 }
 
@@ -456,13 +442,9 @@ fn join_phase(sim: &mut Sim) -> Result<JoinReport, Violation> {
     sim.start_all(Duration::from_millis(100));
     let n = sim.p.nodes;
     let deadline = Time::from_millis(sim.p.max_ms);
-    let t = sim.run_until(deadline, Some(Duration::from_millis(10)), |s| {
-        s.live == n && s.deficient == 0 && s.connected()
-    })?;
-    Ok(JoinReport {
-        join_ms: t.map(|t| since_ms(t, Time::ZERO)),
-        graph: graph_report(sim),
-    })
+    let t =
+        sim.run_until(deadline, Some(Duration::from_millis(10)), |s| s.live == n && s.deficient == 0 && s.connected())?;
+    Ok(JoinReport { join_ms: t.map(|t| since_ms(t, Time::ZERO)), graph: graph_report(sim) })
 }
 
 fn idle_phase(sim: &mut Sim, window_ms: u64) -> Result<IdleReport, Violation> {
@@ -483,10 +465,7 @@ fn idle_phase(sim: &mut Sim, window_ms: u64) -> Result<IdleReport, Violation> {
     Ok(IdleReport {
         window_ms,
         msgs_per_node_per_s: total as f64 / denom,
-        bytes_per_node_per_s: sim
-            .p
-            .wire
-            .then(|| (sim.stats.bytes_sent - bytes_before) as f64 / denom),
+        bytes_per_node_per_s: sim.p.wire.then(|| (sim.stats.bytes_sent - bytes_before) as f64 / denom),
         by_kind,
     })
 }
@@ -512,8 +491,7 @@ fn item_report(t: &Tracked, energy: f64) -> ItemReport {
         ihave_per_node: t.ihave_sent as f64 / n,
         graft_per_node: t.graft_sent as f64 / n,
         prune_per_node: t.prune_sent as f64 / n,
-        duplicate_ratio: (t.payload_received as f64 - (t.count.saturating_sub(1)) as f64).max(0.0)
-            / reached,
+        duplicate_ratio: (t.payload_received as f64 - (t.count.saturating_sub(1)) as f64).max(0.0) / reached,
         max_hops: t.max_hops,
     }
 }
@@ -557,26 +535,16 @@ fn spread_phase(sim: &mut Sim) -> Result<SpreadReport, Violation> {
             all_reached: all,
             t100_ms_mean: all.then(|| t100.iter().sum::<f64>() / m),
             t100_ms_max: all.then(|| t100.iter().cloned().fold(0.0, f64::max)),
-            payload_msgs_per_node: reports.iter().map(|r| r.payload_msgs_per_node).sum::<f64>()
-                / m,
-            announce_msgs_per_node: reports
-                .iter()
-                .map(|r| r.announce_msgs_per_node)
-                .sum::<f64>()
-                / m,
+            payload_msgs_per_node: reports.iter().map(|r| r.payload_msgs_per_node).sum::<f64>() / m,
+            announce_msgs_per_node: reports.iter().map(|r| r.announce_msgs_per_node).sum::<f64>() / m,
             duplicate_ratio: reports.iter().map(|r| r.duplicate_ratio).sum::<f64>() / m,
             payload_per_item: reports.iter().map(|r| r.payload_msgs_per_node).collect(),
         });
     }
     let sweep_window = Duration::from_secs(3);
     let mut sweep = Vec::new();
-    let energies: Vec<f64> = sim
-        .p
-        .energies
-        .iter()
-        .copied()
-        .filter(|e| *e > 0.0 && *e <= sim.node_config().max_energy)
-        .collect();
+    let energies: Vec<f64> =
+        sim.p.energies.iter().copied().filter(|e| *e > 0.0 && *e <= sim.node_config().max_energy).collect();
     for e in energies {
         let key = format!("energy-{e}");
         let origin = random_live(sim);
@@ -610,11 +578,7 @@ fn spread_phase(sim: &mut Sim) -> Result<SpreadReport, Violation> {
 }
 
 fn pick_victims(sim: &mut Sim, count: usize, exclude_seeds: bool) -> Vec<usize> {
-    let seeds = if exclude_seeds && sim.p.discovery_mode() == Discovery::SeedNodes {
-        3
-    } else {
-        0
-    };
+    let seeds = if exclude_seeds && sim.p.discovery_mode() == Discovery::SeedNodes { 3 } else { 0 };
     let mut live: Vec<usize> = sim.live_slots().into_iter().filter(|&s| s >= seeds).collect();
     sim.ctl.shuffle(&mut live);
     live.truncate(count);
@@ -633,12 +597,6 @@ fn crash_phase(sim: &mut Sim) -> Result<CrashReport, Violation> {
     sim.set_need(need);
     let connected_at_kill = sim.connected();
     let t0 = sim.now();
-    if std::env::var_os("RYX_SIM_DEBUG").is_some() {
-        for step in [600u64, 1000, 1500, 2000, 2500, 3000, 4000] {
-            sim.run_until(t0.plus(Duration::from_millis(step)), Some(Duration::from_secs(3600)), |_| false)?;
-            debug_dead_links(sim, step);
-        }
-    }
     let deadline = t0.plus(Duration::from_millis(sim.p.max_ms));
     let (mut detect, mut repair, mut conn) = (None, None, None);
     let mut last_cc = Time::ZERO;
@@ -675,46 +633,11 @@ fn crash_phase(sim: &mut Sim) -> Result<CrashReport, Violation> {
     })
 }
 
-fn debug_dead_links(sim: &Sim, step: u64) {
-    let now = sim.now();
-    let mut lines = 0;
-    for s in sim.live_slots() {
-        let Some(n) = sim.node(s) else { continue };
-        let nb = n.neighbors(now);
-        let dead = nb.iter().filter(|x| sim.slot_of(&x.node_id).is_none()).count();
-        if dead > 0 && lines < 10 {
-            lines += 1;
-            let st = n.status(now);
-            let desc: Vec<String> = nb
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{}{}{} silent {}",
-                        if sim.slot_of(&x.node_id).is_none() { "DEAD" } else { "live" },
-                        if x.suspect { "/suspect" } else { "" },
-                        if x.long { "/long" } else { "" },
-                        x.silent_ms
-                    )
-                })
-                .collect();
-            eprintln!(
-                "t0+{step}: slot {s} health {} late_ticks {} nbrs [{}]",
-                st.local_health,
-                n.metrics().late_ticks,
-                desc.join(", ")
-            );
-        }
-    }
-    eprintln!("t0+{step}: dead links {}", sim.dead_links);
-}
-
 /// Whether every live node holds `key` at exactly `(version, origin)`.
 fn all_hold(sim: &Sim, key: &str, want: (u64, NodeId)) -> bool {
-    sim.live_slots().into_iter().all(|s| {
-        sim.node(s)
-            .and_then(|n| n.info(key))
-            .is_some_and(|i| (i.version, i.origin) == want)
-    })
+    sim.live_slots()
+        .into_iter()
+        .all(|s| sim.node(s).and_then(|n| n.info(key)).is_some_and(|i| (i.version, i.origin) == want))
 }
 
 fn partition_phase(sim: &mut Sim) -> Result<PartitionReport, Violation> {
@@ -741,11 +664,7 @@ fn partition_phase(sim: &mut Sim) -> Result<PartitionReport, Violation> {
     // wins must pick the same version everywhere after the heal).
     let mut writes = Vec::new();
     for side in 0..2u8 {
-        let on_side: Vec<usize> = sim
-            .live_slots()
-            .into_iter()
-            .filter(|&s| sim.segment(s) == side)
-            .collect();
+        let on_side: Vec<usize> = sim.live_slots().into_iter().filter(|&s| sim.segment(s) == side).collect();
         if on_side.is_empty() {
             continue;
         }
@@ -765,16 +684,9 @@ fn partition_phase(sim: &mut Sim) -> Result<PartitionReport, Violation> {
     let sides_connected = sim.components(true) <= 2;
     let mut side_coverage = [0.0; 2];
     for (side, cov) in side_coverage.iter_mut().enumerate() {
-        let on_side: Vec<usize> = sim
-            .live_slots()
-            .into_iter()
-            .filter(|&s| sim.segment(s) as usize == side)
-            .collect();
+        let on_side: Vec<usize> = sim.live_slots().into_iter().filter(|&s| sim.segment(s) as usize == side).collect();
         let key = format!("side-{side}");
-        let have = on_side
-            .iter()
-            .filter(|&&s| sim.node(s).and_then(|n| n.info(&key)).is_some())
-            .count();
+        let have = on_side.iter().filter(|&&s| sim.node(s).and_then(|n| n.info(&key)).is_some()).count();
         *cov = have as f64 / on_side.len().max(1) as f64;
     }
     // Heal.
@@ -789,9 +701,8 @@ fn partition_phase(sim: &mut Sim) -> Result<PartitionReport, Violation> {
             *e = v;
         }
     }
-    let converge = sim.run_until(deadline, Some(Duration::from_millis(100)), |s| {
-        expected.iter().all(|(k, v)| all_hold(s, k, *v))
-    })?;
+    let converge = sim
+        .run_until(deadline, Some(Duration::from_millis(100)), |s| expected.iter().all(|(k, v)| all_hold(s, k, *v)))?;
     let after = graph_report(sim);
     Ok(PartitionReport {
         sides,
@@ -816,12 +727,8 @@ fn pause_phase(sim: &mut Sim) -> Result<PauseReport, Violation> {
     sim.pause(s, pause);
     let resume = sim.now().plus(pause);
     // Step just past the resume to read the paused node's local health.
-    sim.run_until(resume.plus(Duration::from_micros(1)), Some(Duration::from_secs(3600)), |_| {
-        false
-    })?;
-    let health = sim
-        .node(s)
-        .map_or(0, |n| n.status(resume).local_health);
+    sim.run_until(resume.plus(Duration::from_micros(1)), Some(Duration::from_secs(3600)), |_| false)?;
+    let health = sim.node(s).map_or(0, |n| n.status(resume).local_health);
     sim.run_for(Duration::from_secs(5))?;
     Ok(PauseReport {
         pause_ms: sim.p.pause_ms,
@@ -909,16 +816,8 @@ impl Report {
         if let Some(i) = &self.idle {
             let mut kinds: Vec<(&&str, &f64)> = i.by_kind.iter().collect();
             kinds.sort_by(|a, b| b.1.total_cmp(a.1));
-            let top: Vec<String> = kinds
-                .iter()
-                .take(5)
-                .map(|(k, v)| format!("{k} {v:.1}"))
-                .collect();
-            line(format!(
-                "idle: {:.1} msgs/node/s ({})",
-                i.msgs_per_node_per_s,
-                top.join(", ")
-            ));
+            let top: Vec<String> = kinds.iter().take(5).map(|(k, v)| format!("{k} {v:.1}")).collect();
+            line(format!("idle: {:.1} msgs/node/s ({})", i.msgs_per_node_per_s, top.join(", ")));
         }
         if let Some(s) = &self.spread {
             line(format!(

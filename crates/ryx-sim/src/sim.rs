@@ -78,11 +78,7 @@ pub struct Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.slot {
-            Some(s) => write!(
-                f,
-                "at {:.3} ms, node slot {s}: {}",
-                self.time_ms, self.message
-            ),
+            Some(s) => write!(f, "at {:.3} ms, node slot {s}: {}", self.time_ms, self.message),
             None => write!(f, "at {:.3} ms: {}", self.time_ms, self.message),
         }
     }
@@ -222,6 +218,7 @@ pub struct Sim {
     pub cross_links: i64,
     /// Counters.
     pub stats: Stats,
+    wall: std::time::Instant,
 }
 
 /// Whole-run counters.
@@ -229,9 +226,10 @@ pub struct Sim {
 pub struct Stats {
     /// Events processed.
     pub events: u64,
-    /// Messages sent, by kind (index as in `Message::KINDS`).
+    /// Messages sent, by kind (index as in `Message::KINDS`; one extra
+    /// slot for a kind missing from that list).
     #[serde(skip)]
-    pub sent: [u64; 18],
+    pub sent: Vec<u64>,
     /// Datagrams lost by the loss model.
     pub lost: u64,
     /// Datagrams duplicated.
@@ -257,26 +255,8 @@ pub struct Stats {
 }
 
 fn kind_index(m: &Message) -> usize {
-    match m {
-        Message::Hello { .. } => 0,
-        Message::HelloReply { .. } => 1,
-        Message::Join { .. } => 2,
-        Message::JoinReply { .. } => 3,
-        Message::Disconnect => 4,
-        Message::Leave => 5,
-        Message::Ping { .. } => 6,
-        Message::Ack { .. } => 7,
-        Message::PingReq { .. } => 8,
-        Message::IndirectAck { .. } => 9,
-        Message::Shuffle { .. } => 10,
-        Message::ShuffleReply { .. } => 11,
-        Message::Gossip { .. } => 12,
-        Message::IHave { .. } => 13,
-        Message::Graft { .. } => 14,
-        Message::Prune => 15,
-        Message::SyncDigest { .. } => 16,
-        Message::SyncRequest { .. } => 17,
-    }
+    let k = m.kind();
+    Message::KINDS.iter().position(|x| *x == k).unwrap_or(Message::KINDS.len())
 }
 
 enum Link {
@@ -294,21 +274,12 @@ impl Sim {
         let mut id_rng = Rng::new(master.next_u64());
         let n = p.nodes;
         let net = Network::new(
-            NetConfig {
-                loss: p.loss,
-                dup: p.dup,
-                slow_us: p.slow_ms * 1000,
-                ..NetConfig::default()
-            },
+            NetConfig { loss: p.loss, dup: p.dup, slow_us: p.slow_ms * 1000, ..NetConfig::default() },
             n,
             net_seed,
         );
         let discovery = p.discovery_mode();
-        let cfg = NodeConfig {
-            cluster_id: "sim".into(),
-            discovery,
-            ..NodeConfig::default()
-        };
+        let cfg = NodeConfig { cluster_id: "sim".into(), discovery, ..NodeConfig::default() };
         let seeds = match discovery {
             Discovery::SeedNodes => (0..n.min(3)).map(slot_addr).collect(),
             Discovery::Broadcast => Vec::new(),
@@ -354,7 +325,8 @@ impl Sim {
             deficient: 0,
             dead_links: 0,
             cross_links: 0,
-            stats: Stats::default(),
+            stats: Stats { sent: vec![0; Message::KINDS.len() + 1], ..Stats::default() },
+            wall: std::time::Instant::now(),
             p,
         };
         // Give every slot its first identity now, so ids do not depend on
@@ -414,20 +386,12 @@ impl Sim {
     }
 
     fn violation(&self, slot: Option<usize>, message: String) -> Violation {
-        Violation {
-            time_ms: self.now.as_micros() as f64 / 1000.0,
-            slot,
-            message,
-        }
+        Violation { time_ms: self.now.as_micros() as f64 / 1000.0, slot, message }
     }
 
     fn push(&mut self, t: u64, kind: EvKind) {
         self.seq += 1;
-        self.queue.push(Ev {
-            t,
-            seq: self.seq,
-            kind,
-        });
+        self.queue.push(Ev { t, seq: self.seq, kind });
     }
 
     // ------------------------------------------------------------ control
@@ -446,13 +410,7 @@ impl Sim {
             return Ok(());
         }
         let seed = self.id_rng.next_u64();
-        let node = Node::new(
-            self.cfg.clone(),
-            self.slots[s].id,
-            slot_addr(s),
-            seed,
-            self.now,
-        );
+        let node = Node::new(self.cfg.clone(), self.slots[s].id, slot_addr(s), seed, self.now);
         let slot = &mut self.slots[s];
         slot.node = Some(node);
         slot.alive = true;
@@ -516,13 +474,7 @@ impl Sim {
         let until = self.now.plus(d).as_micros();
         self.slots[s].paused_until = until;
         let inc = self.slots[s].inc;
-        self.push(
-            until,
-            EvKind::Resume {
-                slot: s as u32,
-                inc,
-            },
-        );
+        self.push(until, EvKind::Resume { slot: s as u32, inc });
     }
 
     /// Puts each slot into the given partition segment (all 0: healed).
@@ -559,13 +511,11 @@ impl Sim {
         let Some(node) = self.slots[s].node.as_mut() else {
             return Err(self.violation(Some(s), "put on a dead node".into()));
         };
-        let version = node
-            .put_info(now, key, value, energy)
-            .map_err(|e| Violation {
-                time_ms: now.as_micros() as f64 / 1000.0,
-                slot: Some(s),
-                message: format!("put_info refused: {e}"),
-            })?;
+        let version = node.put_info(now, key, value, energy).map_err(|e| Violation {
+            time_ms: now.as_micros() as f64 / 1000.0,
+            slot: Some(s),
+            message: format!("put_info refused: {e}"),
+        })?;
         let origin = self.slots[s].id;
         self.note_lww(s, key, version, origin)?;
         if track {
@@ -658,11 +608,7 @@ impl Sim {
                 self.cur_tracked = None;
                 self.feed(s, Input::Tick)
             }
-            EvKind::Deliver {
-                slot,
-                from,
-                payload,
-            } => {
+            EvKind::Deliver { slot, from, payload } => {
                 let s = slot as usize;
                 let st = &mut self.slots[s];
                 if !st.alive {
@@ -705,31 +651,16 @@ impl Sim {
             Payload::Env(rc) => {
                 let env = Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone());
                 self.cur_tracked = self.account_received(s, &env.msg);
-                self.feed(
-                    s,
-                    Input::Message {
-                        from: from_addr,
-                        env,
-                    },
-                )
+                self.feed(s, Input::Message { from: from_addr, env })
             }
             Payload::Bytes(bytes) => {
                 self.cur_tracked = match wire::decode(&bytes, &self.cfg.cluster_id) {
                     Ok(env) => self.account_received(s, &env.msg),
                     Err(e) => {
-                        return Err(self.violation(
-                            Some(s),
-                            format!("a datagram the core encoded does not decode: {e}"),
-                        ))
+                        return Err(self.violation(Some(s), format!("a datagram the core encoded does not decode: {e}")))
                     }
                 };
-                self.feed(
-                    s,
-                    Input::Datagram {
-                        from: from_addr,
-                        bytes: &bytes,
-                    },
-                )
+                self.feed(s, Input::Datagram { from: from_addr, bytes: &bytes })
             }
         }
     }
@@ -759,6 +690,9 @@ impl Sim {
                         result = self.on_event(s, e);
                     }
                 }
+                // Job work (fetch, run a kernel, merge) is the daemon's: the
+                // membership and diffusion experiments here start no jobs.
+                _ => {}
             }
         }
         self.outs = outs;
@@ -844,14 +778,7 @@ impl Sim {
             if self.slots[dest].slow {
                 t += self.net.slow_delay_us();
             }
-            self.push(
-                t,
-                EvKind::Deliver {
-                    slot: dest as u32,
-                    from: from as u32,
-                    payload: payload.clone(),
-                },
-            );
+            self.push(t, EvKind::Deliver { slot: dest as u32, from: from as u32, payload: payload.clone() });
         }
     }
 
@@ -1036,9 +963,7 @@ impl Sim {
     fn update_deficit(&mut self, s: usize) {
         let slot = &mut self.slots[s];
         let def = match slot.node.as_ref() {
-            Some(n) if slot.alive => {
-                n.active_len().saturating_sub(slot.dead_nbrs as usize) < self.need
-            }
+            Some(n) if slot.alive => n.active_len().saturating_sub(slot.dead_nbrs as usize) < self.need,
             _ => false,
         };
         if def != slot.deficient {
@@ -1096,6 +1021,19 @@ impl Sim {
         if self.now >= self.next_full_check {
             self.next_full_check = self.now.plus(FULL_CHECK_EVERY);
             self.full_check()?;
+            if self.p.progress {
+                eprintln!(
+                    "[{:>8.1} s virtual, {:>7.1} s wall] live {} deficient {} dead links {} cross links {} events {} queue {}",
+                    self.now.as_micros() as f64 / 1e6,
+                    self.wall.elapsed().as_secs_f64(),
+                    self.live,
+                    self.deficient,
+                    self.dead_links,
+                    self.cross_links,
+                    self.stats.events,
+                    self.queue.len()
+                );
+            }
         }
         Ok(())
     }
@@ -1106,11 +1044,8 @@ impl Sim {
     pub fn full_check(&mut self) -> Result<(), Violation> {
         self.stats.full_checks += 1;
         let now = self.now;
-        let lists: Vec<Option<Vec<NodeId>>> = self
-            .slots
-            .iter()
-            .map(|x| x.node.as_ref().filter(|_| x.alive).map(|n| n.active_ids()))
-            .collect();
+        let lists: Vec<Option<Vec<NodeId>>> =
+            self.slots.iter().map(|x| x.node.as_ref().filter(|_| x.alive).map(|n| n.active_ids())).collect();
         let mut seen_asym = Vec::new();
         for (s, list) in lists.iter().enumerate() {
             let Some(list) = list else { continue };
@@ -1127,10 +1062,7 @@ impl Sim {
                         if (item.version, item.origin) < (v, o) {
                             return Err(self.violation(
                                 Some(s),
-                                format!(
-                                    "key {key:?} went back from ({v}, {o}) to ({}, {})",
-                                    item.version, item.origin
-                                ),
+                                format!("key {key:?} went back from ({v}, {o}) to ({}, {})", item.version, item.origin),
                             ));
                         }
                     }
@@ -1158,11 +1090,7 @@ impl Sim {
             if now.since(since) > ASYMMETRY_GRACE {
                 return Err(self.violation(
                     Some(pair.0 as usize),
-                    format!(
-                        "link to slot {} one-sided for {} ms",
-                        pair.1,
-                        now.since(since).as_millis()
-                    ),
+                    format!("link to slot {} one-sided for {} ms", pair.1, now.since(since).as_millis()),
                 ));
             }
             next.insert(pair, since);
@@ -1230,8 +1158,8 @@ impl Sim {
     }
 
     /// Messages sent so far, by kind.
-    pub fn sent_by_kind(&self) -> [u64; 18] {
-        self.stats.sent
+    pub fn sent_by_kind(&self) -> Vec<u64> {
+        self.stats.sent.clone()
     }
 
     /// The id of slot `s`'s current incarnation.
@@ -1247,8 +1175,6 @@ impl Sim {
     /// Live neighbours of slot `s` (dead ones it still lists excluded).
     pub fn live_degree(&self, s: usize) -> usize {
         let slot = &self.slots[s];
-        slot.node
-            .as_ref()
-            .map_or(0, |n| n.active_len().saturating_sub(slot.dead_nbrs as usize))
+        slot.node.as_ref().map_or(0, |n| n.active_len().saturating_sub(slot.dead_nbrs as usize))
     }
 }
