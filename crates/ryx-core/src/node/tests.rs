@@ -536,3 +536,71 @@ fn job_survives_the_death_of_its_home() {
     assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
     assert_ne!(s.home, w.mini.nodes[0].id());
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_messages() -> Vec<Vec<u8>> {
+        let peer = PeerInfo { id: NodeId(7), addr: addr(7) };
+        let item = Item {
+            id: ItemId { space: Space::Info, key: "k".into(), version: 3, origin: NodeId(7) },
+            value: serde_json::json!({"a": [1, 2]}),
+            energy: 50.0,
+            hops: 1,
+            born: 1,
+        };
+        let msgs = vec![
+            Message::Hello { active: 3, needy: true },
+            Message::HelloReply { peers: vec![peer] },
+            Message::Join { long: true, urgent: true, degree: 0 },
+            Message::JoinReply { accepted: true, peers: vec![] },
+            Message::Ping { nonce: 9 },
+            Message::Ack { nonce: 9, neighbor: true, degree: 5 },
+            Message::PingReq { nonce: 1, target: peer },
+            Message::Shuffle { peers: vec![peer] },
+            Message::Gossip { items: vec![item.clone()], sync: false },
+            Message::IHave { items: vec![Announce { id: item.id.clone(), energy: 9.0, hops: 2 }] },
+            Message::Graft { ids: vec![item.id.clone()] },
+            Message::SyncDigest { after: String::new(), upto: None, entries: vec![] },
+            Message::Load { free: 1, room: 2, jobs: vec![] },
+            Message::Disconnect,
+            Message::Leave,
+        ];
+        msgs.into_iter()
+            .map(|msg| {
+                encode(&Envelope { v: PROTOCOL_VERSION, cluster: "ryx".into(), from: NodeId(7), seq: 1, msg, tag: None })
+                    .expect("encodes")
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Random and mutated datagrams never panic a live core, and every
+        /// table stays within its bound.
+        #[test]
+        fn live_core_survives_hostile_datagrams(
+            ops in proptest::collection::vec((0usize..16, any::<u16>(), any::<u8>(), 0usize..64, proptest::collection::vec(any::<u8>(), 0..64)), 1..60)
+        ) {
+            let mut m = Mini::new(3, NodeConfig::default());
+            m.run(500, &[true, true, true]);
+            let valid = valid_messages();
+            let mut now = m.now;
+            for (which, pos, byte, cut, junk) in ops {
+                let mut bytes = if which < valid.len() { valid[which].clone() } else { junk };
+                // A quarter of the valid messages arrive intact.
+                if !bytes.is_empty() && !(which < valid.len() && byte < 64) {
+                    let n = bytes.len();
+                    bytes[pos as usize % n] = byte;
+                    bytes.truncate(n - cut.min(n - 1));
+                }
+                now = now.plus(Duration::from_millis(7));
+                m.nodes[0].handle(now, Input::Datagram { from: addr(7), bytes: &bytes });
+                m.nodes[0].handle(now, Input::Tick);
+                while m.nodes[0].poll_output().is_some() {}
+                prop_assert!(m.nodes[0].table_sizes().check(m.nodes[0].config()).is_ok());
+            }
+        }
+    }
+}
