@@ -39,21 +39,11 @@ pub fn chaos(dir_arg: Option<&Path>, args: ChaosArgs) -> Result<()> {
 /// SIGKILLs `amount` of the live nodes at once and saves their fate.
 /// Returns the victims' indices.
 /// Each printed line starts with `indent`.
-pub fn kill(
-    cluster: &mut Cluster,
-    amount: Amount,
-    rng: &mut Rng,
-    seed: u64,
-    indent: &str,
-) -> Result<Vec<usize>> {
+pub fn kill(cluster: &mut Cluster, amount: Amount, rng: &mut Rng, seed: u64, indent: &str) -> Result<Vec<usize>> {
     let live = cluster.live();
     let k = amount.of(live.len());
     if k == 0 {
-        out!(
-            "{indent}{} nothing to kill: {amount} of {} live nodes is 0",
-            clock_now(),
-            live.len()
-        );
+        out!("{indent}{} nothing to kill: {amount} of {} live nodes is 0", clock_now(), live.len());
         return Ok(Vec::new());
     }
     let mut victims = rng.choose(&live, k);
@@ -71,21 +61,12 @@ pub fn kill(
             );
             killed.push(i);
         } else {
-            out!(
-                "{indent}{} node {i} (pid {}) was already gone",
-                clock_now(),
-                n.pid
-            );
+            out!("{indent}{} node {i} (pid {}) was already gone", clock_now(), n.pid);
         }
     }
     cluster.save()?;
     let left = cluster.live().len();
-    out!(
-        "{indent}{} killed {} of {} live nodes (seed {seed}); {left} remain",
-        clock_now(),
-        killed.len(),
-        live.len()
-    );
+    out!("{indent}{} killed {} of {} live nodes (seed {seed}); {left} remain", clock_now(), killed.len(), live.len());
     Ok(killed)
 }
 
@@ -95,15 +76,8 @@ fn wait_heal(cluster: &mut Cluster, timeout: Duration) -> Result<()> {
     let t0 = Instant::now();
     let every = Duration::from_millis(50);
     match cluster.wait_for(timeout, every, |h, _| h.dead_forgotten())? {
-        Some((t, _)) => out!(
-            "{} every survivor dropped its dead neighbours after {}",
-            clock_now(),
-            human(t)
-        ),
-        None => bail!(
-            "survivors still list dead neighbours after {}",
-            human(timeout)
-        ),
+        Some((t, _)) => out!("{} every survivor dropped its dead neighbours after {}", clock_now(), human(t)),
+        None => bail!("survivors still list dead neighbours after {}", human(timeout)),
     }
     let left = timeout.saturating_sub(t0.elapsed());
     match cluster.wait_ready(left, every)? {
@@ -123,21 +97,11 @@ fn wait_heal(cluster: &mut Cluster, timeout: Duration) -> Result<()> {
 
 /// SIGSTOPs `amount` of the running nodes, waits `d` (or until Ctrl-C),
 /// then SIGCONTs them.
-fn pause(
-    cluster: &mut Cluster,
-    amount: Amount,
-    d: Duration,
-    rng: &mut Rng,
-    seed: u64,
-) -> Result<()> {
+fn pause(cluster: &mut Cluster, amount: Amount, d: Duration, rng: &mut Rng, seed: u64) -> Result<()> {
     let running: Vec<usize> = cluster.running();
     let k = amount.of(running.len());
     if k == 0 {
-        out!(
-            "{} nothing to pause: {amount} of {} running nodes is 0",
-            clock_now(),
-            running.len()
-        );
+        out!("{} nothing to pause: {amount} of {} running nodes is 0", clock_now(), running.len());
         return Ok(());
     }
     let mut victims = rng.choose(&running, k);
@@ -146,12 +110,7 @@ fn pause(
     for &i in &victims {
         if cluster.signal(i, Signal::SIGSTOP)? {
             let n = &cluster.state.nodes[i];
-            out!(
-                "{} SIGSTOP node {i} (pid {}, id {})",
-                clock_now(),
-                n.pid,
-                n.node_id.as_deref().unwrap_or("?")
-            );
+            out!("{} SIGSTOP node {i} (pid {}, id {})", clock_now(), n.pid, n.node_id.as_deref().unwrap_or("?"));
             paused.push(i);
         }
     }
@@ -170,22 +129,10 @@ fn pause(
             continue;
         }
         if cluster.signal(i, Signal::SIGCONT)? {
-            out!(
-                "{} SIGCONT node {i} (pid {})",
-                clock_now(),
-                cluster.state.nodes[i].pid
-            );
+            out!("{} SIGCONT node {i} (pid {})", clock_now(), cluster.state.nodes[i].pid);
             resumed += 1;
         }
     }
-    out!(
-        "{} resumed {resumed} nodes{}",
-        clock_now(),
-        if completed {
-            ""
-        } else {
-            " (interrupted early)"
-        }
-    );
+    out!("{} resumed {resumed} nodes{}", clock_now(), if completed { "" } else { " (interrupted early)" });
     Ok(())
 }

@@ -54,10 +54,7 @@ pub fn check_node_args(args: &[String]) -> Result<()> {
     for a in args {
         let flag = a.split_once('=').map(|(f, _)| f).unwrap_or(a);
         if MANAGED_FLAGS.contains(&flag) {
-            bail!(
-                "node argument {a} is managed by ryx-cluster (it sets {}); leave it out",
-                MANAGED_FLAGS.join(", ")
-            );
+            bail!("node argument {a} is managed by ryx-cluster (it sets {}); leave it out", MANAGED_FLAGS.join(", "));
         }
     }
     Ok(())
@@ -111,12 +108,7 @@ pub struct StopReport {
 impl Cluster {
     /// Wraps a loaded or new state.
     pub fn new(dir: RunDir, state: ClusterState) -> Cluster {
-        Cluster {
-            dir,
-            state,
-            children: HashMap::new(),
-            http: Http::new(Duration::from_secs(2)),
-        }
+        Cluster { dir, state, children: HashMap::new(), http: Http::new(Duration::from_secs(2)) }
     }
 
     /// Saves the state.
@@ -127,8 +119,7 @@ impl Cluster {
     /// Collects exit statuses of our own children so they do not linger
     /// as zombies.
     pub fn reap(&mut self) {
-        self.children
-            .retain(|_, c| !matches!(c.try_wait(), Ok(Some(_))));
+        self.children.retain(|_, c| !matches!(c.try_wait(), Ok(Some(_))));
     }
 
     /// State of node `index` (gone once killed or stopped).
@@ -152,9 +143,7 @@ impl Cluster {
     /// Indices of nodes that run (not paused).
     pub fn running(&mut self) -> Vec<usize> {
         self.reap();
-        (0..self.state.nodes.len())
-            .filter(|&i| self.state.liveness(i) == Liveness::Running)
-            .collect()
+        (0..self.state.nodes.len()).filter(|&i| self.state.liveness(i) == Liveness::Running).collect()
     }
 
     /// Ids of nodes that are gone.
@@ -189,9 +178,7 @@ impl Cluster {
     fn spawn_one(&self, index: usize, port: u16) -> Result<(NodeRecord, Child)> {
         let log = self.dir.log_path(index);
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out
-            .try_clone()
-            .context("cannot duplicate the log file handle")?;
+        let err = out.try_clone().context("cannot duplicate the log file handle")?;
         let mut cmd = Command::new(&self.state.node_bin);
         cmd.arg("--port")
             .arg(port.to_string())
@@ -212,9 +199,7 @@ impl Cluster {
         for v in CLEARED_ENV {
             cmd.env_remove(v);
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
+        let child = cmd.spawn().with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
         let record = NodeRecord {
             index,
             pid: child.id(),
@@ -233,9 +218,7 @@ impl Cluster {
     /// node on another port if it lost a race for its port.
     fn await_api(&mut self, indices: &[usize], ports: &mut PortAllocator) -> Result<()> {
         let quick = Http::new(Duration::from_millis(500));
-        let deadline = Instant::now()
-            + Duration::from_secs(15)
-            + Duration::from_millis(100 * indices.len() as u64);
+        let deadline = Instant::now() + Duration::from_secs(15) + Duration::from_millis(100 * indices.len() as u64);
         let mut pending: Vec<usize> = indices.to_vec();
         let mut attempts: HashMap<usize, usize> = HashMap::new();
         while !pending.is_empty() {
@@ -243,11 +226,7 @@ impl Cluster {
             let mut still = Vec::new();
             for &i in &pending {
                 let pid = self.state.nodes[i].pid;
-                if let Some(status) = self
-                    .children
-                    .get_mut(&pid)
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
+                if let Some(status) = self.children.get_mut(&pid).and_then(|c| c.try_wait().ok().flatten()) {
                     self.children.remove(&pid);
                     let tail = tail_lines(&self.state.nodes[i].log, 5).unwrap_or_default();
                     let tries = attempts.entry(i).or_insert(1);
@@ -273,10 +252,7 @@ impl Cluster {
                     );
                 }
                 match quick.get_json(self.state.nodes[i].http_port, "/v1/status") {
-                    Ok(v) => {
-                        self.state.nodes[i].node_id =
-                            v.get("node_id").and_then(|x| x.as_str()).map(String::from)
-                    }
+                    Ok(v) => self.state.nodes[i].node_id = v.get("node_id").and_then(|x| x.as_str()).map(String::from),
                     Err(_) => still.push(i),
                 }
             }
@@ -285,7 +261,10 @@ impl Cluster {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("nodes {pending:?} did not answer on their HTTP port in time; see their logs in {}", self.dir.path().display());
+                bail!(
+                    "nodes {pending:?} did not answer on their HTTP port in time; see their logs in {}",
+                    self.dir.path().display()
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -298,10 +277,8 @@ impl Cluster {
         par_map(indices, |&i| {
             let n = &self.state.nodes[i];
             let id = n.node_id.clone().unwrap_or_else(|| format!("#{i}"));
-            let neighbors = http
-                .get_json(n.http_port, "/v1/neighbors")
-                .ok()
-                .and_then(|v| neighbor_ids(v.get("neighbors")?));
+            let neighbors =
+                http.get_json(n.http_port, "/v1/neighbors").ok().and_then(|v| neighbor_ids(v.get("neighbors")?));
             Observed { id, neighbors }
         })
     }
@@ -339,11 +316,7 @@ impl Cluster {
 
     /// Waits until every running node has at least min(4, n-1) live
     /// neighbours, none lists a dead node, and the graph is connected.
-    pub fn wait_ready(
-        &mut self,
-        timeout: Duration,
-        every: Duration,
-    ) -> Result<Option<(Duration, Health)>> {
+    pub fn wait_ready(&mut self, timeout: Duration, every: Duration) -> Result<Option<(Duration, Health)>> {
         self.wait_for(timeout, every, |h, n| h.ready(graph::floor_for(n)))
     }
 
@@ -356,11 +329,7 @@ impl Cluster {
         par_map(&indices, |&i| {
             let n = &state.nodes[i];
             let alive = state.liveness(i);
-            let mut r = NodeReport {
-                index: i,
-                alive: Some(alive),
-                ..NodeReport::default()
-            };
+            let mut r = NodeReport { index: i, alive: Some(alive), ..NodeReport::default() };
             if alive.exists() {
                 r.rss_kib = procfs::rss_kib(n.pid);
             }
@@ -442,11 +411,7 @@ impl Cluster {
     fn wait_gone(&mut self, indices: &[usize], timeout: Duration) -> Vec<usize> {
         let start = Instant::now();
         loop {
-            let left: Vec<usize> = indices
-                .iter()
-                .copied()
-                .filter(|&i| self.process_liveness(i).exists())
-                .collect();
+            let left: Vec<usize> = indices.iter().copied().filter(|&i| self.process_liveness(i).exists()).collect();
             if left.is_empty() || start.elapsed() >= timeout {
                 return left;
             }
@@ -457,12 +422,7 @@ impl Cluster {
 
 /// Ids in a `neighbors` JSON array.
 pub fn neighbor_ids(v: &serde_json::Value) -> Option<Vec<String>> {
-    Some(
-        v.as_array()?
-            .iter()
-            .filter_map(|n| n.get("node_id")?.as_str().map(String::from))
-            .collect(),
-    )
+    Some(v.as_array()?.iter().filter_map(|n| n.get("node_id")?.as_str().map(String::from)).collect())
 }
 
 /// Maps `f` over `items` on up to [`MAX_PARALLEL`] threads; keeps order.
@@ -529,9 +489,6 @@ mod tests {
     #[test]
     fn par_map_keeps_order() {
         let v: Vec<usize> = (0..150).collect();
-        assert_eq!(
-            par_map(&v, |x| x * 2),
-            v.iter().map(|x| x * 2).collect::<Vec<_>>()
-        );
+        assert_eq!(par_map(&v, |x| x * 2), v.iter().map(|x| x * 2).collect::<Vec<_>>());
     }
 }

@@ -72,7 +72,11 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
             "Connected after {}: every node has >= {k} neighbours and the neighbour graph is connected.",
             human(t0.elapsed())
         )),
-        None => bail!("the nodes did not connect within {}; their logs are in {}", human(timeout), tc.cluster.dir.path().display()),
+        None => bail!(
+            "the nodes did not connect within {}; their logs are in {}",
+            human(timeout),
+            tc.cluster.dir.path().display()
+        ),
     }
     let snap = snapshot(&mut tc.cluster);
     out!();
@@ -82,17 +86,9 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     heading(3, "Spread information by energy-based diffusion");
     let origin = rng.below(n);
     let value = format!("hello from node {origin}");
-    indent(&format!(
-        "put \"greeting\" = {value:?} at node {origin}; it travels neighbour to neighbour,"
-    ));
+    indent(&format!("put \"greeting\" = {value:?} at node {origin}; it travels neighbour to neighbour,"));
     indent("each hop passing on a little less energy, until it runs out.");
-    let spread = time_info_spread(
-        &tc.cluster,
-        origin,
-        "greeting",
-        serde_json::json!(value),
-        Duration::from_secs(10),
-    )?;
+    let spread = time_info_spread(&tc.cluster, origin, "greeting", serde_json::json!(value), Duration::from_secs(10))?;
     match spread.full {
         Some(t) => indent(&format!(
             "Every node has it after {}: {}/{} nodes, the farthest {} from node {origin}.",
@@ -105,39 +101,20 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
                 None => "? hops".to_string(),
             }
         )),
-        None => indent(&format!(
-            "Only {}/{} nodes got it within 10 s.",
-            spread.holding, spread.asked
-        )),
+        None => indent(&format!("Only {}/{} nodes got it within 10 s.", spread.holding, spread.asked)),
     }
 
     heading(4, "Chaos: SIGKILL 30% of the nodes at once");
     let t_kill = Instant::now();
-    let victims = chaos::kill(
-        &mut tc.cluster,
-        Amount::Percent(30.0),
-        &mut rng,
-        seed,
-        "      ",
-    )?;
+    let victims = chaos::kill(&mut tc.cluster, Amount::Percent(30.0), &mut rng, seed, "      ")?;
     let survivors = n - victims.len();
     indent(&format!(
         "No goodbye from the dead: each survivor notices its silent neighbours by probing them ({} nodes left).",
         survivors
     ));
-    match tc
-        .cluster
-        .wait_for(timeout, Duration::from_millis(25), |h, _| {
-            h.dead_forgotten()
-        })? {
-        Some((t, _)) => indent(&format!(
-            "Detected: after {} no survivor lists a dead neighbour any more.",
-            human(t)
-        )),
-        None => bail!(
-            "survivors still list dead neighbours after {}",
-            human(timeout)
-        ),
+    match tc.cluster.wait_for(timeout, Duration::from_millis(25), |h, _| h.dead_forgotten())? {
+        Some((t, _)) => indent(&format!("Detected: after {} no survivor lists a dead neighbour any more.", human(t))),
+        None => bail!("survivors still list dead neighbours after {}", human(timeout)),
     }
     match tc.cluster.wait_ready(timeout, Duration::from_millis(25))? {
         Some(_) => indent(&format!(
@@ -149,10 +126,7 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     }
     let hs = info::holdings(&mut tc.cluster, "greeting");
     let held = hs.iter().filter(|h| h.item.is_some()).count();
-    indent(&format!(
-        "\"greeting\" is still held by {held}/{} survivors: no single copy to lose.",
-        hs.len()
-    ));
+    indent(&format!("\"greeting\" is still held by {held}/{} survivors: no single copy to lose.", hs.len()));
     let snap = snapshot(&mut tc.cluster);
     out!();
     indent(&status_table(&tc.cluster, &snap));
@@ -180,9 +154,7 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
         ));
         out!();
         out!("Next: `ryx-cluster start --nodes 10` for a cluster that stays, `ryx-cluster measure --nodes 50` for numbers,");
-        out!(
-            "      `ryx-cluster demo --keep` to keep this one, `ryx-cluster --help` for the rest."
-        );
+        out!("      `ryx-cluster demo --keep` to keep this one, `ryx-cluster --help` for the rest.");
     }
     Ok(())
 }

@@ -32,10 +32,7 @@ impl Health {
     /// Every node answered, has at least `k` live neighbours and no dead
     /// one, and the graph is connected.
     pub fn ready(&self, k: usize) -> bool {
-        self.answered == self.expected
-            && self.min_neighbors >= k
-            && self.dead_links == 0
-            && self.connected
+        self.answered == self.expected && self.min_neighbors >= k && self.dead_links == 0 && self.connected
     }
 
     /// Every node answered and none lists a dead neighbour.
@@ -52,11 +49,7 @@ pub fn floor_for(n: usize) -> usize {
 /// Assesses the graph of `nodes` (all of them live); `dead` are ids of
 /// nodes known to be gone.
 pub fn assess(nodes: &[Observed], dead: &HashSet<String>) -> Health {
-    let ids: HashMap<&str, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.id.as_str(), i))
-        .collect();
+    let ids: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, o)| (o.id.as_str(), i)).collect();
     let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut answered = 0;
     let mut min_neighbors = usize::MAX;
@@ -110,20 +103,12 @@ mod tests {
     use super::*;
 
     fn obs(id: &str, ns: &[&str]) -> Observed {
-        Observed {
-            id: id.into(),
-            neighbors: Some(ns.iter().map(|s| s.to_string()).collect()),
-        }
+        Observed { id: id.into(), neighbors: Some(ns.iter().map(|s| s.to_string()).collect()) }
     }
 
     #[test]
     fn ring_is_connected_with_two_neighbours() {
-        let nodes = vec![
-            obs("a", &["b", "d"]),
-            obs("b", &["a", "c"]),
-            obs("c", &["b", "d"]),
-            obs("d", &["c", "a"]),
-        ];
+        let nodes = vec![obs("a", &["b", "d"]), obs("b", &["a", "c"]), obs("c", &["b", "d"]), obs("d", &["c", "a"])];
         let h = assess(&nodes, &HashSet::new());
         assert!(h.connected);
         assert_eq!(h.min_neighbors, 2);
@@ -133,12 +118,7 @@ mod tests {
 
     #[test]
     fn two_islands_are_not_connected() {
-        let nodes = vec![
-            obs("a", &["b"]),
-            obs("b", &["a"]),
-            obs("c", &["d"]),
-            obs("d", &["c"]),
-        ];
+        let nodes = vec![obs("a", &["b"]), obs("b", &["a"]), obs("c", &["d"]), obs("d", &["c"])];
         assert!(!assess(&nodes, &HashSet::new()).connected);
     }
 
@@ -155,13 +135,7 @@ mod tests {
 
     #[test]
     fn silent_nodes_block_readiness() {
-        let nodes = vec![
-            obs("a", &["b"]),
-            Observed {
-                id: "b".into(),
-                neighbors: None,
-            },
-        ];
+        let nodes = vec![obs("a", &["b"]), Observed { id: "b".into(), neighbors: None }];
         let h = assess(&nodes, &HashSet::new());
         assert_eq!(h.answered, 1);
         assert!(!h.ready(0));

@@ -50,25 +50,12 @@ pub struct Http {
 impl Http {
     /// A client whose connects, reads and writes each give up after `timeout`.
     pub fn new(timeout: Duration) -> Http {
-        Http {
-            idle: Mutex::new(HashMap::new()),
-            timeout,
-        }
+        Http { idle: Mutex::new(HashMap::new()), timeout }
     }
 
     /// Sends one request to `127.0.0.1:port` and reads the response.
-    pub fn request(
-        &self,
-        port: u16,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<Response> {
-        let pooled = self
-            .idle
-            .lock()
-            .map(|mut m| m.remove(&port))
-            .unwrap_or(None);
+    pub fn request(&self, port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
+        let pooled = self.idle.lock().map(|mut m| m.remove(&port)).unwrap_or(None);
         if let Some(conn) = pooled {
             // A pooled connection may have been closed by the server while
             // idle; that shows as an error before any response byte, and
@@ -80,29 +67,23 @@ impl Http {
             }
         }
         let conn = self.connect(port)?;
-        self.exchange(conn, port, method, path, body)
-            .map_err(|e| match e {
-                Exchange::BeforeResponse(e) | Exchange::During(e) => e,
-            })
+        self.exchange(conn, port, method, path, body).map_err(|e| match e {
+            Exchange::BeforeResponse(e) | Exchange::During(e) => e,
+        })
     }
 
     /// GET returning the JSON body; non-2xx statuses are errors.
     pub fn get_json(&self, port: u16, path: &str) -> Result<serde_json::Value> {
         let r = self.request(port, "GET", path, None)?;
         if !(200..300).contains(&r.status) {
-            bail!(
-                "GET {path} on port {port}: HTTP {}: {}",
-                r.status,
-                truncate(&r.text(), 200)
-            );
+            bail!("GET {path} on port {port}: HTTP {}: {}", r.status, truncate(&r.text(), 200));
         }
         r.json()
     }
 
     fn connect(&self, port: u16) -> Result<BufReader<TcpStream>> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let s = TcpStream::connect_timeout(&addr, self.timeout)
-            .with_context(|| format!("cannot connect to {addr}"))?;
+        let s = TcpStream::connect_timeout(&addr, self.timeout).with_context(|| format!("cannot connect to {addr}"))?;
         s.set_read_timeout(Some(self.timeout))?;
         s.set_write_timeout(Some(self.timeout))?;
         let _ = s.set_nodelay(true);
@@ -130,22 +111,14 @@ impl Http {
             .and_then(|_| stream.flush())
             .map_err(|e| Exchange::BeforeResponse(anyhow!(e).context(ctx())))?;
         let mut status_line = String::new();
-        match conn
-            .by_ref()
-            .take(MAX_HEAD as u64)
-            .read_line(&mut status_line)
-        {
+        match conn.by_ref().take(MAX_HEAD as u64).read_line(&mut status_line) {
             Ok(0) => {
-                return Err(Exchange::BeforeResponse(
-                    anyhow!("connection closed before a response").context(ctx()),
-                ))
+                return Err(Exchange::BeforeResponse(anyhow!("connection closed before a response").context(ctx())))
             }
             Ok(_) => {}
             Err(e) => return Err(Exchange::BeforeResponse(anyhow!(e).context(ctx()))),
         }
-        let (resp, keep) = read_rest(&mut conn, &status_line)
-            .with_context(ctx)
-            .map_err(Exchange::During)?;
+        let (resp, keep) = read_rest(&mut conn, &status_line).with_context(ctx).map_err(Exchange::During)?;
         if keep {
             if let Ok(mut m) = self.idle.lock() {
                 m.insert(port, conn);
@@ -170,10 +143,7 @@ fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Resp
     if !version.starts_with("HTTP/1.") {
         bail!("not an HTTP response: {}", truncate(status_line, 80));
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .context("bad status line")?;
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).context("bad status line")?;
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
     let mut keep = version == "HTTP/1.1";
@@ -195,9 +165,7 @@ fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Resp
         if let Some((name, value)) = line.split_once(':') {
             let value = value.trim();
             match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => {
-                    content_length = Some(value.parse().context("bad Content-Length")?)
-                }
+                "content-length" => content_length = Some(value.parse().context("bad Content-Length")?),
                 "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
                 "connection" => {
                     let v = value.to_ascii_lowercase();
@@ -225,9 +193,7 @@ fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Resp
     } else {
         keep = false;
         let mut b = Vec::new();
-        conn.by_ref()
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut b)?;
+        conn.by_ref().take(MAX_BODY as u64 + 1).read_to_end(&mut b)?;
         if b.len() > MAX_BODY {
             bail!("response body larger than {MAX_BODY} bytes");
         }
@@ -242,8 +208,7 @@ fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>> {
         let mut line = String::new();
         conn.by_ref().take(1024).read_line(&mut line)?;
         let size_text = line.trim().split(';').next().unwrap_or_default();
-        let size = usize::from_str_radix(size_text, 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        let size = usize::from_str_radix(size_text, 16).with_context(|| format!("bad chunk size {size_text:?}"))?;
         if size == 0 {
             // Trailers, then an empty line.
             loop {

@@ -38,32 +38,16 @@ pub fn parse_value(s: &str) -> Value {
 }
 
 /// Puts `key` = `value` at node `index`.
-pub fn put_at(
-    cluster: &Cluster,
-    index: usize,
-    key: &str,
-    value: Value,
-    energy: Option<f64>,
-) -> Result<PutResult> {
-    let n = cluster
-        .state
-        .nodes
-        .get(index)
-        .with_context(|| format!("no node {index}"))?;
+pub fn put_at(cluster: &Cluster, index: usize, key: &str, value: Value, energy: Option<f64>) -> Result<PutResult> {
+    let n = cluster.state.nodes.get(index).with_context(|| format!("no node {index}"))?;
     let mut body = json!({"key": key, "value": value});
     if let Some(e) = energy {
         body["energy"] = json!(e);
     }
     let bytes = serde_json::to_vec(&body)?;
-    let r = cluster
-        .http
-        .request(n.http_port, "POST", "/v1/info", Some(&bytes))?;
+    let r = cluster.http.request(n.http_port, "POST", "/v1/info", Some(&bytes))?;
     if r.status != 201 && r.status != 200 {
-        bail!(
-            "node {index} refused the item: HTTP {}: {}",
-            r.status,
-            truncate(&r.text(), 300)
-        );
+        bail!("node {index} refused the item: HTTP {}: {}", r.status, truncate(&r.text(), 300));
     }
     let v = r.json()?;
     Ok(PutResult {
@@ -82,32 +66,16 @@ pub fn holdings(cluster: &mut Cluster, key: &str) -> Vec<Holding> {
         let port = cl.state.nodes[i].http_port;
         match cl.http.request(port, "GET", &path, None) {
             Ok(r) if r.status == 200 => match r.json() {
-                Ok(v) => Holding {
-                    index: i,
-                    item: Some(v),
-                    error: None,
-                },
-                Err(e) => Holding {
-                    index: i,
-                    item: None,
-                    error: Some(format!("{e:#}")),
-                },
+                Ok(v) => Holding { index: i, item: Some(v), error: None },
+                Err(e) => Holding { index: i, item: None, error: Some(format!("{e:#}")) },
             },
-            Ok(r) if r.status == 404 => Holding {
-                index: i,
-                item: None,
-                error: None,
-            },
+            Ok(r) if r.status == 404 => Holding { index: i, item: None, error: None },
             Ok(r) => Holding {
                 index: i,
                 item: None,
                 error: Some(format!("HTTP {}: {}", r.status, truncate(&r.text(), 120))),
             },
-            Err(e) => Holding {
-                index: i,
-                item: None,
-                error: Some(format!("{e:#}")),
-            },
+            Err(e) => Holding { index: i, item: None, error: Some(format!("{e:#}")) },
         }
     })
 }
@@ -126,10 +94,7 @@ pub fn put(dir_arg: Option<&Path>, args: InfoPutArgs) -> Result<()> {
             }
             i
         }
-        None => *cluster
-            .running()
-            .first()
-            .context("no running node in the cluster")?,
+        None => *cluster.running().first().context("no running node in the cluster")?,
     };
     let value = parse_value(&args.value);
     let r = put_at(&cluster, index, &args.key, value.clone(), args.energy)?;
@@ -140,9 +105,7 @@ pub fn put(dir_arg: Option<&Path>, args: InfoPutArgs) -> Result<()> {
         r.index,
         r.origin.as_str().unwrap_or("?"),
         r.version,
-        args.energy
-            .map(|e| format!(", energy {e}"))
-            .unwrap_or_default()
+        args.energy.map(|e| format!(", energy {e}")).unwrap_or_default()
     );
     Ok(())
 }
@@ -167,21 +130,14 @@ pub fn get(dir_arg: Option<&Path>, args: InfoGetArgs) -> Result<()> {
         return Ok(());
     }
     let field = |h: &Holding, f: &str| {
-        h.item
-            .as_ref()
-            .and_then(|v| v.get(f))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into())
+        h.item.as_ref().and_then(|v| v.get(f)).map(|v| v.to_string()).unwrap_or_else(|| "-".into())
     };
     let rows: Vec<Vec<String>> = hs
         .iter()
         .map(|h| {
             vec![
                 h.index.to_string(),
-                cluster.state.nodes[h.index]
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(|| "-".into()),
+                cluster.state.nodes[h.index].node_id.clone().unwrap_or_else(|| "-".into()),
                 match (&h.item, &h.error) {
                     (Some(_), _) => "yes".into(),
                     (None, None) => "no".into(),
@@ -198,18 +154,8 @@ pub fn get(dir_arg: Option<&Path>, args: InfoGetArgs) -> Result<()> {
             ]
         })
         .collect();
-    out_raw!(
-        "{}",
-        table(
-            &["node", "node id", "has", "value", "version", "energy", "hops"],
-            &rows
-        )
-    );
-    out!(
-        "coverage of {:?}: {have}/{} running nodes ({pct:.0}%)",
-        args.key,
-        hs.len()
-    );
+    out_raw!("{}", table(&["node", "node id", "has", "value", "version", "energy", "hops"], &rows));
+    out!("coverage of {:?}: {have}/{} running nodes ({pct:.0}%)", args.key, hs.len());
     Ok(())
 }
 

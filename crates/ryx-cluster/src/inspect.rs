@@ -27,9 +27,7 @@ impl Snapshot {
     /// At least one node runs, every running node answered, and their
     /// neighbour graph is connected.
     pub fn connected(&self) -> bool {
-        self.health.expected > 0
-            && self.health.connected
-            && self.health.answered == self.health.expected
+        self.health.expected > 0 && self.health.connected && self.health.answered == self.health.expected
     }
 }
 
@@ -45,28 +43,14 @@ pub fn snapshot(cluster: &mut Cluster) -> Snapshot {
         .iter()
         .filter(|r| r.alive == Some(Liveness::Running))
         .map(|r| Observed {
-            id: cluster.state.nodes[r.index]
-                .node_id
-                .clone()
-                .unwrap_or_else(|| format!("#{}", r.index)),
+            id: cluster.state.nodes[r.index].node_id.clone().unwrap_or_else(|| format!("#{}", r.index)),
             neighbors: r.neighbor_ids(),
         })
         .collect();
     let health = graph::assess(&observed, &dead);
-    let alive = reports
-        .iter()
-        .filter(|r| r.alive.is_some_and(Liveness::exists))
-        .count();
-    let paused = reports
-        .iter()
-        .filter(|r| r.alive == Some(Liveness::Paused))
-        .count();
-    Snapshot {
-        reports,
-        health,
-        alive,
-        paused,
-    }
+    let alive = reports.iter().filter(|r| r.alive.is_some_and(Liveness::exists)).count();
+    let paused = reports.iter().filter(|r| r.alive == Some(Liveness::Paused)).count();
+    Snapshot { reports, health, alive, paused }
 }
 
 /// The status table (one row per node, dead ones included).
@@ -78,10 +62,7 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
             let n = &cluster.state.nodes[r.index];
             let st = r.status.as_ref();
             let count = |f: &str| {
-                st.and_then(|s| s.get(f)).map(|v| {
-                    v.as_array()
-                        .map_or_else(|| v.to_string(), |a| a.len().to_string())
-                })
+                st.and_then(|s| s.get(f)).map(|v| v.as_array().map_or_else(|| v.to_string(), |a| a.len().to_string()))
             };
             vec![
                 r.index.to_string(),
@@ -101,22 +82,13 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
             ]
         })
         .collect();
-    table(
-        &[
-            "node", "node id", "pid", "udp", "http", "nbrs", "passive", "items", "rss", "alive",
-        ],
-        &rows,
-    )
+    table(&["node", "node id", "pid", "udp", "http", "nbrs", "passive", "items", "rss", "alive"], &rows)
 }
 
 /// The one-line summary under the table.
 pub fn summary_line(snap: &Snapshot) -> String {
     let running = snap.alive - snap.paused;
-    let paused = if snap.paused > 0 {
-        format!(" ({} paused)", snap.paused)
-    } else {
-        String::new()
-    };
+    let paused = if snap.paused > 0 { format!(" ({} paused)", snap.paused) } else { String::new() };
     format!(
         "alive {}/{}{paused} · connected: {} · fewest neighbours {} (want >= {}){}",
         snap.alive,
@@ -125,10 +97,7 @@ pub fn summary_line(snap: &Snapshot) -> String {
         snap.health.min_neighbors,
         floor_for(running),
         if snap.health.dead_links > 0 {
-            format!(
-                " · {} links still point at dead nodes",
-                snap.health.dead_links
-            )
+            format!(" · {} links still point at dead nodes", snap.health.dead_links)
         } else {
             String::new()
         }
@@ -212,11 +181,7 @@ pub fn logs(dir_arg: Option<&Path>, args: LogsArgs) -> Result<()> {
                     rd.flatten()
                         .filter_map(|e| {
                             let name = e.file_name().to_string_lossy().into_owned();
-                            let i = name
-                                .strip_prefix("node-")?
-                                .strip_suffix(".log")?
-                                .parse()
-                                .ok()?;
+                            let i = name.strip_prefix("node-")?.strip_suffix(".log")?.parse().ok()?;
                             Some((i, e.path()))
                         })
                         .collect()

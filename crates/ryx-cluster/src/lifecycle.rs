@@ -78,8 +78,7 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
     ensure_no_live_cluster(&dir)?;
     let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
     let n = usize::from(args.nodes);
-    let (mut cluster, mut ports) =
-        new_cluster(dir.clone(), node_bin, args.node_args, args.base_port)?;
+    let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, args.node_args, args.base_port)?;
     let hint = dir_hint(&dir, dir_arg);
     out!(
         "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
@@ -168,28 +167,15 @@ pub fn add(dir_arg: Option<&Path>, args: AddArgs) -> Result<()> {
     let mut cluster = Cluster::new(dir.clone(), state);
     let live = cluster.live();
     if live.is_empty() {
-        bail!(
-            "no live node in {}: start a cluster with `ryx-cluster start`",
-            dir.path().display()
-        );
+        bail!("no live node in {}: start a cluster with `ryx-cluster start`", dir.path().display());
     }
     if let Some(bin) = &args.node_bin {
         cluster.state.node_bin = nodebin::locate(Some(bin))?;
     }
     let k = usize::from(args.nodes);
-    let used: Vec<u16> = cluster
-        .state
-        .nodes
-        .iter()
-        .map(|n| n.udp_port)
-        .chain([cluster.state.discovery_port])
-        .collect();
+    let used: Vec<u16> = cluster.state.nodes.iter().map(|n| n.udp_port).chain([cluster.state.discovery_port]).collect();
     let mut ports = PortAllocator::new(cluster.state.max_port().saturating_add(1), used);
-    out!(
-        "Adding {k} nodes to cluster {} ({} live nodes)",
-        cluster.state.cluster_id,
-        live.len()
-    );
+    out!("Adding {k} nodes to cluster {} ({} live nodes)", cluster.state.cluster_id, live.len());
     let t0 = Instant::now();
     let before = cluster.state.nodes.len();
     let fresh = match cluster.spawn_nodes(k, &mut ports) {
@@ -247,23 +233,14 @@ impl TempCluster {
                 (d, false)
             }
             None => {
-                let p = std::env::temp_dir().join(format!(
-                    "ryx-{tag}-{}-{:08x}",
-                    std::process::id(),
-                    time_seed() as u32
-                ));
-                std::fs::create_dir_all(&p)
-                    .with_context(|| format!("cannot create {}", p.display()))?;
+                let p =
+                    std::env::temp_dir().join(format!("ryx-{tag}-{}-{:08x}", std::process::id(), time_seed() as u32));
+                std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
                 (RunDir::at(p), true)
             }
         };
         match new_cluster(dir.clone(), node_bin, node_args, base_port) {
-            Ok((cluster, ports)) => Ok(TempCluster {
-                cluster,
-                ports,
-                remove_dir,
-                keep: false,
-            }),
+            Ok((cluster, ports)) => Ok(TempCluster { cluster, ports, remove_dir, keep: false }),
             Err(e) => {
                 if remove_dir {
                     let _ = std::fs::remove_dir_all(dir.path());
@@ -296,8 +273,7 @@ impl Drop for TempCluster {
         if self.keep {
             return;
         }
-        let any_left = (0..self.cluster.state.nodes.len())
-            .any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
+        let any_left = (0..self.cluster.state.nodes.len()).any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
         if any_left {
             if let Err(e) = self.cluster.stop_all(STOP_GRACE) {
                 eprintln!("ryx-cluster: cleanup: {e:#}");

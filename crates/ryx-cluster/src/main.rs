@@ -51,10 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that wait catch Ctrl-C to clean up (resume paused nodes,
     // stop temporary clusters); the others keep the default behaviour.
-    if matches!(
-        cli.command,
-        Cmd::Start(_) | Cmd::Add(_) | Cmd::Chaos(_) | Cmd::Measure(_) | Cmd::Demo(_)
-    ) {
+    if matches!(cli.command, Cmd::Start(_) | Cmd::Add(_) | Cmd::Chaos(_) | Cmd::Measure(_) | Cmd::Demo(_)) {
         interrupt::install();
     }
     let dir = cli.dir.as_deref();

@@ -35,10 +35,7 @@ impl Spread {
         if v.is_empty() {
             return None;
         }
-        Some(Spread {
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-            max: v.iter().copied().fold(f64::MIN, f64::max),
-        })
+        Some(Spread { mean: v.iter().sum::<f64>() / v.len() as f64, max: v.iter().copied().fold(f64::MIN, f64::max) })
     }
 }
 
@@ -97,13 +94,7 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
     let n = usize::from(args.nodes);
     let seed = args.seed.unwrap_or_else(time_seed);
     let timeout = secs(args.timeout);
-    let mut tc = TempCluster::create(
-        None,
-        node_bin,
-        args.node_args.clone(),
-        args.base_port,
-        "measure",
-    )?;
+    let mut tc = TempCluster::create(None, node_bin, args.node_args.clone(), args.base_port, "measure")?;
     let log = |s: String| {
         if !args.json {
             out!("  … {s}");
@@ -116,22 +107,14 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
             tc.cluster.dir.path().display()
         );
     }
-    let mut m = Measurement {
-        nodes: n,
-        seed,
-        idle_window_s: args.idle_secs,
-        ..Measurement::default()
-    };
+    let mut m = Measurement { nodes: n, seed, idle_window_s: args.idle_secs, ..Measurement::default() };
 
     // (a) connection.
     let t0 = Instant::now();
     tc.spawn(n)?;
     m.spawn_s = t0.elapsed().as_secs_f64();
     log(format!("{n} nodes answering after {}", human(t0.elapsed())));
-    m.connect_s = tc
-        .cluster
-        .wait_ready(timeout, GRAPH_POLL)?
-        .map(|_| t0.elapsed().as_secs_f64());
+    m.connect_s = tc.cluster.wait_ready(timeout, GRAPH_POLL)?.map(|_| t0.elapsed().as_secs_f64());
     log(match m.connect_s {
         Some(s) => format!("connected after {}", human(Duration::from_secs_f64(s))),
         None => format!("not connected within {}", human(timeout)),
@@ -139,26 +122,13 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
 
     // (b) info spread.
     let key = format!("measure-{seed:x}");
-    let origin = *tc
-        .cluster
-        .running()
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no running node"))?;
-    let spread = time_info_spread(
-        &tc.cluster,
-        origin,
-        &key,
-        serde_json::json!("measure"),
-        timeout,
-    )?;
+    let origin = *tc.cluster.running().first().ok_or_else(|| anyhow::anyhow!("no running node"))?;
+    let spread = time_info_spread(&tc.cluster, origin, &key, serde_json::json!("measure"), timeout)?;
     m.info_half_s = spread.half.map(|d| d.as_secs_f64());
     m.info_full_s = spread.full.map(|d| d.as_secs_f64());
     m.info_coverage = spread.coverage;
     m.info_max_hops = spread.max_hops;
-    log(format!(
-        "info item reached {:.0}% of nodes",
-        spread.coverage * 100.0
-    ));
+    log(format!("info item reached {:.0}% of nodes", spread.coverage * 100.0));
     // The nodes time each delivery themselves (injection time travels with
     // the item; all nodes read the same system clock): finer than polling.
     let lat = delivery_latencies_ms(&tc.cluster, &tc.cluster.state.live_indices());
@@ -170,31 +140,18 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
     }
     let running = tc.cluster.running();
     let before = metrics(&tc.cluster, &running, &["ryx_datagrams_sent_total"]);
-    let ticks0: Vec<Option<u64>> = running
-        .iter()
-        .map(|&i| procfs::cpu_ticks(tc.cluster.state.nodes[i].pid))
-        .collect();
+    let ticks0: Vec<Option<u64>> = running.iter().map(|&i| procfs::cpu_ticks(tc.cluster.state.nodes[i].pid)).collect();
     let w0 = Instant::now();
-    log(format!(
-        "sampling idle CPU for {}",
-        human(secs(args.idle_secs))
-    ));
+    log(format!("sampling idle CPU for {}", human(secs(args.idle_secs))));
     if !interrupt::sleep(secs(args.idle_secs)) {
         bail!("interrupted");
     }
     let window = w0.elapsed().as_secs_f64();
-    let ticks1: Vec<Option<u64>> = running
-        .iter()
-        .map(|&i| procfs::cpu_ticks(tc.cluster.state.nodes[i].pid))
-        .collect();
+    let ticks1: Vec<Option<u64>> = running.iter().map(|&i| procfs::cpu_ticks(tc.cluster.state.nodes[i].pid)).collect();
     let after = metrics(
         &tc.cluster,
         &running,
-        &[
-            "ryx_datagrams_sent_total",
-            "ryx_failures_detected_total",
-            "ryx_suspicions_refuted_total",
-        ],
+        &["ryx_datagrams_sent_total", "ryx_failures_detected_total", "ryx_suspicions_refuted_total"],
     );
     let hz = procfs::ticks_per_second() as f64;
     let cpu: Vec<f64> = ticks0
@@ -203,11 +160,8 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
         .filter_map(|(a, b)| Some((*b)?.saturating_sub((*a)?) as f64 / hz / window * 100.0))
         .collect();
     m.idle_cpu_percent = Spread::of(&cpu);
-    let rss: Vec<f64> = running
-        .iter()
-        .filter_map(|&i| procfs::rss_kib(tc.cluster.state.nodes[i].pid))
-        .map(|k| k as f64)
-        .collect();
+    let rss: Vec<f64> =
+        running.iter().filter_map(|&i| procfs::rss_kib(tc.cluster.state.nodes[i].pid)).map(|k| k as f64).collect();
     m.rss_kib = Spread::of(&rss);
     let rates: Vec<f64> = before
         .iter()
@@ -216,11 +170,7 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
         .collect();
     m.idle_datagrams_per_s = Spread::of(&rates);
     let sum = |col: usize| -> Option<u64> {
-        after
-            .iter()
-            .map(|r| r.get(col).copied().flatten())
-            .sum::<Option<f64>>()
-            .map(|v| v as u64)
+        after.iter().map(|r| r.get(col).copied().flatten()).sum::<Option<f64>>().map(|v| v as u64)
     };
     m.false_failures_before_kill = sum(1);
     m.suspicions_refuted_before_kill = sum(2);
@@ -243,27 +193,18 @@ pub fn measure(args: MeasureArgs) -> Result<()> {
             .wait_for(timeout, GRAPH_POLL, |h, _| h.dead_forgotten())?
             .map(|_| t_kill.elapsed().as_secs_f64());
         let left = timeout.saturating_sub(t_kill.elapsed());
-        m.heal_s = tc
-            .cluster
-            .wait_ready(left, GRAPH_POLL)?
-            .map(|_| t_kill.elapsed().as_secs_f64());
+        m.heal_s = tc.cluster.wait_ready(left, GRAPH_POLL)?.map(|_| t_kill.elapsed().as_secs_f64());
         let hs = info::holdings(&mut tc.cluster, &key);
         m.item_held_by_survivors = Some(hs.iter().filter(|h| h.item.is_some()).count());
     } else {
         m.survivors = running.len();
         if k >= running.len() && k > 0 {
-            log(format!(
-                "--kill {} would kill every node; failure phase skipped",
-                args.kill
-            ));
+            log(format!("--kill {} would kill every node; failure phase skipped", args.kill));
         }
     }
 
     let report = tc.stop()?;
-    log(format!(
-        "stopped: {} on SIGTERM, {} needed SIGKILL",
-        report.terminated, report.killed
-    ));
+    log(format!("stopped: {} on SIGTERM, {} needed SIGKILL", report.terminated, report.killed));
     drop(tc);
     if args.json {
         out!("{}", serde_json::to_string_pretty(&m)?);
@@ -326,10 +267,7 @@ pub fn time_info_spread(
                 let path = path.clone();
                 s.spawn(move || {
                     let http = Http::new(Duration::from_secs(1));
-                    while Instant::now() < deadline
-                        && !interrupt::interrupted()
-                        && !abandon.load(Ordering::Relaxed)
-                    {
+                    while Instant::now() < deadline && !interrupt::interrupted() && !abandon.load(Ordering::Relaxed) {
                         if let Ok(r) = http.request(port, "GET", &path, None) {
                             if r.status == 200 {
                                 let at = Instant::now();
@@ -350,12 +288,7 @@ pub fn time_info_spread(
         }
         let seen: Vec<Option<(Duration, Option<u64>)>> = pollers
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .ok()
-                    .flatten()
-                    .map(|(at, hops)| (at.saturating_duration_since(t_put), hops))
-            })
+            .map(|h| h.join().ok().flatten().map(|(at, hops)| (at.saturating_duration_since(t_put), hops)))
             .collect();
         put?;
         Ok(seen)
@@ -366,16 +299,8 @@ pub fn time_info_spread(
     let n = running.len();
     Ok(InfoSpread {
         half: times.get(n.div_ceil(2).saturating_sub(1)).copied(),
-        full: if times.len() == n {
-            times.last().copied()
-        } else {
-            None
-        },
-        coverage: if n == 0 {
-            0.0
-        } else {
-            times.len() as f64 / n as f64
-        },
+        full: if times.len() == n { times.last().copied() } else { None },
+        coverage: if n == 0 { 0.0 } else { times.len() as f64 / n as f64 },
         holding: times.len(),
         asked: n,
         max_hops: results.iter().filter_map(|r| r.and_then(|(_, h)| h)).max(),
@@ -386,18 +311,13 @@ pub fn time_info_spread(
 /// its `ryx_diffusion_latency_seconds` histogram; nodes that received none
 /// (the origin) are left out.
 pub fn delivery_latencies_ms(cluster: &Cluster, indices: &[usize]) -> Vec<f64> {
-    let names = [
-        "ryx_diffusion_latency_seconds_sum",
-        "ryx_diffusion_latency_seconds_count",
-    ];
+    let names = ["ryx_diffusion_latency_seconds_sum", "ryx_diffusion_latency_seconds_count"];
     metrics(cluster, indices, &names)
         .into_iter()
-        .filter_map(
-            |v| match (v.first().copied().flatten(), v.get(1).copied().flatten()) {
-                (Some(sum), Some(count)) if count > 0.0 => Some(sum / count * 1000.0),
-                _ => None,
-            },
-        )
+        .filter_map(|v| match (v.first().copied().flatten(), v.get(1).copied().flatten()) {
+            (Some(sum), Some(count)) if count > 0.0 => Some(sum / count * 1000.0),
+            _ => None,
+        })
         .collect()
 }
 
@@ -411,50 +331,30 @@ fn metrics(cluster: &Cluster, indices: &[usize], names: &[&str]) -> Vec<Vec<Opti
             .unwrap_or_default();
         names
             .iter()
-            .map(|name| {
-                text.lines().find_map(|l| {
-                    l.strip_prefix(name)?
-                        .strip_prefix(' ')?
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-            })
+            .map(|name| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()))
             .collect()
     })
 }
 
 fn secs_text(s: Option<f64>) -> String {
-    s.map(|v| human(Duration::from_secs_f64(v)))
-        .unwrap_or_else(|| "not reached".into())
+    s.map(|v| human(Duration::from_secs_f64(v))).unwrap_or_else(|| "not reached".into())
 }
 
 /// The human-readable table.
 pub fn render(m: &Measurement) -> String {
     let mut rows: Vec<Vec<String>> = vec![
+        vec![format!("all {} node APIs answering (from first spawn)", m.nodes), secs_text(Some(m.spawn_s))],
         vec![
-            format!("all {} node APIs answering (from first spawn)", m.nodes),
-            secs_text(Some(m.spawn_s)),
-        ],
-        vec![
-            format!(
-                "(a) connected: every node >= {} neighbours, graph connected",
-                floor_for(m.nodes)
-            ),
+            format!("(a) connected: every node >= {} neighbours, graph connected", floor_for(m.nodes)),
             secs_text(m.connect_s),
         ],
         vec![
-            format!(
-                "(b) info item put at one node reaches 50% / 100% (polled every {} ms)",
-                INFO_POLL.as_millis()
-            ),
+            format!("(b) info item put at one node reaches 50% / 100% (polled every {} ms)", INFO_POLL.as_millis()),
             format!(
                 "{} / {}{}",
                 secs_text(m.info_half_s),
                 secs_text(m.info_full_s),
-                m.info_max_hops
-                    .map(|h| format!(" (max {h} hops)"))
-                    .unwrap_or_default()
+                m.info_max_hops.map(|h| format!(" (max {h} hops)")).unwrap_or_default()
             ),
         ],
     ];
@@ -465,26 +365,16 @@ pub fn render(m: &Measurement) -> String {
         ]);
     }
     if m.info_full_s.is_none() {
-        rows.push(vec![
-            "    coverage reached".into(),
-            format!("{:.0}%", m.info_coverage * 100.0),
-        ]);
+        rows.push(vec!["    coverage reached".into(), format!("{:.0}%", m.info_coverage * 100.0)]);
     }
     let spread = |s: Option<Spread>, f: &dyn Fn(f64) -> String| {
-        s.map(|s| format!("mean {}, max {}", f(s.mean), f(s.max)))
-            .unwrap_or_else(|| "-".into())
+        s.map(|s| format!("mean {}, max {}", f(s.mean), f(s.max))).unwrap_or_else(|| "-".into())
     };
     rows.push(vec![
-        format!(
-            "(d) idle CPU per node over {:.0} s (% of a core)",
-            m.idle_window_s
-        ),
+        format!("(d) idle CPU per node over {:.0} s (% of a core)", m.idle_window_s),
         spread(m.idle_cpu_percent, &|v| format!("{v:.2}%")),
     ]);
-    rows.push(vec![
-        "(d) resident memory per node".into(),
-        spread(m.rss_kib, &|v| human_kib(v as u64)),
-    ]);
+    rows.push(vec!["(d) resident memory per node".into(), spread(m.rss_kib, &|v| human_kib(v as u64))]);
     rows.push(vec![
         "    idle UDP datagrams sent per node".into(),
         spread(m.idle_datagrams_per_s, &|v| format!("{v:.1}/s")),
@@ -493,33 +383,21 @@ pub fn render(m: &Measurement) -> String {
         "    failures declared before any kill (false)".into(),
         format!(
             "{} ({} suspicions refuted)",
-            m.false_failures_before_kill
-                .map_or("-".into(), |v| v.to_string()),
-            m.suspicions_refuted_before_kill
-                .map_or("-".into(), |v| v.to_string())
+            m.false_failures_before_kill.map_or("-".into(), |v| v.to_string()),
+            m.suspicions_refuted_before_kill.map_or("-".into(), |v| v.to_string())
         ),
     ]);
     if m.killed > 0 {
         rows.push(vec![
-            format!(
-                "(c) after SIGKILL of {}: no survivor lists a dead node",
-                m.killed
-            ),
+            format!("(c) after SIGKILL of {}: no survivor lists a dead node", m.killed),
             secs_text(m.detect_s),
         ]);
         rows.push(vec![
-            format!(
-                "(c) {} survivors >= {} live neighbours, connected",
-                m.survivors,
-                floor_for(m.survivors)
-            ),
+            format!("(c) {} survivors >= {} live neighbours, connected", m.survivors, floor_for(m.survivors)),
             secs_text(m.heal_s),
         ]);
         if let Some(h) = m.item_held_by_survivors {
-            rows.push(vec![
-                "    info item still held by survivors".into(),
-                format!("{h}/{}", m.survivors),
-            ]);
+            rows.push(vec!["    info item still held by survivors".into(), format!("{h}/{}", m.survivors)]);
         }
     }
     table(&["measure", "result"], &rows)

@@ -21,12 +21,9 @@ const NODE: &str = "ryx-node";
 /// Finds (and if need be builds) the node binary; the result is absolute.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
-        return check_executable(p)
-            .with_context(|| format!("--node-bin / RYX_NODE_BIN {}", p.display()));
+        return check_executable(p).with_context(|| format!("--node-bin / RYX_NODE_BIN {}", p.display()));
     }
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.canonicalize().ok());
+    let exe = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok());
     let sibling = exe.as_ref().and_then(|e| e.parent()).map(|d| d.join(NODE));
     let build = exe.as_deref().and_then(BuildPlan::for_exe);
     if let (Some(plan), Some(sib)) = (&build, &sibling) {
@@ -67,18 +64,9 @@ impl BuildPlan {
     /// A plan when `exe` lives in `<target>/<profile>/` and the workspace
     /// this crate was compiled in still has the ryx-node package.
     fn for_exe(exe: &Path) -> Option<BuildPlan> {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()?
-            .parent()?
-            .to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.parent()?.to_path_buf();
         let manifest = workspace.join("Cargo.toml");
-        if !manifest.is_file()
-            || !workspace
-                .join("crates")
-                .join(NODE)
-                .join("Cargo.toml")
-                .is_file()
-        {
+        if !manifest.is_file() || !workspace.join("crates").join(NODE).join("Cargo.toml").is_file() {
             return None;
         }
         let profile_dir = exe.parent()?;
@@ -88,23 +76,13 @@ impl BuildPlan {
         if !profile_dir.join(".cargo-lock").exists() && !target_dir.join("CACHEDIR.TAG").exists() {
             return None;
         }
-        let cargo = std::env::var_os("CARGO")
-            .map(PathBuf::from)
-            .or_else(|| on_path("cargo"))?;
-        Some(BuildPlan {
-            cargo,
-            manifest,
-            target_dir,
-            profile,
-        })
+        let cargo = std::env::var_os("CARGO").map(PathBuf::from).or_else(|| on_path("cargo"))?;
+        Some(BuildPlan { cargo, manifest, target_dir, profile })
     }
 
     fn run(&self) -> Result<()> {
         let mut cmd = Command::new(&self.cargo);
-        cmd.arg("build")
-            .arg("--manifest-path")
-            .arg(&self.manifest)
-            .args(["-p", NODE]);
+        cmd.arg("build").arg("--manifest-path").arg(&self.manifest).args(["-p", NODE]);
         let shown = match self.profile.as_str() {
             "debug" => String::new(),
             "release" => {
@@ -116,7 +94,10 @@ impl BuildPlan {
                 format!(" --profile {other}")
             }
         };
-        eprintln!("ryx-cluster: making sure {NODE} is built: cargo build{shown} -p {NODE} (target dir {})", self.target_dir.display());
+        eprintln!(
+            "ryx-cluster: making sure {NODE} is built: cargo build{shown} -p {NODE} (target dir {})",
+            self.target_dir.display()
+        );
         // Cargo's progress goes to stderr; stdout stays clean for --json.
         let status = cmd
             .env("CARGO_TARGET_DIR", &self.target_dir)
@@ -133,9 +114,7 @@ impl BuildPlan {
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 fn check_executable(p: &Path) -> Result<PathBuf> {
@@ -144,6 +123,5 @@ fn check_executable(p: &Path) -> Result<PathBuf> {
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         bail!("{} is not an executable file", p.display());
     }
-    p.canonicalize()
-        .with_context(|| format!("cannot resolve {}", p.display()))
+    p.canonicalize().with_context(|| format!("cannot resolve {}", p.display()))
 }

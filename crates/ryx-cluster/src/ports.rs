@@ -47,10 +47,7 @@ pub struct PortAllocator {
 impl PortAllocator {
     /// Starts scanning at `start`, never returning a port in `used`.
     pub fn new(start: u16, used: impl IntoIterator<Item = u16>) -> PortAllocator {
-        PortAllocator {
-            next: u32::from(start.max(1024)),
-            used: used.into_iter().collect(),
-        }
+        PortAllocator { next: u32::from(start.max(1024)), used: used.into_iter().collect() }
     }
 
     /// The next port that passes `free`.
@@ -89,10 +86,7 @@ mod tests {
         let busy_port = busy.local_addr().expect("addr").port();
         let mut a = PortAllocator::new(busy_port, [busy_port.saturating_add(1)]);
         let p = a.node_port().expect("port");
-        assert!(
-            p >= busy_port.saturating_add(2),
-            "busy {busy_port} and used ports skipped, got {p}"
-        );
+        assert!(p >= busy_port.saturating_add(2), "busy {busy_port} and used ports skipped, got {p}");
         let q = a.node_port().expect("port");
         assert!(q > p);
     }

@@ -52,12 +52,7 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
     if raw.is_empty() {
         return None;
     }
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect(),
-    )
+    Some(raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
 }
 
 /// The state letter of `/proc/PID/stat` (R, S, D, T, t, Z, X, ...).
@@ -77,9 +72,7 @@ pub fn is_our_node(id: &NodeIdentity<'_>) -> bool {
         return false;
     };
     let named_ok = Path::new(argv0) == id.node_bin
-        || Path::new(argv0)
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("ryx-node"));
+        || Path::new(argv0).file_name().is_some_and(|n| n.to_string_lossy().starts_with("ryx-node"));
     let port = id.port.to_string();
     let has = |flag: &str, value: &str| args.windows(2).any(|w| w[0] == flag && w[1] == value);
     named_ok && has("--cluster-id", id.cluster_id) && has("--port", &port)
@@ -153,16 +146,8 @@ mod tests {
         assert!(rss_kib(me).is_some_and(|k| k > 0));
         assert!(cpu_ticks(me).is_some());
         assert!(cmdline(me).is_some_and(|a| !a.is_empty()));
-        let id = NodeIdentity {
-            pid: me,
-            node_bin: Path::new("/nonexistent/ryx-node"),
-            cluster_id: "x",
-            port: 1,
-        };
-        assert!(
-            !is_our_node(&id),
-            "a test binary is not a ryx-node of cluster x"
-        );
+        let id = NodeIdentity { pid: me, node_bin: Path::new("/nonexistent/ryx-node"), cluster_id: "x", port: 1 };
+        assert!(!is_our_node(&id), "a test binary is not a ryx-node of cluster x");
         assert_eq!(liveness(&id), Liveness::Gone);
     }
 }

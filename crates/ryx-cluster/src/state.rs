@@ -73,12 +73,7 @@ pub struct ClusterState {
 
 impl ClusterState {
     /// A new, empty cluster.
-    pub fn new(
-        cluster_id: String,
-        discovery_port: u16,
-        node_bin: PathBuf,
-        node_args: Vec<String>,
-    ) -> ClusterState {
+    pub fn new(cluster_id: String, discovery_port: u16, node_bin: PathBuf, node_args: Vec<String>) -> ClusterState {
         ClusterState {
             version: STATE_VERSION,
             cluster_id,
@@ -93,12 +88,7 @@ impl ClusterState {
     /// How to recognise node `index`'s process.
     pub fn identity(&self, index: usize) -> Option<NodeIdentity<'_>> {
         let n = self.nodes.get(index)?;
-        Some(NodeIdentity {
-            pid: n.pid,
-            node_bin: &self.node_bin,
-            cluster_id: &self.cluster_id,
-            port: n.udp_port,
-        })
+        Some(NodeIdentity { pid: n.pid, node_bin: &self.node_bin, cluster_id: &self.cluster_id, port: n.udp_port })
     }
 
     /// Whether node `index` runs, is paused or is gone. A node we killed or
@@ -113,23 +103,17 @@ impl ClusterState {
 
     /// What `/proc` says about node `index`'s process, whatever its fate.
     pub fn process_liveness(&self, index: usize) -> Liveness {
-        self.identity(index)
-            .map(|id| procfs::liveness(&id))
-            .unwrap_or(Liveness::Gone)
+        self.identity(index).map(|id| procfs::liveness(&id)).unwrap_or(Liveness::Gone)
     }
 
     /// Indices of nodes whose process exists (running or paused).
     pub fn live_indices(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| self.liveness(i).exists())
-            .collect()
+        (0..self.nodes.len()).filter(|&i| self.liveness(i).exists()).collect()
     }
 
     /// Indices of nodes whose process exists, whatever their recorded fate.
     pub fn process_live_indices(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| self.process_liveness(i).exists())
-            .collect()
+        (0..self.nodes.len()).filter(|&i| self.process_liveness(i).exists()).collect()
     }
 
     /// Highest port any node of this cluster used.
@@ -159,9 +143,7 @@ impl RunDir {
         let path = if chosen.is_absolute() {
             chosen
         } else {
-            std::env::current_dir()
-                .context("cannot read the current directory")?
-                .join(chosen)
+            std::env::current_dir().context("cannot read the current directory")?.join(chosen)
         };
         Ok(RunDir { path })
     }
@@ -178,8 +160,7 @@ impl RunDir {
 
     /// Creates it if needed.
     pub fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.path)
-            .with_context(|| format!("cannot create run directory {}", self.path.display()))
+        fs::create_dir_all(&self.path).with_context(|| format!("cannot create run directory {}", self.path.display()))
     }
 
     /// The state file.
@@ -200,14 +181,10 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
         };
-        let st: ClusterState = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid cluster state", p.display()))?;
+        let st: ClusterState =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid cluster state", p.display()))?;
         if st.version != STATE_VERSION {
-            bail!(
-                "{} has state format {} (this ryx-cluster reads {STATE_VERSION})",
-                p.display(),
-                st.version
-            );
+            bail!("{} has state format {} (this ryx-cluster reads {STATE_VERSION})", p.display(), st.version);
         }
         Ok(Some(st))
     }
@@ -227,15 +204,10 @@ impl RunDir {
     pub fn save(&self, st: &ClusterState) -> Result<()> {
         self.create()?;
         let p = self.state_path();
-        let tmp = self
-            .path
-            .join(format!("{STATE_FILE}.tmp.{}", std::process::id()));
+        let tmp = self.path.join(format!("{STATE_FILE}.tmp.{}", std::process::id()));
         let text = serde_json::to_string_pretty(st).context("cannot serialise cluster state")?;
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.write_all(b"\n"))
-            .and_then(|_| f.sync_all())?;
+        let mut f = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(text.as_bytes()).and_then(|_| f.write_all(b"\n")).and_then(|_| f.sync_all())?;
         fs::rename(&tmp, &p).with_context(|| format!("cannot replace {}", p.display()))
     }
 
@@ -256,8 +228,7 @@ impl RunDir {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with("node-") && name.ends_with(".log") {
-                    fs::remove_file(e.path())
-                        .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                    fs::remove_file(e.path()).with_context(|| format!("cannot remove {}", e.path().display()))?;
                 }
             }
         }
@@ -278,13 +249,10 @@ impl RunDir {
                     return Ok(DirLock { path: p });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder: Option<u32> = fs::read_to_string(&p)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok());
+                    let holder: Option<u32> = fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok());
                     let held = holder.is_some_and(|pid| {
                         procfs::pid_exists(pid)
-                            && procfs::cmdline(pid)
-                                .is_some_and(|a| a.iter().any(|s| s.contains("ryx-cluster")))
+                            && procfs::cmdline(pid).is_some_and(|a| a.iter().any(|s| s.contains("ryx-cluster")))
                     });
                     if !held && start.elapsed() > Duration::from_millis(200) {
                         // Stale (or unreadable for 200 ms): its owner is gone.
@@ -327,10 +295,7 @@ fn default_dir() -> PathBuf {
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -338,8 +303,7 @@ mod tests {
     use super::*;
 
     fn temp(name: &str) -> RunDir {
-        let p =
-            std::env::temp_dir().join(format!("ryx-cluster-unit-{name}-{}", std::process::id()));
+        let p = std::env::temp_dir().join(format!("ryx-cluster-unit-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         RunDir::at(p)
     }
@@ -381,9 +345,7 @@ mod tests {
         }
         // A lock file naming a dead pid is taken over.
         fs::write(d.path().join(LOCK_FILE), "999999999").expect("write");
-        let _l = d
-            .lock(Duration::from_secs(2))
-            .expect("stale lock taken over");
+        let _l = d.lock(Duration::from_secs(2)).expect("stale lock taken over");
         let _ = fs::remove_dir_all(d.path());
     }
 }

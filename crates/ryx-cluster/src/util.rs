@@ -37,18 +37,15 @@ impl FromStr for Amount {
     fn from_str(s: &str) -> Result<Amount> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p
-                .trim()
-                .parse()
-                .with_context(|| format!("{s:?} is not a percentage like 30%"))?;
+            let p: f64 = p.trim().parse().with_context(|| format!("{s:?} is not a percentage like 30%"))?;
             if !(0.0..=100.0).contains(&p) {
                 bail!("percentage {p} is outside 0–100");
             }
             Ok(Amount::Percent(p))
         } else {
-            Ok(Amount::Count(s.parse().with_context(|| {
-                format!("{s:?} is neither a count like 3 nor a percentage like 30%")
-            })?))
+            Ok(Amount::Count(
+                s.parse().with_context(|| format!("{s:?} is neither a count like 3 nor a percentage like 30%"))?,
+            ))
         }
     }
 }
@@ -76,10 +73,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     } else {
         (t, 1.0)
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
+    let v: f64 = num.trim().parse().with_context(|| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
     if !v.is_finite() || v < 0.0 {
         bail!("duration {s:?} must be a non-negative number");
     }
@@ -125,27 +119,16 @@ impl Rng {
 
 /// A seed from the clock and the process id.
 pub fn time_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut r = Rng::new(nanos ^ (u64::from(std::process::id()) << 32));
     r.next_u64()
 }
 
 /// The current UTC time as `HH:MM:SS.mmm`.
 pub fn clock_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    format!(
-        "{:02}:{:02}:{:02}.{:03}Z",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60,
-        d.subsec_millis()
-    )
+    format!("{:02}:{:02}:{:02}.{:03}Z", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, d.subsec_millis())
 }
 
 /// Writes to stdout, ignoring errors (a closed pipe must not abort cleanup).
@@ -232,15 +215,9 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(
-            parse_duration("250ms").expect("ms"),
-            Duration::from_millis(250)
-        );
+        assert_eq!(parse_duration("250ms").expect("ms"), Duration::from_millis(250));
         assert_eq!(parse_duration("2s").expect("s"), Duration::from_secs(2));
-        assert_eq!(
-            parse_duration("1.5").expect("bare"),
-            Duration::from_millis(1500)
-        );
+        assert_eq!(parse_duration("1.5").expect("bare"), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m").expect("m"), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());

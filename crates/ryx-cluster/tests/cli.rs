@@ -19,16 +19,11 @@ fn node_bin() -> PathBuf {
     if let Some(p) = guard.as_ref() {
         return p.clone();
     }
-    let profile_dir = Path::new(CLUSTER_BIN)
-        .parent()
-        .expect("ryx-cluster has a parent dir");
+    let profile_dir = Path::new(CLUSTER_BIN).parent().expect("ryx-cluster has a parent dir");
     let node = profile_dir.join("ryx-node");
     if !node.exists() {
         let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(["build", "-p", "ryx-node", "--manifest-path"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
@@ -58,19 +53,14 @@ struct TestCluster {
 
 impl TestCluster {
     fn new(name: &str, base_port: u16) -> TestCluster {
-        let dir =
-            std::env::temp_dir().join(format!("ryx-cluster-test-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ryx-cluster-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         TestCluster { dir, base_port }
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(CLUSTER_BIN);
-        c.arg("--dir")
-            .arg(&self.dir)
-            .args(args)
-            .env("RYX_NODE_BIN", node_bin())
-            .stdin(Stdio::null());
+        c.arg("--dir").arg(&self.dir).args(args).env("RYX_NODE_BIN", node_bin()).stdin(Stdio::null());
         c
     }
 
@@ -109,12 +99,7 @@ impl TestCluster {
         let v: Value = serde_json::from_str(&text).expect("state is JSON");
         v["nodes"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n["pid"].as_u64())
-                    .map(|p| p as u32)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).map(|p| p as u32).collect())
             .unwrap_or_default()
     }
 
@@ -126,10 +111,7 @@ impl TestCluster {
             if f(&s) {
                 return s;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out waiting for {what}; last status:\n{s:#}"
-            );
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status:\n{s:#}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -142,9 +124,7 @@ impl Drop for TestCluster {
         // Belt and braces: anything of ours still running is killed.
         for pid in pids {
             if is_ryx_node(pid) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -154,10 +134,7 @@ impl Drop for TestCluster {
 /// Whether `pid` is a live (non-zombie) ryx-node process.
 fn is_ryx_node(pid: u32) -> bool {
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = state
-        .rsplit_once(')')
-        .map(|(_, r)| r.trim_start().starts_with('Z'))
-        .unwrap_or(true);
+    let zombie = state.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true);
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     !zombie && String::from_utf8_lossy(&cmd).contains("ryx-node")
 }
@@ -173,14 +150,8 @@ fn nodes_on_ports(ports: std::ops::Range<u16>) -> Vec<u32> {
             continue;
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let port = args
-            .windows(2)
-            .find(|w| w[0] == "--port")
-            .and_then(|w| w[1].parse::<u16>().ok());
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let port = args.windows(2).find(|w| w[0] == "--port").and_then(|w| w[1].parse::<u16>().ok());
         if port.is_some_and(|p| ports.contains(&p)) {
             found.push(pid);
         }
@@ -196,29 +167,16 @@ fn healthy(s: &Value, alive: u64) -> bool {
 fn start_status_info_chaos_add_and_stop() {
     let c = TestCluster::new("life", 23_100);
     let out = c.start(5);
-    assert!(
-        out.contains("connected"),
-        "start reports the connection: {out}"
-    );
+    assert!(out.contains("connected"), "start reports the connection: {out}");
 
     // status --json: 5 alive, connected.
     let s = c.status();
     assert_eq!(s["total"], 5, "{s:#}");
     assert_eq!(s["alive"], 5, "{s:#}");
     assert_eq!(s["connected"], true, "{s:#}");
-    assert!(
-        s["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .all(|n| n["neighbors"].as_u64() >= Some(4)),
-        "{s:#}"
-    );
+    assert!(s["nodes"].as_array().expect("nodes").iter().all(|n| n["neighbors"].as_u64() >= Some(4)), "{s:#}");
     let table = c.ok(&["status"]);
-    assert!(
-        table.contains("alive 5/5") && table.contains("connected: yes"),
-        "{table}"
-    );
+    assert!(table.contains("alive 5/5") && table.contains("connected: yes"), "{table}");
 
     // A second start on a live cluster is refused and changes nothing.
     let again = c.run(&["start", "--nodes", "2", "--base-port", "23150"]);
@@ -231,23 +189,12 @@ fn start_status_info_chaos_add_and_stop() {
     assert!(put.contains("node 2"), "{put}");
     let start = Instant::now();
     loop {
-        let got: Value =
-            serde_json::from_str(&c.ok(&["info", "get", "greeting", "--json"])).expect("json");
+        let got: Value = serde_json::from_str(&c.ok(&["info", "get", "greeting", "--json"])).expect("json");
         if got["holding"] == 5 {
-            assert!(
-                got["nodes"]
-                    .as_array()
-                    .expect("nodes")
-                    .iter()
-                    .all(|n| n["item"]["value"] == "hello"),
-                "{got:#}"
-            );
+            assert!(got["nodes"].as_array().expect("nodes").iter().all(|n| n["item"]["value"] == "hello"), "{got:#}");
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "item did not reach every node: {got:#}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "item did not reach every node: {got:#}");
         std::thread::sleep(Duration::from_millis(100));
     }
     let table = c.ok(&["info", "get", "greeting"]);
@@ -257,15 +204,8 @@ fn start_status_info_chaos_add_and_stop() {
     let pids_before = c.pids();
     let chaos = c.ok(&["chaos", "--kill", "1", "--seed", "7"]);
     assert!(chaos.contains("SIGKILL node"), "{chaos}");
-    let s = c.wait_status(Duration::from_secs(20), "4 survivors healed", |s| {
-        healthy(s, 4)
-    });
-    let dead: Vec<&Value> = s["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|n| n["alive"] == false)
-        .collect();
+    let s = c.wait_status(Duration::from_secs(20), "4 survivors healed", |s| healthy(s, 4));
+    let dead: Vec<&Value> = s["nodes"].as_array().expect("nodes").iter().filter(|n| n["alive"] == false).collect();
     assert_eq!(dead.len(), 1, "{s:#}");
     assert_eq!(dead[0]["fate"], "killed");
     let dead_pid = dead[0]["pid"].as_u64().expect("pid") as u32;
@@ -274,17 +214,12 @@ fn start_status_info_chaos_add_and_stop() {
     // add --nodes 2 joins the running cluster.
     let add = c.ok(&["add", "--nodes", "2"]);
     assert!(add.contains("Joined"), "{add}");
-    let s = c.wait_status(Duration::from_secs(20), "6 nodes healthy", |s| {
-        healthy(s, 6)
-    });
+    let s = c.wait_status(Duration::from_secs(20), "6 nodes healthy", |s| healthy(s, 6));
     assert_eq!(s["total"], 7);
 
     // logs of one node and of all.
     let log = c.ok(&["logs", "--node", "0", "--lines", "5"]);
-    assert!(
-        log.contains("ryx-node started") || log.contains("neighbour"),
-        "{log}"
-    );
+    assert!(log.contains("ryx-node started") || log.contains("neighbour"), "{log}");
     assert!(c.ok(&["logs", "--lines", "1"]).contains("==> node 6"));
 
     // stop: no process left behind; a second stop is harmless.
@@ -299,10 +234,7 @@ fn start_status_info_chaos_add_and_stop() {
     assert!(!c.dir.join("cluster.json").exists());
     let again = c.ok(&["stop"]);
     assert!(again.contains("nothing to stop"), "{again}");
-    assert!(
-        !c.run(&["status"]).status.success(),
-        "status without a cluster is an error"
-    );
+    assert!(!c.run(&["status"]).status.success(), "status without a cluster is an error");
 }
 
 #[test]
@@ -313,10 +245,7 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
     let mut done = Command::new("true").spawn().expect("spawn true");
     let gone = done.id();
     done.wait().expect("wait");
-    let mut stranger = Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn sleep");
+    let mut stranger = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
     let state = serde_json::json!({
         "version": 1,
         "cluster_id": "dev-stale",
@@ -335,18 +264,12 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
     std::fs::write(c.dir.join("node-7.log"), "old run").expect("write log");
 
     let s = c.status();
-    assert_eq!(
-        s["alive"], 0,
-        "neither pid is a node of this cluster: {s:#}"
-    );
+    assert_eq!(s["alive"], 0, "neither pid is a node of this cluster: {s:#}");
 
     let out = c.start(3);
     assert!(out.contains("stale"), "start says it cleaned up: {out}");
     assert!(!c.dir.join("node-7.log").exists(), "old logs removed");
-    assert!(
-        stranger.try_wait().expect("try_wait").is_none(),
-        "the stranger was not signalled"
-    );
+    assert!(stranger.try_wait().expect("try_wait").is_none(), "the stranger was not signalled");
     let s = c.status();
     assert_eq!(s["alive"], 3, "{s:#}");
     assert_ne!(s["cluster_id"], "dev-stale");
@@ -354,10 +277,7 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
     let pids = c.pids();
     c.ok(&["stop"]);
     assert!(pids.iter().all(|p| !is_ryx_node(*p)));
-    assert!(
-        stranger.try_wait().expect("try_wait").is_none(),
-        "stop did not signal the stranger either"
-    );
+    assert!(stranger.try_wait().expect("try_wait").is_none(), "stop did not signal the stranger either");
     let _ = stranger.kill();
     let _ = stranger.wait();
 }
@@ -371,20 +291,13 @@ fn pause_stops_and_resumes_nodes() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("chaos");
-    let s = c.wait_status(Duration::from_secs(10), "a paused node", |s| {
-        s["paused"] == 1
-    });
+    let s = c.wait_status(Duration::from_secs(10), "a paused node", |s| s["paused"] == 1);
     assert_eq!(s["alive"], 4, "a paused node is alive: {s:#}");
     let out = chaos.wait_with_output().expect("chaos ends");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("SIGSTOP") && text.contains("SIGCONT"),
-        "{text}"
-    );
-    c.wait_status(Duration::from_secs(20), "all 4 running and healthy", |s| {
-        s["paused"] == 0 && healthy(s, 4)
-    });
+    assert!(text.contains("SIGSTOP") && text.contains("SIGCONT"), "{text}");
+    c.wait_status(Duration::from_secs(20), "all 4 running and healthy", |s| s["paused"] == 0 && healthy(s, 4));
 }
 
 #[test]
@@ -408,55 +321,30 @@ fn measure_reports_figures_and_leaves_nothing_running() {
         .output()
         .expect("run measure");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "measure failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "measure failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let m: Value = serde_json::from_str(&stdout).expect("measure --json is JSON");
     assert_eq!(m["nodes"], 5);
     assert_eq!(m["killed"], 1);
     for key in ["connect_s", "info_full_s", "detect_s", "heal_s"] {
-        assert!(
-            m[key].as_f64().is_some_and(|v| v > 0.0),
-            "{key} missing: {m:#}"
-        );
+        assert!(m[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing: {m:#}");
     }
-    assert!(
-        m["rss_kib"]["mean"].as_f64().is_some_and(|v| v > 0.0),
-        "{m:#}"
-    );
+    assert!(m["rss_kib"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{m:#}");
     assert!(m["idle_cpu_percent"]["mean"].as_f64().is_some(), "{m:#}");
     assert_eq!(m["item_held_by_survivors"], 4);
-    assert!(
-        nodes_on_ports(base..base + 50).is_empty(),
-        "measure left nodes running"
-    );
+    assert!(nodes_on_ports(base..base + 50).is_empty(), "measure left nodes running");
 }
 
 #[test]
 fn demo_tells_the_story_and_cleans_up() {
     let base: u16 = 23_500;
     let out = Command::new(CLUSTER_BIN)
-        .args([
-            "demo",
-            "--nodes",
-            "5",
-            "--seed",
-            "1",
-            "--base-port",
-            &base.to_string(),
-        ])
+        .args(["demo", "--nodes", "5", "--seed", "1", "--base-port", &base.to_string()])
         .env("RYX_NODE_BIN", node_bin())
         .stdin(Stdio::null())
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for needle in [
         "[1/5]",
         "Connected after",
@@ -467,15 +355,9 @@ fn demo_tells_the_story_and_cleans_up() {
         "still held by 3/3",
         "[5/5] Stop",
     ] {
-        assert!(
-            stdout.contains(needle),
-            "demo output lacks {needle:?}:\n{stdout}"
-        );
+        assert!(stdout.contains(needle), "demo output lacks {needle:?}:\n{stdout}");
     }
-    assert!(
-        nodes_on_ports(base..base + 50).is_empty(),
-        "demo left nodes running"
-    );
+    assert!(nodes_on_ports(base..base + 50).is_empty(), "demo left nodes running");
 }
 
 #[test]
@@ -487,26 +369,11 @@ fn bad_input_is_reported_not_panicked_on() {
     let out = c.run(&["status"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no cluster"));
-    let out = c.run(&[
-        "start",
-        "--nodes",
-        "2",
-        "--base-port",
-        "23600",
-        "--",
-        "--port",
-        "1",
-    ]);
+    let out = c.run(&["start", "--nodes", "2", "--base-port", "23600", "--", "--port", "1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("managed by ryx-cluster"));
     assert!(c.pids().is_empty(), "nothing was started");
-    let out = c.run(&[
-        "start",
-        "--nodes",
-        "2",
-        "--node-bin",
-        "/nonexistent/ryx-node",
-    ]);
+    let out = c.run(&["start", "--nodes", "2", "--node-bin", "/nonexistent/ryx-node"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }

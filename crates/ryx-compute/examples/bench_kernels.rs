@@ -27,11 +27,7 @@ fn cpu_seconds() -> f64 {
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        f.get(i)
-            .and_then(|x| x.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(f64::NAN);
     (tick(11) + tick(12)) / 100.0
 }
 
@@ -57,11 +53,7 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 fn shell(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .expect("run baseline command");
+    let out = Command::new(cmd).args(args).env("LC_ALL", "C").output().expect("run baseline command");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -75,21 +67,12 @@ fn main() {
         std::process::exit(2)
     });
     let mb = data.len() as f64 / 1e6;
-    println!(
-        "corpus {path}: {} bytes ({mb:.1} MB), chunk {DEFAULT_CHUNK_SIZE} B, median of {repeats}",
-        data.len()
-    );
-    println!(
-        "{:<34} {:>9} {:>10} {:>8}  output",
-        "what", "seconds", "MB/s", "cpu s"
-    );
+    println!("corpus {path}: {} bytes ({mb:.1} MB), chunk {DEFAULT_CHUNK_SIZE} B, median of {repeats}", data.len());
+    println!("{:<34} {:>9} {:>10} {:>8}  output", "what", "seconds", "MB/s", "cpu s");
     // "cpu s" is this process's CPU time (baselines run in child processes: n/a).
     let row = |what: &str, secs: f64, bytes: f64, out: &str| {
         let cpu = LAST_CPU.with(|x| x.get());
-        println!(
-            "{what:<34} {secs:>9.3} {:>10.1} {cpu:>8.2}  {out}",
-            bytes / secs
-        );
+        println!("{what:<34} {secs:>9.3} {:>10.1} {cpu:>8.2}  {out}", bytes / secs);
     };
 
     let (t, out) = time(repeats, || shell("wc", &["-w", path]));
@@ -99,21 +82,14 @@ fn main() {
 
     let wc = JobSpec::new("word-count", &json!({"top": 5})).expect("spec");
     for threads in [1, 2] {
-        let (t, r) = time(repeats, || {
-            run_local(&wc, &[&data], DEFAULT_CHUNK_SIZE, threads).expect("run")
-        });
-        let out = format!(
-            "total_words={} distinct={}",
-            r.result["total_words"], r.result["distinct_words"]
-        );
+        let (t, r) = time(repeats, || run_local(&wc, &[&data], DEFAULT_CHUNK_SIZE, threads).expect("run"));
+        let out = format!("total_words={} distinct={}", r.result["total_words"], r.result["distinct_words"]);
         row(&format!("ryx word-count, {threads} thread(s)"), t, mb, &out);
     }
 
     let grep = JobSpec::new("grep", &json!({"pattern": "ERROR"})).expect("spec");
     for threads in [1, 2] {
-        let (t, r) = time(repeats, || {
-            run_local(&grep, &[&data], DEFAULT_CHUNK_SIZE, threads).expect("run")
-        });
+        let (t, r) = time(repeats, || run_local(&grep, &[&data], DEFAULT_CHUNK_SIZE, threads).expect("run"));
         row(
             &format!("ryx grep ERROR, {threads} thread(s)"),
             t,
@@ -122,53 +98,29 @@ fn main() {
         );
     }
     let grep2 = JobSpec::new("grep", &json!({"pattern": "[0-9]+ ms"})).expect("spec");
-    let (t, r) = time(repeats, || {
-        run_local(&grep2, &[&data], DEFAULT_CHUNK_SIZE, 1).expect("run")
-    });
-    row(
-        "ryx grep '[0-9]+ ms', 1 thread",
-        t,
-        mb,
-        &format!("matching_lines={}", r.result["matching_lines"]),
-    );
+    let (t, r) = time(repeats, || run_local(&grep2, &[&data], DEFAULT_CHUNK_SIZE, 1).expect("run"));
+    row("ryx grep '[0-9]+ ms', 1 thread", t, mb, &format!("matching_lines={}", r.result["matching_lines"]));
 
-    let cut = ryx_compute::split_chunks(&data, log_mib << 20)
-        .first()
-        .map_or(0, |r| r.end);
+    let cut = ryx_compute::split_chunks(&data, log_mib << 20).first().map_or(0, |r| r.end);
     let part = &data[..cut];
     let la = JobSpec::new("log-analysis", &json!({})).expect("spec");
     for threads in [1, 2] {
-        let (t, r) = time(repeats, || {
-            run_local(&la, &[part], DEFAULT_CHUNK_SIZE, threads).expect("run")
-        });
+        let (t, r) = time(repeats, || run_local(&la, &[part], DEFAULT_CHUNK_SIZE, threads).expect("run"));
         let out = format!(
             "lines={} templates={} alerts={}",
             r.result["lines"],
             r.result["templates"].as_array().map_or(0, Vec::len),
             r.result["alerts"]["count"]
         );
-        row(
-            &format!("ryx log-analysis ({log_mib} MiB), {threads} thr"),
-            t,
-            cut as f64 / 1e6,
-            &out,
-        );
+        row(&format!("ryx log-analysis ({log_mib} MiB), {threads} thr"), t, cut as f64 / 1e6, &out);
     }
 
     // What travels over the network: one default-size unit, encoded and decoded.
-    let unit = &data[..ryx_compute::split_chunks(&data, DEFAULT_CHUNK_SIZE)
-        .first()
-        .map_or(0, |r| r.end)];
-    for (name, spec) in [
-        ("word-count", &wc),
-        ("grep ERROR", &grep),
-        ("log-analysis", &la),
-    ] {
+    let unit = &data[..ryx_compute::split_chunks(&data, DEFAULT_CHUNK_SIZE).first().map_or(0, |r| r.end)];
+    for (name, spec) in [("word-count", &wc), ("grep ERROR", &grep), ("log-analysis", &la)] {
         let p = spec.map(unit).expect("map");
         let (t_enc, bytes) = time(repeats, || p.to_bytes());
-        let (t_dec, _) = time(repeats, || {
-            ryx_compute::Partial::from_bytes(&bytes).expect("decode")
-        });
+        let (t_dec, _) = time(repeats, || ryx_compute::Partial::from_bytes(&bytes).expect("decode"));
         println!(
             "partial of one {} B unit, {name:<12}: {:>9} bytes, encode {:.1} ms, decode {:.1} ms",
             unit.len(),

@@ -56,16 +56,12 @@ impl<'de> Visitor<'de> for ByteVisitor {
         let mut hex: Option<String> = None;
         while let Some(key) = map.next_key::<String>()? {
             if key != "hex" || hex.is_some() {
-                return Err(de::Error::custom(format!(
-                    "unexpected key {key:?} in byte string"
-                )));
+                return Err(de::Error::custom(format!("unexpected key {key:?} in byte string")));
             }
             hex = Some(map.next_value()?);
         }
         let hex = hex.ok_or_else(|| de::Error::custom("byte string object without \"hex\""))?;
-        from_hex(&hex)
-            .map(ByteStr)
-            .ok_or_else(|| de::Error::custom("invalid hex in byte string"))
+        from_hex(&hex).map(ByteStr).ok_or_else(|| de::Error::custom("invalid hex in byte string"))
     }
 }
 
@@ -99,9 +95,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
     if b.len() % 2 != 0 {
         return None;
     }
-    b.chunks_exact(2)
-        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
-        .collect()
+    b.chunks_exact(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
 }
 
 /// Display form of bytes: UTF-8 with invalid sequences replaced by U+FFFD.

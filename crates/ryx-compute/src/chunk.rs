@@ -78,10 +78,7 @@ pub(crate) const fn is_space(b: u8) -> bool {
 /// Trims the [`is_space`] bytes from both ends of `s`.
 pub(crate) fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| !is_space(b))
-        .map_or(start, |i| i + 1);
+    let end = s.iter().rposition(|&b| !is_space(b)).map_or(start, |i| i + 1);
     &s[start..end.max(start)]
 }
 
@@ -99,10 +96,7 @@ mod tests {
             if c.len() > t.max(1) {
                 // an over-long chunk is exactly one line
                 let body = &data[c.start..c.end - usize::from(data[c.end - 1] == b'\n')];
-                assert!(
-                    !body.contains(&b'\n'),
-                    "oversized chunk holds several lines"
-                );
+                assert!(!body.contains(&b'\n'), "oversized chunk holds several lines");
             }
             pos = c.end;
         }

@@ -30,247 +30,62 @@ struct Template {
 }
 
 const TEMPLATES: &[Template] = &[
-    Template {
-        component: "api-gateway",
-        level: "INFO",
-        weight: 120,
-        text: "GET <*> 200 in <*> ms from <*>",
-    },
-    Template {
-        component: "api-gateway",
-        level: "INFO",
-        weight: 60,
-        text: "POST <*> 201 in <*> ms from <*>",
-    },
-    Template {
-        component: "api-gateway",
-        level: "WARN",
-        weight: 8,
-        text: "GET <*> 429 rate limited client <*>",
-    },
-    Template {
-        component: "api-gateway",
-        level: "ERROR",
-        weight: 2,
-        text: "upstream <*> timed out after <*> ms",
-    },
-    Template {
-        component: "auth",
-        level: "INFO",
-        weight: 50,
-        text: "user <*> logged in from <*>",
-    },
-    Template {
-        component: "auth",
-        level: "INFO",
-        weight: 20,
-        text: "session <*> refreshed for user <*>",
-    },
-    Template {
-        component: "auth",
-        level: "WARN",
-        weight: 6,
-        text: "failed password for user <*> from <*> attempt <*>",
-    },
-    Template {
-        component: "auth",
-        level: "INFO",
-        weight: 15,
-        text: "token <*> expired",
-    },
+    Template { component: "api-gateway", level: "INFO", weight: 120, text: "GET <*> 200 in <*> ms from <*>" },
+    Template { component: "api-gateway", level: "INFO", weight: 60, text: "POST <*> 201 in <*> ms from <*>" },
+    Template { component: "api-gateway", level: "WARN", weight: 8, text: "GET <*> 429 rate limited client <*>" },
+    Template { component: "api-gateway", level: "ERROR", weight: 2, text: "upstream <*> timed out after <*> ms" },
+    Template { component: "auth", level: "INFO", weight: 50, text: "user <*> logged in from <*>" },
+    Template { component: "auth", level: "INFO", weight: 20, text: "session <*> refreshed for user <*>" },
+    Template { component: "auth", level: "WARN", weight: 6, text: "failed password for user <*> from <*> attempt <*>" },
+    Template { component: "auth", level: "INFO", weight: 15, text: "token <*> expired" },
     Template {
         component: "billing",
         level: "INFO",
         weight: 25,
         text: "invoice <*> settled for user <*> amount=<*> EUR in <*> ms",
     },
-    Template {
-        component: "billing",
-        level: "WARN",
-        weight: 3,
-        text: "card declined for user <*> code <*>",
-    },
-    Template {
-        component: "billing",
-        level: "ERROR",
-        weight: 1,
-        text: "payment provider <*> returned status <*>",
-    },
-    Template {
-        component: "db-proxy",
-        level: "DEBUG",
-        weight: 40,
-        text: "query <*> took <*> ms rows=<*>",
-    },
-    Template {
-        component: "db-proxy",
-        level: "INFO",
-        weight: 10,
-        text: "connection pool size <*> idle <*>",
-    },
-    Template {
-        component: "db-proxy",
-        level: "WARN",
-        weight: 5,
-        text: "slow query <*> took <*> ms",
-    },
-    Template {
-        component: "db-proxy",
-        level: "ERROR",
-        weight: 1,
-        text: "replica <*> lag <*> s exceeds limit",
-    },
-    Template {
-        component: "scheduler",
-        level: "INFO",
-        weight: 20,
-        text: "job <*> scheduled on worker <*>",
-    },
-    Template {
-        component: "scheduler",
-        level: "INFO",
-        weight: 20,
-        text: "job <*> finished in <*> s exit=0",
-    },
-    Template {
-        component: "scheduler",
-        level: "WARN",
-        weight: 3,
-        text: "job <*> retried attempt <*> of 5",
-    },
-    Template {
-        component: "scheduler",
-        level: "ERROR",
-        weight: 1,
-        text: "job <*> failed exit=<*>",
-    },
+    Template { component: "billing", level: "WARN", weight: 3, text: "card declined for user <*> code <*>" },
+    Template { component: "billing", level: "ERROR", weight: 1, text: "payment provider <*> returned status <*>" },
+    Template { component: "db-proxy", level: "DEBUG", weight: 40, text: "query <*> took <*> ms rows=<*>" },
+    Template { component: "db-proxy", level: "INFO", weight: 10, text: "connection pool size <*> idle <*>" },
+    Template { component: "db-proxy", level: "WARN", weight: 5, text: "slow query <*> took <*> ms" },
+    Template { component: "db-proxy", level: "ERROR", weight: 1, text: "replica <*> lag <*> s exceeds limit" },
+    Template { component: "scheduler", level: "INFO", weight: 20, text: "job <*> scheduled on worker <*>" },
+    Template { component: "scheduler", level: "INFO", weight: 20, text: "job <*> finished in <*> s exit=0" },
+    Template { component: "scheduler", level: "WARN", weight: 3, text: "job <*> retried attempt <*> of 5" },
+    Template { component: "scheduler", level: "ERROR", weight: 1, text: "job <*> failed exit=<*>" },
     Template {
         component: "storage",
         level: "INFO",
         weight: 30,
         text: "stored object <*> size=<*> bytes in bucket <*>",
     },
-    Template {
-        component: "storage",
-        level: "INFO",
-        weight: 15,
-        text: "deleted object <*> from bucket <*>",
-    },
-    Template {
-        component: "storage",
-        level: "WARN",
-        weight: 4,
-        text: "disk <*> usage at <*> percent",
-    },
-    Template {
-        component: "storage",
-        level: "ERROR",
-        weight: 1,
-        text: "checksum mismatch on block <*> of disk <*>",
-    },
-    Template {
-        component: "cache",
-        level: "DEBUG",
-        weight: 60,
-        text: "hit key <*>",
-    },
-    Template {
-        component: "cache",
-        level: "DEBUG",
-        weight: 25,
-        text: "miss key <*> loading from <*>",
-    },
-    Template {
-        component: "cache",
-        level: "INFO",
-        weight: 5,
-        text: "evicted <*> entries to free <*> bytes",
-    },
-    Template {
-        component: "search",
-        level: "INFO",
-        weight: 20,
-        text: "query <*> returned <*> hits in <*> ms",
-    },
-    Template {
-        component: "search",
-        level: "INFO",
-        weight: 4,
-        text: "index segment <*> merged into <*>",
-    },
-    Template {
-        component: "search",
-        level: "WARN",
-        weight: 2,
-        text: "shard <*> unassigned on node <*>",
-    },
-    Template {
-        component: "mailer",
-        level: "INFO",
-        weight: 10,
-        text: "sent mail <*> to <*>",
-    },
-    Template {
-        component: "mailer",
-        level: "WARN",
-        weight: 2,
-        text: "bounce from <*> for mail <*>",
-    },
-    Template {
-        component: "kernel",
-        level: "INFO",
-        weight: 3,
-        text: "eth0 link up at <*> Mbps",
-    },
-    Template {
-        component: "kernel",
-        level: "WARN",
-        weight: 1,
-        text: "CPU <*> temperature above threshold <*> C",
-    },
-    Template {
-        component: "health",
-        level: "INFO",
-        weight: 12,
-        text: "probe <*> ok latency=<*> ms",
-    },
-    Template {
-        component: "health",
-        level: "WARN",
-        weight: 2,
-        text: "probe <*> degraded latency=<*> ms",
-    },
+    Template { component: "storage", level: "INFO", weight: 15, text: "deleted object <*> from bucket <*>" },
+    Template { component: "storage", level: "WARN", weight: 4, text: "disk <*> usage at <*> percent" },
+    Template { component: "storage", level: "ERROR", weight: 1, text: "checksum mismatch on block <*> of disk <*>" },
+    Template { component: "cache", level: "DEBUG", weight: 60, text: "hit key <*>" },
+    Template { component: "cache", level: "DEBUG", weight: 25, text: "miss key <*> loading from <*>" },
+    Template { component: "cache", level: "INFO", weight: 5, text: "evicted <*> entries to free <*> bytes" },
+    Template { component: "search", level: "INFO", weight: 20, text: "query <*> returned <*> hits in <*> ms" },
+    Template { component: "search", level: "INFO", weight: 4, text: "index segment <*> merged into <*>" },
+    Template { component: "search", level: "WARN", weight: 2, text: "shard <*> unassigned on node <*>" },
+    Template { component: "mailer", level: "INFO", weight: 10, text: "sent mail <*> to <*>" },
+    Template { component: "mailer", level: "WARN", weight: 2, text: "bounce from <*> for mail <*>" },
+    Template { component: "kernel", level: "INFO", weight: 3, text: "eth0 link up at <*> Mbps" },
+    Template { component: "kernel", level: "WARN", weight: 1, text: "CPU <*> temperature above threshold <*> C" },
+    Template { component: "health", level: "INFO", weight: 12, text: "probe <*> ok latency=<*> ms" },
+    Template { component: "health", level: "WARN", weight: 2, text: "probe <*> degraded latency=<*> ms" },
     // Error-burst and anomaly templates: rare in normal operation.
-    Template {
-        component: "db-proxy",
-        level: "ERROR",
-        weight: 0,
-        text: "connection to <*> refused",
-    },
-    Template {
-        component: "api-gateway",
-        level: "ERROR",
-        weight: 0,
-        text: "circuit breaker open for <*>",
-    },
-    Template {
-        component: "storage",
-        level: "FATAL",
-        weight: 0,
-        text: "disk <*> failed: I/O error on sector <*>",
-    },
+    Template { component: "db-proxy", level: "ERROR", weight: 0, text: "connection to <*> refused" },
+    Template { component: "api-gateway", level: "ERROR", weight: 0, text: "circuit breaker open for <*>" },
+    Template { component: "storage", level: "FATAL", weight: 0, text: "disk <*> failed: I/O error on sector <*>" },
     Template {
         component: "auth",
         level: "ERROR",
         weight: 0,
         text: "possible brute force from <*>: <*> failures in <*> s",
     },
-    Template {
-        component: "kernel",
-        level: "FATAL",
-        weight: 0,
-        text: "Out of memory: killed process <*> (<*>)",
-    },
+    Template { component: "kernel", level: "FATAL", weight: 0, text: "Out of memory: killed process <*> (<*>)" },
 ];
 
 /// Index of the first burst/anomaly template.
@@ -308,17 +123,10 @@ impl Gen {
     }
 }
 
-const WORDS: &[&str] = &[
-    "alpha", "orders", "media", "reports", "logs", "users", "backups", "images", "static", "events",
-];
-const PATHS: &[&str] = &[
-    "/api/v1/orders",
-    "/api/v1/users",
-    "/api/v2/search",
-    "/healthz",
-    "/api/v1/cart",
-    "/static/app.js",
-];
+const WORDS: &[&str] =
+    &["alpha", "orders", "media", "reports", "logs", "users", "backups", "images", "static", "events"];
+const PATHS: &[&str] =
+    &["/api/v1/orders", "/api/v1/users", "/api/v2/search", "/healthz", "/api/v1/cart", "/static/app.js"];
 
 fn fill(g: &mut Gen, text: &str, out: &mut String) {
     let mut parts = text.split("<*>").peekable();
@@ -332,27 +140,11 @@ fn fill(g: &mut Gen, text: &str, out: &mut String) {
         let before = p.trim_end().rsplit(' ').next().unwrap_or("");
         let v = g.next();
         let _ = match before {
-            "from" | "to" | "client" => write!(
-                out,
-                "10.{}.{}.{}",
-                v % 4,
-                (v >> 8) % 256,
-                (v >> 16) % 254 + 1
-            ),
+            "from" | "to" | "client" => write!(out, "10.{}.{}.{}", v % 4, (v >> 8) % 256, (v >> 16) % 254 + 1),
             "user" => write!(out, "u{}", 1000 + v % 9000),
-            "GET" | "POST" => write!(
-                out,
-                "{}/{}",
-                PATHS[(v % PATHS.len() as u64) as usize],
-                v % 10_000
-            ),
+            "GET" | "POST" => write!(out, "{}/{}", PATHS[(v % PATHS.len() as u64) as usize], v % 10_000),
             "bucket" => write!(out, "{}", WORDS[(v % WORDS.len() as u64) as usize]),
-            "key" => write!(
-                out,
-                "{}:{:x}",
-                WORDS[(v % WORDS.len() as u64) as usize],
-                (v >> 8) % 0xFFFFF
-            ),
+            "key" => write!(out, "{}:{:x}", WORDS[(v % WORDS.len() as u64) as usize], (v >> 8) % 0xFFFFF),
             "amount=" | "" if p.ends_with("amount=") => {
                 write!(out, "{}.{:02}", v % 500, (v >> 9) % 100)
             }
@@ -362,16 +154,7 @@ fn fill(g: &mut Gen, text: &str, out: &mut String) {
             "disk" => write!(out, "sd{}", (b'a' + (v % 8) as u8) as char),
             _ => {
                 k += 1;
-                write!(
-                    out,
-                    "{}",
-                    (v >> (k % 7))
-                        % if before == "in" || before.ends_with("=") {
-                            2000
-                        } else {
-                            100_000
-                        }
-                )
+                write!(out, "{}", (v >> (k % 7)) % if before == "in" || before.ends_with("=") { 2000 } else { 100_000 })
             }
         };
     }
@@ -380,9 +163,7 @@ fn fill(g: &mut Gen, text: &str, out: &mut String) {
 /// Generates about `size` bytes of sample logs (whole lines) from `seed`,
 /// with the template index that produced each line.
 pub fn generate_labelled(size: usize, seed: u64) -> (Vec<u8>, Vec<u16>) {
-    let mut g = Gen {
-        s: seed ^ 0x0005_EED0_F4E7,
-    };
+    let mut g = Gen { s: seed ^ 0x0005_EED0_F4E7 };
     let total: u64 = TEMPLATES.iter().map(|t| t.weight as u64).sum();
     let mut out = String::with_capacity(size + 256);
     let mut labels = Vec::with_capacity(size / 80);
@@ -457,11 +238,7 @@ mod tests {
         assert_eq!(a.last(), Some(&b'\n'));
         assert_eq!(a.iter().filter(|&&c| c == b'\n').count(), la.len());
         let distinct: std::collections::BTreeSet<u16> = la.iter().copied().collect();
-        assert!(
-            distinct.len() >= 30,
-            "only {} templates used",
-            distinct.len()
-        );
+        assert!(distinct.len() >= 30, "only {} templates used", distinct.len());
         let text = String::from_utf8(a).expect("ascii");
         assert!(text.lines().all(|l| l.starts_with("2026-03-")));
     }
@@ -469,11 +246,8 @@ mod tests {
     #[test]
     fn log_analysis_recovers_the_templates() {
         let (data, labels) = generate_labelled(400_000, 7);
-        let spec = crate::JobSpec::new(
-            "log-analysis",
-            &serde_json::json!({"format": FORMAT, "assignments": true}),
-        )
-        .expect("spec");
+        let spec = crate::JobSpec::new("log-analysis", &serde_json::json!({"format": FORMAT, "assignments": true}))
+            .expect("spec");
         let run = crate::run_local(&spec, &[&data], 64 << 10, 2).expect("run");
         let assigned: Vec<u64> = run.result["line_templates"]
             .as_array()
@@ -490,11 +264,7 @@ mod tests {
             by_truth.entry(t).or_default().push(i);
             by_found.entry(f).or_default().push(i);
         }
-        let correct = labels
-            .iter()
-            .zip(&assigned)
-            .filter(|(t, f)| by_truth[t] == by_found[f])
-            .count();
+        let correct = labels.iter().zip(&assigned).filter(|(t, f)| by_truth[t] == by_found[f]).count();
         let acc = correct as f64 / labels.len() as f64;
         println!("sample corpus grouping accuracy: {acc:.4}");
         assert!(acc >= 0.9, "grouping accuracy {acc}");

@@ -39,9 +39,7 @@ pub enum ComputeError {
         found: JobKind,
     },
     /// A partial produced under different parameters was handed to this job.
-    #[error(
-        "partial was produced by a different job spec (fingerprint {found}, expected {expected})"
-    )]
+    #[error("partial was produced by a different job spec (fingerprint {found}, expected {expected})")]
     SpecMismatch {
         /// Fingerprint of this job's spec.
         expected: String,
@@ -69,10 +67,7 @@ pub enum ComputeError {
 
 impl ComputeError {
     pub(crate) fn params(kind: JobKind, msg: impl Into<String>) -> Self {
-        ComputeError::InvalidParams {
-            kind,
-            msg: msg.into(),
-        }
+        ComputeError::InvalidParams { kind, msg: msg.into() }
     }
 
     pub(crate) fn bad(msg: impl Into<String>) -> Self {

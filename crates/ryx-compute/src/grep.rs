@@ -71,18 +71,8 @@ impl GrepParams {
             pattern: pattern.clone(),
             reason: e.to_string(),
         })?;
-        let chunk_re = if confined_to_line(&pattern) {
-            build(true).ok()
-        } else {
-            None
-        };
-        Ok(GrepParams {
-            pattern,
-            case_insensitive,
-            max_samples,
-            line_re,
-            chunk_re,
-        })
+        let chunk_re = if confined_to_line(&pattern) { build(true).ok() } else { None };
+        Ok(GrepParams { pattern, case_insensitive, max_samples, line_re, chunk_re })
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -147,13 +137,9 @@ impl GrepPartial {
 
     /// Checks the invariants that depend on the job's parameters.
     pub(crate) fn check_params(&self, p: &GrepParams) -> Result<(), ComputeError> {
-        let expect = usize::try_from(self.matching_lines)
-            .unwrap_or(usize::MAX)
-            .min(p.max_samples);
+        let expect = usize::try_from(self.matching_lines).unwrap_or(usize::MAX).min(p.max_samples);
         if self.samples.len() != expect {
-            return Err(ComputeError::bad(
-                "grep: wrong number of samples for this job",
-            ));
+            return Err(ComputeError::bad("grep: wrong number of samples for this job"));
         }
         Ok(())
     }
@@ -175,9 +161,7 @@ pub(crate) fn map(p: &GrepParams, chunk: &[u8]) -> Result<GrepPartial, ComputeEr
                     break;
                 };
                 let s = m.start().min(chunk.len());
-                let ls = memchr::memrchr(b'\n', &chunk[..s])
-                    .map_or(0, |i| i + 1)
-                    .max(pos);
+                let ls = memchr::memrchr(b'\n', &chunk[..s]).map_or(0, |i| i + 1).max(pos);
                 let le = memchr::memchr(b'\n', &chunk[s..]).map_or(chunk.len(), |i| s + i);
                 if ls == chunk.len() {
                     break; // empty remainder after a final '\n' is not a line
@@ -202,19 +186,9 @@ pub(crate) fn map(p: &GrepParams, chunk: &[u8]) -> Result<GrepPartial, ComputeEr
     Ok(out)
 }
 
-pub(crate) fn merge(
-    p: &GrepParams,
-    mut a: GrepPartial,
-    b: GrepPartial,
-) -> Result<GrepPartial, ComputeError> {
-    a.lines = a
-        .lines
-        .checked_add(b.lines)
-        .ok_or(ComputeError::Overflow("line count"))?;
-    a.matching_lines = a
-        .matching_lines
-        .checked_add(b.matching_lines)
-        .ok_or(ComputeError::Overflow("match count"))?;
+pub(crate) fn merge(p: &GrepParams, mut a: GrepPartial, b: GrepPartial) -> Result<GrepPartial, ComputeError> {
+    a.lines = a.lines.checked_add(b.lines).ok_or(ComputeError::Overflow("line count"))?;
+    a.matching_lines = a.matching_lines.checked_add(b.matching_lines).ok_or(ComputeError::Overflow("match count"))?;
     let room = p.max_samples.saturating_sub(a.samples.len());
     a.samples.extend(b.samples.into_iter().take(room));
     Ok(a)
@@ -235,15 +209,7 @@ mod tests {
 
     #[test]
     fn line_confinement_is_conservative() {
-        for ok in [
-            "ERROR",
-            "[0-9]+ ms",
-            "^-",
-            "(WARN|FATAL)",
-            r"\d+\.\d+",
-            r"\bfoo\b$",
-            "a.b",
-        ] {
+        for ok in ["ERROR", "[0-9]+ ms", "^-", "(WARN|FATAL)", r"\d+\.\d+", r"\bfoo\b$", "a.b"] {
             assert!(confined_to_line(ok), "{ok}");
         }
         for no in [

@@ -23,8 +23,8 @@
 mod bytes;
 mod chunk;
 pub mod corpus;
-pub mod eval;
 mod error;
+pub mod eval;
 pub mod grep;
 pub mod loganalysis;
 mod partial;
@@ -86,10 +86,7 @@ impl FromStr for JobKind {
     type Err = ComputeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| ComputeError::UnknownKind(s.to_owned()))
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| ComputeError::UnknownKind(s.to_owned()))
     }
 }
 
@@ -164,26 +161,17 @@ impl JobSpec {
 
     fn check(&self) -> Result<(), ComputeError> {
         if self.kind != self.params.kind() {
-            return Err(ComputeError::InconsistentSpec {
-                kind: self.kind,
-                params: self.params.kind(),
-            });
+            return Err(ComputeError::InconsistentSpec { kind: self.kind, params: self.params.kind() });
         }
         Ok(())
     }
 
     fn check_partial(&self, p: &Partial, fp: &str) -> Result<(), ComputeError> {
         if p.kind() != self.kind {
-            return Err(ComputeError::KindMismatch {
-                expected: self.kind,
-                found: p.kind(),
-            });
+            return Err(ComputeError::KindMismatch { expected: self.kind, found: p.kind() });
         }
         if p.spec != fp {
-            return Err(ComputeError::SpecMismatch {
-                expected: fp.to_owned(),
-                found: p.spec.clone(),
-            });
+            return Err(ComputeError::SpecMismatch { expected: fp.to_owned(), found: p.spec.clone() });
         }
         match (&self.params, &p.data) {
             (Params::Grep(gp), PartialData::Grep(g)) => g.check_params(gp),
@@ -200,10 +188,7 @@ impl JobSpec {
             Params::Grep(_) => PartialData::Grep(grep::GrepPartial::default()),
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::LogPartial::empty(p)),
         };
-        Partial {
-            spec: self.fingerprint(),
-            data,
-        }
+        Partial { spec: self.fingerprint(), data }
     }
 
     /// Maps one unit (a chunk of whole lines, as cut by [`split_chunks`]) to its partial.
@@ -214,10 +199,7 @@ impl JobSpec {
             Params::Grep(p) => PartialData::Grep(grep::map(p, chunk)?),
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::map(p, chunk)?),
         };
-        Ok(Partial {
-            spec: self.fingerprint(),
-            data,
-        })
+        Ok(Partial { spec: self.fingerprint(), data })
     }
 
     /// Combines the partial of earlier units `a` with that of the units right after
@@ -232,18 +214,11 @@ impl JobSpec {
             (Params::WordCount(_), PartialData::WordCount(x), PartialData::WordCount(y)) => {
                 PartialData::WordCount(wordcount::merge(x, y)?)
             }
-            (Params::Grep(p), PartialData::Grep(x), PartialData::Grep(y)) => {
-                PartialData::Grep(grep::merge(p, x, y)?)
-            }
+            (Params::Grep(p), PartialData::Grep(x), PartialData::Grep(y)) => PartialData::Grep(grep::merge(p, x, y)?),
             (Params::LogAnalysis(p), PartialData::LogAnalysis(x), PartialData::LogAnalysis(y)) => {
                 PartialData::LogAnalysis(loganalysis::merge(p, x, y)?)
             }
-            (_, x, _) => {
-                return Err(ComputeError::KindMismatch {
-                    expected: self.kind,
-                    found: x.kind(),
-                })
-            }
+            (_, x, _) => return Err(ComputeError::KindMismatch { expected: self.kind, found: x.kind() }),
         };
         Ok(Partial { spec: fp, data })
     }
@@ -256,10 +231,7 @@ impl JobSpec {
             (Params::WordCount(wp), PartialData::WordCount(x)) => Ok(wordcount::finish(wp, x)),
             (Params::Grep(_), PartialData::Grep(x)) => Ok(grep::finish(x)),
             (Params::LogAnalysis(lp), PartialData::LogAnalysis(x)) => loganalysis::finish(lp, x),
-            _ => Err(ComputeError::KindMismatch {
-                expected: self.kind,
-                found: p.kind(),
-            }),
+            _ => Err(ComputeError::KindMismatch { expected: self.kind, found: p.kind() }),
         }
     }
 }
@@ -336,10 +308,7 @@ pub struct LocalRun {
 /// The units of `inputs`: every input split with [`split_chunks`], in (input, chunk)
 /// order.
 pub fn units<'a>(inputs: &[&'a [u8]], chunk_size: usize) -> Vec<&'a [u8]> {
-    inputs
-        .iter()
-        .flat_map(|d| split_chunks(d, chunk_size).into_iter().map(move |r| &d[r]))
-        .collect()
+    inputs.iter().flat_map(|d| split_chunks(d, chunk_size).into_iter().map(move |r| &d[r])).collect()
 }
 
 /// Runs a job on this machine: splits every input into units, maps them on
@@ -372,12 +341,7 @@ pub fn run_local(
     let result = spec.finish(last)?;
     let result_bytes = canonical_json(&result);
     let result_digest = digest_hex(&result_bytes);
-    Ok(LocalRun {
-        result,
-        result_bytes,
-        result_digest,
-        units: n,
-    })
+    Ok(LocalRun { result, result_bytes, result_digest, units: n })
 }
 
 fn map_parallel(spec: &JobSpec, units: &[&[u8]], workers: usize) -> Result<Partial, ComputeError> {
@@ -446,21 +410,14 @@ fn map_parallel(spec: &JobSpec, units: &[&[u8]], workers: usize) -> Result<Parti
 
 // ---- parameter helpers -------------------------------------------------------
 
-pub(crate) fn params_object(
-    kind: JobKind,
-    v: &Value,
-    allowed: &[&str],
-) -> Result<Map<String, Value>, ComputeError> {
+pub(crate) fn params_object(kind: JobKind, v: &Value, allowed: &[&str]) -> Result<Map<String, Value>, ComputeError> {
     let obj = match v {
         Value::Null => return Ok(Map::new()),
         Value::Object(m) => m,
         _ => return Err(ComputeError::params(kind, "params must be a JSON object")),
     };
     if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ComputeError::params(
-            kind,
-            format!("unknown parameter {k:?} (allowed: {})", allowed.join(", ")),
-        ));
+        return Err(ComputeError::params(kind, format!("unknown parameter {k:?} (allowed: {})", allowed.join(", "))));
     }
     Ok(obj.clone())
 }
@@ -475,29 +432,19 @@ pub(crate) fn opt_usize(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
-            Some(x) if (min..=max).contains(&x) => usize::try_from(x)
-                .map(Some)
-                .map_err(|_| ComputeError::params(kind, format!("`{key}` is too large"))),
-            _ => Err(ComputeError::params(
-                kind,
-                format!("`{key}` must be an integer between {min} and {max}"),
-            )),
+            Some(x) if (min..=max).contains(&x) => {
+                usize::try_from(x).map(Some).map_err(|_| ComputeError::params(kind, format!("`{key}` is too large")))
+            }
+            _ => Err(ComputeError::params(kind, format!("`{key}` must be an integer between {min} and {max}"))),
         },
     }
 }
 
-pub(crate) fn opt_bool(
-    kind: JobKind,
-    obj: &Map<String, Value>,
-    key: &str,
-) -> Result<Option<bool>, ComputeError> {
+pub(crate) fn opt_bool(kind: JobKind, obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ComputeError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ComputeError::params(
-            kind,
-            format!("`{key}` must be true or false"),
-        )),
+        Some(_) => Err(ComputeError::params(kind, format!("`{key}` must be true or false"))),
     }
 }
 
@@ -509,9 +456,6 @@ pub(crate) fn opt_str<'a>(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ComputeError::params(
-            kind,
-            format!("`{key}` must be a string"),
-        )),
+        Some(_) => Err(ComputeError::params(kind, format!("`{key}` must be a string"))),
     }
 }

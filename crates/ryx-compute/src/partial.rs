@@ -84,11 +84,7 @@ impl Partial {
     /// Canonical encoding: compact JSON with object keys in sorted order and all
     /// collections in a deterministic order. Equal partials give equal bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let env = Envelope {
-            partial: &self.data,
-            spec: &self.spec,
-            v: PARTIAL_FORMAT_VERSION,
-        };
+        let env = Envelope { partial: &self.data, spec: &self.spec, v: PARTIAL_FORMAT_VERSION };
         // Serializing these types cannot fail (no non-string map keys, no custom errors).
         serde_json::to_vec(&env).unwrap_or_default()
     }
@@ -96,8 +92,8 @@ impl Partial {
     /// Decodes and validates bytes produced by [`to_bytes`](Self::to_bytes). Any
     /// malformed or inconsistent input gives [`ComputeError::BadPartial`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Partial, ComputeError> {
-        let env: EnvelopeWire = serde_json::from_slice(bytes)
-            .map_err(|e| ComputeError::bad(format!("cannot decode: {e}")))?;
+        let env: EnvelopeWire =
+            serde_json::from_slice(bytes).map_err(|e| ComputeError::bad(format!("cannot decode: {e}")))?;
         if env.v != PARTIAL_FORMAT_VERSION {
             return Err(ComputeError::bad(format!(
                 "unsupported partial format version {} (expected {PARTIAL_FORMAT_VERSION})",
@@ -115,10 +111,7 @@ impl Partial {
             }
             PartialWire::WordCount(w) => PartialData::WordCount(WcPartial::from_wire(w)?),
         };
-        Ok(Partial {
-            spec: env.spec,
-            data,
-        })
+        Ok(Partial { spec: env.spec, data })
     }
 
     /// Lowercase hex BLAKE3 digest of [`to_bytes`](Self::to_bytes).

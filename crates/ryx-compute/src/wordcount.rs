@@ -118,12 +118,7 @@ impl Default for WordTable {
 impl WordTable {
     fn with_capacity(n: usize) -> Self {
         let cap = (n.max(8) * 2).next_power_of_two();
-        WordTable {
-            arena: Vec::new(),
-            entries: Vec::with_capacity(n),
-            slots: vec![0; cap],
-            total: 0,
-        }
+        WordTable { arena: Vec::new(), entries: Vec::with_capacity(n), slots: vec![0; cap], total: 0 }
     }
 
     /// Number of distinct words.
@@ -157,10 +152,7 @@ impl WordTable {
     /// Adds `count` occurrences of `w` whose hash is `h`. Returns false when `w` was new.
     #[inline]
     fn add(&mut self, w: &[u8], h: u64, count: u64) -> Result<bool, ComputeError> {
-        self.total = self
-            .total
-            .checked_add(count)
-            .ok_or(ComputeError::Overflow("word total"))?;
+        self.total = self.total.checked_add(count).ok_or(ComputeError::Overflow("word total"))?;
         let mask = self.slots.len() - 1;
         let mut s = (h as usize) & mask;
         loop {
@@ -171,10 +163,7 @@ impl WordTable {
             let e = &self.entries[(idx - 1) as usize];
             if e.hash == h && e.len == w.len() && &self.arena[e.off..e.off + e.len] == w {
                 let e = &mut self.entries[(idx - 1) as usize];
-                e.count = e
-                    .count
-                    .checked_add(count)
-                    .ok_or(ComputeError::Overflow("word count"))?;
+                e.count = e.count.checked_add(count).ok_or(ComputeError::Overflow("word count"))?;
                 return Ok(true);
             }
             s = (s + 1) & mask;
@@ -184,12 +173,7 @@ impl WordTable {
         }
         let off = self.arena.len();
         self.arena.extend_from_slice(w);
-        self.entries.push(Entry {
-            hash: h,
-            off,
-            len: w.len(),
-            count,
-        });
+        self.entries.push(Entry { hash: h, off, len: w.len(), count });
         self.slots[s] = self.entries.len() as u32;
         if self.entries.len() * 2 > self.slots.len() {
             self.grow();
@@ -248,11 +232,7 @@ impl WordTable {
 
     /// The `k` most frequent words, by count descending then bytes ascending.
     fn top(&self, k: usize) -> Vec<(&[u8], u64)> {
-        let mut v: Vec<(&[u8], u64)> = self
-            .entries
-            .iter()
-            .map(|e| (self.word(e), e.count))
-            .collect();
+        let mut v: Vec<(&[u8], u64)> = self.entries.iter().map(|e| (self.word(e), e.count)).collect();
         let order = |a: &(&[u8], u64), b: &(&[u8], u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
         if k == 0 {
             return Vec::new();
@@ -290,10 +270,7 @@ impl Serialize for WcPartial {
         struct Repr<'a> {
             words: Words<'a>,
         }
-        Repr {
-            words: Words(&self.table),
-        }
-        .serialize(s)
+        Repr { words: Words(&self.table) }.serialize(s)
     }
 }
 
@@ -310,10 +287,7 @@ impl WcPartial {
         let mut prev: Option<&[u8]> = None;
         for (word, count) in &w.words {
             if !is_word(&word.0) {
-                return Err(ComputeError::bad(format!(
-                    "word-count: {:?} is not a word",
-                    lossy(&word.0)
-                )));
+                return Err(ComputeError::bad(format!("word-count: {:?} is not a word", lossy(&word.0))));
             }
             if count == &0 {
                 return Err(ComputeError::bad("word-count: zero count"));
@@ -348,12 +322,7 @@ pub(crate) fn merge(mut a: WcPartial, mut b: WcPartial) -> Result<WcPartial, Com
 }
 
 pub(crate) fn finish(p: &WordCountParams, part: &WcPartial) -> Value {
-    let top: Vec<Value> = part
-        .table
-        .top(p.top)
-        .into_iter()
-        .map(|(w, c)| json!([lossy(w), c]))
-        .collect();
+    let top: Vec<Value> = part.table.top(p.top).into_iter().map(|(w, c)| json!([lossy(w), c])).collect();
     json!({
         "total_words": part.table.total(),
         "distinct_words": part.table.distinct(),
@@ -411,11 +380,7 @@ mod tests {
         assert_eq!(count_words(b"a\x01 b"), 2);
         assert_eq!(count_words(b"\x01 a \x01"), 1);
         assert_eq!(count_words(b"\x00 \x00"), 0);
-        for data in [
-            &b"a\x01b \x80\xff c\x1c d\xa0e"[..],
-            b"  x  y\tz\n\x0bq\x0c\rw ",
-            b"",
-        ] {
+        for data in [&b"a\x01b \x80\xff c\x1c d\xa0e"[..], b"  x  y\tz\n\x0bq\x0c\rw ", b""] {
             let p = map(data).expect("map");
             assert_eq!(p.table.total(), count_words(data));
         }
@@ -425,11 +390,7 @@ mod tests {
     fn words_are_whole_runs() {
         assert_eq!(
             words(b"\x01a \x80 b\x80 a\x01 \x01a"),
-            vec![
-                (b"\x01a".to_vec(), 2),
-                (b"a\x01".to_vec(), 1),
-                (b"b\x80".to_vec(), 1)
-            ]
+            vec![(b"\x01a".to_vec(), 2), (b"a\x01".to_vec(), 1), (b"b\x80".to_vec(), 1)]
         );
     }
 

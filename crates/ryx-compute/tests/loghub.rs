@@ -85,16 +85,9 @@ fn ground_truth(dir: &Path, name: &str) -> HashMap<String, Vec<String>> {
     let text = std::fs::read_to_string(&path).expect("read structured csv");
     let rows = parse_csv(&text);
     let header = rows[0].clone();
-    let mut cols: HashMap<String, Vec<String>> =
-        header.iter().map(|h| (h.clone(), Vec::new())).collect();
+    let mut cols: HashMap<String, Vec<String>> = header.iter().map(|h| (h.clone(), Vec::new())).collect();
     for (i, r) in rows[1..].iter().enumerate() {
-        assert_eq!(
-            r.len(),
-            header.len(),
-            "{name}: row {} has {} fields",
-            i + 1,
-            r.len()
-        );
+        assert_eq!(r.len(), header.len(), "{name}: row {} has {} fields", i + 1, r.len());
         assert_eq!(r[0], (i + 1).to_string(), "{name}: LineId out of order");
         for (h, v) in header.iter().zip(r) {
             cols.get_mut(h).expect("column").push(v.clone());
@@ -126,12 +119,7 @@ fn grouping_accuracy(truth: &[String], parsed: &[u64]) -> f64 {
 }
 
 fn line_templates(v: &Value) -> Vec<u64> {
-    v["line_templates"]
-        .as_array()
-        .expect("line_templates")
-        .iter()
-        .map(|x| x.as_u64().expect("id"))
-        .collect()
+    v["line_templates"].as_array().expect("line_templates").iter().map(|x| x.as_u64().expect("id")).collect()
 }
 
 #[test]
@@ -146,40 +134,22 @@ fn grouping_accuracy_matches_drain_single_and_chunked() {
         let log = std::fs::read(dir.join(name).join(format!("{name}_2k.log"))).expect("read log");
         let truth = ground_truth(&dir, name);
         let events = &truth["EventId"];
-        let spec = JobSpec::new(
-            "log-analysis",
-            &json!({"preset": name, "assignments": true}),
-        )
-        .expect("spec");
+        let spec = JobSpec::new("log-analysis", &json!({"preset": name, "assignments": true})).expect("spec");
         let single = run_local(&spec, &[&log], log.len() + 1, 1).expect("single run");
         let chunked = run_local(&spec, &[&log], log.len() / 10, 2).expect("chunked run");
-        assert_eq!(
-            single.result["lines"].as_u64(),
-            Some(events.len() as u64),
-            "{name}: line count"
-        );
+        assert_eq!(single.result["lines"].as_u64(), Some(events.len() as u64), "{name}: line count");
         let a1 = grouping_accuracy(events, &line_templates(&single.result));
         let a10 = grouping_accuracy(events, &line_templates(&chunked.result));
         let ntemp = single.result["templates"].as_array().map_or(0, Vec::len);
         // For information: the preset's layout with the generic defaults (default
         // masks, similarity 0.5, depth 4). Printed, not asserted.
         let format = spec.params.to_json()["format"].clone();
-        let generic = JobSpec::new(
-            "log-analysis",
-            &json!({"format": format, "assignments": true}),
-        )
-        .expect("generic spec");
+        let generic =
+            JobSpec::new("log-analysis", &json!({"format": format, "assignments": true})).expect("generic spec");
         let g = run_local(&generic, &[&log], log.len() / 10, 2).expect("generic run");
         let ag = grouping_accuracy(events, &line_templates(&g.result));
-        println!(
-            "{name:<10} {drain:>8.4} {a1:>10.4} {a10:>10.4} {:>6} {ntemp:>9} {ag:>8.4}",
-            chunked.units
-        );
-        assert_eq!(
-            single.result["unparsed"].as_u64(),
-            Some(0),
-            "{name}: every line fits the layout"
-        );
+        println!("{name:<10} {drain:>8.4} {a1:>10.4} {a10:>10.4} {:>6} {ntemp:>9} {ag:>8.4}", chunked.units);
+        assert_eq!(single.result["unparsed"].as_u64(), Some(0), "{name}: every line fits the layout");
         if a1 + 1e-9 < drain || a10 + 1e-9 < drain {
             failures.push(format!("{name}: {a1:.4} / {a10:.4} < {drain:.4}"));
         }
@@ -194,13 +164,8 @@ fn bgl_alert_precision_recall() {
     let truth = ground_truth(&dir, "BGL");
     let labels = &truth["Label"];
     let spec = JobSpec::new("log-analysis", &json!({"preset": "BGL"})).expect("spec");
-    let ryx_compute::Params::LogAnalysis(p) = &spec.params else {
-        panic!("log-analysis params")
-    };
-    let lines: Vec<&[u8]> = log
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let ryx_compute::Params::LogAnalysis(p) = &spec.params else { panic!("log-analysis params") };
+    let lines: Vec<&[u8]> = log.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), labels.len());
     let (mut tp, mut fp, mut fneg) = (0u32, 0u32, 0u32);
     for (line, label) in lines.iter().zip(labels) {
@@ -215,8 +180,5 @@ fn bgl_alert_precision_recall() {
     let recall = f64::from(tp) / f64::from((tp + fneg).max(1));
     println!("\nBGL alerts vs labels: tp={tp} fp={fp} fn={fneg} precision={precision:.4} recall={recall:.4}");
     let r = run_local(&spec, &[&log], log.len() / 10, 2).expect("run");
-    assert_eq!(
-        r.result["alerts"]["count"].as_u64(),
-        Some(u64::from(tp + fp))
-    );
+    assert_eq!(r.result["alerts"]["count"].as_u64(), Some(u64::from(tp + fp)));
 }

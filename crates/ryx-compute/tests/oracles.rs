@@ -11,26 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/loghub");
-const DATASETS: &[&str] = &[
-    "Android",
-    "Apache",
-    "BGL",
-    "HDFS",
-    "HPC",
-    "Hadoop",
-    "Linux",
-    "OpenSSH",
-    "Spark",
-    "Zookeeper",
-];
+const DATASETS: &[&str] =
+    &["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
 
 fn loghub_files() -> Vec<PathBuf> {
     let dir = Path::new(DATA);
-    let files: Vec<PathBuf> = DATASETS
-        .iter()
-        .map(|d| dir.join(d).join(format!("{d}_2k.log")))
-        .filter(|p| p.is_file())
-        .collect();
+    let files: Vec<PathBuf> =
+        DATASETS.iter().map(|d| dir.join(d).join(format!("{d}_2k.log"))).filter(|p| p.is_file()).collect();
     if files.is_empty() {
         println!("SKIP: loghub data not found at {DATA}; file oracle checks not run");
     }
@@ -73,19 +60,13 @@ fn run_c(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 
 fn wc_w(input: &[u8]) -> u64 {
     let out = run_c("wc", &["-w"], input);
-    String::from_utf8_lossy(&out)
-        .trim()
-        .parse()
-        .expect("wc output")
+    String::from_utf8_lossy(&out).trim().parse().expect("wc output")
 }
 
 fn grep_c(pattern: &str, ci: bool, input: &[u8]) -> u64 {
     let flags = if ci { "-ciE" } else { "-cE" };
     let out = run_c("grep", &["-a", flags, "--", pattern], input);
-    String::from_utf8_lossy(&out)
-        .trim()
-        .parse()
-        .expect("grep output")
+    String::from_utf8_lossy(&out).trim().parse().expect("grep output")
 }
 
 fn word_total(data: &[u8], chunk: usize) -> u64 {
@@ -103,12 +84,7 @@ fn word_count_matches_wc_on_loghub() {
     for f in loghub_files() {
         let data = std::fs::read(&f).expect("read");
         let want = wc_w(&data);
-        assert_eq!(
-            word_total(&data, data.len() / 7 + 1),
-            want,
-            "{}",
-            f.display()
-        );
+        assert_eq!(word_total(&data, data.len() / 7 + 1), want, "{}", f.display());
         all.extend_from_slice(&data);
     }
     assert_eq!(word_total(&all, 1 << 16), wc_w(&all));
@@ -164,16 +140,10 @@ fn grep_matches_grep_on_loghub() {
     for f in loghub_files() {
         let data = std::fs::read(&f).expect("read");
         for &(pat, ci) in PATTERNS {
-            let spec = JobSpec::new("grep", &json!({"pattern": pat, "case_insensitive": ci}))
-                .expect("spec");
+            let spec = JobSpec::new("grep", &json!({"pattern": pat, "case_insensitive": ci})).expect("spec");
             let r = run_local(&spec, &[&data], data.len() / 5 + 1, 2).expect("run");
             let want = grep_c(pat, ci, &data);
-            assert_eq!(
-                r.result["matching_lines"].as_u64(),
-                Some(want),
-                "{} /{pat}/",
-                f.display()
-            );
+            assert_eq!(r.result["matching_lines"].as_u64(), Some(want), "{} /{pat}/", f.display());
             // Samples are the first matching lines, without '\n'.
             let flags = if ci { "-iE" } else { "-E" };
             let first = run_c("grep", &["-a", "-m", "10", flags, "--", pat], &data);
@@ -204,21 +174,10 @@ fn grep_matches_grep_on_noise() {
     }
     for seed in 1..=4u64 {
         let data = noise(seed, 100_000);
-        for &(pat, ci) in &[
-            ("a", false),
-            ("[a-f]{2}", true),
-            ("^[^x]", false),
-            ("b$", false),
-            ("x.y", false),
-        ] {
-            let spec = JobSpec::new("grep", &json!({"pattern": pat, "case_insensitive": ci}))
-                .expect("spec");
+        for &(pat, ci) in &[("a", false), ("[a-f]{2}", true), ("^[^x]", false), ("b$", false), ("x.y", false)] {
+            let spec = JobSpec::new("grep", &json!({"pattern": pat, "case_insensitive": ci})).expect("spec");
             let r = run_local(&spec, &[&data], 1000, 2).expect("run");
-            assert_eq!(
-                r.result["matching_lines"].as_u64(),
-                Some(grep_c(pat, ci, &data)),
-                "seed {seed} /{pat}/"
-            );
+            assert_eq!(r.result["matching_lines"].as_u64(), Some(grep_c(pat, ci, &data)), "seed {seed} /{pat}/");
         }
     }
 }

@@ -36,8 +36,7 @@ fn log_text() -> impl Strategy<Value = Vec<u8>> {
         (0u32..5000).prop_map(|n| n.to_string().into_bytes()),
         proptest::collection::vec(any::<u8>(), 1..4),
     ];
-    let sep =
-        prop_oneof![4 => Just(b" ".to_vec()), 1 => Just(b"  ".to_vec()), 1 => Just(b"\t".to_vec())];
+    let sep = prop_oneof![4 => Just(b" ".to_vec()), 1 => Just(b"  ".to_vec()), 1 => Just(b"\t".to_vec())];
     let line = proptest::collection::vec((word, sep), 0..8).prop_map(|ws| {
         let mut l = Vec::new();
         for (w, s) in ws {
@@ -61,10 +60,7 @@ fn log_text() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn fold_left(spec: &JobSpec, parts: Vec<Partial>) -> Partial {
-    parts
-        .into_iter()
-        .reduce(|a, b| spec.merge(a, b).expect("merge"))
-        .unwrap_or_else(|| spec.empty_partial())
+    parts.into_iter().reduce(|a, b| spec.merge(a, b).expect("merge")).unwrap_or_else(|| spec.empty_partial())
 }
 
 /// Order-preserving balanced tree of merges.

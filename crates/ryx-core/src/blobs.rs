@@ -12,9 +12,7 @@ pub type Hash = String;
 
 /// Whether a string looks like a blob name (64 lowercase hex digits).
 pub fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What a blob is for (decides its eviction priority).
@@ -59,9 +57,7 @@ pub enum BlobError {
         capacity: u64,
     },
     /// Everything held is pinned by running jobs.
-    #[error(
-        "store full: {needed} more bytes needed and every held blob is in use by a running job"
-    )]
+    #[error("store full: {needed} more bytes needed and every held blob is in use by a running job")]
     Full {
         /// Bytes that could not be freed.
         needed: u64,
@@ -83,10 +79,7 @@ const MAX_HOLDERS: usize = 8;
 impl BlobIndex {
     /// An empty index for a store of `capacity` bytes.
     pub fn new(capacity: u64) -> BlobIndex {
-        BlobIndex {
-            capacity,
-            ..Default::default()
-        }
+        BlobIndex { capacity, ..Default::default() }
     }
 
     /// Bytes held.
@@ -127,10 +120,7 @@ impl BlobIndex {
     /// Checks that `size` more bytes could be stored, evicting nothing.
     pub fn can_ever_hold(&self, size: u64) -> Result<(), BlobError> {
         if size > self.capacity {
-            return Err(BlobError::TooLarge {
-                size,
-                capacity: self.capacity,
-            });
+            return Err(BlobError::TooLarge { size, capacity: self.capacity });
         }
         Ok(())
     }
@@ -145,22 +135,14 @@ impl BlobIndex {
                 .blobs
                 .iter()
                 .filter(|(h, _)| !self.pins.contains_key(*h))
-                .min_by(|a, b| {
-                    a.1.energy
-                        .total_cmp(&b.1.energy)
-                        .then(a.1.added.cmp(&b.1.added))
-                })
+                .min_by(|a, b| a.1.energy.total_cmp(&b.1.energy).then(a.1.added.cmp(&b.1.added)))
                 .map(|(h, _)| h.clone());
             match victim {
                 Some(h) => {
                     self.remove(&h);
                     evicted.push(h);
                 }
-                None => {
-                    return Err(BlobError::Full {
-                        needed: self.used + size - self.capacity,
-                    })
-                }
+                None => return Err(BlobError::Full { needed: self.used + size - self.capacity }),
             }
         }
         Ok(evicted)
@@ -174,16 +156,7 @@ impl BlobIndex {
             return;
         }
         self.used += size;
-        self.blobs.insert(
-            h,
-            BlobMeta {
-                size,
-                kind,
-                energy,
-                added: now,
-                holders: Vec::new(),
-            },
-        );
+        self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new() });
     }
 
     /// Forgets a blob.
@@ -234,10 +207,7 @@ impl BlobIndex {
 
     /// Pins a blob for a job (it will not be evicted while pinned).
     pub fn pin(&mut self, h: &str, job: &str) {
-        self.pins
-            .entry(h.to_string())
-            .or_default()
-            .insert(job.to_string());
+        self.pins.entry(h.to_string()).or_default().insert(job.to_string());
     }
 
     /// Releases every pin a job holds.

@@ -135,9 +135,7 @@ impl Default for NodeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Neighbour targets out of order.
-    #[error(
-        "neighbour targets must satisfy 1 <= min ({min}) <= target ({target}) <= max ({max}) <= 64"
-    )]
+    #[error("neighbour targets must satisfy 1 <= min ({min}) <= target ({target}) <= max ({max}) <= 64")]
     Targets {
         /// min_active
         min: usize,
@@ -150,9 +148,7 @@ pub enum ConfigError {
     #[error("cluster id must be 1 to 64 printable ASCII characters")]
     ClusterId,
     /// Energy model unusable.
-    #[error(
-        "energy decay must be in (0, 1] and cost >= 0, with at least one of them losing energy"
-    )]
+    #[error("energy decay must be in (0, 1] and cost >= 0, with at least one of them losing energy")]
     Energy,
     /// A duration is zero.
     #[error("timing knob {0} must be greater than zero")]

@@ -74,14 +74,7 @@ impl InfoStore {
 
     /// Stores `item` under `key` (the caller has checked it is newer) and
     /// evicts until both bounds hold. Returns how many items were evicted.
-    pub fn insert(
-        &mut self,
-        key: String,
-        item: StoredItem,
-        now: Time,
-        max_items: usize,
-        max_bytes: usize,
-    ) -> u64 {
+    pub fn insert(&mut self, key: String, item: StoredItem, now: Time, max_items: usize, max_bytes: usize) -> u64 {
         self.bytes += item.size;
         if let Some(old) = self.items.insert(key.clone(), item) {
             self.bytes -= old.size;
@@ -95,9 +88,7 @@ impl InfoStore {
                 .items
                 .iter()
                 .min_by(|a, b| {
-                    eviction_score(a.1, now)
-                        .total_cmp(&eviction_score(b.1, now))
-                        .then(a.1.received.cmp(&b.1.received))
+                    eviction_score(a.1, now).total_cmp(&eviction_score(b.1, now)).then(a.1.received.cmp(&b.1.received))
                 })
                 .map(|(k, _)| k.clone());
             match victim {
@@ -121,11 +112,9 @@ impl InfoStore {
         let mut out = Vec::new();
         let mut used = 0;
         let range = if after.is_empty() {
-            self.items
-                .range::<str, _>((Bound::Unbounded, Bound::Unbounded))
+            self.items.range::<str, _>((Bound::Unbounded, Bound::Unbounded))
         } else {
-            self.items
-                .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+            self.items.range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
         };
         for (k, v) in range {
             if out.len() >= MAX_IDS_PER_MESSAGE || used + k.len() + 48 > max_bytes {
@@ -133,11 +122,7 @@ impl InfoStore {
                 return (out, upto);
             }
             used += k.len() + 48;
-            out.push(DigestEntry {
-                key: k.clone(),
-                version: v.version,
-                origin: v.origin,
-            });
+            out.push(DigestEntry { key: k.clone(), version: v.version, origin: v.origin });
         }
         (out, None)
     }
@@ -146,9 +131,7 @@ impl InfoStore {
     pub fn keys_in(&self, after: &str, upto: Option<&str>) -> Vec<String> {
         self.items
             .keys()
-            .filter(|k| {
-                (after.is_empty() || k.as_str() > after) && upto.is_none_or(|u| k.as_str() <= u)
-            })
+            .filter(|k| (after.is_empty() || k.as_str() > after) && upto.is_none_or(|u| k.as_str() <= u))
             .cloned()
             .collect()
     }
@@ -190,13 +173,7 @@ impl MissingTable {
         if self.entries.len() >= MAX_MISSING {
             return;
         }
-        self.entries.insert(
-            id,
-            Missing {
-                announcers: vec![(from, energy)],
-                deadline: now.plus(wait),
-            },
-        );
+        self.entries.insert(id, Missing { announcers: vec![(from, energy)], deadline: now.plus(wait) });
     }
 
     /// The item arrived: stop waiting for it.
@@ -206,8 +183,7 @@ impl MissingTable {
 
     /// Forgets every version of `key` in `space` up to and including `version`.
     pub fn superseded(&mut self, key: &str, version: u64, origin: NodeId) {
-        self.entries
-            .retain(|id, _| !(id.key == key && (id.version, id.origin) <= (version, origin)));
+        self.entries.retain(|id, _| !(id.key == key && (id.version, id.origin) <= (version, origin)));
     }
 
     /// Items whose timer expired, with the announcer to ask; the timer is

@@ -28,10 +28,7 @@ pub struct EnergyModel {
 
 impl Default for EnergyModel {
     fn default() -> Self {
-        EnergyModel {
-            decay: 0.9,
-            cost: 1.0,
-        }
+        EnergyModel { decay: 0.9, cost: 1.0 }
     }
 }
 

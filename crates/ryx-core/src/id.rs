@@ -34,9 +34,7 @@ impl FromStr for NodeId {
         if s.is_empty() || s.len() > 16 {
             return Err(BadNodeId);
         }
-        u64::from_str_radix(s, 16)
-            .map(NodeId)
-            .map_err(|_| BadNodeId)
+        u64::from_str_radix(s, 16).map(NodeId).map_err(|_| BadNodeId)
     }
 }
 

@@ -479,10 +479,7 @@ const UNITS_PER_PAGE: usize = 64;
 impl JobEngine {
     /// An engine with these knobs.
     pub fn new(cfg: JobConfig) -> JobEngine {
-        JobEngine {
-            cfg,
-            ..Default::default()
-        }
+        JobEngine { cfg, ..Default::default() }
     }
 
     /// The knobs.
@@ -495,8 +492,7 @@ impl JobEngine {
     }
 
     fn room(&self) -> usize {
-        (self.cfg.worker_slots + self.cfg.queue_room)
-            .saturating_sub(self.running.len() + self.queue.len())
+        (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
     }
 
     /// Tokens queued and running here.
@@ -547,14 +543,7 @@ impl JobEngine {
             return Err(SubmitError::Busy(running));
         }
         let id = format!("{:016x}{:016x}", ctx.rng.next_u64(), ctx.rng.next_u64());
-        let mut nb: Vec<PeerInfo> = ctx
-            .neighbors
-            .iter()
-            .map(|(id, addr)| PeerInfo {
-                id: *id,
-                addr: *addr,
-            })
-            .collect();
+        let mut nb: Vec<PeerInfo> = ctx.neighbors.iter().map(|(id, addr)| PeerInfo { id: *id, addr: *addr }).collect();
         nb.sort();
         ctx.rng.shuffle(&mut nb);
         nb.truncate(self.cfg.heirs);
@@ -611,10 +600,7 @@ impl JobEngine {
         let Some(us) = h.unit_state.get_mut(unit as usize) else {
             return;
         };
-        let rep = Rep {
-            done: false,
-            last_seen: ctx.now,
-        };
+        let rep = Rep { done: false, last_seen: ctx.now };
         match us.reps.get_mut(replica as usize) {
             Some(r) => *r = rep,
             None => us.reps.push(rep),
@@ -657,20 +643,12 @@ impl JobEngine {
                 offset: (i * UNITS_PER_PAGE) as u32,
                 units: page
                     .iter()
-                    .map(|u| UnitRef {
-                        holders: u.holders.iter().take(3).copied().collect(),
-                        ..u.clone()
-                    })
+                    .map(|u| UnitRef { holders: u.holders.iter().take(3).copied().collect(), ..u.clone() })
                     .collect(),
                 created: h.created,
             };
             for heir in &h.heirs {
-                ctx.sends.push((
-                    heir.addr,
-                    Message::JobRecord {
-                        record: Box::new(rec.clone()),
-                    },
-                ));
+                ctx.sends.push((heir.addr, Message::JobRecord { record: Box::new(rec.clone()) }));
             }
         }
     }
@@ -709,10 +687,7 @@ impl JobEngine {
             result_size: h.result.as_ref().map(|r| r.2),
             result_holders: h.result_holders.clone(),
             error: h.error.clone(),
-            stats: JobStats {
-                workers: h.workers.len() as u64,
-                ..h.stats.clone()
-            },
+            stats: JobStats { workers: h.workers.len() as u64, ..h.stats.clone() },
         })
     }
 
@@ -759,12 +734,7 @@ impl JobEngine {
             return;
         }
         if self.final_jobs.len() >= 4096 {
-            if let Some(k) = self
-                .final_jobs
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(k, _)| k.clone())
-            {
+            if let Some(k) = self.final_jobs.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
                 self.final_jobs.remove(&k);
             }
         }
@@ -797,10 +767,8 @@ impl JobEngine {
         // 1. Run what we can.
         let mut i = 0;
         while self.free_slots() > 0 && i < self.queue.len() {
-            let runnable = self
-                .queue
-                .get(i)
-                .is_some_and(|t| !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit)));
+            let runnable =
+                self.queue.get(i).is_some_and(|t| !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit)));
             if !runnable {
                 i += 1;
                 continue;
@@ -816,11 +784,7 @@ impl JobEngine {
             .neighbors
             .iter()
             .filter(|(id, _)| self.strikes.get(id).copied().unwrap_or(0) < AVOID_AFTER_STRIKES)
-            .filter_map(|(id, addr)| {
-                self.loads
-                    .get(id)
-                    .map(|l| (*id, *addr, l.free as usize, l.room as usize))
-            })
+            .filter_map(|(id, addr)| self.loads.get(id).map(|l| (*id, *addr, l.free as usize, l.room as usize)))
             .filter(|(_, _, _, room)| *room > 0)
             .collect();
         if budget.is_empty() {
@@ -885,12 +849,7 @@ impl JobEngine {
         } else {
             let mut sources = t.holders.clone();
             ctx.rng.shuffle(&mut sources);
-            ctx.outputs.push(JobOutput::Fetch {
-                hash: t.chunk.clone(),
-                size: t.size,
-                sources,
-                kind: BlobKind::Chunk,
-            });
+            ctx.outputs.push(JobOutput::Fetch { hash: t.chunk.clone(), size: t.size, sources, kind: BlobKind::Chunk });
             self.running.insert(key, (t, Slot::Fetching));
         }
     }
@@ -907,9 +866,7 @@ impl JobEngine {
             if ok {
                 if let Some(entry) = self.running.get_mut(&k) {
                     entry.1 = Slot::Executing;
-                    ctx.outputs.push(JobOutput::Execute {
-                        token: entry.0.clone(),
-                    });
+                    ctx.outputs.push(JobOutput::Execute { token: entry.0.clone() });
                 }
             } else if let Some((t, _)) = self.running.remove(&k) {
                 // Nobody could serve the chunk: give the slot back and let
@@ -923,14 +880,7 @@ impl JobEngine {
     }
 
     /// A kernel finished; on success the partial is stored under `digest`.
-    pub fn work_done(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        job: &str,
-        unit: u32,
-        replica: u8,
-        digest: Result<String, String>,
-    ) {
+    pub fn work_done(&mut self, ctx: &mut Ctx<'_>, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
         let Some((t, _)) = self.running.remove(&(job.to_string(), unit, replica)) else {
             self.schedule(ctx);
             return;
@@ -938,11 +888,7 @@ impl JobEngine {
         match digest {
             Ok(d) => {
                 ctx.blobs.pin(&d, job);
-                let r = UnitResult {
-                    unit,
-                    replica,
-                    digest: d,
-                };
+                let r = UnitResult { unit, replica, digest: d };
                 let list = self.results.entry(t.job.clone()).or_default();
                 list.push(r);
                 if list.len() > 4 * MAX_RESULTS_PER_REPORT {
@@ -966,36 +912,18 @@ impl JobEngine {
             .iter()
             .filter(|t| t.job == job)
             .map(|t| (t.unit, t.replica))
-            .chain(
-                self.running
-                    .keys()
-                    .filter(|k| k.0 == job)
-                    .map(|k| (k.1, k.2)),
-            )
+            .chain(self.running.keys().filter(|k| k.0 == job).map(|k| (k.1, k.2)))
             .take(1000)
             .collect();
         let results: Vec<UnitResult> = self
             .results
             .get(job)
-            .map(|r| {
-                r.iter()
-                    .rev()
-                    .take(MAX_RESULTS_PER_REPORT)
-                    .cloned()
-                    .collect()
-            })
+            .map(|r| r.iter().rev().take(MAX_RESULTS_PER_REPORT).cloned().collect())
             .unwrap_or_default();
         if holding.is_empty() && results.is_empty() {
             return;
         }
-        let report = JobReport {
-            job: job.to_string(),
-            worker: ctx.me,
-            http: ctx.http,
-            holding,
-            results,
-            hops: 0,
-        };
+        let report = JobReport { job: job.to_string(), worker: ctx.me, http: ctx.http, holding, results, hops: 0 };
         self.route_report(ctx, report);
     }
 
@@ -1009,12 +937,7 @@ impl JobEngine {
         }
         report.hops += 1;
         if let Some(addr) = self.next_hop(ctx, &report.job) {
-            ctx.sends.push((
-                addr,
-                Message::JobReport {
-                    report: Box::new(report),
-                },
-            ));
+            ctx.sends.push((addr, Message::JobReport { report: Box::new(report) }));
         }
     }
 
@@ -1067,11 +990,7 @@ impl JobEngine {
             return;
         }
         for (u, r) in &report.holding {
-            if let Some(rep) = h
-                .unit_state
-                .get_mut(*u as usize)
-                .and_then(|us| us.reps.get_mut(*r as usize))
-            {
+            if let Some(rep) = h.unit_state.get_mut(*u as usize).and_then(|us| us.reps.get_mut(*r as usize)) {
                 rep.last_seen = ctx.now;
             }
         }
@@ -1099,8 +1018,7 @@ impl JobEngine {
                     ctx.penalties.push(report.worker);
                 }
             }
-            us.results
-                .insert(report.worker, (res.digest.clone(), report.http));
+            us.results.insert(report.worker, (res.digest.clone(), report.http));
             h.stats.results += 1;
             h.workers.insert(report.worker);
             touched.insert(res.unit);
@@ -1127,17 +1045,9 @@ impl JobEngine {
         for (d, _) in us.results.values() {
             *counts.entry(d.as_str()).or_default() += 1;
         }
-        let winner = counts
-            .iter()
-            .find(|(_, c)| **c >= quorum)
-            .map(|(d, _)| d.to_string());
+        let winner = counts.iter().find(|(_, c)| **c >= quorum).map(|(d, _)| d.to_string());
         if let Some(w) = winner {
-            let holders: Vec<SocketAddr> = us
-                .results
-                .values()
-                .filter(|(d, _)| *d == w)
-                .map(|(_, a)| *a)
-                .collect();
+            let holders: Vec<SocketAddr> = us.results.values().filter(|(d, _)| *d == w).map(|(_, a)| *a).collect();
             for (node, (d, _)) in us.results.iter() {
                 if *d != w {
                     h.stats.disagreements += 1;
@@ -1166,10 +1076,7 @@ impl JobEngine {
             // it: run one more.
             if us.reps.len() >= max_reps {
                 h.state = JobState::Failed;
-                h.error = Some(format!(
-                    "unit {unit}: no {quorum} of {} replicas agree",
-                    us.reps.len()
-                ));
+                h.error = Some(format!("unit {unit}: no {quorum} of {} replicas agree", us.reps.len()));
                 h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
                 h.summary_dirty = true;
                 let id = id.to_string();
@@ -1191,11 +1098,7 @@ impl JobEngine {
             return;
         }
         h.merging = true;
-        let partials = h
-            .unit_state
-            .iter()
-            .map(|us| us.decided.clone().unwrap_or_default())
-            .collect();
+        let partials = h.unit_state.iter().map(|us| us.decided.clone().unwrap_or_default()).collect();
         ctx.outputs.push(JobOutput::Merge {
             job: id.to_string(),
             kind: h.kind.clone(),
@@ -1206,12 +1109,7 @@ impl JobEngine {
 
     /// The driver merged a job: `Ok((result blob, digest, size))` or the
     /// units whose partials could not be fetched.
-    pub fn merge_done(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        id: &str,
-        outcome: Result<(Hash, String, u64), Vec<u32>>,
-    ) {
+    pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
@@ -1295,8 +1193,7 @@ impl JobEngine {
     /// here, list it as a holder.
     pub fn result_replicated_by_hash(&mut self, hash: &str, holder: SocketAddr) {
         for h in self.homes.values_mut() {
-            if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder)
-            {
+            if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder) {
                 h.result_holders.push(holder);
                 h.summary_dirty = true;
                 h.last_summary = Time::ZERO;
@@ -1314,37 +1211,24 @@ impl JobEngine {
         if !self.heirs.contains_key(&page.job) && self.heirs.len() >= self.cfg.max_jobs * 4 {
             return;
         }
-        let rank = page
-            .heirs
-            .iter()
-            .position(|p| p.id == ctx.me)
-            .unwrap_or(page.heirs.len());
-        let h = self
-            .heirs
-            .entry(page.job.clone())
-            .or_insert_with(|| HeirJob {
-                page0: None,
-                units: BTreeMap::new(),
-                decisions: BTreeMap::new(),
-                rank,
-                last_heard: ctx.now,
-                version_seen: 0,
-                final_state: false,
-            });
+        let rank = page.heirs.iter().position(|p| p.id == ctx.me).unwrap_or(page.heirs.len());
+        let h = self.heirs.entry(page.job.clone()).or_insert_with(|| HeirJob {
+            page0: None,
+            units: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            rank,
+            last_heard: ctx.now,
+            version_seen: 0,
+            final_state: false,
+        });
         h.last_heard = ctx.now;
         h.rank = rank;
         for (i, u) in page.units.iter().enumerate() {
             h.units.insert(page.offset + i as u32, u.clone());
             ctx.blobs.pin(&u.hash, &page.job);
         }
-        if page.offset == 0
-            || h.page0.is_none()
-            || h.page0.as_ref().is_some_and(|p| p.home != page.home)
-        {
-            h.page0 = Some(JobRecordPage {
-                units: Vec::new(),
-                ..page
-            });
+        if page.offset == 0 || h.page0.is_none() || h.page0.as_ref().is_some_and(|p| p.home != page.home) {
+            h.page0 = Some(JobRecordPage { units: Vec::new(), ..page });
         }
     }
 
@@ -1369,11 +1253,7 @@ impl JobEngine {
             return false;
         }
         let stagger = self.cfg.heir_stagger * h.rank as u32;
-        let wait = if home_gone {
-            stagger
-        } else {
-            self.cfg.heir_silence + stagger
-        };
+        let wait = if home_gone { stagger } else { self.cfg.heir_silence + stagger };
         ctx.now.since(h.last_heard) >= wait
     }
 
@@ -1396,9 +1276,7 @@ impl JobEngine {
             return;
         };
         let Some(p0) = h.page0 else { return };
-        let units: Vec<UnitRef> = (0..p0.total_units)
-            .filter_map(|i| h.units.get(&i).cloned())
-            .collect();
+        let units: Vec<UnitRef> = (0..p0.total_units).filter_map(|i| h.units.get(&i).cloned()).collect();
         if units.len() != p0.total_units as usize {
             return;
         }
@@ -1411,24 +1289,11 @@ impl JobEngine {
             } else {
                 // Whoever holds these will report within a lease; what
                 // nobody reports is issued again when the lease lapses.
-                us.reps = (0..p0.redundancy)
-                    .map(|_| Rep {
-                        done: false,
-                        last_seen: ctx.now,
-                    })
-                    .collect();
+                us.reps = (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now }).collect();
             }
         }
-        let heirs: Vec<PeerInfo> = p0
-            .heirs
-            .iter()
-            .filter(|p| p.id != ctx.me)
-            .copied()
-            .collect();
-        let stats = JobStats {
-            takeovers: 1,
-            ..Default::default()
-        };
+        let heirs: Vec<PeerInfo> = p0.heirs.iter().filter(|p| p.id != ctx.me).copied().collect();
+        let stats = JobStats { takeovers: 1, ..Default::default() };
         let job = HomeJob {
             kind: p0.kind.clone(),
             params: p0.params.clone(),
@@ -1472,14 +1337,7 @@ impl JobEngine {
     // ---------------------------------------------------------------- ticks
 
     /// A neighbour advertised its load and distances.
-    pub fn on_load(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        from: NodeId,
-        free: u16,
-        room: u16,
-        jobs: Vec<GradientEntry>,
-    ) {
+    pub fn on_load(&mut self, ctx: &mut Ctx<'_>, from: NodeId, free: u16, room: u16, jobs: Vec<GradientEntry>) {
         let l = self.loads.entry(from).or_default();
         l.free = free;
         l.room = room;
@@ -1530,11 +1388,7 @@ impl JobEngine {
             // Everyone gets the new ranking; the newcomer also gets the
             // decisions so far.
             h.undelivered = (0..h.units.len() as u32)
-                .filter(|u| {
-                    h.unit_state
-                        .get(*u as usize)
-                        .is_some_and(|us| us.decided.is_some())
-                })
+                .filter(|u| h.unit_state.get(*u as usize).is_some_and(|us| us.decided.is_some()))
                 .collect();
             self.send_record(ctx, &id);
         }
@@ -1592,9 +1446,11 @@ impl JobEngine {
                 self.publish(ctx, id);
                 continue;
             }
-            if self.homes.get(id).is_some_and(|h| {
-                h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500)
-            }) {
+            if self
+                .homes
+                .get(id)
+                .is_some_and(|h| h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500))
+            {
                 if let Some(h) = self.homes.get_mut(id) {
                     h.record_dirty = false;
                     h.last_record = now;
@@ -1603,22 +1459,17 @@ impl JobEngine {
             }
             let (due, heirs, decisions) = match self.homes.get_mut(id) {
                 Some(h) => {
-                    let due = h.summary_dirty
-                        && now.since(h.last_summary) >= Duration::from_millis(200)
+                    let due = h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200)
                         || now.since(h.last_summary) >= self.cfg.summary_keepalive;
                     let decisions: Vec<Decision> = h
                         .undelivered
                         .drain(..)
                         .filter_map(|u| {
-                            h.unit_state
-                                .get(u as usize)?
-                                .decided
-                                .as_ref()
-                                .map(|(d, hs)| Decision {
-                                    unit: u,
-                                    digest: d.clone(),
-                                    holders: hs.iter().take(3).copied().collect(),
-                                })
+                            h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs)| Decision {
+                                unit: u,
+                                digest: d.clone(),
+                                holders: hs.iter().take(3).copied().collect(),
+                            })
                         })
                         .collect();
                     (due, h.heirs.clone(), decisions)
@@ -1627,13 +1478,7 @@ impl JobEngine {
             };
             for page in decisions.chunks(48) {
                 for heir in &heirs {
-                    ctx.sends.push((
-                        heir.addr,
-                        Message::JobDecided {
-                            job: id.clone(),
-                            decisions: page.to_vec(),
-                        },
-                    ));
+                    ctx.sends.push((heir.addr, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
                 }
             }
             if due {
@@ -1641,17 +1486,12 @@ impl JobEngine {
             }
         }
         // Heirs: take over from a silent home.
-        let due: Vec<String> = self
-            .heirs
-            .iter()
-            .filter(|(_, h)| self.heir_due(ctx, h, false))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<String> =
+            self.heirs.iter().filter(|(_, h)| self.heir_due(ctx, h, false)).map(|(k, _)| k.clone()).collect();
         for id in due {
             self.take_over(ctx, &id);
         }
-        self.heirs
-            .retain(|_, h| !(h.final_state && now.since(h.last_heard) > Duration::from_secs(60)));
+        self.heirs.retain(|_, h| !(h.final_state && now.since(h.last_heard) > Duration::from_secs(60)));
         // Worker: report holdings and results toward homes.
         if now >= self.next_report {
             self.next_report = now.plus(self.cfg.report_interval);
@@ -1693,14 +1533,7 @@ impl JobEngine {
             self.last_load_at = now;
             entries.truncate(64);
             for (_, addr) in ctx.neighbors.clone() {
-                ctx.sends.push((
-                    addr,
-                    Message::Load {
-                        free,
-                        room,
-                        jobs: entries.clone(),
-                    },
-                ));
+                ctx.sends.push((addr, Message::Load { free, room, jobs: entries.clone() }));
             }
         }
         // Expire stale gradient entries.
@@ -1713,12 +1546,7 @@ impl JobEngine {
 
     /// Sizes of the engine's tables, for bounds checks.
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
-        (
-            self.homes.len(),
-            self.heirs.len(),
-            self.queue.len(),
-            self.running.len(),
-        )
+        (self.homes.len(), self.heirs.len(), self.queue.len(), self.running.len())
     }
 }
 

@@ -18,27 +18,16 @@ pub struct Histogram {
 }
 
 /// Bucket bounds for diffusion latency.
-pub const LATENCY_BOUNDS_MS: &[f64] = &[
-    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
-];
+pub const LATENCY_BOUNDS_MS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
 
 impl Histogram {
     fn new(bounds_ms: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds_ms,
-            counts: vec![0; bounds_ms.len() + 1],
-            sum_ms: 0.0,
-            count: 0,
-        }
+        Histogram { bounds_ms, counts: vec![0; bounds_ms.len() + 1], sum_ms: 0.0, count: 0 }
     }
 
     /// Records one observation.
     pub fn observe(&mut self, ms: f64) {
-        let i = self
-            .bounds_ms
-            .iter()
-            .position(|b| ms <= *b)
-            .unwrap_or(self.bounds_ms.len());
+        let i = self.bounds_ms.iter().position(|b| ms <= *b).unwrap_or(self.bounds_ms.len());
         if let Some(c) = self.counts.get_mut(i) {
             *c += 1;
         }
@@ -85,19 +74,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            messages_in: crate::wire::Message::KINDS
-                .iter()
-                .map(|k| (*k, 0))
-                .collect(),
-            messages_out: crate::wire::Message::KINDS
-                .iter()
-                .map(|k| (*k, 0))
-                .collect(),
-            rejected: crate::wire::WireError::REASONS
-                .iter()
-                .map(|k| (*k, 0))
-                .chain([("self", 0)])
-                .collect(),
+            messages_in: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
+            messages_out: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
+            rejected: crate::wire::WireError::REASONS.iter().map(|k| (*k, 0)).chain([("self", 0)]).collect(),
             failures_detected: 0,
             suspicions_refuted: 0,
             neighbors_left: 0,

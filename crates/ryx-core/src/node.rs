@@ -12,8 +12,7 @@ use crate::time::Time;
 use crate::topology::{LinkInfo, NeighborList, TopologyEntry, TopologyTable};
 use crate::views::{ActivePeer, PassiveView};
 use crate::wire::{
-    self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN,
-    PROTOCOL_VERSION,
+    self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN, PROTOCOL_VERSION,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -148,11 +147,7 @@ struct PendingJoin {
 enum PingKind {
     Direct,
     Passive,
-    ForIndirect {
-        requester: SocketAddr,
-        req_nonce: u64,
-        target: NodeId,
-    },
+    ForIndirect { requester: SocketAddr, req_nonce: u64, target: NodeId },
 }
 
 #[derive(Clone, Debug)]
@@ -341,7 +336,7 @@ pub struct Node {
     jobs: JobEngine,
     blobs: BlobIndex,
     replication_src: BTreeMap<Hash, (SocketAddr, f64)>,
-    }
+}
 
 /// Most job summaries kept.
 const MAX_JOB_ITEMS: usize = 1024;
@@ -442,11 +437,9 @@ impl Node {
             },
             Input::Message { from, env } => {
                 if env.v != PROTOCOL_VERSION {
-                    self.metrics
-                        .count_rejected(wire::WireError::WrongVersion.reason());
+                    self.metrics.count_rejected(wire::WireError::WrongVersion.reason());
                 } else if env.cluster != self.cfg.cluster_id {
-                    self.metrics
-                        .count_rejected(wire::WireError::ForeignCluster.reason());
+                    self.metrics.count_rejected(wire::WireError::ForeignCluster.reason());
                 } else {
                     self.on_envelope(from, env)
                 }
@@ -531,15 +524,7 @@ impl Node {
             }
             DownReason::Disconnected | DownReason::Asymmetric => {
                 let mut rng = self.rng.clone();
-                self.passive.insert(
-                    PeerInfo {
-                        id,
-                        addr: peer.addr,
-                    },
-                    self.now,
-                    self.cfg.max_passive,
-                    &mut rng,
-                );
+                self.passive.insert(PeerInfo { id, addr: peer.addr }, self.now, self.cfg.max_passive, &mut rng);
                 self.rng = rng;
             }
         }
@@ -548,9 +533,7 @@ impl Node {
         if self.needy_streak > 0 {
             // Look around quickly again.
             self.needy_streak = 0;
-            self.next_hello = self
-                .next_hello
-                .min(self.now.plus(self.cfg.hello_interval_needy));
+            self.next_hello = self.next_hello.min(self.now.plus(self.cfg.hello_interval_needy));
         }
         Some(peer)
     }
@@ -558,12 +541,7 @@ impl Node {
     fn tombstone(&mut self, id: NodeId) {
         self.passive.remove(&id);
         if self.tombstones.len() >= self.cfg.max_tombstones {
-            if let Some(oldest) = self
-                .tombstones
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = self.tombstones.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
                 self.tombstones.remove(&oldest);
             }
         }
@@ -571,14 +549,10 @@ impl Node {
     }
 
     fn learn(&mut self, peer: PeerInfo) {
-        if peer.id == self.id
-            || self.active.contains_key(&peer.id)
-            || self.tombstones.contains_key(&peer.id)
-        {
+        if peer.id == self.id || self.active.contains_key(&peer.id) || self.tombstones.contains_key(&peer.id) {
             return;
         }
-        self.passive
-            .insert(peer, self.now, self.cfg.max_passive, &mut self.rng);
+        self.passive.insert(peer, self.now, self.cfg.max_passive, &mut self.rng);
     }
 
     fn has_long_link(&self) -> bool {
@@ -589,14 +563,8 @@ impl Node {
         let mut all: Vec<PeerInfo> = self
             .active
             .iter()
-            .map(|(id, p)| PeerInfo {
-                id: *id,
-                addr: p.addr,
-            })
-            .chain(self.passive.iter().map(|(id, p)| PeerInfo {
-                id: *id,
-                addr: p.addr,
-            }))
+            .map(|(id, p)| PeerInfo { id: *id, addr: p.addr })
+            .chain(self.passive.iter().map(|(id, p)| PeerInfo { id: *id, addr: p.addr }))
             .filter(|p| p.id != exclude)
             .collect();
         self.rng.shuffle(&mut all);
@@ -607,22 +575,8 @@ impl Node {
     fn request_join(&mut self, id: NodeId, addr: SocketAddr, long: bool, purpose: JoinPurpose) {
         let urgent = self.active.is_empty();
         let degree = self.degree();
-        self.pending_joins.insert(
-            id,
-            PendingJoin {
-                sent: self.now,
-                long,
-                purpose,
-            },
-        );
-        self.send(
-            addr,
-            Message::Join {
-                long,
-                urgent,
-                degree,
-            },
-        );
+        self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose });
+        self.send(addr, Message::Join { long, urgent, degree });
     }
 
     /// Asks passive peers to become neighbours until active + pending
@@ -684,14 +638,7 @@ impl Node {
             }
         }
         let nonce = self.rng.next_u64();
-        self.pending_pings.insert(
-            nonce,
-            PendingPing {
-                target,
-                sent: self.now,
-                kind,
-            },
-        );
+        self.pending_pings.insert(nonce, PendingPing { target, sent: self.now, kind });
         self.send(addr, Message::Ping { nonce });
     }
 
@@ -733,23 +680,14 @@ impl Node {
         match env.msg {
             Message::Hello { needy, .. } => self.on_hello(from, src, needy),
             Message::HelloReply { peers } => {
-                self.learn(PeerInfo {
-                    id: from,
-                    addr: src,
-                });
+                self.learn(PeerInfo { id: from, addr: src });
                 for p in peers {
                     self.learn(p);
                 }
                 self.fill();
             }
-            Message::Join {
-                long,
-                urgent,
-                degree,
-            } => self.on_join(from, src, long, urgent, degree),
-            Message::JoinReply { accepted, peers } => {
-                self.on_join_reply(from, src, accepted, peers)
-            }
+            Message::Join { long, urgent, degree } => self.on_join(from, src, long, urgent, degree),
+            Message::JoinReply { accepted, peers } => self.on_join_reply(from, src, accepted, peers),
             Message::Disconnect => {
                 if self.remove_active(from, DownReason::Disconnected).is_some() {
                     // It chose someone else: do not ask it straight back.
@@ -772,20 +710,9 @@ impl Node {
             Message::Ping { nonce } => {
                 let neighbor = self.active.contains_key(&from);
                 let degree = self.degree();
-                self.send(
-                    src,
-                    Message::Ack {
-                        nonce,
-                        neighbor,
-                        degree,
-                    },
-                );
+                self.send(src, Message::Ack { nonce, neighbor, degree });
             }
-            Message::Ack {
-                nonce,
-                neighbor,
-                degree,
-            } => {
+            Message::Ack { nonce, neighbor, degree } => {
                 if let Some(p) = self.active.get_mut(&from) {
                     p.degree = Some(degree);
                 }
@@ -796,11 +723,7 @@ impl Node {
                     self.ping(
                         target.id,
                         target.addr,
-                        PingKind::ForIndirect {
-                            requester: src,
-                            req_nonce: nonce,
-                            target: target.id,
-                        },
+                        PingKind::ForIndirect { requester: src, req_nonce: nonce, target: target.id },
                     );
                 }
             }
@@ -835,7 +758,9 @@ impl Node {
                     // path at least two hops shorter than the copy we hold
                     // makes that link eager for what follows.
                     let held_hops = match a.id.space {
-                        Space::Topology => a.id.key.parse::<NodeId>().ok().and_then(|n| self.topology.get(&n)).map(|e| e.hops),
+                        Space::Topology => {
+                            a.id.key.parse::<NodeId>().ok().and_then(|n| self.topology.get(&n)).map(|e| e.hops)
+                        }
                         space => self.kv(space).get(&a.id.key).filter(|h| h.version == a.id.version).map(|h| h.hops),
                     };
                     if let (Some(h), Some(p)) = (held_hops, self.active.get_mut(&from)) {
@@ -844,15 +769,8 @@ impl Node {
                             self.send_to(from, Message::Graft { ids: vec![] });
                         }
                     }
-                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(a.energy))
-                    {
-                        self.missing.announce(
-                            a.id,
-                            from,
-                            a.energy,
-                            self.now,
-                            self.cfg.graft_timeout,
-                        );
+                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(a.energy)) {
+                        self.missing.announce(a.id, from, a.energy, self.now, self.cfg.graft_timeout);
                     }
                 }
             }
@@ -862,13 +780,7 @@ impl Node {
                 }
                 for id in ids {
                     if let Some(item) = self.held_item(&id.space, &id.key) {
-                        self.send(
-                            src,
-                            Message::Gossip {
-                                items: vec![item],
-                                sync: false,
-                            },
-                        );
+                        self.send(src, Message::Gossip { items: vec![item], sync: false });
                     }
                 }
             }
@@ -877,21 +789,11 @@ impl Node {
                     p.eager = false;
                 }
             }
-            Message::SyncDigest {
-                after,
-                upto,
-                entries,
-            } => self.on_digest(src, &after, upto.as_deref(), entries),
+            Message::SyncDigest { after, upto, entries } => self.on_digest(src, &after, upto.as_deref(), entries),
             Message::SyncRequest { keys } => {
                 for k in keys {
                     if let Some(item) = self.held_item(&Space::Info, &k) {
-                        self.send(
-                            src,
-                            Message::Gossip {
-                                items: vec![item],
-                                sync: true,
-                            },
-                        );
+                        self.send(src, Message::Gossip { items: vec![item], sync: true });
                     }
                 }
             }
@@ -903,16 +805,8 @@ impl Node {
             Message::Work { token } => self.with_jobs(|j, c| j.on_work(c, *token)),
             Message::JobReport { report } => self.with_jobs(|j, c| j.on_report_msg(c, *report)),
             Message::JobRecord { record } => self.with_jobs(|j, c| j.on_record(c, *record)),
-            Message::JobDecided { job, decisions } => {
-                self.with_jobs(|j, c| j.on_decided(c, &job, decisions))
-            }
-            Message::JobFinished {
-                job,
-                result,
-                size,
-                http,
-                ..
-            } => {
+            Message::JobDecided { job, decisions } => self.with_jobs(|j, c| j.on_decided(c, &job, decisions)),
+            Message::JobFinished { job, result, size, http, .. } => {
                 self.with_jobs(|j, c| j.on_finished(c, &job));
                 let e = self.cfg.default_energy;
                 self.replicate_blob(src, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
@@ -937,7 +831,14 @@ impl Node {
 
     /// Fetches a copy of an offered blob if it is new here and there is
     /// room for it without evicting anything with as much energy.
-    fn replicate_blob(&mut self, offerer: SocketAddr, blob: BlobRef, sources: Vec<SocketAddr>, kind: BlobKind, energy: f64) {
+    fn replicate_blob(
+        &mut self,
+        offerer: SocketAddr,
+        blob: BlobRef,
+        sources: Vec<SocketAddr>,
+        kind: BlobKind,
+        energy: f64,
+    ) {
         if self.blobs.contains(&blob.hash)
             || self.replication_src.contains_key(&blob.hash)
             || self.replication_src.len() >= MAX_REPLICATION_PENDING
@@ -950,10 +851,7 @@ impl Node {
     }
 
     fn on_hello(&mut self, from: NodeId, src: SocketAddr, needy: bool) {
-        self.learn(PeerInfo {
-            id: from,
-            addr: src,
-        });
+        self.learn(PeerInfo { id: from, addr: src });
         if needy {
             // Answer a newcomer, but not all at once: in a big segment a few
             // answers are plenty.
@@ -974,13 +872,7 @@ impl Node {
 
     fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool, degree: u8) {
         if self.active.contains_key(&from) {
-            self.send(
-                src,
-                Message::JoinReply {
-                    accepted: true,
-                    peers: vec![],
-                },
-            );
+            self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
             return;
         }
         if self.active.len() >= self.cfg.max_active {
@@ -1015,49 +907,22 @@ impl Node {
             if victim.is_none() && urgent {
                 // A node with no neighbours at all must not be left alone:
                 // make room by dropping a random short link.
-                let short: Vec<NodeId> = self
-                    .active
-                    .iter()
-                    .filter(|(_, p)| !p.long)
-                    .map(|(id, _)| *id)
-                    .collect();
-                victim = self
-                    .rng
-                    .pick(&short)
-                    .copied()
-                    .or_else(|| self.active.keys().next().copied());
+                let short: Vec<NodeId> = self.active.iter().filter(|(_, p)| !p.long).map(|(id, _)| *id).collect();
+                victim = self.rng.pick(&short).copied().or_else(|| self.active.keys().next().copied());
             }
             let Some(v) = victim else {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(
-                    src,
-                    Message::JoinReply {
-                        accepted: false,
-                        peers,
-                    },
-                );
+                self.send(src, Message::JoinReply { accepted: false, peers });
                 return;
             };
             self.send_to(v, Message::Disconnect);
             self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(
-            src,
-            Message::JoinReply {
-                accepted: true,
-                peers: vec![],
-            },
-        );
+        self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
     }
 
-    fn on_join_reply(
-        &mut self,
-        from: NodeId,
-        src: SocketAddr,
-        accepted: bool,
-        peers: Vec<PeerInfo>,
-    ) {
+    fn on_join_reply(&mut self, from: NodeId, src: SocketAddr, accepted: bool, peers: Vec<PeerInfo>) {
         let pending = self.pending_joins.remove(&from);
         if !accepted {
             for p in peers {
@@ -1158,19 +1023,9 @@ impl Node {
                     p.learned = self.now;
                 }
             }
-            PingKind::ForIndirect {
-                requester,
-                req_nonce,
-                target,
-            } => {
+            PingKind::ForIndirect { requester, req_nonce, target } => {
                 let _ = src;
-                self.send(
-                    requester,
-                    Message::IndirectAck {
-                        nonce: req_nonce,
-                        target,
-                    },
-                );
+                self.send(requester, Message::IndirectAck { nonce: req_nonce, target });
             }
         }
     }
@@ -1187,12 +1042,9 @@ impl Node {
 
     fn wants(&self, id: &ItemId) -> bool {
         match id.space {
-            Space::Info | Space::Job | Space::Reputation => {
-                self.kv(id.space).get(&id.key).is_none_or(|held| {
-                    !held.beats(id.version, id.origin)
-                        && (held.version, held.origin) != (id.version, id.origin)
-                })
-            }
+            Space::Info | Space::Job | Space::Reputation => self.kv(id.space).get(&id.key).is_none_or(|held| {
+                !held.beats(id.version, id.origin) && (held.version, held.origin) != (id.version, id.origin)
+            }),
             Space::Topology => match id.key.parse::<NodeId>() {
                 Ok(n) if n != self.id => self.topology.version(&n).is_none_or(|v| v < id.version),
                 _ => false,
@@ -1202,20 +1054,13 @@ impl Node {
 
     fn held_item(&self, space: &Space, key: &str) -> Option<Item> {
         match space {
-            Space::Info | Space::Job | Space::Reputation => {
-                self.kv(*space).get(key).map(|s| Item {
-                    id: ItemId {
-                        space: *space,
-                        key: key.to_string(),
-                        version: s.version,
-                        origin: s.origin,
-                    },
-                    value: s.value.clone(),
-                    energy: s.energy,
-                    hops: s.hops,
-                    born: s.born,
-                })
-            }
+            Space::Info | Space::Job | Space::Reputation => self.kv(*space).get(key).map(|s| Item {
+                id: ItemId { space: *space, key: key.to_string(), version: s.version, origin: s.origin },
+                value: s.value.clone(),
+                energy: s.energy,
+                hops: s.hops,
+                born: s.born,
+            }),
             Space::Topology => {
                 let n: NodeId = key.parse().ok()?;
                 if n == self.id {
@@ -1226,12 +1071,7 @@ impl Node {
                 // energy they came with.
                 let energy = self.topology_energy_after(e.hops);
                 Some(Item {
-                    id: ItemId {
-                        space: Space::Topology,
-                        key: key.to_string(),
-                        version: e.version,
-                        origin: n,
-                    },
+                    id: ItemId { space: Space::Topology, key: key.to_string(), version: e.version, origin: n },
                     value: serde_json::to_value(&e.list).ok()?,
                     energy,
                     hops: e.hops,
@@ -1316,15 +1156,11 @@ impl Node {
                 };
                 self.metrics.items_evicted += ev;
                 self.on_kv_delivered(&item);
-                self.missing
-                    .superseded(&item.id.key, item.id.version, item.id.origin);
+                self.missing.superseded(&item.id.key, item.id.version, item.id.origin);
                 if sync {
                     self.metrics.items_synced += 1;
                 }
-                if item.id.space == Space::Info
-                    && item.born > 0
-                    && self.now.as_micros() >= item.born
-                {
+                if item.id.space == Space::Info && item.born > 0 && self.now.as_micros() >= item.born {
                     let ms = (self.now.as_micros() - item.born) as f64 / 1000.0;
                     self.metrics.diffusion_latency.observe(ms);
                 }
@@ -1333,13 +1169,11 @@ impl Node {
                 // Deserialize from a borrow: cloning the value first costs
                 // more than the parse itself.
                 let Ok(list) = NeighborList::deserialize(&item.value) else {
-                    self.metrics
-                        .count_rejected(wire::WireError::OutOfBounds.reason());
+                    self.metrics.count_rejected(wire::WireError::OutOfBounds.reason());
                     return;
                 };
                 if list.links.len() > wire::MAX_PEERS_PER_MESSAGE {
-                    self.metrics
-                        .count_rejected(wire::WireError::OutOfBounds.reason());
+                    self.metrics.count_rejected(wire::WireError::OutOfBounds.reason());
                     return;
                 }
                 let Ok(origin) = item.id.key.parse::<NodeId>() else {
@@ -1347,37 +1181,22 @@ impl Node {
                 };
                 self.topology.insert(
                     origin,
-                    TopologyEntry {
-                        version: item.id.version,
-                        list,
-                        received: self.now,
-                        hops,
-                    },
+                    TopologyEntry { version: item.id.version, list, received: self.now, hops },
                     self.cfg.max_topology_nodes,
                 );
-                self.missing
-                    .superseded(&item.id.key, item.id.version, item.id.origin);
+                self.missing.superseded(&item.id.key, item.id.version, item.id.origin);
             }
         }
         self.metrics.items_delivered += 1;
         if item.id.space == Space::Info {
-            self.emit(Event::ItemDelivered {
-                id: item.id.clone(),
-                energy,
-                hops,
-                from,
-            });
+            self.emit(Event::ItemDelivered { id: item.id.clone(), energy, hops, from });
         }
         if !sync {
             if let Some(p) = self.active.get_mut(&from) {
                 p.eager = true;
             }
         }
-        let fwd = Item {
-            energy,
-            hops,
-            ..item
-        };
+        let fwd = Item { energy, hops, ..item };
         self.forward(fwd, Some(from));
     }
 
@@ -1387,21 +1206,11 @@ impl Node {
             // The next hop would receive nothing: the item stops here.
             return;
         }
-        let peers: Vec<(NodeId, bool)> = self
-            .active
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .map(|(id, p)| (*id, p.eager))
-            .collect();
+        let peers: Vec<(NodeId, bool)> =
+            self.active.iter().filter(|(id, _)| Some(**id) != except).map(|(id, p)| (*id, p.eager)).collect();
         for (id, eager) in peers {
             if eager {
-                self.send_to(
-                    id,
-                    Message::Gossip {
-                        items: vec![item.clone()],
-                        sync: false,
-                    },
-                );
+                self.send_to(id, Message::Gossip { items: vec![item.clone()], sync: false });
             } else {
                 let q = self.lazy_queue.entry(id).or_default();
                 if q.len() < MAX_LAZY_QUEUE {
@@ -1415,12 +1224,7 @@ impl Node {
         let queue = std::mem::take(&mut self.lazy_queue);
         for (id, anns) in queue {
             for chunk in anns.chunks(32) {
-                self.send_to(
-                    id,
-                    Message::IHave {
-                        items: chunk.to_vec(),
-                    },
-                );
+                self.send_to(id, Message::IHave { items: chunk.to_vec() });
             }
         }
     }
@@ -1432,23 +1236,10 @@ impl Node {
         let after = std::mem::take(&mut self.sync_cursor);
         let (entries, upto) = self.info.digest_page(&after, DIGEST_PAGE_BYTES);
         self.sync_cursor = upto.clone().unwrap_or_default();
-        self.send(
-            addr,
-            Message::SyncDigest {
-                after,
-                upto,
-                entries,
-            },
-        );
+        self.send(addr, Message::SyncDigest { after, upto, entries });
     }
 
-    fn on_digest(
-        &mut self,
-        src: SocketAddr,
-        after: &str,
-        upto: Option<&str>,
-        entries: Vec<wire::DigestEntry>,
-    ) {
+    fn on_digest(&mut self, src: SocketAddr, after: &str, upto: Option<&str>, entries: Vec<wire::DigestEntry>) {
         let mut want = Vec::new();
         let mut theirs = BTreeMap::new();
         for e in entries {
@@ -1470,24 +1261,13 @@ impl Node {
             if push {
                 if let Some(item) = self.held_item(&Space::Info, &key) {
                     if EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
-                        self.send(
-                            src,
-                            Message::Gossip {
-                                items: vec![item],
-                                sync: true,
-                            },
-                        );
+                        self.send(src, Message::Gossip { items: vec![item], sync: true });
                     }
                 }
             }
         }
         for chunk in want.chunks(32) {
-            self.send(
-                src,
-                Message::SyncRequest {
-                    keys: chunk.to_vec(),
-                },
-            );
+            self.send(src, Message::SyncRequest { keys: chunk.to_vec() });
         }
     }
 
@@ -1527,21 +1307,10 @@ impl Node {
             received: self.now,
             size,
         };
-        let ev = self.info.insert(
-            key.to_string(),
-            stored,
-            self.now,
-            self.cfg.max_items,
-            self.cfg.max_item_bytes,
-        );
+        let ev = self.info.insert(key.to_string(), stored, self.now, self.cfg.max_items, self.cfg.max_item_bytes);
         self.metrics.items_evicted += ev;
         let item = Item {
-            id: ItemId {
-                space: Space::Info,
-                key: key.to_string(),
-                version,
-                origin: self.id,
-            },
+            id: ItemId { space: Space::Info, key: key.to_string(), version, origin: self.id },
             value,
             energy,
             hops: 0,
@@ -1656,33 +1425,15 @@ impl Node {
 
     /// Passive peers.
     pub fn passive_peers(&self) -> Vec<PeerStatus> {
-        self.passive
-            .iter()
-            .map(|(id, p)| PeerStatus {
-                node_id: *id,
-                addr: p.addr,
-                rtt_ms: p.rtt.millis(),
-            })
-            .collect()
+        self.passive.iter().map(|(id, p)| PeerStatus { node_id: *id, addr: p.addr, rtt_ms: p.rtt.millis() }).collect()
     }
 
     fn own_links(&self) -> Vec<LinkInfo> {
-        self.active
-            .iter()
-            .map(|(id, p)| LinkInfo {
-                id: *id,
-                long: p.long,
-                rtt_ms: p.rtt.millis(),
-            })
-            .collect()
+        self.active.iter().map(|(id, p)| LinkInfo { id: *id, long: p.long, rtt_ms: p.rtt.millis() }).collect()
     }
 
     fn own_topology_item(&self) -> Item {
-        let list = NeighborList {
-            addr: self.addr,
-            http: Some(self.http),
-            links: self.own_links(),
-        };
+        let list = NeighborList { addr: self.addr, http: Some(self.http), links: self.own_links() };
         Item {
             id: ItemId {
                 space: Space::Topology,
@@ -1699,22 +1450,12 @@ impl Node {
 
     /// The graph this node has learned (its own list plus diffused ones).
     pub fn topology(&self, now: Time) -> Topology {
-        let mut nodes = vec![TopologyNode {
-            node_id: self.id,
-            addr: self.addr,
-            http: Some(self.http),
-            hops: 0,
-            age_ms: 0,
-        }];
+        let mut nodes =
+            vec![TopologyNode { node_id: self.id, addr: self.addr, http: Some(self.http), hops: 0, age_ms: 0 }];
         let mut links: Vec<TopologyLink> = self
             .active
             .iter()
-            .map(|(id, p)| TopologyLink {
-                source: self.id,
-                target: *id,
-                long: p.long,
-                rtt_ms: p.rtt.millis(),
-            })
+            .map(|(id, p)| TopologyLink { source: self.id, target: *id, long: p.long, rtt_ms: p.rtt.millis() })
             .collect();
         for (id, e) in self.topology.iter() {
             nodes.push(TopologyNode {
@@ -1725,19 +1466,10 @@ impl Node {
                 age_ms: now.since(e.received).as_millis() as u64,
             });
             for l in &e.list.links {
-                links.push(TopologyLink {
-                    source: *id,
-                    target: l.id,
-                    long: l.long,
-                    rtt_ms: l.rtt_ms,
-                });
+                links.push(TopologyLink { source: *id, target: l.id, long: l.long, rtt_ms: l.rtt_ms });
             }
         }
-        Topology {
-            observer: self.id,
-            nodes,
-            links,
-        }
+        Topology { observer: self.id, nodes, links }
     }
 
     // ------------------------------------------------------------------ jobs
@@ -1760,13 +1492,7 @@ impl Node {
             penalties: Vec::new(),
         };
         let r = f(&mut self.jobs, &mut ctx);
-        let Ctx {
-            sends,
-            outputs,
-            summaries,
-            penalties,
-            ..
-        } = ctx;
+        let Ctx { sends, outputs, summaries, penalties, .. } = ctx;
         for (to, msg) in sends {
             self.send(to, msg);
         }
@@ -1776,20 +1502,11 @@ impl Node {
         for sum in summaries {
             let version = self.jobs.summary_version(&sum.job_id).unwrap_or(1);
             if let Ok(v) = serde_json::to_value(&sum) {
-                self.put_kv(
-                    Space::Job,
-                    &sum.job_id,
-                    v,
-                    self.cfg.jobs.default_energy,
-                    Some(version),
-                );
+                self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
             }
         }
         for n in penalties {
-            let strikes = self
-                .reputation
-                .get(&n.to_string())
-                .map_or(1, |it| it.version + 1);
+            let strikes = self.reputation.get(&n.to_string()).map_or(1, |it| it.version + 1);
             self.put_kv(
                 Space::Reputation,
                 &n.to_string(),
@@ -1811,10 +1528,8 @@ impl Node {
                 }
             }
             Space::Reputation => {
-                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64())
-                {
-                    self.jobs
-                        .set_strikes(n, strikes.min(u32::MAX as u64) as u32);
+                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64()) {
+                    self.jobs.set_strikes(n, strikes.min(u32::MAX as u64) as u32);
                 }
             }
             _ => {}
@@ -1822,14 +1537,7 @@ impl Node {
     }
 
     /// Stores and diffuses a key/value item written by this node.
-    fn put_kv(
-        &mut self,
-        space: Space,
-        key: &str,
-        value: serde_json::Value,
-        energy: f64,
-        version: Option<u64>,
-    ) -> u64 {
+    fn put_kv(&mut self, space: Space, key: &str, value: serde_json::Value, energy: f64, version: Option<u64>) -> u64 {
         let size = wire::value_len(&value);
         let held = self.kv(space).get(key).map_or(0, |h| h.version);
         let version = version.unwrap_or(held + 1).max(held + 1);
@@ -1846,41 +1554,17 @@ impl Node {
         };
         let now = self.now;
         let ev = match space {
-            Space::Job => self.job_items.insert(
-                key.to_string(),
-                stored,
-                now,
-                MAX_JOB_ITEMS,
-                MAX_JOB_ITEMS * wire::MAX_VALUE_LEN,
-            ),
-            Space::Reputation => self.reputation.insert(
-                key.to_string(),
-                stored,
-                now,
-                MAX_REPUTATION_ITEMS,
-                MAX_REPUTATION_ITEMS * 64,
-            ),
-            _ => self.info.insert(
-                key.to_string(),
-                stored,
-                now,
-                self.cfg.max_items,
-                self.cfg.max_item_bytes,
-            ),
+            Space::Job => {
+                self.job_items.insert(key.to_string(), stored, now, MAX_JOB_ITEMS, MAX_JOB_ITEMS * wire::MAX_VALUE_LEN)
+            }
+            Space::Reputation => {
+                self.reputation.insert(key.to_string(), stored, now, MAX_REPUTATION_ITEMS, MAX_REPUTATION_ITEMS * 64)
+            }
+            _ => self.info.insert(key.to_string(), stored, now, self.cfg.max_items, self.cfg.max_item_bytes),
         };
         self.metrics.items_evicted += ev;
-        let item = Item {
-            id: ItemId {
-                space,
-                key: key.to_string(),
-                version,
-                origin: self.id,
-            },
-            value,
-            energy,
-            hops: 0,
-            born,
-        };
+        let item =
+            Item { id: ItemId { space, key: key.to_string(), version, origin: self.id }, value, energy, hops: 0, born };
         self.forward(item, None);
         version
     }
@@ -1915,11 +1599,7 @@ impl Node {
                 if let Some(m) = self.blobs.get(&c.hash) {
                     holders.extend(m.holders.iter().copied());
                 }
-                UnitRef {
-                    hash: c.hash,
-                    size: c.size,
-                    holders,
-                }
+                UnitRef { hash: c.hash, size: c.size, holders }
             })
             .collect();
         let kind = kind.to_string();
@@ -1934,17 +1614,12 @@ impl Node {
 
     /// The latest summary of a job known here.
     pub fn job(&self, id: &str) -> Option<JobSummary> {
-        self.job_items
-            .get(id)
-            .and_then(|it| JobSummary::deserialize(&it.value).ok())
+        self.job_items.get(id).and_then(|it| JobSummary::deserialize(&it.value).ok())
     }
 
     /// Every job summary known here.
     pub fn jobs(&self) -> Vec<JobSummary> {
-        self.job_items
-            .iter()
-            .filter_map(|(_, it)| JobSummary::deserialize(&it.value).ok())
-            .collect()
+        self.job_items.iter().filter_map(|(_, it)| JobSummary::deserialize(&it.value).ok()).collect()
     }
 
     /// The job engine (read-only), for status and tests.
@@ -1969,16 +1644,10 @@ impl Node {
         }
         let evicted = self.blobs.make_room(size)?;
         for h in evicted {
-            self.outputs
-                .push_back(Output::Job(JobOutput::DropBlob { hash: h }));
+            self.outputs.push_back(Output::Job(JobOutput::DropBlob { hash: h }));
         }
-        let energy = if upload {
-            self.cfg.default_energy
-        } else {
-            self.cfg.default_energy / 2.0
-        };
-        self.blobs
-            .insert(hash.to_string(), size, kind, energy, self.now);
+        let energy = if upload { self.cfg.default_energy } else { self.cfg.default_energy / 2.0 };
+        self.blobs.insert(hash.to_string(), size, kind, energy, self.now);
         Ok(())
     }
 
@@ -2020,12 +1689,7 @@ impl Node {
 
     /// Blob store accounting: (blobs, bytes used, capacity, pinned).
     pub fn blob_usage(&self) -> (usize, u64, u64, usize) {
-        (
-            self.blobs.len(),
-            self.blobs.used(),
-            self.blobs.capacity(),
-            self.blobs.pinned_count(),
-        )
+        (self.blobs.len(), self.blobs.used(), self.blobs.capacity(), self.blobs.pinned_count())
     }
 
     /// Every held blob.
@@ -2052,26 +1716,14 @@ impl Node {
     }
 
     /// A kernel finished; `Ok(digest)` once the partial is stored under it.
-    pub fn work_done(
-        &mut self,
-        now: Time,
-        job: &str,
-        unit: u32,
-        replica: u8,
-        digest: Result<String, String>,
-    ) {
+    pub fn work_done(&mut self, now: Time, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
         self.now = now.max(self.now);
         self.with_jobs(|j, c| j.work_done(c, job, unit, replica, digest));
     }
 
     /// A merge finished: the stored result blob, or the units whose
     /// partials could not be fetched.
-    pub fn merge_done(
-        &mut self,
-        now: Time,
-        job: &str,
-        outcome: Result<(Hash, String, u64), Vec<u32>>,
-    ) {
+    pub fn merge_done(&mut self, now: Time, job: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
         self.now = now.max(self.now);
         self.with_jobs(|j, c| j.merge_done(c, job, outcome));
     }
@@ -2116,9 +1768,7 @@ impl Node {
             self.next_reevaluate = now.plus(self.jittered(self.cfg.reevaluate_interval));
             self.reevaluate();
         }
-        if now >= self.next_topology
-            || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1))
-        {
+        if now >= self.next_topology || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1)) {
             self.diffuse_topology();
         }
         if now >= self.next_sync {
@@ -2198,20 +1848,13 @@ impl Node {
             self.rng.shuffle(&mut helpers);
             for (_, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
                 let nonce = self.rng.next_u64();
-                self.send(
-                    haddr,
-                    Message::PingReq {
-                        nonce,
-                        target: PeerInfo { id, addr },
-                    },
-                );
+                self.send(haddr, Message::PingReq { nonce, target: PeerInfo { id, addr } });
             }
         }
         if convict.is_empty() {
             return;
         }
-        let all_suspect =
-            self.active.len() >= 2 && self.active.values().all(|p| p.suspect_since.is_some());
+        let all_suspect = self.active.len() >= 2 && self.active.values().all(|p| p.suspect_since.is_some());
         if all_suspect && self.local_health < self.cfg.max_local_health {
             // Everyone silent at once: more likely our own network or CPU
             // than every neighbour dying together. Slow down and look again.
@@ -2228,12 +1871,8 @@ impl Node {
     fn expire_pending(&mut self) {
         let now = self.now;
         let timeout = self.cfg.join_timeout * (1 + self.local_health);
-        let expired: Vec<NodeId> = self
-            .pending_joins
-            .iter()
-            .filter(|(_, j)| now.since(j.sent) >= timeout)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<NodeId> =
+            self.pending_joins.iter().filter(|(_, j)| now.since(j.sent) >= timeout).map(|(id, _)| *id).collect();
         for id in expired {
             self.pending_joins.remove(&id);
             // A candidate that does not answer is probably gone.
@@ -2270,10 +1909,7 @@ impl Node {
         if self.leaving {
             return;
         }
-        let msg = Message::Hello {
-            active: self.active.len().min(255) as u8,
-            needy,
-        };
+        let msg = Message::Hello { active: self.active.len().min(255) as u8, needy };
         match self.cfg.discovery {
             Discovery::Broadcast => {
                 self.metrics.count_out(msg.kind());
@@ -2308,10 +1944,8 @@ impl Node {
             return;
         }
         // 1. Rotate an old long link this node opened, or open one if none.
-        let old_long = self
-            .active
-            .values()
-            .any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
+        let old_long =
+            self.active.values().any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
         let no_long = !self.has_long_link();
         if (old_long || no_long) && self.active.len() < self.cfg.max_active {
             if let Some(&(id, addr, _)) = self.rng.pick(&candidates) {
@@ -2329,14 +1963,8 @@ impl Node {
         }
         // 2. Prefer a clearly closer peer over the slowest short link.
         if self.active.len() >= self.cfg.target_active && self.active.len() < self.cfg.max_active {
-            let worst = self
-                .worst_short_link(None)
-                .and_then(|w| self.active.get(&w))
-                .and_then(|p| p.rtt.smoothed_us);
-            let best = candidates
-                .iter()
-                .filter_map(|c| c.2.map(|r| (c.0, c.1, r)))
-                .min_by_key(|c| c.2);
+            let worst = self.worst_short_link(None).and_then(|w| self.active.get(&w)).and_then(|p| p.rtt.smoothed_us);
+            let best = candidates.iter().filter_map(|c| c.2.map(|r| (c.0, c.1, r))).min_by_key(|c| c.2);
             if let (Some(w), Some((id, addr, r))) = (worst, best) {
                 if r * 2 < w && w - r >= 1000 {
                     self.request_join(id, addr, false, JoinPurpose::Improve);
@@ -2389,22 +2017,14 @@ impl TableSizes {
         let checks = [
             ("active", self.active, cfg.max_active),
             ("passive", self.passive, cfg.max_passive),
-            (
-                "pending_joins",
-                self.pending_joins,
-                cfg.max_passive + cfg.max_active,
-            ),
+            ("pending_joins", self.pending_joins, cfg.max_passive + cfg.max_active),
             ("pending_pings", self.pending_pings, MAX_PENDING_PINGS),
             ("tombstones", self.tombstones, cfg.max_tombstones),
             ("info", self.info, cfg.max_items),
             ("info_bytes", self.info_bytes, cfg.max_item_bytes),
             ("topology", self.topology, cfg.max_topology_nodes),
             ("missing", self.missing, crate::diffusion::MAX_MISSING),
-            (
-                "lazy_queued",
-                self.lazy_queued,
-                MAX_LAZY_QUEUE * cfg.max_active,
-            ),
+            ("lazy_queued", self.lazy_queued, MAX_LAZY_QUEUE * cfg.max_active),
         ];
         for (name, have, cap) in checks {
             if have > cap {

@@ -7,9 +7,7 @@ use std::time::Duration;
 ///
 /// The daemon uses the Unix epoch (so timestamps from nodes on one machine, or
 /// on NTP-synchronised machines, are comparable); the simulator starts at 0.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -33,10 +31,7 @@ impl Time {
 
     /// The time `d` later (saturating).
     pub fn plus(self, d: Duration) -> Time {
-        Time(
-            self.0
-                .saturating_add(d.as_micros().min(u64::MAX as u128) as u64),
-        )
+        Time(self.0.saturating_add(d.as_micros().min(u64::MAX as u128) as u64))
     }
 
     /// How long after `earlier` this time is (zero if it is not later).

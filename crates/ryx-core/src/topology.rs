@@ -64,11 +64,7 @@ impl TopologyTable {
     /// Stores a newer list, evicting the stalest entry when full.
     pub fn insert(&mut self, id: NodeId, entry: TopologyEntry, cap: usize) {
         if !self.entries.contains_key(&id) && self.entries.len() >= cap {
-            let stalest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.received)
-                .map(|(k, _)| *k);
+            let stalest = self.entries.iter().min_by_key(|(_, e)| e.received).map(|(k, _)| *k);
             if let Some(k) = stalest {
                 self.entries.remove(&k);
             }

@@ -96,15 +96,7 @@ impl PassiveView {
                 self.peers.remove(&v);
             }
         }
-        self.peers.insert(
-            peer.id,
-            PassivePeer {
-                addr: peer.addr,
-                rtt: Rtt::default(),
-                learned: now,
-                refused: None,
-            },
-        );
+        self.peers.insert(peer.id, PassivePeer { addr: peer.addr, rtt: Rtt::default(), learned: now, refused: None });
         true
     }
 
@@ -140,14 +132,7 @@ impl PassiveView {
 
     /// Up to `n` distinct random peers.
     pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<PeerInfo> {
-        let mut all: Vec<PeerInfo> = self
-            .peers
-            .iter()
-            .map(|(id, p)| PeerInfo {
-                id: *id,
-                addr: p.addr,
-            })
-            .collect();
+        let mut all: Vec<PeerInfo> = self.peers.iter().map(|(id, p)| PeerInfo { id: *id, addr: p.addr }).collect();
         rng.shuffle(&mut all);
         all.truncate(n);
         all

@@ -377,20 +377,15 @@ impl Message {
             | Message::ShuffleReply { peers } => peers_ok(peers),
             Message::Gossip { items, .. } => {
                 items.len() <= MAX_IDS_PER_MESSAGE
-                    && items.iter().all(|i| {
-                        id_ok(&i.id) && i.energy.is_finite() && value_len(&i.value) <= MAX_VALUE_LEN
-                    })
+                    && items
+                        .iter()
+                        .all(|i| id_ok(&i.id) && i.energy.is_finite() && value_len(&i.value) <= MAX_VALUE_LEN)
             }
             Message::IHave { items } => {
-                items.len() <= MAX_IDS_PER_MESSAGE
-                    && items.iter().all(|a| id_ok(&a.id) && a.energy.is_finite())
+                items.len() <= MAX_IDS_PER_MESSAGE && items.iter().all(|a| id_ok(&a.id) && a.energy.is_finite())
             }
             Message::Graft { ids } => ids.len() <= MAX_IDS_PER_MESSAGE && ids.iter().all(id_ok),
-            Message::SyncDigest {
-                entries,
-                after,
-                upto,
-            } => {
+            Message::SyncDigest { entries, after, upto } => {
                 entries.len() <= MAX_IDS_PER_MESSAGE
                     && after.len() <= MAX_KEY_LEN
                     && upto.as_ref().is_none_or(|u| u.len() <= MAX_KEY_LEN)
@@ -399,9 +394,7 @@ impl Message {
             Message::SyncRequest { keys } => {
                 keys.len() <= MAX_IDS_PER_MESSAGE && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
             }
-            Message::Load { jobs, .. } => {
-                jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64)
-            }
+            Message::Load { jobs, .. } => jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64),
             Message::Work { token } => {
                 token.job.len() <= 64
                     && token.holders.len() <= 8
@@ -410,35 +403,24 @@ impl Message {
                     && crate::blobs::is_hash(&token.chunk)
             }
             Message::JobReport { report } => {
-                report.job.len() <= 64
-                    && report.holding.len() <= 1000
-                    && report.results.len() <= 100
+                report.job.len() <= 64 && report.holding.len() <= 1000 && report.results.len() <= 100
             }
             Message::JobRecord { record } => {
                 record.job.len() <= 64
                     && record.units.len() <= 64
                     && record.heirs.len() <= 8
                     && record.energy.is_finite()
-                    && record
-                        .units
-                        .iter()
-                        .all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
+                    && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
                     && value_len(&record.params) <= 4096
             }
             Message::JobDecided { job, decisions } => {
-                job.len() <= 64
-                    && decisions.len() <= 64
-                    && decisions.iter().all(|d| d.holders.len() <= 8)
+                job.len() <= 64 && decisions.len() <= 64 && decisions.iter().all(|d| d.holders.len() <= 8)
             }
-            Message::JobFinished { job, result, .. } => {
-                job.len() <= 64 && crate::blobs::is_hash(result)
-            }
+            Message::JobFinished { job, result, .. } => job.len() <= 64 && crate::blobs::is_hash(result),
             Message::BlobOffer { blobs, .. } => {
                 blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
             }
-            Message::BlobHave { hashes, .. } => {
-                hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h))
-            }
+            Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
             _ => true,
         };
         if ok {
@@ -499,15 +481,8 @@ impl WireError {
     }
 
     /// All reasons, for pre-registering metrics.
-    pub const REASONS: [&'static str; 7] = [
-        "oversized",
-        "malformed",
-        "wrong_version",
-        "foreign_cluster",
-        "unknown_kind",
-        "out_of_bounds",
-        "bad_auth",
-    ];
+    pub const REASONS: [&'static str; 7] =
+        ["oversized", "malformed", "wrong_version", "foreign_cluster", "unknown_kind", "out_of_bounds", "bad_auth"];
 }
 
 #[derive(Deserialize)]
@@ -537,14 +512,7 @@ pub fn decode(bytes: &[u8], cluster: &str) -> Result<Envelope, WireError> {
     }
     let msg: Message = serde_json::from_str(raw.msg.get()).map_err(|_| WireError::UnknownKind)?;
     msg.check_bounds()?;
-    Ok(Envelope {
-        v: raw.v,
-        cluster: raw.cluster.into_owned(),
-        from: raw.from,
-        seq: raw.seq,
-        msg,
-        tag: raw.tag,
-    })
+    Ok(Envelope { v: raw.v, cluster: raw.cluster.into_owned(), from: raw.from, seq: raw.seq, msg, tag: raw.tag })
 }
 
 /// Encodes an envelope. Fails only if the result would exceed
@@ -570,12 +538,7 @@ mod tests {
             seq: 9,
             msg: Message::Gossip {
                 items: vec![Item {
-                    id: ItemId {
-                        space: Space::Info,
-                        key: "greeting".into(),
-                        version: 3,
-                        origin: NodeId(1),
-                    },
+                    id: ItemId { space: Space::Info, key: "greeting".into(), version: 3, origin: NodeId(1) },
                     value: serde_json::json!("hello"),
                     energy: 42.5,
                     hops: 1,
@@ -593,38 +556,23 @@ mod tests {
         let bytes = encode(&env).expect("encodes");
         assert_eq!(decode(&bytes, "test"), Ok(env.clone()));
         assert_eq!(decode(&bytes, "other"), Err(WireError::ForeignCluster));
-        assert_eq!(
-            decode(&bytes[..bytes.len() - 3], "test"),
-            Err(WireError::Malformed)
-        );
-        assert_eq!(
-            decode(&vec![b' '; MAX_DATAGRAM + 1], "test"),
-            Err(WireError::Oversized)
-        );
-        let v2 = String::from_utf8(bytes.clone())
-            .expect("utf8")
-            .replacen("\"v\":1", "\"v\":2", 1);
+        assert_eq!(decode(&bytes[..bytes.len() - 3], "test"), Err(WireError::Malformed));
+        assert_eq!(decode(&vec![b' '; MAX_DATAGRAM + 1], "test"), Err(WireError::Oversized));
+        let v2 = String::from_utf8(bytes.clone()).expect("utf8").replacen("\"v\":1", "\"v\":2", 1);
         assert_eq!(decode(v2.as_bytes(), "test"), Err(WireError::WrongVersion));
-        let unknown =
-            br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"teleport","body":{}}}"#;
+        let unknown = br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"teleport","body":{}}}"#;
         assert_eq!(decode(unknown, "test"), Err(WireError::UnknownKind));
         let long_key = format!(
             r#"{{"v":1,"cluster":"test","from":"01","seq":1,"msg":{{"kind":"graft","body":{{"ids":[{{"space":"info","key":"{}","version":1,"origin":"02"}}]}}}}}}"#,
             "k".repeat(MAX_KEY_LEN + 1)
         );
-        assert_eq!(
-            decode(long_key.as_bytes(), "test"),
-            Err(WireError::OutOfBounds)
-        );
+        assert_eq!(decode(long_key.as_bytes(), "test"), Err(WireError::OutOfBounds));
     }
 
     #[test]
     fn every_kind_name_is_listed() {
         let msgs = [
-            Message::Hello {
-                active: 0,
-                needy: true,
-            },
+            Message::Hello { active: 0, needy: true },
             Message::Disconnect,
             Message::Leave,
             Message::Prune,

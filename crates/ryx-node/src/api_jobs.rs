@@ -27,11 +27,7 @@ pub struct Api {
 }
 
 fn bad_hash(h: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_hash",
-        format!("{h:?} is not a blob name (64 lowercase hex digits)"),
-    )
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_hash", format!("{h:?} is not a blob name (64 lowercase hex digits)"))
 }
 
 /// `PUT /v1/blobs`: stores the body, cut at line ends into chunks.
@@ -46,10 +42,7 @@ pub async fn put_blob(
             ApiError::new(
                 status,
                 "too_large",
-                format!(
-                    "upload larger than this node's whole store ({} bytes, --memory-limit)",
-                    api.limits.memory
-                ),
+                format!("upload larger than this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
             )
         } else {
             ApiError::new(status, "bad_body", e.body_text())
@@ -86,27 +79,20 @@ pub struct SampleQuery {
 /// upload.
 pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) -> ApiResult {
     let size = match &q.size {
-        Some(s) => crate::cli::parse_size(s)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
+        Some(s) => crate::cli::parse_size(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
         None => 16 << 20,
     };
     if size > api.limits.memory {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!(
-                "{size} bytes exceed this node's whole store ({} bytes, --memory-limit)",
-                api.limits.memory
-            ),
+            format!("{size} bytes exceed this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
         ));
     }
     let chunk = api.limits.chunk_size;
     let seed = q.seed;
     let up = tokio::task::spawn_blocking(move || {
-        split_upload(
-            Bytes::from(ryx_compute::corpus::generate(size as usize, seed)),
-            chunk,
-        )
+        split_upload(Bytes::from(ryx_compute::corpus::generate(size as usize, seed)), chunk)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -139,10 +125,7 @@ async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) 
             }
             if fail.is_none() {
                 if let Some(m) = &up.manifest {
-                    match s
-                        .node
-                        .blob_put(now, &up.hash, m.len() as u64, BlobKind::Manifest, false)
-                    {
+                    match s.node.blob_put(now, &up.hash, m.len() as u64, BlobKind::Manifest, false) {
                         Ok(()) => s.store.insert(up.hash.clone(), m.clone()),
                         Err(e) => fail = Some(e),
                     }
@@ -165,21 +148,13 @@ async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) 
         .await
         .map_err(ApiError::unavailable)?;
     match r {
-        Ok((hash, size, chunks)) => Ok((
-            StatusCode::CREATED,
-            Json(json!({"hash": hash, "size": size, "chunks": chunks})),
-        )
-            .into_response()),
-        Err(e @ ryx_core::blobs::BlobError::TooLarge { .. }) => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            e.to_string(),
-        )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "store_full",
-            e.to_string(),
-        )),
+        Ok((hash, size, chunks)) => {
+            Ok((StatusCode::CREATED, Json(json!({"hash": hash, "size": size, "chunks": chunks}))).into_response())
+        }
+        Err(e @ ryx_core::blobs::BlobError::TooLarge { .. }) => {
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()))
+        }
+        Err(e) => Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())),
     }
 }
 
@@ -211,11 +186,7 @@ pub struct BlobQuery {
 
 /// `GET`/`HEAD /v1/blobs/{hash}`: the bytes (a manifest's content is
 /// reassembled from its chunks).
-pub async fn get_blob(
-    State(api): State<Api>,
-    Path(hash): Path<String>,
-    Query(q): Query<BlobQuery>,
-) -> ApiResult {
+pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q): Query<BlobQuery>) -> ApiResult {
     if !is_hash(&hash) {
         return Err(bad_hash(&hash));
     }
@@ -227,12 +198,7 @@ pub async fn get_blob(
             if q.manifest || !s.store.is_manifest(&h) {
                 return Some(Ok(vec![b]));
             }
-            let parts: Option<Vec<Bytes>> = s
-                .store
-                .chunks_of(&h, 0)
-                .iter()
-                .map(|c| s.store.get(&c.hash))
-                .collect();
+            let parts: Option<Vec<Bytes>> = s.store.chunks_of(&h, 0).iter().map(|c| s.store.get(&c.hash)).collect();
             Some(parts.ok_or(()))
         })
         .await
@@ -290,19 +256,11 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
         )
     })?;
     if let Err(e) = ryx_compute::JobSpec::new(&req.kind, &req.params) {
-        let code = if req.kind.parse::<ryx_compute::JobKind>().is_err() {
-            "unknown_kind"
-        } else {
-            "bad_params"
-        };
+        let code = if req.kind.parse::<ryx_compute::JobKind>().is_err() { "unknown_kind" } else { "bad_params" };
         return Err(ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()));
     }
     if req.inputs.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "no_inputs",
-            "a job needs at least one input blob",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_inputs", "a job needs at least one input blob"));
     }
     if let Some(h) = req.inputs.iter().find(|h| !is_hash(h)) {
         return Err(bad_hash(h));
@@ -333,11 +291,7 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
 
 /// `GET /v1/jobs`: every job this node knows of, newest first.
 pub async fn list_jobs(State(api): State<Api>) -> ApiResult {
-    let mut jobs = api
-        .handle
-        .call(|s| s.node.jobs())
-        .await
-        .map_err(ApiError::unavailable)?;
+    let mut jobs = api.handle.call(|s| s.node.jobs()).await.map_err(ApiError::unavailable)?;
     jobs.sort_by(|a, b| b.created.cmp(&a.created).then(a.job_id.cmp(&b.job_id)));
     let v: Vec<Value> = jobs.iter().map(|j| job_json(j, None)).collect();
     Ok(Json(json!({"jobs": v})).into_response())
@@ -369,30 +323,16 @@ pub struct JobQuery {
 
 /// `GET /v1/jobs/{id}`: progress, then the result. Any node answers: one
 /// that does not know the job asks the nodes it knows of.
-pub async fn get_job(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-    Query(q): Query<JobQuery>,
-) -> ApiResult {
+pub async fn get_job(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<JobQuery>) -> ApiResult {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_id",
-            "a job id is hex digits",
-        ));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "a job id is hex digits"));
     }
     let i = id.clone();
     let (summary, peers) = api
         .handle
         .call(move |s| {
-            let peers: Vec<SocketAddr> = s
-                .node
-                .topology(s.clock.now())
-                .nodes
-                .iter()
-                .filter(|n| n.hops > 0)
-                .filter_map(|n| n.http)
-                .collect();
+            let peers: Vec<SocketAddr> =
+                s.node.topology(s.clock.now()).nodes.iter().filter(|n| n.hops > 0).filter_map(|n| n.http).collect();
             (s.node.job(&i), peers)
         })
         .await
@@ -408,11 +348,7 @@ pub async fn get_job(
                 }
             }
         }
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no job {id} is known here or nearby"),
-        ));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id} is known here or nearby")));
     };
     let result = match (&summary.result_hash, summary.result_size) {
         (Some(h), size) => Some(fetch_result(&api, h, size, &summary.result_holders).await?),
@@ -421,18 +357,9 @@ pub async fn get_job(
     Ok(Json(job_json(&summary, result)).into_response())
 }
 
-async fn fetch_result(
-    api: &Api,
-    hash: &str,
-    size: Option<u64>,
-    holders: &[SocketAddr],
-) -> Result<Value, ApiError> {
+async fn fetch_result(api: &Api, hash: &str, size: Option<u64>, holders: &[SocketAddr]) -> Result<Value, ApiError> {
     let h = hash.to_string();
-    let local = api
-        .handle
-        .call(move |s| s.store.get(&h))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let local = api.handle.call(move |s| s.store.get(&h)).await.map_err(ApiError::unavailable)?;
     let bytes = match local {
         Some(b) => b,
         None => {
@@ -448,10 +375,7 @@ async fn fetch_result(
                 .handle
                 .call(move |s| {
                     let now = s.clock.now();
-                    if s.node
-                        .blob_put(now, &h, keep.len() as u64, BlobKind::Result, false)
-                        .is_ok()
-                    {
+                    if s.node.blob_put(now, &h, keep.len() as u64, BlobKind::Result, false).is_ok() {
                         s.store.insert(h, keep);
                     }
                 })
@@ -460,11 +384,7 @@ async fn fetch_result(
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "bad_result",
-            format!("stored result is not JSON: {e}"),
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_result", format!("stored result is not JSON: {e}"))
     })
 }
 
@@ -483,27 +403,13 @@ pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
         return Ok(Json(json!({"job_id": id, "state": "cancelled"})).into_response());
     }
     let Some(summary) = summary else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no job {id} is known here"),
-        ));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id} is known here")));
     };
     if summary.state.is_final() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "final",
-            format!("job {id} is already {:?}", summary.state),
-        ));
+        return Err(ApiError::new(StatusCode::CONFLICT, "final", format!("job {id} is already {:?}", summary.state)));
     }
     // Ask the home to cancel it.
-    let r = client::request(
-        summary.home_http,
-        "DELETE",
-        &format!("/v1/jobs/{id}"),
-        Duration::from_secs(5),
-    )
-    .await;
+    let r = client::request(summary.home_http, "DELETE", &format!("/v1/jobs/{id}"), Duration::from_secs(5)).await;
     match r {
         Ok((status, body)) => Ok((
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -511,10 +417,6 @@ pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
             body,
         )
             .into_response()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "home_unreachable",
-            e.to_string(),
-        )),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "home_unreachable", e.to_string())),
     }
 }

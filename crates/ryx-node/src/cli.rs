@@ -21,12 +21,7 @@ use std::time::Duration;
 ///   ryx-node --port 9003 --discovery seed-nodes --seeds 127.0.0.1:9001 --cluster-id test
 ///   curl -s localhost:9001/v1/status
 #[derive(Parser, Debug)]
-#[command(
-    name = "ryx-node",
-    version,
-    verbatim_doc_comment,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "ryx-node", version, verbatim_doc_comment, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to run instead of the daemon.
     #[command(subcommand)]
@@ -180,13 +175,9 @@ pub struct DaemonArgs {
 /// Parses a byte size such as 1048576, 512MiB, 4M or 2G.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 512MiB"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size like 512MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -195,11 +186,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use B, KiB, MiB, GiB, K, M, G)"
-            ))
-        }
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, K, M, G)")),
     };
     let v = n * mult as f64;
     if !(v.is_finite() && v >= 1.0) {
@@ -210,17 +197,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parses `--fault corrupt-results=P`.
 pub fn parse_fault(s: &str) -> Result<crate::work::Faults, String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("--fault {s:?}: expected corrupt-results=P"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("--fault {s:?}: expected corrupt-results=P"))?;
     if k != "corrupt-results" {
-        return Err(format!(
-            "--fault: unknown fault {k:?} (known: corrupt-results)"
-        ));
+        return Err(format!("--fault: unknown fault {k:?} (known: corrupt-results)"));
     }
-    let p: f64 = v
-        .parse()
-        .map_err(|_| format!("--fault: {v:?} is not a probability"))?;
+    let p: f64 = v.parse().map_err(|_| format!("--fault: {v:?} is not a probability"))?;
     if !(0.0..=1.0).contains(&p) {
         return Err(format!("--fault: {p} is not within 0..1"));
     }
@@ -246,23 +227,14 @@ impl DaemonArgs {
             hello_interval: Duration::from_millis(self.hello_interval_ms),
             default_energy: self.default_energy,
             memory_limit: self.memory_limit,
-            jobs: ryx_core::jobs::JobConfig {
-                worker_slots: self.workers(),
-                ..Default::default()
-            },
+            jobs: ryx_core::jobs::JobConfig { worker_slots: self.workers(), ..Default::default() },
             ..NodeConfig::default()
         }
     }
 
     /// Kernel threads.
     pub fn workers(&self) -> usize {
-        self.workers
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            })
-            .max(1)
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
     }
 
     /// TCP port of the HTTP API.

@@ -24,21 +24,13 @@ pub enum FetchError {
 }
 
 /// GETs `path` from `addr`, reading at most `limit` bytes of body.
-pub async fn get(
-    addr: SocketAddr,
-    path: &str,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, FetchError> {
+pub async fn get(addr: SocketAddr, path: &str, limit: usize, timeout: Duration) -> Result<Bytes, FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
     let fut = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| io_err(&e))?;
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
         let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| io_err(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(&e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -51,43 +43,26 @@ pub async fn get(
         if status != 200 {
             return Err(FetchError::Status(addr, status));
         }
-        let body = Limited::new(resp.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| io_err(&e))?;
+        let body = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| io_err(&e))?;
         Ok(body.to_bytes())
     };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| FetchError::Timeout(addr))?
+    tokio::time::timeout(timeout, fut).await.map_err(|_| FetchError::Timeout(addr))?
 }
 
 /// Fetches blob `hash` from the first of `sources` that serves bytes
 /// matching it (BLAKE3) and, if given, `size`.
-pub async fn fetch_blob(
-    hash: &str,
-    size: Option<u64>,
-    sources: &[SocketAddr],
-) -> Result<Bytes, FetchError> {
+pub async fn fetch_blob(hash: &str, size: Option<u64>, sources: &[SocketAddr]) -> Result<Bytes, FetchError> {
     let mut last = None;
     let limit = size.map_or(1 << 30, |s| s as usize + 1);
     let timeout = Duration::from_secs(5) + Duration::from_millis(limit as u64 / 50_000);
     for src in sources {
         match get(*src, &format!("/v1/blobs/{hash}"), limit, timeout).await {
-            Ok(b)
-                if size.is_none_or(|s| b.len() as u64 == s)
-                    && ryx_compute::digest_hex(&b) == hash =>
-            {
-                return Ok(b)
-            }
+            Ok(b) if size.is_none_or(|s| b.len() as u64 == s) && ryx_compute::digest_hex(&b) == hash => return Ok(b),
             Ok(_) => last = Some(FetchError::Corrupt(*src)),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or(FetchError::Io(
-        SocketAddr::from(([0, 0, 0, 0], 0)),
-        "no source".into(),
-    )))
+    Err(last.unwrap_or(FetchError::Io(SocketAddr::from(([0, 0, 0, 0], 0)), "no source".into())))
 }
 
 /// Sends a body-less request; returns the status and body.
@@ -99,12 +74,9 @@ pub async fn request(
 ) -> Result<(u16, Bytes), FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
     let fut = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| io_err(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| io_err(&e))?;
+        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(&e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -116,13 +88,8 @@ pub async fn request(
             .map_err(|e| io_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
         let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), 16 << 20)
-            .collect()
-            .await
-            .map_err(|e| io_err(&e))?;
+        let body = Limited::new(resp.into_body(), 16 << 20).collect().await.map_err(|e| io_err(&e))?;
         Ok((status, body.to_bytes()))
     };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| FetchError::Timeout(addr))?
+    tokio::time::timeout(timeout, fut).await.map_err(|_| FetchError::Timeout(addr))?
 }

@@ -44,9 +44,7 @@ fn sample(s: &State) -> String {
 }
 
 /// The SSE endpoint.
-pub async fn events(
-    AxState(h): AxState<Handle>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = h.subscribe();
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

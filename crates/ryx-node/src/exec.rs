@@ -9,9 +9,7 @@ use serde_json::{Map, Value};
 pub fn parse_params(params: &[String]) -> anyhow::Result<Value> {
     let mut map = Map::new();
     for p in params {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("--param {p:?} is not KEY=VALUE"))?;
+        let (k, v) = p.split_once('=').with_context(|| format!("--param {p:?} is not KEY=VALUE"))?;
         let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
         map.insert(k.to_string(), v);
     }
@@ -28,11 +26,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<()> {
         .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
         .collect::<anyhow::Result<_>>()?;
     let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let start = std::time::Instant::now();
     let run = ryx_compute::run_local(&spec, &inputs, args.chunk_size, threads.max(1))?;
     let secs = start.elapsed().as_secs_f64();

@@ -29,30 +29,18 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     /// The event loop could not be reached.
     pub fn unavailable(e: anyhow::Error) -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
     }
 }
 
@@ -78,26 +66,14 @@ impl axum::extract::FromRef<Api> for Handle {
 pub fn router(handle: Handle, limits: Limits) -> Router {
     let upload_limit = usize::try_from(limits.memory).unwrap_or(usize::MAX);
     let blobs = Router::new()
-        .route(
-            "/v1/blobs",
-            axum::routing::put(api_jobs::put_blob).get(api_jobs::list_blobs),
-        )
+        .route("/v1/blobs", axum::routing::put(api_jobs::put_blob).get(api_jobs::list_blobs))
         .layer(DefaultBodyLimit::max(upload_limit));
     Router::new()
         .merge(blobs)
-        .route(
-            "/v1/blobs/sample",
-            axum::routing::post(api_jobs::put_sample),
-        )
+        .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
         .route("/v1/blobs/{hash}", get(api_jobs::get_blob))
-        .route(
-            "/v1/jobs",
-            get(api_jobs::list_jobs).post(api_jobs::submit_job),
-        )
-        .route(
-            "/v1/jobs/{id}",
-            get(api_jobs::get_job).delete(api_jobs::cancel_job),
-        )
+        .route("/v1/jobs", get(api_jobs::list_jobs).post(api_jobs::submit_job))
+        .route("/v1/jobs/{id}", get(api_jobs::get_job).delete(api_jobs::cancel_job))
         .route("/healthz", get(healthz))
         .route("/v1/events", get(crate::events::events))
         .route("/metrics", get(metrics_text))
@@ -114,57 +90,34 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; see /v1/status, /v1/info, /metrics",
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status, /v1/info, /metrics")
 }
 
 async fn healthz(State(h): State<Handle>) -> ApiResult {
-    let leaving = h
-        .call(|s| s.node.status(s.clock.now()).leaving)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let leaving = h.call(|s| s.node.status(s.clock.now()).leaving).await.map_err(ApiError::unavailable)?;
     if leaving {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "leaving",
-            "node is shutting down",
-        ));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "leaving", "node is shutting down"));
     }
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
 async fn status(State(h): State<Handle>) -> ApiResult {
-    let v = h
-        .call(|s| serde_json::to_value(s.node.status(s.clock.now())))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let v = h.call(|s| serde_json::to_value(s.node.status(s.clock.now()))).await.map_err(ApiError::unavailable)?;
     Ok(Json(v.unwrap_or_default()).into_response())
 }
 
 async fn neighbors(State(h): State<Handle>) -> ApiResult {
-    let v = h
-        .call(|s| serde_json::to_value(s.node.neighbors(s.clock.now())))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let v = h.call(|s| serde_json::to_value(s.node.neighbors(s.clock.now()))).await.map_err(ApiError::unavailable)?;
     Ok(Json(json!({"neighbors": v.unwrap_or_default()})).into_response())
 }
 
 async fn peers(State(h): State<Handle>) -> ApiResult {
-    let v = h
-        .call(|s| serde_json::to_value(s.node.passive_peers()))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let v = h.call(|s| serde_json::to_value(s.node.passive_peers())).await.map_err(ApiError::unavailable)?;
     Ok(Json(json!({"passive": v.unwrap_or_default()})).into_response())
 }
 
 async fn topology(State(h): State<Handle>) -> ApiResult {
-    let v = h
-        .call(|s| serde_json::to_value(s.node.topology(s.clock.now())))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let v = h.call(|s| serde_json::to_value(s.node.topology(s.clock.now()))).await.map_err(ApiError::unavailable)?;
     Ok(Json(v.unwrap_or_default()).into_response())
 }
 
@@ -181,12 +134,7 @@ fn item_json(key: &str, it: &ryx_core::diffusion::StoredItem) -> serde_json::Val
 
 async fn info_list(State(h): State<Handle>) -> ApiResult {
     let v = h
-        .call(|s| {
-            s.node
-                .info_items()
-                .map(|(k, it)| item_json(k, it))
-                .collect::<Vec<_>>()
-        })
+        .call(|s| s.node.info_items().map(|(k, it)| item_json(k, it)).collect::<Vec<_>>())
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(json!({"items": v})).into_response())
@@ -194,17 +142,10 @@ async fn info_list(State(h): State<Handle>) -> ApiResult {
 
 async fn info_get(State(h): State<Handle>, Path(key): Path<String>) -> ApiResult {
     let k = key.clone();
-    let v = h
-        .call(move |s| s.node.info(&k).map(|it| item_json(&k, it)))
-        .await
-        .map_err(ApiError::unavailable)?;
+    let v = h.call(move |s| s.node.info(&k).map(|it| item_json(&k, it))).await.map_err(ApiError::unavailable)?;
     match v {
         Some(v) => Ok(Json(v).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no info item with key {key:?} here"),
-        )),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no info item with key {key:?} here"))),
     }
 }
 
@@ -218,68 +159,38 @@ struct PutInfo {
 
 fn body_error(e: BytesRejection) -> ApiError {
     let status = e.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "too_large"
-    } else {
-        "bad_body"
-    };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
     ApiError::new(status, code, e.body_text())
 }
 
 async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let body = body.map_err(body_error)?;
     let req: PutInfo = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"))
     })?;
     let key = req.key.clone();
     let r = h
         .call(move |s| {
             let now = s.clock.now();
-            s.node
-                .put_info(now, &req.key, req.value, req.energy)
-                .map(|v| (v, s.node.id()))
+            s.node.put_info(now, &req.key, req.value, req.energy).map(|v| (v, s.node.id()))
         })
         .await
         .map_err(ApiError::unavailable)?;
     match r {
-        Ok((version, origin)) => Ok((
-            StatusCode::CREATED,
-            Json(json!({"key": key, "version": version, "origin": origin})),
-        )
-            .into_response()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            e.to_string(),
-        )),
+        Ok((version, origin)) => {
+            Ok((StatusCode::CREATED, Json(json!({"key": key, "version": version, "origin": origin}))).into_response())
+        }
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())),
     }
 }
 
 async fn metrics_text(State(h): State<Handle>) -> ApiResult {
-    let text = h
-        .call(|s| metrics::render(s))
-        .await
-        .map_err(ApiError::unavailable)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    let text = h.call(|s| metrics::render(s)).await.map_err(ApiError::unavailable)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
 fn faults_disabled() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "fault_injection_disabled",
-        "this node runs without --enable-fault-injection",
-    )
+    ApiError::new(StatusCode::FORBIDDEN, "fault_injection_disabled", "this node runs without --enable-fault-injection")
 }
 
 async fn faults_get(State(h): State<Handle>) -> ApiResult {

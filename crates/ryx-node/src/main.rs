@@ -40,9 +40,7 @@ fn main() -> ExitCode {
 fn init_logs(args: &DaemonArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => b.json().init(),
         LogFormat::Human => b.with_ansi(false).init(),
@@ -53,12 +51,7 @@ fn init_logs(args: &DaemonArgs) {
 /// time and process id: enough for node ids and protocol randomness.
 fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -94,18 +87,15 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         )?;
         let addr = sockets.main.local_addr()?;
         let http_addr = SocketAddr::new(args.bind, args.http_port());
-        let listener = tokio::net::TcpListener::bind(http_addr)
-            .await
-            .with_context(|| format!("cannot bind HTTP {http_addr}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
         let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
         node.set_http_addr(http_addr);
-        let (handle, loop_task) = runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
+        let (handle, loop_task) =
+            runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
         if faults.corrupt_results > 0.0 {
-            tracing::warn!(
-                p = faults.corrupt_results,
-                "fault injection: corrupting partial results"
-            );
+            tracing::warn!(p = faults.corrupt_results, "fault injection: corrupting partial results");
         }
         tracing::info!(node_id = %id, udp = %addr, http = %http_addr, cluster = %args.cluster_id,
             discovery = ?args.discovery, "ryx-node started");
@@ -118,10 +108,7 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         }
         let app = http::router(
             handle.clone(),
-            http::Limits {
-                memory: args.memory_limit,
-                chunk_size: args.chunk_size as usize,
-            },
+            http::Limits { memory: args.memory_limit, chunk_size: args.chunk_size as usize },
         );
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
         server.await.context("HTTP server failed")?;
@@ -163,11 +150,7 @@ async fn resolve_seeds(handle: runtime::Handle, seeds: Vec<String>, every: Durat
         addrs.dedup();
         let found = !addrs.is_empty();
         tracing::debug!(?addrs, "seeds resolved");
-        if handle
-            .call(move |s| s.node.handle(s.clock.now(), Input::Seeds(addrs)))
-            .await
-            .is_err()
-        {
+        if handle.call(move |s| s.node.handle(s.clock.now(), Input::Seeds(addrs))).await.is_err() {
             return;
         }
         tokio::time::sleep(if found { every } else { Duration::from_secs(2) }).await;

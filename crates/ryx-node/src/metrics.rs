@@ -19,84 +19,27 @@ pub fn render(s: &State) -> String {
     let now = s.clock.now();
     let status = s.node.status(now);
     let mut o = String::with_capacity(8 * 1024);
-    family(
-        &mut o,
-        "ryx_messages_received_total",
-        "counter",
-        "Protocol messages received, by kind.",
-    );
+    family(&mut o, "ryx_messages_received_total", "counter", "Protocol messages received, by kind.");
     for (k, v) in &m.messages_in {
         let _ = writeln!(o, "ryx_messages_received_total{{kind=\"{k}\"}} {v}");
     }
-    family(
-        &mut o,
-        "ryx_messages_sent_total",
-        "counter",
-        "Protocol messages sent, by kind.",
-    );
+    family(&mut o, "ryx_messages_sent_total", "counter", "Protocol messages sent, by kind.");
     for (k, v) in &m.messages_out {
         let _ = writeln!(o, "ryx_messages_sent_total{{kind=\"{k}\"}} {v}");
     }
-    family(
-        &mut o,
-        "ryx_datagrams_rejected_total",
-        "counter",
-        "Datagrams rejected, by reason.",
-    );
+    family(&mut o, "ryx_datagrams_rejected_total", "counter", "Datagrams rejected, by reason.");
     for (k, v) in &m.rejected {
         let _ = writeln!(o, "ryx_datagrams_rejected_total{{reason=\"{k}\"}} {v}");
     }
-    single(
-        &mut o,
-        "ryx_bytes_received_total",
-        "counter",
-        "UDP payload bytes received.",
-        s.io.bytes_in,
-    );
-    single(
-        &mut o,
-        "ryx_bytes_sent_total",
-        "counter",
-        "UDP payload bytes sent.",
-        s.io.bytes_out,
-    );
-    single(
-        &mut o,
-        "ryx_datagrams_received_total",
-        "counter",
-        "UDP datagrams received.",
-        s.io.datagrams_in,
-    );
-    single(
-        &mut o,
-        "ryx_datagrams_sent_total",
-        "counter",
-        "UDP datagrams sent.",
-        s.io.datagrams_out,
-    );
-    single(
-        &mut o,
-        "ryx_send_errors_total",
-        "counter",
-        "Datagrams that could not be sent.",
-        s.io.send_errors,
-    );
+    single(&mut o, "ryx_bytes_received_total", "counter", "UDP payload bytes received.", s.io.bytes_in);
+    single(&mut o, "ryx_bytes_sent_total", "counter", "UDP payload bytes sent.", s.io.bytes_out);
+    single(&mut o, "ryx_datagrams_received_total", "counter", "UDP datagrams received.", s.io.datagrams_in);
+    single(&mut o, "ryx_datagrams_sent_total", "counter", "UDP datagrams sent.", s.io.datagrams_out);
+    single(&mut o, "ryx_send_errors_total", "counter", "Datagrams that could not be sent.", s.io.send_errors);
     single(&mut o, "ryx_fault_dropped_total", "counter", "Datagrams dropped by injected faults.", s.faults.dropped);
     single(&mut o, "ryx_fault_delayed_total", "counter", "Datagrams delayed by injected faults.", s.faults.delayed);
-    single(
-        &mut o,
-        "ryx_neighbors",
-        "gauge",
-        "Active neighbours.",
-        status.neighbors.len(),
-    );
-    single(
-        &mut o,
-        "ryx_passive_peers",
-        "gauge",
-        "Peers in the passive list.",
-        status.passive_count,
-    );
+    single(&mut o, "ryx_neighbors", "gauge", "Active neighbours.", status.neighbors.len());
+    single(&mut o, "ryx_passive_peers", "gauge", "Peers in the passive list.", status.passive_count);
     single(
         &mut o,
         "ryx_local_health",
@@ -104,13 +47,7 @@ pub fn render(s: &State) -> String {
         "Lifeguard local-health multiplier (0 = healthy).",
         status.local_health,
     );
-    single(
-        &mut o,
-        "ryx_failures_detected_total",
-        "counter",
-        "Neighbours declared dead.",
-        m.failures_detected,
-    );
+    single(&mut o, "ryx_failures_detected_total", "counter", "Neighbours declared dead.", m.failures_detected);
     single(
         &mut o,
         "ryx_suspicions_refuted_total",
@@ -118,41 +55,11 @@ pub fn render(s: &State) -> String {
         "Suspected neighbours that answered in time.",
         m.suspicions_refuted,
     );
-    single(
-        &mut o,
-        "ryx_neighbors_left_total",
-        "counter",
-        "Neighbours that left gracefully.",
-        m.neighbors_left,
-    );
-    single(
-        &mut o,
-        "ryx_links_up_total",
-        "counter",
-        "Links formed.",
-        m.links_up,
-    );
-    single(
-        &mut o,
-        "ryx_links_down_total",
-        "counter",
-        "Links dropped.",
-        m.links_down,
-    );
-    single(
-        &mut o,
-        "ryx_items_delivered_total",
-        "counter",
-        "Items received for the first time.",
-        m.items_delivered,
-    );
-    single(
-        &mut o,
-        "ryx_items_duplicate_total",
-        "counter",
-        "Payload copies of items already held.",
-        m.items_duplicate,
-    );
+    single(&mut o, "ryx_neighbors_left_total", "counter", "Neighbours that left gracefully.", m.neighbors_left);
+    single(&mut o, "ryx_links_up_total", "counter", "Links formed.", m.links_up);
+    single(&mut o, "ryx_links_down_total", "counter", "Links dropped.", m.links_down);
+    single(&mut o, "ryx_items_delivered_total", "counter", "Items received for the first time.", m.items_delivered);
+    single(&mut o, "ryx_items_duplicate_total", "counter", "Payload copies of items already held.", m.items_duplicate);
     single(
         &mut o,
         "ryx_items_exhausted_total",
@@ -160,86 +67,25 @@ pub fn render(s: &State) -> String {
         "Items that arrived without energy left.",
         m.items_exhausted,
     );
-    single(
-        &mut o,
-        "ryx_items_evicted_total",
-        "counter",
-        "Items evicted by the store bound.",
-        m.items_evicted,
-    );
-    single(
-        &mut o,
-        "ryx_items_synced_total",
-        "counter",
-        "Items taken by anti-entropy.",
-        m.items_synced,
-    );
-    single(
-        &mut o,
-        "ryx_late_ticks_total",
-        "counter",
-        "Timer ticks that came late (node overloaded).",
-        m.late_ticks,
-    );
-    single(
-        &mut o,
-        "ryx_info_items",
-        "gauge",
-        "Info items held.",
-        status.info_items,
-    );
-    single(
-        &mut o,
-        "ryx_topology_nodes",
-        "gauge",
-        "Nodes in the learned topology.",
-        status.topology_nodes,
-    );
+    single(&mut o, "ryx_items_evicted_total", "counter", "Items evicted by the store bound.", m.items_evicted);
+    single(&mut o, "ryx_items_synced_total", "counter", "Items taken by anti-entropy.", m.items_synced);
+    single(&mut o, "ryx_late_ticks_total", "counter", "Timer ticks that came late (node overloaded).", m.late_ticks);
+    single(&mut o, "ryx_info_items", "gauge", "Info items held.", status.info_items);
+    single(&mut o, "ryx_topology_nodes", "gauge", "Nodes in the learned topology.", status.topology_nodes);
     let h = &m.diffusion_latency;
-    family(
-        &mut o,
-        "ryx_diffusion_latency_seconds",
-        "histogram",
-        "Time from an item's injection to its delivery here.",
-    );
+    family(&mut o, "ryx_diffusion_latency_seconds", "histogram", "Time from an item's injection to its delivery here.");
     let mut cum = 0;
     for (i, b) in h.bounds_ms.iter().enumerate() {
         cum += h.counts.get(i).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "ryx_diffusion_latency_seconds_bucket{{le=\"{}\"}} {cum}",
-            b / 1000.0
-        );
+        let _ = writeln!(o, "ryx_diffusion_latency_seconds_bucket{{le=\"{}\"}} {cum}", b / 1000.0);
     }
-    let _ = writeln!(
-        o,
-        "ryx_diffusion_latency_seconds_bucket{{le=\"+Inf\"}} {}",
-        h.count
-    );
+    let _ = writeln!(o, "ryx_diffusion_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_sum {}", h.sum_ms / 1000.0);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_count {}", h.count);
-    single(
-        &mut o,
-        "ryx_uptime_seconds",
-        "gauge",
-        "Seconds since the node started.",
-        status.uptime_ms as f64 / 1000.0,
-    );
+    single(&mut o, "ryx_uptime_seconds", "gauge", "Seconds since the node started.", status.uptime_ms as f64 / 1000.0);
     if let Some((rss, cpu)) = process_stats() {
-        single(
-            &mut o,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory.",
-            rss,
-        );
-        single(
-            &mut o,
-            "process_cpu_seconds_total",
-            "counter",
-            "CPU time used (user + system).",
-            cpu,
-        );
+        single(&mut o, "process_resident_memory_bytes", "gauge", "Resident memory.", rss);
+        single(&mut o, "process_cpu_seconds_total", "counter", "CPU time used (user + system).", cpu);
     }
     o
 }

@@ -26,13 +26,8 @@ pub struct Clock {
 impl Clock {
     /// A clock anchored now.
     pub fn new() -> Clock {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Clock {
-            start: Instant::now(),
-            start_unix_us: unix.as_micros() as u64,
-        }
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Clock { start: Instant::now(), start_unix_us: unix.as_micros() as u64 }
     }
 
     /// The current time.
@@ -103,18 +98,12 @@ pub struct Handle {
 
 impl Handle {
     /// Runs `f` on the event loop and returns its answer.
-    pub async fn call<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut State) -> R + Send + 'static,
-    ) -> anyhow::Result<R> {
+    pub async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut State) -> R + Send + 'static) -> anyhow::Result<R> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let cmd: Command = Box::new(move |s| {
             let _ = tx.send(f(s));
         });
-        self.tx
-            .send(cmd)
-            .await
-            .map_err(|_| anyhow::anyhow!("node event loop has stopped"))?;
+        self.tx.send(cmd).await.map_err(|_| anyhow::anyhow!("node event loop has stopped"))?;
         rx.await.context("node event loop dropped the request")
     }
 
@@ -145,17 +134,12 @@ pub fn bind(
     discovery_port: u16,
     broadcast: bool,
 ) -> anyhow::Result<Sockets> {
-    let main = Socket::new(
-        Domain::for_address(SocketAddr::new(bind, port)),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
+    let main = Socket::new(Domain::for_address(SocketAddr::new(bind, port)), Type::DGRAM, Some(Protocol::UDP))?;
     main.set_broadcast(true)?;
     main.set_nonblocking(true)?;
     let _ = main.set_recv_buffer_size(4 << 20);
     let _ = main.set_send_buffer_size(4 << 20);
-    main.bind(&SocketAddr::new(bind, port).into())
-        .with_context(|| format!("cannot bind UDP {bind}:{port}"))?;
+    main.bind(&SocketAddr::new(bind, port).into()).with_context(|| format!("cannot bind UDP {bind}:{port}"))?;
     let main = std::sync::Arc::new(UdpSocket::from_std(main.into())?);
     let discovery = if broadcast {
         let addr = SocketAddr::new(broadcast_addr, discovery_port);
@@ -163,17 +147,12 @@ pub fn bind(
         s.set_reuse_address(true)?;
         s.set_reuse_port(true)?;
         s.set_nonblocking(true)?;
-        s.bind(&addr.into())
-            .with_context(|| format!("cannot bind discovery socket {addr}"))?;
+        s.bind(&addr.into()).with_context(|| format!("cannot bind discovery socket {addr}"))?;
         Some(UdpSocket::from_std(s.into())?)
     } else {
         None
     };
-    Ok(Sockets {
-        main,
-        discovery,
-        broadcast_to: SocketAddr::new(broadcast_addr, discovery_port),
-    })
+    Ok(Sockets { main, discovery, broadcast_to: SocketAddr::new(broadcast_addr, discovery_port) })
 }
 
 /// Starts the event loop with `workers` kernel threads; returns its handle
@@ -188,10 +167,7 @@ pub fn spawn(
 ) -> (Handle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Command>(4096);
     let (events, _) = broadcast::channel(1024);
-    let handle = Handle {
-        tx: tx.clone(),
-        events: events.clone(),
-    };
+    let handle = Handle { tx: tx.clone(), events: events.clone() };
     let services = Services::start(tx, workers, faults);
     let state = State {
         node,
@@ -216,12 +192,7 @@ async fn recv_opt(s: &Option<UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usi
     }
 }
 
-async fn run(
-    mut st: State,
-    sockets: Sockets,
-    mut rx: mpsc::Receiver<Command>,
-    events: broadcast::Sender<String>,
-) {
+async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, events: broadcast::Sender<String>) {
     // One byte more than the largest datagram so oversized ones are seen.
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut dbuf = vec![0u8; MAX_DATAGRAM + 1];
@@ -327,9 +298,7 @@ fn log_event(e: &ryx_core::Event) {
         NeighborUp { id, addr, long } => tracing::info!(%id, %addr, long, "neighbour up"),
         NeighborDown { id, reason } => tracing::info!(%id, ?reason, "neighbour down"),
         Suspect { id } => tracing::debug!(%id, "neighbour suspected"),
-        ItemDelivered {
-            id, energy, hops, ..
-        } => {
+        ItemDelivered { id, energy, hops, .. } => {
             tracing::debug!(key = %id.key, version = id.version, energy, hops, "item delivered")
         }
     }

@@ -44,29 +44,14 @@ pub fn split_upload(data: Bytes, chunk_size: usize) -> Upload {
         .into_iter()
         .map(|r| {
             let b = data.slice(r);
-            (
-                BlobRef {
-                    hash: ryx_compute::digest_hex(&b),
-                    size: b.len() as u64,
-                },
-                b,
-            )
+            (BlobRef { hash: ryx_compute::digest_hex(&b), size: b.len() as u64 }, b)
         })
         .collect();
     let manifest = (chunks.len() > 1).then(|| {
-        let m = Manifest {
-            ryx_manifest: 1,
-            size,
-            chunks: chunks.iter().map(|c| c.0.clone()).collect(),
-        };
+        let m = Manifest { ryx_manifest: 1, size, chunks: chunks.iter().map(|c| c.0.clone()).collect() };
         Bytes::from(serde_json::to_vec(&m).unwrap_or_default())
     });
-    Upload {
-        hash,
-        size,
-        chunks,
-        manifest,
-    }
+    Upload { hash, size, chunks, manifest }
 }
 
 /// Blob bytes by name.
@@ -102,10 +87,7 @@ impl Store {
     pub fn chunks_of(&self, hash: &str, size: u64) -> Vec<BlobRef> {
         match self.manifests.get(hash) {
             Some(c) => c.clone(),
-            None => vec![BlobRef {
-                hash: hash.to_string(),
-                size,
-            }],
+            None => vec![BlobRef { hash: hash.to_string(), size }],
         }
     }
 

@@ -61,7 +61,9 @@ impl Services {
                                         s.store.insert(digest.clone(), bytes);
                                         s.node.work_done(now, &token.job, token.unit, token.replica, Ok(digest));
                                     }
-                                    Err(e) => s.node.work_done(now, &token.job, token.unit, token.replica, Err(e.to_string())),
+                                    Err(e) => {
+                                        s.node.work_done(now, &token.job, token.unit, token.replica, Err(e.to_string()))
+                                    }
                                 }
                             }
                             Err(e) => {
@@ -82,12 +84,7 @@ impl Services {
     /// Carries out one request of the job engine.
     pub fn dispatch(&self, st: &mut State, out: JobOutput) {
         match out {
-            JobOutput::Fetch {
-                hash,
-                size,
-                sources,
-                kind,
-            } => {
+            JobOutput::Fetch { hash, size, sources, kind } => {
                 if st.store.get(&hash).is_some() {
                     let now = st.clock.now();
                     st.node.fetch_done(now, &hash, true);
@@ -131,36 +128,15 @@ impl Services {
                 }
                 None => {
                     let now = st.clock.now();
-                    st.node.work_done(
-                        now,
-                        &token.job,
-                        token.unit,
-                        token.replica,
-                        Err("chunk not held".into()),
-                    );
+                    st.node.work_done(now, &token.job, token.unit, token.replica, Err("chunk not held".into()));
                 }
             },
-            JobOutput::Decided {
-                job,
-                kind,
-                params,
-                units,
-                unit,
-                digest,
-                holders,
-            } => {
+            JobOutput::Decided { job, kind, params, units, unit, digest, holders } => {
                 let folder = match st.merges.get(&job) {
                     Some(f) => f.clone(),
                     None => {
                         let (ftx, frx) = mpsc::unbounded_channel();
-                        tokio::spawn(fold_task(
-                            self.loop_tx.clone(),
-                            job.clone(),
-                            kind,
-                            params,
-                            units,
-                            frx,
-                        ));
+                        tokio::spawn(fold_task(self.loop_tx.clone(), job.clone(), kind, params, units, frx));
                         st.merges.insert(job.clone(), ftx.clone());
                         st.merge_order.push_back(job.clone());
                         if st.merge_order.len() > 64 {
@@ -173,33 +149,19 @@ impl Services {
                 };
                 match st.store.get(&digest) {
                     Some(bytes) => {
-                        let _ = folder.send(FoldMsg::Partial {
-                            unit,
-                            digest,
-                            bytes,
-                        });
+                        let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
                     }
                     None => {
                         tokio::spawn(async move {
                             if let Ok(bytes) = client::fetch_blob(&digest, None, &holders).await {
-                                let _ = folder.send(FoldMsg::Partial {
-                                    unit,
-                                    digest,
-                                    bytes,
-                                });
+                                let _ = folder.send(FoldMsg::Partial { unit, digest, bytes });
                             }
                         });
                     }
                 }
             }
-            JobOutput::Merge {
-                job,
-                kind,
-                params,
-                partials,
-            } => {
-                let local: Vec<Option<Bytes>> =
-                    partials.iter().map(|(d, _)| st.store.get(d)).collect();
+            JobOutput::Merge { job, kind, params, partials } => {
+                let local: Vec<Option<Bytes>> = partials.iter().map(|(d, _)| st.store.get(d)).collect();
                 let tx = self.loop_tx.clone();
                 st.merge_order.retain(|j| *j != job);
                 match st.merges.remove(&job) {
@@ -276,11 +238,7 @@ async fn merge(
 }
 
 /// Stores a merged result and tells the core, or reports what was missing.
-async fn report_merge(
-    tx: mpsc::Sender<Command>,
-    job: String,
-    outcome: Result<(String, Bytes), Vec<u32>>,
-) {
+async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(String, Bytes), Vec<u32>>) {
     let cmd: Command = Box::new(move |s: &mut State| {
         let now = s.clock.now();
         match outcome {
@@ -289,8 +247,7 @@ async fn report_merge(
                 match s.node.blob_put(now, &digest, size, BlobKind::Result, false) {
                     Ok(()) => {
                         s.store.insert(digest.clone(), result);
-                        s.node
-                            .merge_done(now, &job, Ok((digest.clone(), digest, size)));
+                        s.node.merge_done(now, &job, Ok((digest.clone(), digest, size)));
                     }
                     Err(e) => {
                         tracing::error!(%job, "no room for the result: {e}");
@@ -306,11 +263,7 @@ async fn report_merge(
 
 /// Merges partials in unit order and finishes: the job's canonical result
 /// bytes and their digest.
-pub fn fold(
-    kind: &str,
-    params: &serde_json::Value,
-    partials: &[Bytes],
-) -> Result<(String, Bytes), String> {
+pub fn fold(kind: &str, params: &serde_json::Value, partials: &[Bytes]) -> Result<(String, Bytes), String> {
     let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
     let mut acc: Option<Partial> = None;
     for b in partials {
@@ -365,11 +318,7 @@ async fn fold_task(
     let mut broken = false;
     while let Some(msg) = rx.recv().await {
         match msg {
-            FoldMsg::Partial {
-                unit,
-                digest,
-                bytes,
-            } => {
+            FoldMsg::Partial { unit, digest, bytes } => {
                 if unit < units && unit as usize >= folded.len() {
                     pending.insert(unit, (digest, bytes));
                 }
@@ -385,10 +334,7 @@ async fn fold_task(
                 }
                 let spec2 = spec.clone();
                 let prev = acc.take();
-                let r = tokio::task::spawn_blocking(move || {
-                    fold_more(&spec2, prev, &ready).map(|a| (a, ready))
-                })
-                .await;
+                let r = tokio::task::spawn_blocking(move || fold_more(&spec2, prev, &ready).map(|a| (a, ready))).await;
                 match r {
                     Ok(Ok((a, ready))) => {
                         acc = Some(a);
@@ -406,9 +352,7 @@ async fn fold_task(
                 // Gather the tail: pending, local or fetched.
                 let mut tail = Vec::new();
                 let mut missing = Vec::new();
-                for (i, ((digest, holders), have)) in
-                    partials.iter().zip(local).enumerate().skip(folded.len())
-                {
+                for (i, ((digest, holders), have)) in partials.iter().zip(local).enumerate().skip(folded.len()) {
                     let b = match (pending.remove(&(i as u32)), have) {
                         (Some((d, b)), _) if d == *digest => Some(b),
                         (_, Some(b)) => Some(b),
@@ -448,11 +392,7 @@ async fn fold_task(
     }
 }
 
-fn fold_more(
-    spec: &JobSpec,
-    acc: Option<Partial>,
-    parts: &[(String, Bytes)],
-) -> Result<Partial, String> {
+fn fold_more(spec: &JobSpec, acc: Option<Partial>, parts: &[(String, Bytes)]) -> Result<Partial, String> {
     let mut acc = acc;
     for (_, b) in parts {
         let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;

@@ -16,63 +16,32 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
         base + 3,
         "walk",
         base,
-        &[
-            "--discovery",
-            "seed-nodes",
-            "--seeds",
-            &format!("localhost:{}", base + 1),
-        ],
+        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", base + 1)],
     );
     let nodes = [a, b, c];
-    assert!(
-        wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(),
-        "nodes did not link up"
-    );
+    assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(), "nodes did not link up");
 
     let st = get_json(nodes[0].port, "/v1/status");
-    for field in [
-        "node_id",
-        "cluster_id",
-        "addr",
-        "uptime_ms",
-        "neighbors",
-        "passive_count",
-    ] {
+    for field in ["node_id", "cluster_id", "addr", "uptime_ms", "neighbors", "passive_count"] {
         assert!(st.get(field).is_some(), "status lacks {field}: {st}");
     }
     assert_eq!(st["cluster_id"], "walk");
     let n0 = &st["neighbors"][0];
-    assert!(
-        n0["node_id"].is_string() && n0["addr"].is_string() && n0.get("rtt_ms").is_some(),
-        "{n0}"
-    );
+    assert!(n0["node_id"].is_string() && n0["addr"].is_string() && n0.get("rtt_ms").is_some(), "{n0}");
 
-    let (code, body) = http(
-        nodes[1].port,
-        "POST",
-        "/v1/info",
-        Some(br#"{"key":"greeting","value":"hello"}"#),
-    )
-    .expect("post");
+    let (code, body) =
+        http(nodes[1].port, "POST", "/v1/info", Some(br#"{"key":"greeting","value":"hello"}"#)).expect("post");
     assert_eq!(code, 201, "{body}");
     let got = wait_until(Duration::from_secs(5), || {
-        http(nodes[2].port, "GET", "/v1/info/greeting", None)
-            .is_ok_and(|(s, b)| s == 200 && b.contains("hello"))
+        http(nodes[2].port, "GET", "/v1/info/greeting", None).is_ok_and(|(s, b)| s == 200 && b.contains("hello"))
     });
     assert!(got.is_some(), "info did not reach the seeded node");
     // A newer version wins everywhere.
-    let (code, _) = http(
-        nodes[2].port,
-        "POST",
-        "/v1/info",
-        Some(br#"{"key":"greeting","value":"bye","energy":50}"#),
-    )
-    .expect("post");
+    let (code, _) = http(nodes[2].port, "POST", "/v1/info", Some(br#"{"key":"greeting","value":"bye","energy":50}"#))
+        .expect("post");
     assert_eq!(code, 201);
     let got = wait_until(Duration::from_secs(5), || {
-        nodes
-            .iter()
-            .all(|n| get_json(n.port, "/v1/info/greeting")["value"] == "bye")
+        nodes.iter().all(|n| get_json(n.port, "/v1/info/greeting")["value"] == "bye")
     });
     assert!(got.is_some(), "newer version did not win everywhere");
     let list = get_json(nodes[0].port, "/v1/info");
@@ -80,24 +49,13 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
 
     // Topology: every node learns the others' neighbour lists.
     let learned = wait_until(Duration::from_secs(8), || {
-        get_json(nodes[0].port, "/v1/topology")["nodes"]
-            .as_array()
-            .is_some_and(|a| a.len() == 3)
+        get_json(nodes[0].port, "/v1/topology")["nodes"].as_array().is_some_and(|a| a.len() == 3)
     });
-    assert!(
-        learned.is_some(),
-        "topology incomplete: {}",
-        get_json(nodes[0].port, "/v1/topology")
-    );
+    assert!(learned.is_some(), "topology incomplete: {}", get_json(nodes[0].port, "/v1/topology"));
     let topo = get_json(nodes[0].port, "/v1/topology");
-    assert!(
-        topo["links"].as_array().is_some_and(|l| l.len() >= 4),
-        "{topo}"
-    );
+    assert!(topo["links"].as_array().is_some_and(|l| l.len() >= 4), "{topo}");
 
-    let metrics = http(nodes[0].port, "GET", "/metrics", None)
-        .expect("metrics")
-        .1;
+    let metrics = http(nodes[0].port, "GET", "/metrics", None).expect("metrics").1;
     for name in [
         "ryx_messages_received_total{kind=\"ping\"}",
         "ryx_messages_sent_total{kind=\"ack\"}",
@@ -128,10 +86,7 @@ fn crashed_node_is_detected_and_replaced() {
     victim.signal("KILL");
     drop(victim);
     let repaired = wait_until(Duration::from_secs(5), || {
-        nodes.iter().all(|n| {
-            n.neighbor_ids()
-                .is_some_and(|v| !v.contains(&victim_id) && v.len() >= 4)
-        })
+        nodes.iter().all(|n| n.neighbor_ids().is_some_and(|v| !v.contains(&victim_id) && v.len() >= 4))
     });
     if repaired.is_none() {
         for n in &nodes {
@@ -139,10 +94,7 @@ fn crashed_node_is_detected_and_replaced() {
         }
         panic!("survivors did not replace the dead node");
     }
-    let detected: f64 = nodes
-        .iter()
-        .filter_map(|n| n.metric("ryx_failures_detected_total"))
-        .sum();
+    let detected: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     assert!(detected >= 1.0, "nobody counted the failure");
 }
 
@@ -150,23 +102,14 @@ fn crashed_node_is_detected_and_replaced() {
 fn paused_node_is_not_declared_dead() {
     let base = 21_200;
     let nodes = start_cluster(base, 6, "pause");
-    assert!(
-        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
-        "cluster did not form"
-    );
+    assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     std::thread::sleep(Duration::from_millis(500));
-    let before: f64 = nodes
-        .iter()
-        .filter_map(|n| n.metric("ryx_failures_detected_total"))
-        .sum();
+    let before: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     nodes[2].signal("STOP");
     std::thread::sleep(Duration::from_millis(300));
     nodes[2].signal("CONT");
     std::thread::sleep(Duration::from_millis(1500));
-    let after: f64 = nodes
-        .iter()
-        .filter_map(|n| n.metric("ryx_failures_detected_total"))
-        .sum();
+    let after: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     assert_eq!(before, after, "a node paused for 300 ms was declared dead");
 }
 
@@ -174,27 +117,15 @@ fn paused_node_is_not_declared_dead() {
 fn sigterm_announces_leave_and_neighbours_replace_it_at_once() {
     let base = 21_300;
     let mut nodes = start_cluster(base, 7, "leave");
-    assert!(
-        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
-        "cluster did not form"
-    );
+    assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let leaver = nodes.remove(1);
     let id = leaver.id.clone();
     leaver.signal("TERM");
-    let gone = wait_until(Duration::from_secs(3), || {
-        nodes
-            .iter()
-            .all(|n| n.neighbor_ids().is_some_and(|v| !v.contains(&id)))
-    });
+    let gone =
+        wait_until(Duration::from_secs(3), || nodes.iter().all(|n| n.neighbor_ids().is_some_and(|v| !v.contains(&id))));
     assert!(gone.is_some(), "neighbours kept the leaver");
-    let left: f64 = nodes
-        .iter()
-        .filter_map(|n| n.metric("ryx_neighbors_left_total"))
-        .sum();
-    let failed: f64 = nodes
-        .iter()
-        .filter_map(|n| n.metric("ryx_failures_detected_total"))
-        .sum();
+    let left: f64 = nodes.iter().filter_map(|n| n.metric("ryx_neighbors_left_total")).sum();
+    let failed: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     assert!(left >= 1.0, "no neighbour counted a graceful leave");
     assert_eq!(failed, 0.0, "a graceful leave was treated as a failure");
     drop(leaver);
@@ -209,41 +140,25 @@ fn bad_datagrams_are_rejected_counted_and_harmless() {
     let to = ("127.0.0.1", nodes[0].port);
     sock.send_to(b"\x00\x01garbage", to).expect("send");
     sock.send_to(&vec![b'{'; 20_000], to).expect("send");
-    sock.send_to(br#"{"v":1,"cluster":"other","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#, to).expect("send");
-    sock.send_to(br#"{"v":9,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#, to).expect("send");
     sock.send_to(
-        br#"{"v":1,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"warp","body":{}}}"#,
+        br#"{"v":1,"cluster":"other","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#,
         to,
     )
     .expect("send");
+    sock.send_to(
+        br#"{"v":9,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#,
+        to,
+    )
+    .expect("send");
+    sock.send_to(br#"{"v":1,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"warp","body":{}}}"#, to).expect("send");
     let counted = wait_until(Duration::from_secs(3), || {
-        [
-            "malformed",
-            "oversized",
-            "foreign_cluster",
-            "wrong_version",
-            "unknown_kind",
-        ]
-        .iter()
-        .all(|r| {
-            nodes[0]
-                .metric(&format!("ryx_datagrams_rejected_total{{reason=\"{r}\"}}"))
-                .is_some_and(|v| v >= 1.0)
+        ["malformed", "oversized", "foreign_cluster", "wrong_version", "unknown_kind"].iter().all(|r| {
+            nodes[0].metric(&format!("ryx_datagrams_rejected_total{{reason=\"{r}\"}}")).is_some_and(|v| v >= 1.0)
         })
     });
     assert!(counted.is_some(), "rejections not counted");
-    assert_eq!(
-        http(nodes[0].port, "GET", "/healthz", None)
-            .expect("health")
-            .0,
-        200
-    );
-    assert!(
-        nodes[0]
-            .neighbor_ids()
-            .is_some_and(|v| v.contains(&nodes[1].id)),
-        "link lost after bad input"
-    );
+    assert_eq!(http(nodes[0].port, "GET", "/healthz", None).expect("health").0, 200);
+    assert!(nodes[0].neighbor_ids().is_some_and(|v| v.contains(&nodes[1].id)), "link lost after bad input");
 }
 
 #[test]
@@ -254,20 +169,8 @@ fn http_errors_are_json_with_stable_codes() {
     type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
     let cases: [Case; 6] = [
         ("POST", "/v1/info", Some(b"{not json"), 400, "bad_json"),
-        (
-            "POST",
-            "/v1/info",
-            Some(br#"{"key":"","value":1}"#),
-            400,
-            "invalid",
-        ),
-        (
-            "POST",
-            "/v1/info",
-            Some(br#"{"key":"k","value":1,"energy":-3}"#),
-            400,
-            "invalid",
-        ),
+        ("POST", "/v1/info", Some(br#"{"key":"","value":1}"#), 400, "invalid"),
+        ("POST", "/v1/info", Some(br#"{"key":"k","value":1,"energy":-3}"#), 400, "invalid"),
         ("GET", "/v1/info/missing", None, 404, "not_found"),
         ("GET", "/v1/nothing", None, 404, "not_found"),
         ("POST", "/v1/info", Some(&[b' '; 100_000]), 413, "too_large"),
@@ -275,12 +178,10 @@ fn http_errors_are_json_with_stable_codes() {
     for (m, path, body, status, code) in cases {
         let (st, text) = http(p, m, path, body).expect("request");
         assert_eq!(st, status, "{m} {path}: {text}");
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{m} {path}: not JSON ({e}): {text}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: not JSON ({e}): {text}"));
         assert_eq!(v["error"]["code"], code, "{m} {path}: {text}");
-        assert!(v["error"]["message"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()));
+        assert!(v["error"]["message"].as_str().is_some_and(|s| !s.is_empty()));
     }
 }
 
@@ -317,7 +218,8 @@ fn partition_is_detected_and_heals_by_itself() {
     for (side, other) in [(a, &ba), (b, &aa)] {
         for n in side {
             let spec = serde_json::json!({"block": other, "for_ms": 4000});
-            let (st, body) = http(n.port, "POST", "/v1/admin/faults", Some(spec.to_string().as_bytes())).expect("faults");
+            let (st, body) =
+                http(n.port, "POST", "/v1/admin/faults", Some(spec.to_string().as_bytes())).expect("faults");
             assert_eq!(st, 200, "{body}");
         }
     }

@@ -9,10 +9,7 @@ use support::*;
 
 /// Deterministic log-like text of about `bytes` bytes.
 fn corpus(bytes: usize) -> Vec<u8> {
-    let words = [
-        "alpha", "beta", "gamma", "ERROR", "INFO", "disk", "node-7", "timeout", "ok", "retry",
-        "x=42",
-    ];
+    let words = ["alpha", "beta", "gamma", "ERROR", "INFO", "disk", "node-7", "timeout", "ok", "retry", "x=42"];
     let mut out = Vec::with_capacity(bytes + 100);
     let mut seed: u64 = 7;
     let mut line = 0u64;
@@ -20,9 +17,7 @@ fn corpus(bytes: usize) -> Vec<u8> {
         line += 1;
         out.extend_from_slice(format!("2026-11-26 12:00:{:02} ", line % 60).as_bytes());
         for _ in 0..(3 + line % 9) {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             out.extend_from_slice(words[(seed >> 33) as usize % words.len()].as_bytes());
             out.push(b' ');
         }
@@ -38,17 +33,9 @@ fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> String {
         cmd.args(["--param", p]);
     }
     let out = cmd.output().expect("exec runs");
-    assert!(
-        out.status.success(),
-        "exec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "exec failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix("result_digest: "))
-        .expect("exec prints the digest")
-        .trim()
-        .to_string()
+    text.lines().find_map(|l| l.strip_prefix("result_digest: ")).expect("exec prints the digest").trim().to_string()
 }
 
 fn upload(port: u16, data: &[u8]) -> String {
@@ -59,8 +46,7 @@ fn upload(port: u16, data: &[u8]) -> String {
 }
 
 fn submit(port: u16, body: serde_json::Value) -> String {
-    let (st, text) =
-        http(port, "POST", "/v1/jobs", Some(body.to_string().as_bytes())).expect("submit");
+    let (st, text) = http(port, "POST", "/v1/jobs", Some(body.to_string().as_bytes())).expect("submit");
     assert_eq!(st, 201, "submit: {text}");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     v["job_id"].as_str().expect("job_id").to_string()
@@ -94,31 +80,16 @@ fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
 #[test]
 fn cluster_result_equals_single_process_reference_for_every_kind() {
     let base = 22_000;
-    let nodes: Vec<NodeProc> = (1..=5)
-        .map(|i| {
-            start_node(
-                base + i,
-                "jobs",
-                base,
-                &["--chunk-size", "64KiB", "--workers", "1"],
-            )
-        })
-        .collect();
-    assert!(
-        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
-        "cluster did not form"
-    );
+    let nodes: Vec<NodeProc> =
+        (1..=5).map(|i| start_node(base + i, "jobs", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(600_000);
     let file = write_temp("kinds.log", &data);
     let hash = upload(nodes[0].port, &data);
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let cases: [(&str, serde_json::Value, Vec<&str>); 3] = [
         ("word-count", serde_json::json!({"top": 5}), vec!["top=5"]),
-        (
-            "grep",
-            serde_json::json!({"pattern": "ERROR|timeout"}),
-            vec!["pattern=ERROR|timeout"],
-        ),
+        ("grep", serde_json::json!({"pattern": "ERROR|timeout"}), vec!["pattern=ERROR|timeout"]),
         ("log-analysis", serde_json::json!({}), vec![]),
     ];
     for (kind, params, exec_params) in cases {
@@ -131,17 +102,8 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
             // Ask a node other than the home.
             let v = wait_done(&ports[3..], &job, Duration::from_secs(60));
             assert_eq!(v["state"], "done", "{kind}: {v}");
-            assert_eq!(
-                v["result_digest"],
-                want.as_str(),
-                "{kind} r={redundancy}: digest differs from exec"
-            );
-            assert!(
-                v["progress"]["units_total"]
-                    .as_u64()
-                    .is_some_and(|n| n >= 9),
-                "{v}"
-            );
+            assert_eq!(v["result_digest"], want.as_str(), "{kind} r={redundancy}: digest differs from exec");
+            assert!(v["progress"]["units_total"].as_u64().is_some_and(|n| n >= 9), "{v}");
             assert_eq!(v["progress"]["units_done"], v["progress"]["units_total"]);
             assert!(v["result"].is_object(), "{v}");
         }
@@ -152,33 +114,15 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
 #[test]
 fn a_lying_node_is_outvoted_with_redundancy_three() {
     let base = 22_100;
-    let mut nodes: Vec<NodeProc> = (1..=7)
-        .map(|i| {
-            start_node(
-                base + i,
-                "liar",
-                base,
-                &["--chunk-size", "32KiB", "--workers", "1"],
-            )
-        })
-        .collect();
+    let mut nodes: Vec<NodeProc> =
+        (1..=7).map(|i| start_node(base + i, "liar", base, &["--chunk-size", "32KiB", "--workers", "1"])).collect();
     nodes.push(start_node(
         base + 8,
         "liar",
         base,
-        &[
-            "--chunk-size",
-            "32KiB",
-            "--workers",
-            "1",
-            "--fault",
-            "corrupt-results=1",
-        ],
+        &["--chunk-size", "32KiB", "--workers", "1", "--fault", "corrupt-results=1"],
     ));
-    assert!(
-        wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(),
-        "cluster did not form"
-    );
+    assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(800_000);
     let file = write_temp("liar.log", &data);
     let want = exec_digest("word-count", &file, &[]);
@@ -186,10 +130,7 @@ fn a_lying_node_is_outvoted_with_redundancy_three() {
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let mut disagreements = 0;
     for _ in 0..3 {
-        let job = submit(
-            nodes[0].port,
-            serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":3}),
-        );
+        let job = submit(nodes[0].port, serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":3}));
         let v = wait_done(&ports, &job, Duration::from_secs(60));
         assert_eq!(v["state"], "done", "{v}");
         assert_eq!(v["result_digest"], want.as_str(), "a lie got through: {v}");
@@ -202,30 +143,16 @@ fn a_lying_node_is_outvoted_with_redundancy_three() {
 #[test]
 fn job_survives_its_home_and_half_the_nodes_being_killed() {
     let base = 22_200;
-    let mut nodes: Vec<NodeProc> = (1..=10)
-        .map(|i| {
-            start_node(
-                base + i,
-                "survive",
-                base,
-                &["--chunk-size", "64KiB", "--workers", "1"],
-            )
-        })
-        .collect();
-    assert!(
-        wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(),
-        "cluster did not form"
-    );
+    let mut nodes: Vec<NodeProc> =
+        (1..=10).map(|i| start_node(base + i, "survive", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(3_000_000);
     let file = write_temp("survive.log", &data);
     let want = exec_digest("log-analysis", &file, &[]);
     let hash = upload(nodes[0].port, &data);
     // Let the chunks replicate to neighbours before the home dies.
     std::thread::sleep(Duration::from_millis(1500));
-    let job = submit(
-        nodes[0].port,
-        serde_json::json!({"kind":"log-analysis","inputs":[hash],"redundancy":1}),
-    );
+    let job = submit(nodes[0].port, serde_json::json!({"kind":"log-analysis","inputs":[hash],"redundancy":1}));
     let started = wait_until(Duration::from_secs(20), || {
         http(nodes[5].port, "GET", &format!("/v1/jobs/{job}"), None)
             .ok()
@@ -242,11 +169,7 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
     let ports: Vec<u16> = survivors.iter().map(|n| n.port).collect();
     let v = wait_done(&ports, &job, Duration::from_secs(120));
     assert_eq!(v["state"], "done", "{v}");
-    assert_eq!(
-        v["result_digest"],
-        want.as_str(),
-        "result differs after failures"
-    );
+    assert_eq!(v["result_digest"], want.as_str(), "result differs after failures");
     let _ = std::fs::remove_file(file);
 }
 
@@ -258,18 +181,11 @@ fn bad_job_requests_get_clear_errors() {
     let hash = upload(p, b"hello world\n");
     let missing_blob = format!("/v1/blobs/{}", "b".repeat(64));
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", "/v1/jobs", br#"{"kind":"teleport","inputs":[]}"#.to_vec(), 400, "unknown_kind"),
         (
             "POST",
             "/v1/jobs",
-            br#"{"kind":"teleport","inputs":[]}"#.to_vec(),
-            400,
-            "unknown_kind",
-        ),
-        (
-            "POST",
-            "/v1/jobs",
-            format!(r#"{{"kind":"grep","inputs":["{hash}"],"params":{{"pattern":"("}}}}"#)
-                .into_bytes(),
+            format!(r#"{{"kind":"grep","inputs":["{hash}"],"params":{{"pattern":"("}}}}"#).into_bytes(),
             400,
             "bad_params",
         ),
@@ -280,13 +196,7 @@ fn bad_job_requests_get_clear_errors() {
             400,
             "unknown_input",
         ),
-        (
-            "POST",
-            "/v1/jobs",
-            br#"{"kind":"word-count","inputs":["nothex"]}"#.to_vec(),
-            400,
-            "bad_hash",
-        ),
+        ("POST", "/v1/jobs", br#"{"kind":"word-count","inputs":["nothex"]}"#.to_vec(), 400, "bad_hash"),
         (
             "POST",
             "/v1/jobs",
@@ -298,20 +208,12 @@ fn bad_job_requests_get_clear_errors() {
         ("PUT", "/v1/blobs", vec![b'x'; 2 << 20], 413, "too_large"),
         ("GET", "/v1/blobs/zz", vec![], 400, "bad_hash"),
         ("GET", &missing_blob, vec![], 404, "not_found"),
-        (
-            "GET",
-            "/v1/jobs/abcdef?local=true",
-            vec![],
-            404,
-            "not_found",
-        ),
+        ("GET", "/v1/jobs/abcdef?local=true", vec![], 404, "not_found"),
     ];
     for (m, path, body, status, code) in cases {
-        let (st, text) =
-            http(p, m, path, if body.is_empty() { None } else { Some(&body) }).expect("request");
+        let (st, text) = http(p, m, path, if body.is_empty() { None } else { Some(&body) }).expect("request");
         assert_eq!(st, status, "{m} {path}: {text}");
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: {e}: {text}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: {e}: {text}"));
         assert_eq!(v["error"]["code"], code, "{m} {path}: {text}");
     }
     // Nothing of the refused upload was kept, and the node still works.

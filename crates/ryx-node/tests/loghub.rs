@@ -29,12 +29,14 @@ fn cluster_grouping_accuracy_reaches_drain_on_every_dataset() {
         let entry = ports[i % ports.len()];
         let (st, body) = http(entry, "PUT", "/v1/blobs", Some(&data)).expect("upload");
         assert_eq!(st, 201, "{body}");
-        let hash = serde_json::from_str::<serde_json::Value>(&body).expect("json")["hash"].as_str().expect("hash").to_string();
+        let hash =
+            serde_json::from_str::<serde_json::Value>(&body).expect("json")["hash"].as_str().expect("hash").to_string();
         let req = serde_json::json!({"kind": "log-analysis", "inputs": [hash], "redundancy": 1,
             "params": {"preset": name, "assignments": true}});
         let (st, body) = http(entry, "POST", "/v1/jobs", Some(req.to_string().as_bytes())).expect("submit");
         assert_eq!(st, 201, "{body}");
-        let job = serde_json::from_str::<serde_json::Value>(&body).expect("json")["job_id"].as_str().expect("id").to_string();
+        let job =
+            serde_json::from_str::<serde_json::Value>(&body).expect("json")["job_id"].as_str().expect("id").to_string();
         let mut result = serde_json::Value::Null;
         let done = wait_until(Duration::from_secs(60), || {
             let other = ports[(i + 5) % ports.len()];

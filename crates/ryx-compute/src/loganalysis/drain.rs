@@ -25,11 +25,7 @@ pub(crate) struct Interner<'a> {
 
 impl<'a> Interner<'a> {
     pub(crate) fn new() -> Self {
-        let mut i = Interner {
-            ids: HashMap::new(),
-            toks: Vec::new(),
-            digit: Vec::new(),
-        };
+        let mut i = Interner { ids: HashMap::new(), toks: Vec::new(), digit: Vec::new() };
         i.intern(b"<*>");
         i
     }
@@ -134,11 +130,7 @@ impl Drain {
     }
 
     fn new_node(&mut self, leaf: bool) -> usize {
-        self.nodes.push(if leaf {
-            Node::Leaf(Vec::new())
-        } else {
-            Node::Inner(HashMap::new())
-        });
+        self.nodes.push(if leaf { Node::Leaf(Vec::new()) } else { Node::Inner(HashMap::new()) });
         self.nodes.len() - 1
     }
 
@@ -219,34 +211,19 @@ mod tests {
         let mut d = Drain::new(cfg);
         let mut groups = Vec::new();
         for m in msgs {
-            let seq: Vec<u32> = m
-                .split_whitespace()
-                .map(|t| int.intern(t.as_bytes()))
-                .collect();
-            let digit: Vec<bool> = seq
-                .iter()
-                .map(|&t| int.text(t).iter().any(u8::is_ascii_digit))
-                .collect();
+            let seq: Vec<u32> = m.split_whitespace().map(|t| int.intern(t.as_bytes())).collect();
+            let digit: Vec<bool> = seq.iter().map(|&t| int.text(t).iter().any(u8::is_ascii_digit)).collect();
             groups.push(d.add(&seq, &digit));
         }
         let templates = d
             .templates
             .iter()
-            .map(|t| {
-                t.iter()
-                    .map(|&x| String::from_utf8_lossy(int.text(x)).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            .map(|t| t.iter().map(|&x| String::from_utf8_lossy(int.text(x)).into_owned()).collect::<Vec<_>>().join(" "))
             .collect();
         (groups, templates)
     }
 
-    const CFG: Config = Config {
-        similarity: 0.5,
-        depth: 4,
-        max_child: 100,
-    };
+    const CFG: Config = Config { similarity: 0.5, depth: 4, max_child: 100 };
 
     #[test]
     fn groups_similar_messages() {
@@ -287,10 +264,7 @@ mod tests {
 
     #[test]
     fn max_child_overflow_goes_to_wildcard() {
-        let cfg = Config {
-            max_child: 3,
-            ..CFG
-        };
+        let cfg = Config { max_child: 3, ..CFG };
         let (g, _) = run(cfg, &["a k", "b k", "c k", "d k"]);
         // 'a' and 'b' get nodes, the third child slot becomes '<*>' (holding 'c'),
         // and 'd' then follows '<*>' and joins 'c k' (similarity 1/2).

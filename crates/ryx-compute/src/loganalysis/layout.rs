@@ -39,10 +39,8 @@ impl Layout {
         if !names.iter().any(|n| n == "Content") {
             return Err("the layout has no <Content> field".into());
         }
-        let re = RegexBuilder::new(&re)
-            .size_limit(16 << 20)
-            .build()
-            .map_err(|e| format!("layout does not compile: {e}"))?;
+        let re =
+            RegexBuilder::new(&re).size_limit(16 << 20).build().map_err(|e| format!("layout does not compile: {e}"))?;
         let index = |name: &str| re.capture_names().position(|n| n == Some(name));
         let content = index("Content").ok_or("the layout has no <Content> field")?;
         let level = index("Level");
@@ -133,10 +131,7 @@ mod tests {
     fn split(layout: &str, line: &str) -> Option<(String, Option<String>)> {
         let l = Layout::compile(layout).expect("layout");
         l.split(line.as_bytes()).map(|f| {
-            (
-                String::from_utf8_lossy(f.content).into_owned(),
-                f.level.map(|x| String::from_utf8_lossy(x).into_owned()),
-            )
+            (String::from_utf8_lossy(f.content).into_owned(), f.level.map(|x| String::from_utf8_lossy(x).into_owned()))
         })
     }
 
@@ -144,10 +139,7 @@ mod tests {
     fn layouts() {
         let linux = "<Month> <Date> <Time> <Level> <Component>([<PID>])?: <Content>";
         assert_eq!(
-            split(
-                linux,
-                "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; x"
-            ),
+            split(linux, "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; x"),
             Some(("authentication failure; x".into(), Some("combo".into())))
         );
         assert_eq!(
@@ -159,10 +151,7 @@ mod tests {
             split(zk, "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200"),
             Some(("Notification time out: 3200".into(), Some("INFO".into())))
         );
-        assert_eq!(
-            split("[<Time>] [<Level>] <Content>", "no brackets here"),
-            None
-        );
+        assert_eq!(split("[<Time>] [<Level>] <Content>", "no brackets here"), None);
         assert!(Layout::compile("<Date> <Time>").is_err());
         assert!(Layout::compile("<Content> <Content>").is_err());
         // literal characters, including regex metacharacters and unbalanced parens
@@ -170,9 +159,6 @@ mod tests {
             split("a.b (x <Level>) <Content>", "a.b (x W) hi there"),
             Some(("hi there".into(), Some("W".into())))
         );
-        assert_eq!(
-            split("<Level>: <Content>", "E: \u{ff}"),
-            Some(("\u{ff}".into(), Some("E".into())))
-        );
+        assert_eq!(split("<Level>: <Content>", "E: \u{ff}"), Some(("\u{ff}".into(), Some("E".into()))));
     }
 }

@@ -122,58 +122,35 @@ impl LogParams {
         let obj = crate::params_object(
             kind,
             v,
-            &[
-                "preset",
-                "format",
-                "masks",
-                "similarity",
-                "depth",
-                "assignments",
-                "alert_samples",
-            ],
+            &["preset", "format", "masks", "similarity", "depth", "assignments", "alert_samples"],
         )?;
         let preset = match crate::opt_str(kind, &obj, "preset")? {
             None => None,
             Some(name) => Some(presets::preset(name).ok_or_else(|| {
                 let names: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
-                ComputeError::params(
-                    kind,
-                    format!("unknown preset {name:?} (known: {})", names.join(", ")),
-                )
+                ComputeError::params(kind, format!("unknown preset {name:?} (known: {})", names.join(", ")))
             })?),
         };
-        let format = crate::opt_str(kind, &obj, "format")?
-            .map(str::to_owned)
-            .or_else(|| preset.map(|p| p.format.to_owned()));
+        let format =
+            crate::opt_str(kind, &obj, "format")?.map(str::to_owned).or_else(|| preset.map(|p| p.format.to_owned()));
         let layout = match &format {
             None => None,
-            Some(f) => Some(
-                Layout::compile(f)
-                    .map_err(|e| ComputeError::params(kind, format!("bad `format` {f:?}: {e}")))?,
-            ),
+            Some(f) => {
+                Some(Layout::compile(f).map_err(|e| ComputeError::params(kind, format!("bad `format` {f:?}: {e}")))?)
+            }
         };
         let masks: Vec<String> = match obj.get("masks") {
-            None | Some(Value::Null) => preset
-                .map_or(DEFAULT_MASKS, |p| p.masks)
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            None | Some(Value::Null) => {
+                preset.map_or(DEFAULT_MASKS, |p| p.masks).iter().map(|s| (*s).to_owned()).collect()
+            }
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|m| match m {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(ComputeError::params(
-                        kind,
-                        "`masks` must be a list of strings",
-                    )),
+                    _ => Err(ComputeError::params(kind, "`masks` must be a list of strings")),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(ComputeError::params(
-                    kind,
-                    "`masks` must be a list of strings",
-                ))
-            }
+            Some(_) => return Err(ComputeError::params(kind, "`masks` must be a list of strings")),
         };
         if masks.len() > 256 {
             return Err(ComputeError::params(kind, "at most 256 `masks`"));
@@ -182,36 +159,26 @@ impl LogParams {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                RegexBuilder::new(m)
-                    .size_limit(32 << 20)
-                    .build()
-                    .map_err(|e| ComputeError::InvalidRegex {
-                        kind,
-                        param: format!("masks[{i}]"),
-                        pattern: m.clone(),
-                        reason: e.to_string(),
-                    })
+                RegexBuilder::new(m).size_limit(32 << 20).build().map_err(|e| ComputeError::InvalidRegex {
+                    kind,
+                    param: format!("masks[{i}]"),
+                    pattern: m.clone(),
+                    reason: e.to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let similarity = match obj.get("similarity") {
             None | Some(Value::Null) => preset.map_or(DEFAULT_SIMILARITY, |p| p.similarity),
             Some(v) => match v.as_f64() {
                 Some(x) if (0.0..=1.0).contains(&x) => x,
-                _ => {
-                    return Err(ComputeError::params(
-                        kind,
-                        "`similarity` must be a number between 0 and 1",
-                    ))
-                }
+                _ => return Err(ComputeError::params(kind, "`similarity` must be a number between 0 and 1")),
             },
         };
-        let depth = crate::opt_usize(kind, &obj, "depth", 3, 64)?
-            .unwrap_or_else(|| preset.map_or(DEFAULT_DEPTH, |p| p.depth));
+        let depth =
+            crate::opt_usize(kind, &obj, "depth", 3, 64)?.unwrap_or_else(|| preset.map_or(DEFAULT_DEPTH, |p| p.depth));
         let assignments = crate::opt_bool(kind, &obj, "assignments")?.unwrap_or(false);
-        let alert_samples =
-            crate::opt_usize(kind, &obj, "alert_samples", 0, 100_000)?.unwrap_or(10);
-        let alert_re =
-            Regex::new(ALERT_WORDS).map_err(|e| ComputeError::params(kind, e.to_string()))?;
+        let alert_samples = crate::opt_usize(kind, &obj, "alert_samples", 0, 100_000)?.unwrap_or(10);
+        let alert_re = Regex::new(ALERT_WORDS).map_err(|e| ComputeError::params(kind, e.to_string()))?;
         Ok(LogParams {
             preset,
             format,
@@ -256,11 +223,10 @@ impl LogParams {
         let level = level.map(trim).unwrap_or(b"");
         let up = level.to_ascii_uppercase();
         match up.as_slice() {
-            b"EMERG" | b"EMERGENCY" | b"ALERT" | b"CRIT" | b"CRITICAL" | b"FATAL" | b"SEVERE"
-            | b"ERROR" | b"ERR" | b"FAILURE" | b"FAILED" | b"FAIL" | b"PANIC" | b"E" | b"F"
-            | b"A" => true,
-            b"INFO" | b"NOTICE" | b"DEBUG" | b"TRACE" | b"WARN" | b"WARNING" | b"VERBOSE"
-            | b"FINE" | b"CONFIG" | b"I" | b"D" | b"V" | b"W" => false,
+            b"EMERG" | b"EMERGENCY" | b"ALERT" | b"CRIT" | b"CRITICAL" | b"FATAL" | b"SEVERE" | b"ERROR" | b"ERR"
+            | b"FAILURE" | b"FAILED" | b"FAIL" | b"PANIC" | b"E" | b"F" | b"A" => true,
+            b"INFO" | b"NOTICE" | b"DEBUG" | b"TRACE" | b"WARN" | b"WARNING" | b"VERBOSE" | b"FINE" | b"CONFIG"
+            | b"I" | b"D" | b"V" | b"W" => false,
             _ => self.alert_re.is_match(content),
         }
     }
@@ -286,10 +252,7 @@ fn add(a: u64, b: u64, what: &'static str) -> Result<u64, ComputeError> {
 
 impl LogPartial {
     pub(crate) fn empty(p: &LogParams) -> Self {
-        LogPartial {
-            assignments: p.assignments.then(Vec::new),
-            ..LogPartial::default()
-        }
+        LogPartial { assignments: p.assignments.then(Vec::new), ..LogPartial::default() }
     }
 
     /// Checks the invariants that do not depend on the job's parameters.
@@ -356,17 +319,11 @@ impl LogPartial {
     /// Checks the invariants that depend on the job's parameters.
     pub(crate) fn check_params(&self, p: &LogParams) -> Result<(), ComputeError> {
         if self.assignments.is_some() != p.assignments {
-            return Err(ComputeError::bad(
-                "log-analysis: partial and job disagree on `assignments`",
-            ));
+            return Err(ComputeError::bad("log-analysis: partial and job disagree on `assignments`"));
         }
-        let expect = usize::try_from(self.alerts)
-            .unwrap_or(usize::MAX)
-            .min(p.alert_samples);
+        let expect = usize::try_from(self.alerts).unwrap_or(usize::MAX).min(p.alert_samples);
         if self.alert_samples.len() != expect {
-            return Err(ComputeError::bad(
-                "log-analysis: wrong number of alert samples",
-            ));
+            return Err(ComputeError::bad("log-analysis: wrong number of alert samples"));
         }
         Ok(())
     }
@@ -429,24 +386,16 @@ pub(crate) fn map(p: &LogParams, chunk: &[u8]) -> Result<LogPartial, ComputeErro
             a.push(id);
         }
     }
-    out.levels = levels
-        .into_iter()
-        .map(|(k, v)| (ByteStr(k.to_vec()), v))
-        .collect();
+    out.levels = levels.into_iter().map(|(k, v)| (ByteStr(k.to_vec()), v)).collect();
     Ok(out)
 }
 
-pub(crate) fn merge(
-    p: &LogParams,
-    mut a: LogPartial,
-    b: LogPartial,
-) -> Result<LogPartial, ComputeError> {
+pub(crate) fn merge(p: &LogParams, mut a: LogPartial, b: LogPartial) -> Result<LogPartial, ComputeError> {
     a.lines = add(a.lines, b.lines, "line count")?;
     a.unparsed = add(a.unparsed, b.unparsed, "unparsed count")?;
     a.alerts = add(a.alerts, b.alerts, "alert count")?;
     let room = p.alert_samples.saturating_sub(a.alert_samples.len());
-    a.alert_samples
-        .extend(b.alert_samples.into_iter().take(room));
+    a.alert_samples.extend(b.alert_samples.into_iter().take(room));
 
     let mut levels: BTreeMap<ByteStr, u64> = a.levels.into_iter().collect();
     for (k, v) in b.levels {
@@ -460,12 +409,8 @@ pub(crate) fn merge(
     let mut fresh = Vec::new();
     let mut bumps = Vec::new();
     {
-        let index: HashMap<&[u8], u32> = a
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, (m, _))| (m.0.as_slice(), i as u32))
-            .collect();
+        let index: HashMap<&[u8], u32> =
+            a.messages.iter().enumerate().map(|(i, (m, _))| (m.0.as_slice(), i as u32)).collect();
         for (m, c) in b.messages {
             match index.get(m.0.as_slice()) {
                 Some(&i) => {
@@ -487,27 +432,16 @@ pub(crate) fn merge(
     }
     a.messages.extend(fresh);
     match (&mut a.assignments, b.assignments) {
-        (Some(x), Some(y)) => x.extend(
-            y.into_iter()
-                .map(|i| remap.get(i as usize).copied().unwrap_or(0)),
-        ),
+        (Some(x), Some(y)) => x.extend(y.into_iter().map(|i| remap.get(i as usize).copied().unwrap_or(0))),
         (None, None) => {}
-        _ => {
-            return Err(ComputeError::bad(
-                "log-analysis: partials disagree on `assignments`",
-            ))
-        }
+        _ => return Err(ComputeError::bad("log-analysis: partials disagree on `assignments`")),
     }
     Ok(a)
 }
 
 pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeError> {
     let mut interner = drain::Interner::new();
-    let mut drain = drain::Drain::new(drain::Config {
-        similarity: p.similarity,
-        depth: p.depth,
-        max_child: MAX_CHILD,
-    });
+    let mut drain = drain::Drain::new(drain::Config { similarity: p.similarity, depth: p.depth, max_child: MAX_CHILD });
     let mut group_of = Vec::with_capacity(part.messages.len());
     let mut seq = Vec::new();
     let mut digit = Vec::new();
@@ -519,10 +453,7 @@ pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeE
             }
         }
         digit.clear();
-        digit.extend(
-            seq.iter()
-                .map(|&t| interner.text(t).iter().any(u8::is_ascii_digit)),
-        );
+        digit.extend(seq.iter().map(|&t| interner.text(t).iter().any(u8::is_ascii_digit)));
         group_of.push(drain.add(&seq, &digit));
     }
     // Groups with the same final template text are one template, numbered by first
@@ -573,10 +504,7 @@ pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeE
         "alerts": {"count": part.alerts, "samples": samples},
     });
     if let (Some(a), Some(obj)) = (&part.assignments, out.as_object_mut()) {
-        let ids: Vec<usize> = a
-            .iter()
-            .map(|&m| template_of_msg.get(m as usize).map_or(0, |t| t + 1))
-            .collect();
+        let ids: Vec<usize> = a.iter().map(|&m| template_of_msg.get(m as usize).map_or(0, |t| t + 1)).collect();
         obj.insert("line_templates".into(), json!(ids));
     }
     Ok(out)

@@ -87,11 +87,7 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "Android",
         format: "<Date> <Time>  <Pid>  <Tid> <Level> <Component>: <Content>",
-        masks: &[
-            r"(/[\w-]+)+",
-            r"([\w-]+\.){2,}[\w-]+",
-            r"\b(\-?\+?\d+)\b|\b0[Xx][a-fA-F\d]+\b|\b[a-fA-F\d]{4,}\b",
-        ],
+        masks: &[r"(/[\w-]+)+", r"([\w-]+\.){2,}[\w-]+", r"\b(\-?\+?\d+)\b|\b0[Xx][a-fA-F\d]+\b|\b[a-fA-F\d]{4,}\b"],
         similarity: 0.2,
         depth: 6,
     },
@@ -100,13 +96,8 @@ pub const PRESETS: &[Preset] = &[
 /// Masks used when neither `masks` nor `preset` is given, in this order: HDFS block
 /// ids, IPv4 addresses with optional port, `0x` hex numbers, paths (`/a/b.c`), and
 /// decimal numbers at word boundaries.
-pub const DEFAULT_MASKS: &[&str] = &[
-    r"blk_-?\d+",
-    r"(\d+\.){3}\d+(:\d+)?",
-    r"\b0[xX][0-9a-fA-F]+\b",
-    r"(/[\w.-]+)+",
-    r"\b-?\d+(\.\d+)?\b",
-];
+pub const DEFAULT_MASKS: &[&str] =
+    &[r"blk_-?\d+", r"(\d+\.){3}\d+(:\d+)?", r"\b0[xX][0-9a-fA-F]+\b", r"(/[\w.-]+)+", r"\b-?\d+(\.\d+)?\b"];
 
 /// Looks a preset up by name, ignoring ASCII case.
 pub fn preset(name: &str) -> Option<&'static Preset> {

@@ -16,27 +16,14 @@ struct Mini {
 
 impl Mini {
     fn new(n: usize, cfg: NodeConfig) -> Mini {
-        let mut nodes: Vec<Node> = (0..n)
-            .map(|i| {
-                Node::new(
-                    cfg.clone(),
-                    NodeId(i as u64 + 1),
-                    addr(i),
-                    i as u64,
-                    Time::ZERO,
-                )
-            })
-            .collect();
+        let mut nodes: Vec<Node> =
+            (0..n).map(|i| Node::new(cfg.clone(), NodeId(i as u64 + 1), addr(i), i as u64, Time::ZERO)).collect();
         let all: Vec<SocketAddr> = (0..n).map(addr).collect();
         for node in nodes.iter_mut() {
             node.handle(Time::ZERO, Input::Seeds(all.clone()));
         }
         let job_outputs = vec![Vec::new(); nodes.len()];
-        Mini {
-            nodes,
-            now: Time::ZERO,
-            job_outputs,
-        }
+        Mini { nodes, now: Time::ZERO, job_outputs }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -62,9 +49,7 @@ impl Mini {
                 for i in 0..self.nodes.len() {
                     while let Some(out) = self.nodes[i].poll_output() {
                         let (targets, env) = match out {
-                            Output::Send { to, env } => {
-                                (self.index(to).into_iter().collect::<Vec<_>>(), env)
-                            }
+                            Output::Send { to, env } => (self.index(to).into_iter().collect::<Vec<_>>(), env),
                             Output::Broadcast { env } => ((0..self.nodes.len()).collect(), env),
                             Output::Event(_) => continue,
                             Output::Job(j) => {
@@ -81,13 +66,7 @@ impl Mini {
                         let bytes = encode(&env).expect("encodes");
                         for t in targets {
                             if alive[t] {
-                                self.nodes[t].handle(
-                                    self.now,
-                                    Input::Datagram {
-                                        from: addr(i),
-                                        bytes: &bytes,
-                                    },
-                                );
+                                self.nodes[t].handle(self.now, Input::Datagram { from: addr(i), bytes: &bytes });
                                 progress = true;
                             }
                         }
@@ -104,29 +83,13 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
     let alive = vec![true; 8];
     m.run(2_000, &alive);
     for n in &m.nodes {
-        assert!(
-            n.active_len() >= 4,
-            "node {} has {} neighbours",
-            n.id(),
-            n.active_len()
-        );
+        assert!(n.active_len() >= 4, "node {} has {} neighbours", n.id(), n.active_len());
         for peer in n.active_ids() {
-            let other = m
-                .nodes
-                .iter()
-                .find(|o| o.id() == peer)
-                .expect("peer exists");
-            assert!(
-                other.active_ids().contains(&n.id()),
-                "link {} -> {} is not symmetric",
-                n.id(),
-                peer
-            );
+            let other = m.nodes.iter().find(|o| o.id() == peer).expect("peer exists");
+            assert!(other.active_ids().contains(&n.id()), "link {} -> {} is not symmetric", n.id(), peer);
         }
     }
-    let v = m.nodes[3]
-        .put_info(m.now, "greeting", serde_json::json!("hello"), None)
-        .expect("put");
+    let v = m.nodes[3].put_info(m.now, "greeting", serde_json::json!("hello"), None).expect("put");
     assert_eq!(v, 1);
     m.run(500, &alive);
     for n in &m.nodes {
@@ -134,16 +97,11 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
         assert_eq!(item.value, serde_json::json!("hello"));
     }
     // A newer version wins everywhere.
-    let v2 = m.nodes[5]
-        .put_info(m.now, "greeting", serde_json::json!("bye"), None)
-        .expect("put");
+    let v2 = m.nodes[5].put_info(m.now, "greeting", serde_json::json!("bye"), None).expect("put");
     assert_eq!(v2, 2);
     m.run(500, &alive);
     for n in &m.nodes {
-        assert_eq!(
-            n.info("greeting").expect("held").value,
-            serde_json::json!("bye")
-        );
+        assert_eq!(n.info("greeting").expect("held").value, serde_json::json!("bye"));
     }
 }
 
@@ -156,17 +114,8 @@ fn crashed_neighbour_is_detected_and_replaced() {
     alive[0] = false;
     m.run(1_000, &alive);
     for n in m.nodes.iter().skip(1) {
-        assert!(
-            !n.active_ids().contains(&victim),
-            "{} still lists the dead node",
-            n.id()
-        );
-        assert!(
-            n.active_len() >= 4 || n.active_len() >= 8 - 1,
-            "{} not repaired: {}",
-            n.id(),
-            n.active_len()
-        );
+        assert!(!n.active_ids().contains(&victim), "{} still lists the dead node", n.id());
+        assert!(n.active_len() >= 4 || n.active_len() >= 8 - 1, "{} not repaired: {}", n.id(), n.active_len());
     }
     let detected: u64 = m.nodes.iter().map(|n| n.metrics().failures_detected).sum();
     assert!(detected >= 1);
@@ -191,92 +140,36 @@ fn graceful_leave_is_replaced_at_once_without_failure_detection() {
 #[test]
 fn bad_input_is_counted_and_put_is_validated() {
     let mut n = Node::new(NodeConfig::default(), NodeId(1), addr(0), 1, Time::ZERO);
-    n.handle(
-        Time::ZERO,
-        Input::Datagram {
-            from: addr(1),
-            bytes: b"not json",
-        },
-    );
-    n.handle(
-        Time::ZERO,
-        Input::Datagram {
-            from: addr(1),
-            bytes: &[0xff; 20_000],
-        },
-    );
+    n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: b"not json" });
+    n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: &[0xff; 20_000] });
     let foreign = Envelope {
         v: PROTOCOL_VERSION,
         cluster: "elsewhere".into(),
         from: NodeId(9),
         seq: 1,
-        msg: Message::Hello {
-            active: 0,
-            needy: true,
-        },
+        msg: Message::Hello { active: 0, needy: true },
         tag: None,
     };
-    n.handle(
-        Time::ZERO,
-        Input::Datagram {
-            from: addr(1),
-            bytes: &encode(&foreign).expect("encodes"),
-        },
-    );
+    n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: &encode(&foreign).expect("encodes") });
     assert_eq!(n.metrics().rejected["malformed"], 1);
     assert_eq!(n.metrics().rejected["oversized"], 1);
     assert_eq!(n.metrics().rejected["foreign_cluster"], 1);
-    assert!(
-        !n.is_passive(&NodeId(9)),
-        "a foreign node must not be learned"
-    );
-    assert_eq!(
-        n.put_info(Time::ZERO, "", serde_json::json!(1), None),
-        Err(PutError::BadKey)
-    );
-    assert_eq!(
-        n.put_info(Time::ZERO, "k", serde_json::json!("x".repeat(9000)), None),
-        Err(PutError::ValueTooLarge)
-    );
-    assert!(matches!(
-        n.put_info(Time::ZERO, "k", serde_json::json!(1), Some(-1.0)),
-        Err(PutError::BadEnergy(_))
-    ));
-    assert!(matches!(
-        n.put_info(Time::ZERO, "k", serde_json::json!(1), Some(f64::NAN)),
-        Err(PutError::BadEnergy(_))
-    ));
-    assert_eq!(
-        n.put_info(Time::ZERO, "k", serde_json::json!(1), None),
-        Ok(1)
-    );
-    assert_eq!(
-        n.put_info(Time::ZERO, "k", serde_json::json!(2), None),
-        Ok(2)
-    );
+    assert!(!n.is_passive(&NodeId(9)), "a foreign node must not be learned");
+    assert_eq!(n.put_info(Time::ZERO, "", serde_json::json!(1), None), Err(PutError::BadKey));
+    assert_eq!(n.put_info(Time::ZERO, "k", serde_json::json!("x".repeat(9000)), None), Err(PutError::ValueTooLarge));
+    assert!(matches!(n.put_info(Time::ZERO, "k", serde_json::json!(1), Some(-1.0)), Err(PutError::BadEnergy(_))));
+    assert!(matches!(n.put_info(Time::ZERO, "k", serde_json::json!(1), Some(f64::NAN)), Err(PutError::BadEnergy(_))));
+    assert_eq!(n.put_info(Time::ZERO, "k", serde_json::json!(1), None), Ok(1));
+    assert_eq!(n.put_info(Time::ZERO, "k", serde_json::json!(2), None), Ok(2));
 }
 
 #[test]
 fn low_energy_item_stops_at_its_reach() {
     // A line of nodes: 0 - 1 - 2 - 3 - 4 - 5, wired by hand through seeds.
-    let cfg = NodeConfig {
-        min_active: 1,
-        target_active: 2,
-        max_active: 2,
-        ..NodeConfig::default()
-    };
+    let cfg = NodeConfig { min_active: 1, target_active: 2, max_active: 2, ..NodeConfig::default() };
     let n = 6;
-    let mut nodes: Vec<Node> = (0..n)
-        .map(|i| {
-            Node::new(
-                cfg.clone(),
-                NodeId(i as u64 + 1),
-                addr(i),
-                i as u64,
-                Time::ZERO,
-            )
-        })
-        .collect();
+    let mut nodes: Vec<Node> =
+        (0..n).map(|i| Node::new(cfg.clone(), NodeId(i as u64 + 1), addr(i), i as u64, Time::ZERO)).collect();
     for i in 0..n - 1 {
         let (a, b) = (nodes[i].id(), nodes[i + 1].id());
         nodes[i].add_active(b, addr(i + 1), false, true);
@@ -290,9 +183,7 @@ fn low_energy_item_stops_at_its_reach() {
     // 1.7, 0.53, then -0.52: reach 2.
     let reach = cfg.energy.reach(3.0) as usize;
     assert_eq!(reach, 2);
-    nodes[0]
-        .put_info(Time::ZERO, "k", serde_json::json!("v"), Some(3.0))
-        .expect("put");
+    nodes[0].put_info(Time::ZERO, "k", serde_json::json!("v"), Some(3.0)).expect("put");
     let mut queue: VecDeque<(usize, Output)> = VecDeque::new();
     let drain = |nodes: &mut Vec<Node>, q: &mut VecDeque<(usize, Output)>| {
         for (i, node) in nodes.iter_mut().enumerate() {
@@ -397,17 +288,10 @@ impl JobWorld {
                 }
                 for o in outs {
                     match o {
-                        JobOutput::Fetch {
-                            hash,
-                            size,
-                            sources,
-                            kind,
-                        } => {
+                        JobOutput::Fetch { hash, size, sources, kind } => {
                             let ok = match self.holder(&sources, &hash) {
                                 Some(content) => {
-                                    let r = self.mini.nodes[i]
-                                        .blob_put(now, &hash, size, kind, false)
-                                        .is_ok();
+                                    let r = self.mini.nodes[i].blob_put(now, &hash, size, kind, false).is_ok();
                                     if r {
                                         self.held[i].insert(hash.clone(), content);
                                     }
@@ -418,8 +302,7 @@ impl JobWorld {
                             self.mini.nodes[i].fetch_done(now, &hash, ok);
                         }
                         JobOutput::Execute { token } => {
-                            self.pending
-                                .push((now.plus(Duration::from_millis(20)), i, token));
+                            self.pending.push((now.plus(Duration::from_millis(20)), i, token));
                         }
                         JobOutput::Merge { job, partials, .. } => {
                             let mut missing = Vec::new();
@@ -432,9 +315,7 @@ impl JobWorld {
                             }
                             let outcome = if missing.is_empty() {
                                 let h = fake_hash(&acc);
-                                self.mini.nodes[i]
-                                    .blob_put(now, &h, 10, BlobKind::Result, false)
-                                    .expect("room");
+                                self.mini.nodes[i].blob_put(now, &h, 10, BlobKind::Result, false).expect("room");
                                 self.held[i].insert(h.clone(), acc.clone());
                                 Ok((h.clone(), h, 10))
                             } else {
@@ -450,8 +331,7 @@ impl JobWorld {
                 }
             }
             let due: Vec<_> = {
-                let (d, keep): (Vec<_>, Vec<_>) =
-                    self.pending.drain(..).partition(|(t, _, _)| *t <= now);
+                let (d, keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _, _)| *t <= now);
                 self.pending = keep;
                 d
             };
@@ -460,20 +340,10 @@ impl JobWorld {
                     continue;
                 }
                 let Some(chunk) = self.held[i].get(&token.chunk).cloned() else {
-                    self.mini.nodes[i].work_done(
-                        now,
-                        &token.job,
-                        token.unit,
-                        token.replica,
-                        Err("chunk gone".into()),
-                    );
+                    self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Err("chunk gone".into()));
                     continue;
                 };
-                let partial = if self.liars.contains(&i) {
-                    format!("LIE({chunk})")
-                } else {
-                    format!("P({chunk})")
-                };
+                let partial = if self.liars.contains(&i) { format!("LIE({chunk})") } else { format!("P({chunk})") };
                 let d = fake_hash(&partial);
                 let _ = self.mini.nodes[i].blob_put(now, &d, 10, BlobKind::Partial, false);
                 self.held[i].insert(d.clone(), partial);
@@ -499,9 +369,7 @@ fn job_completes_right_with_redundancy_three_and_one_liar() {
     let mut w = JobWorld::new(8, &[5]);
     let chunks = w.upload(0, 24);
     let now = w.mini.now;
-    let id = w.mini.nodes[0]
-        .submit_job(now, "word-count", serde_json::json!({}), chunks, 3, None)
-        .expect("submit");
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 3, None).expect("submit");
     w.run(5_000);
     let s = w.summary(&id).expect("job finished");
     assert_eq!(s.state, JobState::Done, "{s:?}");
@@ -511,11 +379,7 @@ fn job_completes_right_with_redundancy_three_and_one_liar() {
     // Every live node learns the final summary.
     w.run(1_000);
     for i in 0..8 {
-        assert_eq!(
-            w.mini.nodes[i].job(&id).map(|s| s.state),
-            Some(JobState::Done),
-            "node {i}"
-        );
+        assert_eq!(w.mini.nodes[i].job(&id).map(|s| s.state), Some(JobState::Done), "node {i}");
     }
 }
 
@@ -525,9 +389,7 @@ fn job_survives_the_death_of_its_home() {
     let chunks = w.upload(0, 30);
     w.run(500); // replicas of the chunks spread
     let now = w.mini.now;
-    let id = w.mini.nodes[0]
-        .submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None)
-        .expect("submit");
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
     w.run(60);
     w.alive[0] = false;
     w.run(10_000);
@@ -569,8 +431,15 @@ mod fuzz {
         ];
         msgs.into_iter()
             .map(|msg| {
-                encode(&Envelope { v: PROTOCOL_VERSION, cluster: "ryx".into(), from: NodeId(7), seq: 1, msg, tag: None })
-                    .expect("encodes")
+                encode(&Envelope {
+                    v: PROTOCOL_VERSION,
+                    cluster: "ryx".into(),
+                    from: NodeId(7),
+                    seq: 1,
+                    msg,
+                    tag: None,
+                })
+                .expect("encodes")
             })
             .collect()
     }

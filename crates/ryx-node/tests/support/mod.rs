@@ -7,12 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Minimal blocking HTTP/1.1 request; returns status and body.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-) -> std::io::Result<(u16, String)> {
+pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let body = body.unwrap_or(&[]);
@@ -26,18 +21,14 @@ pub fn http(
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     // Chunked bodies are not used by our server for JSON; keep it simple.
     Ok((status, body))
 }
 
 /// GET returning parsed JSON (panics with context on failure).
 pub fn get_json(port: u16, path: &str) -> serde_json::Value {
-    let (st, body) =
-        http(port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path} on {port}: {e}"));
+    let (st, body) = http(port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path} on {port}: {e}"));
     assert!(st == 200, "GET {path} on {port}: status {st}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
 }
@@ -66,10 +57,7 @@ impl NodeProc {
         self.child.id()
     }
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status();
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status();
     }
     pub fn neighbor_ids(&self) -> Option<Vec<String>> {
         let (st, body) = http(self.port, "GET", "/v1/neighbors", None).ok()?;
@@ -77,21 +65,12 @@ impl NodeProc {
             return None;
         }
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        Some(
-            v["neighbors"]
-                .as_array()?
-                .iter()
-                .filter_map(|n| n["node_id"].as_str().map(String::from))
-                .collect(),
-        )
+        Some(v["neighbors"].as_array()?.iter().filter_map(|n| n["node_id"].as_str().map(String::from)).collect())
     }
     pub fn metric(&self, name: &str) -> Option<f64> {
         let (_, body) = http(self.port, "GET", "/metrics", None).ok()?;
-        body.lines().find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|r| r.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
     }
 }
 
@@ -107,51 +86,27 @@ pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str])
     let log = std::env::temp_dir().join(format!("ryx-test-{port}.log"));
     let logf = std::fs::File::create(&log).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--cluster-id",
-            cluster,
-            "--discovery-port",
-            &discovery_port.to_string(),
-        ])
+        .args(["--port", &port.to_string(), "--cluster-id", cluster, "--discovery-port", &discovery_port.to_string()])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(logf)
         .spawn()
         .expect("spawn ryx-node");
-    let mut node = NodeProc {
-        child,
-        port,
-        id: String::new(),
-    };
+    let mut node = NodeProc { child, port, id: String::new() };
     let ok = wait_until(Duration::from_secs(10), || {
-        http(port, "GET", "/healthz", None)
-            .map(|r| r.0 == 200)
-            .unwrap_or(false)
+        http(port, "GET", "/healthz", None).map(|r| r.0 == 200).unwrap_or(false)
     });
-    assert!(
-        ok.is_some(),
-        "node on port {port} did not come up; log in {}",
-        log.display()
-    );
-    node.id = get_json(port, "/v1/status")["node_id"]
-        .as_str()
-        .expect("node_id")
-        .to_string();
+    assert!(ok.is_some(), "node on port {port} did not come up; log in {}", log.display());
+    node.id = get_json(port, "/v1/status")["node_id"].as_str().expect("node_id").to_string();
     node
 }
 
 /// Starts `n` broadcast-discovery nodes on ports base+1..=base+n (discovery on base).
 pub fn start_cluster(base: u16, n: usize, cluster: &str) -> Vec<NodeProc> {
-    (1..=n)
-        .map(|i| start_node(base + i as u16, cluster, base, &[]))
-        .collect()
+    (1..=n).map(|i| start_node(base + i as u16, cluster, base, &[])).collect()
 }
 
 /// Whether every node has at least `k` neighbours.
 pub fn all_have(nodes: &[NodeProc], k: usize) -> bool {
-    nodes
-        .iter()
-        .all(|n| n.neighbor_ids().is_some_and(|v| v.len() >= k))
+    nodes.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.len() >= k))
 }
