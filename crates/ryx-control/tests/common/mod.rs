@@ -1,0 +1,457 @@
+//! Test harness: a local cluster of real `ryx-node` processes, the
+//! standalone `ryx-control`, and a tiny WebDriver client for headless
+//! Chromium (std only: HTTP/1.1 over `TcpStream`).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------ HTTP
+
+/// A minimal HTTP/1.1 exchange: returns status and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>, timeout: Duration) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let body = body.unwrap_or(&[]);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let mut len: Option<usize> = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            if k == "content-length" {
+                len = v.trim().parse().ok();
+            } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut buf = vec![0; n];
+            r.read_exact(&mut buf)?;
+            out.extend_from_slice(&buf);
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    } else if let Some(n) = len {
+        out.resize(n, 0);
+        r.read_exact(&mut out)?;
+    } else {
+        r.read_to_end(&mut out)?;
+    }
+    Ok((status, out))
+}
+
+/// GETs JSON.
+pub fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
+    let (st, b) = http(addr, "GET", path, None, Duration::from_secs(5)).ok()?;
+    (200..300).contains(&st).then(|| serde_json::from_slice(&b).ok()).flatten()
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(x) = f() {
+            return Some(x);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ------------------------------------------------------------------ ports
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A port free for both TCP and UDP on 127.0.0.1 (searching from a
+/// per-process offset so parallel test binaries rarely collide).
+pub fn free_port() -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
+        let base = 21000 + (std::process::id() % 400) as u16 * 50;
+        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    loop {
+        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        if p > 60000 {
+            NEXT_PORT.store(21000, Ordering::SeqCst);
+            continue;
+        }
+        let tcp = TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let udp = UdpSocket::bind(("127.0.0.1", p)).is_ok();
+        if tcp && udp {
+            return p;
+        }
+    }
+}
+
+// ------------------------------------------------------------------ processes
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `ryx-node` binary: `RYX_NODE_BIN`, or next to this crate's binary
+/// (built on demand with the same profile and target directory).
+pub fn node_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("RYX_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ryx-control"));
+    let dir = ctl.parent().unwrap().to_path_buf();
+    let bin = dir.join(format!("ryx-node{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let target = dir.parent().unwrap();
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "ryx-node"]).env("CARGO_TARGET_DIR", target);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        eprintln!("building ryx-node for the dashboard tests: {cmd:?}");
+        let st = cmd.status().expect("run cargo build -p ryx-node");
+        assert!(st.success(), "cargo build -p ryx-node failed");
+    }
+    bin
+}
+
+/// One `ryx-node`.
+pub struct Node {
+    pub proc: Proc,
+    pub http: SocketAddr,
+    pub id: String,
+}
+
+/// A local cluster with its own discovery port and cluster id.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub cluster_id: String,
+    pub discovery_port: u16,
+    pub dir: PathBuf,
+}
+
+impl Cluster {
+    pub fn start(n: usize, tag: &str) -> Cluster {
+        let bin = node_bin();
+        let discovery_port = free_port();
+        let cluster_id = format!("ctl-{tag}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("ryx-control-test-{cluster_id}"));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut c = Cluster { nodes: Vec::new(), cluster_id, discovery_port, dir };
+        for _ in 0..n {
+            c.add(&bin);
+        }
+        // Every node has its neighbours and knows the others.
+        let ok = wait_for(Duration::from_secs(30), || {
+            c.nodes
+                .iter()
+                .all(|nd| {
+                    get_json(nd.http, "/v1/status").is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= (n - 1).min(4))
+                        && get_json(nd.http, "/v1/topology").is_some_and(|t| t["nodes"].as_array().map_or(0, |a| a.len()) >= n)
+                })
+                .then_some(())
+        });
+        assert!(ok.is_some(), "cluster of {n} did not form within 30 s");
+        c
+    }
+
+    fn add(&mut self, bin: &Path) {
+        let port = free_port();
+        let log = std::fs::File::create(self.dir.join(format!("node-{port}.log"))).unwrap();
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--discovery-port", &self.discovery_port.to_string(), "--cluster-id", &self.cluster_id, "--workers", "1", "--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ryx-node");
+        let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut proc = Proc { child: Some(child), name: format!("ryx-node :{port}") };
+        let id = wait_for(Duration::from_secs(15), || get_json(http, "/v1/status").and_then(|s| s["node_id"].as_str().map(str::to_owned)));
+        let Some(id) = id else {
+            proc.kill();
+            panic!("ryx-node on {http} did not answer");
+        };
+        self.nodes.push(Node { proc, http, id });
+    }
+
+    pub fn live(&mut self) -> Vec<&Node> {
+        let mut out = Vec::new();
+        for n in self.nodes.iter_mut() {
+            if n.proc.alive() {
+                out.push(&*n);
+            }
+        }
+        out
+    }
+}
+
+/// The standalone dashboard server.
+pub struct Control {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Control {
+    pub fn start(node: SocketAddr, refresh_ms: u64) -> Control {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ryx-control"))
+            .args(["--node", &node.to_string(), "--listen", "127.0.0.1:0", "--refresh-ms", &refresh_ms.to_string(), "--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ryx-control");
+        let out = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(out).read_line(&mut line).unwrap();
+        // "ryx-control listening on http://127.0.0.1:PORT/ui/"
+        let addr: SocketAddr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from ryx-control: {line:?}"));
+        Control { proc: Proc { child: Some(child), name: "ryx-control".into() }, addr }
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        get_json(self.addr, "/control/status")
+    }
+}
+
+// ------------------------------------------------------------------ WebDriver
+
+/// Paths of Chromium and chromedriver, if installed.
+pub fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let find = |env: &str, names: &[&str]| -> Option<PathBuf> {
+        if let Ok(p) = std::env::var(env) {
+            return Some(PathBuf::from(p));
+        }
+        let path = std::env::var_os("PATH")?;
+        for dir in std::env::split_paths(&path) {
+            for n in names {
+                let p = dir.join(n);
+                if p.is_file() {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    };
+    let chrome = find("CHROME_BIN", &["chromium", "chromium-browser", "google-chrome", "chrome"])?;
+    let driver = find("CHROMEDRIVER", &["chromedriver"])?;
+    Some((chrome, driver))
+}
+
+/// Prints why a browser test is skipped and returns `None` when Chromium or
+/// chromedriver is missing.
+pub fn browser_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let t = browser_tools();
+    if t.is_none() {
+        eprintln!(
+            "SKIPPED {test}: headless Chromium and chromedriver are not installed \
+             (Debian: apt-get install -y chromium chromium-driver; or set CHROME_BIN and CHROMEDRIVER)"
+        );
+    }
+    t
+}
+
+/// A headless Chromium session driven over the WebDriver protocol.
+pub struct Browser {
+    driver: Proc,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    pub fn start(chrome: &Path, driver: &Path, width: u32, height: u32) -> Browser {
+        let port = free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Proc { child: Some(child), name: "chromedriver".into() };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for(Duration::from_secs(15), || get_json(addr, "/status").filter(|v| v["value"]["ready"] == true)).expect("chromedriver did not start");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chrome.to_string_lossy(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         format!("--window-size={width},{height}"), "--hide-scrollbars", "--force-device-scale-factor=1"]
+            },
+            "goog:loggingPrefs": {"browser": "ALL"}
+        }}});
+        let mut b = Browser { driver, addr, session: String::new() };
+        let v = b.cmd("POST", "/session", Some(caps));
+        b.session = v["sessionId"].as_str().expect("session id").to_owned();
+        b
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string());
+        let (st, out) = http(self.addr, method, path, body.as_deref().map(str::as_bytes), Duration::from_secs(120)).expect("chromedriver exchange");
+        let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        assert!(st == 200, "WebDriver {method} {path} failed ({st}): {v}");
+        v["value"].clone()
+    }
+
+    fn s(&self, p: &str) -> String {
+        format!("/session/{}{p}", self.session)
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.cmd("POST", &self.s("/url"), Some(json!({"url": url})));
+    }
+
+    /// Runs a script (`return …`) in the page.
+    pub fn js(&self, script: &str) -> Value {
+        self.cmd("POST", &self.s("/execute/sync"), Some(json!({"script": script, "args": []})))
+    }
+
+    /// Runs an async script; it calls `arguments[arguments.length-1](value)`.
+    pub fn js_async(&self, script: &str) -> Value {
+        self.cmd("POST", &self.s("/timeouts"), Some(json!({"script": 120000})));
+        self.cmd("POST", &self.s("/execute/async"), Some(json!({"script": script, "args": []})))
+    }
+
+    pub fn find(&self, css: &str) -> String {
+        let v = self.cmd("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})));
+        v.as_object().and_then(|o| o.values().next()).and_then(|x| x.as_str()).expect("element id").to_owned()
+    }
+
+    pub fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &self.s(&format!("/element/{e}/click")), Some(json!({})));
+    }
+
+    pub fn send_keys(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.cmd("POST", &self.s(&format!("/element/{e}/value")), Some(json!({"text": text})));
+    }
+
+    /// Saves a PNG screenshot of the window.
+    pub fn screenshot(&self, path: &Path) {
+        let v = self.cmd("GET", &self.s("/screenshot"), None);
+        let png = base64_decode(v.as_str().expect("base64 screenshot"));
+        if let Some(d) = path.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        std::fs::write(path, png).expect("write screenshot");
+    }
+
+    /// Browser console messages since the last call (errors show here).
+    pub fn console(&self) -> Vec<String> {
+        let v = self.cmd("POST", &self.s("/se/log"), Some(json!({"type": "browser"})));
+        v.as_array().into_iter().flatten().map(|e| format!("{} {}", e["level"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""))).collect()
+    }
+
+    /// Polls a script until it returns something truthy.
+    pub fn wait_js(&self, timeout: Duration, script: &str) -> Option<Value> {
+        wait_for(timeout, || {
+            let v = self.js(script);
+            let truthy = !(v.is_null() || v == false || v == 0 || v == "");
+            truthy.then_some(v)
+        })
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = http(self.addr, "DELETE", &format!("/session/{}", self.session), None, Duration::from_secs(10));
+        }
+        self.driver.kill();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let Some(v) = val(c) else { continue };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Where screenshots go: `$RYX_SCREENSHOTS` (relative paths from the
+/// workspace root, e.g. `docs/screenshots`), else a temporary directory, so
+/// ordinary test runs leave the tree alone.
+pub fn screenshot_dir() -> PathBuf {
+    match std::env::var("RYX_SCREENSHOTS") {
+        Ok(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Ok(d) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(d),
+        Err(_) => std::env::temp_dir().join("ryx-control-screenshots"),
+    }
+}
