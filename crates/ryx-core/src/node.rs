@@ -334,6 +334,7 @@ pub struct Node {
     job_items: InfoStore,
     reputation: InfoStore,
     jobs: JobEngine,
+    auth: Option<crate::auth::Auth>,
     blobs: BlobIndex,
     replication_src: BTreeMap<Hash, (SocketAddr, f64)>,
 }
@@ -390,6 +391,7 @@ impl Node {
             job_items: InfoStore::default(),
             reputation: InfoStore::default(),
             jobs: JobEngine::new(cfg.jobs.clone()),
+            auth: None,
             blobs: BlobIndex::new(cfg.memory_limit),
             replication_src: BTreeMap::new(),
             rng,
@@ -431,10 +433,30 @@ impl Node {
     pub fn handle(&mut self, now: Time, input: Input<'_>) {
         self.now = now.max(self.now);
         match input {
-            Input::Datagram { from, bytes } => match wire::decode(bytes, &self.cfg.cluster_id) {
-                Ok(env) => self.on_envelope(from, env),
-                Err(e) => self.metrics.count_rejected(e.reason()),
-            },
+            Input::Datagram { from, bytes } => {
+                let opened;
+                let bytes = match self.auth.as_mut() {
+                    None => bytes,
+                    Some(_) if bytes.len() > wire::MAX_DATAGRAM + crate::auth::MAX_OVERHEAD => {
+                        self.metrics.count_rejected(wire::WireError::Oversized.reason());
+                        return;
+                    }
+                    Some(a) => match a.open(bytes, now) {
+                        Ok(b) => {
+                            opened = b;
+                            &opened[..]
+                        }
+                        Err(e) => {
+                            self.metrics.count_rejected(e.reason());
+                            return;
+                        }
+                    },
+                };
+                match wire::decode(bytes, &self.cfg.cluster_id) {
+                    Ok(env) => self.on_envelope(from, env),
+                    Err(e) => self.metrics.count_rejected(e.reason()),
+                }
+            }
             Input::Message { from, env } => {
                 if env.v != PROTOCOL_VERSION {
                     self.metrics.count_rejected(wire::WireError::WrongVersion.reason());
@@ -854,8 +876,13 @@ impl Node {
         self.learn(PeerInfo { id: from, addr: src });
         if needy {
             // Answer a newcomer, but not all at once: in a big segment a few
-            // answers are plenty.
-            let p = (4.0 / (self.passive.len() as f64 + 1.0)).min(1.0);
+            // answers are plenty. A seed-node hello, though, was addressed to
+            // this node alone (the newcomer knows only its few seeds): a seed
+            // that stays silent can leave it alone for many backed-off rounds.
+            let p = match self.cfg.discovery {
+                Discovery::SeedNodes => 1.0,
+                Discovery::Broadcast => (4.0 / (self.passive.len() as f64 + 1.0)).min(1.0),
+            };
             if self.rng.chance(p) {
                 let peers = self.sample_peers(SAMPLE, from);
                 self.send(src, Message::HelloReply { peers });
@@ -1573,6 +1600,31 @@ impl Node {
     /// (default: the UDP address).
     pub fn set_http_addr(&mut self, addr: SocketAddr) {
         self.http = addr;
+    }
+
+    /// Turns datagram authentication on (or, with an empty keyring, off).
+    /// `boot` must be random per process start. Replay state survives a
+    /// key change, so rotation needs no restart.
+    pub fn set_auth(&mut self, keys: crate::auth::Keyring, boot: u64) {
+        match (&mut self.auth, keys.is_empty()) {
+            (_, true) => self.auth = None,
+            (Some(a), false) => a.set_keys(keys),
+            (None, false) => self.auth = Some(crate::auth::Auth::new(keys, boot)),
+        }
+    }
+
+    /// Ids of the keys in use, signing key first (empty: no authentication).
+    pub fn auth_key_ids(&self) -> Vec<u32> {
+        self.auth.as_ref().map(|a| a.keys().ids()).unwrap_or_default()
+    }
+
+    /// Seals an encoded datagram for sending (no-op without a secret). The
+    /// driver calls this on the bytes of every `Send` and `Broadcast`.
+    pub fn seal(&mut self, bytes: &mut Vec<u8>) {
+        let now = self.now;
+        if let Some(a) = self.auth.as_mut() {
+            a.seal(bytes, now);
+        }
     }
 
     /// This node's HTTP address.

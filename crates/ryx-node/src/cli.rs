@@ -164,6 +164,46 @@ pub struct DaemonArgs {
     /// This node's id, 16 hex digits (default: random).
     #[arg(long, env = "RYX_NODE_ID")]
     pub node_id: Option<String>,
+    /// Configuration file (TOML). Its keys are these long option names,
+    /// e.g. port = 9001, cluster-id = "prod", seeds = ["10.0.0.1:9001"].
+    /// Precedence: flag > RYX_* environment variable > file > default.
+    #[arg(long, env = "RYX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (as a TOML file, with where each
+    /// value came from) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Address the HTTP API listens on (default: the --bind address, so
+    /// loopback unless told otherwise). Nodes fetch blobs and look up jobs
+    /// from each other over HTTP, so across machines it must be reachable
+    /// by the other nodes.
+    #[arg(long, env = "RYX_HTTP_BIND")]
+    pub http_bind: Option<IpAddr>,
+    /// File holding the cluster secret, one per line: every datagram is
+    /// then authenticated (keyed BLAKE3 MAC, replay window); the first line
+    /// signs, every line is accepted (rotate keys without downtime; SIGHUP
+    /// rereads the file). Without it, the secret may come from the
+    /// RYX_SECRET environment variable. See docs/security.md.
+    #[arg(long, env = "RYX_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// File holding the API token: state-changing HTTP requests then need
+    /// "Authorization: Bearer <token>" (SIGHUP rereads it). Without it, the
+    /// token may come from the RYX_API_TOKEN environment variable.
+    #[arg(long, env = "RYX_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// With an API token, require it for reads too (except /healthz and
+    /// the dashboard's static files).
+    #[arg(long, env = "RYX_PROTECT_READS")]
+    pub protect_reads: bool,
+    /// Also serve the read-only endpoints (GET only, no admin, no token)
+    /// on this address, e.g. for a Prometheus scraper or a public status
+    /// page.
+    #[arg(long, env = "RYX_READ_ONLY_HTTP", value_name = "ADDR:PORT")]
+    pub read_only_http: Option<std::net::SocketAddr>,
+    /// On SIGTERM: longest time to spend handing over work and data before
+    /// exiting (milliseconds).
+    #[arg(long, env = "RYX_SHUTDOWN_TIMEOUT_MS", default_value_t = 3000)]
+    pub shutdown_timeout_ms: u64,
     /// Log format.
     #[arg(long, env = "RYX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -240,5 +280,40 @@ impl DaemonArgs {
     /// TCP port of the HTTP API.
     pub fn http_port(&self) -> u16 {
         self.http_port.unwrap_or(self.port)
+    }
+
+    /// Address of the HTTP API.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.http_bind.unwrap_or(self.bind), self.http_port())
+    }
+
+    /// The cluster keys: from --secret-file, else RYX_SECRET, else none.
+    pub fn keyring(&self) -> anyhow::Result<ryx_core::auth::Keyring> {
+        use anyhow::Context;
+        let text = match &self.secret_file {
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read --secret-file {}", p.display()))?,
+            None => std::env::var("RYX_SECRET").unwrap_or_default(),
+        };
+        let keys = ryx_core::auth::Keyring::parse(&text);
+        if self.secret_file.is_some() && keys.is_empty() {
+            anyhow::bail!("--secret-file holds no secret (one per line; # starts a comment)");
+        }
+        Ok(keys)
+    }
+
+    /// The API token: from --api-token-file, else RYX_API_TOKEN, else none.
+    pub fn api_token(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context;
+        let t = match &self.api_token_file {
+            Some(p) => {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read --api-token-file {}", p.display()))?
+            }
+            None => std::env::var("RYX_API_TOKEN").unwrap_or_default(),
+        };
+        let t = t.trim().to_string();
+        if self.api_token_file.is_some() && t.is_empty() {
+            anyhow::bail!("--api-token-file is empty");
+        }
+        Ok((!t.is_empty()).then_some(t))
     }
 }

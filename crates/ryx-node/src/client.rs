@@ -23,6 +23,15 @@ pub enum FetchError {
     Timeout(SocketAddr),
 }
 
+/// Adds the cluster's API token, when one is configured, so that nodes
+/// can talk to each other's protected endpoints.
+fn with_token(b: hyper::http::request::Builder) -> hyper::http::request::Builder {
+    match crate::access::token() {
+        Some(t) => b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}")),
+        None => b,
+    }
+}
+
 /// GETs `path` from `addr`, reading at most `limit` bytes of body.
 pub async fn get(addr: SocketAddr, path: &str, limit: usize, timeout: Duration) -> Result<Bytes, FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
@@ -34,8 +43,7 @@ pub async fn get(addr: SocketAddr, path: &str, limit: usize, timeout: Duration) 
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, addr.to_string())
+        let req = with_token(hyper::Request::get(path).header(hyper::header::HOST, addr.to_string()))
             .body(Empty::<Bytes>::new())
             .map_err(|e| io_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
@@ -80,11 +88,10 @@ pub async fn request(
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
+        let req = with_token(
+            hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()),
+        )
+        .body(Empty::<Bytes>::new())
             .map_err(|e| io_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
         let status = resp.status().as_u16();

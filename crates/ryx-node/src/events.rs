@@ -4,14 +4,20 @@
 //! item delivered), a `sample` every second (status, counters, jobs) and
 //! the learned `topology` every other second. The stream costs the node
 //! nothing while no one listens.
+//!
+//! `GET /v1/events/recent`: the last [`RECENT_MAX`] membership and item
+//! events (what the node logs), with their wall-clock times, so the
+//! dashboard can show any node's recent history at once.
 
 use crate::runtime::{Handle, State};
 use axum::extract::State as AxState;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast::error::RecvError;
 
 fn sample(s: &State) -> String {
@@ -75,4 +81,44 @@ pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Resul
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Events kept for `GET /v1/events/recent`.
+pub const RECENT_MAX: usize = 200;
+
+static RECENT: Mutex<VecDeque<(u64, String)>> = Mutex::new(VecDeque::new());
+
+/// Keeps the node's latest events (not the routine diffusion of neighbour
+/// lists) for [`recent`]. Spawned once with the HTTP router; ends with the
+/// event loop.
+pub async fn record(h: Handle) {
+    let mut rx = h.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(s) => {
+                if s.contains("\"space\":\"topology\"") {
+                    continue;
+                }
+                let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let mut q = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+                if q.len() >= RECENT_MAX {
+                    q.pop_front();
+                }
+                q.push_back((at, s));
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+/// `GET /v1/events/recent`: `{"events":[{"at_unix_ms","event"}]}`, newest first.
+pub async fn recent() -> axum::Json<serde_json::Value> {
+    let q = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+    let events: Vec<serde_json::Value> = q
+        .iter()
+        .rev()
+        .map(|(at, s)| json!({"at_unix_ms": at, "event": serde_json::from_str::<serde_json::Value>(s).unwrap_or_default()}))
+        .collect();
+    axum::Json(json!({ "events": events }))
 }

@@ -1,4 +1,6 @@
-//! The HTTP API: JSON status, info items and Prometheus metrics.
+//! The HTTP API: JSON status, info items and Prometheus metrics; the
+//! dashboard at `/ui` and the per-node route `/node/{addr}/...` it uses to
+//! ask other nodes of the topology (see the `ryx-control` crate).
 //!
 //! Every error is `{"error":{"code","message"}}` with a 4xx/5xx status.
 
@@ -64,6 +66,9 @@ impl axum::extract::FromRef<Api> for Handle {
 
 /// The API router.
 pub fn router(handle: Handle, limits: Limits) -> Router {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(crate::events::record(handle.clone()));
+    }
     let upload_limit = usize::try_from(limits.memory).unwrap_or(usize::MAX);
     let blobs = Router::new()
         .route("/v1/blobs", axum::routing::put(api_jobs::put_blob).get(api_jobs::list_blobs))
@@ -76,6 +81,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/jobs/{id}", get(api_jobs::get_job).delete(api_jobs::cancel_job))
         .route("/healthz", get(healthz))
         .route("/v1/events", get(crate::events::events))
+        .route("/v1/events/recent", get(crate::events::recent))
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
         .route("/v1/neighbors", get(neighbors))
@@ -84,6 +90,10 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/info", get(info_list).post(info_put))
         .route("/v1/info/{key}", get(info_get))
         .route("/v1/admin/faults", get(faults_get).post(faults_set).delete(faults_clear))
+        .route("/ui", get(|| async { ryx_control::server::ui_response("") }))
+        .route("/ui/", get(|| async { ryx_control::server::ui_response("") }))
+        .route("/ui/{*path}", get(|Path(p): Path<String>| async move { ryx_control::server::ui_response(&p) }))
+        .route("/node/{*rest}", get(node_proxy))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_INFO_BODY))
         .with_state(Api { handle, limits })
@@ -91,6 +101,31 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status, /v1/info, /metrics")
+}
+
+/// `GET /node/{addr}/{path}`: the same request to another node of the
+/// topology (the dashboard's way to ask any node for its status, blobs...).
+/// Only nodes this node has learned of are reachable, and only their API.
+async fn node_proxy(State(h): State<Handle>, req: axum::extract::Request) -> Response {
+    let pq = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let (addr, rest) = match ryx_control::node_route(&pq) {
+        Ok(r) => r,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.message()).into_response(),
+    };
+    let known = h.call(move |s| s.node.topology(s.clock.now()).nodes.iter().any(|n| n.http == Some(addr))).await;
+    match known {
+        Ok(true) => {}
+        Ok(false) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unknown_node",
+                format!("{addr} is not a node of the topology"),
+            )
+            .into_response()
+        }
+        Err(e) => return ApiError::unavailable(e).into_response(),
+    }
+    ryx_control::server::forward(addr, req, &rest).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn healthz(State(h): State<Handle>) -> ApiResult {

@@ -1,29 +1,49 @@
 //! `ryx-node`: the Ryx daemon (and `ryx-node exec`, the single-process
 //! reference run of a job).
 
+mod access;
 mod api_jobs;
 mod cli;
+mod config_file;
 mod client;
 mod events;
 mod exec;
 mod faults;
 mod http;
 mod metrics;
+mod resolve;
 mod runtime;
 mod store;
 mod work;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, DaemonArgs, DiscoveryArg, LogFormat};
 use ryx_core::{Input, Node, NodeId};
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The configuration file feeds the parser through the environment, so
+    // it is read first, while the process has only this thread.
+    let from_file = match config_file::load(&Cli::command(), &argv) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ryx-node: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let matches = Cli::command().get_matches_from(&argv);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if cli.command.is_none() && cli.daemon.print_config {
+        print!("{}", config_file::render(&Cli::command(), &matches, &from_file));
+        return ExitCode::SUCCESS;
+    }
     let result = match cli.command {
         Some(Command::Exec(args)) => exec::run(args),
         None => daemon(cli.daemon),
@@ -67,6 +87,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         Some(f) => cli::parse_fault(f).map_err(anyhow::Error::msg)?,
         None => work::Faults::default(),
     };
+    let keys = args.keyring()?;
+    access::configure(args.api_token()?, args.protect_reads);
     let id = match &args.node_id {
         Some(s) => s.parse::<NodeId>().context("--node-id")?,
         None => NodeId(random_u64()),
@@ -86,12 +108,19 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             args.discovery == DiscoveryArg::Broadcast,
         )?;
         let addr = sockets.main.local_addr()?;
-        let http_addr = SocketAddr::new(args.bind, args.http_port());
+        let http_addr = args.http_addr();
         let listener =
             tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
         let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
         node.set_http_addr(http_addr);
+        if keys.is_empty() {
+            tracing::info!("datagram authentication off (no --secret-file or RYX_SECRET)");
+        } else {
+            let ids: Vec<String> = keys.ids().iter().map(|k| format!("{k:08x}")).collect();
+            tracing::info!(keys = ?ids, "datagram authentication on");
+        }
+        node.set_auth(keys, random_u64());
         let (handle, loop_task) =
             runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
         if faults.corrupt_results > 0.0 {
@@ -110,6 +139,22 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             handle.clone(),
             http::Limits { memory: args.memory_limit, chunk_size: args.chunk_size as usize },
         );
+        if let Some(ro) = args.read_only_http {
+            let ro_listener =
+                tokio::net::TcpListener::bind(ro).await.with_context(|| format!("cannot bind --read-only-http {ro}"))?;
+            let ro_app = app.clone().layer(axum::middleware::from_fn(access::read_only));
+            tracing::info!(addr = %ro, "read-only API listening");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(ro_listener, ro_app).await {
+                    tracing::error!("read-only listener failed: {e}");
+                }
+            });
+        }
+        let app = app.layer(axum::middleware::from_fn(access::require_token));
+        if access::enabled() {
+            tracing::info!(protect_reads = args.protect_reads, "HTTP API token required for changes");
+        }
+        tokio::spawn(reload_on_hup(handle.clone(), args.clone()));
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
         server.await.context("HTTP server failed")?;
         // Graceful leave: tell the neighbours, give the datagrams a moment.
@@ -135,13 +180,41 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP: rereads what can change without a restart — the cluster keys
+/// (rotation) and the API token. A file that cannot be read leaves the
+/// current value in place.
+async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match args.keyring() {
+            Ok(keys) => {
+                let ids: Vec<String> = keys.ids().iter().map(|k| format!("{k:08x}")).collect();
+                let boot = random_u64();
+                if handle.call(move |s| s.node.set_auth(keys, boot)).await.is_err() {
+                    return;
+                }
+                tracing::info!(keys = ?ids, "SIGHUP: cluster keys reloaded");
+            }
+            Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),
+        }
+        match args.api_token() {
+            Ok(t) => {
+                access::configure(t, args.protect_reads);
+                tracing::info!(token = access::enabled(), "SIGHUP: API token reloaded");
+            }
+            Err(e) => tracing::error!("SIGHUP: keeping the current API token: {e:#}"),
+        }
+    }
+}
+
 /// Resolves seed host names now and then again periodically (quickly while
 /// none resolves), so a DNS name listing many addresses seeds them all.
 async fn resolve_seeds(handle: runtime::Handle, seeds: Vec<String>, every: Duration) {
     loop {
         let mut addrs = Vec::new();
         for s in &seeds {
-            match tokio::net::lookup_host(s.as_str()).await {
+            match resolve::lookup_host(s.as_str()).await {
                 Ok(it) => addrs.extend(it),
                 Err(e) => tracing::warn!(seed = %s, "cannot resolve seed: {e}"),
             }

@@ -82,6 +82,27 @@ pub fn render(s: &State) -> String {
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_sum {}", h.sum_ms / 1000.0);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_count {}", h.count);
+    single(
+        &mut o,
+        "ryx_auth_keys",
+        "gauge",
+        "Cluster keys accepted for datagram authentication (0: authentication off).",
+        s.node.auth_key_ids().len(),
+    );
+    single(
+        &mut o,
+        "ryx_http_unauthorized_total",
+        "counter",
+        "HTTP requests refused for a missing or wrong API token.",
+        crate::access::UNAUTHORIZED.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    single(
+        &mut o,
+        "ryx_http_read_only_refused_total",
+        "counter",
+        "Requests the read-only listener refused (not a read, or admin).",
+        crate::access::READ_ONLY_REFUSED.load(std::sync::atomic::Ordering::Relaxed),
+    );
     single(&mut o, "ryx_uptime_seconds", "gauge", "Seconds since the node started.", status.uptime_ms as f64 / 1000.0);
     if let Some((rss, cpu)) = process_stats() {
         single(&mut o, "process_resident_memory_bytes", "gauge", "Resident memory.", rss);

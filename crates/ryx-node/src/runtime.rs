@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 
+#[path = "sdnotify.rs"]
+pub mod sdnotify;
+
 /// The driver's clock: Unix time at start plus a monotonic elapsed time, so
 /// it never goes backwards and stays comparable across local nodes.
 #[derive(Clone, Copy, Debug)]
@@ -192,10 +195,33 @@ async fn recv_opt(s: &Option<UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usi
     }
 }
 
+/// Sends `STOPPING=1` to systemd when the event loop ends (or is aborted).
+struct StopNotice(sdnotify::Systemd);
+
+impl Drop for StopNotice {
+    fn drop(&mut self) {
+        self.0.stopping();
+    }
+}
+
+async fn tick_opt(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, events: broadcast::Sender<String>) {
     // One byte more than the largest datagram so oversized ones are seen.
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-    let mut dbuf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut buf = vec![0u8; MAX_DATAGRAM + ryx_core::auth::MAX_OVERHEAD + 1];
+    let mut dbuf = vec![0u8; MAX_DATAGRAM + ryx_core::auth::MAX_OVERHEAD + 1];
+    // systemd (Type=notify): sockets are bound and the loop serves now; the
+    // watchdog heartbeat comes from this loop, so a wedged loop misses it.
+    let sd = StopNotice(sdnotify::Systemd::from_env());
+    let mut watchdog = sd.0.watchdog.map(tokio::time::interval);
+    sd.0.ready(&format!("serving on {}", sockets.main.local_addr().map(|a| a.to_string()).unwrap_or_default()));
     loop {
         let deadline = st.clock.instant(st.node.next_deadline());
         tokio::select! {
@@ -229,6 +255,7 @@ async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, e
                 let now = st.clock.now();
                 st.node.handle(now, Input::Tick);
             }
+            _ = tick_opt(&mut watchdog) => sd.0.watchdog(),
         }
         flush(&mut st, &sockets, &events);
     }
@@ -258,7 +285,10 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
             }
         };
         let bytes = match wire::encode(&env) {
-            Ok(b) => b,
+            Ok(mut b) => {
+                st.node.seal(&mut b);
+                b
+            }
             Err(e) => {
                 tracing::warn!("not sending {}: {e}", env.msg.kind());
                 st.io.send_errors += 1;

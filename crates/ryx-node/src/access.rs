@@ -1,0 +1,113 @@
+//! HTTP access control: an optional bearer token for state-changing
+//! requests (and, with `--protect-reads`, for reads too), and a read-only
+//! variant of the API for a second listener (`--read-only-http`).
+//!
+//! The token is process-wide so that node-to-node requests (blob fetches,
+//! job lookups, cancellations forwarded to a job's home) carry it too: a
+//! cluster shares one API token the way it shares one datagram secret.
+//! SIGHUP reloads it.
+
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+static TOKEN: RwLock<Option<String>> = RwLock::new(None);
+static PROTECT_READS: AtomicBool = AtomicBool::new(false);
+/// Requests refused for a missing or wrong token.
+pub static UNAUTHORIZED: AtomicU64 = AtomicU64::new(0);
+/// Requests refused by the read-only listener.
+pub static READ_ONLY_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets (or clears) the API token and whether reads need it.
+pub fn configure(token: Option<String>, protect_reads: bool) {
+    let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    if let Ok(mut g) = TOKEN.write() {
+        *g = token;
+    }
+    PROTECT_READS.store(protect_reads, Ordering::Relaxed);
+}
+
+/// The token to present to other nodes, if any.
+pub fn token() -> Option<String> {
+    TOKEN.read().ok().and_then(|g| g.clone())
+}
+
+/// Whether a token is configured.
+pub fn enabled() -> bool {
+    TOKEN.read().map(|g| g.is_some()).unwrap_or(false)
+}
+
+fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD || m == Method::OPTIONS
+}
+
+/// Paths always open: liveness for orchestrators, and the dashboard's
+/// static files (the page asks for a token before it changes anything).
+fn always_open(path: &str) -> bool {
+    path == "/healthz" || path == "/ui" || path.starts_with("/ui/")
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+}
+
+/// Middleware of the main listener: checks the bearer token where needed.
+pub async fn require_token(req: Request, next: Next) -> Response {
+    let Some(want) = token() else { return next.run(req).await };
+    let needs = !always_open(req.uri().path()) && (!is_read(req.method()) || PROTECT_READS.load(Ordering::Relaxed));
+    if needs {
+        let got = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !got.is_some_and(|g| ct_eq(g.as_bytes(), want.as_bytes())) {
+            UNAUTHORIZED.fetch_add(1, Ordering::Relaxed);
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this request needs the cluster's API token: Authorization: Bearer <token>",
+            );
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware of the read-only listener: reads only, nothing under
+/// `/v1/admin`, no token needed.
+pub async fn read_only(req: Request, next: Next) -> Response {
+    if !is_read(req.method()) || req.uri().path().starts_with("/v1/admin") {
+        READ_ONLY_REFUSED.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::FORBIDDEN, "read_only", "this listener serves read-only endpoints only");
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_rules() {
+        assert!(always_open("/healthz"));
+        assert!(always_open("/ui/app.js"));
+        assert!(!always_open("/v1/jobs"));
+        assert!(is_read(&Method::GET));
+        assert!(!is_read(&Method::DELETE));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+    }
+}
