@@ -696,7 +696,7 @@ impl Node {
                 self.metrics.suspicions_refuted += 1;
             }
         }
-        if self.leaving && !matches!(env.msg, Message::Ping { .. }) {
+        if self.leaving && !matches!(env.msg, Message::Ping { .. } | Message::BlobHave { .. }) {
             return;
         }
         match env.msg {
@@ -1356,10 +1356,28 @@ impl Node {
             return;
         }
         self.leaving = true;
+        // Hand over what only this node holds: neighbours fetch copies
+        // (over HTTP, which the driver keeps serving while it drains) and
+        // answer with BlobHave, which `handover_pending` counts down.
+        let only_here: Vec<BlobRef> = self
+            .blobs
+            .iter()
+            .filter(|(_, m)| m.holders.is_empty())
+            .map(|(h, m)| BlobRef { hash: h.clone(), size: m.size })
+            .collect();
+        self.offer(only_here, self.cfg.blob_energy, None);
         let addrs: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
         for a in addrs {
             self.send(a, Message::Leave);
         }
+    }
+
+    /// While leaving: blobs no other node is known to hold yet, and work
+    /// units still running here. The driver waits (boundedly) for both to
+    /// reach zero before it exits.
+    pub fn handover_pending(&self) -> (usize, usize) {
+        let blobs = self.blobs.iter().filter(|(_, m)| m.holders.is_empty()).count();
+        (blobs, self.jobs.load().1)
     }
 
     // ----------------------------------------------------------------- reads

@@ -155,17 +155,48 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             tracing::info!(protect_reads = args.protect_reads, "HTTP API token required for changes");
         }
         tokio::spawn(reload_on_hup(handle.clone(), args.clone()));
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+        // On SIGTERM/SIGINT the node leaves while the API still serves (so
+        // neighbours can fetch what it hands over), then the server stops.
+        let drain = Duration::from_millis(args.shutdown_timeout_ms);
+        let h = handle.clone();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            hand_over(&h, drain).await;
+        });
         server.await.context("HTTP server failed")?;
-        // Graceful leave: tell the neighbours, give the datagrams a moment.
-        tracing::info!("shutting down: announcing leave to neighbours");
-        let _ = handle.call(|s| s.node.leave(s.clock.now())).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         loop_task.abort();
         Ok::<_, anyhow::Error>(())
     })?;
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
+}
+
+/// Graceful leave: tells the neighbours (they replace this node at once),
+/// offers the blobs only this node holds to them, and waits — at most
+/// `limit` — until each has a copy elsewhere and running work units have
+/// reported their results.
+async fn hand_over(handle: &runtime::Handle, limit: Duration) {
+    let start = std::time::Instant::now();
+    let first = handle.call(|s| {
+        s.node.leave(s.clock.now());
+        s.node.handover_pending()
+    });
+    let Ok((blobs, units)) = first.await else { return };
+    tracing::info!(blobs, units, limit_ms = limit.as_millis() as u64, "leaving: handing over blobs and work");
+    let mut left = (blobs, units);
+    while left != (0, 0) && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match handle.call(|s| s.node.handover_pending()).await {
+            Ok(p) => left = p,
+            Err(_) => return,
+        }
+    }
+    if left == (0, 0) {
+        tracing::info!(ms = start.elapsed().as_millis() as u64, "hand-over complete");
+    } else {
+        tracing::warn!(blobs = left.0, units = left.1, "hand-over incomplete at the shutdown deadline");
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,44 @@
+//! Graceful shutdown: a node stopped with SIGTERM hands the data only it
+//! holds to its neighbours before it exits, within its shutdown deadline.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+#[test]
+fn sigterm_hands_over_blobs_only_this_node_holds() {
+    let base = 22_600;
+    let mut nodes: Vec<NodeProc> = (1..=4).map(|i| start_node(base + i, "handover", base, &[])).collect();
+    assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 3)).is_some(), "cluster did not form");
+
+    // Upload with energy 0: no replication, so node 0 is the only holder.
+    let body: Vec<u8> = (0..5000).flat_map(|i| format!("line {i} of the hand-over test\n").into_bytes()).collect();
+    let (st, resp) = http(nodes[0].port, "PUT", "/v1/blobs?energy=0", Some(&body)).expect("upload");
+    assert!((200..300).contains(&st), "{st} {resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
+    let hash = v["hash"].as_str().expect("hash").to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let holds = |n: &NodeProc| http(n.port, "GET", &format!("/v1/blobs/{hash}"), None).map(|r| r.0 == 200).unwrap_or(false);
+    assert!(holds(&nodes[0]));
+    assert!(!nodes[1..].iter().any(holds), "energy 0 must not replicate");
+
+    let t0 = Instant::now();
+    nodes[0].signal("TERM");
+    let status = loop {
+        if let Some(s) = nodes[0].child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "node did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    let gone = nodes.remove(0);
+    drop(gone);
+    let copies = nodes.iter().filter(|n| holds(n)).count();
+    assert!(copies >= 1, "no neighbour got a copy of the only replica");
+    // And the copy is the same bytes (verified by name on fetch, checked here too).
+    let holder = nodes.iter().find(|n| holds(n)).expect("holder");
+    let (_, got) = http(holder.port, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
+    assert_eq!(got.len(), body.len());
+}
