@@ -101,7 +101,7 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
 
 async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) -> ApiResult {
     if let Some(e) = energy {
-        if !(e.is_finite() && e >= 0.0 && e <= 1000.0) {
+        if !(e.is_finite() && (0.0..=1000.0).contains(&e)) {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_energy", "energy must be within 0..1000"));
         }
     }

@@ -121,9 +121,8 @@ fn toml_string(s: &str) -> String {
 }
 
 fn toml_value(raw: &str) -> String {
-    if raw == "true" || raw == "false" || raw.parse::<i64>().is_ok() {
-        raw.to_string()
-    } else if raw.parse::<f64>().is_ok_and(f64::is_finite) && raw.contains('.') {
+    let float = raw.parse::<f64>().is_ok_and(f64::is_finite) && raw.contains('.');
+    if raw == "true" || raw == "false" || raw.parse::<i64>().is_ok() || float {
         raw.to_string()
     } else {
         toml_string(raw)
@@ -168,6 +167,7 @@ pub fn render(cmd: &Command, m: &ArgMatches, from_file: &[String]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::CommandFactory;

@@ -459,7 +459,7 @@ mod fuzz {
             for (which, pos, byte, cut, junk) in ops {
                 let mut bytes = if which < valid.len() { valid[which].clone() } else { junk };
                 // A quarter of the valid messages arrive intact.
-                if !bytes.is_empty() && !(which < valid.len() && byte < 64) {
+                if !(bytes.is_empty() || which < valid.len() && byte < 64) {
                     let n = bytes.len();
                     bytes[pos as usize % n] = byte;
                     bytes.truncate(n - cut.min(n - 1));
