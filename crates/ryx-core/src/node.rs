@@ -453,6 +453,12 @@ impl Node {
                     },
                 };
                 match wire::decode(bytes, &self.cfg.cluster_id) {
+                    // Signed, but this node has no secret: a configuration
+                    // mismatch. Refuse it so both sides stay apart (and the
+                    // counter shows why), rather than a lopsided link.
+                    Ok(env) if env.tag.is_some() => {
+                        self.metrics.count_rejected(wire::WireError::BadAuth.reason());
+                    }
                     Ok(env) => self.on_envelope(from, env),
                     Err(e) => self.metrics.count_rejected(e.reason()),
                 }
@@ -1982,6 +1988,11 @@ impl Node {
         let msg = Message::Hello { active: self.active.len().min(255) as u8, needy };
         match self.cfg.discovery {
             Discovery::Broadcast => {
+                // Seeds given as well (other segments, other machines) get
+                // the same hello directly.
+                for s in self.seeds.clone() {
+                    self.send(s, msg.clone());
+                }
                 self.metrics.count_out(msg.kind());
                 self.seq += 1;
                 let env = self.envelope(msg);

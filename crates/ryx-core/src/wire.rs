@@ -461,8 +461,8 @@ pub enum WireError {
     /// Contents exceed a bound.
     #[error("message contents exceed a bound")]
     OutOfBounds,
-    /// Authentication failed.
-    #[error("authentication failed")]
+    /// Signed (carries a tag) but this node has no cluster secret.
+    #[error("signed datagram but this node has no cluster secret")]
     BadAuth,
 }
 

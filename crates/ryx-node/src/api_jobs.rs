@@ -247,7 +247,7 @@ fn default_redundancy() -> u8 {
 
 /// `POST /v1/jobs`: starts a job homed on this node.
 pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let body = body.map_err(crate::http::body_error)?;
     let req: SubmitJob = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -395,6 +395,10 @@ pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
         .handle
         .call(move |s| {
             let now = s.clock.now();
+            // A job that has already ended stays as it ended.
+            if s.node.job(&i).is_some_and(|j| j.state.is_final()) {
+                return (false, s.node.job(&i));
+            }
             (s.node.cancel_job(now, &i), s.node.job(&i))
         })
         .await

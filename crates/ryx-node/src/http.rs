@@ -95,8 +95,17 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/ui/{*path}", get(|Path(p): Path<String>| async move { ryx_control::server::ui_response(&p) }))
         .route("/node/{*rest}", get(node_proxy))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_INFO_BODY))
         .with_state(Api { handle, limits })
+}
+
+async fn method_not_allowed(req: axum::extract::Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not supported on {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -192,7 +201,7 @@ struct PutInfo {
     energy: Option<f64>,
 }
 
-fn body_error(e: BytesRejection) -> ApiError {
+pub(crate) fn body_error(e: BytesRejection) -> ApiError {
     let status = e.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
     ApiError::new(status, code, e.body_text())

@@ -159,11 +159,25 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         // neighbours can fetch what it hands over), then the server stops.
         let drain = Duration::from_millis(args.shutdown_timeout_ms);
         let h = handle.clone();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown_signal().await;
             hand_over(&h, drain).await;
+            let _ = drained_tx.send(());
         });
-        server.await.context("HTTP server failed")?;
+        // Open event streams (a connected dashboard) never end by
+        // themselves: once the hand-over is done, connections get a short
+        // grace period and then the process exits regardless.
+        tokio::select! {
+            r = server => r.context("HTTP server failed")?,
+            _ = async {
+                if drained_rx.await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => tracing::info!("closing open HTTP connections"),
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         loop_task.abort();
         Ok::<_, anyhow::Error>(())

@@ -82,6 +82,30 @@ pub fn render(s: &State) -> String {
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_sum {}", h.sum_ms / 1000.0);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_count {}", h.count);
+    let (blobs, used, capacity, pinned) = s.node.blob_usage();
+    single(&mut o, "ryx_blobs", "gauge", "Blobs held in the in-memory store.", blobs);
+    single(&mut o, "ryx_blob_bytes", "gauge", "Bytes held in the blob store.", used);
+    single(&mut o, "ryx_blob_capacity_bytes", "gauge", "Bytes the blob store may hold (--memory-limit).", capacity);
+    single(&mut o, "ryx_blobs_pinned", "gauge", "Blobs pinned by running jobs (not evictable).", pinned);
+    let (queued, running) = s.node.job_engine().load();
+    single(&mut o, "ryx_work_queued", "gauge", "Work units queued here.", queued);
+    single(&mut o, "ryx_work_running", "gauge", "Work units running on this node's workers.", running);
+    single(&mut o, "ryx_worker_slots", "gauge", "Work units this node runs at once.", s.node.job_engine().config().worker_slots);
+    family(&mut o, "ryx_jobs", "gauge", "Jobs known to this node, by state.");
+    let mut by_state = std::collections::BTreeMap::from([("running", 0), ("done", 0), ("failed", 0), ("cancelled", 0)]);
+    for j in s.node.jobs() {
+        let k = match j.state {
+            ryx_core::jobs::JobState::Running => "running",
+            ryx_core::jobs::JobState::Done => "done",
+            ryx_core::jobs::JobState::Failed => "failed",
+            ryx_core::jobs::JobState::Cancelled => "cancelled",
+        };
+        *by_state.entry(k).or_default() += 1;
+    }
+    for (k, v) in by_state {
+        let _ = writeln!(o, "ryx_jobs{{state=\"{k}\"}} {v}");
+    }
+    single(&mut o, "ryx_jobs_homed", "gauge", "Jobs whose home is this node.", s.node.job_engine().home_jobs());
     single(
         &mut o,
         "ryx_auth_keys",

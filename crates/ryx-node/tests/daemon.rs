@@ -167,8 +167,10 @@ fn http_errors_are_json_with_stable_codes() {
     let nodes = start_cluster(base, 1, "http");
     let p = nodes[0].port;
     type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ("POST", "/v1/info", Some(b"{not json"), 400, "bad_json"),
+        ("PATCH", "/v1/status", None, 405, "method_not_allowed"),
+        ("POST", "/v1/jobs", Some(&[b' '; 100_000]), 413, "too_large"),
         ("POST", "/v1/info", Some(br#"{"key":"","value":1}"#), 400, "invalid"),
         ("POST", "/v1/info", Some(br#"{"key":"k","value":1,"energy":-3}"#), 400, "invalid"),
         ("GET", "/v1/info/missing", None, 404, "not_found"),

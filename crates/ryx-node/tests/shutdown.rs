@@ -42,3 +42,28 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
     let (_, got) = http(holder.port, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
     assert_eq!(got.len(), body.len());
 }
+
+#[test]
+fn sigterm_is_bounded_even_with_an_event_stream_open() {
+    use std::io::{Read, Write};
+    let base = 22_650;
+    let mut n = start_node(base + 1, "sse-stop", base, &["--shutdown-timeout-ms", "1000"]);
+    // A dashboard's live stream: a request that never ends by itself.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port)).expect("connect");
+    s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut first = [0u8; 64];
+    let got = s.read(&mut first).expect("stream answers");
+    assert!(String::from_utf8_lossy(&first[..got]).starts_with("HTTP/1.1 200"));
+    let t0 = Instant::now();
+    n.signal("TERM");
+    loop {
+        if let Some(st) = n.child.try_wait().expect("wait") {
+            assert!(st.success(), "exit status {st}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "node still running 10 s after SIGTERM with a stream open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+}
