@@ -1,39 +1,253 @@
-//! `chaos`: kill or pause random live nodes.
+//! `chaos`: kill, pause, partition, lose or delay traffic — now, or while a
+//! job runs — and undo every timed fault at its deadline.
 
 use crate::cli::ChaosArgs;
 use crate::cluster::Cluster;
+use crate::faultlog::{self, Effect, FaultKind, FaultRecord};
 use crate::graph::floor_for;
 use crate::interrupt;
+use crate::jobs::{self, Follower, Progress};
 use crate::lifecycle::secs;
-use crate::procfs::Liveness;
-use crate::state::RunDir;
+use crate::runjob::{self, Source};
+use crate::state::{unix_ms, RunDir};
 use crate::util::{clock_now, human, time_seed, Amount, Rng};
 use anyhow::{bail, Result};
-use nix::sys::signal::Signal;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A fault `chaos` can inject.
+#[derive(Clone, Copy, Debug)]
+pub enum Action {
+    /// SIGKILL.
+    Kill(Amount),
+    /// SIGSTOP, then SIGCONT.
+    Pause(Amount, Duration),
+    /// Two sides that cannot talk.
+    Partition(Amount, Duration),
+    /// Outgoing loss at some nodes.
+    Loss(f64, Option<Amount>, Duration),
+    /// Outgoing delay at some nodes.
+    Delay(u64, u64, Option<Amount>, Duration),
+}
+
+impl Action {
+    fn from_args(a: &ChaosArgs) -> Result<Option<Action>> {
+        let d = a.for_;
+        let need = |what: &str| -> Result<Duration> {
+            match d {
+                Some(d) if d.is_zero() => bail!("--for must be longer than 0"),
+                Some(d) if d > Duration::from_secs(3600) => bail!("--for is at most 1h (faults always heal)"),
+                Some(d) => Ok(d),
+                None => bail!("{what} needs --for DURATION"),
+            }
+        };
+        Ok(Some(if let Some(k) = a.kill {
+            Action::Kill(k)
+        } else if let Some(p) = a.pause {
+            Action::Pause(p, need("--pause")?)
+        } else if let Some(p) = a.partition {
+            Action::Partition(p, need("--partition")?)
+        } else if let Some(l) = a.loss {
+            Action::Loss(l, a.targets, need("--loss")?)
+        } else if let Some(ms) = a.delay {
+            Action::Delay(ms, a.jitter, a.targets, need("--delay")?)
+        } else {
+            return Ok(None);
+        }))
+    }
+}
+
+/// What an injection did.
+#[derive(Debug, Default)]
+pub struct Injected {
+    /// The fault record (timed faults).
+    pub record: Option<u64>,
+    /// Nodes killed.
+    pub killed: Vec<usize>,
+    /// When it ends.
+    pub deadline: Option<Instant>,
+}
 
 /// `ryx-cluster chaos`.
 pub fn chaos(dir_arg: Option<&Path>, args: ChaosArgs) -> Result<()> {
     let dir = RunDir::resolve(dir_arg)?;
     let seed = args.seed.unwrap_or_else(time_seed);
     let mut rng = Rng::new(seed);
-    match (args.kill, args.pause, args.for_) {
-        (Some(amount), None, _) => {
-            let _lock = dir.lock(Duration::from_secs(10))?;
-            let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
-            kill(&mut cluster, amount, &mut rng, seed, "")?;
-            if args.wait {
-                wait_heal(&mut cluster, secs(args.timeout))?;
-            }
-            Ok(())
+    let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
+    // Whatever an earlier, vanished chaos left past its deadline goes first.
+    faultlog::heal_due(&mut cluster, "deadline", true)?;
+    if args.heal {
+        let (records, cleared, resumed, problems) = faultlog::heal_everything(&mut cluster)?;
+        out!(
+            "{} healed: {records} timed faults undone, network faults cleared on {cleared} nodes, {resumed} paused nodes resumed",
+            clock_now()
+        );
+        for p in &problems {
+            out!("  warning: {p}");
         }
-        (None, Some(amount), Some(d)) => {
-            let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
-            pause(&mut cluster, amount, d, &mut rng, seed)
-        }
-        _ => bail!("give either --kill N|P% or --pause N|P% --for DURATION"),
+        return Ok(());
     }
+    let Some(action) = Action::from_args(&args)? else {
+        bail!("give one of --kill, --pause, --partition, --loss, --delay or --heal");
+    };
+    if args.during_job {
+        return during_job(&mut cluster, action, &args, &mut rng, seed);
+    }
+    let injected = {
+        let _lock = dir.lock(Duration::from_secs(10))?;
+        // Reload under the lock: another command may have changed the state.
+        cluster.state = dir.load_required()?;
+        inject(&mut cluster, action, &mut rng, seed, "", !args.detach)?
+    };
+    if let Action::Kill(_) = action {
+        if args.wait {
+            wait_heal(&mut cluster, secs(args.timeout))?;
+        }
+        return Ok(());
+    }
+    let (Some(id), Some(deadline)) = (injected.record, injected.deadline) else {
+        return Ok(());
+    };
+    if args.detach {
+        out!(
+            "{} returning now; fault #{id} is undone at its deadline by the nodes' own expiry and the healer (or `ryx-cluster chaos --heal`)",
+            clock_now()
+        );
+        return Ok(());
+    }
+    let completed = interrupt::sleep(deadline.saturating_duration_since(Instant::now()));
+    heal_record(&mut cluster, id, if completed { "deadline" } else { "interrupt" }, "")?;
+    Ok(())
+}
+
+/// Injects `action` now; prints what it did (lines start with `indent`).
+/// `owned`: this process stays to undo the fault itself.
+pub fn inject(
+    cluster: &mut Cluster,
+    action: Action,
+    rng: &mut Rng,
+    seed: u64,
+    indent: &str,
+    owned: bool,
+) -> Result<Injected> {
+    let owner = owned.then(std::process::id);
+    let dir = cluster.dir.clone();
+    let live = cluster.live();
+    let running = cluster.running();
+    match action {
+        Action::Kill(amount) => {
+            let killed = kill(cluster, amount, rng, seed, indent)?;
+            faultlog::log_event(&dir, &format!("SIGKILL nodes {killed:?} (seed {seed})"));
+            Ok(Injected { killed, ..Injected::default() })
+        }
+        Action::Pause(amount, d) => {
+            let k = amount.of(running.len());
+            let mut victims = rng.choose(&running, k);
+            victims.sort_unstable();
+            let effects = victims.iter().map(|&n| Effect { node: n, pause: true, ..Effect::default() }).collect();
+            let what = format!("pause {} of {} running nodes {victims:?}", victims.len(), running.len());
+            timed(cluster, FaultKind::Pause, what, effects, d, seed, indent, owner)
+        }
+        Action::Partition(amount, d) => {
+            let k = amount.of(live.len());
+            if k == 0 || k >= live.len() {
+                bail!("a partition needs nodes on both sides: {amount} of {} live nodes is {k}", live.len());
+            }
+            let mut a = rng.choose(&live, k);
+            a.sort_unstable();
+            let b: Vec<usize> = live.iter().copied().filter(|i| !a.contains(i)).collect();
+            let what = format!("partition {a:?} | {b:?}");
+            timed(cluster, FaultKind::Partition, what, faultlog::partition_effects(&a, &b), d, seed, indent, owner)
+        }
+        Action::Loss(p, targets, d) => {
+            let nodes = pick(&live, targets, rng);
+            let effects = nodes.iter().map(|&n| Effect { node: n, loss: p, ..Effect::default() }).collect();
+            let what = format!("lose {:.1}% of outgoing datagrams at {} nodes {nodes:?}", p * 100.0, nodes.len());
+            timed(cluster, FaultKind::Loss, what, effects, d, seed, indent, owner)
+        }
+        Action::Delay(ms, jitter, targets, d) => {
+            let nodes = pick(&live, targets, rng);
+            let effects = nodes
+                .iter()
+                .map(|&n| Effect { node: n, delay_ms: ms, jitter_ms: jitter, ..Effect::default() })
+                .collect();
+            let j = if jitter > 0 { format!(" (+0..{jitter} ms jitter)") } else { String::new() };
+            let what = format!("delay outgoing datagrams by {ms} ms{j} at {} nodes {nodes:?}", nodes.len());
+            timed(cluster, FaultKind::Delay, what, effects, d, seed, indent, owner)
+        }
+    }
+}
+
+fn pick(live: &[usize], targets: Option<Amount>, rng: &mut Rng) -> Vec<usize> {
+    let mut v = match targets {
+        Some(a) => rng.choose(live, a.of(live.len())),
+        None => live.to_vec(),
+    };
+    v.sort_unstable();
+    v
+}
+
+#[allow(clippy::too_many_arguments)]
+fn timed(
+    cluster: &mut Cluster,
+    kind: FaultKind,
+    what: String,
+    effects: Vec<Effect>,
+    d: Duration,
+    seed: u64,
+    indent: &str,
+    owner_pid: Option<u32>,
+) -> Result<Injected> {
+    if effects.is_empty() {
+        out!("{indent}{} nothing to do: {what}", clock_now());
+        return Ok(Injected::default());
+    }
+    let now = unix_ms();
+    let deadline = Instant::now() + d;
+    let rec = FaultRecord {
+        id: 0,
+        kind,
+        what: what.clone(),
+        effects,
+        set_unix_ms: now,
+        deadline_unix_ms: now + d.as_millis() as u64,
+        healed_unix_ms: None,
+        healed_by: None,
+        owner_pid,
+    };
+    let until = faultlog::fmt_unix_ms(rec.deadline_unix_ms);
+    let (id, notes) = faultlog::inject(cluster, rec)?;
+    out!("{indent}{} fault #{id}: {what} for {} (until {until}; seed {seed})", clock_now(), human(d));
+    for p in notes {
+        out!("{indent}  {p}");
+    }
+    Ok(Injected { record: Some(id), deadline: Some(deadline), ..Injected::default() })
+}
+
+/// Undoes record `id` now (if still in force) and says so.
+pub fn heal_record(cluster: &mut Cluster, id: u64, by: &str, indent: &str) -> Result<()> {
+    let (healed, notes) = faultlog::heal_where(cluster, by, |f, _| f.id == id)?;
+    match healed.first() {
+        Some(f) => out!(
+            "{indent}{} fault #{id} undone ({by}) after {}: {}",
+            clock_now(),
+            human(Duration::from_millis(unix_ms().saturating_sub(f.set_unix_ms))),
+            f.what
+        ),
+        None => {
+            let by = faultlog::read(&cluster.dir)?
+                .faults
+                .iter()
+                .find(|f| f.id == id)
+                .and_then(|f| f.healed_by.clone())
+                .unwrap_or_else(|| "?".into());
+            out!("{indent}{} fault #{id} was already undone (by {by})", clock_now())
+        }
+    }
+    for p in notes {
+        out!("{indent}  {p}");
+    }
+    Ok(())
 }
 
 /// SIGKILLs `amount` of the live nodes at once and saves their fate.
@@ -95,44 +309,105 @@ fn wait_heal(cluster: &mut Cluster, timeout: Duration) -> Result<()> {
     }
 }
 
-/// SIGSTOPs `amount` of the running nodes, waits `d` (or until Ctrl-C),
-/// then SIGCONTs them.
-fn pause(cluster: &mut Cluster, amount: Amount, d: Duration, rng: &mut Rng, seed: u64) -> Result<()> {
-    let running: Vec<usize> = cluster.running();
-    let k = amount.of(running.len());
-    if k == 0 {
-        out!("{} nothing to pause: {amount} of {} running nodes is 0", clock_now(), running.len());
+/// `chaos ... --during-job`: start a job, inject the fault once it has done
+/// `--at` of its units, undo the fault at its deadline, wait for the job,
+/// show its result and check it against `ryx-node exec`.
+fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut Rng, seed: u64) -> Result<()> {
+    let j = &args.job;
+    let src = Source::from_args(&j.inputs, &j.size, j.corpus_seed)?;
+    let (param_list, params) = runjob::params(&j.kind, &src, j.preset.as_deref(), &j.params)?;
+    let entry = runjob::entry_node(cluster, None)?;
+    out!("{} loading {} onto node {entry}", clock_now(), src.describe());
+    let loaded = runjob::load(cluster, entry, &src, None)?;
+    let job_id = runjob::submit(cluster, entry, &j.kind, &loaded, params, j.redundancy)?;
+    let when = match args.after {
+        Some(d) => format!("{} after the submit", human(d)),
+        None => format!("{:.0}% done", args.at * 100.0),
+    };
+    out!(
+        "{} job {job_id}: {} over {} in {} units, submitted at node {entry}; fault at {when}",
+        clock_now(),
+        j.kind,
+        jobs::mib(loaded.bytes),
+        loaded.units(),
+    );
+    let mut bar = Progress::new(&j.kind, loaded.bytes);
+    let mut follower = Follower::new(job_id.clone(), entry);
+    let mut injected: Option<Injected> = None;
+    let mut healed = false;
+    let at = args.at;
+    let t_submit = Instant::now();
+    let result = follower.wait(cluster, secs(j.job_timeout), Duration::from_millis(50), |c, job| {
+        let (done, total) = jobs::units(job);
+        let due = match args.after {
+            Some(d) => t_submit.elapsed() >= d,
+            None => total > 0 && done as f64 >= at * total as f64,
+        };
+        if injected.is_none() && !jobs::is_final(job) && due {
+            bar.note(&format!("{} job at {done}/{total} units: injecting the fault", clock_now()));
+            bar.finish();
+            injected = Some(inject(c, action, rng, seed, "  ", true)?);
+        }
+        if let Some(inj) = &injected {
+            if let (Some(id), Some(dl)) = (inj.record, inj.deadline) {
+                if !healed && Instant::now() >= dl {
+                    bar.finish();
+                    heal_record(c, id, "deadline", "  ")?;
+                    healed = true;
+                }
+            }
+        }
+        bar.update(job);
+        Ok(())
+    });
+    bar.finish();
+    // An interrupted or timed-out wait must not leave the fault in place
+    // longer than its deadline; the healer covers the rest.
+    let job = match result {
+        Ok(j) => j,
+        Err(e) => {
+            if let Some(id) = injected.as_ref().and_then(|i| i.record) {
+                if !healed {
+                    let _ = heal_record(cluster, id, "interrupt", "  ");
+                }
+            }
+            return Err(e);
+        }
+    };
+    let Some(inj) = injected else {
+        bail!(
+            "job {job_id} finished ({}) before the fault was due ({when}), so no fault was injected; use a bigger --size, a smaller --at or --after",
+            job["state"].as_str().unwrap_or("?"),
+        );
+    };
+    out!(
+        "{} job {job_id} {} after {}{} ({} units re-issued, {} takeovers)",
+        clock_now(),
+        job["state"].as_str().unwrap_or("?"),
+        human(bar.elapsed()),
+        if inj.killed.is_empty() { String::new() } else { format!(" with {} nodes killed", inj.killed.len()) },
+        job["stats"]["reissued"].as_u64().unwrap_or(0),
+        job["stats"]["takeovers"].as_u64().unwrap_or(0)
+    );
+    if let (Some(id), Some(dl), false) = (inj.record, inj.deadline, healed) {
+        out!("{} the job ended while fault #{id} holds; it is undone at its deadline", clock_now());
+        let completed = interrupt::sleep(dl.saturating_duration_since(Instant::now()));
+        heal_record(cluster, id, if completed { "deadline" } else { "interrupt" }, "")?;
+    }
+    jobs::check_done(&job)?;
+    out!();
+    out!("{}", jobs::render_result(&j.kind, &job["result"]).trim_end());
+    let digest = job["result_digest"].as_str().unwrap_or("").to_string();
+    out!("result_digest: {digest}");
+    if j.no_verify {
         return Ok(());
     }
-    let mut victims = rng.choose(&running, k);
-    victims.sort_unstable();
-    let mut paused = Vec::new();
-    for &i in &victims {
-        if cluster.signal(i, Signal::SIGSTOP)? {
-            let n = &cluster.state.nodes[i];
-            out!("{} SIGSTOP node {i} (pid {}, id {})", clock_now(), n.pid, n.node_id.as_deref().unwrap_or("?"));
-            paused.push(i);
-        }
+    let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+    let reference = runjob::reference(cluster, &j.kind, &files, &param_list, None)?;
+    if reference.digest == digest {
+        out!("reference:     {} (ryx-node exec, {}) — identical", reference.digest, human(reference.wall));
+        Ok(())
+    } else {
+        bail!("result digest {digest} differs from the single-process reference {}", reference.digest)
     }
-    out!(
-        "{} paused {} of {} running nodes (seed {seed}) for {}; Ctrl-C resumes them early",
-        clock_now(),
-        paused.len(),
-        running.len(),
-        human(d)
-    );
-    let completed = interrupt::sleep(d);
-    let mut resumed = 0;
-    for &i in &paused {
-        if cluster.liveness(i) == Liveness::Gone {
-            out!("{} node {i} is gone (killed while paused?)", clock_now());
-            continue;
-        }
-        if cluster.signal(i, Signal::SIGCONT)? {
-            out!("{} SIGCONT node {i} (pid {})", clock_now(), cluster.state.nodes[i].pid);
-            resumed += 1;
-        }
-    }
-    out!("{} resumed {resumed} nodes{}", clock_now(), if completed { "" } else { " (interrupted early)" });
-    Ok(())
 }

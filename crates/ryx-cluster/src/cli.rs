@@ -19,10 +19,13 @@ use std::path::PathBuf;
 ///   ryx-cluster status
 ///   ryx-cluster info put greeting hello && ryx-cluster info get greeting
 ///   ryx-cluster chaos --kill 30% --wait
+///   ryx-cluster inject word-count --size 64MiB
+///   ryx-cluster chaos --partition 50% --for 10s --during-job
 ///   ryx-cluster add --nodes 3
 ///   ryx-cluster logs --node 2 --lines 50
 ///   ryx-cluster stop
 ///   ryx-cluster measure --nodes 50 --kill 30%
+///   ryx-cluster bench --nodes 2,5,10 --size 64MiB
 #[derive(Parser, Debug)]
 #[command(name = "ryx-cluster", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -69,16 +72,27 @@ pub enum Cmd {
     /// like the first ones did. Extra node arguments given to `start` are
     /// used again.
     Add(AddArgs),
-    /// Break things: SIGKILL or pause (SIGSTOP/SIGCONT) random live nodes
+    /// Break things: kill, pause, partition, lose or delay traffic
     ///
-    /// The choice is random, seeded by --seed or the clock (the seed is
+    /// Victims are random, seeded by --seed or the clock (the seed is
     /// printed so a run can be repeated). Killed nodes are marked dead in
-    /// the state. --pause resumes the nodes after --for, or on Ctrl-C.
+    /// the state. Timed faults (--pause, --partition, --loss, --delay) are
+    /// recorded with their deadline in DIR/faults.json, logged to
+    /// DIR/chaos.log, and undone at the deadline: by this command (which
+    /// waits, unless --detach; Ctrl-C undoes at once), by the nodes' own
+    /// expiry of network faults, and by a detached healer process, so a
+    /// fault never outlives its deadline even if this command dies.
+    /// Network faults use the nodes' fault-injection API (no root needed).
     ///
     /// Examples:
     ///   ryx-cluster chaos --kill 30% --wait
     ///   ryx-cluster chaos --kill 2 --seed 7
     ///   ryx-cluster chaos --pause 1 --for 3s
+    ///   ryx-cluster chaos --partition 50% --for 10s
+    ///   ryx-cluster chaos --loss 20% --for 30s --detach
+    ///   ryx-cluster chaos --delay 50 --jitter 20 --for 10s --nodes 30%
+    ///   ryx-cluster chaos --kill 50% --during-job --job word-count --size 64MiB
+    ///   ryx-cluster chaos --heal
     #[command(verbatim_doc_comment)]
     Chaos(ChaosArgs),
     /// Put and get info items through the nodes' HTTP API.
@@ -96,13 +110,45 @@ pub enum Cmd {
     /// started is stopped at the end, also on error or Ctrl-C.
     #[command(verbatim_doc_comment)]
     Measure(MeasureArgs),
-    /// A guided tour: nodes find each other, share an item, survive chaos.
+    /// A guided tour: nodes find each other, compute, survive chaos.
     ///
-    /// Starts 10 nodes in a temporary run dir (or --dir), shows them find
-    /// each other, puts an info item at one node and times its spread,
-    /// SIGKILLs 30% and shows the survivors detect and replace the dead
-    /// while still holding the item, then stops everything (unless --keep).
+    /// Starts 10 nodes in a temporary run dir (or --dir), prints the
+    /// dashboard address, runs word-count and log-analysis on the built-in
+    /// corpus, SIGKILLs 30% of the nodes mid-job, shows both jobs complete
+    /// with the same result digest as `ryx-node exec` on the same bytes,
+    /// prints the results, and stops everything (unless --keep).
     Demo(DemoArgs),
+    /// Run a job on the cluster and print its result
+    ///
+    /// Uploads the input (files, directories walked in path order) to the
+    /// entry node, or has it generate the built-in sample corpus of --size,
+    /// submits the job, shows a progress bar on stderr (units done,
+    /// throughput, elapsed) and prints the result readably (--json: the raw
+    /// job answer). A failed or cancelled job exits non-zero with the
+    /// reason; --verify also checks the digest against `ryx-node exec`.
+    ///
+    /// Examples:
+    ///   ryx-cluster inject word-count
+    ///   ryx-cluster inject log-analysis --size 64MiB
+    ///   ryx-cluster inject log-analysis --input ../shared/data/loghub/HDFS/HDFS_2k.log --preset HDFS
+    ///   ryx-cluster inject grep --input logs/ --param pattern='ERROR|FATAL' --redundancy 3 --to 2
+    #[command(verbatim_doc_comment)]
+    Inject(InjectArgs),
+    /// The same job across cluster sizes, next to `ryx-node exec` and Dask
+    ///
+    /// For every size in --nodes: a temporary cluster, the input loaded
+    /// onto it, the job timed from submit to done (and again with --kill
+    /// nodes SIGKILLed at --at). Prints a table (wall time, MB/s, ratio to
+    /// the single-process reference, units re-executed, messages per node,
+    /// peak RSS per node) and writes a CSV and an SVG plot.
+    ///
+    /// Example:
+    ///   ryx-cluster bench --nodes 2,5,10,20,50 --job word-count --size 256MiB --kill 50% --at 25%
+    #[command(verbatim_doc_comment)]
+    Bench(BenchArgs),
+    /// (internal) Undo timed faults at their deadlines; started by `chaos`.
+    #[command(name = "heal-daemon", hide = true)]
+    HealDaemon,
 }
 
 /// Where the node binary comes from.
@@ -177,7 +223,7 @@ pub struct AddArgs {
 
 /// Options of `chaos`.
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("action").required(true).args(["kill", "pause"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["kill", "pause", "partition", "loss", "delay", "heal"])))]
 pub struct ChaosArgs {
     /// SIGKILL this many live nodes: a count (3) or a percentage (30%).
     #[arg(long, value_name = "N|P%")]
@@ -185,9 +231,34 @@ pub struct ChaosArgs {
     /// SIGSTOP this many live nodes, then SIGCONT them after --for.
     #[arg(long, value_name = "N|P%", requires = "for_")]
     pub pause: Option<Amount>,
-    /// How long to keep paused nodes stopped (500ms, 3s, 1m).
+    /// Split the live nodes into two sides that cannot talk (UDP dropped
+    /// both ways): this share on one side, the rest on the other.
+    #[arg(long, value_name = "N|P%", requires = "for_")]
+    pub partition: Option<Amount>,
+    /// Lose this share of every outgoing datagram (e.g. 20%).
+    #[arg(long, value_name = "P%", requires = "for_", value_parser = parse_fraction)]
+    pub loss: Option<f64>,
+    /// Delay every outgoing datagram by this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "for_", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub delay: Option<u64>,
+    /// Random extra delay up to this many milliseconds (with --delay).
+    #[arg(long, value_name = "MS", default_value_t = 0, requires = "delay", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub jitter: u64,
+    /// Undo every fault now: clear the network faults of every live node
+    /// and resume every paused one.
+    #[arg(long)]
+    pub heal: bool,
+    /// With --loss or --delay: only this many of the live nodes [default: all].
+    #[arg(long = "nodes", value_name = "N|P%")]
+    pub targets: Option<Amount>,
+    /// How long a pause, partition, loss or delay lasts (500ms, 3s, 1m; at
+    /// most 1h). It is undone at the deadline even if this command is gone.
     #[arg(long = "for", id = "for_", value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub for_: Option<std::time::Duration>,
+    /// Return as soon as the fault is in place; the nodes' own expiry and
+    /// a detached healer undo it at the deadline.
+    #[arg(long, conflicts_with = "during_job")]
+    pub detach: bool,
     /// Seed for choosing the victims [default: from the clock].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -198,6 +269,185 @@ pub struct ChaosArgs {
     /// Seconds to wait with --wait.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub timeout: f64,
+    /// Start a job, inject the fault while it runs (once it reaches --at),
+    /// then wait for the job, print its result and check it against the
+    /// single-process reference (`ryx-node exec`).
+    #[arg(long)]
+    pub during_job: bool,
+    /// Job options for --during-job.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// With --during-job: inject the fault when the job has done this
+    /// share of its units.
+    #[arg(long, default_value = "20%", value_name = "P%", value_parser = parse_fraction)]
+    pub at: f64,
+    /// With --during-job: inject the fault this long after the submit
+    /// instead (if the job still runs).
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub after: Option<std::time::Duration>,
+}
+
+/// A job to run: kind, input, parameters (shared by `inject`, `chaos
+/// --during-job` and `bench`).
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Job kind: word-count, grep or log-analysis.
+    #[arg(long = "job", default_value = "word-count", value_name = "KIND")]
+    pub kind: String,
+    /// Input files or directories [default: the built-in sample corpus].
+    #[arg(long = "input", value_name = "FILE|DIR", num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// Size of the built-in corpus (256MiB, 16M, ...).
+    #[arg(long, default_value = "16MiB", value_name = "SIZE")]
+    pub size: String,
+    /// Seed of the built-in corpus.
+    #[arg(long = "corpus-seed", default_value_t = 1, value_name = "N")]
+    pub corpus_seed: u64,
+    /// log-analysis header layout preset (one of the Loghub datasets, e.g.
+    /// HDFS); the built-in corpus gets its own format by default.
+    #[arg(long, value_name = "P")]
+    pub preset: Option<String>,
+    /// A job parameter, KEY=VALUE (VALUE read as JSON if it parses).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Replicas per unit [default: the node's, 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub redundancy: Option<u8>,
+    /// Seconds to wait for the job.
+    #[arg(long = "job-timeout", default_value_t = 600.0, value_name = "SECS")]
+    pub job_timeout: f64,
+    /// Skip the check against `ryx-node exec`.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// Options of `inject`.
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    /// Job kind: word-count, grep or log-analysis.
+    pub kind: String,
+    /// Input files or directories [default: the built-in sample corpus].
+    #[arg(long = "input", value_name = "FILE|DIR", num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// log-analysis header layout preset (a Loghub dataset name, e.g.
+    /// HDFS); the built-in corpus gets its own format by default.
+    #[arg(long, value_name = "P")]
+    pub preset: Option<String>,
+    /// A job parameter, KEY=VALUE (VALUE read as JSON if it parses, else as
+    /// a string). Repeatable: --param pattern=ERROR --param top=10.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Replicas per unit [default: the node's, 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub redundancy: Option<u8>,
+    /// Entry node (index as shown by `status`) [default: the first running].
+    #[arg(long, value_name = "I")]
+    pub to: Option<usize>,
+    /// Size of the built-in corpus (when no --input).
+    #[arg(long, default_value = "16MiB", value_name = "SIZE")]
+    pub size: String,
+    /// Seed of the built-in corpus.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// Replication energy of the uploaded input [default: the node's].
+    #[arg(long)]
+    pub energy: Option<f64>,
+    /// Also run `ryx-node exec` on the same bytes and check the result
+    /// digest matches (exit 3 if not).
+    #[arg(long)]
+    pub verify: bool,
+    /// Print the raw job answer (with the result) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the job.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+/// Options of `bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Cluster sizes to run, comma-separated.
+    #[arg(long, default_value = "2,5,10,20", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub nodes: Vec<u16>,
+    /// Job kind.
+    #[arg(long, default_value = "word-count", value_name = "KIND")]
+    pub job: String,
+    /// Input file [default: the built-in corpus of --size].
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Size of the built-in corpus.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE")]
+    pub size: String,
+    /// Seed of the built-in corpus.
+    #[arg(long = "corpus-seed", default_value_t = 1, value_name = "N")]
+    pub corpus_seed: u64,
+    /// A job parameter, KEY=VALUE. Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Replicas per unit.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub redundancy: u8,
+    /// Also run every size with this share of the nodes SIGKILLed mid-job
+    /// (e.g. 50%); the run without kills is always made too.
+    #[arg(long, value_name = "N|P%")]
+    pub kill: Option<Amount>,
+    /// With --kill: kill when the job has done this share of its units.
+    #[arg(long, default_value = "25%", value_name = "P%", value_parser = parse_fraction)]
+    pub at: f64,
+    /// Replication energy of the input (how far copies spread: 1 = the
+    /// entry node's neighbours) [default: the node's, copies within two
+    /// hops]. Lower it for big inputs on many nodes: every copy costs memory.
+    #[arg(long)]
+    pub energy: Option<f64>,
+    /// Worker threads of the `ryx-node exec` reference.
+    #[arg(long, default_value_t = 2)]
+    pub exec_threads: usize,
+    /// Runs of each configuration (the median is reported).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub repeat: u16,
+    /// Skip the Dask comparison.
+    #[arg(long)]
+    pub no_dask: bool,
+    /// The Dask word-count script.
+    #[arg(long, default_value = "/work/shared/bench/peers/dask_wc.py", value_name = "FILE")]
+    pub dask_script: PathBuf,
+    /// Where to write the CSV and SVG [default: the run dir].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// First port to try [default: random in 24000-31999].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..))]
+    pub base_port: Option<u16>,
+    /// Seed for choosing victims [default: from the clock].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds each job may take.
+    #[arg(long, default_value_t = 900.0, value_name = "SECS")]
+    pub job_timeout: f64,
+    /// Node binary.
+    #[command(flatten)]
+    pub node: NodeBinArg,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Extra arguments for every ryx-node (after `--`).
+    #[arg(last = true, value_name = "NODE_ARGS")]
+    pub node_args: Vec<String>,
+}
+
+/// Parses `20%`, `0.2` or `20` (a percentage when above 1) as a fraction.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, pct) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a share like 20% or 0.2"))?;
+    let f = if pct || v > 1.0 { v / 100.0 } else { v };
+    if !(0.0..=1.0).contains(&f) {
+        return Err(format!("{s:?} is outside 0–100%"));
+    }
+    Ok(f)
 }
 
 /// `info` subcommands.
@@ -283,6 +533,9 @@ pub struct DemoArgs {
     /// Seed for choosing which nodes die [default: from the clock].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Size of the built-in corpus the jobs run on.
+    #[arg(long, default_value = "24MiB", value_name = "SIZE")]
+    pub size: String,
     /// Node binary.
     #[command(flatten)]
     pub node: NodeBinArg,

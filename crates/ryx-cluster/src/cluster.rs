@@ -43,6 +43,10 @@ const CLEARED_ENV: &[&str] = &[
     "RYX_NODE_ID",
 ];
 
+/// Every node runs with the fault-injection API on, so `chaos` can
+/// partition, lose and delay traffic without root (loopback only).
+const FAULT_FLAG: &[&str] = &["--enable-fault-injection"];
+
 /// Times a node that lost a port race is re-spawned on another port.
 const SPAWN_ATTEMPTS: usize = 3;
 /// Most threads used to query nodes at once.
@@ -189,6 +193,7 @@ impl Cluster {
             .arg(self.state.discovery_port.to_string())
             .arg("--cluster-id")
             .arg(&self.state.cluster_id)
+            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
             .args(&self.state.node_args)
             .stdin(Stdio::null())
             .stdout(out)

@@ -1,22 +1,34 @@
-//! `demo`: the guided tour (the README's first command).
+//! `demo`: the guided tour (the README's first command): nodes find each
+//! other, compute on the built-in corpus, lose 30% of their number mid-job,
+//! and still produce the single-process reference's exact result.
 
 use crate::chaos;
 use crate::cli::DemoArgs;
 use crate::graph::floor_for;
-use crate::info;
+use crate::http::Http;
 use crate::inspect::{snapshot, status_table, summary_line};
+use crate::jobs::{self, Follower};
 use crate::lifecycle::TempCluster;
 use crate::measure::time_info_spread;
 use crate::nodebin;
 use crate::ports::LOOPBACK_BROADCAST;
+use crate::runjob::{self, Source};
 use crate::state::RunDir;
 use crate::util::{human, time_seed, Amount, Rng};
+use crate::{interrupt, util};
 use anyhow::{bail, Result};
-use std::io::IsTerminal;
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const STEPS: usize = 5;
+const STEPS: usize = 6;
+/// The demo's work units are small so progress (and the kill) is visible.
+const DEMO_CHUNK: &str = "1MiB";
+/// Jobs of the demo.
+const KINDS: [&str; 2] = ["word-count", "log-analysis"];
+/// Share of the units done when the demo kills.
+const KILL_AT: f64 = 0.3;
 
 /// Bold text on a terminal (unless NO_COLOR is set), plain otherwise.
 fn heading(step: usize, text: &str) {
@@ -34,15 +46,48 @@ fn indent(text: &str) {
     }
 }
 
+/// One job of the demo as it runs.
+struct Running {
+    kind: &'static str,
+    follower: Follower,
+    last: Option<Value>,
+}
+
+impl Running {
+    fn units(&self) -> (u64, u64) {
+        self.last.as_ref().map(jobs::units).unwrap_or((0, 0))
+    }
+
+    fn done(&self) -> bool {
+        self.last.as_ref().is_some_and(jobs::is_final)
+    }
+}
+
+/// A progress line for both jobs.
+fn progress_line(runs: &[Running], t0: Instant) -> String {
+    let parts: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let (d, t) = r.units();
+            let state = r.last.as_ref().and_then(|j| j["state"].as_str()).unwrap_or("submitted");
+            format!("{} {d}/{t} units ({state})", r.kind)
+        })
+        .collect();
+    format!("{} · {}", parts.join(" · "), human(t0.elapsed()))
+}
+
 /// `ryx-cluster demo`.
 pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     let n = usize::from(args.nodes);
     let seed = args.seed.unwrap_or_else(time_seed);
+    let size = jobs::parse_size(&args.size)?;
     let mut rng = Rng::new(seed);
     let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
     let dir = dir_arg.map(|d| RunDir::resolve(Some(d))).transpose()?;
-    let mut tc = TempCluster::create(dir, node_bin, Vec::new(), args.base_port, "demo")?;
+    let node_args = vec!["--chunk-size".to_string(), DEMO_CHUNK.to_string()];
+    let mut tc = TempCluster::create(dir, node_bin, node_args, args.base_port, "demo")?;
     let timeout = Duration::from_secs(60);
+    let t_demo = Instant::now();
 
     out!("Ryx demo: {n} ryx-node processes on this machine, talking only over loopback.");
     out!(
@@ -52,25 +97,22 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
         tc.cluster.state.discovery_port
     );
 
-    heading(1, &format!("Start {n} nodes"));
+    heading(1, &format!("Start {n} nodes and let them find each other"));
     let t0 = Instant::now();
     tc.spawn(n)?;
     let ports: Vec<u16> = tc.cluster.state.nodes.iter().map(|r| r.udp_port).collect();
     indent(&format!(
-        "{n} processes up, every HTTP API answering after {} (ports {}–{}); each knows nobody yet.",
+        "{n} processes up, every HTTP API answering after {} (ports {}–{}).",
         human(t0.elapsed()),
         ports.iter().min().copied().unwrap_or(0),
         ports.iter().max().copied().unwrap_or(0)
     ));
-
-    heading(2, "Let them find each other");
-    indent("No seed list, no coordinator: a node broadcasts a hello on loopback, links to a few");
-    indent("peers that answer, and keeps a passive list of others to replace them with.");
-    let k = floor_for(n);
+    indent("No seed list, no coordinator: each node broadcasts a hello on loopback and links to a few that answer.");
     match tc.cluster.wait_ready(timeout, Duration::from_millis(50))? {
         Some(_) => indent(&format!(
-            "Connected after {}: every node has >= {k} neighbours and the neighbour graph is connected.",
-            human(t0.elapsed())
+            "Connected after {}: every node has >= {} neighbours and the neighbour graph is connected.",
+            human(t0.elapsed()),
+            floor_for(n)
         )),
         None => bail!(
             "the nodes did not connect within {}; their logs are in {}",
@@ -78,73 +120,187 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
             tc.cluster.dir.path().display()
         ),
     }
-    let snap = snapshot(&mut tc.cluster);
-    out!();
-    indent(&status_table(&tc.cluster, &snap));
-    indent(&summary_line(&snap));
-
-    heading(3, "Spread information by energy-based diffusion");
     let origin = rng.below(n);
-    let value = format!("hello from node {origin}");
-    indent(&format!("put \"greeting\" = {value:?} at node {origin}; it travels neighbour to neighbour,"));
-    indent("each hop passing on a little less energy, until it runs out.");
-    let spread = time_info_spread(&tc.cluster, origin, "greeting", serde_json::json!(value), Duration::from_secs(10))?;
-    match spread.full {
-        Some(t) => indent(&format!(
-            "Every node has it after {}: {}/{} nodes, the farthest {} from node {origin}.",
-            human(t),
+    let spread = time_info_spread(
+        &tc.cluster,
+        origin,
+        "greeting",
+        json!(format!("hello from node {origin}")),
+        Duration::from_secs(10),
+    )?;
+    indent(&match spread.full {
+        Some(t) => format!(
+            "An info item put at node {origin} reached all {}/{} nodes in {} by energy-based diffusion, neighbour to neighbour.",
             spread.holding,
             spread.asked,
-            match spread.max_hops {
-                Some(1) => "1 hop".to_string(),
-                Some(h) => format!("{h} hops"),
-                None => "? hops".to_string(),
-            }
-        )),
-        None => indent(&format!("Only {}/{} nodes got it within 10 s.", spread.holding, spread.asked)),
+            human(t)
+        ),
+        None => format!("An info item put at node {origin} reached {}/{} nodes within 10 s.", spread.holding, spread.asked),
+    });
+    let first_port = tc.cluster.state.nodes[0].http_port;
+    let ui = format!("http://127.0.0.1:{first_port}/ui/");
+    let served = Http::new(Duration::from_secs(2))
+        .request(first_port, "GET", "/ui/", None)
+        .map(|r| (200..400).contains(&r.status))
+        .unwrap_or(false);
+    if served {
+        indent(&format!("Dashboard: {ui}   (any node serves it; open it to watch the jobs below)"));
+    } else {
+        indent(&format!("Dashboard: {ui}   (not served by this ryx-node build yet)"));
     }
 
-    heading(4, "Chaos: SIGKILL 30% of the nodes at once");
-    let t_kill = Instant::now();
-    let victims = chaos::kill(&mut tc.cluster, Amount::Percent(30.0), &mut rng, seed, "      ")?;
-    let survivors = n - victims.len();
+    heading(2, &format!("Load {} of built-in sample logs", jobs::mib(size)));
+    let src = Source::Corpus { size, seed: 1 };
+    let t_load = Instant::now();
+    let loaded = runjob::load(&tc.cluster, 0, &src, None)?;
     indent(&format!(
-        "No goodbye from the dead: each survivor notices its silent neighbours by probing them ({} nodes left).",
-        survivors
+        "Node 0 generated {} of multi-service logs in {} and cut them at line ends into {} work units ({DEMO_CHUNK} each),",
+        jobs::mib(loaded.bytes),
+        human(t_load.elapsed()),
+        loaded.units()
     ));
-    match tc.cluster.wait_for(timeout, Duration::from_millis(25), |h, _| h.dead_forgotten())? {
-        Some((t, _)) => indent(&format!("Detected: after {} no survivor lists a dead neighbour any more.", human(t))),
-        None => bail!("survivors still list dead neighbours after {}", human(timeout)),
+    indent("each named by its content digest; the units spread to other nodes by energy-based diffusion.");
+
+    heading(3, "Run word-count and log-analysis on the cluster, and SIGKILL 30% of the nodes mid-job");
+    let mut runs = Vec::new();
+    let mut param_lists = Vec::new();
+    for kind in KINDS {
+        let (list, params) = runjob::params(kind, &src, None, &[])?;
+        let id = runjob::submit(&tc.cluster, 0, kind, &loaded, params, None)?;
+        indent(&format!("submitted {kind:<13} job {id} at node 0 (each unit computed by 2 nodes; results vote)"));
+        runs.push(Running { kind, follower: Follower::new(id, 0), last: None });
+        param_lists.push(list);
     }
-    match tc.cluster.wait_ready(timeout, Duration::from_millis(25))? {
-        Some(_) => indent(&format!(
-            "Replaced: after {} every survivor has >= {} live neighbours again, from its passive list, and the graph is connected.",
-            human(t_kill.elapsed()),
-            floor_for(survivors)
-        )),
-        None => bail!("survivors did not heal within {}", human(timeout)),
+    let t_jobs = Instant::now();
+    let tty = std::io::stdout().is_terminal();
+    let mut killed: Vec<usize> = Vec::new();
+    let mut last_print: Option<Instant> = None;
+    let job_timeout = Duration::from_secs(120);
+    loop {
+        for r in runs.iter_mut().filter(|r| !r.done()) {
+            if let Ok(v) = r.follower.get(&mut tc.cluster) {
+                r.last = Some(v);
+            }
+        }
+        let line = progress_line(&runs, t_jobs);
+        if tty {
+            util::write_out(format_args!("\r\x1b[2K      {line}"));
+        } else if last_print.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            out!("      {line}");
+            last_print = Some(Instant::now());
+        }
+        let (done, total) = runs.iter().fold((0, 0), |(d, t), r| {
+            let (a, b) = r.units();
+            (d + a, t + b)
+        });
+        if killed.is_empty() && total > 0 && done as f64 >= KILL_AT * total as f64 && !runs.iter().all(Running::done) {
+            if tty {
+                out!();
+            }
+            indent(&format!("{done}/{total} units done: chaos!"));
+            killed = chaos::kill(&mut tc.cluster, Amount::Percent(30.0), &mut rng, seed, "      ")?;
+            indent("No goodbye from the dead: survivors notice the silence, re-issue lost units, and the");
+            indent("job records live on with the dead home's neighbours, so any survivor can finish them.");
+        }
+        if runs.iter().all(Running::done) {
+            if tty {
+                out!("\r\x1b[2K      {}", progress_line(&runs, t_jobs));
+            } else {
+                out!("      {}", progress_line(&runs, t_jobs));
+            }
+            break;
+        }
+        if t_jobs.elapsed() > job_timeout {
+            bail!("the jobs did not finish within {}: {}", human(job_timeout), progress_line(&runs, t_jobs));
+        }
+        if !interrupt::sleep(Duration::from_millis(100)) {
+            bail!("interrupted");
+        }
     }
-    let hs = info::holdings(&mut tc.cluster, "greeting");
-    let held = hs.iter().filter(|h| h.item.is_some()).count();
-    indent(&format!("\"greeting\" is still held by {held}/{} survivors: no single copy to lose.", hs.len()));
+    for r in &runs {
+        let job = r.last.as_ref().expect("final job answer");
+        jobs::check_done(job)?;
+        let st = &job["stats"];
+        indent(&format!(
+            "{:<13} done after {}: {} replica results from {} workers, {} units re-issued, {} home takeovers",
+            r.kind,
+            human(Duration::from_millis(st["elapsed_ms"].as_u64().unwrap_or(0))),
+            st["results"].as_u64().unwrap_or(0),
+            st["workers"].as_u64().unwrap_or(0),
+            st["reissued"].as_u64().unwrap_or(0),
+            st["takeovers"].as_u64().unwrap_or(0)
+        ));
+    }
+    if killed.is_empty() {
+        indent("(the jobs finished before 30% could be seen, so nothing was killed; try a larger --size)");
+    }
+
+    heading(4, "Same answer as one process? (ryx-node exec on the same bytes)");
+    let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+    indent(&format!(
+        "The corpus generated here has the digest node 0 named it by ({}…): the very same bytes.",
+        &loaded.inputs[0].hash[..16]
+    ));
+    let mut all_same = true;
+    for (r, params) in runs.iter().zip(&param_lists) {
+        let job = r.last.as_ref().expect("final job answer");
+        let digest = job["result_digest"].as_str().unwrap_or("");
+        let reference = runjob::reference(&tc.cluster, r.kind, &files, params, None)?;
+        let same = reference.digest == digest;
+        all_same &= same;
+        indent(&format!(
+            "{:<13} cluster {}…  exec {}…  {}",
+            r.kind,
+            &digest[..digest.len().min(16)],
+            &reference.digest[..16],
+            if same { "identical" } else { "DIFFERENT" }
+        ));
+    }
+    if !all_same {
+        bail!("a cluster result differs from the single-process reference");
+    }
+    indent(&format!(
+        "Both results are byte-identical to the single-process run, with {} of {n} nodes killed mid-job.",
+        killed.len()
+    ));
+
+    heading(5, "Results");
+    for r in &runs {
+        let job = r.last.as_ref().expect("final job answer");
+        let mut result = job["result"].clone();
+        if r.kind == "word-count" {
+            if let Some(top) = result["top"].as_array_mut() {
+                top.truncate(10);
+            }
+        }
+        out!();
+        indent(&format!("{}:", r.kind));
+        let text = jobs::render_result(r.kind, &result);
+        let lines: Vec<&str> = text.lines().collect();
+        let keep = if r.kind == "log-analysis" { 16 } else { lines.len() };
+        for l in lines.iter().take(keep) {
+            indent(&format!("  {l}"));
+        }
+    }
     let snap = snapshot(&mut tc.cluster);
     out!();
     indent(&status_table(&tc.cluster, &snap));
     indent(&summary_line(&snap));
 
     let dir = tc.cluster.dir.path().to_path_buf();
+    let survivors = tc.cluster.running().len();
     if args.keep {
-        heading(5, "Keep the cluster running (--keep)");
+        heading(6, "Keep the cluster running (--keep)");
         tc.keep();
         let d = format!(" --dir {}", dir.display());
-        indent(&format!("The {survivors} survivors keep running. Try:"));
+        indent(&format!("The {survivors} survivors keep running (dashboard {ui}). Try:"));
         indent(&format!("ryx-cluster{d} status"));
+        indent(&format!("ryx-cluster{d} inject grep --param pattern=ERROR"));
+        indent(&format!("ryx-cluster{d} chaos --partition 50% --for 10s --during-job"));
         indent(&format!("ryx-cluster{d} add --nodes 3"));
-        indent(&format!("ryx-cluster{d} chaos --kill 2 --wait"));
-        indent(&format!("ryx-cluster{d} logs --node 0"));
         indent(&format!("ryx-cluster{d} stop"));
     } else {
-        heading(5, "Stop");
+        heading(6, "Stop");
         let r = tc.stop()?;
         drop(tc);
         indent(&format!(
@@ -153,8 +309,10 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
             if r.killed > 0 { format!(", {} needed SIGKILL", r.killed) } else { String::new() }
         ));
         out!();
-        out!("Next: `ryx-cluster start --nodes 10` for a cluster that stays, `ryx-cluster measure --nodes 50` for numbers,");
-        out!("      `ryx-cluster demo --keep` to keep this one, `ryx-cluster --help` for the rest.");
+        out!("Demo finished in {}.", human(t_demo.elapsed()));
+        out!("Next: `ryx-cluster start --nodes 10`, then `ryx-cluster inject word-count` or `ryx-cluster chaos --kill 30% --during-job`;");
+        out!("      `ryx-cluster bench --nodes 2,5,10` for numbers, `ryx-cluster demo --keep` to keep this one, `--help` for the rest.");
     }
+    let _ = std::io::stdout().flush();
     Ok(())
 }

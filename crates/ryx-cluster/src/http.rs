@@ -45,12 +45,43 @@ impl Response {
 pub struct Http {
     idle: Mutex<HashMap<u16, BufReader<TcpStream>>>,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl Http {
     /// A client whose connects, reads and writes each give up after `timeout`.
     pub fn new(timeout: Duration) -> Http {
-        Http { idle: Mutex::new(HashMap::new()), timeout }
+        Http { idle: Mutex::new(HashMap::new()), timeout, max_body: MAX_BODY }
+    }
+
+    /// A client that also accepts response bodies of up to `max_body` bytes
+    /// (job results, whole blobs).
+    pub fn with_max_body(timeout: Duration, max_body: usize) -> Http {
+        Http { idle: Mutex::new(HashMap::new()), timeout, max_body }
+    }
+
+    /// Sends a JSON body (or none) and returns the parsed JSON answer; a
+    /// non-2xx status is an error carrying the node's message.
+    pub fn call_json(&self, port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<serde_json::Value> {
+        let r = self.request(port, method, path, body)?;
+        if !(200..300).contains(&r.status) {
+            let msg = r
+                .json()
+                .ok()
+                .and_then(|v| v.get("error").cloned())
+                .map(|e| match e {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Object(o) => o
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .map(String::from)
+                        .unwrap_or_else(|| serde_json::Value::Object(o).to_string()),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| truncate(&r.text(), 300));
+            bail!("{method} {path} on port {port}: HTTP {}: {msg}", r.status);
+        }
+        r.json()
     }
 
     /// Sends one request to `127.0.0.1:port` and reads the response.
@@ -118,7 +149,8 @@ impl Http {
             Ok(_) => {}
             Err(e) => return Err(Exchange::BeforeResponse(anyhow!(e).context(ctx()))),
         }
-        let (resp, keep) = read_rest(&mut conn, &status_line).with_context(ctx).map_err(Exchange::During)?;
+        let (resp, keep) =
+            read_rest(&mut conn, &status_line, self.max_body).with_context(ctx).map_err(Exchange::During)?;
         if keep {
             if let Ok(mut m) = self.idle.lock() {
                 m.insert(port, conn);
@@ -137,7 +169,7 @@ enum Exchange {
 
 /// Reads headers and body after the status line; also says whether the
 /// connection may be reused.
-fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Response, bool)> {
+fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str, max_body: usize) -> Result<(Response, bool)> {
     let mut parts = status_line.split_whitespace();
     let version = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
@@ -180,10 +212,10 @@ fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Resp
         }
     }
     let body = if chunked {
-        read_chunked(conn)?
+        read_chunked(conn, max_body)?
     } else if let Some(len) = content_length {
-        if len > MAX_BODY {
-            bail!("response body of {len} bytes is larger than {MAX_BODY}");
+        if len > max_body {
+            bail!("response body of {len} bytes is larger than {max_body}");
         }
         let mut b = vec![0; len];
         conn.read_exact(&mut b)?;
@@ -193,16 +225,16 @@ fn read_rest(conn: &mut BufReader<TcpStream>, status_line: &str) -> Result<(Resp
     } else {
         keep = false;
         let mut b = Vec::new();
-        conn.by_ref().take(MAX_BODY as u64 + 1).read_to_end(&mut b)?;
-        if b.len() > MAX_BODY {
-            bail!("response body larger than {MAX_BODY} bytes");
+        conn.by_ref().take(max_body as u64 + 1).read_to_end(&mut b)?;
+        if b.len() > max_body {
+            bail!("response body larger than {max_body} bytes");
         }
         b
     };
     Ok((Response { status, body }, keep))
 }
 
-fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>> {
+fn read_chunked(conn: &mut BufReader<TcpStream>, max_body: usize) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let mut line = String::new();
@@ -219,8 +251,8 @@ fn read_chunked(conn: &mut BufReader<TcpStream>) -> Result<Vec<u8>> {
                 }
             }
         }
-        if body.len() + size > MAX_BODY {
-            bail!("chunked response larger than {MAX_BODY} bytes");
+        if body.len() + size > max_body {
+            bail!("chunked response larger than {max_body} bytes");
         }
         let start = body.len();
         body.resize(start + size, 0);

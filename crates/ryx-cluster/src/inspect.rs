@@ -111,6 +111,10 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
     let mut cluster = Cluster::new(dir.clone(), state);
     let snap = snapshot(&mut cluster);
     let connected = snap.connected();
+    let now = crate::state::unix_ms();
+    let faults: Vec<crate::faultlog::FaultRecord> = crate::faultlog::read(&dir)
+        .map(|l| l.faults.into_iter().filter(|f| f.active(now)).collect())
+        .unwrap_or_default();
     if args.json {
         let nodes: Vec<serde_json::Value> = snap
             .reports
@@ -153,6 +157,7 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
             "dead_links": snap.health.dead_links,
             "healthy": snap.health.ready(floor_for(snap.alive - snap.paused)),
             "nodes": nodes,
+            "faults_in_force": faults,
         });
         out!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -164,6 +169,15 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
         );
         out_raw!("{}", status_table(&cluster, &snap));
         out!("{}", summary_line(&snap));
+        for f in &faults {
+            out!(
+                "fault #{} in force until {} ({} left): {}",
+                f.id,
+                crate::faultlog::fmt_unix_ms(f.deadline_unix_ms),
+                crate::util::human(std::time::Duration::from_millis(f.deadline_unix_ms.saturating_sub(now))),
+                f.what
+            );
+        }
     }
     Ok(())
 }

@@ -146,6 +146,8 @@ pub fn stop(dir_arg: Option<&Path>) -> Result<()> {
         return Ok(());
     };
     let mut cluster = Cluster::new(dir.clone(), state);
+    // The healer first, so it does not resume or touch nodes being stopped.
+    crate::faultlog::stop_healer(&dir);
     let r = cluster.stop_all(STOP_GRACE)?;
     dir.remove_state()?;
     out!(
@@ -262,6 +264,7 @@ impl TempCluster {
 
     /// Stops every node now; the report says how they ended.
     pub fn stop(&mut self) -> Result<crate::cluster::StopReport> {
+        crate::faultlog::stop_healer(&self.cluster.dir);
         let r = self.cluster.stop_all(STOP_GRACE)?;
         self.cluster.dir.remove_state()?;
         Ok(r)
@@ -273,6 +276,7 @@ impl Drop for TempCluster {
         if self.keep {
             return;
         }
+        crate::faultlog::stop_healer(&self.cluster.dir);
         let any_left = (0..self.cluster.state.nodes.len()).any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
         if any_left {
             if let Err(e) = self.cluster.stop_all(STOP_GRACE) {

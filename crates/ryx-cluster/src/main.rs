@@ -26,21 +26,27 @@ macro_rules! out_raw {
     };
 }
 
+mod bench;
 mod chaos;
 mod cli;
 mod cluster;
 mod demo;
+mod faultlog;
 mod graph;
 mod http;
 mod info;
+mod inject;
 mod inspect;
 mod interrupt;
+mod jobs;
 mod lifecycle;
 mod measure;
 mod nodebin;
 mod ports;
 mod procfs;
+mod runjob;
 mod state;
+mod svg;
 mod util;
 
 use clap::Parser;
@@ -51,24 +57,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that wait catch Ctrl-C to clean up (resume paused nodes,
     // stop temporary clusters); the others keep the default behaviour.
-    if matches!(cli.command, Cmd::Start(_) | Cmd::Add(_) | Cmd::Chaos(_) | Cmd::Measure(_) | Cmd::Demo(_)) {
+    if matches!(
+        cli.command,
+        Cmd::Start(_) | Cmd::Add(_) | Cmd::Chaos(_) | Cmd::Measure(_) | Cmd::Demo(_) | Cmd::Inject(_) | Cmd::Bench(_)
+    ) {
         interrupt::install();
     }
     let dir = cli.dir.as_deref();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Cmd::Start(a) => lifecycle::start(dir, a),
-        Cmd::Stop => lifecycle::stop(dir),
-        Cmd::Status(a) => inspect::status(dir, a),
-        Cmd::Logs(a) => inspect::logs(dir, a),
-        Cmd::Add(a) => lifecycle::add(dir, a),
-        Cmd::Chaos(a) => chaos::chaos(dir, a),
-        Cmd::Info(InfoCmd::Put(a)) => info::put(dir, a),
-        Cmd::Info(InfoCmd::Get(a)) => info::get(dir, a),
-        Cmd::Measure(a) => measure::measure(a),
-        Cmd::Demo(a) => demo::demo(dir, a),
+        Cmd::Inject(a) => inject::inject(dir, a),
+        Cmd::Bench(a) => done(bench::bench(dir, a)),
+        Cmd::HealDaemon => done(faultlog::healer(dir)),
+        Cmd::Start(a) => done(lifecycle::start(dir, a)),
+        Cmd::Stop => done(lifecycle::stop(dir)),
+        Cmd::Status(a) => done(inspect::status(dir, a)),
+        Cmd::Logs(a) => done(inspect::logs(dir, a)),
+        Cmd::Add(a) => done(lifecycle::add(dir, a)),
+        Cmd::Chaos(a) => done(chaos::chaos(dir, a)),
+        Cmd::Info(InfoCmd::Put(a)) => done(info::put(dir, a)),
+        Cmd::Info(InfoCmd::Get(a)) => done(info::get(dir, a)),
+        Cmd::Measure(a) => done(measure::measure(a)),
+        Cmd::Demo(a) => done(demo::demo(dir, a)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ryx-cluster: {e:#}");
             if interrupt::interrupted() {

@@ -224,6 +224,7 @@ impl RunDir {
     /// Removes the state and every node log of an earlier run.
     pub fn clean(&self) -> Result<()> {
         self.remove_state()?;
+        let _ = fs::remove_file(self.path.join(crate::faultlog::FAULTS_FILE));
         if let Ok(entries) = fs::read_dir(&self.path) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -239,8 +240,13 @@ impl RunDir {
     /// `ryx-cluster` to release it. A lock left by a process that no longer
     /// exists is taken over.
     pub fn lock(&self, wait: Duration) -> Result<DirLock> {
+        self.lock_named(LOCK_FILE, wait)
+    }
+
+    /// Takes the lock file `name` of the directory (see [`RunDir::lock`]).
+    pub fn lock_named(&self, name: &str, wait: Duration) -> Result<DirLock> {
         self.create()?;
-        let p = self.path.join(LOCK_FILE);
+        let p = self.path.join(name);
         let start = Instant::now();
         loop {
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {

@@ -338,7 +338,7 @@ fn measure_reports_figures_and_leaves_nothing_running() {
 fn demo_tells_the_story_and_cleans_up() {
     let base: u16 = 23_500;
     let out = Command::new(CLUSTER_BIN)
-        .args(["demo", "--nodes", "5", "--seed", "1", "--base-port", &base.to_string()])
+        .args(["demo", "--nodes", "5", "--seed", "1", "--size", "12MiB", "--base-port", &base.to_string()])
         .env("RYX_NODE_BIN", node_bin())
         .stdin(Stdio::null())
         .output()
@@ -346,17 +346,23 @@ fn demo_tells_the_story_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for needle in [
-        "[1/5]",
+        "[1/6]",
         "Connected after",
-        "Every node has it",
+        "Dashboard: http://127.0.0.1:",
+        "chaos!",
         "SIGKILL node",
-        "Detected",
-        "Replaced",
-        "still held by 3/3",
-        "[5/5] Stop",
+        "killed 2 of 5 live nodes",
+        "word-count    cluster",
+        "log-analysis  cluster",
+        "Both results are byte-identical",
+        "top words:",
+        "templates (most frequent first):",
+        "[6/6] Stop",
     ] {
         assert!(stdout.contains(needle), "demo output lacks {needle:?}:\n{stdout}");
     }
+    assert!(!stdout.contains("DIFFERENT"), "{stdout}");
+    assert_eq!(stdout.matches("…  identical").count(), 2, "both digests match exec: {stdout}");
     assert!(nodes_on_ports(base..base + 50).is_empty(), "demo left nodes running");
 }
 

@@ -1,0 +1,639 @@
+//! `bench`: the same job across cluster sizes (with and without kills),
+//! side by side with `ryx-node exec` and Dask in the same run; a table, a
+//! CSV and an SVG plot.
+
+use crate::chaos;
+use crate::cli::BenchArgs;
+use crate::cluster::{check_node_args, par_map, Cluster};
+use crate::interrupt;
+use crate::jobs::{self, Follower, Reference};
+use crate::lifecycle::{secs, TempCluster};
+use crate::nodebin;
+use crate::procfs;
+use crate::runjob::{self, Source};
+use crate::state::RunDir;
+use crate::svg;
+use crate::util::{clock_now, human, table, time_seed, Amount, Rng};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One measured configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// ryx, exec or dask.
+    pub system: String,
+    /// Cluster size (0 for the references).
+    pub nodes: usize,
+    /// Nodes killed mid-job.
+    pub killed: usize,
+    /// Wall time of the job (median of the runs).
+    pub wall_s: f64,
+    /// Input megabytes (10^6 bytes) per second of wall time.
+    pub mb_per_s: f64,
+    /// Wall time over the exec reference's.
+    pub ratio_to_exec: Option<f64>,
+    /// Units issued again (lease lapsed, worker died).
+    pub units_reissued: Option<u64>,
+    /// Extra replicas after disagreements.
+    pub extra_replicas: Option<u64>,
+    /// Datagrams sent per node during the job (survivors).
+    pub msgs_per_node: Option<f64>,
+    /// Largest peak resident memory of any node, MiB.
+    pub peak_rss_max_mib: Option<f64>,
+    /// Mean over nodes of their peak resident memory, MiB.
+    pub peak_rss_mean_mib: Option<f64>,
+    /// Result digest equals the reference's.
+    pub digest_ok: Option<bool>,
+    /// 1-minute load average when the run started.
+    pub load1: f64,
+    /// Runs behind the median.
+    pub runs: usize,
+    /// Why the run failed (no figures then).
+    pub error: Option<String>,
+}
+
+/// The 1-minute load average.
+pub fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+fn median_by<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let n = v.len();
+    (n > 0).then(|| v[(n - 1) / 2].clone())
+}
+
+/// `ryx-cluster bench`.
+pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
+    check_node_args(&args.node_args)?;
+    if args.nodes.is_empty() {
+        bail!("--nodes needs at least one size");
+    }
+    let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
+    let out_dir = match &args.out {
+        Some(d) => d.clone(),
+        None => RunDir::resolve(dir_arg)?.path().to_path_buf(),
+    };
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let seed = args.seed.unwrap_or_else(time_seed);
+    let src = match &args.input {
+        Some(f) => Source::Files(vec![f.clone()]),
+        None => Source::Corpus { size: jobs::parse_size(&args.size)?, seed: args.corpus_seed },
+    };
+    let (param_list, params) = runjob::params(&args.job, &src, None, &args.params)?;
+    ryx_compute::JobSpec::new(&args.job, &params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let chunk = jobs::node_chunk_size(&args.node_args)?;
+    let say = |s: String| {
+        if !args.json {
+            out!("{s}");
+        }
+    };
+    say(format!(
+        "ryx-cluster bench: {} on {}, nodes {:?}, redundancy {}{}, seed {seed}; results to {}",
+        args.job,
+        src.describe(),
+        args.nodes,
+        args.redundancy,
+        args.kill.map(|k| format!(", kill {k} at {:.0}%", args.at * 100.0)).unwrap_or_default()
+            + &args.energy.map(|e| format!(", input energy {e}")).unwrap_or_default(),
+        out_dir.display()
+    ));
+    let (files, _tmp) = runjob::reference_files(&src, None, &std::env::temp_dir())?;
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let mut rows: Vec<Row> = Vec::new();
+
+    // The single-process reference, in this run.
+    let mut refs: Vec<(Reference, f64)> = Vec::new();
+    for _ in 0..args.repeat {
+        interrupt::check()?;
+        let l = load1();
+        let r = jobs::exec_reference(&node_bin, &args.job, &files, &param_list, Some(args.exec_threads), chunk)?;
+        refs.push((r, l));
+    }
+    let (reference, ref_load) =
+        median_by(refs, |(r, _)| r.compute.unwrap_or(r.wall).as_secs_f64()).context("no reference run")?;
+    let exec_s = reference.compute.unwrap_or(reference.wall).as_secs_f64();
+    say(format!(
+        "{} exec --threads {}: {} compute ({} wall), {:.1} MB/s, digest {} (load {ref_load:.2})",
+        clock_now(),
+        args.exec_threads,
+        human(Duration::from_secs_f64(exec_s)),
+        human(reference.wall),
+        bytes as f64 / 1e6 / exec_s,
+        &reference.digest[..16.min(reference.digest.len())]
+    ));
+    rows.push(Row {
+        system: format!("exec --threads {}", args.exec_threads),
+        nodes: 1,
+        killed: 0,
+        wall_s: exec_s,
+        mb_per_s: bytes as f64 / 1e6 / exec_s,
+        ratio_to_exec: Some(1.0),
+        units_reissued: None,
+        extra_replicas: None,
+        msgs_per_node: None,
+        peak_rss_max_mib: None,
+        peak_rss_mean_mib: None,
+        digest_ok: Some(true),
+        load1: ref_load,
+        runs: usize::from(args.repeat),
+        error: None,
+    });
+
+    // Dask, when it is installed.
+    let mut dask_note = None;
+    if args.job == "word-count" && !args.no_dask {
+        match dask(&args.dask_script, &files) {
+            Ok((compute, total, l)) => {
+                say(format!(
+                    "{} dask (LocalCluster 2 workers): {} compute ({} with cluster start), {:.1} MB/s (load {l:.2})",
+                    clock_now(),
+                    human(Duration::from_secs_f64(compute)),
+                    human(Duration::from_secs_f64(total)),
+                    bytes as f64 / 1e6 / compute
+                ));
+                rows.push(Row {
+                    system: "dask".into(),
+                    nodes: 2,
+                    killed: 0,
+                    wall_s: compute,
+                    mb_per_s: bytes as f64 / 1e6 / compute,
+                    ratio_to_exec: Some(compute / exec_s),
+                    units_reissued: None,
+                    extra_replicas: None,
+                    msgs_per_node: None,
+                    peak_rss_max_mib: None,
+                    peak_rss_mean_mib: None,
+                    digest_ok: None,
+                    load1: l,
+                    runs: 1,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let note = format!("dask not measured: {e:#}");
+                say(format!("{} {note}", clock_now()));
+                dask_note = Some(note);
+            }
+        }
+    }
+
+    let mut rng = Rng::new(seed);
+    let mut modes: Vec<Option<Amount>> = vec![None];
+    if let Some(k) = args.kill {
+        modes.push(Some(k));
+    }
+    for &n in &args.nodes {
+        for &mode in &modes {
+            let mut runs = Vec::new();
+            for _ in 0..args.repeat {
+                interrupt::check()?;
+                let r = match run_one(
+                    &args,
+                    &node_bin,
+                    usize::from(n),
+                    mode,
+                    &src,
+                    &params,
+                    &reference,
+                    exec_s,
+                    &mut rng,
+                    seed,
+                ) {
+                    Ok(r) => r,
+                    Err(e) if interrupt::interrupted() => return Err(e),
+                    Err(e) => {
+                        let what = format!("{n} nodes{}", mode.map(|k| format!(", kill {k}")).unwrap_or_default());
+                        say(format!("{} {what}: FAILED: {e:#}", clock_now()));
+                        failed_row(n, mode, &e)
+                    }
+                };
+                if r.error.is_some() {
+                    runs.push(r);
+                    continue;
+                }
+                say(format!(
+                    "{} {n:>3} nodes{}: {} ({:.1} MB/s, {:.2}x exec), {} re-issued, digest {}",
+                    clock_now(),
+                    if r.killed > 0 { format!(" kill {:>2}", r.killed) } else { String::new() },
+                    human(Duration::from_secs_f64(r.wall_s)),
+                    r.mb_per_s,
+                    r.ratio_to_exec.unwrap_or(f64::NAN),
+                    r.units_reissued.unwrap_or(0),
+                    if r.digest_ok == Some(true) { "ok" } else { "DIFFERENT" }
+                ));
+                runs.push(r);
+            }
+            let (ok, failed): (Vec<Row>, Vec<Row>) = runs.into_iter().partition(|r| r.error.is_none());
+            let count = ok.len();
+            match median_by(ok, |r| r.wall_s) {
+                Some(mut m) => {
+                    m.runs = count;
+                    rows.push(m);
+                }
+                None => rows.extend(failed.into_iter().take(1)),
+            }
+        }
+    }
+
+    let stamp = crate::state::unix_ms() / 1000;
+    let base = out_dir.join(format!("bench-{}-{stamp}", args.job));
+    let csv_path = base.with_extension("csv");
+    let svg_path = base.with_extension("svg");
+    std::fs::write(&csv_path, csv(&rows)).with_context(|| format!("cannot write {}", csv_path.display()))?;
+    std::fs::write(&svg_path, plot(&args, &src, &rows))
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    if args.json {
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "job": args.job, "input": src.describe(), "bytes": bytes, "redundancy": args.redundancy,
+                "reference_digest": reference.digest, "rows": rows, "dask_note": dask_note,
+                "csv": csv_path, "svg": svg_path,
+            }))?
+        );
+    } else {
+        out!();
+        out_raw!("{}", render(&rows));
+        out!();
+        out!("CSV: {}", csv_path.display());
+        out!("SVG: {}", svg_path.display());
+    }
+    if rows.iter().any(|r| r.digest_ok == Some(false)) {
+        bail!("some cluster results differ from the single-process reference (see the digest column)");
+    }
+    if let Some(r) = rows.iter().find(|r| r.error.is_some()) {
+        bail!("the {}-node run failed: {}", r.nodes, r.error.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}
+
+/// The row of a run that failed.
+fn failed_row(n: u16, kill: Option<Amount>, e: &anyhow::Error) -> Row {
+    Row {
+        system: "ryx".into(),
+        nodes: usize::from(n),
+        killed: kill.map(|k| k.of(usize::from(n))).unwrap_or(0),
+        wall_s: f64::NAN,
+        mb_per_s: f64::NAN,
+        ratio_to_exec: None,
+        units_reissued: None,
+        extra_replicas: None,
+        msgs_per_node: None,
+        peak_rss_max_mib: None,
+        peak_rss_mean_mib: None,
+        digest_ok: None,
+        load1: load1(),
+        runs: 0,
+        error: Some(format!("{e:#}")),
+    }
+}
+
+/// Runs the Dask script; (compute seconds, whole script seconds, load).
+fn dask(script: &Path, files: &[PathBuf]) -> Result<(f64, f64, f64)> {
+    if !script.exists() {
+        bail!("{} not found", script.display());
+    }
+    let [file] = files else {
+        bail!("the Dask script takes one input file");
+    };
+    let l = load1();
+    let t0 = Instant::now();
+    let out =
+        Command::new("python3").arg(script).arg(file).stdin(Stdio::null()).output().context("cannot run python3")?;
+    let total = t0.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        bail!("python3 {} failed: {last}", script.display());
+    }
+    let compute = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("compute="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .context("the Dask script printed no compute=SECONDS")?;
+    Ok((compute, total, l))
+}
+
+/// Sum of a counter over every label set of it in a `/metrics` text.
+fn counter_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = false;
+    let mut sum = 0.0;
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix(name) else { continue };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            sum += v;
+            found = true;
+        }
+    }
+    found.then_some(sum)
+}
+
+fn datagrams(cluster: &Cluster, indices: &[usize]) -> HashMap<usize, f64> {
+    let vals = par_map(indices, |&i| {
+        cluster
+            .http
+            .request(cluster.state.nodes[i].http_port, "GET", "/metrics", None)
+            .ok()
+            .and_then(|r| counter_sum(&r.text(), "ryx_datagrams_sent_total"))
+    });
+    indices.iter().copied().zip(vals).filter_map(|(i, v)| Some((i, v?))).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    args: &BenchArgs,
+    node_bin: &Path,
+    n: usize,
+    kill: Option<Amount>,
+    src: &Source,
+    params: &serde_json::Value,
+    reference: &Reference,
+    exec_s: f64,
+    rng: &mut Rng,
+    seed: u64,
+) -> Result<Row> {
+    let mut tc = TempCluster::create(None, node_bin.to_path_buf(), args.node_args.clone(), args.base_port, "bench")?;
+    tc.spawn(n)?;
+    if tc.cluster.wait_ready(Duration::from_secs(120), Duration::from_millis(100))?.is_none() {
+        bail!("the {n}-node cluster did not connect within 120 s");
+    }
+    let entry = 0;
+    let loaded = runjob::load(&tc.cluster, entry, src, args.energy)?;
+    settle(&tc.cluster, Duration::from_secs(60))?;
+    let l = load1();
+    let all = tc.cluster.running();
+    let before = datagrams(&tc.cluster, &all);
+    let mut peak: HashMap<usize, u64> = HashMap::new();
+    let t0 = Instant::now();
+    let job_id = runjob::submit(&tc.cluster, entry, &args.job, &loaded, params.clone(), Some(args.redundancy))?;
+    let mut follower = Follower::new(job_id, entry);
+    let mut killed: Vec<usize> = Vec::new();
+    let mut kill_done = kill.is_none();
+    let at = args.at;
+    let job = follower.wait(&mut tc.cluster, secs(args.job_timeout), Duration::from_millis(50), |c, job| {
+        for i in c.live() {
+            if let Some(kib) = procfs::rss_kib(c.state.nodes[i].pid) {
+                let p = peak.entry(i).or_insert(0);
+                *p = (*p).max(kib);
+            }
+        }
+        let (done, total) = jobs::units(job);
+        if !kill_done && !jobs::is_final(job) && total > 0 && done as f64 >= at * total as f64 {
+            if let Some(k) = kill {
+                killed = if args.json {
+                    let live = c.live();
+                    let mut v = Vec::new();
+                    for i in rng.choose(&live, k.of(live.len())) {
+                        if c.kill(i)? {
+                            v.push(i);
+                        }
+                    }
+                    c.save()?;
+                    v
+                } else {
+                    chaos::kill(c, k, rng, seed, "    ")?
+                };
+            }
+            kill_done = true;
+        }
+        Ok(())
+    })?;
+    let wall = t0.elapsed().as_secs_f64();
+    jobs::check_done(&job)?;
+    if !kill_done {
+        bail!(
+            "the job finished before {:.0}% of it could be seen; no node was killed (use a larger input)",
+            at * 100.0
+        );
+    }
+    let survivors = tc.cluster.running();
+    let after = datagrams(&tc.cluster, &survivors);
+    let deltas: Vec<f64> = survivors.iter().filter_map(|i| Some(after.get(i)? - before.get(i)?)).collect();
+    let peaks: Vec<f64> = peak.values().map(|&k| k as f64 / 1024.0).collect();
+    let digest = job["result_digest"].as_str().unwrap_or("");
+    let row = Row {
+        system: "ryx".into(),
+        nodes: n,
+        killed: killed.len(),
+        wall_s: wall,
+        mb_per_s: loaded.bytes as f64 / 1e6 / wall,
+        ratio_to_exec: Some(wall / exec_s),
+        units_reissued: job["stats"]["reissued"].as_u64(),
+        extra_replicas: job["stats"]["extra_replicas"].as_u64(),
+        msgs_per_node: (!deltas.is_empty()).then(|| deltas.iter().sum::<f64>() / deltas.len() as f64),
+        peak_rss_max_mib: peaks.iter().copied().reduce(f64::max),
+        peak_rss_mean_mib: (!peaks.is_empty()).then(|| peaks.iter().sum::<f64>() / peaks.len() as f64),
+        digest_ok: Some(digest == reference.digest),
+        load1: l,
+        runs: 1,
+        error: None,
+    };
+    tc.stop()?;
+    Ok(row)
+}
+
+/// Waits until the blob bytes held across the cluster stop changing for a
+/// second (replication of the input done), at most `timeout`.
+fn settle(cluster: &Cluster, timeout: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    let mut last: Option<u64> = None;
+    let mut stable_since = Instant::now();
+    let running = cluster.state.live_indices();
+    loop {
+        interrupt::check()?;
+        let held: u64 = par_map(&running, |&i| {
+            cluster
+                .http
+                .get_json(cluster.state.nodes[i].http_port, "/v1/blobs")
+                .ok()
+                .and_then(|v| v["bytes"].as_u64())
+                .unwrap_or(0)
+        })
+        .iter()
+        .sum();
+        if last != Some(held) {
+            last = Some(held);
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_secs(1) {
+            return Ok(());
+        }
+        if t0.elapsed() > timeout {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|v| v.is_finite()).map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "-".into())
+}
+
+/// The table.
+pub fn render(rows: &[Row]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.system.clone(),
+                if r.system == "ryx" { r.nodes.to_string() } else { "-".into() },
+                if r.system == "ryx" { r.killed.to_string() } else { "-".into() },
+                opt(Some(r.wall_s), 2),
+                opt(Some(r.mb_per_s), 1),
+                opt(r.ratio_to_exec, 2),
+                r.units_reissued.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                opt(r.msgs_per_node, 0),
+                opt(r.peak_rss_max_mib, 0),
+                opt(r.peak_rss_mean_mib, 0),
+                match (r.digest_ok, &r.error) {
+                    (_, Some(_)) => "FAILED".into(),
+                    (Some(true), _) => "ok".into(),
+                    (Some(false), _) => "DIFFERENT".into(),
+                    (None, _) => "-".into(),
+                },
+                format!("{:.2}", r.load1),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "system",
+            "nodes",
+            "killed",
+            "wall s",
+            "MB/s",
+            "x exec",
+            "re-exec units",
+            "msgs/node",
+            "peak RSS max MiB",
+            "mean MiB",
+            "digest",
+            "load",
+        ],
+        &body,
+    )
+}
+
+/// The CSV.
+pub fn csv(rows: &[Row]) -> String {
+    let mut o = String::from(
+        "system,nodes,killed,wall_s,mb_per_s,ratio_to_exec,units_reissued,extra_replicas,msgs_per_node,peak_rss_max_mib,peak_rss_mean_mib,digest_ok,load1,runs,error\n",
+    );
+    let f = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v:.3}")).unwrap_or_default();
+    let u = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in rows {
+        o.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{:.2},{},{}\n",
+            r.system.replace(',', " "),
+            r.nodes,
+            r.killed,
+            f(Some(r.wall_s)),
+            f(Some(r.mb_per_s)),
+            f(r.ratio_to_exec),
+            u(r.units_reissued),
+            u(r.extra_replicas),
+            f(r.msgs_per_node),
+            f(r.peak_rss_max_mib),
+            f(r.peak_rss_mean_mib),
+            r.digest_ok.map(|b| b.to_string()).unwrap_or_default(),
+            r.load1,
+            r.runs,
+            r.error.as_deref().unwrap_or("").replace([',', '\n', '"'], " ")
+        ));
+    }
+    o
+}
+
+fn plot(args: &BenchArgs, src: &Source, rows: &[Row]) -> String {
+    let sizes: Vec<usize> = args.nodes.iter().map(|&n| usize::from(n)).collect();
+    let labels: Vec<String> = sizes.iter().map(|n| n.to_string()).collect();
+    let series_of = |kills: bool| -> Vec<Option<f64>> {
+        sizes
+            .iter()
+            .map(|&n| {
+                rows.iter().find(|r| r.system == "ryx" && r.nodes == n && (r.killed > 0) == kills).map(|r| r.mb_per_s)
+            })
+            .collect()
+    };
+    let mut series = vec![svg::Series {
+        name: format!("ryx, redundancy {}", args.redundancy),
+        color: "#1f77b4",
+        values: series_of(false),
+    }];
+    if let Some(k) = args.kill {
+        series.push(svg::Series {
+            name: format!("ryx, kill {k} at {:.0}%", args.at * 100.0),
+            color: "#d62728",
+            values: series_of(true),
+        });
+    }
+    let levels: Vec<svg::Level> = rows
+        .iter()
+        .filter(|r| r.system != "ryx")
+        .map(|r| svg::Level {
+            name: r.system.clone(),
+            color: if r.system == "dask" { "#9467bd" } else { "#2ca02c" },
+            value: r.mb_per_s,
+        })
+        .collect();
+    svg::line_chart(
+        &format!("{} on {}: throughput by cluster size", args.job, src.describe()),
+        "nodes (ryx-node processes on one 2-core machine)",
+        "MB/s (input / wall time)",
+        &labels,
+        &series,
+        &levels,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_sum_over_labels() {
+        let t = "# TYPE x counter\nryx_datagrams_sent_total 12\nryx_datagrams_sent_total_other 5\nryx_m{kind=\"a\"} 1\nryx_m{kind=\"b\"} 2\n";
+        assert_eq!(counter_sum(t, "ryx_datagrams_sent_total"), Some(12.0));
+        assert_eq!(counter_sum(t, "ryx_m"), Some(3.0));
+        assert_eq!(counter_sum(t, "nope"), None);
+    }
+
+    #[test]
+    fn median_and_csv() {
+        assert_eq!(median_by(vec![3.0, 1.0, 2.0], |v| *v), Some(2.0));
+        assert_eq!(median_by(Vec::<f64>::new(), |v| *v), None);
+        let r = Row {
+            system: "ryx".into(),
+            nodes: 5,
+            killed: 2,
+            wall_s: 1.5,
+            mb_per_s: 100.0,
+            ratio_to_exec: Some(1.2),
+            units_reissued: Some(3),
+            extra_replicas: Some(0),
+            msgs_per_node: Some(40.0),
+            peak_rss_max_mib: Some(80.0),
+            peak_rss_mean_mib: Some(60.0),
+            digest_ok: Some(true),
+            load1: 2.0,
+            runs: 1,
+            error: None,
+        };
+        let c = csv(std::slice::from_ref(&r));
+        assert_eq!(c.lines().count(), 2);
+        assert!(c.lines().nth(1).expect("row").starts_with("ryx,5,2,1.500,100.000,1.200,3,0,40.000"), "{c}");
+        let t = render(&[r]);
+        assert!(t.contains("ok") && t.contains("100.0"), "{t}");
+    }
+}

@@ -1,0 +1,103 @@
+//! `inject`: run a job on the cluster and show its result.
+
+use crate::cli::InjectArgs;
+use crate::cluster::Cluster;
+use crate::faultlog;
+use crate::jobs::{self, Follower, Progress};
+use crate::lifecycle::secs;
+use crate::runjob::{self, Source};
+use crate::state::RunDir;
+use crate::util::human;
+use anyhow::{bail, Result};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status when the result differs from the reference (`--verify`).
+pub const EXIT_MISMATCH: u8 = 3;
+
+/// `ryx-cluster inject`.
+pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
+    let dir = RunDir::resolve(dir_arg)?;
+    let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
+    faultlog::heal_due(&mut cluster, "deadline", true)?;
+    let src = Source::from_args(&args.inputs, &args.size, args.seed)?;
+    let (param_list, params) = runjob::params(&args.kind, &src, args.preset.as_deref(), &args.params)?;
+    if let Err(e) = ryx_compute::JobSpec::new(&args.kind, &params) {
+        bail!("{e}");
+    }
+    let entry = runjob::entry_node(&mut cluster, args.to)?;
+    let say = |s: String| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+    say(format!("Loading {} onto node {entry} (port {})", src.describe(), cluster.state.nodes[entry].http_port));
+    let t_load = std::time::Instant::now();
+    let loaded = runjob::load(&cluster, entry, &src, args.energy)?;
+    let job_id = runjob::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;
+    say(format!(
+        "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",
+        jobs::mib(loaded.bytes),
+        human(t_load.elapsed()),
+        loaded.units(),
+        args.kind,
+        args.redundancy.map(|r| format!(", redundancy {r}")).unwrap_or_default()
+    ));
+    let mut bar = Progress::new(&args.kind, loaded.bytes);
+    if args.json {
+        bar = bar.quiet();
+    }
+    let mut follower = Follower::new(job_id.clone(), entry);
+    let job = follower.wait(&mut cluster, secs(args.timeout), Duration::from_millis(100), |_, j| {
+        bar.update(j);
+        Ok(())
+    });
+    bar.finish();
+    let job = job?;
+    let elapsed = bar.elapsed();
+    if args.json {
+        out!("{}", serde_json::to_string_pretty(&job)?);
+    }
+    jobs::check_done(&job)?;
+    let digest = job["result_digest"].as_str().unwrap_or("").to_string();
+    if !args.json {
+        let st = &job["stats"];
+        out!(
+            "{} {} in {} ({:.1} MB/s; {} results from {} workers, {} units re-issued, {} takeovers)",
+            args.kind,
+            job["state"].as_str().unwrap_or("?"),
+            human(elapsed),
+            loaded.bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-3),
+            st["results"].as_u64().unwrap_or(0),
+            st["workers"].as_u64().unwrap_or(0),
+            st["reissued"].as_u64().unwrap_or(0),
+            st["takeovers"].as_u64().unwrap_or(0)
+        );
+        out!();
+        out!("{}", jobs::render_result(&args.kind, &job["result"]).trim_end());
+        out!();
+        out!("result_digest: {digest}");
+    }
+    if args.verify {
+        let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+        let r = runjob::reference(&cluster, &args.kind, &files, &param_list, None)?;
+        let same = r.digest == digest;
+        let msg = format!(
+            "reference:     {} (ryx-node exec in {}) — {}",
+            r.digest,
+            human(r.wall),
+            if same { "identical" } else { "DIFFERENT" }
+        );
+        if args.json {
+            eprintln!("{msg}");
+        } else {
+            out!("{msg}");
+        }
+        if !same {
+            eprintln!("ryx-cluster: the cluster's result differs from the single-process reference");
+            return Ok(ExitCode::from(EXIT_MISMATCH));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
