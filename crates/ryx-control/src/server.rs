@@ -441,18 +441,28 @@ async fn proxy(State(c): State<Control>, req: Request) -> Response {
             "no such endpoint; the dashboard is at /ui/, the node API under /v1/",
         );
     }
+    let mut resp = forward_api(&c, req, &pq).await;
+    resp.headers_mut().insert(VIA_HEADER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// Marks every API answer relayed by the standalone server, so the page
+/// knows it may ask `/control/status` (a node does not have it).
+pub const VIA_HEADER: &str = "x-ryx-control";
+
+async fn forward_api(c: &Control, req: Request, pq: &str) -> Response {
     let cur = c.current();
     let (parts, body) = req.into_parts();
     let retry = (parts.method == Method::GET || parts.method == Method::HEAD)
         .then(|| (parts.method.clone(), parts.headers.clone()));
-    match forward_parts(cur, parts.method, parts.headers, body, &pq).await {
+    match forward_parts(cur, parts.method, parts.headers, body, pq).await {
         Ok(r) => r,
         Err(e) if e.node_unreachable() => {
             c.note_error(cur, e.to_string());
             let next = c.failover(cur, &e.to_string()).await;
             match retry {
                 Some((m, h)) if next != cur => {
-                    forward_parts(next, m, h, Body::empty(), &pq).await.unwrap_or_else(|e| e.into_response())
+                    forward_parts(next, m, h, Body::empty(), pq).await.unwrap_or_else(|e| e.into_response())
                 }
                 _ => e.into_response(),
             }

@@ -9,13 +9,49 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = 'ryx-api-token';
+
+/** The cluster's API token this tab was given, if any. */
+export function token() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * After a `401 unauthorized` (a node run with an API token): asks the
+ * user for the token once, keeps it for this tab. Returns whether to retry.
+ */
+function askToken() {
+  const t = window.prompt('This cluster needs its API token for that (Authorization: Bearer …). Token:');
+  if (!t || !t.trim()) return false;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, t.trim());
+  } catch {
+    return false;
+  }
+  return true;
+}
+
 /**
  * Calls the API. `json` is sent as a JSON body; JSON answers are parsed.
  * Errors (`{"error":{"code","message"}}`, network failures, time-outs)
  * are thrown as `ApiError`.
  */
-export async function api(path, { method = 'GET', json, body, timeout = 15000 } = {}) {
+export async function api(path, opts = {}) {
+  try {
+    return await call(path, opts);
+  } catch (e) {
+    if (e.status === 401 && e.code === 'unauthorized' && askToken()) return call(path, opts);
+    throw e;
+  }
+}
+
+async function call(path, { method = 'GET', json, body, timeout = 15000 } = {}) {
   const init = { method, headers: {}, cache: 'no-store' };
+  if (token()) init.headers.authorization = `Bearer ${token()}`;
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers['content-type'] = 'application/json';
@@ -68,10 +104,20 @@ export async function nodeApi(http, path, opts) {
 }
 
 /** PUTs a file (or Blob) to `/v1/blobs`, reporting upload progress (0..1). */
-export function uploadBlob(file, onProgress) {
+export async function uploadBlob(file, onProgress) {
+  try {
+    return await put(file, onProgress);
+  } catch (e) {
+    if (e.status === 401 && e.code === 'unauthorized' && askToken()) return put(file, onProgress);
+    throw e;
+  }
+}
+
+function put(file, onProgress) {
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
     x.open('PUT', '/v1/blobs');
+    if (token()) x.setRequestHeader('authorization', `Bearer ${token()}`);
     x.responseType = 'json';
     x.upload.onprogress = (e) => {
       if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);

@@ -4,7 +4,7 @@
 // tell, at a bounded rate, and never while the page is hidden.
 
 import { $, setText, shortId, announce, fmtByteRate, throttle } from './util.js';
-import { api, nodeApi, perNode } from './api.js';
+import { nodeApi, perNode } from './api.js';
 import { LiveStream } from './live.js';
 import { Cluster } from './model.js';
 import { Layout } from './graph.js';
@@ -96,7 +96,10 @@ function onTopology(topo) {
   for (const n of r.gone) announce(`Node ${shortId(n.id)} is gone: ${n.goneReason}`);
   topology.update();
   metrics.pushCluster();
-  if (app.view === 'metrics') metrics.renderAlerts();
+  if (app.view === 'metrics') {
+    metrics.refreshOptions();
+    metrics.renderAlerts();
+  }
   setText($('fact-nodes'), cluster.alive().length);
   setText($('fact-links'), [...cluster.links.values()].filter((l) => !l.fadeAt).length);
   app.perf.topologyApplyMs = performance.now() - t0;
@@ -205,16 +208,11 @@ setInterval(lookFurther, 8000);
 async function controlStatus() {
   try {
     const r = await fetch('/control/status', { cache: 'no-store' });
-    if (r.status === 404) return false; // served by a node
     if (r.ok) app.control = await r.json();
   } catch {
     /* keep the last */
   }
-  return true;
 }
-controlStatus().then((standalone) => {
-  if (standalone) setInterval(controlStatus, 5000);
-});
 
 // ---------------------------------------------------------------- chrome
 
@@ -268,12 +266,19 @@ document.addEventListener('visibilitychange', () => {
 });
 
 // For tests and measurements (read-only use).
-window.__ryx = { app, cluster, layout, stream, bench: (ms) => layout.benchmark(ms), perNode };
+window.__ryx = { app, cluster, layout, stream, metrics, bench: (ms) => layout.benchmark(ms), perNode };
 
 route();
 stream.start();
-api('/v1/status')
-  .then((s) => {
+fetch('/v1/status', { cache: 'no-store' })
+  .then(async (r) => {
+    // Served by the standalone ryx-control (it marks what it relays)?
+    if (r.headers.get('x-ryx-control')) {
+      controlStatus();
+      setInterval(controlStatus, 5000);
+    }
+    if (!r.ok) return;
+    const s = await r.json();
     // Paint the header before the first sample.
     setText($('fact-cluster'), s.cluster_id);
     setText($('fact-node'), `${shortId(s.node_id)} · ${s.addr}`);

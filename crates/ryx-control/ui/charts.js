@@ -63,15 +63,11 @@ export class LineChart {
     }
     const ctx = cv.getContext('2d');
     ctx.clearRect(0, 0, W, H);
-    const padL = 58 * dpr;
-    const padR = 10 * dpr;
-    const padT = 8 * dpr;
-    const padB = 20 * dpr;
-    const pw = W - padL - padR;
-    const ph = H - padT - padB;
     const pts = this.points;
     const tNow = pts.length ? pts[pts.length - 1][0] : Date.now();
-    const t0 = tNow - this.windowMs;
+    // The window grows with the data, from one minute up to its full length.
+    const span = pts.length ? Math.min(this.windowMs, Math.max(60000, tNow - pts[0][0])) : this.windowMs;
+    const t0 = tNow - span;
     let max = 0;
     for (const p of pts) for (let i = 1; i < p.length; i++) if (p[i] !== null && p[i] > max) max = p[i];
     max = niceCeil(max);
@@ -79,6 +75,13 @@ export class LineChart {
     const muted = cssVar('--muted');
     const grid = cssVar('--grid');
     ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+    const labels = [0, 1, 2].map((k) => this.spec.fmt((max * k) / 2));
+    const padL = Math.ceil(Math.max(...labels.map((l) => ctx.measureText(l).width)) + 12 * dpr);
+    const padR = 10 * dpr;
+    const padT = 8 * dpr;
+    const padB = 20 * dpr;
+    const pw = W - padL - padR;
+    const ph = H - padT - padB;
     ctx.fillStyle = muted;
     ctx.strokeStyle = grid;
     ctx.lineWidth = 1;
@@ -90,14 +93,15 @@ export class LineChart {
       ctx.moveTo(padL, Math.round(y) + 0.5);
       ctx.lineTo(padL + pw, Math.round(y) + 0.5);
       ctx.stroke();
-      ctx.fillText(this.spec.fmt((max * k) / 2), padL - 6 * dpr, y);
+      ctx.fillText(labels[k], padL - 6 * dpr, y);
     }
     ctx.textAlign = 'left';
     ctx.textBaseline = 'top';
-    ctx.fillText(`−${Math.round(this.windowMs / 60000)} min`, padL, padT + ph + 5 * dpr);
+    const ago = span >= 120000 ? `−${Math.round(span / 60000)} min` : `−${Math.round(span / 1000)} s`;
+    ctx.fillText(ago, padL, padT + ph + 5 * dpr);
     ctx.textAlign = 'right';
     ctx.fillText('now', padL + pw, padT + ph + 5 * dpr);
-    const X = (t) => padL + ((t - t0) / this.windowMs) * pw;
+    const X = (t) => padL + ((t - t0) / span) * pw;
     const Y = (v) => padT + ph - (max ? (v / max) * ph : 0);
     this.spec.series.forEach((s, i) => {
       const color = cssVar(s.color);

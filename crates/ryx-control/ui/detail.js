@@ -48,6 +48,24 @@ export class NodeDetail {
     $('detail-title').focus();
     this.startFeeds();
     this.loadBlobs();
+    this.loadRecent();
+  }
+
+  /** The node's own record of its latest events (`/v1/events/recent`). */
+  async loadRecent() {
+    const id = this.id;
+    const n = this.app.cluster.get(id);
+    try {
+      const r = this.isObserver() || !n ? await api('/v1/events/recent') : await nodeApi(n.http, '/v1/events/recent');
+      if (id !== this.id || !Array.isArray(r.events)) return;
+      const old = r.events.map((x) => ({ at: x.at_unix_ms, ev: x.event }));
+      const newest = old.length ? old[0].at : 0;
+      const live = this.events.filter((x) => x.at > newest);
+      this.events = [...live, ...old].slice(0, MAX_EVENTS);
+      this.render();
+    } catch {
+      /* a node without the endpoint: live events only */
+    }
   }
 
   close() {
@@ -150,7 +168,7 @@ export class NodeDetail {
         ['State', n ? el('span', {}, el('span', { class: `state ${n.state}` }, n.state), n.reasons.length ? ` ${n.reasons.join('; ')}` : '') : 'gone'],
         ['UDP address', el('span', { class: 'mono' }, (st && st.addr) || (n && n.addr) || '–')],
         ['HTTP address', el('span', { class: 'mono' }, (n && n.http) || '–')],
-        n && n.hops !== null && n.hops !== undefined ? ['Distance', `${n.hops} hops from the connected node${this.isObserver() ? ' (it is the connected node)' : ''}`] : null,
+        n && typeof n.dist === 'number' ? ['Distance', this.isObserver() ? 'this is the connected node' : `${n.dist} link${n.dist === 1 ? '' : 's'} from the connected node`] : null,
         st ? ['Uptime', fmtDuration(st.uptime_ms)] : null,
         st ? ['Local health', `${st.local_health}${st.local_health > 0 ? ' (slow to accuse: overloaded or paused)' : ''}`] : null,
         st ? ['Passive peers', st.passive_count] : null,
@@ -223,7 +241,7 @@ export class NodeDetail {
     parts.push(
       shown.length
         ? el('ol', { class: 'events', id: 'detail-events' }, shown.slice(0, 40).map((x) => el('li', {}, el('time', {}, new Date(x.at).toLocaleTimeString('en-GB')), describe(x.ev))))
-        : el('p', { class: 'help' }, `No membership or item events ${this.isObserver() ? 'yet' : 'since this panel opened'}.`),
+        : el('p', { class: 'help' }, 'No membership or item events recorded yet.'),
     );
     if (topo) parts.push(el('p', { class: 'note' }, `(${topo} neighbour-list deliveries not shown)`));
     fill($('detail-body'), parts);

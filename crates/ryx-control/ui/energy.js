@@ -173,7 +173,7 @@ export class EnergyView {
     setText($('energy-caption'), `Item “${t.key}” (v${t.version ?? '?'}, origin ${shortId(t.origin)}): node colour = energy it holds the item with.`);
     fill(
       host,
-      el('p', {}, el('span', { class: 'big', id: 'energy-reached', 'data-held': held.length }, `${held.length}`), ` of ${alive.length} nodes hold “${t.key}”`, maxHops ? `, up to ${maxHops} hops from its origin` : ''),
+      el('p', {}, el('span', { class: 'big', id: 'energy-reached', 'data-held': held.length }, `${held.length}`), ` of ${alive.length} nodes hold “${t.key}”`, maxHops ? `, up to ${maxHops} hop${maxHops === 1 ? '' : 's'} from its origin` : ''),
       progress ? el('p', { class: 'help' }, `${progress} (${t.asked} asked)`) : null,
       perNode.available === false ? el('p', { class: 'help' }, 'This server cannot reach other nodes (/node/ route missing): only the connected node is shown.') : null,
       t.errors ? el('p', { class: 'help' }, `${t.errors} node(s) did not answer.`) : null,

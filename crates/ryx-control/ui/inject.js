@@ -79,7 +79,8 @@ export class InjectView {
       const size = f.corpus_size.value;
       this.status('job-form-status', `Asking the node to generate ${fmtBytes(Number(size))} of sample text…`);
       try {
-        const r = await api(`/v1/blobs/sample?size=${size}`, { method: 'POST', timeout: 120000 });
+        const seed = Math.max(0, Math.floor(Number(f.corpus_seed.value) || 0));
+        const r = await api(`/v1/blobs/sample?size=${size}&seed=${seed}`, { method: 'POST', timeout: 120000 });
         return r.hash;
       } catch (e) {
         if (e.status === 404) throw new Error('this node does not offer a built-in corpus (POST /v1/blobs/sample); upload a file instead');

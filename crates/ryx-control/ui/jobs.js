@@ -122,7 +122,7 @@ export class JobsView {
       let tr = this.rows.get(j.job_id);
       if (!tr) {
         tr = el('tr', { 'data-job-id': j.job_id });
-        for (let i = 0; i < 10; i++) tr.append(el('td'));
+        for (let i = 0; i < 9; i++) tr.append(el('td'));
         tr.children[0].append(el('button', { type: 'button', class: 'linkish', 'data-job': j.job_id }, shortId(j.job_id)));
         tr.children[3].append(el('div', { class: 'progress-cell' }, el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0 }, el('span')), el('small')));
         for (const i of [4, 5, 6, 7, 8]) tr.children[i].className = 'num';
@@ -152,7 +152,6 @@ export class JobsView {
       setText(td[6], s.reissued ?? '–');
       setText(td[7], s.disagreements ?? '–');
       setText(td[8], s.elapsed_ms !== undefined ? fmtDuration(s.elapsed_ms) : '–');
-      setText(td[9], j.home ? shortId(j.home) : '–');
       const want = prev ? prev.nextSibling : this.tbody.firstChild;
       if (want !== tr) this.tbody.insertBefore(tr, want);
       prev = tr;

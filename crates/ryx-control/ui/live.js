@@ -5,6 +5,7 @@
 // closes and reopens it with a backoff, and also when the stream goes
 // quiet: nodes send a `sample` every second, so five silent seconds mean
 // the node (or the path to it) is gone.
+import { token } from './api.js';
 
 export class LiveStream {
   /**
@@ -56,7 +57,11 @@ export class LiveStream {
   open() {
     this.timer = 0;
     this.setState(this.reconnects ? 'reconnecting' : 'connecting');
-    const es = new EventSource(this.url);
+    // EventSource cannot send headers: with --protect-reads the token
+    // goes in the query string (the node accepts it there for GETs).
+    const t = token();
+    const url = t ? `${this.url}${this.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(t)}` : this.url;
+    const es = new EventSource(url);
     this.es = es;
     this.openedAt = performance.now();
     this.lastMessage = performance.now();

@@ -184,6 +184,30 @@ export class Cluster extends EventTarget {
         if (typeof l.rtt_ms === 'number') w.rtt = w.rtt === null ? l.rtt_ms : Math.min(w.rtt, l.rtt_ms);
       }
     }
+    // Graph distance (in links) from the connected node.
+    const adj = new Map();
+    for (const w of want.values()) {
+      if (!adj.has(w.a)) adj.set(w.a, []);
+      if (!adj.has(w.b)) adj.set(w.b, []);
+      adj.get(w.a).push(w.b);
+      adj.get(w.b).push(w.a);
+    }
+    for (const n of this.nodes.values()) n.dist = null;
+    const start = this.nodes.get(this.observer);
+    if (start) {
+      start.dist = 0;
+      const queue = [this.observer];
+      for (let i = 0; i < queue.length; i++) {
+        const d = this.nodes.get(queue[i]).dist;
+        for (const id of adj.get(queue[i]) || []) {
+          const m = this.nodes.get(id);
+          if (m && m.dist === null) {
+            m.dist = d + 1;
+            queue.push(id);
+          }
+        }
+      }
+    }
     let linksAdded = 0;
     let linksRemoved = 0;
     for (const [k, w] of want) {

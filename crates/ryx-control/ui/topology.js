@@ -21,7 +21,7 @@ export function makeTooltip(tip, app, extra) {
     const rect = tip.parentElement.getBoundingClientRect();
     const lines = [el('div', {}, el('b', {}, shortId(n.id)), ` ${n.addr || ''}`), el('div', {}, `${n.state}${n.reasons.length ? ` — ${n.reasons.join('; ')}` : ''}`)];
     const lt = loadText(app.cluster, n);
-    lines.push(el('div', {}, `${n.outDeg} neighbours${n.hops !== null && n.hops !== undefined ? ` · ${n.hops} hops away` : ''}${lt ? ` · ${lt}` : ''}`));
+    lines.push(el('div', {}, `${n.outDeg} neighbours${typeof n.dist === 'number' ? ` · ${n.dist} link${n.dist === 1 ? '' : 's'} away` : ''}${lt ? ` · ${lt}` : ''}`));
     if (extra) {
       const x = extra(n);
       if (x) lines.push(el('div', {}, x));

@@ -109,9 +109,13 @@ impl Default for NodeConfig {
             shuffle_interval: Duration::from_secs(2),
             reevaluate_interval: Duration::from_secs(10),
             long_link_refresh: Duration::from_secs(30),
-            topology_interval: Duration::from_secs(5),
+            // Refresh rarely: a changed neighbour list is republished within
+            // a second anyway, and every refresh costs each node within
+            // reach one payload plus announcements (idle traffic grows with
+            // the number of nodes in reach).
+            topology_interval: Duration::from_secs(10),
             topology_energy: 6.0,
-            topology_ttl: Duration::from_secs(20),
+            topology_ttl: Duration::from_secs(30),
             max_topology_nodes: 2048,
             default_energy: 100.0,
             max_energy: 1000.0,

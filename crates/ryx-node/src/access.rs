@@ -52,6 +52,33 @@ fn always_open(path: &str) -> bool {
     path == "/healthz" || path == "/ui" || path.starts_with("/ui/")
 }
 
+/// Decodes `%XX` escapes (and `+` as space) of a query value.
+fn percent_decode(v: &str) -> Vec<u8> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .flatten();
+        match (b[i], hex) {
+            (_, Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -65,13 +92,22 @@ pub async fn require_token(req: Request, next: Next) -> Response {
     let Some(want) = token() else { return next.run(req).await };
     let needs = !always_open(req.uri().path()) && (!is_read(req.method()) || PROTECT_READS.load(Ordering::Relaxed));
     if needs {
-        let got = req
+        let from_header = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if !got.is_some_and(|g| ct_eq(g.as_bytes(), want.as_bytes())) {
+        // Browsers' EventSource cannot send headers: reads may carry the
+        // token as `access_token` in the query string instead.
+        let from_query = || {
+            if !is_read(req.method()) {
+                return None;
+            }
+            req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(percent_decode)
+        };
+        let got = from_header.map(|h| h.as_bytes().to_vec()).or_else(from_query);
+        if !got.is_some_and(|g| ct_eq(&g, want.as_bytes())) {
             UNAUTHORIZED.fetch_add(1, Ordering::Relaxed);
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
@@ -109,5 +145,6 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
+        assert_eq!(percent_decode("a%2Fb+c%zz%4"), b"a/b c%zz%4".to_vec());
     }
 }

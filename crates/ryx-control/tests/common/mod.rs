@@ -15,7 +15,13 @@ use std::time::{Duration, Instant};
 // ------------------------------------------------------------------ HTTP
 
 /// A minimal HTTP/1.1 exchange: returns status and body.
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>, timeout: Duration) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -96,17 +102,23 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// A port free for both TCP and UDP on 127.0.0.1 (searching from a
-/// per-process offset so parallel test binaries rarely collide).
+/// Ports the tests may use (the project reserves 32000–33999 for them).
+pub const PORT_LO: u16 = 32000;
+/// One past the last port the tests may use.
+pub const PORT_HI: u16 = 34000;
+
+/// A port free for both TCP and UDP on 127.0.0.1, within 32000–33999
+/// (searching from a per-process offset so parallel test binaries rarely
+/// collide).
 pub fn free_port() -> u16 {
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        let base = 21000 + (std::process::id() % 400) as u16 * 50;
+        let base = PORT_LO + (std::process::id() % 40) as u16 * 50;
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
     }
-    loop {
+    for _ in 0..(PORT_HI - PORT_LO) {
         let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
-        if p > 60000 {
-            NEXT_PORT.store(21000, Ordering::SeqCst);
+        if p >= PORT_HI {
+            NEXT_PORT.store(PORT_LO, Ordering::SeqCst);
             continue;
         }
         let tcp = TcpListener::bind(("127.0.0.1", p)).is_ok();
@@ -115,6 +127,7 @@ pub fn free_port() -> u16 {
             return p;
         }
     }
+    panic!("no free port in {PORT_LO}..{PORT_HI}");
 }
 
 // ------------------------------------------------------------------ processes
@@ -143,27 +156,51 @@ impl Drop for Proc {
     }
 }
 
-/// The `ryx-node` binary: `RYX_NODE_BIN`, or next to this crate's binary
-/// (built on demand with the same profile and target directory).
+/// The `ryx-node` binary. `RYX_NODE_BIN` if set; else the one next to this
+/// crate's `ryx-control` binary, which Cargo cannot build for a test of
+/// another package (`CARGO_BIN_EXE_*` exists only for the package's own
+/// binaries, and `ryx-node` depends on this crate). So, like
+/// `ryx-cluster`, the tests run `cargo build -p ryx-node` with the same
+/// profile and target directory once per test process: a no-op when it is
+/// up to date, and never a stale node.
 pub fn node_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("RYX_NODE_BIN") {
-        return PathBuf::from(p);
-    }
-    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ryx-control"));
-    let dir = ctl.parent().unwrap().to_path_buf();
-    let bin = dir.join(format!("ryx-node{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let target = dir.parent().unwrap();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "ryx-node"]).env("CARGO_TARGET_DIR", target);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("RYX_NODE_BIN") {
+            return PathBuf::from(p);
         }
-        eprintln!("building ryx-node for the dashboard tests: {cmd:?}");
+        let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ryx-control"));
+        let dir = ctl.parent().unwrap().to_path_buf();
+        let bin = dir.join(format!("ryx-node{}", std::env::consts::EXE_SUFFIX));
+        let target = dir.parent().unwrap();
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.arg("build").arg("--manifest-path").arg(&manifest).args(["-p", "ryx-node"]);
+        cmd.env("CARGO_TARGET_DIR", target).stdin(Stdio::null()).stdout(Stdio::null());
+        match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+            None => {}
+        }
+        eprintln!("making sure ryx-node is built for the dashboard tests: {cmd:?}");
         let st = cmd.status().expect("run cargo build -p ryx-node");
         assert!(st.success(), "cargo build -p ryx-node failed");
-    }
-    bin
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Browser tests run one at a time (each drives a Chromium and a cluster;
+/// the machine may have two cores).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// One `ryx-node`.
@@ -197,8 +234,10 @@ impl Cluster {
             c.nodes
                 .iter()
                 .all(|nd| {
-                    get_json(nd.http, "/v1/status").is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= (n - 1).min(4))
-                        && get_json(nd.http, "/v1/topology").is_some_and(|t| t["nodes"].as_array().map_or(0, |a| a.len()) >= n)
+                    get_json(nd.http, "/v1/status")
+                        .is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= (n - 1).min(4))
+                        && get_json(nd.http, "/v1/topology")
+                            .is_some_and(|t| t["nodes"].as_array().map_or(0, |a| a.len()) >= n)
                 })
                 .then_some(())
         });
@@ -206,11 +245,58 @@ impl Cluster {
         c
     }
 
+    /// Starts `n` nodes and waits only until each has its neighbours (for
+    /// large clusters, where no node learns every other's list).
+    pub fn start_loose(n: usize, tag: &str, timeout: Duration) -> Cluster {
+        let bin = node_bin();
+        let discovery_port = free_port();
+        let cluster_id = format!("ctl-{tag}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("ryx-control-test-{cluster_id}"));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut c = Cluster { nodes: Vec::new(), cluster_id, discovery_port, dir };
+        for _ in 0..n {
+            c.add_within(&bin, Duration::from_secs(60));
+        }
+        let want = (n - 1).min(4);
+        // Go on once 95% answer with their neighbours: on a loaded machine
+        // a few nodes of hundreds may be too slow to answer in time.
+        let mut ready = 0;
+        let ok = wait_for(timeout, || {
+            ready = c
+                .nodes
+                .iter()
+                .filter(|nd| {
+                    get_json(nd.http, "/v1/status")
+                        .is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= want)
+                })
+                .count();
+            (ready * 100 >= n * 95).then_some(())
+        });
+        assert!(ok.is_some(), "only {ready} of {n} nodes had {want} neighbours within {timeout:?}");
+        c
+    }
+
     fn add(&mut self, bin: &Path) {
+        self.add_within(bin, Duration::from_secs(15));
+    }
+
+    /// Starts one more node and waits up to `timeout` for its API.
+    fn add_within(&mut self, bin: &Path, timeout: Duration) {
         let port = free_port();
         let log = std::fs::File::create(self.dir.join(format!("node-{port}.log"))).unwrap();
         let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--discovery-port", &self.discovery_port.to_string(), "--cluster-id", &self.cluster_id, "--workers", "1", "--log", "warn"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--discovery-port",
+                &self.discovery_port.to_string(),
+                "--cluster-id",
+                &self.cluster_id,
+                "--workers",
+                "1",
+                "--log",
+                "warn",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -218,7 +304,8 @@ impl Cluster {
             .expect("start ryx-node");
         let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut proc = Proc { child: Some(child), name: format!("ryx-node :{port}") };
-        let id = wait_for(Duration::from_secs(15), || get_json(http, "/v1/status").and_then(|s| s["node_id"].as_str().map(str::to_owned)));
+        let id =
+            wait_for(timeout, || get_json(http, "/v1/status").and_then(|s| s["node_id"].as_str().map(str::to_owned)));
         let Some(id) = id else {
             proc.kill();
             panic!("ryx-node on {http} did not answer");
@@ -245,8 +332,18 @@ pub struct Control {
 
 impl Control {
     pub fn start(node: SocketAddr, refresh_ms: u64) -> Control {
+        let listen = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_ryx-control"))
-            .args(["--node", &node.to_string(), "--listen", "127.0.0.1:0", "--refresh-ms", &refresh_ms.to_string(), "--log", "warn"])
+            .args([
+                "--node",
+                &node.to_string(),
+                "--listen",
+                &listen,
+                "--refresh-ms",
+                &refresh_ms.to_string(),
+                "--log",
+                "warn",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -326,13 +423,15 @@ impl Browser {
             .expect("start chromedriver");
         let driver = Proc { child: Some(child), name: "chromedriver".into() };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for(Duration::from_secs(15), || get_json(addr, "/status").filter(|v| v["value"]["ready"] == true)).expect("chromedriver did not start");
+        wait_for(Duration::from_secs(15), || get_json(addr, "/status").filter(|v| v["value"]["ready"] == true))
+            .expect("chromedriver did not start");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chrome.to_string_lossy(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         format!("--window-size={width},{height}"), "--hide-scrollbars", "--force-device-scale-factor=1"]
+                         format!("--window-size={width},{height}"), "--hide-scrollbars", "--force-device-scale-factor=1",
+                         format!("--remote-debugging-port={}", free_port())]
             },
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
@@ -344,7 +443,8 @@ impl Browser {
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string());
-        let (st, out) = http(self.addr, method, path, body.as_deref().map(str::as_bytes), Duration::from_secs(120)).expect("chromedriver exchange");
+        let (st, out) = http(self.addr, method, path, body.as_deref().map(str::as_bytes), Duration::from_secs(120))
+            .expect("chromedriver exchange");
         let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
         assert!(st == 200, "WebDriver {method} {path} failed ({st}): {v}");
         v["value"].clone()
@@ -397,7 +497,11 @@ impl Browser {
     /// Browser console messages since the last call (errors show here).
     pub fn console(&self) -> Vec<String> {
         let v = self.cmd("POST", &self.s("/se/log"), Some(json!({"type": "browser"})));
-        v.as_array().into_iter().flatten().map(|e| format!("{} {}", e["level"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""))).collect()
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{} {}", e["level"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+            .collect()
     }
 
     /// Polls a script until it returns something truthy.

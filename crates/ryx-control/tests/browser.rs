@@ -1,0 +1,313 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`), against local clusters of real `ryx-node`
+//! processes. Each test skips, saying why, when the browser is missing.
+//!
+//! Screenshots of every view land in a temporary directory, or in
+//! `$RYX_SCREENSHOTS` (relative to the workspace root):
+//! `RYX_SCREENSHOTS=docs/screenshots cargo test --release -p ryx-control --test browser screenshots`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const FORM: Duration = Duration::from_secs(30);
+
+/// Ids listed as text beside the graph.
+const LISTED: &str =
+    "return [...document.querySelectorAll('#node-list li[data-node-id]')].map(li => li.dataset.nodeId).sort()";
+
+fn listed(b: &Browser) -> Vec<String> {
+    serde_json::from_value(b.js(LISTED)).unwrap_or_default()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Fails with the browser console attached, for diagnosis.
+fn fail(b: &Browser, what: &str) -> ! {
+    let console = b.console();
+    panic!("{what}\nbrowser console:\n  {}", console.join("\n  "));
+}
+
+/// Console errors, except expected ones (a killed node's requests failing).
+fn console_errors(b: &Browser) -> Vec<String> {
+    b.console()
+        .into_iter()
+        .filter(|l| l.starts_with("SEVERE"))
+        .filter(|l| !l.contains("Failed to load resource") && !l.contains("net::ERR_"))
+        .collect()
+}
+
+fn wait_live(b: &Browser, nodes: usize) {
+    let script = format!(
+        "return window.__ryx && __ryx.stream.state === 'live' && document.querySelectorAll('#node-list li[data-node-id]').length === {nodes}"
+    );
+    if b.wait_js(FORM, &script).is_none() {
+        fail(b, &format!("the page did not go live with {nodes} nodes listed: {:?}", listed(b)));
+    }
+}
+
+#[test]
+fn topology_shows_every_live_node_and_drops_a_killed_one() {
+    let Some((chrome, driver)) = browser_or_skip("topology_shows_every_live_node_and_drops_a_killed_one") else {
+        return;
+    };
+    let _serial = serial();
+    let mut cluster = Cluster::start(6, "topo");
+    let b = Browser::start(&chrome, &driver, 1280, 800);
+    b.goto(&format!("http://{}/ui/", cluster.nodes[0].http));
+    wait_live(&b, 6);
+    let want = sorted(cluster.nodes.iter().map(|n| n.id.clone()).collect());
+    assert_eq!(listed(&b), want, "the list shows exactly the cluster's nodes");
+    // The graph draws them too, with links between them.
+    let drawn =
+        b.js("return __ryx.layout.perf.nodes === 6 && [...__ryx.cluster.links.values()].filter(l => !l.fadeAt).length");
+    assert!(drawn.as_u64().unwrap_or(0) >= 6, "graph has the nodes and their links: {drawn}");
+    // Every node is described in words (accessible name) with its address.
+    for n in &cluster.nodes {
+        let label = b.js(&format!(
+            "const li = document.querySelector('#node-list li[data-node-id=\"{}\"]'); return li && li.querySelector('button').getAttribute('aria-label')",
+            n.id
+        ));
+        let label = label.as_str().unwrap_or_default().to_owned();
+        assert!(label.contains(&n.id) && label.contains(&n.http.port().to_string()), "label of {}: {label:?}", n.id);
+    }
+
+    // Kill a node that is not the one the page is connected to.
+    let victim = cluster.nodes[3].id.clone();
+    cluster.nodes[3].proc.kill();
+    let t0 = Instant::now();
+    let gone_from_list = b.wait_js(
+        FORM,
+        &format!("return !document.querySelector('#node-list li[data-node-id=\"{victim}\"]') && !__ryx.cluster.alive().some(n => n.id === '{victim}')"),
+    );
+    if gone_from_list.is_none() {
+        fail(&b, &format!("killed node {victim} still listed after {FORM:?}"));
+    }
+    let listed_after = t0.elapsed();
+    let gone_from_graph = b.wait_js(FORM, &format!("return !__ryx.cluster.nodes.has('{victim}')"));
+    if gone_from_graph.is_none() {
+        fail(&b, &format!("killed node {victim} still drawn after {FORM:?}"));
+    }
+    let faded_after = t0.elapsed();
+    eprintln!(
+        "node death -> gone from the list and marked dead on the graph: {:.2} s; faded out of the graph: {:.2} s",
+        listed_after.as_secs_f64(),
+        faded_after.as_secs_f64()
+    );
+    let live = sorted(cluster.live().iter().map(|n| n.id.clone()).collect());
+    assert_eq!(listed(&b), live, "the list shows exactly the live nodes");
+    let errors = console_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+#[test]
+fn jobs_submitted_through_the_form_complete_and_show_their_results() {
+    let Some((chrome, driver)) = browser_or_skip("jobs_submitted_through_the_form_complete_and_show_their_results")
+    else {
+        return;
+    };
+    let _serial = serial();
+    let cluster = Cluster::start(4, "jobs");
+    let b = Browser::start(&chrome, &driver, 1280, 900);
+    let node = cluster.nodes[1].http;
+    b.goto(&format!("http://{node}/ui/#inject"));
+    wait_live(&b, 4);
+
+    // 1. Word count over the node's built-in corpus.
+    b.click("#job-form input[name=kind][value='word-count']");
+    b.click("#job-form input[name=source][value=corpus]");
+    b.js("const s = document.querySelector('#job-form select[name=corpus_size]'); s.value = '1048576'; s.dispatchEvent(new Event('change', {bubbles: true})); return 1");
+    b.click("#job-submit");
+    let id = wait_result(&b, "word-count");
+    let api = get_json(node, &format!("/v1/jobs/{id}")).expect("job from the API");
+    assert_eq!(api["state"], "done");
+    let top = &api["result"]["top"];
+    let (word, count) = (top[0][0].as_str().unwrap().to_owned(), top[0][1].as_u64().unwrap());
+    let shown = b.js("const li = document.querySelector('#job-result .hbars li'); return li && [li.querySelector('.w').textContent, li.querySelector('.c').textContent]");
+    assert_eq!(shown[0], word.as_str(), "top word shown");
+    assert_eq!(shown[1].as_str().unwrap().replace(',', ""), count.to_string(), "its count shown");
+    let rows = b.js("return document.querySelectorAll('#job-result .hbars li').length").as_u64().unwrap();
+    assert_eq!(rows as usize, top.as_array().unwrap().len(), "every top word shown");
+    // The jobs table lists it as done, with its units.
+    let row = b.js(&format!(
+        "const tr = document.querySelector('#jobs-table tr[data-job-id=\"{id}\"]'); return tr && [tr.dataset.state, tr.querySelector('small').textContent]"
+    ));
+    let units = api["progress"]["units_total"].as_u64().unwrap();
+    assert_eq!(row[0], "done");
+    assert_eq!(row[1].as_str().unwrap(), format!("{units}/{units} units"));
+
+    // 2. Grep over an uploaded file (a real browser file upload).
+    let dir = std::env::temp_dir().join(format!("ryx-control-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("upload.log");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut want = 0;
+    for i in 0..5000 {
+        let bad = i % 37 == 0;
+        want += usize::from(bad);
+        writeln!(
+            f,
+            "2026-11-30 12:00:{:02} {} request {i} took {} ms",
+            i % 60,
+            if bad { "ERROR" } else { "INFO" },
+            i % 250
+        )
+        .unwrap();
+    }
+    drop(f);
+    b.js("location.hash = '#inject'; return 1");
+    b.click("#job-form input[name=kind][value='grep']");
+    b.click("#job-form input[name=source][value=file]");
+    b.js("const p = document.querySelector('#job-form input[name=pattern]'); p.value = 'ERROR'; return 1");
+    b.send_keys("#job-file", path.to_str().unwrap());
+    b.click("#job-submit");
+    let id = wait_result(&b, "grep");
+    let api = get_json(node, &format!("/v1/jobs/{id}")).expect("grep job from the API");
+    assert_eq!(api["result"]["matching_lines"].as_u64(), Some(want as u64), "grep counted the uploaded file");
+    let text = b.js("return document.getElementById('job-result').textContent").as_str().unwrap().to_owned();
+    assert!(text.contains(&format!("{want}matching lines")), "matching lines shown: {text:?}");
+    assert!(text.contains("ERROR request 0 took 0 ms"), "a sample match shown: {text:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let errors = console_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// Waits until the job view shows a finished job of `kind` with its result;
+/// returns the job id.
+fn wait_result(b: &Browser, kind: &str) -> String {
+    let script = format!(
+        "const s = document.getElementById('job-detail-state'); const r = document.getElementById('job-result');
+         return s && s.dataset.state === 'done' && r && r.dataset.kind === '{kind}' && location.hash.split('/')[1]"
+    );
+    match b.wait_js(Duration::from_secs(90), &script) {
+        Some(Value::String(id)) => id,
+        _ => {
+            let status = b.js("return document.getElementById('job-form-status').textContent");
+            fail(b, &format!("no finished {kind} job shown; form says {status}"))
+        }
+    }
+}
+
+#[test]
+fn standalone_control_survives_the_death_of_its_node() {
+    let Some((chrome, driver)) = browser_or_skip("standalone_control_survives_the_death_of_its_node") else {
+        return;
+    };
+    let _serial = serial();
+    let mut cluster = Cluster::start(4, "ctl");
+    let first = cluster.nodes[0].http;
+    let mut control = Control::start(first, 500);
+    let b = Browser::start(&chrome, &driver, 1280, 800);
+    b.goto(&format!("http://{}/ui/", control.addr));
+    wait_live(&b, 4);
+    let shows = |addr: std::net::SocketAddr| {
+        let v = b.js("return document.getElementById('fact-node').textContent");
+        v.as_str().unwrap_or_default().contains(&addr.to_string())
+    };
+    assert!(shows(first), "header names the node connected to");
+    assert!(
+        wait_for(Duration::from_secs(10), || control.status().filter(|s| s["known_nodes"].as_u64() >= Some(4)))
+            .is_some(),
+        "ryx-control learned the other nodes"
+    );
+
+    let dead_id = cluster.nodes[0].id.clone();
+    cluster.nodes[0].proc.kill();
+    let t0 = Instant::now();
+    let switched =
+        wait_for(FORM, || control.status().filter(|s| s["node"].as_str().is_some_and(|n| n != first.to_string())));
+    let Some(st) = switched else { fail(&b, "ryx-control did not switch nodes") };
+    let now_on: std::net::SocketAddr = st["node"].as_str().unwrap().parse().unwrap();
+    let ok = b.wait_js(
+        FORM,
+        &format!(
+            "return __ryx.stream.state === 'live' && __ryx.cluster.observer !== '{dead_id}'
+               && !document.querySelector('#node-list li[data-node-id=\"{dead_id}\"]')
+               && document.querySelectorAll('#node-list li[data-node-id]').length === 3
+               && document.getElementById('fact-node').textContent.includes('{now_on}')"
+        ),
+    );
+    if ok.is_none() {
+        fail(&b, &format!("page did not recover through ryx-control (now on {now_on})"));
+    }
+    eprintln!(
+        "standalone ryx-control: node killed -> page live again via {now_on}: {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(control.proc.alive(), "ryx-control still runs");
+    // The API keeps working through it.
+    let status = get_json(control.addr, "/v1/status").expect("status through ryx-control");
+    assert_ne!(status["node_id"], dead_id.as_str());
+    assert_eq!(st["switches"], 1);
+}
+
+#[test]
+fn screenshots_of_every_view() {
+    let Some((chrome, driver)) = browser_or_skip("screenshots_of_every_view") else {
+        return;
+    };
+    let _serial = serial();
+    let keep = std::env::var("RYX_SCREENSHOTS").is_ok();
+    let cluster = Cluster::start(if keep { 12 } else { 5 }, "shots");
+    let n = cluster.nodes.len();
+    let node = cluster.nodes[0].http;
+    let dir = screenshot_dir();
+    let b = Browser::start(&chrome, &driver, 1440, 900);
+    b.goto(&format!("http://{node}/ui/?theme=dark#topology"));
+    wait_live(&b, n);
+    // Metrics charts need some history to be worth a picture.
+    std::thread::sleep(Duration::from_secs(if keep { 20 } else { 3 }));
+    shot(&b, &dir, "topology");
+
+    // Two finished jobs: a word count, then a log analysis (shown).
+    for (kind, size, pic) in [("word-count", "1048576", None), ("log-analysis", "8388608", Some("inject"))] {
+        b.js("location.hash = '#inject'; return 1");
+        b.click(&format!("#job-form input[name=kind][value='{kind}']"));
+        b.click("#job-form input[name=source][value=corpus]");
+        b.js(&format!(
+            "const s = document.querySelector('#job-form select[name=corpus_size]'); s.value = '{size}'; s.dispatchEvent(new Event('change', {{bubbles: true}})); return 1"
+        ));
+        if let Some(pic) = pic {
+            shot(&b, &dir, pic);
+        }
+        b.click("#job-submit");
+        wait_result(&b, kind);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    shot(&b, &dir, "jobs");
+
+    // A weak item, so its energy visibly decays hop by hop.
+    b.js("location.hash = '#energy'; const e = document.querySelector('#energy-form input[name=energy]'); e.value = '6'; return 1");
+    b.click("#energy-form button[type=submit]");
+    b.wait_js(FORM, "return document.querySelector('#energy-hops tbody tr') !== null").expect("energy trace");
+    std::thread::sleep(Duration::from_millis(1500));
+    shot(&b, &dir, "energy");
+
+    b.js("location.hash = '#metrics'; return 1");
+    std::thread::sleep(Duration::from_secs(2));
+    shot(&b, &dir, "metrics");
+
+    b.js("location.hash = '#topology'; return 1");
+    b.click("#node-list li:nth-child(2) button");
+    b.wait_js(FORM, "return document.querySelector('#detail-body table') !== null").expect("node detail");
+    std::thread::sleep(Duration::from_secs(2));
+    shot(&b, &dir, "node-detail");
+    let errors = console_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    eprintln!("screenshots in {}", dir.display());
+}
+
+fn shot(b: &Browser, dir: &std::path::Path, name: &str) {
+    let path = dir.join(format!("{name}.png"));
+    b.screenshot(&path);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{name}.png is a real picture");
+}
