@@ -192,6 +192,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
 /// reported their results.
 async fn hand_over(handle: &runtime::Handle, limit: Duration) {
     let start = std::time::Instant::now();
+    // Tell systemd at once: the stop has begun (the watchdog may stop now).
+    runtime::sdnotify::notify_stopping();
     let first = handle.call(|s| {
         s.node.leave(s.clock.now());
         s.node.handover_pending()
