@@ -472,6 +472,10 @@ pub const IGNORE_AFTER_STRIKES: u32 = 3;
 pub const AVOID_AFTER_STRIKES: u32 = 1;
 
 const MAX_QUEUE_HARD: usize = 256;
+/// Held tokens listed in one report (a page fits a datagram).
+const HOLDING_PER_REPORT: usize = 1000;
+/// Largest room a node advertises (own plus what lies beyond).
+const MAX_ADVERTISED_ROOM: usize = 64;
 const MAX_RESULTS_PER_REPORT: usize = 100;
 const MAX_DIST: u8 = 32;
 const UNITS_PER_PAGE: usize = 64;
@@ -493,6 +497,28 @@ impl JobEngine {
 
     fn room(&self) -> usize {
         (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
+    }
+
+    /// The room this node advertises: its own, plus half the average of
+    /// what its neighbours advertise. Spare capacity beyond the first hop
+    /// thus shows up, decaying by half per hop, and a node whose own slots
+    /// are full still takes tokens to pass on toward idle nodes further
+    /// away (without it, work never travelled more than one hop from the
+    /// node holding it). The factor ½·average keeps the advertisement
+    /// bounded: an all-idle network converges to twice the own room.
+    fn advertised_room(&self, ctx: &Ctx<'_>) -> usize {
+        let own = self.room();
+        let fresh: Vec<usize> = ctx
+            .neighbors
+            .iter()
+            .filter(|(id, _)| self.strikes.get(id).copied().unwrap_or(0) < AVOID_AFTER_STRIKES)
+            .filter_map(|(id, _)| self.loads.get(id).map(|l| l.room as usize))
+            .collect();
+        if fresh.is_empty() || self.queue.len() >= MAX_QUEUE_HARD / 2 {
+            return own;
+        }
+        let avg = fresh.iter().sum::<usize>() / fresh.len();
+        (own + avg / 2).min(MAX_ADVERTISED_ROOM)
     }
 
     /// Tokens queued and running here.
@@ -913,7 +939,6 @@ impl JobEngine {
             .filter(|t| t.job == job)
             .map(|t| (t.unit, t.replica))
             .chain(self.running.keys().filter(|k| k.0 == job).map(|k| (k.1, k.2)))
-            .take(1000)
             .collect();
         let results: Vec<UnitResult> = self
             .results
@@ -923,8 +948,24 @@ impl JobEngine {
         if holding.is_empty() && results.is_empty() {
             return;
         }
-        let report = JobReport { job: job.to_string(), worker: ctx.me, http: ctx.http, holding, results, hops: 0 };
+        // Every held token renews its lease, however many there are: one
+        // report per page (a page fits a datagram), results with the first.
+        let mut pages = holding.chunks(HOLDING_PER_REPORT);
+        let first = pages.next().map(<[_]>::to_vec).unwrap_or_default();
+        let report =
+            JobReport { job: job.to_string(), worker: ctx.me, http: ctx.http, holding: first, results, hops: 0 };
         self.route_report(ctx, report);
+        for page in pages {
+            let report = JobReport {
+                job: job.to_string(),
+                worker: ctx.me,
+                http: ctx.http,
+                holding: page.to_vec(),
+                results: Vec::new(),
+                hops: 0,
+            };
+            self.route_report(ctx, report);
+        }
     }
 
     fn route_report(&mut self, ctx: &mut Ctx<'_>, mut report: JobReport) {
@@ -1508,7 +1549,7 @@ impl JobEngine {
         }
         // Load and gradient to neighbours.
         let free = self.free_slots().min(u16::MAX as usize) as u16;
-        let room = self.room().min(u16::MAX as usize) as u16;
+        let room = self.advertised_room(ctx).min(u16::MAX as usize) as u16;
         let mut entries: Vec<GradientEntry> = Vec::new();
         let known: BTreeSet<String> = self
             .homes

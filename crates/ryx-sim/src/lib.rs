@@ -27,6 +27,7 @@ pub mod net;
 pub mod params;
 pub mod scenario;
 pub mod sim;
+pub mod work;
 
 pub use params::{DiscoveryMode, Params, Scenario};
 pub use scenario::{run, Failure, Report};

@@ -23,6 +23,11 @@ pub enum Scenario {
     Pause,
     /// After join: crash and restart nodes continuously, then recover.
     Churn,
+    /// After join: upload an input at one node and run a job on it through
+    /// the core's job engine, with compute and transfers modelled in
+    /// virtual time (optionally with kills, slow nodes and liars); the
+    /// result digest is checked against the single-process reference.
+    Job,
 }
 
 impl Scenario {
@@ -35,6 +40,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Pause => "pause",
             Scenario::Churn => "churn",
+            Scenario::Job => "job",
         }
     }
 }
@@ -80,9 +86,10 @@ pub struct Params {
     /// Probability that a datagram is delivered twice (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     pub dup: f64,
-    /// Fraction of nodes killed at once in the crash scenario.
-    #[arg(long, default_value_t = 0.3)]
-    pub kill: f64,
+    /// Fraction of nodes killed at once: in the crash scenario (default
+    /// 0.3), or mid-job in the job scenario (default 0, see `--kill-at`).
+    #[arg(long)]
+    pub kill: Option<f64>,
     /// Discovery: broadcast, seed-nodes, or auto (broadcast up to 200 nodes).
     #[arg(long, value_enum, default_value_t = DiscoveryMode::Auto)]
     pub discovery: DiscoveryMode,
@@ -129,6 +136,49 @@ pub struct Params {
     /// How long the churn scenario crashes and restarts nodes, in milliseconds.
     #[arg(long, default_value_t = 20_000)]
     pub churn_ms: u64,
+    /// Job scenario: kernel (word-count, grep, log-analysis).
+    #[arg(long, default_value = "word-count")]
+    pub kind: String,
+    /// Job scenario: kernel parameters as JSON (e.g. '{"pattern":"ERROR"}').
+    #[arg(long, default_value = "{}")]
+    pub job_params: String,
+    /// Job scenario: units (chunks) in the job; 0 means 20 per node.
+    #[arg(long, default_value_t = 0)]
+    pub units: usize,
+    /// Job scenario: real bytes per unit, in KiB (the kernels really run on
+    /// these bytes; the result digest is checked on them).
+    #[arg(long, default_value_t = 4)]
+    pub unit_kib: usize,
+    /// Job scenario: size each unit stands for, in MiB: what transfers and
+    /// the blob store account for.
+    #[arg(long, default_value_t = 4.0)]
+    pub unit_mib: f64,
+    /// Job scenario: virtual time one worker slot of a normal node takes to
+    /// map one unit, in milliseconds (50 ms for 4 MiB is ~84 MB/s per slot).
+    #[arg(long, default_value_t = 50.0)]
+    pub unit_ms: f64,
+    /// Job scenario: each node's upload bandwidth for blob transfers, MB/s.
+    #[arg(long, default_value_t = 125.0)]
+    pub bandwidth_mbps: f64,
+    /// Job scenario: replicas per unit.
+    #[arg(long, default_value_t = 2)]
+    pub redundancy: u8,
+    /// Job scenario: fraction of nodes that return wrong partial results.
+    #[arg(long, default_value_t = 0.0)]
+    pub liars: f64,
+    /// Job scenario: probability that a liar's partial is wrong.
+    #[arg(long, default_value_t = 1.0)]
+    pub lie_prob: f64,
+    /// Job scenario: how many times slower a slow node computes.
+    #[arg(long, default_value_t = 4.0)]
+    pub slow_factor: f64,
+    /// Job scenario: fraction of units decided when `--kill` strikes.
+    #[arg(long, default_value_t = 0.25)]
+    pub kill_at: f64,
+    /// Job scenario: skip the single-node reference run (no scaling
+    /// efficiency is reported).
+    #[arg(long)]
+    pub no_baseline: bool,
 }
 
 impl Default for Params {
@@ -153,6 +203,22 @@ impl Params {
         }
     }
 
+    /// Fraction of nodes the scenario kills (crash: 0.3 unless given; job:
+    /// none unless given).
+    pub fn kill_fraction(&self) -> f64 {
+        let d = if self.scenario == Scenario::Job { 0.0 } else { 0.3 };
+        self.kill.unwrap_or(d).clamp(0.0, 1.0)
+    }
+
+    /// Units of the job scenario.
+    pub fn job_units(&self) -> usize {
+        if self.units > 0 {
+            self.units
+        } else {
+            (20 * self.nodes).max(20)
+        }
+    }
+
     /// The command line that replays this run exactly.
     pub fn command(&self) -> String {
         let d = Params::default();
@@ -164,7 +230,7 @@ impl Params {
         };
         flag("loss", self.loss != d.loss, self.loss.to_string());
         flag("dup", self.dup != d.dup, self.dup.to_string());
-        flag("kill", self.kill != d.kill, self.kill.to_string());
+        flag("kill", self.kill.is_some(), self.kill.unwrap_or(0.0).to_string());
         let disc = match self.discovery {
             DiscoveryMode::Auto => "auto",
             DiscoveryMode::Broadcast => "broadcast",
@@ -186,6 +252,21 @@ impl Params {
         flag("settle-ms", self.settle_ms != d.settle_ms, self.settle_ms.to_string());
         flag("max-ms", self.max_ms != d.max_ms, self.max_ms.to_string());
         flag("churn-ms", self.churn_ms != d.churn_ms, self.churn_ms.to_string());
+        flag("kind", self.kind != d.kind, self.kind.clone());
+        flag("job-params", self.job_params != d.job_params, shell_quote(&self.job_params));
+        flag("units", self.units != d.units, self.units.to_string());
+        flag("unit-kib", self.unit_kib != d.unit_kib, self.unit_kib.to_string());
+        flag("unit-mib", self.unit_mib != d.unit_mib, self.unit_mib.to_string());
+        flag("unit-ms", self.unit_ms != d.unit_ms, self.unit_ms.to_string());
+        flag("bandwidth-mbps", self.bandwidth_mbps != d.bandwidth_mbps, self.bandwidth_mbps.to_string());
+        flag("redundancy", self.redundancy != d.redundancy, self.redundancy.to_string());
+        flag("liars", self.liars != d.liars, self.liars.to_string());
+        flag("lie-prob", self.lie_prob != d.lie_prob, self.lie_prob.to_string());
+        flag("slow-factor", self.slow_factor != d.slow_factor, self.slow_factor.to_string());
+        flag("kill-at", self.kill_at != d.kill_at, self.kill_at.to_string());
+        if self.no_baseline {
+            c.push_str(" --no-baseline");
+        }
         if self.wire {
             c.push_str(" --wire");
         }
@@ -193,6 +274,15 @@ impl Params {
             c.push_str(" --json");
         }
         c
+    }
+}
+
+/// Quotes a value for a POSIX shell when it needs it.
+fn shell_quote(v: &str) -> String {
+    if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.,:=/".contains(&b)) {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
     }
 }
 
@@ -204,7 +294,7 @@ mod tests {
     fn command_round_trips() {
         let mut p = Params::new(Scenario::Crash, 300, 42);
         p.loss = 0.1;
-        p.kill = 0.5;
+        p.kill = Some(0.5);
         p.energies = vec![3.0, 7.5];
         p.wire = true;
         let cmd = p.command();

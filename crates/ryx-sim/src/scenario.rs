@@ -312,6 +312,8 @@ pub struct Report {
     pub pause: Option<PauseReport>,
     /// Churn figures.
     pub churn: Option<ChurnReport>,
+    /// Job figures.
+    pub job: Option<crate::work::JobRunReport>,
     /// Live, reachable nodes declared dead over the whole run.
     pub false_detections: u64,
     /// Whole-run counters.
@@ -353,6 +355,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         partition: None,
         pause: None,
         churn: None,
+        job: None,
         false_detections: 0,
         totals: totals(&sim),
         wall_ms: 0,
@@ -370,6 +373,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Partition => report.partition = Some(partition_phase(&mut sim).map_err(fail)?),
         Scenario::Pause => report.pause = Some(pause_phase(&mut sim).map_err(fail)?),
         Scenario::Churn => report.churn = Some(churn_phase(&mut sim).map_err(fail)?),
+        Scenario::Job => report.job = Some(crate::work::job_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     report.false_detections = sim.stats.false_detections;
@@ -441,6 +445,10 @@ pub fn graph_report(sim: &mut Sim) -> GraphReport {
 fn join_phase(sim: &mut Sim) -> Result<JoinReport, Violation> {
     sim.start_all(Duration::from_millis(100));
     let n = sim.p.nodes;
+    // A network of fewer than min_active + 1 nodes cannot give everyone
+    // min_active neighbours: then everyone needs all the others.
+    let need = sim.node_config().min_active.min(n.saturating_sub(1));
+    sim.set_need(need);
     let deadline = Time::from_millis(sim.p.max_ms);
     let t =
         sim.run_until(deadline, Some(Duration::from_millis(10)), |s| s.live == n && s.deficient == 0 && s.connected())?;
@@ -587,7 +595,7 @@ fn pick_victims(sim: &mut Sim, count: usize, exclude_seeds: bool) -> Vec<usize> 
 }
 
 fn crash_phase(sim: &mut Sim) -> Result<CrashReport, Violation> {
-    let count = ((sim.live as f64) * sim.p.kill.clamp(0.0, 1.0)).round() as usize;
+    let count = ((sim.live as f64) * sim.p.kill_fraction()).round() as usize;
     let victims = pick_victims(sim, count, false);
     let fd0 = sim.stats.false_detections;
     let td0 = sim.stats.true_detections;
@@ -895,6 +903,42 @@ impl Report {
                 c.restarts,
                 opt(c.recover_ms),
                 c.false_detections
+            ));
+        }
+        if let Some(j) = &self.job {
+            let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.1}"));
+            line(format!(
+                "job {}: {} units x{} ({:.0} MiB) | {} ({}) in {} | {} MiB/s ({} replica-MiB/s; one node {}) | scaling efficiency {}",
+                j.kind,
+                j.units,
+                j.redundancy,
+                j.input_mib,
+                j.state,
+                if j.digest_matches {
+                    "digest matches the reference"
+                } else if j.completed {
+                    "DIGEST DIFFERS"
+                } else {
+                    "no result"
+                },
+                opt(j.job_ms),
+                f(j.throughput_mib_per_s),
+                f(j.replica_throughput_mib_per_s),
+                f(j.single_node_mib_per_s),
+                j.scaling_efficiency.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
+            ));
+            line(format!(
+                "  killed {} at {} (home {}) | liars {} | slow {} | summary coverage {:.1}% | {}",
+                j.killed,
+                j.killed_at_progress.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+                if j.home_killed { "killed" } else { "alive" },
+                j.liars,
+                j.slow_nodes,
+                j.summary_coverage * 100.0,
+                j.stats.as_ref().map_or(String::new(), |s| format!(
+                    "results {} reissued {} extra replicas {} disagreements {} workers {} takeovers {}",
+                    s.results, s.reissued, s.extra_replicas, s.disagreements, s.workers, s.takeovers
+                )),
             ));
         }
         line(format!(

@@ -34,7 +34,7 @@ pub fn slot_addr(i: usize) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(BASE_IP + i as u32), PORT))
 }
 
-fn addr_slot(a: &SocketAddr, n: usize) -> Option<usize> {
+pub(crate) fn addr_slot(a: &SocketAddr, n: usize) -> Option<usize> {
     match a {
         SocketAddr::V4(v) if v.port() == PORT => {
             let i = u32::from(*v.ip()).checked_sub(BASE_IP)? as usize;
@@ -86,19 +86,21 @@ impl std::fmt::Display for Violation {
 
 /// A datagram in flight: decoded (fast path) or encoded (`--wire`).
 #[derive(Clone)]
-enum Payload {
+pub(crate) enum Payload {
     Env(Rc<Envelope>),
     Bytes(Rc<[u8]>),
 }
 
-enum EvKind {
+/// What an event does (`Job`: a job-driver action finished at a node).
+pub(crate) enum EvKind {
     Start { slot: u32 },
+    Job { slot: u32, inc: u32, op: Box<crate::work::Op> },
     Timer { slot: u32, inc: u32 },
     Deliver { slot: u32, from: u32, payload: Payload },
     Resume { slot: u32, inc: u32 },
 }
 
-struct Ev {
+pub(crate) struct Ev {
     t: u64,
     seq: u64,
     kind: EvKind,
@@ -219,6 +221,9 @@ pub struct Sim {
     /// Counters.
     pub stats: Stats,
     wall: std::time::Instant,
+    /// The job driver (blob bytes, compute model), when a job scenario runs.
+    pub(crate) work: Option<crate::work::World>,
+    job_seed: u64,
 }
 
 /// Whole-run counters.
@@ -279,12 +284,19 @@ impl Sim {
             net_seed,
         );
         let discovery = p.discovery_mode();
-        let cfg = NodeConfig { cluster_id: "sim".into(), discovery, ..NodeConfig::default() };
+        let mut cfg = NodeConfig { cluster_id: "sim".into(), discovery, ..NodeConfig::default() };
+        if p.scenario == crate::params::Scenario::Job {
+            // The modelled machines have room for the job's input three times
+            // over (the home holds all of it after the upload).
+            let input = p.job_units() as f64 * p.unit_mib * 1024.0 * 1024.0;
+            cfg.memory_limit = cfg.memory_limit.max((3.0 * input) as u64);
+        }
         let seeds = match discovery {
             Discovery::SeedNodes => (0..n.min(3)).map(slot_addr).collect(),
             Discovery::Broadcast => Vec::new(),
         };
         let mut slow_rng = Rng::new(master.next_u64());
+        let job_seed = master.next_u64();
         let slots = (0..n)
             .map(|_| Slot {
                 node: None,
@@ -327,6 +339,8 @@ impl Sim {
             cross_links: 0,
             stats: Stats { sent: vec![0; Message::KINDS.len() + 1], ..Stats::default() },
             wall: std::time::Instant::now(),
+            work: None,
+            job_seed,
             p,
         };
         // Give every slot its first identity now, so ids do not depend on
@@ -335,6 +349,11 @@ impl Sim {
             sim.new_identity(s);
         }
         sim
+    }
+
+    /// Seed of the job driver's random choices (liars, lies).
+    pub(crate) fn job_seed(&self) -> u64 {
+        self.job_seed
     }
 
     /// Current virtual time.
@@ -355,6 +374,26 @@ impl Sim {
     /// The node in slot `s`, if it runs.
     pub fn node(&self, s: usize) -> Option<&Node> {
         self.slots.get(s).and_then(|x| x.node.as_ref())
+    }
+
+    /// Whether slot `s` is a slow node.
+    pub fn is_slow(&self, s: usize) -> bool {
+        self.slots.get(s).is_some_and(|x| x.slow)
+    }
+
+    /// The node in slot `s`, mutably, if it runs.
+    pub(crate) fn node_mut(&mut self, s: usize) -> Option<&mut Node> {
+        self.slots.get_mut(s).and_then(|x| x.node.as_mut())
+    }
+
+    /// The incarnation of slot `s`.
+    pub(crate) fn inc(&self, s: usize) -> u32 {
+        self.slots[s].inc
+    }
+
+    /// Network model, mutably (job transfers draw latencies from it).
+    pub(crate) fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
     }
 
     /// Whether slot `s` runs.
@@ -385,11 +424,11 @@ impl Sim {
         (slot.alive && slot.id == *id).then_some(s)
     }
 
-    fn violation(&self, slot: Option<usize>, message: String) -> Violation {
+    pub(crate) fn violation(&self, slot: Option<usize>, message: String) -> Violation {
         Violation { time_ms: self.now.as_micros() as f64 / 1000.0, slot, message }
     }
 
-    fn push(&mut self, t: u64, kind: EvKind) {
+    pub(crate) fn push(&mut self, t: u64, kind: EvKind) {
         self.seq += 1;
         self.queue.push(Ev { t, seq: self.seq, kind });
     }
@@ -441,6 +480,10 @@ impl Sim {
         slot.paused_until = 0;
         slot.backlog.clear();
         slot.timer_at = u64::MAX;
+        if let Some(w) = self.work.as_mut() {
+            w.crashed(s);
+        }
+        let slot = &mut self.slots[s];
         if slot.deficient {
             slot.deficient = false;
             self.deficient -= 1;
@@ -621,6 +664,14 @@ impl Sim {
                 }
                 self.deliver(s, from as usize, payload)
             }
+            EvKind::Job { slot, inc, op } => {
+                let s = slot as usize;
+                let st = &self.slots[s];
+                if !st.alive || st.inc != inc {
+                    return Ok(()); // the node died meanwhile: its work died with it
+                }
+                self.job_done(s, *op)
+            }
             EvKind::Resume { slot, inc } => {
                 let s = slot as usize;
                 let st = &mut self.slots[s];
@@ -673,7 +724,7 @@ impl Sim {
         self.after_handle(s)
     }
 
-    fn after_handle(&mut self, s: usize) -> Result<(), Violation> {
+    pub(crate) fn after_handle(&mut self, s: usize) -> Result<(), Violation> {
         let mut outs = std::mem::take(&mut self.outs);
         if let Some(node) = self.slots[s].node.as_mut() {
             while let Some(o) = node.poll_output() {
@@ -681,6 +732,7 @@ impl Sim {
             }
         }
         let mut result = Ok(());
+        let mut jobs = Vec::new();
         for o in outs.drain(..) {
             match o {
                 Output::Send { to, env } => self.route(s, to, env),
@@ -690,13 +742,18 @@ impl Sim {
                         result = self.on_event(s, e);
                     }
                 }
-                // Job work (fetch, run a kernel, merge) is the daemon's: the
-                // membership and diffusion experiments here start no jobs.
-                _ => {}
+                // Job work (fetch, run a kernel, merge): the job driver
+                // models it in virtual time when a job scenario runs.
+                Output::Job(j) => jobs.push(j),
             }
         }
         self.outs = outs;
         result?;
+        if self.work.is_some() {
+            for j in jobs {
+                self.dispatch_job(s, j)?;
+            }
+        }
         self.cur_tracked = None;
         let now = self.now.as_micros();
         let slot = &self.slots[s];

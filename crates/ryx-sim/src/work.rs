@@ -1,0 +1,596 @@
+//! The job driver and the job scenario.
+//!
+//! `ryx-node`'s `work.rs` carries out the job engine's requests with worker
+//! threads and HTTP; here the same requests ([`JobOutput`]) are carried out
+//! in virtual time:
+//!
+//! - blob bytes live in one content-addressed map; each node's store is the
+//!   set of names it holds (`DropBlob` removes, a crash empties it);
+//! - `Fetch`: the sources are tried in order (a dead one or one that does
+//!   not hold the blob costs a round trip, as a refused connection or a 404
+//!   does); the transfer queues on the source's upload link (`--bandwidth-mbps`,
+//!   first come first served) and arrives one latency later; a source that
+//!   died meanwhile fails the fetch;
+//! - `Execute`: the real kernel runs on the unit's real bytes (memoised per
+//!   unit: kernels are pure), so every digest is real; the time it takes is
+//!   the cost model (`--unit-ms` per `--unit-mib`, × `--slow-factor` on a slow
+//!   node). The core itself bounds how many run at once (its worker slots).
+//!   A liar (`--liars`) returns a plausible wrong partial (one digit changed,
+//!   at a place that depends on the liar, so liars do not collude);
+//! - `Merge`: the decided partials are fetched from live holders and folded
+//!   with the real kernels in unit order, exactly as the daemon does;
+//! - `Decided` (an optimisation for progressive folding) is ignored.
+
+use crate::params::Params;
+use crate::sim::{addr_slot, EvKind, Sim, Violation};
+use ryx_compute::{corpus, digest_hex, run_local, split_chunks, JobSpec, Partial};
+use ryx_core::blobs::BlobKind;
+use ryx_core::jobs::{BlobRef, JobOutput, JobState, JobStats, JobSummary, WorkToken};
+use ryx_core::rng::Rng;
+use ryx_core::Time;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// Virtual time to fold one partial into the running merge.
+const FOLD_US_PER_UNIT: u64 = 50;
+
+/// A job-driver action that finished at a node.
+pub(crate) enum Op {
+    /// A fetch ended: from `src` (None: no source could serve it).
+    Fetched { hash: String, size: u64, kind: BlobKind, src: Option<usize> },
+    /// A kernel ended: the partial's digest (its bytes are in the blob map).
+    Executed { token: WorkToken, digest: Result<String, String> },
+    /// A merge ended: the result's digest and size, or the units whose
+    /// partials no live node could serve.
+    Merged { job: String, outcome: Result<(String, u64), Vec<u32>> },
+}
+
+/// Counters of the job driver.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkStats {
+    /// Blob fetches started (chunk and result replication, work inputs).
+    pub fetches: u64,
+    /// Fetches that failed (no live holder, or the source died meanwhile).
+    pub fetch_failures: u64,
+    /// MiB moved by fetches (virtual sizes).
+    pub fetched_mib: f64,
+    /// Kernel runs started.
+    pub executions: u64,
+    /// Partial results a liar falsified.
+    pub lies: u64,
+    /// Merges started.
+    pub merges: u64,
+}
+
+/// The driver's state: blob bytes, every node's store, the compute model.
+pub struct World {
+    blobs: HashMap<String, Rc<[u8]>>,
+    held: Vec<HashSet<String>>,
+    inflight: Vec<HashSet<String>>,
+    up_free: Vec<u64>,
+    liar: Vec<bool>,
+    honest: HashMap<(String, String), Result<String, String>>,
+    rng: Rng,
+    unit_us_per_byte: f64,
+    bytes_per_us: f64,
+    slow_factor: f64,
+    lie_prob: f64,
+    /// Counters.
+    pub stats: WorkStats,
+    /// Results merged: (job, time, digest).
+    finished: Vec<(String, Time, String)>,
+}
+
+impl World {
+    fn new(p: &Params, n: usize, seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let liar = (0..n).map(|_| p.liars > 0.0 && rng.chance(p.liars)).collect();
+        let unit_bytes = (p.unit_mib * MIB).max(1.0);
+        World {
+            blobs: HashMap::new(),
+            held: vec![HashSet::new(); n],
+            inflight: vec![HashSet::new(); n],
+            up_free: vec![0; n],
+            liar,
+            honest: HashMap::new(),
+            rng,
+            unit_us_per_byte: p.unit_ms.max(0.0) * 1000.0 / unit_bytes,
+            bytes_per_us: (p.bandwidth_mbps * 1e6 / 1e6).max(1e-6),
+            slow_factor: p.slow_factor.max(1.0),
+            lie_prob: p.lie_prob.clamp(0.0, 1.0),
+            stats: WorkStats::default(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// Slot `s` crashed: its store and transfers are gone.
+    pub(crate) fn crashed(&mut self, s: usize) {
+        self.held[s].clear();
+        self.inflight[s].clear();
+    }
+
+    fn holds(&self, s: usize, hash: &str) -> bool {
+        self.held[s].contains(hash)
+    }
+
+    /// The honest partial of `chunk` for a job kind and params: its digest
+    /// (bytes stored under it), computed once.
+    fn honest_partial(&mut self, kind: &str, params: &serde_json::Value, chunk: &str) -> Result<String, String> {
+        let key = (chunk.to_string(), format!("{kind}\u{0}{params}"));
+        if let Some(r) = self.honest.get(&key) {
+            return r.clone();
+        }
+        let r = (|| {
+            let bytes = self.blobs.get(chunk).ok_or("chunk bytes unknown")?.clone();
+            let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
+            let partial = spec.map(&bytes).map_err(|e| e.to_string())?.to_bytes();
+            let d = digest_hex(&partial);
+            self.blobs.insert(d.clone(), partial.into());
+            Ok::<String, String>(d)
+        })();
+        self.honest.insert(key, r.clone());
+        r
+    }
+
+    /// A liar's version of an honest partial: one digit changed at a place
+    /// that depends on the liar and the unit.
+    fn lie(&mut self, honest: &str, s: usize, unit: u32) -> Option<String> {
+        let mut bytes = self.blobs.get(honest)?.to_vec();
+        let digits: Vec<usize> = bytes.iter().enumerate().filter(|(_, b)| b.is_ascii_digit()).map(|(i, _)| i).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        let i = digits[(s.wrapping_mul(7919) + unit as usize) % digits.len()];
+        bytes[i] = if bytes[i] == b'9' { b'1' } else { bytes[i] + 1 };
+        let d = digest_hex(&bytes);
+        self.blobs.insert(d.clone(), bytes.into());
+        Some(d)
+    }
+}
+
+fn merge_bytes(kind: &str, params: &serde_json::Value, parts: &[Rc<[u8]>]) -> Result<Vec<u8>, String> {
+    let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
+    let mut acc: Option<Partial> = None;
+    for b in parts {
+        let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;
+        acc = Some(match acc {
+            None => p,
+            Some(a) => spec.merge(a, p).map_err(|e| e.to_string())?,
+        });
+    }
+    let last = acc.unwrap_or_else(|| spec.empty_partial());
+    let result = spec.finish(last).map_err(|e| e.to_string())?;
+    Ok(ryx_compute::canonical_json(&result))
+}
+
+impl Sim {
+    fn world(&mut self) -> &mut World {
+        self.work.as_mut().expect("job driver present")
+    }
+
+    fn job_event(&mut self, s: usize, at: u64, op: Op) {
+        let inc = self.inc(s);
+        self.push(at, EvKind::Job { slot: s as u32, inc, op: Box::new(op) });
+    }
+
+    /// Carries out one request of slot `s`'s job engine.
+    pub(crate) fn dispatch_job(&mut self, s: usize, out: JobOutput) -> Result<(), Violation> {
+        let now = self.now().as_micros();
+        let n = self.slots.len();
+        match out {
+            JobOutput::Fetch { hash, size, sources, kind } => {
+                let w = self.world();
+                if w.holds(s, &hash) {
+                    self.job_event(s, now, Op::Fetched { hash, size, kind, src: Some(s) });
+                    return Ok(());
+                }
+                if !w.inflight[s].insert(hash.clone()) {
+                    return Ok(()); // one fetch per blob; its end serves every waiter
+                }
+                w.stats.fetches += 1;
+                let mut t = now;
+                let mut found = None;
+                for a in &sources {
+                    let Some(o) = addr_slot(a, n) else { continue };
+                    let rtt = 2 * self.network_mut().latency_us(s, o);
+                    if self.is_alive(o) && o != s && self.world().holds(o, &hash) {
+                        found = Some((o, rtt));
+                        break;
+                    }
+                    // Refused (dead process) or 404: one round trip lost.
+                    t += rtt;
+                }
+                match found {
+                    None => self.job_event(s, t, Op::Fetched { hash, size, kind, src: None }),
+                    Some((o, rtt)) => {
+                        let w = self.world();
+                        let begin = t.max(w.up_free[o]);
+                        let end = begin + (size as f64 / w.bytes_per_us).ceil() as u64;
+                        w.up_free[o] = end;
+                        w.stats.fetched_mib += size as f64 / MIB;
+                        self.job_event(s, end + rtt, Op::Fetched { hash, size, kind, src: Some(o) });
+                    }
+                }
+            }
+            JobOutput::Execute { token } => {
+                let slow = self.is_slow(s);
+                let w = self.world();
+                w.stats.executions += 1;
+                let digest = if !w.holds(s, &token.chunk) {
+                    Err("chunk not held".to_string())
+                } else {
+                    match w.honest_partial(&token.kind, &token.params, &token.chunk) {
+                        Ok(d) if w.liar[s] && w.rng.chance(w.lie_prob) => {
+                            w.stats.lies += 1;
+                            Ok(w.lie(&d, s, token.unit).unwrap_or(d))
+                        }
+                        r => r,
+                    }
+                };
+                let mut us = token.size as f64 * w.unit_us_per_byte;
+                if slow {
+                    us *= w.slow_factor;
+                }
+                self.job_event(s, now + us.ceil() as u64, Op::Executed { token, digest });
+            }
+            JobOutput::Merge { job, kind, params, partials } => {
+                let mut parts = Vec::with_capacity(partials.len());
+                let mut missing = Vec::new();
+                let mut slowest = 0;
+                for (i, (digest, holders)) in partials.iter().enumerate() {
+                    if self.world().holds(s, digest) {
+                        parts.push(self.world().blobs[digest.as_str()].clone());
+                        continue;
+                    }
+                    let src = holders
+                        .iter()
+                        .filter_map(|a| addr_slot(a, n))
+                        .find(|&o| self.is_alive(o) && self.world().holds(o, digest));
+                    match src {
+                        Some(o) => {
+                            slowest = slowest.max(2 * self.network_mut().latency_us(s, o));
+                            parts.push(self.world().blobs[digest.as_str()].clone());
+                        }
+                        None => missing.push(i as u32),
+                    }
+                }
+                let w = self.world();
+                w.stats.merges += 1;
+                let at = now + slowest + FOLD_US_PER_UNIT * partials.len() as u64;
+                let outcome = if missing.is_empty() {
+                    match merge_bytes(&kind, &params, &parts) {
+                        Ok(bytes) => {
+                            let d = digest_hex(&bytes);
+                            let size = bytes.len() as u64;
+                            w.blobs.insert(d.clone(), bytes.into());
+                            Ok((d, size))
+                        }
+                        Err(_) => Err(Vec::new()),
+                    }
+                } else {
+                    Err(missing)
+                };
+                self.job_event(s, at, Op::Merged { job, outcome });
+            }
+            JobOutput::Decided { .. } => {}
+            JobOutput::DropBlob { hash } => {
+                self.world().held[s].remove(&hash);
+            }
+        }
+        Ok(())
+    }
+
+    /// A job-driver action of slot `s` finished.
+    pub(crate) fn job_done(&mut self, s: usize, op: Op) -> Result<(), Violation> {
+        let now = self.now();
+        match op {
+            Op::Fetched { hash, size, kind, src } => {
+                let w = self.world();
+                w.inflight[s].remove(&hash);
+                let mut ok = src.is_some_and(|o| o == s || w.holds(o, &hash));
+                if let Some(o) = src.filter(|&o| o != s) {
+                    ok &= self.is_alive(o);
+                }
+                if ok && !self.world().holds(s, &hash) {
+                    let put = self.node_mut(s).map(|node| node.blob_put(now, &hash, size, kind, false));
+                    ok = matches!(put, Some(Ok(())));
+                    if ok {
+                        self.world().held[s].insert(hash.clone());
+                    }
+                }
+                if !ok {
+                    self.world().stats.fetch_failures += 1;
+                }
+                if let Some(node) = self.node_mut(s) {
+                    node.fetch_done(now, &hash, ok);
+                }
+            }
+            Op::Executed { token, digest } => {
+                let digest = match digest {
+                    Ok(d) => {
+                        let size = self.world().blobs.get(d.as_str()).map_or(0, |b| b.len() as u64);
+                        let put = self.node_mut(s).map(|node| node.blob_put(now, &d, size, BlobKind::Partial, false));
+                        match put {
+                            Some(Ok(())) => {
+                                self.world().held[s].insert(d.clone());
+                                Ok(d)
+                            }
+                            Some(Err(e)) => Err(e.to_string()),
+                            None => Err("node gone".into()),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Some(node) = self.node_mut(s) {
+                    node.work_done(now, &token.job, token.unit, token.replica, digest);
+                }
+            }
+            Op::Merged { job, outcome } => {
+                let outcome = match outcome {
+                    Ok((d, size)) => {
+                        let put = self.node_mut(s).map(|node| node.blob_put(now, &d, size, BlobKind::Result, false));
+                        if matches!(put, Some(Ok(()))) {
+                            self.world().held[s].insert(d.clone());
+                            self.world().finished.push((job.clone(), now, d.clone()));
+                            Ok((d.clone(), d, size))
+                        } else {
+                            Err(Vec::new())
+                        }
+                    }
+                    Err(m) => Err(m),
+                };
+                if let Some(node) = self.node_mut(s) {
+                    node.merge_done(now, &job, outcome);
+                }
+            }
+        }
+        self.after_handle(s)
+    }
+
+    /// The summary of `job` held by its current home (a live node homing it).
+    fn home_summary(&self, job: &str) -> Option<(usize, JobSummary)> {
+        self.live_slots().into_iter().find_map(|s| {
+            let n = self.node(s)?;
+            if n.job_engine().is_home(job) {
+                n.job(job).map(|j| (s, j))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// The job scenario's figures. Times are milliseconds of virtual time;
+/// sizes are the virtual sizes the units stand for (`--unit-mib`).
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRunReport {
+    /// Kernel.
+    pub kind: String,
+    /// Units in the job.
+    pub units: usize,
+    /// Replicas per unit.
+    pub redundancy: u8,
+    /// Real bytes the kernels ran on (the digest is over these).
+    pub real_input_bytes: usize,
+    /// Input size the units stand for, in MiB.
+    pub input_mib: f64,
+    /// Nodes that lie (return wrong partials).
+    pub liars: usize,
+    /// Slow nodes (compute `--slow-factor` times slower).
+    pub slow_nodes: usize,
+    /// Nodes killed mid-job.
+    pub killed: usize,
+    /// Fraction of units decided when the kill struck (None: no kill).
+    pub killed_at_progress: Option<f64>,
+    /// Whether the job's home was among the killed.
+    pub home_killed: bool,
+    /// Whether the job reached `done` within the bound.
+    pub completed: bool,
+    /// Final state at the home (running if it never finished).
+    pub state: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Time from submission until the result was merged at the home.
+    pub job_ms: Option<f64>,
+    /// Input MiB per second of virtual time.
+    pub throughput_mib_per_s: Option<f64>,
+    /// Input MiB × redundancy per second: the computing done for the job.
+    pub replica_throughput_mib_per_s: Option<f64>,
+    /// The same measured on one node alone (redundancy 1, the same units per
+    /// node), from a separate single-node run.
+    pub single_node_mib_per_s: Option<f64>,
+    /// replica throughput / (nodes at submission × single-node throughput).
+    pub scaling_efficiency: Option<f64>,
+    /// Digest of the job's result.
+    pub result_digest: Option<String>,
+    /// Digest of the single-process reference (`ryx_compute::run_local`).
+    pub reference_digest: String,
+    /// Whether they are equal.
+    pub digest_matches: bool,
+    /// Fraction of live nodes whose summary shows the job done with the
+    /// reference digest, two seconds after it finished.
+    pub summary_coverage: f64,
+    /// The job's own counters (results, reissued, extra replicas,
+    /// disagreements, workers, takeovers).
+    pub stats: Option<JobStats>,
+    /// The driver's counters.
+    pub driver: WorkStats,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Runs the job scenario on a joined, settled network.
+pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
+    let p = sim.p.clone();
+    let bad = |sim: &Sim, m: String| sim.violation(None, m);
+    let params: serde_json::Value =
+        serde_json::from_str(&p.job_params).map_err(|e| bad(sim, format!("--job-params is not JSON: {e}")))?;
+    let spec = JobSpec::new(&p.kind, &params).map_err(|e| bad(sim, format!("cannot run the job: {e}")))?;
+    let units_wanted = p.job_units();
+    let unit_bytes = p.unit_kib.max(1) * 1024;
+    let input = corpus::generate(units_wanted * unit_bytes, p.seed);
+    let reference = run_local(&spec, &[&input], unit_bytes, 2).map_err(|e| bad(sim, format!("reference run: {e}")))?;
+    let n = p.nodes;
+    let mut world = World::new(&p, n, sim.job_seed());
+    let mut refs = Vec::new();
+    for r in split_chunks(&input, unit_bytes) {
+        let bytes = &input[r];
+        let hash = digest_hex(bytes);
+        let vsize = ((bytes.len() as f64 / unit_bytes as f64) * p.unit_mib * MIB).ceil().max(1.0) as u64;
+        world.blobs.insert(hash.clone(), Rc::from(bytes));
+        refs.push(BlobRef { hash, size: vsize });
+    }
+    let liars = world.liar.iter().filter(|l| **l).count();
+    let slow_nodes = (0..n).filter(|&s| sim.is_slow(s)).count();
+    let input_mib: f64 = refs.iter().map(|r| r.size as f64).sum::<f64>() / MIB;
+    sim.work = Some(world);
+
+    // Upload at one node (as `PUT /v1/blobs` does), then submit there.
+    let live = sim.live_slots();
+    let home = live[sim.ctl.below(live.len())];
+    let now = sim.now();
+    for r in &refs {
+        let put = sim.node_mut(home).map(|node| node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true));
+        match put {
+            Some(Ok(())) => {
+                sim.world().held[home].insert(r.hash.clone());
+            }
+            Some(Err(e)) => return Err(sim.violation(Some(home), format!("upload refused: {e}"))),
+            None => return Err(sim.violation(Some(home), "home is not running".into())),
+        }
+    }
+    let submitted = sim.node_mut(home).map(|node| {
+        node.replicate_upload(now, refs.clone(), None);
+        node.submit_job(now, &p.kind, params.clone(), refs.clone(), p.redundancy, None)
+    });
+    let job = match submitted {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => return Err(sim.violation(Some(home), format!("submission refused: {e}"))),
+        None => return Err(sim.violation(Some(home), "home is not running".into())),
+    };
+    sim.after_handle(home)?;
+    let live_at_submit = sim.live;
+    let t0 = sim.now();
+    let deadline = t0.plus(Duration::from_millis(p.max_ms));
+    let total = refs.len() as f64;
+    let every = Some(Duration::from_millis(10));
+    let finished = |s: &Sim| {
+        s.work.as_ref().is_some_and(|w| w.finished.iter().any(|f| f.0 == job))
+            || s.home_summary(&job).is_some_and(|(_, j)| j.state.is_final())
+    };
+
+    // Kill mid-job.
+    let (mut killed, mut killed_at, mut home_killed) = (0, None, false);
+    let frac = p.kill_fraction();
+    if frac > 0.0 {
+        let at = p.kill_at.clamp(0.0, 1.0);
+        sim.run_until(deadline, every, |s| {
+            finished(s) || s.home_summary(&job).is_some_and(|(_, j)| j.units_done as f64 >= at * total)
+        })?;
+        if !finished(sim) {
+            killed_at = Some(sim.home_summary(&job).map_or(0.0, |(_, j)| j.units_done as f64 / total.max(1.0)));
+            let count = ((sim.live as f64) * frac).round() as usize;
+            let mut victims = sim.live_slots();
+            sim.ctl.shuffle(&mut victims);
+            victims.truncate(count.min(sim.live.saturating_sub(1)));
+            victims.sort_unstable();
+            home_killed = sim.home_summary(&job).is_some_and(|(h, _)| victims.contains(&h));
+            killed = victims.len();
+            sim.crash_many(&victims);
+        }
+    }
+    sim.run_until(deadline, every, |s| finished(s))?;
+    let done_at = sim.work.as_ref().and_then(|w| w.finished.iter().find(|f| f.0 == job).map(|f| f.1));
+    let final_summary = sim.home_summary(&job).map(|(_, j)| j);
+    // Let the summary diffuse, then see who knows the result.
+    sim.run_for(Duration::from_secs(2))?;
+    let live = sim.live_slots();
+    let knowing = live
+        .iter()
+        .filter(|&&s| {
+            sim.node(s).and_then(|n| n.job(&job)).is_some_and(|j| {
+                j.state == JobState::Done && j.result_digest.as_deref() == Some(&reference.result_digest)
+            })
+        })
+        .count();
+    let summary = final_summary.or_else(|| live.iter().find_map(|&s| sim.node(s).and_then(|n| n.job(&job))));
+    let state = summary.as_ref().map_or(JobState::Running, |j| j.state);
+    let result_digest = summary.as_ref().and_then(|j| j.result_digest.clone());
+    if state == JobState::Done && result_digest.as_deref() != Some(&reference.result_digest) {
+        return Err(sim.violation(
+            None,
+            format!(
+                "job {job} finished with digest {} but the single-process reference is {}",
+                result_digest.unwrap_or_default(),
+                reference.result_digest
+            ),
+        ));
+    }
+    let job_us = done_at.map(|t| t.since(t0).as_micros() as u64);
+    let secs = job_us.map(|us| us as f64 / 1e6);
+    let throughput = secs.map(|s| input_mib / s.max(1e-9));
+    let replica = throughput.map(|t| t * p.redundancy as f64);
+    let single = if p.no_baseline || state != JobState::Done { None } else { single_node_throughput(&p)? };
+    Ok(JobRunReport {
+        kind: p.kind.clone(),
+        units: refs.len(),
+        redundancy: p.redundancy,
+        real_input_bytes: input.len(),
+        input_mib,
+        liars,
+        slow_nodes,
+        killed,
+        killed_at_progress: killed_at,
+        home_killed,
+        completed: state == JobState::Done,
+        state: format!("{state:?}").to_lowercase(),
+        error: summary.as_ref().and_then(|j| j.error.clone()),
+        job_ms: job_us.map(ms),
+        throughput_mib_per_s: throughput,
+        replica_throughput_mib_per_s: replica,
+        single_node_mib_per_s: single,
+        scaling_efficiency: match (replica, single) {
+            (Some(r), Some(b)) if b > 0.0 => Some(r / (live_at_submit as f64 * b)),
+            _ => None,
+        },
+        digest_matches: result_digest.as_deref() == Some(reference.result_digest.as_str()),
+        result_digest,
+        reference_digest: reference.result_digest,
+        summary_coverage: knowing as f64 / live.len().max(1) as f64,
+        stats: summary.map(|j| j.stats),
+        driver: sim.work.as_ref().map(|w| w.stats.clone()).unwrap_or_default(),
+    })
+}
+
+/// Throughput of one node alone with this run's per-node share of units, at
+/// redundancy 1, no faults: the denominator of scaling efficiency.
+fn single_node_throughput(p: &Params) -> Result<Option<f64>, Violation> {
+    let per_node = p.job_units().div_ceil(p.nodes.max(1)).max(10);
+    let q = Params {
+        nodes: 1,
+        units: per_node,
+        redundancy: 1,
+        kill: None,
+        liars: 0.0,
+        slow: 0.0,
+        loss: 0.0,
+        dup: 0.0,
+        idle_ms: 0,
+        no_baseline: true,
+        json: false,
+        progress: false,
+        ..p.clone()
+    };
+    match crate::scenario::run(&q) {
+        Ok(r) => Ok(r.job.and_then(|j| j.throughput_mib_per_s)),
+        Err(f) => Err(Violation {
+            message: format!("single-node reference run failed ({}): {}", f.command, f.violation.message),
+            ..f.violation
+        }),
+    }
+}

@@ -1,0 +1,271 @@
+//! Every scenario over several seeds at a few hundred nodes, with generous
+//! bounds: these assert behaviour, not speed (timings are for the
+//! benchmarks printed by the `ryx-sim` binary).
+
+use ryx_sim::{run, DiscoveryMode, Params, Report, Scenario};
+
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+/// Test parameters: short idle and settle windows keep debug builds quick.
+fn params(scenario: Scenario, nodes: usize, seed: u64) -> Params {
+    Params {
+        idle_ms: 1_000,
+        settle_ms: 1_000,
+        max_ms: 60_000,
+        items: 3,
+        energies: vec![2.0, 6.0, 100.0],
+        ..Params::new(scenario, nodes, seed)
+    }
+}
+
+fn run_ok(p: &Params) -> Report {
+    match run(p) {
+        Ok(r) => r,
+        Err(f) => panic!("{f}"),
+    }
+}
+
+fn assert_joined(r: &Report) {
+    let j = &r.join;
+    let t = j.join_ms.unwrap_or_else(|| panic!("never joined: {:?}\n{}", j.graph, r.command));
+    assert!(t <= 10_000.0, "join took {t} ms: {}", r.command);
+    assert!(j.graph.connected, "{}", r.command);
+    assert!(j.graph.degree_min >= 4, "{:?}: {}", j.graph, r.command);
+    assert!(j.graph.degree_max <= 6, "{:?}: {}", j.graph, r.command);
+}
+
+#[test]
+fn join_with_seed_nodes() {
+    for seed in SEEDS {
+        let mut p = params(Scenario::Join, 250, seed);
+        p.discovery = DiscoveryMode::SeedNodes;
+        let r = run_ok(&p);
+        assert_joined(&r);
+        assert!(r.join.graph.long_link_fraction > 0.5, "{:?}", r.join.graph);
+        let idle = r.idle.as_ref().expect("idle measured");
+        assert!(idle.msgs_per_node_per_s > 0.0 && idle.msgs_per_node_per_s < 1_000.0);
+        assert_eq!(r.false_detections, 0, "{}", r.command);
+    }
+}
+
+#[test]
+fn join_with_broadcast() {
+    for seed in SEEDS {
+        let mut p = params(Scenario::Join, 150, seed);
+        p.discovery = DiscoveryMode::Broadcast;
+        assert_joined(&run_ok(&p));
+    }
+}
+
+#[test]
+fn spread_reaches_everyone_and_energy_limits_reach() {
+    for seed in SEEDS {
+        let r = run_ok(&params(Scenario::Spread, 200, seed));
+        assert_joined(&r);
+        let s = r.spread.as_ref().expect("spread report");
+        assert_eq!(s.coverage, 1.0, "{}", r.command);
+        let t100 = s.t100_ms.expect("reached 100 %");
+        assert!(t100 <= 5_000.0, "t100 {t100}: {}", r.command);
+        assert!(s.t50_ms <= s.t99_ms && s.t99_ms <= s.t100_ms);
+        assert!(s.payload_msgs_per_node >= 0.99, "every node but the origin got a payload");
+        let series = s.series.as_ref().expect("series");
+        assert!(series.all_reached, "{}", r.command);
+        // Coverage grows with energy; low energy stays local.
+        let sweep = &s.energy_sweep;
+        assert_eq!(sweep.len(), 3);
+        assert!(sweep[0].coverage < 0.5, "energy 2: {:?}", sweep[0]);
+        assert!(sweep[0].max_hops <= sweep[0].reach_hops);
+        assert!(sweep[1].max_hops <= sweep[1].reach_hops);
+        assert!(sweep[0].coverage <= sweep[1].coverage && sweep[1].coverage <= sweep[2].coverage);
+        assert_eq!(sweep[2].coverage, 1.0);
+    }
+}
+
+#[test]
+fn spread_survives_loss() {
+    let mut p = params(Scenario::Spread, 200, 4);
+    p.loss = 0.1;
+    p.dup = 0.02;
+    p.energies = vec![];
+    let r = run_ok(&p);
+    assert_joined(&r);
+    let s = r.spread.as_ref().expect("spread report");
+    assert_eq!(s.coverage, 1.0, "{}", r.command);
+    assert!(s.series.as_ref().is_some_and(|x| x.all_reached));
+}
+
+#[test]
+fn crash_is_detected_and_repaired() {
+    for seed in SEEDS {
+        let r = run_ok(&params(Scenario::Crash, 250, seed));
+        assert_joined(&r);
+        let c = r.crash.as_ref().expect("crash report");
+        assert_eq!(c.killed, 75);
+        let detect = c.detect_ms.unwrap_or_else(|| panic!("never detected: {}", r.command));
+        let repair = c.repair_ms.unwrap_or_else(|| panic!("never repaired: {}", r.command));
+        assert!(detect <= 3_000.0, "detect {detect}: {}", r.command);
+        assert!(repair <= 3_000.0, "repair {repair}: {}", r.command);
+        assert!(c.connected, "{}", r.command);
+        assert!(c.after.degree_min >= 4, "{:?}", c.after);
+        assert_eq!(c.false_detections, 0, "{}", r.command);
+    }
+}
+
+#[test]
+fn partition_heals_and_converges() {
+    for seed in SEEDS {
+        let mut p = params(Scenario::Partition, 200, seed);
+        p.partition_ms = 5_000;
+        let r = run_ok(&p);
+        let x = r.partition.as_ref().expect("partition report");
+        assert!(x.split_detect_ms.is_some(), "{}", r.command);
+        assert!(x.sides_connected, "{}", r.command);
+        assert_eq!(x.side_coverage, [1.0, 1.0], "{}", r.command);
+        let remerge = x.remerge_ms.unwrap_or_else(|| panic!("no remerge: {}", r.command));
+        assert!(remerge <= 60_000.0, "{}", r.command);
+        assert!(x.converged, "{}", r.command);
+        assert!(x.after.connected);
+        assert_eq!(x.false_detections, 0, "{}", r.command);
+    }
+}
+
+#[test]
+fn partition_heals_with_seed_nodes() {
+    let mut p = params(Scenario::Partition, 250, 5);
+    p.partition_ms = 5_000;
+    p.discovery = DiscoveryMode::SeedNodes;
+    let r = run_ok(&p);
+    let x = r.partition.as_ref().expect("partition report");
+    assert!(x.remerge_ms.is_some(), "{}", r.command);
+    assert!(x.converged, "{}", r.command);
+}
+
+#[test]
+fn paused_node_is_not_declared_dead() {
+    for seed in 1..=5 {
+        let r = run_ok(&params(Scenario::Pause, 200, seed));
+        let p = r.pause.as_ref().expect("pause report");
+        assert_eq!(p.false_detections, 0, "{}", r.command);
+        assert!(p.neighbors_after >= 4, "{p:?}: {}", r.command);
+    }
+}
+
+#[test]
+fn churn_recovers() {
+    for seed in [1, 2] {
+        let mut p = params(Scenario::Churn, 200, seed);
+        p.churn_ms = 5_000;
+        let r = run_ok(&p);
+        let c = r.churn.as_ref().expect("churn report");
+        assert!(c.restarts > 0 && c.crashes == c.restarts);
+        assert!(c.recover_ms.is_some(), "{}", r.command);
+        assert!(c.after.connected, "{}", r.command);
+        assert_eq!(c.false_detections, 0, "{}", r.command);
+    }
+}
+
+#[test]
+fn slow_nodes_are_tolerated() {
+    let mut p = params(Scenario::Crash, 150, 6);
+    p.slow = 0.1;
+    p.slow_ms = 50;
+    let r = run_ok(&p);
+    assert_joined(&r);
+    let c = r.crash.as_ref().expect("crash report");
+    assert!(c.detect_ms.is_some() && c.connected, "{}", r.command);
+}
+
+#[test]
+fn wire_codec_round_trips_every_datagram() {
+    let mut p = params(Scenario::Spread, 60, 7);
+    p.wire = true;
+    p.items = 1;
+    p.energies = vec![];
+    let r = run_ok(&p);
+    assert_joined(&r);
+    assert!(r.totals.bytes_sent.is_some_and(|b| b > 0));
+    assert!(r.idle.as_ref().and_then(|i| i.bytes_per_node_per_s).is_some());
+    assert_eq!(r.spread.as_ref().map(|s| s.coverage), Some(1.0));
+}
+
+#[test]
+fn a_run_replays_exactly_from_its_seed() {
+    let mut p = params(Scenario::Crash, 120, 11);
+    p.loss = 0.05;
+    p.dup = 0.05;
+    let strip = |r: Report| {
+        let mut v = serde_json::to_value(&r).expect("serializes");
+        v.as_object_mut().map(|o| o.remove("wall_ms"));
+        v
+    };
+    let a = strip(run_ok(&p));
+    let b = strip(run_ok(&p));
+    assert_eq!(a, b);
+    p.seed = 12;
+    assert_ne!(a, strip(run_ok(&p)), "another seed, another run");
+}
+
+/// Job-scenario parameters small enough for a test: 30 nodes, 4 units per
+/// node of 2 KiB real bytes standing for 256 KiB each.
+fn job_params(seed: u64) -> Params {
+    Params {
+        idle_ms: 0,
+        // Time for the final summary to reach every live node after the
+        // result (diffusion plus anti-entropy after kills).
+        settle_ms: 1_500,
+        max_ms: 60_000,
+        units: 120,
+        unit_kib: 2,
+        unit_mib: 0.25,
+        unit_ms: 5.0,
+        ..Params::new(Scenario::Job, 30, seed)
+    }
+}
+
+fn assert_job_right(r: &Report) -> &ryx_sim::work::JobRunReport {
+    let j = r.job.as_ref().expect("job report");
+    assert!(j.completed, "job did not complete ({:?}, {:?}): {}", j.state, j.error, r.command);
+    assert!(j.digest_matches, "digest {:?} != reference {}: {}", j.result_digest, j.reference_digest, r.command);
+    assert_eq!(j.result_digest.as_deref(), Some(j.reference_digest.as_str()));
+    assert!(j.job_ms.is_some_and(|t| t > 0.0 && t <= 60_000.0), "{}", r.command);
+    assert!(j.summary_coverage >= 0.99, "summary reached {:.2}: {}", j.summary_coverage, r.command);
+    j
+}
+
+#[test]
+fn job_result_equals_the_reference_and_scales_measurably() {
+    for seed in [1, 2] {
+        let r = run_ok(&job_params(seed));
+        let j = assert_job_right(&r);
+        assert!((120..=130).contains(&j.units), "units cut at line ends: {}", j.units);
+        let stats = j.stats.as_ref().expect("stats");
+        assert!(stats.results >= 2 * j.units as u64, "every unit ran twice: {stats:?}");
+        assert!(stats.workers >= 2, "work spread beyond the home: {stats:?}");
+        let eff = j.scaling_efficiency.expect("efficiency measured");
+        assert!(eff > 0.0 && eff <= 1.5, "efficiency {eff}: {}", r.command);
+    }
+}
+
+#[test]
+fn job_survives_half_the_nodes_killed_mid_job() {
+    for seed in [1, 2] {
+        let p = Params { kill: Some(0.5), no_baseline: true, ..job_params(seed) };
+        let r = run_ok(&p);
+        let j = assert_job_right(&r);
+        assert_eq!(j.killed, 15, "{}", r.command);
+        assert!(j.killed_at_progress.is_some(), "the kill struck mid-job: {}", r.command);
+    }
+}
+
+#[test]
+fn job_outvotes_liars_and_tolerates_slow_nodes() {
+    for seed in [1, 2] {
+        let p = Params { liars: 0.125, redundancy: 3, slow: 0.2, no_baseline: true, ..job_params(seed) };
+        let r = run_ok(&p);
+        let j = assert_job_right(&r);
+        assert!(j.liars > 0, "{}", r.command);
+        assert!(j.driver.lies > 0, "the liars lied: {}", r.command);
+        let stats = j.stats.as_ref().expect("stats");
+        assert!(stats.disagreements > 0, "lies were caught: {stats:?} {}", r.command);
+    }
+}
