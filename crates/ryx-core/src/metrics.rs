@@ -76,7 +76,12 @@ impl Default for Metrics {
         Metrics {
             messages_in: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
             messages_out: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
-            rejected: crate::wire::WireError::REASONS.iter().map(|k| (*k, 0)).chain([("self", 0)]).chain(crate::auth::AuthError::REASONS.map(|k| (k, 0))).collect(),
+            rejected: crate::wire::WireError::REASONS
+                .iter()
+                .map(|k| (*k, 0))
+                .chain([("self", 0)])
+                .chain(crate::auth::AuthError::REASONS.map(|k| (k, 0)))
+                .collect(),
             failures_detected: 0,
             suspicions_refuted: 0,
             neighbors_left: 0,

@@ -173,6 +173,10 @@ pub struct DaemonArgs {
     /// value came from) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Address other nodes reach this one at, when it differs from --bind
+    /// (needed with a wildcard bind such as 0.0.0.0, or behind NAT).
+    #[arg(long, env = "RYX_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<IpAddr>,
     /// Address the HTTP API listens on (default: the --bind address, so
     /// loopback unless told otherwise). Nodes fetch blobs and look up jobs
     /// from each other over HTTP, so across machines it must be reachable
@@ -291,7 +295,9 @@ impl DaemonArgs {
     pub fn keyring(&self) -> anyhow::Result<ryx_core::auth::Keyring> {
         use anyhow::Context;
         let text = match &self.secret_file {
-            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read --secret-file {}", p.display()))?,
+            Some(p) => {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read --secret-file {}", p.display()))?
+            }
             None => std::env::var("RYX_SECRET").unwrap_or_default(),
         };
         let keys = ryx_core::auth::Keyring::parse(&text);

@@ -92,7 +92,7 @@ pub async fn request(
             hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()),
         )
         .body(Empty::<Bytes>::new())
-            .map_err(|e| io_err(&e))?;
+        .map_err(|e| io_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), 16 << 20).collect().await.map_err(|e| io_err(&e))?;

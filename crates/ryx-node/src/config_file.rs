@@ -38,9 +38,7 @@ pub fn locate(args: &[OsString]) -> Option<PathBuf> {
 
 /// Long name and environment variable of every daemon option.
 fn options(cmd: &Command) -> BTreeMap<String, String> {
-    cmd.get_arguments()
-        .filter_map(|a| Some((a.get_long()?.to_string(), a.get_env()?.to_str()?.to_string())))
-        .collect()
+    cmd.get_arguments().filter_map(|a| Some((a.get_long()?.to_string(), a.get_env()?.to_str()?.to_string()))).collect()
 }
 
 /// A TOML value as the text a flag would take.
@@ -77,8 +75,7 @@ pub fn assignments(cmd: &Command, text: &str, origin: &str) -> anyhow::Result<Ve
         let env = match opts.get(&key) {
             Some(env) if !NOT_IN_FILE.contains(&key.as_str()) => env,
             _ => {
-                let known: Vec<&str> =
-                    opts.keys().map(String::as_str).filter(|k| !NOT_IN_FILE.contains(k)).collect();
+                let known: Vec<&str> = opts.keys().map(String::as_str).filter(|k| !NOT_IN_FILE.contains(k)).collect();
                 bail!("{origin}: unknown key {k:?} (known keys: {})", known.join(", "));
             }
         };
@@ -146,10 +143,8 @@ pub fn render(cmd: &Command, m: &ArgMatches, from_file: &[String]) -> String {
             Some(ValueSource::DefaultValue) => "default".to_string(),
             _ => "unset".to_string(),
         };
-        let raw: Vec<String> = m
-            .get_raw(id)
-            .map(|vals| vals.map(|v| v.to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
+        let raw: Vec<String> =
+            m.get_raw(id).map(|vals| vals.map(|v| v.to_string_lossy().into_owned()).collect()).unwrap_or_default();
         let line = match (raw.as_slice(), a.get_num_args().is_some_and(|n| n.max_values() > 1) || long == "seeds") {
             ([], _) if source == "unset" => format!("# {long} =  (unset)"),
             (vals, true) => {

@@ -4,8 +4,8 @@
 mod access;
 mod api_jobs;
 mod cli;
-mod config_file;
 mod client;
+mod config_file;
 mod events;
 mod exec;
 mod faults;
@@ -21,6 +21,7 @@ use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, DaemonArgs, DiscoveryArg, LogFormat};
 use ryx_core::{Input, Node, NodeId};
 use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -107,13 +108,24 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             args.discovery_port,
             args.discovery == DiscoveryArg::Broadcast,
         )?;
-        let addr = sockets.main.local_addr()?;
+        let local = sockets.main.local_addr()?;
         let http_addr = args.http_addr();
+        // The addresses other nodes reach this one at: a wildcard bind
+        // (0.0.0.0, ::) needs --advertise-addr.
+        let advertise = |a: SocketAddr| match args.advertise_addr {
+            Some(ip) => Ok(SocketAddr::new(ip, a.port())),
+            None if a.ip().is_unspecified() => Err(anyhow::anyhow!(
+                "{a} is a wildcard address: give --advertise-addr, the address other nodes reach this one at"
+            )),
+            None => Ok(a),
+        };
+        let addr = advertise(local)?;
+        let http_public = advertise(http_addr)?;
         let listener =
             tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
         let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
-        node.set_http_addr(http_addr);
+        node.set_http_addr(http_public);
         if keys.is_empty() {
             tracing::info!("datagram authentication off (no --secret-file or RYX_SECRET)");
         } else {
@@ -140,8 +152,9 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             http::Limits { memory: args.memory_limit, chunk_size: args.chunk_size as usize },
         );
         if let Some(ro) = args.read_only_http {
-            let ro_listener =
-                tokio::net::TcpListener::bind(ro).await.with_context(|| format!("cannot bind --read-only-http {ro}"))?;
+            let ro_listener = tokio::net::TcpListener::bind(ro)
+                .await
+                .with_context(|| format!("cannot bind --read-only-http {ro}"))?;
             let ro_app = app.clone().layer(axum::middleware::from_fn(access::read_only));
             tracing::info!(addr = %ro, "read-only API listening");
             tokio::spawn(async move {

@@ -90,7 +90,13 @@ pub fn render(s: &State) -> String {
     let (queued, running) = s.node.job_engine().load();
     single(&mut o, "ryx_work_queued", "gauge", "Work units queued here.", queued);
     single(&mut o, "ryx_work_running", "gauge", "Work units running on this node's workers.", running);
-    single(&mut o, "ryx_worker_slots", "gauge", "Work units this node runs at once.", s.node.job_engine().config().worker_slots);
+    single(
+        &mut o,
+        "ryx_worker_slots",
+        "gauge",
+        "Work units this node runs at once.",
+        s.node.job_engine().config().worker_slots,
+    );
     family(&mut o, "ryx_jobs", "gauge", "Jobs known to this node, by state.");
     let mut by_state = std::collections::BTreeMap::from([("running", 0), ("done", 0), ("failed", 0), ("cancelled", 0)]);
     for j in s.node.jobs() {

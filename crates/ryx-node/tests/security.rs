@@ -208,7 +208,10 @@ fn config_file_with_flag_over_env_over_file_precedence() {
 
     // A bad key is a clear error, exit status 2.
     let bad = temp_file("bad.toml", "prot = 9001\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_ryx-node")).args(["--config", bad.to_str().expect("p")]).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["--config", bad.to_str().expect("p")])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown key \"prot\""), "{err}");
@@ -221,4 +224,19 @@ fn config_file_with_flag_over_env_over_file_precedence() {
     for p in [cfg, printed, bad] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+#[test]
+fn wildcard_bind_needs_an_advertised_address() {
+    let port = 21_970;
+    let out = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["--port", &port.to_string(), "--bind", "0.0.0.0", "--discovery-port", "21969"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--advertise-addr"), "{err}");
+    let n = start_node(port, "adv", 21_969, &["--bind", "0.0.0.0", "--advertise-addr", "127.0.0.1"]);
+    let st = get_json(n.port, "/v1/status");
+    assert_eq!(st["addr"], format!("127.0.0.1:{port}"), "{st}");
 }

@@ -19,7 +19,8 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
     let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
     let hash = v["hash"].as_str().expect("hash").to_string();
     std::thread::sleep(Duration::from_millis(500));
-    let holds = |n: &NodeProc| http(n.port, "GET", &format!("/v1/blobs/{hash}"), None).map(|r| r.0 == 200).unwrap_or(false);
+    let holds =
+        |n: &NodeProc| http(n.port, "GET", &format!("/v1/blobs/{hash}"), None).map(|r| r.0 == 200).unwrap_or(false);
     assert!(holds(&nodes[0]));
     assert!(!nodes[1..].iter().any(holds), "energy 0 must not replicate");
 
