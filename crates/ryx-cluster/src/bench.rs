@@ -370,7 +370,17 @@ fn run_one(
         bail!("the {n}-node cluster did not connect within 120 s");
     }
     let entry = 0;
-    let loaded = runjob::load(&tc.cluster, entry, src, args.energy)?;
+    // With kills, wait for enough verified copies of every chunk that the
+    // victims cannot hold them all: one more than the nodes killed (then
+    // some copy always survives), capped at 12 (then all copies die with
+    // probability below 0.5^12 per chunk).
+    let copies = kill.map(|k| (k.of(n) + 1).min(MAX_BENCH_COPIES));
+    let loaded = runjob::load(&tc.cluster, entry, src, args.energy, copies)?;
+    if let (Some(want), Some((got, target))) = (copies, loaded.inputs.first().and_then(|i| i.copies)) {
+        if !args.json {
+            out!("    {n} nodes: every chunk has >= {got} verified copies (asked {want}, capped to {target})");
+        }
+    }
     settle(&tc.cluster, Duration::from_secs(60))?;
     let l = load1();
     let all = tc.cluster.running();
@@ -443,6 +453,9 @@ fn run_one(
     tc.stop()?;
     Ok(row)
 }
+
+/// Most copies per chunk a bench with kills waits for.
+const MAX_BENCH_COPIES: usize = 12;
 
 /// Waits until the blob bytes held across the cluster stop changing for a
 /// second (replication of the input done), at most `timeout`.

@@ -318,7 +318,7 @@ fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut
     let (param_list, params) = runjob::params(&j.kind, &src, j.preset.as_deref(), &j.params)?;
     let entry = runjob::entry_node(cluster, None)?;
     out!("{} loading {} onto node {entry}", clock_now(), src.describe());
-    let loaded = runjob::load(cluster, entry, &src, None)?;
+    let loaded = runjob::load(cluster, entry, &src, None, None)?;
     let job_id = runjob::submit(cluster, entry, &j.kind, &loaded, params, j.redundancy)?;
     let when = match args.after {
         Some(d) => format!("{} after the submit", human(d)),

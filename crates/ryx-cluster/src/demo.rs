@@ -152,7 +152,7 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     heading(2, &format!("Load {} of built-in sample logs", jobs::mib(size)));
     let src = Source::Corpus { size, seed: 1 };
     let t_load = Instant::now();
-    let loaded = runjob::load(&tc.cluster, 0, &src, None)?;
+    let loaded = runjob::load(&tc.cluster, 0, &src, None, None)?;
     indent(&format!(
         "Node 0 generated {} of multi-service logs in {} and cut them at line ends into {} work units ({DEMO_CHUNK} each),",
         jobs::mib(loaded.bytes),

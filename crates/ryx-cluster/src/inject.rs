@@ -34,7 +34,7 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
     };
     say(format!("Loading {} onto node {entry} (port {})", src.describe(), cluster.state.nodes[entry].http_port));
     let t_load = std::time::Instant::now();
-    let loaded = runjob::load(&cluster, entry, &src, args.energy)?;
+    let loaded = runjob::load(&cluster, entry, &src, args.energy, None)?;
     let job_id = runjob::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;
     say(format!(
         "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",

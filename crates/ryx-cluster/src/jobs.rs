@@ -38,6 +38,16 @@ pub struct Input {
     pub size: u64,
     /// Chunks it was cut into (work units).
     pub chunks: u64,
+    /// Fewest verified copies of any chunk when the node answered, and
+    /// the number it waited for (nodes before the `copies` parameter: none).
+    pub copies: Option<(u64, u64)>,
+}
+
+/// The replication part of an upload's query string: `copies=N` makes the
+/// node answer only once every chunk has N verified copies (or its
+/// timeout passed).
+fn copies_query(copies: Option<usize>) -> String {
+    copies.map(|c| format!("copies={c}&copies_timeout_ms=90000")).unwrap_or_default()
 }
 
 fn input_of(v: &Value) -> Result<Input> {
@@ -45,25 +55,37 @@ fn input_of(v: &Value) -> Result<Input> {
         hash: v.get("hash").and_then(Value::as_str).context("answer lacks \"hash\"")?.to_string(),
         size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
         chunks: v.get("chunks").and_then(Value::as_u64).unwrap_or(1),
+        copies: v.get("copies").and_then(Value::as_u64).zip(v.get("copies_wanted").and_then(Value::as_u64)),
     })
 }
 
 /// Has node `port` generate `size` bytes of the built-in corpus with `seed`.
-pub fn sample(http: &Http, port: u16, size: u64, seed: u64, energy: Option<f64>) -> Result<Input> {
+pub fn sample(
+    http: &Http,
+    port: u16,
+    size: u64,
+    seed: u64,
+    energy: Option<f64>,
+    copies: Option<usize>,
+) -> Result<Input> {
     let mut path = format!("/v1/blobs/sample?size={size}&seed={seed}");
     if let Some(e) = energy {
         path.push_str(&format!("&energy={e}"));
+    }
+    if copies.is_some() {
+        path.push_str(&format!("&{}", copies_query(copies)));
     }
     input_of(&http.call_json(port, "POST", &path, None)?)
 }
 
 /// Uploads one file to node `port`.
-pub fn upload(http: &Http, port: u16, file: &Path, energy: Option<f64>) -> Result<Input> {
+pub fn upload(http: &Http, port: u16, file: &Path, energy: Option<f64>, copies: Option<usize>) -> Result<Input> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let path = match energy {
-        Some(e) => format!("/v1/blobs?energy={e}"),
-        None => "/v1/blobs".to_string(),
-    };
+    let mut query: Vec<String> = energy.map(|e| format!("energy={e}")).into_iter().collect();
+    if copies.is_some() {
+        query.push(copies_query(copies));
+    }
+    let path = if query.is_empty() { "/v1/blobs".to_string() } else { format!("/v1/blobs?{}", query.join("&")) };
     input_of(
         &http.call_json(port, "PUT", &path, Some(&bytes)).with_context(|| format!("uploading {}", file.display()))?,
     )

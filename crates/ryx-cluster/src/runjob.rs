@@ -67,15 +67,23 @@ impl Loaded {
     }
 }
 
-/// Puts the input onto node `entry` (upload or sample).
-pub fn load(cluster: &Cluster, entry: usize, src: &Source, energy: Option<f64>) -> Result<Loaded> {
+/// Puts the input onto node `entry` (upload or sample). With `copies`,
+/// the node answers once every chunk has that many verified copies (or
+/// its timeout passed), so a job submitted next cannot outrun replication.
+pub fn load(
+    cluster: &Cluster,
+    entry: usize,
+    src: &Source,
+    energy: Option<f64>,
+    copies: Option<usize>,
+) -> Result<Loaded> {
     let http = jobs::job_http();
     let port = cluster.state.nodes[entry].http_port;
     let inputs = match src {
         Source::Files(files) => {
-            files.iter().map(|f| jobs::upload(&http, port, f, energy)).collect::<Result<Vec<_>>>()?
+            files.iter().map(|f| jobs::upload(&http, port, f, energy, copies)).collect::<Result<Vec<_>>>()?
         }
-        Source::Corpus { size, seed } => vec![jobs::sample(&http, port, *size, *seed, energy)?],
+        Source::Corpus { size, seed } => vec![jobs::sample(&http, port, *size, *seed, energy, copies)?],
     };
     let bytes = inputs.iter().map(|i| i.size).sum();
     Ok(Loaded { inputs, bytes })

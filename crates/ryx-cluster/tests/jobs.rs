@@ -406,7 +406,7 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
             "--job",
             "log-analysis",
             "--size",
-            "4MiB",
+            "16MiB",
             "--kill",
             "50%",
             "--at",

@@ -43,6 +43,11 @@ pub struct BlobMeta {
     pub added: Time,
     /// Other nodes' HTTP addresses known to hold a verified copy.
     pub holders: Vec<SocketAddr>,
+    /// The node (UDP address) this copy was replicated from: news of
+    /// copies further out (`blob_have`) is passed back to it, so the
+    /// uploader learns every copy, not just its neighbours'.
+    #[serde(skip)]
+    pub upstream: Option<SocketAddr>,
 }
 
 /// Why a blob cannot be stored.
@@ -73,8 +78,9 @@ pub struct BlobIndex {
     capacity: u64,
 }
 
-/// Most holders remembered per blob.
-const MAX_HOLDERS: usize = 8;
+/// Most holders remembered per blob (enough to count the copies an upload
+/// waits for, `PUT /v1/blobs?copies=N`, on any cluster we run).
+pub const MAX_HOLDERS: usize = 32;
 
 impl BlobIndex {
     /// An empty index for a store of `capacity` bytes.
@@ -156,7 +162,7 @@ impl BlobIndex {
             return;
         }
         self.used += size;
-        self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new() });
+        self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new(), upstream: None });
     }
 
     /// Forgets a blob.
@@ -176,6 +182,18 @@ impl BlobIndex {
                 m.holders.push(holder);
             }
         }
+    }
+
+    /// Notes which node a replicated copy came from.
+    pub fn set_upstream(&mut self, h: &str, from: SocketAddr) {
+        if let Some(m) = self.blobs.get_mut(h) {
+            m.upstream = Some(from);
+        }
+    }
+
+    /// Verified copies known of a held blob: this one plus known holders.
+    pub fn copies(&self, h: &str) -> usize {
+        self.blobs.get(h).map_or(0, |m| 1 + m.holders.len())
     }
 
     /// Sets a held blob's energy.

@@ -840,19 +840,53 @@ impl Node {
                 self.replicate_blob(src, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
             }
             Message::BlobOffer { blobs, http, energy } => {
+                // Copies we already hold are acknowledged at once: the
+                // offerer counts them (uploads waiting for copies) and a
+                // node handing over its blobs on SIGTERM need not wait.
+                let held: Vec<Hash> =
+                    blobs.iter().filter(|b| self.blobs.contains(&b.hash)).map(|b| b.hash.clone()).collect();
+                for h in &held {
+                    self.blobs.add_holder(h, http);
+                }
                 let e = self.cfg.energy.after_hop(energy);
                 if EnergyModel::alive(e) {
                     for b in blobs {
                         self.replicate_blob(src, b, vec![http], BlobKind::Chunk, e);
                     }
                 }
-            }
-            Message::BlobHave { hashes, http } => {
-                for h in hashes {
-                    self.blobs.add_holder(&h, http);
-                    self.jobs.holder_added(&h, http);
-                    self.jobs.result_replicated_by_hash(&h, http);
+                if !held.is_empty() {
+                    let me = self.http;
+                    self.send(src, Message::BlobHave { hashes: held, http: me });
                 }
+            }
+            Message::BlobHave { hashes, http } => self.on_blob_have(src, hashes, http),
+        }
+    }
+
+    /// Another node (`http`) holds verified copies of `hashes`. News of a
+    /// copy made from ours travels on to where ours came from, so the
+    /// uploader learns every copy of its chunks (and can count them for
+    /// `PUT /v1/blobs?copies=N`), not only its neighbours'. Upstream links
+    /// point from newer copies to older ones, so this never circles.
+    fn on_blob_have(&mut self, src: SocketAddr, hashes: Vec<Hash>, http: SocketAddr) {
+        let mut onward: BTreeMap<SocketAddr, Vec<Hash>> = BTreeMap::new();
+        for h in hashes {
+            if http == self.http {
+                continue;
+            }
+            let known = self.blobs.get(&h).is_some_and(|m| m.holders.contains(&http));
+            self.blobs.add_holder(&h, http);
+            self.jobs.holder_added(&h, http);
+            self.jobs.result_replicated_by_hash(&h, http);
+            if let Some(up) = self.blobs.get(&h).and_then(|m| m.upstream) {
+                if !known && up != src {
+                    onward.entry(up).or_default().push(h);
+                }
+            }
+        }
+        for (up, hashes) in onward {
+            for page in hashes.chunks(64) {
+                self.send(up, Message::BlobHave { hashes: page.to_vec(), http });
             }
         }
     }
@@ -867,8 +901,16 @@ impl Node {
         kind: BlobKind,
         energy: f64,
     ) {
-        if self.blobs.contains(&blob.hash)
-            || self.replication_src.contains_key(&blob.hash)
+        if let Some(held) = self.blobs.get(&blob.hash).map(|m| m.energy) {
+            // Already held: an offer with more energy than ours (the
+            // uploader topping up copies) travels on through us.
+            if kind == BlobKind::Chunk && energy > held + 1e-9 {
+                self.blobs.set_energy(&blob.hash, energy);
+                self.offer(vec![blob], energy, Some(offerer));
+            }
+            return;
+        }
+        if self.replication_src.contains_key(&blob.hash)
             || self.replication_src.len() >= MAX_REPLICATION_PENDING
             || !self.blobs.has_room_below(blob.size, energy)
         {
@@ -1763,6 +1805,11 @@ impl Node {
         self.blobs.get(hash)
     }
 
+    /// Verified copies of a held blob known here (this one included).
+    pub fn blob_copies(&self, hash: &str) -> usize {
+        self.blobs.copies(hash)
+    }
+
     /// Blob store accounting: (blobs, bytes used, capacity, pinned).
     pub fn blob_usage(&self) -> (usize, u64, u64, usize) {
         (self.blobs.len(), self.blobs.used(), self.blobs.capacity(), self.blobs.pinned_count())
@@ -1780,6 +1827,7 @@ impl Node {
         if let Some((offerer, energy)) = self.replication_src.remove(hash) {
             if ok {
                 self.blobs.set_energy(hash, energy);
+                self.blobs.set_upstream(hash, offerer);
                 let http = self.http;
                 self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
                 if let Some(size) = self.blobs.get(hash).map(|m| m.size) {

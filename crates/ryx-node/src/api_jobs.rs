@@ -52,7 +52,7 @@ pub async fn put_blob(
     let up = tokio::task::spawn_blocking(move || split_upload(body, chunk))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up, q.energy).await
+    store_upload(&api, up, q.energy, CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms }).await
 }
 
 /// Query of `PUT /v1/blobs`.
@@ -60,7 +60,28 @@ pub async fn put_blob(
 pub struct UploadQuery {
     /// Replication energy (default 3: copies on every node within two hops).
     energy: Option<f64>,
+    /// Replication target: answer once every chunk has this many verified
+    /// copies (this node's included) or the timeout passed (default 3).
+    copies: Option<usize>,
+    /// Milliseconds to wait for the copies (default 30000).
+    copies_timeout_ms: Option<u64>,
 }
+
+/// How many copies an upload waits for, and how long.
+#[derive(Default, Clone, Copy)]
+pub struct CopiesQuery {
+    /// Copies wanted per chunk (default 3, at most the nodes known).
+    copies: Option<usize>,
+    /// Milliseconds to wait for them (default 30000).
+    copies_timeout_ms: Option<u64>,
+}
+
+/// Copies an upload waits for unless told.
+const DEFAULT_COPIES: usize = 3;
+/// How long an upload waits for its copies unless told.
+const DEFAULT_COPIES_TIMEOUT_MS: u64 = 30_000;
+/// Longest an upload may be told to wait.
+const MAX_COPIES_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Deserialize)]
 /// Query of `POST /v1/blobs/sample`.
@@ -72,6 +93,10 @@ pub struct SampleQuery {
     seed: u64,
     /// Replication energy.
     energy: Option<f64>,
+    /// Replication target (see `PUT /v1/blobs`).
+    copies: Option<usize>,
+    /// Milliseconds to wait for the copies.
+    copies_timeout_ms: Option<u64>,
 }
 
 /// `POST /v1/blobs/sample?size=64MiB&seed=1`: generates the built-in sample
@@ -96,15 +121,31 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up, q.energy).await
+    store_upload(&api, up, q.energy, CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms }).await
 }
 
-async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) -> ApiResult {
+async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
     if let Some(e) = energy {
         if !(e.is_finite() && (0.0..=1000.0).contains(&e)) {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_energy", "energy must be within 0..1000"));
         }
     }
+    let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
+    if timeout_ms > MAX_COPIES_TIMEOUT_MS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_copies",
+            format!("copies_timeout_ms must be at most {MAX_COPIES_TIMEOUT_MS}"),
+        ));
+    }
+    if cq.copies == Some(0) || cq.copies.is_some_and(|c| c > ryx_core::blobs::MAX_HOLDERS + 1) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_copies",
+            format!("copies must be within 1..={}", ryx_core::blobs::MAX_HOLDERS + 1),
+        ));
+    }
+    let hashes: Vec<String> = up.chunks.iter().map(|(r, _)| r.hash.clone()).collect();
     let r = api
         .handle
         .call(move |s| {
@@ -149,12 +190,79 @@ async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>) 
         .map_err(ApiError::unavailable)?;
     match r {
         Ok((hash, size, chunks)) => {
-            Ok((StatusCode::CREATED, Json(json!({"hash": hash, "size": size, "chunks": chunks}))).into_response())
+            let replicate = energy != Some(0.0);
+            let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, energy, replicate).await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"hash": hash, "size": size, "chunks": chunks, "copies": copies, "copies_wanted": wanted})),
+            )
+                .into_response())
         }
         Err(e @ ryx_core::blobs::BlobError::TooLarge { .. }) => {
             Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()))
         }
         Err(e) => Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())),
+    }
+}
+
+/// Waits until every chunk has the wanted number of verified copies
+/// (counted from `blob_have` answers, which travel back to the uploader
+/// from every copy) or the timeout passes, offering under-replicated
+/// chunks again with one more unit of energy every few seconds (reaching
+/// further out) so a failed fetch or a short reach does not leave them
+/// thin. The target is capped by the nodes this one knows of. Returns the
+/// fewest copies any chunk has and the target.
+async fn wait_for_copies(
+    api: &Api,
+    hashes: Vec<String>,
+    cq: CopiesQuery,
+    timeout_ms: u64,
+    energy: Option<f64>,
+    replicate: bool,
+) -> Result<(usize, usize), ApiError> {
+    let want = cq.copies.unwrap_or(DEFAULT_COPIES);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let mut next_topup = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut boost = 0.0;
+    loop {
+        let hs = hashes.clone();
+        let (least, nodes, thin) = api
+            .handle
+            .call(move |s| {
+                // Nodes known: from the diffused topology, or (before it
+                // has arrived) from the neighbour and passive views.
+                let views = 1 + s.node.active_len() + s.node.passive_peers().len();
+                let nodes = s.node.topology(s.clock.now()).nodes.len().max(views);
+                let counts: Vec<usize> = hs.iter().map(|h| s.node.blob_copies(h)).collect();
+                let least = counts.iter().copied().min().unwrap_or(0);
+                let thin: Vec<BlobRef> = hs
+                    .iter()
+                    .zip(&counts)
+                    .filter(|(_, c)| **c < want.min(nodes))
+                    .filter_map(|(h, _)| s.node.blob(h).map(|m| BlobRef { hash: h.clone(), size: m.size }))
+                    .collect();
+                (least, nodes, thin)
+            })
+            .await
+            .map_err(ApiError::unavailable)?;
+        let target = if replicate { want.min(nodes.max(1)) } else { 1 };
+        let now = tokio::time::Instant::now();
+        if least >= target || now >= deadline {
+            return Ok((least, target));
+        }
+        if now >= next_topup && !thin.is_empty() {
+            boost += 1.0;
+            let _ = api
+                .handle
+                .call(move |s| {
+                    let now = s.clock.now();
+                    let e = energy.unwrap_or(s.node.config().blob_energy) + boost;
+                    s.node.replicate_upload(now, thin, Some(e.min(1000.0)));
+                })
+                .await;
+            next_topup = now + Duration::from_secs(3);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -93,9 +93,23 @@ impl Services {
                 if !st.inflight.insert(hash.clone()) {
                     return;
                 }
+                // Every other node this one knows of, nearest first: where
+                // to look when the listed holders are dead or overloaded
+                // (holder lists are short and learned before nodes died).
+                let mut others: Vec<(u32, SocketAddr)> = st
+                    .node
+                    .topology(st.clock.now())
+                    .nodes
+                    .iter()
+                    .filter(|n| n.hops > 0)
+                    .filter_map(|n| Some((n.hops, n.http?)))
+                    .filter(|(_, a)| !sources.contains(a))
+                    .collect();
+                others.sort();
+                let others: Vec<SocketAddr> = others.into_iter().map(|(_, a)| a).take(MAX_SEARCH).collect();
                 let tx = self.loop_tx.clone();
                 tokio::spawn(async move {
-                    let r = client::fetch_blob(&hash, Some(size), &sources).await;
+                    let r = fetch_with_retries(&hash, size, &sources, &others).await;
                     let cmd: Command = Box::new(move |s: &mut State| {
                         s.inflight.remove(&hash);
                         let now = s.clock.now();
@@ -181,6 +195,35 @@ impl Services {
             JobOutput::DropBlob { hash } => st.store.remove(&hash),
         }
     }
+}
+
+/// Most other nodes asked for a blob its listed holders could not serve.
+const MAX_SEARCH: usize = 128;
+
+/// Fetches a blob from its listed holders; failing that, from any other
+/// known node that has it (a 404 is answered at once, a dead node refuses
+/// the connection at once); failing that, from the holders again after a
+/// pause (an overloaded holder may just have timed out). A replication
+/// fetch that fails loses a copy for good, and a worker fetch that fails
+/// costs a lease, so a few retries are cheap by comparison.
+async fn fetch_with_retries(
+    hash: &str,
+    size: u64,
+    sources: &[SocketAddr],
+    others: &[SocketAddr],
+) -> Result<Bytes, client::FetchError> {
+    let mut r = client::fetch_blob(hash, Some(size), sources).await;
+    if r.is_err() && !others.is_empty() {
+        r = client::fetch_blob(hash, Some(size), others).await;
+    }
+    for pause_ms in [300, 1000] {
+        if r.is_ok() || sources.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+        r = client::fetch_blob(hash, Some(size), sources).await;
+    }
+    r
 }
 
 fn run_kernel(token: &WorkToken, chunk: &[u8], corrupt: bool) -> Result<(String, Bytes), String> {

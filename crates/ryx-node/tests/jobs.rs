@@ -174,6 +174,76 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
 }
 
 #[test]
+fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_holders_killed() {
+    let base = 22_700;
+    let mut nodes: Vec<NodeProc> =
+        (1..=12).map(|i| start_node(base + i, "copies", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(), "cluster did not form");
+    let data = corpus(3_000_000);
+    let file = write_temp("copies.log", &data);
+    let want = exec_digest("word-count", &file, &[]);
+    // Energy 1.5 reaches the uploader's neighbours only; asking for 9
+    // copies makes the node push the chunks further out and wait until
+    // the far copies have reported back.
+    let path = "/v1/blobs?energy=1.5&copies=9&copies_timeout_ms=60000";
+    let (st, body) = http(nodes[0].port, "PUT", path, Some(&data)).expect("upload");
+    assert_eq!(st, 201, "upload: {body}");
+    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let hash = up["hash"].as_str().expect("hash").to_string();
+    assert_eq!(up["copies_wanted"], 9, "{up}");
+    assert!(up["copies"].as_u64().is_some_and(|c| c >= 9), "every chunk reached 9 copies: {up}");
+    // The count is real: every chunk is held by at least 9 nodes.
+    let mut holders: std::collections::HashMap<String, usize> = Default::default();
+    for n in &nodes {
+        for b in get_json(n.port, "/v1/blobs")["blobs"].as_array().expect("blobs") {
+            if b["kind"] == "chunk" {
+                *holders.entry(b["hash"].as_str().expect("hash").to_string()).or_default() += 1;
+            }
+        }
+    }
+    let chunks = up["chunks"].as_u64().expect("chunks") as usize;
+    assert_eq!(holders.len(), chunks);
+    assert!(holders.values().all(|&c| c >= 9), "copies per chunk: {holders:?}");
+
+    let job = submit(nodes[0].port, serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":1}));
+    let home_neighbours = nodes[0].neighbor_ids().expect("neighbours");
+    let started = wait_until(Duration::from_secs(30), || {
+        http(nodes[0].port, "GET", &format!("/v1/jobs/{job}"), None)
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["progress"]["units_done"].as_u64().unwrap_or(0) * 4 >= chunks as u64)
+    });
+    assert!(started.is_some(), "job made no progress");
+    // SIGKILL half the cluster: the home (which holds every chunk) and five
+    // of the far holders the top-up created. The home's neighbours (its
+    // heirs among them) survive, so the job record does; the chunks live on
+    // only in the copies the upload waited for.
+    let mut victims = vec![0usize];
+    victims.extend((1..nodes.len()).filter(|&i| !home_neighbours.contains(&nodes[i].id)).take(5));
+    for i in (1..nodes.len()).rev() {
+        if victims.len() >= 6 {
+            break;
+        }
+        if !victims.contains(&i) {
+            victims.push(i);
+        }
+    }
+    for &v in &victims {
+        nodes[v].signal("KILL");
+    }
+    victims.sort_unstable();
+    for &v in victims.iter().rev() {
+        drop(nodes.remove(v));
+    }
+    assert_eq!(nodes.len(), 6);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let v = wait_done(&ports, &job, Duration::from_secs(120));
+    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(v["result_digest"], want.as_str(), "result differs after killing half the nodes");
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
 fn bad_job_requests_get_clear_errors() {
     let base = 22_300;
     let node = start_node(base + 1, "badjobs", base, &["--memory-limit", "1MiB"]);

@@ -473,3 +473,36 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn uploader_learns_every_copy_of_its_chunks_not_only_its_neighbours() {
+    let mut w = JobWorld::new(12, &[]);
+    let now = w.mini.now;
+    let refs: Vec<BlobRef> = (0..4)
+        .map(|c| {
+            let content = format!("wide-{c}");
+            let hash = fake_hash(&content);
+            w.mini.nodes[0].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
+            w.held[0].insert(hash.clone(), content);
+            BlobRef { hash, size: 100 }
+        })
+        .collect();
+    // Energy 6 reaches four hops: copies land beyond the uploader's neighbours.
+    w.mini.nodes[0].replicate_upload(now, refs.clone(), Some(6.0));
+    w.run(1_000);
+    let neighbours = w.mini.nodes[0].active_len();
+    for r in &refs {
+        let held = (0..12).filter(|&i| w.held[i].contains_key(&r.hash)).count();
+        assert!(held > 1 + neighbours, "copies went beyond the neighbours: {held} vs {neighbours} neighbours");
+        assert_eq!(w.mini.nodes[0].blob_copies(&r.hash), held, "the uploader counts every copy, far ones too");
+        let far = w.mini.nodes[0].blob(&r.hash).expect("held").holders.len();
+        assert_eq!(far, held - 1);
+    }
+    // A node leaving hands over only what nobody else is known to hold;
+    // neighbours that already hold a copy say so at once.
+    let leaver = (1..12).find(|&i| w.held[i].contains_key(&refs[0].hash)).expect("a replica holder");
+    let now = w.mini.now;
+    w.mini.nodes[leaver].leave(now);
+    w.run(200);
+    assert_eq!(w.mini.nodes[leaver].handover_pending().0, 0, "every copy it holds is known to be held elsewhere");
+}
