@@ -211,8 +211,8 @@ fn job_params(seed: u64) -> Params {
     Params {
         idle_ms: 0,
         // Time for the final summary to reach every live node after the
-        // result (diffusion plus anti-entropy after kills).
-        settle_ms: 1_500,
+        // result: diffusion, or after kills one anti-entropy round (5 s).
+        settle_ms: 6_000,
         max_ms: 60_000,
         units: 120,
         unit_kib: 2,
