@@ -702,7 +702,7 @@ impl Node {
                 self.metrics.suspicions_refuted += 1;
             }
         }
-        if self.leaving && !matches!(env.msg, Message::Ping { .. } | Message::BlobHave { .. }) {
+        if self.leaving && !matches!(env.msg, Message::Ping { .. } | Message::BlobHave { .. } | Message::Leave) {
             return;
         }
         match env.msg {
@@ -1424,6 +1424,11 @@ impl Node {
     /// units still running here. The driver waits (boundedly) for both to
     /// reach zero before it exits.
     pub fn handover_pending(&self) -> (usize, usize) {
+        // With every neighbour gone (a whole cluster stopping together),
+        // there is nobody left to hand blobs to.
+        if self.active.is_empty() {
+            return (0, self.jobs.load().1);
+        }
         let blobs = self.blobs.iter().filter(|(_, m)| m.holders.is_empty()).count();
         (blobs, self.jobs.load().1)
     }
