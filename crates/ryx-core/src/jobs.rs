@@ -66,7 +66,7 @@ impl Default for JobConfig {
             load_interval: Duration::from_millis(250),
             gradient_ttl: Duration::from_millis(1200),
             default_energy: 100.0,
-            heirs: 5,
+            heirs: 3,
             summary_keepalive: Duration::from_millis(1000),
             heir_silence: Duration::from_millis(2500),
             heir_stagger: Duration::from_millis(1500),
