@@ -529,27 +529,13 @@ pub fn node_chunk_size(node_args: &[String]) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Parses a byte size: `1048576`, `512MiB`, `4M`, `2G`, `64KiB`.
+/// Parses a byte size: `1048576`, `512MiB`, `4M`, `2G`, `64KiB` (at most 1 TiB).
 pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("{s:?} is not a size like 256MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => bail!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, K, M, G)"),
-    };
-    let v = n * mult as f64;
-    if !(v.is_finite() && v >= 1.0 && v <= (1u64 << 40) as f64) {
+    let v = ryx_compute::parse_size(s).map_err(anyhow::Error::msg)?;
+    if v > 1 << 40 {
         bail!("size {s:?} must be between 1 byte and 1 TiB");
     }
-    Ok(v as u64)
+    Ok(v)
 }
 
 /// A byte count as MiB with one decimal.

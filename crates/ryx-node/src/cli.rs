@@ -218,25 +218,7 @@ pub struct DaemonArgs {
 
 /// Parses a byte size such as 1048576, 512MiB, 4M or 2G.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size like 512MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB, K, M, G)")),
-    };
-    let v = n * mult as f64;
-    if !(v.is_finite() && v >= 1.0) {
-        return Err(format!("{s:?} must be at least one byte"));
-    }
-    Ok(v as u64)
+    ryx_compute::parse_size(s)
 }
 
 /// Parses `--fault corrupt-results=P`.
