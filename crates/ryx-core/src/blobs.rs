@@ -236,6 +236,16 @@ impl BlobIndex {
         });
     }
 
+    /// Releases one holder's pin on one blob.
+    pub fn unpin_hash(&mut self, h: &str, job: &str) {
+        if let Some(jobs) = self.pins.get_mut(h) {
+            jobs.remove(job);
+            if jobs.is_empty() {
+                self.pins.remove(h);
+            }
+        }
+    }
+
     /// Whether a blob is pinned.
     pub fn is_pinned(&self, h: &str) -> bool {
         self.pins.contains_key(h)

@@ -453,6 +453,7 @@ pub struct JobEngine {
     cfg: JobConfig,
     homes: BTreeMap<String, HomeJob>,
     heirs: BTreeMap<String, HeirJob>,
+    stepped_down: u64,
     queue: VecDeque<WorkToken>,
     running: BTreeMap<(String, u32, u8), (WorkToken, Slot)>,
     taken: BTreeMap<String, BTreeSet<u32>>,
@@ -464,6 +465,15 @@ pub struct JobEngine {
     last_load_sent: (u16, u16),
     last_load_at: Time,
     strikes: BTreeMap<NodeId, u32>,
+}
+
+/// How settled a job's state is, for choosing between two homes of it.
+fn settle_rank(s: JobState) -> u8 {
+    match s {
+        JobState::Running => 0,
+        JobState::Failed | JobState::Cancelled => 1,
+        JobState::Done => 2,
+    }
 }
 
 /// Results of a node with this many strikes are ignored by homes.
@@ -733,9 +743,28 @@ impl JobEngine {
         self.homes.get(id).map(|h| h.version)
     }
 
-    /// A job summary arrived by diffusion: learn final states (drop tokens,
-    /// release pins) and feed heirs' liveness view of the home.
-    pub fn on_summary(&mut self, ctx: &mut Ctx<'_>, s: &JobSummary, version: u64) {
+    /// The version a homed job's summary was stored and diffused with (the
+    /// store lifts it above any version it already holds for the key).
+    pub fn summary_published(&mut self, id: &str, version: u64) {
+        if let Some(h) = self.homes.get_mut(id) {
+            h.version = h.version.max(version);
+        }
+    }
+
+    /// A job summary written by `origin` arrived by diffusion (it beat the
+    /// summary held here): learn final states (drop tokens, release pins),
+    /// feed heirs' liveness view of the home, and settle two homes of one
+    /// job.
+    ///
+    /// Two homes exist when an heir took over from a home that was only
+    /// cut off (a partition, a long pause) and both went on. When they hear
+    /// of each other, one steps down, decided the same way at both: the
+    /// further-settled state wins (done over failed or cancelled over
+    /// running), then last-writer-wins on (version, writer) — the order
+    /// every node's store already uses, so the store and the homes agree. A
+    /// home whose summary lost on version but is further settled publishes
+    /// again above it; the other then steps down on hearing that.
+    pub fn on_summary(&mut self, ctx: &mut Ctx<'_>, s: &JobSummary, version: u64, origin: NodeId) {
         if let Some(h) = self.heirs.get_mut(&s.job_id) {
             if version >= h.version_seen {
                 h.version_seen = version;
@@ -743,16 +772,34 @@ impl JobEngine {
                 h.final_state = s.state.is_final();
             }
         }
-        if let Some(home) = self.homes.get(&s.job_id) {
-            // Another node took over while we were thought dead: the newer
-            // home wins; step down quietly.
-            if s.home != ctx.me && version > home.version && !home.state.is_final() {
-                self.homes.remove(&s.job_id);
+        let mut republish = false;
+        if let Some(home) = self.homes.get_mut(&s.job_id) {
+            if origin != ctx.me && (version, origin) > (home.version, ctx.me) {
+                if settle_rank(home.state) > settle_rank(s.state) {
+                    home.summary_dirty = true;
+                    republish = true;
+                } else {
+                    let h = self.homes.remove(&s.job_id);
+                    self.stepped_down += 1;
+                    if let Some((hash, ..)) = h.and_then(|h| h.result) {
+                        if s.result_hash.as_deref() != Some(hash.as_str()) {
+                            ctx.blobs.unpin_hash(&hash, "results");
+                        }
+                    }
+                }
             }
         }
-        if s.state.is_final() {
+        if republish {
+            self.publish(ctx, &s.job_id);
+        }
+        if s.state.is_final() && !self.homes.contains_key(&s.job_id) {
             self.finalize_local(ctx, &s.job_id);
         }
+    }
+
+    /// Times a home of some job stepped down for another home of it.
+    pub fn stepped_down(&self) -> u64 {
+        self.stepped_down
     }
 
     fn finalize_local(&mut self, ctx: &mut Ctx<'_>, id: &str) {

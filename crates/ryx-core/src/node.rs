@@ -31,6 +31,8 @@ const PING_MEMORY: Duration = Duration::from_secs(2);
 const SAMPLE: usize = 8;
 /// Bytes of keys per anti-entropy digest page.
 const DIGEST_PAGE_BYTES: usize = 8 * 1024;
+/// Least energy anti-entropy re-sends a job summary or reputation item with.
+const SYNC_RECORD_ENERGY: f64 = 10.0;
 
 /// Something that happened to the node.
 #[derive(Debug)]
@@ -314,6 +316,7 @@ pub struct Node {
     missing: MissingTable,
     lazy_queue: BTreeMap<NodeId, Vec<Announce>>,
     sync_cursor: String,
+    record_cursor: (Space, String),
     outputs: VecDeque<Output>,
     metrics: Metrics,
     local_health: u32,
@@ -371,6 +374,7 @@ impl Node {
             missing: MissingTable::default(),
             lazy_queue: BTreeMap::new(),
             sync_cursor: String::new(),
+            record_cursor: (Space::Job, String::new()),
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
             local_health: 0,
@@ -535,6 +539,7 @@ impl Node {
         self.emit(Event::NeighborUp { id, addr, long });
         // A new link is a new path for information: compare notes at once.
         self.send_digest_to(id);
+        self.send_job_digest_to(id);
         // Measure its latency straight away.
         self.ping(id, addr, PingKind::Direct);
     }
@@ -817,10 +822,13 @@ impl Node {
                     p.eager = false;
                 }
             }
-            Message::SyncDigest { after, upto, entries } => self.on_digest(src, &after, upto.as_deref(), entries),
-            Message::SyncRequest { keys } => {
+            Message::SyncDigest { space, after, upto, entries } => {
+                self.on_digest(src, space, &after, upto.as_deref(), entries)
+            }
+            Message::SyncRequest { space, keys } => {
                 for k in keys {
-                    if let Some(item) = self.held_item(&Space::Info, &k) {
+                    if let Some(item) = self.held_item(&space, &k) {
+                        let item = self.sync_energy(item);
                         self.send(src, Message::Gossip { items: vec![item], sync: true });
                     }
                 }
@@ -1304,6 +1312,10 @@ impl Node {
         }
     }
 
+    /// Sends the next page of the anti-entropy walks to a neighbour: one of
+    /// info items, and one of records (job summaries, then reputation, and
+    /// round). Records have a walk of their own so that a large info table
+    /// never delays a job's result reaching a node that missed it.
     fn send_digest_to(&mut self, id: NodeId) {
         let Some(addr) = self.active.get(&id).map(|p| p.addr) else {
             return;
@@ -1311,14 +1323,57 @@ impl Node {
         let after = std::mem::take(&mut self.sync_cursor);
         let (entries, upto) = self.info.digest_page(&after, DIGEST_PAGE_BYTES);
         self.sync_cursor = upto.clone().unwrap_or_default();
-        self.send(addr, Message::SyncDigest { after, upto, entries });
+        self.send(addr, Message::SyncDigest { space: Space::Info, after, upto, entries });
+        let (space, after) = std::mem::replace(&mut self.record_cursor, (Space::Job, String::new()));
+        let (entries, upto) = self.kv(space).digest_page(&after, DIGEST_PAGE_BYTES);
+        self.record_cursor = match &upto {
+            Some(u) => (space, u.clone()),
+            None if space == Space::Job => (Space::Reputation, String::new()),
+            None => (Space::Job, String::new()),
+        };
+        self.send(addr, Message::SyncDigest { space, after, upto, entries });
     }
 
-    fn on_digest(&mut self, src: SocketAddr, after: &str, upto: Option<&str>, entries: Vec<wire::DigestEntry>) {
+    /// Compares job summaries with a new neighbour at once: after a
+    /// partition heals, the first links across are where two homes of one
+    /// job learn of each other.
+    fn send_job_digest_to(&mut self, id: NodeId) {
+        let Some(addr) = self.active.get(&id).map(|p| p.addr) else {
+            return;
+        };
+        if self.job_items.is_empty() {
+            return;
+        }
+        let (entries, upto) = self.job_items.digest_page("", DIGEST_PAGE_BYTES);
+        self.send(addr, Message::SyncDigest { space: Space::Job, after: String::new(), upto, entries });
+    }
+
+    /// Energy an item is re-sent with by anti-entropy. Job summaries and
+    /// reputation are records every node should come to hold (a job's
+    /// result is asked for anywhere), so repair lifts them to a floor that
+    /// carries them a few more hops; info items keep what they have left.
+    fn sync_energy(&self, mut item: Item) -> Item {
+        if matches!(item.id.space, Space::Job | Space::Reputation) {
+            item.energy = item.energy.max(SYNC_RECORD_ENERGY);
+        }
+        item
+    }
+
+    fn on_digest(
+        &mut self,
+        src: SocketAddr,
+        space: Space,
+        after: &str,
+        upto: Option<&str>,
+        entries: Vec<wire::DigestEntry>,
+    ) {
+        if space == Space::Topology {
+            return;
+        }
         let mut want = Vec::new();
         let mut theirs = BTreeMap::new();
         for e in entries {
-            let mine = self.info.get(&e.key);
+            let mine = self.kv(space).get(&e.key);
             match mine {
                 Some(m) if m.beats(e.version, e.origin) => {}
                 Some(m) if (m.version, m.origin) == (e.version, e.origin) => {}
@@ -1327,14 +1382,14 @@ impl Node {
             theirs.insert(e.key, (e.version, e.origin));
         }
         // Push what we hold newer, or what they lack, in their range.
-        for key in self.info.keys_in(after, upto) {
-            let push = match (theirs.get(&key), self.info.get(&key)) {
+        for key in self.kv(space).keys_in(after, upto) {
+            let push = match (theirs.get(&key), self.kv(space).get(&key)) {
                 (Some(&(v, o)), Some(m)) => m.beats(v, o),
                 (None, Some(_)) => true,
                 _ => false,
             };
             if push {
-                if let Some(item) = self.held_item(&Space::Info, &key) {
+                if let Some(item) = self.held_item(&space, &key).map(|i| self.sync_energy(i)) {
                     if EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
                         self.send(src, Message::Gossip { items: vec![item], sync: true });
                     }
@@ -1342,7 +1397,7 @@ impl Node {
             }
         }
         for chunk in want.chunks(32) {
-            self.send(src, Message::SyncRequest { keys: chunk.to_vec() });
+            self.send(src, Message::SyncRequest { space, keys: chunk.to_vec() });
         }
     }
 
@@ -1600,7 +1655,8 @@ impl Node {
         for sum in summaries {
             let version = self.jobs.summary_version(&sum.job_id).unwrap_or(1);
             if let Ok(v) = serde_json::to_value(&sum) {
-                self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
+                let stored = self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
+                self.jobs.summary_published(&sum.job_id, stored);
             }
         }
         for n in penalties {
@@ -1621,8 +1677,8 @@ impl Node {
         match item.id.space {
             Space::Job => {
                 if let Ok(sum) = JobSummary::deserialize(&item.value) {
-                    let v = item.id.version;
-                    self.with_jobs(|j, c| j.on_summary(c, &sum, v));
+                    let (v, origin) = (item.id.version, item.id.origin);
+                    self.with_jobs(|j, c| j.on_summary(c, &sum, v, origin));
                 }
             }
             Space::Reputation => {

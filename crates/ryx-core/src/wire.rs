@@ -71,6 +71,14 @@ pub enum Space {
     Reputation,
 }
 
+fn info_space() -> Space {
+    Space::Info
+}
+
+fn is_info_space(s: &Space) -> bool {
+    *s == Space::Info
+}
+
 /// Identity of one version of one item.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ItemId {
@@ -219,10 +227,14 @@ pub enum Message {
     },
     /// "Stop pushing payloads to me; announce instead."
     Prune,
-    /// Anti-entropy: the versions of every info key the sender holds in the
-    /// key range `(after, upto]` (`after` empty: from the start; `upto`
-    /// absent: to the end).
+    /// Anti-entropy: the versions of every key of one space (info, job
+    /// summaries or reputation) the sender holds in the key range
+    /// `(after, upto]` (`after` empty: from the start; `upto` absent: to the
+    /// end).
     SyncDigest {
+        /// Which table (absent: info).
+        #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
+        space: Space,
         /// Exclusive lower bound of the range.
         after: String,
         /// Inclusive upper bound of the range.
@@ -232,6 +244,9 @@ pub enum Message {
     },
     /// Anti-entropy: "send me your versions of these keys".
     SyncRequest {
+        /// Which table (absent: info).
+        #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
+        space: Space,
         /// Keys.
         keys: Vec<String>,
     },
@@ -385,14 +400,17 @@ impl Message {
                 items.len() <= MAX_IDS_PER_MESSAGE && items.iter().all(|a| id_ok(&a.id) && a.energy.is_finite())
             }
             Message::Graft { ids } => ids.len() <= MAX_IDS_PER_MESSAGE && ids.iter().all(id_ok),
-            Message::SyncDigest { entries, after, upto } => {
-                entries.len() <= MAX_IDS_PER_MESSAGE
+            Message::SyncDigest { entries, after, upto, space } => {
+                *space != Space::Topology
+                    && entries.len() <= MAX_IDS_PER_MESSAGE
                     && after.len() <= MAX_KEY_LEN
                     && upto.as_ref().is_none_or(|u| u.len() <= MAX_KEY_LEN)
                     && entries.iter().all(|e| e.key.len() <= MAX_KEY_LEN)
             }
-            Message::SyncRequest { keys } => {
-                keys.len() <= MAX_IDS_PER_MESSAGE && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
+            Message::SyncRequest { keys, space } => {
+                *space != Space::Topology
+                    && keys.len() <= MAX_IDS_PER_MESSAGE
+                    && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
             }
             Message::Load { jobs, .. } => jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64),
             Message::Work { token } => {
@@ -567,6 +585,25 @@ mod tests {
             "k".repeat(MAX_KEY_LEN + 1)
         );
         assert_eq!(decode(long_key.as_bytes(), "test"), Err(WireError::OutOfBounds));
+    }
+
+    #[test]
+    fn sync_messages_name_their_space_and_default_to_info() {
+        // A digest without a space (as older nodes send) is about info.
+        let old = br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"sync_digest","body":{"after":"","upto":null,"entries":[]}}}"#;
+        let env = decode(old, "test").expect("decodes");
+        assert!(matches!(env.msg, Message::SyncDigest { space: Space::Info, .. }));
+        let jobs = Envelope { msg: Message::SyncRequest { space: Space::Job, keys: vec!["j1".into()] }, ..sample() };
+        let bytes = encode(&jobs).expect("encodes");
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""space":"job""#));
+        assert_eq!(decode(&bytes, "test"), Ok(jobs));
+        // Topology is not walked by anti-entropy: such a digest is refused.
+        let topo = Envelope {
+            msg: Message::SyncDigest { space: Space::Topology, after: String::new(), upto: None, entries: vec![] },
+            ..sample()
+        };
+        let bytes = encode(&topo).expect("encodes");
+        assert_eq!(decode(&bytes, "test"), Err(WireError::OutOfBounds));
     }
 
     #[test]

@@ -114,6 +114,13 @@ pub fn render(s: &State) -> String {
     single(&mut o, "ryx_jobs_homed", "gauge", "Jobs whose home is this node.", s.node.job_engine().home_jobs());
     single(
         &mut o,
+        "ryx_job_home_step_downs_total",
+        "counter",
+        "Times this node stopped homing a job because another home of it (after a partition or a takeover) won.",
+        s.node.job_engine().stepped_down(),
+    );
+    single(
+        &mut o,
         "ryx_auth_keys",
         "gauge",
         "Cluster keys accepted for datagram authentication (0: authentication off).",

@@ -175,6 +175,11 @@ pub struct Params {
     /// Job scenario: fraction of units decided when `--kill` strikes.
     #[arg(long, default_value_t = 0.25)]
     pub kill_at: f64,
+    /// Job scenario: when this fraction of units is decided, split the
+    /// network in two halves for `--partition-ms`, then heal it; the run
+    /// checks that the halves end up agreeing on one home and one result.
+    #[arg(long)]
+    pub split_at: Option<f64>,
     /// Job scenario: skip the single-node reference run (no scaling
     /// efficiency is reported).
     #[arg(long)]
@@ -264,6 +269,9 @@ impl Params {
         flag("lie-prob", self.lie_prob != d.lie_prob, self.lie_prob.to_string());
         flag("slow-factor", self.slow_factor != d.slow_factor, self.slow_factor.to_string());
         flag("kill-at", self.kill_at != d.kill_at, self.kill_at.to_string());
+        if let Some(f) = self.split_at {
+            c.push_str(&format!(" --split-at {f}"));
+        }
         if self.no_baseline {
             c.push_str(" --no-baseline");
         }

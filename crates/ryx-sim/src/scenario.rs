@@ -928,18 +928,31 @@ impl Report {
                 j.scaling_efficiency.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
             ));
             line(format!(
-                "  killed {} at {} (home {}) | liars {} | slow {} | summary coverage {:.1}% | {}",
+                "  killed {} at {} (home {}) | liars {} | slow {} | summary coverage {:.1}% (all in {}) | {}",
                 j.killed,
                 j.killed_at_progress.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
                 if j.home_killed { "killed" } else { "alive" },
                 j.liars,
                 j.slow_nodes,
                 j.summary_coverage * 100.0,
+                opt(j.summary_reach_ms),
                 j.stats.as_ref().map_or(String::new(), |s| format!(
                     "results {} reissued {} extra replicas {} disagreements {} workers {} takeovers {}",
                     s.results, s.reissued, s.extra_replicas, s.disagreements, s.workers, s.takeovers
                 )),
             ));
+            if let Some(sp) = &j.split {
+                line(format!(
+                    "  split at {:.0}%: sides {:?}, home on side {} | homes before heal {} | after {} | stepped down {} | one home, all agree {} after heal",
+                    sp.at_progress * 100.0,
+                    sp.sides,
+                    sp.home_side,
+                    sp.homes_before_heal,
+                    sp.homes_after,
+                    sp.stepped_down,
+                    opt(sp.agreed_ms),
+                ));
+            }
         }
         line(format!(
             "totals: {:.0} ms virtual, {} events, {} messages, {} lost, false detections {}, {} ms wall",

@@ -29,7 +29,7 @@ use ryx_core::jobs::{BlobRef, JobOutput, JobState, JobStats, JobSummary, WorkTok
 use ryx_core::rng::Rng;
 use ryx_core::Time;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -411,13 +411,40 @@ pub struct JobRunReport {
     /// Whether they are equal.
     pub digest_matches: bool,
     /// Fraction of live nodes whose summary shows the job done with the
-    /// reference digest, two seconds after it finished.
+    /// reference digest, when every live node did or `--settle-ms` after
+    /// the job finished (or the halves healed), whichever came first.
     pub summary_coverage: f64,
+    /// Time from the result (or the heal, with `--split-at`) until every
+    /// live node held the final summary; None if some never did.
+    pub summary_reach_ms: Option<f64>,
+    /// With `--split-at`: what happened across the partition.
+    pub split: Option<SplitReport>,
     /// The job's own counters (results, reissued, extra replicas,
     /// disagreements, workers, takeovers).
     pub stats: Option<JobStats>,
     /// The driver's counters.
     pub driver: WorkStats,
+}
+
+/// A job split across a partition (`--split-at`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SplitReport {
+    /// Fraction of units decided when the network split.
+    pub at_progress: f64,
+    /// Live nodes on each side.
+    pub sides: [usize; 2],
+    /// Side the job's home was on at the split.
+    pub home_side: u8,
+    /// Live nodes homing the job just before the heal (2: an heir took over
+    /// on the far side).
+    pub homes_before_heal: usize,
+    /// Live nodes homing the job at the end (must be 1).
+    pub homes_after: usize,
+    /// Times a home stepped down for another home of the job.
+    pub stepped_down: u64,
+    /// Time from the heal until one home remained and every live node held
+    /// its final summary.
+    pub agreed_ms: Option<f64>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -504,20 +531,69 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
             sim.crash_many(&victims);
         }
     }
+    // Split the network in two mid-job, then heal it.
+    let mut split = None;
+    if let Some(at) = p.split_at {
+        sim.run_until(deadline, every, |s| {
+            finished(s) || s.home_summary(&job).is_some_and(|(_, j)| j.units_done as f64 >= at * total)
+        })?;
+        let at_progress = sim.home_summary(&job).map_or(1.0, |(_, j)| j.units_done as f64 / total.max(1.0));
+        let home_now = sim.home_summary(&job).map(|(h, _)| h);
+        let mut order = sim.live_slots();
+        sim.ctl.shuffle(&mut order);
+        let mut seg = vec![0u8; n];
+        for &s in &order[order.len() / 2..] {
+            seg[s] = 1;
+        }
+        let home_side = home_now.map_or(0, |h| seg[h]);
+        let sides = [order.iter().filter(|&&s| seg[s] == 0).count(), order.iter().filter(|&&s| seg[s] == 1).count()];
+        sim.set_segments(&seg);
+        sim.run_for(Duration::from_millis(p.partition_ms))?;
+        let homes_before_heal = sim.live_slots().iter().filter(|&&s| homes(sim, s, &job)).count();
+        sim.set_segments(&vec![0u8; n]);
+        split = Some(SplitReport {
+            at_progress,
+            sides,
+            home_side,
+            homes_before_heal,
+            homes_after: 0,
+            stepped_down: 0,
+            agreed_ms: None,
+        });
+    }
     sim.run_until(deadline, every, |s| finished(s))?;
     let done_at = sim.work.as_ref().and_then(|w| w.finished.iter().find(|f| f.0 == job).map(|f| f.1));
+    // Let the summary diffuse (and, after a split, the homes settle), then
+    // see who knows the result.
+    let knows = |s: &Sim, slot: usize| {
+        s.node(slot)
+            .and_then(|n| n.job(&job))
+            .is_some_and(|j| j.state == JobState::Done && j.result_digest.as_deref() == Some(&reference.result_digest))
+    };
+    let agreed = |s: &Sim| {
+        let live = s.live_slots();
+        live.iter().all(|&x| knows(s, x))
+            && live.iter().filter(|&&x| homes(s, x, &job)).count() <= 1
+            && live
+                .iter()
+                .filter_map(|&x| s.node(x).and_then(|n| n.job(&job)).map(|j| j.home))
+                .collect::<BTreeSet<_>>()
+                .len()
+                <= 1
+    };
+    let from = sim.now();
+    let settle = from.plus(Duration::from_millis(p.settle_ms.max(2_000)));
+    let reached = sim.run_until(settle, every, |s| agreed(s))?;
+    let summary_reach_ms = reached.map(|t| ms(t.since(from).as_micros() as u64));
+    if let Some(sp) = split.as_mut() {
+        sp.homes_after = sim.live_slots().iter().filter(|&&s| homes(sim, s, &job)).count();
+        sp.stepped_down =
+            sim.live_slots().iter().filter_map(|&s| sim.node(s)).map(|n| n.job_engine().stepped_down()).sum();
+        sp.agreed_ms = summary_reach_ms;
+    }
     let final_summary = sim.home_summary(&job).map(|(_, j)| j);
-    // Let the summary diffuse, then see who knows the result.
-    sim.run_for(Duration::from_secs(2))?;
     let live = sim.live_slots();
-    let knowing = live
-        .iter()
-        .filter(|&&s| {
-            sim.node(s).and_then(|n| n.job(&job)).is_some_and(|j| {
-                j.state == JobState::Done && j.result_digest.as_deref() == Some(&reference.result_digest)
-            })
-        })
-        .count();
+    let knowing = live.iter().filter(|&&s| knows(sim, s)).count();
     let summary = final_summary.or_else(|| live.iter().find_map(|&s| sim.node(s).and_then(|n| n.job(&job))));
     let state = summary.as_ref().map_or(JobState::Running, |j| j.state);
     let result_digest = summary.as_ref().and_then(|j| j.result_digest.clone());
@@ -562,9 +638,16 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         result_digest,
         reference_digest: reference.result_digest,
         summary_coverage: knowing as f64 / live.len().max(1) as f64,
+        summary_reach_ms,
+        split,
         stats: summary.map(|j| j.stats),
         driver: sim.work.as_ref().map(|w| w.stats.clone()).unwrap_or_default(),
     })
+}
+
+/// Whether live slot `s` is a home of `job`.
+fn homes(sim: &Sim, s: usize, job: &str) -> bool {
+    sim.node(s).is_some_and(|n| n.job_engine().is_home(job))
 }
 
 /// Throughput of one node alone with this run's per-node share of units, at
@@ -576,6 +659,7 @@ fn single_node_throughput(p: &Params) -> Result<Option<f64>, Violation> {
         units: per_node,
         redundancy: 1,
         kill: None,
+        split_at: None,
         liars: 0.0,
         slow: 0.0,
         loss: 0.0,

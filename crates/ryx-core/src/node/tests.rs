@@ -424,7 +424,7 @@ mod fuzz {
             Message::Gossip { items: vec![item.clone()], sync: false },
             Message::IHave { items: vec![Announce { id: item.id.clone(), energy: 9.0, hops: 2 }] },
             Message::Graft { ids: vec![item.id.clone()] },
-            Message::SyncDigest { after: String::new(), upto: None, entries: vec![] },
+            Message::SyncDigest { space: Space::Info, after: String::new(), upto: None, entries: vec![] },
             Message::Load { free: 1, room: 2, jobs: vec![] },
             Message::Disconnect,
             Message::Leave,
