@@ -344,7 +344,7 @@ fn datagrams(cluster: &Cluster, indices: &[usize]) -> HashMap<usize, f64> {
     let vals = par_map(indices, |&i| {
         cluster
             .http
-            .request(cluster.state.nodes[i].http_port, "GET", "/metrics", None)
+            .request(cluster.state.nodes[i].api(), "GET", "/metrics", None)
             .ok()
             .and_then(|r| counter_sum(&r.text(), "ryx_datagrams_sent_total"))
     });
@@ -469,7 +469,7 @@ fn settle(cluster: &Cluster, timeout: Duration) -> Result<()> {
         let held: u64 = par_map(&running, |&i| {
             cluster
                 .http
-                .get_json(cluster.state.nodes[i].http_port, "/v1/blobs")
+                .get_json(cluster.state.nodes[i].api(), "/v1/blobs")
                 .ok()
                 .and_then(|v| v["bytes"].as_u64())
                 .unwrap_or(0)

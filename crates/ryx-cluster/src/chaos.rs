@@ -11,7 +11,7 @@ use crate::lifecycle::secs;
 use crate::runjob::{self, Source};
 use crate::state::{unix_ms, RunDir};
 use crate::util::{clock_now, human, time_seed, Amount, Rng};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,10 @@ pub fn chaos(dir_arg: Option<&Path>, args: ChaosArgs) -> Result<()> {
     let seed = args.seed.unwrap_or_else(time_seed);
     let mut rng = Rng::new(seed);
     let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
+    if cluster.state.netns.is_some() {
+        // Bridges, netem and iptables in the namespaces, signals to root's nodes.
+        crate::netns::require().context("this cluster runs in network namespaces; chaos")?;
+    }
     // Whatever an earlier, vanished chaos left past its deadline goes first.
     faultlog::heal_due(&mut cluster, "deadline", true)?;
     if args.heal {
@@ -152,6 +156,19 @@ pub fn inject(
             let k = amount.of(live.len());
             if k == 0 || k >= live.len() {
                 bail!("a partition needs nodes on both sides: {amount} of {} live nodes is {k}", live.len());
+            }
+            if cluster.state.netns.is_some() {
+                // Two bridges make two sides: one partition at a time.
+                let now = unix_ms();
+                if let Some(f) =
+                    faultlog::read(&dir)?.faults.iter().find(|f| f.kind == FaultKind::Partition && f.active(now))
+                {
+                    bail!(
+                        "partition #{} is in force until {}; heal it first (`chaos --heal`) or wait",
+                        f.id,
+                        faultlog::fmt_unix_ms(f.deadline_unix_ms)
+                    );
+                }
             }
             let mut a = rng.choose(&live, k);
             a.sort_unstable();
@@ -267,11 +284,11 @@ pub fn kill(cluster: &mut Cluster, amount: Amount, rng: &mut Rng, seed: u64, ind
         let n = cluster.state.nodes[i].clone();
         if cluster.kill(i)? {
             out!(
-                "{indent}{} SIGKILL node {i} (pid {}, id {}, port {})",
+                "{indent}{} SIGKILL node {i} (pid {}, id {}, {})",
                 clock_now(),
                 n.pid,
                 n.node_id.as_deref().unwrap_or("?"),
-                n.udp_port
+                n.udp_addr()
             );
             killed.push(i);
         } else {

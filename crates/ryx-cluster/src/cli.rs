@@ -9,7 +9,8 @@ use std::path::PathBuf;
 ///
 /// Nodes bind 127.0.0.1 and discover each other by broadcast on loopback
 /// (127.255.255.255) on a discovery port unique to the cluster; nothing is
-/// sent beyond this machine. Node processes outlive the command that
+/// sent beyond this machine (with `start --netns`, nothing beyond network
+/// namespaces it creates, one per node). Node processes outlive the command that
 /// started them; their state (pids, ports, ids) and one log per node live
 /// in the run directory: --dir, else $XDG_STATE_HOME/ryx, else ./.ryx.
 ///
@@ -53,14 +54,33 @@ pub enum Cmd {
     ///
     /// Arguments after `--` go to every ryx-node, e.g.
     ///   ryx-cluster start --nodes 5 -- --log ryx_node=debug
+    ///
+    /// With --netns (Linux, root) every node runs in a network namespace
+    /// of its own, like a separate host: address 10.78.0.(I+1) of --subnet
+    /// (default 10.78.0.0/24), UDP and HTTP on port 9001 (--base-port + 1),
+    /// all joined by a bridge in one more namespace. Discovery is by seed
+    /// nodes (the first three addresses), or with --discovery broadcast by
+    /// hellos to the subnet's broadcast address on the bridge. This
+    /// machine gets one address on the subnet (the last, e.g. 10.78.0.254)
+    /// on a veth into the bridge, so status, logs, info, inject, chaos, add
+    /// and ryx-control reach the nodes as usual; start checks that the route to
+    /// the subnet is that veth (nothing can leave by another interface).
+    /// chaos --partition then moves one side's links to a second bridge,
+    /// --loss and --delay use tc netem in the node namespaces (without
+    /// sch_netem: iptables for loss, the nodes' fault injection for delay).
+    /// Names start with rxc + 6 hex digits of the cluster id; `stop`
+    /// removes every namespace and link, as does a start that fails.
+    ///   sudo ryx-cluster start --netns -n 8
+    ///   sudo ryx-cluster start --netns -n 5 --subnet 10.78.9.0/24 --discovery broadcast
     #[command(verbatim_doc_comment)]
     Start(StartArgs),
     /// Stop every node of the cluster and remove its state.
     ///
     /// SIGTERM first (nodes announce their leave), SIGKILL for any still
     /// running after about 3 s. Only processes that still are the ryx-node
-    /// started with this cluster's id and port are signalled. Node logs are
-    /// kept. Stopping a directory with no cluster does nothing.
+    /// started with this cluster's id and port are signalled. A --netns
+    /// cluster's namespaces and veth are removed too. Node logs are kept.
+    /// Stopping a directory with no cluster does nothing.
     Stop,
     /// Show every node: id, pid, ports, neighbours, memory, alive.
     Status(StatusArgs),
@@ -82,7 +102,11 @@ pub enum Cmd {
     /// waits, unless --detach; Ctrl-C undoes at once), by the nodes' own
     /// expiry of network faults, and by a detached healer process, so a
     /// fault never outlives its deadline even if this command dies.
-    /// Network faults use the nodes' fault-injection API (no root needed).
+    /// Network faults use the nodes' fault-injection API (no root needed);
+    /// in a `start --netns` cluster a partition moves one side's links to a
+    /// second bridge (all traffic, one partition at a time), and loss and
+    /// delay are tc netem in the node namespaces (without sch_netem: loss by
+    /// iptables statistic DROP of outgoing UDP, delay by fault injection).
     ///
     /// Examples:
     ///   ryx-cluster chaos --kill 30% --wait
@@ -167,9 +191,21 @@ pub struct StartArgs {
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub nodes: u16,
     /// First port to try: the discovery port, then one port per node above
-    /// it, skipping busy ones [default: a random base in 24000-31999].
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..))]
+    /// it, skipping busy ones [default: a random base in 24000-31999]. With
+    /// --netns: the discovery port, every node on the next [default: 9000].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..65535))]
     pub base_port: Option<u16>,
+    /// Every node in a network namespace of its own with its own address
+    /// (Linux, root); see above.
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: the nodes' subnet (private, /16 to /29); this machine
+    /// takes its last address.
+    #[arg(long, value_name = "CIDR", default_value = crate::netns::DEFAULT_SUBNET, requires = "netns")]
+    pub subnet: String,
+    /// With --netns: how nodes find each other.
+    #[arg(long, value_enum, default_value = "seed-nodes", requires = "netns")]
+    pub discovery: crate::netns::Discovery,
     /// Node binary.
     #[command(flatten)]
     pub node: NodeBinArg,

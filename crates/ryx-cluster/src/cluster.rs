@@ -4,6 +4,7 @@
 use crate::graph::{self, Health, Observed};
 use crate::http::Http;
 use crate::interrupt;
+use crate::netns::Layout;
 use crate::ports::{PortAllocator, LOOPBACK_BROADCAST};
 use crate::procfs::{self, Liveness};
 use crate::state::{unix_ms, ClusterState, Fate, NodeRecord, RunDir};
@@ -12,6 +13,7 @@ use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -167,8 +169,16 @@ impl Cluster {
         for _ in 0..count {
             interrupt::check()?;
             let index = self.state.nodes.len();
-            let port = ports.node_port()?;
-            let (record, child) = self.spawn_one(index, port)?;
+            let (record, child) = match self.state.netns.clone() {
+                Some(layout) => {
+                    let (ns, addr) = crate::netns::create_node(&layout, index)?;
+                    self.spawn_in(index, &layout, ns, addr)?
+                }
+                None => {
+                    let port = ports.node_port()?;
+                    self.spawn_one(index, port)?
+                }
+            };
             self.children.insert(record.pid, child);
             self.state.nodes.push(record);
             self.save()?;
@@ -210,6 +220,48 @@ impl Cluster {
             pid: child.id(),
             udp_port: port,
             http_port: port,
+            host: Ipv4Addr::LOCALHOST,
+            netns: None,
+            node_id: None,
+            log,
+            started_unix_ms: unix_ms(),
+            fate: Fate::Running,
+            ended_unix_ms: None,
+        };
+        Ok((record, child))
+    }
+
+    /// Starts node `index` in namespace `ns` with `ip netns exec` (which
+    /// execs the node: the pid is the node's), bound to `addr`.
+    fn spawn_in(&self, index: usize, layout: &Layout, ns: String, addr: Ipv4Addr) -> Result<(NodeRecord, Child)> {
+        let log = self.dir.log_path(index);
+        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context("cannot duplicate the log file handle")?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns])
+            .arg(&self.state.node_bin)
+            .args(layout.node_args(addr))
+            .arg("--cluster-id")
+            .arg(&self.state.cluster_id)
+            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
+            .args(&self.state.node_args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        for v in CLEARED_ENV {
+            cmd.env_remove(v);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `ip netns exec {ns} {}`", self.state.node_bin.display()))?;
+        let record = NodeRecord {
+            index,
+            pid: child.id(),
+            udp_port: layout.port,
+            http_port: layout.port,
+            host: addr,
+            netns: Some(ns),
             node_id: None,
             log,
             started_unix_ms: unix_ms(),
@@ -235,7 +287,7 @@ impl Cluster {
                     self.children.remove(&pid);
                     let tail = tail_lines(&self.state.nodes[i].log, 5).unwrap_or_default();
                     let tries = attempts.entry(i).or_insert(1);
-                    if tail.contains("cannot bind") && *tries < SPAWN_ATTEMPTS {
+                    if tail.contains("cannot bind") && *tries < SPAWN_ATTEMPTS && self.state.netns.is_none() {
                         *tries += 1;
                         let port = ports.node_port()?;
                         eprintln!(
@@ -256,7 +308,7 @@ impl Cluster {
                         self.state.nodes[i].log.display()
                     );
                 }
-                match quick.get_json(self.state.nodes[i].http_port, "/v1/status") {
+                match quick.get_json(self.state.nodes[i].api(), "/v1/status") {
                     Ok(v) => self.state.nodes[i].node_id = v.get("node_id").and_then(|x| x.as_str()).map(String::from),
                     Err(_) => still.push(i),
                 }
@@ -283,7 +335,7 @@ impl Cluster {
             let n = &self.state.nodes[i];
             let id = n.node_id.clone().unwrap_or_else(|| format!("#{i}"));
             let neighbors =
-                http.get_json(n.http_port, "/v1/neighbors").ok().and_then(|v| neighbor_ids(v.get("neighbors")?));
+                http.get_json(n.api(), "/v1/neighbors").ok().and_then(|v| neighbor_ids(v.get("neighbors")?));
             Observed { id, neighbors }
         })
     }
@@ -339,7 +391,7 @@ impl Cluster {
                 r.rss_kib = procfs::rss_kib(n.pid);
             }
             if alive == Liveness::Running {
-                match http.get_json(n.http_port, "/v1/status") {
+                match http.get_json(n.api(), "/v1/status") {
                     Ok(v) => r.status = Some(v),
                     Err(e) => r.error = Some(format!("{e:#}")),
                 }

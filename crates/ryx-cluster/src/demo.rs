@@ -137,10 +137,10 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
         ),
         None => format!("An info item put at node {origin} reached {}/{} nodes within 10 s.", spread.holding, spread.asked),
     });
-    let first_port = tc.cluster.state.nodes[0].http_port;
-    let ui = format!("http://127.0.0.1:{first_port}/ui/");
+    let first = tc.cluster.state.nodes[0].api();
+    let ui = format!("http://{first}/ui/");
     let served = Http::new(Duration::from_secs(2))
-        .request(first_port, "GET", "/ui/", None)
+        .request(first, "GET", "/ui/", None)
         .map(|r| (200..400).contains(&r.status))
         .unwrap_or(false);
     if served {

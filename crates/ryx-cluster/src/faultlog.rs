@@ -72,6 +72,10 @@ pub struct Effect {
     /// Stopped with SIGSTOP.
     #[serde(default)]
     pub pause: bool,
+    /// In a partition of a `--netns` cluster: this node's link moves to
+    /// the second bridge (the chosen side; the others stay).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub far: bool,
 }
 
 /// One timed fault.
@@ -188,10 +192,10 @@ pub fn inject(cluster: &mut Cluster, mut rec: FaultRecord) -> Result<(u64, Vec<S
                 fmt_unix_ms(rec.deadline_unix_ms)
             ),
         );
-        log.faults.push(rec);
+        log.faults.push(rec.clone());
         Ok(id)
     })?;
-    let notes = reconcile(cluster, &nodes)?;
+    let notes = reconcile(cluster, &[rec])?;
     ensure_healer(&dir)?;
     Ok((id, notes))
 }
@@ -217,8 +221,7 @@ pub fn heal_where(
         }
         Ok(healed)
     })?;
-    let nodes: BTreeSet<usize> = healed.iter().flat_map(|f| f.nodes()).collect();
-    let notes = reconcile(cluster, &nodes)?;
+    let notes = reconcile(cluster, &healed)?;
     Ok((healed, notes))
 }
 
@@ -237,21 +240,59 @@ pub fn heal_due(cluster: &mut Cluster, by: &str, grace: bool) -> Result<Vec<Faul
     Ok(heal_where(cluster, by, pick)?.0)
 }
 
-/// Makes the nodes in `nodes` match the records in force: their network
-/// faults (POST with an expiry at the earliest deadline, or DELETE) and
-/// whether they are paused. Returns what it did, and problems (nodes that
-/// did not answer) as "warning: ..." lines.
-pub fn reconcile(cluster: &mut Cluster, nodes: &BTreeSet<usize>) -> Result<Vec<String>> {
-    reconcile_list(cluster, &nodes.iter().copied().collect::<Vec<_>>())
-}
-
-fn reconcile_list(cluster: &mut Cluster, nodes: &[usize]) -> Result<Vec<String>> {
+/// Makes the nodes of the `changed` records (just injected or healed)
+/// match the records in force: their network faults (POST with an expiry
+/// at the earliest deadline, or DELETE; in a `--netns` cluster bridges,
+/// netem or iptables in the namespaces) and whether they are paused.
+/// Returns what it did, and problems (nodes that did not answer) as
+/// "warning: ..." lines.
+pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<String>> {
     let log = read(&cluster.dir)?;
     let now = unix_ms();
     let active: Vec<&FaultRecord> = log.faults.iter().filter(|f| f.active(now)).collect();
+    let nodes: Vec<usize> = changed.iter().flat_map(|f| f.nodes()).collect::<BTreeSet<usize>>().into_iter().collect();
     let http = Http::new(Duration::from_secs(2));
     let mut problems = Vec::new();
-    for &i in nodes {
+    let layout = cluster.state.netns.clone();
+    // Whether a changed or an active record gives node `i` a fault of one
+    // of these kinds (so there is something to set or undo).
+    let ever = |i: usize, kinds: &[FaultKind]| {
+        changed.iter().chain(active.iter().copied()).any(|f| kinds.contains(&f.kind) && f.nodes().contains(&i))
+    };
+    if let Some(layout) = &layout {
+        // Partitions: each node's link on br1 (far side) or br0, also for
+        // nodes that are gone (their link is still there).
+        let plugs: Vec<(usize, bool)> = nodes
+            .iter()
+            .copied()
+            .filter(|&i| i < cluster.state.nodes.len() && ever(i, &[FaultKind::Partition]))
+            .map(|i| {
+                let far = active
+                    .iter()
+                    .filter(|f| f.kind == FaultKind::Partition)
+                    .any(|f| f.effects.iter().any(|e| e.node == i && e.far));
+                (i, far)
+            })
+            .collect();
+        if !plugs.is_empty() {
+            match crate::netns::plug(layout, &plugs) {
+                Ok(moved) => {
+                    let far: Vec<usize> = moved.iter().filter(|p| p.1).map(|p| p.0).collect();
+                    let near: Vec<usize> = moved.iter().filter(|p| !p.1).map(|p| p.0).collect();
+                    for (list, what) in [(far, "moved to bridge br1 (partitioned)"), (near, "back on bridge br0")] {
+                        if !list.is_empty() {
+                            let what = format!("links of nodes {list:?} {what} in {}", layout.bridge_ns);
+                            log_event(&cluster.dir, &what);
+                            problems.push(what);
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("warning: cannot move links between bridges: {e:#}")),
+            }
+        }
+    }
+    let (mut by_netem, mut loss_by_iptables, mut delay_by_node, mut cleared) = (vec![], vec![], vec![], vec![]);
+    for &i in &nodes {
         if i >= cluster.state.nodes.len() {
             continue;
         }
@@ -282,31 +323,73 @@ fn reconcile_list(cluster: &mut Cluster, nodes: &[usize]) -> Result<Vec<String>>
             log_event(&cluster.dir, &what);
             problems.push(what);
         }
-        let port = cluster.state.nodes[i].http_port;
-        let r = if net {
-            let addrs: Vec<String> = block
-                .iter()
-                .filter_map(|&b| cluster.state.nodes.get(b))
-                .map(|n| format!("127.0.0.1:{}", n.udp_port))
-                .collect();
-            let body = json!({
-                "block": addrs,
-                "loss": loss,
-                "delay_ms": delay,
-                "jitter_ms": jitter,
-                "for_ms": until.saturating_sub(now).max(1),
-            });
-            http.call_json(port, "POST", "/v1/admin/faults", Some(body.to_string().as_bytes()))
-        } else if cluster.liveness(i) == Liveness::Running {
-            http.call_json(port, "DELETE", "/v1/admin/faults", None)
-        } else {
-            Ok(json!(null))
+        let api = cluster.state.nodes[i].api();
+        let for_ms = until.saturating_sub(now).max(1);
+        let r = match (&layout, cluster.state.nodes[i].netns.clone()) {
+            // A namespace cluster: loss and delay in the node's namespace
+            // (partitions were done above, at the bridges).
+            (Some(_), Some(_)) if !ever(i, &[FaultKind::Loss, FaultKind::Delay]) => Ok(json!(null)),
+            (Some(_), Some(ns)) => {
+                let how = crate::netns::impair(&ns, loss, delay, jitter);
+                let fallback_delay = matches!(how, Ok(crate::netns::Impairment::Fallback)) && (delay > 0 || jitter > 0);
+                match how {
+                    Ok(crate::netns::Impairment::Netem) => by_netem.push(i),
+                    Ok(crate::netns::Impairment::Fallback) => {
+                        if loss > 0.0 {
+                            loss_by_iptables.push(i);
+                        }
+                        if fallback_delay {
+                            delay_by_node.push(i);
+                        }
+                    }
+                    Ok(crate::netns::Impairment::None) => cleared.push(i),
+                    Err(e) => problems.push(format!("warning: node {i}: {e:#}")),
+                }
+                if fallback_delay {
+                    let body = json!({"delay_ms": delay, "jitter_ms": jitter, "for_ms": for_ms});
+                    http.call_json(api, "POST", "/v1/admin/faults", Some(body.to_string().as_bytes()))
+                } else if cluster.liveness(i) == Liveness::Running {
+                    http.call_json(api, "DELETE", "/v1/admin/faults", None)
+                } else {
+                    Ok(json!(null))
+                }
+            }
+            _ if net => {
+                let addrs: Vec<String> = block
+                    .iter()
+                    .filter_map(|&b| cluster.state.nodes.get(b))
+                    .map(|n| n.udp_addr().to_string())
+                    .collect();
+                let body = json!({
+                    "block": addrs,
+                    "loss": loss,
+                    "delay_ms": delay,
+                    "jitter_ms": jitter,
+                    "for_ms": for_ms,
+                });
+                http.call_json(api, "POST", "/v1/admin/faults", Some(body.to_string().as_bytes()))
+            }
+            _ if cluster.liveness(i) == Liveness::Running => http.call_json(api, "DELETE", "/v1/admin/faults", None),
+            _ => Ok(json!(null)),
         };
         if let Err(e) = r {
             problems.push(format!("warning: node {i}: {e:#}"));
         }
         if pause && cluster.liveness(i) == Liveness::Running && cluster.signal(i, Signal::SIGSTOP)? {
             let what = format!("SIGSTOP node {i} (pid {})", cluster.state.nodes[i].pid);
+            log_event(&cluster.dir, &what);
+            problems.push(what);
+        }
+    }
+    const NO_NETEM: &str = "tc netem is not available: no sch_netem in this kernel";
+    for (list, what) in [
+        (by_netem, "loss/delay by tc netem on eth0 in their namespaces".to_string()),
+        (loss_by_iptables, format!("loss by iptables statistic DROP of outgoing UDP in their namespaces ({NO_NETEM})")),
+        (delay_by_node, format!("delay by the nodes' own fault injection ({NO_NETEM})")),
+        (cleared, "loss/delay cleared in their namespaces".to_string()),
+    ] {
+        if !list.is_empty() {
+            let what = format!("nodes {list:?}: {what}");
             log_event(&cluster.dir, &what);
             problems.push(what);
         }
@@ -322,12 +405,31 @@ pub fn heal_everything(cluster: &mut Cluster) -> Result<(usize, usize, usize, Ve
     let http = Http::new(Duration::from_secs(2));
     let (mut cleared, mut resumed) = (0, 0);
     let mut problems = Vec::new();
+    if let Some(layout) = cluster.state.netns.clone() {
+        // Every link back on br0, every namespace's loss and delay cleared.
+        let all: Vec<(usize, bool)> = (0..cluster.state.nodes.len()).map(|i| (i, false)).collect();
+        match crate::netns::plug(&layout, &all) {
+            Ok(moved) if !moved.is_empty() => {
+                let nodes: Vec<usize> = moved.iter().map(|m| m.0).collect();
+                log_event(&cluster.dir, &format!("links of nodes {nodes:?} back on bridge br0 (heal)"));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("cannot join the bridges again: {e:#}")),
+        }
+        for n in &cluster.state.nodes {
+            if let Some(ns) = &n.netns {
+                if let Err(e) = crate::netns::impair(ns, 0.0, 0, 0) {
+                    problems.push(format!("node {}: {e:#}", n.index));
+                }
+            }
+        }
+    }
     for i in cluster.live() {
         if cluster.liveness(i) == Liveness::Paused && cluster.signal(i, Signal::SIGCONT)? {
             log_event(&cluster.dir, &format!("SIGCONT node {i} (pid {}) (heal)", cluster.state.nodes[i].pid));
             resumed += 1;
         }
-        match http.call_json(cluster.state.nodes[i].http_port, "DELETE", "/v1/admin/faults", None) {
+        match http.call_json(cluster.state.nodes[i].api(), "DELETE", "/v1/admin/faults", None) {
             Ok(_) => cleared += 1,
             Err(e) => problems.push(format!("node {i}: {e:#}")),
         }
@@ -437,11 +539,11 @@ pub fn fmt_unix_ms(ms: u64) -> String {
 }
 
 /// The partition effects: every node of `a` blocks every node of `b` and
-/// the other way round.
+/// the other way round (in a `--netns` cluster, `a` moves to the second bridge).
 pub fn partition_effects(a: &[usize], b: &[usize]) -> Vec<Effect> {
     let mut out: BTreeMap<usize, Effect> = BTreeMap::new();
     for &x in a {
-        out.insert(x, Effect { node: x, block: b.to_vec(), ..Effect::default() });
+        out.insert(x, Effect { node: x, block: b.to_vec(), far: true, ..Effect::default() });
     }
     for &y in b {
         out.insert(y, Effect { node: y, block: a.to_vec(), ..Effect::default() });

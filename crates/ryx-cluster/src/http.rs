@@ -1,15 +1,16 @@
-//! A tiny blocking HTTP/1.1 client for the nodes' loopback API.
+//! A tiny blocking HTTP/1.1 client for the nodes' API.
 //!
-//! Only what talking to `ryx-node` needs: requests to `127.0.0.1:PORT`,
+//! Only what talking to `ryx-node` needs: requests to a node's API address
+//! (`127.0.0.1:PORT`, or the node's own address in a namespace cluster),
 //! JSON bodies, `Content-Length` or chunked responses, and keep-alive
-//! connections (one per port) so that polling dozens of nodes every few
+//! connections (one per address) so that polling dozens of nodes every few
 //! milliseconds does not churn through ephemeral ports. Every read, write
 //! and connect has a timeout and every response is size-bounded.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,10 +41,10 @@ impl Response {
     }
 }
 
-/// A client with one idle keep-alive connection per port. Safe to share
-/// between threads: requests to different ports run in parallel.
+/// A client with one idle keep-alive connection per address. Safe to share
+/// between threads: requests to different nodes run in parallel.
 pub struct Http {
-    idle: Mutex<HashMap<u16, BufReader<TcpStream>>>,
+    idle: Mutex<HashMap<SocketAddr, BufReader<TcpStream>>>,
     timeout: Duration,
     max_body: usize,
 }
@@ -62,8 +63,14 @@ impl Http {
 
     /// Sends a JSON body (or none) and returns the parsed JSON answer; a
     /// non-2xx status is an error carrying the node's message.
-    pub fn call_json(&self, port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<serde_json::Value> {
-        let r = self.request(port, method, path, body)?;
+    pub fn call_json(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<serde_json::Value> {
+        let r = self.request(addr, method, path, body)?;
         if !(200..300).contains(&r.status) {
             let msg = r
                 .json()
@@ -79,41 +86,40 @@ impl Http {
                     other => other.to_string(),
                 })
                 .unwrap_or_else(|| truncate(&r.text(), 300));
-            bail!("{method} {path} on port {port}: HTTP {}: {msg}", r.status);
+            bail!("{method} {path} on {addr}: HTTP {}: {msg}", r.status);
         }
         r.json()
     }
 
-    /// Sends one request to `127.0.0.1:port` and reads the response.
-    pub fn request(&self, port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
-        let pooled = self.idle.lock().map(|mut m| m.remove(&port)).unwrap_or(None);
+    /// Sends one request to `addr` and reads the response.
+    pub fn request(&self, addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
+        let pooled = self.idle.lock().map(|mut m| m.remove(&addr)).unwrap_or(None);
         if let Some(conn) = pooled {
             // A pooled connection may have been closed by the server while
             // idle; that shows as an error before any response byte, and
             // then the request is sent again on a fresh connection.
-            match self.exchange(conn, port, method, path, body) {
+            match self.exchange(conn, addr, method, path, body) {
                 Ok(r) => return Ok(r),
                 Err(Exchange::BeforeResponse(_)) => {}
                 Err(Exchange::During(e)) => return Err(e),
             }
         }
-        let conn = self.connect(port)?;
-        self.exchange(conn, port, method, path, body).map_err(|e| match e {
+        let conn = self.connect(addr)?;
+        self.exchange(conn, addr, method, path, body).map_err(|e| match e {
             Exchange::BeforeResponse(e) | Exchange::During(e) => e,
         })
     }
 
     /// GET returning the JSON body; non-2xx statuses are errors.
-    pub fn get_json(&self, port: u16, path: &str) -> Result<serde_json::Value> {
-        let r = self.request(port, "GET", path, None)?;
+    pub fn get_json(&self, addr: SocketAddr, path: &str) -> Result<serde_json::Value> {
+        let r = self.request(addr, "GET", path, None)?;
         if !(200..300).contains(&r.status) {
-            bail!("GET {path} on port {port}: HTTP {}: {}", r.status, truncate(&r.text(), 200));
+            bail!("GET {path} on {addr}: HTTP {}: {}", r.status, truncate(&r.text(), 200));
         }
         r.json()
     }
 
-    fn connect(&self, port: u16) -> Result<BufReader<TcpStream>> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    fn connect(&self, addr: SocketAddr) -> Result<BufReader<TcpStream>> {
         let s = TcpStream::connect_timeout(&addr, self.timeout).with_context(|| format!("cannot connect to {addr}"))?;
         s.set_read_timeout(Some(self.timeout))?;
         s.set_write_timeout(Some(self.timeout))?;
@@ -124,17 +130,17 @@ impl Http {
     fn exchange(
         &self,
         mut conn: BufReader<TcpStream>,
-        port: u16,
+        addr: SocketAddr,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Response, Exchange> {
         let body = body.unwrap_or(&[]);
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: ryx-cluster\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ryx-cluster\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        let ctx = || format!("{method} {path} on 127.0.0.1:{port}");
+        let ctx = || format!("{method} {path} on {addr}");
         let stream = conn.get_mut();
         stream
             .write_all(head.as_bytes())
@@ -153,7 +159,7 @@ impl Http {
             read_rest(&mut conn, &status_line, self.max_body).with_context(ctx).map_err(Exchange::During)?;
         if keep {
             if let Ok(mut m) = self.idle.lock() {
-                m.insert(port, conn);
+                m.insert(addr, conn);
             }
         }
         Ok(resp)

@@ -45,7 +45,7 @@ pub fn put_at(cluster: &Cluster, index: usize, key: &str, value: Value, energy: 
         body["energy"] = json!(e);
     }
     let bytes = serde_json::to_vec(&body)?;
-    let r = cluster.http.request(n.http_port, "POST", "/v1/info", Some(&bytes))?;
+    let r = cluster.http.request(n.api(), "POST", "/v1/info", Some(&bytes))?;
     if r.status != 201 && r.status != 200 {
         bail!("node {index} refused the item: HTTP {}: {}", r.status, truncate(&r.text(), 300));
     }
@@ -63,8 +63,8 @@ pub fn holdings(cluster: &mut Cluster, key: &str) -> Vec<Holding> {
     let path = format!("/v1/info/{}", encode_segment(key));
     let cl = &*cluster;
     par_map(&running, |&i| {
-        let port = cl.state.nodes[i].http_port;
-        match cl.http.request(port, "GET", &path, None) {
+        let addr = cl.state.nodes[i].api();
+        match cl.http.request(addr, "GET", &path, None) {
             Ok(r) if r.status == 200 => match r.json() {
                 Ok(v) => Holding { index: i, item: Some(v), error: None },
                 Err(e) => Holding { index: i, item: None, error: Some(format!("{e:#}")) },

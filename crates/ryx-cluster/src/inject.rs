@@ -32,7 +32,7 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
             eprintln!("{s}");
         }
     };
-    say(format!("Loading {} onto node {entry} (port {})", src.describe(), cluster.state.nodes[entry].http_port));
+    say(format!("Loading {} onto node {entry} ({})", src.describe(), cluster.state.nodes[entry].api()));
     let t_load = std::time::Instant::now();
     let loaded = runjob::load(&cluster, entry, &src, args.energy, None)?;
     let job_id = runjob::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;

@@ -68,7 +68,7 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
                 r.index.to_string(),
                 n.node_id.clone().unwrap_or_else(|| "-".into()),
                 n.pid.to_string(),
-                n.udp_port.to_string(),
+                n.udp_addr().to_string(),
                 n.http_port.to_string(),
                 count("neighbors").unwrap_or_else(|| "-".into()),
                 count("passive_count").unwrap_or_else(|| "-".into()),
@@ -82,7 +82,7 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
             ]
         })
         .collect();
-    table(&["node", "node id", "pid", "udp", "http", "nbrs", "passive", "items", "rss", "alive"], &rows)
+    table(&["node", "node id", "pid", "address (udp)", "http", "nbrs", "passive", "items", "rss", "alive"], &rows)
 }
 
 /// The one-line summary under the table.
@@ -126,8 +126,11 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
                     "index": r.index,
                     "node_id": n.node_id,
                     "pid": n.pid,
+                    "host": n.host,
+                    "addr": n.udp_addr(),
                     "udp_port": n.udp_port,
                     "http_port": n.http_port,
+                    "netns": n.netns,
                     "alive": r.alive.is_some_and(Liveness::exists),
                     "paused": r.alive == Some(Liveness::Paused),
                     "fate": n.fate,
@@ -148,6 +151,7 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
             "dir": dir.path(),
             "cluster_id": cluster.state.cluster_id,
             "discovery_port": cluster.state.discovery_port,
+            "netns": cluster.state.netns,
             "total": snap.reports.len(),
             "alive": snap.alive,
             "paused": snap.paused,
@@ -161,12 +165,24 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
         });
         out!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        out!(
-            "cluster {} in {} (discovery 127.255.255.255:{})",
-            cluster.state.cluster_id,
-            dir.path().display(),
-            cluster.state.discovery_port
-        );
+        match &cluster.state.netns {
+            Some(l) => out!(
+                "cluster {} in {} (network namespaces {}-n*, subnet {}, this machine {} on {}; discovery: {})",
+                cluster.state.cluster_id,
+                dir.path().display(),
+                l.prefix,
+                l.subnet,
+                l.host_addr,
+                l.host_link,
+                l.describe_discovery()
+            ),
+            None => out!(
+                "cluster {} in {} (discovery 127.255.255.255:{})",
+                cluster.state.cluster_id,
+                dir.path().display(),
+                cluster.state.discovery_port
+            ),
+        }
         out_raw!("{}", status_table(&cluster, &snap));
         out!("{}", summary_line(&snap));
         for f in &faults {

@@ -10,6 +10,7 @@ use crate::util::human;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,10 +60,10 @@ fn input_of(v: &Value) -> Result<Input> {
     })
 }
 
-/// Has node `port` generate `size` bytes of the built-in corpus with `seed`.
+/// Has the node at `addr` generate `size` bytes of the built-in corpus with `seed`.
 pub fn sample(
     http: &Http,
-    port: u16,
+    addr: SocketAddr,
     size: u64,
     seed: u64,
     energy: Option<f64>,
@@ -75,11 +76,11 @@ pub fn sample(
     if copies.is_some() {
         path.push_str(&format!("&{}", copies_query(copies)));
     }
-    input_of(&http.call_json(port, "POST", &path, None)?)
+    input_of(&http.call_json(addr, "POST", &path, None)?)
 }
 
-/// Uploads one file to node `port`.
-pub fn upload(http: &Http, port: u16, file: &Path, energy: Option<f64>, copies: Option<usize>) -> Result<Input> {
+/// Uploads one file to the node at `addr`.
+pub fn upload(http: &Http, addr: SocketAddr, file: &Path, energy: Option<f64>, copies: Option<usize>) -> Result<Input> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut query: Vec<String> = energy.map(|e| format!("energy={e}")).into_iter().collect();
     if copies.is_some() {
@@ -87,7 +88,7 @@ pub fn upload(http: &Http, port: u16, file: &Path, energy: Option<f64>, copies: 
     }
     let path = if query.is_empty() { "/v1/blobs".to_string() } else { format!("/v1/blobs?{}", query.join("&")) };
     input_of(
-        &http.call_json(port, "PUT", &path, Some(&bytes)).with_context(|| format!("uploading {}", file.display()))?,
+        &http.call_json(addr, "PUT", &path, Some(&bytes)).with_context(|| format!("uploading {}", file.display()))?,
     )
 }
 
@@ -157,13 +158,13 @@ pub struct JobRequest {
     pub redundancy: Option<u8>,
 }
 
-/// Submits a job at node `port`; returns its id.
-pub fn submit(http: &Http, port: u16, req: &JobRequest) -> Result<String> {
+/// Submits a job at the node at `addr`; returns its id.
+pub fn submit(http: &Http, addr: SocketAddr, req: &JobRequest) -> Result<String> {
     let mut body = json!({"kind": req.kind, "inputs": req.inputs, "params": req.params});
     if let Some(r) = req.redundancy {
         body["redundancy"] = json!(r);
     }
-    let v = http.call_json(port, "POST", "/v1/jobs", Some(body.to_string().as_bytes()))?;
+    let v = http.call_json(addr, "POST", "/v1/jobs", Some(body.to_string().as_bytes()))?;
     Ok(v.get("job_id").and_then(Value::as_str).context("submit answer lacks job_id")?.to_string())
 }
 
@@ -201,8 +202,8 @@ impl Follower {
         order.extend(running.iter().copied().filter(|&i| i != self.prefer));
         let mut last = None;
         for i in order.into_iter().take(6) {
-            let port = cluster.state.nodes[i].http_port;
-            match self.http.call_json(port, "GET", &format!("/v1/jobs/{}", self.job_id), None) {
+            let addr = cluster.state.nodes[i].api();
+            match self.http.call_json(addr, "GET", &format!("/v1/jobs/{}", self.job_id), None) {
                 Ok(v) => {
                     self.prefer = i;
                     return Ok(v);

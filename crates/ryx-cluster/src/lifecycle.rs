@@ -8,7 +8,7 @@ use crate::ports::{auto_base, PortAllocator, LOOPBACK_BROADCAST};
 use crate::procfs::Liveness;
 use crate::state::{ClusterState, Fate, RunDir};
 use crate::util::{human, time_seed};
-use crate::{interrupt, nodebin};
+use crate::{interrupt, netns, nodebin};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,6 +40,11 @@ pub fn ensure_no_live_cluster(dir: &RunDir) -> Result<()> {
         old.cluster_id,
         old.nodes.len()
     );
+    if let Some(layout) = &old.netns {
+        netns::require().context("the stale cluster ran in network namespaces; removing them")?;
+        let t = netns::teardown(layout)?;
+        out!("Removed its {} network namespaces ({}*)", t.namespaces, layout.prefix);
+    }
     dir.clean()
 }
 
@@ -73,37 +78,46 @@ pub fn dir_hint(dir: &RunDir, explicit: Option<&Path>) -> String {
 
 /// `ryx-cluster start`.
 pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
+    if args.netns {
+        // Before anything else: without root there is nothing to clean up.
+        netns::require()?;
+    }
     let dir = RunDir::resolve(dir_arg)?;
     let _lock = dir.lock(LOCK_WAIT)?;
     ensure_no_live_cluster(&dir)?;
     let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
     let n = usize::from(args.nodes);
-    let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, args.node_args, args.base_port)?;
     let hint = dir_hint(&dir, dir_arg);
-    out!(
-        "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
-        dir.path().display(),
-        cluster.state.cluster_id,
-        cluster.state.discovery_port
-    );
     let t0 = Instant::now();
-    if let Err(e) = cluster.spawn_nodes(n, &mut ports) {
-        if interrupt::interrupted() {
-            out!("Interrupted: the nodes started so far keep running; end them with `ryx-cluster{hint} stop`");
+    let mut cluster = if args.netns {
+        start_netns(&dir, node_bin, &args, n)?
+    } else {
+        let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, args.node_args.clone(), args.base_port)?;
+        out!(
+            "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
+            dir.path().display(),
+            cluster.state.cluster_id,
+            cluster.state.discovery_port
+        );
+        if let Err(e) = cluster.spawn_nodes(n, &mut ports) {
+            if interrupt::interrupted() {
+                out!("Interrupted: the nodes started so far keep running; end them with `ryx-cluster{hint} stop`");
+                return Err(e);
+            }
+            eprintln!("ryx-cluster: start failed; stopping the nodes it started");
+            let _ = cluster.stop_all(STOP_GRACE);
+            let _ = dir.remove_state();
             return Err(e);
         }
-        eprintln!("ryx-cluster: start failed; stopping the nodes it started");
-        let _ = cluster.stop_all(STOP_GRACE);
-        let _ = dir.remove_state();
-        return Err(e);
-    }
-    let ports_used: Vec<u16> = cluster.state.nodes.iter().map(|r| r.udp_port).collect();
-    out!(
-        "All {n} nodes answer on their HTTP API after {} (ports {}..={})",
-        human(t0.elapsed()),
-        ports_used.iter().min().copied().unwrap_or(0),
-        ports_used.iter().max().copied().unwrap_or(0)
-    );
+        let ports_used: Vec<u16> = cluster.state.nodes.iter().map(|r| r.udp_port).collect();
+        out!(
+            "All {n} nodes answer on their HTTP API after {} (ports {}..={})",
+            human(t0.elapsed()),
+            ports_used.iter().min().copied().unwrap_or(0),
+            ports_used.iter().max().copied().unwrap_or(0)
+        );
+        cluster
+    };
     if !args.no_wait {
         let k = floor_for(n);
         match cluster.wait_ready(secs(args.timeout), Duration::from_millis(100)) {
@@ -133,6 +147,75 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
     Ok(())
 }
 
+/// `start --netns`: records the layout, builds the bridge namespace and
+/// the machine's veth, checks the route, then one namespace and node per
+/// index. Anything that fails on the way removes all of it again.
+fn start_netns(dir: &RunDir, node_bin: PathBuf, args: &StartArgs, n: usize) -> Result<Cluster> {
+    let subnet: netns::Subnet = args.subnet.parse().context("--subnet")?;
+    if n > subnet.capacity() {
+        bail!(
+            "subnet {subnet} has room for {} nodes (this machine takes its last address), not {n}",
+            subnet.capacity()
+        );
+    }
+    check_node_args(&args.node_args)?;
+    let port = args.base_port.map_or(netns::DEFAULT_PORT, |b| b + 1);
+    let cluster_id = format!("dev-{:012x}", time_seed() & 0xffff_ffff_ffff);
+    let layout = netns::Layout::new(&cluster_id, subnet, port, args.discovery, n);
+    netns::preflight(&layout)?;
+    let mut state = ClusterState::new(cluster_id, layout.discovery_port, node_bin, args.node_args.clone());
+    state.netns = Some(layout.clone());
+    let mut cluster = Cluster::new(dir.clone(), state);
+    // Recorded before anything exists, so `stop` finds all of it even if
+    // this command dies half-way.
+    cluster.save()?;
+    out!(
+        "Starting {n} ryx-node processes in network namespaces {}-n0..{} on {subnet} (cluster {}, run dir {})",
+        layout.prefix,
+        n - 1,
+        cluster.state.cluster_id,
+        dir.path().display()
+    );
+    let t0 = Instant::now();
+    let built = netns::create_base(&layout).and_then(|()| {
+        out!(
+            "This machine is {} on {} (into bridge namespace {}); route check: {}",
+            layout.host_addr,
+            layout.host_link,
+            layout.bridge_ns,
+            netns::route_line(&layout)
+        );
+        out!("Discovery: {}", layout.describe_discovery());
+        cluster.spawn_nodes(n, &mut PortAllocator::new(port, []))
+    });
+    if let Err(e) = built {
+        eprintln!("ryx-cluster: start failed; removing the nodes, namespaces and links it created");
+        if let Err(c) = remove_cluster(&mut cluster) {
+            eprintln!("ryx-cluster: cleanup: {c:#}");
+        }
+        return Err(e);
+    }
+    let first = cluster.state.nodes.first().map(|r| r.host.to_string()).unwrap_or_default();
+    let last = cluster.state.nodes.last().map(|r| r.host.to_string()).unwrap_or_default();
+    out!(
+        "All {n} nodes answer on their HTTP API after {} (addresses {first}..{last}, port {port}, one namespace each)",
+        human(t0.elapsed())
+    );
+    Ok(cluster)
+}
+
+/// Stops every node, removes the namespaces and links of a `--netns`
+/// cluster and the state. Goes on after a failure and reports the first.
+fn remove_cluster(cluster: &mut Cluster) -> Result<(crate::cluster::StopReport, Option<netns::Teardown>)> {
+    crate::faultlog::stop_healer(&cluster.dir);
+    let stopped = cluster.stop_all(STOP_GRACE);
+    let removed = cluster.state.netns.as_ref().map(netns::teardown);
+    let report = stopped?;
+    let removed = removed.transpose()?;
+    cluster.dir.remove_state()?;
+    Ok((report, removed))
+}
+
 /// `ryx-cluster stop`.
 pub fn stop(dir_arg: Option<&Path>) -> Result<()> {
     let dir = RunDir::resolve(dir_arg)?;
@@ -145,13 +228,21 @@ pub fn stop(dir_arg: Option<&Path>) -> Result<()> {
         out!("No cluster in {}: nothing to stop", dir.path().display());
         return Ok(());
     };
+    if state.netns.is_some() {
+        netns::require().context("this cluster runs in network namespaces; stopping it")?;
+    }
     let mut cluster = Cluster::new(dir.clone(), state);
-    // The healer first, so it does not resume or touch nodes being stopped.
-    crate::faultlog::stop_healer(&dir);
-    let r = cluster.stop_all(STOP_GRACE)?;
-    dir.remove_state()?;
+    // The healer first (in remove_cluster), so it does not resume or touch
+    // nodes being stopped.
+    let (r, removed) = remove_cluster(&mut cluster)?;
+    let ns = match (&removed, &cluster.state.netns) {
+        (Some(t), Some(l)) => {
+            format!("; removed {} network namespaces and the link {} ({}*)", t.namespaces, l.host_link, l.prefix)
+        }
+        _ => String::new(),
+    };
     out!(
-        "Stopped cluster {}: {} nodes ended on SIGTERM, {} needed SIGKILL, {} were already gone; logs kept in {}",
+        "Stopped cluster {}: {} nodes ended on SIGTERM, {} needed SIGKILL, {} were already gone{ns}; logs kept in {}",
         cluster.state.cluster_id,
         r.terminated,
         r.killed,
@@ -180,13 +271,23 @@ pub fn add(dir_arg: Option<&Path>, args: AddArgs) -> Result<()> {
     out!("Adding {k} nodes to cluster {} ({} live nodes)", cluster.state.cluster_id, live.len());
     let t0 = Instant::now();
     let before = cluster.state.nodes.len();
+    if cluster.state.netns.is_some() {
+        netns::require().context("this cluster runs in network namespaces; adding to it")?;
+    }
     let fresh = match cluster.spawn_nodes(k, &mut ports) {
         Ok(f) => f,
         Err(e) => {
             // Leave the cluster as it was: end whatever of this batch started.
-            for i in before..cluster.state.nodes.len() {
+            let after = cluster.state.nodes.len();
+            for i in before..after {
                 let _ = cluster.kill(i);
                 cluster.state.nodes[i].fate = Fate::Stopped;
+            }
+            if let Some(layout) = cluster.state.netns.clone() {
+                // Including the namespace of a node that never started.
+                for i in before..=after {
+                    let _ = netns::remove_node(&layout, i);
+                }
             }
             let _ = cluster.save();
             return Err(e);

@@ -4,9 +4,13 @@
 //!
 //! Invariants: nodes bind 127.0.0.1 and discover each other only by
 //! broadcast on 127.255.255.255 with a discovery port and cluster id unique
-//! to the cluster; nothing is sent to a non-loopback address. Only
-//! processes that `/proc` shows to be the `ryx-node` started with this
-//! cluster's id and port are ever signalled. Every wait is bounded.
+//! to the cluster; nothing is sent to a non-loopback address. With
+//! `start --netns` nodes bind addresses of a private subnet inside network
+//! namespaces this harness created, reached only through its own veth
+//! (checked with `ip route get`), and only names carrying the cluster's
+//! prefix are ever created or deleted. Only processes that `/proc` shows
+//! to be the `ryx-node` started with this cluster's id and port are ever
+//! signalled. Every wait is bounded.
 
 /// `println!` that ignores a closed stdout (output piped into `head`, say):
 /// a command must finish its cleanup even when nobody reads its output.
@@ -41,6 +45,7 @@ mod interrupt;
 mod jobs;
 mod lifecycle;
 mod measure;
+mod netns;
 mod nodebin;
 mod ports;
 mod procfs;

@@ -263,12 +263,12 @@ pub fn time_info_spread(
         let pollers: Vec<_> = running
             .iter()
             .map(|&i| {
-                let port = cluster.state.nodes[i].http_port;
+                let addr = cluster.state.nodes[i].api();
                 let path = path.clone();
                 s.spawn(move || {
                     let http = Http::new(Duration::from_secs(1));
                     while Instant::now() < deadline && !interrupt::interrupted() && !abandon.load(Ordering::Relaxed) {
-                        if let Ok(r) = http.request(port, "GET", &path, None) {
+                        if let Ok(r) = http.request(addr, "GET", &path, None) {
                             if r.status == 200 {
                                 let at = Instant::now();
                                 let hops = r.json().ok().and_then(|v| v.get("hops")?.as_u64());
@@ -326,7 +326,7 @@ fn metrics(cluster: &Cluster, indices: &[usize], names: &[&str]) -> Vec<Vec<Opti
     par_map(indices, |&i| {
         let text = cluster
             .http
-            .request(cluster.state.nodes[i].http_port, "GET", "/metrics", None)
+            .request(cluster.state.nodes[i].api(), "GET", "/metrics", None)
             .map(|r| r.text())
             .unwrap_or_default();
         names

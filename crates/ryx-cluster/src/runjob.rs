@@ -78,12 +78,12 @@ pub fn load(
     copies: Option<usize>,
 ) -> Result<Loaded> {
     let http = jobs::job_http();
-    let port = cluster.state.nodes[entry].http_port;
+    let addr = cluster.state.nodes[entry].api();
     let inputs = match src {
         Source::Files(files) => {
-            files.iter().map(|f| jobs::upload(&http, port, f, energy, copies)).collect::<Result<Vec<_>>>()?
+            files.iter().map(|f| jobs::upload(&http, addr, f, energy, copies)).collect::<Result<Vec<_>>>()?
         }
-        Source::Corpus { size, seed } => vec![jobs::sample(&http, port, *size, *seed, energy, copies)?],
+        Source::Corpus { size, seed } => vec![jobs::sample(&http, addr, *size, *seed, energy, copies)?],
     };
     let bytes = inputs.iter().map(|i| i.size).sum();
     Ok(Loaded { inputs, bytes })
@@ -154,7 +154,7 @@ pub fn submit(
         params,
         redundancy,
     };
-    jobs::submit(&jobs::job_http(), cluster.state.nodes[entry].http_port, &req)
+    jobs::submit(&jobs::job_http(), cluster.state.nodes[entry].api(), &req)
         .with_context(|| format!("submitting {kind} at node {entry}"))
 }
 

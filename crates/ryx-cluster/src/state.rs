@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +40,14 @@ pub struct NodeRecord {
     pub udp_port: u16,
     /// TCP port of the HTTP API.
     pub http_port: u16,
+    /// The address the node binds (UDP and HTTP): 127.0.0.1 on loopback,
+    /// its namespace's own address in a `--netns` cluster. State files of
+    /// before this field mean loopback.
+    #[serde(default = "loopback")]
+    pub host: Ipv4Addr,
+    /// The network namespace the node runs in (`--netns` clusters only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
     /// The node's id, once its API answered.
     pub node_id: Option<String>,
     /// Its log file (stdout and stderr).
@@ -50,6 +59,22 @@ pub struct NodeRecord {
     /// When it was killed or stopped (Unix milliseconds).
     #[serde(default)]
     pub ended_unix_ms: Option<u64>,
+}
+
+fn loopback() -> Ipv4Addr {
+    Ipv4Addr::LOCALHOST
+}
+
+impl NodeRecord {
+    /// Where its HTTP API answers.
+    pub fn api(&self) -> SocketAddr {
+        SocketAddr::from((self.host, self.http_port))
+    }
+
+    /// Where it receives neighbour datagrams (the address peers know it by).
+    pub fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.host, self.udp_port))
+    }
 }
 
 /// Everything `ryx-cluster` remembers about a cluster between commands.
@@ -69,6 +94,10 @@ pub struct ClusterState {
     pub created_unix_ms: u64,
     /// Every node ever started in it.
     pub nodes: Vec<NodeRecord>,
+    /// The namespaces, bridges and links of a `start --netns` cluster
+    /// (none: the nodes share the machine's loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<crate::netns::Layout>,
 }
 
 impl ClusterState {
@@ -82,6 +111,7 @@ impl ClusterState {
             node_args,
             created_unix_ms: unix_ms(),
             nodes: Vec::new(),
+            netns: None,
         }
     }
 
@@ -324,6 +354,8 @@ mod tests {
             pid: 1,
             udp_port: 20001,
             http_port: 20001,
+            host: Ipv4Addr::LOCALHOST,
+            netns: None,
             node_id: None,
             log: d.log_path(0),
             started_unix_ms: 0,
@@ -341,6 +373,18 @@ mod tests {
         assert!(d.load().expect("load").is_none());
         assert!(!d.log_path(0).exists());
         let _ = fs::remove_dir_all(d.path());
+    }
+
+    #[test]
+    fn old_state_files_mean_loopback() {
+        let old = r#"{"version":1,"cluster_id":"c","discovery_port":20000,"node_bin":"/bin/ryx-node","node_args":[],
+            "created_unix_ms":0,"nodes":[{"index":0,"pid":1,"udp_port":20001,"http_port":20002,"node_id":null,
+            "log":"/tmp/x","started_unix_ms":0,"fate":"running"}]}"#;
+        let st: ClusterState = serde_json::from_str(old).expect("old state parses");
+        assert!(st.netns.is_none());
+        assert_eq!(st.nodes[0].host, Ipv4Addr::LOCALHOST);
+        assert_eq!(st.nodes[0].api(), "127.0.0.1:20002".parse().expect("addr"));
+        assert_eq!(st.nodes[0].udp_addr(), "127.0.0.1:20001".parse().expect("addr"));
     }
 
     #[test]
