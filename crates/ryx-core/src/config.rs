@@ -86,6 +86,9 @@ pub struct NodeConfig {
     pub memory_limit: u64,
     /// Energy uploaded blobs are replicated with (3 reaches two hops).
     pub blob_energy: f64,
+    /// Neighbours each replication hop offers a blob to (1: the copies of
+    /// a blob walk one path, one transfer per copy).
+    pub blob_fanout: usize,
     /// Job engine knobs.
     pub jobs: JobConfig,
 }
@@ -130,7 +133,8 @@ impl Default for NodeConfig {
             late_tick: Duration::from_millis(50),
             max_local_health: 8,
             memory_limit: 1 << 30,
-            blob_energy: 3.0,
+            blob_energy: 4.0,
+            blob_fanout: 2,
             jobs: JobConfig::default(),
         }
     }

@@ -34,6 +34,20 @@ const DIGEST_PAGE_BYTES: usize = 8 * 1024;
 /// Least energy anti-entropy re-sends a job summary or reputation item with.
 const SYNC_RECORD_ENERGY: f64 = 10.0;
 
+/// Rendezvous weight of a peer for a blob: the blob goes to the peers
+/// weighing most. `salt` (the offer's energy) varies the choice between a
+/// first offer and a top-up.
+fn rendezvous(hash: &str, peer: NodeId, salt: f64) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(hash.as_bytes());
+    h.update(&peer.0.to_le_bytes());
+    h.update(&salt.to_bits().to_le_bytes());
+    let out = h.finalize();
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&out.as_bytes()[..8]);
+    u64::from_le_bytes(w)
+}
+
 /// Something that happened to the node.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -911,10 +925,13 @@ impl Node {
     ) {
         if let Some(held) = self.blobs.get(&blob.hash).map(|m| m.energy) {
             // Already held: an offer with more energy than ours (the
-            // uploader topping up copies) travels on through us.
+            // uploader topping up copies) travels on through us; any other
+            // stops here (the offerer has been told we hold it), or offers
+            // would circle among holders.
             if kind == BlobKind::Chunk && energy > held + 1e-9 {
                 self.blobs.set_energy(&blob.hash, energy);
-                self.offer(vec![blob], energy, Some(offerer));
+                let fanout = self.cfg.blob_fanout;
+                self.offer(vec![blob], energy, Some(offerer), fanout);
             }
             return;
         }
@@ -1468,7 +1485,8 @@ impl Node {
             .filter(|(_, m)| m.holders.is_empty())
             .map(|(h, m)| BlobRef { hash: h.clone(), size: m.size })
             .collect();
-        self.offer(only_here, self.cfg.blob_energy, None);
+        // Two takers per blob: one may have no room.
+        self.offer(only_here, self.cfg.blob_energy, None, 2);
         let addrs: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
         for a in addrs {
             self.send(a, Message::Leave);
@@ -1830,17 +1848,34 @@ impl Node {
         Ok(())
     }
 
-    /// Offers blobs held here to every neighbour but `except`: they fetch
-    /// copies while the energy lasts (replication by diffusion).
-    fn offer(&mut self, blobs: Vec<BlobRef>, energy: f64, except: Option<SocketAddr>) {
+    /// Offers blobs held here to neighbours but `except`: each blob to the
+    /// `fanout` neighbours that rank highest for it by rendezvous hashing
+    /// (blob, neighbour, energy), and each taker fetches a copy from us and
+    /// passes the offer on the same way while the energy lasts. With
+    /// fanout 1 an upload walks: every hop adds one copy and costs one
+    /// transfer, whatever the degree, and different blobs (and top-ups,
+    /// which come with more energy) take different paths, so copies spread
+    /// over the neighbourhood instead of every neighbour fetching
+    /// everything from the uploader.
+    fn offer(&mut self, blobs: Vec<BlobRef>, energy: f64, except: Option<SocketAddr>, fanout: usize) {
         if !EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
             return;
         }
         let http = self.http;
-        let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).filter(|a| Some(*a) != except).collect();
-        for page in blobs.chunks(64) {
-            for a in &peers {
-                self.send(*a, Message::BlobOffer { blobs: page.to_vec(), http, energy });
+        let peers: Vec<(NodeId, SocketAddr)> =
+            self.active.iter().map(|(id, p)| (*id, p.addr)).filter(|(_, a)| Some(*a) != except).collect();
+        let mut per: BTreeMap<SocketAddr, Vec<BlobRef>> = BTreeMap::new();
+        for b in blobs {
+            let mut ranked: Vec<(u64, SocketAddr)> =
+                peers.iter().map(|(id, a)| (rendezvous(&b.hash, *id, energy), *a)).collect();
+            ranked.sort_unstable_by(|x, y| y.cmp(x));
+            for (_, a) in ranked.into_iter().take(fanout.max(1)) {
+                per.entry(a).or_default().push(b.clone());
+            }
+        }
+        for (a, bs) in per {
+            for page in bs.chunks(64) {
+                self.send(a, Message::BlobOffer { blobs: page.to_vec(), http, energy });
             }
         }
     }
@@ -1853,7 +1888,21 @@ impl Node {
         for b in &blobs {
             self.blobs.set_energy(&b.hash, e.max(self.cfg.default_energy));
         }
-        self.offer(blobs, e, None);
+        let fanout = self.cfg.blob_fanout;
+        self.offer(blobs, e, None, fanout);
+    }
+
+    /// Offers thin blobs again with more `energy`, to every neighbour
+    /// rather than `blob_fanout` of them: for an upload waiting for more
+    /// copies than its first offer made (`PUT /v1/blobs?copies=N`) once
+    /// replication has stalled.
+    pub fn top_up_upload(&mut self, now: Time, blobs: Vec<BlobRef>, energy: f64) {
+        self.now = now.max(self.now);
+        for b in &blobs {
+            self.blobs.set_energy(&b.hash, energy.max(self.cfg.default_energy));
+        }
+        let all = self.active.len();
+        self.offer(blobs, energy, None, all);
     }
 
     /// Forgets a blob (the driver discards its bytes).
@@ -1893,7 +1942,8 @@ impl Node {
                 self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
                 if let Some(size) = self.blobs.get(hash).map(|m| m.size) {
                     // Pass the offer on with what is left of the energy.
-                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer));
+                    let fanout = self.cfg.blob_fanout;
+                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer), fanout);
                 }
             }
         }

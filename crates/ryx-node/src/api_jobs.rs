@@ -58,7 +58,7 @@ pub async fn put_blob(
 /// Query of `PUT /v1/blobs`.
 #[derive(Deserialize, Default)]
 pub struct UploadQuery {
-    /// Replication energy (default 3: copies on every node within two hops).
+    /// Replication energy (default 4: a tree of copies, two per hop, three hops deep).
     energy: Option<f64>,
     /// Replication target: answer once every chunk has this many verified
     /// copies (this node's included) or the timeout passed (default 3).
@@ -207,11 +207,13 @@ async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>, 
 
 /// Waits until every chunk has the wanted number of verified copies
 /// (counted from `blob_have` answers, which travel back to the uploader
-/// from every copy) or the timeout passes, offering under-replicated
-/// chunks again with one more unit of energy every few seconds (reaching
-/// further out) so a failed fetch or a short reach does not leave them
-/// thin. The target is capped by the nodes this one knows of. Returns the
-/// fewest copies any chunk has and the target.
+/// from every copy) or the timeout passes. Whenever a second passes without
+/// a new copy, under-replicated chunks are offered again with one more unit
+/// of energy to every neighbour (reaching further out), so a failed fetch or
+/// a short reach does not leave them thin; while copies keep arriving (a
+/// big upload on a slow link) nothing is added to the queue. The target is
+/// capped by the nodes this one knows of. Returns the fewest copies any
+/// chunk has and the target.
 async fn wait_for_copies(
     api: &Api,
     hashes: Vec<String>,
@@ -222,11 +224,12 @@ async fn wait_for_copies(
 ) -> Result<(usize, usize), ApiError> {
     let want = cq.copies.unwrap_or(DEFAULT_COPIES);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    let mut next_topup = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut next_topup = tokio::time::Instant::now() + Duration::from_secs(1);
     let mut boost = 0.0;
+    let mut last_total = 0;
     loop {
         let hs = hashes.clone();
-        let (least, nodes, thin) = api
+        let (least, nodes, thin, copies) = api
             .handle
             .call(move |s| {
                 // Nodes known: from the diffused topology, or (before it
@@ -241,7 +244,7 @@ async fn wait_for_copies(
                     .filter(|(_, c)| **c < want.min(nodes))
                     .filter_map(|(h, _)| s.node.blob(h).map(|m| BlobRef { hash: h.clone(), size: m.size }))
                     .collect();
-                (least, nodes, thin)
+                (least, nodes, thin, counts)
             })
             .await
             .map_err(ApiError::unavailable)?;
@@ -250,6 +253,14 @@ async fn wait_for_copies(
         if least >= target || now >= deadline {
             return Ok((least, target));
         }
+        // Top up only when replication stalled: while copies are still
+        // arriving (a big upload on a slow link), new offers would only
+        // queue more transfers behind them.
+        let total: usize = copies.iter().sum();
+        if now >= next_topup && total > last_total {
+            last_total = total;
+            next_topup = now + Duration::from_secs(1);
+        }
         if now >= next_topup && !thin.is_empty() {
             boost += 1.0;
             let _ = api
@@ -257,10 +268,10 @@ async fn wait_for_copies(
                 .call(move |s| {
                     let now = s.clock.now();
                     let e = energy.unwrap_or(s.node.config().blob_energy) + boost;
-                    s.node.replicate_upload(now, thin, Some(e.min(1000.0)));
+                    s.node.top_up_upload(now, thin, e.min(1000.0));
                 })
                 .await;
-            next_topup = now + Duration::from_secs(3);
+            next_topup = now + Duration::from_secs(1);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -928,7 +928,8 @@ impl Report {
                 j.scaling_efficiency.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
             ));
             line(format!(
-                "  killed {} at {} (home {}) | liars {} | slow {} | summary coverage {:.1}% (all in {}) | {}",
+                "  upload to 3 copies {} | killed {} at {} (home {}) | liars {} | slow {} | summary coverage {:.1}% (all in {}) | {}",
+                opt(j.upload_ms),
                 j.killed,
                 j.killed_at_progress.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
                 if j.home_killed { "killed" } else { "alive" },

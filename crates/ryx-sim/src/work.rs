@@ -377,6 +377,10 @@ pub struct JobRunReport {
     pub real_input_bytes: usize,
     /// Input size the units stand for, in MiB.
     pub input_mib: f64,
+    /// Time the upload took to get three verified copies of every chunk
+    /// (before the job was submitted; None: not within 30 s, or three
+    /// times what one copy takes on the uploader's link if that is longer).
+    pub upload_ms: Option<f64>,
     /// Nodes that lie (return wrong partials).
     pub liars: usize,
     /// Slow nodes (compute `--slow-factor` times slower).
@@ -491,10 +495,53 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
             None => return Err(sim.violation(Some(home), "home is not running".into())),
         }
     }
-    let submitted = sim.node_mut(home).map(|node| {
+    // As `PUT /v1/blobs` does by default: replicate, and answer once every
+    // chunk has three verified copies (topping up thin ones with more
+    // energy after a second without a new copy), or at the deadline below.
+    let want = 3.min(sim.live);
+    if let Some(node) = sim.node_mut(home) {
         node.replicate_upload(now, refs.clone(), None);
-        node.submit_job(now, &p.kind, params.clone(), refs.clone(), p.redundancy, None)
-    });
+    }
+    sim.after_handle(home)?;
+    let up0 = sim.now();
+    // 30 s, as the API's default, or longer when the uploader's link
+    // needs longer to send one copy of everything.
+    let one_copy_us = refs.iter().map(|r| r.size as f64).sum::<f64>() / (p.bandwidth_mbps.max(1e-6) * 1e6 / 1e6);
+    let up_deadline = up0.plus(Duration::from_secs(30).max(Duration::from_micros((3.0 * one_copy_us) as u64)));
+    let mut boost = 0.0;
+    let copies_sum = |s: &Sim| s.node(home).map_or(0, |n| refs.iter().map(|r| n.blob_copies(&r.hash)).sum::<usize>());
+    let mut last_sum = copies_sum(sim);
+    let upload_ms = loop {
+        let step = sim.now().plus(Duration::from_secs(1)).min(up_deadline);
+        let copied = |s: &mut Sim| s.node(home).is_some_and(|n| refs.iter().all(|r| n.blob_copies(&r.hash) >= want));
+        if let Some(t) = sim.run_until(step, Some(Duration::from_millis(10)), copied)? {
+            break Some(ms(t.since(up0).as_micros() as u64));
+        }
+        if sim.now() >= up_deadline {
+            break None;
+        }
+        // Top up only when replication stalled (copies are still arriving
+        // on a busy link otherwise, and new offers would only add to it).
+        let sum = copies_sum(sim);
+        if sum > last_sum {
+            last_sum = sum;
+            continue;
+        }
+        boost += 1.0;
+        let now = sim.now();
+        let thin: Vec<BlobRef> = match sim.node(home) {
+            Some(n) => refs.iter().filter(|r| n.blob_copies(&r.hash) < want).cloned().collect(),
+            None => Vec::new(),
+        };
+        if let Some(node) = sim.node_mut(home) {
+            let e = node.config().blob_energy + boost;
+            node.top_up_upload(now, thin, e);
+        }
+        sim.after_handle(home)?;
+    };
+    let now = sim.now();
+    let submitted =
+        sim.node_mut(home).map(|node| node.submit_job(now, &p.kind, params.clone(), refs.clone(), p.redundancy, None));
     let job = match submitted {
         Some(Ok(id)) => id,
         Some(Err(e)) => return Err(sim.violation(Some(home), format!("submission refused: {e}"))),
@@ -618,6 +665,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         redundancy: p.redundancy,
         real_input_bytes: input.len(),
         input_mib,
+        upload_ms,
         liars,
         slow_nodes,
         killed,
