@@ -66,7 +66,7 @@ impl Default for JobConfig {
             load_interval: Duration::from_millis(250),
             gradient_ttl: Duration::from_millis(1200),
             default_energy: 100.0,
-            heirs: 3,
+            heirs: 5,
             summary_keepalive: Duration::from_millis(1000),
             heir_silence: Duration::from_millis(2500),
             heir_stagger: Duration::from_millis(1500),
@@ -379,6 +379,8 @@ pub struct Ctx<'a> {
     pub energy: EnergyModel,
     /// Nodes whose results disagreed with a majority.
     pub penalties: Vec<NodeId>,
+    /// Blobs to look for (`blob_want`): no known holder served them.
+    pub wants: Vec<Hash>,
 }
 
 #[derive(Clone, Debug)]
@@ -393,7 +395,12 @@ struct UnitState {
     results: BTreeMap<NodeId, (String, SocketAddr)>,
     decided: Option<(String, Vec<SocketAddr>)>,
     reissues: u32,
+    /// When the home last asked the network who holds the unit's chunk.
+    searched: Option<Time>,
 }
+
+/// A home asks again who holds a chunk at most this often.
+const SEARCH_EVERY: Duration = Duration::from_secs(2);
 
 /// A unit whose lease lapsed this many times without any result is given
 /// up: no live node could run it (its input chunk is probably lost).
@@ -1293,8 +1300,11 @@ impl JobEngine {
     pub fn holder_added(&mut self, hash: &str, holder: SocketAddr) {
         for h in self.homes.values_mut().filter(|h| !h.state.is_final()) {
             for u in h.units.iter_mut().filter(|u| u.hash == hash) {
-                if !u.holders.contains(&holder) && u.holders.len() < 8 {
-                    u.holders.push(holder);
+                // Newest first: holders heard of long ago are likelier to
+                // have died (a search after a mass failure finds live ones).
+                if !u.holders.contains(&holder) {
+                    u.holders.insert(0, holder);
+                    u.holders.truncate(8);
                     h.record_dirty = true;
                 }
             }
@@ -1579,10 +1589,22 @@ impl JobEngine {
             for (u, r) in lapsed {
                 if let Some(h) = self.homes.get_mut(id) {
                     h.stats.reissued += 1;
+                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone());
                     if let Some(us) = h.unit_state.get_mut(u as usize) {
                         us.reissues += 1;
                         if us.reissues > MAX_UNIT_REISSUES && us.results.is_empty() {
                             give_up = Some(u);
+                        }
+                        // A lease lapsed: its worker died, or nobody it
+                        // tried could serve the chunk (every holder the
+                        // home knows may have died with it). Ask the
+                        // network who holds it; answers reach `holder_added`
+                        // before the next re-issue.
+                        if us.searched.is_none_or(|t| now.since(t) >= SEARCH_EVERY) {
+                            us.searched = Some(now);
+                            if let Some(c) = chunk.filter(|c| !ctx.wants.contains(c)) {
+                                ctx.wants.push(c);
+                            }
                         }
                     }
                 }

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub items_synced: u64,
     /// Ticks that came later than `late_tick` (the node itself is slow).
     pub late_ticks: u64,
+    /// Blobs this node asked the network for (`blob_want`).
+    pub wants_sent: u64,
+    /// `blob_want` questions not passed on: the route table was full.
+    pub wants_dropped: u64,
     /// Time from an item's birth to its delivery here.
     pub diffusion_latency: Histogram,
 }
@@ -93,6 +97,8 @@ impl Default for Metrics {
             items_evicted: 0,
             items_synced: 0,
             late_ticks: 0,
+            wants_sent: 0,
+            wants_dropped: 0,
             diffusion_latency: Histogram::new(LATENCY_BOUNDS_MS),
         }
     }

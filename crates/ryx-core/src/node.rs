@@ -34,12 +34,15 @@ const DIGEST_PAGE_BYTES: usize = 8 * 1024;
 /// Least energy anti-entropy re-sends a job summary or reputation item with.
 const SYNC_RECORD_ENERGY: f64 = 10.0;
 
-/// Rendezvous weight of a peer for a blob: the blob goes to the peers
-/// weighing most. `salt` (the offer's energy) varies the choice between a
-/// first offer and a top-up.
-fn rendezvous(hash: &str, peer: NodeId, salt: f64) -> u64 {
+/// Rendezvous weight of a peer for a blob offered by `me`: the blob goes to
+/// the peers weighing most. `salt` (the offer's energy) varies the choice
+/// between a first offer and a top-up; `me` makes two holders that share
+/// neighbours choose independently (or their branches of a replication
+/// tree would run into the same nodes).
+fn rendezvous(hash: &str, me: NodeId, peer: NodeId, salt: f64) -> u64 {
     let mut h = blake3::Hasher::new();
     h.update(hash.as_bytes());
+    h.update(&me.0.to_le_bytes());
     h.update(&peer.0.to_le_bytes());
     h.update(&salt.to_bits().to_le_bytes());
     let out = h.finalize();
@@ -354,7 +357,40 @@ pub struct Node {
     auth: Option<crate::auth::Auth>,
     blobs: BlobIndex,
     replication_src: BTreeMap<Hash, (SocketAddr, f64)>,
+    /// Further offers of blobs being fetched, passed on once they arrive.
+    replication_more: BTreeMap<Hash, Vec<(SocketAddr, f64)>>,
+    want_routes: BTreeMap<Hash, WantRoute>,
+    /// Uploaded chunks not offered yet (see `replicate_upload`).
+    upload_queue: VecDeque<(BlobRef, f64)>,
+    /// Uploaded chunks offered whose first copies are awaited, and when.
+    upload_window: BTreeMap<Hash, Time>,
 }
+
+/// Uploaded chunks whose first copies may be in flight at once.
+const UPLOAD_WINDOW: usize = 8;
+/// Most uploaded chunks queued for pacing (beyond: offered at once).
+const MAX_UPLOAD_QUEUE: usize = 1 << 16;
+/// A chunk whose first copies take longer than this leaves the window.
+const UPLOAD_STALL: Duration = Duration::from_secs(2);
+
+/// A `blob_want` question that passed through here: who asked (answers go
+/// back to them), which holders' answers were relayed already, and when.
+#[derive(Clone, Debug)]
+struct WantRoute {
+    askers: Vec<SocketAddr>,
+    relayed: Vec<SocketAddr>,
+    at: Time,
+}
+
+/// Most `blob_want` routes remembered.
+const MAX_WANT_ROUTES: usize = 4096;
+/// How long a `blob_want` route lasts (answers come within round trips).
+const WANT_ROUTE_TTL: Duration = Duration::from_secs(2);
+/// Hops a `blob_want` question travels beyond the asker's neighbours: with
+/// 4–6 neighbours each, three rings reach a hundred or more nodes.
+const WANT_HOPS: u8 = 2;
+/// Most answers relayed per wanted blob.
+const MAX_WANT_ANSWERS: usize = 8;
 
 /// Most job summaries kept.
 const MAX_JOB_ITEMS: usize = 1024;
@@ -412,6 +448,10 @@ impl Node {
             auth: None,
             blobs: BlobIndex::new(cfg.memory_limit),
             replication_src: BTreeMap::new(),
+            replication_more: BTreeMap::new(),
+            want_routes: BTreeMap::new(),
+            upload_queue: VecDeque::new(),
+            upload_window: BTreeMap::new(),
             rng,
             cfg,
         }
@@ -882,6 +922,7 @@ impl Node {
                 }
             }
             Message::BlobHave { hashes, http } => self.on_blob_have(src, hashes, http),
+            Message::BlobWant { hashes, hops } => self.on_blob_want(src, hashes, hops),
         }
     }
 
@@ -892,9 +933,21 @@ impl Node {
     /// point from newer copies to older ones, so this never circles.
     fn on_blob_have(&mut self, src: SocketAddr, hashes: Vec<Hash>, http: SocketAddr) {
         let mut onward: BTreeMap<SocketAddr, Vec<Hash>> = BTreeMap::new();
+        let now = self.now;
         for h in hashes {
             if http == self.http {
                 continue;
+            }
+            // An answer to a `blob_want` that passed through here goes
+            // back to whoever asked us.
+            if let Some(r) = self.want_routes.get_mut(&h) {
+                if now.since(r.at) < WANT_ROUTE_TTL && !r.relayed.contains(&http) && r.relayed.len() < MAX_WANT_ANSWERS
+                {
+                    r.relayed.push(http);
+                    for a in r.askers.iter().filter(|a| **a != src) {
+                        onward.entry(*a).or_default().push(h.clone());
+                    }
+                }
             }
             let known = self.blobs.get(&h).is_some_and(|m| m.holders.contains(&http));
             self.blobs.add_holder(&h, http);
@@ -911,6 +964,82 @@ impl Node {
                 self.send(up, Message::BlobHave { hashes: page.to_vec(), http });
             }
         }
+        if !self.upload_window.is_empty() {
+            self.pump_upload();
+        }
+    }
+
+    /// A neighbour asks who holds `hashes`: answer for the copies held
+    /// here, pass the question on for the rest while `hops` lasts, and
+    /// remember who asked so answers can travel back. A question already
+    /// passed on recently is not passed on again (floods die out).
+    fn on_blob_want(&mut self, src: SocketAddr, hashes: Vec<Hash>, hops: u8) {
+        let now = self.now;
+        let mut held = Vec::new();
+        let mut onward = Vec::new();
+        for h in hashes {
+            if self.blobs.contains(&h) {
+                held.push(h);
+                continue;
+            }
+            if hops == 0 {
+                continue;
+            }
+            match self.want_routes.get_mut(&h) {
+                Some(r) if now.since(r.at) < WANT_ROUTE_TTL => {
+                    if !r.askers.contains(&src) && r.askers.len() < MAX_WANT_ANSWERS {
+                        r.askers.push(src);
+                    }
+                }
+                _ => {
+                    if self.want_routes.len() >= MAX_WANT_ROUTES && !self.want_routes.contains_key(&h) {
+                        self.metrics.wants_dropped += 1;
+                        continue;
+                    }
+                    self.want_routes.insert(h.clone(), WantRoute { askers: vec![src], relayed: Vec::new(), at: now });
+                    onward.push(h);
+                }
+            }
+        }
+        if !held.is_empty() {
+            let http = self.http;
+            self.send(src, Message::BlobHave { hashes: held, http });
+        }
+        if !onward.is_empty() {
+            let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).filter(|a| *a != src).collect();
+            for a in peers {
+                self.send(a, Message::BlobWant { hashes: onward.clone(), hops: hops - 1 });
+            }
+        }
+    }
+
+    /// Asks the neighbourhood (`WANT_HOPS` beyond the neighbours) who holds
+    /// `hashes`; answers arrive as `BlobHave` and reach the job engine's
+    /// `holder_added` like any other news of a copy.
+    pub fn want_blobs(&mut self, hashes: Vec<Hash>) {
+        let now = self.now;
+        let mut ask = Vec::new();
+        for h in hashes {
+            if self.want_routes.get(&h).is_some_and(|r| now.since(r.at) < WANT_ROUTE_TTL) {
+                continue;
+            }
+            if self.want_routes.len() >= MAX_WANT_ROUTES && !self.want_routes.contains_key(&h) {
+                self.metrics.wants_dropped += 1;
+                continue;
+            }
+            self.want_routes.insert(h.clone(), WantRoute { askers: Vec::new(), relayed: Vec::new(), at: now });
+            ask.push(h);
+        }
+        if ask.is_empty() {
+            return;
+        }
+        self.metrics.wants_sent += ask.len() as u64;
+        let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
+        for page in ask.chunks(64) {
+            for a in &peers {
+                self.send(*a, Message::BlobWant { hashes: page.to_vec(), hops: WANT_HOPS });
+            }
+        }
     }
 
     /// Fetches a copy of an offered blob if it is new here and there is
@@ -924,21 +1053,38 @@ impl Node {
         energy: f64,
     ) {
         if let Some(held) = self.blobs.get(&blob.hash).map(|m| m.energy) {
-            // Already held: an offer with more energy than ours (the
-            // uploader topping up copies) travels on through us; any other
-            // stops here (the offerer has been told we hold it), or offers
-            // would circle among holders.
-            if kind == BlobKind::Chunk && energy > held + 1e-9 {
-                self.blobs.set_energy(&blob.hash, energy);
+            // Already held (the offerer has been told). An offer with more
+            // energy than ours (the uploader topping up copies) travels on
+            // through us and raises ours, so it passes each holder once.
+            // An upload's tree offer (no more energy than `blob_energy`)
+            // travels on too, as if we had just fetched it: a branch that
+            // runs into an earlier copy still reaches as far and makes as
+            // many copies. Its energy falls at every hop, so it dies out
+            // within the tree's few hops; offers with more energy (results,
+            // top-ups) would flood every holder within their long reach.
+            if kind == BlobKind::Chunk && (energy > held + 1e-9 || energy <= self.cfg.blob_energy) {
+                if energy > held + 1e-9 {
+                    self.blobs.set_energy(&blob.hash, energy);
+                }
                 let fanout = self.cfg.blob_fanout;
                 self.offer(vec![blob], energy, Some(offerer), fanout);
             }
             return;
         }
-        if self.replication_src.contains_key(&blob.hash)
-            || self.replication_src.len() >= MAX_REPLICATION_PENDING
-            || !self.blobs.has_room_below(blob.size, energy)
+        if let Some(extra) = self
+            .replication_src
+            .contains_key(&blob.hash)
+            .then(|| self.replication_more.entry(blob.hash.clone()).or_default())
         {
+            // Being fetched already: pass this offer on too once the copy
+            // is here, so a tree branch that ran into a copy in flight
+            // still grows.
+            if kind == BlobKind::Chunk && energy <= self.cfg.blob_energy && extra.len() < 4 {
+                extra.push((offerer, energy));
+            }
+            return;
+        }
+        if self.replication_src.len() >= MAX_REPLICATION_PENDING || !self.blobs.has_room_below(blob.size, energy) {
             return;
         }
         self.replication_src.insert(blob.hash.clone(), (offerer, energy));
@@ -1661,9 +1807,13 @@ impl Node {
             blobs: &mut self.blobs,
             energy: self.cfg.energy,
             penalties: Vec::new(),
+            wants: Vec::new(),
         };
         let r = f(&mut self.jobs, &mut ctx);
-        let Ctx { sends, outputs, summaries, penalties, .. } = ctx;
+        let Ctx { sends, outputs, summaries, penalties, wants, .. } = ctx;
+        if !wants.is_empty() {
+            self.want_blobs(wants);
+        }
         for (to, msg) in sends {
             self.send(to, msg);
         }
@@ -1867,7 +2017,7 @@ impl Node {
         let mut per: BTreeMap<SocketAddr, Vec<BlobRef>> = BTreeMap::new();
         for b in blobs {
             let mut ranked: Vec<(u64, SocketAddr)> =
-                peers.iter().map(|(id, a)| (rendezvous(&b.hash, *id, energy), *a)).collect();
+                peers.iter().map(|(id, a)| (rendezvous(&b.hash, self.id, *id, energy), *a)).collect();
             ranked.sort_unstable_by(|x, y| y.cmp(x));
             for (_, a) in ranked.into_iter().take(fanout.max(1)) {
                 per.entry(a).or_default().push(b.clone());
@@ -1882,14 +2032,48 @@ impl Node {
 
     /// Starts the replication of freshly uploaded blobs with `energy`
     /// (reach in hops as for items; the default reaches two hops).
+    ///
+    /// Chunks are offered a window at a time, in order: the next goes out
+    /// once one in the window has its first copies (or after
+    /// `UPLOAD_STALL`). Offered all at once, every chunk's first copies
+    /// would share the uploader's link and land together at the very end,
+    /// and so would every replication tree; paced, each chunk's tree grows
+    /// while later chunks upload, and copies (durability) build up steadily
+    /// through a long upload.
     pub fn replicate_upload(&mut self, now: Time, blobs: Vec<BlobRef>, energy: Option<f64>) {
         self.now = now.max(self.now);
         let e = energy.unwrap_or(self.cfg.blob_energy);
-        for b in &blobs {
+        for b in blobs {
             self.blobs.set_energy(&b.hash, e.max(self.cfg.default_energy));
+            if self.upload_queue.len() < MAX_UPLOAD_QUEUE {
+                self.upload_queue.push_back((b, e));
+            } else {
+                // Beyond the queue's bound: offer at once, unpaced.
+                let fanout = self.cfg.blob_fanout;
+                self.offer(vec![b], e, None, fanout);
+            }
         }
-        let fanout = self.cfg.blob_fanout;
-        self.offer(blobs, e, None, fanout);
+        self.pump_upload();
+    }
+
+    /// Offers queued upload chunks while the window has room; chunks whose
+    /// first copies are overdue leave the window (their takers may have had
+    /// no room; top-ups deal with thin chunks).
+    fn pump_upload(&mut self) {
+        let now = self.now;
+        let fanout = self.cfg.blob_fanout.min(self.active.len()).max(1);
+        let blobs = &self.blobs;
+        self.upload_window
+            .retain(|h, at| now.since(*at) < UPLOAD_STALL && blobs.contains(h) && blobs.copies(h) < 1 + fanout);
+        while self.upload_window.len() < UPLOAD_WINDOW {
+            let Some((b, e)) = self.upload_queue.pop_front() else { break };
+            if !self.blobs.contains(&b.hash) {
+                continue;
+            }
+            self.upload_window.insert(b.hash.clone(), now);
+            let fanout = self.cfg.blob_fanout;
+            self.offer(vec![b], e, None, fanout);
+        }
     }
 
     /// Offers thin blobs again with more `energy`, to every neighbour
@@ -1934,6 +2118,7 @@ impl Node {
     /// with `blob_put`.
     pub fn fetch_done(&mut self, now: Time, hash: &str, ok: bool) {
         self.now = now.max(self.now);
+        let more = self.replication_more.remove(hash).unwrap_or_default();
         if let Some((offerer, energy)) = self.replication_src.remove(hash) {
             if ok {
                 self.blobs.set_energy(hash, energy);
@@ -1944,6 +2129,9 @@ impl Node {
                     // Pass the offer on with what is left of the energy.
                     let fanout = self.cfg.blob_fanout;
                     self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer), fanout);
+                    for (o, e) in more {
+                        self.offer(vec![BlobRef { hash: hash.to_string(), size }], e, Some(o), fanout);
+                    }
                 }
             }
         }
@@ -1981,9 +2169,13 @@ impl Node {
             // Once a second is plenty for a TTL of seconds; a sweep of up
             // to `max_topology_nodes` entries every tick was a hot spot.
             self.topology.expire(now, self.cfg.topology_ttl);
+            self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
         }
         self.detect_failures();
         self.expire_pending();
+        if !self.upload_window.is_empty() || !self.upload_queue.is_empty() {
+            self.pump_upload();
+        }
         self.fill();
         if now >= self.next_hello {
             self.hello();

@@ -29,6 +29,8 @@ pub const MAX_VALUE_LEN: usize = 8 * 1024;
 pub const MAX_PEERS_PER_MESSAGE: usize = 64;
 /// Most item ids or digests in one message.
 pub const MAX_IDS_PER_MESSAGE: usize = 128;
+/// Most times a `blob_want` question may be passed on.
+pub const MAX_WANT_HOPS: u8 = 4;
 
 /// A datagram: who sent it, for which cluster, and the message itself.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -311,6 +313,16 @@ pub enum Message {
         /// Where they can be fetched.
         http: SocketAddr,
     },
+    /// "Who holds these blobs?" A holder answers `BlobHave` to the asking
+    /// neighbour; a node without a copy passes the question on while
+    /// `hops` lasts and relays answers back the way it came. A home whose
+    /// known holders of a chunk all died asks this way.
+    BlobWant {
+        /// Blob names.
+        hashes: Vec<Hash>,
+        /// Times the question may still be passed on.
+        hops: u8,
+    },
 }
 
 impl Message {
@@ -343,11 +355,12 @@ impl Message {
             Message::JobFinished { .. } => "job_finished",
             Message::BlobOffer { .. } => "blob_offer",
             Message::BlobHave { .. } => "blob_have",
+            Message::BlobWant { .. } => "blob_want",
         }
     }
 
     /// All kind names, for pre-registering metrics.
-    pub const KINDS: [&'static str; 26] = [
+    pub const KINDS: [&'static str; 27] = [
         "hello",
         "hello_reply",
         "join",
@@ -374,6 +387,7 @@ impl Message {
         "job_finished",
         "blob_offer",
         "blob_have",
+        "blob_want",
     ];
 
     /// Whether the message carries item payloads (for Plumtree-style
@@ -439,6 +453,9 @@ impl Message {
                 blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
             }
             Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
+            Message::BlobWant { hashes, hops } => {
+                hashes.len() <= 64 && *hops <= MAX_WANT_HOPS && hashes.iter().all(|h| crate::blobs::is_hash(h))
+            }
             _ => true,
         };
         if ok {
@@ -607,6 +624,20 @@ mod tests {
     }
 
     #[test]
+    fn blob_want_is_bounded_in_names_and_hops() {
+        let h = "ab".repeat(32);
+        let ok = Envelope { msg: Message::BlobWant { hashes: vec![h.clone()], hops: MAX_WANT_HOPS }, ..sample() };
+        let bytes = encode(&ok).expect("encodes");
+        assert_eq!(decode(&bytes, "test"), Ok(ok));
+        let far = Envelope { msg: Message::BlobWant { hashes: vec![h.clone()], hops: MAX_WANT_HOPS + 1 }, ..sample() };
+        assert_eq!(decode(&encode(&far).expect("encodes"), "test"), Err(WireError::OutOfBounds));
+        let bad = Envelope { msg: Message::BlobWant { hashes: vec!["not-a-hash".into()], hops: 1 }, ..sample() };
+        assert_eq!(decode(&encode(&bad).expect("encodes"), "test"), Err(WireError::OutOfBounds));
+        let many = Envelope { msg: Message::BlobWant { hashes: vec![h; 65], hops: 1 }, ..sample() };
+        assert_eq!(decode(&encode(&many).expect("encodes"), "test"), Err(WireError::OutOfBounds));
+    }
+
+    #[test]
     fn every_kind_name_is_listed() {
         let msgs = [
             Message::Hello { active: 0, needy: true },
@@ -614,6 +645,7 @@ mod tests {
             Message::Leave,
             Message::Prune,
             Message::Ping { nonce: 1 },
+            Message::BlobWant { hashes: vec![], hops: 0 },
         ];
         for m in msgs {
             assert!(Message::KINDS.contains(&m.kind()));

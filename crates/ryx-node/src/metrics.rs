@@ -70,6 +70,20 @@ pub fn render(s: &State) -> String {
     single(&mut o, "ryx_items_evicted_total", "counter", "Items evicted by the store bound.", m.items_evicted);
     single(&mut o, "ryx_items_synced_total", "counter", "Items taken by anti-entropy.", m.items_synced);
     single(&mut o, "ryx_late_ticks_total", "counter", "Timer ticks that came late (node overloaded).", m.late_ticks);
+    single(
+        &mut o,
+        "ryx_blob_wants_total",
+        "counter",
+        "Blobs asked for with blob_want (no known holder served them).",
+        m.wants_sent,
+    );
+    single(
+        &mut o,
+        "ryx_blob_wants_dropped_total",
+        "counter",
+        "blob_want questions not passed on (route table full).",
+        m.wants_dropped,
+    );
     single(&mut o, "ryx_info_items", "gauge", "Info items held.", status.info_items);
     single(&mut o, "ryx_topology_nodes", "gauge", "Nodes in the learned topology.", status.topology_nodes);
     let h = &m.diffusion_latency;

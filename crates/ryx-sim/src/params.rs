@@ -180,6 +180,18 @@ pub struct Params {
     /// checks that the halves end up agreeing on one home and one result.
     #[arg(long)]
     pub split_at: Option<f64>,
+    /// Job scenario: verified copies of every chunk the upload waits for
+    /// before the job is submitted (as `PUT /v1/blobs?copies=N`).
+    #[arg(long, default_value_t = 3)]
+    pub copies: usize,
+    /// Job scenario: energy an upload's chunk offers start with (hops the
+    /// replication tree reaches); default: the node's.
+    #[arg(long)]
+    pub blob_energy: Option<f64>,
+    /// Job scenario: neighbours each holder offers a new chunk to; default:
+    /// the node's.
+    #[arg(long)]
+    pub blob_fanout: Option<usize>,
     /// Job scenario: skip the single-node reference run (no scaling
     /// efficiency is reported).
     #[arg(long)]
@@ -269,8 +281,15 @@ impl Params {
         flag("lie-prob", self.lie_prob != d.lie_prob, self.lie_prob.to_string());
         flag("slow-factor", self.slow_factor != d.slow_factor, self.slow_factor.to_string());
         flag("kill-at", self.kill_at != d.kill_at, self.kill_at.to_string());
+        flag("copies", self.copies != d.copies, self.copies.to_string());
         if let Some(f) = self.split_at {
             c.push_str(&format!(" --split-at {f}"));
+        }
+        if let Some(e) = self.blob_energy {
+            c.push_str(&format!(" --blob-energy {e}"));
+        }
+        if let Some(f) = self.blob_fanout {
+            c.push_str(&format!(" --blob-fanout {f}"));
         }
         if self.no_baseline {
             c.push_str(" --no-baseline");

@@ -290,6 +290,8 @@ impl Sim {
             // over (the home holds all of it after the upload).
             let input = p.job_units() as f64 * p.unit_mib * 1024.0 * 1024.0;
             cfg.memory_limit = cfg.memory_limit.max((3.0 * input) as u64);
+            cfg.blob_energy = p.blob_energy.unwrap_or(cfg.blob_energy);
+            cfg.blob_fanout = p.blob_fanout.unwrap_or(cfg.blob_fanout);
         }
         let seeds = match discovery {
             Discovery::SeedNodes => (0..n.min(3)).map(slot_addr).collect(),

@@ -391,6 +391,10 @@ pub struct JobRunReport {
     pub killed_at_progress: Option<f64>,
     /// Whether the job's home was among the killed.
     pub home_killed: bool,
+    /// Copies of each input chunk when the kill struck: before it (min,
+    /// median, max over chunks), and how many chunks were left with no
+    /// copy on a survivor.
+    pub copies_at_kill: Option<CopyCounts>,
     /// Whether the job reached `done` within the bound.
     pub completed: bool,
     /// Final state at the home (running if it never finished).
@@ -428,6 +432,22 @@ pub struct JobRunReport {
     pub stats: Option<JobStats>,
     /// The driver's counters.
     pub driver: WorkStats,
+}
+
+/// Verified copies of the input chunks across the live nodes.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyCounts {
+    /// Fewest copies of any chunk before the kill.
+    pub min: usize,
+    /// Median over chunks before the kill.
+    pub median: usize,
+    /// Most copies of any chunk before the kill.
+    pub max: usize,
+    /// Fewest copies of any chunk on the survivors.
+    pub min_after: usize,
+    /// Chunks with no copy left on any survivor (units still undecided
+    /// among them cannot run).
+    pub lost: usize,
 }
 
 /// A job split across a partition (`--split-at`).
@@ -495,10 +515,11 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
             None => return Err(sim.violation(Some(home), "home is not running".into())),
         }
     }
-    // As `PUT /v1/blobs` does by default: replicate, and answer once every
-    // chunk has three verified copies (topping up thin ones with more
-    // energy after a second without a new copy), or at the deadline below.
-    let want = 3.min(sim.live);
+    // As `PUT /v1/blobs?copies=N` does (3 by default): replicate, and
+    // answer once every chunk has N verified copies (topping up thin ones
+    // with more energy after a second without a new copy), or at the
+    // deadline below.
+    let want = p.copies.max(1).min(sim.live);
     if let Some(node) = sim.node_mut(home) {
         node.replicate_upload(now, refs.clone(), None);
     }
@@ -559,7 +580,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     };
 
     // Kill mid-job.
-    let (mut killed, mut killed_at, mut home_killed) = (0, None, false);
+    let (mut killed, mut killed_at, mut home_killed, mut copies_at_kill) = (0, None, false, None);
     let frac = p.kill_fraction();
     if frac > 0.0 {
         let at = p.kill_at.clamp(0.0, 1.0);
@@ -575,6 +596,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
             victims.sort_unstable();
             home_killed = sim.home_summary(&job).is_some_and(|(h, _)| victims.contains(&h));
             killed = victims.len();
+            copies_at_kill = Some(copy_counts(sim, &refs, &victims));
             sim.crash_many(&victims);
         }
     }
@@ -671,6 +693,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         killed,
         killed_at_progress: killed_at,
         home_killed,
+        copies_at_kill,
         completed: state == JobState::Done,
         state: format!("{state:?}").to_lowercase(),
         error: summary.as_ref().and_then(|j| j.error.clone()),
@@ -691,6 +714,28 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         stats: summary.map(|j| j.stats),
         driver: sim.work.as_ref().map(|w| w.stats.clone()).unwrap_or_default(),
     })
+}
+
+/// Copies of each chunk in `refs` on live slots, before and after `victims` die.
+fn copy_counts(sim: &Sim, refs: &[BlobRef], victims: &[usize]) -> CopyCounts {
+    let live = sim.live_slots();
+    let w = sim.work.as_ref();
+    let count = |r: &BlobRef, skip: bool| {
+        live.iter()
+            .filter(|s| !(skip && victims.binary_search(s).is_ok()))
+            .filter(|&&s| w.is_some_and(|w| w.holds(s, &r.hash)))
+            .count()
+    };
+    let mut before: Vec<usize> = refs.iter().map(|r| count(r, false)).collect();
+    let after: Vec<usize> = refs.iter().map(|r| count(r, true)).collect();
+    before.sort_unstable();
+    CopyCounts {
+        min: before.first().copied().unwrap_or(0),
+        median: before.get(before.len() / 2).copied().unwrap_or(0),
+        max: before.last().copied().unwrap_or(0),
+        min_after: after.iter().copied().min().unwrap_or(0),
+        lost: after.iter().filter(|&&c| c == 0).count(),
+    }
 }
 
 /// Whether live slot `s` is a home of `job`.

@@ -258,6 +258,9 @@ fn job_survives_half_the_nodes_killed_mid_job() {
         assert!(j.summary_reach_ms.is_some(), "some survivor never held the summary: {}", r.command);
         assert_eq!(j.killed, 15, "{}", r.command);
         assert!(j.killed_at_progress.is_some(), "the kill struck mid-job: {}", r.command);
+        let c = j.copies_at_kill.as_ref().expect("copies counted at the kill");
+        assert!(c.min >= 3, "every chunk had the upload's three copies: {c:?}");
+        assert_eq!(c.lost, 0, "the replication tree left a copy of every chunk on a survivor: {c:?}");
     }
 }
 

@@ -512,3 +512,32 @@ fn uploader_learns_every_copy_of_its_chunks_not_only_its_neighbours() {
     w.run(200);
     assert_eq!(w.mini.nodes[leaver].handover_pending().0, 0, "every copy it holds is known to be held elsewhere");
 }
+
+#[test]
+fn blob_want_finds_holders_beyond_the_neighbours() {
+    let mut w = JobWorld::new(12, &[]);
+    let now = w.mini.now;
+    let hash = fake_hash("wanted");
+    // Node 0 and the nodes not adjacent to it hold a copy; node 0 knows of
+    // none of them (as a new home after the holders it knew all died).
+    let neighbours: BTreeSet<usize> =
+        w.mini.nodes[0].neighbors(now).iter().filter_map(|p| w.mini.index(p.addr)).collect();
+    assert!(!neighbours.is_empty());
+    let far: Vec<usize> = (1..12).filter(|i| !neighbours.contains(i)).collect();
+    assert!(!far.is_empty(), "a 12-node mesh of degree ≤ 6 has nodes beyond the neighbours");
+    for &i in std::iter::once(&0).chain(&far) {
+        w.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, false).expect("room");
+    }
+    assert!(w.mini.nodes[0].blob(&hash).expect("held").holders.is_empty());
+    w.mini.nodes[0].want_blobs(vec![hash.clone()]);
+    w.run(300);
+    let known: BTreeSet<SocketAddr> = w.mini.nodes[0].blob(&hash).expect("held").holders.iter().copied().collect();
+    let expected: BTreeSet<SocketAddr> = far.iter().map(|&i| w.mini.nodes[i].http_addr()).collect();
+    assert!(!known.is_empty(), "answers came back through the neighbours");
+    assert!(known.is_subset(&expected), "only real holders answered: {known:?} vs {expected:?}");
+    assert_eq!(known.len(), expected.len().min(8), "every far holder was found: {known:?}");
+    assert_eq!(w.mini.nodes[0].metrics().wants_sent, 1);
+    // Asking again at once is suppressed (the question is still out).
+    w.mini.nodes[0].want_blobs(vec![hash]);
+    assert_eq!(w.mini.nodes[0].metrics().wants_sent, 1);
+}
