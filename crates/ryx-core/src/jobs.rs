@@ -519,13 +519,18 @@ impl JobEngine {
         (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
     }
 
-    /// The room this node advertises: its own, plus half the average of
-    /// what its neighbours advertise. Spare capacity beyond the first hop
-    /// thus shows up, decaying by half per hop, and a node whose own slots
-    /// are full still takes tokens to pass on toward idle nodes further
-    /// away (without it, work never travelled more than one hop from the
-    /// node holding it). The factor ½·average keeps the advertisement
-    /// bounded: an all-idle network converges to twice the own room.
+    /// The room this node advertises: its own, plus the average of what its
+    /// neighbours advertise, up to `MAX_ADVERTISED_ROOM`. Spare capacity
+    /// beyond the first hop thus shows up, and a node whose own slots are
+    /// full still takes tokens to pass on toward idle nodes further away
+    /// (without it, work never travelled more than one hop from the node
+    /// holding it). Until 2026-11 the neighbours counted half: capacity
+    /// two hops away showed up as a quarter, so at 50 simulated nodes the
+    /// home's neighbours passed on little, 19 nodes never got work and the
+    /// home, computing what could not leave, set the pace (scaling
+    /// efficiency 0.09; 0.29 now). An all-idle network advertises the cap;
+    /// a token sent too far just waits in a queue until its lease lapses
+    /// and the home issues it again (4 % of tokens at 50 nodes).
     fn advertised_room(&self, ctx: &Ctx<'_>) -> usize {
         let own = self.room();
         let fresh: Vec<usize> = ctx
@@ -538,7 +543,7 @@ impl JobEngine {
             return own;
         }
         let avg = fresh.iter().sum::<usize>() / fresh.len();
-        (own + avg / 2).min(MAX_ADVERTISED_ROOM)
+        (own + avg).min(MAX_ADVERTISED_ROOM)
     }
 
     /// Tokens queued and running here.
@@ -1118,16 +1123,23 @@ impl JobEngine {
             let Some(us) = h.unit_state.get_mut(res.unit as usize) else {
                 continue;
             };
+            // A node that kept disagreeing with majorities is not counted
+            // any more, and a node counts once per unit (it ran a second
+            // replica that reached it): either way the replica must run
+            // elsewhere. Marking it done without a vote left such a unit
+            // undecided for good, its job running forever.
+            let counted = !us.results.contains_key(&report.worker)
+                && self.strikes.get(&report.worker).copied().unwrap_or(0) < IGNORE_AFTER_STRIKES;
             if let Some(rep) = us.reps.get_mut(res.replica as usize) {
-                rep.done = true;
-                rep.last_seen = ctx.now;
+                if counted {
+                    rep.done = true;
+                    rep.last_seen = ctx.now;
+                } else if !rep.done {
+                    // Lapse at the next tick: issued again.
+                    rep.last_seen = Time::ZERO;
+                }
             }
-            if us.results.contains_key(&report.worker) {
-                continue;
-            }
-            if self.strikes.get(&report.worker).copied().unwrap_or(0) >= IGNORE_AFTER_STRIKES {
-                // A node that kept disagreeing with majorities is not
-                // counted any more; other replicas decide.
+            if !counted {
                 continue;
             }
             if let Some((d, _)) = &us.decided {
