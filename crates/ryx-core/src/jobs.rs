@@ -442,7 +442,14 @@ struct HeirJob {
     last_heard: Time,
     version_seen: u64,
     final_state: bool,
+    /// When this heir saw the home die (it was a neighbour), if it did.
+    home_gone_at: Option<Time>,
 }
+
+/// After seeing the home die, an heir of rank r takes over after r times
+/// this unless a new home's summary arrived meanwhile (it diffuses to the
+/// old home's neighbours, the heirs, in tens of milliseconds).
+const HEIR_GONE_STAGGER: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Debug)]
 enum Slot {
@@ -1354,6 +1361,7 @@ impl JobEngine {
             last_heard: ctx.now,
             version_seen: 0,
             final_state: false,
+            home_gone_at: None,
         });
         h.last_heard = ctx.now;
         h.rank = rank;
@@ -1388,11 +1396,20 @@ impl JobEngine {
         }
         let stagger = self.cfg.heir_stagger * h.rank as u32;
         let wait = if home_gone { stagger } else { self.cfg.heir_silence + stagger };
-        ctx.now.since(h.last_heard) >= wait
+        // Seen dead and no new home heard of since: the heirs ranked above
+        // died too (a mass failure kills an heir with its home as often as
+        // not), so do not wait out the silence.
+        let gone =
+            h.home_gone_at.is_some_and(|t| h.last_heard <= t && ctx.now.since(t) >= HEIR_GONE_STAGGER * h.rank as u32);
+        ctx.now.since(h.last_heard) >= wait || gone
     }
 
     /// The home of some jobs was seen to die (neighbour failure or leave).
     pub fn home_lost(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        let now = ctx.now;
+        for h in self.heirs.values_mut().filter(|h| home_of(h) == Some(node)) {
+            h.home_gone_at.get_or_insert(now);
+        }
         let due: Vec<String> = self
             .heirs
             .iter()
@@ -1424,6 +1441,16 @@ impl JobEngine {
                 // Whoever holds these will report within a lease; what
                 // nobody reports is issued again when the lease lapses.
                 us.reps = (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now }).collect();
+                // The record lists three holders per chunk, learned before
+                // whatever killed the home may have killed them too: ask
+                // who holds the rest now, so the re-issued tokens name live
+                // holders (answers arrive well within the lease).
+                us.searched = Some(ctx.now);
+                if let Some(u) = h.units.get(&(u as u32)) {
+                    if !ctx.wants.contains(&u.hash) {
+                        ctx.wants.push(u.hash.clone());
+                    }
+                }
             }
         }
         let heirs: Vec<PeerInfo> = p0.heirs.iter().filter(|p| p.id != ctx.me).copied().collect();
