@@ -231,6 +231,8 @@ struct JobWorld {
     held: Vec<HashMap<String, String>>,
     liars: BTreeSet<usize>,
     pending: Vec<(Time, usize, crate::jobs::WorkToken)>,
+    /// Kernel runs finished, by node.
+    executed: Vec<usize>,
 }
 
 impl JobWorld {
@@ -244,6 +246,7 @@ impl JobWorld {
             held: vec![HashMap::new(); n],
             liars: liars.iter().copied().collect(),
             pending: Vec::new(),
+            executed: vec![0; n],
         }
     }
 
@@ -343,6 +346,7 @@ impl JobWorld {
                     self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Err("chunk gone".into()));
                     continue;
                 };
+                self.executed[i] += 1;
                 let partial = if self.liars.contains(&i) { format!("LIE({chunk})") } else { format!("P({chunk})") };
                 let d = fake_hash(&partial);
                 let _ = self.mini.nodes[i].blob_put(now, &d, 10, BlobKind::Partial, false);
@@ -397,6 +401,27 @@ fn job_survives_the_death_of_its_home() {
     assert_eq!(s.state, JobState::Done, "{s:?}");
     assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
     assert_ne!(s.home, w.mini.nodes[0].id());
+}
+
+#[test]
+fn a_replica_run_by_an_ignored_node_is_run_again_elsewhere() {
+    // The home ignores node 3 (three strikes); the others do not, so they
+    // still pass it work. With redundancy 2, a unit whose other replica
+    // reported first waited for node 3's, which never counted. Its results must not count, and the replicas it
+    // ran must run elsewhere: marking them done without a vote left units
+    // undecided and the job running for ever.
+    let mut w = JobWorld::new(6, &[]);
+    let ignored = w.mini.nodes[3].id();
+    w.mini.nodes[0].jobs.set_strikes(ignored, crate::jobs::IGNORE_AFTER_STRIKES);
+    let chunks = w.upload(0, 24);
+    w.run(300);
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 2, None).expect("submit");
+    w.run(10_000);
+    assert!(w.executed[3] > 0, "the ignored node ran replicas (the case under test): {:?}", w.executed);
+    let s = w.summary(&id).expect("job finished");
+    assert_eq!(s.state, JobState::Done, "{s:?}");
+    assert_eq!(s.result_digest, Some(JobWorld::expected(24)));
 }
 
 mod fuzz {
