@@ -154,9 +154,15 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
     let data = corpus(3_000_000);
     let file = write_temp("survive.log", &data);
     let want = exec_digest("log-analysis", &file, &[]);
-    let hash = upload(nodes[0].port, &data);
-    // Let the chunks replicate to neighbours before the home dies.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Five of the ten nodes die below: ask for six verified copies of every
+    // chunk, so some copy survives whichever five die. (With the default
+    // three, answered before the replication tree has grown, a loaded run
+    // could lose every copy of a chunk and the job then fails, rightly.)
+    let (st, body) = http(nodes[0].port, "PUT", "/v1/blobs?copies=6", Some(&data)).expect("upload");
+    assert_eq!(st, 201, "upload: {body}");
+    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(up["copies"].as_u64().is_some_and(|c| c >= 6), "{up}");
+    let hash = up["hash"].as_str().expect("hash").to_string();
     let job = submit(nodes[0].port, serde_json::json!({"kind":"log-analysis","inputs":[hash],"redundancy":1}));
     let started = wait_until(Duration::from_secs(20), || {
         http(nodes[5].port, "GET", &format!("/v1/jobs/{job}"), None)
