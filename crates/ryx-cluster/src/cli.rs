@@ -432,8 +432,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "25%", value_name = "P%", value_parser = parse_fraction)]
     pub at: f64,
     /// Replication energy of the input (how far copies spread: 1 = the
-    /// entry node's neighbours) [default: the node's, copies within two
-    /// hops]. Lower it for big inputs on many nodes: every copy costs memory.
+    /// entry node's neighbours) [default: the node's choice, three hops
+    /// (up to 15 copies), four beyond 256 chunks]. Lower it for big inputs
+    /// on many nodes: every copy costs memory.
     #[arg(long)]
     pub energy: Option<f64>,
     /// Worker threads of the `ryx-node exec` reference.

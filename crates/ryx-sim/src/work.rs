@@ -555,7 +555,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
             None => Vec::new(),
         };
         if let Some(node) = sim.node_mut(home) {
-            let e = node.config().blob_energy + boost;
+            let e = node.upload_energy(refs.len()) + boost;
             node.top_up_upload(now, thin, e);
         }
         sim.after_handle(home)?;

@@ -566,3 +566,26 @@ fn blob_want_finds_holders_beyond_the_neighbours() {
     w.mini.nodes[0].want_blobs(vec![hash]);
     assert_eq!(w.mini.nodes[0].metrics().wants_sent, 1);
 }
+
+#[test]
+fn upload_energy_grows_with_the_chunks_a_half_kill_could_lose() {
+    let node = Node::new(NodeConfig::default(), NodeId(1), addr(0), 1, Time::ZERO);
+    let base = node.config().blob_energy;
+    let copies = |e: f64| -> u32 { (0..=node.config().energy.reach(e)).map(|i| 2u32.pow(i)).sum() };
+    // Small uploads keep the default tree (15 copies: log2(256) + 7 = 15).
+    assert_eq!(node.upload_energy(1), base);
+    assert_eq!(node.upload_energy(256), base);
+    assert_eq!(copies(base), 15);
+    // Bigger ones reach one hop further: 31 copies.
+    let e = node.upload_energy(1_000);
+    assert!(e > base, "{e}");
+    assert_eq!(copies(e), 31);
+    assert_eq!(node.upload_energy(10_106), e);
+    // Never less for more chunks.
+    let mut last = 0.0;
+    for n in [1, 10, 100, 1_000, 100_000, 10_000_000, usize::MAX] {
+        let e = node.upload_energy(n);
+        assert!(e >= last && e <= base + 8.0, "{n}: {e}");
+        last = e;
+    }
+}
