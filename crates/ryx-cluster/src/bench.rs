@@ -192,6 +192,12 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
     }
     for &n in &args.nodes {
         for &mode in &modes {
+            if let Some(k) = mode.filter(|k| k.of(usize::from(n)) >= usize::from(n)) {
+                // Nobody would be left to finish the job (the run waited out
+                // --job-timeout before).
+                say(format!("{} {n:>3} nodes, kill {k}: skipped: it would kill every node", clock_now()));
+                continue;
+            }
             let mut runs = Vec::new();
             for _ in 0..args.repeat {
                 interrupt::check()?;
