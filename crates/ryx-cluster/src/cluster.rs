@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -189,10 +190,30 @@ impl Cluster {
         Ok(fresh)
     }
 
+    /// Adds what every node gets (cluster id, fault flags, the cluster's
+    /// node arguments) to `cmd`, which already names the node and its
+    /// addresses, and starts it logging to `log` in its own process group:
+    /// a Ctrl-C of ryx-cluster does not reach the node, which outlives the
+    /// command that started it.
+    fn launch(&self, mut cmd: Command, log: &Path) -> Result<Child> {
+        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context("cannot duplicate the log file handle")?;
+        cmd.arg("--cluster-id")
+            .arg(&self.state.cluster_id)
+            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
+            .args(&self.state.node_args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        for v in CLEARED_ENV {
+            cmd.env_remove(v);
+        }
+        Ok(cmd.spawn()?)
+    }
+
     fn spawn_one(&self, index: usize, port: u16) -> Result<(NodeRecord, Child)> {
         let log = self.dir.log_path(index);
-        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone().context("cannot duplicate the log file handle")?;
         let mut cmd = Command::new(&self.state.node_bin);
         cmd.arg("--port")
             .arg(port.to_string())
@@ -200,21 +221,9 @@ impl Cluster {
             .arg("--broadcast-addr")
             .arg(LOOPBACK_BROADCAST.to_string())
             .arg("--discovery-port")
-            .arg(self.state.discovery_port.to_string())
-            .arg("--cluster-id")
-            .arg(&self.state.cluster_id)
-            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
-            .args(&self.state.node_args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Own process group: a Ctrl-C of ryx-cluster does not reach the
-            // node, which outlives the command that started it.
-            .process_group(0);
-        for v in CLEARED_ENV {
-            cmd.env_remove(v);
-        }
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
+            .arg(self.state.discovery_port.to_string());
+        let child =
+            self.launch(cmd, &log).with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
         let record = NodeRecord {
             index,
             pid: child.id(),
@@ -235,25 +244,10 @@ impl Cluster {
     /// execs the node: the pid is the node's), bound to `addr`.
     fn spawn_in(&self, index: usize, layout: &Layout, ns: String, addr: Ipv4Addr) -> Result<(NodeRecord, Child)> {
         let log = self.dir.log_path(index);
-        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone().context("cannot duplicate the log file handle")?;
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns])
-            .arg(&self.state.node_bin)
-            .args(layout.node_args(addr))
-            .arg("--cluster-id")
-            .arg(&self.state.cluster_id)
-            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
-            .args(&self.state.node_args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        for v in CLEARED_ENV {
-            cmd.env_remove(v);
-        }
-        let child = cmd
-            .spawn()
+        cmd.args(["netns", "exec", &ns]).arg(&self.state.node_bin).args(layout.node_args(addr));
+        let child = self
+            .launch(cmd, &log)
             .with_context(|| format!("cannot start `ip netns exec {ns} {}`", self.state.node_bin.display()))?;
         let record = NodeRecord {
             index,

@@ -124,15 +124,7 @@ impl NetCluster {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "ryx-cluster {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        common::succeeded(args, self.run(args))
     }
 
     fn state(&self) -> Value {

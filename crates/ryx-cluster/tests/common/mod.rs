@@ -1,7 +1,7 @@
 //! Shared by the ryx-cluster integration tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
 /// The ryx-cluster binary under test.
@@ -37,4 +37,17 @@ pub fn node_bin() -> PathBuf {
     assert!(node.exists(), "no ryx-node at {}", node.display());
     *guard = Some(node.clone());
     node
+}
+
+/// The stdout of a `ryx-cluster` run that must have succeeded; a failure
+/// panics with both streams.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ryx-cluster {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
