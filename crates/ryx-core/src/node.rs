@@ -1071,16 +1071,15 @@ impl Node {
             }
             return;
         }
-        if let Some(extra) = self
-            .replication_src
-            .contains_key(&blob.hash)
-            .then(|| self.replication_more.entry(blob.hash.clone()).or_default())
-        {
+        if self.replication_src.contains_key(&blob.hash) {
             // Being fetched already: pass this offer on too once the copy
             // is here, so a tree branch that ran into a copy in flight
             // still grows.
-            if kind == BlobKind::Chunk && energy <= self.cfg.blob_energy && extra.len() < 4 {
-                extra.push((offerer, energy));
+            if kind == BlobKind::Chunk && energy <= self.cfg.blob_energy {
+                let extra = self.replication_more.entry(blob.hash.clone()).or_default();
+                if extra.len() < 4 {
+                    extra.push((offerer, energy));
+                }
             }
             return;
         }
