@@ -29,7 +29,8 @@ const MANAGED_FLAGS: &[&str] = &[
     "--cluster-id",
     "--broadcast-addr",
     "--discovery-port",
-    "--node-id",
+    "--identity-file",
+    "--identity-seed",
 ];
 
 /// Environment variables of the node that would override what we pass or

@@ -164,8 +164,10 @@ impl AuthError {
     ];
 }
 
+/// A sliding window of the counters seen from one sender: accepts each
+/// counter once, tolerating reordering within [`WINDOW`].
 #[derive(Clone, Debug)]
-struct Window {
+pub(crate) struct Window {
     /// Highest counter seen.
     max: u64,
     /// Bit i set: counter `max - i` seen.
@@ -174,7 +176,7 @@ struct Window {
 }
 
 impl Window {
-    fn new(ctr: u64, now: Time) -> Window {
+    pub(crate) fn new(ctr: u64, now: Time) -> Window {
         let mut w = Window { max: ctr, bits: [0; (WINDOW / 64) as usize], last_seen: now };
         w.bits[0] = 1;
         w
@@ -204,8 +206,13 @@ impl Window {
         }
     }
 
+    /// When a counter from this sender was last accepted.
+    pub(crate) fn last_seen(&self) -> Time {
+        self.last_seen
+    }
+
     /// Records `ctr`; false if it was seen or is too old.
-    fn accept(&mut self, ctr: u64, now: Time) -> bool {
+    pub(crate) fn accept(&mut self, ctr: u64, now: Time) -> bool {
         if ctr > self.max {
             self.shift(ctr - self.max);
             self.max = ctr;
@@ -282,7 +289,8 @@ impl Auth {
             return Err(AuthError::Missing);
         }
         let start = rfind(bytes, TAG_OPEN).ok_or(AuthError::Missing)?;
-        let tag = &bytes[start + TAG_OPEN.len()..bytes.len() - 2];
+        // `,"tag":"}` ends where its own opening begins: no room for a tag.
+        let tag = bytes.get(start + TAG_OPEN.len()..bytes.len() - 2).ok_or(AuthError::Malformed)?;
         let tag = std::str::from_utf8(tag).map_err(|_| AuthError::Malformed)?;
         let mut parts = tag.split('.');
         let (Some("r1"), Some(kid), Some(boot), Some(ctr), Some(ts), Some(mac), None) =
@@ -296,8 +304,10 @@ impl Auth {
         let ts_ms: u64 = parse_dec(ts).ok_or(AuthError::Malformed)?;
         let mac = parse_hex_bytes::<MAC_LEN>(mac).ok_or(AuthError::Malformed)?;
         let key = self.keys.find(kid).ok_or(AuthError::UnknownKey)?;
-        let signed_len = bytes.len() - 2 - 2 * MAC_LEN;
-        let want = blake3::keyed_hash(&key.key, &bytes[..signed_len]);
+        // The MAC is the tag's last field: everything before it is signed.
+        let signed =
+            bytes.len().checked_sub(2 + 2 * MAC_LEN).and_then(|n| bytes.get(..n)).ok_or(AuthError::Malformed)?;
+        let want = blake3::keyed_hash(&key.key, signed);
         if !ct_eq(&want.as_bytes()[..MAC_LEN], &mac) {
             return Err(AuthError::BadMac);
         }
@@ -445,6 +455,16 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_opening_with_no_room_for_a_tag_is_refused_not_a_panic() {
+        let mut b = Auth::new(Keyring::parse("k"), 0);
+        // The nine bytes that used to stop a node with a secret: the tag's
+        // start lies after its end.
+        assert_eq!(b.open(br#","tag":"}"#, T0), Err(AuthError::Malformed));
+        assert_eq!(b.open(br#"{,"tag":"}"#, T0), Err(AuthError::Malformed));
+        assert_eq!(b.open(br#"{"a":1,"tag":""}"#, T0), Err(AuthError::Malformed));
+    }
+
+    #[test]
     fn reordering_within_the_window_is_fine_older_is_refused() {
         let (mut a, mut b) = pair("k");
         let sealed: Vec<Vec<u8>> = (0..2000)
@@ -505,6 +525,21 @@ mod tests {
     proptest! {
         #[test]
         fn random_bytes_never_open_or_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut b = Auth::new(Keyring::parse("k"), 0);
+            prop_assert!(b.open(&bytes, T0).is_err());
+        }
+
+        #[test]
+        fn tag_shaped_bytes_never_open_or_panic(
+            head in proptest::collection::vec(any::<u8>(), 0..40),
+            tail in "[r1.0-9a-f]{0,120}",
+        ) {
+            // Random bytes around a tag opening: the shapes the parser has
+            // to cut apart (random bytes alone almost never contain one).
+            let mut bytes = head;
+            bytes.extend_from_slice(TAG_OPEN);
+            bytes.extend_from_slice(tail.as_bytes());
+            bytes.extend_from_slice(b"\"}");
             let mut b = Auth::new(Keyring::parse("k"), 0);
             prop_assert!(b.open(&bytes, T0).is_err());
         }

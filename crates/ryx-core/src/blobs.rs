@@ -2,7 +2,9 @@
 //! holds, how big they are, who else holds them, which are pinned by jobs,
 //! and what to evict. The bytes themselves live in the driver.
 
+use crate::id::NodeId;
 use crate::time::Time;
+use crate::wire::PeerInfo;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -41,13 +43,30 @@ pub struct BlobMeta {
     /// When it was stored.
     #[serde(skip)]
     pub added: Time,
-    /// Other nodes' HTTP addresses known to hold a verified copy.
-    pub holders: Vec<SocketAddr>,
-    /// The node (UDP address) this copy was replicated from: news of
-    /// copies further out (`blob_have`) is passed back to it, so the
-    /// uploader learns every copy, not just its neighbours'.
+    /// Other nodes known to hold a verified copy (each said so itself,
+    /// in a signed `blob_have`).
+    pub holders: Vec<Holder>,
+    /// The node this copy was replicated from: news of copies further out
+    /// (`blob_have`) is passed back to it, so the uploader learns every
+    /// copy, not just its neighbours'.
     #[serde(skip)]
-    pub upstream: Option<SocketAddr>,
+    pub upstream: Option<PeerInfo>,
+}
+
+/// Another node holding a copy of a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// The node.
+    pub node: NodeId,
+    /// Where to fetch the copy.
+    pub http: SocketAddr,
+}
+
+impl BlobMeta {
+    /// HTTP addresses of the known holders.
+    pub fn holder_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.holders.iter().map(|h| h.http)
+    }
 }
 
 /// Why a blob cannot be stored.
@@ -77,6 +96,18 @@ pub struct BlobIndex {
     used: u64,
     capacity: u64,
 }
+
+/// Bytes every blob is charged at least: its metadata costs memory too, so
+/// a flood of tiny blobs is bounded by the store like big ones.
+pub const MIN_CHARGE: u64 = 256;
+
+/// What storing `size` bytes costs the store.
+pub fn charge(size: u64) -> u64 {
+    size.max(MIN_CHARGE)
+}
+
+/// Most jobs that pin one blob.
+pub const MAX_PINS_PER_BLOB: usize = 64;
 
 /// Most holders remembered per blob (enough to count the copies an upload
 /// waits for, `PUT /v1/blobs?copies=N`, on any cluster we run).
@@ -125,7 +156,7 @@ impl BlobIndex {
 
     /// Checks that `size` more bytes could be stored, evicting nothing.
     pub fn can_ever_hold(&self, size: u64) -> Result<(), BlobError> {
-        if size > self.capacity {
+        if charge(size) > self.capacity {
             return Err(BlobError::TooLarge { size, capacity: self.capacity });
         }
         Ok(())
@@ -135,8 +166,9 @@ impl BlobIndex {
     /// then oldest). Returns the evicted names.
     pub fn make_room(&mut self, size: u64) -> Result<Vec<Hash>, BlobError> {
         self.can_ever_hold(size)?;
+        let size = charge(size);
         let mut evicted = Vec::new();
-        while self.used + size > self.capacity {
+        while self.used.saturating_add(size) > self.capacity {
             let victim = self
                 .blobs
                 .iter()
@@ -148,7 +180,7 @@ impl BlobIndex {
                     self.remove(&h);
                     evicted.push(h);
                 }
-                None => return Err(BlobError::Full { needed: self.used + size - self.capacity }),
+                None => return Err(BlobError::Full { needed: self.used.saturating_add(size) - self.capacity }),
             }
         }
         Ok(evicted)
@@ -161,31 +193,42 @@ impl BlobIndex {
             m.energy = m.energy.max(energy);
             return;
         }
-        self.used += size;
+        self.used = self.used.saturating_add(charge(size));
         self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new(), upstream: None });
     }
 
-    /// Forgets a blob.
+    /// Forgets a blob (and its pins).
     pub fn remove(&mut self, h: &str) -> Option<BlobMeta> {
         let m = self.blobs.remove(h)?;
-        self.used -= m.size;
+        self.pins.remove(h);
+        self.used = self.used.saturating_sub(charge(m.size));
         Some(m)
     }
 
     /// Notes that another node holds a verified copy.
-    pub fn add_holder(&mut self, h: &str, holder: SocketAddr) {
+    pub fn add_holder(&mut self, h: &str, node: NodeId, http: SocketAddr) {
         if let Some(m) = self.blobs.get_mut(h) {
-            if !m.holders.contains(&holder) {
-                if m.holders.len() >= MAX_HOLDERS {
-                    m.holders.remove(0);
+            match m.holders.iter_mut().find(|x| x.node == node) {
+                Some(x) => x.http = http,
+                None => {
+                    if m.holders.len() >= MAX_HOLDERS {
+                        m.holders.remove(0);
+                    }
+                    m.holders.push(Holder { node, http });
                 }
-                m.holders.push(holder);
             }
         }
     }
 
+    /// Forgets every copy `node` was known to hold (it died).
+    pub fn remove_holder(&mut self, node: NodeId) {
+        for m in self.blobs.values_mut() {
+            m.holders.retain(|x| x.node != node);
+        }
+    }
+
     /// Notes which node a replicated copy came from.
-    pub fn set_upstream(&mut self, h: &str, from: SocketAddr) {
+    pub fn set_upstream(&mut self, h: &str, from: PeerInfo) {
         if let Some(m) = self.blobs.get_mut(h) {
             m.upstream = Some(from);
         }
@@ -207,10 +250,11 @@ impl BlobIndex {
     /// less energy than `energy` (a replica never displaces what matters
     /// more than it does).
     pub fn has_room_below(&self, size: u64, energy: f64) -> bool {
+        let size = charge(size);
         if size > self.capacity {
             return false;
         }
-        let free = self.capacity - self.used;
+        let free = self.capacity.saturating_sub(self.used);
         if size <= free {
             return true;
         }
@@ -218,14 +262,22 @@ impl BlobIndex {
             .blobs
             .iter()
             .filter(|(h, m)| m.energy < energy && !self.pins.contains_key(*h))
-            .map(|(_, m)| m.size)
+            .map(|(_, m)| charge(m.size))
             .sum();
-        free + evictable >= size
+        free.saturating_add(evictable) >= size
     }
 
-    /// Pins a blob for a job (it will not be evicted while pinned).
+    /// Pins a held blob for a job (it will not be evicted while pinned).
+    /// A blob not held is not pinned: pins are bounded by what is held, and
+    /// whoever fetches it later pins it then.
     pub fn pin(&mut self, h: &str, job: &str) {
-        self.pins.entry(h.to_string()).or_default().insert(job.to_string());
+        if !self.blobs.contains_key(h) {
+            return;
+        }
+        let jobs = self.pins.entry(h.to_string()).or_default();
+        if jobs.len() < MAX_PINS_PER_BLOB || jobs.contains(job) {
+            jobs.insert(job.to_string());
+        }
     }
 
     /// Releases every pin a job holds.
@@ -255,6 +307,14 @@ impl BlobIndex {
     pub fn pinned_count(&self) -> usize {
         self.pins.len()
     }
+
+    /// Whether every pin names a held blob and the byte count adds up.
+    pub fn consistent(&self) -> bool {
+        self.pins.keys().all(|h| self.blobs.contains_key(h))
+            && self.pins.values().all(|j| j.len() <= MAX_PINS_PER_BLOB)
+            && self.used == self.blobs.values().map(|m| charge(m.size)).sum::<u64>()
+            && self.used <= self.capacity
+    }
 }
 
 #[cfg(test)]
@@ -267,16 +327,18 @@ mod tests {
 
     #[test]
     fn eviction_spares_pinned_blobs_and_refuses_impossible_sizes() {
-        let mut b = BlobIndex::new(100);
-        assert!(matches!(b.make_room(101), Err(BlobError::TooLarge { .. })));
+        let mut b = BlobIndex::new(4000);
+        assert!(matches!(b.make_room(4001), Err(BlobError::TooLarge { .. })));
         for i in 0..4 {
-            b.make_room(25).expect("room");
-            b.insert(h(i), 25, BlobKind::Chunk, 10.0 + i as f64, Time(i as u64));
+            b.make_room(1000).expect("room");
+            b.insert(h(i), 1000, BlobKind::Chunk, 10.0 + i as f64, Time(i as u64));
         }
         b.pin(&h(0), "job");
-        let ev = b.make_room(25).expect("room");
+        b.pin(&h(8), "job");
+        assert_eq!(b.pinned_count(), 1, "a blob not held is not pinned");
+        let ev = b.make_room(1000).expect("room");
         assert_eq!(ev, vec![h(1)], "lowest-energy unpinned blob goes first");
-        b.insert(h(9), 25, BlobKind::Chunk, 1.0, Time(9));
+        b.insert(h(9), 1000, BlobKind::Chunk, 1.0, Time(9));
         b.pin(&h(2), "job");
         b.pin(&h(3), "job");
         b.pin(&h(9), "job");
@@ -284,5 +346,19 @@ mod tests {
         b.unpin_job("job");
         assert_eq!(b.make_room(1).expect("room"), vec![h(9)]);
         assert!(b.used() <= b.capacity());
+        assert!(b.consistent());
+    }
+
+    #[test]
+    fn tiny_blobs_are_charged_their_metadata() {
+        // A flood of one-byte blobs is bounded by the store like big ones.
+        let mut b = BlobIndex::new(10 * MIN_CHARGE);
+        for i in 0..100u8 {
+            if b.make_room(1).is_ok() {
+                b.insert(h(i), 1, BlobKind::Chunk, 1.0, Time(i as u64));
+            }
+        }
+        assert_eq!(b.len(), 10);
+        assert!(b.consistent());
     }
 }

@@ -29,6 +29,9 @@ pub struct StoredItem {
     /// Serialized size of the value.
     #[serde(skip)]
     pub size: usize,
+    /// The origin's signature, passed on with the item (records only).
+    #[serde(skip)]
+    pub proof: Option<crate::identity::Proof>,
 }
 
 impl StoredItem {

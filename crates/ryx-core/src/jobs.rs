@@ -120,6 +120,25 @@ pub struct UnitResult {
     pub replica: u8,
     /// Digest of the partial result (also its blob name).
     pub digest: String,
+    /// [`token_digest`] of the token the worker ran: the home counts the
+    /// result only if it names the unit's real chunk, kind and parameters,
+    /// so a forged token cannot get honest workers to vote for a result
+    /// computed on other bytes.
+    pub token: String,
+}
+
+/// Names what a token asks for: its job, unit, chunk, kind and parameters
+/// (32 hex digits of BLAKE3 over them).
+pub fn token_digest(job: &str, unit: u32, chunk: &str, kind: &str, params: &serde_json::Value) -> String {
+    let params = serde_json::to_vec(params).unwrap_or_default();
+    let mut h = blake3::Hasher::new();
+    for part in [job.as_bytes(), chunk.as_bytes(), kind.as_bytes(), &params] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(&unit.to_le_bytes());
+    let out = h.finalize();
+    out.to_hex()[..32].to_string()
 }
 
 /// A worker's report to a job's home.
@@ -138,6 +157,17 @@ pub struct JobReport {
     /// Hops travelled so far (dropped beyond the gradient's range).
     #[serde(default)]
     pub hops: u8,
+    /// The worker's signature over everything but `hops`: a report (its
+    /// votes above all) speaks for its worker only.
+    pub proof: Option<crate::identity::Proof>,
+}
+
+impl JobReport {
+    /// The bytes the worker signs.
+    pub fn signed_bytes(&self, cluster: &str) -> Vec<u8> {
+        serde_json::to_vec(&(cluster, &self.job, self.worker, self.http, &self.holding, &self.results))
+            .unwrap_or_default()
+    }
 }
 
 /// A named, sized blob.
@@ -267,6 +297,11 @@ pub struct JobSummary {
     pub result_size: Option<u64>,
     /// HTTP addresses holding the result.
     pub result_holders: Vec<SocketAddr>,
+    /// The other nodes that may write this job's summary: the heirs the
+    /// home appointed and the home it took over from. Other nodes accept a
+    /// newer summary only from the home of the one they hold or from these.
+    #[serde(default)]
+    pub co_homes: Vec<NodeId>,
     /// Why it failed.
     pub error: Option<String>,
     /// Counters.
@@ -359,8 +394,14 @@ pub enum SubmitError {
 pub struct Ctx<'a> {
     /// Current time.
     pub now: Time,
+    /// The wall clock (signatures).
+    pub wall: Time,
     /// This node.
     pub me: NodeId,
+    /// This node's key pair (reports are signed by their worker).
+    pub identity: &'a crate::identity::Identity,
+    /// The cluster (covered by signatures).
+    pub cluster: &'a str,
     /// This node's HTTP address.
     pub http: SocketAddr,
     /// Active neighbours (id, UDP address).
@@ -368,7 +409,7 @@ pub struct Ctx<'a> {
     /// The node's random generator.
     pub rng: &'a mut Rng,
     /// Messages to send.
-    pub sends: Vec<(SocketAddr, Message)>,
+    pub sends: Vec<(PeerInfo, Message)>,
     /// Work for the driver.
     pub outputs: Vec<JobOutput>,
     /// Job summaries to diffuse (key = job id).
@@ -381,6 +422,8 @@ pub struct Ctx<'a> {
     pub penalties: Vec<NodeId>,
     /// Blobs to look for (`blob_want`): no known holder served them.
     pub wants: Vec<Hash>,
+    /// Messages refused, by reason (the node counts them).
+    pub rejected: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug)]
@@ -431,7 +474,25 @@ struct HomeJob {
     workers: BTreeSet<NodeId>,
     record_dirty: bool,
     last_record: Time,
+    /// Other nodes that may be home of this job too, and that this home
+    /// steps down for when they are further along: the heirs it appointed
+    /// and the home (and sibling heirs) it took over from. Anyone else
+    /// claiming the job is ignored.
+    yield_to: BTreeSet<NodeId>,
 }
+
+/// Results a home records for one unit at most (each from a distinct
+/// worker; honest runs need at most 2r + 1 = 15).
+const MAX_UNIT_RESULTS: usize = 16;
+
+/// Finished jobs a home remembers (and keeps the results of pinned).
+const MAX_FINISHED_HOMES: usize = 256;
+
+/// Units of job records held as heir, over all jobs.
+const MAX_HEIR_UNITS: usize = 1 << 18;
+
+/// Nodes a home remembers as legitimate other homes of a job.
+const MAX_YIELD_TO: usize = 32;
 
 #[derive(Clone, Debug)]
 struct HeirJob {
@@ -474,6 +535,12 @@ pub struct JobEngine {
     queue: VecDeque<WorkToken>,
     running: BTreeMap<(String, u32, u8), (WorkToken, Slot)>,
     taken: BTreeMap<String, BTreeSet<u32>>,
+    /// When each job with worker-side state (`taken`, `results`) was last
+    /// active here.
+    worker_jobs: BTreeMap<String, Time>,
+    /// Most results ever recorded for one unit (kept as they are added:
+    /// scanning every unit after every step would cost the simulator).
+    max_unit_results: usize,
     results: BTreeMap<String, Vec<UnitResult>>,
     final_jobs: BTreeMap<String, Time>,
     loads: BTreeMap<NodeId, NeighborLoad>,
@@ -481,7 +548,7 @@ pub struct JobEngine {
     next_load: Time,
     last_load_sent: (u16, u16),
     last_load_at: Time,
-    strikes: BTreeMap<NodeId, u32>,
+    reputation: BTreeMap<NodeId, Reputation>,
 }
 
 /// How settled a job's state is, for choosing between two homes of it.
@@ -491,6 +558,25 @@ fn settle_rank(s: JobState) -> u8 {
         JobState::Failed | JobState::Cancelled => 1,
         JobState::Done => 2,
     }
+}
+
+/// The node that created a job: the first 16 hex digits of its id.
+pub fn job_creator(job: &str) -> Option<NodeId> {
+    job.get(..16)?.parse().ok()
+}
+
+/// Nodes whose reputation is tracked at most.
+const MAX_REPUTATION: usize = 4096;
+/// Accusers remembered per node.
+const MAX_ACCUSERS: usize = 8;
+
+/// What is known of a node's disagreements with majorities.
+#[derive(Clone, Debug, Default)]
+struct Reputation {
+    /// Strikes this node gave it itself (as a home).
+    own: u32,
+    /// Strikes other homes gave it, by accuser.
+    others: BTreeMap<NodeId, u32>,
 }
 
 /// Results of a node with this many strikes are ignored by homes.
@@ -543,7 +629,7 @@ impl JobEngine {
         let fresh: Vec<usize> = ctx
             .neighbors
             .iter()
-            .filter(|(id, _)| self.strikes.get(id).copied().unwrap_or(0) < AVOID_AFTER_STRIKES)
+            .filter(|(id, _)| self.strikes(*id) < AVOID_AFTER_STRIKES)
             .filter_map(|(id, _)| self.loads.get(id).map(|l| l.room as usize))
             .collect();
         if fresh.is_empty() || self.queue.len() >= MAX_QUEUE_HARD / 2 {
@@ -566,6 +652,12 @@ impl JobEngine {
     /// Whether this node is home of a job.
     pub fn is_home(&self, job: &str) -> bool {
         self.homes.contains_key(job)
+    }
+
+    /// Units decided and units in all, of a job homed here (as of now: the
+    /// published summary lags by up to its publishing interval).
+    pub fn home_progress(&self, job: &str) -> Option<(u32, u32)> {
+        self.homes.get(job).map(|h| (h.decided, h.units.len() as u32))
     }
 
     // ------------------------------------------------------------- submit
@@ -600,7 +692,9 @@ impl JobEngine {
         if running >= self.cfg.max_jobs {
             return Err(SubmitError::Busy(running));
         }
-        let id = format!("{:016x}{:016x}", ctx.rng.next_u64(), ctx.rng.next_u64());
+        // The creator's id leads the job id, so that every node knows who
+        // may write the job's first summaries.
+        let id = format!("{}{:016x}", ctx.me, ctx.rng.next_u64());
         let mut nb: Vec<PeerInfo> = ctx.neighbors.iter().map(|(id, addr)| PeerInfo { id: *id, addr: *addr }).collect();
         nb.sort();
         ctx.rng.shuffle(&mut nb);
@@ -632,7 +726,10 @@ impl JobEngine {
             workers: BTreeSet::new(),
             record_dirty: false,
             last_record: ctx.now,
+            yield_to: BTreeSet::new(),
         };
+        let mut job = job;
+        job.yield_to = job.heirs.iter().map(|p| p.id).collect();
         self.homes.insert(id.clone(), job);
         self.send_record(ctx, &id);
         // Issue every replica of every unit into our own queue: from here
@@ -668,9 +765,9 @@ impl JobEngine {
         let mut holders: Vec<SocketAddr> = u.holders.iter().filter(|a| **a != ctx.http).copied().collect();
         let here = ctx.blobs.get(&u.hash);
         if let Some(m) = here {
-            for a in &m.holders {
-                if !holders.contains(a) && *a != ctx.http {
-                    holders.push(*a);
+            for a in m.holder_addrs() {
+                if !holders.contains(&a) && a != ctx.http {
+                    holders.push(a);
                 }
             }
         }
@@ -712,7 +809,7 @@ impl JobEngine {
                 created: h.created,
             };
             for heir in &h.heirs {
-                ctx.sends.push((heir.addr, Message::JobRecord { record: Box::new(rec.clone()) }));
+                ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
             }
         }
     }
@@ -750,6 +847,7 @@ impl JobEngine {
             result_digest: h.result.as_ref().map(|r| r.1.clone()),
             result_size: h.result.as_ref().map(|r| r.2),
             result_holders: h.result_holders.clone(),
+            co_homes: h.yield_to.iter().take(16).copied().collect(),
             error: h.error.clone(),
             stats: JobStats { workers: h.workers.len() as u64, ..h.stats.clone() },
         })
@@ -802,7 +900,11 @@ impl JobEngine {
         }
         let mut republish = false;
         if let Some(home) = self.homes.get_mut(&s.job_id) {
-            if origin != ctx.me && (version, origin) > (home.version, ctx.me) {
+            // Only a home this one knows to be legitimate (an heir it
+            // appointed, the home it took over from) can make it step
+            // down; the store checked the summary is that node's own.
+            let legit = home.yield_to.contains(&origin);
+            if origin != ctx.me && legit && (version, origin) > (home.version, ctx.me) {
                 if settle_rank(home.state) > settle_rank(s.state) {
                     home.summary_dirty = true;
                     republish = true;
@@ -843,12 +945,30 @@ impl JobEngine {
         self.queue.retain(|t| t.job != id);
         self.taken.remove(id);
         self.results.remove(id);
+        self.worker_jobs.remove(id);
         if let Some(h) = self.heirs.get_mut(id) {
             h.final_state = true;
         }
         ctx.blobs.unpin_job(id);
         for (_, l) in self.loads.iter_mut() {
             l.dists.remove(id);
+        }
+        // Finished jobs homed here are remembered (their summaries are
+        // re-published as their results gain holders), boundedly: the
+        // oldest is forgotten, and its result is no longer pinned.
+        let finished = self.homes.values().filter(|h| h.state.is_final()).count();
+        if finished > MAX_FINISHED_HOMES {
+            let oldest = self
+                .homes
+                .iter()
+                .filter(|(k, h)| h.state.is_final() && k.as_str() != id)
+                .min_by_key(|(_, h)| h.created_at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                if let Some((hash, ..)) = self.homes.remove(&k).and_then(|h| h.result) {
+                    ctx.blobs.unpin_hash(&hash, "results");
+                }
+            }
         }
     }
 
@@ -889,7 +1009,7 @@ impl JobEngine {
         let mut budget: Vec<(NodeId, SocketAddr, usize, usize)> = ctx
             .neighbors
             .iter()
-            .filter(|(id, _)| self.strikes.get(id).copied().unwrap_or(0) < AVOID_AFTER_STRIKES)
+            .filter(|(id, _)| self.strikes(*id) < AVOID_AFTER_STRIKES)
             .filter_map(|(id, addr)| self.loads.get(id).map(|l| (*id, *addr, l.free as usize, l.room as usize)))
             .filter(|(_, _, _, room)| *room > 0)
             .collect();
@@ -922,7 +1042,7 @@ impl JobEngine {
                     b.3 -= 1;
                     b.2 = b.2.saturating_sub(1);
                     t.energy = next;
-                    ctx.sends.push((b.1, Message::Work { token: Box::new(t) }));
+                    ctx.sends.push((PeerInfo { id: b.0, addr: b.1 }, Message::Work { token: Box::new(t) }));
                 }
                 _ => keep.push_back(t),
             }
@@ -950,8 +1070,27 @@ impl JobEngine {
         });
     }
 
+    /// Notes worker-side state for `job` (units taken, results to report),
+    /// forgetting the least recently active job's when too many jobs have
+    /// some: tokens of made-up jobs cost memory only up to this bound.
+    fn touch_worker_job(&mut self, job: &str, now: Time) {
+        if !self.worker_jobs.contains_key(job) && self.worker_jobs.len() >= self.cfg.max_jobs * 4 {
+            if let Some(old) = self.worker_jobs.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                self.worker_jobs.remove(&old);
+                self.taken.remove(&old);
+                self.results.remove(&old);
+            }
+        }
+        self.worker_jobs.insert(job.to_string(), now);
+    }
+
     fn start(&mut self, ctx: &mut Ctx<'_>, t: WorkToken) {
+        self.touch_worker_job(&t.job, ctx.now);
         let taken = self.taken.entry(t.job.clone()).or_default();
+        if taken.len() >= self.cfg.max_units && !taken.contains(&t.unit) {
+            // No job has more units: a token beyond is made up.
+            return;
+        }
         taken.insert(t.unit);
         ctx.blobs.pin(&t.chunk, &t.job);
         let key = (t.job.clone(), t.unit, t.replica);
@@ -983,6 +1122,8 @@ impl JobEngine {
                     entry.1 = Slot::Executing;
                     ctx.outputs.push(JobOutput::Execute { token: entry.0.clone() });
                 }
+                // Pinned now that it is here (a pin holds only what is held).
+                ctx.blobs.pin(hash, &k.0);
             } else if let Some((t, _)) = self.running.remove(&k) {
                 // Nobody could serve the chunk: give the slot back and let
                 // the lease bring the unit back from its home.
@@ -1003,7 +1144,9 @@ impl JobEngine {
         match digest {
             Ok(d) => {
                 ctx.blobs.pin(&d, job);
-                let r = UnitResult { unit, replica, digest: d };
+                let token = token_digest(&t.job, t.unit, &t.chunk, &t.kind, &t.params);
+                let r = UnitResult { unit, replica, digest: d, token };
+                self.touch_worker_job(&t.job, ctx.now);
                 let list = self.results.entry(t.job.clone()).or_default();
                 list.push(r);
                 if list.len() > 4 * MAX_RESULTS_PER_REPORT {
@@ -1042,52 +1185,64 @@ impl JobEngine {
         // report per page (a page fits a datagram), results with the first.
         let mut pages = holding.chunks(HOLDING_PER_REPORT);
         let first = pages.next().map(<[_]>::to_vec).unwrap_or_default();
-        let report =
-            JobReport { job: job.to_string(), worker: ctx.me, http: ctx.http, holding: first, results, hops: 0 };
-        self.route_report(ctx, report);
-        for page in pages {
-            let report = JobReport {
+        let mut out = vec![(first, results)];
+        out.extend(pages.map(|p| (p.to_vec(), Vec::new())));
+        for (holding, results) in out {
+            let mut report = JobReport {
                 job: job.to_string(),
                 worker: ctx.me,
                 http: ctx.http,
-                holding: page.to_vec(),
-                results: Vec::new(),
+                holding,
+                results,
                 hops: 0,
+                proof: None,
             };
-            self.route_report(ctx, report);
+            if self.homes.contains_key(job) {
+                // Our own report needs no signature to reach ourselves.
+                self.on_report(ctx, report);
+                continue;
+            }
+            let bytes = report.signed_bytes(ctx.cluster);
+            report.proof = Some(ctx.identity.prove(crate::identity::domain::REPORT, ctx.wall.as_millis(), &[&bytes]));
+            self.forward_report(ctx, report);
         }
     }
 
-    fn route_report(&mut self, ctx: &mut Ctx<'_>, mut report: JobReport) {
-        if self.homes.contains_key(&report.job) {
-            self.on_report(ctx, report);
-            return;
-        }
+    fn forward_report(&mut self, ctx: &mut Ctx<'_>, mut report: JobReport) {
         if report.hops >= MAX_DIST {
             return;
         }
         report.hops += 1;
-        if let Some(addr) = self.next_hop(ctx, &report.job) {
-            ctx.sends.push((addr, Message::JobReport { report: Box::new(report) }));
+        if let Some(next) = self.next_hop(ctx, &report.job) {
+            ctx.sends.push((next, Message::JobReport { report: Box::new(report) }));
         }
     }
 
-    /// A report travelling toward a home reached this node.
-    pub fn on_report_msg(&mut self, ctx: &mut Ctx<'_>, report: JobReport) {
-        self.route_report(ctx, report);
+    /// A report travelling toward a home reached this node: a home checks
+    /// that its worker signed it, anyone else passes it on.
+    pub fn on_report_msg(&mut self, ctx: &mut Ctx<'_>, report: JobReport) -> Result<(), crate::identity::SigError> {
+        if !self.homes.contains_key(&report.job) {
+            self.forward_report(ctx, report);
+            return Ok(());
+        }
+        let proof = report.proof.ok_or(crate::identity::SigError::Missing)?;
+        proof.fresh(ctx.wall.as_millis(), 60_000)?;
+        proof.verify(report.worker, crate::identity::domain::REPORT, &[&report.signed_bytes(ctx.cluster)])?;
+        self.on_report(ctx, report);
+        Ok(())
     }
 
     /// The neighbour closest to the job's home. Only a neighbour strictly
     /// closer than this node counts, so reports never circle while the
     /// gradient re-forms after a failure.
-    fn next_hop(&self, ctx: &Ctx<'_>, job: &str) -> Option<SocketAddr> {
+    fn next_hop(&self, ctx: &Ctx<'_>, job: &str) -> Option<PeerInfo> {
         let ttl = self.cfg.gradient_ttl;
         let mine = self.dist(ctx, job).unwrap_or(MAX_DIST);
         ctx.neighbors
             .iter()
             .filter_map(|(id, addr)| {
                 let (d, t) = self.loads.get(id)?.dists.get(job)?;
-                (ctx.now.since(*t) < ttl && *d < mine).then_some((*d, *addr))
+                (ctx.now.since(*t) < ttl && *d < mine).then_some((*d, PeerInfo { id: *id, addr: *addr }))
             })
             .min_by_key(|(d, _)| *d)
             .map(|(_, a)| a)
@@ -1114,6 +1269,7 @@ impl JobEngine {
 
     /// A report reached the job's home.
     pub fn on_report(&mut self, ctx: &mut Ctx<'_>, report: JobReport) {
+        let worker_strikes = self.strikes(report.worker);
         let Some(h) = self.homes.get_mut(&report.job) else {
             return;
         };
@@ -1127,6 +1283,15 @@ impl JobEngine {
         }
         let mut touched = BTreeSet::new();
         for res in &report.results {
+            // A result counts only for the token the home issued: the
+            // unit's own chunk, kind and parameters.
+            let Some(unit) = h.units.get(res.unit as usize) else {
+                continue;
+            };
+            if res.token != token_digest(&report.job, res.unit, &unit.hash, &h.kind, &h.params) {
+                ctx.rejected.push("wrong_token");
+                continue;
+            }
             let Some(us) = h.unit_state.get_mut(res.unit as usize) else {
                 continue;
             };
@@ -1136,7 +1301,8 @@ impl JobEngine {
             // elsewhere. Marking it done without a vote left such a unit
             // undecided for good, its job running forever.
             let counted = !us.results.contains_key(&report.worker)
-                && self.strikes.get(&report.worker).copied().unwrap_or(0) < IGNORE_AFTER_STRIKES;
+                && us.results.len() < MAX_UNIT_RESULTS
+                && worker_strikes < IGNORE_AFTER_STRIKES;
             if let Some(rep) = us.reps.get_mut(res.replica as usize) {
                 if counted {
                     rep.done = true;
@@ -1157,6 +1323,7 @@ impl JobEngine {
                 }
             }
             us.results.insert(report.worker, (res.digest.clone(), report.http));
+            self.max_unit_results = self.max_unit_results.max(us.results.len());
             h.stats.results += 1;
             h.workers.insert(report.worker);
             touched.insert(res.unit);
@@ -1262,7 +1429,7 @@ impl JobEngine {
                 h.result_holders = vec![ctx.http];
                 h.state = JobState::Done;
                 h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
-                let heirs: Vec<SocketAddr> = h.heirs.iter().map(|p| p.addr).collect();
+                let heirs: Vec<PeerInfo> = h.heirs.clone();
                 for a in heirs {
                     ctx.sends.push((
                         a,
@@ -1344,13 +1511,40 @@ impl JobEngine {
 
     // ---------------------------------------------------------------- heirs
 
-    /// A page of a job record arrived from its home.
-    pub fn on_record(&mut self, ctx: &mut Ctx<'_>, page: JobRecordPage) {
-        if self.final_jobs.contains_key(&page.job) || self.homes.contains_key(&page.job) {
-            return;
+    /// A page of a job record arrived from `from` (who signed it). Returns
+    /// false if it is refused: it is not from the job's home (as the page
+    /// says, and as an earlier page said or named as an heir), or it does
+    /// not add up.
+    pub fn on_record(&mut self, ctx: &mut Ctx<'_>, from: NodeId, page: JobRecordPage) -> bool {
+        if from != page.home {
+            return false;
         }
-        if !self.heirs.contains_key(&page.job) && self.heirs.len() >= self.cfg.max_jobs * 4 {
-            return;
+        if self.final_jobs.contains_key(&page.job) || self.homes.contains_key(&page.job) {
+            return true;
+        }
+        let end = page.offset.checked_add(page.units.len() as u32);
+        if page.total_units == 0
+            || page.total_units as usize > self.cfg.max_units
+            || end.is_none_or(|e| e > page.total_units)
+            || !(1..=7).contains(&page.redundancy)
+        {
+            return false;
+        }
+        if let Some(p0) = self.heirs.get(&page.job).and_then(|h| h.page0.as_ref()) {
+            let same_home = p0.home == from;
+            if (!same_home && !p0.heirs.iter().any(|p| p.id == from))
+                || (same_home && p0.total_units != page.total_units)
+            {
+                return false;
+            }
+        }
+        let held_units: usize = self.heirs.values().map(|h| h.units.len()).sum();
+        if !self.heirs.contains_key(&page.job) && self.heirs.len() >= self.cfg.max_jobs * 4
+            || held_units + page.units.len() > MAX_HEIR_UNITS
+        {
+            // Bounded: a flood of records (or of huge ones) degrades
+            // takeover for jobs beyond the bound, never memory.
+            return true;
         }
         let rank = page.heirs.iter().position(|p| p.id == ctx.me).unwrap_or(page.heirs.len());
         let h = self.heirs.entry(page.job.clone()).or_insert_with(|| HeirJob {
@@ -1365,23 +1559,37 @@ impl JobEngine {
         });
         h.last_heard = ctx.now;
         h.rank = rank;
-        for (i, u) in page.units.iter().enumerate() {
-            h.units.insert(page.offset + i as u32, u.clone());
+        for (i, u) in (page.offset..).zip(page.units.iter()) {
+            h.units.insert(i, u.clone());
             ctx.blobs.pin(&u.hash, &page.job);
         }
         if page.offset == 0 || h.page0.is_none() || h.page0.as_ref().is_some_and(|p| p.home != page.home) {
             h.page0 = Some(JobRecordPage { units: Vec::new(), ..page });
         }
+        true
     }
 
-    /// Decisions arrived from the home.
-    pub fn on_decided(&mut self, ctx: &mut Ctx<'_>, job: &str, decisions: Vec<Decision>) {
-        if let Some(h) = self.heirs.get_mut(job) {
-            h.last_heard = ctx.now;
-            for d in decisions {
-                h.decisions.insert(d.unit, d);
+    /// Decisions arrived from `from`: kept if it is the job's home as this
+    /// heir knows it.
+    pub fn on_decided(&mut self, ctx: &mut Ctx<'_>, from: NodeId, job: &str, decisions: Vec<Decision>) -> bool {
+        let Some(h) = self.heirs.get_mut(job) else { return true };
+        let Some(p0) = &h.page0 else { return true };
+        if p0.home != from {
+            return false;
+        }
+        let total = p0.total_units;
+        h.last_heard = ctx.now;
+        let mut room = MAX_HEIR_UNITS.saturating_sub(self.heirs.values().map(|h| h.decisions.len()).sum());
+        let Some(h) = self.heirs.get_mut(job) else { return true };
+        for d in decisions.into_iter().filter(|d| d.unit < total && crate::blobs::is_hash(&d.digest)) {
+            if room == 0 && !h.decisions.contains_key(&d.unit) {
+                break;
+            }
+            if h.decisions.insert(d.unit, d).is_none() {
+                room = room.saturating_sub(1);
             }
         }
+        true
     }
 
     /// Whether this node is an heir that should now take over `job`:
@@ -1469,7 +1677,9 @@ impl JobEngine {
             unit_state,
             decided,
             // Win last-writer-wins against every summary the old home wrote.
-            version: h.version_seen + 1_000_000,
+            // Versions are hybrid clocks (the store lifts the next one to
+            // at least the wall clock): one above the last seen wins.
+            version: h.version_seen.saturating_add(1),
             last_summary: ctx.now,
             summary_dirty: true,
             undelivered: Vec::new(),
@@ -1480,6 +1690,11 @@ impl JobEngine {
             workers: BTreeSet::new(),
             record_dirty: false,
             last_record: ctx.now,
+            yield_to: std::iter::once(p0.home)
+                .chain(p0.heirs.iter().map(|p| p.id))
+                .filter(|n| *n != ctx.me)
+                .take(MAX_YIELD_TO)
+                .collect(),
         };
         self.homes.insert(id.to_string(), job);
         self.send_record(ctx, id);
@@ -1487,11 +1702,16 @@ impl JobEngine {
         self.maybe_merge(ctx, id);
     }
 
-    /// A job's result was replicated here (heir): note it.
-    pub fn on_finished(&mut self, ctx: &mut Ctx<'_>, job: &str) {
-        if let Some(h) = self.heirs.get_mut(job) {
-            h.final_state = true;
-            h.last_heard = ctx.now;
+    /// `from` says a job finished: an heir notes it and fetches a copy of
+    /// the result. Returns whether `from` is the home this heir knows.
+    pub fn on_finished(&mut self, ctx: &mut Ctx<'_>, from: NodeId, job: &str) -> bool {
+        match self.heirs.get_mut(job) {
+            Some(h) if h.page0.as_ref().is_some_and(|p| p.home == from) => {
+                h.final_state = true;
+                h.last_heard = ctx.now;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -1512,12 +1732,36 @@ impl JobEngine {
         }
     }
 
-    /// Records how many times a node disagreed with a majority (learned by
-    /// diffusion from every home that saw it).
-    pub fn set_strikes(&mut self, node: NodeId, strikes: u32) {
-        if self.strikes.len() < 4096 || self.strikes.contains_key(&node) {
-            self.strikes.insert(node, strikes);
+    /// Records how many times `accuser` saw `node` disagree with a
+    /// majority (`own`: this node is the accuser).
+    pub fn set_strikes(&mut self, node: NodeId, accuser: NodeId, strikes: u32, own: bool) {
+        if self.reputation.len() >= MAX_REPUTATION && !self.reputation.contains_key(&node) {
+            return;
         }
+        let r = self.reputation.entry(node).or_default();
+        if own {
+            r.own = r.own.max(strikes);
+            return;
+        }
+        r.others.insert(accuser, strikes);
+        if r.others.len() > MAX_ACCUSERS {
+            // Keep the heaviest accusations: the rule below reads the
+            // second highest.
+            if let Some(least) = r.others.iter().min_by_key(|(_, s)| **s).map(|(k, _)| *k) {
+                r.others.remove(&least);
+            }
+        }
+    }
+
+    /// How many strikes count against `node`: what this node saw itself,
+    /// or else what the second-worst accuser reports. One node's word alone
+    /// never sidelines another (it may lie); two independent homes that
+    /// both saw a node outvoted are believed.
+    pub fn strikes(&self, node: NodeId) -> u32 {
+        let Some(r) = self.reputation.get(&node) else { return 0 };
+        let mut others: Vec<u32> = r.others.values().copied().collect();
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        r.own.max(others.get(1).copied().unwrap_or(0))
     }
 
     /// A neighbour went away.
@@ -1545,6 +1789,9 @@ impl JobEngine {
             ctx.rng.shuffle(&mut candidates);
             if let Some(c) = candidates.first() {
                 h.heirs.push(*c);
+                if h.yield_to.len() < MAX_YIELD_TO {
+                    h.yield_to.insert(c.id);
+                }
             }
             // Everyone gets the new ranking; the newcomer also gets the
             // decisions so far.
@@ -1593,8 +1840,8 @@ impl JobEngine {
             self.last_load_sent = (free, room);
             self.last_load_at = now;
             entries.truncate(64);
-            for (_, addr) in ctx.neighbors.clone() {
-                ctx.sends.push((addr, Message::Load { free, room, jobs: entries.clone() }));
+            for (id, addr) in ctx.neighbors.clone() {
+                ctx.sends.push((PeerInfo { id, addr }, Message::Load { free, room, jobs: entries.clone() }));
             }
         }
     }
@@ -1695,7 +1942,7 @@ impl JobEngine {
             };
             for page in decisions.chunks(48) {
                 for heir in &heirs {
-                    ctx.sends.push((heir.addr, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
+                    ctx.sends.push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
                 }
             }
             if due {
@@ -1734,8 +1981,88 @@ impl JobEngine {
     }
 
     /// Sizes of the engine's tables, for bounds checks.
-    pub fn sizes(&self) -> (usize, usize, usize, usize) {
-        (self.homes.len(), self.heirs.len(), self.queue.len(), self.running.len())
+    pub fn sizes(&self) -> JobTableSizes {
+        JobTableSizes {
+            homes: self.homes.len(),
+            running_homes: self.homes.values().filter(|h| !h.state.is_final()).count(),
+            unit_results: self.max_unit_results,
+            heirs: self.heirs.len(),
+            heir_units: self.heirs.values().map(|h| h.units.len()).sum(),
+            heir_decisions: self.heirs.values().map(|h| h.decisions.len()).sum(),
+            queue: self.queue.len(),
+            running: self.running.len(),
+            worker_jobs: self.worker_jobs.len().max(self.taken.len()).max(self.results.len()),
+            taken_per_job: self.taken.values().map(|t| t.len()).max().unwrap_or(0),
+            results_per_job: self.results.values().map(|r| r.len()).max().unwrap_or(0),
+            final_jobs: self.final_jobs.len(),
+            reputation: self.reputation.len(),
+            accusers: self.reputation.values().map(|r| r.others.len()).max().unwrap_or(0),
+            gradient: self.loads.values().map(|l| l.dists.len()).max().unwrap_or(0),
+            loads: self.loads.len(),
+        }
+    }
+}
+
+/// Sizes of the job engine's tables (all bounded; the simulator checks
+/// them after every step).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct JobTableSizes {
+    /// Jobs homed here, finished ones included.
+    pub homes: usize,
+    /// Of those, running.
+    pub running_homes: usize,
+    /// Most results recorded for one unit of a job homed here.
+    pub unit_results: usize,
+    /// Job records held as heir.
+    pub heirs: usize,
+    /// Units of those records.
+    pub heir_units: usize,
+    /// Decisions held as heir.
+    pub heir_decisions: usize,
+    /// Tokens queued.
+    pub queue: usize,
+    /// Tokens running.
+    pub running: usize,
+    /// Jobs with worker-side state.
+    pub worker_jobs: usize,
+    /// Most units taken for one job.
+    pub taken_per_job: usize,
+    /// Most results waiting to be reported for one job.
+    pub results_per_job: usize,
+    /// Jobs known to be final.
+    pub final_jobs: usize,
+    /// Nodes with a reputation.
+    pub reputation: usize,
+    /// Most accusers remembered for one node.
+    pub accusers: usize,
+    /// Most gradient entries of one neighbour.
+    pub gradient: usize,
+    /// Neighbours' load adverts.
+    pub loads: usize,
+}
+
+impl JobTableSizes {
+    /// Each table against its bound: (name, size, bound).
+    pub fn bounds(&self, cfg: &JobConfig, max_neighbours: usize) -> [(&'static str, usize, usize); 16] {
+        [
+            ("job_homes", self.homes, cfg.max_jobs + MAX_FINISHED_HOMES + 1),
+            ("job_running_homes", self.running_homes, cfg.max_jobs + cfg.max_jobs * 4),
+            ("job_unit_results", self.unit_results, MAX_UNIT_RESULTS),
+            ("job_heirs", self.heirs, cfg.max_jobs * 4),
+            ("job_heir_units", self.heir_units, MAX_HEIR_UNITS + UNITS_PER_PAGE),
+            ("job_heir_decisions", self.heir_decisions, MAX_HEIR_UNITS + 64),
+            // Tokens from neighbours, plus what this node's own jobs issue.
+            ("job_queue", self.queue, MAX_QUEUE_HARD + (cfg.max_jobs * 5) * cfg.max_units * 15),
+            ("job_running", self.running, cfg.worker_slots),
+            ("job_worker_jobs", self.worker_jobs, cfg.max_jobs * 4),
+            ("job_taken_per_job", self.taken_per_job, cfg.max_units),
+            ("job_results_per_job", self.results_per_job, 4 * MAX_RESULTS_PER_REPORT),
+            ("job_final", self.final_jobs, 4096),
+            ("job_reputation", self.reputation, MAX_REPUTATION),
+            ("job_accusers", self.accusers, MAX_ACCUSERS),
+            ("job_gradient", self.gradient, 4 * cfg.max_jobs),
+            ("job_loads", self.loads, max_neighbours),
+        ]
     }
 }
 

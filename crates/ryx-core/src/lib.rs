@@ -22,6 +22,7 @@ pub mod config;
 pub mod diffusion;
 pub mod energy;
 pub mod id;
+pub mod identity;
 pub mod jobs;
 pub mod metrics;
 pub mod node;

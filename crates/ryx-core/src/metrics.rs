@@ -71,9 +71,34 @@ pub struct Metrics {
     pub wants_sent: u64,
     /// `blob_want` questions not passed on: the route table was full.
     pub wants_dropped: u64,
+    /// Neighbours whose link moved to a new address (a fresh signed join).
+    pub neighbors_moved: u64,
+    /// Anti-entropy answers cut short by their byte budget.
+    pub sync_answers_capped: u64,
     /// Time from an item's birth to its delivery here.
     pub diffusion_latency: Histogram,
 }
+
+/// Reasons the node itself (beyond decoding and authentication) refuses a
+/// message for, pre-registered so that every counter shows from the start.
+pub const NODE_REASONS: [&str; 7] = [
+    // Addressed to another node (a datagram replayed elsewhere).
+    "wrong_destination",
+    // A kind only neighbours may send, from a stranger or from a
+    // neighbour's id at another address.
+    "not_neighbor",
+    // A join acceptance nobody asked for.
+    "unsolicited",
+    // A home's message to its heirs from a node that is not that home.
+    "not_home",
+    // An item whose version lies beyond the clock-skew bound.
+    "future_version",
+    // A job summary from a node the held summary does not name as home or
+    // heir.
+    "not_heir",
+    // A report whose result names another token than the home issued.
+    "wrong_token",
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -85,6 +110,8 @@ impl Default for Metrics {
                 .map(|k| (*k, 0))
                 .chain([("self", 0)])
                 .chain(crate::auth::AuthError::REASONS.map(|k| (k, 0)))
+                .chain(crate::identity::SigError::REASONS.map(|k| (k, 0)))
+                .chain(NODE_REASONS.map(|k| (k, 0)))
                 .collect(),
             failures_detected: 0,
             suspicions_refuted: 0,
@@ -99,6 +126,8 @@ impl Default for Metrics {
             late_ticks: 0,
             wants_sent: 0,
             wants_dropped: 0,
+            neighbors_moved: 0,
+            sync_answers_capped: 0,
             diffusion_latency: Histogram::new(LATENCY_BOUNDS_MS),
         }
     }

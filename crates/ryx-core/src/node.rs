@@ -5,6 +5,7 @@ use crate::config::{Discovery, NodeConfig};
 use crate::diffusion::{InfoStore, MissingTable, StoredItem};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
+use crate::identity::{Identity, SigError};
 use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, SubmitError, UnitRef};
 use crate::metrics::Metrics;
 use crate::rng::Rng;
@@ -33,6 +34,24 @@ const SAMPLE: usize = 8;
 const DIGEST_PAGE_BYTES: usize = 8 * 1024;
 /// Least energy anti-entropy re-sends a job summary or reputation item with.
 const SYNC_RECORD_ENERGY: f64 = 10.0;
+/// Most bytes of items one anti-entropy digest or graft is answered with:
+/// a small datagram from a stranger must not make a node send its whole
+/// store (reflection), and an honest page never needs more.
+const SYNC_ANSWER_BYTES: usize = 64 * 1024;
+/// How far a signed datagram's or a version's time may lie from this
+/// node's wall clock (the same bound as the cluster MAC's).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// Signers whose latest signed sequence number is remembered (replay).
+const MAX_SIGNED_SEQS: usize = 4096;
+/// A full node lets joins displace neighbours from a token bucket: a burst
+/// of this many, refilled one per [`DISPLACE_REFILL`]. Repair after a mass
+/// failure needs a few displacements in quick succession; a flood of
+/// (made-up) needy joiners must not churn every link away.
+const DISPLACE_BURST: f64 = 3.0;
+/// See [`DISPLACE_BURST`].
+const DISPLACE_REFILL: Duration = Duration::from_secs(1);
+/// Indirect probes (`ping_req`) in flight remembered.
+const MAX_PENDING_PING_REQS: usize = 256;
 
 /// Rendezvous weight of a peer for a blob offered by `me`: the blob goes to
 /// the peers weighing most. `salt` (the offer's energy) varies the choice
@@ -51,7 +70,37 @@ fn rendezvous(hash: &str, me: NodeId, peer: NodeId, salt: f64) -> u64 {
     u64::from_le_bytes(w)
 }
 
+fn have_bytes(cluster: &str, hashes: &[Hash], http: SocketAddr, holder: NodeId) -> Vec<u8> {
+    serde_json::to_vec(&(cluster, hashes, http, holder)).unwrap_or_default()
+}
+
+/// Signs a holder's claim (`blob_have`).
+fn have_prove(id: &Identity, cluster: &str, ts_ms: u64, hashes: &[Hash], http: SocketAddr) -> crate::identity::Proof {
+    id.prove(crate::identity::domain::HAVE, ts_ms, &[&have_bytes(cluster, hashes, http, id.id())])
+}
+
+/// Checks a holder's claim (`blob_have`).
+fn have_verify(
+    proof: &crate::identity::Proof,
+    cluster: &str,
+    hashes: &[Hash],
+    http: SocketAddr,
+    holder: NodeId,
+) -> Result<(), SigError> {
+    proof.verify(holder, crate::identity::domain::HAVE, &[&have_bytes(cluster, hashes, http, holder)])
+}
+
+/// A reputation record's key: `<accused>/<accuser>`. Each accuser writes
+/// its own record, so no node can speak for another's observations.
+fn reputation_key(key: &str) -> Option<(NodeId, NodeId)> {
+    let (a, b) = key.split_once('/')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// Something that happened to the node.
+// An input lives for one call; boxing the envelope would cost the
+// simulator an allocation per delivered message for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input<'a> {
     /// A datagram arrived (raw bytes: the core decodes and checks them).
@@ -166,12 +215,13 @@ struct PendingJoin {
 enum PingKind {
     Direct,
     Passive,
-    ForIndirect { requester: SocketAddr, req_nonce: u64, target: NodeId },
+    ForIndirect { requester: PeerInfo, req_nonce: u64 },
 }
 
 #[derive(Clone, Debug)]
 struct PendingPing {
     target: NodeId,
+    addr: SocketAddr,
     sent: Time,
     kind: PingKind,
 }
@@ -315,6 +365,18 @@ pub enum PutError {
 pub struct Node {
     cfg: NodeConfig,
     id: NodeId,
+    identity: Identity,
+    /// Wall clock minus `now`, in microseconds (the driver's clock is
+    /// monotonic; signatures, MACs and versions need the wall clock).
+    wall_offset: i64,
+    /// Sequence numbers of signed datagrams accepted, per signer (a window:
+    /// datagrams may arrive out of order, never twice).
+    signed_seqs: BTreeMap<NodeId, crate::auth::Window>,
+    /// Indirect probes this node asked for: nonce → (helper, suspect).
+    pending_ping_reqs: BTreeMap<u64, (NodeId, NodeId, Time)>,
+    /// Displacements of neighbours allowed now (a token bucket), and when
+    /// it was last refilled.
+    displace_budget: (f64, Time),
     addr: SocketAddr,
     rng: Rng,
     seq: u64,
@@ -356,9 +418,9 @@ pub struct Node {
     jobs: JobEngine,
     auth: Option<crate::auth::Auth>,
     blobs: BlobIndex,
-    replication_src: BTreeMap<Hash, (SocketAddr, f64)>,
+    replication_src: BTreeMap<Hash, (PeerInfo, f64)>,
     /// Further offers of blobs being fetched, passed on once they arrive.
-    replication_more: BTreeMap<Hash, Vec<(SocketAddr, f64)>>,
+    replication_more: BTreeMap<Hash, Vec<(PeerInfo, f64)>>,
     want_routes: BTreeMap<Hash, WantRoute>,
     /// Uploaded chunks not offered yet (see `replicate_upload`).
     upload_queue: VecDeque<(BlobRef, f64)>,
@@ -377,7 +439,7 @@ const UPLOAD_STALL: Duration = Duration::from_secs(2);
 /// back to them), which holders' answers were relayed already, and when.
 #[derive(Clone, Debug)]
 struct WantRoute {
-    askers: Vec<SocketAddr>,
+    askers: Vec<PeerInfo>,
     relayed: Vec<SocketAddr>,
     at: Time,
 }
@@ -400,13 +462,18 @@ const MAX_REPUTATION_ITEMS: usize = 4096;
 const MAX_REPLICATION_PENDING: usize = 4096;
 
 impl Node {
-    /// A new node with identity `id`, reachable at `addr`, whose random
-    /// choices all derive from `seed`.
-    pub fn new(cfg: NodeConfig, id: NodeId, addr: SocketAddr, seed: u64, now: Time) -> Node {
+    /// A new node with `identity` (its id derives from the key),
+    /// reachable at `addr`, whose random choices all derive from `seed`.
+    pub fn new(cfg: NodeConfig, identity: Identity, addr: SocketAddr, seed: u64, now: Time) -> Node {
         let mut rng = Rng::new(seed);
         let jitter = Duration::from_millis(rng.below(50) as u64);
         Node {
-            id,
+            id: identity.id(),
+            identity,
+            wall_offset: 0,
+            signed_seqs: BTreeMap::new(),
+            pending_ping_reqs: BTreeMap::new(),
+            displace_budget: (DISPLACE_BURST, now),
             addr,
             seq: 0,
             started: now,
@@ -487,9 +554,32 @@ impl Node {
         self.outputs.pop_front()
     }
 
+    /// The wall clock (Unix time in the daemon), as last told by the
+    /// driver through [`Node::set_wall_clock`].
+    pub fn wall(&self) -> Time {
+        Time(self.now.0.saturating_add_signed(self.wall_offset))
+    }
+
+    /// Tells the node the wall clock's reading at `now`. The driver calls
+    /// this before it hands the node anything: `now` is monotonic (timers),
+    /// but MACs, signatures and versions compare times between nodes, and a
+    /// node that was suspended, or whose clock was stepped, must use the
+    /// real time at once rather than the time it started with.
+    pub fn set_wall_clock(&mut self, now: Time, wall: Time) {
+        self.now = now.max(self.now);
+        let off = i128::from(wall.0) - i128::from(self.now.0);
+        self.wall_offset = off.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        // Sequence numbers start from the wall clock (µs), so that a node
+        // restarted with the same identity signs above everything it
+        // signed before (receivers refuse a signed sequence number that
+        // does not grow: a replay).
+        self.seq = self.seq.max(wall.0);
+    }
+
     /// Feeds one input.
     pub fn handle(&mut self, now: Time, input: Input<'_>) {
         self.now = now.max(self.now);
+        let wall = self.wall();
         match input {
             Input::Datagram { from, bytes } => {
                 let opened;
@@ -499,7 +589,7 @@ impl Node {
                         self.metrics.count_rejected(wire::WireError::Oversized.reason());
                         return;
                     }
-                    Some(a) => match a.open(bytes, now) {
+                    Some(a) => match a.open(bytes, wall) {
                         Ok(b) => {
                             opened = b;
                             &opened[..]
@@ -510,14 +600,18 @@ impl Node {
                         }
                     },
                 };
-                match wire::decode(bytes, &self.cfg.cluster_id) {
+                match wire::decode_raw(bytes, &self.cfg.cluster_id) {
                     // Signed, but this node has no secret: a configuration
                     // mismatch. Refuse it so both sides stay apart (and the
                     // counter shows why), rather than a lopsided link.
-                    Ok(env) if env.tag.is_some() => {
+                    Ok((env, _)) if env.tag.is_some() => {
                         self.metrics.count_rejected(wire::WireError::BadAuth.reason());
                     }
-                    Ok(env) => self.on_envelope(from, env),
+                    Ok((env, raw_msg)) => {
+                        if self.admit(from, &env, Some(raw_msg)) {
+                            self.on_envelope(from, env);
+                        }
+                    }
                     Err(e) => self.metrics.count_rejected(e.reason()),
                 }
             }
@@ -526,7 +620,7 @@ impl Node {
                     self.metrics.count_rejected(wire::WireError::WrongVersion.reason());
                 } else if env.cluster != self.cfg.cluster_id {
                     self.metrics.count_rejected(wire::WireError::ForeignCluster.reason());
-                } else {
+                } else if self.admit(from, &env, None) {
                     self.on_envelope(from, env)
                 }
             }
@@ -539,28 +633,70 @@ impl Node {
 
     // ----------------------------------------------------------------- sends
 
-    fn send(&mut self, to: SocketAddr, msg: Message) {
+    fn send(&mut self, to: PeerInfo, msg: Message) {
         self.metrics.count_out(msg.kind());
         self.seq += 1;
-        let env = self.envelope(msg);
+        let env = self.envelope(Some(to.id), msg);
+        self.outputs.push_back(Output::Send { to: to.addr, env });
+    }
+
+    /// Sends a discovery hello to an address whose node is not known yet.
+    fn send_hello(&mut self, to: SocketAddr, msg: Message) {
+        self.metrics.count_out(msg.kind());
+        self.seq += 1;
+        let env = self.envelope(None, msg);
         self.outputs.push_back(Output::Send { to, env });
     }
 
     fn send_to(&mut self, id: NodeId, msg: Message) {
         if let Some(addr) = self.active.get(&id).map(|p| p.addr) {
-            self.send(addr, msg);
+            self.send(PeerInfo { id, addr }, msg);
         }
     }
 
-    fn envelope(&self, msg: Message) -> Envelope {
-        Envelope {
+    fn envelope(&self, to: Option<NodeId>, msg: Message) -> Envelope {
+        let mut env = Envelope {
             v: PROTOCOL_VERSION,
             cluster: self.cfg.cluster_id.clone(),
             from: self.id,
+            to,
             seq: self.seq,
             msg,
+            sig: None,
             tag: None,
+        };
+        if env.msg.needs_sig() {
+            wire::sign_envelope(&mut env, &self.identity, self.wall().as_millis());
         }
+        env
+    }
+
+    /// Energy as received, clamped to what any node may give an item: a
+    /// sender cannot make its item (or blob) outrank everything else.
+    fn clamp_energy(&self, e: f64) -> f64 {
+        if e.is_finite() {
+            e.clamp(0.0, self.cfg.max_energy)
+        } else {
+            0.0
+        }
+    }
+
+    /// Takes an item's size from an answer budget; false once spent.
+    fn spend(&self, budget: &mut usize, item: &Item) -> bool {
+        let size = wire::value_len(&item.value).saturating_add(item.id.key.len() + 128);
+        if size > *budget {
+            return false;
+        }
+        *budget -= size;
+        true
+    }
+
+    /// Tells `to` that this node holds verified copies of `hashes`, signed
+    /// so that the claim can be passed on and still be believed.
+    fn send_have(&mut self, to: PeerInfo, hashes: Vec<Hash>) {
+        let http = self.http;
+        let proof = have_prove(&self.identity, &self.cfg.cluster_id, self.wall().as_millis(), &hashes, http);
+        self.send(to, Message::BlobHave { hashes, http, holder: self.id, proof });
     }
 
     fn emit(&mut self, e: Event) {
@@ -607,11 +743,13 @@ impl Node {
             DownReason::Failed | DownReason::Left => {
                 self.tombstone(id);
                 self.topology.remove(&id);
+                // Its copies are gone with it.
+                self.blobs.remove_holder(id);
                 self.with_jobs(|j, c| j.home_lost(c, id));
             }
             DownReason::Disconnected | DownReason::Asymmetric => {
                 let mut rng = self.rng.clone();
-                self.passive.insert(PeerInfo { id, addr: peer.addr }, self.now, self.cfg.max_passive, &mut rng);
+                self.passive.insert(PeerInfo { id, addr: peer.addr }, self.now, self.cfg.max_passive, &mut rng, true);
                 self.rng = rng;
             }
         }
@@ -635,11 +773,16 @@ impl Node {
         self.tombstones.insert(id, self.now);
     }
 
+    /// Learns of a peer from someone else (hearsay).
     fn learn(&mut self, peer: PeerInfo) {
+        self.learn_peer(peer, false);
+    }
+
+    fn learn_peer(&mut self, peer: PeerInfo, first_hand: bool) {
         if peer.id == self.id || self.active.contains_key(&peer.id) || self.tombstones.contains_key(&peer.id) {
             return;
         }
-        self.passive.insert(peer, self.now, self.cfg.max_passive, &mut self.rng);
+        self.passive.insert(peer, self.now, self.cfg.max_passive, &mut self.rng, first_hand);
     }
 
     fn has_long_link(&self) -> bool {
@@ -663,7 +806,7 @@ impl Node {
         let urgent = self.active.is_empty();
         let degree = self.degree();
         self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose });
-        self.send(addr, Message::Join { long, urgent, degree });
+        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree });
     }
 
     /// Asks passive peers to become neighbours until active + pending
@@ -725,19 +868,69 @@ impl Node {
             }
         }
         let nonce = self.rng.next_u64();
-        self.pending_pings.insert(nonce, PendingPing { target, sent: self.now, kind });
-        self.send(addr, Message::Ping { nonce });
+        self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
+        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce });
     }
 
     // -------------------------------------------------------------- messages
 
-    fn on_envelope(&mut self, src: SocketAddr, env: Envelope) {
-        let from = env.from;
-        if from == self.id {
+    /// Whether a decoded datagram may be acted on: it is for this node, its
+    /// signature holds where one is needed, and a stranger sends only what
+    /// strangers may. Refusals are counted by reason.
+    fn admit(&mut self, src: SocketAddr, env: &Envelope, raw_msg: Option<&[u8]>) -> bool {
+        if env.from == self.id {
             // Our own broadcast echoed back by the segment.
             self.metrics.count_rejected("self");
-            return;
+            return false;
         }
+        let for_me = match env.to {
+            Some(to) => to == self.id,
+            // Only discovery is addressed to whoever hears it.
+            None => matches!(env.msg, Message::Hello { .. }),
+        };
+        if !for_me {
+            self.metrics.count_rejected("wrong_destination");
+            return false;
+        }
+        if env.msg.needs_sig() {
+            if let Err(e) = self.check_envelope_sig(env, raw_msg) {
+                self.metrics.count_rejected(e.reason());
+                return false;
+            }
+        }
+        let neighbour = self.active.get(&env.from).is_some_and(|p| p.addr == src);
+        if !neighbour && !env.msg.open_to_strangers() {
+            self.metrics.count_rejected("not_neighbor");
+            return false;
+        }
+        true
+    }
+
+    fn check_envelope_sig(&mut self, env: &Envelope, raw_msg: Option<&[u8]>) -> Result<(), SigError> {
+        wire::verify_envelope(env, raw_msg)?;
+        let sig = env.sig.as_ref().ok_or(SigError::Missing)?;
+        sig.fresh(self.wall().as_millis(), MAX_CLOCK_SKEW.as_millis() as u64)?;
+        let now = self.now;
+        if let Some(w) = self.signed_seqs.get_mut(&env.from) {
+            return if w.accept(env.seq, now) { Ok(()) } else { Err(SigError::Replay) };
+        }
+        if self.signed_seqs.len() >= MAX_SIGNED_SEQS {
+            // Entries older than the skew bound protect nothing: whatever
+            // their signers sent before is refused as stale anyway.
+            let horizon = now.0.saturating_sub(2 * MAX_CLOCK_SKEW.as_micros() as u64);
+            self.signed_seqs.retain(|_, w| w.last_seen().0 >= horizon);
+            if self.signed_seqs.len() >= MAX_SIGNED_SEQS {
+                if let Some(oldest) = self.signed_seqs.iter().min_by_key(|(_, w)| w.last_seen()).map(|(k, _)| *k) {
+                    self.signed_seqs.remove(&oldest);
+                }
+            }
+        }
+        self.signed_seqs.insert(env.from, crate::auth::Window::new(env.seq, now));
+        Ok(())
+    }
+
+    fn on_envelope(&mut self, src: SocketAddr, env: Envelope) {
+        let from = env.from;
         let kind = env.msg.kind();
         self.metrics.count_in(kind);
         // Any word from a node proves it alive. A node we buried that
@@ -754,9 +947,12 @@ impl Node {
             self.last_resurrection_join = self.now;
             self.request_join(from, src, true, JoinPurpose::RotateLong);
         }
-        if let Some(p) = self.active.get_mut(&from) {
+        // Word from a neighbour, at its address, proves it alive. Its
+        // address never changes on hearsay: a datagram naming a neighbour's
+        // id from elsewhere is someone else's (a link moves only by a new,
+        // signed join).
+        if let Some(p) = self.active.get_mut(&from).filter(|p| p.addr == src) {
             p.last_heard = self.now;
-            p.addr = src;
             if p.suspect_since.take().is_some() {
                 self.metrics.suspicions_refuted += 1;
             }
@@ -764,10 +960,12 @@ impl Node {
         if self.leaving && !matches!(env.msg, Message::Ping { .. } | Message::BlobHave { .. } | Message::Leave) {
             return;
         }
+        let nbr = self.active.get(&from).is_some_and(|p| p.addr == src);
+        let peer = PeerInfo { id: from, addr: src };
         match env.msg {
             Message::Hello { needy, .. } => self.on_hello(from, src, needy),
             Message::HelloReply { peers } => {
-                self.learn(PeerInfo { id: from, addr: src });
+                self.learn(peer);
                 for p in peers {
                     self.learn(p);
                 }
@@ -776,7 +974,9 @@ impl Node {
             Message::Join { long, urgent, degree } => self.on_join(from, src, long, urgent, degree),
             Message::JoinReply { accepted, peers } => self.on_join_reply(from, src, accepted, peers),
             Message::Disconnect => {
-                if self.remove_active(from, DownReason::Disconnected).is_some() {
+                // Signed by the neighbour itself; a link to the same id at
+                // another address is not the one it speaks of.
+                if nbr && self.remove_active(from, DownReason::Disconnected).is_some() {
                     // It chose someone else: do not ask it straight back.
                     let now = self.now;
                     if let Some(p) = self.passive.get_mut(&from) {
@@ -787,44 +987,47 @@ impl Node {
             }
             Message::Leave => {
                 self.pending_joins.remove(&from);
-                if self.remove_active(from, DownReason::Left).is_some() {
+                if nbr && self.remove_active(from, DownReason::Left).is_some() {
                     self.metrics.neighbors_left += 1;
                     self.fill();
-                } else {
+                } else if !self.active.contains_key(&from) {
                     self.tombstone(from);
                 }
             }
             Message::Ping { nonce } => {
-                let neighbor = self.active.contains_key(&from);
                 let degree = self.degree();
-                self.send(src, Message::Ack { nonce, neighbor, degree });
+                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree });
             }
             Message::Ack { nonce, neighbor, degree } => {
-                if let Some(p) = self.active.get_mut(&from) {
-                    p.degree = Some(degree);
+                if nbr {
+                    if let Some(p) = self.active.get_mut(&from) {
+                        p.degree = Some(degree);
+                    }
                 }
                 self.on_ack(from, src, nonce, neighbor)
             }
             Message::PingReq { nonce, target } => {
-                if target.id != self.id {
-                    self.ping(
-                        target.id,
-                        target.addr,
-                        PingKind::ForIndirect { requester: src, req_nonce: nonce, target: target.id },
-                    );
+                if target.id != self.id && target.id != from {
+                    self.ping(target.id, target.addr, PingKind::ForIndirect { requester: peer, req_nonce: nonce });
                 }
             }
-            Message::IndirectAck { target, .. } => {
-                if let Some(p) = self.active.get_mut(&target) {
-                    p.last_heard = self.now;
-                    if p.suspect_since.take().is_some() {
-                        self.metrics.suspicions_refuted += 1;
+            Message::IndirectAck { nonce, target } => {
+                // Only the answer to an indirect probe this node asked that
+                // helper for proves the suspect alive.
+                let asked = self.pending_ping_reqs.get(&nonce).is_some_and(|(h, t, _)| *h == from && *t == target);
+                if asked {
+                    self.pending_ping_reqs.remove(&nonce);
+                    if let Some(p) = self.active.get_mut(&target) {
+                        p.last_heard = self.now;
+                        if p.suspect_since.take().is_some() {
+                            self.metrics.suspicions_refuted += 1;
+                        }
                     }
                 }
             }
             Message::Shuffle { peers } => {
                 let reply = self.passive.sample(SAMPLE, &mut self.rng);
-                self.send(src, Message::ShuffleReply { peers: reply });
+                self.send(peer, Message::ShuffleReply { peers: reply });
                 for p in peers {
                     self.learn(p);
                 }
@@ -851,13 +1054,14 @@ impl Node {
                         space => self.kv(space).get(&a.id.key).filter(|h| h.version == a.id.version).map(|h| h.hops),
                     };
                     if let (Some(h), Some(p)) = (held_hops, self.active.get_mut(&from)) {
-                        if !p.eager && a.hops + 3 <= h {
+                        if !p.eager && a.hops.saturating_add(3) <= h {
                             p.eager = true;
                             self.send_to(from, Message::Graft { ids: vec![] });
                         }
                     }
-                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(a.energy)) {
-                        self.missing.announce(a.id, from, a.energy, self.now, self.cfg.graft_timeout);
+                    let energy = self.clamp_energy(a.energy);
+                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
+                        self.missing.announce(a.id, from, energy, self.now, self.cfg.graft_timeout);
                     }
                 }
             }
@@ -865,9 +1069,13 @@ impl Node {
                 if let Some(p) = self.active.get_mut(&from) {
                     p.eager = true;
                 }
+                let mut budget = SYNC_ANSWER_BYTES;
                 for id in ids {
                     if let Some(item) = self.held_item(&id.space, &id.key) {
-                        self.send(src, Message::Gossip { items: vec![item], sync: false });
+                        if !self.spend(&mut budget, &item) {
+                            break;
+                        }
+                        self.send(peer, Message::Gossip { items: vec![item], sync: false });
                     }
                 }
             }
@@ -877,29 +1085,52 @@ impl Node {
                 }
             }
             Message::SyncDigest { space, after, upto, entries } => {
-                self.on_digest(src, space, &after, upto.as_deref(), entries)
+                self.on_digest(peer, space, &after, upto.as_deref(), entries)
             }
             Message::SyncRequest { space, keys } => {
+                let mut budget = SYNC_ANSWER_BYTES;
                 for k in keys {
                     if let Some(item) = self.held_item(&space, &k) {
                         let item = self.sync_energy(item);
-                        self.send(src, Message::Gossip { items: vec![item], sync: true });
+                        if !self.spend(&mut budget, &item) {
+                            break;
+                        }
+                        self.send(peer, Message::Gossip { items: vec![item], sync: true });
                     }
                 }
             }
-            Message::Load { free, room, jobs } => {
-                if self.active.contains_key(&from) {
-                    self.with_jobs(|j, c| j.on_load(c, from, free, room, jobs));
+            Message::Load { free, room, jobs } => self.with_jobs(|j, c| j.on_load(c, from, free, room, jobs)),
+            Message::Work { token } => self.with_jobs(|j, c| j.on_work(c, *token)),
+            Message::JobReport { report } => {
+                // Reports travel neighbour to neighbour down the gradient;
+                // from anyone else, only a home takes one (and checks its
+                // worker's signature).
+                if !nbr && !self.jobs.is_home(&report.job) {
+                    self.metrics.count_rejected("not_neighbor");
+                    return;
+                }
+                let accepted = self.with_jobs(|j, c| j.on_report_msg(c, *report));
+                if let Err(e) = accepted {
+                    self.metrics.count_rejected(e.reason());
                 }
             }
-            Message::Work { token } => self.with_jobs(|j, c| j.on_work(c, *token)),
-            Message::JobReport { report } => self.with_jobs(|j, c| j.on_report_msg(c, *report)),
-            Message::JobRecord { record } => self.with_jobs(|j, c| j.on_record(c, *record)),
-            Message::JobDecided { job, decisions } => self.with_jobs(|j, c| j.on_decided(c, &job, decisions)),
+            Message::JobRecord { record } => {
+                if !self.with_jobs(|j, c| j.on_record(c, from, *record)) {
+                    self.metrics.count_rejected("not_home");
+                }
+            }
+            Message::JobDecided { job, decisions } => {
+                if !self.with_jobs(|j, c| j.on_decided(c, from, &job, decisions)) {
+                    self.metrics.count_rejected("not_home");
+                }
+            }
             Message::JobFinished { job, result, size, http, .. } => {
-                self.with_jobs(|j, c| j.on_finished(c, &job));
-                let e = self.cfg.default_energy;
-                self.replicate_blob(src, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
+                if self.with_jobs(|j, c| j.on_finished(c, from, &job)) {
+                    let e = self.cfg.default_energy;
+                    self.replicate_blob(peer, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
+                } else {
+                    self.metrics.count_rejected("not_home");
+                }
             }
             Message::BlobOffer { blobs, http, energy } => {
                 // Copies we already hold are acknowledged at once: the
@@ -908,21 +1139,29 @@ impl Node {
                 let held: Vec<Hash> =
                     blobs.iter().filter(|b| self.blobs.contains(&b.hash)).map(|b| b.hash.clone()).collect();
                 for h in &held {
-                    self.blobs.add_holder(h, http);
+                    self.blobs.add_holder(h, from, http);
                 }
-                let e = self.cfg.energy.after_hop(energy);
+                let e = self.cfg.energy.after_hop(self.clamp_energy(energy));
                 if EnergyModel::alive(e) {
                     for b in blobs {
-                        self.replicate_blob(src, b, vec![http], BlobKind::Chunk, e);
+                        self.replicate_blob(peer, b, vec![http], BlobKind::Chunk, e);
                     }
                 }
                 if !held.is_empty() {
-                    let me = self.http;
-                    self.send(src, Message::BlobHave { hashes: held, http: me });
+                    self.send_have(peer, held);
                 }
             }
-            Message::BlobHave { hashes, http } => self.on_blob_have(src, hashes, http),
-            Message::BlobWant { hashes, hops } => self.on_blob_want(src, hashes, hops),
+            Message::BlobHave { hashes, http, holder, proof } => {
+                let now_ms = self.wall().as_millis();
+                let ok = proof
+                    .fresh(now_ms, MAX_CLOCK_SKEW.as_millis() as u64)
+                    .and_then(|_| have_verify(&proof, &self.cfg.cluster_id, &hashes, http, holder));
+                match ok {
+                    Ok(()) => self.on_blob_have(peer, hashes, http, holder, proof),
+                    Err(e) => self.metrics.count_rejected(e.reason()),
+                }
+            }
+            Message::BlobWant { hashes, hops } => self.on_blob_want(peer, hashes, hops),
         }
     }
 
@@ -931,38 +1170,45 @@ impl Node {
     /// uploader learns every copy of its chunks (and can count them for
     /// `PUT /v1/blobs?copies=N`), not only its neighbours'. Upstream links
     /// point from newer copies to older ones, so this never circles.
-    fn on_blob_have(&mut self, src: SocketAddr, hashes: Vec<Hash>, http: SocketAddr) {
-        let mut onward: BTreeMap<SocketAddr, Vec<Hash>> = BTreeMap::new();
+    fn on_blob_have(
+        &mut self,
+        src: PeerInfo,
+        hashes: Vec<Hash>,
+        http: SocketAddr,
+        holder: NodeId,
+        proof: crate::identity::Proof,
+    ) {
+        // Claims are passed on as they came, signature and all, so that the
+        // uploader can believe them; a relay adds nothing of its own.
+        let mut onward: BTreeMap<PeerInfo, ()> = BTreeMap::new();
         let now = self.now;
-        for h in hashes {
-            if http == self.http {
-                continue;
-            }
+        if holder == self.id {
+            return;
+        }
+        for h in &hashes {
             // An answer to a `blob_want` that passed through here goes
             // back to whoever asked us.
-            if let Some(r) = self.want_routes.get_mut(&h) {
+            if let Some(r) = self.want_routes.get_mut(h) {
                 if now.since(r.at) < WANT_ROUTE_TTL && !r.relayed.contains(&http) && r.relayed.len() < MAX_WANT_ANSWERS
                 {
                     r.relayed.push(http);
-                    for a in r.askers.iter().filter(|a| **a != src) {
-                        onward.entry(*a).or_default().push(h.clone());
+                    for a in r.askers.iter().filter(|a| a.id != src.id) {
+                        onward.insert(*a, ());
                     }
                 }
             }
-            let known = self.blobs.get(&h).is_some_and(|m| m.holders.contains(&http));
-            self.blobs.add_holder(&h, http);
-            self.jobs.holder_added(&h, http);
-            self.jobs.result_replicated_by_hash(&h, http);
-            if let Some(up) = self.blobs.get(&h).and_then(|m| m.upstream) {
-                if !known && up != src {
-                    onward.entry(up).or_default().push(h);
+            let known = self.blobs.get(h).is_some_and(|m| m.holders.iter().any(|x| x.node == holder));
+            self.blobs.add_holder(h, holder, http);
+            self.jobs.holder_added(h, http);
+            self.jobs.result_replicated_by_hash(h, http);
+            if let Some(up) = self.blobs.get(h).and_then(|m| m.upstream) {
+                if !known && up.id != src.id {
+                    onward.insert(up, ());
                 }
             }
         }
-        for (up, hashes) in onward {
-            for page in hashes.chunks(64) {
-                self.send(up, Message::BlobHave { hashes: page.to_vec(), http });
-            }
+        for (up, ()) in onward {
+            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, proof });
         }
         if !self.upload_window.is_empty() {
             self.pump_upload();
@@ -973,7 +1219,7 @@ impl Node {
     /// here, pass the question on for the rest while `hops` lasts, and
     /// remember who asked so answers can travel back. A question already
     /// passed on recently is not passed on again (floods die out).
-    fn on_blob_want(&mut self, src: SocketAddr, hashes: Vec<Hash>, hops: u8) {
+    fn on_blob_want(&mut self, src: PeerInfo, hashes: Vec<Hash>, hops: u8) {
         let now = self.now;
         let mut held = Vec::new();
         let mut onward = Vec::new();
@@ -987,7 +1233,7 @@ impl Node {
             }
             match self.want_routes.get_mut(&h) {
                 Some(r) if now.since(r.at) < WANT_ROUTE_TTL => {
-                    if !r.askers.contains(&src) && r.askers.len() < MAX_WANT_ANSWERS {
+                    if !r.askers.iter().any(|a| a.id == src.id) && r.askers.len() < MAX_WANT_ANSWERS {
                         r.askers.push(src);
                     }
                 }
@@ -1002,13 +1248,12 @@ impl Node {
             }
         }
         if !held.is_empty() {
-            let http = self.http;
-            self.send(src, Message::BlobHave { hashes: held, http });
+            self.send_have(src, held);
         }
         if !onward.is_empty() {
-            let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).filter(|a| *a != src).collect();
+            let peers: Vec<PeerInfo> = self.active_peers().into_iter().filter(|p| p.id != src.id).collect();
             for a in peers {
-                self.send(a, Message::BlobWant { hashes: onward.clone(), hops: hops - 1 });
+                self.send(a, Message::BlobWant { hashes: onward.clone(), hops: hops.saturating_sub(1) });
             }
         }
     }
@@ -1034,7 +1279,7 @@ impl Node {
             return;
         }
         self.metrics.wants_sent += ask.len() as u64;
-        let peers: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
+        let peers = self.active_peers();
         for page in ask.chunks(64) {
             for a in &peers {
                 self.send(*a, Message::BlobWant { hashes: page.to_vec(), hops: WANT_HOPS });
@@ -1046,7 +1291,7 @@ impl Node {
     /// room for it without evicting anything with as much energy.
     fn replicate_blob(
         &mut self,
-        offerer: SocketAddr,
+        offerer: PeerInfo,
         blob: BlobRef,
         sources: Vec<SocketAddr>,
         kind: BlobKind,
@@ -1067,7 +1312,7 @@ impl Node {
                     self.blobs.set_energy(&blob.hash, energy);
                 }
                 let fanout = self.cfg.blob_fanout;
-                self.offer(vec![blob], energy, Some(offerer), fanout);
+                self.offer(vec![blob], energy, Some(offerer.id), fanout);
             }
             return;
         }
@@ -1103,7 +1348,7 @@ impl Node {
             };
             if self.rng.chance(p) {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(src, Message::HelloReply { peers });
+                self.send(PeerInfo { id: from, addr: src }, Message::HelloReply { peers });
             }
         }
         if self.active.len() + self.pending_joins.len() < self.cfg.target_active {
@@ -1116,8 +1361,19 @@ impl Node {
     }
 
     fn on_join(&mut self, from: NodeId, src: SocketAddr, long: bool, urgent: bool, degree: u8) {
-        if self.active.contains_key(&from) {
-            self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
+        let peer = PeerInfo { id: from, addr: src };
+        if let Some(p) = self.active.get(&from) {
+            // A fresh, signed join from a neighbour's own key is the one
+            // proof that moves its link to a new address.
+            if p.addr != src {
+                self.metrics.neighbors_moved += 1;
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.addr = src;
+                    p.last_heard = self.now;
+                }
+                self.topo_dirty = true;
+            }
+            self.send(peer, Message::JoinReply { accepted: true, peers: vec![] });
             return;
         }
         if self.active.len() >= self.cfg.max_active {
@@ -1155,20 +1411,36 @@ impl Node {
                 let short: Vec<NodeId> = self.active.iter().filter(|(_, p)| !p.long).map(|(id, _)| *id).collect();
                 victim = self.rng.pick(&short).copied().or_else(|| self.active.keys().next().copied());
             }
+            // Displacing costs a link: bounded by a token bucket, so that a
+            // stream of (made-up) needy joiners cannot churn every link away.
+            let (tokens, at) = self.displace_budget;
+            let refill = self.now.since(at).as_secs_f64() / DISPLACE_REFILL.as_secs_f64();
+            let tokens = (tokens + refill).min(DISPLACE_BURST);
+            self.displace_budget = (tokens, self.now);
+            if tokens < 1.0 {
+                victim = None;
+            } else if victim.is_some() {
+                self.displace_budget.0 = tokens - 1.0;
+            }
             let Some(v) = victim else {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(src, Message::JoinReply { accepted: false, peers });
+                self.send(peer, Message::JoinReply { accepted: false, peers });
                 return;
             };
             self.send_to(v, Message::Disconnect);
             self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(src, Message::JoinReply { accepted: true, peers: vec![] });
+        self.send(peer, Message::JoinReply { accepted: true, peers: vec![] });
     }
 
     fn on_join_reply(&mut self, from: NodeId, src: SocketAddr, accepted: bool, peers: Vec<PeerInfo>) {
         let pending = self.pending_joins.remove(&from);
+        if accepted && pending.is_none() && !self.active.contains_key(&from) {
+            // Nobody asked: a link forms only on this node's own request.
+            self.metrics.count_rejected("unsolicited");
+            return;
+        }
         if !accepted {
             for p in peers {
                 self.learn(p);
@@ -1202,7 +1474,7 @@ impl Node {
             }
         }
         if self.active.len() >= self.cfg.max_active || self.leaving {
-            self.send(src, Message::Disconnect);
+            self.send(PeerInfo { id: from, addr: src }, Message::Disconnect);
             return;
         }
         let long = pending.as_ref().is_some_and(|p| p.long);
@@ -1242,12 +1514,13 @@ impl Node {
     }
 
     fn on_ack(&mut self, from: NodeId, src: SocketAddr, nonce: u64, neighbor: bool) {
+        // Only the node pinged, at the address pinged, answers a probe.
+        if !self.pending_pings.get(&nonce).is_some_and(|pp| pp.target == from && pp.addr == src) {
+            return;
+        }
         let Some(pp) = self.pending_pings.remove(&nonce) else {
             return;
         };
-        if pp.target != from {
-            return;
-        }
         let rtt = self.now.since(pp.sent);
         match pp.kind {
             PingKind::Direct => {
@@ -1268,9 +1541,8 @@ impl Node {
                     p.learned = self.now;
                 }
             }
-            PingKind::ForIndirect { requester, req_nonce, target } => {
-                let _ = src;
-                self.send(requester, Message::IndirectAck { nonce: req_nonce, target });
+            PingKind::ForIndirect { requester, req_nonce } => {
+                self.send(requester, Message::IndirectAck { nonce: req_nonce, target: from });
             }
         }
     }
@@ -1305,6 +1577,7 @@ impl Node {
                 energy: s.energy,
                 hops: s.hops,
                 born: s.born,
+                proof: s.proof,
             }),
             Space::Topology => {
                 let n: NodeId = key.parse().ok()?;
@@ -1321,6 +1594,7 @@ impl Node {
                     energy,
                     hops: e.hops,
                     born: 0,
+                    proof: None,
                 })
             }
         }
@@ -1357,7 +1631,18 @@ impl Node {
             }
             return;
         }
-        let energy = self.cfg.energy.after_hop(item.energy);
+        // A version from beyond the clock-skew bound would lock its key
+        // until the clock caught up (u64::MAX: for ever); energy beyond
+        // what any node may give an item would outrank everything.
+        if item.id.version > self.version_ceiling() {
+            self.metrics.count_rejected("future_version");
+            return;
+        }
+        if let Err(reason) = self.check_record(&item) {
+            self.metrics.count_rejected(reason);
+            return;
+        }
+        let energy = self.cfg.energy.after_hop(self.clamp_energy(item.energy));
         if !EnergyModel::alive(energy) {
             self.metrics.items_exhausted += 1;
             return;
@@ -1375,6 +1660,7 @@ impl Node {
                     born: item.born,
                     received: self.now,
                     size,
+                    proof: item.proof,
                 };
                 let ev = match item.id.space {
                     Space::Job => self.job_items.insert(
@@ -1445,6 +1731,66 @@ impl Node {
         self.forward(fwd, Some(from));
     }
 
+    /// The newest version a node accepts: its wall clock (µs) plus the skew
+    /// bound. Versions are hybrid clocks (see [`Node::next_version`]), so an
+    /// honest writer never exceeds it.
+    fn version_ceiling(&self) -> u64 {
+        self.wall().0.saturating_add(MAX_CLOCK_SKEW.as_micros() as u64)
+    }
+
+    /// The version of a new write over `held`: one more than what is held,
+    /// and at least the wall clock in microseconds (a hybrid logical
+    /// clock). A later write therefore always wins, and no accepted
+    /// version can be pushed so high that the next write cannot pass it.
+    fn next_version(&self, held: u64) -> u64 {
+        held.saturating_add(1).max(self.wall().0).max(1)
+    }
+
+    /// Job summaries and reputation records are statements of their origin
+    /// and must carry its signature. A job summary is moreover accepted only
+    /// from the job's creator, the home of the summary held, or one of the
+    /// heirs that home named (a node may not make itself another job's
+    /// home); a reputation record only about another node, by its accuser.
+    fn check_record(&self, item: &Item) -> Result<(), &'static str> {
+        if !matches!(item.id.space, Space::Job | Space::Reputation) {
+            return Ok(());
+        }
+        let Some(proof) = &item.proof else { return Err(SigError::Missing.reason()) };
+        if let Err(e) =
+            proof.verify(item.id.origin, crate::identity::domain::ITEM, &[&item.signed_bytes(&self.cfg.cluster_id)])
+        {
+            return Err(e.reason());
+        }
+        match item.id.space {
+            Space::Job => {
+                let Ok(sum) = JobSummary::deserialize(&item.value) else {
+                    return Err(wire::WireError::OutOfBounds.reason());
+                };
+                if sum.job_id != item.id.key || sum.home != item.id.origin || sum.co_homes.len() > 16 {
+                    return Err(wire::WireError::OutOfBounds.reason());
+                }
+                let creator = crate::jobs::job_creator(&item.id.key);
+                let allowed = creator == Some(item.id.origin)
+                    || self.job_items.get(&item.id.key).is_none_or(|held| {
+                        held.origin == item.id.origin
+                            || JobSummary::deserialize(&held.value).is_ok_and(|h| h.co_homes.contains(&item.id.origin))
+                    });
+                if !allowed {
+                    return Err("not_heir");
+                }
+            }
+            _ => {
+                let Some((accused, accuser)) = reputation_key(&item.id.key) else {
+                    return Err(wire::WireError::OutOfBounds.reason());
+                };
+                if accuser != item.id.origin || accused == accuser || item.value.as_u64().is_none() {
+                    return Err(wire::WireError::OutOfBounds.reason());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Pushes an item to eager neighbours and announces it to lazy ones.
     fn forward(&mut self, item: Item, except: Option<NodeId>) {
         if !EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
@@ -1482,6 +1828,7 @@ impl Node {
         let Some(addr) = self.active.get(&id).map(|p| p.addr) else {
             return;
         };
+        let addr = PeerInfo { id, addr };
         let after = std::mem::take(&mut self.sync_cursor);
         let (entries, upto) = self.info.digest_page(&after, DIGEST_PAGE_BYTES);
         self.sync_cursor = upto.clone().unwrap_or_default();
@@ -1503,6 +1850,7 @@ impl Node {
         let Some(addr) = self.active.get(&id).map(|p| p.addr) else {
             return;
         };
+        let addr = PeerInfo { id, addr };
         if self.job_items.is_empty() {
             return;
         }
@@ -1523,7 +1871,7 @@ impl Node {
 
     fn on_digest(
         &mut self,
-        src: SocketAddr,
+        src: PeerInfo,
         space: Space,
         after: &str,
         upto: Option<&str>,
@@ -1543,7 +1891,9 @@ impl Node {
             }
             theirs.insert(e.key, (e.version, e.origin));
         }
-        // Push what we hold newer, or what they lack, in their range.
+        // Push what we hold newer, or what they lack, in their range, up
+        // to a budget (an honest page asks for far less).
+        let mut budget = SYNC_ANSWER_BYTES;
         for key in self.kv(space).keys_in(after, upto) {
             let push = match (theirs.get(&key), self.kv(space).get(&key)) {
                 (Some(&(v, o)), Some(m)) => m.beats(v, o),
@@ -1553,6 +1903,10 @@ impl Node {
             if push {
                 if let Some(item) = self.held_item(&space, &key).map(|i| self.sync_energy(i)) {
                     if EnergyModel::alive(self.cfg.energy.after_hop(item.energy)) {
+                        if !self.spend(&mut budget, &item) {
+                            self.metrics.sync_answers_capped += 1;
+                            break;
+                        }
                         self.send(src, Message::Gossip { items: vec![item], sync: true });
                     }
                 }
@@ -1588,7 +1942,7 @@ impl Node {
         if !(energy.is_finite() && energy > 0.0 && energy <= self.cfg.max_energy) {
             return Err(PutError::BadEnergy(self.cfg.max_energy));
         }
-        let version = self.info.get(key).map_or(1, |h| h.version + 1);
+        let version = self.next_version(self.info.get(key).map_or(0, |h| h.version));
         let stored = StoredItem {
             version,
             origin: self.id,
@@ -1598,6 +1952,7 @@ impl Node {
             born: self.now.as_micros(),
             received: self.now,
             size,
+            proof: None,
         };
         let ev = self.info.insert(key.to_string(), stored, self.now, self.cfg.max_items, self.cfg.max_item_bytes);
         self.metrics.items_evicted += ev;
@@ -1607,6 +1962,7 @@ impl Node {
             energy,
             hops: 0,
             born: self.now.as_micros(),
+            proof: None,
         };
         self.forward(item, None);
         Ok(version)
@@ -1632,8 +1988,7 @@ impl Node {
             .collect();
         // Two takers per blob: one may have no room.
         self.offer(only_here, self.cfg.blob_energy, None, 2);
-        let addrs: Vec<SocketAddr> = self.active.values().map(|p| p.addr).collect();
-        for a in addrs {
+        for a in self.active_peers() {
             self.send(a, Message::Leave);
         }
     }
@@ -1663,6 +2018,10 @@ impl Node {
         self.info.iter()
     }
 
+    fn active_peers(&self) -> Vec<PeerInfo> {
+        self.active.iter().map(|(id, p)| PeerInfo { id: *id, addr: p.addr }).collect()
+    }
+
     /// Active neighbour ids.
     pub fn active_ids(&self) -> Vec<NodeId> {
         self.active.keys().copied().collect()
@@ -1686,6 +2045,20 @@ impl Node {
             topology: self.topology.len(),
             missing: self.missing.len(),
             lazy_queued: self.lazy_queue.values().map(|q| q.len()).sum(),
+            job_items: self.job_items.len(),
+            reputation_items: self.reputation.len(),
+            signed_seqs: self.signed_seqs.len(),
+            pending_ping_reqs: self.pending_ping_reqs.len(),
+            blobs: self.blobs.len(),
+            blob_bytes: self.blobs.used(),
+            blob_pins: self.blobs.pinned_count(),
+            blob_holders: self.blobs.iter().map(|(_, m)| m.holders.len()).max().unwrap_or(0),
+            blob_consistent: self.blobs.consistent(),
+            replication: self.replication_src.len(),
+            replication_more: self.replication_more.len(),
+            want_routes: self.want_routes.len(),
+            upload_queue: self.upload_queue.len() + self.upload_window.len(),
+            jobs: self.jobs.sizes(),
         }
     }
 
@@ -1708,12 +2081,12 @@ impl Node {
             topology_nodes: self.topology.len() + 1,
             leaving: self.leaving,
             work: {
-                let (homes, heir_of, queued, running) = self.jobs.sizes();
+                let j = self.jobs.sizes();
                 WorkStatus {
-                    homes,
-                    heir_of,
-                    queued,
-                    running,
+                    homes: j.homes,
+                    heir_of: j.heirs,
+                    queued: j.queue,
+                    running: j.running,
                     slots: self.jobs.config().worker_slots,
                     blobs: self.blobs.len(),
                     blob_bytes: self.blobs.used(),
@@ -1761,6 +2134,7 @@ impl Node {
             energy: self.cfg.topology_energy,
             hops: 0,
             born: 0,
+            proof: None,
         }
     }
 
@@ -1794,9 +2168,14 @@ impl Node {
     /// carries out what the engine asked for.
     fn with_jobs<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
         let neighbors = self.active.iter().map(|(id, p)| (*id, p.addr)).collect();
+        let wall = self.wall();
         let mut ctx = Ctx {
             now: self.now,
+            wall,
             me: self.id,
+            identity: &self.identity,
+            cluster: &self.cfg.cluster_id,
+            rejected: Vec::new(),
             http: self.http,
             neighbors,
             rng: &mut self.rng,
@@ -1809,7 +2188,10 @@ impl Node {
             wants: Vec::new(),
         };
         let r = f(&mut self.jobs, &mut ctx);
-        let Ctx { sends, outputs, summaries, penalties, wants, .. } = ctx;
+        let Ctx { sends, outputs, summaries, penalties, wants, rejected, .. } = ctx;
+        for reason in rejected {
+            self.metrics.count_rejected(reason);
+        }
         if !wants.is_empty() {
             self.want_blobs(wants);
         }
@@ -1822,20 +2204,18 @@ impl Node {
         for sum in summaries {
             let version = self.jobs.summary_version(&sum.job_id).unwrap_or(1);
             if let Ok(v) = serde_json::to_value(&sum) {
-                let stored = self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, Some(version));
+                let stored = self.put_kv(Space::Job, &sum.job_id, v, self.cfg.jobs.default_energy, version);
                 self.jobs.summary_published(&sum.job_id, stored);
             }
         }
         for n in penalties {
-            let strikes = self.reputation.get(&n.to_string()).map_or(1, |it| it.version + 1);
-            self.put_kv(
-                Space::Reputation,
-                &n.to_string(),
-                serde_json::json!(strikes),
-                self.cfg.default_energy,
-                Some(strikes),
-            );
-            self.jobs.set_strikes(n, strikes as u32);
+            if n == self.id {
+                continue;
+            }
+            let key = format!("{n}/{}", self.id);
+            let strikes = self.reputation.get(&key).and_then(|it| it.value.as_u64()).unwrap_or(0).saturating_add(1);
+            self.put_kv(Space::Reputation, &key, serde_json::json!(strikes), self.cfg.default_energy, 0);
+            self.jobs.set_strikes(n, self.id, strikes.min(u32::MAX as u64) as u32, true);
         }
         r
     }
@@ -1849,29 +2229,43 @@ impl Node {
                 }
             }
             Space::Reputation => {
-                if let (Ok(n), Some(strikes)) = (item.id.key.parse::<NodeId>(), item.value.as_u64()) {
-                    self.jobs.set_strikes(n, strikes.min(u32::MAX as u64) as u32);
+                if let (Some((accused, accuser)), Some(strikes)) = (reputation_key(&item.id.key), item.value.as_u64()) {
+                    self.jobs.set_strikes(accused, accuser, strikes.min(u32::MAX as u64) as u32, false);
                 }
             }
             _ => {}
         }
     }
 
-    /// Stores and diffuses a key/value item written by this node.
-    fn put_kv(&mut self, space: Space, key: &str, value: serde_json::Value, energy: f64, version: Option<u64>) -> u64 {
+    /// Stores and diffuses a key/value record written (and signed) by
+    /// this node, with a version above `at_least` and anything held.
+    fn put_kv(&mut self, space: Space, key: &str, value: serde_json::Value, energy: f64, at_least: u64) -> u64 {
         let size = wire::value_len(&value);
         let held = self.kv(space).get(key).map_or(0, |h| h.version);
-        let version = version.unwrap_or(held + 1).max(held + 1);
+        let version = self.next_version(held.max(at_least));
         let born = self.now.as_micros();
+        let mut item = Item {
+            id: ItemId { space, key: key.to_string(), version, origin: self.id },
+            value,
+            energy,
+            hops: 0,
+            born,
+            proof: None,
+        };
+        if matches!(space, Space::Job | Space::Reputation) {
+            let bytes = item.signed_bytes(&self.cfg.cluster_id);
+            item.proof = Some(self.identity.prove(crate::identity::domain::ITEM, self.wall().as_millis(), &[&bytes]));
+        }
         let stored = StoredItem {
             version,
             origin: self.id,
-            value: value.clone(),
+            value: item.value.clone(),
             energy,
             hops: 0,
             born,
             received: self.now,
             size,
+            proof: item.proof,
         };
         let now = self.now;
         let ev = match space {
@@ -1884,8 +2278,6 @@ impl Node {
             _ => self.info.insert(key.to_string(), stored, now, self.cfg.max_items, self.cfg.max_item_bytes),
         };
         self.metrics.items_evicted += ev;
-        let item =
-            Item { id: ItemId { space, key: key.to_string(), version, origin: self.id }, value, energy, hops: 0, born };
         self.forward(item, None);
         version
     }
@@ -1943,7 +2335,7 @@ impl Node {
             .map(|c| {
                 let mut holders = vec![http];
                 if let Some(m) = self.blobs.get(&c.hash) {
-                    holders.extend(m.holders.iter().copied());
+                    holders.extend(m.holder_addrs());
                 }
                 UnitRef { hash: c.hash, size: c.size, holders }
             })
@@ -2006,17 +2398,16 @@ impl Node {
     /// which come with more energy) take different paths, so copies spread
     /// over the neighbourhood instead of every neighbour fetching
     /// everything from the uploader.
-    fn offer(&mut self, blobs: Vec<BlobRef>, energy: f64, except: Option<SocketAddr>, fanout: usize) {
+    fn offer(&mut self, blobs: Vec<BlobRef>, energy: f64, except: Option<NodeId>, fanout: usize) {
         if !EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
             return;
         }
         let http = self.http;
-        let peers: Vec<(NodeId, SocketAddr)> =
-            self.active.iter().map(|(id, p)| (*id, p.addr)).filter(|(_, a)| Some(*a) != except).collect();
-        let mut per: BTreeMap<SocketAddr, Vec<BlobRef>> = BTreeMap::new();
+        let peers: Vec<PeerInfo> = self.active_peers().into_iter().filter(|p| Some(p.id) != except).collect();
+        let mut per: BTreeMap<PeerInfo, Vec<BlobRef>> = BTreeMap::new();
         for b in blobs {
-            let mut ranked: Vec<(u64, SocketAddr)> =
-                peers.iter().map(|(id, a)| (rendezvous(&b.hash, self.id, *id, energy), *a)).collect();
+            let mut ranked: Vec<(u64, PeerInfo)> =
+                peers.iter().map(|p| (rendezvous(&b.hash, self.id, p.id, energy), *p)).collect();
             ranked.sort_unstable_by(|x, y| y.cmp(x));
             for (_, a) in ranked.into_iter().take(fanout.max(1)) {
                 per.entry(a).or_default().push(b.clone());
@@ -2145,14 +2536,13 @@ impl Node {
             if ok {
                 self.blobs.set_energy(hash, energy);
                 self.blobs.set_upstream(hash, offerer);
-                let http = self.http;
-                self.send(offerer, Message::BlobHave { hashes: vec![hash.to_string()], http });
+                self.send_have(offerer, vec![hash.to_string()]);
                 if let Some(size) = self.blobs.get(hash).map(|m| m.size) {
                     // Pass the offer on with what is left of the energy.
                     let fanout = self.cfg.blob_fanout;
-                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer), fanout);
+                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer.id), fanout);
                     for (o, e) in more {
-                        self.offer(vec![BlobRef { hash: hash.to_string(), size }], e, Some(o), fanout);
+                        self.offer(vec![BlobRef { hash: hash.to_string(), size }], e, Some(o.id), fanout);
                     }
                 }
             }
@@ -2295,9 +2685,15 @@ impl Node {
                 .map(|(h, p)| (*h, p.addr))
                 .collect();
             self.rng.shuffle(&mut helpers);
-            for (_, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
+            for (hid, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
                 let nonce = self.rng.next_u64();
-                self.send(haddr, Message::PingReq { nonce, target: PeerInfo { id, addr } });
+                if self.pending_ping_reqs.len() >= MAX_PENDING_PING_REQS {
+                    if let Some(oldest) = self.pending_ping_reqs.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k) {
+                        self.pending_ping_reqs.remove(&oldest);
+                    }
+                }
+                self.pending_ping_reqs.insert(nonce, (hid, id, self.now));
+                self.send(PeerInfo { id: hid, addr: haddr }, Message::PingReq { nonce, target: PeerInfo { id, addr } });
             }
         }
         if convict.is_empty() {
@@ -2327,6 +2723,7 @@ impl Node {
             // A candidate that does not answer is probably gone.
             self.passive.remove(&id);
         }
+        self.pending_ping_reqs.retain(|_, (_, _, t)| now.since(*t) < PING_MEMORY);
         let mut dead_passive = Vec::new();
         self.pending_pings.retain(|_, p| {
             let keep = now.since(p.sent) < PING_MEMORY;
@@ -2364,16 +2761,16 @@ impl Node {
                 // Seeds given as well (other segments, other machines) get
                 // the same hello directly.
                 for s in self.seeds.clone() {
-                    self.send(s, msg.clone());
+                    self.send_hello(s, msg.clone());
                 }
                 self.metrics.count_out(msg.kind());
                 self.seq += 1;
-                let env = self.envelope(msg);
+                let env = self.envelope(None, msg);
                 self.outputs.push_back(Output::Broadcast { env });
             }
             Discovery::SeedNodes => {
                 for s in self.seeds.clone() {
-                    self.send(s, msg.clone());
+                    self.send_hello(s, msg.clone());
                 }
             }
         }
@@ -2463,11 +2860,47 @@ pub struct TableSizes {
     pub missing: usize,
     /// Queued lazy announcements.
     pub lazy_queued: usize,
+    /// Job summaries held.
+    pub job_items: usize,
+    /// Reputation records held.
+    pub reputation_items: usize,
+    /// Signers whose last signed sequence number is remembered.
+    pub signed_seqs: usize,
+    /// Indirect probes in flight.
+    pub pending_ping_reqs: usize,
+    /// Blobs held (each charged at least `blobs::MIN_CHARGE` bytes).
+    pub blobs: usize,
+    /// Bytes charged for them.
+    pub blob_bytes: u64,
+    /// Blobs pinned.
+    pub blob_pins: usize,
+    /// Most holders remembered for one blob.
+    pub blob_holders: usize,
+    /// Whether the blob accounting adds up (pins name held blobs, bytes
+    /// sum right and fit).
+    pub blob_consistent: bool,
+    /// Replication fetches in flight, and offers waiting on them.
+    pub replication: usize,
+    /// Offers waiting on a fetch in flight.
+    pub replication_more: usize,
+    /// `blob_want` routes.
+    pub want_routes: usize,
+    /// Upload chunks queued for pacing, and in the window.
+    pub upload_queue: usize,
+    /// The job engine's tables.
+    pub jobs: crate::jobs::JobTableSizes,
 }
 
 impl TableSizes {
     /// Checks every table against its bound; returns the first violation.
     pub fn check(&self, cfg: &NodeConfig) -> Result<(), String> {
+        if !self.blob_consistent {
+            return Err("blob accounting inconsistent (pins of blobs not held, or bytes do not add up)".into());
+        }
+        if self.blob_bytes > cfg.memory_limit {
+            return Err(format!("blob store holds {} bytes, bound {}", self.blob_bytes, cfg.memory_limit));
+        }
+        let jobs = self.jobs.bounds(&cfg.jobs, cfg.max_active);
         let checks = [
             ("active", self.active, cfg.max_active),
             ("passive", self.passive, cfg.max_passive),
@@ -2479,8 +2912,19 @@ impl TableSizes {
             ("topology", self.topology, cfg.max_topology_nodes),
             ("missing", self.missing, crate::diffusion::MAX_MISSING),
             ("lazy_queued", self.lazy_queued, MAX_LAZY_QUEUE * cfg.max_active),
+            ("job_items", self.job_items, MAX_JOB_ITEMS),
+            ("reputation_items", self.reputation_items, MAX_REPUTATION_ITEMS),
+            ("signed_seqs", self.signed_seqs, MAX_SIGNED_SEQS),
+            ("pending_ping_reqs", self.pending_ping_reqs, MAX_PENDING_PING_REQS),
+            ("blobs", self.blobs, (cfg.memory_limit / crate::blobs::MIN_CHARGE) as usize),
+            ("blob_pins", self.blob_pins, self.blobs),
+            ("blob_holders", self.blob_holders, crate::blobs::MAX_HOLDERS),
+            ("replication", self.replication, MAX_REPLICATION_PENDING),
+            ("replication_more", self.replication_more, MAX_REPLICATION_PENDING),
+            ("want_routes", self.want_routes, MAX_WANT_ROUTES),
+            ("upload_queue", self.upload_queue, MAX_UPLOAD_QUEUE + UPLOAD_WINDOW),
         ];
-        for (name, have, cap) in checks {
+        for (name, have, cap) in checks.into_iter().chain(jobs) {
             if have > cap {
                 return Err(format!("{name} holds {have}, bound {cap}"));
             }

@@ -80,14 +80,18 @@ pub struct PassiveView {
 
 impl PassiveView {
     /// Adds or refreshes a peer, evicting a random one when full.
-    /// Returns whether the peer is now present.
-    pub fn insert(&mut self, peer: PeerInfo, now: Time, cap: usize, rng: &mut Rng) -> bool {
+    /// Returns whether the peer is now present. Only `first_hand` news
+    /// (the peer itself spoke from that address) moves a known peer to a
+    /// new address: hearsay from others could point it anywhere.
+    pub fn insert(&mut self, peer: PeerInfo, now: Time, cap: usize, rng: &mut Rng, first_hand: bool) -> bool {
         if cap == 0 {
             return false;
         }
         if let Some(p) = self.peers.get_mut(&peer.id) {
-            p.addr = peer.addr;
-            p.learned = now;
+            if first_hand {
+                p.addr = peer.addr;
+                p.learned = now;
+            }
             return true;
         }
         if self.peers.len() >= cap {

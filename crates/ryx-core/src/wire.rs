@@ -1,24 +1,31 @@
 //! The wire format: JSON datagrams in a versioned envelope.
 //!
 //! ```json
-//! {"v":1,"cluster":"test","from":"5f0c9a1e2b3d4c6f","seq":42,
-//!  "msg":{"kind":"ping","body":{"nonce":7,"ts":1732650000000000}}}
+//! {"v":2,"cluster":"test","from":"5f0c9a1e2b3d4c6f","to":"0a1b2c3d4e5f6071","seq":42,
+//!  "msg":{"kind":"ping","body":{"nonce":7}}}
 //! ```
 //!
 //! Every datagram is bounded ([`MAX_DATAGRAM`]) and decoded in stages so that
 //! a rejection names its reason: too big, not JSON, another protocol version,
 //! another cluster, an unknown message kind, or contents out of bounds.
-//! An optional `tag` field is reserved for a message authentication code.
+//!
+//! `to` names the node the datagram is for (absent only on discovery
+//! hellos, whose sender does not know who will hear them): a receiver drops
+//! a datagram meant for another node, so a captured datagram cannot be
+//! replayed at a third node. `sig` is the sender's own signature
+//! ([`crate::identity`]), required on the kinds [`Message::needs_sig`]
+//! names. `tag` is the cluster MAC ([`crate::auth`]), always last.
 
 use crate::blobs::Hash;
 use crate::id::NodeId;
+use crate::identity::Proof;
 use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 
 /// Version of this wire format.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest datagram a node sends or accepts, in bytes.
 pub const MAX_DATAGRAM: usize = 16 * 1024;
 /// Longest info key, in bytes.
@@ -41,10 +48,16 @@ pub struct Envelope {
     pub cluster: String,
     /// Sender's node id.
     pub from: NodeId,
-    /// Sender's message counter (diagnostics; replay protection later).
+    /// The node the datagram is for (absent: a discovery hello).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<NodeId>,
+    /// Sender's message counter (signed messages: replay protection).
     pub seq: u64,
     /// The message.
     pub msg: Message,
+    /// The sender's signature, on the kinds that need one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<Proof>,
     /// Authentication tag, when the cluster has a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -108,6 +121,29 @@ pub struct Item {
     /// When the origin wrote it (origin's clock, microseconds since the Unix
     /// epoch in the daemon); used for diffusion-latency metrics only.
     pub born: u64,
+    /// The origin's signature over the version and value (required on job
+    /// summaries and reputation records; see [`Item::signed_parts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Proof>,
+}
+
+impl Item {
+    /// The bytes an origin signs: space, key, version, origin, birth time
+    /// and the value (energy and hops change on the way and are not signed).
+    pub fn signed_bytes(&self, cluster: &str) -> Vec<u8> {
+        let value = serde_json::to_vec(&self.value).unwrap_or_default();
+        let space = serde_json::to_vec(&self.id.space).unwrap_or_default();
+        let mut out = Vec::with_capacity(value.len() + self.id.key.len() + cluster.len() + 64);
+        for part in [cluster.as_bytes(), &space, self.id.key.as_bytes()] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(&self.id.version.to_le_bytes());
+        out.extend_from_slice(&self.id.origin.0.to_le_bytes());
+        out.extend_from_slice(&self.born.to_le_bytes());
+        out.extend_from_slice(&value);
+        out
+    }
 }
 
 /// A lazy announcement: "I have this item, with this energy".
@@ -306,12 +342,17 @@ pub enum Message {
         #[serde(default)]
         energy: f64,
     },
-    /// "I now hold verified copies of these blobs."
+    /// "I now hold verified copies of these blobs." Passed back toward
+    /// the uploader as it is, so the claim is signed by the holder itself.
     BlobHave {
         /// Blob names.
         hashes: Vec<Hash>,
         /// Where they can be fetched.
         http: SocketAddr,
+        /// The holder (need not be the sender: claims are relayed).
+        holder: NodeId,
+        /// The holder's signature over `hashes`, `http` and `holder`.
+        proof: Proof,
     },
     /// "Who holds these blobs?" A holder answers `BlobHave` to the asking
     /// neighbour; a node without a copy passes the question on while
@@ -390,6 +431,47 @@ impl Message {
         "blob_want",
     ];
 
+    /// Whether the message must carry its sender's signature (`sig`): it
+    /// changes links, or it is a home speaking to its heirs.
+    pub fn needs_sig(&self) -> bool {
+        matches!(
+            self,
+            Message::Join { .. }
+                | Message::JoinReply { .. }
+                | Message::Disconnect
+                | Message::Leave
+                | Message::JobRecord { .. }
+                | Message::JobDecided { .. }
+                | Message::JobFinished { .. }
+        )
+    }
+
+    /// Whether a node that is not an active neighbour (or a neighbour
+    /// writing from another address) may send this: discovery, link
+    /// set-up and tear-down, probes, and what is signed end to end or by
+    /// its sender. Anything else from a stranger is dropped unread, so a
+    /// spoofed source cannot make a node answer at length (reflection) or
+    /// act on a neighbour's behalf.
+    pub fn open_to_strangers(&self) -> bool {
+        matches!(
+            self,
+            Message::Hello { .. }
+                | Message::HelloReply { .. }
+                | Message::Join { .. }
+                | Message::JoinReply { .. }
+                | Message::Disconnect
+                | Message::Leave
+                | Message::Ping { .. }
+                | Message::Ack { .. }
+                | Message::ShuffleReply { .. }
+                | Message::JobReport { .. }
+                | Message::JobRecord { .. }
+                | Message::JobDecided { .. }
+                | Message::JobFinished { .. }
+                | Message::BlobHave { .. }
+        )
+    }
+
     /// Whether the message carries item payloads (for Plumtree-style
     /// accounting of full-payload messages against small announcements).
     pub fn is_payload(&self) -> bool {
@@ -435,7 +517,10 @@ impl Message {
                     && crate::blobs::is_hash(&token.chunk)
             }
             Message::JobReport { report } => {
-                report.job.len() <= 64 && report.holding.len() <= 1000 && report.results.len() <= 100
+                report.job.len() <= 64
+                    && report.holding.len() <= 1000
+                    && report.results.len() <= 100
+                    && report.results.iter().all(|r| crate::blobs::is_hash(&r.digest) && r.token.len() == 32)
             }
             Message::JobRecord { record } => {
                 record.job.len() <= 64
@@ -526,19 +611,29 @@ struct RawEnvelope<'a> {
     #[serde(borrow)]
     cluster: std::borrow::Cow<'a, str>,
     from: NodeId,
+    #[serde(default)]
+    to: Option<NodeId>,
     seq: u64,
     #[serde(borrow)]
     msg: &'a RawValue,
+    #[serde(default)]
+    sig: Option<Proof>,
     #[serde(default)]
     tag: Option<String>,
 }
 
 /// Decodes and checks a datagram for `cluster`.
 pub fn decode(bytes: &[u8], cluster: &str) -> Result<Envelope, WireError> {
+    decode_raw(bytes, cluster).map(|(env, _)| env)
+}
+
+/// Decodes and checks a datagram for `cluster`; also returns the exact
+/// bytes of its message, which the sender's signature covers.
+pub fn decode_raw<'a>(bytes: &'a [u8], cluster: &str) -> Result<(Envelope, &'a [u8]), WireError> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(WireError::Oversized);
     }
-    let raw: RawEnvelope<'_> = serde_json::from_slice(bytes).map_err(|_| WireError::Malformed)?;
+    let raw: RawEnvelope<'a> = serde_json::from_slice(bytes).map_err(|_| WireError::Malformed)?;
     if raw.v != PROTOCOL_VERSION {
         return Err(WireError::WrongVersion);
     }
@@ -547,7 +642,52 @@ pub fn decode(bytes: &[u8], cluster: &str) -> Result<Envelope, WireError> {
     }
     let msg: Message = serde_json::from_str(raw.msg.get()).map_err(|_| WireError::UnknownKind)?;
     msg.check_bounds()?;
-    Ok(Envelope { v: raw.v, cluster: raw.cluster.into_owned(), from: raw.from, seq: raw.seq, msg, tag: raw.tag })
+    let env = Envelope {
+        v: raw.v,
+        cluster: raw.cluster.into_owned(),
+        from: raw.from,
+        to: raw.to,
+        seq: raw.seq,
+        msg,
+        sig: raw.sig,
+        tag: raw.tag,
+    };
+    Ok((env, raw.msg.get().as_bytes()))
+}
+
+/// Signs an envelope as its sender (`identity` must be the sender's) at
+/// wall-clock time `ts_ms`. The signature covers the cluster, sender,
+/// destination, sequence number and the message's exact bytes.
+pub fn sign_envelope(env: &mut Envelope, identity: &crate::identity::Identity, ts_ms: u64) {
+    let msg = serde_json::to_vec(&env.msg).unwrap_or_default();
+    let (from, to, seq) = envelope_ids(env);
+    env.sig = Some(identity.prove(
+        crate::identity::domain::ENVELOPE,
+        ts_ms,
+        &[env.cluster.as_bytes(), &from, &to, &seq, &msg],
+    ));
+}
+
+/// Checks an envelope's signature against `msg_bytes` (the message as it
+/// arrived; `None`: as it re-encodes).
+pub fn verify_envelope(env: &Envelope, msg_bytes: Option<&[u8]>) -> Result<(), crate::identity::SigError> {
+    let Some(sig) = &env.sig else { return Err(crate::identity::SigError::Missing) };
+    let owned;
+    let msg = match msg_bytes {
+        Some(m) => m,
+        None => {
+            owned = serde_json::to_vec(&env.msg).unwrap_or_default();
+            &owned
+        }
+    };
+    let (from, to, seq) = envelope_ids(env);
+    sig.verify(env.from, crate::identity::domain::ENVELOPE, &[env.cluster.as_bytes(), &from, &to, &seq, msg])
+}
+
+fn envelope_ids(env: &Envelope) -> ([u8; 8], Vec<u8>, [u8; 8]) {
+    // No destination signs as no bytes at all, which no id can sign as.
+    let to = env.to.map(|t| t.0.to_le_bytes().to_vec()).unwrap_or_default();
+    (env.from.0.to_le_bytes(), to, env.seq.to_le_bytes())
 }
 
 /// Encodes an envelope. Fails only if the result would exceed
@@ -570,6 +710,7 @@ mod tests {
             v: PROTOCOL_VERSION,
             cluster: "test".into(),
             from: NodeId(0xabc),
+            to: Some(NodeId(0xdef)),
             seq: 9,
             msg: Message::Gossip {
                 items: vec![Item {
@@ -578,9 +719,11 @@ mod tests {
                     energy: 42.5,
                     hops: 1,
                     born: 5,
+                    proof: None,
                 }],
                 sync: false,
             },
+            sig: None,
             tag: None,
         }
     }
@@ -593,12 +736,12 @@ mod tests {
         assert_eq!(decode(&bytes, "other"), Err(WireError::ForeignCluster));
         assert_eq!(decode(&bytes[..bytes.len() - 3], "test"), Err(WireError::Malformed));
         assert_eq!(decode(&vec![b' '; MAX_DATAGRAM + 1], "test"), Err(WireError::Oversized));
-        let v2 = String::from_utf8(bytes.clone()).expect("utf8").replacen("\"v\":1", "\"v\":2", 1);
+        let v2 = String::from_utf8(bytes.clone()).expect("utf8").replacen("\"v\":2", "\"v\":3", 1);
         assert_eq!(decode(v2.as_bytes(), "test"), Err(WireError::WrongVersion));
-        let unknown = br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"teleport","body":{}}}"#;
+        let unknown = br#"{"v":2,"cluster":"test","from":"01","seq":1,"msg":{"kind":"teleport","body":{}}}"#;
         assert_eq!(decode(unknown, "test"), Err(WireError::UnknownKind));
         let long_key = format!(
-            r#"{{"v":1,"cluster":"test","from":"01","seq":1,"msg":{{"kind":"graft","body":{{"ids":[{{"space":"info","key":"{}","version":1,"origin":"02"}}]}}}}}}"#,
+            r#"{{"v":2,"cluster":"test","from":"01","seq":1,"msg":{{"kind":"graft","body":{{"ids":[{{"space":"info","key":"{}","version":1,"origin":"02"}}]}}}}}}"#,
             "k".repeat(MAX_KEY_LEN + 1)
         );
         assert_eq!(decode(long_key.as_bytes(), "test"), Err(WireError::OutOfBounds));
@@ -607,7 +750,7 @@ mod tests {
     #[test]
     fn sync_messages_name_their_space_and_default_to_info() {
         // A digest without a space (as older nodes send) is about info.
-        let old = br#"{"v":1,"cluster":"test","from":"01","seq":1,"msg":{"kind":"sync_digest","body":{"after":"","upto":null,"entries":[]}}}"#;
+        let old = br#"{"v":2,"cluster":"test","from":"01","seq":1,"msg":{"kind":"sync_digest","body":{"after":"","upto":null,"entries":[]}}}"#;
         let env = decode(old, "test").expect("decodes");
         assert!(matches!(env.msg, Message::SyncDigest { space: Space::Info, .. }));
         let jobs = Envelope { msg: Message::SyncRequest { space: Space::Job, keys: vec!["j1".into()] }, ..sample() };

@@ -161,9 +161,16 @@ pub struct DaemonArgs {
     /// `ryx-cluster chaos`. Off by default.
     #[arg(long, env = "RYX_ENABLE_FAULT_INJECTION")]
     pub enable_fault_injection: bool,
-    /// This node's id, 16 hex digits (default: random).
-    #[arg(long, env = "RYX_NODE_ID")]
-    pub node_id: Option<String>,
+    /// Keep this node's identity in FILE: its Ed25519 key, from which its
+    /// node id derives. Created on first start (mode 0600) and reused
+    /// after, so a restarted node comes back as the same node. Without it
+    /// every start draws a new identity.
+    #[arg(long, env = "RYX_IDENTITY_FILE", value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// Derive the identity from this text (tests and reproducible runs:
+    /// anyone who knows the text can sign as this node).
+    #[arg(long, env = "RYX_IDENTITY_SEED", value_name = "TEXT")]
+    pub identity_seed: Option<String>,
     /// Configuration file (TOML). Its keys are these long option names,
     /// e.g. port = 9001, cluster-id = "prod", seeds = ["10.0.0.1:9001"].
     /// Precedence: flag > RYX_* environment variable > file > default.
@@ -287,6 +294,51 @@ impl DaemonArgs {
             anyhow::bail!("--secret-file holds no secret (one per line; # starts a comment)");
         }
         Ok(keys)
+    }
+
+    /// This node's key pair: from --identity-seed, from --identity-file
+    /// (created if missing), or fresh from the OS's randomness.
+    pub fn identity(&self) -> anyhow::Result<ryx_core::identity::Identity> {
+        use anyhow::Context;
+        use ryx_core::identity::Identity;
+        if let Some(text) = &self.identity_seed {
+            return Ok(Identity::from_text(text));
+        }
+        let fresh = || -> anyhow::Result<Identity> {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+            Ok(Identity::from_seed(seed))
+        };
+        let Some(path) = &self.identity_file else { return fresh() };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let hex = text.trim();
+                let mut seed = [0u8; 32];
+                if hex.len() != 64 {
+                    anyhow::bail!("--identity-file {}: expected 64 hex digits", path.display());
+                }
+                for (i, b) in seed.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                        .with_context(|| format!("--identity-file {}: not hex", path.display()))?;
+                }
+                Ok(Identity::from_seed(seed))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = fresh()?;
+                let hex: String = id.seed().iter().map(|b| format!("{b:02x}")).collect();
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create --identity-file {}", path.display()))?;
+                writeln!(f, "{hex}").with_context(|| format!("cannot write --identity-file {}", path.display()))?;
+                Ok(id)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read --identity-file {}", path.display())),
+        }
     }
 
     /// The API token: from --api-token-file, else RYX_API_TOKEN, else none.

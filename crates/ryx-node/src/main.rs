@@ -19,7 +19,7 @@ mod work;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, DaemonArgs, DiscoveryArg, LogFormat};
-use ryx_core::{Input, Node, NodeId};
+use ryx_core::{Input, Node};
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -90,10 +90,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
     };
     let keys = args.keyring()?;
     access::configure(args.api_token()?, args.protect_reads);
-    let id = match &args.node_id {
-        Some(s) => s.parse::<NodeId>().context("--node-id")?,
-        None => NodeId(random_u64()),
-    };
+    let identity = args.identity()?;
+    let id = identity.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,7 +122,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
-        let mut node = Node::new(cfg, id, addr, random_u64(), clock.now());
+        let mut node = Node::new(cfg, identity, addr, random_u64(), clock.now());
+        node.set_wall_clock(clock.now(), runtime::Clock::wall());
         node.set_http_addr(http_public);
         if keys.is_empty() {
             tracing::info!("datagram authentication off (no --secret-file or RYX_SECRET)");

@@ -42,6 +42,18 @@ impl Clock {
     pub fn instant(&self, t: Time) -> Instant {
         self.start + Duration::from_micros(t.0.saturating_sub(self.start_unix_us))
     }
+
+    /// The wall clock now (it may jump: NTP steps, a resumed suspend).
+    pub fn wall() -> Time {
+        Time(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64)
+    }
+}
+
+/// Tells the core the time on both clocks before it handles anything.
+fn sync_clock(st: &mut State) -> Time {
+    let now = st.clock.now();
+    st.node.set_wall_clock(now, Clock::wall());
+    now
 }
 
 impl Default for Clock {
@@ -230,7 +242,7 @@ async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, e
                     st.io.bytes_in += n as u64;
                     st.io.datagrams_in += 1;
                     if !st.faults.drop_incoming(from) {
-                        let now = st.clock.now();
+                        let now = sync_clock(&mut st);
                         st.node.handle(now, Input::Datagram { from, bytes: &buf[..n] });
                     }
                 }
@@ -241,18 +253,21 @@ async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, e
                     st.io.bytes_in += n as u64;
                     st.io.datagrams_in += 1;
                     if !st.faults.drop_incoming(from) {
-                        let now = st.clock.now();
+                        let now = sync_clock(&mut st);
                         st.node.handle(now, Input::Datagram { from, bytes: &dbuf[..n] });
                     }
                 }
                 Err(e) => tracing::debug!("discovery recv error: {e}"),
             },
             cmd = rx.recv() => match cmd {
-                Some(cmd) => cmd(&mut st),
+                Some(cmd) => {
+                    sync_clock(&mut st);
+                    cmd(&mut st)
+                }
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
-                let now = st.clock.now();
+                let now = sync_clock(&mut st);
                 st.node.handle(now, Input::Tick);
             }
             _ = tick_opt(&mut watchdog) => sd.0.watchdog(),

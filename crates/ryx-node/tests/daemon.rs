@@ -141,7 +141,7 @@ fn bad_datagrams_are_rejected_counted_and_harmless() {
     sock.send_to(b"\x00\x01garbage", to).expect("send");
     sock.send_to(&vec![b'{'; 20_000], to).expect("send");
     sock.send_to(
-        br#"{"v":1,"cluster":"other","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#,
+        br#"{"v":2,"cluster":"other","from":"01","seq":1,"msg":{"kind":"hello","body":{"active":0,"needy":true}}}"#,
         to,
     )
     .expect("send");
@@ -150,7 +150,7 @@ fn bad_datagrams_are_rejected_counted_and_harmless() {
         to,
     )
     .expect("send");
-    sock.send_to(br#"{"v":1,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"warp","body":{}}}"#, to).expect("send");
+    sock.send_to(br#"{"v":2,"cluster":"wire","from":"01","seq":1,"msg":{"kind":"warp","body":{}}}"#, to).expect("send");
     let counted = wait_until(Duration::from_secs(3), || {
         ["malformed", "oversized", "foreign_cluster", "wrong_version", "unknown_kind"].iter().all(|r| {
             nodes[0].metric(&format!("ryx_datagrams_rejected_total{{reason=\"{r}\"}}")).is_some_and(|v| v >= 1.0)

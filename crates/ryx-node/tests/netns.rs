@@ -155,7 +155,7 @@ impl Net {
         let log = std::env::temp_dir().join(format!("{}-node{i}.log", self.prefix));
         let child = Command::new("ip")
             .args(["netns", "exec", &h.ns, EXE, "--bind", &h.ip, "--port", "9001", "--workers", "1"])
-            .args(["--chunk-size", "1MiB", "--node-id", &format!("{:016x}", 0x7700 + i)])
+            .args(["--chunk-size", "1MiB", "--identity-seed", &format!("netns-node-{i}")])
             .args(args)
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("log file"))

@@ -4,6 +4,7 @@
 use crate::net::{NetConfig, Network};
 use crate::params::Params;
 use ryx_core::config::Discovery;
+use ryx_core::identity::Identity;
 use ryx_core::node::{DownReason, Event, Input, Output};
 use ryx_core::rng::Rng;
 use ryx_core::wire::{self, Envelope, Message, Space};
@@ -129,6 +130,8 @@ impl Ord for Ev {
 pub(crate) struct Slot {
     pub node: Option<Node>,
     pub id: NodeId,
+    /// The key pair of the node this slot runs (a restart draws a new one).
+    identity: Option<Identity>,
     pub alive: bool,
     pub inc: u32,
     /// Virtual time of the pending timer event (u64::MAX: none).
@@ -303,6 +306,7 @@ impl Sim {
             .map(|_| Slot {
                 node: None,
                 id: NodeId(0),
+                identity: None,
                 alive: false,
                 inc: 0,
                 timer_at: u64::MAX,
@@ -409,14 +413,15 @@ impl Sim {
     }
 
     fn new_identity(&mut self, s: usize) {
-        let id = loop {
-            let id = NodeId(self.id_rng.next_u64());
-            if id.0 != 0 && !self.ids.contains_key(&id) {
-                break id;
+        let identity = loop {
+            let identity = Identity::from_u64(self.id_rng.next_u64());
+            if identity.id().0 != 0 && !self.ids.contains_key(&identity.id()) {
+                break identity;
             }
         };
-        self.slots[s].id = id;
-        self.ids.insert(id, s);
+        self.slots[s].id = identity.id();
+        self.ids.insert(identity.id(), s);
+        self.slots[s].identity = Some(identity);
     }
 
     /// The slot currently running `id`, if that node is alive.
@@ -451,7 +456,10 @@ impl Sim {
             return Ok(());
         }
         let seed = self.id_rng.next_u64();
-        let node = Node::new(self.cfg.clone(), self.slots[s].id, slot_addr(s), seed, self.now);
+        let Some(identity) = self.slots[s].identity.clone() else {
+            return Err(self.violation(Some(s), "slot has no identity".into()));
+        };
+        let node = Node::new(self.cfg.clone(), identity, slot_addr(s), seed, self.now);
         let slot = &mut self.slots[s];
         slot.node = Some(node);
         slot.alive = true;

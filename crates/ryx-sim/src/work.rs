@@ -351,6 +351,14 @@ impl Sim {
     }
 
     /// The summary of `job` held by its current home (a live node homing it).
+    /// Units decided at the job's home right now.
+    fn home_progress(&self, job: &str) -> Option<f64> {
+        self.live_slots()
+            .into_iter()
+            .find_map(|s| self.node(s)?.job_engine().home_progress(job))
+            .map(|(d, _)| f64::from(d))
+    }
+
     fn home_summary(&self, job: &str) -> Option<(usize, JobSummary)> {
         self.live_slots().into_iter().find_map(|s| {
             let n = self.node(s)?;
@@ -584,11 +592,9 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     let frac = p.kill_fraction();
     if frac > 0.0 {
         let at = p.kill_at.clamp(0.0, 1.0);
-        sim.run_until(deadline, every, |s| {
-            finished(s) || s.home_summary(&job).is_some_and(|(_, j)| j.units_done as f64 >= at * total)
-        })?;
+        sim.run_until(deadline, every, |s| finished(s) || s.home_progress(&job).is_some_and(|d| d >= at * total))?;
         if !finished(sim) {
-            killed_at = Some(sim.home_summary(&job).map_or(0.0, |(_, j)| j.units_done as f64 / total.max(1.0)));
+            killed_at = Some(sim.home_progress(&job).map_or(0.0, |d| d / total.max(1.0)));
             let count = ((sim.live as f64) * frac).round() as usize;
             let mut victims = sim.live_slots();
             sim.ctl.shuffle(&mut victims);
@@ -603,10 +609,8 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     // Split the network in two mid-job, then heal it.
     let mut split = None;
     if let Some(at) = p.split_at {
-        sim.run_until(deadline, every, |s| {
-            finished(s) || s.home_summary(&job).is_some_and(|(_, j)| j.units_done as f64 >= at * total)
-        })?;
-        let at_progress = sim.home_summary(&job).map_or(1.0, |(_, j)| j.units_done as f64 / total.max(1.0));
+        sim.run_until(deadline, every, |s| finished(s) || s.home_progress(&job).is_some_and(|d| d >= at * total))?;
+        let at_progress = sim.home_progress(&job).map_or(1.0, |d| d / total.max(1.0));
         let home_now = sim.home_summary(&job).map(|(h, _)| h);
         let mut order = sim.live_slots();
         sim.ctl.shuffle(&mut order);

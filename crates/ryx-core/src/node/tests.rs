@@ -4,6 +4,12 @@
 use super::*;
 use crate::wire::encode;
 
+mod hostile;
+
+fn ident(i: usize) -> Identity {
+    Identity::from_u64(i as u64 + 1)
+}
+
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16))
 }
@@ -17,7 +23,7 @@ struct Mini {
 impl Mini {
     fn new(n: usize, cfg: NodeConfig) -> Mini {
         let mut nodes: Vec<Node> =
-            (0..n).map(|i| Node::new(cfg.clone(), NodeId(i as u64 + 1), addr(i), i as u64, Time::ZERO)).collect();
+            (0..n).map(|i| Node::new(cfg.clone(), ident(i), addr(i), i as u64, Time::ZERO)).collect();
         let all: Vec<SocketAddr> = (0..n).map(addr).collect();
         for node in nodes.iter_mut() {
             node.handle(Time::ZERO, Input::Seeds(all.clone()));
@@ -90,7 +96,7 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
         }
     }
     let v = m.nodes[3].put_info(m.now, "greeting", serde_json::json!("hello"), None).expect("put");
-    assert_eq!(v, 1);
+    assert_eq!(v, m.now.as_micros(), "a first version is the writer's wall clock");
     m.run(500, &alive);
     for n in &m.nodes {
         let item = n.info("greeting").expect("every node holds the item");
@@ -98,7 +104,7 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
     }
     // A newer version wins everywhere.
     let v2 = m.nodes[5].put_info(m.now, "greeting", serde_json::json!("bye"), None).expect("put");
-    assert_eq!(v2, 2);
+    assert!(v2 > v);
     m.run(500, &alive);
     for n in &m.nodes {
         assert_eq!(n.info("greeting").expect("held").value, serde_json::json!("bye"));
@@ -139,15 +145,17 @@ fn graceful_leave_is_replaced_at_once_without_failure_detection() {
 
 #[test]
 fn bad_input_is_counted_and_put_is_validated() {
-    let mut n = Node::new(NodeConfig::default(), NodeId(1), addr(0), 1, Time::ZERO);
+    let mut n = Node::new(NodeConfig::default(), ident(0), addr(0), 1, Time::ZERO);
     n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: b"not json" });
     n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: &[0xff; 20_000] });
     let foreign = Envelope {
         v: PROTOCOL_VERSION,
         cluster: "elsewhere".into(),
         from: NodeId(9),
+        to: None,
         seq: 1,
         msg: Message::Hello { active: 0, needy: true },
+        sig: None,
         tag: None,
     };
     n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: &encode(&foreign).expect("encodes") });
@@ -169,7 +177,7 @@ fn low_energy_item_stops_at_its_reach() {
     let cfg = NodeConfig { min_active: 1, target_active: 2, max_active: 2, ..NodeConfig::default() };
     let n = 6;
     let mut nodes: Vec<Node> =
-        (0..n).map(|i| Node::new(cfg.clone(), NodeId(i as u64 + 1), addr(i), i as u64, Time::ZERO)).collect();
+        (0..n).map(|i| Node::new(cfg.clone(), ident(i), addr(i), i as u64, Time::ZERO)).collect();
     for i in 0..n - 1 {
         let (a, b) = (nodes[i].id(), nodes[i + 1].id());
         nodes[i].add_active(b, addr(i + 1), false, true);
@@ -412,7 +420,8 @@ fn a_replica_run_by_an_ignored_node_is_run_again_elsewhere() {
     // undecided and the job running for ever.
     let mut w = JobWorld::new(6, &[]);
     let ignored = w.mini.nodes[3].id();
-    w.mini.nodes[0].jobs.set_strikes(ignored, crate::jobs::IGNORE_AFTER_STRIKES);
+    let me = w.mini.nodes[0].id();
+    w.mini.nodes[0].jobs.set_strikes(ignored, me, crate::jobs::IGNORE_AFTER_STRIKES, true);
     let chunks = w.upload(0, 24);
     w.run(300);
     let now = w.mini.now;
@@ -428,14 +437,16 @@ mod fuzz {
     use super::*;
     use proptest::prelude::*;
 
-    fn valid_messages() -> Vec<Vec<u8>> {
-        let peer = PeerInfo { id: NodeId(7), addr: addr(7) };
+    fn valid_messages(to: NodeId, now: Time) -> Vec<Vec<u8>> {
+        let me = Identity::from_u64(77);
+        let peer = PeerInfo { id: me.id(), addr: addr(7) };
         let item = Item {
-            id: ItemId { space: Space::Info, key: "k".into(), version: 3, origin: NodeId(7) },
+            id: ItemId { space: Space::Info, key: "k".into(), version: 3, origin: me.id() },
             value: serde_json::json!({"a": [1, 2]}),
             energy: 50.0,
             hops: 1,
             born: 1,
+            proof: None,
         };
         let msgs = vec![
             Message::Hello { active: 3, needy: true },
@@ -455,16 +466,22 @@ mod fuzz {
             Message::Leave,
         ];
         msgs.into_iter()
-            .map(|msg| {
-                encode(&Envelope {
+            .enumerate()
+            .map(|(i, msg)| {
+                let mut env = Envelope {
                     v: PROTOCOL_VERSION,
                     cluster: "ryx".into(),
-                    from: NodeId(7),
-                    seq: 1,
+                    from: me.id(),
+                    to: Some(to),
+                    seq: i as u64 + 1,
                     msg,
+                    sig: None,
                     tag: None,
-                })
-                .expect("encodes")
+                };
+                if env.msg.needs_sig() {
+                    crate::wire::sign_envelope(&mut env, &me, now.as_millis());
+                }
+                encode(&env).expect("encodes")
             })
             .collect()
     }
@@ -479,7 +496,7 @@ mod fuzz {
         ) {
             let mut m = Mini::new(3, NodeConfig::default());
             m.run(500, &[true, true, true]);
-            let valid = valid_messages();
+            let valid = valid_messages(m.nodes[0].id(), m.now);
             let mut now = m.now;
             for (which, pos, byte, cut, junk) in ops {
                 let mut bytes = if which < valid.len() { valid[which].clone() } else { junk };
@@ -556,7 +573,7 @@ fn blob_want_finds_holders_beyond_the_neighbours() {
     assert!(w.mini.nodes[0].blob(&hash).expect("held").holders.is_empty());
     w.mini.nodes[0].want_blobs(vec![hash.clone()]);
     w.run(300);
-    let known: BTreeSet<SocketAddr> = w.mini.nodes[0].blob(&hash).expect("held").holders.iter().copied().collect();
+    let known: BTreeSet<SocketAddr> = w.mini.nodes[0].blob(&hash).expect("held").holder_addrs().collect();
     let expected: BTreeSet<SocketAddr> = far.iter().map(|&i| w.mini.nodes[i].http_addr()).collect();
     assert!(!known.is_empty(), "answers came back through the neighbours");
     assert!(known.is_subset(&expected), "only real holders answered: {known:?} vs {expected:?}");
@@ -569,7 +586,7 @@ fn blob_want_finds_holders_beyond_the_neighbours() {
 
 #[test]
 fn upload_energy_grows_with_the_chunks_a_half_kill_could_lose() {
-    let node = Node::new(NodeConfig::default(), NodeId(1), addr(0), 1, Time::ZERO);
+    let node = Node::new(NodeConfig::default(), ident(0), addr(0), 1, Time::ZERO);
     let base = node.config().blob_energy;
     let copies = |e: f64| -> u32 { (0..=node.config().energy.reach(e)).map(|i| 2u32.pow(i)).sum() };
     // Small uploads keep the default tree (15 copies: log2(256) + 7 = 15).
