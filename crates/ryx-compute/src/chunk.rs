@@ -33,6 +33,68 @@ pub fn split_chunks(data: &[u8], target_size: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// Cuts a stream of bytes into exactly the chunks [`split_chunks`] cuts the
+/// whole into, holding at most one chunk and one line in memory: uploads
+/// are cut as they arrive, never buffered whole.
+#[derive(Debug)]
+pub struct ChunkStream {
+    target: usize,
+    max_line: usize,
+    buf: Vec<u8>,
+}
+
+/// A line longer than a [`ChunkStream`] may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a line is longer than {0} bytes")]
+pub struct LineTooLong(pub usize);
+
+impl ChunkStream {
+    /// Chunks of about `target_size` bytes; a line longer than `max_line`
+    /// bytes is refused (it would have to be held whole).
+    pub fn new(target_size: usize, max_line: usize) -> ChunkStream {
+        ChunkStream { target: target_size.max(1), max_line, buf: Vec::new() }
+    }
+
+    /// Bytes received but not yet cut into a chunk.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes more bytes; returns the chunks they complete, in order.
+    pub fn push(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>, LineTooLong> {
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        let mut start = 0;
+        // The same decisions as `split_chunks`: a cut depends only on the
+        // bytes up to the newline it falls after, so it can be made as soon
+        // as that newline is here.
+        while self.buf.len() - start > self.target {
+            let rest = &self.buf[start..];
+            let end = match memchr::memrchr(b'\n', &rest[..self.target]) {
+                Some(i) => i + 1,
+                None => match memchr::memchr(b'\n', &rest[self.target..]) {
+                    Some(i) => self.target + i + 1,
+                    None => {
+                        if rest.len() > self.target.saturating_add(self.max_line) {
+                            return Err(LineTooLong(self.max_line));
+                        }
+                        break;
+                    }
+                },
+            };
+            out.push(rest[..end].to_vec());
+            start += end;
+        }
+        self.buf.drain(..start);
+        Ok(out)
+    }
+
+    /// The last chunk (what is left; empty if nothing is).
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// Iterates over the lines of `chunk` without their `'\n'` terminator.
 ///
 /// Lines are what `grep` sees: a final segment without `'\n'` is a line when it is
@@ -114,6 +176,44 @@ mod tests {
         check(b"\n\n\n\n", 2);
         assert_eq!(split_chunks(b"ab\ncd\nef", 6), vec![0..6, 6..8]);
         assert_eq!(split_chunks(b"abcdef\ng", 2), vec![0..7, 7..8]);
+    }
+
+    fn streamed(data: &[u8], target: usize, pieces: &[usize]) -> Vec<Vec<u8>> {
+        let mut cs = ChunkStream::new(target, usize::MAX / 2);
+        let mut out = Vec::new();
+        let mut pos: usize = 0;
+        for &p in pieces.iter().chain(std::iter::once(&usize::MAX)) {
+            let end = pos.saturating_add(p).min(data.len());
+            out.extend(cs.push(&data[pos..end]).expect("no line limit"));
+            pos = end;
+            if pos == data.len() {
+                break;
+            }
+        }
+        let last = cs.finish();
+        if !last.is_empty() {
+            out.push(last);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streaming_cuts_exactly_like_the_whole(
+            data in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(b'\n'), 0u8..=255u8], 0..400),
+            target in 0usize..40,
+            pieces in proptest::collection::vec(1usize..50, 0..20),
+        ) {
+            let whole: Vec<Vec<u8>> = split_chunks(&data, target).into_iter().map(|r| data[r].to_vec()).collect();
+            proptest::prop_assert_eq!(streamed(&data, target, &pieces), whole);
+        }
+    }
+
+    #[test]
+    fn a_stream_refuses_a_line_it_cannot_hold() {
+        let mut cs = ChunkStream::new(4, 8);
+        assert!(cs.push(b"abc\nabcdefgh").is_ok());
+        assert_eq!(cs.push(b"ijklmnop"), Err(LineTooLong(8)));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod loganalysis;
 mod partial;
 pub mod wordcount;
 
-pub use chunk::split_chunks;
+pub use chunk::{split_chunks, ChunkStream, LineTooLong};
 pub use error::ComputeError;
 pub use grep::GrepParams;
 pub use loganalysis::LogParams;

@@ -20,6 +20,11 @@ struct Args {
     /// How often to refresh the list of nodes (and check the connected one), ms.
     #[arg(long, env = "RYX_CONTROL_REFRESH_MS", default_value_t = 3000)]
     refresh_ms: u64,
+    /// The cluster's secret file (as the nodes'): nodes must then also
+    /// prove membership of the cluster before the dashboard relays to them
+    /// or fails over onto them.
+    #[arg(long, env = "RYX_SECRET_FILE", value_name = "FILE")]
+    secret_file: Option<std::path::PathBuf>,
     /// Log filter (e.g. info, debug).
     #[arg(long, env = "RYX_LOG", default_value = "info")]
     log: String,
@@ -44,7 +49,19 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot resolve --node {}: {e}", args.node))?
         .next()
         .ok_or_else(|| format!("--node {} resolves to no address", args.node))?;
-    let control = Control::new(seed, Duration::from_millis(args.refresh_ms.max(200)));
+    let member_keys = match &args.secret_file {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("cannot read --secret-file {}: {e}", p.display()))?;
+            let keys = ryx_core::auth::Keyring::parse(&text);
+            if keys.is_empty() {
+                return Err("--secret-file holds no secret".into());
+            }
+            keys.subkeys(ryx_core::identity::HTTP_MEMBER_CONTEXT)
+        }
+        None => Vec::new(),
+    };
+    let control = Control::with_keys(seed, Duration::from_millis(args.refresh_ms.max(200)), member_keys);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -8,6 +8,13 @@
 //!   `/v1/*`, `/metrics` and `/healthz` to the node it is connected to, and
 //!   switches to another live node (learned from `/v1/topology`) when that
 //!   one stops answering.
+//!
+//! Addresses learned from a topology are claims: before the standalone
+//! server relays to one (`/node/{addr}/...`) or fails over onto it, the
+//! address must prove to be the node the topology names there
+//! ([`prove_identity`]: a signed answer to a fresh challenge, and with
+//! `--secret-file` a cluster MAC). Nothing, credentials least of all, goes
+//! to an address that does not.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -172,6 +179,44 @@ struct Known {
     node_id: Option<String>,
     listed: Instant,
     failures: u32,
+    /// When it last proved to be `node_id`.
+    proven: Option<Instant>,
+}
+
+/// How long a proof of identity is trusted.
+const PROOF_TTL: Duration = Duration::from_secs(300);
+
+/// Asks `addr` to prove it serves node `expected` (hex id; `None`: any
+/// node, as for the seed the operator named) of `cluster` (`None`: any),
+/// with a cluster MAC under one of `member_keys` when given. Returns the
+/// node id and cluster it proved.
+pub async fn prove_identity(
+    addr: SocketAddr,
+    expected: Option<&str>,
+    cluster: Option<&str>,
+    member_keys: &[(u32, [u8; 32])],
+) -> Result<(String, String), String> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
+    let challenge: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let (status, body) =
+        get_bytes(addr, &format!("/v1/identity?challenge={challenge}"), 16 << 10, Duration::from_secs(2))
+            .await
+            .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{addr} answered {status} to an identity challenge: not a Ryx node"));
+    }
+    let answer: ryx_core::identity::HttpIdentity =
+        serde_json::from_slice(&body).map_err(|_| format!("{addr} is not a Ryx node"))?;
+    let want = match expected {
+        Some(e) => e.parse::<ryx_core::NodeId>().map_err(|e| e.to_string())?,
+        None => answer.node_id,
+    };
+    let cluster = cluster.unwrap_or(&answer.cluster).to_string();
+    answer
+        .verify(want, &cluster, addr, &challenge, member_keys)
+        .map_err(|e| format!("{addr} did not prove to be node {want} of cluster {cluster}: {e}"))?;
+    Ok((answer.node_id.to_string(), answer.cluster))
 }
 
 #[derive(Debug)]
@@ -197,6 +242,10 @@ struct ControlState {
 struct Inner {
     seed: SocketAddr,
     refresh: Duration,
+    /// Keys proving cluster membership (`--secret-file`), if any.
+    member_keys: Vec<(u32, [u8; 32])>,
+    /// The cluster, as the seed proved it.
+    cluster: Mutex<Option<String>>,
     state: Mutex<ControlState>,
     failover: tokio::sync::Mutex<()>,
 }
@@ -209,11 +258,19 @@ impl Control {
     /// A server first connected to `seed`, refreshing its list of nodes
     /// from the topology every `refresh`.
     pub fn new(seed: SocketAddr, refresh: Duration) -> Control {
+        Control::with_keys(seed, refresh, Vec::new())
+    }
+
+    /// As [`Control::new`], checking every node's cluster MAC under
+    /// `member_keys` (derived from the cluster secret).
+    pub fn with_keys(seed: SocketAddr, refresh: Duration, member_keys: Vec<(u32, [u8; 32])>) -> Control {
         let mut known = BTreeMap::new();
-        known.insert(seed, Known { node_id: None, listed: Instant::now(), failures: 0 });
+        known.insert(seed, Known { node_id: None, listed: Instant::now(), failures: 0, proven: None });
         Control(Arc::new(Inner {
             seed,
             refresh,
+            member_keys,
+            cluster: Mutex::new(None),
             state: Mutex::new(ControlState {
                 current: seed,
                 node_id: None,
@@ -242,6 +299,37 @@ impl Control {
     pub fn is_known(&self, addr: SocketAddr) -> bool {
         let s = self.state();
         s.current == addr || s.known.contains_key(&addr)
+    }
+
+    /// Makes `addr` prove it is the node the topology lists there (cached
+    /// for a while). The seed proves to be a node of whatever cluster it
+    /// says; every other address must be of that same cluster.
+    pub async fn prove(&self, addr: SocketAddr) -> Result<(), String> {
+        let expected = {
+            let s = self.state();
+            let Some(k) = s.known.get(&addr) else {
+                return Err(format!("{addr} is not a node of the topology"));
+            };
+            if k.proven.is_some_and(|t| t.elapsed() < PROOF_TTL) {
+                return Ok(());
+            }
+            k.node_id.clone()
+        };
+        if expected.is_none() && addr != self.0.seed {
+            return Err(format!("{addr} is listed with no node id"));
+        }
+        let cluster = self.0.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (id, proved_cluster) =
+            prove_identity(addr, expected.as_deref(), cluster.as_deref(), &self.0.member_keys).await?;
+        let mut c = self.0.cluster.lock().unwrap_or_else(|p| p.into_inner());
+        c.get_or_insert(proved_cluster);
+        drop(c);
+        let mut s = self.state();
+        if let Some(k) = s.known.get_mut(&addr) {
+            k.proven = Some(Instant::now());
+            k.node_id.get_or_insert(id);
+        }
+        Ok(())
     }
 
     /// What `GET /control/status` answers.
@@ -345,9 +433,14 @@ impl Control {
             if !s.known.contains_key(&http) && s.known.len() >= MAX_KNOWN {
                 continue;
             }
-            let e = s.known.entry(http).or_insert(Known { node_id: None, listed: now, failures: 0 });
+            let e = s.known.entry(http).or_insert(Known { node_id: None, listed: now, failures: 0, proven: None });
             e.listed = now;
-            e.node_id = n["node_id"].as_str().map(str::to_owned);
+            let id = n["node_id"].as_str().map(str::to_owned);
+            if e.node_id != id {
+                // Another node at this address now: it must prove itself.
+                e.proven = None;
+                e.node_id = id;
+            }
         }
         let (seed, cur) = (self.0.seed, s.current);
         s.known.retain(|a, k| *a == seed || *a == cur || now.duration_since(k.listed) < FORGET_AFTER);
@@ -372,6 +465,16 @@ impl Control {
             c.into_iter().map(|(_, a)| a).collect()
         };
         for cand in candidates {
+            // Only onto a node that proves to be the one listed there: a
+            // forged topology must not move the dashboard onto a stranger.
+            if let Err(e) = self.prove(cand).await {
+                tracing::warn!(node = %cand, "not failing over: {e}");
+                let mut s = self.state();
+                if let Some(k) = s.known.get_mut(&cand) {
+                    k.failures = k.failures.saturating_add(1);
+                }
+                continue;
+            }
             match get_bytes(cand, "/healthz", 64 << 10, Duration::from_secs(1)).await {
                 Ok((st, _)) if st.is_success() => {
                     let mut s = self.state();
@@ -430,6 +533,9 @@ async fn proxy(State(c): State<Control>, req: Request) -> Response {
                 "unknown_node",
                 format!("{addr} is not a node of the topology"),
             );
+        }
+        if let Err(e) = c.prove(addr).await {
+            return error_response(StatusCode::FORBIDDEN, "not_member", e);
         }
         return forward(addr, req, &rest).await.unwrap_or_else(|e| e.into_response());
     }

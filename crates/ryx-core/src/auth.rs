@@ -117,6 +117,13 @@ impl Keyring {
     fn find(&self, id: u32) -> Option<&Key> {
         self.keys.iter().find(|k| k.id == id)
     }
+
+    /// Keys for another purpose, derived from these (signing key first,
+    /// each with the id of the key it derives from): each purpose gets its
+    /// own `context`, so no key is used twice.
+    pub fn subkeys(&self, context: &str) -> Vec<(u32, [u8; 32])> {
+        self.keys.iter().map(|k| (k.id, blake3::derive_key(context, &k.key))).collect()
+    }
 }
 
 /// Why a datagram did not open.

@@ -259,6 +259,94 @@ impl Proof {
     }
 }
 
+/// A node's answer to an HTTP identity challenge (`GET /v1/identity`):
+/// whoever serves at an address proves which node it is, so that a node
+/// relays to, and fails over onto, members only; a topology item naming a
+/// foreign service's address gets nothing sent to that service.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HttpIdentity {
+    /// The node answering.
+    pub node_id: NodeId,
+    /// Its cluster.
+    pub cluster: String,
+    /// The HTTP address it serves on (its own, not the one it was asked
+    /// at: a node cannot be made to vouch for an address that relays to it).
+    pub http: std::net::SocketAddr,
+    /// The challenge it answers (hex).
+    pub challenge: String,
+    /// Its signature over all of the above.
+    pub proof: Proof,
+    /// With a cluster secret: a MAC over the same bytes under a key derived
+    /// from the cluster secret (`kid.mac`), proving membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_mac: Option<String>,
+}
+
+/// Context of the keys that prove cluster membership over HTTP.
+pub const HTTP_MEMBER_CONTEXT: &str = "ryx http member proof v1";
+
+impl HttpIdentity {
+    fn signed(node_id: NodeId, cluster: &str, http: std::net::SocketAddr, challenge: &str) -> Vec<u8> {
+        serde_json::to_vec(&(node_id, cluster, http, challenge)).unwrap_or_default()
+    }
+
+    /// The answer `identity` (serving `http`) gives to `challenge`; with
+    /// `member_keys` (derived with [`HTTP_MEMBER_CONTEXT`]), also the
+    /// cluster MAC.
+    pub fn answer(
+        identity: &Identity,
+        cluster: &str,
+        http: std::net::SocketAddr,
+        challenge: &str,
+        wall_ms: u64,
+        member_key: Option<(u32, [u8; 32])>,
+    ) -> HttpIdentity {
+        let bytes = HttpIdentity::signed(identity.id(), cluster, http, challenge);
+        let proof = identity.prove(domain::HTTP_IDENTITY, wall_ms, &[&bytes]);
+        let cluster_mac = member_key.map(|(kid, k)| format!("{kid:08x}.{}", blake3::keyed_hash(&k, &bytes).to_hex()));
+        HttpIdentity {
+            node_id: identity.id(),
+            cluster: cluster.to_string(),
+            http,
+            challenge: challenge.to_string(),
+            proof,
+            cluster_mac,
+        }
+    }
+
+    /// Checks the answer of the node expected to be `expected` at
+    /// `contacted`, to `challenge`; with `member_keys` (id, key), also its
+    /// cluster MAC.
+    pub fn verify(
+        &self,
+        expected: NodeId,
+        cluster: &str,
+        contacted: std::net::SocketAddr,
+        challenge: &str,
+        member_keys: &[(u32, [u8; 32])],
+    ) -> Result<(), SigError> {
+        if self.node_id != expected || self.cluster != cluster || self.http != contacted || self.challenge != challenge
+        {
+            return Err(SigError::WrongKey);
+        }
+        let bytes = HttpIdentity::signed(self.node_id, cluster, self.http, challenge);
+        self.proof.verify(expected, domain::HTTP_IDENTITY, &[&bytes])?;
+        if !member_keys.is_empty() {
+            let mac = self.cluster_mac.as_deref().ok_or(SigError::Missing)?;
+            let (kid, mac) = mac.split_once('.').ok_or(SigError::Bad)?;
+            let kid = u32::from_str_radix(kid, 16).map_err(|_| SigError::Bad)?;
+            let (_, key) = member_keys.iter().find(|(k, _)| *k == kid).ok_or(SigError::WrongKey)?;
+            let want = blake3::keyed_hash(key, &bytes);
+            let got = from_hex::<32>(mac).ok_or(SigError::Bad)?;
+            // blake3::Hash compares in constant time.
+            if want != blake3::Hash::from(got) {
+                return Err(SigError::Bad);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Domains of the signatures Ryx makes (never reuse one for another
 /// meaning).
 pub mod domain {

@@ -2318,6 +2318,29 @@ impl Node {
         self.http
     }
 
+    /// This node's key pair.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// This node's answer to an HTTP identity challenge.
+    pub fn http_identity(&self, challenge: &str) -> crate::identity::HttpIdentity {
+        let member = self.member_keys().into_iter().next();
+        crate::identity::HttpIdentity::answer(
+            &self.identity,
+            &self.cfg.cluster_id,
+            self.http,
+            challenge,
+            self.wall().as_millis(),
+            member,
+        )
+    }
+
+    /// Keys proving cluster membership over HTTP (none without a secret).
+    pub fn member_keys(&self) -> Vec<(u32, [u8; 32])> {
+        self.auth.as_ref().map(|a| a.keys().subkeys(crate::identity::HTTP_MEMBER_CONTEXT)).unwrap_or_default()
+    }
+
     /// Creates a job homed here over the given units (chunks in input order).
     pub fn submit_job(
         &mut self,

@@ -2,10 +2,10 @@
 //! requests (and, with `--protect-reads`, for reads too), and a read-only
 //! variant of the API for a second listener (`--read-only-http`).
 //!
-//! The token is process-wide so that node-to-node requests (blob fetches,
-//! job lookups, cancellations forwarded to a job's home) carry it too: a
-//! cluster shares one API token the way it shares one datagram secret.
-//! SIGHUP reloads it.
+//! The token is process-wide; a cluster shares one. Node-to-node requests
+//! (blob fetches, job lookups, cancellations forwarded to a job's home) do
+//! not carry it: they carry a peer credential derived from it (or from the
+//! cluster secret), bound to the request (see `members`). SIGHUP reloads it.
 
 use axum::extract::Request;
 use axum::http::{header, Method, StatusCode};
@@ -32,7 +32,8 @@ pub fn configure(token: Option<String>, protect_reads: bool) {
     PROTECT_READS.store(protect_reads, Ordering::Relaxed);
 }
 
-/// The token to present to other nodes, if any.
+/// The token, if any (never sent to other nodes: they get a peer
+/// credential, see `members`).
 pub fn token() -> Option<String> {
     TOKEN.read().ok().and_then(|g| g.clone())
 }
@@ -107,7 +108,16 @@ pub async fn require_token(req: Request, next: Next) -> Response {
             req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("access_token=")).map(percent_decode)
         };
         let got = from_header.map(|h| h.as_bytes().to_vec()).or_else(from_query);
-        if !got.is_some_and(|g| ct_eq(&g, want.as_bytes())) {
+        // Another node's request carries a peer credential instead.
+        let peer = || {
+            let pq = req.uri().path_and_query().map_or(req.uri().path(), |p| p.as_str());
+            let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            req.headers()
+                .get(crate::members::PEER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| crate::members::check_credential(c, req.method().as_str(), host, pq))
+        };
+        if !got.is_some_and(|g| ct_eq(&g, want.as_bytes())) && !peer() {
             UNAUTHORIZED.fetch_add(1, Ordering::Relaxed);
             let mut r = error(
                 StatusCode::UNAUTHORIZED,

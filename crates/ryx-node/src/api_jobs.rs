@@ -2,14 +2,15 @@
 
 use crate::client;
 use crate::http::{ApiError, ApiResult, Limits};
+use crate::refusals::Refusal;
 use crate::runtime::Handle;
-use crate::store::split_upload;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use futures_util::StreamExt;
 use ryx_core::blobs::{is_hash, BlobKind};
 use ryx_core::jobs::{BlobRef, JobSummary};
 use serde::Deserialize;
@@ -24,35 +25,253 @@ pub struct Api {
     pub handle: Handle,
     /// Size limits.
     pub limits: Limits,
+    /// Uploads being received (`--max-uploads`).
+    pub uploads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Samples being generated (one at a time: built in memory).
+    pub samples: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Event streams open (`--max-event-streams`).
+    pub streams: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Job lookups sent on to other nodes at once.
+    pub lookups: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 fn bad_hash(h: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_hash", format!("{h:?} is not a blob name (64 lowercase hex digits)"))
 }
 
-/// `PUT /v1/blobs`: stores the body, cut at line ends into chunks.
+/// `PUT /v1/blobs`: stores the body, cut at line ends into chunks as it
+/// arrives (an upload is never held whole: at most one chunk and one line).
 pub async fn put_blob(
     State(api): State<Api>,
     Query(q): Query<UploadQuery>,
-    body: Result<Bytes, BytesRejection>,
+    headers: axum::http::HeaderMap,
+    body: Body,
 ) -> ApiResult {
-    let body = body.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "too_large",
-                format!("upload larger than this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
-            )
-        } else {
-            ApiError::new(status, "bad_body", e.body_text())
+    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms };
+    check_upload_query(q.energy, cq)?;
+    let _permit = api.uploads.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
+    if declared.is_some_and(|n| n > api.limits.memory) {
+        drain(&mut stream, api.limits.body_timeout).await;
+        return Err(too_large(&api));
+    }
+    let mut ing = Ingest::new(&api);
+    loop {
+        let next = match tokio::time::timeout(api.limits.body_timeout, stream.next()).await {
+            Ok(n) => n,
+            Err(_) => {
+                ing.undo().await;
+                Refusal::BodyTimeout.count();
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!("the upload stalled for more than {} ms", api.limits.body_timeout.as_millis()),
+                ));
+            }
+        };
+        let result = match next {
+            None => break,
+            Some(Ok(b)) => ing.push(&b).await,
+            Some(Err(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())),
+        };
+        if let Err(e) = result {
+            ing.undo().await;
+            drain(&mut stream, api.limits.body_timeout).await;
+            return Err(e);
         }
-    })?;
-    let chunk = api.limits.chunk_size;
-    let up = tokio::task::spawn_blocking(move || split_upload(body, chunk))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up, q.energy, CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms }).await
+    }
+    let stored = ing.finish().await?;
+    finish_upload(&api, stored, q.energy, cq).await
+}
+
+/// Reads and discards what is left of a refused body, a little of it: a
+/// client that writes its whole body before reading then gets the answer
+/// rather than a reset connection. Beyond that the connection just closes.
+async fn drain(stream: &mut axum::body::BodyDataStream, timeout: Duration) {
+    const DRAIN_LIMIT: usize = 8 << 20;
+    let mut read = 0;
+    while read < DRAIN_LIMIT {
+        match tokio::time::timeout(timeout, stream.next()).await {
+            Ok(Some(Ok(b))) => read += b.len(),
+            _ => break,
+        }
+    }
+}
+
+fn uploads_busy(api: &Api) -> ApiError {
+    Refusal::UploadsBusy.count();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "uploads_busy",
+        format!(
+            "this node already receives {} uploads; retry shortly or upload to another node",
+            api.limits.max_uploads
+        ),
+    )
+}
+
+fn too_large(api: &Api) -> ApiError {
+    Refusal::TooLarge.count();
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("upload larger than this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
+    )
+}
+
+/// An upload being stored: cut into chunks as its bytes arrive, each chunk
+/// named and stored at once, undone entirely if the upload fails.
+struct Ingest {
+    api: Api,
+    chunker: ryx_compute::ChunkStream,
+    whole: blake3::Hasher,
+    size: u64,
+    chunks: Vec<BlobRef>,
+    /// Chunks this upload added (a chunk held before is not undone).
+    added: Vec<String>,
+}
+
+/// What an upload stored: the content's name, size and chunks.
+pub struct Stored {
+    hash: String,
+    size: u64,
+    chunks: Vec<BlobRef>,
+}
+
+/// Longest line an upload may contain: a chunk ends at a line end, so a
+/// line is held whole while it arrives.
+fn max_line(chunk_size: usize) -> usize {
+    chunk_size.saturating_mul(4).max(16 << 20)
+}
+
+impl Ingest {
+    fn new(api: &Api) -> Ingest {
+        Ingest {
+            api: api.clone(),
+            chunker: ryx_compute::ChunkStream::new(api.limits.chunk_size, max_line(api.limits.chunk_size)),
+            whole: blake3::Hasher::new(),
+            size: 0,
+            chunks: Vec::new(),
+            added: Vec::new(),
+        }
+    }
+
+    async fn push(&mut self, data: &[u8]) -> Result<(), ApiError> {
+        self.size = self.size.saturating_add(data.len() as u64);
+        if self.size > self.api.limits.memory {
+            return Err(too_large(&self.api));
+        }
+        self.whole.update(data);
+        let done = self.chunker.push(data).map_err(|e| {
+            Refusal::LineTooLong.count();
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "line_too_long", e.to_string())
+        })?;
+        for c in done {
+            self.store_chunk(c).await?;
+        }
+        Ok(())
+    }
+
+    async fn store_chunk(&mut self, c: Vec<u8>) -> Result<(), ApiError> {
+        let hash = ryx_compute::digest_hex(&c);
+        let size = c.len() as u64;
+        let bytes = Bytes::from(c);
+        let h = hash.clone();
+        let r = self
+            .api
+            .handle
+            .call(move |s| {
+                let had = s.node.blob(&h).is_some();
+                s.node.blob_put(s.clock.now(), &h, size, BlobKind::Chunk, true).map(|()| {
+                    if !had {
+                        s.store.insert(h, bytes);
+                    }
+                    !had
+                })
+            })
+            .await
+            .map_err(ApiError::unavailable)?;
+        match r {
+            Ok(new) => {
+                if new {
+                    self.added.push(hash.clone());
+                }
+                self.chunks.push(BlobRef { hash, size });
+                Ok(())
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Stores the last chunk and, for more than one, the manifest.
+    async fn finish(mut self) -> Result<Stored, ApiError> {
+        let last = std::mem::replace(&mut self.chunker, ryx_compute::ChunkStream::new(1, 0)).finish();
+        if !last.is_empty() || self.chunks.is_empty() {
+            if let Err(e) = self.store_chunk(last).await {
+                self.undo().await;
+                return Err(e);
+            }
+        }
+        let hash = self.whole.finalize().to_hex().to_string();
+        if self.chunks.len() == 1 {
+            return Ok(Stored { hash, size: self.size, chunks: self.chunks });
+        }
+        let m = crate::store::manifest_bytes(self.size, self.chunks.clone());
+        let h = hash.clone();
+        let r = self
+            .api
+            .handle
+            .call(move |s| {
+                if s.node.blob(&h).is_some() {
+                    return Ok(());
+                }
+                s.node.blob_put(s.clock.now(), &h, m.len() as u64, BlobKind::Manifest, false)?;
+                if s.store.insert_manifest(h.clone(), m).is_err() {
+                    s.node.blob_remove(&h);
+                }
+                Ok(())
+            })
+            .await
+            .map_err(ApiError::unavailable)?;
+        if let Err(e) = r {
+            self.undo().await;
+            return Err(store_error(e));
+        }
+        Ok(Stored { hash, size: self.size, chunks: self.chunks })
+    }
+
+    /// Removes what this upload added: an upload is kept whole or not at all.
+    async fn undo(&mut self) {
+        let added = std::mem::take(&mut self.added);
+        if added.is_empty() {
+            return;
+        }
+        let _ = self
+            .api
+            .handle
+            .call(move |s| {
+                for h in added {
+                    s.node.blob_remove(&h);
+                    s.store.remove(&h);
+                }
+            })
+            .await;
+    }
+}
+
+fn store_error(e: ryx_core::blobs::BlobError) -> ApiError {
+    match e {
+        ryx_core::blobs::BlobError::TooLarge { .. } => {
+            Refusal::TooLarge.count();
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+        }
+        ryx_core::blobs::BlobError::Full { .. } => {
+            Refusal::StoreFull.count();
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())
+        }
+    }
 }
 
 /// Query of `PUT /v1/blobs`.
@@ -108,30 +327,37 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
         None => 16 << 20,
     };
     if size > api.limits.memory {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("{size} bytes exceed this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
-        ));
+        return Err(too_large(&api));
     }
-    let chunk = api.limits.chunk_size;
+    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms };
+    check_upload_query(q.energy, cq)?;
+    // The generator builds the whole sample in memory: one at a time, and
+    // it counts as an upload.
+    let _permit = api.uploads.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
+    let _one = api.samples.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
     let seed = q.seed;
-    let up = tokio::task::spawn_blocking(move || {
-        split_upload(Bytes::from(ryx_compute::corpus::generate(size as usize, seed)), chunk)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    store_upload(&api, up, q.energy, CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms }).await
+    let data = tokio::task::spawn_blocking(move || ryx_compute::corpus::generate(size as usize, seed))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let mut ing = Ingest::new(&api);
+    for piece in data.chunks(1 << 20) {
+        if let Err(e) = ing.push(piece).await {
+            ing.undo().await;
+            return Err(e);
+        }
+    }
+    drop(data);
+    let stored = ing.finish().await?;
+    finish_upload(&api, stored, q.energy, cq).await
 }
 
-async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
+fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiError> {
     if let Some(e) = energy {
         if !(e.is_finite() && (0.0..=1000.0).contains(&e)) {
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_energy", "energy must be within 0..1000"));
         }
     }
-    let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
-    if timeout_ms > MAX_COPIES_TIMEOUT_MS {
+    if cq.copies_timeout_ms.is_some_and(|t| t > MAX_COPIES_TIMEOUT_MS) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_copies",
@@ -145,64 +371,33 @@ async fn store_upload(api: &Api, up: crate::store::Upload, energy: Option<f64>, 
             format!("copies must be within 1..={}", ryx_core::blobs::MAX_HOLDERS + 1),
         ));
     }
-    let hashes: Vec<String> = up.chunks.iter().map(|(r, _)| r.hash.clone()).collect();
-    let r = api
-        .handle
-        .call(move |s| {
-            let now = s.clock.now();
-            let mut added: Vec<String> = Vec::new();
-            let mut fail = None;
-            for (r, bytes) in &up.chunks {
-                match s.node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true) {
-                    Ok(()) => {
-                        s.store.insert(r.hash.clone(), bytes.clone());
-                        added.push(r.hash.clone());
-                    }
-                    Err(e) => {
-                        fail = Some(e);
-                        break;
-                    }
-                }
-            }
-            if fail.is_none() {
-                if let Some(m) = &up.manifest {
-                    match s.node.blob_put(now, &up.hash, m.len() as u64, BlobKind::Manifest, false) {
-                        Ok(()) => s.store.insert(up.hash.clone(), m.clone()),
-                        Err(e) => fail = Some(e),
-                    }
-                }
-            }
-            if let Some(e) = fail {
-                // Not half-kept: undo this upload's chunks.
-                for h in added {
-                    s.node.blob_remove(&h);
-                    s.store.remove(&h);
-                }
-                return Err(e);
-            }
-            let refs: Vec<BlobRef> = up.chunks.iter().map(|(r, _)| r.clone()).collect();
-            if energy != Some(0.0) {
-                s.node.replicate_upload(now, refs, energy);
-            }
-            Ok((up.hash.clone(), up.size, up.chunks.len()))
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
-    match r {
-        Ok((hash, size, chunks)) => {
-            let replicate = energy != Some(0.0);
-            let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, energy, replicate).await?;
-            Ok((
-                StatusCode::CREATED,
-                Json(json!({"hash": hash, "size": size, "chunks": chunks, "copies": copies, "copies_wanted": wanted})),
-            )
-                .into_response())
-        }
-        Err(e @ ryx_core::blobs::BlobError::TooLarge { .. }) => {
-            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()))
-        }
-        Err(e) => Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())),
+    Ok(())
+}
+
+/// Starts an upload's replication and answers once it has its copies.
+async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
+    let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
+    let replicate = energy != Some(0.0);
+    let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.clone()).collect();
+    if replicate {
+        let refs = stored.chunks.clone();
+        api.handle
+            .call(move |s| s.node.replicate_upload(s.clock.now(), refs, energy))
+            .await
+            .map_err(ApiError::unavailable)?;
     }
+    let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, energy, replicate).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "hash": stored.hash,
+            "size": stored.size,
+            "chunks": stored.chunks.len(),
+            "copies": copies,
+            "copies_wanted": wanted,
+        })),
+    )
+        .into_response())
 }
 
 /// Waits until every chunk has the wanted number of verified copies
@@ -331,16 +526,23 @@ pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q)
             format!("not every chunk of {hash} is held here; fetch its chunks (?manifest=true lists them)"),
         )),
         Some(Ok(parts)) => {
-            let body: Bytes = if parts.len() == 1 {
-                parts.into_iter().next().unwrap_or_default()
+            // A manifest's content is streamed chunk by chunk (each a
+            // shared handle on the stored bytes): never assembled in memory.
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            let body = if parts.len() == 1 {
+                Body::from(parts.into_iter().next().unwrap_or_default())
             } else {
-                let mut all = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-                for p in parts {
-                    all.extend_from_slice(&p);
-                }
-                Bytes::from(all)
+                Body::from_stream(futures_util::stream::iter(parts.into_iter().map(Ok::<_, std::convert::Infallible>)))
             };
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(body)).into_response())
+            // The length is known: say so (no chunked framing).
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, len.to_string()),
+                ],
+                body,
+            )
+                .into_response())
         }
     }
 }
@@ -448,24 +650,11 @@ pub async fn get_job(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "a job id is hex digits"));
     }
     let i = id.clone();
-    let (summary, peers) = api
-        .handle
-        .call(move |s| {
-            let peers: Vec<SocketAddr> =
-                s.node.topology(s.clock.now()).nodes.iter().filter(|n| n.hops > 0).filter_map(|n| n.http).collect();
-            (s.node.job(&i), peers)
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
+    let summary = api.handle.call(move |s| s.node.job(&i)).await.map_err(ApiError::unavailable)?;
     let Some(summary) = summary else {
         if !q.local {
-            for p in peers.iter().take(8) {
-                let path = format!("/v1/jobs/{id}?local=true");
-                if let Ok(b) = client::get(*p, &path, 64 << 20, Duration::from_secs(5)).await {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&b) {
-                        return Ok(Json(v).into_response());
-                    }
-                }
+            if let Some(v) = lookup_elsewhere(&api, &id).await {
+                return Ok(Json(v).into_response());
             }
         }
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id} is known here or nearby")));
@@ -475,6 +664,72 @@ pub async fn get_job(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
         _ => None,
     };
     Ok(Json(job_json(&summary, result)).into_response())
+}
+
+/// Nodes asked about a job this node does not know, at most.
+const LOOKUP_FANOUT: usize = 4;
+/// A job not found elsewhere is not looked for again for this long.
+const LOOKUP_NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+static LOOKUP_MISSES: std::sync::Mutex<Option<std::collections::HashMap<String, std::time::Instant>>> =
+    std::sync::Mutex::new(None);
+
+/// Asks other nodes about a job this node does not know: its creator first
+/// (the job id starts with its node id), then a few others, each only once
+/// it has proven to be a member. Bounded: a few lookups at once, a few
+/// nodes each, and an id not found is not looked for again at once (one
+/// request must not become a storm of requests).
+async fn lookup_elsewhere(api: &Api, id: &str) -> Option<Value> {
+    {
+        let g = LOOKUP_MISSES.lock().unwrap_or_else(|p| p.into_inner());
+        if g.as_ref().and_then(|m| m.get(id)).is_some_and(|t| t.elapsed() < LOOKUP_NEGATIVE_TTL) {
+            return None;
+        }
+    }
+    let Ok(_permit) = api.lookups.clone().try_acquire_owned() else {
+        Refusal::LookupBusy.count();
+        return None;
+    };
+    let creator = ryx_core::jobs::job_creator(id);
+    let candidates: Vec<(ryx_core::NodeId, SocketAddr)> = api
+        .handle
+        .call(move |s| {
+            let mut nodes: Vec<(u32, ryx_core::NodeId, SocketAddr)> = s
+                .node
+                .topology(s.clock.now())
+                .nodes
+                .iter()
+                .filter(|n| n.hops > 0)
+                .filter_map(|n| Some((if Some(n.node_id) == creator { 0 } else { n.hops }, n.node_id, n.http?)))
+                .collect();
+            nodes.sort();
+            nodes.into_iter().take(LOOKUP_FANOUT).map(|(_, n, a)| (n, a)).collect()
+        })
+        .await
+        .ok()?;
+    for (node, addr) in candidates {
+        if crate::members::prove(&api.handle, addr, node).await.is_err() {
+            continue;
+        }
+        let path = format!("/v1/jobs/{id}?local=true");
+        if let Ok(b) = client::get(addr, &path, 16 << 20, Duration::from_secs(5)).await {
+            if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                if v.get("job_id").and_then(Value::as_str) == Some(id) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    let mut g = LOOKUP_MISSES.lock().unwrap_or_else(|p| p.into_inner());
+    let m = g.get_or_insert_with(Default::default);
+    if m.len() >= 1024 {
+        m.retain(|_, t| t.elapsed() < LOOKUP_NEGATIVE_TTL);
+        if m.len() >= 1024 {
+            m.clear();
+        }
+    }
+    m.insert(id.to_string(), std::time::Instant::now());
+    None
 }
 
 async fn fetch_result(api: &Api, hash: &str, size: Option<u64>, holders: &[SocketAddr]) -> Result<Value, ApiError> {

@@ -145,6 +145,20 @@ pub struct DaemonArgs {
     /// MiB, GiB accepted). Uploads larger than this are refused.
     #[arg(long, env = "RYX_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
     pub memory_limit: u64,
+    /// Most HTTP connections open at once. At the limit a new connection
+    /// closes the one idle the longest (or is refused if all are busy).
+    #[arg(long, env = "RYX_MAX_CONNECTIONS", default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Longest an HTTP client may take to send a request head, and to
+    /// send each piece of an upload (milliseconds).
+    #[arg(long, env = "RYX_HTTP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_timeout_ms: u64,
+    /// Uploads (PUT /v1/blobs) received at once; more are told to retry.
+    #[arg(long, env = "RYX_MAX_UPLOADS", default_value_t = 4)]
+    pub max_uploads: usize,
+    /// Live event streams (/v1/events) served at once.
+    #[arg(long, env = "RYX_MAX_EVENT_STREAMS", default_value_t = 256)]
+    pub max_event_streams: usize,
     /// Kernel threads (work units run at once; default: all cores).
     #[arg(long, env = "RYX_WORKERS")]
     pub workers: Option<usize>,

@@ -23,17 +23,44 @@ pub enum FetchError {
     Timeout(SocketAddr),
 }
 
-/// Adds the cluster's API token, when one is configured, so that nodes
-/// can talk to each other's protected endpoints.
-fn with_token(b: hyper::http::request::Builder) -> hyper::http::request::Builder {
-    match crate::access::token() {
-        Some(t) => b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}")),
+/// Adds a peer credential (never the API token: the address may come from
+/// a forged message, see `members`), so that nodes can use each other's
+/// protected endpoints.
+fn with_credential(
+    b: hyper::http::request::Builder,
+    method: &str,
+    to: SocketAddr,
+    path: &str,
+) -> hyper::http::request::Builder {
+    match crate::members::credential(method, to, path) {
+        Some(c) => b.header(crate::members::PEER_HEADER, c),
         None => b,
     }
 }
 
-/// GETs `path` from `addr`, reading at most `limit` bytes of body.
+/// GETs `path` from `addr` with a peer credential, reading at most `limit`
+/// bytes of body.
 pub async fn get(addr: SocketAddr, path: &str, limit: usize, timeout: Duration) -> Result<Bytes, FetchError> {
+    get_with(addr, path, limit, timeout, true).await
+}
+
+/// GETs `path` from `addr` with no credential at all.
+pub async fn get_unauthenticated(
+    addr: SocketAddr,
+    path: &str,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, FetchError> {
+    get_with(addr, path, limit, timeout, false).await
+}
+
+async fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    limit: usize,
+    timeout: Duration,
+    credential: bool,
+) -> Result<Bytes, FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
     let fut = async {
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
@@ -43,9 +70,9 @@ pub async fn get(addr: SocketAddr, path: &str, limit: usize, timeout: Duration) 
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = with_token(hyper::Request::get(path).header(hyper::header::HOST, addr.to_string()))
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| io_err(&e))?;
+        let b = hyper::Request::get(path).header(hyper::header::HOST, addr.to_string());
+        let b = if credential { with_credential(b, "GET", addr, path) } else { b };
+        let req = b.body(Empty::<Bytes>::new()).map_err(|e| io_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
         let status = resp.status().as_u16();
         if status != 200 {
@@ -88,8 +115,11 @@ pub async fn request(
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = with_token(
+        let req = with_credential(
             hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()),
+            method,
+            addr,
+            path,
         )
         .body(Empty::<Bytes>::new())
         .map_err(|e| io_err(&e))?;

@@ -9,8 +9,12 @@
 //! events (what the node logs), with their wall-clock times, so the
 //! dashboard can show any node's recent history at once.
 
+use crate::api_jobs::Api;
+use crate::http::ApiError;
+use crate::refusals::Refusal;
 use crate::runtime::{Handle, State};
 use axum::extract::State as AxState;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
 use serde_json::json;
@@ -49,21 +53,33 @@ fn sample(s: &State) -> String {
     .to_string()
 }
 
-/// The SSE endpoint.
-pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// The SSE endpoint. At most `--max-event-streams` are served at once; a
+/// stream holds its place until the client goes away.
+pub async fn events(
+    AxState(api): AxState<Api>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Ok(permit) = api.streams.clone().try_acquire_owned() else {
+        Refusal::EventStreams.count();
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "event_streams_busy",
+            format!("this node already serves {} event streams; use another node", api.limits.max_event_streams),
+        ));
+    };
+    let h = api.handle;
     let rx = h.subscribe();
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let stream = futures_util::stream::unfold(
-        (h, rx, iv, 0u64, Vec::<Event>::new()),
-        |(h, mut rx, mut iv, n, mut queue)| async move {
+        (h, rx, iv, 0u64, Vec::<Event>::new(), permit),
+        |(h, mut rx, mut iv, n, mut queue, permit)| async move {
             if let Some(e) = queue.pop() {
-                return Some((Ok(e), (h, rx, iv, n, queue)));
+                return Some((Ok(e), (h, rx, iv, n, queue, permit)));
             }
             tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(s) => Some((Ok(Event::default().event("node").data(s)), (h, rx, iv, n, queue))),
-                    Err(RecvError::Lagged(k)) => Some((Ok(Event::default().event("lagged").data(k.to_string())), (h, rx, iv, n, queue))),
+                    Ok(s) => Some((Ok(Event::default().event("node").data(s)), (h, rx, iv, n, queue, permit))),
+                    Err(RecvError::Lagged(k)) => Some((Ok(Event::default().event("lagged").data(k.to_string())), (h, rx, iv, n, queue, permit))),
                     Err(RecvError::Closed) => None,
                 },
                 _ = iv.tick() => {
@@ -75,12 +91,12 @@ pub async fn events(AxState(h): AxState<Handle>) -> Sse<impl Stream<Item = Resul
                     if let Some(t) = topology {
                         queue.push(Event::default().event("topology").data(t));
                     }
-                    Some((Ok(Event::default().event("sample").data(sample)), (h, rx, iv, n + 1, queue)))
+                    Some((Ok(Event::default().event("sample").data(sample)), (h, rx, iv, n + 1, queue, permit)))
                 }
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// Events kept for `GET /v1/events/recent`.

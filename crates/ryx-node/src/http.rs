@@ -16,6 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Largest request body accepted by the info endpoint.
 pub const MAX_INFO_BODY: usize = 64 * 1024;
@@ -56,6 +58,12 @@ pub struct Limits {
     pub memory: u64,
     /// Chunk size for uploads.
     pub chunk_size: usize,
+    /// Uploads received at once.
+    pub max_uploads: usize,
+    /// Event streams served at once.
+    pub max_event_streams: usize,
+    /// Longest an upload may stall between two pieces.
+    pub body_timeout: std::time::Duration,
 }
 
 impl axum::extract::FromRef<Api> for Handle {
@@ -69,10 +77,19 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(crate::events::record(handle.clone()));
     }
-    let upload_limit = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+    // Uploads stream into the store under their own limits (see
+    // `api_jobs::put_blob`); every other body is small.
     let blobs = Router::new()
         .route("/v1/blobs", axum::routing::put(api_jobs::put_blob).get(api_jobs::list_blobs))
-        .layer(DefaultBodyLimit::max(upload_limit));
+        .layer(DefaultBodyLimit::disable());
+    let api = Api {
+        handle,
+        limits,
+        uploads: Arc::new(Semaphore::new(limits.max_uploads.max(1))),
+        samples: Arc::new(Semaphore::new(1)),
+        streams: Arc::new(Semaphore::new(limits.max_event_streams)),
+        lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
+    };
     Router::new()
         .merge(blobs)
         .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
@@ -81,6 +98,8 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/jobs/{id}", get(api_jobs::get_job).delete(api_jobs::cancel_job))
         .route("/healthz", get(healthz))
         .route("/v1/events", get(crate::events::events))
+        .route("/v1/identity", get(crate::members::identity))
+        .route("/v1/admin/crash", axum::routing::post(crash))
         .route("/v1/events/recent", get(crate::events::recent))
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
@@ -97,8 +116,11 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_INFO_BODY))
-        .with_state(Api { handle, limits })
+        .with_state(api)
 }
+
+/// Job lookups a node sends on to other nodes at once.
+const MAX_LOOKUPS: usize = 4;
 
 async fn method_not_allowed(req: axum::extract::Request) -> ApiError {
     ApiError::new(
@@ -114,25 +136,23 @@ async fn not_found() -> ApiError {
 
 /// `GET /node/{addr}/{path}`: the same request to another node of the
 /// topology (the dashboard's way to ask any node for its status, blobs...).
-/// Only nodes this node has learned of are reachable, and only their API.
+/// Only to an address that proves to be the node the topology names there
+/// (`members::prove`): a forged topology item cannot turn this into an
+/// open proxy, nor get the client's credentials sent to another service.
 async fn node_proxy(State(h): State<Handle>, req: axum::extract::Request) -> Response {
     let pq = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let (addr, rest) = match ryx_control::node_route(&pq) {
         Ok(r) => r,
         Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.message()).into_response(),
     };
-    let known = h.call(move |s| s.node.topology(s.clock.now()).nodes.iter().any(|n| n.http == Some(addr))).await;
-    match known {
-        Ok(true) => {}
-        Ok(false) => {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unknown_node",
-                format!("{addr} is not a node of the topology"),
-            )
-            .into_response()
-        }
-        Err(e) => return ApiError::unavailable(e).into_response(),
+    let Some(id) = crate::members::node_at(&h, addr).await else {
+        return ApiError::new(StatusCode::FORBIDDEN, "unknown_node", format!("{addr} is not a node of the topology"))
+            .into_response();
+    };
+    if let Err(e) = crate::members::prove(&h, addr, id).await {
+        crate::refusals::Refusal::NotMember.count();
+        tracing::warn!(%addr, node = %id, "relay refused: {e}");
+        return ApiError::new(StatusCode::FORBIDDEN, "not_member", e).into_response();
     }
     ryx_control::server::forward(addr, req, &rest).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -231,6 +251,19 @@ async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) 
 async fn metrics_text(State(h): State<Handle>) -> ApiResult {
     let text = h.call(|s| metrics::render(s)).await.map_err(ApiError::unavailable)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+/// `POST /v1/admin/crash` (fault injection only): makes the event loop
+/// panic, as a bug would, to check that the process then ends (non-zero)
+/// for its supervisor to restart it, rather than answering 503 for ever.
+async fn crash(State(h): State<Handle>) -> ApiResult {
+    let enabled = h.call(|s| s.faults_enabled).await.map_err(ApiError::unavailable)?;
+    if !enabled {
+        return Err(faults_disabled());
+    }
+    tracing::warn!("crash requested through the fault-injection API");
+    let _ = h.call(|_| -> () { panic!("crash requested through /v1/admin/crash") }).await;
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "crashed", "the event loop stopped"))
 }
 
 fn faults_disabled() -> ApiError {

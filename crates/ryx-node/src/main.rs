@@ -10,9 +10,12 @@ mod events;
 mod exec;
 mod faults;
 mod http;
+mod members;
 mod metrics;
+mod refusals;
 mod resolve;
 mod runtime;
+mod server;
 mod store;
 mod work;
 
@@ -57,6 +60,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Exit status when the event loop dies (EX_SOFTWARE): the supervisor
+/// restarts the node.
+const EXIT_LOOP_DIED: i32 = 70;
 
 fn init_logs(args: &DaemonArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
@@ -119,6 +126,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         };
         let addr = advertise(local)?;
         let http_public = advertise(http_addr)?;
+        let own_http = vec![http_public, http_addr];
+        members::configure_peer(id, &keys, access::token().as_deref(), own_http.clone());
         let listener =
             tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
@@ -131,7 +140,7 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
             let ids: Vec<String> = keys.ids().iter().map(|k| format!("{k:08x}")).collect();
             tracing::info!(keys = ?ids, "datagram authentication on");
         }
-        node.set_auth(keys, random_u64());
+        node.set_auth(keys.clone(), random_u64());
         let (handle, loop_task) =
             runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
         if faults.corrupt_results > 0.0 {
@@ -146,49 +155,58 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
                 Duration::from_secs(args.seed_resolve_s.max(1)),
             ));
         }
-        let app = http::router(
-            handle.clone(),
-            http::Limits { memory: args.memory_limit, chunk_size: args.chunk_size as usize },
-        );
+        let limits = http::Limits {
+            memory: args.memory_limit,
+            chunk_size: args.chunk_size as usize,
+            max_uploads: args.max_uploads.max(1),
+            max_event_streams: args.max_event_streams,
+            body_timeout: Duration::from_millis(args.http_timeout_ms.max(100)),
+        };
+        let app = http::router(handle.clone(), limits);
+        let serving = server::ServerConfig {
+            max_connections: args.max_connections.max(16),
+            header_timeout: Duration::from_millis(args.http_timeout_ms.max(100)),
+            ..Default::default()
+        };
         if let Some(ro) = args.read_only_http {
             let ro_listener = tokio::net::TcpListener::bind(ro)
                 .await
                 .with_context(|| format!("cannot bind --read-only-http {ro}"))?;
             let ro_app = app.clone().layer(axum::middleware::from_fn(access::read_only));
             tracing::info!(addr = %ro, "read-only API listening");
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(ro_listener, ro_app).await {
-                    tracing::error!("read-only listener failed: {e}");
-                }
-            });
+            tokio::spawn(server::serve(ro_listener, ro_app, serving, std::future::pending()));
         }
         let app = app.layer(axum::middleware::from_fn(access::require_token));
         if access::enabled() {
             tracing::info!(protect_reads = args.protect_reads, "HTTP API token required for changes");
         }
-        tokio::spawn(reload_on_hup(handle.clone(), args.clone()));
+        tokio::spawn(reload_on_hup(handle.clone(), args.clone(), id, own_http));
         // On SIGTERM/SIGINT the node leaves while the API still serves (so
-        // neighbours can fetch what it hands over), then the server stops.
+        // neighbours can fetch what it hands over), then the server stops:
+        // open requests (a connected dashboard's event stream never ends by
+        // itself) get a short grace period, then the process exits.
         let drain = Duration::from_millis(args.shutdown_timeout_ms);
         let h = handle.clone();
-        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let shutdown = async move {
             shutdown_signal().await;
             hand_over(&h, drain).await;
-            let _ = drained_tx.send(());
-        });
-        // Open event streams (a connected dashboard) never end by
-        // themselves: once the hand-over is done, connections get a short
-        // grace period and then the process exits regardless.
+            tracing::info!("closing open HTTP connections");
+        };
+        let mut loop_task = loop_task;
         tokio::select! {
-            r = server => r.context("HTTP server failed")?,
-            _ = async {
-                if drained_rx.await.is_ok() {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            } => tracing::info!("closing open HTTP connections"),
+            _ = server::serve(listener, app, serving, shutdown) => {}
+            r = &mut loop_task => {
+                // The event loop owns the node: without it the process
+                // only answers 503. End it, non-zero, so that a supervisor
+                // (systemd, Docker, Kubernetes) restarts the node.
+                let why = match r {
+                    Ok(()) => "it returned".to_string(),
+                    Err(e) if e.is_panic() => "it panicked".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::error!("the node's event loop stopped ({why}); exiting");
+                std::process::exit(EXIT_LOOP_DIED);
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         loop_task.abort();
@@ -242,14 +260,16 @@ async fn shutdown_signal() {
 /// SIGHUP: rereads what can change without a restart — the cluster keys
 /// (rotation) and the API token. A file that cannot be read leaves the
 /// current value in place.
-async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs) {
+async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs, me: ryx_core::NodeId, own: Vec<SocketAddr>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    let mut current = args.keyring().unwrap_or_default();
     while hup.recv().await.is_some() {
         match args.keyring() {
             Ok(keys) => {
                 let ids: Vec<String> = keys.ids().iter().map(|k| format!("{k:08x}")).collect();
                 let boot = random_u64();
+                current = keys.clone();
                 if handle.call(move |s| s.node.set_auth(keys, boot)).await.is_err() {
                     return;
                 }
@@ -264,6 +284,7 @@ async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs) {
             }
             Err(e) => tracing::error!("SIGHUP: keeping the current API token: {e:#}"),
         }
+        members::configure_peer(me, &current, access::token().as_deref(), own.clone());
     }
 }
 

@@ -154,6 +154,35 @@ pub fn render(s: &State) -> String {
         "Requests the read-only listener refused (not a read, or admin).",
         crate::access::READ_ONLY_REFUSED.load(std::sync::atomic::Ordering::Relaxed),
     );
+    family(&mut o, "ryx_http_refused_total", "counter", "HTTP requests refused for exceeding a limit, by reason.");
+    for r in crate::refusals::Refusal::ALL {
+        let _ = writeln!(o, "ryx_http_refused_total{{reason=\"{}\"}} {}", r.label(), r.total());
+    }
+    let srv = &crate::server::STATS;
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    single(&mut o, "ryx_http_connections", "gauge", "HTTP connections open.", ld(&srv.open));
+    single(&mut o, "ryx_http_connections_accepted_total", "counter", "HTTP connections accepted.", ld(&srv.accepted));
+    single(
+        &mut o,
+        "ryx_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused at the limit with every open one busy.",
+        ld(&srv.refused),
+    );
+    single(
+        &mut o,
+        "ryx_http_connections_evicted_total",
+        "counter",
+        "Idle HTTP connections closed to make room for a new one.",
+        ld(&srv.evicted),
+    );
+    single(
+        &mut o,
+        "ryx_http_connections_timed_out_total",
+        "counter",
+        "HTTP connections closed for a slow request head or for idling.",
+        ld(&srv.timed_out),
+    );
     single(&mut o, "ryx_uptime_seconds", "gauge", "Seconds since the node started.", status.uptime_ms as f64 / 1000.0);
     if let Some((rss, cpu)) = process_stats() {
         single(&mut o, "process_resident_memory_bytes", "gauge", "Resident memory.", rss);

@@ -6,20 +6,6 @@ use ryx_core::jobs::BlobRef;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// What an upload is cut into: the whole content's name, its chunks, and
-/// (for more than one chunk) the manifest that lists them.
-#[derive(Debug)]
-pub struct Upload {
-    /// Name of the whole content.
-    pub hash: String,
-    /// Total size.
-    pub size: u64,
-    /// Chunks in order, with their bytes.
-    pub chunks: Vec<(BlobRef, Bytes)>,
-    /// Manifest bytes (stored under `hash`) when there is more than one chunk.
-    pub manifest: Option<Bytes>,
-}
-
 /// The list of chunks of an uploaded input, stored under the input's name.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
@@ -31,27 +17,46 @@ pub struct Manifest {
     pub chunks: Vec<BlobRef>,
 }
 
-/// Cuts `data` at line ends into chunks of about `chunk_size` bytes and
-/// names everything (CPU-heavy: run it off the event loop).
-pub fn split_upload(data: Bytes, chunk_size: usize) -> Upload {
-    let hash = ryx_compute::digest_hex(&data);
-    let size = data.len() as u64;
-    let mut ranges = ryx_compute::split_chunks(&data, chunk_size);
-    if ranges.is_empty() {
-        ranges.push(0..0);
+/// The bytes of the manifest of content of `size` bytes cut into `chunks`.
+pub fn manifest_bytes(size: u64, chunks: Vec<BlobRef>) -> Bytes {
+    let m = Manifest { ryx_manifest: 1, size, chunks };
+    Bytes::from(serde_json::to_vec(&m).unwrap_or_default())
+}
+
+/// Why a manifest is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    /// Not a manifest at all.
+    #[error("not a manifest")]
+    NotManifest,
+    /// Its chunk sizes do not add up to its size, or it lists no chunk.
+    #[error("the chunk sizes ({listed} bytes in {count} chunks) do not add up to the size ({size} bytes)")]
+    Inconsistent {
+        /// Sum of the listed sizes.
+        listed: u64,
+        /// Chunks listed.
+        count: usize,
+        /// Size claimed.
+        size: u64,
+    },
+}
+
+/// Parses and checks manifest bytes: chunks listed, and their sizes adding
+/// up exactly to the size claimed (what a reader will be sent).
+pub fn parse_manifest(b: &[u8]) -> Result<Manifest, ManifestError> {
+    let m: Manifest = serde_json::from_slice(b).map_err(|_| ManifestError::NotManifest)?;
+    if m.ryx_manifest != 1 {
+        return Err(ManifestError::NotManifest);
     }
-    let chunks: Vec<(BlobRef, Bytes)> = ranges
-        .into_iter()
-        .map(|r| {
-            let b = data.slice(r);
-            (BlobRef { hash: ryx_compute::digest_hex(&b), size: b.len() as u64 }, b)
-        })
-        .collect();
-    let manifest = (chunks.len() > 1).then(|| {
-        let m = Manifest { ryx_manifest: 1, size, chunks: chunks.iter().map(|c| c.0.clone()).collect() };
-        Bytes::from(serde_json::to_vec(&m).unwrap_or_default())
-    });
-    Upload { hash, size, chunks, manifest }
+    let listed = m.chunks.iter().try_fold(0u64, |acc, c| acc.checked_add(c.size));
+    if m.chunks.is_empty() || listed != Some(m.size) {
+        return Err(ManifestError::Inconsistent {
+            listed: listed.unwrap_or(u64::MAX),
+            count: m.chunks.len(),
+            size: m.size,
+        });
+    }
+    Ok(m)
 }
 
 /// Blob bytes by name.
@@ -67,14 +72,19 @@ impl Store {
         self.bytes.get(hash).cloned()
     }
 
-    /// Keeps bytes (the core has accounted for them).
+    /// Keeps bytes (the core has accounted for them). Never read as a
+    /// manifest, whatever they contain: only this node's own uploads make
+    /// manifests ([`Store::insert_manifest`]).
     pub fn insert(&mut self, hash: String, b: Bytes) {
-        if let Ok(m) = serde_json::from_slice::<Manifest>(&b) {
-            if m.ryx_manifest == 1 {
-                self.manifests.insert(hash.clone(), m.chunks);
-            }
-        }
         self.bytes.insert(hash, b);
+    }
+
+    /// Keeps the manifest of an upload cut here, checked.
+    pub fn insert_manifest(&mut self, hash: String, b: Bytes) -> Result<(), ManifestError> {
+        let m = parse_manifest(&b)?;
+        self.manifests.insert(hash.clone(), m.chunks);
+        self.bytes.insert(hash, b);
+        Ok(())
     }
 
     /// Forgets bytes.
@@ -94,5 +104,28 @@ impl Store {
     /// Whether the blob is a manifest.
     pub fn is_manifest(&self, hash: &str) -> bool {
         self.manifests.contains_key(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_manifests_that_add_up_are_manifests_and_plain_bytes_never_are() {
+        let c = BlobRef { hash: "ab".repeat(32), size: 4 };
+        // A crafted blob listing one chunk 45,000 times for a size it does
+        // not have: refused as a manifest.
+        let bomb = serde_json::to_vec(&Manifest { ryx_manifest: 1, size: 4, chunks: vec![c.clone(); 45_000] })
+            .map(Bytes::from)
+            .unwrap_or_default();
+        assert!(matches!(parse_manifest(&bomb), Err(ManifestError::Inconsistent { .. })));
+        let mut st = Store::default();
+        st.insert("cd".repeat(32), bomb.clone());
+        assert!(!st.is_manifest(&"cd".repeat(32)), "uploaded bytes were taken for a manifest");
+        assert!(st.insert_manifest("ef".repeat(32), bomb).is_err());
+        let ok = manifest_bytes(8, vec![c.clone(), c]);
+        assert!(st.insert_manifest("ef".repeat(32), ok).is_ok());
+        assert_eq!(st.chunks_of(&"ef".repeat(32), 8).len(), 2);
     }
 }

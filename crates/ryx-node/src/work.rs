@@ -49,7 +49,13 @@ impl Services {
                     let Ok(task) = task else { return };
                     seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let corrupt = ((seed >> 11) as f64 / (1u64 << 53) as f64) < faults.corrupt_results;
-                    let outcome = run_kernel(&task.token, &task.chunk, corrupt);
+                    // A kernel that panics on bytes nobody expected fails
+                    // its unit (run again elsewhere, or the job fails);
+                    // it must not take the worker thread with it.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_kernel(&task.token, &task.chunk, corrupt)
+                    }))
+                    .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()));
                     let token = task.token;
                     let cmd: Command = Box::new(move |s: &mut State| {
                         let now = s.clock.now();
