@@ -2530,6 +2530,17 @@ impl Node {
         self.blobs.remove(hash);
     }
 
+    /// Keeps a held blob from eviction under `tag` (e.g. while its upload
+    /// is still arriving).
+    pub fn blob_pin(&mut self, hash: &str, tag: &str) {
+        self.blobs.pin(hash, tag);
+    }
+
+    /// Releases [`Node::blob_pin`].
+    pub fn blob_unpin(&mut self, hash: &str, tag: &str) {
+        self.blobs.unpin_hash(hash, tag);
+    }
+
     /// Metadata of a held blob.
     pub fn blob(&self, hash: &str) -> Option<&BlobMeta> {
         self.blobs.get(hash)

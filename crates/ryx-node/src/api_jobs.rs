@@ -186,8 +186,11 @@ impl Ingest {
                 let had = s.node.blob(&h).is_some();
                 s.node.blob_put(s.clock.now(), &h, size, BlobKind::Chunk, true).map(|()| {
                     if !had {
-                        s.store.insert(h, bytes);
+                        s.store.insert(h.clone(), bytes);
                     }
+                    // Held until the upload is done: another upload filling
+                    // the store must not evict a chunk this one has cut.
+                    s.node.blob_pin(&h, UPLOAD_PIN);
                     !had
                 })
             })
@@ -245,13 +248,14 @@ impl Ingest {
     /// Removes what this upload added: an upload is kept whole or not at all.
     async fn undo(&mut self) {
         let added = std::mem::take(&mut self.added);
-        if added.is_empty() {
-            return;
-        }
+        let chunks: Vec<String> = self.chunks.drain(..).map(|c| c.hash).collect();
         let _ = self
             .api
             .handle
             .call(move |s| {
+                for h in &chunks {
+                    s.node.blob_unpin(h, UPLOAD_PIN);
+                }
                 for h in added {
                     s.node.blob_remove(&h);
                     s.store.remove(&h);
@@ -260,6 +264,9 @@ impl Ingest {
             .await;
     }
 }
+
+/// Pin of chunks while their upload is being received.
+const UPLOAD_PIN: &str = "upload";
 
 fn store_error(e: ryx_core::blobs::BlobError) -> ApiError {
     match e {
@@ -376,6 +383,15 @@ fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiErr
 
 /// Starts an upload's replication and answers once it has its copies.
 async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
+    let hs: Vec<String> = stored.chunks.iter().map(|c| c.hash.clone()).collect();
+    api.handle
+        .call(move |s| {
+            for h in &hs {
+                s.node.blob_unpin(h, UPLOAD_PIN);
+            }
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
     let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
     let replicate = energy != Some(0.0);
     let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.clone()).collect();
