@@ -51,6 +51,8 @@ pub struct BlobMeta {
     /// copy, not just its neighbours'.
     #[serde(skip)]
     pub upstream: Option<PeerInfo>,
+    /// Kept in custody (acknowledged data): never evicted to make room.
+    pub durable: bool,
 }
 
 /// Another node holding a copy of a blob.
@@ -80,8 +82,8 @@ pub enum BlobError {
         /// Store capacity.
         capacity: u64,
     },
-    /// Everything held is pinned by running jobs.
-    #[error("store full: {needed} more bytes needed and every held blob is in use by a running job")]
+    /// Everything held is pinned by running jobs or kept in custody.
+    #[error("store full: {needed} more bytes needed and every held blob is in use by a running job or kept")]
     Full {
         /// Bytes that could not be freed.
         needed: u64,
@@ -172,7 +174,7 @@ impl BlobIndex {
             let victim = self
                 .blobs
                 .iter()
-                .filter(|(h, _)| !self.pins.contains_key(*h))
+                .filter(|(h, m)| !m.durable && !self.pins.contains_key(*h))
                 .min_by(|a, b| a.1.energy.total_cmp(&b.1.energy).then(a.1.added.cmp(&b.1.added)))
                 .map(|(h, _)| h.clone());
             match victim {
@@ -194,7 +196,10 @@ impl BlobIndex {
             return;
         }
         self.used = self.used.saturating_add(charge(size));
-        self.blobs.insert(h, BlobMeta { size, kind, energy, added: now, holders: Vec::new(), upstream: None });
+        self.blobs.insert(
+            h,
+            BlobMeta { size, kind, energy, added: now, holders: Vec::new(), upstream: None, durable: false },
+        );
     }
 
     /// Forgets a blob (and its pins).
@@ -239,6 +244,26 @@ impl BlobIndex {
         self.blobs.get(h).map_or(0, |m| 1 + m.holders.len())
     }
 
+    /// Marks a held blob as kept in custody (or no longer).
+    pub fn set_durable(&mut self, h: &str, durable: bool) {
+        if let Some(m) = self.blobs.get_mut(h) {
+            m.durable = durable;
+        }
+    }
+
+    /// Whether `size` bytes more could be held without evicting anything
+    /// durable or pinned.
+    pub fn could_hold(&self, size: u64) -> bool {
+        let size = charge(size);
+        let evictable: u64 = self
+            .blobs
+            .iter()
+            .filter(|(h, m)| !m.durable && !self.pins.contains_key(*h))
+            .map(|(_, m)| charge(m.size))
+            .sum();
+        self.capacity.saturating_sub(self.used).saturating_add(evictable) >= size
+    }
+
     /// Sets a held blob's energy.
     pub fn set_energy(&mut self, h: &str, energy: f64) {
         if let Some(m) = self.blobs.get_mut(h) {
@@ -261,7 +286,7 @@ impl BlobIndex {
         let evictable: u64 = self
             .blobs
             .iter()
-            .filter(|(h, m)| m.energy < energy && !self.pins.contains_key(*h))
+            .filter(|(h, m)| !m.durable && m.energy < energy && !self.pins.contains_key(*h))
             .map(|(_, m)| charge(m.size))
             .sum();
         free.saturating_add(evictable) >= size
@@ -347,6 +372,25 @@ mod tests {
         assert_eq!(b.make_room(1).expect("room"), vec![h(9)]);
         assert!(b.used() <= b.capacity());
         assert!(b.consistent());
+    }
+
+    #[test]
+    fn durable_blobs_are_never_evicted_for_other_data() {
+        let mut b = BlobIndex::new(3000);
+        for i in 0..3 {
+            b.make_room(1000).expect("room");
+            b.insert(h(i), 1000, BlobKind::Chunk, 1.0, Time(i as u64));
+        }
+        b.set_durable(&h(0), true);
+        b.set_durable(&h(1), true);
+        // Higher energy, newer: still only the one ordinary copy may go.
+        assert_eq!(b.make_room(1000).expect("room"), vec![h(2)]);
+        b.insert(h(3), 1000, BlobKind::Chunk, 1000.0, Time(3));
+        b.set_durable(&h(3), true);
+        assert!(matches!(b.make_room(1), Err(BlobError::Full { .. })));
+        assert!(!b.could_hold(1));
+        b.set_durable(&h(3), false);
+        assert!(b.could_hold(1000));
     }
 
     #[test]

@@ -360,6 +360,8 @@ pub mod domain {
     pub const ITEM: &[u8] = b"ryx/item/v1";
     /// A node's answer to an HTTP identity challenge.
     pub const HTTP_IDENTITY: &[u8] = b"ryx/http-identity/v1";
+    /// An origin's request that blobs be kept in custody.
+    pub const KEEP: &[u8] = b"ryx/keep/v1";
 }
 
 #[cfg(test)]

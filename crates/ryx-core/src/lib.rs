@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod custody;
 pub mod diffusion;
 pub mod energy;
 pub mod id;

@@ -70,13 +70,20 @@ fn rendezvous(hash: &str, me: NodeId, peer: NodeId, salt: f64) -> u64 {
     u64::from_le_bytes(w)
 }
 
-fn have_bytes(cluster: &str, hashes: &[Hash], http: SocketAddr, holder: NodeId) -> Vec<u8> {
-    serde_json::to_vec(&(cluster, hashes, http, holder)).unwrap_or_default()
+fn have_bytes(cluster: &str, hashes: &[Hash], http: SocketAddr, holder: NodeId, kept: bool) -> Vec<u8> {
+    serde_json::to_vec(&(cluster, hashes, http, holder, kept)).unwrap_or_default()
 }
 
 /// Signs a holder's claim (`blob_have`).
-fn have_prove(id: &Identity, cluster: &str, ts_ms: u64, hashes: &[Hash], http: SocketAddr) -> crate::identity::Proof {
-    id.prove(crate::identity::domain::HAVE, ts_ms, &[&have_bytes(cluster, hashes, http, id.id())])
+fn have_prove(
+    id: &Identity,
+    cluster: &str,
+    ts_ms: u64,
+    hashes: &[Hash],
+    http: SocketAddr,
+    kept: bool,
+) -> crate::identity::Proof {
+    id.prove(crate::identity::domain::HAVE, ts_ms, &[&have_bytes(cluster, hashes, http, id.id(), kept)])
 }
 
 /// Checks a holder's claim (`blob_have`).
@@ -86,8 +93,9 @@ fn have_verify(
     hashes: &[Hash],
     http: SocketAddr,
     holder: NodeId,
+    kept: bool,
 ) -> Result<(), SigError> {
-    proof.verify(holder, crate::identity::domain::HAVE, &[&have_bytes(cluster, hashes, http, holder)])
+    proof.verify(holder, crate::identity::domain::HAVE, &[&have_bytes(cluster, hashes, http, holder, kept)])
 }
 
 /// A reputation record's key: `<accused>/<accuser>`. Each accuser writes
@@ -215,7 +223,12 @@ struct PendingJoin {
 enum PingKind {
     Direct,
     Passive,
-    ForIndirect { requester: PeerInfo, req_nonce: u64 },
+    ForIndirect {
+        requester: PeerInfo,
+        req_nonce: u64,
+    },
+    /// Another keeper of blobs in custody here.
+    Keeper,
 }
 
 #[derive(Clone, Debug)]
@@ -426,6 +439,10 @@ pub struct Node {
     upload_queue: VecDeque<(BlobRef, f64)>,
     /// Uploaded chunks offered whose first copies are awaited, and when.
     upload_window: BTreeMap<Hash, Time>,
+    /// Blobs kept in custody (acknowledged data) and their keepers.
+    custody: crate::custody::Custody,
+    /// When custody was last looked after.
+    next_custody: Time,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -519,6 +536,8 @@ impl Node {
             want_routes: BTreeMap::new(),
             upload_queue: VecDeque::new(),
             upload_window: BTreeMap::new(),
+            custody: Default::default(),
+            next_custody: now.plus(Duration::from_secs(1)),
             rng,
             cfg,
         }
@@ -694,9 +713,13 @@ impl Node {
     /// Tells `to` that this node holds verified copies of `hashes`, signed
     /// so that the claim can be passed on and still be believed.
     fn send_have(&mut self, to: PeerInfo, hashes: Vec<Hash>) {
+        self.send_have_kept(to, hashes, false);
+    }
+
+    fn send_have_kept(&mut self, to: PeerInfo, hashes: Vec<Hash>, kept: bool) {
         let http = self.http;
-        let proof = have_prove(&self.identity, &self.cfg.cluster_id, self.wall().as_millis(), &hashes, http);
-        self.send(to, Message::BlobHave { hashes, http, holder: self.id, proof });
+        let proof = have_prove(&self.identity, &self.cfg.cluster_id, self.wall().as_millis(), &hashes, http, kept);
+        self.send(to, Message::BlobHave { hashes, http, holder: self.id, kept, proof });
     }
 
     fn emit(&mut self, e: Event) {
@@ -745,6 +768,7 @@ impl Node {
                 self.topology.remove(&id);
                 // Its copies are gone with it.
                 self.blobs.remove_holder(id);
+                self.custody.died(id);
                 self.with_jobs(|j, c| j.home_lost(c, id));
             }
             DownReason::Disconnected | DownReason::Asymmetric => {
@@ -957,6 +981,7 @@ impl Node {
                 self.metrics.suspicions_refuted += 1;
             }
         }
+        self.custody.heard(from, self.now);
         if self.leaving && !matches!(env.msg, Message::Ping { .. } | Message::BlobHave { .. } | Message::Leave) {
             return;
         }
@@ -1151,16 +1176,27 @@ impl Node {
                     self.send_have(peer, held);
                 }
             }
-            Message::BlobHave { hashes, http, holder, proof } => {
+            Message::BlobHave { hashes, http, holder, kept, proof } => {
                 let now_ms = self.wall().as_millis();
                 let ok = proof
                     .fresh(now_ms, MAX_CLOCK_SKEW.as_millis() as u64)
-                    .and_then(|_| have_verify(&proof, &self.cfg.cluster_id, &hashes, http, holder));
+                    .and_then(|_| have_verify(&proof, &self.cfg.cluster_id, &hashes, http, holder, kept));
                 match ok {
+                    Ok(()) if kept => {
+                        // A keeper confirms custody, itself and directly.
+                        if holder == from {
+                            let who = crate::wire::Keeper { id: holder, addr: src, http };
+                            for h in &hashes {
+                                self.blobs.add_holder(h, holder, http);
+                                self.custody.confirmed(h, who, self.now);
+                            }
+                        }
+                    }
                     Ok(()) => self.on_blob_have(peer, hashes, http, holder, proof),
                     Err(e) => self.metrics.count_rejected(e.reason()),
                 }
             }
+            Message::BlobKeep { cert, hashes, keepers } => self.on_blob_keep(peer, *cert, hashes, keepers),
             Message::BlobWant { hashes, hops } => self.on_blob_want(peer, hashes, hops),
         }
     }
@@ -1208,7 +1244,7 @@ impl Node {
             }
         }
         for (up, ()) in onward {
-            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, proof });
+            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, kept: false, proof });
         }
         if !self.upload_window.is_empty() {
             self.pump_upload();
@@ -1544,6 +1580,7 @@ impl Node {
             PingKind::ForIndirect { requester, req_nonce } => {
                 self.send(requester, Message::IndirectAck { nonce: req_nonce, target: from });
             }
+            PingKind::Keeper => self.custody.heard(from, self.now),
         }
     }
 
@@ -2058,6 +2095,9 @@ impl Node {
             replication_more: self.replication_more.len(),
             want_routes: self.want_routes.len(),
             upload_queue: self.upload_queue.len() + self.upload_window.len(),
+            custody: self.custody.len(),
+            custody_peers: self.custody.peers(),
+            custody_pending: self.custody.pending(),
             jobs: self.jobs.sizes(),
         }
     }
@@ -2528,12 +2568,229 @@ impl Node {
     /// Forgets a blob (the driver discards its bytes).
     pub fn blob_remove(&mut self, hash: &str) {
         self.blobs.remove(hash);
+        self.custody.forget(hash);
+    }
+
+    // --------------------------------------------------------------- custody
+
+    /// This node as a keeper.
+    fn as_keeper(&self) -> crate::wire::Keeper {
+        crate::wire::Keeper { id: self.id, addr: self.addr, http: self.http }
+    }
+
+    /// Takes held blobs into custody as their origin, with `k` copies in
+    /// all (this one included): other nodes are asked to keep the rest, and
+    /// keep the count when keepers die (see `custody`), until the wall
+    /// clock reaches `until` (Unix ms; 0: until released). Returns how
+    /// many blobs are now in custody.
+    pub fn keep(&mut self, now: Time, blobs: Vec<BlobRef>, k: usize, until: u64) -> usize {
+        self.now = now.max(self.now);
+        let k = k.clamp(1, crate::blobs::MAX_HOLDERS + 1) as u8;
+        let held: Vec<BlobRef> = blobs.into_iter().filter(|b| self.blobs.contains(&b.hash)).collect();
+        let n = held.len();
+        for page in held.chunks(64) {
+            let cert = self.keep_cert(page.to_vec(), k, until);
+            for b in page {
+                self.blobs.set_durable(&b.hash, true);
+                self.custody.originate(&b.hash, &cert);
+            }
+        }
+        self.next_custody = self.now;
+        n
+    }
+
+    /// Releases blobs this node took into custody: they become ordinary
+    /// (evictable) copies here and at every keeper.
+    pub fn release(&mut self, now: Time, hashes: &[String]) -> usize {
+        self.now = now.max(self.now);
+        let mine: Vec<(BlobRef, Vec<crate::wire::Keeper>)> = hashes
+            .iter()
+            .filter_map(|h| {
+                let e = self.custody.get(h)?;
+                let size = self.blobs.get(h)?.size;
+                (e.cert.origin == self.id)
+                    .then(|| (BlobRef { hash: h.clone(), size }, e.keepers.values().map(|(p, _)| *p).collect()))
+            })
+            .collect();
+        for page in mine.chunks(64) {
+            let refs: Vec<BlobRef> = page.iter().map(|(b, _)| b.clone()).collect();
+            let cert = self.keep_cert(refs.clone(), 0, 0);
+            let mut to: BTreeMap<NodeId, (crate::wire::Keeper, Vec<Hash>)> = BTreeMap::new();
+            for (b, keepers) in page {
+                for kp in keepers {
+                    to.entry(kp.id).or_insert((*kp, Vec::new())).1.push(b.hash.clone());
+                }
+                if self.custody.release(&b.hash, &cert) {
+                    self.blobs.set_durable(&b.hash, false);
+                }
+            }
+            for (_, (kp, hashes)) in to {
+                let msg = Message::BlobKeep { cert: Box::new(cert.clone()), hashes, keepers: vec![] };
+                self.send(PeerInfo { id: kp.id, addr: kp.addr }, msg);
+            }
+        }
+        mine.len()
+    }
+
+    fn keep_cert(&self, blobs: Vec<BlobRef>, k: u8, until: u64) -> crate::wire::KeepCert {
+        let bytes = crate::wire::KeepCert::signed_bytes(&self.cfg.cluster_id, &blobs, k, self.id, until);
+        let proof = self.identity.prove(crate::identity::domain::KEEP, self.wall().as_millis(), &[&bytes]);
+        crate::wire::KeepCert { blobs, k, origin: self.id, until, proof }
+    }
+
+    /// Live confirmed copies of a blob in custody (this one included), or
+    /// else the verified copies known (see [`Node::blob_copies`]).
+    pub fn kept_copies(&self, hash: &str) -> usize {
+        if self.custody.get(hash).is_some() {
+            self.custody.live_copies(hash)
+        } else {
+            self.blob_copies(hash)
+        }
+    }
+
+    /// Copies a blob in custody is kept with, and its origin.
+    pub fn custody_of(&self, hash: &str) -> Option<(usize, NodeId)> {
+        self.custody.get(hash).map(|e| (e.k(), e.cert.origin))
+    }
+
+    /// Durable bytes held in custody for `origin`.
+    fn durable_bytes_of(&self, origin: NodeId) -> u64 {
+        self.blobs
+            .iter()
+            .filter(|(h, m)| m.durable && self.custody.get(h).is_some_and(|e| e.cert.origin == origin))
+            .map(|(_, m)| crate::blobs::charge(m.size))
+            .sum()
+    }
+
+    fn on_blob_keep(
+        &mut self,
+        src: PeerInfo,
+        cert: crate::wire::KeepCert,
+        hashes: Vec<Hash>,
+        keepers: Vec<crate::wire::Keeper>,
+    ) {
+        if let Err(e) = cert.verify(&self.cfg.cluster_id) {
+            self.metrics.count_rejected(e.reason());
+            return;
+        }
+        if cert.k == 0 || cert.expired(self.wall().as_millis()) {
+            for h in &hashes {
+                if self.custody.release(h, &cert) {
+                    self.blobs.set_durable(h, false);
+                }
+            }
+            return;
+        }
+        // Another origin's durable data may take only a share of the store.
+        let share = (self.blobs.capacity() as f64 * crate::custody::FOREIGN_SHARE) as u64;
+        let mut budget =
+            if cert.origin == self.id { u64::MAX } else { share.saturating_sub(self.durable_bytes_of(cert.origin)) };
+        let mut kept = Vec::new();
+        for h in hashes {
+            let Some(b) = cert.blobs.iter().find(|b| b.hash == h).cloned() else { continue };
+            if self.custody.released_after(&h, &cert) {
+                continue;
+            }
+            let already = self.custody.get(&h).is_some();
+            let size = crate::blobs::charge(b.size);
+            if !already && size > budget {
+                continue;
+            }
+            if self.blobs.contains(&h) {
+                if !already {
+                    budget = budget.saturating_sub(size);
+                }
+                self.blobs.set_durable(&h, true);
+                self.custody.keep(self.id, &h, &cert, &keepers, self.now);
+                kept.push(h);
+            } else if self.blobs.could_hold(b.size) {
+                let asker = keepers.iter().find(|k| k.id == src.id).copied().unwrap_or(crate::wire::Keeper {
+                    id: src.id,
+                    addr: src.addr,
+                    http: src.addr,
+                });
+                // A copy already on its way (replication) is kept when it
+                // arrives: no second fetch.
+                let arriving = self.replication_src.contains_key(&h);
+                if self.custody.fetching(&h, cert.clone(), keepers.clone(), asker) {
+                    budget = budget.saturating_sub(size);
+                    if !arriving {
+                        let sources: Vec<SocketAddr> = keepers.iter().map(|k| k.http).collect();
+                        self.outputs.push_back(Output::Job(JobOutput::Fetch {
+                            hash: h,
+                            size: b.size,
+                            sources,
+                            kind: BlobKind::Chunk,
+                        }));
+                    }
+                }
+            }
+        }
+        if !kept.is_empty() {
+            self.confirm_kept(kept, &keepers, src);
+        }
+    }
+
+    /// Tells every keeper (and whoever asked) that this node keeps `hashes`.
+    fn confirm_kept(&mut self, hashes: Vec<Hash>, keepers: &[crate::wire::Keeper], asker: PeerInfo) {
+        let mut to: BTreeMap<NodeId, PeerInfo> =
+            keepers.iter().filter(|k| k.id != self.id).map(|k| (k.id, PeerInfo { id: k.id, addr: k.addr })).collect();
+        to.insert(asker.id, asker);
+        to.remove(&self.id);
+        for (_, p) in to {
+            self.send_have_kept(p, hashes.clone(), true);
+        }
+    }
+
+    fn custody_tick(&mut self) {
+        let me = self.as_keeper();
+        let now = self.now;
+        // Candidates for new copies: neighbours (fetching costs a hop).
+        let candidates: Vec<crate::wire::Keeper> = self
+            .active
+            .iter()
+            .map(|(id, p)| {
+                let http = self.topology.get(id).and_then(|e| e.list.http).unwrap_or(p.addr);
+                crate::wire::Keeper { id: *id, addr: p.addr, http }
+            })
+            .collect();
+        let wall_ms = self.wall().as_millis();
+        for h in self.custody.expire(wall_ms) {
+            self.blobs.set_durable(&h, false);
+        }
+        let blobs = &self.blobs;
+        let holds = |h: &str, id: NodeId| blobs.get(h).is_some_and(|m| m.holders.iter().any(|x| x.node == id));
+        let actions = self.custody.tick(me, now, &candidates, holds);
+        // One message per destination, certificate and list of keepers
+        // (blobs of one upload usually share all three).
+        type Group = (crate::wire::Keeper, Box<crate::wire::KeepCert>, Vec<Hash>, Vec<crate::wire::Keeper>);
+        let mut keeps: BTreeMap<(NodeId, [u8; 64], Vec<NodeId>), Group> = BTreeMap::new();
+        for a in actions {
+            match a {
+                crate::custody::CustodyAction::Ping { id, addr } => self.ping(id, addr, PingKind::Keeper),
+                crate::custody::CustodyAction::Keep { to, cert, hash, keepers } => {
+                    let mut ids: Vec<NodeId> = keepers.iter().map(|k| k.id).collect();
+                    ids.sort_unstable();
+                    let key = (to.id, cert.proof.sig.0, ids);
+                    keeps.entry(key).or_insert_with(|| (to, cert, Vec::new(), keepers)).2.push(hash);
+                }
+            }
+        }
+        for (_, (to, cert, hashes, keepers)) in keeps {
+            self.send(PeerInfo { id: to.id, addr: to.addr }, Message::BlobKeep { cert, hashes, keepers });
+        }
     }
 
     /// Keeps a held blob from eviction under `tag` (e.g. while its upload
     /// is still arriving).
     pub fn blob_pin(&mut self, hash: &str, tag: &str) {
         self.blobs.pin(hash, tag);
+    }
+
+    /// Whether a held blob is pinned (a running job reads it, or an upload
+    /// is still arriving).
+    pub fn blob_pinned(&self, hash: &str) -> bool {
+        self.blobs.is_pinned(hash)
     }
 
     /// Releases [`Node::blob_pin`].
@@ -2565,6 +2822,13 @@ impl Node {
     /// with `blob_put`.
     pub fn fetch_done(&mut self, now: Time, hash: &str, ok: bool) {
         self.now = now.max(self.now);
+        if let Some((cert, keepers, asker)) = self.custody.fetched(hash) {
+            if ok && self.blobs.contains(hash) {
+                self.blobs.set_durable(hash, true);
+                self.custody.keep(self.id, hash, &cert, &keepers, self.now);
+                self.confirm_kept(vec![hash.to_string()], &keepers, PeerInfo { id: asker.id, addr: asker.addr });
+            }
+        }
         let more = self.replication_more.remove(hash).unwrap_or_default();
         if let Some((offerer, energy)) = self.replication_src.remove(hash) {
             if ok {
@@ -2658,6 +2922,10 @@ impl Node {
                 }
                 self.send_to(who, Message::Graft { ids: vec![id] });
             }
+        }
+        if now >= self.next_custody {
+            self.next_custody = now.plus(Duration::from_secs(1));
+            self.custody_tick();
         }
         self.with_jobs(|j, c| j.tick(c));
         self.flush_lazy();
@@ -2759,15 +3027,22 @@ impl Node {
         }
         self.pending_ping_reqs.retain(|_, (_, _, t)| now.since(*t) < PING_MEMORY);
         let mut dead_passive = Vec::new();
+        let mut missed_keepers = Vec::new();
         self.pending_pings.retain(|_, p| {
             let keep = now.since(p.sent) < PING_MEMORY;
             if !keep && matches!(p.kind, PingKind::Passive) {
                 dead_passive.push(p.target);
             }
+            if !keep && matches!(p.kind, PingKind::Keeper) {
+                missed_keepers.push(p.target);
+            }
             keep
         });
         for id in dead_passive {
             self.passive.remove(&id);
+        }
+        for id in missed_keepers {
+            self.custody.missed(id);
         }
         let ttl = self.cfg.tombstone_ttl;
         self.tombstones.retain(|_, t| now.since(*t) < ttl);
@@ -2921,6 +3196,12 @@ pub struct TableSizes {
     pub want_routes: usize,
     /// Upload chunks queued for pacing, and in the window.
     pub upload_queue: usize,
+    /// Blobs in custody.
+    pub custody: usize,
+    /// Keepers tracked.
+    pub custody_peers: usize,
+    /// Fetches for custody in flight.
+    pub custody_pending: usize,
     /// The job engine's tables.
     pub jobs: crate::jobs::JobTableSizes,
 }
@@ -2957,6 +3238,9 @@ impl TableSizes {
             ("replication_more", self.replication_more, MAX_REPLICATION_PENDING),
             ("want_routes", self.want_routes, MAX_WANT_ROUTES),
             ("upload_queue", self.upload_queue, MAX_UPLOAD_QUEUE + UPLOAD_WINDOW),
+            ("custody", self.custody, self.blobs),
+            ("custody_peers", self.custody_peers, crate::custody::MAX_PEERS),
+            ("custody_pending", self.custody_pending, crate::custody::MAX_PEERS * 4),
         ];
         for (name, have, cap) in checks.into_iter().chain(jobs) {
             if have > cap {

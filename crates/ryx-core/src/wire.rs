@@ -169,7 +169,52 @@ pub struct DigestEntry {
     pub origin: NodeId,
 }
 
-/// Every message kind of protocol version 1.
+/// An origin's signed request that `k` copies of some blobs be kept.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KeepCert {
+    /// The blobs.
+    pub blobs: Vec<BlobRef>,
+    /// Copies wanted, the origin's included (0: release them).
+    pub k: u8,
+    /// The node that asked (the uploader).
+    pub origin: NodeId,
+    /// Kept until this time (Unix ms; 0: until released).
+    #[serde(default)]
+    pub until: u64,
+    /// The origin's signature; its time orders a release after a keep.
+    pub proof: Proof,
+}
+
+impl KeepCert {
+    /// The bytes the origin signs.
+    pub fn signed_bytes(cluster: &str, blobs: &[BlobRef], k: u8, origin: NodeId, until: u64) -> Vec<u8> {
+        serde_json::to_vec(&(cluster, blobs, k, origin, until)).unwrap_or_default()
+    }
+
+    /// Checks the origin's signature.
+    pub fn verify(&self, cluster: &str) -> Result<(), crate::identity::SigError> {
+        let bytes = KeepCert::signed_bytes(cluster, &self.blobs, self.k, self.origin, self.until);
+        self.proof.verify(self.origin, crate::identity::domain::KEEP, &[&bytes])
+    }
+
+    /// Whether the keep has run out at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.until != 0 && now_ms >= self.until
+    }
+}
+
+/// A node keeping blobs in custody.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Keeper {
+    /// The node.
+    pub id: NodeId,
+    /// Its UDP address (keepers check on each other).
+    pub addr: SocketAddr,
+    /// Its HTTP address (where its copies are fetched from).
+    pub http: SocketAddr,
+}
+
+/// Every message kind of protocol version 2.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum Message {
@@ -351,8 +396,26 @@ pub enum Message {
         http: SocketAddr,
         /// The holder (need not be the sender: claims are relayed).
         holder: NodeId,
-        /// The holder's signature over `hashes`, `http` and `holder`.
+        /// The copies are kept in custody (acknowledged data, never evicted
+        /// for other data) at the request of a `blob_keep`.
+        #[serde(default)]
+        kept: bool,
+        /// The holder's signature over all of the above.
         proof: Proof,
+    },
+    /// "Keep these blobs in custody": hold them (fetching them from the
+    /// keepers if need be) for as long as their origin wants `k` copies,
+    /// and restore the count when a keeper dies. Sent by the origin to the
+    /// first keepers, by a keeper repairing to a new one, and to every
+    /// keeper when the keepers change. `k = 0` releases them.
+    BlobKeep {
+        /// The origin's signed request.
+        cert: Box<KeepCert>,
+        /// Which of the certificate's blobs to keep (a repair asks for the
+        /// thin ones only).
+        hashes: Vec<Hash>,
+        /// The keepers known to the sender (the sender included).
+        keepers: Vec<Keeper>,
     },
     /// "Who holds these blobs?" A holder answers `BlobHave` to the asking
     /// neighbour; a node without a copy passes the question on while
@@ -396,12 +459,13 @@ impl Message {
             Message::JobFinished { .. } => "job_finished",
             Message::BlobOffer { .. } => "blob_offer",
             Message::BlobHave { .. } => "blob_have",
+            Message::BlobKeep { .. } => "blob_keep",
             Message::BlobWant { .. } => "blob_want",
         }
     }
 
     /// All kind names, for pre-registering metrics.
-    pub const KINDS: [&'static str; 27] = [
+    pub const KINDS: [&'static str; 28] = [
         "hello",
         "hello_reply",
         "join",
@@ -429,6 +493,7 @@ impl Message {
         "blob_offer",
         "blob_have",
         "blob_want",
+        "blob_keep",
     ];
 
     /// Whether the message must carry its sender's signature (`sig`): it
@@ -469,6 +534,7 @@ impl Message {
                 | Message::JobDecided { .. }
                 | Message::JobFinished { .. }
                 | Message::BlobHave { .. }
+                | Message::BlobKeep { .. }
         )
     }
 
@@ -538,6 +604,14 @@ impl Message {
                 blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
             }
             Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
+            Message::BlobKeep { cert, hashes, keepers } => {
+                cert.blobs.len() <= 64
+                    && cert.blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
+                    && hashes.len() <= 64
+                    && hashes.iter().all(|h| cert.blobs.iter().any(|b| b.hash == *h))
+                    && usize::from(cert.k) <= crate::blobs::MAX_HOLDERS + 1
+                    && keepers.len() <= crate::blobs::MAX_HOLDERS + 1
+            }
             Message::BlobWant { hashes, hops } => {
                 hashes.len() <= 64 && *hops <= MAX_WANT_HOPS && hashes.iter().all(|h| crate::blobs::is_hash(h))
             }

@@ -47,7 +47,7 @@ pub async fn put_blob(
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms };
+    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms, keep_s: q.keep_s };
     check_upload_query(q.energy, cq)?;
     let _permit = api.uploads.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
     let declared =
@@ -291,15 +291,19 @@ pub struct UploadQuery {
     copies: Option<usize>,
     /// Milliseconds to wait for the copies (default 30000).
     copies_timeout_ms: Option<u64>,
+    /// Seconds to keep the upload (default: until deleted).
+    keep_s: Option<u64>,
 }
 
-/// How many copies an upload waits for, and how long.
+/// How many copies an upload waits for, how long, and how long they stay.
 #[derive(Default, Clone, Copy)]
 pub struct CopiesQuery {
     /// Copies wanted per chunk (default 3, at most the nodes known).
     copies: Option<usize>,
     /// Milliseconds to wait for them (default 30000).
     copies_timeout_ms: Option<u64>,
+    /// Seconds the copies are kept (default: until deleted).
+    keep_s: Option<u64>,
 }
 
 /// Copies an upload waits for unless told.
@@ -323,6 +327,8 @@ pub struct SampleQuery {
     copies: Option<usize>,
     /// Milliseconds to wait for the copies.
     copies_timeout_ms: Option<u64>,
+    /// Seconds to keep the sample (default: until deleted).
+    keep_s: Option<u64>,
 }
 
 /// `POST /v1/blobs/sample?size=64MiB&seed=1`: generates the built-in sample
@@ -336,7 +342,7 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
     if size > api.limits.memory {
         return Err(too_large(&api));
     }
-    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms };
+    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms, keep_s: q.keep_s };
     check_upload_query(q.energy, cq)?;
     // The generator builds the whole sample in memory: one at a time, and
     // it counts as an upload.
@@ -382,27 +388,38 @@ fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiErr
 }
 
 /// Starts an upload's replication and answers once it has its copies.
+/// Starts an upload's replication and custody, and answers once it has its
+/// copies: an acknowledged upload is kept, `copies` times, until it is
+/// deleted (`DELETE /v1/blobs/{hash}`) or its `keep_s` runs out.
 async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
-    let hs: Vec<String> = stored.chunks.iter().map(|c| c.hash.clone()).collect();
+    let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
+    let replicate = energy != Some(0.0);
+    let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.clone()).collect();
+    let refs = stored.chunks.clone();
+    let whole = stored.hash.clone();
+    let k = if replicate { cq.copies.unwrap_or(DEFAULT_COPIES) } else { 1 };
+    let until = cq.keep_s.map_or(0, |secs| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (now.as_millis() as u64).saturating_add(secs.saturating_mul(1000))
+    });
     api.handle
         .call(move |s| {
-            for h in &hs {
-                s.node.blob_unpin(h, UPLOAD_PIN);
+            let now = s.clock.now();
+            for r in &refs {
+                s.node.blob_unpin(&r.hash, UPLOAD_PIN);
+            }
+            if replicate {
+                s.node.replicate_upload(now, refs.clone(), energy);
+            }
+            s.node.keep(now, refs, k, until);
+            // The manifest (several chunks) is kept here.
+            if let Some(m) = s.node.blob(&whole).map(|m| m.size) {
+                s.node.keep(now, vec![BlobRef { hash: whole, size: m }], 1, until);
             }
         })
         .await
         .map_err(ApiError::unavailable)?;
-    let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
-    let replicate = energy != Some(0.0);
-    let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.clone()).collect();
-    if replicate {
-        let refs = stored.chunks.clone();
-        api.handle
-            .call(move |s| s.node.replicate_upload(s.clock.now(), refs, energy))
-            .await
-            .map_err(ApiError::unavailable)?;
-    }
-    let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, energy, replicate).await?;
+    let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, replicate).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -416,74 +433,36 @@ async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: Copie
         .into_response())
 }
 
-/// Waits until every chunk has the wanted number of verified copies
-/// (counted from `blob_have` answers, which travel back to the uploader
-/// from every copy) or the timeout passes. Whenever a second passes without
-/// a new copy, under-replicated chunks are offered again with one more unit
-/// of energy to every neighbour (reaching further out), so a failed fetch or
-/// a short reach does not leave them thin; while copies keep arriving (a
-/// big upload on a slow link) nothing is added to the queue. The target is
-/// capped by the nodes this one knows of. Returns the fewest copies any
-/// chunk has and the target.
+/// Waits until every chunk has the wanted number of confirmed keepers (its
+/// custody: copies that will not be evicted and are restored when a keeper
+/// dies) or the timeout passes. The target is capped by the nodes this one
+/// knows of. Returns the fewest copies any chunk has and the target.
 async fn wait_for_copies(
     api: &Api,
     hashes: Vec<String>,
     cq: CopiesQuery,
     timeout_ms: u64,
-    energy: Option<f64>,
     replicate: bool,
 ) -> Result<(usize, usize), ApiError> {
     let want = cq.copies.unwrap_or(DEFAULT_COPIES);
-    let chunks = hashes.len();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    let mut next_topup = tokio::time::Instant::now() + Duration::from_secs(1);
-    let mut boost = 0.0;
-    let mut last_total = 0;
     loop {
         let hs = hashes.clone();
-        let (least, nodes, thin, copies) = api
+        let (least, nodes) = api
             .handle
             .call(move |s| {
                 // Nodes known: from the diffused topology, or (before it
                 // has arrived) from the neighbour and passive views.
                 let views = 1 + s.node.active_len() + s.node.passive_peers().len();
                 let nodes = s.node.topology(s.clock.now()).nodes.len().max(views);
-                let counts: Vec<usize> = hs.iter().map(|h| s.node.blob_copies(h)).collect();
-                let least = counts.iter().copied().min().unwrap_or(0);
-                let thin: Vec<BlobRef> = hs
-                    .iter()
-                    .zip(&counts)
-                    .filter(|(_, c)| **c < want.min(nodes))
-                    .filter_map(|(h, _)| s.node.blob(h).map(|m| BlobRef { hash: h.clone(), size: m.size }))
-                    .collect();
-                (least, nodes, thin, counts)
+                let least = hs.iter().map(|h| s.node.kept_copies(h)).min().unwrap_or(0);
+                (least, nodes)
             })
             .await
             .map_err(ApiError::unavailable)?;
         let target = if replicate { want.min(nodes.max(1)) } else { 1 };
-        let now = tokio::time::Instant::now();
-        if least >= target || now >= deadline {
+        if least >= target || tokio::time::Instant::now() >= deadline {
             return Ok((least, target));
-        }
-        // Top up only when replication stalled: while copies are still
-        // arriving (a big upload on a slow link), new offers would only
-        // queue more transfers behind them.
-        let total: usize = copies.iter().sum();
-        if now >= next_topup && total > last_total {
-            last_total = total;
-            next_topup = now + Duration::from_secs(1);
-        }
-        if now >= next_topup && !thin.is_empty() {
-            boost += 1.0;
-            let _ = api
-                .handle
-                .call(move |s| {
-                    let now = s.clock.now();
-                    let e = energy.unwrap_or_else(|| s.node.upload_energy(chunks)) + boost;
-                    s.node.top_up_upload(now, thin, e.min(1000.0));
-                })
-                .await;
-            next_topup = now + Duration::from_secs(1);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -498,13 +477,68 @@ pub async fn list_blobs(State(api): State<Api>) -> ApiResult {
             let blobs: Vec<Value> = s
                 .node
                 .blobs()
-                .map(|(h, m)| json!({"hash": h, "size": m.size, "kind": m.kind, "energy": m.energy, "holders": m.holders}))
+                .map(|(h, m)| {
+                    json!({
+                        "hash": h,
+                        "size": m.size,
+                        "kind": m.kind,
+                        "energy": m.energy,
+                        "holders": m.holders,
+                        "durable": m.durable,
+                        "kept_copies": s.node.custody_of(h).map(|_| s.node.kept_copies(h)),
+                        "keep_origin": s.node.custody_of(h).map(|(_, o)| o),
+                    })
+                })
                 .collect();
             json!({"count": count, "bytes": used, "capacity": cap, "pinned": pinned, "blobs": blobs})
         })
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(v).into_response())
+}
+
+/// `DELETE /v1/blobs/{hash}`: at the node that uploaded it, ends the
+/// custody of an upload (its chunks and manifest) everywhere and drops the
+/// copies held here (those a running job reads stay until it ends). A copy
+/// kept here for another node's upload can only be deleted at that node.
+pub async fn delete_blob(State(api): State<Api>, Path(hash): Path<String>) -> ApiResult {
+    if !is_hash(&hash) {
+        return Err(bad_hash(&hash));
+    }
+    let h = hash.clone();
+    let r = api
+        .handle
+        .call(move |s| {
+            let Some(size) = s.node.blob(&h).map(|m| m.size) else {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("blob {h} is not held here")));
+            };
+            let mut all: Vec<String> = s.store.chunks_of(&h, size).into_iter().map(|c| c.hash).collect();
+            if s.store.is_manifest(&h) {
+                all.push(h.clone());
+            }
+            let me = s.node.id();
+            if let Some((_, origin)) = all.iter().filter_map(|x| s.node.custody_of(x)).find(|(_, o)| *o != me) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "kept_for_another",
+                    format!("blob {h} is kept here for node {origin}'s upload; delete it there"),
+                ));
+            }
+            let released = s.node.release(s.clock.now(), &all);
+            let mut dropped = 0;
+            for x in &all {
+                let in_use = s.node.blob(x).is_none_or(|_| s.node.blob_pinned(x));
+                if !in_use && !s.store.listed_elsewhere(x, &h) {
+                    s.node.blob_remove(x);
+                    s.store.remove(x);
+                    dropped += 1;
+                }
+            }
+            Ok(json!({"hash": h, "released": released, "dropped": dropped}))
+        })
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok(Json(r).into_response())
 }
 
 #[derive(Deserialize, Default)]

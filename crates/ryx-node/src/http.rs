@@ -93,7 +93,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
     Router::new()
         .merge(blobs)
         .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
-        .route("/v1/blobs/{hash}", get(api_jobs::get_blob))
+        .route("/v1/blobs/{hash}", get(api_jobs::get_blob).delete(api_jobs::delete_blob))
         .route("/v1/jobs", get(api_jobs::list_jobs).post(api_jobs::submit_job))
         .route("/v1/jobs/{id}", get(api_jobs::get_job).delete(api_jobs::cancel_job))
         .route("/healthz", get(healthz))

@@ -105,6 +105,11 @@ impl Store {
     pub fn is_manifest(&self, hash: &str) -> bool {
         self.manifests.contains_key(hash)
     }
+
+    /// Whether a manifest other than `except` lists chunk `hash`.
+    pub fn listed_elsewhere(&self, hash: &str, except: &str) -> bool {
+        self.manifests.iter().any(|(m, chunks)| m != except && chunks.iter().any(|c| c.hash == hash))
+    }
 }
 
 #[cfg(test)]

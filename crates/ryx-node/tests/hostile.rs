@@ -476,3 +476,66 @@ fn hostile_http_clients_leave_the_node_up_bounded_and_answering() {
     assert_eq!(http(n.port, "GET", "/v1/status", None).expect("status").0, 200);
     assert!(n.child.id() == pid);
 }
+
+// ---------------------------------------------------------------- custody
+
+fn blobs_of(n: &NodeProc) -> Vec<serde_json::Value> {
+    get_json(n.port, "/v1/blobs")["blobs"].as_array().cloned().unwrap_or_default()
+}
+
+fn durable_at(nodes: &[&NodeProc], hash: &str) -> usize {
+    nodes.iter().filter(|n| blobs_of(n).iter().any(|b| b["hash"] == hash && b["durable"] == true)).count()
+}
+
+#[test]
+fn an_acknowledged_upload_keeps_its_copies_through_floods_and_deaths() {
+    let seed_port = free_port();
+    let seeds = format!("127.0.0.1:{seed_port}");
+    let common = ["--memory-limit", "24MiB", "--chunk-size", "1MiB", "--discovery", "seed-nodes", "--seeds", &seeds];
+    let first = start_node(seed_port, "keep", free_port(), &common);
+    let mut others: Vec<NodeProc> = (0..4).map(|_| node("keep", &common)).collect();
+    let formed = wait_until(Duration::from_secs(15), || {
+        std::iter::once(&first).chain(&others).all(|n| n.neighbor_ids().is_some_and(|v| v.len() >= 3))
+    });
+    assert!(formed.is_some(), "the five nodes did not link up");
+    // 4 MiB of distinct lines, three copies acknowledged.
+    let data: Vec<u8> = (0..120_000).flat_map(|i| format!("line {i:07} of the kept upload\n").into_bytes()).collect();
+    let (st, body) = http(first.port, "PUT", "/v1/blobs?copies=3", Some(&data)).expect("upload");
+    assert_eq!(st, 201, "{body}");
+    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(up["copies"], 3, "{up}");
+    let chunks: Vec<String> = blobs_of(&first)
+        .iter()
+        .filter(|b| b["kind"] == "chunk" && b["durable"] == true)
+        .filter_map(|b| b["hash"].as_str().map(String::from))
+        .collect();
+    assert!(chunks.len() >= 4, "{chunks:?}");
+    // Every other node fills its store with its own data: acknowledged
+    // copies must not be what makes room.
+    for (i, n) in others.iter().enumerate() {
+        let filler: Vec<u8> =
+            (0..600_000).flat_map(|j| format!("{i} filler {j:08} bytes\n").into_bytes()).take(20 << 20).collect();
+        let _ = http(n.port, "PUT", "/v1/blobs?energy=0", Some(&filler));
+    }
+    let all: Vec<&NodeProc> = std::iter::once(&first).chain(others.iter()).collect();
+    for c in &chunks {
+        assert!(durable_at(&all, c) >= 3, "chunk {c} lost acknowledged copies to other uploads");
+    }
+    // Kill a keeper (not the uploader): the count comes back.
+    let victim = others
+        .iter()
+        .position(|n| blobs_of(n).iter().any(|b| b["hash"] == chunks[0] && b["durable"] == true))
+        .expect("a keeper besides the uploader");
+    let dead = others.remove(victim);
+    drop(dead);
+    let all: Vec<&NodeProc> = std::iter::once(&first).chain(others.iter()).collect();
+    let restored = wait_until(Duration::from_secs(60), || chunks.iter().all(|c| durable_at(&all, c) >= 3));
+    assert!(restored.is_some(), "the copies of a dead keeper were not restored");
+    println!("custody: copies restored {restored:?} after a keeper was killed");
+    // Deleted at its origin: released everywhere.
+    let whole = up["hash"].as_str().expect("hash");
+    let (st, body) = http(first.port, "DELETE", &format!("/v1/blobs/{whole}"), None).expect("delete");
+    assert_eq!(st, 200, "{body}");
+    let released = wait_until(Duration::from_secs(10), || chunks.iter().all(|c| durable_at(&all, c) == 0));
+    assert!(released.is_some(), "copies stayed durable after the delete");
+}

@@ -4,6 +4,7 @@
 use super::*;
 use crate::wire::encode;
 
+mod custody;
 mod hostile;
 
 fn ident(i: usize) -> Identity {

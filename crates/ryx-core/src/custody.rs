@@ -1,0 +1,414 @@
+//! Custody of acknowledged data: an upload answered with `copies=k` keeps
+//! k verified copies on k distinct nodes for as long as its origin wants,
+//! and the count is restored when a keeper dies.
+//!
+//! - The origin signs a [`KeepCert`] (blobs, k) and sends it, with the list
+//!   of keepers, to k − 1 nodes that hold (or fetch) the blobs. A keeper
+//!   marks its copy *durable*: never evicted to make room for other data.
+//!   It confirms with a signed `blob_have{kept}`; the origin counts only
+//!   confirmed keepers (this is what `PUT /v1/blobs` waits for).
+//! - Keepers check on each other: any datagram from a keeper proves it
+//!   alive; a keeper not heard from for [`CHECK_EVERY`] is pinged, and one
+//!   that misses [`DEAD_AFTER_MISSES`] pings in a row (or that a neighbour
+//!   saw fail or leave) is dead. Its copies no longer count.
+//! - Repair: for a blob with fewer than k live confirmed keepers, the live
+//!   keeper with the lowest id (every keeper computes the same one) sends
+//!   the certificate to neighbours that do not hold it yet; they fetch and
+//!   confirm, and the new list of keepers goes to every keeper.
+//! - Release: a certificate with k = 0, signed by the same origin later than
+//!   the keep, makes the copies ordinary (evictable) again.
+//!
+//! Bounded: custody entries are bounded by the blobs held, certificates by
+//! the entries, tracked keepers by [`MAX_PEERS`], and another origin's
+//! durable bytes by a share of the store (a member cannot fill every node
+//! with data nobody may evict).
+
+use crate::blobs::Hash;
+use crate::id::NodeId;
+use crate::time::Time;
+use crate::wire::{KeepCert, Keeper};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A keeper not heard from for this long is pinged.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Pings in a row a keeper may miss before it counts as dead.
+pub const DEAD_AFTER_MISSES: u32 = 3;
+/// Keepers tracked at most.
+pub const MAX_PEERS: usize = 1024;
+/// A repair is not started for a blob sooner than this after the last.
+const REPAIR_EVERY: Duration = Duration::from_secs(1);
+/// A node asked to keep a blob has this long to confirm before another is
+/// asked in its place (it may have no room); it is not asked again for
+/// four times as long.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A new keeper leaves repairs to whoever asked it for this long: the
+/// asker's other requests are being confirmed, and the keepers' lists are
+/// converging.
+const NEWCOMER_GRACE: Duration = Duration::from_secs(5);
+/// Releases remembered (so that an older keep does not come back).
+const MAX_RELEASED: usize = 4096;
+/// Share of the store one other origin's durable data may take.
+pub const FOREIGN_SHARE: f64 = 0.5;
+
+/// One blob in custody here.
+#[derive(Clone, Debug)]
+pub struct Kept {
+    /// The certificate it is kept under (the origin's signature).
+    pub cert: KeepCert,
+    /// Keepers known (each confirmed, by itself or by the keeper that
+    /// told us of it), with whether they confirmed.
+    pub keepers: BTreeMap<NodeId, (Keeper, bool)>,
+    /// Nodes this one asked to keep it, not confirmed yet, and when.
+    pub asked: BTreeMap<NodeId, Time>,
+    /// No repair from here before this time plus the repair interval.
+    pub repaired: Option<Time>,
+}
+
+impl Kept {
+    /// Copies wanted.
+    pub fn k(&self) -> usize {
+        usize::from(self.cert.k)
+    }
+}
+
+/// What is known of another keeper's liveness.
+#[derive(Clone, Debug)]
+struct Peer {
+    addr: SocketAddr,
+    last_heard: Time,
+    misses: u32,
+    pinged: bool,
+}
+
+/// A node's custody state.
+#[derive(Clone, Debug, Default)]
+pub struct Custody {
+    kept: BTreeMap<Hash, Kept>,
+    peers: BTreeMap<NodeId, Peer>,
+    dead: BTreeSet<NodeId>,
+    released: BTreeMap<Hash, u64>,
+    /// Blobs to look at on the next tick (a keeper died, one confirmed...).
+    dirty: BTreeSet<Hash>,
+    /// Blobs whose confirmed keepers changed here: every keeper hears the
+    /// new list on the next tick, so that all keepers count the same set.
+    announce: BTreeSet<Hash>,
+    /// Blobs being fetched to be kept: hash → (cert, keepers, who asked).
+    pending: BTreeMap<Hash, (KeepCert, Vec<Keeper>, Keeper)>,
+}
+
+/// What custody asks the node to do.
+#[derive(Debug, PartialEq)]
+pub enum CustodyAction {
+    /// Send a `blob_keep` to this keeper.
+    Keep {
+        /// Destination.
+        to: Keeper,
+        /// The certificate.
+        cert: Box<KeepCert>,
+        /// Which of its blobs to keep.
+        hash: Hash,
+        /// The keepers to tell it about.
+        keepers: Vec<Keeper>,
+    },
+    /// Probe a keeper.
+    Ping {
+        /// The keeper.
+        id: NodeId,
+        /// Its UDP address.
+        addr: SocketAddr,
+    },
+}
+
+impl Custody {
+    /// The custody of a held blob.
+    pub fn get(&self, h: &str) -> Option<&Kept> {
+        self.kept.get(h)
+    }
+
+    /// Blobs in custody here.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether nothing is in custody here.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Keepers tracked.
+    pub fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Fetches for custody in flight.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Live confirmed copies of a blob in custody here (this one included).
+    pub fn live_copies(&self, h: &str) -> usize {
+        self.kept.get(h).map_or(0, |k| 1 + k.keepers.values().filter(|(p, c)| *c && !self.dead.contains(&p.id)).count())
+    }
+
+    /// Whether a keep under `cert` of blob `h` is stale (released later).
+    pub fn released_after(&self, h: &str, cert: &KeepCert) -> bool {
+        self.released.get(h).is_some_and(|t| *t >= cert.proof.ts)
+    }
+
+    /// Takes blob `h` into custody under `cert`, knowing `keepers`.
+    pub fn keep(&mut self, me: NodeId, h: &str, cert: &KeepCert, keepers: &[Keeper], now: Time) {
+        let e = self.kept.entry(h.to_string()).or_insert_with(|| Kept {
+            cert: cert.clone(),
+            keepers: BTreeMap::new(),
+            asked: BTreeMap::new(),
+            // Whoever asked is completing its own plan (other keepers may
+            // be confirming right now): a newcomer leaves repairs alone a
+            // while.
+            repaired: Some(now.plus(NEWCOMER_GRACE)),
+        });
+        // A newer certificate of the same origin (a different k) wins.
+        if cert.origin == e.cert.origin && cert.proof.ts > e.cert.proof.ts {
+            e.cert = cert.clone();
+        }
+        for kp in keepers.iter().filter(|kp| kp.id != me) {
+            if e.keepers.len() >= crate::blobs::MAX_HOLDERS && !e.keepers.contains_key(&kp.id) {
+                break;
+            }
+            // Whoever lists a keeper heard it confirm.
+            e.keepers
+                .entry(kp.id)
+                .and_modify(|(p, c)| {
+                    *p = *kp;
+                    *c = true;
+                })
+                .or_insert((*kp, true));
+        }
+        for kp in keepers.iter().filter(|kp| kp.id != me) {
+            self.track(kp.id, kp.addr, now);
+        }
+        self.dirty.insert(h.to_string());
+    }
+
+    /// As the origin: takes `h` into custody with nobody confirmed yet.
+    pub fn originate(&mut self, h: &str, cert: &KeepCert) {
+        self.kept.insert(
+            h.to_string(),
+            Kept { cert: cert.clone(), keepers: BTreeMap::new(), asked: BTreeMap::new(), repaired: None },
+        );
+        self.dirty.insert(h.to_string());
+    }
+
+    fn track(&mut self, id: NodeId, addr: SocketAddr, now: Time) {
+        if self.dead.contains(&id) {
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.addr = addr;
+            return;
+        }
+        if self.peers.len() < MAX_PEERS {
+            self.peers.insert(id, Peer { addr, last_heard: now, misses: 0, pinged: false });
+        }
+    }
+
+    /// `id` confirmed it keeps `h` (a signed `blob_have{kept}`). Returns
+    /// whether the keepers changed (everyone should hear of it).
+    pub fn confirmed(&mut self, h: &str, who: Keeper, now: Time) -> bool {
+        let Some(e) = self.kept.get_mut(h) else { return false };
+        let changed = !e.keepers.get(&who.id).is_some_and(|(_, c)| *c);
+        if changed && e.keepers.len() >= crate::blobs::MAX_HOLDERS && !e.keepers.contains_key(&who.id) {
+            return false;
+        }
+        e.keepers.insert(who.id, (who, true));
+        e.asked.remove(&who.id);
+        self.dead.remove(&who.id);
+        self.track(who.id, who.addr, now);
+        if changed {
+            self.dirty.insert(h.to_string());
+            self.announce.insert(h.to_string());
+        }
+        changed
+    }
+
+    /// A datagram from `id` arrived: it is alive.
+    pub fn heard(&mut self, id: NodeId, now: Time) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.last_heard = now;
+            p.misses = 0;
+            p.pinged = false;
+        }
+    }
+
+    /// A ping to `id` went unanswered.
+    pub fn missed(&mut self, id: NodeId) {
+        let dead = match self.peers.get_mut(&id) {
+            Some(p) => {
+                p.pinged = false;
+                p.misses += 1;
+                p.misses >= DEAD_AFTER_MISSES
+            }
+            None => false,
+        };
+        if dead {
+            self.died(id);
+        }
+    }
+
+    /// `id` died (declared by the failure detector, or missed its pings).
+    pub fn died(&mut self, id: NodeId) {
+        self.peers.remove(&id);
+        if self.dead.len() >= MAX_PEERS {
+            self.dead.clear();
+        }
+        self.dead.insert(id);
+        for (h, e) in self.kept.iter_mut() {
+            if e.keepers.contains_key(&id) {
+                // A death is news: repair at once, whatever was asked before.
+                e.repaired = None;
+                self.dirty.insert(h.clone());
+            }
+        }
+    }
+
+    /// Releases `h` if `cert` (k = 0) is by its origin and later than the
+    /// keep. Returns whether it was released.
+    pub fn release(&mut self, h: &str, cert: &KeepCert) -> bool {
+        let ok = self.kept.get(h).is_some_and(|e| e.cert.origin == cert.origin && cert.proof.ts >= e.cert.proof.ts);
+        if !ok {
+            return false;
+        }
+        self.kept.remove(h);
+        self.dirty.remove(h);
+        self.announce.remove(h);
+        if self.released.len() >= MAX_RELEASED {
+            if let Some(old) = self.released.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                self.released.remove(&old);
+            }
+        }
+        self.released.insert(h.to_string(), cert.proof.ts);
+        true
+    }
+
+    /// Ends custody of blobs whose keep ran out; returns them.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Hash> {
+        let gone: Vec<Hash> =
+            self.kept.iter().filter(|(_, e)| e.cert.expired(now_ms)).map(|(h, _)| h.clone()).collect();
+        for h in &gone {
+            self.forget(h);
+        }
+        gone
+    }
+
+    /// The blob is gone from this node (removed by hand).
+    pub fn forget(&mut self, h: &str) {
+        self.kept.remove(h);
+        self.dirty.remove(h);
+        self.announce.remove(h);
+        self.pending.remove(h);
+    }
+
+    /// Remembers a fetch made to keep `h`.
+    pub fn fetching(&mut self, h: &str, cert: KeepCert, keepers: Vec<Keeper>, asker: Keeper) -> bool {
+        if self.pending.len() >= MAX_PEERS * 4 {
+            return false;
+        }
+        self.pending.insert(h.to_string(), (cert, keepers, asker));
+        true
+    }
+
+    /// A fetch made to keep `h` finished.
+    pub fn fetched(&mut self, h: &str) -> Option<(KeepCert, Vec<Keeper>, Keeper)> {
+        self.pending.remove(h)
+    }
+
+    /// Periodic work: pings for silent keepers, repairs for thin blobs.
+    /// `me` is this node as a keeper; `candidates` its neighbours (to take
+    /// new copies; those `holds` says already hold the blob come first:
+    /// they keep it without a transfer).
+    pub fn tick(
+        &mut self,
+        me: Keeper,
+        now: Time,
+        candidates: &[Keeper],
+        holds: impl Fn(&str, NodeId) -> bool,
+    ) -> Vec<CustodyAction> {
+        let mut out = Vec::new();
+        let referenced: BTreeSet<NodeId> = self.kept.values().flat_map(|e| e.keepers.keys().copied()).collect();
+        self.peers.retain(|id, _| referenced.contains(id));
+        for (id, p) in self.peers.iter_mut() {
+            if !p.pinged && now.since(p.last_heard) >= CHECK_EVERY {
+                p.pinged = true;
+                out.push(CustodyAction::Ping { id: *id, addr: p.addr });
+            }
+        }
+        for h in std::mem::take(&mut self.announce) {
+            let Some(e) = self.kept.get(&h) else { continue };
+            let mut keepers: Vec<Keeper> =
+                e.keepers.values().filter(|(p, c)| *c && !self.dead.contains(&p.id)).map(|(p, _)| *p).collect();
+            keepers.push(me);
+            for to in keepers.iter().filter(|k| k.id != me.id) {
+                out.push(CustodyAction::Keep {
+                    to: *to,
+                    cert: Box::new(e.cert.clone()),
+                    hash: h.clone(),
+                    keepers: keepers.clone(),
+                });
+            }
+        }
+        let dirty: Vec<Hash> = std::mem::take(&mut self.dirty).into_iter().collect();
+        for h in dirty {
+            let Some(e) = self.kept.get_mut(&h) else { continue };
+            // Forget the dead, and asks long unanswered.
+            e.keepers.retain(|id, _| !self.dead.contains(id));
+            e.asked.retain(|id, t| !self.dead.contains(id) && now.since(*t) < ASK_TIMEOUT * 4);
+            let live: Vec<NodeId> = e.keepers.iter().filter(|(_, (_, c))| *c).map(|(id, _)| *id).collect();
+            let pending = e.asked.values().filter(|t| now.since(**t) < ASK_TIMEOUT).count();
+            let have = 1 + live.len();
+            if have >= e.k() {
+                continue;
+            }
+            // Look again until the count is back.
+            self.dirty.insert(h.clone());
+            if have + pending >= e.k() {
+                continue;
+            }
+            // The lowest-id live keeper repairs; the others wait for it.
+            let repairer = live.iter().copied().chain(std::iter::once(me.id)).min();
+            if repairer != Some(me.id) || e.repaired.is_some_and(|t| now < t.plus(REPAIR_EVERY)) {
+                continue;
+            }
+            e.repaired = Some(now);
+            let need = e.k() - have - pending;
+            let mut ranked: Vec<((bool, u64), Keeper)> = candidates
+                .iter()
+                .filter(|c| c.id != me.id && !e.keepers.contains_key(&c.id) && !e.asked.contains_key(&c.id))
+                .map(|c| ((holds(&h, c.id), rank(&h, c.id)), *c))
+                .collect();
+            ranked.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+            let mut keepers: Vec<Keeper> = e.keepers.values().filter(|(_, c)| *c).map(|(p, _)| *p).collect();
+            keepers.push(me);
+            for (_, c) in ranked.into_iter().take(need) {
+                e.asked.insert(c.id, now);
+                out.push(CustodyAction::Keep {
+                    to: c,
+                    cert: Box::new(e.cert.clone()),
+                    hash: h.clone(),
+                    keepers: keepers.clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Rendezvous rank of a candidate keeper for a blob.
+fn rank(h: &str, id: NodeId) -> u64 {
+    let mut x = blake3::Hasher::new();
+    x.update(h.as_bytes());
+    x.update(&id.0.to_le_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&x.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(b)
+}
