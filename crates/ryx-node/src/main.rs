@@ -1,28 +1,12 @@
 //! `ryx-node`: the Ryx daemon (and `ryx-node exec`, the single-process
-//! reference run of a job).
-
-mod access;
-mod api_jobs;
-mod cli;
-mod client;
-mod config_file;
-mod events;
-mod exec;
-mod faults;
-mod http;
-mod members;
-mod metrics;
-mod refusals;
-mod resolve;
-mod runtime;
-mod server;
-mod store;
-mod work;
+//! reference run of a job). A thin binary over the `ryx_node` library:
+//! start-up, signals and the serving loop live here, everything else there.
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
-use cli::{Cli, Command, DaemonArgs, DiscoveryArg, LogFormat};
 use ryx_core::{Input, Node};
+use ryx_node::cli::{self, Cli, Command, DaemonArgs, DiscoveryArg, LogFormat};
+use ryx_node::{access, config_file, exec, http, members, resolve, runtime, server, work};
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::process::ExitCode;

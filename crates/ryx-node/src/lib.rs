@@ -1,0 +1,22 @@
+//! The Ryx node daemon as a library: sockets and the event loop around the
+//! `ryx-core` state machine, the HTTP API, workers, metrics and
+//! configuration. The `ryx-node` binary is a thin start-up over it; the
+//! fuzz targets drive its parsers and its HTTP router in-process.
+
+pub mod access;
+pub mod api_jobs;
+pub mod cli;
+pub mod client;
+pub mod config_file;
+pub mod events;
+pub mod exec;
+pub mod faults;
+pub mod http;
+pub mod members;
+pub mod metrics;
+pub mod refusals;
+pub mod resolve;
+pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod work;
