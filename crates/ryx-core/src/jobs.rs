@@ -54,6 +54,9 @@ pub struct JobConfig {
     pub max_jobs: usize,
     /// Most units in one job.
     pub max_units: usize,
+    /// Longest a replica may stay held (its lease renewed by reports)
+    /// without a result before it is issued again.
+    pub max_hold: Duration,
 }
 
 impl Default for JobConfig {
@@ -72,6 +75,7 @@ impl Default for JobConfig {
             heir_stagger: Duration::from_millis(1500),
             max_jobs: 64,
             max_units: 65_536,
+            max_hold: Duration::from_secs(10),
         }
     }
 }
@@ -430,6 +434,8 @@ pub struct Ctx<'a> {
 struct Rep {
     done: bool,
     last_seen: Time,
+    /// When this replica's token was issued.
+    issued: Time,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -755,7 +761,7 @@ impl JobEngine {
         let Some(us) = h.unit_state.get_mut(unit as usize) else {
             return;
         };
-        let rep = Rep { done: false, last_seen: ctx.now };
+        let rep = Rep { done: false, last_seen: ctx.now, issued: ctx.now };
         match us.reps.get_mut(replica as usize) {
             Some(r) => *r = rep,
             None => us.reps.push(rep),
@@ -904,8 +910,26 @@ impl JobEngine {
             // appointed, the home it took over from) can make it step
             // down; the store checked the summary is that node's own.
             let legit = home.yield_to.contains(&origin);
-            if origin != ctx.me && legit && (version, origin) > (home.version, ctx.me) {
+            let own = home.result.as_ref().map(|r| r.1.clone());
+            let contradicts = home.state == JobState::Done && s.state == JobState::Done && s.result_digest != own;
+            if origin != ctx.me && legit && contradicts {
+                // Two results of one job: both homes ran the same units by
+                // the same votes, so honest ones agree. This home keeps the
+                // result its own votes decided, and no longer yields to a
+                // node that claims another.
+                home.yield_to.remove(&origin);
+                home.summary_dirty = true;
+                republish = true;
+                ctx.penalties.push(origin);
+            } else if origin != ctx.me && legit && (version, origin) > (home.version, ctx.me) {
                 if settle_rank(home.state) > settle_rank(s.state) {
+                    home.summary_dirty = true;
+                    republish = true;
+                } else if home.state == JobState::Running && s.state == JobState::Done {
+                    // A live home does not take another home's word for a
+                    // result: it finishes itself, then compares (honest
+                    // homes agree; see `contradicts`). Until then it keeps
+                    // publishing, so workers keep taking its tokens.
                     home.summary_dirty = true;
                     republish = true;
                 } else {
@@ -924,6 +948,11 @@ impl JobEngine {
         }
         if s.state.is_final() && !self.homes.contains_key(&s.job_id) {
             self.finalize_local(ctx, &s.job_id);
+        }
+        if !s.state.is_final() && job_creator(&s.job_id) == Some(origin) && !self.homes.contains_key(&s.job_id) {
+            // The job's creator, newer than the end this node heard of
+            // (from another home), still runs it: take its tokens again.
+            self.final_jobs.remove(&s.job_id);
         }
     }
 
@@ -1513,10 +1542,15 @@ impl JobEngine {
 
     /// A page of a job record arrived from `from` (who signed it). Returns
     /// false if it is refused: it is not from the job's home (as the page
-    /// says, and as an earlier page said or named as an heir), or it does
-    /// not add up.
-    pub fn on_record(&mut self, ctx: &mut Ctx<'_>, from: NodeId, page: JobRecordPage) -> bool {
+    /// says, and as an earlier page said or named as an heir; for a job new
+    /// here, `from` must be among `may_home`: its creator, or a home the
+    /// summary held here names), or it does not add up. An heir that took
+    /// a made-up record would one day take over a job that is not one.
+    pub fn on_record(&mut self, ctx: &mut Ctx<'_>, from: NodeId, page: JobRecordPage, may_home: &[NodeId]) -> bool {
         if from != page.home {
+            return false;
+        }
+        if !self.heirs.contains_key(&page.job) && !may_home.contains(&from) {
             return false;
         }
         if self.final_jobs.contains_key(&page.job) || self.homes.contains_key(&page.job) {
@@ -1648,7 +1682,8 @@ impl JobEngine {
             } else {
                 // Whoever holds these will report within a lease; what
                 // nobody reports is issued again when the lease lapses.
-                us.reps = (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now }).collect();
+                us.reps =
+                    (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now, issued: ctx.now }).collect();
                 // The record lists three holders per chunk, learned before
                 // whatever killed the home may have killed them too: ask
                 // who holds the rest now, so the re-issued tokens name live
@@ -1865,7 +1900,13 @@ impl JobEngine {
                         continue;
                     }
                     for (r, rep) in us.reps.iter().enumerate() {
-                        if !rep.done && now.since(rep.last_seen) >= self.cfg.lease {
+                        // A holder renews the lease with its reports, up to
+                        // `max_hold`: a node that claims to hold a token
+                        // and never returns its result (a made-up holder)
+                        // delays the unit by that much at most.
+                        let silent = now.since(rep.last_seen) >= self.cfg.lease;
+                        let held_too_long = now.since(rep.issued) >= self.cfg.max_hold;
+                        if !rep.done && (silent || held_too_long) {
                             lapsed.push((u as u32, r as u8));
                         }
                     }

@@ -1140,7 +1140,8 @@ impl Node {
                 }
             }
             Message::JobRecord { record } => {
-                if !self.with_jobs(|j, c| j.on_record(c, from, *record)) {
+                let may_home = self.may_home(&record.job);
+                if !self.with_jobs(|j, c| j.on_record(c, from, *record, &may_home)) {
                     self.metrics.count_rejected("not_home");
                 }
             }
@@ -1638,9 +1639,14 @@ impl Node {
     }
 
     fn topology_energy_after(&self, hops: u32) -> f64 {
+        // Hop counts come from the network: stop once the energy is spent
+        // (a few hops), not after u32::MAX of them.
         let mut e = self.cfg.topology_energy;
         for _ in 0..hops {
             e = self.cfg.energy.after_hop(e);
+            if !EnergyModel::alive(e) {
+                break;
+            }
         }
         e
     }
@@ -1783,6 +1789,18 @@ impl Node {
         held.saturating_add(1).max(self.wall().0).max(1)
     }
 
+    /// Nodes that may be the home of `job` as far as this node knows: its
+    /// creator (the job id starts with it), and the home and co-homes of
+    /// the summary held here.
+    fn may_home(&self, job: &str) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = crate::jobs::job_creator(job).into_iter().collect();
+        if let Some(s) = self.job_items.get(job).and_then(|it| JobSummary::deserialize(&it.value).ok()) {
+            v.push(s.home);
+            v.extend(s.co_homes);
+        }
+        v
+    }
+
     /// Job summaries and reputation records are statements of their origin
     /// and must carry its signature. A job summary is moreover accepted only
     /// from the job's creator, the home of the summary held, or one of the
@@ -1807,11 +1825,11 @@ impl Node {
                     return Err(wire::WireError::OutOfBounds.reason());
                 }
                 let creator = crate::jobs::job_creator(&item.id.key);
+                let held = self.job_items.get(&item.id.key);
+                let held_summary = held.and_then(|h| JobSummary::deserialize(&h.value).ok());
                 let allowed = creator == Some(item.id.origin)
-                    || self.job_items.get(&item.id.key).is_none_or(|held| {
-                        held.origin == item.id.origin
-                            || JobSummary::deserialize(&held.value).is_ok_and(|h| h.co_homes.contains(&item.id.origin))
-                    });
+                    || held.is_none_or(|h| h.origin == item.id.origin)
+                    || held_summary.as_ref().is_some_and(|h| h.co_homes.contains(&item.id.origin));
                 if !allowed {
                     return Err("not_heir");
                 }

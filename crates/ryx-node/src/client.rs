@@ -88,7 +88,9 @@ async fn get_with(
 /// matching it (BLAKE3) and, if given, `size`.
 pub async fn fetch_blob(hash: &str, size: Option<u64>, sources: &[SocketAddr]) -> Result<Bytes, FetchError> {
     let mut last = None;
-    let limit = size.map_or(1 << 30, |s| s as usize + 1);
+    // One byte more than the size named (to see a longer answer), whatever
+    // size a message named: sizes come from the network.
+    let limit = size.map_or(1 << 30, |s| usize::try_from(s).unwrap_or(usize::MAX).saturating_add(1)).min(1 << 34);
     let timeout = Duration::from_secs(5) + Duration::from_millis(limit as u64 / 50_000);
     for src in sources {
         match get(*src, &format!("/v1/blobs/{hash}"), limit, timeout).await {

@@ -23,6 +23,7 @@
 //!   link accounting) are checked on every handled input; an O(N) sweep
 //!   (link symmetry, stored versions, recount) runs every virtual second.
 
+pub mod byzantine;
 pub mod net;
 pub mod params;
 pub mod scenario;

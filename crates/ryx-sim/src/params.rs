@@ -196,6 +196,14 @@ pub struct Params {
     /// efficiency is reported).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Fraction of Byzantine nodes: members that run the real core and
+    /// attack the network besides (see `--attack`); in the job scenario
+    /// they also return wrong results. The job's home is always honest.
+    #[arg(long, default_value_t = 0.0)]
+    pub byzantine: f64,
+    /// Attacks the Byzantine nodes make (default: all of them).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub attack: Vec<crate::byzantine::Attack>,
 }
 
 impl Default for Params {
@@ -282,6 +290,9 @@ impl Params {
         flag("slow-factor", self.slow_factor != d.slow_factor, self.slow_factor.to_string());
         flag("kill-at", self.kill_at != d.kill_at, self.kill_at.to_string());
         flag("copies", self.copies != d.copies, self.copies.to_string());
+        flag("byzantine", self.byzantine != d.byzantine, self.byzantine.to_string());
+        let attacks: Vec<&str> = self.attack.iter().map(|a| a.name()).collect();
+        flag("attack", !self.attack.is_empty(), attacks.join(","));
         if let Some(f) = self.split_at {
             c.push_str(&format!(" --split-at {f}"));
         }

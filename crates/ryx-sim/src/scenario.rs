@@ -314,6 +314,8 @@ pub struct Report {
     pub churn: Option<ChurnReport>,
     /// Job figures.
     pub job: Option<crate::work::JobRunReport>,
+    /// What Byzantine nodes did (with `--byzantine`).
+    pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
     pub false_detections: u64,
     /// Whole-run counters.
@@ -356,6 +358,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         pause: None,
         churn: None,
         job: None,
+        attacks: None,
         false_detections: 0,
         totals: totals(&sim),
         wall_ms: 0,
@@ -376,6 +379,21 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Job => report.job = Some(crate::work::job_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
+    if sim.byz.is_some() {
+        // The honest nodes must form one network by their own links (a
+        // heal, say, may be bridged by Byzantine nodes at first; long-link
+        // rotation then joins the honest halves directly).
+        let deadline = sim.now().plus(Duration::from_secs(60));
+        let joined =
+            sim.run_until(deadline, Some(Duration::from_millis(100)), |s| s.honest_components() <= 1).map_err(fail)?;
+        if joined.is_none() {
+            let v = sim.violation(None, "Byzantine nodes split the honest nodes apart for a minute".into());
+            return Err(fail(v));
+        }
+    }
+    if let Some(a) = sim.attack_report() {
+        report.attacks = Some(a);
+    }
     report.false_detections = sim.stats.false_detections;
     report.totals = totals(&sim);
     report.wall_ms = wall.elapsed().as_millis() as u64;
@@ -954,6 +972,19 @@ impl Report {
                     opt(sp.agreed_ms),
                 ));
             }
+        }
+        if let Some(a) = &self.attacks {
+            let sent: Vec<String> = a.sent.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let mut refused: Vec<(&&str, &u64)> = a.refused_by_honest.iter().collect();
+            refused.sort_by(|x, y| y.1.cmp(x.1));
+            let refused: Vec<String> = refused.iter().take(8).map(|(k, v)| format!("{k} {v}")).collect();
+            line(format!(
+                "byzantine: {} nodes sent {} | honest nodes refused {} | honest connected {}",
+                a.nodes,
+                sent.join(", "),
+                refused.join(", "),
+                a.honest_connected
+            ));
         }
         line(format!(
             "totals: {:.0} ms virtual, {} events, {} messages, {} lost, false detections {}, {} ms wall",

@@ -90,6 +90,8 @@ impl std::fmt::Display for Violation {
 pub(crate) enum Payload {
     Env(Rc<Envelope>),
     Bytes(Rc<[u8]>),
+    /// A Byzantine node's bytes (anything at all).
+    Hostile(Rc<[u8]>),
 }
 
 /// What an event does (`Job`: a job-driver action finished at a node).
@@ -99,6 +101,7 @@ pub(crate) enum EvKind {
     Timer { slot: u32, inc: u32 },
     Deliver { slot: u32, from: u32, payload: Payload },
     Resume { slot: u32, inc: u32 },
+    Attack { slot: u32, inc: u32 },
 }
 
 pub(crate) struct Ev {
@@ -226,6 +229,8 @@ pub struct Sim {
     wall: std::time::Instant,
     /// The job driver (blob bytes, compute model), when a job scenario runs.
     pub(crate) work: Option<crate::work::World>,
+    /// The Byzantine nodes, if any.
+    pub byz: Option<crate::byzantine::Byzantine>,
     job_seed: u64,
 }
 
@@ -346,6 +351,11 @@ impl Sim {
             stats: Stats { sent: vec![0; Message::KINDS.len() + 1], ..Stats::default() },
             wall: std::time::Instant::now(),
             work: None,
+            byz: (p.byzantine > 0.0).then(|| {
+                // Its own seed: the honest part of a run is the same with or
+                // without attackers up to the first attack.
+                crate::byzantine::Byzantine::new(n, p.byzantine, &p.attack, p.seed ^ 0xB7_2A_17_1E)
+            }),
             job_seed,
             p,
         };
@@ -470,6 +480,11 @@ impl Sim {
         slot.cross_nbrs = 0;
         slot.lww.clear();
         self.live += 1;
+        if self.byz.as_ref().is_some_and(|b| b.is_byz[s]) {
+            let inc = self.slots[s].inc;
+            let t = self.now.plus(crate::byzantine::ATTACK_EVERY).as_micros();
+            self.push(t, EvKind::Attack { slot: s as u32, inc });
+        }
         if !self.seeds.is_empty() {
             let seeds = self.seeds.clone();
             self.feed(s, Input::Seeds(seeds))?;
@@ -682,6 +697,16 @@ impl Sim {
                 }
                 self.job_done(s, *op)
             }
+            EvKind::Attack { slot, inc } => {
+                let s = slot as usize;
+                if !self.slots[s].alive || self.slots[s].inc != inc {
+                    return Ok(());
+                }
+                self.attack(s);
+                let t = self.now.plus(crate::byzantine::ATTACK_EVERY).as_micros();
+                self.push(t, EvKind::Attack { slot, inc });
+                Ok(())
+            }
             EvKind::Resume { slot, inc } => {
                 let s = slot as usize;
                 let st = &mut self.slots[s];
@@ -709,14 +734,23 @@ impl Sim {
         self.stats.delivered += 1;
         let from_addr = slot_addr(from);
         match payload {
+            Payload::Hostile(bytes) => self.feed(s, Input::Datagram { from: from_addr, bytes: &bytes }),
             Payload::Env(rc) => {
+                if let Some(b) = self.byz.as_mut().filter(|b| b.is_byz[s]) {
+                    b.capture(s, &rc);
+                }
                 let env = Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone());
                 self.cur_tracked = self.account_received(s, &env.msg);
                 self.feed(s, Input::Message { from: from_addr, env })
             }
             Payload::Bytes(bytes) => {
                 self.cur_tracked = match wire::decode(&bytes, &self.cfg.cluster_id) {
-                    Ok(env) => self.account_received(s, &env.msg),
+                    Ok(env) => {
+                        if let Some(b) = self.byz.as_mut().filter(|b| b.is_byz[s]) {
+                            b.capture(s, &env);
+                        }
+                        self.account_received(s, &env.msg)
+                    }
                     Err(e) => {
                         return Err(self.violation(Some(s), format!("a datagram the core encoded does not decode: {e}")))
                     }
@@ -787,6 +821,96 @@ impl Sim {
         }
         self.update_deficit(s);
         Ok(())
+    }
+
+    /// A Byzantine node's burst of attacks.
+    fn attack(&mut self, s: usize) {
+        let Some(node) = self.slots[s].node.as_ref() else { return };
+        let Some(identity) = self.slots[s].identity.clone() else { return };
+        let Some(byz) = self.byz.as_ref() else { return };
+        let neighbours: Vec<usize> = node.active_ids().iter().filter_map(|id| self.live_slot_of(id)).collect();
+        let honest: Vec<(usize, NodeId)> = (0..self.slots.len())
+            .filter(|&o| self.slots[o].alive && !byz.is_byz[o])
+            .map(|o| (o, self.slots[o].id))
+            .collect();
+        let jobs: Vec<(String, NodeId, u32)> = node
+            .jobs()
+            .into_iter()
+            .filter(|j| !j.state.is_final())
+            .map(|j| (j.job_id, j.home, j.units_total))
+            .collect();
+        let blobs: Vec<ryx_core::jobs::BlobRef> =
+            node.blobs().take(64).map(|(h, m)| ryx_core::jobs::BlobRef { hash: h.clone(), size: m.size }).collect();
+        let view = crate::byzantine::View {
+            me: s,
+            my_id: node.id(),
+            identity,
+            neighbours,
+            honest,
+            jobs,
+            blobs,
+            wall_ms: self.now.as_millis(),
+        };
+        let n = self.slots.len();
+        let out = match self.byz.as_mut() {
+            Some(b) => b.attack(&view, n),
+            None => return,
+        };
+        for (dest, bytes, _) in out {
+            if dest < n {
+                self.transmit(s, dest, Payload::Hostile(Rc::from(bytes)));
+            }
+        }
+    }
+
+    /// Components of the honest live nodes, counting only their links to
+    /// one another.
+    pub fn honest_components(&mut self) -> usize {
+        let n = self.slots.len();
+        let honest = |sim: &Sim, s: usize| sim.slots[s].alive && !sim.byz.as_ref().is_some_and(|b| b.is_byz[s]);
+        self.uf.clear();
+        self.uf.extend(0..n as u32);
+        let mut comps = (0..n).filter(|&s| honest(self, s)).count();
+        for s in 0..n {
+            if !honest(self, s) {
+                continue;
+            }
+            let Some(ids) = self.slots[s].node.as_ref().map(|n| n.active_ids()) else { continue };
+            for id in ids {
+                let Some(o) = self.live_slot_of(&id) else { continue };
+                if !honest(self, o) {
+                    continue;
+                }
+                let (a, b) = (self.find(s), self.find(o));
+                if a != b {
+                    self.uf[a] = b as u32;
+                    comps -= 1;
+                }
+            }
+        }
+        comps
+    }
+
+    /// What the attackers did and what honest nodes refused.
+    pub fn attack_report(&mut self) -> Option<crate::byzantine::AttackReport> {
+        let byz = self.byz.as_ref()?;
+        let mut refused: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (s, slot) in self.slots.iter().enumerate() {
+            if byz.is_byz[s] {
+                continue;
+            }
+            if let Some(n) = slot.node.as_ref() {
+                for (k, v) in &n.metrics().rejected {
+                    if *v > 0 {
+                        *refused.entry(k).or_default() += v;
+                    }
+                }
+            }
+        }
+        let nodes = byz.count();
+        let sent = byz.sent().clone();
+        let honest_connected = self.honest_components() <= 1;
+        Some(crate::byzantine::AttackReport { nodes, sent, refused_by_honest: refused, honest_connected })
     }
 
     fn route(&mut self, from: usize, to: SocketAddr, env: Envelope) {

@@ -496,6 +496,12 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     let reference = run_local(&spec, &[&input], unit_bytes, 2).map_err(|e| bad(sim, format!("reference run: {e}")))?;
     let n = p.nodes;
     let mut world = World::new(&p, n, sim.job_seed());
+    // Byzantine nodes lie about results too (each its own way: no collusion).
+    if let Some(b) = sim.byz.as_ref() {
+        for (s, byz) in b.is_byz.iter().enumerate() {
+            world.liar[s] |= *byz;
+        }
+    }
     let mut refs = Vec::new();
     for r in split_chunks(&input, unit_bytes) {
         let bytes = &input[r];
@@ -510,7 +516,10 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     sim.work = Some(world);
 
     // Upload at one node (as `PUT /v1/blobs` does), then submit there.
-    let live = sim.live_slots();
+    // The job's home is honest: a client that submits to an attacker gets
+    // what the attacker says, whatever the protocol does.
+    let live: Vec<usize> =
+        sim.live_slots().into_iter().filter(|s| !sim.byz.as_ref().is_some_and(|b| b.is_byz[*s])).collect();
     let home = live[sim.ctl.below(live.len())];
     let now = sim.now();
     for r in &refs {
