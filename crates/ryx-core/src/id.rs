@@ -4,10 +4,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// A node's identity: 64 random bits, shown as 16 lowercase hex digits.
+/// A node's identity: 64 bits derived from its public key
+/// (`identity::Identity`), shown as 16 lowercase hex digits.
 ///
-/// A restarted process draws a new id, so a node that comes back after a
-/// crash is a new member, never confused with its former self.
+/// A node keeps its id across restarts only if it keeps its key
+/// (`--identity-file`); otherwise a restarted process is a new member.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u64);
 

@@ -7,7 +7,7 @@
 //! that came with it, that a message was written by the node whose id it
 //! carries; no registry of keys is needed. What needs a signature:
 //!
-//! - *hop-level* ([`EnvelopeSig`]): datagrams that change links (`join`,
+//! - *hop-level* (`wire::sign_envelope`): datagrams that change links (`join`,
 //!   `join_reply`, `disconnect`, `leave`) and the home's messages to its
 //!   heirs (`job_record`, `job_decided`, `job_finished`). The signature
 //!   covers the cluster, sender, destination, sequence number, a timestamp
@@ -362,6 +362,12 @@ pub mod domain {
     pub const HTTP_IDENTITY: &[u8] = b"ryx/http-identity/v1";
     /// An origin's request that blobs be kept in custody.
     pub const KEEP: &[u8] = b"ryx/keep/v1";
+    /// A worker's vote for a unit's result.
+    pub const VOTE: &[u8] = b"ryx/vote/v1";
+    /// A job creator's appointment of heirs.
+    pub const APPOINT: &[u8] = b"ryx/appoint/v1";
+    /// An heir's confirmation of a merged result.
+    pub const CONFIRM: &[u8] = b"ryx/confirm/v1";
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //!   less energy) when it has not, fetches the chunk, has the driver run the
 //!   kernel, and reports holdings and results toward the home.
 
+use crate::attest::{Appointment, Confirmation, Vote};
 use crate::blobs::{BlobIndex, BlobKind, Hash};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
@@ -129,6 +130,11 @@ pub struct UnitResult {
     /// so a forged token cannot get honest workers to vote for a result
     /// computed on other bytes.
     pub token: String,
+    /// The worker's vote: its signature over the job, unit, token and
+    /// digest (`attest::vote_proof`), which the home passes on to heirs
+    /// with the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::identity::Proof>,
 }
 
 /// Names what a token asks for: its job, unit, chunk, kind and parameters
@@ -208,6 +214,10 @@ pub struct JobRecordPage {
     pub units: Vec<UnitRef>,
     /// When the job was created (home's clock, microseconds).
     pub created: u64,
+    /// The creator's signed list of heirs (only an heir it appointed can
+    /// confirm the result of a home other than the creator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<Appointment>,
 }
 
 /// A unit's input chunk and where it is held.
@@ -230,6 +240,11 @@ pub struct Decision {
     pub digest: String,
     /// HTTP addresses of workers holding that partial.
     pub holders: Vec<SocketAddr>,
+    /// The votes that decided it (a quorum of distinct workers' signed
+    /// votes): an heir checks them when the decision comes from a home
+    /// other than the creator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
 }
 
 /// Lifecycle of a job.
@@ -306,6 +321,15 @@ pub struct JobSummary {
     /// newer summary only from the home of the one they hold or from these.
     #[serde(default)]
     pub co_homes: Vec<NodeId>,
+    /// The creator's appointment of heirs, in a summary written by another
+    /// home (see `confirmations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<Appointment>,
+    /// Appointed heirs' confirmations of the result: a `done` summary
+    /// written by a home other than the creator is believed only with one
+    /// from an heir other than its writer (`attest::check_result`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmations: Vec<Confirmation>,
     /// Why it failed.
     pub error: Option<String>,
     /// Counters.
@@ -441,8 +465,10 @@ struct Rep {
 #[derive(Clone, Debug, Default)]
 struct UnitState {
     reps: Vec<Rep>,
-    results: BTreeMap<NodeId, (String, SocketAddr)>,
-    decided: Option<(String, Vec<SocketAddr>)>,
+    /// Results by worker: digest, where it is held, the worker's vote.
+    results: BTreeMap<NodeId, (String, SocketAddr, Option<crate::identity::Proof>)>,
+    /// The decision: digest, holders, the votes that decided it.
+    decided: Option<(String, Vec<SocketAddr>, Vec<Vote>)>,
     reissues: u32,
     /// When the home last asked the network who holds the unit's chunk.
     searched: Option<Time>,
@@ -485,6 +511,13 @@ struct HomeJob {
     /// and the home (and sibling heirs) it took over from. Anyone else
     /// claiming the job is ignored.
     yield_to: BTreeSet<NodeId>,
+    /// The creator's appointment of heirs (signed by the creator).
+    appointment: Option<Appointment>,
+    /// Heirs' confirmations of this home's result.
+    confirmations: Vec<Confirmation>,
+    /// A home other than the creator merged: when it last asked its heirs
+    /// to confirm the result, and how many times.
+    confirm_asked: Option<(Time, u32)>,
 }
 
 /// Results a home records for one unit at most (each from a distinct
@@ -511,7 +544,31 @@ struct HeirJob {
     final_state: bool,
     /// When this heir saw the home die (it was a neighbour), if it did.
     home_gone_at: Option<Time>,
+    /// The creator's latest appointment of heirs.
+    appointment: Option<Appointment>,
+    /// A result claimed by a home other than the creator, being checked.
+    claim: Option<Claim>,
 }
+
+/// A result an heir was asked to confirm, and where its check stands.
+#[derive(Clone, Debug)]
+struct Claim {
+    hash: Hash,
+    digest: String,
+    home: PeerInfo,
+    /// Merging the decided partials to compare.
+    merging: bool,
+    /// Confirmed (sent again if the home asks again).
+    confirmed: Option<Confirmation>,
+}
+
+/// A home other than the creator asks its heirs to confirm its result this
+/// often until one does.
+const CONFIRM_EVERY: Duration = Duration::from_secs(2);
+/// Result holders a summary lists at most.
+const MAX_SUMMARY_HOLDERS: usize = 16;
+/// Rounds of asking before a home that took over gives up on confirmation.
+const MAX_CONFIRM_ASKS: u32 = 60;
 
 /// After seeing the home die, an heir of rank r takes over after r times
 /// this unless a new home's summary arrived meanwhile (it diffuses to the
@@ -591,13 +648,22 @@ pub const IGNORE_AFTER_STRIKES: u32 = 3;
 pub const AVOID_AFTER_STRIKES: u32 = 1;
 
 const MAX_QUEUE_HARD: usize = 256;
-/// Held tokens listed in one report (a page fits a datagram).
-const HOLDING_PER_REPORT: usize = 1000;
+/// Held tokens listed in one report page (with [`RESULTS_PER_REPORT`]
+/// signed results, a page fits a datagram; see the sizing test).
+pub const HOLDING_PER_REPORT: usize = 256;
+/// Results (each with its signed vote) in one report page.
+pub const RESULTS_PER_REPORT: usize = 20;
+/// Decisions (each with up to `attest::MAX_VOTES` votes) in one
+/// `job_decided` datagram.
+pub const DECISIONS_PER_PAGE: usize = 8;
 /// Largest room a node advertises (own plus what lies beyond).
 const MAX_ADVERTISED_ROOM: usize = 64;
+/// Most recent results a worker re-sends per job and report round.
 const MAX_RESULTS_PER_REPORT: usize = 100;
 const MAX_DIST: u8 = 32;
-const UNITS_PER_PAGE: usize = 64;
+/// Units in one job record page (each page carries the job's parameters,
+/// up to 4 KiB, and the creator's appointment).
+pub const UNITS_PER_PAGE: usize = 24;
 
 impl JobEngine {
     /// An engine with these knobs.
@@ -733,9 +799,13 @@ impl JobEngine {
             record_dirty: false,
             last_record: ctx.now,
             yield_to: BTreeSet::new(),
+            appointment: None,
+            confirmations: Vec::new(),
+            confirm_asked: None,
         };
         let mut job = job;
         job.yield_to = job.heirs.iter().map(|p| p.id).collect();
+        job.appointment = Some(appoint(ctx, &id, &job.heirs, None));
         self.homes.insert(id.clone(), job);
         self.send_record(ctx, &id);
         // Issue every replica of every unit into our own queue: from here
@@ -813,6 +883,7 @@ impl JobEngine {
                     .map(|u| UnitRef { holders: u.holders.iter().take(3).copied().collect(), ..u.clone() })
                     .collect(),
                 created: h.created,
+                appointment: h.appointment.clone(),
             };
             for heir in &h.heirs {
                 ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
@@ -839,6 +910,9 @@ impl JobEngine {
 
     fn summary(&self, ctx: &Ctx<'_>, id: &str) -> Option<JobSummary> {
         let h = self.homes.get(id)?;
+        let created_here = job_creator(id) == Some(ctx.me);
+        // A result awaiting confirmation is not shown yet.
+        let result = h.result.as_ref().filter(|_| h.state == JobState::Done);
         Some(JobSummary {
             job_id: id.to_string(),
             kind: h.kind.clone(),
@@ -849,11 +923,20 @@ impl JobEngine {
             home: ctx.me,
             home_http: ctx.http,
             created: h.created,
-            result_hash: h.result.as_ref().map(|r| r.0.clone()),
-            result_digest: h.result.as_ref().map(|r| r.1.clone()),
-            result_size: h.result.as_ref().map(|r| r.2),
-            result_holders: h.result_holders.clone(),
+            result_hash: result.map(|r| r.0.clone()),
+            result_digest: result.map(|r| r.1.clone()),
+            result_size: result.map(|r| r.2),
+            // Bounded (a summary is one gossip item): the newest holders.
+            result_holders: if result.is_some() {
+                h.result_holders.iter().rev().take(MAX_SUMMARY_HOLDERS).rev().copied().collect()
+            } else {
+                Vec::new()
+            },
             co_homes: h.yield_to.iter().take(16).copied().collect(),
+            // Only a summary written by another home than the creator
+            // needs them to be believed.
+            appointment: h.appointment.clone().filter(|_| !created_here),
+            confirmations: if created_here { Vec::new() } else { h.confirmations.iter().take(2).copied().collect() },
             error: h.error.clone(),
             stats: JobStats { workers: h.workers.len() as u64, ..h.stats.clone() },
         })
@@ -912,7 +995,30 @@ impl JobEngine {
             let legit = home.yield_to.contains(&origin);
             let own = home.result.as_ref().map(|r| r.1.clone());
             let contradicts = home.state == JobState::Done && s.state == JobState::Done && s.result_digest != own;
-            if origin != ctx.me && legit && contradicts {
+            let creator = job_creator(&s.job_id);
+            // The creator ended the job (a partition healed, or the creator
+            // was thought dead): its word is the client's, whatever the
+            // versions, and a home that took over steps down.
+            let creator_ended = creator == Some(origin) && creator != Some(ctx.me) && s.state.is_final();
+            if creator_ended
+                || (origin != ctx.me
+                    && legit
+                    && home.state == JobState::Running
+                    && s.state == JobState::Done
+                    && creator != Some(ctx.me))
+            {
+                // (Or another home's `done`, attested: the store took it
+                // only with an appointed heir's confirmation.)
+                if let Some(h) = self.homes.remove(&s.job_id) {
+                    self.stepped_down += 1;
+                    if let Some((hash, ..)) = &h.result {
+                        if s.result_hash.as_deref() != Some(hash.as_str()) {
+                            ctx.blobs.unpin_hash(hash, "results");
+                        }
+                    }
+                    self.become_heir(ctx, &s.job_id, h, s, version);
+                }
+            } else if origin != ctx.me && legit && contradicts {
                 // Two results of one job: both homes ran the same units by
                 // the same votes, so honest ones agree. This home keeps the
                 // result its own votes decided, and no longer yields to a
@@ -932,13 +1038,25 @@ impl JobEngine {
                     // publishing, so workers keep taking its tokens.
                     home.summary_dirty = true;
                     republish = true;
+                } else if job_creator(&s.job_id) == Some(ctx.me) {
+                    // The creator is the home its client chose: while it
+                    // lives it does not step down for an heir (which may be
+                    // Byzantine); it publishes above it, and the heir, which
+                    // took over only because the creator seemed gone, steps
+                    // down instead. (At the tick's pace: a stream of
+                    // summaries from an heir must not become a stream of
+                    // the creator's.)
+                    home.summary_dirty = true;
                 } else {
                     let h = self.homes.remove(&s.job_id);
                     self.stepped_down += 1;
-                    if let Some((hash, ..)) = h.and_then(|h| h.result) {
-                        if s.result_hash.as_deref() != Some(hash.as_str()) {
-                            ctx.blobs.unpin_hash(&hash, "results");
+                    if let Some(h) = h {
+                        if let Some((hash, ..)) = &h.result {
+                            if s.result_hash.as_deref() != Some(hash.as_str()) {
+                                ctx.blobs.unpin_hash(hash, "results");
+                            }
                         }
+                        self.become_heir(ctx, &s.job_id, h, s, version);
                     }
                 }
             }
@@ -954,6 +1072,58 @@ impl JobEngine {
             // (from another home), still runs it: take its tokens again.
             self.final_jobs.remove(&s.job_id);
         }
+    }
+
+    /// A home that stepped down for `s`'s home stays an heir of the job,
+    /// with what it knows (units, decisions, the creator's appointment): it
+    /// can take over again, and, appointed, confirm the new home's result.
+    fn become_heir(&mut self, ctx: &mut Ctx<'_>, id: &str, h: HomeJob, s: &JobSummary, version: u64) {
+        let held_units: usize = self.heirs.values().map(|x| x.units.len()).sum();
+        if self.heirs.contains_key(id)
+            || self.heirs.len() >= self.cfg.max_jobs * 4
+            || held_units + h.units.len() > MAX_HEIR_UNITS
+        {
+            return;
+        }
+        let page0 = JobRecordPage {
+            job: id.to_string(),
+            kind: h.kind.clone(),
+            params: h.params.clone(),
+            redundancy: h.redundancy,
+            energy: h.energy,
+            home: s.home,
+            heirs: h.heirs.clone(),
+            total_units: h.units.len() as u32,
+            offset: 0,
+            units: Vec::new(),
+            created: h.created,
+            appointment: h.appointment.clone(),
+        };
+        let decisions = h
+            .unit_state
+            .iter()
+            .enumerate()
+            .filter_map(|(u, us)| {
+                let (digest, holders, votes) = us.decided.clone()?;
+                Some((u as u32, Decision { unit: u as u32, digest, holders, votes }))
+            })
+            .collect();
+        for u in &h.units {
+            ctx.blobs.pin(&u.hash, id);
+        }
+        let heir = HeirJob {
+            page0: Some(page0),
+            units: (0..).zip(h.units).collect(),
+            decisions,
+            rank: h.heirs.len() + 1,
+            last_heard: ctx.now,
+            version_seen: version,
+            final_state: s.state.is_final(),
+            home_gone_at: None,
+            appointment: h.appointment,
+            claim: None,
+        };
+        self.heirs.insert(id.to_string(), heir);
     }
 
     /// Times a home of some job stepped down for another home of it.
@@ -1174,7 +1344,9 @@ impl JobEngine {
             Ok(d) => {
                 ctx.blobs.pin(&d, job);
                 let token = token_digest(&t.job, t.unit, &t.chunk, &t.kind, &t.params);
-                let r = UnitResult { unit, replica, digest: d, token };
+                let vote =
+                    crate::attest::vote_proof(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, unit, &token, &d);
+                let r = UnitResult { unit, replica, digest: d, token, proof: Some(vote) };
                 self.touch_worker_job(&t.job, ctx.now);
                 let list = self.results.entry(t.job.clone()).or_default();
                 list.push(r);
@@ -1211,12 +1383,14 @@ impl JobEngine {
             return;
         }
         // Every held token renews its lease, however many there are: one
-        // report per page (a page fits a datagram), results with the first.
-        let mut pages = holding.chunks(HOLDING_PER_REPORT);
-        let first = pages.next().map(<[_]>::to_vec).unwrap_or_default();
-        let mut out = vec![(first, results)];
-        out.extend(pages.map(|p| (p.to_vec(), Vec::new())));
-        for (holding, results) in out {
+        // report per page (a page fits a datagram).
+        let pages = holding.len().div_ceil(HOLDING_PER_REPORT).max(results.len().div_ceil(RESULTS_PER_REPORT));
+        fn page_of<T: Clone>(v: &[T], n: usize, i: usize) -> Vec<T> {
+            v.chunks(n).nth(i).map(<[T]>::to_vec).unwrap_or_default()
+        }
+        for i in 0..pages {
+            let (holding, results) =
+                (page_of(&holding, HOLDING_PER_REPORT, i), page_of(&results, RESULTS_PER_REPORT, i));
             let mut report = JobReport {
                 job: job.to_string(),
                 worker: ctx.me,
@@ -1321,6 +1495,25 @@ impl JobEngine {
                 ctx.rejected.push("wrong_token");
                 continue;
             }
+            // The vote must be the worker's own: heirs check it again
+            // when a decision comes from another home than the creator.
+            let vote_ok = res.proof.as_ref().is_some_and(|p| {
+                report.worker == ctx.me
+                    || crate::attest::check_vote(
+                        p,
+                        report.worker,
+                        ctx.cluster,
+                        &report.job,
+                        res.unit,
+                        &res.token,
+                        &res.digest,
+                    )
+                    .is_ok()
+            });
+            if !vote_ok {
+                ctx.rejected.push("bad_vote");
+                continue;
+            }
             let Some(us) = h.unit_state.get_mut(res.unit as usize) else {
                 continue;
             };
@@ -1344,14 +1537,14 @@ impl JobEngine {
             if !counted {
                 continue;
             }
-            if let Some((d, _)) = &us.decided {
+            if let Some((d, ..)) = &us.decided {
                 // Late replicas are compared too: a late liar still loses.
                 if *d != res.digest {
                     h.stats.disagreements += 1;
                     ctx.penalties.push(report.worker);
                 }
             }
-            us.results.insert(report.worker, (res.digest.clone(), report.http));
+            us.results.insert(report.worker, (res.digest.clone(), report.http, res.proof));
             self.max_unit_results = self.max_unit_results.max(us.results.len());
             h.stats.results += 1;
             h.workers.insert(report.worker);
@@ -1376,19 +1569,26 @@ impl JobEngine {
             return;
         }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for (d, _) in us.results.values() {
+        for (d, ..) in us.results.values() {
             *counts.entry(d.as_str()).or_default() += 1;
         }
         let winner = counts.iter().find(|(_, c)| **c >= quorum).map(|(d, _)| d.to_string());
         if let Some(w) = winner {
-            let holders: Vec<SocketAddr> = us.results.values().filter(|(d, _)| *d == w).map(|(_, a)| *a).collect();
-            for (node, (d, _)) in us.results.iter() {
+            let holders: Vec<SocketAddr> = us.results.values().filter(|(d, ..)| *d == w).map(|(_, a, _)| *a).collect();
+            let votes: Vec<Vote> = us
+                .results
+                .iter()
+                .filter(|(_, (d, ..))| *d == w)
+                .filter_map(|(node, (.., p))| p.map(|proof| Vote { worker: *node, proof }))
+                .take(quorum)
+                .collect();
+            for (node, (d, ..)) in us.results.iter() {
                 if *d != w {
                     h.stats.disagreements += 1;
                     ctx.penalties.push(*node);
                 }
             }
-            us.decided = Some((w.clone(), holders.clone()));
+            us.decided = Some((w.clone(), holders.clone(), votes));
             ctx.outputs.push(JobOutput::Decided {
                 job: id.to_string(),
                 kind: h.kind.clone(),
@@ -1428,11 +1628,15 @@ impl JobEngine {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
-        if h.state.is_final() || h.merging || (h.decided as usize) < h.units.len() {
+        if h.state.is_final() || h.merging || h.result.is_some() || (h.decided as usize) < h.units.len() {
             return;
         }
         h.merging = true;
-        let partials = h.unit_state.iter().map(|us| us.decided.clone().unwrap_or_default()).collect();
+        let partials = h
+            .unit_state
+            .iter()
+            .map(|us| us.decided.as_ref().map(|(d, hs, _)| (d.clone(), hs.clone())).unwrap_or_default())
+            .collect();
         ctx.outputs.push(JobOutput::Merge {
             job: id.to_string(),
             kind: h.kind.clone(),
@@ -1445,6 +1649,7 @@ impl JobEngine {
     /// units whose partials could not be fetched.
     pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
         let Some(h) = self.homes.get_mut(id) else {
+            self.claim_merged(ctx, id, outcome);
             return;
         };
         h.merging = false;
@@ -1456,6 +1661,17 @@ impl JobEngine {
                 ctx.blobs.pin(&hash, "results");
                 h.result = Some((hash.clone(), digest.clone(), size));
                 h.result_holders = vec![ctx.http];
+                if job_creator(id) != Some(ctx.me) {
+                    // A home that took over: its result stands only once
+                    // an appointed heir has merged the same decisions and
+                    // confirmed it. Heirs get every decision (with its
+                    // votes) and the claim; the tick asks again.
+                    h.confirm_asked = Some((ctx.now, 1));
+                    h.undelivered = (0..h.units.len() as u32).collect();
+                    h.summary_dirty = true;
+                    self.ask_confirmation(ctx, id);
+                    return;
+                }
                 h.state = JobState::Done;
                 h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
                 let heirs: Vec<PeerInfo> = h.heirs.clone();
@@ -1509,6 +1725,52 @@ impl JobEngine {
         }
     }
 
+    /// Whether a home that took over and merged should ask its heirs to
+    /// confirm again (decisions are sent again at exponentially spaced
+    /// rounds: an heir may have missed some). After `MAX_CONFIRM_ASKS`
+    /// unanswered rounds no appointed heir is left that could confirm, and
+    /// the job fails: an unconfirmed result is not one anyone believes.
+    fn confirm_due(&mut self, ctx: &mut Ctx<'_>, id: &str) -> bool {
+        let Some(h) = self.homes.get_mut(id) else { return false };
+        let Some((t, n)) = h.confirm_asked else { return false };
+        if h.state.is_final() || ctx.now.since(t) < CONFIRM_EVERY {
+            return false;
+        }
+        if n >= MAX_CONFIRM_ASKS {
+            h.state = JobState::Failed;
+            h.error =
+                Some("no heir the creator appointed confirmed the result (the creator died, and so did they)".into());
+            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.summary_dirty = true;
+            h.confirm_asked = None;
+            let id = id.to_string();
+            self.finalize_local(ctx, &id);
+            self.publish(ctx, &id);
+            return false;
+        }
+        h.confirm_asked = Some((ctx.now, n + 1));
+        if (n + 1).is_power_of_two() {
+            h.undelivered = (0..h.units.len() as u32).collect();
+        }
+        true
+    }
+
+    /// Sends the claim of this home's result to its heirs.
+    fn ask_confirmation(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get(id) else { return };
+        let Some((hash, digest, size)) = h.result.clone() else { return };
+        for a in heir_targets(h, ctx.me) {
+            let msg = Message::JobFinished {
+                job: id.to_string(),
+                result: hash.clone(),
+                digest: digest.clone(),
+                size,
+                http: ctx.http,
+            };
+            ctx.sends.push((a, msg));
+        }
+    }
+
     /// Another node holds a verified copy of `hash`: units of running jobs
     /// homed here that read it learn the holder, and heirs hear of it, so a
     /// new home can still find the chunk if this one dies.
@@ -1532,6 +1794,9 @@ impl JobEngine {
         for h in self.homes.values_mut() {
             if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder) {
                 h.result_holders.push(holder);
+                if h.result_holders.len() > 4 * MAX_SUMMARY_HOLDERS {
+                    h.result_holders.remove(1);
+                }
                 h.summary_dirty = true;
                 h.last_summary = Time::ZERO;
             }
@@ -1566,7 +1831,8 @@ impl JobEngine {
         }
         if let Some(p0) = self.heirs.get(&page.job).and_then(|h| h.page0.as_ref()) {
             let same_home = p0.home == from;
-            if (!same_home && !p0.heirs.iter().any(|p| p.id == from))
+            let appointee = self.heirs.get(&page.job).is_some_and(|h| appointed(h, from));
+            if (!same_home && !p0.heirs.iter().any(|p| p.id == from) && !appointee)
                 || (same_home && p0.total_units != page.total_units)
             {
                 return false;
@@ -1590,9 +1856,19 @@ impl JobEngine {
             version_seen: 0,
             final_state: false,
             home_gone_at: None,
+            appointment: None,
+            claim: None,
         });
         h.last_heard = ctx.now;
         h.rank = rank;
+        // The creator's appointment, passed on by whichever home holds the
+        // job: kept if the creator signed it, the newest one winning.
+        if let Some(a) = page.appointment.as_ref() {
+            let newer = h.appointment.as_ref().is_none_or(|old| old.proof.ts < a.proof.ts);
+            if newer && a.verify(ctx.cluster, &page.job).is_ok() {
+                h.appointment = Some(a.clone());
+            }
+        }
         for (i, u) in (page.offset..).zip(page.units.iter()) {
             h.units.insert(i, u.clone());
             ctx.blobs.pin(&u.hash, &page.job);
@@ -1608,10 +1884,16 @@ impl JobEngine {
     pub fn on_decided(&mut self, ctx: &mut Ctx<'_>, from: NodeId, job: &str, decisions: Vec<Decision>) -> bool {
         let Some(h) = self.heirs.get_mut(job) else { return true };
         let Some(p0) = &h.page0 else { return true };
-        if p0.home != from {
+        if p0.home != from && !appointed(h, from) {
             return false;
         }
         let total = p0.total_units;
+        // From the creator, a decision is its word. From a home that took
+        // over (which may be Byzantine) it must carry a quorum of workers'
+        // signed votes for that unit's token.
+        let certify = job_creator(job) != Some(from);
+        let quorum = p0.redundancy as usize / 2 + 1;
+        let (kind, params) = (p0.kind.clone(), p0.params.clone());
         h.last_heard = ctx.now;
         let mut room = MAX_HEIR_UNITS.saturating_sub(self.heirs.values().map(|h| h.decisions.len()).sum());
         let Some(h) = self.heirs.get_mut(job) else { return true };
@@ -1619,9 +1901,23 @@ impl JobEngine {
             if room == 0 && !h.decisions.contains_key(&d.unit) {
                 break;
             }
+            if certify {
+                let Some(chunk) = h.units.get(&d.unit).map(|u| u.hash.clone()) else { continue };
+                if h.decisions.get(&d.unit).is_some_and(|old| old.digest == d.digest && old.votes == d.votes) {
+                    continue;
+                }
+                let token = token_digest(job, d.unit, &chunk, &kind, &params);
+                if !crate::attest::check_certificate(&d.votes, quorum, ctx.cluster, job, d.unit, &token, &d.digest) {
+                    ctx.rejected.push("bad_certificate");
+                    continue;
+                }
+            }
             if h.decisions.insert(d.unit, d).is_none() {
                 room = room.saturating_sub(1);
             }
+        }
+        if h.claim.is_some() {
+            self.check_claim(ctx, job);
         }
         true
     }
@@ -1677,7 +1973,7 @@ impl JobEngine {
         let mut decided = 0;
         for (u, us) in unit_state.iter_mut().enumerate() {
             if let Some(d) = h.decisions.get(&(u as u32)) {
-                us.decided = Some((d.digest.clone(), d.holders.clone()));
+                us.decided = Some((d.digest.clone(), d.holders.clone(), d.votes.clone()));
                 decided += 1;
             } else {
                 // Whoever holds these will report within a lease; what
@@ -1730,6 +2026,9 @@ impl JobEngine {
                 .filter(|n| *n != ctx.me)
                 .take(MAX_YIELD_TO)
                 .collect(),
+            appointment: h.appointment,
+            confirmations: Vec::new(),
+            confirm_asked: None,
         };
         self.homes.insert(id.to_string(), job);
         self.send_record(ctx, id);
@@ -1737,17 +2036,151 @@ impl JobEngine {
         self.maybe_merge(ctx, id);
     }
 
-    /// `from` says a job finished: an heir notes it and fetches a copy of
-    /// the result. Returns whether `from` is the home this heir knows.
-    pub fn on_finished(&mut self, ctx: &mut Ctx<'_>, from: NodeId, job: &str) -> bool {
-        match self.heirs.get_mut(job) {
-            Some(h) if h.page0.as_ref().is_some_and(|p| p.home == from) => {
-                h.final_state = true;
-                h.last_heard = ctx.now;
-                true
+    /// `from` says a job finished with result (`hash`, `digest`). Returns
+    /// whether `from` is the home this heir knows. From the job's creator
+    /// the heir notes the end; from another home (one that took over) it is
+    /// a claim the heir checks by merging the decided partials itself, and
+    /// confirms only if it gets the same result (`attest`).
+    pub fn on_finished(&mut self, ctx: &mut Ctx<'_>, from: PeerInfo, job: &str, hash: &str, digest: &str) -> bool {
+        let creator = job_creator(job);
+        if let Some(home) = self.homes.get_mut(job) {
+            // Two heirs took over (both found the first claim wrong, say):
+            // an appointed one that merged the same result confirms the
+            // other's claim as an heir would, so neither waits on the other.
+            let me_appointed = home.appointment.as_ref().is_some_and(|a| a.names(ctx.me) && a.names(from.id));
+            let Some((hash_here, digest_here, _)) = home.result.clone() else { return me_appointed };
+            if !me_appointed || from.id == ctx.me {
+                return false;
             }
-            _ => false,
+            if hash_here == hash && digest_here == digest {
+                let confirmation =
+                    Confirmation::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, hash, digest);
+                let msg = Message::JobConfirmed {
+                    job: job.to_string(),
+                    result: hash_here,
+                    digest: digest_here,
+                    confirmation,
+                };
+                ctx.sends.push((from, msg));
+            } else {
+                home.yield_to.remove(&from.id);
+                ctx.penalties.push(from.id);
+                ctx.rejected.push("wrong_result");
+            }
+            return true;
         }
+        let Some(h) = self.heirs.get_mut(job) else { return false };
+        if h.page0.as_ref().is_none_or(|p| p.home != from.id) && !appointed(h, from.id) {
+            return false;
+        }
+        h.last_heard = ctx.now;
+        if creator == Some(from.id) {
+            h.final_state = true;
+            return true;
+        }
+        let same = h.claim.as_ref().is_some_and(|c| c.home.id == from.id && c.hash == hash && c.digest == digest);
+        if !same {
+            h.claim = Some(Claim {
+                hash: hash.to_string(),
+                digest: digest.to_string(),
+                home: from,
+                merging: false,
+                confirmed: None,
+            });
+        }
+        self.check_claim(ctx, job);
+        true
+    }
+
+    /// An heir holding a claim: confirms it again if it already did, or
+    /// merges the decided partials to compare once it has every decision.
+    fn check_claim(&mut self, ctx: &mut Ctx<'_>, job: &str) {
+        let Some(h) = self.heirs.get_mut(job) else { return };
+        let Some(p0) = h.page0.as_ref() else { return };
+        let Some(c) = h.claim.as_mut() else { return };
+        if let Some(conf) = c.confirmed {
+            let msg = Message::JobConfirmed {
+                job: job.to_string(),
+                result: c.hash.clone(),
+                digest: c.digest.clone(),
+                confirmation: conf,
+            };
+            ctx.sends.push((c.home, msg));
+            return;
+        }
+        let appointed = h.appointment.as_ref().is_some_and(|a| a.names(ctx.me));
+        if c.merging || !appointed || (h.decisions.len() as u32) < p0.total_units {
+            return;
+        }
+        c.merging = true;
+        let partials = (0..p0.total_units)
+            .filter_map(|u| h.decisions.get(&u).map(|d| (d.digest.clone(), d.holders.clone())))
+            .collect();
+        ctx.outputs.push(JobOutput::Merge {
+            job: job.to_string(),
+            kind: p0.kind.clone(),
+            params: p0.params.clone(),
+            partials,
+        });
+    }
+
+    /// An heir merged the partials of a result it was asked to confirm.
+    fn claim_merged(&mut self, ctx: &mut Ctx<'_>, job: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+        let Some(h) = self.heirs.get_mut(job) else { return };
+        let Some(c) = h.claim.as_mut() else { return };
+        c.merging = false;
+        match outcome {
+            Ok((hash, digest, _)) if hash == c.hash && digest == c.digest => {
+                ctx.blobs.pin(&hash, job);
+                c.confirmed =
+                    Some(Confirmation::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, &hash, &digest));
+                self.check_claim(ctx, job);
+            }
+            Ok(_) => {
+                // The home claims a result its own decisions do not give:
+                // it lies. Stop following it and finish the job here (it
+                // needs another appointed heir's confirmation in turn).
+                let liar = c.home.id;
+                h.claim = None;
+                ctx.penalties.push(liar);
+                ctx.rejected.push("wrong_result");
+                self.take_over(ctx, job);
+                if let Some(home) = self.homes.get_mut(job) {
+                    home.yield_to.remove(&liar);
+                    home.heirs.retain(|p| p.id != liar);
+                }
+            }
+            // Partials that cannot be fetched now may be later: the home
+            // asks again.
+            Err(_) => {}
+        }
+    }
+
+    /// An appointed heir confirmed the result of this home (not the
+    /// creator): the job is done. Returns false if the confirmation is not
+    /// good: not signed by an heir the creator appointed (other than this
+    /// node), or not for this home's result.
+    pub fn on_confirmed(&mut self, ctx: &mut Ctx<'_>, job: &str, hash: &str, digest: &str, c: Confirmation) -> bool {
+        let Some(h) = self.homes.get_mut(job) else { return true };
+        if h.state.is_final() {
+            return true;
+        }
+        let ours = h.result.as_ref().is_some_and(|r| r.0 == hash && r.1 == digest);
+        let appointed = h.appointment.as_ref().is_some_and(|a| a.names(c.by));
+        if !ours || !appointed || c.by == ctx.me || c.verify(ctx.cluster, job, hash, digest).is_err() {
+            return false;
+        }
+        if !h.confirmations.iter().any(|x| x.by == c.by) && h.confirmations.len() < crate::attest::MAX_CONFIRMATIONS {
+            h.confirmations.push(c);
+        }
+        h.state = JobState::Done;
+        h.confirm_asked = None;
+        h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+        h.summary_dirty = true;
+        let id = job.to_string();
+        self.finalize_local(ctx, &id);
+        self.publish(ctx, &id);
+        true
     }
 
     // ---------------------------------------------------------------- ticks
@@ -1827,6 +2260,11 @@ impl JobEngine {
                 if h.yield_to.len() < MAX_YIELD_TO {
                     h.yield_to.insert(c.id);
                 }
+            }
+            // The creator appoints the newcomer (only it can: an heir it
+            // did not appoint cannot confirm another home's result).
+            if job_creator(&id) == Some(ctx.me) {
+                h.appointment = Some(appoint(ctx, &id, &h.heirs, h.appointment.as_ref()));
             }
             // Everyone gets the new ranking; the newcomer also gets the
             // decisions so far.
@@ -1970,21 +2408,25 @@ impl JobEngine {
                         .undelivered
                         .drain(..)
                         .filter_map(|u| {
-                            h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs)| Decision {
+                            h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs, votes)| Decision {
                                 unit: u,
                                 digest: d.clone(),
                                 holders: hs.iter().take(3).copied().collect(),
+                                votes: votes.clone(),
                             })
                         })
                         .collect();
-                    (due, h.heirs.clone(), decisions)
+                    (due, heir_targets(h, ctx.me), decisions)
                 }
                 None => continue,
             };
-            for page in decisions.chunks(48) {
+            for page in decisions.chunks(DECISIONS_PER_PAGE) {
                 for heir in &heirs {
                     ctx.sends.push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
                 }
+            }
+            if self.confirm_due(ctx, id) {
+                self.ask_confirmation(ctx, id);
             }
             if due {
                 self.publish(ctx, id);
@@ -2105,6 +2547,42 @@ impl JobTableSizes {
             ("job_loads", self.loads, max_neighbours),
         ]
     }
+}
+
+/// The creator's signed appointment of `heirs` for `job`, keeping those it
+/// appointed `before` (an heir dropped as unreachable may be alive, and may
+/// hold an older record) up to `attest::MAX_APPOINTED`.
+fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Option<&Appointment>) -> Appointment {
+    let mut ids: Vec<PeerInfo> = heirs.to_vec();
+    for p in before.map(|a| a.heirs.as_slice()).unwrap_or_default() {
+        if !ids.iter().any(|q| q.id == p.id) {
+            ids.push(*p);
+        }
+    }
+    ids.truncate(crate::attest::MAX_APPOINTED);
+    Appointment::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, ids)
+}
+
+/// Whether the creator appointed `node` an heir of this job, as far as
+/// this heir knows: an appointee may speak for the job (pass on records,
+/// decisions and claims) as the home does, and whatever it says that the
+/// creator did not is checked (certificates, the heir's own merge).
+fn appointed(h: &HeirJob, node: NodeId) -> bool {
+    h.appointment.as_ref().is_some_and(|a| a.names(node))
+}
+
+/// Where a home sends its heirs' messages: its heirs and, once it claims a
+/// result it needs confirmed, every heir the creator appointed.
+fn heir_targets(h: &HomeJob, me: NodeId) -> Vec<PeerInfo> {
+    let mut out = h.heirs.clone();
+    if h.confirm_asked.is_some() {
+        for p in h.appointment.iter().flat_map(|a| a.heirs.iter()) {
+            if p.id != me && !out.iter().any(|q| q.id == p.id) {
+                out.push(*p);
+            }
+        }
+    }
+    out
 }
 
 fn home_of(h: &HeirJob) -> Option<NodeId> {

@@ -81,7 +81,7 @@ pub struct Metrics {
 
 /// Reasons the node itself (beyond decoding and authentication) refuses a
 /// message for, pre-registered so that every counter shows from the start.
-pub const NODE_REASONS: [&str; 7] = [
+pub const NODE_REASONS: [&str; 12] = [
     // Addressed to another node (a datagram replayed elsewhere).
     "wrong_destination",
     // A kind only neighbours may send, from a stranger or from a
@@ -98,6 +98,18 @@ pub const NODE_REASONS: [&str; 7] = [
     "not_heir",
     // A report whose result names another token than the home issued.
     "wrong_token",
+    // A result without its worker's valid signed vote.
+    "bad_vote",
+    // A decision from a home other than the creator without a quorum of
+    // valid votes.
+    "bad_certificate",
+    // A `done` summary from a home other than the creator that no heir
+    // the creator appointed confirmed.
+    "unconfirmed_result",
+    // A home claimed a result that its own decided partials do not give.
+    "wrong_result",
+    // A confirmation not from an appointed heir, or not of the result.
+    "bad_confirmation",
 ];
 
 impl Default for Metrics {

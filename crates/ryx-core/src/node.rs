@@ -1150,12 +1150,17 @@ impl Node {
                     self.metrics.count_rejected("not_home");
                 }
             }
-            Message::JobFinished { job, result, size, http, .. } => {
-                if self.with_jobs(|j, c| j.on_finished(c, from, &job)) {
+            Message::JobFinished { job, result, digest, size, http } => {
+                if self.with_jobs(|j, c| j.on_finished(c, peer, &job, &result, &digest)) {
                     let e = self.cfg.default_energy;
                     self.replicate_blob(peer, BlobRef { hash: result, size }, vec![http], BlobKind::Result, e);
                 } else {
                     self.metrics.count_rejected("not_home");
+                }
+            }
+            Message::JobConfirmed { job, result, digest, confirmation } => {
+                if !self.with_jobs(|j, c| j.on_confirmed(c, &job, &result, &digest, confirmation)) {
+                    self.metrics.count_rejected("bad_confirmation");
                 }
             }
             Message::BlobOffer { blobs, http, energy } => {
@@ -1832,6 +1837,22 @@ impl Node {
                     || held_summary.as_ref().is_some_and(|h| h.co_homes.contains(&item.id.origin));
                 if !allowed {
                     return Err("not_heir");
+                }
+                // A result is believed from the creator, or from another
+                // home with an appointed heir's confirmation (`attest`).
+                if sum.state == crate::jobs::JobState::Done {
+                    let (Some(hash), Some(digest)) = (&sum.result_hash, &sum.result_digest) else {
+                        return Err(wire::WireError::OutOfBounds.reason());
+                    };
+                    crate::attest::check_result(
+                        &self.cfg.cluster_id,
+                        &item.id.key,
+                        item.id.origin,
+                        hash,
+                        digest,
+                        sum.appointment.as_ref(),
+                        &sum.confirmations,
+                    )?;
                 }
             }
             _ => {

@@ -377,6 +377,19 @@ pub enum Message {
         /// Where to fetch it.
         http: SocketAddr,
     },
+    /// An appointed heir confirms the result a home (not the job's
+    /// creator) claimed in `job_finished`: it merged the decided partials
+    /// itself and got the same.
+    JobConfirmed {
+        /// Job id.
+        job: String,
+        /// Result blob.
+        result: Hash,
+        /// Result digest.
+        digest: String,
+        /// The heir's signature over the result.
+        confirmation: crate::attest::Confirmation,
+    },
     /// "I hold these blobs; fetch a copy if you have room."
     BlobOffer {
         /// Offered blobs.
@@ -457,6 +470,7 @@ impl Message {
             Message::JobRecord { .. } => "job_record",
             Message::JobDecided { .. } => "job_decided",
             Message::JobFinished { .. } => "job_finished",
+            Message::JobConfirmed { .. } => "job_confirmed",
             Message::BlobOffer { .. } => "blob_offer",
             Message::BlobHave { .. } => "blob_have",
             Message::BlobKeep { .. } => "blob_keep",
@@ -465,7 +479,7 @@ impl Message {
     }
 
     /// All kind names, for pre-registering metrics.
-    pub const KINDS: [&'static str; 28] = [
+    pub const KINDS: [&'static str; 29] = [
         "hello",
         "hello_reply",
         "join",
@@ -490,6 +504,7 @@ impl Message {
         "job_record",
         "job_decided",
         "job_finished",
+        "job_confirmed",
         "blob_offer",
         "blob_have",
         "blob_want",
@@ -533,6 +548,7 @@ impl Message {
                 | Message::JobRecord { .. }
                 | Message::JobDecided { .. }
                 | Message::JobFinished { .. }
+                | Message::JobConfirmed { .. }
                 | Message::BlobHave { .. }
                 | Message::BlobKeep { .. }
         )
@@ -584,22 +600,28 @@ impl Message {
             }
             Message::JobReport { report } => {
                 report.job.len() <= 64
-                    && report.holding.len() <= 1000
-                    && report.results.len() <= 100
+                    && report.holding.len() <= crate::jobs::HOLDING_PER_REPORT
+                    && report.results.len() <= crate::jobs::RESULTS_PER_REPORT
                     && report.results.iter().all(|r| crate::blobs::is_hash(&r.digest) && r.token.len() == 32)
             }
             Message::JobRecord { record } => {
                 record.job.len() <= 64
-                    && record.units.len() <= 64
+                    && record.units.len() <= crate::jobs::UNITS_PER_PAGE
                     && record.heirs.len() <= 8
+                    && record.appointment.as_ref().is_none_or(|a| a.heirs.len() <= crate::attest::MAX_APPOINTED)
                     && record.energy.is_finite()
                     && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
                     && value_len(&record.params) <= 4096
             }
             Message::JobDecided { job, decisions } => {
-                job.len() <= 64 && decisions.len() <= 64 && decisions.iter().all(|d| d.holders.len() <= 8)
+                job.len() <= 64
+                    && decisions.len() <= crate::jobs::DECISIONS_PER_PAGE
+                    && decisions.iter().all(|d| d.holders.len() <= 8 && d.votes.len() <= crate::attest::MAX_VOTES)
             }
             Message::JobFinished { job, result, .. } => job.len() <= 64 && crate::blobs::is_hash(result),
+            Message::JobConfirmed { job, result, digest, .. } => {
+                job.len() <= 64 && crate::blobs::is_hash(result) && crate::blobs::is_hash(digest)
+            }
             Message::BlobOffer { blobs, .. } => {
                 blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
             }
@@ -866,6 +888,93 @@ mod tests {
         ];
         for m in msgs {
             assert!(Message::KINDS.contains(&m.kind()));
+        }
+    }
+
+    /// The largest pages the job engine sends, signed, with the longest
+    /// addresses and ids the bounds allow, fit a datagram: a page that did
+    /// not would be dropped at the sender every time.
+    #[test]
+    fn the_largest_job_pages_fit_a_datagram() {
+        use crate::attest::{Appointment, Vote, MAX_APPOINTED, MAX_VOTES};
+        use crate::jobs::{Decision, JobRecordPage, JobReport, UnitRef, UnitResult};
+        let key = crate::identity::Identity::from_u64(1);
+        let far: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535".parse().expect("addr");
+        let job = "f".repeat(64);
+        let hash = "a".repeat(64);
+        let ts = u64::MAX / 2;
+        let proof = key.prove(crate::identity::domain::VOTE, ts, &[&b"y"[..]]);
+        let peer = PeerInfo { id: NodeId(u64::MAX), addr: far };
+        let report = JobReport {
+            job: job.clone(),
+            worker: NodeId(u64::MAX),
+            http: far,
+            holding: vec![(u32::MAX, u8::MAX); crate::jobs::HOLDING_PER_REPORT],
+            results: vec![
+                UnitResult {
+                    unit: u32::MAX,
+                    replica: u8::MAX,
+                    digest: hash.clone(),
+                    token: "b".repeat(32),
+                    proof: Some(proof),
+                };
+                crate::jobs::RESULTS_PER_REPORT
+            ],
+            hops: u8::MAX,
+            proof: Some(proof),
+        };
+        let decided = Message::JobDecided {
+            job: job.clone(),
+            decisions: vec![
+                Decision {
+                    unit: u32::MAX,
+                    digest: hash.clone(),
+                    holders: vec![far; 3],
+                    votes: vec![Vote { worker: NodeId(u64::MAX), proof }; MAX_VOTES],
+                };
+                crate::jobs::DECISIONS_PER_PAGE
+            ],
+        };
+        let record = JobRecordPage {
+            job: job.clone(),
+            kind: "k".repeat(32),
+            // `submit` bounds a job's parameters to 4 KiB of JSON.
+            params: serde_json::json!({"p": "v".repeat(4088)}),
+            redundancy: 7,
+            energy: f64::MAX,
+            home: NodeId(u64::MAX),
+            heirs: vec![peer; 8],
+            total_units: u32::MAX,
+            offset: u32::MAX,
+            units: vec![
+                UnitRef { hash: hash.clone(), size: u64::MAX, holders: vec![far; 3] };
+                crate::jobs::UNITS_PER_PAGE
+            ],
+            created: u64::MAX,
+            appointment: Some(Appointment::new(&key, "c", ts, &job, vec![peer; MAX_APPOINTED])),
+        };
+        let msgs =
+            [Message::JobReport { report: Box::new(report) }, decided, Message::JobRecord { record: Box::new(record) }];
+        for msg in msgs {
+            let kind = msg.kind();
+            assert!(msg.check_bounds().is_ok(), "{kind} within bounds");
+            if let Message::JobRecord { record } = &msg {
+                assert!(value_len(&record.params) <= 4096);
+            }
+            let mut env = Envelope {
+                v: PROTOCOL_VERSION,
+                cluster: "c".repeat(64),
+                from: NodeId(u64::MAX),
+                to: Some(NodeId(u64::MAX)),
+                seq: u64::MAX,
+                msg,
+                sig: None,
+                tag: None,
+            };
+            sign_envelope(&mut env, &key, ts);
+            let len = serde_json::to_vec(&env).expect("json").len();
+            assert!(encode(&env).is_ok(), "{kind}: {len} bytes > {MAX_DATAGRAM}");
+            eprintln!("{kind}: {len} bytes");
         }
     }
 

@@ -230,7 +230,7 @@ impl Byzantine {
         let space =
             *self.rng.pick(&[Space::Info, Space::Job, Space::Reputation, Space::Topology]).unwrap_or(&Space::Info);
         let item = self.item(v, space, victim);
-        match self.rng.below(28) {
+        match self.rng.below(29) {
             0 => Message::Hello { active: 255, needy: true },
             1 => Message::HelloReply { peers: vec![peer; 64] },
             2 => Message::Join { long: true, urgent: true, degree: 0 },
@@ -286,14 +286,30 @@ impl Byzantine {
                     heirs: vec![peer; 8],
                     total_units: 65_536,
                     offset: u32::MAX - 3,
-                    units: vec![UnitRef { hash: hash.clone(), size: 1, holders: vec![slot_addr(v.me)] }; 64],
+                    units: vec![
+                        UnitRef { hash: hash.clone(), size: 1, holders: vec![slot_addr(v.me)] };
+                        ryx_core::jobs::UNITS_PER_PAGE
+                    ],
                     created: 0,
+                    // An appointment signed by the attacker, not the creator.
+                    appointment: Some(ryx_core::attest::Appointment::new(
+                        &v.identity,
+                        "sim",
+                        v.wall_ms,
+                        &job,
+                        vec![PeerInfo { id: v.my_id, addr: slot_addr(v.me) }; 16],
+                    )),
                 }),
             },
             22 => Message::JobDecided {
                 job: job.clone(),
                 decisions: (0..64)
-                    .map(|u| Decision { unit: u32::MAX - u, digest: hash.clone(), holders: vec![slot_addr(v.me)] })
+                    .map(|u| Decision {
+                        unit: u32::MAX - u,
+                        digest: hash.clone(),
+                        holders: vec![slot_addr(v.me)],
+                        votes: Vec::new(),
+                    })
                     .collect(),
             },
             23 => {
@@ -308,19 +324,26 @@ impl Byzantine {
                 proof: self.fake_proof(&v.identity),
             },
             26 => Message::BlobWant { hashes: vec![hash; 64], hops: wire::MAX_WANT_HOPS },
+            27 => {
+                // A confirmation of a made-up result, in its own name.
+                let digest = self.hash();
+                let confirmation =
+                    ryx_core::attest::Confirmation::new(&v.identity, "sim", v.wall_ms, &job, &hash, &digest);
+                Message::JobConfirmed { job, result: hash, digest, confirmation }
+            }
             _ => self.keep_msg(v, victim),
         }
     }
 
     fn report(&mut self, job: &str, worker: NodeId, signer: Option<&Identity>) -> JobReport {
         let results = (0..4)
-            .map(|u| UnitResult { unit: u, replica: u as u8, digest: self.hash(), token: "0".repeat(32) })
+            .map(|u| UnitResult { unit: u, replica: u as u8, digest: self.hash(), token: "0".repeat(32), proof: None })
             .collect();
         let mut r = JobReport {
             job: job.to_string(),
             worker,
             http: slot_addr(0),
-            holding: (0..1000).map(|u| (u, 0)).collect(),
+            holding: (0..ryx_core::jobs::HOLDING_PER_REPORT as u32).map(|u| (u, 0)).collect(),
             results,
             hops: 0,
             proof: None,
@@ -456,11 +479,21 @@ impl Byzantine {
                 Attack::Usurp => {
                     let Some((job, home, units)) = v.jobs.first().cloned() else { continue };
                     let origin = if self.rng.chance(0.5) { v.my_id } else { home };
+                    let (fake, fake_digest) = (self.hash(), self.hash());
+                    // Its own confirmation of its own claim, correctly
+                    // signed (a writer may not confirm itself), or one in
+                    // another's name (which the signature gives away).
+                    let mut conf =
+                        ryx_core::attest::Confirmation::new(&v.identity, "sim", v.wall_ms, &job, &fake, &fake_digest);
+                    if self.rng.chance(0.5) {
+                        conf.by = self.peer(v).id;
+                    }
                     let summary = serde_json::json!({
                         "job_id": job, "kind": "word-count", "state": "done", "units_total": units,
                         "units_done": units, "redundancy": 2, "home": origin, "home_http": slot_addr(v.me),
-                        "created": 0, "result_hash": self.hash(), "result_digest": self.hash(),
+                        "created": 0, "result_hash": fake, "result_digest": fake_digest,
                         "result_size": 10, "result_holders": [slot_addr(v.me)], "co_homes": [v.my_id],
+                        "confirmations": [conf],
                         "error": null, "stats": {"results": 0, "reissued": 0, "extra_replicas": 0,
                         "disagreements": 0, "workers": 0, "takeovers": 0, "elapsed_ms": null}
                     });

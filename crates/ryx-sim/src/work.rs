@@ -334,7 +334,6 @@ impl Sim {
                         let put = self.node_mut(s).map(|node| node.blob_put(now, &d, size, BlobKind::Result, false));
                         if matches!(put, Some(Ok(()))) {
                             self.world().held[s].insert(d.clone());
-                            self.world().finished.push((job.clone(), now, d.clone()));
                             Ok((d.clone(), d, size))
                         } else {
                             Err(Vec::new())
@@ -342,8 +341,18 @@ impl Sim {
                     }
                     Err(m) => Err(m),
                 };
+                let mut done = None;
                 if let Some(node) = self.node_mut(s) {
                     node.merge_done(now, &job, outcome);
+                    // Done here, unless the merge was an heir's check or a
+                    // result still awaiting an heir's confirmation.
+                    done = node
+                        .job(&job)
+                        .filter(|j| node.job_engine().is_home(&job) && j.state == JobState::Done)
+                        .and_then(|j| j.result_digest);
+                }
+                if let Some(d) = done {
+                    self.world().finished.push((job.clone(), now, d));
                 }
             }
         }
@@ -644,7 +653,12 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         });
     }
     sim.run_until(deadline, every, |s| finished(s))?;
-    let done_at = sim.work.as_ref().and_then(|w| w.finished.iter().find(|f| f.0 == job).map(|f| f.1));
+    // When the first home finished: at its merge, or (a home that took
+    // over, done once an heir confirmed) as its summary says.
+    let done_at = sim.work.as_ref().and_then(|w| w.finished.iter().find(|f| f.0 == job).map(|f| f.1)).or_else(|| {
+        let j = sim.home_summary(&job).map(|(_, j)| j).filter(|j| j.state == JobState::Done)?;
+        j.stats.elapsed_ms.map(|ms| t0.plus(Duration::from_millis(ms)))
+    });
     // Let the summary diffuse (and, after a split, the homes settle), then
     // see who knows the result.
     let knows = |s: &Sim, slot: usize| {
@@ -679,6 +693,24 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     let summary = final_summary.or_else(|| live.iter().find_map(|&s| sim.node(s).and_then(|n| n.job(&job))));
     let state = summary.as_ref().map_or(JobState::Running, |j| j.state);
     let result_digest = summary.as_ref().and_then(|j| j.result_digest.clone());
+    // No honest node may believe a wrong result, whoever wrote it.
+    for &x in &live {
+        if sim.byz.as_ref().is_some_and(|b| b.is_byz[x]) {
+            continue;
+        }
+        let believed = sim.node(x).and_then(|n| n.job(&job)).filter(|j| j.state == JobState::Done);
+        if let Some(j) = believed.filter(|j| j.result_digest.as_deref() != Some(&reference.result_digest)) {
+            return Err(sim.violation(
+                Some(x),
+                format!(
+                    "node believes job {job} done with digest {} (written by {}) but the reference is {}",
+                    j.result_digest.unwrap_or_default(),
+                    j.home,
+                    reference.result_digest
+                ),
+            ));
+        }
+    }
     if state == JobState::Done && result_digest.as_deref() != Some(&reference.result_digest) {
         return Err(sim.violation(
             None,

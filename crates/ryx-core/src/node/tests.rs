@@ -242,6 +242,11 @@ struct JobWorld {
     pending: Vec<(Time, usize, crate::jobs::WorkToken)>,
     /// Kernel runs finished, by node.
     executed: Vec<usize>,
+    /// The first node that merges as a home other than the job's creator
+    /// gets a wrong result (a Byzantine home's claim).
+    bad_first_takeover: bool,
+    /// Which node that was.
+    bad_home: Option<usize>,
 }
 
 impl JobWorld {
@@ -256,6 +261,8 @@ impl JobWorld {
             liars: liars.iter().copied().collect(),
             pending: Vec::new(),
             executed: vec![0; n],
+            bad_first_takeover: false,
+            bad_home: None,
         }
     }
 
@@ -324,6 +331,12 @@ impl JobWorld {
                                     Some(c) => acc.push_str(&c),
                                     None => missing.push(u as u32),
                                 }
+                            }
+                            let takeover = self.mini.nodes[i].job_engine().is_home(&job)
+                                && crate::jobs::job_creator(&job) != Some(self.mini.nodes[i].id());
+                            if self.bad_first_takeover && takeover && self.bad_home.is_none_or(|b| b == i) {
+                                self.bad_home = Some(i);
+                                acc.push_str("BAD");
                             }
                             let outcome = if missing.is_empty() {
                                 let h = fake_hash(&acc);
@@ -410,6 +423,16 @@ fn job_survives_the_death_of_its_home() {
     assert_eq!(s.state, JobState::Done, "{s:?}");
     assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
     assert_ne!(s.home, w.mini.nodes[0].id());
+    // The new home's result stands on another appointed heir's word.
+    let a = s.appointment.as_ref().expect("the creator's appointment");
+    assert!(a.verify("ryx", &id).is_ok());
+    let c = s.confirmations.first().expect("a confirmation");
+    assert_ne!(c.by, s.home);
+    assert!(a.names(c.by), "confirmed by an heir the creator appointed");
+    // Every live node believes it.
+    for i in 1..10 {
+        assert_eq!(w.mini.nodes[i].job(&id).and_then(|j| j.result_digest), Some(JobWorld::expected(30)), "node {i}");
+    }
 }
 
 #[test]

@@ -294,7 +294,7 @@ fn report(job: &str, worker: NodeId, unit: u32, replica: u8, digest: &str, token
         worker,
         http: evil(),
         holding: vec![],
-        results: vec![UnitResult { unit, replica, digest: digest.into(), token }],
+        results: vec![UnitResult { unit, replica, digest: digest.into(), token, proof: None }],
         hops: 0,
         proof: None,
     }
@@ -397,7 +397,12 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     let hi = w.mini.nodes.iter().position(|n| n.id() == heir).expect("heir is a node");
     let decided = Message::JobDecided {
         job: id.clone(),
-        decisions: vec![crate::jobs::Decision { unit: 0, digest: fake_hash("forged"), holders: vec![evil()] }],
+        decisions: vec![crate::jobs::Decision {
+            unit: 0,
+            digest: fake_hash("forged"),
+            holders: vec![evil()],
+            votes: Vec::new(),
+        }],
     };
     let d = craft(attacker.id(), Some(&attacker), Some(heir), 1, decided, now_ms);
     w.mini.nodes[hi].handle(w.mini.now, Input::Datagram { from: evil(), bytes: &d });
@@ -406,4 +411,118 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     let s = w.summary(&id).expect("job finished");
     assert_eq!(s.home, home);
     assert_eq!(s.result_digest, Some(JobWorld::expected(40)));
+}
+
+/// A signed job summary item from `by` (its own key).
+fn summary_item(id: &str, value: serde_json::Value, by: &Identity, version: u64, now_ms: u64) -> Item {
+    let mut item = Item {
+        id: ItemId { space: Space::Job, key: id.to_string(), version, origin: by.id() },
+        value,
+        energy: 100.0,
+        hops: 0,
+        born: 0,
+        proof: None,
+    };
+    item.proof = Some(by.prove(crate::identity::domain::ITEM, now_ms, &[&item.signed_bytes("ryx")]));
+    item
+}
+
+#[test]
+fn an_heir_cannot_make_a_result_of_its_own_stand_nor_make_the_creator_step_down() {
+    // An heir is a legitimate co-home: before results were attested, its
+    // signed `done` summary with a made-up digest was believed by every
+    // node, and its higher-version summary made the live creator step down.
+    let mut w = JobWorld::new(8, &[]);
+    let chunks = w.upload(0, 40);
+    w.run(300);
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
+    w.run(100);
+    let creator = w.mini.nodes[0].id();
+    let held = w.mini.nodes[0].job(&id).expect("summary held");
+    let heir = held.co_homes[0];
+    let hi = w.mini.nodes.iter().position(|n| n.id() == heir).expect("heir is a node");
+    let heir_key = ident(hi);
+    // A third node that holds the summary, neighbour of the creator.
+    let xi = (1..8).find(|&i| i != hi && w.mini.nodes[i].job(&id).is_some()).expect("a third node");
+    let now_ms = w.mini.now.as_millis();
+    let version = w.mini.now.as_micros() + 1_000_000;
+    let lie = fake_hash("forged result");
+    let forged = |confirmations: Vec<crate::attest::Confirmation>| {
+        let mut s = held.clone();
+        s.home = heir;
+        s.state = JobState::Done;
+        s.result_hash = Some(lie.clone());
+        s.result_digest = Some(lie.clone());
+        s.confirmations = confirmations;
+        serde_json::to_value(&s).expect("json")
+    };
+    let outsider = Identity::from_text("outsider");
+    let attempts = [
+        // No confirmation at all.
+        forged(vec![]),
+        // Confirmed by itself.
+        forged(vec![crate::attest::Confirmation::new(&heir_key, "ryx", now_ms, &id, &lie, &lie)]),
+        // Confirmed by a node the creator never appointed.
+        forged(vec![crate::attest::Confirmation::new(&outsider, "ryx", now_ms, &id, &lie, &lie)]),
+    ];
+    let xid = w.mini.nodes[xi].id();
+    for (k, value) in attempts.into_iter().enumerate() {
+        let item = summary_item(&id, value, &heir_key, version + k as u64, now_ms);
+        let d =
+            craft(heir, None, Some(xid), 5000 + k as u64, Message::Gossip { items: vec![item], sync: false }, now_ms);
+        let from = w.mini.nodes[xi].neighbors(w.mini.now).iter().find(|p| p.node_id == heir).map(|p| p.addr);
+        w.mini.nodes[xi].handle(w.mini.now, Input::Datagram { from: from.unwrap_or(addr(hi)), bytes: &d });
+    }
+    assert_eq!(rejected(&w.mini.nodes[xi], "unconfirmed_result"), 3);
+    assert_ne!(w.mini.nodes[xi].job(&id).map(|s| s.state), Some(JobState::Done));
+    // A running summary from the heir a second ahead: the creator, alive,
+    // stays home.
+    let mut running = held.clone();
+    running.home = heir;
+    let item = summary_item(&id, serde_json::to_value(&running).expect("json"), &heir_key, version + 10, now_ms);
+    let d = craft(heir, None, Some(creator), 6000, Message::Gossip { items: vec![item], sync: false }, now_ms);
+    let from = w.mini.nodes[0].neighbors(w.mini.now).iter().find(|p| p.node_id == heir).map(|p| p.addr);
+    w.mini.nodes[0].handle(w.mini.now, Input::Datagram { from: from.unwrap_or(addr(hi)), bytes: &d });
+    assert!(w.mini.nodes[0].job_engine().is_home(&id), "the creator stepped down for an heir");
+    w.run(8_000);
+    for i in 0..8 {
+        let s = w.mini.nodes[i].job(&id).expect("summary");
+        assert_eq!(s.state, JobState::Done, "node {i}: {s:?}");
+        assert_eq!(s.result_digest, Some(JobWorld::expected(40)), "node {i}");
+        assert_eq!(s.home, creator, "node {i}");
+    }
+}
+
+#[test]
+fn a_home_that_took_over_and_claims_a_wrong_result_is_refused_and_replaced() {
+    // The creator dies; the heir that takes over merges a wrong result (as
+    // a Byzantine home would claim one). The other appointed heirs merge
+    // the decided partials themselves, refuse to confirm, and one of them
+    // finishes the job: no node ever believes the wrong result.
+    let mut w = JobWorld::new(10, &[]);
+    w.bad_first_takeover = true;
+    let chunks = w.upload(0, 30);
+    w.run(500);
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
+    w.run(60);
+    w.alive[0] = false;
+    let bad_digest = |w: &JobWorld| {
+        (1..10).any(|i| {
+            w.mini.nodes[i].job(&id).is_some_and(|s| s.result_digest.is_some_and(|d| d != JobWorld::expected(30)))
+        })
+    };
+    for _ in 0..150 {
+        w.run(100);
+        assert!(!bad_digest(&w), "a node believes the wrong result");
+    }
+    let liar = w.bad_home.expect("an heir took over and merged (the case under test)");
+    let refused: u64 = (1..10).map(|i| rejected(&w.mini.nodes[i], "wrong_result")).sum();
+    assert!(refused >= 1, "no heir refused the wrong claim");
+    let s = w.summary(&id).expect("job finished");
+    assert_eq!(s.state, JobState::Done, "{s:?}");
+    assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
+    assert_ne!(s.home, w.mini.nodes[liar].id());
+    assert!(s.confirmations.iter().all(|c| c.by != w.mini.nodes[liar].id()));
 }
