@@ -44,7 +44,13 @@ const CLEARED_ENV: &[&str] = &[
     "RYX_CLUSTER_ID",
     "RYX_BROADCAST_ADDR",
     "RYX_DISCOVERY_PORT",
-    "RYX_NODE_ID",
+    "RYX_HTTP_BIND",
+    "RYX_ADVERTISE_ADDR",
+    "RYX_CONFIG",
+    // Every node of a local cluster has an identity of its own: one seed
+    // or key file shared by all would make them one node.
+    "RYX_IDENTITY_FILE",
+    "RYX_IDENTITY_SEED",
 ];
 
 /// Every node runs with the fault-injection API on, so `chaos` can

@@ -47,10 +47,13 @@ fn is_read(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD || m == Method::OPTIONS
 }
 
-/// Paths always open: liveness for orchestrators, and the dashboard's
-/// static files (the page asks for a token before it changes anything).
+/// Paths always open: liveness for orchestrators, the dashboard's static
+/// files (the page asks for a token before it changes anything), and the
+/// identity challenge, which members answer to one another before any
+/// token is sent (with `--protect-reads` it would otherwise need the token
+/// it exists to protect).
 fn always_open(path: &str) -> bool {
-    path == "/healthz" || path == "/ui" || path.starts_with("/ui/")
+    path == "/healthz" || path == "/v1/identity" || path == "/ui" || path.starts_with("/ui/")
 }
 
 /// Decodes `%XX` escapes (and `+` as space) of a query value.
@@ -148,6 +151,7 @@ mod tests {
     #[test]
     fn token_rules() {
         assert!(always_open("/healthz"));
+        assert!(always_open("/v1/identity"));
         assert!(always_open("/ui/app.js"));
         assert!(!always_open("/v1/jobs"));
         assert!(is_read(&Method::GET));

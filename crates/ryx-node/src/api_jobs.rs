@@ -1,12 +1,13 @@
 //! HTTP endpoints for blobs and jobs.
 
 use crate::client;
+use crate::http::Query;
 use crate::http::{ApiError, ApiResult, Limits};
 use crate::refusals::Refusal;
 use crate::runtime::Handle;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -228,19 +229,35 @@ impl Ingest {
             .handle
             .call(move |s| {
                 if s.node.blob(&h).is_some() {
-                    return Ok(());
+                    return Ok(Ok(()));
                 }
                 s.node.blob_put(s.clock.now(), &h, m.len() as u64, BlobKind::Manifest, false)?;
-                if s.store.insert_manifest(h.clone(), m).is_err() {
+                if let Err(e) = s.store.insert_manifest(h.clone(), m) {
                     s.node.blob_remove(&h);
+                    return Ok(Err(e));
                 }
-                Ok(())
+                Ok(Ok(()))
             })
             .await
             .map_err(ApiError::unavailable)?;
-        if let Err(e) = r {
-            self.undo().await;
-            return Err(store_error(e));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The chunk list this node cut does not make a manifest
+                // it could read back: the upload is refused whole rather
+                // than acknowledged without its manifest.
+                Refusal::BadManifest.count();
+                self.undo().await;
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "bad_manifest",
+                    format!("the upload's manifest could not be kept: {e}"),
+                ));
+            }
+            Err(e) => {
+                self.undo().await;
+                return Err(store_error(e));
+            }
         }
         Ok(Stored { hash, size: self.size, chunks: self.chunks })
     }
@@ -387,7 +404,6 @@ fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Starts an upload's replication and answers once it has its copies.
 /// Starts an upload's replication and custody, and answers once it has its
 /// copies: an acknowledged upload is kept, `copies` times, until it is
 /// deleted (`DELETE /v1/blobs/{hash}`) or its `keep_s` runs out.
@@ -411,9 +427,12 @@ async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: Copie
             if replicate {
                 s.node.replicate_upload(now, refs.clone(), energy);
             }
+            // The manifest (several chunks) is kept here. A one-chunk upload
+            // is its own chunk: keeping it once more here would replace
+            // its custody of k copies by one.
+            let manifest = refs.iter().all(|r| r.hash != whole);
             s.node.keep(now, refs, k, until);
-            // The manifest (several chunks) is kept here.
-            if let Some(m) = s.node.blob(&whole).map(|m| m.size) {
+            if let Some(m) = s.node.blob(&whole).map(|m| m.size).filter(|_| manifest) {
                 s.node.keep(now, vec![BlobRef { hash: whole, size: m }], 1, until);
             }
         })

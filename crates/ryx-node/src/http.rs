@@ -51,6 +51,26 @@ impl IntoResponse for ApiError {
 /// Result of an API handler.
 pub type ApiResult = Result<Response, ApiError>;
 
+/// A query string parsed into `T`. A malformed one (`copies=x`, a missing
+/// field) is a JSON error (`bad_query`) like every other, not the plain
+/// text axum's own extractor answers with.
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(Query(q.0)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+        }
+    }
+}
+
 /// Size limits of the API.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

@@ -14,9 +14,10 @@
 //! secret (or, without one, from the API token). A stranger that lures a
 //! request to itself learns nothing it could use elsewhere.
 
+use crate::http::Query;
 use crate::http::{ApiError, ApiResult};
 use crate::runtime::Handle;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;

@@ -58,6 +58,20 @@ pub fn render(s: &State) -> String {
     single(&mut o, "ryx_neighbors_left_total", "counter", "Neighbours that left gracefully.", m.neighbors_left);
     single(&mut o, "ryx_links_up_total", "counter", "Links formed.", m.links_up);
     single(&mut o, "ryx_links_down_total", "counter", "Links dropped.", m.links_down);
+    single(
+        &mut o,
+        "ryx_neighbors_moved_total",
+        "counter",
+        "Neighbours that moved to another address by their own signed join.",
+        m.neighbors_moved,
+    );
+    single(
+        &mut o,
+        "ryx_sync_answers_capped_total",
+        "counter",
+        "Anti-entropy answers cut short by the per-round budget.",
+        m.sync_answers_capped,
+    );
     single(&mut o, "ryx_items_delivered_total", "counter", "Items received for the first time.", m.items_delivered);
     single(&mut o, "ryx_items_duplicate_total", "counter", "Payload copies of items already held.", m.items_duplicate);
     single(

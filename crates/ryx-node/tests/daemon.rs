@@ -167,7 +167,12 @@ fn http_errors_are_json_with_stable_codes() {
     let nodes = start_cluster(base, 1, "http");
     let p = nodes[0].port;
     type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 12] = [
+        // Query strings that do not parse get JSON too, not plain text.
+        ("GET", "/v1/identity", None, 400, "bad_query"),
+        ("PUT", "/v1/blobs?copies=x", Some(b"a line\n"), 400, "bad_query"),
+        ("GET", "/v1/jobs/00000000000000000000000000000000?local=maybe", None, 400, "bad_query"),
+        ("GET", "/v1/identity?challenge=xyz", None, 400, "bad_challenge"),
         ("POST", "/v1/info", Some(b"{not json"), 400, "bad_json"),
         ("PATCH", "/v1/status", None, 405, "method_not_allowed"),
         ("POST", "/v1/jobs", Some(&[b' '; 100_000]), 413, "too_large"),

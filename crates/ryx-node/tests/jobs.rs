@@ -303,3 +303,27 @@ fn bad_job_requests_get_clear_errors() {
     let (st, body) = http(p, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
     assert_eq!((st, body.as_str()), (200, "hello world\n"));
 }
+
+#[test]
+fn a_one_chunk_upload_gets_its_copies_too() {
+    // A one-chunk upload is its own manifest's only chunk: keeping "the
+    // manifest" once more here used to replace the chunk's custody of k
+    // copies by one, and the upload waited out its timeout with 1 of 3.
+    let base = 22_800;
+    let nodes = start_cluster(base, 4, "onechunk");
+    assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 2)).is_some(), "cluster did not form");
+    let (st, body) =
+        http(nodes[0].port, "PUT", "/v1/blobs?copies=3&copies_timeout_ms=20000", Some(b"one line\n")).expect("upload");
+    assert_eq!(st, 201, "{body}");
+    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(up["chunks"], 1, "{up}");
+    assert!(up["copies"].as_u64().is_some_and(|c| c >= 3), "copies: {up}");
+    let hash = up["hash"].as_str().expect("hash").to_string();
+    let holders = nodes
+        .iter()
+        .filter(|n| {
+            get_json(n.port, "/v1/blobs")["blobs"].as_array().is_some_and(|b| b.iter().any(|x| x["hash"] == hash))
+        })
+        .count();
+    assert!(holders >= 3, "held by {holders} nodes");
+}

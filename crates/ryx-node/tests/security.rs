@@ -168,6 +168,11 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
     assert_eq!(http_auth(p.port, "GET", "/v1/status", b"", Some("s3cr3t-token")).0, 401);
     assert_eq!(http_auth(p.port, "GET", "/v1/status", b"", Some("env-token")).0, 200);
     assert_eq!(http_auth(p.port, "GET", "/ui/", b"", None).0, 200);
+    // The identity challenge stays open: members ask it of one another
+    // before they send any credential (behind it, the relay and job
+    // look-ups at other nodes would fail).
+    let (st, b) = http_auth(p.port, "GET", "/v1/identity?challenge=00112233445566778899aabbccddeeff", b"", None);
+    assert_eq!(st, 200, "{b}");
     // A browser's event stream cannot send headers: the query string works
     // for reads (percent-encoded), never for changes.
     assert_eq!(http_auth(p.port, "GET", "/v1/status?access_token=env%2Dtoken", b"", None).0, 200);

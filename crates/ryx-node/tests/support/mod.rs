@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 /// Minimal blocking HTTP/1.1 request; returns status and body.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    // Generous: an upload with `copies=N` answers only once the copies exist,
-    // which on a loaded 2-core machine can take several seconds.
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // Generous, to catch hangs only: an upload with `copies=N` answers
+    // once the copies exist or its `copies_timeout_ms` (60 s at most in
+    // these tests) has passed, which a loaded 2-core machine may reach.
+    s.set_read_timeout(Some(Duration::from_secs(90)))?;
     let body = body.unwrap_or(&[]);
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
