@@ -1,0 +1,648 @@
+//! The home of a job: submission, tokens issued and re-issued, votes,
+//! the merge, heirs appointed and kept, and, for a home that took over,
+//! the confirmation of its result by an appointed heir.
+
+use super::*;
+
+impl JobEngine {
+    /// Creates a job homed here; returns its id.
+    pub fn submit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        kind: String,
+        params: serde_json::Value,
+        units: Vec<UnitRef>,
+        redundancy: u8,
+        energy: Option<f64>,
+    ) -> Result<String, SubmitError> {
+        if units.is_empty() {
+            return Err(SubmitError::NoInputs);
+        }
+        if units.len() > self.cfg.max_units {
+            return Err(SubmitError::TooManyUnits(self.cfg.max_units));
+        }
+        if !(1..=7).contains(&redundancy) {
+            return Err(SubmitError::BadRedundancy);
+        }
+        let energy = energy.unwrap_or(self.cfg.default_energy);
+        if !(energy.is_finite() && energy > 0.0 && energy <= 1000.0) {
+            return Err(SubmitError::BadEnergy);
+        }
+        if crate::wire::value_len(&params) > 4096 {
+            return Err(SubmitError::ParamsTooLarge);
+        }
+        let running = self.homes.values().filter(|h| !h.state.is_final()).count();
+        if running >= self.cfg.max_jobs {
+            return Err(SubmitError::Busy(running));
+        }
+        // The creator's id leads the job id, so that every node knows who
+        // may write the job's first summaries.
+        let id = format!("{}{:016x}", ctx.me, ctx.rng.next_u64());
+        let mut nb: Vec<PeerInfo> = ctx.neighbors.iter().map(|(id, addr)| PeerInfo { id: *id, addr: *addr }).collect();
+        nb.sort();
+        ctx.rng.shuffle(&mut nb);
+        nb.truncate(self.cfg.heirs);
+        for u in &units {
+            ctx.blobs.pin(&u.hash, &id);
+        }
+        let job = HomeJob {
+            kind,
+            params,
+            unit_state: vec![UnitState::default(); units.len()],
+            units,
+            redundancy,
+            energy,
+            heirs: nb,
+            created: ctx.now.as_micros(),
+            created_at: ctx.now,
+            state: JobState::Running,
+            merging: false,
+            decided: 0,
+            version: 1,
+            last_summary: ctx.now,
+            summary_dirty: true,
+            undelivered: Vec::new(),
+            result: None,
+            result_holders: Vec::new(),
+            error: None,
+            stats: JobStats::default(),
+            workers: BTreeSet::new(),
+            record_dirty: false,
+            last_record: ctx.now,
+            yield_to: BTreeSet::new(),
+            appointment: None,
+            confirmations: Vec::new(),
+            confirm_asked: None,
+        };
+        let mut job = job;
+        job.yield_to = job.heirs.iter().map(|p| p.id).collect();
+        job.appointment = Some(appoint(ctx, &id, &job.heirs, None));
+        self.homes.insert(id.clone(), job);
+        self.send_record(ctx, &id);
+        // Issue every replica of every unit into our own queue: from here
+        // the tokens flow to wherever there is room.
+        let n = self.homes.get(&id).map_or(0, |h| h.units.len());
+        for u in 0..n {
+            for r in 0..redundancy {
+                self.issue(ctx, &id, u as u32, r);
+            }
+        }
+        self.publish(ctx, &id);
+        self.schedule(ctx);
+        Ok(id)
+    }
+
+    pub(super) fn issue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
+        let Some(h) = self.homes.get_mut(id) else {
+            return;
+        };
+        let Some(u) = h.units.get(unit as usize) else {
+            return;
+        };
+        let Some(us) = h.unit_state.get_mut(unit as usize) else {
+            return;
+        };
+        let rep = Rep { done: false, last_seen: ctx.now, issued: ctx.now };
+        match us.reps.get_mut(replica as usize) {
+            Some(r) => *r = rep,
+            None => us.reps.push(rep),
+        }
+        // Holders learned since the job started (replicas) help too; the
+        // home's own copy goes last (see `WorkToken::holders`).
+        let mut holders: Vec<SocketAddr> = u.holders.iter().filter(|a| **a != ctx.http).copied().collect();
+        let here = ctx.blobs.get(&u.hash);
+        if let Some(m) = here {
+            for a in m.holder_addrs() {
+                if !holders.contains(&a) && a != ctx.http {
+                    holders.push(a);
+                }
+            }
+        }
+        holders.truncate(7);
+        if here.is_some() || u.holders.contains(&ctx.http) {
+            holders.push(ctx.http);
+        }
+        let token = WorkToken {
+            job: id.to_string(),
+            unit,
+            replica,
+            chunk: u.hash.clone(),
+            size: u.size,
+            holders,
+            kind: h.kind.clone(),
+            params: h.params.clone(),
+            energy: h.energy,
+        };
+        self.queue.push_back(token);
+    }
+
+    pub(super) fn send_record(&self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get(id) else { return };
+        for (i, page) in h.units.chunks(UNITS_PER_PAGE).enumerate() {
+            let rec = JobRecordPage {
+                job: id.to_string(),
+                kind: h.kind.clone(),
+                params: h.params.clone(),
+                redundancy: h.redundancy,
+                energy: h.energy,
+                home: ctx.me,
+                heirs: h.heirs.clone(),
+                total_units: h.units.len() as u32,
+                offset: (i * UNITS_PER_PAGE) as u32,
+                units: page
+                    .iter()
+                    .map(|u| UnitRef { holders: u.holders.iter().take(3).copied().collect(), ..u.clone() })
+                    .collect(),
+                created: h.created,
+                appointment: h.appointment.clone(),
+            };
+            for heir in &h.heirs {
+                ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
+            }
+        }
+    }
+
+    /// Cancels a job homed here. Returns false if it is not homed here.
+    pub fn cancel(&mut self, ctx: &mut Ctx<'_>, id: &str) -> bool {
+        let Some(h) = self.homes.get_mut(id) else {
+            return false;
+        };
+        if !h.state.is_final() {
+            h.state = JobState::Cancelled;
+            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.summary_dirty = true;
+        }
+        self.finalize_local(ctx, id);
+        self.publish(ctx, id);
+        true
+    }
+
+    /// A report reached the job's home.
+    pub fn on_report(&mut self, ctx: &mut Ctx<'_>, report: JobReport) {
+        let worker_strikes = self.strikes(report.worker);
+        let Some(h) = self.homes.get_mut(&report.job) else {
+            return;
+        };
+        if h.state.is_final() {
+            return;
+        }
+        for (u, r) in &report.holding {
+            if let Some(rep) = h.unit_state.get_mut(*u as usize).and_then(|us| us.reps.get_mut(*r as usize)) {
+                rep.last_seen = ctx.now;
+            }
+        }
+        let mut touched = BTreeSet::new();
+        for res in &report.results {
+            // A result counts only for the token the home issued: the
+            // unit's own chunk, kind and parameters.
+            let Some(unit) = h.units.get(res.unit as usize) else {
+                continue;
+            };
+            if res.token != token_digest(&report.job, res.unit, &unit.hash, &h.kind, &h.params) {
+                ctx.rejected.push("wrong_token");
+                continue;
+            }
+            // The vote must be the worker's own: heirs check it again
+            // when a decision comes from another home than the creator.
+            let vote_ok = res.proof.as_ref().is_some_and(|p| {
+                report.worker == ctx.me
+                    || crate::attest::check_vote(
+                        p,
+                        report.worker,
+                        ctx.cluster,
+                        &report.job,
+                        res.unit,
+                        &res.token,
+                        &res.digest,
+                    )
+                    .is_ok()
+            });
+            if !vote_ok {
+                ctx.rejected.push("bad_vote");
+                continue;
+            }
+            let Some(us) = h.unit_state.get_mut(res.unit as usize) else {
+                continue;
+            };
+            // A node that kept disagreeing with majorities is not counted
+            // any more, and a node counts once per unit (it ran a second
+            // replica that reached it): either way the replica must run
+            // elsewhere. Marking it done without a vote left such a unit
+            // undecided for good, its job running forever.
+            let counted = !us.results.contains_key(&report.worker)
+                && us.results.len() < MAX_UNIT_RESULTS
+                && worker_strikes < IGNORE_AFTER_STRIKES;
+            if let Some(rep) = us.reps.get_mut(res.replica as usize) {
+                if counted {
+                    rep.done = true;
+                    rep.last_seen = ctx.now;
+                } else if !rep.done {
+                    // Lapse at the next tick: issued again.
+                    rep.last_seen = Time::ZERO;
+                }
+            }
+            if !counted {
+                continue;
+            }
+            if let Some((d, ..)) = &us.decided {
+                // Late replicas are compared too: a late liar still loses.
+                if *d != res.digest {
+                    h.stats.disagreements += 1;
+                    ctx.penalties.push(report.worker);
+                }
+            }
+            us.results.insert(report.worker, (res.digest.clone(), report.http, res.proof));
+            self.max_unit_results = self.max_unit_results.max(us.results.len());
+            h.stats.results += 1;
+            h.workers.insert(report.worker);
+            touched.insert(res.unit);
+        }
+        for u in touched {
+            self.vote(ctx, &report.job, u);
+        }
+        self.maybe_merge(ctx, &report.job);
+    }
+
+    pub(super) fn vote(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32) {
+        let Some(h) = self.homes.get_mut(id) else {
+            return;
+        };
+        let quorum = h.redundancy as usize / 2 + 1;
+        let max_reps = 2 * h.redundancy as usize + 1;
+        let Some(us) = h.unit_state.get_mut(unit as usize) else {
+            return;
+        };
+        if us.decided.is_some() {
+            return;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for (d, ..) in us.results.values() {
+            *counts.entry(d.as_str()).or_default() += 1;
+        }
+        let winner = counts.iter().find(|(_, c)| **c >= quorum).map(|(d, _)| d.to_string());
+        if let Some(w) = winner {
+            let holders: Vec<SocketAddr> = us.results.values().filter(|(d, ..)| *d == w).map(|(_, a, _)| *a).collect();
+            let votes: Vec<Vote> = us
+                .results
+                .iter()
+                .filter(|(_, (d, ..))| *d == w)
+                .filter_map(|(node, (.., p))| p.map(|proof| Vote { worker: *node, proof }))
+                .take(quorum)
+                .collect();
+            for (node, (d, ..)) in us.results.iter() {
+                if *d != w {
+                    h.stats.disagreements += 1;
+                    ctx.penalties.push(*node);
+                }
+            }
+            us.decided = Some((w.clone(), holders.clone(), votes));
+            ctx.outputs.push(JobOutput::Decided {
+                job: id.to_string(),
+                kind: h.kind.clone(),
+                params: h.params.clone(),
+                units: h.units.len() as u32,
+                unit,
+                digest: w.clone(),
+                holders,
+            });
+            h.decided += 1;
+            h.undelivered.push(unit);
+            h.summary_dirty = true;
+            return;
+        }
+        let outstanding = us.reps.iter().filter(|r| !r.done).count();
+        let best = counts.values().copied().max().unwrap_or(0);
+        if best + outstanding < quorum {
+            // The replicas disagree and the outstanding ones cannot settle
+            // it: run one more.
+            if us.reps.len() >= max_reps {
+                h.state = JobState::Failed;
+                h.error = Some(format!("unit {unit}: no {quorum} of {} replicas agree", us.reps.len()));
+                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                h.summary_dirty = true;
+                let id = id.to_string();
+                self.finalize_local(ctx, &id);
+                self.publish(ctx, &id);
+                return;
+            }
+            let r = us.reps.len() as u8;
+            h.stats.extra_replicas += 1;
+            self.issue(ctx, id, unit, r);
+        }
+    }
+
+    pub(super) fn maybe_merge(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get_mut(id) else {
+            return;
+        };
+        if h.state.is_final() || h.merging || h.result.is_some() || (h.decided as usize) < h.units.len() {
+            return;
+        }
+        h.merging = true;
+        let partials = h
+            .unit_state
+            .iter()
+            .map(|us| us.decided.as_ref().map(|(d, hs, _)| (d.clone(), hs.clone())).unwrap_or_default())
+            .collect();
+        ctx.outputs.push(JobOutput::Merge {
+            job: id.to_string(),
+            kind: h.kind.clone(),
+            params: h.params.clone(),
+            partials,
+        });
+    }
+
+    /// The driver merged a job: `Ok((result blob, digest, size))` or the
+    /// units whose partials could not be fetched.
+    pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+        let Some(h) = self.homes.get_mut(id) else {
+            self.claim_merged(ctx, id, outcome);
+            return;
+        };
+        h.merging = false;
+        if h.state.is_final() {
+            return;
+        }
+        match outcome {
+            Ok((hash, digest, size)) => {
+                ctx.blobs.pin(&hash, "results");
+                h.result = Some((hash.clone(), digest.clone(), size));
+                h.result_holders = vec![ctx.http];
+                if job_creator(id) != Some(ctx.me) {
+                    // A home that took over: its result stands only once
+                    // an appointed heir has merged the same decisions and
+                    // confirmed it. Heirs get every decision (with its
+                    // votes) and the claim; the tick asks again.
+                    h.confirm_asked = Some((ctx.now, 1));
+                    h.undelivered = (0..h.units.len() as u32).collect();
+                    h.summary_dirty = true;
+                    self.ask_confirmation(ctx, id);
+                    return;
+                }
+                h.state = JobState::Done;
+                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                let heirs: Vec<PeerInfo> = h.heirs.clone();
+                for a in heirs {
+                    ctx.sends.push((
+                        a,
+                        Message::JobFinished {
+                            job: id.to_string(),
+                            result: hash.clone(),
+                            digest: digest.clone(),
+                            size,
+                            http: ctx.http,
+                        },
+                    ));
+                }
+                let id = id.to_string();
+                self.finalize_local(ctx, &id);
+                self.publish(ctx, &id);
+            }
+            Err(missing) if missing.is_empty() => {
+                // The decided partials could not be merged: the majority
+                // itself produced garbage. Nothing more can be done.
+                h.state = JobState::Failed;
+                h.error = Some("merging the decided partial results failed".into());
+                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                h.summary_dirty = true;
+                let id = id.to_string();
+                self.finalize_local(ctx, &id);
+                self.publish(ctx, &id);
+            }
+            Err(missing) => {
+                let red = h.redundancy;
+                for &u in &missing {
+                    if let Some(us) = h.unit_state.get_mut(u as usize) {
+                        if us.decided.take().is_some() {
+                            h.decided = h.decided.saturating_sub(1);
+                        }
+                        us.results.clear();
+                        us.reps.clear();
+                        h.stats.reissued += 1;
+                    }
+                }
+                h.summary_dirty = true;
+                for u in missing {
+                    for r in 0..red {
+                        self.issue(ctx, id, u, r);
+                    }
+                }
+                self.schedule(ctx);
+            }
+        }
+    }
+
+    /// Whether a home that took over and merged should ask its heirs to
+    /// confirm again (decisions are sent again at exponentially spaced
+    /// rounds: an heir may have missed some). After `MAX_CONFIRM_ASKS`
+    /// unanswered rounds no appointed heir is left that could confirm, and
+    /// the job fails: an unconfirmed result is not one anyone believes.
+    pub(super) fn confirm_due(&mut self, ctx: &mut Ctx<'_>, id: &str) -> bool {
+        let Some(h) = self.homes.get_mut(id) else { return false };
+        let Some((t, n)) = h.confirm_asked else { return false };
+        if h.state.is_final() || ctx.now.since(t) < CONFIRM_EVERY {
+            return false;
+        }
+        if n >= MAX_CONFIRM_ASKS {
+            h.state = JobState::Failed;
+            h.error =
+                Some("no heir the creator appointed confirmed the result (the creator died, and so did they)".into());
+            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.summary_dirty = true;
+            h.confirm_asked = None;
+            let id = id.to_string();
+            self.finalize_local(ctx, &id);
+            self.publish(ctx, &id);
+            return false;
+        }
+        h.confirm_asked = Some((ctx.now, n + 1));
+        if (n + 1).is_power_of_two() {
+            h.undelivered = (0..h.units.len() as u32).collect();
+        }
+        true
+    }
+
+    /// Sends the claim of this home's result to its heirs.
+    pub(super) fn ask_confirmation(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let Some(h) = self.homes.get(id) else { return };
+        let Some((hash, digest, size)) = h.result.clone() else { return };
+        for a in heir_targets(h, ctx.me) {
+            let msg = Message::JobFinished {
+                job: id.to_string(),
+                result: hash.clone(),
+                digest: digest.clone(),
+                size,
+                http: ctx.http,
+            };
+            ctx.sends.push((a, msg));
+        }
+    }
+
+    /// Another node holds a verified copy of `hash`: units of running jobs
+    /// homed here that read it learn the holder, and heirs hear of it, so a
+    /// new home can still find the chunk if this one dies.
+    pub fn holder_added(&mut self, hash: &str, holder: SocketAddr) {
+        for h in self.homes.values_mut().filter(|h| !h.state.is_final()) {
+            for u in h.units.iter_mut().filter(|u| u.hash == hash) {
+                // Newest first: holders heard of long ago are likelier to
+                // have died (a search after a mass failure finds live ones).
+                if !u.holders.contains(&holder) {
+                    u.holders.insert(0, holder);
+                    u.holders.truncate(8);
+                    h.record_dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Another node stored a copy of a blob: if it is a job result homed
+    /// here, list it as a holder.
+    pub fn result_replicated_by_hash(&mut self, hash: &str, holder: SocketAddr) {
+        for h in self.homes.values_mut() {
+            if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder) {
+                h.result_holders.push(holder);
+                if h.result_holders.len() > 4 * MAX_SUMMARY_HOLDERS {
+                    h.result_holders.remove(1);
+                }
+                h.summary_dirty = true;
+                h.last_summary = Time::ZERO;
+            }
+        }
+    }
+
+    /// A neighbour went away.
+    pub fn neighbor_down(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        self.loads.remove(&node);
+        // An heir that is no longer our neighbour may be dead: appoint a
+        // replacement so that every running job keeps its heirs.
+        let ids: Vec<String> = self
+            .homes
+            .iter()
+            .filter(|(_, h)| !h.state.is_final() && h.heirs.iter().any(|p| p.id == node))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ids {
+            let Some(h) = self.homes.get_mut(&id) else {
+                continue;
+            };
+            h.heirs.retain(|p| p.id != node);
+            let mut candidates: Vec<PeerInfo> = ctx
+                .neighbors
+                .iter()
+                .filter(|(n, _)| *n != node && !h.heirs.iter().any(|p| p.id == *n))
+                .map(|(n, a)| PeerInfo { id: *n, addr: *a })
+                .collect();
+            ctx.rng.shuffle(&mut candidates);
+            if let Some(c) = candidates.first() {
+                h.heirs.push(*c);
+                if h.yield_to.len() < MAX_YIELD_TO {
+                    h.yield_to.insert(c.id);
+                }
+            }
+            // The creator appoints the newcomer (only it can: an heir it
+            // did not appoint cannot confirm another home's result).
+            if job_creator(&id) == Some(ctx.me) {
+                h.appointment = Some(appoint(ctx, &id, &h.heirs, h.appointment.as_ref()));
+            }
+            // Everyone gets the new ranking; the newcomer also gets the
+            // decisions so far.
+            h.undelivered = (0..h.units.len() as u32)
+                .filter(|u| h.unit_state.get(*u as usize).is_some_and(|us| us.decided.is_some()))
+                .collect();
+            self.send_record(ctx, &id);
+        }
+    }
+}
+
+/// The creator's signed appointment of `heirs` for `job`, keeping those it
+/// appointed `before` (an heir dropped as unreachable may be alive, and may
+/// hold an older record) up to `attest::MAX_APPOINTED`.
+pub(super) fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Option<&Appointment>) -> Appointment {
+    let mut ids: Vec<PeerInfo> = heirs.to_vec();
+    for p in before.map(|a| a.heirs.as_slice()).unwrap_or_default() {
+        if !ids.iter().any(|q| q.id == p.id) {
+            ids.push(*p);
+        }
+    }
+    ids.truncate(crate::attest::MAX_APPOINTED);
+    Appointment::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, ids)
+}
+
+/// Where a home sends its heirs' messages: its heirs and, once it claims a
+/// result it needs confirmed, every heir the creator appointed.
+pub(super) fn heir_targets(h: &HomeJob, me: NodeId) -> Vec<PeerInfo> {
+    let mut out = h.heirs.clone();
+    if h.confirm_asked.is_some() {
+        for p in h.appointment.iter().flat_map(|a| a.heirs.iter()) {
+            if p.id != me && !out.iter().any(|q| q.id == p.id) {
+                out.push(*p);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn submit_issues_every_replica_and_appoints_its_heirs() {
+        let mut b = Bench::new(1, &[2, 3, 4, 5]);
+        let id = b.submit(units(4), 2);
+        let tokens = b.engine.queue.len() + b.engine.running.len() + b.sent("work").len();
+        assert_eq!(tokens, 8, "units × redundancy");
+        let records = b.sent("job_record");
+        assert!(!records.is_empty());
+        for (to, m) in records {
+            let Message::JobRecord { record } = m else { unreachable!() };
+            let a = record.appointment.expect("the creator's appointment");
+            assert!(a.verify(CLUSTER, &id).is_ok());
+            assert!(a.names(to.id), "a record goes to appointed heirs");
+        }
+    }
+
+    #[test]
+    fn a_quorum_of_signed_votes_decides_and_a_vote_without_its_workers_signature_counts_for_nothing() {
+        let mut b = Bench::new(1, &[2, 3]);
+        let us = units(1);
+        let chunk = us[0].hash.clone();
+        let id = b.submit(us, 3);
+        let d = name("partial");
+        let mut unsigned = result(2, &id, 0, 0, &chunk, &d);
+        unsigned.proof = None;
+        b.call(|e, c| e.on_report(c, report(2, &id, vec![unsigned])));
+        // Signed, but by another key than the worker's.
+        b.call(|e, c| e.on_report(c, report(3, &id, vec![result(9, &id, 0, 1, &chunk, &d)])));
+        assert_eq!(b.refused("bad_vote"), 2);
+        assert!(b.engine.homes[&id].unit_state[0].decided.is_none());
+        b.call(|e, c| e.on_report(c, report(2, &id, vec![result(2, &id, 0, 0, &chunk, &d)])));
+        b.call(|e, c| e.on_report(c, report(3, &id, vec![result(3, &id, 0, 1, &chunk, &d)])));
+        let (digest, _, votes) = b.engine.homes[&id].unit_state[0].decided.clone().expect("decided");
+        assert_eq!(digest, d);
+        let token = token_digest(&id, 0, &chunk, "word-count", &serde_json::json!({}));
+        assert!(
+            crate::attest::check_certificate(&votes, 2, CLUSTER, &id, 0, &token, &d),
+            "the decision carries its votes"
+        );
+        assert!(b.outputs.iter().any(|o| matches!(o, JobOutput::Merge { .. })), "every unit decided: merge");
+    }
+
+    #[test]
+    fn the_creator_is_done_at_its_merge_and_tells_its_heirs() {
+        let mut b = Bench::new(1, &[2, 3]);
+        let us = units(1);
+        let chunk = us[0].hash.clone();
+        let id = b.submit(us, 1);
+        let d = name("partial");
+        b.call(|e, c| e.on_report(c, report(2, &id, vec![result(2, &id, 0, 0, &chunk, &d)])));
+        let r = name("result");
+        b.call(|e, c| e.merge_done(c, &id, Ok((r.clone(), r.clone(), 10))));
+        let s = b.summaries.last().expect("published");
+        assert_eq!(s.state, JobState::Done);
+        assert_eq!(s.result_digest.as_deref(), Some(r.as_str()));
+        assert!(s.confirmations.is_empty() && s.appointment.is_none(), "the creator's word needs no one");
+        assert!(!b.sent("job_finished").is_empty());
+    }
+}

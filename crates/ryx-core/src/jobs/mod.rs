@@ -1,0 +1,793 @@
+//! Distributed jobs: work tokens that diffuse by energy toward spare
+//! capacity, a self-healing hop gradient that carries reports back to the
+//! job's home, redundant execution with majority voting, replication of the
+//! job record to heirs that take over when the home dies.
+//!
+//! Roles a node can play for a job, all at once:
+//! - *home*: holds the record, issues tokens (units × redundancy), counts
+//!   votes, re-issues units whose lease lapsed, asks the driver to merge;
+//! - *heir*: holds a replica of the record and of the decisions; takes over
+//!   if the home dies;
+//! - *worker*: takes tokens when it has a free slot, passes them on (with
+//!   less energy) when it has not, fetches the chunk, has the driver run the
+//!   kernel, and reports holdings and results toward the home.
+//!
+//! Files: `types` (what goes on the wire and to the driver), `home`,
+//! `heir`, `worker`, `gradient` (neighbours' load, routes toward homes,
+//! strikes) and `summary` (published summaries, stepping down, a job's end
+//! here). This file holds the engine's state, its tick and its bounds.
+
+use crate::attest::{Appointment, Confirmation, Vote};
+use crate::blobs::{BlobIndex, BlobKind, Hash};
+use crate::energy::EnergyModel;
+use crate::id::NodeId;
+use crate::rng::Rng;
+use crate::time::Time;
+use crate::wire::{Message, PeerInfo};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Job tuning knobs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobConfig {
+    /// Kernels this node runs at once.
+    pub worker_slots: usize,
+    /// Tokens queued here beyond the running ones before neighbours are told
+    /// there is no room.
+    pub queue_room: usize,
+    /// How often holdings and results are reported toward homes.
+    pub report_interval: Duration,
+    /// A token not reported by anyone for this long is issued again.
+    pub lease: Duration,
+    /// How often load and gradient are advertised to neighbours.
+    pub load_interval: Duration,
+    /// A neighbour's gradient entry expires after this long.
+    pub gradient_ttl: Duration,
+    /// Default energy of work tokens (reach in hops as for items).
+    pub default_energy: f64,
+    /// Heirs holding a replica of each job record.
+    pub heirs: usize,
+    /// A running job's summary is re-diffused at least this often.
+    pub summary_keepalive: Duration,
+    /// An heir takes over when it has heard nothing of a running job for
+    /// this long (plus its rank × `heir_stagger`).
+    pub heir_silence: Duration,
+    /// Extra wait per heir rank before taking over.
+    pub heir_stagger: Duration,
+    /// Most jobs a node homes or serves as heir at once.
+    pub max_jobs: usize,
+    /// Most units in one job.
+    pub max_units: usize,
+    /// Longest a replica may stay held (its lease renewed by reports)
+    /// without a result before it is issued again.
+    pub max_hold: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            worker_slots: 2,
+            queue_room: 2,
+            report_interval: Duration::from_millis(250),
+            lease: Duration::from_millis(900),
+            load_interval: Duration::from_millis(250),
+            gradient_ttl: Duration::from_millis(1200),
+            default_energy: 100.0,
+            heirs: 5,
+            summary_keepalive: Duration::from_millis(1000),
+            heir_silence: Duration::from_millis(2500),
+            heir_stagger: Duration::from_millis(1500),
+            max_jobs: 64,
+            max_units: 65_536,
+            max_hold: Duration::from_secs(10),
+        }
+    }
+}
+
+mod gradient;
+mod heir;
+mod home;
+mod summary;
+mod types;
+mod worker;
+
+pub use types::*;
+
+/// Context the node lends the engine for one call.
+pub struct Ctx<'a> {
+    /// Current time.
+    pub now: Time,
+    /// The wall clock (signatures).
+    pub wall: Time,
+    /// This node.
+    pub me: NodeId,
+    /// This node's key pair (reports are signed by their worker).
+    pub identity: &'a crate::identity::Identity,
+    /// The cluster (covered by signatures).
+    pub cluster: &'a str,
+    /// This node's HTTP address.
+    pub http: SocketAddr,
+    /// Active neighbours (id, UDP address).
+    pub neighbors: Vec<(NodeId, SocketAddr)>,
+    /// The node's random generator.
+    pub rng: &'a mut Rng,
+    /// Messages to send.
+    pub sends: Vec<(PeerInfo, Message)>,
+    /// Work for the driver.
+    pub outputs: Vec<JobOutput>,
+    /// Job summaries to diffuse (key = job id).
+    pub summaries: Vec<JobSummary>,
+    /// The blob index.
+    pub blobs: &'a mut BlobIndex,
+    /// Energy model.
+    pub energy: EnergyModel,
+    /// Nodes whose results disagreed with a majority.
+    pub penalties: Vec<NodeId>,
+    /// Blobs to look for (`blob_want`): no known holder served them.
+    pub wants: Vec<Hash>,
+    /// Messages refused, by reason (the node counts them).
+    pub rejected: Vec<&'static str>,
+}
+
+#[derive(Clone, Debug)]
+struct Rep {
+    done: bool,
+    last_seen: Time,
+    /// When this replica's token was issued.
+    issued: Time,
+}
+
+#[derive(Clone, Debug, Default)]
+struct UnitState {
+    reps: Vec<Rep>,
+    /// Results by worker: digest, where it is held, the worker's vote.
+    results: BTreeMap<NodeId, (String, SocketAddr, Option<crate::identity::Proof>)>,
+    /// The decision: digest, holders, the votes that decided it.
+    decided: Option<(String, Vec<SocketAddr>, Vec<Vote>)>,
+    reissues: u32,
+    /// When the home last asked the network who holds the unit's chunk.
+    searched: Option<Time>,
+}
+
+/// A home asks again who holds a chunk at most this often.
+const SEARCH_EVERY: Duration = Duration::from_secs(2);
+
+/// A unit whose lease lapsed this many times without any result is given
+/// up: no live node could run it (its input chunk is probably lost).
+const MAX_UNIT_REISSUES: u32 = 40;
+
+#[derive(Clone, Debug)]
+struct HomeJob {
+    kind: String,
+    params: serde_json::Value,
+    units: Vec<UnitRef>,
+    redundancy: u8,
+    energy: f64,
+    heirs: Vec<PeerInfo>,
+    created: u64,
+    created_at: Time,
+    state: JobState,
+    merging: bool,
+    unit_state: Vec<UnitState>,
+    decided: u32,
+    version: u64,
+    last_summary: Time,
+    summary_dirty: bool,
+    undelivered: Vec<u32>,
+    result: Option<(Hash, String, u64)>,
+    result_holders: Vec<SocketAddr>,
+    error: Option<String>,
+    stats: JobStats,
+    workers: BTreeSet<NodeId>,
+    record_dirty: bool,
+    last_record: Time,
+    /// Other nodes that may be home of this job too, and that this home
+    /// steps down for when they are further along: the heirs it appointed
+    /// and the home (and sibling heirs) it took over from. Anyone else
+    /// claiming the job is ignored.
+    yield_to: BTreeSet<NodeId>,
+    /// The creator's appointment of heirs (signed by the creator).
+    appointment: Option<Appointment>,
+    /// Heirs' confirmations of this home's result.
+    confirmations: Vec<Confirmation>,
+    /// A home other than the creator merged: when it last asked its heirs
+    /// to confirm the result, and how many times.
+    confirm_asked: Option<(Time, u32)>,
+}
+
+/// Results a home records for one unit at most (each from a distinct
+/// worker; honest runs need at most 2r + 1 = 15).
+const MAX_UNIT_RESULTS: usize = 16;
+
+/// Finished jobs a home remembers (and keeps the results of pinned).
+const MAX_FINISHED_HOMES: usize = 256;
+
+/// Units of job records held as heir, over all jobs.
+const MAX_HEIR_UNITS: usize = 1 << 18;
+
+/// Nodes a home remembers as legitimate other homes of a job.
+const MAX_YIELD_TO: usize = 32;
+
+#[derive(Clone, Debug)]
+struct HeirJob {
+    page0: Option<JobRecordPage>,
+    units: BTreeMap<u32, UnitRef>,
+    decisions: BTreeMap<u32, Decision>,
+    rank: usize,
+    last_heard: Time,
+    version_seen: u64,
+    final_state: bool,
+    /// When this heir saw the home die (it was a neighbour), if it did.
+    home_gone_at: Option<Time>,
+    /// The creator's latest appointment of heirs.
+    appointment: Option<Appointment>,
+    /// A result claimed by a home other than the creator, being checked.
+    claim: Option<Claim>,
+}
+
+/// A result an heir was asked to confirm, and where its check stands.
+#[derive(Clone, Debug)]
+struct Claim {
+    hash: Hash,
+    digest: String,
+    home: PeerInfo,
+    /// Merging the decided partials to compare.
+    merging: bool,
+    /// Confirmed (sent again if the home asks again).
+    confirmed: Option<Confirmation>,
+}
+
+/// A home other than the creator asks its heirs to confirm its result this
+/// often until one does.
+const CONFIRM_EVERY: Duration = Duration::from_secs(2);
+/// Result holders a summary lists at most.
+const MAX_SUMMARY_HOLDERS: usize = 16;
+/// Rounds of asking before a home that took over gives up on confirmation.
+const MAX_CONFIRM_ASKS: u32 = 60;
+
+/// After seeing the home die, an heir of rank r takes over after r times
+/// this unless a new home's summary arrived meanwhile (it diffuses to the
+/// old home's neighbours, the heirs, in tens of milliseconds).
+const HEIR_GONE_STAGGER: Duration = Duration::from_millis(300);
+
+#[derive(Clone, Debug)]
+enum Slot {
+    Fetching,
+    Executing,
+}
+
+#[derive(Clone, Debug, Default)]
+struct NeighborLoad {
+    free: u16,
+    room: u16,
+    dists: BTreeMap<String, (u8, Time)>,
+}
+
+/// All job state of one node.
+#[derive(Clone, Debug, Default)]
+pub struct JobEngine {
+    cfg: JobConfig,
+    homes: BTreeMap<String, HomeJob>,
+    heirs: BTreeMap<String, HeirJob>,
+    stepped_down: u64,
+    queue: VecDeque<WorkToken>,
+    running: BTreeMap<(String, u32, u8), (WorkToken, Slot)>,
+    taken: BTreeMap<String, BTreeSet<u32>>,
+    /// When each job with worker-side state (`taken`, `results`) was last
+    /// active here.
+    worker_jobs: BTreeMap<String, Time>,
+    /// Most results ever recorded for one unit (kept as they are added:
+    /// scanning every unit after every step would cost the simulator).
+    max_unit_results: usize,
+    results: BTreeMap<String, Vec<UnitResult>>,
+    final_jobs: BTreeMap<String, Time>,
+    loads: BTreeMap<NodeId, NeighborLoad>,
+    next_report: Time,
+    next_load: Time,
+    last_load_sent: (u16, u16),
+    last_load_at: Time,
+    reputation: BTreeMap<NodeId, Reputation>,
+}
+
+/// How settled a job's state is, for choosing between two homes of it.
+fn settle_rank(s: JobState) -> u8 {
+    match s {
+        JobState::Running => 0,
+        JobState::Failed | JobState::Cancelled => 1,
+        JobState::Done => 2,
+    }
+}
+
+/// The node that created a job: the first 16 hex digits of its id.
+pub fn job_creator(job: &str) -> Option<NodeId> {
+    job.get(..16)?.parse().ok()
+}
+
+/// Nodes whose reputation is tracked at most.
+const MAX_REPUTATION: usize = 4096;
+/// Accusers remembered per node.
+const MAX_ACCUSERS: usize = 8;
+
+/// What is known of a node's disagreements with majorities.
+#[derive(Clone, Debug, Default)]
+struct Reputation {
+    /// Strikes this node gave it itself (as a home).
+    own: u32,
+    /// Strikes other homes gave it, by accuser.
+    others: BTreeMap<NodeId, u32>,
+}
+
+/// Results of a node with this many strikes are ignored by homes.
+pub const IGNORE_AFTER_STRIKES: u32 = 3;
+/// Tokens are not passed to a neighbour with this many strikes.
+pub const AVOID_AFTER_STRIKES: u32 = 1;
+
+const MAX_QUEUE_HARD: usize = 256;
+/// Held tokens listed in one report page (with [`RESULTS_PER_REPORT`]
+/// signed results, a page fits a datagram; see the sizing test).
+pub const HOLDING_PER_REPORT: usize = 256;
+/// Results (each with its signed vote) in one report page.
+pub const RESULTS_PER_REPORT: usize = 20;
+/// Decisions (each with up to `attest::MAX_VOTES` votes) in one
+/// `job_decided` datagram.
+pub const DECISIONS_PER_PAGE: usize = 8;
+/// Largest room a node advertises (own plus what lies beyond).
+const MAX_ADVERTISED_ROOM: usize = 64;
+/// Most recent results a worker re-sends per job and report round.
+const MAX_RESULTS_PER_REPORT: usize = 100;
+const MAX_DIST: u8 = 32;
+/// Units in one job record page (each page carries the job's parameters,
+/// up to 4 KiB, and the creator's appointment).
+pub const UNITS_PER_PAGE: usize = 24;
+
+impl JobEngine {
+    /// An engine with these knobs.
+    pub fn new(cfg: JobConfig) -> JobEngine {
+        JobEngine { cfg, ..Default::default() }
+    }
+
+    /// The knobs.
+    pub fn config(&self) -> &JobConfig {
+        &self.cfg
+    }
+
+    fn free_slots(&self) -> usize {
+        self.cfg.worker_slots.saturating_sub(self.running.len())
+    }
+
+    fn room(&self) -> usize {
+        (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
+    }
+
+    /// The room this node advertises: its own, plus the average of what its
+    /// neighbours advertise, up to `MAX_ADVERTISED_ROOM`. Spare capacity
+    /// beyond the first hop thus shows up, and a node whose own slots are
+    /// full still takes tokens to pass on toward idle nodes further away
+    /// (without it, work never travelled more than one hop from the node
+    /// holding it). Until 2026-11 the neighbours counted half: capacity
+    /// two hops away showed up as a quarter, so at 50 simulated nodes the
+    /// home's neighbours passed on little, 19 nodes never got work and the
+    /// home, computing what could not leave, set the pace (scaling
+    /// efficiency 0.09; 0.29 now). An all-idle network advertises the cap;
+    /// a token sent too far just waits in a queue until its lease lapses
+    /// and the home issues it again (4 % of tokens at 50 nodes).
+    fn advertised_room(&self, ctx: &Ctx<'_>) -> usize {
+        let own = self.room();
+        let fresh: Vec<usize> = ctx
+            .neighbors
+            .iter()
+            .filter(|(id, _)| self.strikes(*id) < AVOID_AFTER_STRIKES)
+            .filter_map(|(id, _)| self.loads.get(id).map(|l| l.room as usize))
+            .collect();
+        if fresh.is_empty() || self.queue.len() >= MAX_QUEUE_HARD / 2 {
+            return own;
+        }
+        let avg = fresh.iter().sum::<usize>() / fresh.len();
+        (own + avg).min(MAX_ADVERTISED_ROOM)
+    }
+
+    /// Tokens queued and running here.
+    pub fn load(&self) -> (usize, usize) {
+        (self.queue.len(), self.running.len())
+    }
+
+    /// Jobs this node is home of.
+    pub fn home_jobs(&self) -> usize {
+        self.homes.len()
+    }
+
+    /// Whether this node is home of a job.
+    pub fn is_home(&self, job: &str) -> bool {
+        self.homes.contains_key(job)
+    }
+
+    /// Units decided and units in all, of a job homed here (as of now: the
+    /// published summary lags by up to its publishing interval).
+    pub fn home_progress(&self, job: &str) -> Option<(u32, u32)> {
+        self.homes.get(job).map(|h| (h.decided, h.units.len() as u32))
+    }
+
+    /// Periodic work: leases, reports, load and gradient adverts, heirs.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        // Home: re-issue lapsed leases, push decisions to heirs, summaries.
+        let ids: Vec<String> = self.homes.keys().cloned().collect();
+        for id in &ids {
+            let mut lapsed = Vec::new();
+            if let Some(h) = self.homes.get(id) {
+                if h.state.is_final() {
+                    if h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200) {
+                        self.publish(ctx, id);
+                    }
+                    continue;
+                }
+                for (u, us) in h.unit_state.iter().enumerate() {
+                    if us.decided.is_some() {
+                        continue;
+                    }
+                    for (r, rep) in us.reps.iter().enumerate() {
+                        // A holder renews the lease with its reports, up to
+                        // `max_hold`: a node that claims to hold a token
+                        // and never returns its result (a made-up holder)
+                        // delays the unit by that much at most.
+                        let silent = now.since(rep.last_seen) >= self.cfg.lease;
+                        let held_too_long = now.since(rep.issued) >= self.cfg.max_hold;
+                        if !rep.done && (silent || held_too_long) {
+                            lapsed.push((u as u32, r as u8));
+                        }
+                    }
+                }
+            }
+            let mut give_up = None;
+            for (u, r) in lapsed {
+                if let Some(h) = self.homes.get_mut(id) {
+                    h.stats.reissued += 1;
+                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone());
+                    if let Some(us) = h.unit_state.get_mut(u as usize) {
+                        us.reissues += 1;
+                        if us.reissues > MAX_UNIT_REISSUES && us.results.is_empty() {
+                            give_up = Some(u);
+                        }
+                        // A lease lapsed: its worker died, or nobody it
+                        // tried could serve the chunk (every holder the
+                        // home knows may have died with it). Ask the
+                        // network who holds it; answers reach `holder_added`
+                        // before the next re-issue.
+                        if us.searched.is_none_or(|t| now.since(t) >= SEARCH_EVERY) {
+                            us.searched = Some(now);
+                            if let Some(c) = chunk.filter(|c| !ctx.wants.contains(c)) {
+                                ctx.wants.push(c);
+                            }
+                        }
+                    }
+                }
+                self.issue(ctx, id, u, r);
+            }
+            if let Some(u) = give_up {
+                if let Some(h) = self.homes.get_mut(id) {
+                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone()).unwrap_or_default();
+                    h.state = JobState::Failed;
+                    h.error = Some(format!(
+                        "unit {u} could not be run {MAX_UNIT_REISSUES} times: no live node serves its input chunk {chunk}"
+                    ));
+                    h.stats.elapsed_ms = Some(now.since(h.created_at).as_millis() as u64);
+                    h.summary_dirty = true;
+                }
+                self.finalize_local(ctx, id);
+                self.publish(ctx, id);
+                continue;
+            }
+            if self
+                .homes
+                .get(id)
+                .is_some_and(|h| h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500))
+            {
+                if let Some(h) = self.homes.get_mut(id) {
+                    h.record_dirty = false;
+                    h.last_record = now;
+                }
+                self.send_record(ctx, id);
+            }
+            let (due, heirs, decisions) = match self.homes.get_mut(id) {
+                Some(h) => {
+                    let due = h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200)
+                        || now.since(h.last_summary) >= self.cfg.summary_keepalive;
+                    let decisions: Vec<Decision> = h
+                        .undelivered
+                        .drain(..)
+                        .filter_map(|u| {
+                            h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs, votes)| Decision {
+                                unit: u,
+                                digest: d.clone(),
+                                holders: hs.iter().take(3).copied().collect(),
+                                votes: votes.clone(),
+                            })
+                        })
+                        .collect();
+                    (due, home::heir_targets(h, ctx.me), decisions)
+                }
+                None => continue,
+            };
+            for page in decisions.chunks(DECISIONS_PER_PAGE) {
+                for heir in &heirs {
+                    ctx.sends.push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
+                }
+            }
+            if self.confirm_due(ctx, id) {
+                self.ask_confirmation(ctx, id);
+            }
+            if due {
+                self.publish(ctx, id);
+            }
+        }
+        // Heirs: take over from a silent home.
+        let due: Vec<String> =
+            self.heirs.iter().filter(|(_, h)| self.heir_due(ctx, h, false)).map(|(k, _)| k.clone()).collect();
+        for id in due {
+            self.take_over(ctx, &id);
+        }
+        self.heirs.retain(|_, h| !(h.final_state && now.since(h.last_heard) > Duration::from_secs(60)));
+        // Worker: report holdings and results toward homes.
+        if now >= self.next_report {
+            self.next_report = now.plus(self.cfg.report_interval);
+            let jobs: BTreeSet<String> = self
+                .queue
+                .iter()
+                .map(|t| t.job.clone())
+                .chain(self.running.keys().map(|k| k.0.clone()))
+                .chain(self.results.keys().cloned())
+                .collect();
+            for j in jobs {
+                self.report_job(ctx, &j);
+            }
+        }
+        // Load and gradient to neighbours.
+        self.advertise_load(ctx, false);
+        // Expire stale gradient entries.
+        let ttl = self.cfg.gradient_ttl;
+        for l in self.loads.values_mut() {
+            l.dists.retain(|_, (_, t)| now.since(*t) < ttl * 4);
+        }
+        self.schedule(ctx);
+    }
+
+    /// Sizes of the engine's tables, for bounds checks.
+    pub fn sizes(&self) -> JobTableSizes {
+        JobTableSizes {
+            homes: self.homes.len(),
+            running_homes: self.homes.values().filter(|h| !h.state.is_final()).count(),
+            unit_results: self.max_unit_results,
+            heirs: self.heirs.len(),
+            heir_units: self.heirs.values().map(|h| h.units.len()).sum(),
+            heir_decisions: self.heirs.values().map(|h| h.decisions.len()).sum(),
+            queue: self.queue.len(),
+            running: self.running.len(),
+            worker_jobs: self.worker_jobs.len().max(self.taken.len()).max(self.results.len()),
+            taken_per_job: self.taken.values().map(|t| t.len()).max().unwrap_or(0),
+            results_per_job: self.results.values().map(|r| r.len()).max().unwrap_or(0),
+            final_jobs: self.final_jobs.len(),
+            reputation: self.reputation.len(),
+            accusers: self.reputation.values().map(|r| r.others.len()).max().unwrap_or(0),
+            gradient: self.loads.values().map(|l| l.dists.len()).max().unwrap_or(0),
+            loads: self.loads.len(),
+        }
+    }
+}
+
+/// Sizes of the job engine's tables (all bounded; the simulator checks
+/// them after every step).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct JobTableSizes {
+    /// Jobs homed here, finished ones included.
+    pub homes: usize,
+    /// Of those, running.
+    pub running_homes: usize,
+    /// Most results recorded for one unit of a job homed here.
+    pub unit_results: usize,
+    /// Job records held as heir.
+    pub heirs: usize,
+    /// Units of those records.
+    pub heir_units: usize,
+    /// Decisions held as heir.
+    pub heir_decisions: usize,
+    /// Tokens queued.
+    pub queue: usize,
+    /// Tokens running.
+    pub running: usize,
+    /// Jobs with worker-side state.
+    pub worker_jobs: usize,
+    /// Most units taken for one job.
+    pub taken_per_job: usize,
+    /// Most results waiting to be reported for one job.
+    pub results_per_job: usize,
+    /// Jobs known to be final.
+    pub final_jobs: usize,
+    /// Nodes with a reputation.
+    pub reputation: usize,
+    /// Most accusers remembered for one node.
+    pub accusers: usize,
+    /// Most gradient entries of one neighbour.
+    pub gradient: usize,
+    /// Neighbours' load adverts.
+    pub loads: usize,
+}
+
+impl JobTableSizes {
+    /// Each table against its bound: (name, size, bound).
+    pub fn bounds(&self, cfg: &JobConfig, max_neighbours: usize) -> [(&'static str, usize, usize); 16] {
+        [
+            ("job_homes", self.homes, cfg.max_jobs + MAX_FINISHED_HOMES + 1),
+            ("job_running_homes", self.running_homes, cfg.max_jobs + cfg.max_jobs * 4),
+            ("job_unit_results", self.unit_results, MAX_UNIT_RESULTS),
+            ("job_heirs", self.heirs, cfg.max_jobs * 4),
+            ("job_heir_units", self.heir_units, MAX_HEIR_UNITS + UNITS_PER_PAGE),
+            ("job_heir_decisions", self.heir_decisions, MAX_HEIR_UNITS + 64),
+            // Tokens from neighbours, plus what this node's own jobs issue.
+            ("job_queue", self.queue, MAX_QUEUE_HARD + (cfg.max_jobs * 5) * cfg.max_units * 15),
+            ("job_running", self.running, cfg.worker_slots),
+            ("job_worker_jobs", self.worker_jobs, cfg.max_jobs * 4),
+            ("job_taken_per_job", self.taken_per_job, cfg.max_units),
+            ("job_results_per_job", self.results_per_job, 4 * MAX_RESULTS_PER_REPORT),
+            ("job_final", self.final_jobs, 4096),
+            ("job_reputation", self.reputation, MAX_REPUTATION),
+            ("job_accusers", self.accusers, MAX_ACCUSERS),
+            ("job_gradient", self.gradient, 4 * cfg.max_jobs),
+            ("job_loads", self.loads, max_neighbours),
+        ]
+    }
+}
+
+/// One engine and what a node lends it, to test one role at a time.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::*;
+    use crate::identity::Identity;
+
+    pub const CLUSTER: &str = "t";
+
+    /// A node's engine, identity and tables, and what its calls produced.
+    pub struct Bench {
+        pub engine: JobEngine,
+        pub identity: Identity,
+        pub rng: Rng,
+        pub blobs: BlobIndex,
+        pub now: Time,
+        pub neighbors: Vec<(NodeId, SocketAddr)>,
+        pub sends: Vec<(PeerInfo, Message)>,
+        pub outputs: Vec<JobOutput>,
+        pub summaries: Vec<JobSummary>,
+        pub penalties: Vec<NodeId>,
+        pub rejected: Vec<&'static str>,
+    }
+
+    /// The address of test node `n`.
+    pub fn addr(n: u64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + n as u16))
+    }
+
+    /// Test node `n`'s key pair.
+    pub fn key(n: u64) -> Identity {
+        Identity::from_u64(n)
+    }
+
+    /// Test node `n` as a peer.
+    pub fn peer(n: u64) -> PeerInfo {
+        PeerInfo { id: key(n).id(), addr: addr(n) }
+    }
+
+    /// `n` units on made-up chunks, each held by node 1.
+    pub fn units(n: u32) -> Vec<UnitRef> {
+        (0..n)
+            .map(|i| UnitRef {
+                hash: blake3::hash(&i.to_le_bytes()).to_hex().to_string(),
+                size: 100,
+                holders: vec![addr(1)],
+            })
+            .collect()
+    }
+
+    impl Bench {
+        /// Node `n`, with nodes `neighbours` as its neighbours.
+        pub fn new(n: u64, neighbours: &[u64]) -> Bench {
+            Bench {
+                engine: JobEngine::new(JobConfig::default()),
+                identity: key(n),
+                rng: Rng::new(n),
+                blobs: BlobIndex::new(1 << 30),
+                now: Time::from_millis(1_000_000),
+                neighbors: neighbours.iter().map(|&m| (key(m).id(), addr(m))).collect(),
+                sends: Vec::new(),
+                outputs: Vec::new(),
+                summaries: Vec::new(),
+                penalties: Vec::new(),
+                rejected: Vec::new(),
+            }
+        }
+
+        pub fn id(&self) -> NodeId {
+            self.identity.id()
+        }
+
+        /// Runs `f` on the engine with a context; keeps what it produced.
+        pub fn call<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
+            let me = self.identity.id();
+            let http = addr(me.0 % 1000);
+            let mut ctx = Ctx {
+                now: self.now,
+                wall: self.now,
+                me,
+                identity: &self.identity,
+                cluster: CLUSTER,
+                http,
+                neighbors: self.neighbors.clone(),
+                rng: &mut self.rng,
+                sends: Vec::new(),
+                outputs: Vec::new(),
+                summaries: Vec::new(),
+                blobs: &mut self.blobs,
+                energy: EnergyModel::default(),
+                penalties: Vec::new(),
+                wants: Vec::new(),
+                rejected: Vec::new(),
+            };
+            let r = f(&mut self.engine, &mut ctx);
+            let Ctx { sends, outputs, summaries, penalties, rejected, .. } = ctx;
+            self.sends.extend(sends);
+            self.outputs.extend(outputs);
+            self.summaries.extend(summaries);
+            self.penalties.extend(penalties);
+            self.rejected.extend(rejected);
+            r
+        }
+
+        /// Lets `ms` pass and ticks.
+        pub fn advance(&mut self, ms: u64) {
+            self.now = self.now.plus(Duration::from_millis(ms));
+            self.call(|e, c| e.tick(c));
+        }
+
+        /// Submits a word count over `units` with `redundancy`.
+        pub fn submit(&mut self, units: Vec<UnitRef>, redundancy: u8) -> String {
+            self.call(|e, c| e.submit(c, "word-count".into(), serde_json::json!({}), units, redundancy, None))
+                .expect("submit")
+        }
+
+        /// The messages of one kind sent so far, and to whom.
+        pub fn sent(&self, kind: &str) -> Vec<(PeerInfo, Message)> {
+            self.sends.iter().filter(|(_, m)| m.kind() == kind).cloned().collect()
+        }
+
+        /// How often `reason` was counted.
+        pub fn refused(&self, reason: &str) -> usize {
+            self.rejected.iter().filter(|r| **r == reason).count()
+        }
+    }
+
+    /// Worker `w`'s signed result for `unit` of `job` (its token named by
+    /// `chunk`).
+    pub fn result(w: u64, job: &str, unit: u32, replica: u8, chunk: &str, digest: &str) -> UnitResult {
+        let token = token_digest(job, unit, chunk, "word-count", &serde_json::json!({}));
+        let proof = crate::attest::vote_proof(&key(w), CLUSTER, 1, job, unit, &token, digest);
+        UnitResult { unit, replica, digest: digest.into(), token, proof: Some(proof) }
+    }
+
+    /// Worker `w`'s report of `results`.
+    pub fn report(w: u64, job: &str, results: Vec<UnitResult>) -> JobReport {
+        JobReport {
+            job: job.into(),
+            worker: key(w).id(),
+            http: addr(w),
+            holding: vec![],
+            results,
+            hops: 0,
+            proof: None,
+        }
+    }
+
+    /// A made-up blob name.
+    pub fn name(text: &str) -> String {
+        blake3::hash(text.as_bytes()).to_hex().to_string()
+    }
+}

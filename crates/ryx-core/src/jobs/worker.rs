@@ -1,0 +1,323 @@
+//! The worker: tokens taken or passed on, chunks fetched, kernels run,
+//! holdings and signed results reported toward the home.
+
+use super::*;
+
+impl JobEngine {
+    /// A token arrived from a neighbour.
+    pub fn on_work(&mut self, ctx: &mut Ctx<'_>, token: WorkToken) {
+        if self.final_jobs.contains_key(&token.job) || self.queue.len() >= MAX_QUEUE_HARD {
+            return;
+        }
+        self.queue.push_back(token);
+        self.schedule(ctx);
+    }
+
+    /// Starts what can run here and passes on what cannot.
+    pub fn schedule(&mut self, ctx: &mut Ctx<'_>) {
+        // 1. Run what we can: units whose chunk is held here first (no
+        // transfer), then the rest in arrival order.
+        for local_only in [true, false] {
+            let mut i = 0;
+            while self.free_slots() > 0 && i < self.queue.len() {
+                let runnable = self.queue.get(i).is_some_and(|t| {
+                    !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit))
+                        && (!local_only || ctx.blobs.contains(&t.chunk))
+                });
+                if !runnable {
+                    i += 1;
+                    continue;
+                }
+                let Some(t) = self.queue.remove(i) else { break };
+                self.start(ctx, t);
+            }
+        }
+        // 2. Pass on what waits, to neighbours with room, most free first.
+        if self.queue.is_empty() {
+            return;
+        }
+        let mut budget: Vec<(NodeId, SocketAddr, usize, usize)> = ctx
+            .neighbors
+            .iter()
+            .filter(|(id, _)| self.strikes(*id) < AVOID_AFTER_STRIKES)
+            .filter_map(|(id, addr)| self.loads.get(id).map(|l| (*id, *addr, l.free as usize, l.room as usize)))
+            .filter(|(_, _, _, room)| *room > 0)
+            .collect();
+        if budget.is_empty() {
+            self.drop_stuck();
+            return;
+        }
+        let mut keep = VecDeque::new();
+        // Keep enough local work to refill our own slots; pass the rest.
+        let mut own_share = self.cfg.queue_room.min(self.queue.len());
+        while let Some(mut t) = self.queue.pop_front() {
+            let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
+            if mine_ok && own_share > 0 {
+                own_share -= 1;
+                keep.push_back(t);
+                continue;
+            }
+            let next = ctx.energy.after_hop(t.energy);
+            if !EnergyModel::alive(next) {
+                if mine_ok {
+                    keep.push_back(t);
+                }
+                // A token that can neither run here nor travel is dropped;
+                // its lease lapses and the home issues it again, fresh.
+                continue;
+            }
+            budget.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)));
+            match budget.first_mut() {
+                Some(b) if b.3 > 0 => {
+                    b.3 -= 1;
+                    b.2 = b.2.saturating_sub(1);
+                    t.energy = next;
+                    ctx.sends.push((PeerInfo { id: b.0, addr: b.1 }, Message::Work { token: Box::new(t) }));
+                }
+                _ => keep.push_back(t),
+            }
+        }
+        let passed = self.queue.len() > keep.len();
+        self.queue = keep;
+        for (id, _, free, room) in budget {
+            if let Some(l) = self.loads.get_mut(&id) {
+                l.free = free as u16;
+                l.room = room as u16;
+            }
+        }
+        if passed {
+            // Passing tokens on made room here: say so, so that work keeps
+            // flowing through this node toward idle ones further away.
+            self.advertise_load(ctx, true);
+        }
+    }
+
+    pub(super) fn drop_stuck(&mut self) {
+        let taken = &self.taken;
+        self.queue.retain(|t| {
+            let mine_ok = !taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
+            mine_ok || t.energy > 0.0
+        });
+    }
+
+    /// Notes worker-side state for `job` (units taken, results to report),
+    /// forgetting the least recently active job's when too many jobs have
+    /// some: tokens of made-up jobs cost memory only up to this bound.
+    pub(super) fn touch_worker_job(&mut self, job: &str, now: Time) {
+        if !self.worker_jobs.contains_key(job) && self.worker_jobs.len() >= self.cfg.max_jobs * 4 {
+            if let Some(old) = self.worker_jobs.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                self.worker_jobs.remove(&old);
+                self.taken.remove(&old);
+                self.results.remove(&old);
+            }
+        }
+        self.worker_jobs.insert(job.to_string(), now);
+    }
+
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_>, t: WorkToken) {
+        self.touch_worker_job(&t.job, ctx.now);
+        let taken = self.taken.entry(t.job.clone()).or_default();
+        if taken.len() >= self.cfg.max_units && !taken.contains(&t.unit) {
+            // No job has more units: a token beyond is made up.
+            return;
+        }
+        taken.insert(t.unit);
+        ctx.blobs.pin(&t.chunk, &t.job);
+        let key = (t.job.clone(), t.unit, t.replica);
+        if ctx.blobs.contains(&t.chunk) {
+            self.running.insert(key, (t.clone(), Slot::Executing));
+            ctx.outputs.push(JobOutput::Execute { token: t });
+        } else {
+            // Copies elsewhere in random order, the home's last.
+            let mut sources = t.holders.clone();
+            if let Some((_, others)) = sources.split_last_mut() {
+                ctx.rng.shuffle(others);
+            }
+            ctx.outputs.push(JobOutput::Fetch { hash: t.chunk.clone(), size: t.size, sources, kind: BlobKind::Chunk });
+            self.running.insert(key, (t, Slot::Fetching));
+        }
+    }
+
+    /// A fetch finished (`ok`: the blob is now held and verified).
+    pub fn fetch_done(&mut self, ctx: &mut Ctx<'_>, hash: &str, ok: bool) {
+        let waiting: Vec<(String, u32, u8)> = self
+            .running
+            .iter()
+            .filter(|(_, (t, s))| matches!(s, Slot::Fetching) && t.chunk == hash)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in waiting {
+            if ok {
+                if let Some(entry) = self.running.get_mut(&k) {
+                    entry.1 = Slot::Executing;
+                    ctx.outputs.push(JobOutput::Execute { token: entry.0.clone() });
+                }
+                // Pinned now that it is here (a pin holds only what is held).
+                ctx.blobs.pin(hash, &k.0);
+            } else if let Some((t, _)) = self.running.remove(&k) {
+                // Nobody could serve the chunk: give the slot back and let
+                // the lease bring the unit back from its home.
+                if let Some(s) = self.taken.get_mut(&t.job) {
+                    s.remove(&t.unit);
+                }
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    /// A kernel finished; on success the partial is stored under `digest`.
+    pub fn work_done(&mut self, ctx: &mut Ctx<'_>, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
+        let Some((t, _)) = self.running.remove(&(job.to_string(), unit, replica)) else {
+            self.schedule(ctx);
+            return;
+        };
+        match digest {
+            Ok(d) => {
+                ctx.blobs.pin(&d, job);
+                let token = token_digest(&t.job, t.unit, &t.chunk, &t.kind, &t.params);
+                let vote =
+                    crate::attest::vote_proof(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, unit, &token, &d);
+                let r = UnitResult { unit, replica, digest: d, token, proof: Some(vote) };
+                self.touch_worker_job(&t.job, ctx.now);
+                let list = self.results.entry(t.job.clone()).or_default();
+                list.push(r);
+                if list.len() > 4 * MAX_RESULTS_PER_REPORT {
+                    list.remove(0);
+                }
+                // Report at once: the home is waiting for it.
+                self.report_job(ctx, &t.job);
+            }
+            Err(_) => {
+                if let Some(s) = self.taken.get_mut(job) {
+                    s.remove(&unit);
+                }
+            }
+        }
+        self.schedule(ctx);
+        self.advertise_load(ctx, true);
+    }
+
+    pub(super) fn report_job(&mut self, ctx: &mut Ctx<'_>, job: &str) {
+        let holding: Vec<(u32, u8)> = self
+            .queue
+            .iter()
+            .filter(|t| t.job == job)
+            .map(|t| (t.unit, t.replica))
+            .chain(self.running.keys().filter(|k| k.0 == job).map(|k| (k.1, k.2)))
+            .collect();
+        let results: Vec<UnitResult> = self
+            .results
+            .get(job)
+            .map(|r| r.iter().rev().take(MAX_RESULTS_PER_REPORT).cloned().collect())
+            .unwrap_or_default();
+        if holding.is_empty() && results.is_empty() {
+            return;
+        }
+        // Every held token renews its lease, however many there are: one
+        // report per page (a page fits a datagram).
+        let pages = holding.len().div_ceil(HOLDING_PER_REPORT).max(results.len().div_ceil(RESULTS_PER_REPORT));
+        fn page_of<T: Clone>(v: &[T], n: usize, i: usize) -> Vec<T> {
+            v.chunks(n).nth(i).map(<[T]>::to_vec).unwrap_or_default()
+        }
+        for i in 0..pages {
+            let (holding, results) =
+                (page_of(&holding, HOLDING_PER_REPORT, i), page_of(&results, RESULTS_PER_REPORT, i));
+            let mut report = JobReport {
+                job: job.to_string(),
+                worker: ctx.me,
+                http: ctx.http,
+                holding,
+                results,
+                hops: 0,
+                proof: None,
+            };
+            if self.homes.contains_key(job) {
+                // Our own report needs no signature to reach ourselves.
+                self.on_report(ctx, report);
+                continue;
+            }
+            let bytes = report.signed_bytes(ctx.cluster);
+            report.proof = Some(ctx.identity.prove(crate::identity::domain::REPORT, ctx.wall.as_millis(), &[&bytes]));
+            self.forward_report(ctx, report);
+        }
+    }
+
+    pub(super) fn forward_report(&mut self, ctx: &mut Ctx<'_>, mut report: JobReport) {
+        if report.hops >= MAX_DIST {
+            return;
+        }
+        report.hops += 1;
+        if let Some(next) = self.next_hop(ctx, &report.job) {
+            ctx.sends.push((next, Message::JobReport { report: Box::new(report) }));
+        }
+    }
+
+    /// A report travelling toward a home reached this node: a home checks
+    /// that its worker signed it, anyone else passes it on.
+    pub fn on_report_msg(&mut self, ctx: &mut Ctx<'_>, report: JobReport) -> Result<(), crate::identity::SigError> {
+        if !self.homes.contains_key(&report.job) {
+            self.forward_report(ctx, report);
+            return Ok(());
+        }
+        let proof = report.proof.ok_or(crate::identity::SigError::Missing)?;
+        proof.fresh(ctx.wall.as_millis(), 60_000)?;
+        proof.verify(report.worker, crate::identity::domain::REPORT, &[&report.signed_bytes(ctx.cluster)])?;
+        self.on_report(ctx, report);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn token(job: &str, unit: u32, chunk: &str) -> WorkToken {
+        WorkToken {
+            job: job.into(),
+            unit,
+            replica: 0,
+            chunk: chunk.into(),
+            size: 100,
+            holders: vec![addr(1)],
+            kind: "word-count".into(),
+            params: serde_json::json!({}),
+            energy: 5.0,
+        }
+    }
+
+    #[test]
+    fn a_token_is_fetched_run_and_reported_toward_the_home_signed() {
+        let mut b = Bench::new(5, &[1]);
+        let job = format!("{}{:016x}", key(1).id(), 1);
+        let chunk = name("chunk");
+        b.call(|e, c| e.on_load(c, key(1).id(), 0, 0, vec![GradientEntry { job: job.clone(), dist: 0 }]));
+        b.call(|e, c| e.on_work(c, token(&job, 0, &chunk)));
+        assert!(matches!(b.outputs.last(), Some(JobOutput::Fetch { hash, .. }) if *hash == chunk), "{:?}", b.outputs);
+        b.blobs.insert(chunk.clone(), 100, crate::blobs::BlobKind::Chunk, 1.0, b.now);
+        b.call(|e, c| e.fetch_done(c, &chunk, true));
+        assert!(matches!(b.outputs.last(), Some(JobOutput::Execute { .. })), "{:?}", b.outputs);
+        let partial = name("partial");
+        b.call(|e, c| e.work_done(c, &job, 0, 0, Ok(partial.clone())));
+        b.advance(JobConfig::default().report_interval.as_millis() as u64);
+        let reports = b.sent("job_report");
+        let (to, Message::JobReport { report }) = reports.last().expect("a report") else { unreachable!() };
+        assert_eq!(to.id, key(1).id(), "toward the home");
+        let proof = report.proof.expect("signed by its worker");
+        assert!(proof.verify(key(5).id(), crate::identity::domain::REPORT, &[&report.signed_bytes(CLUSTER)]).is_ok());
+        let r = &report.results[0];
+        assert_eq!(r.digest, partial);
+        let vote = r.proof.expect("a vote");
+        assert!(crate::attest::check_vote(&vote, key(5).id(), CLUSTER, &job, 0, &r.token, &partial).is_ok());
+    }
+
+    #[test]
+    fn tokens_of_a_finished_job_are_dropped() {
+        let mut b = Bench::new(5, &[1]);
+        let job = format!("{}{:016x}", key(1).id(), 2);
+        b.call(|e, c| e.finalize_local(c, &job));
+        b.call(|e, c| e.on_work(c, token(&job, 0, &name("c"))));
+        assert!(b.engine.queue.is_empty() && b.engine.running.is_empty());
+        assert!(b.outputs.is_empty());
+    }
+}

@@ -1,0 +1,248 @@
+//! Links: sending (signed where the kind needs it), joining and leaving
+//! neighbours, the active and passive views.
+
+use super::*;
+
+impl Node {
+    pub(super) fn send(&mut self, to: PeerInfo, msg: Message) {
+        self.metrics.count_out(msg.kind());
+        self.seq += 1;
+        let env = self.envelope(Some(to.id), msg);
+        self.outputs.push_back(Output::Send { to: to.addr, env });
+    }
+
+    /// Sends a discovery hello to an address whose node is not known yet.
+    pub(super) fn send_hello(&mut self, to: SocketAddr, msg: Message) {
+        self.metrics.count_out(msg.kind());
+        self.seq += 1;
+        let env = self.envelope(None, msg);
+        self.outputs.push_back(Output::Send { to, env });
+    }
+
+    pub(super) fn send_to(&mut self, id: NodeId, msg: Message) {
+        if let Some(addr) = self.active.get(&id).map(|p| p.addr) {
+            self.send(PeerInfo { id, addr }, msg);
+        }
+    }
+
+    pub(super) fn envelope(&self, to: Option<NodeId>, msg: Message) -> Envelope {
+        let mut env = Envelope {
+            v: PROTOCOL_VERSION,
+            cluster: self.cfg.cluster_id.clone(),
+            from: self.id,
+            to,
+            seq: self.seq,
+            msg,
+            sig: None,
+            tag: None,
+        };
+        if env.msg.needs_sig() {
+            wire::sign_envelope(&mut env, &self.identity, self.wall().as_millis());
+        }
+        env
+    }
+
+    /// Energy as received, clamped to what any node may give an item: a
+    /// sender cannot make its item (or blob) outrank everything else.
+    pub(super) fn clamp_energy(&self, e: f64) -> f64 {
+        if e.is_finite() {
+            e.clamp(0.0, self.cfg.max_energy)
+        } else {
+            0.0
+        }
+    }
+
+    /// Takes an item's size from an answer budget; false once spent.
+    pub(super) fn spend(&self, budget: &mut usize, item: &Item) -> bool {
+        let size = wire::value_len(&item.value).saturating_add(item.id.key.len() + 128);
+        if size > *budget {
+            return false;
+        }
+        *budget -= size;
+        true
+    }
+
+    /// Tells `to` that this node holds verified copies of `hashes`, signed
+    /// so that the claim can be passed on and still be believed.
+    pub(super) fn send_have(&mut self, to: PeerInfo, hashes: Vec<Hash>) {
+        self.send_have_kept(to, hashes, false);
+    }
+
+    pub(super) fn send_have_kept(&mut self, to: PeerInfo, hashes: Vec<Hash>, kept: bool) {
+        let http = self.http;
+        let proof = have_prove(&self.identity, &self.cfg.cluster_id, self.wall().as_millis(), &hashes, http, kept);
+        self.send(to, Message::BlobHave { hashes, http, holder: self.id, kept, proof });
+    }
+
+    pub(super) fn emit(&mut self, e: Event) {
+        self.outputs.push_back(Output::Event(e));
+    }
+
+    pub(super) fn add_active(&mut self, id: NodeId, addr: SocketAddr, long: bool, initiated: bool) {
+        self.passive.remove(&id);
+        self.tombstones.remove(&id);
+        self.pending_joins.remove(&id);
+        self.active.insert(
+            id,
+            ActivePeer {
+                addr,
+                rtt: Default::default(),
+                last_heard: self.now,
+                since: self.now,
+                long,
+                initiated,
+                eager: true,
+                last_ping: None,
+                suspect_since: None,
+                degree: None,
+            },
+        );
+        self.metrics.links_up += 1;
+        self.topo_dirty = true;
+        self.emit(Event::NeighborUp { id, addr, long });
+        // A new link is a new path for information: compare notes at once.
+        self.send_digest_to(id);
+        self.send_job_digest_to(id);
+        // Measure its latency straight away.
+        self.ping(id, addr, PingKind::Direct);
+    }
+
+    pub(super) fn remove_active(&mut self, id: NodeId, reason: DownReason) -> Option<ActivePeer> {
+        let peer = self.active.remove(&id)?;
+        self.lazy_queue.remove(&id);
+        self.metrics.links_down += 1;
+        self.topo_dirty = true;
+        match reason {
+            DownReason::Failed | DownReason::Left => {
+                self.tombstone(id);
+                self.topology.remove(&id);
+                // Its copies are gone with it.
+                self.blobs.remove_holder(id);
+                self.custody.died(id);
+                self.with_jobs(|j, c| j.home_lost(c, id));
+            }
+            DownReason::Disconnected | DownReason::Asymmetric => {
+                let mut rng = self.rng.clone();
+                self.passive.insert(PeerInfo { id, addr: peer.addr }, self.now, self.cfg.max_passive, &mut rng, true);
+                self.rng = rng;
+            }
+        }
+        self.with_jobs(|j, c| j.neighbor_down(c, id));
+        self.emit(Event::NeighborDown { id, reason });
+        if self.needy_streak > 0 {
+            // Look around quickly again.
+            self.needy_streak = 0;
+            self.next_hello = self.next_hello.min(self.now.plus(self.cfg.hello_interval_needy));
+        }
+        Some(peer)
+    }
+
+    pub(super) fn tombstone(&mut self, id: NodeId) {
+        self.passive.remove(&id);
+        if self.tombstones.len() >= self.cfg.max_tombstones {
+            if let Some(oldest) = self.tombstones.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+                self.tombstones.remove(&oldest);
+            }
+        }
+        self.tombstones.insert(id, self.now);
+    }
+
+    /// Learns of a peer from someone else (hearsay).
+    pub(super) fn learn(&mut self, peer: PeerInfo) {
+        self.learn_peer(peer, false);
+    }
+
+    pub(super) fn learn_peer(&mut self, peer: PeerInfo, first_hand: bool) {
+        if peer.id == self.id || self.active.contains_key(&peer.id) || self.tombstones.contains_key(&peer.id) {
+            return;
+        }
+        self.passive.insert(peer, self.now, self.cfg.max_passive, &mut self.rng, first_hand);
+    }
+
+    pub(super) fn has_long_link(&self) -> bool {
+        self.active.values().any(|p| p.long) || self.pending_joins.values().any(|j| j.long)
+    }
+
+    pub(super) fn sample_peers(&mut self, n: usize, exclude: NodeId) -> Vec<PeerInfo> {
+        let mut all: Vec<PeerInfo> = self
+            .active
+            .iter()
+            .map(|(id, p)| PeerInfo { id: *id, addr: p.addr })
+            .chain(self.passive.iter().map(|(id, p)| PeerInfo { id: *id, addr: p.addr }))
+            .filter(|p| p.id != exclude)
+            .collect();
+        self.rng.shuffle(&mut all);
+        all.truncate(n);
+        all
+    }
+
+    pub(super) fn request_join(&mut self, id: NodeId, addr: SocketAddr, long: bool, purpose: JoinPurpose) {
+        let urgent = self.active.is_empty();
+        let degree = self.degree();
+        self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose });
+        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree });
+    }
+
+    /// Asks passive peers to become neighbours until active + pending
+    /// reaches the target (one more in flight while below the minimum, so a
+    /// dead candidate does not stall repair).
+    pub(super) fn fill(&mut self) {
+        if self.leaving {
+            return;
+        }
+        let have = self.active.len() + self.pending_joins.len();
+        let mut want = self.cfg.target_active.saturating_sub(have);
+        if self.active.len() < self.cfg.min_active && want > 0 {
+            want += 1;
+        }
+        let want = want.min(self.cfg.max_active.saturating_sub(self.active.len()));
+        if want == 0 {
+            return;
+        }
+        let mut candidates = self.join_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        self.rng.shuffle(&mut candidates);
+        let mut picked = 0;
+        if !self.has_long_link() {
+            // The long link is chosen at random, blind to latency.
+            let (id, addr, _) = candidates.remove(0);
+            self.request_join(id, addr, true, JoinPurpose::Fill);
+            picked += 1;
+        }
+        // The rest by measured latency; unmeasured peers after measured
+        // ones, in random order (the shuffle above).
+        candidates.sort_by_key(|c| c.2.unwrap_or(u64::MAX));
+        for (id, addr, _) in candidates.into_iter().take(want.saturating_sub(picked)) {
+            self.request_join(id, addr, false, JoinPurpose::Fill);
+        }
+    }
+
+    /// Passive peers worth asking: not already asked, not known dead, and
+    /// not one that refused recently (it was full; asking again at once
+    /// would only spin).
+    pub(super) fn join_candidates(&self) -> Vec<(NodeId, SocketAddr, Option<u64>)> {
+        let backoff = self.cfg.join_timeout * 4;
+        self.passive
+            .iter()
+            .filter(|(id, p)| {
+                !self.pending_joins.contains_key(id)
+                    && !self.tombstones.contains_key(id)
+                    && p.refused.is_none_or(|t| self.now.since(t) >= backoff)
+            })
+            .map(|(id, p)| (*id, p.addr, p.rtt.smoothed_us))
+            .collect()
+    }
+
+    pub(super) fn ping(&mut self, target: NodeId, addr: SocketAddr, kind: PingKind) {
+        if self.pending_pings.len() >= MAX_PENDING_PINGS {
+            if let Some(oldest) = self.pending_pings.keys().next().copied() {
+                self.pending_pings.remove(&oldest);
+            }
+        }
+        let nonce = self.rng.next_u64();
+        self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
+        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce });
+    }
+}

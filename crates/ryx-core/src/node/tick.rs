@@ -1,0 +1,288 @@
+//! The periodic work: probes, hellos, shuffles, anti-entropy rounds,
+//! lazy announcements, load, and the bounds of every table.
+
+use super::*;
+
+impl Node {
+    pub(super) fn on_tick(&mut self) {
+        let now = self.now;
+        if let Some(expected) = self.expected_tick {
+            if now.since(expected) > self.cfg.late_tick {
+                // We ourselves are slow (overloaded, paused): be slower to
+                // accuse others (Lifeguard's local health).
+                self.metrics.late_ticks += 1;
+                self.local_health = (self.local_health + 1).min(self.cfg.max_local_health);
+            }
+        }
+        if now >= self.next_health_decay {
+            self.local_health = self.local_health.saturating_sub(1);
+            self.next_health_decay = now.plus(Duration::from_secs(1));
+            // Once a second is plenty for a TTL of seconds; a sweep of up
+            // to `max_topology_nodes` entries every tick was a hot spot.
+            self.topology.expire(now, self.cfg.topology_ttl);
+            self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
+        }
+        self.detect_failures();
+        self.expire_pending();
+        if !self.upload_window.is_empty() || !self.upload_queue.is_empty() {
+            self.pump_upload();
+        }
+        self.fill();
+        if now >= self.next_hello {
+            self.hello();
+        }
+        if now >= self.next_shuffle {
+            self.next_shuffle = now.plus(self.jittered(self.cfg.shuffle_interval));
+            self.shuffle();
+        }
+        if now >= self.next_passive_probe {
+            self.next_passive_probe = now.plus(self.jittered(Duration::from_secs(1)));
+            let sample = self.passive.sample(1, &mut self.rng);
+            if let Some(p) = sample.first() {
+                self.ping(p.id, p.addr, PingKind::Passive);
+            }
+        }
+        if now >= self.next_reevaluate {
+            self.next_reevaluate = now.plus(self.jittered(self.cfg.reevaluate_interval));
+            self.reevaluate();
+        }
+        if now >= self.next_topology || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1)) {
+            self.diffuse_topology();
+        }
+        if now >= self.next_sync {
+            self.next_sync = now.plus(self.jittered(self.cfg.sync_interval));
+            let ids = self.active_ids();
+            if let Some(id) = self.rng.pick(&ids).copied() {
+                self.send_digest_to(id);
+            }
+        }
+        for (id, who) in self.missing.due(now, self.cfg.graft_timeout) {
+            if self.active.contains_key(&who) {
+                if let Some(p) = self.active.get_mut(&who) {
+                    p.eager = true;
+                }
+                self.send_to(who, Message::Graft { ids: vec![id] });
+            }
+        }
+        if now >= self.next_custody {
+            self.next_custody = now.plus(Duration::from_secs(1));
+            self.custody_tick();
+        }
+        self.with_jobs(|j, c| j.tick(c));
+        self.flush_lazy();
+        self.next_tick = now.plus(TICK);
+        self.expected_tick = Some(self.next_tick);
+    }
+
+    pub(super) fn jittered(&mut self, d: Duration) -> Duration {
+        // ±20 % so that nodes started together do not act in lockstep.
+        let f = 0.8 + 0.4 * self.rng.unit();
+        d.mul_f64(f)
+    }
+
+    pub(super) fn detect_failures(&mut self) {
+        let now = self.now;
+        let scale = 1 + self.local_health;
+        let suspect_after = self.cfg.suspect_after * scale;
+        let confirm_after = self.cfg.confirm_after * scale;
+        let mut to_ping = Vec::new();
+        let mut newly_suspect = Vec::new();
+        let mut convict = Vec::new();
+        for (id, p) in self.active.iter_mut() {
+            let silence = now.since(p.last_heard);
+            // One side of each link probes: the one with the lower id. Its
+            // pings are the other side's proof of life, so the other side
+            // only probes if it hears nothing for twice as long, and once a
+            // second to measure the round trip itself.
+            let prober = self.id < *id;
+            let since_ping = p.last_ping.map(|t| now.since(t));
+            let due = if prober {
+                silence >= self.cfg.probe_interval && since_ping.is_none_or(|d| d >= self.cfg.probe_interval)
+            } else {
+                (silence >= self.cfg.probe_interval * 2 && since_ping.is_none_or(|d| d >= self.cfg.probe_interval))
+                    || since_ping.is_none_or(|d| d >= Duration::from_secs(1))
+            };
+            if due {
+                p.last_ping = Some(now);
+                to_ping.push((*id, p.addr));
+            }
+            match p.suspect_since {
+                None if silence >= suspect_after => {
+                    p.suspect_since = Some(now);
+                    newly_suspect.push((*id, p.addr));
+                }
+                Some(s) if now.since(s) >= confirm_after => convict.push(*id),
+                _ => {}
+            }
+        }
+        for (id, addr) in to_ping {
+            self.ping(id, addr, PingKind::Direct);
+        }
+        for (id, addr) in newly_suspect {
+            self.emit(Event::Suspect { id });
+            // Confirm through other neighbours before convicting.
+            let mut helpers: Vec<(NodeId, SocketAddr)> = self
+                .active
+                .iter()
+                .filter(|(h, p)| **h != id && p.suspect_since.is_none())
+                .map(|(h, p)| (*h, p.addr))
+                .collect();
+            self.rng.shuffle(&mut helpers);
+            for (hid, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
+                let nonce = self.rng.next_u64();
+                if self.pending_ping_reqs.len() >= MAX_PENDING_PING_REQS {
+                    if let Some(oldest) = self.pending_ping_reqs.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k) {
+                        self.pending_ping_reqs.remove(&oldest);
+                    }
+                }
+                self.pending_ping_reqs.insert(nonce, (hid, id, self.now));
+                self.send(PeerInfo { id: hid, addr: haddr }, Message::PingReq { nonce, target: PeerInfo { id, addr } });
+            }
+        }
+        if convict.is_empty() {
+            return;
+        }
+        let all_suspect = self.active.len() >= 2 && self.active.values().all(|p| p.suspect_since.is_some());
+        if all_suspect && self.local_health < self.cfg.max_local_health {
+            // Everyone silent at once: more likely our own network or CPU
+            // than every neighbour dying together. Slow down and look again.
+            self.local_health += 1;
+            return;
+        }
+        for id in convict {
+            self.metrics.failures_detected += 1;
+            self.remove_active(id, DownReason::Failed);
+        }
+        self.fill();
+    }
+
+    pub(super) fn expire_pending(&mut self) {
+        let now = self.now;
+        let timeout = self.cfg.join_timeout * (1 + self.local_health);
+        let expired: Vec<NodeId> =
+            self.pending_joins.iter().filter(|(_, j)| now.since(j.sent) >= timeout).map(|(id, _)| *id).collect();
+        for id in expired {
+            self.pending_joins.remove(&id);
+            // A candidate that does not answer is probably gone.
+            self.passive.remove(&id);
+        }
+        self.pending_ping_reqs.retain(|_, (_, _, t)| now.since(*t) < PING_MEMORY);
+        let mut dead_passive = Vec::new();
+        let mut missed_keepers = Vec::new();
+        self.pending_pings.retain(|_, p| {
+            let keep = now.since(p.sent) < PING_MEMORY;
+            if !keep && matches!(p.kind, PingKind::Passive) {
+                dead_passive.push(p.target);
+            }
+            if !keep && matches!(p.kind, PingKind::Keeper) {
+                missed_keepers.push(p.target);
+            }
+            keep
+        });
+        for id in dead_passive {
+            self.passive.remove(&id);
+        }
+        for id in missed_keepers {
+            self.custody.missed(id);
+        }
+        let ttl = self.cfg.tombstone_ttl;
+        self.tombstones.retain(|_, t| now.since(*t) < ttl);
+    }
+
+    pub(super) fn hello(&mut self) {
+        let needy = self.active.len() < self.cfg.min_active;
+        let interval = if needy {
+            // Back off while hellos find nobody new (a cluster smaller than
+            // the minimum stays needy for ever); a lost neighbour resets it.
+            let backoff = self.cfg.hello_interval_needy * (1u32 << self.needy_streak.min(5));
+            self.needy_streak += 1;
+            backoff.min(self.cfg.hello_interval)
+        } else {
+            self.needy_streak = 0;
+            self.cfg.hello_interval
+        };
+        self.next_hello = self.now.plus(self.jittered(interval));
+        if self.leaving {
+            return;
+        }
+        let msg = Message::Hello { active: self.active.len().min(255) as u8, needy };
+        match self.cfg.discovery {
+            Discovery::Broadcast => {
+                // Seeds given as well (other segments, other machines) get
+                // the same hello directly.
+                for s in self.seeds.clone() {
+                    self.send_hello(s, msg.clone());
+                }
+                self.metrics.count_out(msg.kind());
+                self.seq += 1;
+                let env = self.envelope(None, msg);
+                self.outputs.push_back(Output::Broadcast { env });
+            }
+            Discovery::SeedNodes => {
+                for s in self.seeds.clone() {
+                    self.send_hello(s, msg.clone());
+                }
+            }
+        }
+    }
+
+    pub(super) fn shuffle(&mut self) {
+        let ids = self.active_ids();
+        let Some(target) = self.rng.pick(&ids).copied() else {
+            return;
+        };
+        let peers = self.sample_peers(SAMPLE, target);
+        self.send_to(target, Message::Shuffle { peers });
+    }
+
+    pub(super) fn reevaluate(&mut self) {
+        if self.leaving {
+            return;
+        }
+        let now = self.now;
+        let candidates = self.join_candidates();
+        if candidates.is_empty() {
+            return;
+        }
+        // 1. Rotate an old long link this node opened, or open one if none.
+        let old_long =
+            self.active.values().any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
+        let no_long = !self.has_long_link();
+        if (old_long || no_long) && self.active.len() < self.cfg.max_active {
+            if let Some(&(id, addr, _)) = self.rng.pick(&candidates) {
+                self.request_join(id, addr, true, JoinPurpose::RotateLong);
+                return;
+            }
+        }
+        if no_long && self.active.len() >= self.cfg.max_active {
+            // Full with short links only: free a slot for a long one.
+            if let Some(worst) = self.worst_short_link(None) {
+                self.send_to(worst, Message::Disconnect);
+                self.remove_active(worst, DownReason::Disconnected);
+            }
+            return;
+        }
+        // 2. Prefer a clearly closer peer over the slowest short link.
+        if self.active.len() >= self.cfg.target_active && self.active.len() < self.cfg.max_active {
+            let worst = self.worst_short_link(None).and_then(|w| self.active.get(&w)).and_then(|p| p.rtt.smoothed_us);
+            let best = candidates.iter().filter_map(|c| c.2.map(|r| (c.0, c.1, r))).min_by_key(|c| c.2);
+            if let (Some(w), Some((id, addr, r))) = (worst, best) {
+                if r * 2 < w && w - r >= 1000 {
+                    self.request_join(id, addr, false, JoinPurpose::Improve);
+                }
+            }
+        }
+    }
+
+    pub(super) fn diffuse_topology(&mut self) {
+        self.topo_dirty = false;
+        self.last_topology = self.now;
+        self.next_topology = self.now.plus(self.jittered(self.cfg.topology_interval));
+        if self.leaving {
+            return;
+        }
+        self.topo_version += 1;
+        let item = self.own_topology_item();
+        self.forward(item, None);
+    }
+}
