@@ -160,7 +160,8 @@ impl Confirmation {
 
 /// Whether a result claimed by `writer` for `job` stands: the creator's
 /// word does; anyone else's needs the creator's appointment and a
-/// confirmation by an appointed heir other than `writer`.
+/// confirmation by an appointed heir other than `writer` (or to be the
+/// creator's only appointed heir).
 pub fn check_result(
     cluster: &str,
     job: &str,
@@ -176,6 +177,11 @@ pub fn check_result(
     let Some(a) = appointment else { return Err("unconfirmed_result") };
     if a.verify(cluster, job).is_err() || confirmations.len() > MAX_CONFIRMATIONS {
         return Err("unconfirmed_result");
+    }
+    if a.heirs.len() == 1 && a.names(writer) {
+        // The creator had one node to appoint (a network of two): its
+        // trust passes to that heir whole, there being no one else.
+        return Ok(());
     }
     let confirmed =
         confirmations.iter().any(|c| c.by != writer && a.names(c.by) && c.verify(cluster, job, hash, digest).is_ok());
@@ -257,6 +263,9 @@ mod tests {
         assert!(check(h1.id(), &[by_self], Some(&a)).is_err(), "an heir confirming itself");
         let by_outsider = Confirmation::new(&outsider, "c", 0, &job, "h", "d");
         assert!(check(h1.id(), &[by_outsider], Some(&a)).is_err(), "a confirmation by a non-heir");
+        let sole = Appointment::new(&creator, "c", 0, &job, vec![peer(&h1)]);
+        assert!(check(h1.id(), &[], Some(&sole)).is_ok(), "the creator's only heir");
+        assert!(check(h2.id(), &[], Some(&sole)).is_err(), "not appointed at all");
         let by_h2 = Confirmation::new(&h2, "c", 0, &job, "h", "d");
         assert!(check(h1.id(), &[by_h2], Some(&a)).is_ok());
         assert!(check(h1.id(), &[by_h2], None).is_err(), "no appointment");

@@ -607,7 +607,7 @@ impl Message {
             Message::JobRecord { record } => {
                 record.job.len() <= 64
                     && record.units.len() <= crate::jobs::UNITS_PER_PAGE
-                    && record.heirs.len() <= 8
+                    && record.heirs.len() <= crate::jobs::MAX_HEIRS
                     && record.appointment.as_ref().is_none_or(|a| a.heirs.len() <= crate::attest::MAX_APPOINTED)
                     && record.energy.is_finite()
                     && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))

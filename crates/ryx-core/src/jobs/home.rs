@@ -5,7 +5,9 @@
 use super::*;
 
 impl JobEngine {
-    /// Creates a job homed here; returns its id.
+    /// Creates a job homed here; returns its id. Its heirs are neighbours
+    /// and, up to `far_heirs`, peers of `far` (known, not neighbours).
+    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -14,6 +16,7 @@ impl JobEngine {
         units: Vec<UnitRef>,
         redundancy: u8,
         energy: Option<f64>,
+        far: Vec<PeerInfo>,
     ) -> Result<String, SubmitError> {
         if units.is_empty() {
             return Err(SubmitError::NoInputs);
@@ -41,7 +44,11 @@ impl JobEngine {
         let mut nb: Vec<PeerInfo> = ctx.neighbors.iter().map(|(id, addr)| PeerInfo { id: *id, addr: *addr }).collect();
         nb.sort();
         ctx.rng.shuffle(&mut nb);
-        nb.truncate(self.cfg.heirs);
+        nb.truncate(self.cfg.heirs.min(MAX_HEIRS));
+        let room = MAX_HEIRS.saturating_sub(nb.len()).min(self.cfg.far_heirs);
+        let far: Vec<PeerInfo> =
+            far.into_iter().filter(|p| p.id != ctx.me && !nb.iter().any(|q| q.id == p.id)).take(room).collect();
+        nb.extend(far);
         for u in &units {
             ctx.blobs.pin(&u.hash, &id);
         }
@@ -368,7 +375,8 @@ impl JobEngine {
                 ctx.blobs.pin(&hash, "results");
                 h.result = Some((hash.clone(), digest.clone(), size));
                 h.result_holders = vec![ctx.http];
-                if job_creator(id) != Some(ctx.me) {
+                let sole_heir = h.appointment.as_ref().is_some_and(|a| a.heirs.len() == 1 && a.names(ctx.me));
+                if job_creator(id) != Some(ctx.me) && !sole_heir {
                     // A home that took over: its result stands only once
                     // an appointed heir has merged the same decisions and
                     // confirmed it. Heirs get every decision (with its

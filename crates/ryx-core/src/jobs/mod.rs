@@ -47,8 +47,13 @@ pub struct JobConfig {
     pub gradient_ttl: Duration,
     /// Default energy of work tokens (reach in hops as for items).
     pub default_energy: f64,
-    /// Heirs holding a replica of each job record.
+    /// Heirs holding a replica of each job record, among the neighbours.
     pub heirs: usize,
+    /// Heirs beyond the neighbourhood (from the passive view): a failure
+    /// that takes a home with its neighbours (a rack, a partition) leaves
+    /// them, to take over and to confirm another heir's result. At most
+    /// [`MAX_HEIRS`] heirs in all.
+    pub far_heirs: usize,
     /// A running job's summary is re-diffused at least this often.
     pub summary_keepalive: Duration,
     /// An heir takes over when it has heard nothing of a running job for
@@ -76,6 +81,7 @@ impl Default for JobConfig {
             gradient_ttl: Duration::from_millis(1200),
             default_energy: 100.0,
             heirs: 5,
+            far_heirs: 3,
             summary_keepalive: Duration::from_millis(1000),
             heir_silence: Duration::from_millis(2500),
             heir_stagger: Duration::from_millis(1500),
@@ -338,6 +344,8 @@ const MAX_ADVERTISED_ROOM: usize = 64;
 /// Most recent results a worker re-sends per job and report round.
 const MAX_RESULTS_PER_REPORT: usize = 100;
 const MAX_DIST: u8 = 32;
+/// Most heirs of a job (a record page lists them all).
+pub const MAX_HEIRS: usize = 8;
 /// Units in one job record page (each page carries the job's parameters,
 /// up to 4 KiB, and the creator's appointment).
 pub const UNITS_PER_PAGE: usize = 24;
@@ -750,8 +758,10 @@ pub(crate) mod testkit {
 
         /// Submits a word count over `units` with `redundancy`.
         pub fn submit(&mut self, units: Vec<UnitRef>, redundancy: u8) -> String {
-            self.call(|e, c| e.submit(c, "word-count".into(), serde_json::json!({}), units, redundancy, None))
-                .expect("submit")
+            self.call(|e, c| {
+                e.submit(c, "word-count".into(), serde_json::json!({}), units, redundancy, None, Vec::new())
+            })
+            .expect("submit")
         }
 
         /// The messages of one kind sent so far, and to whom.

@@ -211,7 +211,11 @@ impl Node {
             })
             .collect();
         let kind = kind.to_string();
-        self.with_jobs(|j, c| j.submit(c, kind, params, units, redundancy, energy))
+        // Heirs beyond the neighbourhood: known peers that are not
+        // neighbours, so that no one failure domain holds every heir.
+        let far: Vec<PeerInfo> =
+            self.passive.sample(16, &mut self.rng).into_iter().filter(|p| !self.active.contains_key(&p.id)).collect();
+        self.with_jobs(|j, c| j.submit(c, kind, params, units, redundancy, energy, far))
     }
 
     /// Cancels a job homed here; false if this node is not its home.
