@@ -75,7 +75,7 @@ macro_rules! skip_unless_able {
                 let err = String::from_utf8_lossy(&out.stderr);
                 assert!(!out.status.success() && err.contains("root"), "a non-root --netns start must say why: {err}");
             }
-            eprintln!("SKIPPED: {why}");
+            ryx_testkit::skip("a namespace cluster test", ryx_testkit::Needs::Netns, &why);
             return;
         }
     };

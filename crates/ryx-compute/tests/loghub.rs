@@ -1,14 +1,12 @@
 //! Accuracy of `log-analysis` on the Loghub 2k samples against their ground truth.
 //!
-//! Needs the data at `../../../shared/data/loghub` relative to this crate; skips
-//! (with a message) when it is absent.
+//! Needs the shared Loghub data (`ryx_testkit::loghub_dir`); skips, saying
+//! so, when it is absent, and fails instead where `RYX_REQUIRE` names `data`.
 
 use ryx_compute::{run_local, JobSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/loghub");
 
 /// Drain's grouping accuracy as published in the Loghub README.
 const DRAIN: &[(&str, f64)] = &[
@@ -25,13 +23,11 @@ const DRAIN: &[(&str, f64)] = &[
 ];
 
 fn data_dir() -> Option<PathBuf> {
-    let p = Path::new(DATA);
-    if p.join("HDFS").join("HDFS_2k.log").is_file() {
-        Some(p.to_path_buf())
-    } else {
-        println!("SKIP: loghub data not found at {DATA}; accuracy tests not run");
-        None
+    let dir = ryx_testkit::loghub_dir();
+    if dir.is_none() {
+        ryx_testkit::skip("log-analysis accuracy", ryx_testkit::Needs::Data, "no Loghub data (RYX_LOGHUB_DIR)");
     }
+    dir
 }
 
 /// Minimal RFC 4180 reader: quoted fields may hold commas, newlines and doubled quotes.

@@ -176,7 +176,11 @@ impl Cluster {
 #[test]
 fn docker_five_containers_job_disconnect_and_remerge() {
     if !engine_answers() {
-        eprintln!("SKIPPED: no Docker engine answers (`docker info` failed)");
+        ryx_testkit::skip(
+            "docker_five_containers_job_disconnect_and_remerge",
+            ryx_testkit::Needs::Docker,
+            "no Docker engine answers (`docker info` failed)",
+        );
         return;
     }
     let c = Cluster::new();

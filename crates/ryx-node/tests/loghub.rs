@@ -4,19 +4,16 @@
 mod support;
 
 use ryx_compute::eval::{grouping_accuracy, loghub_truth, DRAIN_ACCURACY};
-use std::path::Path;
 use std::time::Duration;
 use support::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/loghub");
-
 #[test]
 fn cluster_grouping_accuracy_reaches_drain_on_every_dataset() {
-    let dir = Path::new(DATA);
-    if !dir.join("HDFS/HDFS_2k.log").is_file() {
-        println!("SKIP: loghub data not found at {DATA}");
+    let Some(dir) = ryx_testkit::loghub_dir() else {
+        ryx_testkit::skip("cluster grouping accuracy", ryx_testkit::Needs::Data, "no Loghub data (RYX_LOGHUB_DIR)");
         return;
-    }
+    };
+    let dir = dir.as_path();
     let base = 22_400;
     // Small chunks so every 2k-line sample is cut into about ten units
     // computed on different nodes.

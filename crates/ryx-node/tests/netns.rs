@@ -35,8 +35,13 @@ fn skip_reason() -> Option<String> {
             return Some(format!("`{p}` is not installed (apt-get install iproute2 curl iptables)"));
         }
     }
-    // Creating a namespace can still be refused (e.g. an unprivileged container).
-    let probe = format!("ryxprobe{}", std::process::id());
+    // Creating a namespace can still be refused (e.g. an unprivileged
+    // container). Tests run in parallel in one process: a probe name of
+    // their own (one shared name made a test "skip" whenever another was
+    // probing at the same moment).
+    static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = PROBES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let probe = format!("ryxprobe{}-{k}", std::process::id());
     let ok = Command::new("ip").args(["netns", "add", &probe]).output().map(|o| o.status.success()).unwrap_or(false);
     sh_quiet(&format!("ip netns del {probe}"));
     if !ok {
@@ -48,7 +53,7 @@ fn skip_reason() -> Option<String> {
 macro_rules! skip_unless_able {
     () => {
         if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED: {why}");
+            ryx_testkit::skip("a network-namespace test", ryx_testkit::Needs::Netns, &why);
             return;
         }
     };

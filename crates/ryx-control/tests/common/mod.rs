@@ -396,9 +396,11 @@ pub fn browser_tools() -> Option<(PathBuf, PathBuf)> {
 pub fn browser_or_skip(test: &str) -> Option<(PathBuf, PathBuf)> {
     let t = browser_tools();
     if t.is_none() {
-        eprintln!(
-            "SKIPPED {test}: headless Chromium and chromedriver are not installed \
-             (Debian: apt-get install -y chromium chromium-driver; or set CHROME_BIN and CHROMEDRIVER)"
+        ryx_testkit::skip(
+            test,
+            ryx_testkit::Needs::Browser,
+            "headless Chromium and chromedriver are not installed \
+             (Debian: apt-get install -y chromium chromium-driver; or set CHROME_BIN and CHROMEDRIVER)",
         );
     }
     t

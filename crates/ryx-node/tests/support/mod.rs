@@ -59,8 +59,13 @@ impl NodeProc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+    /// Sends `sig` to the node; a signal that could not be sent fails the
+    /// test (a SIGSTOP that never arrived would make a pause test pass
+    /// without pausing anything).
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status();
+        let pid = self.pid();
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+        assert!(st.as_ref().is_ok_and(|s| s.success()), "kill -{sig} {pid}: {st:?}");
     }
     pub fn neighbor_ids(&self) -> Option<Vec<String>> {
         let (st, body) = http(self.port, "GET", "/v1/neighbors", None).ok()?;
