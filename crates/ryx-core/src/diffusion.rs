@@ -15,8 +15,8 @@ pub struct StoredItem {
     pub version: u64,
     /// Writer of this version.
     pub origin: NodeId,
-    /// The value.
-    pub value: serde_json::Value,
+    /// The value (shared with the items that carry it).
+    pub value: std::sync::Arc<serde_json::Value>,
     /// Energy this node holds it with.
     pub energy: f64,
     /// Hops from the origin.

@@ -21,6 +21,7 @@ use crate::time::Time;
 use crate::topology::{LinkInfo, NeighborList, TopologyEntry, TopologyTable};
 use crate::views::{ActivePeer, PassiveView};
 use crate::wire::{
+    ItemValue,
     self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN, PROTOCOL_VERSION,
 };
 use serde::{Deserialize, Serialize};

@@ -36,8 +36,8 @@ pub struct NeighborList {
 pub struct TopologyEntry {
     /// Version (origin's counter).
     pub version: u64,
-    /// The list.
-    pub list: NeighborList,
+    /// The list (shared with the item that brought it).
+    pub list: std::sync::Arc<NeighborList>,
     /// When it arrived here.
     pub received: Time,
     /// Hops it travelled.

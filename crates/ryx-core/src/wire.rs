@@ -21,8 +21,10 @@ use crate::id::NodeId;
 use crate::identity::Proof;
 use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use serde::{Deserialize, Serialize};
+use crate::topology::NeighborList;
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Version of this wire format.
 pub const PROTOCOL_VERSION: u16 = 2;
@@ -107,13 +109,107 @@ pub struct ItemId {
     pub origin: NodeId,
 }
 
+/// The value of a diffusing item. Values are shared, not copied, as an item
+/// is stored and forwarded to several neighbours; a topology item's value is
+/// parsed once, where it is decoded, and the parsed list is what nodes keep.
+/// Both forms serialize to the same JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemValue {
+    /// Any JSON (info items, job summaries, reputation records; and a
+    /// topology value that is not a neighbour list, which is refused where
+    /// it is handled).
+    Json(Arc<serde_json::Value>),
+    /// A neighbour list (the value of a topology item).
+    Topology(Arc<NeighborList>),
+}
+
+impl ItemValue {
+    /// The value as JSON (a neighbour list is converted).
+    pub fn to_json(&self) -> Arc<serde_json::Value> {
+        match self {
+            ItemValue::Json(v) => v.clone(),
+            ItemValue::Topology(l) => Arc::new(serde_json::to_value(&**l).unwrap_or(serde_json::Value::Null)),
+        }
+    }
+
+    /// The value, if it is a JSON unsigned integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            ItemValue::Json(v) => v.as_u64(),
+            ItemValue::Topology(_) => None,
+        }
+    }
+
+    /// The value as a neighbour list, if it is one.
+    pub fn neighbor_list(&self) -> Option<Arc<NeighborList>> {
+        match self {
+            ItemValue::Topology(l) => Some(l.clone()),
+            ItemValue::Json(v) => NeighborList::deserialize(&**v).ok().map(Arc::new),
+        }
+    }
+
+    /// Length of the value serialized.
+    pub fn len(&self) -> usize {
+        match self {
+            ItemValue::Json(v) => value_len(v),
+            ItemValue::Topology(l) => serde_json::to_vec(&**l).map(|b| b.len()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether the value serializes to nothing (never: JSON has no empty value).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl From<serde_json::Value> for ItemValue {
+    fn from(v: serde_json::Value) -> Self {
+        ItemValue::Json(Arc::new(v))
+    }
+}
+
+impl Serialize for ItemValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ItemValue::Json(v) => v.serialize(s),
+            ItemValue::Topology(l) => l.serialize(s),
+        }
+    }
+}
+
+/// An item as it is decoded, before its value is typed by its space.
+#[derive(Deserialize)]
+struct RawItem {
+    id: ItemId,
+    value: serde_json::Value,
+    energy: f64,
+    hops: u32,
+    born: u64,
+    #[serde(default)]
+    proof: Option<Proof>,
+}
+
+impl From<RawItem> for Item {
+    fn from(r: RawItem) -> Item {
+        let value = match r.id.space {
+            Space::Topology => match NeighborList::deserialize(&r.value) {
+                Ok(l) => ItemValue::Topology(Arc::new(l)),
+                Err(_) => ItemValue::Json(Arc::new(r.value)),
+            },
+            _ => ItemValue::Json(Arc::new(r.value)),
+        };
+        Item { id: r.id, value, energy: r.energy, hops: r.hops, born: r.born, proof: r.proof }
+    }
+}
+
 /// A diffusing item: a versioned key/value pair with energy.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(from = "RawItem")]
 pub struct Item {
     /// Which version of which key.
     pub id: ItemId,
-    /// The value (any JSON).
-    pub value: serde_json::Value,
+    /// The value.
+    pub value: ItemValue,
     /// Energy the sender holds it with; the receiver applies one hop of decay.
     pub energy: f64,
     /// Hops travelled from the origin.
@@ -572,7 +668,7 @@ impl Message {
                 items.len() <= MAX_IDS_PER_MESSAGE
                     && items
                         .iter()
-                        .all(|i| id_ok(&i.id) && i.energy.is_finite() && value_len(&i.value) <= MAX_VALUE_LEN)
+                        .all(|i| id_ok(&i.id) && i.energy.is_finite() && i.value.len() <= MAX_VALUE_LEN)
             }
             Message::IHave { items } => {
                 items.len() <= MAX_IDS_PER_MESSAGE && items.iter().all(|a| id_ok(&a.id) && a.energy.is_finite())
@@ -811,7 +907,7 @@ mod tests {
             msg: Message::Gossip {
                 items: vec![Item {
                     id: ItemId { space: Space::Info, key: "greeting".into(), version: 3, origin: NodeId(1) },
-                    value: serde_json::json!("hello"),
+                    value: serde_json::json!("hello").into(),
                     energy: 42.5,
                     hops: 1,
                     born: 5,

@@ -253,7 +253,7 @@ fn a_forged_address_gets_no_relay_and_no_token() {
     let list = NeighborList { addr: x.sock.local_addr().expect("addr"), http: Some(victim.addr), links: vec![] };
     let item = Item {
         id: ItemId { space: Space::Topology, key: x.id.id().to_string(), version: unix_ms() * 1000, origin: x.id.id() },
-        value: serde_json::to_value(&list).expect("json"),
+        value: serde_json::to_value(&list).expect("json").into(),
         energy: 6.0,
         hops: 0,
         born: 0,
@@ -309,7 +309,7 @@ fn a_version_from_the_future_locks_no_key_and_hot_energy_is_capped() {
     x.link_to(&a);
     let item = |version: u64, value: &str| Item {
         id: ItemId { space: Space::Info, key: "config".into(), version, origin: x.id.id() },
-        value: serde_json::json!(value),
+        value: serde_json::json!(value).into(),
         energy: 1e300,
         hops: 0,
         born: 0,

@@ -213,7 +213,7 @@ impl Byzantine {
         let wall = v.wall_ms;
         Item {
             id: ItemId { space, key, version: self.version(wall), origin },
-            value,
+            value: value.into(),
             energy: self.energy(),
             hops: *self.rng.pick(&[0, 1, u32::MAX - 2, u32::MAX]).unwrap_or(&0),
             born: self.rng.next_u64(),
@@ -504,7 +504,7 @@ impl Byzantine {
                             version: v.wall_ms * 1000 + 1_000_000,
                             origin,
                         },
-                        value: summary,
+                        value: summary.into(),
                         energy: 100.0,
                         hops: 0,
                         born: 0,

@@ -277,6 +277,43 @@ pub struct Totals {
     pub bytes_sent: Option<u64>,
     /// Full invariant sweeps done (cheap checks run after every event).
     pub invariant_sweeps: u64,
+    /// What the live nodes hold at the end (mean and largest table sizes).
+    pub state: StateReport,
+}
+
+/// Mean and largest sizes of the tables that grow with what a node hears of
+/// the network (the others are bounded by the neighbour count).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StateReport {
+    /// Neighbour lists known (mean, max).
+    pub topology: (f64, usize),
+    /// Info items held.
+    pub info: (f64, usize),
+    /// Signers whose sequence number is remembered.
+    pub signed_seqs: (f64, usize),
+    /// Remembered dead nodes.
+    pub tombstones: (f64, usize),
+    /// Passive peers.
+    pub passive: (f64, usize),
+    /// Announced-but-missing items.
+    pub missing: (f64, usize),
+}
+
+fn state_report(sim: &Sim) -> StateReport {
+    let sizes: Vec<_> = sim.live_slots().into_iter().filter_map(|s| sim.node(s)).map(|n| n.table_sizes()).collect();
+    let stat = |f: &dyn Fn(&ryx_core::node::TableSizes) -> usize| {
+        let max = sizes.iter().map(f).max().unwrap_or(0);
+        let mean = sizes.iter().map(f).sum::<usize>() as f64 / sizes.len().max(1) as f64;
+        ((mean * 10.0).round() / 10.0, max)
+    };
+    StateReport {
+        topology: stat(&|t| t.topology),
+        info: stat(&|t| t.info),
+        signed_seqs: stat(&|t| t.signed_seqs),
+        tombstones: stat(&|t| t.tombstones),
+        passive: stat(&|t| t.passive),
+        missing: stat(&|t| t.missing),
+    }
 }
 
 /// The summary of one run.
@@ -413,6 +450,7 @@ fn totals(sim: &Sim) -> Totals {
         to_dead: s.to_dead,
         bytes_sent: sim.p.wire.then_some(s.bytes_sent),
         invariant_sweeps: s.full_checks,
+        state: state_report(sim),
     }
 }
 

@@ -28,6 +28,7 @@ impl Node {
             return Err(PutError::BadEnergy(self.cfg.max_energy));
         }
         let version = self.next_version(self.info.get(key).map_or(0, |h| h.version));
+        let value = std::sync::Arc::new(value);
         let stored = StoredItem {
             version,
             origin: self.id,
@@ -43,7 +44,7 @@ impl Node {
         self.metrics.items_evicted += ev;
         let item = Item {
             id: ItemId { space: Space::Info, key: key.to_string(), version, origin: self.id },
-            value,
+            value: ItemValue::Json(value),
             energy,
             hops: 0,
             born: self.now.as_micros(),
@@ -216,7 +217,7 @@ impl Node {
                 version: self.topo_version,
                 origin: self.id,
             },
-            value: serde_json::to_value(&list).unwrap_or(serde_json::Value::Null),
+            value: ItemValue::Topology(std::sync::Arc::new(list)),
             energy: self.cfg.topology_energy,
             hops: 0,
             born: 0,

@@ -28,7 +28,7 @@ impl Node {
         match space {
             Space::Info | Space::Job | Space::Reputation => self.kv(*space).get(key).map(|s| Item {
                 id: ItemId { space: *space, key: key.to_string(), version: s.version, origin: s.origin },
-                value: s.value.clone(),
+                value: ItemValue::Json(s.value.clone()),
                 energy: s.energy,
                 hops: s.hops,
                 born: s.born,
@@ -45,7 +45,7 @@ impl Node {
                 let energy = self.topology_energy_after(e.hops);
                 Some(Item {
                     id: ItemId { space: Space::Topology, key: key.to_string(), version: e.version, origin: n },
-                    value: serde_json::to_value(&e.list).ok()?,
+                    value: ItemValue::Topology(e.list.clone()),
                     energy,
                     hops: e.hops,
                     born: 0,
@@ -110,11 +110,11 @@ impl Node {
         let hops = item.hops.saturating_add(1);
         match item.id.space {
             Space::Info | Space::Job | Space::Reputation => {
-                let size = wire::value_len(&item.value);
+                let size = item.value.len();
                 let stored = StoredItem {
                     version: item.id.version,
                     origin: item.id.origin,
-                    value: item.value.clone(),
+                    value: item.value.to_json(),
                     energy,
                     hops,
                     born: item.born,
@@ -157,9 +157,7 @@ impl Node {
                 }
             }
             Space::Topology => {
-                // Deserialize from a borrow: cloning the value first costs
-                // more than the parse itself.
-                let Ok(list) = NeighborList::deserialize(&item.value) else {
+                let Some(list) = item.value.neighbor_list() else {
                     self.metrics.count_rejected(wire::WireError::OutOfBounds.reason());
                     return;
                 };
@@ -211,7 +209,7 @@ impl Node {
     /// the summary held here.
     pub(super) fn may_home(&self, job: &str) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = crate::jobs::job_creator(job).into_iter().collect();
-        if let Some(s) = self.job_items.get(job).and_then(|it| JobSummary::deserialize(&it.value).ok()) {
+        if let Some(s) = self.job_items.get(job).and_then(|it| JobSummary::deserialize(&*it.value).ok()) {
             v.push(s.home);
             v.extend(s.co_homes);
         }
@@ -235,7 +233,7 @@ impl Node {
         }
         match item.id.space {
             Space::Job => {
-                let Ok(sum) = JobSummary::deserialize(&item.value) else {
+                let Ok(sum) = JobSummary::deserialize(&*item.value.to_json()) else {
                     return Err(wire::WireError::OutOfBounds.reason());
                 };
                 if sum.job_id != item.id.key || sum.home != item.id.origin || sum.co_homes.len() > 16 {
@@ -243,7 +241,7 @@ impl Node {
                 }
                 let creator = crate::jobs::job_creator(&item.id.key);
                 let held = self.job_items.get(&item.id.key);
-                let held_summary = held.and_then(|h| JobSummary::deserialize(&h.value).ok());
+                let held_summary = held.and_then(|h| JobSummary::deserialize(&*h.value).ok());
                 let allowed = creator == Some(item.id.origin)
                     || held.is_none_or(|h| h.origin == item.id.origin)
                     || held_summary.as_ref().is_some_and(|h| h.co_homes.contains(&item.id.origin));

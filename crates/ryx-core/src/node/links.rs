@@ -54,7 +54,7 @@ impl Node {
 
     /// Takes an item's size from an answer budget; false once spent.
     pub(super) fn spend(&self, budget: &mut usize, item: &Item) -> bool {
-        let size = wire::value_len(&item.value).saturating_add(item.id.key.len() + 128);
+        let size = item.value.len().saturating_add(item.id.key.len() + 128);
         if size > *budget {
             return false;
         }

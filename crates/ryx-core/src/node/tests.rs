@@ -101,14 +101,14 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
     m.run(500, &alive);
     for n in &m.nodes {
         let item = n.info("greeting").expect("every node holds the item");
-        assert_eq!(item.value, serde_json::json!("hello"));
+        assert_eq!(item.value, serde_json::json!("hello").into());
     }
     // A newer version wins everywhere.
     let v2 = m.nodes[5].put_info(m.now, "greeting", serde_json::json!("bye"), None).expect("put");
     assert!(v2 > v);
     m.run(500, &alive);
     for n in &m.nodes {
-        assert_eq!(n.info("greeting").expect("held").value, serde_json::json!("bye"));
+        assert_eq!(n.info("greeting").expect("held").value, serde_json::json!("bye").into());
     }
 }
 
@@ -466,7 +466,7 @@ mod fuzz {
         let peer = PeerInfo { id: me.id(), addr: addr(7) };
         let item = Item {
             id: ItemId { space: Space::Info, key: "k".into(), version: 3, origin: me.id() },
-            value: serde_json::json!({"a": [1, 2]}),
+            value: serde_json::json!({"a": [1, 2]}).into(),
             energy: 50.0,
             hops: 1,
             born: 1,

@@ -63,7 +63,7 @@ impl Node {
     pub(super) fn on_kv_delivered(&mut self, item: &Item) {
         match item.id.space {
             Space::Job => {
-                if let Ok(sum) = JobSummary::deserialize(&item.value) {
+                if let Ok(sum) = JobSummary::deserialize(&*item.value.to_json()) {
                     let (v, origin) = (item.id.version, item.id.origin);
                     self.with_jobs(|j, c| j.on_summary(c, &sum, v, origin));
                 }
@@ -91,9 +91,10 @@ impl Node {
         let held = self.kv(space).get(key).map_or(0, |h| h.version);
         let version = self.next_version(held.max(at_least));
         let born = self.now.as_micros();
+        let value = std::sync::Arc::new(value);
         let mut item = Item {
             id: ItemId { space, key: key.to_string(), version, origin: self.id },
-            value,
+            value: ItemValue::Json(value.clone()),
             energy,
             hops: 0,
             born,
@@ -106,7 +107,7 @@ impl Node {
         let stored = StoredItem {
             version,
             origin: self.id,
-            value: item.value.clone(),
+            value,
             energy,
             hops: 0,
             born,
@@ -226,12 +227,12 @@ impl Node {
 
     /// The latest summary of a job known here.
     pub fn job(&self, id: &str) -> Option<JobSummary> {
-        self.job_items.get(id).and_then(|it| JobSummary::deserialize(&it.value).ok())
+        self.job_items.get(id).and_then(|it| JobSummary::deserialize(&*it.value).ok())
     }
 
     /// Every job summary known here.
     pub fn jobs(&self) -> Vec<JobSummary> {
-        self.job_items.iter().filter_map(|(_, it)| JobSummary::deserialize(&it.value).ok()).collect()
+        self.job_items.iter().filter_map(|(_, it)| JobSummary::deserialize(&*it.value).ok()).collect()
     }
 
     /// The job engine (read-only), for status and tests.

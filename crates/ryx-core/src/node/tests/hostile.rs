@@ -141,7 +141,7 @@ fn a_version_beyond_the_clock_or_an_energy_beyond_the_cap_cannot_lock_or_flood()
     let to = m.nodes[0].id();
     let locked = Item {
         id: ItemId { space: Space::Info, key: "config".into(), version: u64::MAX, origin: nid },
-        value: serde_json::json!("attacker"),
+        value: serde_json::json!("attacker").into(),
         energy: 1e300,
         hops: 0,
         born: 0,
@@ -154,7 +154,7 @@ fn a_version_beyond_the_clock_or_an_energy_beyond_the_cap_cannot_lock_or_flood()
     // A hot item within the clock bound is held with at most the cap.
     let hot = Item {
         id: ItemId { space: Space::Info, key: "hot".into(), version: m.now.as_micros(), origin: nid },
-        value: serde_json::json!("x"),
+        value: serde_json::json!("x").into(),
         energy: 1e300,
         hops: 0,
         born: 0,
@@ -169,7 +169,7 @@ fn a_version_beyond_the_clock_or_an_energy_beyond_the_cap_cannot_lock_or_flood()
     assert!(v > 0);
     m.run(500, &alive);
     for n in &m.nodes {
-        assert_eq!(n.info("config").map(|i| i.value.clone()), Some(serde_json::json!("operator")));
+        assert_eq!(n.info("config").map(|i| (*i.value).clone()), Some(serde_json::json!("operator")));
     }
 }
 
@@ -373,7 +373,7 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     // The attacker's own summary, signed by itself, a second ahead.
     let mut mine = Item {
         id: ItemId { space: Space::Job, key: id.clone(), version, origin: attacker.id() },
-        value: summary(attacker.id()),
+        value: summary(attacker.id()).into(),
         energy: 100.0,
         hops: 0,
         born: 0,
@@ -381,7 +381,7 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     };
     mine.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&mine.signed_bytes("ryx")]));
     // The home's id, signed with the attacker's key.
-    let mut as_home = Item { id: ItemId { origin: home, ..mine.id.clone() }, value: summary(home), ..mine.clone() };
+    let mut as_home = Item { id: ItemId { origin: home, ..mine.id.clone() }, value: summary(home).into(), ..mine.clone() };
     as_home.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&as_home.signed_bytes("ryx")]));
     for (k, item) in [mine, as_home].into_iter().enumerate() {
         let d =
@@ -417,7 +417,7 @@ fn forged_summaries_records_and_decisions_change_nothing() {
 fn summary_item(id: &str, value: serde_json::Value, by: &Identity, version: u64, now_ms: u64) -> Item {
     let mut item = Item {
         id: ItemId { space: Space::Job, key: id.to_string(), version, origin: by.id() },
-        value,
+        value: value.into(),
         energy: 100.0,
         hops: 0,
         born: 0,
