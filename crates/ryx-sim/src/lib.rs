@@ -19,9 +19,10 @@
 //! - Datagrams travel pre-decoded (`Input::Message`, one shared envelope per
 //!   send, cloned per delivery); `--wire` sends them through the real JSON
 //!   codec instead and counts bytes.
-//! - Cheap invariants (table bounds, self-links, last-writer-wins order,
-//!   link accounting) are checked on every handled input; an O(N) sweep
-//!   (link symmetry, stored versions, recount) runs every virtual second.
+//! - Cheap invariants (self-links, last-writer-wins order, link accounting)
+//!   are checked on every handled input; an O(N) sweep (every node's table
+//!   bounds, link symmetry, stored versions, recount) runs every virtual
+//!   second.
 
 pub mod byzantine;
 pub mod net;

@@ -8,7 +8,7 @@ impl Node {
         self.metrics.count_out(msg.kind());
         self.seq += 1;
         let env = self.envelope(Some(to.id), msg);
-        self.outputs.push_back(Output::Send { to: to.addr, env });
+        self.outputs.push_back(Output::Send { to: to.addr, env: Box::new(env) });
     }
 
     /// Sends a discovery hello to an address whose node is not known yet.
@@ -16,7 +16,7 @@ impl Node {
         self.metrics.count_out(msg.kind());
         self.seq += 1;
         let env = self.envelope(None, msg);
-        self.outputs.push_back(Output::Send { to, env });
+        self.outputs.push_back(Output::Send { to, env: Box::new(env) });
     }
 
     pub(super) fn send_to(&mut self, id: NodeId, msg: Message) {

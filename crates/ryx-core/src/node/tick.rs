@@ -216,7 +216,7 @@ impl Node {
                 self.metrics.count_out(msg.kind());
                 self.seq += 1;
                 let env = self.envelope(None, msg);
-                self.outputs.push_back(Output::Broadcast { env });
+                self.outputs.push_back(Output::Broadcast { env: Box::new(env) });
             }
             Discovery::SeedNodes => {
                 for s in self.seeds.clone() {

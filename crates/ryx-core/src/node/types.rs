@@ -33,13 +33,14 @@ pub enum Output {
     Send {
         /// Destination.
         to: SocketAddr,
-        /// What to send.
-        env: Envelope,
+        /// What to send (boxed: an envelope is a few hundred bytes, and
+        /// outputs are queued and moved many times a second).
+        env: Box<Envelope>,
     },
     /// Broadcast this envelope on the local segment (discovery).
     Broadcast {
         /// What to send.
-        env: Envelope,
+        env: Box<Envelope>,
     },
     /// Tell observers (logs, dashboard) what happened.
     Event(Event),
