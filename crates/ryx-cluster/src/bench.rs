@@ -193,8 +193,8 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
     for &n in &args.nodes {
         for &mode in &modes {
             if let Some(k) = mode.filter(|k| k.of(usize::from(n)) >= usize::from(n)) {
-                // Nobody would be left to finish the job (the run waited out
-                // --job-timeout before).
+                // Nobody would be left to finish the job: the run would only
+                // wait out --job-timeout.
                 say(format!("{} {n:>3} nodes, kill {k}: skipped: it would kill every node", clock_now()));
                 continue;
             }

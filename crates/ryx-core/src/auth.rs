@@ -464,8 +464,8 @@ mod tests {
     #[test]
     fn a_tag_opening_with_no_room_for_a_tag_is_refused_not_a_panic() {
         let mut b = Auth::new(Keyring::parse("k"), 0);
-        // The nine bytes that used to stop a node with a secret: the tag's
-        // start lies after its end.
+        // Nine bytes whose tag would start after its end: refused as
+        // malformed, not a panic.
         assert_eq!(b.open(br#","tag":"}"#, T0), Err(AuthError::Malformed));
         assert_eq!(b.open(br#"{,"tag":"}"#, T0), Err(AuthError::Malformed));
         assert_eq!(b.open(br#"{"a":1,"tag":""}"#, T0), Err(AuthError::Malformed));

@@ -13,7 +13,7 @@
 //! With the defaults (δ = 0.9, c = 1, so K = 10) an item injected with
 //! `E₀ = 100` reaches 22 hops — more than the diameter of any 4–6-regular
 //! random graph below 10¹² nodes — and neighbour lists diffused with
-//! `E₀ = 6` reach 4 hops. See ARCHITECTURE.md.
+//! `E₀ = 6` reach 4 hops. See docs/protocol.md, "Energy-based diffusion".
 
 use serde::{Deserialize, Serialize};
 

@@ -87,9 +87,9 @@ impl JobEngine {
     /// Advertises load and gradient to neighbours: every `load_interval`
     /// while something changed or jobs run (2 s keepalive otherwise), and,
     /// when `freed` (a slot came free, or tokens were passed on), at once if this node has more
-    /// room than it last said and 20 ms have passed. Without the latter a
-    /// node that runs units faster than the interval sat idle waiting to
-    /// be sent more (with 50 ms units, 4 tokens per 250 ms kept it 40% busy).
+    /// room than it last said and 20 ms have passed: a node that runs units
+    /// faster than the interval would otherwise sit idle waiting to be sent
+    /// more (with 50 ms units, 4 tokens per 250 ms keep it 40% busy).
     pub(super) fn advertise_load(&mut self, ctx: &mut Ctx<'_>, freed: bool) {
         let now = ctx.now;
         let free = self.free_slots().min(u16::MAX as usize) as u16;

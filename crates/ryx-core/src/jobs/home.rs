@@ -234,7 +234,7 @@ impl JobEngine {
             // A node that kept disagreeing with majorities is not counted
             // any more, and a node counts once per unit (it ran a second
             // replica that reached it): either way the replica must run
-            // elsewhere. Marking it done without a vote left such a unit
+            // elsewhere. Marked done without a vote, such a unit would stay
             // undecided for good, its job running forever.
             let counted = !us.results.contains_key(&report.worker)
                 && us.results.len() < MAX_UNIT_RESULTS

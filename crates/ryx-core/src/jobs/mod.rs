@@ -373,14 +373,13 @@ impl JobEngine {
     /// neighbours advertise, up to `MAX_ADVERTISED_ROOM`. Spare capacity
     /// beyond the first hop thus shows up, and a node whose own slots are
     /// full still takes tokens to pass on toward idle nodes further away
-    /// (without it, work never travelled more than one hop from the node
-    /// holding it). Until 2026-11 the neighbours counted half: capacity
-    /// two hops away showed up as a quarter, so at 50 simulated nodes the
-    /// home's neighbours passed on little, 19 nodes never got work and the
-    /// home, computing what could not leave, set the pace (scaling
-    /// efficiency 0.09; 0.29 now). An all-idle network advertises the cap;
-    /// a token sent too far just waits in a queue until its lease lapses
-    /// and the home issues it again (4 % of tokens at 50 nodes).
+    /// (without it, work would never travel more than one hop from the
+    /// node holding it). The neighbours' average counts in full: at half,
+    /// capacity two hops away would show up as a quarter, the home's
+    /// neighbours would pass on little, and the home, computing what could
+    /// not leave, would set the pace. An all-idle network advertises the
+    /// cap; a token sent too far just waits in a queue until its lease
+    /// lapses and the home issues it again (4 % of tokens at 50 nodes).
     fn advertised_room(&self, ctx: &Ctx<'_>) -> usize {
         let own = self.room();
         let fresh: Vec<usize> = ctx
@@ -585,7 +584,7 @@ impl JobEngine {
 }
 
 /// Sizes of the job engine's tables (all bounded; the simulator checks
-/// them after every step).
+/// them in every invariant sweep).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct JobTableSizes {
     /// Jobs homed here, finished ones included.

@@ -1,6 +1,6 @@
-//! Regression tests for what a hostile peer could do to a node: each of
-//! these attacks worked against the protocol before it was signed, bound
-//! to destinations and bounded.
+//! What a hostile peer may try against a node, and the defence that stops
+//! each attempt: signatures, destinations bound into every datagram, and
+//! bounds on every table and answer.
 
 use super::*;
 use crate::jobs::{JobReport, UnitResult};
@@ -44,7 +44,7 @@ fn a_neighbours_address_moves_only_on_its_own_signed_join() {
     let (mut m, _) = linked();
     let (ni, nid) = neighbour_of_0(&m);
     let real = m.nodes[0].neighbors(m.now).iter().find(|p| p.node_id == nid).expect("linked").addr;
-    // Any datagram naming the neighbour used to move its link.
+    // A datagram that merely names the neighbour must not move its link.
     let to = m.nodes[0].id();
     let ping = craft(nid, None, Some(to), 1, Message::Ping { nonce: 1 }, m.now.as_millis());
     m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &ping });
@@ -429,9 +429,10 @@ fn summary_item(id: &str, value: serde_json::Value, by: &Identity, version: u64,
 
 #[test]
 fn an_heir_cannot_make_a_result_of_its_own_stand_nor_make_the_creator_step_down() {
-    // An heir is a legitimate co-home: before results were attested, its
-    // signed `done` summary with a made-up digest was believed by every
-    // node, and its higher-version summary made the live creator step down.
+    // An heir is a legitimate co-home, so its signatures are valid: without
+    // result attestation its signed `done` summary with a made-up digest
+    // would be believed by every node, and its higher-version summary
+    // would make the live creator step down.
     let mut w = JobWorld::new(8, &[]);
     let chunks = w.upload(0, 40);
     w.run(300);
