@@ -4,7 +4,8 @@
 use crate::id::NodeId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,12 +46,22 @@ pub struct TopologyEntry {
 }
 
 /// Bounded table of learned neighbour lists; entries expire without refresh.
+///
+/// Looked up on every topology item and announcement a node hears, so it is
+/// a hash map; its hasher is keyed per node, so that no one can choose ids
+/// that collide in another node's table. Whatever iterates it does so in id
+/// order, so no result depends on the hashing.
 #[derive(Clone, Debug, Default)]
 pub struct TopologyTable {
-    entries: BTreeMap<NodeId, TopologyEntry>,
+    entries: HashMap<NodeId, TopologyEntry, KeyedIds>,
 }
 
 impl TopologyTable {
+    /// An empty table whose hasher is keyed by `key` (a per-node secret).
+    pub fn with_key(key: u64) -> TopologyTable {
+        TopologyTable { entries: HashMap::with_hasher(KeyedIds::new(key)) }
+    }
+
     /// Version held for a node, if any.
     pub fn version(&self, id: &NodeId) -> Option<u64> {
         self.entries.get(id).map(|e| e.version)
@@ -64,7 +75,7 @@ impl TopologyTable {
     /// Stores a newer list, evicting the stalest entry when full.
     pub fn insert(&mut self, id: NodeId, entry: TopologyEntry, cap: usize) {
         if !self.entries.contains_key(&id) && self.entries.len() >= cap {
-            let stalest = self.entries.iter().min_by_key(|(_, e)| e.received).map(|(k, _)| *k);
+            let stalest = self.entries.iter().min_by_key(|(k, e)| (e.received, **k)).map(|(k, _)| *k);
             if let Some(k) = stalest {
                 self.entries.remove(&k);
             }
@@ -82,9 +93,11 @@ impl TopologyTable {
         self.entries.retain(|_, e| now.since(e.received) < ttl);
     }
 
-    /// Iterates entries.
+    /// The entries in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &TopologyEntry)> {
-        self.entries.iter()
+        let mut all: Vec<_> = self.entries.iter().collect();
+        all.sort_unstable_by_key(|(id, _)| **id);
+        all.into_iter()
     }
 
     /// Number of entries.
@@ -96,4 +109,58 @@ impl TopologyTable {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// A keyed hasher for node ids (which are already uniformly distributed:
+/// the key only has to keep them from being chosen to collide).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyedIds {
+    k0: u64,
+    k1: u64,
+}
+
+impl KeyedIds {
+    /// Keys derived from a per-node secret.
+    pub fn new(secret: u64) -> KeyedIds {
+        KeyedIds { k0: mix(secret ^ 0x243f_6a88_85a3_08d3), k1: mix(secret ^ 0x1319_8a2e_0370_7344) | 1 }
+    }
+}
+
+impl BuildHasher for KeyedIds {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher { h: self.k0, k: self.k1 }
+    }
+}
+
+/// The hasher [`KeyedIds`] builds.
+#[derive(Clone, Copy, Debug)]
+pub struct IdHasher {
+    h: u64,
+    k: u64,
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.h = mix((self.h ^ x).wrapping_mul(self.k));
+    }
+
+    fn finish(&self) -> u64 {
+        self.h
+    }
+}
+
+/// SplitMix64's finaliser: every input bit affects every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -59,7 +59,7 @@ pub struct Envelope {
     pub msg: Message,
     /// The sender's signature, on the kinds that need one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sig: Option<Proof>,
+    pub sig: Option<Box<Proof>>,
     /// Authentication tag, when the cluster has a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -484,7 +484,7 @@ pub enum Message {
         /// Result digest.
         digest: String,
         /// The heir's signature over the result.
-        confirmation: crate::attest::Confirmation,
+        confirmation: Box<crate::attest::Confirmation>,
     },
     /// "I hold these blobs; fetch a copy if you have room."
     BlobOffer {
@@ -510,7 +510,7 @@ pub enum Message {
         #[serde(default)]
         kept: bool,
         /// The holder's signature over all of the above.
-        proof: Proof,
+        proof: Box<Proof>,
     },
     /// "Keep these blobs in custody": hold them (fetching them from the
     /// keepers if need be) for as long as their origin wants `k` copies,
@@ -841,7 +841,7 @@ pub fn decode_raw<'a>(bytes: &'a [u8], cluster: &str) -> Result<(Envelope, &'a [
         to: raw.to,
         seq: raw.seq,
         msg,
-        sig: raw.sig,
+        sig: raw.sig.map(Box::new),
         tag: raw.tag,
     };
     Ok((env, raw.msg.get().as_bytes()))
@@ -853,11 +853,11 @@ pub fn decode_raw<'a>(bytes: &'a [u8], cluster: &str) -> Result<(Envelope, &'a [
 pub fn sign_envelope(env: &mut Envelope, identity: &crate::identity::Identity, ts_ms: u64) {
     let msg = serde_json::to_vec(&env.msg).unwrap_or_default();
     let (from, to, seq) = envelope_ids(env);
-    env.sig = Some(identity.prove(
+    env.sig = Some(Box::new(identity.prove(
         crate::identity::domain::ENVELOPE,
         ts_ms,
         &[env.cluster.as_bytes(), &from, &to, &seq, &msg],
-    ));
+    )));
 }
 
 /// Checks an envelope's signature against `msg_bytes` (the message as it
@@ -941,7 +941,7 @@ mod tests {
 
     #[test]
     fn sync_messages_name_their_space_and_default_to_info() {
-        // A digest without a space (as older nodes send) is about info.
+        // A digest without a space is about info.
         let old = br#"{"v":2,"cluster":"test","from":"01","seq":1,"msg":{"kind":"sync_digest","body":{"after":"","upto":null,"entries":[]}}}"#;
         let env = decode(old, "test").expect("decodes");
         assert!(matches!(env.msg, Message::SyncDigest { space: Space::Info, .. }));

@@ -321,7 +321,7 @@ impl Byzantine {
                 http: slot_addr(v.me),
                 holder: victim,
                 kept: true,
-                proof: self.fake_proof(&v.identity),
+                proof: Box::new(self.fake_proof(&v.identity)),
             },
             26 => Message::BlobWant { hashes: vec![hash; 64], hops: wire::MAX_WANT_HOPS },
             27 => {
@@ -329,7 +329,7 @@ impl Byzantine {
                 let digest = self.hash();
                 let confirmation =
                     ryx_core::attest::Confirmation::new(&v.identity, "sim", v.wall_ms, &job, &hash, &digest);
-                Message::JobConfirmed { job, result: hash, digest, confirmation }
+                Message::JobConfirmed { job, result: hash, digest, confirmation: Box::new(confirmation) }
             }
             _ => self.keep_msg(v, victim),
         }

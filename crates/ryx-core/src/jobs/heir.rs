@@ -259,7 +259,7 @@ impl JobEngine {
                     job: job.to_string(),
                     result: hash_here,
                     digest: digest_here,
-                    confirmation,
+                    confirmation: Box::new(confirmation),
                 };
                 ctx.sends.push((from, msg));
             } else {
@@ -303,7 +303,7 @@ impl JobEngine {
                 job: job.to_string(),
                 result: c.hash.clone(),
                 digest: c.digest.clone(),
-                confirmation: conf,
+                confirmation: Box::new(conf),
             };
             ctx.sends.push((c.home, msg));
             return;

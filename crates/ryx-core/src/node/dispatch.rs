@@ -265,7 +265,7 @@ impl Node {
                 }
             }
             Message::JobConfirmed { job, result, digest, confirmation } => {
-                if !self.with_jobs(|j, c| j.on_confirmed(c, &job, &result, &digest, confirmation)) {
+                if !self.with_jobs(|j, c| j.on_confirmed(c, &job, &result, &digest, *confirmation)) {
                     self.metrics.count_rejected("bad_confirmation");
                 }
             }
@@ -304,7 +304,7 @@ impl Node {
                             }
                         }
                     }
-                    Ok(()) => self.on_blob_have(peer, hashes, http, holder, proof),
+                    Ok(()) => self.on_blob_have(peer, hashes, http, holder, *proof),
                     Err(e) => self.metrics.count_rejected(e.reason()),
                 }
             }
@@ -356,7 +356,7 @@ impl Node {
             }
         }
         for (up, ()) in onward {
-            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, kept: false, proof });
+            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, kept: false, proof: Box::new(proof) });
         }
         if !self.upload_window.is_empty() {
             self.pump_upload();

@@ -71,7 +71,7 @@ impl Node {
     pub(super) fn send_have_kept(&mut self, to: PeerInfo, hashes: Vec<Hash>, kept: bool) {
         let http = self.http;
         let proof = have_prove(&self.identity, &self.cfg.cluster_id, self.wall().as_millis(), &hashes, http, kept);
-        self.send(to, Message::BlobHave { hashes, http, holder: self.id, kept, proof });
+        self.send(to, Message::BlobHave { hashes, http, holder: self.id, kept, proof: Box::new(proof) });
     }
 
     pub(super) fn emit(&mut self, e: Event) {

@@ -17,8 +17,8 @@ impl Node {
         if now >= self.next_health_decay {
             self.local_health = self.local_health.saturating_sub(1);
             self.next_health_decay = now.plus(Duration::from_secs(1));
-            // Once a second is plenty for a TTL of seconds; a sweep of up
-            // to `max_topology_nodes` entries every tick was a hot spot.
+            // Once a second is plenty for a TTL of seconds, and a sweep of
+            // up to `max_topology_nodes` entries every tick would be costly.
             self.topology.expire(now, self.cfg.topology_ttl);
             self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
         }

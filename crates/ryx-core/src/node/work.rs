@@ -327,8 +327,8 @@ impl Node {
     /// log₂(chunks) + 7 copies. Half the nodes dying at once loses a chunk
     /// with c copies with probability about 2⁻ᶜ, so this keeps the chance
     /// that a half-kill loses some chunk of the upload near 1 %: fifteen
-    /// copies (the default energy) up to 256 chunks, 31 up to 16 Mi. In the
-    /// simulator 10,106 chunks on 500 nodes lost 5 to a half-kill with 15.
+    /// copies (the default energy) up to 256 chunks, 31 up to 16 Mi
+    /// (docs/performance.md has the simulator's measurement).
     /// Copies are still only made where there is room.
     pub fn upload_energy(&self, chunks: usize) -> f64 {
         let want = (chunks.max(1) as f64).log2() + 7.0;
