@@ -223,6 +223,37 @@ impl JobSpec {
         Ok(Partial { spec: fp, data })
     }
 
+    /// Folds the next unit's partial into what the earlier units folded to
+    /// (`None` before the first unit).
+    pub fn merge_next(&self, acc: Option<Partial>, next: Partial) -> Result<Partial, ComputeError> {
+        match acc {
+            None => Ok(next),
+            Some(a) => self.merge(a, next),
+        }
+    }
+
+    /// Folds encoded partials, in unit order, into `acc`: the one fold that
+    /// the node, the simulator and the single-process reference share, and
+    /// that carries the byte-exact invariant.
+    pub fn fold_encoded<B: AsRef<[u8]>>(
+        &self,
+        acc: Option<Partial>,
+        partials: impl IntoIterator<Item = B>,
+    ) -> Result<Option<Partial>, ComputeError> {
+        let mut acc = acc;
+        for b in partials {
+            acc = Some(self.merge_next(acc, Partial::from_bytes(b.as_ref())?)?);
+        }
+        Ok(acc)
+    }
+
+    /// Finishes what the units folded to (nothing: no units) into the
+    /// result's canonical bytes.
+    pub fn finish_bytes(&self, acc: Option<Partial>) -> Result<Vec<u8>, ComputeError> {
+        let result = self.finish(acc.unwrap_or_else(|| self.empty_partial()))?;
+        Ok(canonical_json(&result))
+    }
+
     /// Turns the partial of all units into the job's JSON result.
     pub fn finish(&self, p: Partial) -> Result<Value, ComputeError> {
         self.check()?;
@@ -328,11 +359,7 @@ pub fn run_local(
     } else if workers == 1 {
         let mut acc: Option<Partial> = None;
         for u in &units {
-            let p = spec.map(u)?;
-            acc = Some(match acc {
-                None => p,
-                Some(a) => spec.merge(a, p)?,
-            });
+            acc = Some(spec.merge_next(acc, spec.map(u)?)?);
         }
         acc.unwrap_or_else(|| spec.empty_partial())
     } else {
@@ -378,10 +405,7 @@ fn map_parallel(spec: &JobSpec, units: &[&[u8]], workers: usize) -> Result<Parti
             }
             pending.insert(i, r);
             while let Some(r) = pending.remove(&want) {
-                let step = r.and_then(|p| match acc.take() {
-                    None => Ok(p),
-                    Some(a) => spec.merge(a, p),
-                });
+                let step = r.and_then(|p| spec.merge_next(acc.take(), p));
                 match step {
                     Ok(p) => acc = Some(p),
                     Err(e) => {

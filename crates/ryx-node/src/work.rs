@@ -314,17 +314,7 @@ async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(S
 /// bytes and their digest.
 pub fn fold(kind: &str, params: &serde_json::Value, partials: &[Bytes]) -> Result<(String, Bytes), String> {
     let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
-    let mut acc: Option<Partial> = None;
-    for b in partials {
-        let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;
-        acc = Some(match acc {
-            None => p,
-            Some(a) => spec.merge(a, p).map_err(|e| e.to_string())?,
-        });
-    }
-    let last = acc.unwrap_or_else(|| spec.empty_partial());
-    let result = spec.finish(last).map_err(|e| e.to_string())?;
-    let bytes = ryx_compute::canonical_json(&result);
+    let bytes = spec.fold_encoded(None, partials).and_then(|acc| spec.finish_bytes(acc)).map_err(|e| e.to_string())?;
     Ok((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
 }
 
@@ -417,8 +407,7 @@ async fn fold_task(
                 } else {
                     let r = tokio::task::spawn_blocking(move || {
                         let last = fold_more(&spec, acc, &tail)?;
-                        let result = spec.finish(last).map_err(|e| e.to_string())?;
-                        let bytes = ryx_compute::canonical_json(&result);
+                        let bytes = spec.finish_bytes(Some(last)).map_err(|e| e.to_string())?;
                         Ok::<_, String>((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
                     })
                     .await;
@@ -442,13 +431,6 @@ async fn fold_task(
 }
 
 fn fold_more(spec: &JobSpec, acc: Option<Partial>, parts: &[(String, Bytes)]) -> Result<Partial, String> {
-    let mut acc = acc;
-    for (_, b) in parts {
-        let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;
-        acc = Some(match acc {
-            None => p,
-            Some(a) => spec.merge(a, p).map_err(|e| e.to_string())?,
-        });
-    }
+    let acc = spec.fold_encoded(acc, parts.iter().map(|(_, b)| b)).map_err(|e| e.to_string())?;
     Ok(acc.unwrap_or_else(|| spec.empty_partial()))
 }

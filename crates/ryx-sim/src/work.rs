@@ -23,7 +23,7 @@
 
 use crate::params::Params;
 use crate::sim::{addr_slot, EvKind, Sim, Violation};
-use ryx_compute::{corpus, digest_hex, run_local, split_chunks, JobSpec, Partial};
+use ryx_compute::{corpus, digest_hex, run_local, split_chunks, JobSpec};
 use ryx_core::blobs::BlobKind;
 use ryx_core::jobs::{BlobRef, JobOutput, JobState, JobStats, JobSummary, WorkToken};
 use ryx_core::rng::Rng;
@@ -153,17 +153,7 @@ impl World {
 
 fn merge_bytes(kind: &str, params: &serde_json::Value, parts: &[Rc<[u8]>]) -> Result<Vec<u8>, String> {
     let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
-    let mut acc: Option<Partial> = None;
-    for b in parts {
-        let p = Partial::from_bytes(b).map_err(|e| e.to_string())?;
-        acc = Some(match acc {
-            None => p,
-            Some(a) => spec.merge(a, p).map_err(|e| e.to_string())?,
-        });
-    }
-    let last = acc.unwrap_or_else(|| spec.empty_partial());
-    let result = spec.finish(last).map_err(|e| e.to_string())?;
-    Ok(ryx_compute::canonical_json(&result))
+    spec.fold_encoded(None, parts).and_then(|acc| spec.finish_bytes(acc)).map_err(|e| e.to_string())
 }
 
 impl Sim {
