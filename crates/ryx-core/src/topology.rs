@@ -5,6 +5,7 @@ use crate::id::NodeId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,13 +33,48 @@ pub struct NeighborList {
     pub links: Vec<LinkInfo>,
 }
 
+/// A neighbour list as topology items carry it: shared by every node that
+/// holds it, with its JSON length (which answer budgets charge) worked out
+/// once.
+#[derive(Debug, PartialEq)]
+pub struct ListValue {
+    list: NeighborList,
+    json_len: usize,
+}
+
+impl ListValue {
+    /// Wraps a list.
+    pub fn new(list: NeighborList) -> Arc<ListValue> {
+        let json_len = serde_json::to_vec(&list).map(|b| b.len()).unwrap_or(usize::MAX);
+        Arc::new(ListValue { list, json_len })
+    }
+
+    /// Length of the list serialized.
+    pub fn json_len(&self) -> usize {
+        self.json_len
+    }
+}
+
+impl std::ops::Deref for ListValue {
+    type Target = NeighborList;
+    fn deref(&self) -> &NeighborList {
+        &self.list
+    }
+}
+
+impl Serialize for ListValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.list.serialize(s)
+    }
+}
+
 /// A learned neighbour list.
 #[derive(Clone, Debug)]
 pub struct TopologyEntry {
     /// Version (origin's counter).
     pub version: u64,
     /// The list (shared with the item that brought it).
-    pub list: std::sync::Arc<NeighborList>,
+    pub list: Arc<ListValue>,
     /// When it arrived here.
     pub received: Time,
     /// Hops it travelled.

@@ -21,7 +21,7 @@ use crate::id::NodeId;
 use crate::identity::Proof;
 use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use serde::{Deserialize, Serialize};
-use crate::topology::NeighborList;
+use crate::topology::{ListValue, NeighborList};
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,7 +120,7 @@ pub enum ItemValue {
     /// it is handled).
     Json(Arc<serde_json::Value>),
     /// A neighbour list (the value of a topology item).
-    Topology(Arc<NeighborList>),
+    Topology(Arc<ListValue>),
 }
 
 impl ItemValue {
@@ -141,10 +141,10 @@ impl ItemValue {
     }
 
     /// The value as a neighbour list, if it is one.
-    pub fn neighbor_list(&self) -> Option<Arc<NeighborList>> {
+    pub fn neighbor_list(&self) -> Option<Arc<ListValue>> {
         match self {
             ItemValue::Topology(l) => Some(l.clone()),
-            ItemValue::Json(v) => NeighborList::deserialize(&**v).ok().map(Arc::new),
+            ItemValue::Json(v) => NeighborList::deserialize(&**v).ok().map(ListValue::new),
         }
     }
 
@@ -152,7 +152,7 @@ impl ItemValue {
     pub fn len(&self) -> usize {
         match self {
             ItemValue::Json(v) => value_len(v),
-            ItemValue::Topology(l) => serde_json::to_vec(&**l).map(|b| b.len()).unwrap_or(usize::MAX),
+            ItemValue::Topology(l) => l.json_len(),
         }
     }
 
@@ -193,7 +193,7 @@ impl From<RawItem> for Item {
     fn from(r: RawItem) -> Item {
         let value = match r.id.space {
             Space::Topology => match NeighborList::deserialize(&r.value) {
-                Ok(l) => ItemValue::Topology(Arc::new(l)),
+                Ok(l) => ItemValue::Topology(ListValue::new(l)),
                 Err(_) => ItemValue::Json(Arc::new(r.value)),
             },
             _ => ItemValue::Json(Arc::new(r.value)),
