@@ -290,7 +290,7 @@ impl Node {
             pending_pings: BTreeMap::new(),
             seeds: Vec::new(),
             info: InfoStore::default(),
-            topology: TopologyTable::with_key(seed),
+            topology: TopologyTable::default(),
             topo_version: 0,
             topo_dirty: false,
             missing: MissingTable::default(),

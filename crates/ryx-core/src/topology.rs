@@ -4,9 +4,7 @@
 use crate::id::NodeId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -83,57 +81,66 @@ pub struct TopologyEntry {
 
 /// Bounded table of learned neighbour lists; entries expire without refresh.
 ///
-/// Looked up on every topology item and announcement a node hears, so it is
-/// a hash map; its hasher is keyed per node, so that no one can choose ids
-/// that collide in another node's table. Whatever iterates it does so in id
-/// order, so no result depends on the hashing.
+/// Looked up on every topology item and announcement a node hears, and
+/// holding several hundred lists on every node: a vector sorted by id, as
+/// compact as the entries themselves, searched by bisection. A node learns a
+/// new id far more rarely than it hears a known one.
 #[derive(Clone, Debug, Default)]
 pub struct TopologyTable {
-    entries: HashMap<NodeId, TopologyEntry, KeyedIds>,
+    entries: Vec<(NodeId, TopologyEntry)>,
 }
 
 impl TopologyTable {
-    /// An empty table whose hasher is keyed by `key` (a per-node secret).
-    pub fn with_key(key: u64) -> TopologyTable {
-        TopologyTable { entries: HashMap::with_hasher(KeyedIds::new(key)) }
+    fn find(&self, id: &NodeId) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(id, |(k, _)| *k)
     }
 
     /// Version held for a node, if any.
     pub fn version(&self, id: &NodeId) -> Option<u64> {
-        self.entries.get(id).map(|e| e.version)
+        self.get(id).map(|e| e.version)
     }
 
     /// The list held for a node, if any.
     pub fn get(&self, id: &NodeId) -> Option<&TopologyEntry> {
-        self.entries.get(id)
+        self.find(id).ok().map(|i| &self.entries[i].1)
     }
 
     /// Stores a newer list, evicting the stalest entry when full.
     pub fn insert(&mut self, id: NodeId, entry: TopologyEntry, cap: usize) {
-        if !self.entries.contains_key(&id) && self.entries.len() >= cap {
-            let stalest = self.entries.iter().min_by_key(|(k, e)| (e.received, **k)).map(|(k, _)| *k);
-            if let Some(k) = stalest {
-                self.entries.remove(&k);
+        if let Ok(i) = self.find(&id) {
+            self.entries[i].1 = entry;
+            return;
+        }
+        if self.entries.len() >= cap {
+            let stalest = self.entries.iter().enumerate().min_by_key(|(_, (k, e))| (e.received, *k)).map(|(i, _)| i);
+            if let Some(i) = stalest {
+                self.entries.remove(i);
             }
         }
-        self.entries.insert(id, entry);
+        if let Err(i) = self.find(&id) {
+            self.entries.insert(i, (id, entry));
+        }
     }
 
     /// Forgets a node (it died or left).
     pub fn remove(&mut self, id: &NodeId) {
-        self.entries.remove(id);
+        if let Ok(i) = self.find(id) {
+            self.entries.remove(i);
+        }
     }
 
-    /// Drops entries older than `ttl`.
+    /// Drops entries older than `ttl`, and gives back room the table no
+    /// longer needs.
     pub fn expire(&mut self, now: Time, ttl: Duration) {
-        self.entries.retain(|_, e| now.since(e.received) < ttl);
+        self.entries.retain(|(_, e)| now.since(e.received) < ttl);
+        if self.entries.capacity() > 2 * self.entries.len() + 16 {
+            self.entries.shrink_to(self.entries.len() + self.entries.len() / 4 + 8);
+        }
     }
 
     /// The entries in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &TopologyEntry)> {
-        let mut all: Vec<_> = self.entries.iter().collect();
-        all.sort_unstable_by_key(|(id, _)| **id);
-        all.into_iter()
+        self.entries.iter().map(|(k, e)| (k, e))
     }
 
     /// Number of entries.
@@ -145,58 +152,4 @@ impl TopologyTable {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-}
-
-/// A keyed hasher for node ids (which are already uniformly distributed:
-/// the key only has to keep them from being chosen to collide).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeyedIds {
-    k0: u64,
-    k1: u64,
-}
-
-impl KeyedIds {
-    /// Keys derived from a per-node secret.
-    pub fn new(secret: u64) -> KeyedIds {
-        KeyedIds { k0: mix(secret ^ 0x243f_6a88_85a3_08d3), k1: mix(secret ^ 0x1319_8a2e_0370_7344) | 1 }
-    }
-}
-
-impl BuildHasher for KeyedIds {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { h: self.k0, k: self.k1 }
-    }
-}
-
-/// The hasher [`KeyedIds`] builds.
-#[derive(Clone, Copy, Debug)]
-pub struct IdHasher {
-    h: u64,
-    k: u64,
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        self.h = mix((self.h ^ x).wrapping_mul(self.k));
-    }
-
-    fn finish(&self) -> u64 {
-        self.h
-    }
-}
-
-/// SplitMix64's finaliser: every input bit affects every output bit.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
