@@ -358,7 +358,13 @@ impl Node {
 
     /// The next thing the node wants done.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+            // A burst (a full sync answer, a flush to every neighbour) need
+            // not keep its room on every node between bursts.
+            self.outputs.shrink_to(OUTPUTS_KEPT);
+        }
+        out
     }
 
     /// The wall clock (Unix time in the daemon), as last told by the
@@ -438,6 +444,9 @@ impl Node {
         }
     }
 }
+
+/// Room for outputs a node keeps between bursts.
+const OUTPUTS_KEPT: usize = 16;
 
 /// Sizes of a node's bounded tables.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]

@@ -37,14 +37,29 @@ pub struct NeighborList {
 #[derive(Debug, PartialEq)]
 pub struct ListValue {
     list: NeighborList,
+    version: u64,
     json_len: usize,
 }
 
 impl ListValue {
-    /// Wraps a list.
-    pub fn new(list: NeighborList) -> Arc<ListValue> {
+    /// Wraps version `version` of a node's list.
+    pub fn new(list: NeighborList, version: u64) -> Arc<ListValue> {
         let json_len = serde_json::to_vec(&list).map(|b| b.len()).unwrap_or(usize::MAX);
-        Arc::new(ListValue { list, json_len })
+        Arc::new(ListValue { list, version, json_len })
+    }
+
+    /// The same list as `version` (shared if it is that version already).
+    pub fn as_version(this: &Arc<ListValue>, version: u64) -> Arc<ListValue> {
+        if this.version == version {
+            this.clone()
+        } else {
+            Arc::new(ListValue { list: this.list.clone(), version, json_len: this.json_len })
+        }
+    }
+
+    /// The origin's version of its list.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Length of the list serialized.
@@ -69,9 +84,7 @@ impl Serialize for ListValue {
 /// A learned neighbour list.
 #[derive(Clone, Debug)]
 pub struct TopologyEntry {
-    /// Version (origin's counter).
-    pub version: u64,
-    /// The list (shared with the item that brought it).
+    /// The list and its version (shared with the item that brought it).
     pub list: Arc<ListValue>,
     /// When it arrived here.
     pub received: Time,
@@ -97,7 +110,7 @@ impl TopologyTable {
 
     /// Version held for a node, if any.
     pub fn version(&self, id: &NodeId) -> Option<u64> {
-        self.get(id).map(|e| e.version)
+        self.get(id).map(|e| e.list.version())
     }
 
     /// The list held for a node, if any.

@@ -140,11 +140,11 @@ impl ItemValue {
         }
     }
 
-    /// The value as a neighbour list, if it is one.
-    pub fn neighbor_list(&self) -> Option<Arc<ListValue>> {
+    /// The value as version `version` of a neighbour list, if it is one.
+    pub fn neighbor_list(&self, version: u64) -> Option<Arc<ListValue>> {
         match self {
-            ItemValue::Topology(l) => Some(l.clone()),
-            ItemValue::Json(v) => NeighborList::deserialize(&**v).ok().map(ListValue::new),
+            ItemValue::Topology(l) => Some(ListValue::as_version(l, version)),
+            ItemValue::Json(v) => NeighborList::deserialize(&**v).ok().map(|l| ListValue::new(l, version)),
         }
     }
 
@@ -193,7 +193,7 @@ impl From<RawItem> for Item {
     fn from(r: RawItem) -> Item {
         let value = match r.id.space {
             Space::Topology => match NeighborList::deserialize(&r.value) {
-                Ok(l) => ItemValue::Topology(ListValue::new(l)),
+                Ok(l) => ItemValue::Topology(ListValue::new(l, r.id.version)),
                 Err(_) => ItemValue::Json(Arc::new(r.value)),
             },
             _ => ItemValue::Json(Arc::new(r.value)),

@@ -217,7 +217,7 @@ impl Node {
                 version: self.topo_version,
                 origin: self.id,
             },
-            value: ItemValue::Topology(crate::topology::ListValue::new(list)),
+            value: ItemValue::Topology(crate::topology::ListValue::new(list, self.topo_version)),
             energy: self.cfg.topology_energy,
             hops: 0,
             born: 0,

@@ -44,7 +44,7 @@ impl Node {
                 // energy they came with.
                 let energy = self.topology_energy_after(e.hops);
                 Some(Item {
-                    id: ItemId { space: Space::Topology, key: key.to_string(), version: e.version, origin: n },
+                    id: ItemId { space: Space::Topology, key: key.to_string(), version: e.list.version(), origin: n },
                     value: ItemValue::Topology(e.list.clone()),
                     energy,
                     hops: e.hops,
@@ -157,7 +157,7 @@ impl Node {
                 }
             }
             Space::Topology => {
-                let Some(list) = item.value.neighbor_list() else {
+                let Some(list) = item.value.neighbor_list(item.id.version) else {
                     self.metrics.count_rejected(wire::WireError::OutOfBounds.reason());
                     return;
                 };
@@ -170,7 +170,7 @@ impl Node {
                 };
                 self.topology.insert(
                     origin,
-                    TopologyEntry { version: item.id.version, list, received: self.now, hops },
+                    TopologyEntry { list, received: self.now, hops },
                     self.cfg.max_topology_nodes,
                 );
                 self.missing.superseded(&item.id.key, item.id.version, item.id.origin);
