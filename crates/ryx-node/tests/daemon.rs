@@ -9,14 +9,14 @@ use support::*;
 #[test]
 fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
     // The issue's walkthrough: two broadcast nodes and one seeded node.
-    let base = 21_000;
-    let a = start_node(base + 1, "walk", base, &["--discovery", "broadcast"]);
-    let b = start_node(base + 2, "walk", base, &["--discovery", "broadcast"]);
+    let disc = discovery_port();
+    let a = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
+    let b = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
     let c = start_node(
-        base + 3,
+        free_port(),
         "walk",
-        base,
-        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", base + 1)],
+        disc,
+        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", a.port)],
     );
     let nodes = [a, b, c];
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(), "nodes did not link up");
@@ -73,8 +73,7 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
 
 #[test]
 fn crashed_node_is_detected_and_replaced() {
-    let base = 21_100;
-    let mut nodes = start_cluster(base, 8, "crash");
+    let mut nodes = start_cluster(8, "crash");
     if wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_none() {
         for n in &nodes {
             eprintln!("{} {:?}", n.id, get_json(n.port, "/v1/status"));
@@ -100,8 +99,7 @@ fn crashed_node_is_detected_and_replaced() {
 
 #[test]
 fn paused_node_is_not_declared_dead() {
-    let base = 21_200;
-    let nodes = start_cluster(base, 6, "pause");
+    let nodes = start_cluster(6, "pause");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     std::thread::sleep(Duration::from_millis(500));
     let before: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
@@ -115,8 +113,7 @@ fn paused_node_is_not_declared_dead() {
 
 #[test]
 fn sigterm_announces_leave_and_neighbours_replace_it_at_once() {
-    let base = 21_300;
-    let mut nodes = start_cluster(base, 7, "leave");
+    let mut nodes = start_cluster(7, "leave");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let leaver = nodes.remove(1);
     let id = leaver.id.clone();
@@ -133,8 +130,7 @@ fn sigterm_announces_leave_and_neighbours_replace_it_at_once() {
 
 #[test]
 fn bad_datagrams_are_rejected_counted_and_harmless() {
-    let base = 21_400;
-    let nodes = start_cluster(base, 2, "wire");
+    let nodes = start_cluster(2, "wire");
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 1)).is_some());
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = ("127.0.0.1", nodes[0].port);
@@ -163,8 +159,7 @@ fn bad_datagrams_are_rejected_counted_and_harmless() {
 
 #[test]
 fn http_errors_are_json_with_stable_codes() {
-    let base = 21_500;
-    let nodes = start_cluster(base, 1, "http");
+    let nodes = start_cluster(1, "http");
     let p = nodes[0].port;
     type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
     let cases: [Case; 12] = [
@@ -215,9 +210,7 @@ fn connected(nodes: &[NodeProc]) -> bool {
 
 #[test]
 fn partition_is_detected_and_heals_by_itself() {
-    let base = 21_600;
-    let nodes: Vec<NodeProc> =
-        (1..=12).map(|i| start_node(base + i, "split", base, &["--enable-fault-injection"])).collect();
+    let nodes = start_nodes(12, "split", &["--enable-fault-injection"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4) && connected(&nodes)).is_some());
     let (a, b) = nodes.split_at(6);
     let addrs = |side: &[NodeProc]| -> Vec<String> { side.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect() };
@@ -247,8 +240,7 @@ fn partition_is_detected_and_heals_by_itself() {
 
 #[test]
 fn fault_api_is_off_unless_enabled() {
-    let base = 21_700;
-    let node = start_node(base + 1, "nofault", base, &[]);
+    let node = start_node(free_port(), "nofault", discovery_port(), &[]);
     let (st, body) = http(node.port, "POST", "/v1/admin/faults", Some(br#"{"loss":1.0,"for_ms":1000}"#)).expect("req");
     assert_eq!(st, 403, "{body}");
     assert!(body.contains("fault_injection_disabled"));

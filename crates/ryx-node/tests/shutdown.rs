@@ -8,8 +8,7 @@ use support::*;
 
 #[test]
 fn sigterm_hands_over_blobs_only_this_node_holds() {
-    let base = 22_600;
-    let mut nodes: Vec<NodeProc> = (1..=4).map(|i| start_node(base + i, "handover", base, &[])).collect();
+    let mut nodes = start_cluster(4, "handover");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 3)).is_some(), "cluster did not form");
 
     // Upload with energy 0: no replication, so node 0 is the only holder.
@@ -47,8 +46,7 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
 #[test]
 fn sigterm_is_bounded_even_with_an_event_stream_open() {
     use std::io::{Read, Write};
-    let base = 22_650;
-    let mut n = start_node(base + 1, "sse-stop", base, &["--shutdown-timeout-ms", "1000"]);
+    let mut n = start_node(free_port(), "sse-stop", discovery_port(), &["--shutdown-timeout-ms", "1000"]);
     // A dashboard's live stream: a request that never ends by itself.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port)).expect("connect");
     s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("write");
