@@ -3,7 +3,7 @@
 mod support;
 
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
@@ -101,14 +101,51 @@ fn crashed_node_is_detected_and_replaced() {
 fn paused_node_is_not_declared_dead() {
     let nodes = start_cluster(6, "pause");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
-    std::thread::sleep(Duration::from_millis(500));
+    let paused = &nodes[2];
+    let watchers: Vec<&NodeProc> =
+        nodes.iter().filter(|n| n.neighbor_ids().is_some_and(|v| v.contains(&paused.id))).collect();
+    assert!(!watchers.is_empty(), "nobody watches node {}", paused.id);
     let before: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
-    nodes[2].signal("STOP");
+    paused.signal("STOP");
+    assert!(
+        wait_until(Duration::from_secs(5), || proc_state(paused.pid()) == Some('T')).is_some(),
+        "SIGSTOP did not stop the node"
+    );
+    // The pause under test: the node stays stopped for 300 ms on purpose.
     std::thread::sleep(Duration::from_millis(300));
-    nodes[2].signal("CONT");
-    std::thread::sleep(Duration::from_millis(1500));
+    paused.signal("CONT");
+    let resumed = Instant::now();
+    // Wait until the failure detectors are done with the pause: every
+    // watcher still listing the node has heard from it since it resumed
+    // (which refutes any suspicion), and one at least still lists it. A
+    // watcher that declared it dead meanwhile has counted that.
+    let heard_again = wait_until(Duration::from_secs(10), || {
+        let mut listing = 0;
+        for w in &watchers {
+            let since_resume = resumed.elapsed().as_millis() as u64;
+            let Some(e) = neighbor_entry(w, &paused.id) else { continue };
+            if e["suspect"] != false || !e["silent_ms"].as_u64().is_some_and(|s| s < since_resume) {
+                return false;
+            }
+            listing += 1;
+        }
+        listing > 0
+    });
+    assert!(heard_again.is_some(), "the watchers did not hear from the resumed node within 10 s");
     let after: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     assert_eq!(before, after, "a node paused for 300 ms was declared dead");
+}
+
+/// The scheduler state letter of a process (`T`: stopped), from /proc.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// `node`'s entry for neighbour `id` in `/v1/neighbors`, if it lists it.
+fn neighbor_entry(node: &NodeProc, id: &str) -> Option<serde_json::Value> {
+    let v = get_json(node.port, "/v1/neighbors");
+    v["neighbors"].as_array()?.iter().find(|n| n["node_id"] == id).cloned()
 }
 
 #[test]

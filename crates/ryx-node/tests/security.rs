@@ -53,17 +53,30 @@ fn a_secret_admits_members_and_drops_strangers() {
 
     let t = wait_until(Duration::from_secs(15), || all_have(&members, 2));
     assert!(t.is_some(), "members with the same secret did not connect");
-    // Strangers keep knocking (hellos) but never get in.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Strangers keep knocking (hellos) but never get in: from now on, until
+    // the members have refused more of both strangers' datagrams, nobody
+    // links with a stranger.
     let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-    for m in &members {
-        let ns = m.neighbor_ids().expect("neighbours");
-        assert!(ns.iter().all(|n| member_ids.contains(&n.as_str())), "a stranger got in: {ns:?}");
-    }
-    assert_eq!(wrong_key.neighbor_ids().expect("neighbours").len(), 0);
-    assert_eq!(no_key.neighbor_ids().expect("neighbours").len(), 0);
-    let unknown: f64 = members.iter().map(|m| rejected(m, "auth_unknown_key")).sum();
-    let missing: f64 = members.iter().map(|m| rejected(m, "auth_missing")).sum();
+    let strangers_out = || {
+        for m in &members {
+            let ns = m.neighbor_ids().expect("neighbours");
+            assert!(ns.iter().all(|n| member_ids.contains(&n.as_str())), "a stranger got in: {ns:?}");
+        }
+        assert_eq!(wrong_key.neighbor_ids().expect("neighbours").len(), 0);
+        assert_eq!(no_key.neighbor_ids().expect("neighbours").len(), 0);
+    };
+    let refused = |reason: &str| -> f64 { members.iter().map(|m| rejected(m, reason)).sum() };
+    let (unknown0, missing0) = (refused("auth_unknown_key"), refused("auth_missing"));
+    let knocked_again = wait_until(Duration::from_secs(15), || {
+        strangers_out();
+        refused("auth_unknown_key") > unknown0 && refused("auth_missing") > missing0
+    });
+    strangers_out();
+    let (unknown, missing) = (refused("auth_unknown_key"), refused("auth_missing"));
+    assert!(
+        knocked_again.is_some(),
+        "the members refused no more of the strangers' datagrams in 15 s: {unknown} signed with another key, {missing} unsigned"
+    );
     assert!(unknown > 0.0, "datagrams signed with another key were not counted");
     assert!(missing > 0.0, "unsigned datagrams were not counted");
     assert_eq!(members[0].metric("ryx_auth_keys"), Some(1.0));
@@ -105,9 +118,14 @@ fn keys_rotate_with_sighup_and_no_restart() {
     let common = ["--min-neighbors", "1", "--target-neighbors", "1"];
     let a = start_node(free_port(), "rot", disc, &[&["--secret-file", fa.to_str().expect("p")][..], &common].concat());
     let b = start_node(free_port(), "rot", disc, &[&["--secret-file", fb.to_str().expect("p")][..], &common].concat());
-    std::thread::sleep(Duration::from_millis(1500));
+    // b keeps trying (a needy node says hello every 300 ms); a refuses
+    // every try and stays alone.
+    let refused = wait_until(Duration::from_secs(15), || {
+        assert_eq!(a.neighbor_ids().expect("n").len(), 0, "a must not accept the new key yet");
+        rejected(&a, "auth_unknown_key") >= 3.0
+    });
+    assert!(refused.is_some(), "a did not refuse b's datagrams: {}", rejected(&a, "auth_unknown_key"));
     assert_eq!(a.neighbor_ids().expect("n").len(), 0, "a must not accept the new key yet");
-    assert!(rejected(&a, "auth_unknown_key") > 0.0);
     assert_eq!(b.metric("ryx_auth_keys"), Some(2.0));
     // Step 1 of a rotation on a: accept the new key too. Reload, no restart.
     std::fs::write(&fa, "old\nnew\n").expect("rewrite");

@@ -17,9 +17,19 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
     assert!((200..300).contains(&st), "{st} {resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
     let hash = v["hash"].as_str().expect("hash").to_string();
-    std::thread::sleep(Duration::from_millis(500));
-    let holds =
-        |n: &NodeProc| http(n.port, "GET", &format!("/v1/blobs/{hash}"), None).map(|r| r.0 == 200).unwrap_or(false);
+    let holds_blob = |n: &NodeProc, h: &str| {
+        http(n.port, "GET", &format!("/v1/blobs/{h}"), None).map(|r| r.0 == 200).unwrap_or(false)
+    };
+    let holds = |n: &NodeProc| holds_blob(n, &hash);
+    // A blob uploaded after it with the default energy does replicate: once
+    // a neighbour holds that one, the first would have spread too, had its
+    // energy 0 not stopped it.
+    let (st, resp) = http(nodes[0].port, "PUT", "/v1/blobs", Some(b"a blob that replicates\n")).expect("upload");
+    assert!((200..300).contains(&st), "{st} {resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
+    let spreads = v["hash"].as_str().expect("hash").to_string();
+    let spread = wait_until(Duration::from_secs(10), || nodes[1..].iter().any(|n| holds_blob(n, &spreads)));
+    assert!(spread.is_some(), "a blob with the default energy did not replicate");
     assert!(holds(&nodes[0]));
     assert!(!nodes[1..].iter().any(holds), "energy 0 must not replicate");
 
