@@ -1,7 +1,7 @@
 //! End-to-end tests of jobs and timed faults through the real binaries:
 //! `ryx-cluster inject`, `chaos ... --during-job`, partitions, the healer
-//! that undoes faults when `chaos` is gone, and `bench`. Ports 23250+,
-//! 23350+ and 23450+ (the other tests use 23100–23600 in steps of 100).
+//! that undoes faults when `chaos` is gone, and `bench`. Base ports come
+//! from the OS.
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{node_bin, CLUSTER_BIN};
+use ryx_testkit::free_port;
 
 /// A run dir and its cluster; stops it (and kills leftovers) when dropped.
 struct TestCluster {
@@ -164,7 +165,8 @@ fn exec_digest(kind: &str, file: &Path, params: &[&str], chunk: &str) -> String 
 #[test]
 fn inject_and_chaos_during_jobs_give_the_reference_result_and_stop_leaves_nothing() {
     let c = TestCluster::new("inject");
-    let out = c.ok(&["start", "--nodes", "5", "--base-port", "23250", "--", "--chunk-size", "256KiB"]);
+    let base = free_port().to_string();
+    let out = c.ok(&["start", "--nodes", "5", "--base-port", &base, "--", "--chunk-size", "256KiB"]);
     assert!(out.contains("connected"), "{out}");
 
     // inject a file: the result is right by an independent count, and its
@@ -261,7 +263,7 @@ fn inject_and_chaos_during_jobs_give_the_reference_result_and_stop_leaves_nothin
 #[test]
 fn timed_faults_are_undone_at_the_deadline_even_when_chaos_is_gone() {
     let c = TestCluster::new("healer");
-    c.ok(&["start", "--nodes", "4", "--base-port", "23350"]);
+    c.ok(&["start", "--nodes", "4", "--base-port", &free_port().to_string()]);
     let ports = c.http_ports();
 
     // pause, then SIGKILL the chaos process: the healer resumes the node.
@@ -374,7 +376,7 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
             "10%",
             "--json",
         ])
-        .args(["--base-port", "23450", "--out"])
+        .args(["--base-port", &free_port().to_string(), "--out"])
         .arg(&out_dir)
         .args(["--", "--chunk-size", "128KiB"])
         .env("RYX_NODE_BIN", node_bin())
