@@ -124,7 +124,8 @@ fn paused_node_is_not_declared_dead() {
         for w in &watchers {
             let since_resume = resumed.elapsed().as_millis() as u64;
             let Some(e) = neighbor_entry(w, &paused.id) else { continue };
-            if e["suspect"] != false || !e["silent_ms"].as_u64().is_some_and(|s| s < since_resume) {
+            let heard_since = e["suspect"] == false && e["silent_ms"].as_u64().is_some_and(|s| s < since_resume);
+            if !heard_since {
                 return false;
             }
             listing += 1;
