@@ -1,6 +1,7 @@
 //! End-to-end tests through the real binaries: `ryx-cluster` driving real
 //! `ryx-node` processes on loopback. Every test uses its own run dir and
-//! base port, and a guard stops its cluster even when the test fails.
+//! a base port from the OS, and a guard stops its cluster even when the
+//! test fails.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -10,18 +11,18 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{node_bin, CLUSTER_BIN};
+use ryx_testkit::free_port;
 
 /// A run dir and the cluster in it; stops the cluster when dropped.
 struct TestCluster {
     dir: PathBuf,
-    base_port: u16,
 }
 
 impl TestCluster {
-    fn new(name: &str, base_port: u16) -> TestCluster {
+    fn new(name: &str) -> TestCluster {
         let dir = std::env::temp_dir().join(format!("ryx-cluster-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        TestCluster { dir, base_port }
+        TestCluster { dir }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -39,9 +40,11 @@ impl TestCluster {
         common::succeeded(args, self.run(args))
     }
 
+    /// Starts `nodes` nodes from a base port the OS found free (ryx-cluster
+    /// skips busy ports above it, and retries a node that lost its port).
     fn start(&self, nodes: usize) -> String {
         let n = nodes.to_string();
-        let p = self.base_port.to_string();
+        let p = free_port().to_string();
         self.ok(&["start", "--nodes", &n, "--base-port", &p, "--timeout", "60"])
     }
 
@@ -97,24 +100,52 @@ fn is_ryx_node(pid: u32) -> bool {
     !zombie && String::from_utf8_lossy(&cmd).contains("ryx-node")
 }
 
-/// Pids of live ryx-node processes whose --port is in `ports`.
-fn nodes_on_ports(ports: std::ops::Range<u16>) -> Vec<u32> {
+/// Pids of live ryx-node processes that the `ryx-cluster` process `pid`
+/// started in a temporary run dir of its own (`ryx-{tag}-{pid}-*`, where
+/// their output goes): exactly its nodes, whatever their ports, and no
+/// other test's.
+fn nodes_of_run(tag: &str, pid: u32) -> Vec<u32> {
+    let mark = format!("/ryx-{tag}-{pid}-");
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(node) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if !is_ryx_node(pid) {
-            continue;
-        }
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let port = args.windows(2).find(|w| w[0] == "--port").and_then(|w| w[1].parse::<u16>().ok());
-        if port.is_some_and(|p| ports.contains(&p)) {
-            found.push(pid);
+        let log = std::fs::read_link(format!("/proc/{node}/fd/2")).unwrap_or_default();
+        if is_ryx_node(node) && log.to_string_lossy().contains(&mark) {
+            found.push(node);
         }
     }
     found
+}
+
+/// Runs `ryx-cluster args`, which starts a temporary cluster tagged `tag`,
+/// to the end; its output and pid. Panics if its nodes could not be seen
+/// while it ran: then `nodes_of_run` finding none afterwards means nothing.
+fn run_to_end(tag: &str, args: &[&str]) -> (Output, u32) {
+    let mut child = Command::new(CLUSTER_BIN)
+        .args(args)
+        .env("RYX_NODE_BIN", node_bin())
+        .env_remove("RYX_CLUSTER_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ryx-cluster");
+    let pid = child.id();
+    let mut ended = false;
+    let seen = ryx_testkit::wait_until(Duration::from_secs(120), || {
+        ended = ended || child.try_wait().is_ok_and(|s| s.is_some());
+        ended || !nodes_of_run(tag, pid).is_empty()
+    });
+    let out = child.wait_with_output().expect("ryx-cluster ends");
+    assert!(
+        seen.is_some() && !ended,
+        "the nodes of ryx-cluster {args:?} were not seen while it ran ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, pid)
 }
 
 fn healthy(s: &Value, alive: u64) -> bool {
@@ -123,7 +154,7 @@ fn healthy(s: &Value, alive: u64) -> bool {
 
 #[test]
 fn start_status_info_chaos_add_and_stop() {
-    let c = TestCluster::new("life", 23_100);
+    let c = TestCluster::new("life");
     let out = c.start(5);
     assert!(out.contains("connected"), "start reports the connection: {out}");
 
@@ -137,7 +168,7 @@ fn start_status_info_chaos_add_and_stop() {
     assert!(table.contains("alive 5/5") && table.contains("connected: yes"), "{table}");
 
     // A second start on a live cluster is refused and changes nothing.
-    let again = c.run(&["start", "--nodes", "2", "--base-port", "23150"]);
+    let again = c.run(&["start", "--nodes", "2", "--base-port", &free_port().to_string()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
     assert_eq!(c.status()["alive"], 5);
@@ -197,24 +228,25 @@ fn start_status_info_chaos_add_and_stop() {
 
 #[test]
 fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
-    let c = TestCluster::new("stale", 23_200);
+    let c = TestCluster::new("stale");
     std::fs::create_dir_all(&c.dir).expect("mkdir");
     // A pid that is gone, and a live process that is not a ryx-node.
     let mut done = Command::new("true").spawn().expect("spawn true");
     let gone = done.id();
     done.wait().expect("wait");
     let mut stranger = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+    let (discovery, p0, p1) = (free_port(), free_port(), free_port());
     let state = serde_json::json!({
         "version": 1,
         "cluster_id": "dev-stale",
-        "discovery_port": 23200,
+        "discovery_port": discovery,
         "node_bin": node_bin(),
         "node_args": [],
         "created_unix_ms": 0,
         "nodes": [
-            {"index": 0, "pid": gone, "udp_port": 23201, "http_port": 23201, "node_id": null,
+            {"index": 0, "pid": gone, "udp_port": p0, "http_port": p0, "node_id": null,
              "log": c.dir.join("node-0.log"), "started_unix_ms": 0, "fate": "running"},
-            {"index": 1, "pid": stranger.id(), "udp_port": 23202, "http_port": 23202, "node_id": null,
+            {"index": 1, "pid": stranger.id(), "udp_port": p1, "http_port": p1, "node_id": null,
              "log": c.dir.join("node-1.log"), "started_unix_ms": 0, "fate": "running"},
         ]
     });
@@ -242,7 +274,7 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
 
 #[test]
 fn pause_stops_and_resumes_nodes() {
-    let c = TestCluster::new("pause", 23_300);
+    let c = TestCluster::new("pause");
     c.start(4);
     let chaos = c
         .command(&["chaos", "--pause", "1", "--for", "3s", "--seed", "3"])
@@ -260,24 +292,11 @@ fn pause_stops_and_resumes_nodes() {
 
 #[test]
 fn measure_reports_figures_and_leaves_nothing_running() {
-    let base: u16 = 23_400;
-    let out = Command::new(CLUSTER_BIN)
-        .args([
-            "measure",
-            "--nodes",
-            "5",
-            "--kill",
-            "1",
-            "--idle-secs",
-            "1",
-            "--json",
-            "--base-port",
-            &base.to_string(),
-        ])
-        .env("RYX_NODE_BIN", node_bin())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run measure");
+    let base = free_port().to_string();
+    let (out, pid) = run_to_end(
+        "measure",
+        &["measure", "--nodes", "5", "--kill", "1", "--idle-secs", "1", "--json", "--base-port", &base],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "measure failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let m: Value = serde_json::from_str(&stdout).expect("measure --json is JSON");
@@ -289,18 +308,14 @@ fn measure_reports_figures_and_leaves_nothing_running() {
     assert!(m["rss_kib"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{m:#}");
     assert!(m["idle_cpu_percent"]["mean"].as_f64().is_some(), "{m:#}");
     assert_eq!(m["item_held_by_survivors"], 4);
-    assert!(nodes_on_ports(base..base + 50).is_empty(), "measure left nodes running");
+    assert!(nodes_of_run("measure", pid).is_empty(), "measure left nodes running");
 }
 
 #[test]
 fn demo_tells_the_story_and_cleans_up() {
-    let base: u16 = 23_500;
-    let out = Command::new(CLUSTER_BIN)
-        .args(["demo", "--nodes", "5", "--seed", "1", "--size", "12MiB", "--base-port", &base.to_string()])
-        .env("RYX_NODE_BIN", node_bin())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run demo");
+    let base = free_port().to_string();
+    let (out, pid) =
+        run_to_end("demo", &["demo", "--nodes", "5", "--seed", "1", "--size", "12MiB", "--base-port", &base]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for needle in [
@@ -321,19 +336,19 @@ fn demo_tells_the_story_and_cleans_up() {
     }
     assert!(!stdout.contains("DIFFERENT"), "{stdout}");
     assert_eq!(stdout.matches("…  identical").count(), 2, "both digests match exec: {stdout}");
-    assert!(nodes_on_ports(base..base + 50).is_empty(), "demo left nodes running");
+    assert!(nodes_of_run("demo", pid).is_empty(), "demo left nodes running");
 }
 
 #[test]
 fn bad_input_is_reported_not_panicked_on() {
-    let c = TestCluster::new("bad", 23_600);
+    let c = TestCluster::new("bad");
     let out = c.run(&["chaos", "--kill", "lots"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("percentage"));
     let out = c.run(&["status"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no cluster"));
-    let out = c.run(&["start", "--nodes", "2", "--base-port", "23600", "--", "--port", "1"]);
+    let out = c.run(&["start", "--nodes", "2", "--base-port", &free_port().to_string(), "--", "--port", "1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("managed by ryx-cluster"));
     assert!(c.pids().is_empty(), "nothing was started");

@@ -2,6 +2,7 @@
 //! `ryx-node` processes:
 //!
 //! ```text
+//! cargo build --release -p ryx-node    # the bench runs the ryx-node cargo built
 //! cargo bench -p ryx-control --bench dashboard -- --nodes 100 [--secs 20]
 //! ```
 //!

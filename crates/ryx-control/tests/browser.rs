@@ -263,8 +263,15 @@ fn screenshots_of_every_view() {
     let b = Browser::start(&chrome, &driver, 1440, 900);
     b.goto(&format!("http://{node}/ui/?theme=dark#topology"));
     wait_live(&b, n);
-    // Metrics charts need some history to be worth a picture.
-    std::thread::sleep(Duration::from_secs(if keep { 20 } else { 3 }));
+    // Metrics charts need some history to be worth a picture: that many
+    // of the connected node's 1 s samples.
+    let samples = if keep { 20 } else { 3 };
+    wait_page(
+        &b,
+        Duration::from_secs(samples + 30),
+        &format!("{samples} samples of the connected node"),
+        &format!("return __ryx.metrics.mainHistory.length >= {samples}"),
+    );
     shot(&b, &dir, "topology");
 
     // Two finished jobs: a word count, then a log analysis (shown).
@@ -281,28 +288,68 @@ fn screenshots_of_every_view() {
         b.click("#job-submit");
         wait_result(&b, kind);
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // The jobs table lists both, finished.
+    wait_page(
+        &b,
+        FORM,
+        "both jobs done in the jobs table",
+        "return document.querySelectorAll('#jobs-table tr[data-job-id][data-state=\"done\"]').length >= 2",
+    );
     shot(&b, &dir, "jobs");
 
     // A weak item, so its energy visibly decays hop by hop.
     b.js("location.hash = '#energy'; const e = document.querySelector('#energy-form input[name=energy]'); e.value = '6'; return 1");
     b.click("#energy-form button[type=submit]");
     b.wait_js(FORM, "return document.querySelector('#energy-hops tbody tr') !== null").expect("energy trace");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The graph's energy pulses (one per holder, 350 ms apart per hop,
+    // 900 ms each) have run out.
+    wait_page(
+        &b,
+        FORM,
+        "the energy pulses played out",
+        "const t = __ryx.app.energy.trace;
+         if (!t || !t.rounds || !t.pulseStart) return false;
+         const hops = Math.max(0, ...[...t.byNode.values()].map((e) => e.hops || 0));
+         return Date.now() - t.pulseStart > 900 + 350 * hops",
+    );
     shot(&b, &dir, "energy");
 
     b.js("location.hash = '#metrics'; return 1");
-    std::thread::sleep(Duration::from_secs(2));
+    // Every chart drawn, each with a line (two points at least).
+    wait_page(
+        &b,
+        FORM,
+        "every metrics chart drawn",
+        "const m = __ryx.metrics;
+         return __ryx.app.view === 'metrics'
+           && [...Object.values(m.charts), ...Object.values(m.cluster)].every((c) => !c.dirty && c.points.length >= 2)",
+    );
     shot(&b, &dir, "metrics");
 
     b.js("location.hash = '#topology'; return 1");
     b.click("#node-list li:nth-child(2) button");
     b.wait_js(FORM, "return document.querySelector('#detail-body table') !== null").expect("node detail");
-    std::thread::sleep(Duration::from_secs(2));
+    // Its neighbours and its blobs loaded.
+    wait_page(
+        &b,
+        FORM,
+        "the node's neighbours and blobs in its panel",
+        "const d = document.getElementById('detail-body');
+         return !!d && !!d.querySelector('#detail-neighbours')
+           && [...d.querySelectorAll('button')].some((x) => x.textContent === 'Refresh blobs')",
+    );
     shot(&b, &dir, "node-detail");
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");
     eprintln!("screenshots in {}", dir.display());
+}
+
+/// Waits until `script` returns something truthy; fails with the browser
+/// console, saying `what` it waited for, after `timeout`.
+fn wait_page(b: &Browser, timeout: Duration, what: &str, script: &str) {
+    if b.wait_js(timeout, script).is_none() {
+        fail(b, &format!("waited {timeout:?} for {what}"));
+    }
 }
 
 fn shot(b: &Browser, dir: &std::path::Path, name: &str) {

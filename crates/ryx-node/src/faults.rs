@@ -159,12 +159,18 @@ mod tests {
         let mut f = NetFaults::default();
         assert_eq!(f.outgoing(a, false), Verdict::Send);
         assert!(f.set(&FaultSpec { for_ms: 0, ..Default::default() }).is_err());
-        f.set(&FaultSpec { block: vec![a], for_ms: 50, ..Default::default() }).expect("set");
+        // Long enough that the checks below run while it is in force, even
+        // on a loaded machine.
+        let lasts = Duration::from_millis(300);
+        f.set(&FaultSpec { block: vec![a], for_ms: lasts.as_millis() as u64, ..Default::default() }).expect("set");
+        let expires_by = Instant::now() + lasts;
         assert!(f.drop_incoming(a));
         assert!(!f.drop_incoming(b));
         assert_eq!(f.outgoing(a, false), Verdict::Drop);
         assert_eq!(f.outgoing(b, false), Verdict::Send);
-        std::thread::sleep(Duration::from_millis(60));
+        // Nothing to wait for but the clock: once its deadline has passed,
+        // the fault is gone with no one clearing it.
+        std::thread::sleep(expires_by.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
         assert_eq!(f.outgoing(a, false), Verdict::Send, "faults heal by themselves");
         f.set(&FaultSpec { loss: 1.0, for_ms: 1000, ..Default::default() }).expect("set");
         assert_eq!(f.outgoing(b, false), Verdict::Drop);

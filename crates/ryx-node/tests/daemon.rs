@@ -3,20 +3,20 @@
 mod support;
 
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
 fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
     // The issue's walkthrough: two broadcast nodes and one seeded node.
-    let base = 21_000;
-    let a = start_node(base + 1, "walk", base, &["--discovery", "broadcast"]);
-    let b = start_node(base + 2, "walk", base, &["--discovery", "broadcast"]);
+    let disc = discovery_port();
+    let a = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
+    let b = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
     let c = start_node(
-        base + 3,
+        free_port(),
         "walk",
-        base,
-        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", base + 1)],
+        disc,
+        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", a.port)],
     );
     let nodes = [a, b, c];
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(), "nodes did not link up");
@@ -73,8 +73,7 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
 
 #[test]
 fn crashed_node_is_detected_and_replaced() {
-    let base = 21_100;
-    let mut nodes = start_cluster(base, 8, "crash");
+    let mut nodes = start_cluster(8, "crash");
     if wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_none() {
         for n in &nodes {
             eprintln!("{} {:?}", n.id, get_json(n.port, "/v1/status"));
@@ -100,23 +99,59 @@ fn crashed_node_is_detected_and_replaced() {
 
 #[test]
 fn paused_node_is_not_declared_dead() {
-    let base = 21_200;
-    let nodes = start_cluster(base, 6, "pause");
+    let nodes = start_cluster(6, "pause");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
-    std::thread::sleep(Duration::from_millis(500));
+    let paused = &nodes[2];
+    let watchers: Vec<&NodeProc> =
+        nodes.iter().filter(|n| n.neighbor_ids().is_some_and(|v| v.contains(&paused.id))).collect();
+    assert!(!watchers.is_empty(), "nobody watches node {}", paused.id);
     let before: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
-    nodes[2].signal("STOP");
+    paused.signal("STOP");
+    assert!(
+        wait_until(Duration::from_secs(5), || proc_state(paused.pid()) == Some('T')).is_some(),
+        "SIGSTOP did not stop the node"
+    );
+    // The pause under test: the node stays stopped for 300 ms on purpose.
     std::thread::sleep(Duration::from_millis(300));
-    nodes[2].signal("CONT");
-    std::thread::sleep(Duration::from_millis(1500));
+    paused.signal("CONT");
+    let resumed = Instant::now();
+    // Wait until the failure detectors are done with the pause: every
+    // watcher still listing the node has heard from it since it resumed
+    // (which refutes any suspicion), and one at least still lists it. A
+    // watcher that declared it dead meanwhile has counted that.
+    let heard_again = wait_until(Duration::from_secs(10), || {
+        let mut listing = 0;
+        for w in &watchers {
+            let since_resume = resumed.elapsed().as_millis() as u64;
+            let Some(e) = neighbor_entry(w, &paused.id) else { continue };
+            let heard_since = e["suspect"] == false && e["silent_ms"].as_u64().is_some_and(|s| s < since_resume);
+            if !heard_since {
+                return false;
+            }
+            listing += 1;
+        }
+        listing > 0
+    });
+    assert!(heard_again.is_some(), "the watchers did not hear from the resumed node within 10 s");
     let after: f64 = nodes.iter().filter_map(|n| n.metric("ryx_failures_detected_total")).sum();
     assert_eq!(before, after, "a node paused for 300 ms was declared dead");
 }
 
+/// The scheduler state letter of a process (`T`: stopped), from /proc.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// `node`'s entry for neighbour `id` in `/v1/neighbors`, if it lists it.
+fn neighbor_entry(node: &NodeProc, id: &str) -> Option<serde_json::Value> {
+    let v = get_json(node.port, "/v1/neighbors");
+    v["neighbors"].as_array()?.iter().find(|n| n["node_id"] == id).cloned()
+}
+
 #[test]
 fn sigterm_announces_leave_and_neighbours_replace_it_at_once() {
-    let base = 21_300;
-    let mut nodes = start_cluster(base, 7, "leave");
+    let mut nodes = start_cluster(7, "leave");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let leaver = nodes.remove(1);
     let id = leaver.id.clone();
@@ -133,8 +168,7 @@ fn sigterm_announces_leave_and_neighbours_replace_it_at_once() {
 
 #[test]
 fn bad_datagrams_are_rejected_counted_and_harmless() {
-    let base = 21_400;
-    let nodes = start_cluster(base, 2, "wire");
+    let nodes = start_cluster(2, "wire");
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 1)).is_some());
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = ("127.0.0.1", nodes[0].port);
@@ -163,8 +197,7 @@ fn bad_datagrams_are_rejected_counted_and_harmless() {
 
 #[test]
 fn http_errors_are_json_with_stable_codes() {
-    let base = 21_500;
-    let nodes = start_cluster(base, 1, "http");
+    let nodes = start_cluster(1, "http");
     let p = nodes[0].port;
     type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
     let cases: [Case; 12] = [
@@ -215,9 +248,7 @@ fn connected(nodes: &[NodeProc]) -> bool {
 
 #[test]
 fn partition_is_detected_and_heals_by_itself() {
-    let base = 21_600;
-    let nodes: Vec<NodeProc> =
-        (1..=12).map(|i| start_node(base + i, "split", base, &["--enable-fault-injection"])).collect();
+    let nodes = start_nodes(12, "split", &["--enable-fault-injection"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4) && connected(&nodes)).is_some());
     let (a, b) = nodes.split_at(6);
     let addrs = |side: &[NodeProc]| -> Vec<String> { side.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect() };
@@ -247,8 +278,7 @@ fn partition_is_detected_and_heals_by_itself() {
 
 #[test]
 fn fault_api_is_off_unless_enabled() {
-    let base = 21_700;
-    let node = start_node(base + 1, "nofault", base, &[]);
+    let node = start_node(free_port(), "nofault", discovery_port(), &[]);
     let (st, body) = http(node.port, "POST", "/v1/admin/faults", Some(br#"{"loss":1.0,"for_ms":1000}"#)).expect("req");
     assert_eq!(st, 403, "{body}");
     assert!(body.contains("fault_injection_disabled"));

@@ -5,11 +5,12 @@
 //! network re-merges). Every container, network and image made here has a
 //! unique name and is removed afterwards, also when the test fails.
 //!
-//! The static binary is built with `scripts/build-static.sh` into
-//! `<target>/static-build` (the first time takes minutes; later runs are
-//! incremental), or taken from `RYX_STATIC_BIN`. Skips with a message when no
-//! Docker engine answers. Figures are printed:
+//! The static binary is `RYX_STATIC_BIN`, or the one `scripts/build-static.sh`
+//! left in `<target>/static-build/dist` (a test does not run cargo; `.ci/run`
+//! builds it first). Skips with a message when no Docker engine answers or
+//! that binary is missing or older than the sources. Figures are printed:
 //!
+//!   CARGO_TARGET_DIR=target/static-build OUT_DIR=target/static-build/dist scripts/build-static.sh
 //!   cargo test --release -p ryx-node --test docker -- --nocapture
 
 mod multihost;
@@ -84,36 +85,42 @@ impl Drop for Cluster {
     }
 }
 
-/// The static binary: `RYX_STATIC_BIN`, or built by the documented script.
-fn static_binary() -> PathBuf {
+/// The crates the node binary is built from.
+const NODE_CRATES: &[&str] = &["ryx-node", "ryx-core", "ryx-compute", "ryx-control"];
+
+/// The static binary: `RYX_STATIC_BIN`, or the one `scripts/build-static.sh`
+/// left in `<target>/static-build/dist`; else why there is none to use.
+fn static_binary() -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var("RYX_STATIC_BIN") {
-        return PathBuf::from(p);
+        return Ok(PathBuf::from(p));
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     // <target>/release/ryx-node -> <target>/static-build
     let target = PathBuf::from(EXE).parent().and_then(|p| p.parent()).expect("target dir").join("static-build");
     let out = target.join("dist");
-    let t = Instant::now();
-    let status = Command::new(root.join("scripts/build-static.sh"))
-        .env("CARGO_TARGET_DIR", &target)
-        .env("OUT_DIR", &out)
-        .status()
-        .expect("run scripts/build-static.sh");
-    assert!(status.success(), "scripts/build-static.sh failed");
-    eprintln!("static binary ready in {:?}", t.elapsed());
-    out.join("ryx-node")
+    let bin = out.join("ryx-node");
+    let build = format!("CARGO_TARGET_DIR={} OUT_DIR={} scripts/build-static.sh", target.display(), out.display());
+    if !bin.is_file() {
+        return Err(format!("no static ryx-node at {}: build it ({build}) or set RYX_STATIC_BIN", bin.display()));
+    }
+    if let Some(src) = ryx_testkit::newer_source(&bin, NODE_CRATES) {
+        return Err(format!(
+            "the static ryx-node {} is older than {}: rebuild it ({build}) or set RYX_STATIC_BIN",
+            bin.display(),
+            src.display()
+        ));
+    }
+    Ok(bin)
 }
 
 impl Cluster {
-    fn new() -> Cluster {
-        let bin = static_binary();
-        let ldd = Command::new("ldd").arg(&bin).output().expect("ldd");
+    fn new(bin: &std::path::Path) -> Cluster {
+        let ldd = Command::new("ldd").arg(bin).output().expect("ldd");
         let l = String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
         assert!(l.contains("not a dynamic executable") || l.contains("statically linked"), "not static: {l}");
         let pid = std::process::id();
         let ctx = std::env::temp_dir().join(format!("ryx-docker-ctx-{pid}"));
         std::fs::create_dir_all(&ctx).expect("context dir");
-        std::fs::copy(&bin, ctx.join("ryx-node")).expect("copy binary");
+        std::fs::copy(bin, ctx.join("ryx-node")).expect("copy binary");
         std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../Dockerfile"), ctx.join("Dockerfile"))
             .expect("copy Dockerfile");
         let mut c = Cluster {
@@ -183,7 +190,14 @@ fn docker_five_containers_job_disconnect_and_remerge() {
         );
         return;
     }
-    let c = Cluster::new();
+    let bin = match static_binary() {
+        Ok(bin) => bin,
+        Err(why) => {
+            ryx_testkit::skip("docker_five_containers_job_disconnect_and_remerge", ryx_testkit::Needs::Docker, &why);
+            return;
+        }
+    };
+    let c = Cluster::new(&bin);
     let hosts = c.hosts();
     let ids = ids(&hosts);
     let formed = wait_until(Duration::from_secs(30), || one_network(&hosts, &ids, 3))

@@ -20,18 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::*;
 
-/// A port free for both UDP and TCP, from the OS.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let p = u.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port");
-}
-
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("ryx-hostile-{}-{name}", std::process::id()));
     std::fs::write(&p, text).expect("write temp file");
@@ -39,7 +27,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 }
 
 fn node(cluster: &str, extra: &[&str]) -> NodeProc {
-    start_node(free_port(), cluster, free_port(), extra)
+    start_node(free_port(), cluster, discovery_port(), extra)
 }
 
 fn rejected(n: &NodeProc, reason: &str) -> f64 {
@@ -201,7 +189,7 @@ impl Drop for FakePeer {
 #[test]
 fn nine_bytes_do_not_stop_a_node_with_a_secret() {
     let secret = temp_file("nine", "a cluster secret\n");
-    let disc = free_port();
+    let disc = discovery_port();
     let n = start_node(free_port(), "nine", disc, &["--secret-file", secret.to_str().expect("path")]);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let bytes = br#","tag":"}"#;
@@ -240,7 +228,7 @@ fn a_dead_event_loop_ends_the_process_for_its_supervisor() {
 fn a_forged_address_gets_no_relay_and_no_token() {
     let token = "s3cret-api-token";
     let tf = temp_file("token", token);
-    let disc = free_port();
+    let disc = discovery_port();
     let args = ["--api-token-file", tf.to_str().expect("path"), "--min-neighbors", "1"];
     let a = start_node(free_port(), "relay", disc, &args);
     let b = start_node(free_port(), "relay", disc, &args);
@@ -300,7 +288,7 @@ fn a_forged_address_gets_no_relay_and_no_token() {
 
 #[test]
 fn a_version_from_the_future_locks_no_key_and_hot_energy_is_capped() {
-    let disc = free_port();
+    let disc = discovery_port();
     let args = ["--min-neighbors", "1"];
     let a = start_node(free_port(), "lock", disc, &args);
     let b = start_node(free_port(), "lock", disc, &args);

@@ -79,9 +79,7 @@ fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn cluster_result_equals_single_process_reference_for_every_kind() {
-    let base = 22_000;
-    let nodes: Vec<NodeProc> =
-        (1..=5).map(|i| start_node(base + i, "jobs", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    let nodes = start_nodes(5, "jobs", &["--chunk-size", "64KiB", "--workers", "1"]);
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(600_000);
     let file = write_temp("kinds.log", &data);
@@ -113,13 +111,13 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
 
 #[test]
 fn a_lying_node_is_outvoted_with_redundancy_three() {
-    let base = 22_100;
+    let disc = discovery_port();
     let mut nodes: Vec<NodeProc> =
-        (1..=7).map(|i| start_node(base + i, "liar", base, &["--chunk-size", "32KiB", "--workers", "1"])).collect();
+        (1..=7).map(|_| start_node(free_port(), "liar", disc, &["--chunk-size", "32KiB", "--workers", "1"])).collect();
     nodes.push(start_node(
-        base + 8,
+        free_port(),
         "liar",
-        base,
+        disc,
         &["--chunk-size", "32KiB", "--workers", "1", "--fault", "corrupt-results=1"],
     ));
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_some(), "cluster did not form");
@@ -147,9 +145,7 @@ fn a_lying_node_is_outvoted_with_redundancy_three() {
 
 #[test]
 fn job_survives_its_home_and_half_the_nodes_being_killed() {
-    let base = 22_200;
-    let mut nodes: Vec<NodeProc> =
-        (1..=10).map(|i| start_node(base + i, "survive", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    let mut nodes = start_nodes(10, "survive", &["--chunk-size", "64KiB", "--workers", "1"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(3_000_000);
     let file = write_temp("survive.log", &data);
@@ -186,9 +182,7 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
 
 #[test]
 fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_holders_killed() {
-    let base = 22_700;
-    let mut nodes: Vec<NodeProc> =
-        (1..=12).map(|i| start_node(base + i, "copies", base, &["--chunk-size", "64KiB", "--workers", "1"])).collect();
+    let mut nodes = start_nodes(12, "copies", &["--chunk-size", "64KiB", "--workers", "1"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let data = corpus(3_000_000);
     let file = write_temp("copies.log", &data);
@@ -256,8 +250,7 @@ fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_ho
 
 #[test]
 fn bad_job_requests_get_clear_errors() {
-    let base = 22_300;
-    let node = start_node(base + 1, "badjobs", base, &["--memory-limit", "1MiB"]);
+    let node = start_node(free_port(), "badjobs", discovery_port(), &["--memory-limit", "1MiB"]);
     let p = node.port;
     let hash = upload(p, b"hello world\n");
     let missing_blob = format!("/v1/blobs/{}", "b".repeat(64));
@@ -309,8 +302,7 @@ fn a_one_chunk_upload_gets_its_copies_too() {
     // A one-chunk upload is its own manifest's only chunk: keeping "the
     // manifest" once more here used to replace the chunk's custody of k
     // copies by one, and the upload waited out its timeout with 1 of 3.
-    let base = 22_800;
-    let nodes = start_cluster(base, 4, "onechunk");
+    let nodes = start_cluster(4, "onechunk");
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 2)).is_some(), "cluster did not form");
     let (st, body) =
         http(nodes[0].port, "PUT", "/v1/blobs?copies=3&copies_timeout_ms=20000", Some(b"one line\n")).expect("upload");

@@ -14,11 +14,9 @@ fn cluster_grouping_accuracy_reaches_drain_on_every_dataset() {
         return;
     };
     let dir = dir.as_path();
-    let base = 22_400;
     // Small chunks so every 2k-line sample is cut into about ten units
     // computed on different nodes.
-    let nodes: Vec<NodeProc> =
-        (1..=10).map(|i| start_node(base + i, "loghub", base, &["--chunk-size", "24KiB", "--workers", "1"])).collect();
+    let nodes = start_nodes(10, "loghub", &["--chunk-size", "24KiB", "--workers", "1"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4)).is_some(), "cluster did not form");
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     for (i, (name, drain)) in DRAIN_ACCURACY.iter().enumerate() {

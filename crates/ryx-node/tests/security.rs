@@ -42,28 +42,41 @@ fn rejected(n: &NodeProc, reason: &str) -> f64 {
 
 #[test]
 fn a_secret_admits_members_and_drops_strangers() {
-    let base = 21_800;
+    let disc = discovery_port();
     let secret = temp_file("members", "# cluster key\nmembers-only-secret\n");
     let other = temp_file("other", "another-secret\n");
     let s = secret.to_str().expect("path");
     let members: Vec<NodeProc> =
-        (1..=4).map(|i| start_node(base + i, "sec", base, &["--secret-file", s, "--min-neighbors", "2"])).collect();
-    let wrong_key = start_node(base + 5, "sec", base, &["--secret-file", other.to_str().expect("path")]);
-    let no_key = start_node(base + 6, "sec", base, &[]);
+        (1..=4).map(|_| start_node(free_port(), "sec", disc, &["--secret-file", s, "--min-neighbors", "2"])).collect();
+    let wrong_key = start_node(free_port(), "sec", disc, &["--secret-file", other.to_str().expect("path")]);
+    let no_key = start_node(free_port(), "sec", disc, &[]);
 
     let t = wait_until(Duration::from_secs(15), || all_have(&members, 2));
     assert!(t.is_some(), "members with the same secret did not connect");
-    // Strangers keep knocking (hellos) but never get in.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Strangers keep knocking (hellos) but never get in: from now on, until
+    // the members have refused more of both strangers' datagrams, nobody
+    // links with a stranger.
     let member_ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-    for m in &members {
-        let ns = m.neighbor_ids().expect("neighbours");
-        assert!(ns.iter().all(|n| member_ids.contains(&n.as_str())), "a stranger got in: {ns:?}");
-    }
-    assert_eq!(wrong_key.neighbor_ids().expect("neighbours").len(), 0);
-    assert_eq!(no_key.neighbor_ids().expect("neighbours").len(), 0);
-    let unknown: f64 = members.iter().map(|m| rejected(m, "auth_unknown_key")).sum();
-    let missing: f64 = members.iter().map(|m| rejected(m, "auth_missing")).sum();
+    let strangers_out = || {
+        for m in &members {
+            let ns = m.neighbor_ids().expect("neighbours");
+            assert!(ns.iter().all(|n| member_ids.contains(&n.as_str())), "a stranger got in: {ns:?}");
+        }
+        assert_eq!(wrong_key.neighbor_ids().expect("neighbours").len(), 0);
+        assert_eq!(no_key.neighbor_ids().expect("neighbours").len(), 0);
+    };
+    let refused = |reason: &str| -> f64 { members.iter().map(|m| rejected(m, reason)).sum() };
+    let (unknown0, missing0) = (refused("auth_unknown_key"), refused("auth_missing"));
+    let knocked_again = wait_until(Duration::from_secs(15), || {
+        strangers_out();
+        refused("auth_unknown_key") > unknown0 && refused("auth_missing") > missing0
+    });
+    strangers_out();
+    let (unknown, missing) = (refused("auth_unknown_key"), refused("auth_missing"));
+    assert!(
+        knocked_again.is_some(),
+        "the members refused no more of the strangers' datagrams in 15 s: {unknown} signed with another key, {missing} unsigned"
+    );
     assert!(unknown > 0.0, "datagrams signed with another key were not counted");
     assert!(missing > 0.0, "unsigned datagrams were not counted");
     assert_eq!(members[0].metric("ryx_auth_keys"), Some(1.0));
@@ -97,17 +110,22 @@ fn a_secret_admits_members_and_drops_strangers() {
 
 #[test]
 fn keys_rotate_with_sighup_and_no_restart() {
-    let base = 21_850;
+    let disc = discovery_port();
     // a signs and accepts "old" only; b signs with "new" and accepts both:
     // b hears a, a drops b, so no link can form.
     let fa = temp_file("rot-a", "old\n");
     let fb = temp_file("rot-b", "new\nold\n");
     let common = ["--min-neighbors", "1", "--target-neighbors", "1"];
-    let a = start_node(base + 1, "rot", base, &[&["--secret-file", fa.to_str().expect("p")][..], &common].concat());
-    let b = start_node(base + 2, "rot", base, &[&["--secret-file", fb.to_str().expect("p")][..], &common].concat());
-    std::thread::sleep(Duration::from_millis(1500));
+    let a = start_node(free_port(), "rot", disc, &[&["--secret-file", fa.to_str().expect("p")][..], &common].concat());
+    let b = start_node(free_port(), "rot", disc, &[&["--secret-file", fb.to_str().expect("p")][..], &common].concat());
+    // b keeps trying (a needy node says hello every 300 ms); a refuses
+    // every try and stays alone.
+    let refused = wait_until(Duration::from_secs(15), || {
+        assert_eq!(a.neighbor_ids().expect("n").len(), 0, "a must not accept the new key yet");
+        rejected(&a, "auth_unknown_key") >= 3.0
+    });
+    assert!(refused.is_some(), "a did not refuse b's datagrams: {}", rejected(&a, "auth_unknown_key"));
     assert_eq!(a.neighbor_ids().expect("n").len(), 0, "a must not accept the new key yet");
-    assert!(rejected(&a, "auth_unknown_key") > 0.0);
     assert_eq!(b.metric("ryx_auth_keys"), Some(2.0));
     // Step 1 of a rotation on a: accept the new key too. Reload, no restart.
     std::fs::write(&fa, "old\nnew\n").expect("rewrite");
@@ -123,14 +141,14 @@ fn keys_rotate_with_sighup_and_no_restart() {
 
 #[test]
 fn api_token_guards_changes_and_read_only_listener_serves_reads() {
-    let base = 21_900;
+    let disc = discovery_port();
     let tok = temp_file("token", "s3cr3t-token\n");
-    let ro_port = base + 50;
+    let ro_port = free_port();
     let ro = format!("127.0.0.1:{ro_port}");
     let n = start_node(
-        base + 1,
+        free_port(),
         "tok",
-        base,
+        disc,
         &["--api-token-file", tok.to_str().expect("p"), "--read-only-http", &ro, "--enable-fault-injection"],
     );
     let body = br#"{"key":"a","value":1}"#;
@@ -155,9 +173,9 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
     drop(n);
 
     // --protect-reads: reads need the token too, except /healthz and /ui.
-    let port = base + 2;
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
-        .args(["--port", &port.to_string(), "--discovery-port", &base.to_string(), "--protect-reads"])
+        .args(["--port", &port.to_string(), "--discovery-port", &disc.to_string(), "--protect-reads"])
         .env("RYX_API_TOKEN", "env-token")
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -183,7 +201,7 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
 
 #[test]
 fn config_file_with_flag_over_env_over_file_precedence() {
-    let port = 21_960;
+    let port = free_port();
     let cfg = temp_file(
         "cfg.toml",
         &format!("# test\nport = {port}\ncluster-id = \"fromfile\"\ndefault_energy = 7.5\nmin-neighbors = 3\nseeds = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"),
@@ -222,7 +240,7 @@ fn config_file_with_flag_over_env_over_file_precedence() {
     assert!(err.contains("unknown key \"prot\""), "{err}");
 
     // And a node really runs from the file.
-    let n = start_node(port, "ignored-by-env-below", 21_959, &["--config", cfg.to_str().expect("p")]);
+    let n = start_node(port, "ignored-by-env-below", discovery_port(), &["--config", cfg.to_str().expect("p")]);
     let st = get_json(n.port, "/v1/status");
     // --cluster-id given as a flag by start_node beats the file.
     assert_eq!(st["cluster_id"], "ignored-by-env-below");
@@ -233,15 +251,19 @@ fn config_file_with_flag_over_env_over_file_precedence() {
 
 #[test]
 fn wildcard_bind_needs_an_advertised_address() {
-    let port = 21_970;
+    // Free on every address, as the node binds the wildcard.
+    let port = ryx_testkit::free_port_where(|p| {
+        UdpSocket::bind(("0.0.0.0", p)).is_ok() && std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()
+    });
+    let disc = discovery_port();
     let out = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
-        .args(["--port", &port.to_string(), "--bind", "0.0.0.0", "--discovery-port", "21969"])
+        .args(["--port", &port.to_string(), "--bind", "0.0.0.0", "--discovery-port", &disc.to_string()])
         .output()
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--advertise-addr"), "{err}");
-    let n = start_node(port, "adv", 21_969, &["--bind", "0.0.0.0", "--advertise-addr", "127.0.0.1"]);
+    let n = start_node(port, "adv", disc, &["--bind", "0.0.0.0", "--advertise-addr", "127.0.0.1"]);
     let st = get_json(n.port, "/v1/status");
     assert_eq!(st["addr"], format!("127.0.0.1:{port}"), "{st}");
 }

@@ -8,8 +8,7 @@ use support::*;
 
 #[test]
 fn sigterm_hands_over_blobs_only_this_node_holds() {
-    let base = 22_600;
-    let mut nodes: Vec<NodeProc> = (1..=4).map(|i| start_node(base + i, "handover", base, &[])).collect();
+    let mut nodes = start_cluster(4, "handover");
     assert!(wait_until(Duration::from_secs(15), || all_have(&nodes, 3)).is_some(), "cluster did not form");
 
     // Upload with energy 0: no replication, so node 0 is the only holder.
@@ -18,9 +17,19 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
     assert!((200..300).contains(&st), "{st} {resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
     let hash = v["hash"].as_str().expect("hash").to_string();
-    std::thread::sleep(Duration::from_millis(500));
-    let holds =
-        |n: &NodeProc| http(n.port, "GET", &format!("/v1/blobs/{hash}"), None).map(|r| r.0 == 200).unwrap_or(false);
+    let holds_blob = |n: &NodeProc, h: &str| {
+        http(n.port, "GET", &format!("/v1/blobs/{h}"), None).map(|r| r.0 == 200).unwrap_or(false)
+    };
+    let holds = |n: &NodeProc| holds_blob(n, &hash);
+    // A blob uploaded after it with the default energy does replicate: once
+    // a neighbour holds that one, the first would have spread too, had its
+    // energy 0 not stopped it.
+    let (st, resp) = http(nodes[0].port, "PUT", "/v1/blobs", Some(b"a blob that replicates\n")).expect("upload");
+    assert!((200..300).contains(&st), "{st} {resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
+    let spreads = v["hash"].as_str().expect("hash").to_string();
+    let spread = wait_until(Duration::from_secs(10), || nodes[1..].iter().any(|n| holds_blob(n, &spreads)));
+    assert!(spread.is_some(), "a blob with the default energy did not replicate");
     assert!(holds(&nodes[0]));
     assert!(!nodes[1..].iter().any(holds), "energy 0 must not replicate");
 
@@ -47,8 +56,7 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
 #[test]
 fn sigterm_is_bounded_even_with_an_event_stream_open() {
     use std::io::{Read, Write};
-    let base = 22_650;
-    let mut n = start_node(base + 1, "sse-stop", base, &["--shutdown-timeout-ms", "1000"]);
+    let mut n = start_node(free_port(), "sse-stop", discovery_port(), &["--shutdown-timeout-ms", "1000"]);
     // A dashboard's live stream: a request that never ends by itself.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port)).expect("connect");
     s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("write");

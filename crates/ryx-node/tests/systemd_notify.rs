@@ -23,9 +23,10 @@ fn node_reports_ready_watchdog_and_stopping() {
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).expect("bind notify socket");
     sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let port = 24611;
+    let port = support::free_port();
+    let discovery = support::discovery_port();
     let child = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
-        .args(["--port", &port.to_string(), "--discovery-port", "24610", "--cluster-id", "notify"])
+        .args(["--port", &port.to_string(), "--discovery-port", &discovery.to_string(), "--cluster-id", "notify"])
         .env("NOTIFY_SOCKET", &path)
         .env("WATCHDOG_USEC", "400000")
         .stdout(Stdio::null())

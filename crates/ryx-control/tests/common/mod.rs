@@ -6,10 +6,9 @@
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 // ------------------------------------------------------------------ HTTP
@@ -100,35 +99,8 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 // ------------------------------------------------------------------ ports
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
-
-/// Ports the tests may use (the project reserves 32000–33999 for them).
-pub const PORT_LO: u16 = 32000;
-/// One past the last port the tests may use.
-pub const PORT_HI: u16 = 34000;
-
-/// A port free for both TCP and UDP on 127.0.0.1, within 32000–33999
-/// (searching from a per-process offset so parallel test binaries rarely
-/// collide).
-pub fn free_port() -> u16 {
-    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        let base = PORT_LO + (std::process::id() % 40) as u16 * 50;
-        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    }
-    for _ in 0..(PORT_HI - PORT_LO) {
-        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
-        if p >= PORT_HI {
-            NEXT_PORT.store(PORT_LO, Ordering::SeqCst);
-            continue;
-        }
-        let tcp = TcpListener::bind(("127.0.0.1", p)).is_ok();
-        let udp = UdpSocket::bind(("127.0.0.1", p)).is_ok();
-        if tcp && udp {
-            return p;
-        }
-    }
-    panic!("no free port in {PORT_LO}..{PORT_HI}");
-}
+/// A port from the OS, free for both TCP and UDP on 127.0.0.1.
+pub use ryx_testkit::free_port;
 
 // ------------------------------------------------------------------ processes
 
@@ -156,44 +128,16 @@ impl Drop for Proc {
     }
 }
 
-/// The `ryx-node` binary. `RYX_NODE_BIN` if set; else the one next to this
-/// crate's `ryx-control` binary, which Cargo cannot build for a test of
-/// another package (`CARGO_BIN_EXE_*` exists only for the package's own
-/// binaries, and `ryx-node` depends on this crate). So, like
-/// `ryx-cluster`, the tests run `cargo build -p ryx-node` with the same
-/// profile and target directory once per test process: a no-op when it is
-/// up to date, and never a stale node.
+/// The `ryx-node` binary: `RYX_NODE_BIN` if set, else the one Cargo built
+/// for this test run next to this crate's `ryx-control` binary. Cargo
+/// cannot build it for a test of another package (`CARGO_BIN_EXE_*` exists
+/// only for the package's own binaries, and `ryx-node` depends on this
+/// crate), and a test does not run Cargo itself: `cargo test --workspace`
+/// builds it, `cargo test -p ryx-control` alone needs
+/// `cargo build -p ryx-node` first. Missing or older than its sources, it
+/// fails with that command rather than test a stale node.
 pub fn node_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("RYX_NODE_BIN") {
-            return PathBuf::from(p);
-        }
-        let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ryx-control"));
-        let dir = ctl.parent().unwrap().to_path_buf();
-        let bin = dir.join(format!("ryx-node{}", std::env::consts::EXE_SUFFIX));
-        let target = dir.parent().unwrap();
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.arg("build").arg("--manifest-path").arg(&manifest).args(["-p", "ryx-node"]);
-        cmd.env("CARGO_TARGET_DIR", target).stdin(Stdio::null()).stdout(Stdio::null());
-        match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-            None => {}
-        }
-        eprintln!("making sure ryx-node is built for the dashboard tests: {cmd:?}");
-        let st = cmd.status().expect("run cargo build -p ryx-node");
-        assert!(st.success(), "cargo build -p ryx-node failed");
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    ryx_testkit::workspace_bin("ryx-node", "RYX_NODE_BIN", &["ryx-node", "ryx-core", "ryx-compute", "ryx-control"])
 }
 
 /// Browser tests run one at a time (each drives a Chromium and a cluster;

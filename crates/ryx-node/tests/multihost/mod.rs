@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One node of a multi-host cluster, reached however the test can.
 pub trait Host {
@@ -69,20 +69,7 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Polls `f` every 20 ms until it holds or `timeout` passes; the elapsed
-/// time when it held.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() >= timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use ryx_testkit::wait_until;
 
 /// Node ids of the hosts, in order (from `/v1/status`).
 pub fn ids(hosts: &[&dyn Host]) -> Vec<String> {

@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Minimal blocking HTTP/1.1 request; returns status and body.
 pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
@@ -36,16 +36,16 @@ pub fn get_json(port: u16, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
 }
 
-/// Waits until `f` returns true or the deadline passes; returns the elapsed time if it held.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    None
+pub use ryx_testkit::{free_port, wait_until};
+
+/// The loopback broadcast address nodes with broadcast discovery listen on.
+const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
+
+/// A discovery port from the OS that no cluster on this machine uses: free
+/// on 127.0.0.1 (UDP and TCP) and on the loopback broadcast address, where
+/// every node of a broadcast cluster binds it.
+pub fn discovery_port() -> u16 {
+    ryx_testkit::free_port_where(|p| UdpSocket::bind((LOOPBACK_BROADCAST, p)).is_ok())
 }
 
 /// A node process, killed when dropped.
@@ -109,9 +109,16 @@ pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str])
     node
 }
 
-/// Starts `n` broadcast-discovery nodes on ports base+1..=base+n (discovery on base).
-pub fn start_cluster(base: u16, n: usize, cluster: &str) -> Vec<NodeProc> {
-    (1..=n).map(|i| start_node(base + i as u16, cluster, base, &[])).collect()
+/// Starts `n` broadcast-discovery nodes with `extra` arguments, each on a
+/// port from the OS, sharing a discovery port of their own.
+pub fn start_nodes(n: usize, cluster: &str, extra: &[&str]) -> Vec<NodeProc> {
+    let discovery = discovery_port();
+    (0..n).map(|_| start_node(free_port(), cluster, discovery, extra)).collect()
+}
+
+/// Starts `n` broadcast-discovery nodes with default settings.
+pub fn start_cluster(n: usize, cluster: &str) -> Vec<NodeProc> {
+    start_nodes(n, cluster, &[])
 }
 
 /// Whether every node has at least `k` neighbours.
