@@ -95,17 +95,19 @@ pub struct TopologyEntry {
 /// Bounded table of learned neighbour lists; entries expire without refresh.
 ///
 /// Looked up on every topology item and announcement a node hears, and
-/// holding several hundred lists on every node: a vector sorted by id, as
-/// compact as the entries themselves, searched by bisection. A node learns a
-/// new id far more rarely than it hears a known one.
+/// holding several hundred lists on every node: the ids sorted in a vector
+/// of their own (a bisection touches few cache lines), the entries in a
+/// parallel one, both as compact as their contents. A node learns a new id
+/// far more rarely than it hears a known one.
 #[derive(Clone, Debug, Default)]
 pub struct TopologyTable {
-    entries: Vec<(NodeId, TopologyEntry)>,
+    ids: Vec<NodeId>,
+    entries: Vec<TopologyEntry>,
 }
 
 impl TopologyTable {
     fn find(&self, id: &NodeId) -> Result<usize, usize> {
-        self.entries.binary_search_by_key(id, |(k, _)| *k)
+        self.ids.binary_search(id)
     }
 
     /// Version held for a node, if any.
@@ -115,29 +117,32 @@ impl TopologyTable {
 
     /// The list held for a node, if any.
     pub fn get(&self, id: &NodeId) -> Option<&TopologyEntry> {
-        self.find(id).ok().map(|i| &self.entries[i].1)
+        self.find(id).ok().map(|i| &self.entries[i])
     }
 
     /// Stores a newer list, evicting the stalest entry when full.
     pub fn insert(&mut self, id: NodeId, entry: TopologyEntry, cap: usize) {
         if let Ok(i) = self.find(&id) {
-            self.entries[i].1 = entry;
+            self.entries[i] = entry;
             return;
         }
         if self.entries.len() >= cap {
-            let stalest = self.entries.iter().enumerate().min_by_key(|(_, (k, e))| (e.received, *k)).map(|(i, _)| i);
+            let stalest = (0..self.ids.len()).min_by_key(|&i| (self.entries[i].received, self.ids[i]));
             if let Some(i) = stalest {
+                self.ids.remove(i);
                 self.entries.remove(i);
             }
         }
         if let Err(i) = self.find(&id) {
-            self.entries.insert(i, (id, entry));
+            self.ids.insert(i, id);
+            self.entries.insert(i, entry);
         }
     }
 
     /// Forgets a node (it died or left).
     pub fn remove(&mut self, id: &NodeId) {
         if let Ok(i) = self.find(id) {
+            self.ids.remove(i);
             self.entries.remove(i);
         }
     }
@@ -145,15 +150,19 @@ impl TopologyTable {
     /// Drops entries older than `ttl`, and gives back room the table no
     /// longer needs.
     pub fn expire(&mut self, now: Time, ttl: Duration) {
-        self.entries.retain(|(_, e)| now.since(e.received) < ttl);
-        if self.entries.capacity() > 2 * self.entries.len() + 16 {
-            self.entries.shrink_to(self.entries.len() + self.entries.len() / 4 + 8);
+        let mut keep = self.entries.iter().map(|e| now.since(e.received) < ttl);
+        self.ids.retain(|_| keep.next().unwrap_or(false));
+        self.entries.retain(|e| now.since(e.received) < ttl);
+        let n = self.entries.len();
+        if self.entries.capacity() > 2 * n + 16 {
+            self.ids.shrink_to(n + n / 4 + 8);
+            self.entries.shrink_to(n + n / 4 + 8);
         }
     }
 
     /// The entries in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &TopologyEntry)> {
-        self.entries.iter().map(|(k, e)| (k, e))
+        self.ids.iter().zip(&self.entries)
     }
 
     /// Number of entries.
