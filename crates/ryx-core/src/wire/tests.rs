@@ -2,7 +2,9 @@
 //! bytes of every kind.
 
 use super::*;
+use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn gossip_env() -> Envelope {
     Envelope {
