@@ -99,6 +99,9 @@ mod summary;
 mod types;
 mod worker;
 
+// What the engine sends is defined with the rest of the wire format.
+pub use crate::wire::jobs::{Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
+pub use crate::wire::BlobRef;
 pub use types::*;
 
 /// Context the node lends the engine for one call.

@@ -1,10 +1,19 @@
-//! Blob custody on the wire: keep certificates and keepers.
+//! Blobs on the wire: names with sizes, keep certificates and keepers.
 
+use crate::blobs::Hash;
 use crate::id::NodeId;
 use crate::identity::Proof;
-use crate::jobs::BlobRef;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+
+/// A named, sized blob.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlobRef {
+    /// Name.
+    pub hash: Hash,
+    /// Size in bytes.
+    pub size: u64,
+}
 
 /// An origin's signed request that `k` copies of some blobs be kept.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

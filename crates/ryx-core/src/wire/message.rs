@@ -3,7 +3,6 @@
 use super::item::{info_space, is_info_space};
 use super::*;
 use crate::blobs::Hash;
-use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 
 /// Every message kind of protocol version 2.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -18,11 +18,13 @@
 
 mod blob;
 mod item;
+pub mod jobs;
 pub mod limits;
 mod message;
 
-pub use blob::{KeepCert, Keeper};
+pub use blob::{BlobRef, KeepCert, Keeper};
 pub use item::{Announce, DigestEntry, Item, ItemId, ItemValue, Space};
+pub use jobs::{Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
 pub use limits::*;
 pub use message::Message;
 

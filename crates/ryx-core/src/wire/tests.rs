@@ -2,7 +2,6 @@
 //! bytes of every kind.
 
 use super::*;
-use crate::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, WorkToken};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -212,7 +211,6 @@ fn envelope(msg: Message) -> Envelope {
 fn sample(kind: &str) -> Option<Message> {
     use crate::attest::{Appointment, Confirmation, Vote};
     use crate::identity::{domain, Identity};
-    use crate::jobs::{UnitRef, UnitResult};
     use crate::topology::{LinkInfo, NeighborList};
     let key = Identity::from_u64(7);
     let proof = key.prove(domain::VOTE, 1_700_000_000_000, &[&b"sample"[..]]);
