@@ -4,303 +4,295 @@ use super::item::{info_space, is_info_space};
 use super::*;
 use crate::blobs::Hash;
 
-/// Every message kind of protocol version 2.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
-pub enum Message {
-    /// Discovery beacon (broadcast or to seeds).
-    Hello {
-        /// Sender's active neighbour count.
-        active: u8,
-        /// Whether the sender wants contacts (below its minimum).
-        needy: bool,
-    },
-    /// Answer to a hello: a sample of the answerer's peers.
-    HelloReply {
-        /// Sampled peers.
-        peers: Vec<PeerInfo>,
-    },
-    /// Request to become active neighbours.
-    Join {
-        /// The requester counts this as its random long link.
-        long: bool,
-        /// The requester has no neighbours at all: accept even if full.
-        urgent: bool,
-        /// The requester's active neighbour count.
-        #[serde(default)]
-        degree: u8,
-    },
-    /// Answer to a join.
-    JoinReply {
-        /// Whether the link now exists.
-        accepted: bool,
-        /// If refused, peers to try instead.
-        peers: Vec<PeerInfo>,
-    },
-    /// "You are no longer my active neighbour."
-    Disconnect,
-    /// "I am shutting down": neighbours replace the sender at once.
-    Leave,
-    /// Liveness and round-trip probe.
-    Ping {
-        /// Echoed in the ack.
-        nonce: u64,
-    },
-    /// Answer to a ping.
-    Ack {
-        /// The ping's nonce.
-        nonce: u64,
-        /// Whether the pinged node counts the pinger as an active neighbour.
-        neighbor: bool,
-        /// The pinged node's active neighbour count.
-        #[serde(default)]
-        degree: u8,
-    },
-    /// "Please probe `target` for me" (indirect probe of a suspect).
-    PingReq {
-        /// Requester's nonce.
-        nonce: u64,
-        /// The suspect.
-        target: PeerInfo,
-    },
-    /// "`target` answered my probe on your behalf."
-    IndirectAck {
-        /// The requester's nonce.
-        nonce: u64,
-        /// The suspect that answered.
-        target: NodeId,
-    },
-    /// Passive-list exchange.
-    Shuffle {
-        /// Sample of the sender's peers.
-        peers: Vec<PeerInfo>,
-    },
-    /// Answer to a shuffle.
-    ShuffleReply {
-        /// Sample of the answerer's peers.
-        peers: Vec<PeerInfo>,
-    },
-    /// Full payload push of items.
-    Gossip {
-        /// Items.
-        items: Vec<Item>,
-        /// Pushed by anti-entropy rather than by diffusion (no pruning).
-        #[serde(default)]
-        sync: bool,
-    },
-    /// Lazy announcements of items (payload withheld).
-    IHave {
-        /// Announcements.
-        items: Vec<Announce>,
-    },
-    /// "Send me these items" (and keep pushing eagerly to me).
-    Graft {
-        /// Wanted items.
-        ids: Vec<ItemId>,
-    },
-    /// "Stop pushing payloads to me; announce instead."
-    Prune,
-    /// Anti-entropy: the versions of every key of one space (info, job
-    /// summaries or reputation) the sender holds in the key range
-    /// `(after, upto]` (`after` empty: from the start; `upto` absent: to the
-    /// end).
-    SyncDigest {
-        /// Which table (absent: info).
-        #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
-        space: Space,
-        /// Exclusive lower bound of the range.
-        after: String,
-        /// Inclusive upper bound of the range.
-        upto: Option<String>,
-        /// Entries, sorted by key.
-        entries: Vec<DigestEntry>,
-    },
-    /// Anti-entropy: "send me your versions of these keys".
-    SyncRequest {
-        /// Which table (absent: info).
-        #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
-        space: Space,
-        /// Keys.
-        keys: Vec<String>,
-    },
-    /// Spare capacity and distances to job homes (the gradient).
-    Load {
-        /// Free worker slots.
-        free: u16,
-        /// Tokens the sender would accept now.
-        room: u16,
-        /// Hops to each running job's nearest home.
-        jobs: Vec<GradientEntry>,
-    },
-    /// A work token passed on.
-    Work {
-        /// The token.
-        token: Box<WorkToken>,
-    },
-    /// A worker's report, travelling down the gradient to the home.
-    JobReport {
-        /// The report.
-        report: Box<JobReport>,
-    },
-    /// A page of a job record, from home to heir.
-    JobRecord {
-        /// The page.
-        record: Box<JobRecordPage>,
-    },
-    /// Units decided, from home to heirs.
-    JobDecided {
-        /// Job id.
-        job: String,
-        /// Decisions.
-        decisions: Vec<Decision>,
-    },
-    /// A job finished; heirs fetch a copy of the result.
-    JobFinished {
-        /// Job id.
-        job: String,
-        /// Result blob.
-        result: Hash,
-        /// Result digest.
-        digest: String,
-        /// Result size.
-        size: u64,
-        /// Where to fetch it.
-        http: SocketAddr,
-    },
-    /// An appointed heir confirms the result a home (not the job's
-    /// creator) claimed in `job_finished`: it merged the decided partials
-    /// itself and got the same.
-    JobConfirmed {
-        /// Job id.
-        job: String,
-        /// Result blob.
-        result: Hash,
-        /// Result digest.
-        digest: String,
-        /// The heir's signature over the result.
-        confirmation: Box<crate::attest::Confirmation>,
-    },
-    /// "I hold these blobs; fetch a copy if you have room."
-    BlobOffer {
-        /// Offered blobs.
-        blobs: Vec<BlobRef>,
-        /// Where to fetch them.
-        http: SocketAddr,
-        /// Energy the offerer holds them with (decides how far copies go).
-        #[serde(default)]
-        energy: f64,
-    },
-    /// "I now hold verified copies of these blobs." Passed back toward
-    /// the uploader as it is, so the claim is signed by the holder itself.
-    BlobHave {
-        /// Blob names.
-        hashes: Vec<Hash>,
-        /// Where they can be fetched.
-        http: SocketAddr,
-        /// The holder (need not be the sender: claims are relayed).
-        holder: NodeId,
-        /// The copies are kept in custody (acknowledged data, never evicted
-        /// for other data) at the request of a `blob_keep`.
-        #[serde(default)]
-        kept: bool,
-        /// The holder's signature over all of the above.
-        proof: Box<Proof>,
-    },
-    /// "Keep these blobs in custody": hold them (fetching them from the
-    /// keepers if need be) for as long as their origin wants `k` copies,
-    /// and restore the count when a keeper dies. Sent by the origin to the
-    /// first keepers, by a keeper repairing to a new one, and to every
-    /// keeper when the keepers change. `k = 0` releases them.
-    BlobKeep {
-        /// The origin's signed request.
-        cert: Box<KeepCert>,
-        /// Which of the certificate's blobs to keep (a repair asks for the
-        /// thin ones only).
-        hashes: Vec<Hash>,
-        /// The keepers known to the sender (the sender included).
-        keepers: Vec<Keeper>,
-    },
-    /// "Who holds these blobs?" A holder answers `BlobHave` to the asking
-    /// neighbour; a node without a copy passes the question on while
-    /// `hops` lasts and relays answers back the way it came. A home whose
-    /// known holders of a chunk all died asks this way.
-    BlobWant {
-        /// Blob names.
-        hashes: Vec<Hash>,
-        /// Times the question may still be passed on.
-        hops: u8,
-    },
+/// Defines [`Message`] from one list in which each kind's name is written
+/// once, as `Variant { fields } = "name"`: the enum, each variant renamed to
+/// its name on the wire, [`Message::kind`] and [`Message::KINDS`].
+/// `= "wire" as "label"` gives a kind another name in metrics and logs
+/// (only `ihave` has one: on the wire it has always been `i_have`).
+macro_rules! messages {
+    (
+        $(#[$meta:meta])*
+        pub enum Message {
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident $({
+                    $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
+                })? = $wire:literal $(as $label:literal)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum Message {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $wire)]
+                $variant $({ $( $(#[$fmeta])* $field : $ty ),* })?,
+            )*
+        }
+
+        impl Message {
+            /// Short stable name of the kind, for metrics and logs.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( Message::$variant { .. } => label_or_wire!($wire $(, $label)?), )*
+                }
+            }
+
+            /// The kind's name on the wire (the envelope's `msg.kind`).
+            pub fn wire_kind(&self) -> &'static str {
+                match self {
+                    $( Message::$variant { .. } => $wire, )*
+                }
+            }
+
+            /// Every kind's [`Message::kind`], in declaration order (for
+            /// pre-registering metrics).
+            pub const KINDS: &'static [&'static str] = &[$( label_or_wire!($wire $(, $label)?) ),*];
+        }
+    };
+}
+
+/// A kind's label: its own if it has one, else its name on the wire.
+macro_rules! label_or_wire {
+    ($wire:literal) => {
+        $wire
+    };
+    ($wire:literal, $label:literal) => {
+        $label
+    };
+}
+
+messages! {
+    /// Every message kind of protocol version 2.
+    #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(tag = "kind", content = "body")]
+    pub enum Message {
+        /// Discovery beacon (broadcast or to seeds).
+        Hello {
+            /// Sender's active neighbour count.
+            active: u8,
+            /// Whether the sender wants contacts (below its minimum).
+            needy: bool,
+        } = "hello",
+        /// Answer to a hello: a sample of the answerer's peers.
+        HelloReply {
+            /// Sampled peers.
+            peers: Vec<PeerInfo>,
+        } = "hello_reply",
+        /// Request to become active neighbours.
+        Join {
+            /// The requester counts this as its random long link.
+            long: bool,
+            /// The requester has no neighbours at all: accept even if full.
+            urgent: bool,
+            /// The requester's active neighbour count.
+            #[serde(default)]
+            degree: u8,
+        } = "join",
+        /// Answer to a join.
+        JoinReply {
+            /// Whether the link now exists.
+            accepted: bool,
+            /// If refused, peers to try instead.
+            peers: Vec<PeerInfo>,
+        } = "join_reply",
+        /// "You are no longer my active neighbour."
+        Disconnect = "disconnect",
+        /// "I am shutting down": neighbours replace the sender at once.
+        Leave = "leave",
+        /// Liveness and round-trip probe.
+        Ping {
+            /// Echoed in the ack.
+            nonce: u64,
+        } = "ping",
+        /// Answer to a ping.
+        Ack {
+            /// The ping's nonce.
+            nonce: u64,
+            /// Whether the pinged node counts the pinger as an active neighbour.
+            neighbor: bool,
+            /// The pinged node's active neighbour count.
+            #[serde(default)]
+            degree: u8,
+        } = "ack",
+        /// "Please probe `target` for me" (indirect probe of a suspect).
+        PingReq {
+            /// Requester's nonce.
+            nonce: u64,
+            /// The suspect.
+            target: PeerInfo,
+        } = "ping_req",
+        /// "`target` answered my probe on your behalf."
+        IndirectAck {
+            /// The requester's nonce.
+            nonce: u64,
+            /// The suspect that answered.
+            target: NodeId,
+        } = "indirect_ack",
+        /// Passive-list exchange.
+        Shuffle {
+            /// Sample of the sender's peers.
+            peers: Vec<PeerInfo>,
+        } = "shuffle",
+        /// Answer to a shuffle.
+        ShuffleReply {
+            /// Sample of the answerer's peers.
+            peers: Vec<PeerInfo>,
+        } = "shuffle_reply",
+        /// Full payload push of items.
+        Gossip {
+            /// Items.
+            items: Vec<Item>,
+            /// Pushed by anti-entropy rather than by diffusion (no pruning).
+            #[serde(default)]
+            sync: bool,
+        } = "gossip",
+        /// Lazy announcements of items (payload withheld).
+        IHave {
+            /// Announcements.
+            items: Vec<Announce>,
+        } = "i_have" as "ihave",
+        /// "Send me these items" (and keep pushing eagerly to me).
+        Graft {
+            /// Wanted items.
+            ids: Vec<ItemId>,
+        } = "graft",
+        /// "Stop pushing payloads to me; announce instead."
+        Prune = "prune",
+        /// Anti-entropy: the versions of every key of one space (info, job
+        /// summaries or reputation) the sender holds in the key range
+        /// `(after, upto]` (`after` empty: from the start; `upto` absent: to the
+        /// end).
+        SyncDigest {
+            /// Which table (absent: info).
+            #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
+            space: Space,
+            /// Exclusive lower bound of the range.
+            after: String,
+            /// Inclusive upper bound of the range.
+            upto: Option<String>,
+            /// Entries, sorted by key.
+            entries: Vec<DigestEntry>,
+        } = "sync_digest",
+        /// Anti-entropy: "send me your versions of these keys".
+        SyncRequest {
+            /// Which table (absent: info).
+            #[serde(default = "info_space", skip_serializing_if = "is_info_space")]
+            space: Space,
+            /// Keys.
+            keys: Vec<String>,
+        } = "sync_request",
+        /// Spare capacity and distances to job homes (the gradient).
+        Load {
+            /// Free worker slots.
+            free: u16,
+            /// Tokens the sender would accept now.
+            room: u16,
+            /// Hops to each running job's nearest home.
+            jobs: Vec<GradientEntry>,
+        } = "load",
+        /// A work token passed on.
+        Work {
+            /// The token.
+            token: Box<WorkToken>,
+        } = "work",
+        /// A worker's report, travelling down the gradient to the home.
+        JobReport {
+            /// The report.
+            report: Box<JobReport>,
+        } = "job_report",
+        /// A page of a job record, from home to heir.
+        JobRecord {
+            /// The page.
+            record: Box<JobRecordPage>,
+        } = "job_record",
+        /// Units decided, from home to heirs.
+        JobDecided {
+            /// Job id.
+            job: String,
+            /// Decisions.
+            decisions: Vec<Decision>,
+        } = "job_decided",
+        /// A job finished; heirs fetch a copy of the result.
+        JobFinished {
+            /// Job id.
+            job: String,
+            /// Result blob.
+            result: Hash,
+            /// Result digest.
+            digest: String,
+            /// Result size.
+            size: u64,
+            /// Where to fetch it.
+            http: SocketAddr,
+        } = "job_finished",
+        /// An appointed heir confirms the result a home (not the job's
+        /// creator) claimed in `job_finished`: it merged the decided partials
+        /// itself and got the same.
+        JobConfirmed {
+            /// Job id.
+            job: String,
+            /// Result blob.
+            result: Hash,
+            /// Result digest.
+            digest: String,
+            /// The heir's signature over the result.
+            confirmation: Box<crate::attest::Confirmation>,
+        } = "job_confirmed",
+        /// "I hold these blobs; fetch a copy if you have room."
+        BlobOffer {
+            /// Offered blobs.
+            blobs: Vec<BlobRef>,
+            /// Where to fetch them.
+            http: SocketAddr,
+            /// Energy the offerer holds them with (decides how far copies go).
+            #[serde(default)]
+            energy: f64,
+        } = "blob_offer",
+        /// "I now hold verified copies of these blobs." Passed back toward
+        /// the uploader as it is, so the claim is signed by the holder itself.
+        BlobHave {
+            /// Blob names.
+            hashes: Vec<Hash>,
+            /// Where they can be fetched.
+            http: SocketAddr,
+            /// The holder (need not be the sender: claims are relayed).
+            holder: NodeId,
+            /// The copies are kept in custody (acknowledged data, never evicted
+            /// for other data) at the request of a `blob_keep`.
+            #[serde(default)]
+            kept: bool,
+            /// The holder's signature over all of the above.
+            proof: Box<Proof>,
+        } = "blob_have",
+        /// "Keep these blobs in custody": hold them (fetching them from the
+        /// keepers if need be) for as long as their origin wants `k` copies,
+        /// and restore the count when a keeper dies. Sent by the origin to the
+        /// first keepers, by a keeper repairing to a new one, and to every
+        /// keeper when the keepers change. `k = 0` releases them.
+        BlobKeep {
+            /// The origin's signed request.
+            cert: Box<KeepCert>,
+            /// Which of the certificate's blobs to keep (a repair asks for the
+            /// thin ones only).
+            hashes: Vec<Hash>,
+            /// The keepers known to the sender (the sender included).
+            keepers: Vec<Keeper>,
+        } = "blob_keep",
+        /// "Who holds these blobs?" A holder answers `BlobHave` to the asking
+        /// neighbour; a node without a copy passes the question on while
+        /// `hops` lasts and relays answers back the way it came. A home whose
+        /// known holders of a chunk all died asks this way.
+        BlobWant {
+            /// Blob names.
+            hashes: Vec<Hash>,
+            /// Times the question may still be passed on.
+            hops: u8,
+        } = "blob_want",
+    }
 }
 
 impl Message {
-    /// Short stable name of the kind, for metrics and logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Message::Hello { .. } => "hello",
-            Message::HelloReply { .. } => "hello_reply",
-            Message::Join { .. } => "join",
-            Message::JoinReply { .. } => "join_reply",
-            Message::Disconnect => "disconnect",
-            Message::Leave => "leave",
-            Message::Ping { .. } => "ping",
-            Message::Ack { .. } => "ack",
-            Message::PingReq { .. } => "ping_req",
-            Message::IndirectAck { .. } => "indirect_ack",
-            Message::Shuffle { .. } => "shuffle",
-            Message::ShuffleReply { .. } => "shuffle_reply",
-            Message::Gossip { .. } => "gossip",
-            Message::IHave { .. } => "ihave",
-            Message::Graft { .. } => "graft",
-            Message::Prune => "prune",
-            Message::SyncDigest { .. } => "sync_digest",
-            Message::SyncRequest { .. } => "sync_request",
-            Message::Load { .. } => "load",
-            Message::Work { .. } => "work",
-            Message::JobReport { .. } => "job_report",
-            Message::JobRecord { .. } => "job_record",
-            Message::JobDecided { .. } => "job_decided",
-            Message::JobFinished { .. } => "job_finished",
-            Message::JobConfirmed { .. } => "job_confirmed",
-            Message::BlobOffer { .. } => "blob_offer",
-            Message::BlobHave { .. } => "blob_have",
-            Message::BlobKeep { .. } => "blob_keep",
-            Message::BlobWant { .. } => "blob_want",
-        }
-    }
-
-    /// All kind names, for pre-registering metrics.
-    pub const KINDS: [&'static str; 29] = [
-        "hello",
-        "hello_reply",
-        "join",
-        "join_reply",
-        "disconnect",
-        "leave",
-        "ping",
-        "ack",
-        "ping_req",
-        "indirect_ack",
-        "shuffle",
-        "shuffle_reply",
-        "gossip",
-        "ihave",
-        "graft",
-        "prune",
-        "sync_digest",
-        "sync_request",
-        "load",
-        "work",
-        "job_report",
-        "job_record",
-        "job_decided",
-        "job_finished",
-        "job_confirmed",
-        "blob_offer",
-        "blob_have",
-        "blob_want",
-        "blob_keep",
-    ];
-
     /// Whether the message must carry its sender's signature (`sig`): it
     /// changes links, or it is a home speaking to its heirs.
     pub fn needs_sig(&self) -> bool {
