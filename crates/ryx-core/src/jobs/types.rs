@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// Names what a token asks for: its job, unit, chunk, kind and parameters
-/// (32 hex digits of BLAKE3 over them).
+/// ([`crate::wire::TOKEN_DIGEST_LEN`] hex digits of BLAKE3 over them).
 pub fn token_digest(job: &str, unit: u32, chunk: &str, kind: &str, params: &serde_json::Value) -> String {
     let params = serde_json::to_vec(params).unwrap_or_default();
     let mut h = blake3::Hasher::new();
@@ -20,7 +20,7 @@ pub fn token_digest(job: &str, unit: u32, chunk: &str, kind: &str, params: &serd
     }
     h.update(&unit.to_le_bytes());
     let out = h.finalize();
-    out.to_hex()[..32].to_string()
+    out.to_hex()[..crate::wire::TOKEN_DIGEST_LEN].to_string()
 }
 
 /// Lifecycle of a job.
@@ -189,7 +189,7 @@ pub enum SubmitError {
     /// Too many running jobs here.
     #[error("this node already runs {0} jobs; try later or another node")]
     Busy(usize),
-    /// Params too large.
+    /// Params larger than [`crate::wire::MAX_PARAMS_LEN`] (4 KiB).
     #[error("params must serialize to at most 4 KiB")]
     ParamsTooLarge,
 }

@@ -428,7 +428,7 @@ impl Node {
         }
         self.metrics.wants_sent += ask.len() as u64;
         let peers = self.active_peers();
-        for page in ask.chunks(64) {
+        for page in ask.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
             for a in &peers {
                 self.send(*a, Message::BlobWant { hashes: page.to_vec(), hops: WANT_HOPS });
             }

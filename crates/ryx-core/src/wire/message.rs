@@ -370,52 +370,64 @@ impl Message {
                     && keys.len() <= MAX_IDS_PER_MESSAGE
                     && keys.iter().all(|k| k.len() <= MAX_KEY_LEN)
             }
-            Message::Load { jobs, .. } => jobs.len() <= 64 && jobs.iter().all(|j| j.job.len() <= 64),
+            Message::Load { jobs, .. } => {
+                jobs.len() <= MAX_GRADIENT_ENTRIES && jobs.iter().all(|j| j.job.len() <= MAX_JOB_ID_LEN)
+            }
             Message::Work { token } => {
-                token.job.len() <= 64
-                    && token.holders.len() <= 8
+                token.job.len() <= MAX_JOB_ID_LEN
+                    && token.holders.len() <= MAX_HOLDER_ADDRS
                     && token.energy.is_finite()
-                    && value_len(&token.params) <= 4096
+                    && value_len(&token.params) <= MAX_PARAMS_LEN
                     && crate::blobs::is_hash(&token.chunk)
             }
             Message::JobReport { report } => {
-                report.job.len() <= 64
-                    && report.holding.len() <= crate::jobs::HOLDING_PER_REPORT
-                    && report.results.len() <= crate::jobs::RESULTS_PER_REPORT
-                    && report.results.iter().all(|r| crate::blobs::is_hash(&r.digest) && r.token.len() == 32)
+                report.job.len() <= MAX_JOB_ID_LEN
+                    && report.holding.len() <= HOLDING_PER_REPORT
+                    && report.results.len() <= RESULTS_PER_REPORT
+                    && report
+                        .results
+                        .iter()
+                        .all(|r| crate::blobs::is_hash(&r.digest) && r.token.len() == TOKEN_DIGEST_LEN)
             }
             Message::JobRecord { record } => {
-                record.job.len() <= 64
-                    && record.units.len() <= crate::jobs::UNITS_PER_PAGE
-                    && record.heirs.len() <= crate::jobs::MAX_HEIRS
-                    && record.appointment.as_ref().is_none_or(|a| a.heirs.len() <= crate::attest::MAX_APPOINTED)
+                record.job.len() <= MAX_JOB_ID_LEN
+                    && record.units.len() <= UNITS_PER_PAGE
+                    && record.heirs.len() <= MAX_HEIRS
+                    && record.appointment.as_ref().is_none_or(|a| a.heirs.len() <= MAX_APPOINTED)
                     && record.energy.is_finite()
-                    && record.units.iter().all(|u| u.holders.len() <= 8 && crate::blobs::is_hash(&u.hash))
-                    && value_len(&record.params) <= 4096
+                    && record
+                        .units
+                        .iter()
+                        .all(|u| u.holders.len() <= MAX_HOLDER_ADDRS && crate::blobs::is_hash(&u.hash))
+                    && value_len(&record.params) <= MAX_PARAMS_LEN
             }
             Message::JobDecided { job, decisions } => {
-                job.len() <= 64
-                    && decisions.len() <= crate::jobs::DECISIONS_PER_PAGE
-                    && decisions.iter().all(|d| d.holders.len() <= 8 && d.votes.len() <= crate::attest::MAX_VOTES)
+                job.len() <= MAX_JOB_ID_LEN
+                    && decisions.len() <= DECISIONS_PER_PAGE
+                    && decisions.iter().all(|d| d.holders.len() <= MAX_HOLDER_ADDRS && d.votes.len() <= MAX_VOTES)
             }
-            Message::JobFinished { job, result, .. } => job.len() <= 64 && crate::blobs::is_hash(result),
+            Message::JobFinished { job, result, .. } => job.len() <= MAX_JOB_ID_LEN && crate::blobs::is_hash(result),
             Message::JobConfirmed { job, result, digest, .. } => {
-                job.len() <= 64 && crate::blobs::is_hash(result) && crate::blobs::is_hash(digest)
+                job.len() <= MAX_JOB_ID_LEN && crate::blobs::is_hash(result) && crate::blobs::is_hash(digest)
             }
             Message::BlobOffer { blobs, .. } => {
-                blobs.len() <= 64 && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
+                blobs.len() <= MAX_BLOBS_PER_MESSAGE && blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
             }
-            Message::BlobHave { hashes, .. } => hashes.len() <= 64 && hashes.iter().all(|h| crate::blobs::is_hash(h)),
+            Message::BlobHave { hashes, .. } => {
+                hashes.len() <= MAX_BLOBS_PER_MESSAGE && hashes.iter().all(|h| crate::blobs::is_hash(h))
+            }
             Message::BlobKeep { cert, hashes, keepers } => {
-                cert.blobs.len() <= 64
+                cert.blobs.len() <= MAX_BLOBS_PER_MESSAGE
                     && cert.blobs.iter().all(|b| crate::blobs::is_hash(&b.hash))
-                    && hashes.len() <= 64
+                    && hashes.len() <= MAX_BLOBS_PER_MESSAGE
                     && hashes.iter().all(|h| cert.blobs.iter().any(|b| b.hash == *h))
-                    && usize::from(cert.k) <= crate::blobs::MAX_HOLDERS + 1
-                    && keepers.len() <= crate::blobs::MAX_HOLDERS + 1
+                    && usize::from(cert.k) <= MAX_KEEPERS
+                    && keepers.len() <= MAX_KEEPERS
             }
             Message::BlobWant { hashes, hops } => {
-                hashes.len() <= 64 && *hops <= MAX_WANT_HOPS && hashes.iter().all(|h| crate::blobs::is_hash(h))
+                hashes.len() <= MAX_BLOBS_PER_MESSAGE
+                    && *hops <= MAX_WANT_HOPS
+                    && hashes.iter().all(|h| crate::blobs::is_hash(h))
             }
             _ => true,
         };

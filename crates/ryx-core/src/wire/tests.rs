@@ -80,16 +80,16 @@ fn blob_want_is_bounded_in_names_and_hops() {
     assert_eq!(decode(&encode(&many).expect("encodes"), "test"), Err(WireError::OutOfBounds));
 }
 
-/// The largest pages the job engine sends, signed, with the longest
-/// addresses and ids the bounds allow, fit a datagram: a page that did
-/// not would be dropped at the sender every time.
+/// The largest pages nodes send (the job engine's, announcements, key
+/// requests), signed, with the longest addresses, ids and keys the bounds
+/// allow, fit a datagram: a page that did not would be dropped at the
+/// sender every time.
 #[test]
-fn the_largest_job_pages_fit_a_datagram() {
-    use crate::attest::{Appointment, Vote, MAX_APPOINTED, MAX_VOTES};
-    use crate::jobs::{Decision, JobRecordPage, JobReport, UnitRef, UnitResult};
+fn the_largest_pages_fit_a_datagram() {
+    use crate::attest::{Appointment, Vote};
     let key = crate::identity::Identity::from_u64(1);
     let far: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535".parse().expect("addr");
-    let job = "f".repeat(64);
+    let job = "f".repeat(MAX_JOB_ID_LEN);
     let hash = "a".repeat(64);
     let ts = u64::MAX / 2;
     let proof = key.prove(crate::identity::domain::VOTE, ts, &[&b"y"[..]]);
@@ -98,16 +98,16 @@ fn the_largest_job_pages_fit_a_datagram() {
         job: job.clone(),
         worker: NodeId(u64::MAX),
         http: far,
-        holding: vec![(u32::MAX, u8::MAX); crate::jobs::HOLDING_PER_REPORT],
+        holding: vec![(u32::MAX, u8::MAX); HOLDING_PER_REPORT],
         results: vec![
             UnitResult {
                 unit: u32::MAX,
                 replica: u8::MAX,
                 digest: hash.clone(),
-                token: "b".repeat(32),
+                token: "b".repeat(TOKEN_DIGEST_LEN),
                 proof: Some(proof),
             };
-            crate::jobs::RESULTS_PER_REPORT
+            RESULTS_PER_REPORT
         ],
         hops: u8::MAX,
         proof: Some(proof),
@@ -118,34 +118,48 @@ fn the_largest_job_pages_fit_a_datagram() {
             Decision {
                 unit: u32::MAX,
                 digest: hash.clone(),
-                holders: vec![far; 3],
+                holders: vec![far; PAGE_HOLDER_ADDRS],
                 votes: vec![Vote { worker: NodeId(u64::MAX), proof }; MAX_VOTES],
             };
-            crate::jobs::DECISIONS_PER_PAGE
+            DECISIONS_PER_PAGE
         ],
     };
     let record = JobRecordPage {
         job: job.clone(),
         kind: "k".repeat(32),
-        // `submit` bounds a job's parameters to 4 KiB of JSON.
-        params: serde_json::json!({"p": "v".repeat(4088)}),
+        // `submit` bounds a job's parameters as the wire does.
+        params: serde_json::json!({"p": "v".repeat(MAX_PARAMS_LEN - r#"{"p":""}"#.len())}),
         redundancy: 7,
         energy: f64::MAX,
         home: NodeId(u64::MAX),
-        heirs: vec![peer; 8],
+        heirs: vec![peer; MAX_HEIRS],
         total_units: u32::MAX,
         offset: u32::MAX,
-        units: vec![UnitRef { hash: hash.clone(), size: u64::MAX, holders: vec![far; 3] }; crate::jobs::UNITS_PER_PAGE],
+        units: vec![
+            UnitRef { hash: hash.clone(), size: u64::MAX, holders: vec![far; PAGE_HOLDER_ADDRS] };
+            UNITS_PER_PAGE
+        ],
         created: u64::MAX,
         appointment: Some(Appointment::new(&key, "c", ts, &job, vec![peer; MAX_APPOINTED])),
     };
-    let msgs =
-        [Message::JobReport { report: Box::new(report) }, decided, Message::JobRecord { record: Box::new(record) }];
+    let long_key = |i: usize| format!("{i:03}{}", "k".repeat(MAX_KEY_LEN - 3));
+    let announce = |i| Announce {
+        id: ItemId { space: Space::Reputation, key: long_key(i), version: u64::MAX, origin: NodeId(u64::MAX) },
+        energy: -f64::MIN_POSITIVE,
+        hops: u32::MAX,
+    };
+    let msgs = [
+        Message::JobReport { report: Box::new(report) },
+        decided,
+        Message::JobRecord { record: Box::new(record) },
+        Message::IHave { items: (0..IDS_PER_PAGE).map(announce).collect() },
+        Message::SyncRequest { space: Space::Reputation, keys: (0..IDS_PER_PAGE).map(long_key).collect() },
+    ];
     for msg in msgs {
         let kind = msg.kind();
         assert!(msg.check_bounds().is_ok(), "{kind} within bounds");
         if let Message::JobRecord { record } = &msg {
-            assert!(value_len(&record.params) <= 4096);
+            assert_eq!(value_len(&record.params), MAX_PARAMS_LEN);
         }
         let mut env = Envelope {
             v: PROTOCOL_VERSION,
@@ -162,6 +176,156 @@ fn the_largest_job_pages_fit_a_datagram() {
         assert!(encode(&env).is_ok(), "{kind}: {len} bytes > {MAX_DATAGRAM}");
         eprintln!("{kind}: {len} bytes");
     }
+}
+
+/// Each named bound admits a message at the bound and refuses one just
+/// past it.
+#[test]
+fn each_bound_admits_its_limit_and_refuses_one_more() {
+    let within = |kind: &str, edit: &dyn Fn(&mut Message, usize), limit: usize| {
+        let at = {
+            let mut m = sample(kind).expect("a kind");
+            edit(&mut m, limit);
+            m.check_bounds().is_ok()
+        };
+        let past = {
+            let mut m = sample(kind).expect("a kind");
+            edit(&mut m, limit + 1);
+            m.check_bounds().is_ok()
+        };
+        (at, past)
+    };
+    let http: SocketAddr = "10.0.0.1:8080".parse().expect("addr");
+    let keeper = Keeper { id: NodeId(1), addr: http, http };
+    let params = |n: usize| serde_json::json!({"p": "v".repeat(n - r#"{"p":""}"#.len())});
+    type Edit = Box<dyn Fn(&mut Message, usize)>;
+    let cases: Vec<(&str, &str, usize, Edit)> = vec![
+        (
+            "load",
+            "MAX_GRADIENT_ENTRIES",
+            MAX_GRADIENT_ENTRIES,
+            Box::new(|m, n| {
+                if let Message::Load { jobs, .. } = m {
+                    *jobs = vec![jobs[0].clone(); n];
+                }
+            }),
+        ),
+        (
+            "load",
+            "MAX_JOB_ID_LEN",
+            MAX_JOB_ID_LEN,
+            Box::new(|m, n| {
+                if let Message::Load { jobs, .. } = m {
+                    jobs[0].job = "j".repeat(n);
+                }
+            }),
+        ),
+        (
+            "work",
+            "MAX_HOLDER_ADDRS",
+            MAX_HOLDER_ADDRS,
+            Box::new(move |m, n| {
+                if let Message::Work { token } = m {
+                    token.holders = vec![http; n];
+                }
+            }),
+        ),
+        (
+            "work",
+            "MAX_PARAMS_LEN",
+            MAX_PARAMS_LEN,
+            Box::new(move |m, n| {
+                if let Message::Work { token } = m {
+                    token.params = params(n);
+                }
+            }),
+        ),
+        (
+            "job_record",
+            "MAX_PARAMS_LEN",
+            MAX_PARAMS_LEN,
+            Box::new(move |m, n| {
+                if let Message::JobRecord { record } = m {
+                    record.params = params(n);
+                }
+            }),
+        ),
+        (
+            "job_decided",
+            "MAX_HOLDER_ADDRS",
+            MAX_HOLDER_ADDRS,
+            Box::new(move |m, n| {
+                if let Message::JobDecided { decisions, .. } = m {
+                    decisions[0].holders = vec![http; n];
+                }
+            }),
+        ),
+        (
+            "job_finished",
+            "MAX_JOB_ID_LEN",
+            MAX_JOB_ID_LEN,
+            Box::new(|m, n| {
+                if let Message::JobFinished { job, .. } = m {
+                    *job = "j".repeat(n);
+                }
+            }),
+        ),
+        (
+            "blob_offer",
+            "MAX_BLOBS_PER_MESSAGE",
+            MAX_BLOBS_PER_MESSAGE,
+            Box::new(|m, n| {
+                if let Message::BlobOffer { blobs, .. } = m {
+                    *blobs = vec![blobs[0].clone(); n];
+                }
+            }),
+        ),
+        (
+            "blob_have",
+            "MAX_BLOBS_PER_MESSAGE",
+            MAX_BLOBS_PER_MESSAGE,
+            Box::new(|m, n| {
+                if let Message::BlobHave { hashes, .. } = m {
+                    *hashes = vec![hashes[0].clone(); n];
+                }
+            }),
+        ),
+        (
+            "blob_keep",
+            "MAX_KEEPERS (keepers)",
+            MAX_KEEPERS,
+            Box::new(move |m, n| {
+                if let Message::BlobKeep { keepers, .. } = m {
+                    *keepers = vec![keeper; n];
+                }
+            }),
+        ),
+        (
+            "blob_keep",
+            "MAX_KEEPERS (k)",
+            MAX_KEEPERS,
+            Box::new(|m, n| {
+                if let Message::BlobKeep { cert, .. } = m {
+                    cert.k = n as u8;
+                }
+            }),
+        ),
+    ];
+    for (kind, bound, limit, edit) in &cases {
+        assert_eq!(within(kind, edit.as_ref(), *limit), (true, false), "{kind}: {bound}");
+    }
+    // A result's token is exactly TOKEN_DIGEST_LEN long.
+    let token = |n: usize| {
+        let mut m = sample("job_report").expect("a kind");
+        if let Message::JobReport { report } = &mut m {
+            report.results[0].token = "e".repeat(n);
+        }
+        m.check_bounds().is_ok()
+    };
+    assert_eq!(
+        (token(TOKEN_DIGEST_LEN - 1), token(TOKEN_DIGEST_LEN), token(TOKEN_DIGEST_LEN + 1)),
+        (false, true, false)
+    );
 }
 
 proptest! {
