@@ -568,7 +568,7 @@ impl JobEngine {
 
 /// The creator's signed appointment of `heirs` for `job`, keeping those it
 /// appointed `before` (an heir dropped as unreachable may be alive, and may
-/// hold an older record) up to `attest::MAX_APPOINTED`.
+/// hold an older record) up to `wire::MAX_APPOINTED`.
 pub(super) fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Option<&Appointment>) -> Appointment {
     let mut ids: Vec<PeerInfo> = heirs.to_vec();
     for p in before.map(|a| a.heirs.as_slice()).unwrap_or_default() {
