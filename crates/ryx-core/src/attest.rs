@@ -24,12 +24,11 @@ use crate::identity::{domain, Identity, Proof, SigError};
 use crate::wire::PeerInfo;
 use serde::{Deserialize, Serialize};
 
-/// Most heirs an appointment names.
-pub const MAX_APPOINTED: usize = 16;
 /// Most confirmations a summary carries.
 pub const MAX_CONFIRMATIONS: usize = 16;
-/// Most votes a decision carries (a quorum of at most 7 replicas is 4).
-pub const MAX_VOTES: usize = 4;
+// Appointments and votes travel in job records and decisions: their
+// bounds are the wire's.
+pub use crate::wire::limits::{MAX_APPOINTED, MAX_VOTES};
 
 /// A worker's signed vote for a unit's result.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

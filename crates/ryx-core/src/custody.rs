@@ -37,6 +37,9 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 pub const DEAD_AFTER_MISSES: u32 = 3;
 /// Keepers tracked at most.
 pub const MAX_PEERS: usize = 1024;
+/// Other keepers remembered per blob: a `blob_keep` lists them and its
+/// sender, at most [`crate::wire::MAX_KEEPERS`].
+const MAX_OTHER_KEEPERS: usize = crate::wire::MAX_KEEPERS - 1;
 /// A repair is not started for a blob sooner than this after the last.
 const REPAIR_EVERY: Duration = Duration::from_secs(1);
 /// A node asked to keep a blob has this long to confirm before another is
@@ -173,7 +176,7 @@ impl Custody {
             e.cert = cert.clone();
         }
         for kp in keepers.iter().filter(|kp| kp.id != me) {
-            if e.keepers.len() >= crate::blobs::MAX_HOLDERS && !e.keepers.contains_key(&kp.id) {
+            if e.keepers.len() >= MAX_OTHER_KEEPERS && !e.keepers.contains_key(&kp.id) {
                 break;
             }
             // Whoever lists a keeper heard it confirm.
@@ -218,7 +221,7 @@ impl Custody {
     pub fn confirmed(&mut self, h: &str, who: Keeper, now: Time) -> bool {
         let Some(e) = self.kept.get_mut(h) else { return false };
         let changed = !e.keepers.get(&who.id).is_some_and(|(_, c)| *c);
-        if changed && e.keepers.len() >= crate::blobs::MAX_HOLDERS && !e.keepers.contains_key(&who.id) {
+        if changed && e.keepers.len() >= MAX_OTHER_KEEPERS && !e.keepers.contains_key(&who.id) {
             return false;
         }
         e.keepers.insert(who.id, (who, true));

@@ -21,8 +21,8 @@ use crate::time::Time;
 use crate::topology::{LinkInfo, NeighborList, TopologyEntry, TopologyTable};
 use crate::views::{ActivePeer, PassiveView};
 use crate::wire::{
-    ItemValue,
-    self, Announce, Envelope, Item, ItemId, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN, PROTOCOL_VERSION,
+    self, Announce, Envelope, Item, ItemId, ItemValue, Message, PeerInfo, Space, MAX_KEY_LEN, MAX_VALUE_LEN,
+    PROTOCOL_VERSION,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -39,6 +39,7 @@ const MAX_LAZY_QUEUE: usize = 1024;
 const PING_MEMORY: Duration = Duration::from_secs(2);
 /// Peers handed out in hello replies, shuffles and join refusals.
 const SAMPLE: usize = 8;
+const _: () = assert!(SAMPLE <= wire::MAX_PEERS_PER_MESSAGE);
 /// Bytes of keys per anti-entropy digest page.
 const DIGEST_PAGE_BYTES: usize = 8 * 1024;
 /// Least energy anti-entropy re-sends a job summary or reputation item with.
@@ -256,6 +257,7 @@ const WANT_ROUTE_TTL: Duration = Duration::from_secs(2);
 /// Hops a `blob_want` question travels beyond the asker's neighbours: with
 /// 4–6 neighbours each, three rings reach a hundred or more nodes.
 const WANT_HOPS: u8 = 2;
+const _: () = assert!(WANT_HOPS <= wire::MAX_WANT_HOPS);
 /// Most answers relayed per wanted blob.
 const MAX_WANT_ANSWERS: usize = 8;
 

@@ -4,8 +4,8 @@
 use crate::id::NodeId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One link in a diffused neighbour list.

@@ -121,7 +121,7 @@ impl JobEngine {
             self.next_load = now.plus(self.cfg.load_interval);
             self.last_load_sent = (free, room);
             self.last_load_at = now;
-            entries.truncate(64);
+            entries.truncate(crate::wire::MAX_GRADIENT_ENTRIES);
             for (id, addr) in ctx.neighbors.clone() {
                 ctx.sends.push((PeerInfo { id, addr }, Message::Load { free, room, jobs: entries.clone() }));
             }

@@ -180,10 +180,11 @@ impl JobEngine {
                 // nobody reports is issued again when the lease lapses.
                 us.reps =
                     (0..p0.redundancy).map(|_| Rep { done: false, last_seen: ctx.now, issued: ctx.now }).collect();
-                // The record lists three holders per chunk, learned before
-                // whatever killed the home may have killed them too: ask
-                // who holds the rest now, so the re-issued tokens name live
-                // holders (answers arrive well within the lease).
+                // The record lists a few holders per chunk
+                // (`wire::PAGE_HOLDER_ADDRS`), learned before whatever
+                // killed the home may have killed them too: ask who holds
+                // the rest now, so the re-issued tokens name live holders
+                // (answers arrive well within the lease).
                 us.searched = Some(ctx.now);
                 if let Some(u) = h.units.get(&(u as u32)) {
                     if !ctx.wants.contains(&u.hash) {

@@ -31,7 +31,7 @@ impl JobEngine {
         if !(energy.is_finite() && energy > 0.0 && energy <= 1000.0) {
             return Err(SubmitError::BadEnergy);
         }
-        if crate::wire::value_len(&params) > 4096 {
+        if crate::wire::value_len(&params) > crate::wire::MAX_PARAMS_LEN {
             return Err(SubmitError::ParamsTooLarge);
         }
         let running = self.homes.values().filter(|h| !h.state.is_final()).count();
@@ -125,7 +125,8 @@ impl JobEngine {
                 }
             }
         }
-        holders.truncate(7);
+        // Room for the home's own copy, last.
+        holders.truncate(crate::wire::MAX_HOLDER_ADDRS - 1);
         if here.is_some() || u.holders.contains(&ctx.http) {
             holders.push(ctx.http);
         }
@@ -158,7 +159,10 @@ impl JobEngine {
                 offset: (i * UNITS_PER_PAGE) as u32,
                 units: page
                     .iter()
-                    .map(|u| UnitRef { holders: u.holders.iter().take(3).copied().collect(), ..u.clone() })
+                    .map(|u| UnitRef {
+                        holders: u.holders.iter().take(crate::wire::PAGE_HOLDER_ADDRS).copied().collect(),
+                        ..u.clone()
+                    })
                     .collect(),
                 created: h.created,
                 appointment: h.appointment.clone(),
@@ -496,7 +500,7 @@ impl JobEngine {
                 // have died (a search after a mass failure finds live ones).
                 if !u.holders.contains(&holder) {
                     u.holders.insert(0, holder);
-                    u.holders.truncate(8);
+                    u.holders.truncate(crate::wire::MAX_HOLDER_ADDRS);
                     h.record_dirty = true;
                 }
             }
@@ -564,7 +568,7 @@ impl JobEngine {
 
 /// The creator's signed appointment of `heirs` for `job`, keeping those it
 /// appointed `before` (an heir dropped as unreachable may be alive, and may
-/// hold an older record) up to `attest::MAX_APPOINTED`.
+/// hold an older record) up to `wire::MAX_APPOINTED`.
 pub(super) fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Option<&Appointment>) -> Appointment {
     let mut ids: Vec<PeerInfo> = heirs.to_vec();
     for p in before.map(|a| a.heirs.as_slice()).unwrap_or_default() {
@@ -572,7 +576,7 @@ pub(super) fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Opti
             ids.push(*p);
         }
     }
-    ids.truncate(crate::attest::MAX_APPOINTED);
+    ids.truncate(crate::wire::MAX_APPOINTED);
     Appointment::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, ids)
 }
 
@@ -599,6 +603,7 @@ mod tests {
     fn submit_issues_every_replica_and_appoints_its_heirs() {
         let mut b = Bench::new(1, &[2, 3, 4, 5]);
         let id = b.submit(units(4), 2);
+        assert!(id.len() <= crate::wire::MAX_JOB_ID_LEN, "a job id fits the wire");
         let tokens = b.engine.queue.len() + b.engine.running.len() + b.sent("work").len();
         assert_eq!(tokens, 8, "units × redundancy");
         let records = b.sent("job_record");

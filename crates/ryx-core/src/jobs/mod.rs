@@ -99,6 +99,11 @@ mod summary;
 mod types;
 mod worker;
 
+// What the engine sends is defined with the rest of the wire format.
+pub use crate::wire::jobs::{Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
+pub use crate::wire::BlobRef;
+// The pages the engine sends are sized by the wire's bounds.
+pub use crate::wire::limits::{DECISIONS_PER_PAGE, HOLDING_PER_REPORT, MAX_HEIRS, RESULTS_PER_REPORT, UNITS_PER_PAGE};
 pub use types::*;
 
 /// Context the node lends the engine for one call.
@@ -331,24 +336,11 @@ pub const IGNORE_AFTER_STRIKES: u32 = 3;
 pub const AVOID_AFTER_STRIKES: u32 = 1;
 
 const MAX_QUEUE_HARD: usize = 256;
-/// Held tokens listed in one report page (with [`RESULTS_PER_REPORT`]
-/// signed results, a page fits a datagram; see the sizing test).
-pub const HOLDING_PER_REPORT: usize = 256;
-/// Results (each with its signed vote) in one report page.
-pub const RESULTS_PER_REPORT: usize = 20;
-/// Decisions (each with up to `attest::MAX_VOTES` votes) in one
-/// `job_decided` datagram.
-pub const DECISIONS_PER_PAGE: usize = 8;
 /// Largest room a node advertises (own plus what lies beyond).
 const MAX_ADVERTISED_ROOM: usize = 64;
 /// Most recent results a worker re-sends per job and report round.
 const MAX_RESULTS_PER_REPORT: usize = 100;
 const MAX_DIST: u8 = 32;
-/// Most heirs of a job (a record page lists them all).
-pub const MAX_HEIRS: usize = 8;
-/// Units in one job record page (each page carries the job's parameters,
-/// up to 4 KiB, and the creator's appointment).
-pub const UNITS_PER_PAGE: usize = 24;
 
 impl JobEngine {
     /// An engine with these knobs.
@@ -508,7 +500,7 @@ impl JobEngine {
                             h.unit_state.get(u as usize)?.decided.as_ref().map(|(d, hs, votes)| Decision {
                                 unit: u,
                                 digest: d.clone(),
-                                holders: hs.iter().take(3).copied().collect(),
+                                holders: hs.iter().take(crate::wire::PAGE_HOLDER_ADDRS).copied().collect(),
                                 votes: votes.clone(),
                             })
                         })

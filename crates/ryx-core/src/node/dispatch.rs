@@ -356,7 +356,10 @@ impl Node {
             }
         }
         for (up, ()) in onward {
-            self.send(up, Message::BlobHave { hashes: hashes.clone(), http, holder, kept: false, proof: Box::new(proof) });
+            self.send(
+                up,
+                Message::BlobHave { hashes: hashes.clone(), http, holder, kept: false, proof: Box::new(proof) },
+            );
         }
         if !self.upload_window.is_empty() {
             self.pump_upload();
@@ -428,7 +431,7 @@ impl Node {
         }
         self.metrics.wants_sent += ask.len() as u64;
         let peers = self.active_peers();
-        for page in ask.chunks(64) {
+        for page in ask.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
             for a in &peers {
                 self.send(*a, Message::BlobWant { hashes: page.to_vec(), hops: WANT_HOPS });
             }

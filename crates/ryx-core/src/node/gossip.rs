@@ -300,7 +300,7 @@ impl Node {
     pub(super) fn flush_lazy(&mut self) {
         let queue = std::mem::take(&mut self.lazy_queue);
         for (id, anns) in queue {
-            for chunk in anns.chunks(32) {
+            for chunk in anns.chunks(wire::IDS_PER_PAGE) {
                 self.send_to(id, Message::IHave { items: chunk.to_vec() });
             }
         }
@@ -398,7 +398,7 @@ impl Node {
                 }
             }
         }
-        for chunk in want.chunks(32) {
+        for chunk in want.chunks(wire::IDS_PER_PAGE) {
             self.send(src, Message::SyncRequest { space, keys: chunk.to_vec() });
         }
     }

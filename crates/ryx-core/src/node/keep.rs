@@ -16,10 +16,10 @@ impl Node {
     /// many blobs are now in custody.
     pub fn keep(&mut self, now: Time, blobs: Vec<BlobRef>, k: usize, until: u64) -> usize {
         self.now = now.max(self.now);
-        let k = k.clamp(1, crate::blobs::MAX_HOLDERS + 1) as u8;
+        let k = k.clamp(1, wire::MAX_KEEPERS) as u8;
         let held: Vec<BlobRef> = blobs.into_iter().filter(|b| self.blobs.contains(&b.hash)).collect();
         let n = held.len();
-        for page in held.chunks(64) {
+        for page in held.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
             let cert = self.keep_cert(page.to_vec(), k, until);
             for b in page {
                 self.blobs.set_durable(&b.hash, true);
@@ -43,7 +43,7 @@ impl Node {
                     .then(|| (BlobRef { hash: h.clone(), size }, e.keepers.values().map(|(p, _)| *p).collect()))
             })
             .collect();
-        for page in mine.chunks(64) {
+        for page in mine.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
             let refs: Vec<BlobRef> = page.iter().map(|(b, _)| b.clone()).collect();
             let cert = self.keep_cert(refs.clone(), 0, 0);
             let mut to: BTreeMap<NodeId, (crate::wire::Keeper, Vec<Hash>)> = BTreeMap::new();

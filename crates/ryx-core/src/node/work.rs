@@ -289,7 +289,7 @@ impl Node {
             }
         }
         for (a, bs) in per {
-            for page in bs.chunks(64) {
+            for page in bs.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
                 self.send(a, Message::BlobOffer { blobs: page.to_vec(), http, energy });
             }
         }

@@ -381,7 +381,8 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     };
     mine.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&mine.signed_bytes("ryx")]));
     // The home's id, signed with the attacker's key.
-    let mut as_home = Item { id: ItemId { origin: home, ..mine.id.clone() }, value: summary(home).into(), ..mine.clone() };
+    let mut as_home =
+        Item { id: ItemId { origin: home, ..mine.id.clone() }, value: summary(home).into(), ..mine.clone() };
     as_home.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&as_home.signed_bytes("ryx")]));
     for (k, item) in [mine, as_home].into_iter().enumerate() {
         let d =
