@@ -1,6 +1,7 @@
 //! Per-node counters kept by the core. No process-global registry: the
 //! simulator runs thousands of nodes in one process.
 
+use crate::wire::Message;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,13 +37,57 @@ impl Histogram {
     }
 }
 
+/// A count per message kind (every message a node handles is counted, so
+/// this is an array indexed by kind, not a map searched by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindCounts {
+    counts: Vec<u64>,
+}
+
+impl Default for KindCounts {
+    fn default() -> Self {
+        KindCounts { counts: vec![0; Message::KINDS.len()] }
+    }
+}
+
+impl KindCounts {
+    fn add(&mut self, msg: &Message) {
+        if let Some(c) = self.counts.get_mut(msg.kind_index()) {
+            *c += 1;
+        }
+    }
+
+    /// The count of the kind named `kind` (a [`Message::KINDS`] entry).
+    pub fn get(&self, kind: &str) -> u64 {
+        Message::KINDS.iter().position(|k| *k == kind).and_then(|i| self.counts.get(i)).copied().unwrap_or(0)
+    }
+
+    /// Every kind and its count, in the order of the kinds' names.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let mut named: Vec<_> = Message::KINDS.iter().copied().zip(self.counts.iter().copied()).collect();
+        named.sort_unstable_by_key(|(k, _)| *k);
+        named.into_iter()
+    }
+
+    /// All kinds together.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl Serialize for KindCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 /// Counters of one node.
 #[derive(Clone, Debug, Serialize)]
 pub struct Metrics {
     /// Messages received, by kind.
-    pub messages_in: BTreeMap<&'static str, u64>,
+    pub messages_in: KindCounts,
     /// Messages sent, by kind.
-    pub messages_out: BTreeMap<&'static str, u64>,
+    pub messages_out: KindCounts,
     /// Datagrams rejected, by reason.
     pub rejected: BTreeMap<&'static str, u64>,
     /// Neighbours declared dead by this node.
@@ -115,8 +160,8 @@ pub const NODE_REASONS: [&str; 12] = [
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            messages_in: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
-            messages_out: crate::wire::Message::KINDS.iter().map(|k| (*k, 0)).collect(),
+            messages_in: KindCounts::default(),
+            messages_out: KindCounts::default(),
             rejected: crate::wire::WireError::REASONS
                 .iter()
                 .map(|k| (*k, 0))
@@ -146,18 +191,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn count_in(&mut self, kind: &'static str) {
-        *self.messages_in.entry(kind).or_default() += 1;
+    pub(crate) fn count_in(&mut self, msg: &Message) {
+        self.messages_in.add(msg);
     }
-    pub(crate) fn count_out(&mut self, kind: &'static str) {
-        *self.messages_out.entry(kind).or_default() += 1;
+    pub(crate) fn count_out(&mut self, msg: &Message) {
+        self.messages_out.add(msg);
     }
     pub(crate) fn count_rejected(&mut self, reason: &'static str) {
         *self.rejected.entry(reason).or_default() += 1;
     }
     /// Total messages sent.
     pub fn total_out(&self) -> u64 {
-        self.messages_out.values().sum()
+        self.messages_out.total()
     }
     /// Total datagrams rejected.
     pub fn total_rejected(&self) -> u64 {

@@ -36,7 +36,7 @@ fn sample(s: &State) -> String {
         "t": now.as_millis(),
         "status": st,
         "counters": {
-            "messages_in": m.messages_in.values().sum::<u64>(),
+            "messages_in": m.messages_in.total(),
             "messages_out": m.total_out(),
             "bytes_in": s.io.bytes_in,
             "bytes_out": s.io.bytes_out,

@@ -20,11 +20,11 @@ pub fn render(s: &State) -> String {
     let status = s.node.status(now);
     let mut o = String::with_capacity(8 * 1024);
     family(&mut o, "ryx_messages_received_total", "counter", "Protocol messages received, by kind.");
-    for (k, v) in &m.messages_in {
+    for (k, v) in m.messages_in.iter() {
         let _ = writeln!(o, "ryx_messages_received_total{{kind=\"{k}\"}} {v}");
     }
     family(&mut o, "ryx_messages_sent_total", "counter", "Protocol messages sent, by kind.");
-    for (k, v) in &m.messages_out {
+    for (k, v) in m.messages_out.iter() {
         let _ = writeln!(o, "ryx_messages_sent_total{{kind=\"{k}\"}} {v}");
     }
     family(&mut o, "ryx_datagrams_rejected_total", "counter", "Datagrams rejected, by reason.");

@@ -239,8 +239,7 @@ pub struct Sim {
 pub struct Stats {
     /// Events processed.
     pub events: u64,
-    /// Messages sent, by kind (index as in `Message::KINDS`; one extra
-    /// slot for a kind missing from that list).
+    /// Messages sent, by kind (index as in `Message::KINDS`).
     #[serde(skip)]
     pub sent: Vec<u64>,
     /// Datagrams lost by the loss model.
@@ -265,11 +264,6 @@ pub struct Stats {
     pub false_suspicions: u64,
     /// Invariant sweeps done.
     pub full_checks: u64,
-}
-
-fn kind_index(m: &Message) -> usize {
-    let k = m.kind();
-    Message::KINDS.iter().position(|x| *x == k).unwrap_or(Message::KINDS.len())
 }
 
 enum Link {
@@ -348,7 +342,7 @@ impl Sim {
             deficient: 0,
             dead_links: 0,
             cross_links: 0,
-            stats: Stats { sent: vec![0; Message::KINDS.len() + 1], ..Stats::default() },
+            stats: Stats { sent: vec![0; Message::KINDS.len()], ..Stats::default() },
             wall: std::time::Instant::now(),
             work: None,
             byz: (p.byzantine > 0.0).then(|| {
@@ -981,7 +975,7 @@ impl Sim {
     }
 
     fn account_sent(&mut self, msg: &Message) {
-        self.stats.sent[kind_index(msg)] += 1;
+        self.stats.sent[msg.kind_index()] += 1;
         if self.tracked_keys.is_empty() {
             return;
         }

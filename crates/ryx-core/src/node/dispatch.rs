@@ -61,8 +61,7 @@ impl Node {
 
     pub(super) fn on_envelope(&mut self, src: SocketAddr, env: Envelope) {
         let from = env.from;
-        let kind = env.msg.kind();
-        self.metrics.count_in(kind);
+        self.metrics.count_in(&env.msg);
         // Any word from a node proves it alive. A node we buried that
         // speaks again was cut off, not dead: a partition may have healed,
         // so link to it at once as our long link (the halves merge without

@@ -5,7 +5,7 @@ use super::*;
 
 impl Node {
     pub(super) fn send(&mut self, to: PeerInfo, msg: Message) {
-        self.metrics.count_out(msg.kind());
+        self.metrics.count_out(&msg);
         self.seq += 1;
         let env = self.envelope(Some(to.id), msg);
         self.outputs.push_back(Output::Send { to: to.addr, env: Box::new(env) });
@@ -13,7 +13,7 @@ impl Node {
 
     /// Sends a discovery hello to an address whose node is not known yet.
     pub(super) fn send_hello(&mut self, to: SocketAddr, msg: Message) {
-        self.metrics.count_out(msg.kind());
+        self.metrics.count_out(&msg);
         self.seq += 1;
         let env = self.envelope(None, msg);
         self.outputs.push_back(Output::Send { to, env: Box::new(env) });

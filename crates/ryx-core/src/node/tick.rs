@@ -213,7 +213,7 @@ impl Node {
                 for s in self.seeds.clone() {
                     self.send_hello(s, msg.clone());
                 }
-                self.metrics.count_out(msg.kind());
+                self.metrics.count_out(&msg);
                 self.seq += 1;
                 let env = self.envelope(None, msg);
                 self.outputs.push_back(Output::Broadcast { env: Box::new(env) });

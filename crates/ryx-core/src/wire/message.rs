@@ -38,6 +38,15 @@ macro_rules! messages {
                 }
             }
 
+            /// The kind's position in [`Message::KINDS`].
+            pub fn kind_index(&self) -> usize {
+                #[allow(dead_code)]
+                enum Index { $( $variant ),* }
+                match self {
+                    $( Message::$variant { .. } => Index::$variant as usize, )*
+                }
+            }
+
             /// The kind's name on the wire (the envelope's `msg.kind`).
             pub fn wire_kind(&self) -> &'static str {
                 match self {
