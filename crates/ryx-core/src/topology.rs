@@ -175,3 +175,65 @@ impl TopologyTable {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn entry(at_us: u64) -> TopologyEntry {
+        let list = NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: Vec::new() };
+        TopologyEntry { list: ListValue::new(list, 1), received: Time(at_us), hops: 1 }
+    }
+
+    /// Ids evenly spread (as hashes are) and ids bunched together (as
+    /// someone choosing them might): the table stays sorted, each entry
+    /// beside its id, and finds every id it holds and none it does not.
+    #[test]
+    fn stays_sorted_and_finds_what_it_holds() {
+        let mut rng = Rng::new(7);
+        for bunched in [false, true] {
+            let mut t = TopologyTable::default();
+            let mut all = Vec::new();
+            for i in 0..600u64 {
+                let raw = rng.next_u64();
+                let id = NodeId(if bunched { (raw % 1000) << (i % 3 * 20) } else { raw });
+                t.insert(id, entry(i), 2048);
+                all.push(id);
+            }
+            assert!(t.ids.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+            assert_eq!(t.ids.len(), t.entries.len());
+            for (i, id) in all.iter().enumerate() {
+                assert!(t.get(id).is_some(), "{id:?} held");
+                if !all[..i].contains(id) && !all[i + 1..].contains(id) {
+                    assert_eq!(t.get(id).map(|e| e.received), Some(Time(i as u64)), "{id:?} beside its entry");
+                }
+            }
+            let held = t.len();
+            for _ in 0..600 {
+                let stranger = NodeId(rng.next_u64() | 1 << 63);
+                assert_eq!(t.get(&stranger).is_some(), all.contains(&stranger));
+            }
+            assert_eq!(t.len(), held);
+        }
+    }
+
+    #[test]
+    fn evicts_the_stalest_then_the_lowest_id_and_expires_by_age() {
+        let mut t = TopologyTable::default();
+        t.insert(NodeId(30), entry(5), 3);
+        t.insert(NodeId(10), entry(5), 3);
+        t.insert(NodeId(20), entry(9), 3);
+        t.insert(NodeId(40), entry(10), 3);
+        let ids: Vec<_> = t.iter().map(|(id, _)| id.0).collect();
+        assert_eq!(ids, vec![20, 30, 40], "the stalest, lowest id went");
+        t.insert(NodeId(30), entry(11), 3);
+        assert_eq!(t.get(&NodeId(30)).map(|e| e.received), Some(Time(11)), "replaced in place");
+        t.expire(Time(12), Duration::from_micros(3));
+        let ids: Vec<_> = t.iter().map(|(id, e)| (id.0, e.received.0)).collect();
+        assert_eq!(ids, vec![(30, 11), (40, 10)]);
+        t.remove(&NodeId(40));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.version(&NodeId(30)), Some(1));
+    }
+}
