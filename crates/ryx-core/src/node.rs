@@ -124,7 +124,9 @@ mod gossip;
 mod keep;
 mod links;
 mod tick;
+mod timers;
 mod types;
+use timers::{Timer, TimerTable};
 mod work;
 
 pub use types::*;
@@ -202,15 +204,7 @@ pub struct Node {
     metrics: Metrics,
     local_health: u32,
     expected_tick: Option<Time>,
-    next_tick: Time,
-    next_hello: Time,
-    next_shuffle: Time,
-    next_passive_probe: Time,
-    next_reevaluate: Time,
-    next_topology: Time,
     last_topology: Time,
-    next_sync: Time,
-    next_health_decay: Time,
     leaving: bool,
     last_resurrection_join: Time,
     needy_streak: u32,
@@ -230,8 +224,8 @@ pub struct Node {
     upload_window: BTreeMap<Hash, Time>,
     /// Blobs kept in custody (acknowledged data) and their keepers.
     custody: crate::custody::Custody,
-    /// When custody was last looked after.
-    next_custody: Time,
+    /// When each periodic piece of work is due.
+    timers: TimerTable,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -274,6 +268,16 @@ impl Node {
     pub fn new(cfg: NodeConfig, identity: Identity, addr: SocketAddr, seed: u64, now: Time) -> Node {
         let mut rng = Rng::new(seed);
         let jitter = Duration::from_millis(rng.below(50) as u64);
+        let second = now.plus(Duration::from_secs(1));
+        let mut timers = TimerTable::new(now);
+        timers.set(Timer::Hello, now.plus(jitter));
+        timers.set(Timer::Shuffle, now.plus(cfg.shuffle_interval));
+        timers.set(Timer::PassiveProbe, second);
+        timers.set(Timer::Reevaluate, now.plus(cfg.reevaluate_interval));
+        timers.set(Timer::Topology, second);
+        timers.set(Timer::Sync, now.plus(cfg.sync_interval));
+        timers.set(Timer::HealthDecay, second);
+        timers.set(Timer::Custody, second);
         Node {
             id: identity.id(),
             identity,
@@ -303,15 +307,7 @@ impl Node {
             metrics: Metrics::default(),
             local_health: 0,
             expected_tick: None,
-            next_tick: now,
-            next_hello: now.plus(jitter),
-            next_shuffle: now.plus(cfg.shuffle_interval),
-            next_passive_probe: now.plus(Duration::from_secs(1)),
-            next_reevaluate: now.plus(cfg.reevaluate_interval),
-            next_topology: now.plus(Duration::from_secs(1)),
             last_topology: now,
-            next_sync: now.plus(cfg.sync_interval),
-            next_health_decay: now.plus(Duration::from_secs(1)),
             leaving: false,
             last_resurrection_join: Time::ZERO,
             needy_streak: 0,
@@ -327,7 +323,7 @@ impl Node {
             upload_queue: VecDeque::new(),
             upload_window: BTreeMap::new(),
             custody: Default::default(),
-            next_custody: now.plus(Duration::from_secs(1)),
+            timers,
             rng,
             cfg,
         }
@@ -355,7 +351,7 @@ impl Node {
 
     /// When the driver must next call `handle(now, Input::Tick)`.
     pub fn next_deadline(&self) -> Time {
-        self.next_tick
+        self.timers.get(Timer::Tick)
     }
 
     /// The next thing the node wants done.

@@ -26,7 +26,7 @@ impl Node {
                 self.custody.originate(&b.hash, &cert);
             }
         }
-        self.next_custody = self.now;
+        self.timers.set(Timer::Custody, self.now);
         n
     }
 

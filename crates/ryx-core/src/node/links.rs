@@ -132,7 +132,7 @@ impl Node {
         if self.needy_streak > 0 {
             // Look around quickly again.
             self.needy_streak = 0;
-            self.next_hello = self.next_hello.min(self.now.plus(self.cfg.hello_interval_needy));
+            self.timers.advance(Timer::Hello, self.now.plus(self.cfg.hello_interval_needy));
         }
         Some(peer)
     }

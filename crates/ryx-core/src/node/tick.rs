@@ -14,9 +14,9 @@ impl Node {
                 self.local_health = (self.local_health + 1).min(self.cfg.max_local_health);
             }
         }
-        if now >= self.next_health_decay {
+        if self.timers.expired(Timer::HealthDecay, now) {
             self.local_health = self.local_health.saturating_sub(1);
-            self.next_health_decay = now.plus(Duration::from_secs(1));
+            self.timers.set(Timer::HealthDecay, now.plus(Duration::from_secs(1)));
             // Once a second is plenty for a TTL of seconds, and a sweep of
             // up to `max_topology_nodes` entries every tick would be costly.
             self.topology.expire(now, self.cfg.topology_ttl);
@@ -28,29 +28,35 @@ impl Node {
             self.pump_upload();
         }
         self.fill();
-        if now >= self.next_hello {
+        if self.timers.expired(Timer::Hello, now) {
             self.hello();
         }
-        if now >= self.next_shuffle {
-            self.next_shuffle = now.plus(self.jittered(self.cfg.shuffle_interval));
+        if self.timers.expired(Timer::Shuffle, now) {
+            let next = now.plus(self.jittered(self.cfg.shuffle_interval));
+            self.timers.set(Timer::Shuffle, next);
             self.shuffle();
         }
-        if now >= self.next_passive_probe {
-            self.next_passive_probe = now.plus(self.jittered(Duration::from_secs(1)));
+        if self.timers.expired(Timer::PassiveProbe, now) {
+            let next = now.plus(self.jittered(Duration::from_secs(1)));
+            self.timers.set(Timer::PassiveProbe, next);
             let sample = self.passive.sample(1, &mut self.rng);
             if let Some(p) = sample.first() {
                 self.ping(p.id, p.addr, PingKind::Passive);
             }
         }
-        if now >= self.next_reevaluate {
-            self.next_reevaluate = now.plus(self.jittered(self.cfg.reevaluate_interval));
+        if self.timers.expired(Timer::Reevaluate, now) {
+            let next = now.plus(self.jittered(self.cfg.reevaluate_interval));
+            self.timers.set(Timer::Reevaluate, next);
             self.reevaluate();
         }
-        if now >= self.next_topology || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1)) {
+        if self.timers.expired(Timer::Topology, now)
+            || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1))
+        {
             self.diffuse_topology();
         }
-        if now >= self.next_sync {
-            self.next_sync = now.plus(self.jittered(self.cfg.sync_interval));
+        if self.timers.expired(Timer::Sync, now) {
+            let next = now.plus(self.jittered(self.cfg.sync_interval));
+            self.timers.set(Timer::Sync, next);
             let ids = self.active_ids();
             if let Some(id) = self.rng.pick(&ids).copied() {
                 self.send_digest_to(id);
@@ -64,14 +70,14 @@ impl Node {
                 self.send_to(who, Message::Graft { ids: vec![id] });
             }
         }
-        if now >= self.next_custody {
-            self.next_custody = now.plus(Duration::from_secs(1));
+        if self.timers.expired(Timer::Custody, now) {
+            self.timers.set(Timer::Custody, now.plus(Duration::from_secs(1)));
             self.custody_tick();
         }
         self.with_jobs(|j, c| j.tick(c));
         self.flush_lazy();
-        self.next_tick = now.plus(TICK);
-        self.expected_tick = Some(self.next_tick);
+        self.timers.set(Timer::Tick, now.plus(TICK));
+        self.expected_tick = Some(now.plus(TICK));
     }
 
     pub(super) fn jittered(&mut self, d: Duration) -> Duration {
@@ -201,7 +207,8 @@ impl Node {
             self.needy_streak = 0;
             self.cfg.hello_interval
         };
-        self.next_hello = self.now.plus(self.jittered(interval));
+        let next = self.now.plus(self.jittered(interval));
+        self.timers.set(Timer::Hello, next);
         if self.leaving {
             return;
         }
@@ -277,7 +284,8 @@ impl Node {
     pub(super) fn diffuse_topology(&mut self) {
         self.topo_dirty = false;
         self.last_topology = self.now;
-        self.next_topology = self.now.plus(self.jittered(self.cfg.topology_interval));
+        let next = self.now.plus(self.jittered(self.cfg.topology_interval));
+        self.timers.set(Timer::Topology, next);
         if self.leaving {
             return;
         }
