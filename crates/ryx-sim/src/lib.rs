@@ -29,6 +29,7 @@ pub mod net;
 pub mod params;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod work;
 
 pub use params::{DiscoveryMode, Params, Scenario};

@@ -6,6 +6,19 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let p = Params::parse();
+    if let Some(seeds) = p.seeds {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let r = ryx_sim::sweep::sweep(&p, seeds, std::time::Duration::from_secs(p.budget_s), threads);
+        if p.json {
+            match serde_json::to_string_pretty(&r) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("ryx-sim: cannot print the report: {e}"),
+            }
+        } else {
+            print!("{}", r.human());
+        }
+        return if r.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+    }
     match run(&p) {
         Ok(report) => {
             if p.json {

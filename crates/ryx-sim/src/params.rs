@@ -104,6 +104,15 @@ pub struct Params {
     /// change the run).
     #[arg(long)]
     pub progress: bool,
+    /// Run every seed of a range, `FIRST..LAST` (last included), instead of
+    /// `--seed`: prints one line per failing seed with the command that
+    /// replays it, and a summary; exits 2 if any seed failed.
+    #[arg(long)]
+    pub seeds: Option<crate::sweep::Seeds>,
+    /// With `--seeds`: start no new seed after this many seconds (0: run
+    /// them all). The summary says how many were not started.
+    #[arg(long, default_value_t = 0)]
+    pub budget_s: u64,
     /// Fraction of slow nodes: each of their ticks and inbound datagrams is
     /// delayed by up to `--slow-ms`.
     #[arg(long, default_value_t = 0.0)]
