@@ -119,7 +119,7 @@ fuzz_target!(|data: &[u8]| {
                             .blob_put(now, &h, payload.len() as u64, ryx_core::blobs::BlobKind::Chunk, true)
                             .is_ok()
                         {
-                            let r = BlobRef { hash: h, size: payload.len() as u64 };
+                            let r = BlobRef { hash: h.into(), size: payload.len() as u64 };
                             w.node.replicate_upload(now, vec![r.clone()], None);
                             w.node.keep(now, vec![r.clone()], 3, 0);
                             let _ = w.node.submit_job(now, "word-count", serde_json::json!({}), vec![r], 2, None);

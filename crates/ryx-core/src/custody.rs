@@ -162,7 +162,7 @@ impl Custody {
 
     /// Takes blob `h` into custody under `cert`, knowing `keepers`.
     pub fn keep(&mut self, me: NodeId, h: &str, cert: &KeepCert, keepers: &[Keeper], now: Time) {
-        let e = self.kept.entry(h.to_string()).or_insert_with(|| Kept {
+        let e = self.kept.entry(Hash::from(h)).or_insert_with(|| Kept {
             cert: cert.clone(),
             keepers: BTreeMap::new(),
             asked: BTreeMap::new(),
@@ -191,16 +191,16 @@ impl Custody {
         for kp in keepers.iter().filter(|kp| kp.id != me) {
             self.track(kp.id, kp.addr, now);
         }
-        self.dirty.insert(h.to_string());
+        self.dirty.insert(Hash::from(h));
     }
 
     /// As the origin: takes `h` into custody with nobody confirmed yet.
     pub fn originate(&mut self, h: &str, cert: &KeepCert) {
         self.kept.insert(
-            h.to_string(),
+            Hash::from(h),
             Kept { cert: cert.clone(), keepers: BTreeMap::new(), asked: BTreeMap::new(), repaired: None },
         );
-        self.dirty.insert(h.to_string());
+        self.dirty.insert(Hash::from(h));
     }
 
     fn track(&mut self, id: NodeId, addr: SocketAddr, now: Time) {
@@ -229,8 +229,8 @@ impl Custody {
         self.dead.remove(&who.id);
         self.track(who.id, who.addr, now);
         if changed {
-            self.dirty.insert(h.to_string());
-            self.announce.insert(h.to_string());
+            self.dirty.insert(Hash::from(h));
+            self.announce.insert(Hash::from(h));
         }
         changed
     }
@@ -290,7 +290,7 @@ impl Custody {
                 self.released.remove(&old);
             }
         }
-        self.released.insert(h.to_string(), cert.proof.ts);
+        self.released.insert(Hash::from(h), cert.proof.ts);
         true
     }
 
@@ -317,7 +317,7 @@ impl Custody {
         if self.pending.len() >= MAX_PEERS * 4 {
             return false;
         }
-        self.pending.insert(h.to_string(), (cert, keepers, asker));
+        self.pending.insert(Hash::from(h), (cert, keepers, asker));
         true
     }
 

@@ -8,13 +8,13 @@
 //! summaries), `keep` (custody of acknowledged data) and `tick` (periodic
 //! work and table bounds).
 
-use crate::blobs::{BlobError, BlobIndex, BlobKind, BlobMeta, Hash};
+use crate::blobs::{BlobError, BlobIndex, BlobKind, BlobMeta, BlobUsage, Hash};
 use crate::config::{Discovery, NodeConfig};
 use crate::diffusion::{InfoStore, MissingTable, StoredItem};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
 use crate::identity::{Identity, SigError};
-use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, SubmitError, UnitRef};
+use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, MergedResult, SubmitError, UnitRef};
 use crate::metrics::Metrics;
 use crate::rng::Rng;
 use crate::time::Time;

@@ -62,7 +62,7 @@ fn traffic() -> Vec<Message> {
                     let h = ryx_compute::digest_hex(format!("chunk {c}").as_bytes());
                     let _ = nodes[0].blob_put(Time(now), &h, 8, BlobKind::Chunk, true);
                     held[0].insert(h.clone(), 8);
-                    BlobRef { hash: h, size: 8 }
+                    BlobRef { hash: h.into(), size: 8 }
                 })
                 .collect();
             nodes[0].replicate_upload(Time(now), refs.clone(), None);
@@ -89,7 +89,7 @@ fn traffic() -> Vec<Message> {
                         Output::Broadcast { env } => seen.push(env.msg.clone()),
                         Output::Job(JobOutput::Fetch { hash, size, .. }) => {
                             let ok = nodes[i].blob_put(Time(now), &hash, size, BlobKind::Chunk, false).is_ok();
-                            held[i].insert(hash.clone(), size as usize);
+                            held[i].insert(hash.to_string(), size as usize);
                             nodes[i].fetch_done(Time(now), &hash, ok);
                         }
                         Output::Job(JobOutput::Execute { token }) => {

@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::StreamExt;
+use ryx_core::blobs::Hash;
 use ryx_core::blobs::{is_hash, BlobKind};
 use ryx_core::jobs::{BlobRef, JobSummary};
 use serde::Deserialize;
@@ -202,7 +203,7 @@ impl Ingest {
                 if new {
                     self.added.push(hash.clone());
                 }
-                self.chunks.push(BlobRef { hash, size });
+                self.chunks.push(BlobRef { hash: Hash::from(hash), size });
                 Ok(())
             }
             Err(e) => Err(store_error(e)),
@@ -265,7 +266,7 @@ impl Ingest {
     /// Removes what this upload added: an upload is kept whole or not at all.
     async fn undo(&mut self) {
         let added = std::mem::take(&mut self.added);
-        let chunks: Vec<String> = self.chunks.drain(..).map(|c| c.hash).collect();
+        let chunks: Vec<String> = self.chunks.drain(..).map(|c| String::from(c.hash)).collect();
         let _ = self
             .api
             .handle
@@ -410,7 +411,7 @@ fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiErr
 async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
     let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
     let replicate = energy != Some(0.0);
-    let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.clone()).collect();
+    let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.to_string()).collect();
     let refs = stored.chunks.clone();
     let whole = stored.hash.clone();
     let k = if replicate { cq.copies.unwrap_or(DEFAULT_COPIES) } else { 1 };
@@ -433,7 +434,7 @@ async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: Copie
             let manifest = refs.iter().all(|r| r.hash != whole);
             s.node.keep(now, refs, k, until);
             if let Some(m) = s.node.blob(&whole).map(|m| m.size).filter(|_| manifest) {
-                s.node.keep(now, vec![BlobRef { hash: whole, size: m }], 1, until);
+                s.node.keep(now, vec![BlobRef { hash: Hash::from(whole), size: m }], 1, until);
             }
         })
         .await
@@ -492,7 +493,7 @@ pub async fn list_blobs(State(api): State<Api>) -> ApiResult {
     let v = api
         .handle
         .call(|s| {
-            let (count, used, cap, pinned) = s.node.blob_usage();
+            let ryx_core::blobs::BlobUsage { blobs: count, used, capacity: cap, pinned } = s.node.blob_usage();
             let blobs: Vec<Value> = s
                 .node
                 .blobs()
@@ -531,7 +532,7 @@ pub async fn delete_blob(State(api): State<Api>, Path(hash): Path<String>) -> Ap
             let Some(size) = s.node.blob(&h).map(|m| m.size) else {
                 return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("blob {h} is not held here")));
             };
-            let mut all: Vec<String> = s.store.chunks_of(&h, size).into_iter().map(|c| c.hash).collect();
+            let mut all: Vec<String> = s.store.chunks_of(&h, size).into_iter().map(|c| String::from(c.hash)).collect();
             if s.store.is_manifest(&h) {
                 all.push(h.clone());
             }

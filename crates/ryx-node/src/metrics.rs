@@ -110,7 +110,7 @@ pub fn render(s: &State) -> String {
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_sum {}", h.sum_ms / 1000.0);
     let _ = writeln!(o, "ryx_diffusion_latency_seconds_count {}", h.count);
-    let (blobs, used, capacity, pinned) = s.node.blob_usage();
+    let ryx_core::blobs::BlobUsage { blobs, used, capacity, pinned } = s.node.blob_usage();
     single(&mut o, "ryx_blobs", "gauge", "Blobs held in the in-memory store.", blobs);
     single(&mut o, "ryx_blob_bytes", "gauge", "Bytes held in the blob store.", used);
     single(&mut o, "ryx_blob_capacity_bytes", "gauge", "Bytes the blob store may hold (--memory-limit).", capacity);

@@ -2,6 +2,7 @@
 //! chunking of uploads into content-addressed work units.
 
 use bytes::Bytes;
+use ryx_core::blobs::Hash;
 use ryx_core::jobs::BlobRef;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -97,7 +98,7 @@ impl Store {
     pub fn chunks_of(&self, hash: &str, size: u64) -> Vec<BlobRef> {
         match self.manifests.get(hash) {
             Some(c) => c.clone(),
-            None => vec![BlobRef { hash: hash.to_string(), size }],
+            None => vec![BlobRef { hash: Hash::from(hash), size }],
         }
     }
 
@@ -118,7 +119,7 @@ mod tests {
 
     #[test]
     fn only_manifests_that_add_up_are_manifests_and_plain_bytes_never_are() {
-        let c = BlobRef { hash: "ab".repeat(32), size: 4 };
+        let c = BlobRef { hash: "ab".repeat(32).into(), size: 4 };
         // A crafted blob listing one chunk 45,000 times for a size it does
         // not have: refused as a manifest.
         let bomb = serde_json::to_vec(&Manifest { ryx_manifest: 1, size: 4, chunks: vec![c.clone(); 45_000] })

@@ -96,7 +96,7 @@ impl Services {
                     st.node.fetch_done(now, &hash, true);
                     return;
                 }
-                if !st.inflight.insert(hash.clone()) {
+                if !st.inflight.insert(hash.to_string()) {
                     return;
                 }
                 // Every other node this one knows of, nearest first: where
@@ -117,12 +117,12 @@ impl Services {
                 tokio::spawn(async move {
                     let r = fetch_with_retries(&hash, size, &sources, &others).await;
                     let cmd: Command = Box::new(move |s: &mut State| {
-                        s.inflight.remove(&hash);
+                        s.inflight.remove(hash.as_str());
                         let now = s.clock.now();
                         let ok = match r {
                             Ok(bytes) => match s.node.blob_put(now, &hash, size, kind, false) {
                                 Ok(()) => {
-                                    s.store.insert(hash.clone(), bytes);
+                                    s.store.insert(hash.to_string(), bytes);
                                     true
                                 }
                                 Err(e) => {
@@ -296,7 +296,7 @@ async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(S
                 match s.node.blob_put(now, &digest, size, BlobKind::Result, false) {
                     Ok(()) => {
                         s.store.insert(digest.clone(), result);
-                        s.node.merge_done(now, &job, Ok((digest.clone(), digest, size)));
+                        s.node.merge_done(now, &job, Ok(ryx_core::jobs::MergedResult::named_by_digest(&digest, size)));
                     }
                     Err(e) => {
                         tracing::error!(%job, "no room for the result: {e}");

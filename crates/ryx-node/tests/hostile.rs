@@ -263,7 +263,7 @@ fn a_forged_address_gets_no_relay_and_no_token() {
     x.send(
         &a,
         Message::BlobOffer {
-            blobs: vec![ryx_core::jobs::BlobRef { hash: hash.clone(), size: 10 }],
+            blobs: vec![ryx_core::jobs::BlobRef { hash: (&hash).into(), size: 10 }],
             http: victim.addr,
             energy: 4.0,
         },

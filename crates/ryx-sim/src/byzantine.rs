@@ -29,6 +29,7 @@
 
 use crate::sim::slot_addr;
 use clap::ValueEnum;
+use ryx_core::blobs::Hash;
 use ryx_core::identity::{Hex32, Hex64, Identity, Proof};
 use ryx_core::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
 use ryx_core::rng::Rng;
@@ -226,7 +227,10 @@ impl Byzantine {
         let peer = self.peer(v);
         let hash = self.hash();
         let job = v.jobs.first().map_or_else(|| format!("{victim}{:016x}", self.rng.next_u64()), |j| j.0.clone());
-        let blob = BlobRef { hash: hash.clone(), size: *self.rng.pick(&[0, 1, 1 << 20, u64::MAX / 2]).unwrap_or(&1) };
+        let blob = BlobRef {
+            hash: Hash::from(hash.clone()),
+            size: *self.rng.pick(&[0, 1, 1 << 20, u64::MAX / 2]).unwrap_or(&1),
+        };
         let space =
             *self.rng.pick(&[Space::Info, Space::Job, Space::Reputation, Space::Topology]).unwrap_or(&Space::Info);
         let item = self.item(v, space, victim);
@@ -266,7 +270,7 @@ impl Byzantine {
                     job: job.clone(),
                     unit: self.rng.next_u64() as u32,
                     replica: 250,
-                    chunk: hash.clone(),
+                    chunk: Hash::from(hash),
                     size: blob.size,
                     holders: vec![slot_addr(v.me)],
                     kind: "word-count".into(),
@@ -287,7 +291,7 @@ impl Byzantine {
                     total_units: 65_536,
                     offset: u32::MAX - 3,
                     units: vec![
-                        UnitRef { hash: hash.clone(), size: 1, holders: vec![slot_addr(v.me)] };
+                        UnitRef { hash: Hash::from(hash), size: 1, holders: vec![slot_addr(v.me)] };
                         ryx_core::jobs::UNITS_PER_PAGE
                     ],
                     created: 0,
@@ -312,24 +316,28 @@ impl Byzantine {
                     })
                     .collect(),
             },
-            23 => {
-                Message::JobFinished { job, result: hash.clone(), digest: hash, size: u64::MAX, http: slot_addr(v.me) }
-            }
+            23 => Message::JobFinished {
+                job,
+                result: Hash::from(hash.clone()),
+                digest: hash,
+                size: u64::MAX,
+                http: slot_addr(v.me),
+            },
             24 => Message::BlobOffer { blobs: vec![blob; 64], http: slot_addr(v.me), energy: self.energy() },
             25 => Message::BlobHave {
-                hashes: vec![hash],
+                hashes: vec![Hash::from(hash)],
                 http: slot_addr(v.me),
                 holder: victim,
                 kept: true,
                 proof: Box::new(self.fake_proof(&v.identity)),
             },
-            26 => Message::BlobWant { hashes: vec![hash; 64], hops: wire::MAX_WANT_HOPS },
+            26 => Message::BlobWant { hashes: vec![Hash::from(hash); 64], hops: wire::MAX_WANT_HOPS },
             27 => {
                 // A confirmation of a made-up result, in its own name.
                 let digest = self.hash();
                 let confirmation =
                     ryx_core::attest::Confirmation::new(&v.identity, "sim", v.wall_ms, &job, &hash, &digest);
-                Message::JobConfirmed { job, result: hash, digest, confirmation: Box::new(confirmation) }
+                Message::JobConfirmed { job, result: Hash::from(hash), digest, confirmation: Box::new(confirmation) }
             }
             _ => self.keep_msg(v, victim),
         }
@@ -360,7 +368,7 @@ impl Byzantine {
         let blobs: Vec<BlobRef> = if release {
             v.blobs.iter().take(8).cloned().collect()
         } else {
-            (0..8).map(|_| BlobRef { hash: self.hash(), size: 1 << 20 }).collect()
+            (0..8).map(|_| BlobRef { hash: Hash::from(self.hash()), size: 1 << 20 }).collect()
         };
         let k = if release { 0 } else { 33 };
         let bytes = KeepCert::signed_bytes("sim", &blobs, k, v.my_id, 0);

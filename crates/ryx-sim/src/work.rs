@@ -25,6 +25,7 @@ use crate::params::Params;
 use crate::sim::{addr_slot, EvKind, Sim, Violation};
 use ryx_compute::{corpus, digest_hex, run_local, split_chunks, JobSpec};
 use ryx_core::blobs::BlobKind;
+use ryx_core::blobs::Hash;
 use ryx_core::jobs::{BlobRef, JobOutput, JobState, JobStats, JobSummary, WorkToken};
 use ryx_core::rng::Rng;
 use ryx_core::Time;
@@ -174,10 +175,10 @@ impl Sim {
             JobOutput::Fetch { hash, size, sources, kind } => {
                 let w = self.world();
                 if w.holds(s, &hash) {
-                    self.job_event(s, now, Op::Fetched { hash, size, kind, src: Some(s) });
+                    self.job_event(s, now, Op::Fetched { hash: String::from(hash), size, kind, src: Some(s) });
                     return Ok(());
                 }
-                if !w.inflight[s].insert(hash.clone()) {
+                if !w.inflight[s].insert(hash.to_string()) {
                     return Ok(()); // one fetch per blob; its end serves every waiter
                 }
                 w.stats.fetches += 1;
@@ -194,14 +195,18 @@ impl Sim {
                     t += rtt;
                 }
                 match found {
-                    None => self.job_event(s, t, Op::Fetched { hash, size, kind, src: None }),
+                    None => self.job_event(s, t, Op::Fetched { hash: String::from(hash), size, kind, src: None }),
                     Some((o, rtt)) => {
                         let w = self.world();
                         let begin = t.max(w.up_free[o]);
                         let end = begin + (size as f64 / w.bytes_per_us).ceil() as u64;
                         w.up_free[o] = end;
                         w.stats.fetched_mib += size as f64 / MIB;
-                        self.job_event(s, end + rtt, Op::Fetched { hash, size, kind, src: Some(o) });
+                        self.job_event(
+                            s,
+                            end + rtt,
+                            Op::Fetched { hash: String::from(hash), size, kind, src: Some(o) },
+                        );
                     }
                 }
             }
@@ -267,7 +272,7 @@ impl Sim {
             }
             JobOutput::Decided { .. } => {}
             JobOutput::DropBlob { hash } => {
-                self.world().held[s].remove(&hash);
+                self.world().held[s].remove(hash.as_str());
             }
         }
         Ok(())
@@ -324,7 +329,7 @@ impl Sim {
                         let put = self.node_mut(s).map(|node| node.blob_put(now, &d, size, BlobKind::Result, false));
                         if matches!(put, Some(Ok(()))) {
                             self.world().held[s].insert(d.clone());
-                            Ok((d.clone(), d, size))
+                            Ok(ryx_core::jobs::MergedResult::named_by_digest(&d, size))
                         } else {
                             Err(Vec::new())
                         }
@@ -507,7 +512,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         let hash = digest_hex(bytes);
         let vsize = ((bytes.len() as f64 / unit_bytes as f64) * p.unit_mib * MIB).ceil().max(1.0) as u64;
         world.blobs.insert(hash.clone(), Rc::from(bytes));
-        refs.push(BlobRef { hash, size: vsize });
+        refs.push(BlobRef { hash: Hash::from(hash), size: vsize });
     }
     let liars = world.liar.iter().filter(|l| **l).count();
     let slow_nodes = (0..n).filter(|&s| sim.is_slow(s)).count();
@@ -525,7 +530,7 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         let put = sim.node_mut(home).map(|node| node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true));
         match put {
             Some(Ok(())) => {
-                sim.world().held[home].insert(r.hash.clone());
+                sim.world().held[home].insert(r.hash.to_string());
             }
             Some(Err(e)) => return Err(sim.violation(Some(home), format!("upload refused: {e}"))),
             None => return Err(sim.violation(Some(home), "home is not running".into())),

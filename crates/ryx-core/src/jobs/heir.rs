@@ -249,7 +249,9 @@ impl JobEngine {
             // an appointed one that merged the same result confirms the
             // other's claim as an heir would, so neither waits on the other.
             let me_appointed = home.appointment.as_ref().is_some_and(|a| a.names(ctx.me) && a.names(from.id));
-            let Some((hash_here, digest_here, _)) = home.result.clone() else { return me_appointed };
+            let Some(MergedResult { hash: hash_here, digest: digest_here, .. }) = home.result.clone() else {
+                return me_appointed;
+            };
             if !me_appointed || from.id == ctx.me {
                 return false;
             }
@@ -282,7 +284,7 @@ impl JobEngine {
         let same = h.claim.as_ref().is_some_and(|c| c.home.id == from.id && c.hash == hash && c.digest == digest);
         if !same {
             h.claim = Some(Claim {
-                hash: hash.to_string(),
+                hash: Hash::from(hash),
                 digest: digest.to_string(),
                 home: from,
                 merging: false,
@@ -326,17 +328,12 @@ impl JobEngine {
     }
 
     /// An heir merged the partials of a result it was asked to confirm.
-    pub(super) fn claim_merged(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        job: &str,
-        outcome: Result<(Hash, String, u64), Vec<u32>>,
-    ) {
+    pub(super) fn claim_merged(&mut self, ctx: &mut Ctx<'_>, job: &str, outcome: Result<MergedResult, Vec<u32>>) {
         let Some(h) = self.heirs.get_mut(job) else { return };
         let Some(c) = h.claim.as_mut() else { return };
         c.merging = false;
         match outcome {
-            Ok((hash, digest, _)) if hash == c.hash && digest == c.digest => {
+            Ok(MergedResult { hash, digest, .. }) if hash == c.hash && digest == c.digest => {
                 ctx.blobs.pin(&hash, job);
                 c.confirmed =
                     Some(Confirmation::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, &hash, &digest));
@@ -371,7 +368,7 @@ impl JobEngine {
         if h.state.is_final() {
             return true;
         }
-        let ours = h.result.as_ref().is_some_and(|r| r.0 == hash && r.1 == digest);
+        let ours = h.result.as_ref().is_some_and(|r| r.hash == hash && r.digest == digest);
         let appointed = h.appointment.as_ref().is_some_and(|a| a.names(c.by));
         if !ours || !appointed || c.by == ctx.me || c.verify(ctx.cluster, job, hash, digest).is_err() {
             return false;
@@ -491,7 +488,7 @@ mod tests {
         assert!(h.call(|e, x| e.on_finished(x, peer(claimant), &id, &r, &r)));
         assert!(matches!(h.outputs.last(), Some(JobOutput::Merge { partials, .. }) if partials.len() == 2));
         // Its own merge gives the claimed result: it confirms, signed.
-        h.call(|e, x| e.merge_done(x, &id, Ok((r.clone(), r.clone(), 10))));
+        h.call(|e, x| e.merge_done(x, &id, Ok(MergedResult::named_by_digest(&r, 10))));
         let sent = h.sent("job_confirmed");
         let (to, Message::JobConfirmed { confirmation, .. }) = sent.last().expect("confirmed") else { unreachable!() };
         assert_eq!(to.id, key(claimant).id());
@@ -509,7 +506,7 @@ mod tests {
         let lie = name("lie");
         assert!(h.call(|e, x| e.on_finished(x, peer(claimant), &id, &lie, &lie)));
         let truth = name("truth");
-        h.call(|e, x| e.merge_done(x, &id, Ok((truth.clone(), truth.clone(), 10))));
+        h.call(|e, x| e.merge_done(x, &id, Ok(MergedResult::named_by_digest(&truth, 10))));
         assert!(h.sent("job_confirmed").is_empty());
         assert_eq!(h.refused("wrong_result"), 1);
         assert!(h.penalties.contains(&key(claimant).id()));
@@ -527,7 +524,7 @@ mod tests {
         h.advance(3_000);
         assert!(h.engine.is_home(&id), "took over");
         let r = name("result");
-        h.call(|e, x| e.merge_done(x, &id, Ok((r.clone(), r.clone(), 10))));
+        h.call(|e, x| e.merge_done(x, &id, Ok(MergedResult::named_by_digest(&r, 10))));
         let s = h.summaries.last().expect("summary");
         assert_eq!(s.state, JobState::Running, "unconfirmed");
         assert!(s.result_digest.is_none(), "an unconfirmed result is not shown");

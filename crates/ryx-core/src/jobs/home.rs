@@ -363,9 +363,9 @@ impl JobEngine {
         });
     }
 
-    /// The driver merged a job: `Ok((result blob, digest, size))` or the
-    /// units whose partials could not be fetched.
-    pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+    /// The driver merged a job: the result, or the units whose partials
+    /// could not be fetched.
+    pub fn merge_done(&mut self, ctx: &mut Ctx<'_>, id: &str, outcome: Result<MergedResult, Vec<u32>>) {
         let Some(h) = self.homes.get_mut(id) else {
             self.claim_merged(ctx, id, outcome);
             return;
@@ -375,9 +375,10 @@ impl JobEngine {
             return;
         }
         match outcome {
-            Ok((hash, digest, size)) => {
+            Ok(merged) => {
+                let MergedResult { hash, digest, size } = merged.clone();
                 ctx.blobs.pin(&hash, "results");
-                h.result = Some((hash.clone(), digest.clone(), size));
+                h.result = Some(merged);
                 h.result_holders = vec![ctx.http];
                 let sole_heir = h.appointment.as_ref().is_some_and(|a| a.heirs.len() == 1 && a.names(ctx.me));
                 if job_creator(id) != Some(ctx.me) && !sole_heir {
@@ -477,7 +478,7 @@ impl JobEngine {
     /// Sends the claim of this home's result to its heirs.
     pub(super) fn ask_confirmation(&mut self, ctx: &mut Ctx<'_>, id: &str) {
         let Some(h) = self.homes.get(id) else { return };
-        let Some((hash, digest, size)) = h.result.clone() else { return };
+        let Some(MergedResult { hash, digest, size }) = h.result.clone() else { return };
         for a in heir_targets(h, ctx.me) {
             let msg = Message::JobFinished {
                 job: id.to_string(),
@@ -511,7 +512,7 @@ impl JobEngine {
     /// here, list it as a holder.
     pub fn result_replicated_by_hash(&mut self, hash: &str, holder: SocketAddr) {
         for h in self.homes.values_mut() {
-            if h.result.as_ref().is_some_and(|r| r.0 == hash) && !h.result_holders.contains(&holder) {
+            if h.result.as_ref().is_some_and(|r| r.hash == hash) && !h.result_holders.contains(&holder) {
                 h.result_holders.push(holder);
                 if h.result_holders.len() > 4 * MAX_SUMMARY_HOLDERS {
                     h.result_holders.remove(1);
@@ -651,7 +652,7 @@ mod tests {
         let d = name("partial");
         b.call(|e, c| e.on_report(c, report(2, &id, vec![result(2, &id, 0, 0, &chunk, &d)])));
         let r = name("result");
-        b.call(|e, c| e.merge_done(c, &id, Ok((r.clone(), r.clone(), 10))));
+        b.call(|e, c| e.merge_done(c, &id, Ok(MergedResult::named_by_digest(&r, 10))));
         let s = b.summaries.last().expect("published");
         assert_eq!(s.state, JobState::Done);
         assert_eq!(s.result_digest.as_deref(), Some(r.as_str()));

@@ -187,7 +187,7 @@ struct HomeJob {
     last_summary: Time,
     summary_dirty: bool,
     undelivered: Vec<u32>,
-    result: Option<(Hash, String, u64)>,
+    result: Option<MergedResult>,
     result_holders: Vec<SocketAddr>,
     error: Option<String>,
     stats: JobStats,
@@ -680,7 +680,7 @@ pub(crate) mod testkit {
     pub fn units(n: u32) -> Vec<UnitRef> {
         (0..n)
             .map(|i| UnitRef {
-                hash: blake3::hash(&i.to_le_bytes()).to_hex().to_string(),
+                hash: Hash::from(blake3::hash(&i.to_le_bytes()).to_hex().as_str()),
                 size: 100,
                 holders: vec![addr(1)],
             })

@@ -20,9 +20,9 @@ impl JobEngine {
             home: ctx.me,
             home_http: ctx.http,
             created: h.created,
-            result_hash: result.map(|r| r.0.clone()),
-            result_digest: result.map(|r| r.1.clone()),
-            result_size: result.map(|r| r.2),
+            result_hash: result.map(|r| r.hash.clone()),
+            result_digest: result.map(|r| r.digest.clone()),
+            result_size: result.map(|r| r.size),
             // Bounded (a summary is one gossip item): the newest holders.
             result_holders: if result.is_some() {
                 h.result_holders.iter().rev().take(MAX_SUMMARY_HOLDERS).rev().copied().collect()
@@ -90,7 +90,7 @@ impl JobEngine {
             // appointed, the home it took over from) can make it step
             // down; the store checked the summary is that node's own.
             let legit = home.yield_to.contains(&origin);
-            let own = home.result.as_ref().map(|r| r.1.clone());
+            let own = home.result.as_ref().map(|r| r.digest.clone());
             let contradicts = home.state == JobState::Done && s.state == JobState::Done && s.result_digest != own;
             let creator = job_creator(&s.job_id);
             // The creator ended the job (a partition healed, or the creator
@@ -108,7 +108,7 @@ impl JobEngine {
                 // only with an appointed heir's confirmation.)
                 if let Some(h) = self.homes.remove(&s.job_id) {
                     self.stepped_down += 1;
-                    if let Some((hash, ..)) = &h.result {
+                    if let Some(MergedResult { hash, .. }) = &h.result {
                         if s.result_hash.as_deref() != Some(hash.as_str()) {
                             ctx.blobs.unpin_hash(hash, "results");
                         }
@@ -148,7 +148,7 @@ impl JobEngine {
                     let h = self.homes.remove(&s.job_id);
                     self.stepped_down += 1;
                     if let Some(h) = h {
-                        if let Some((hash, ..)) = &h.result {
+                        if let Some(MergedResult { hash, .. }) = &h.result {
                             if s.result_hash.as_deref() != Some(hash.as_str()) {
                                 ctx.blobs.unpin_hash(hash, "results");
                             }
@@ -261,7 +261,7 @@ impl JobEngine {
                 .min_by_key(|(_, h)| h.created_at)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
-                if let Some((hash, ..)) = self.homes.remove(&k).and_then(|h| h.result) {
+                if let Some(MergedResult { hash, .. }) = self.homes.remove(&k).and_then(|h| h.result) {
                     ctx.blobs.unpin_hash(&hash, "results");
                 }
             }

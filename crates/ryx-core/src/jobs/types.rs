@@ -172,6 +172,24 @@ pub enum JobOutput {
 }
 
 /// Why a job submission was refused.
+/// A merged job result, as the driver reports it and a home keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergedResult {
+    /// The result blob's name.
+    pub hash: Hash,
+    /// The digest of the result bytes.
+    pub digest: String,
+    /// The result's size in bytes.
+    pub size: u64,
+}
+
+impl MergedResult {
+    /// A result stored under its own digest (as drivers store results).
+    pub fn named_by_digest(digest: &str, size: u64) -> MergedResult {
+        MergedResult { hash: Hash::from(digest), digest: digest.to_owned(), size }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SubmitError {
     /// No units.

@@ -294,7 +294,7 @@ mod tests {
         b.call(|e, c| e.on_load(c, key(1).id(), 0, 0, vec![GradientEntry { job: job.clone(), dist: 0 }]));
         b.call(|e, c| e.on_work(c, token(&job, 0, &chunk)));
         assert!(matches!(b.outputs.last(), Some(JobOutput::Fetch { hash, .. }) if *hash == chunk), "{:?}", b.outputs);
-        b.blobs.insert(chunk.clone(), 100, crate::blobs::BlobKind::Chunk, 1.0, b.now);
+        b.blobs.insert(Hash::from(&chunk), 100, crate::blobs::BlobKind::Chunk, 1.0, b.now);
         b.call(|e, c| e.fetch_done(c, &chunk, true));
         assert!(matches!(b.outputs.last(), Some(JobOutput::Execute { .. })), "{:?}", b.outputs);
         let partial = name("partial");

@@ -40,7 +40,7 @@ impl Node {
                 let e = self.custody.get(h)?;
                 let size = self.blobs.get(h)?.size;
                 (e.cert.origin == self.id)
-                    .then(|| (BlobRef { hash: h.clone(), size }, e.keepers.values().map(|(p, _)| *p).collect()))
+                    .then(|| (BlobRef { hash: Hash::from(h), size }, e.keepers.values().map(|(p, _)| *p).collect()))
             })
             .collect();
         for page in mine.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
@@ -239,9 +239,14 @@ impl Node {
         self.blobs.copies(hash)
     }
 
-    /// Blob store accounting: (blobs, bytes used, capacity, pinned).
-    pub fn blob_usage(&self) -> (usize, u64, u64, usize) {
-        (self.blobs.len(), self.blobs.used(), self.blobs.capacity(), self.blobs.pinned_count())
+    /// Blob store accounting.
+    pub fn blob_usage(&self) -> BlobUsage {
+        BlobUsage {
+            blobs: self.blobs.len(),
+            used: self.blobs.used(),
+            capacity: self.blobs.capacity(),
+            pinned: self.blobs.pinned_count(),
+        }
     }
 
     /// Every held blob.
@@ -257,7 +262,7 @@ impl Node {
             if ok && self.blobs.contains(hash) {
                 self.blobs.set_durable(hash, true);
                 self.custody.keep(self.id, hash, &cert, &keepers, self.now);
-                self.confirm_kept(vec![hash.to_string()], &keepers, PeerInfo { id: asker.id, addr: asker.addr });
+                self.confirm_kept(vec![Hash::from(hash)], &keepers, PeerInfo { id: asker.id, addr: asker.addr });
             }
         }
         let more = self.replication_more.remove(hash).unwrap_or_default();
@@ -265,13 +270,13 @@ impl Node {
             if ok {
                 self.blobs.set_energy(hash, energy);
                 self.blobs.set_upstream(hash, offerer);
-                self.send_have(offerer, vec![hash.to_string()]);
+                self.send_have(offerer, vec![Hash::from(hash)]);
                 if let Some(size) = self.blobs.get(hash).map(|m| m.size) {
                     // Pass the offer on with what is left of the energy.
                     let fanout = self.cfg.blob_fanout;
-                    self.offer(vec![BlobRef { hash: hash.to_string(), size }], energy, Some(offerer.id), fanout);
+                    self.offer(vec![BlobRef { hash: Hash::from(hash), size }], energy, Some(offerer.id), fanout);
                     for (o, e) in more {
-                        self.offer(vec![BlobRef { hash: hash.to_string(), size }], e, Some(o.id), fanout);
+                        self.offer(vec![BlobRef { hash: Hash::from(hash), size }], e, Some(o.id), fanout);
                     }
                 }
             }
@@ -287,7 +292,7 @@ impl Node {
 
     /// A merge finished: the stored result blob, or the units whose
     /// partials could not be fetched.
-    pub fn merge_done(&mut self, now: Time, job: &str, outcome: Result<(Hash, String, u64), Vec<u32>>) {
+    pub fn merge_done(&mut self, now: Time, job: &str, outcome: Result<MergedResult, Vec<u32>>) {
         self.now = now.max(self.now);
         self.with_jobs(|j, c| j.merge_done(c, job, outcome));
     }

@@ -274,7 +274,7 @@ impl JobWorld {
                 let hash = fake_hash(&content);
                 self.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
                 self.held[i].insert(hash.clone(), content);
-                BlobRef { hash, size: 100 }
+                BlobRef { hash: Hash::from(&hash), size: 100 }
             })
             .collect();
         self.mini.nodes[i].replicate_upload(now, refs.clone(), None);
@@ -312,7 +312,7 @@ impl JobWorld {
                                 Some(content) => {
                                     let r = self.mini.nodes[i].blob_put(now, &hash, size, kind, false).is_ok();
                                     if r {
-                                        self.held[i].insert(hash.clone(), content);
+                                        self.held[i].insert(String::from(hash.clone()), content);
                                     }
                                     r
                                 }
@@ -342,7 +342,7 @@ impl JobWorld {
                                 let h = fake_hash(&acc);
                                 self.mini.nodes[i].blob_put(now, &h, 10, BlobKind::Result, false).expect("room");
                                 self.held[i].insert(h.clone(), acc.clone());
-                                Ok((h.clone(), h, 10))
+                                Ok(MergedResult::named_by_digest(&h, 10))
                             } else {
                                 Err(missing)
                             };
@@ -350,7 +350,7 @@ impl JobWorld {
                         }
                         JobOutput::Decided { .. } => {}
                         JobOutput::DropBlob { hash } => {
-                            self.held[i].remove(&hash);
+                            self.held[i].remove(hash.as_str());
                         }
                     }
                 }
@@ -364,7 +364,7 @@ impl JobWorld {
                 if !self.alive[i] {
                     continue;
                 }
-                let Some(chunk) = self.held[i].get(&token.chunk).cloned() else {
+                let Some(chunk) = self.held[i].get(token.chunk.as_str()).cloned() else {
                     self.mini.nodes[i].work_done(now, &token.job, token.unit, token.replica, Err("chunk gone".into()));
                     continue;
                 };
@@ -550,7 +550,7 @@ fn uploader_learns_every_copy_of_its_chunks_not_only_its_neighbours() {
             let hash = fake_hash(&content);
             w.mini.nodes[0].blob_put(now, &hash, 100, BlobKind::Chunk, true).expect("room");
             w.held[0].insert(hash.clone(), content);
-            BlobRef { hash, size: 100 }
+            BlobRef { hash: Hash::from(&hash), size: 100 }
         })
         .collect();
     // Energy 3 reaches two hops: each chunk goes to two neighbours (by
@@ -561,7 +561,7 @@ fn uploader_learns_every_copy_of_its_chunks_not_only_its_neighbours() {
     w.run(1_000);
     let mut spread = BTreeSet::new();
     for r in &refs {
-        let holders: Vec<usize> = (1..12).filter(|&i| w.held[i].contains_key(&r.hash)).collect();
+        let holders: Vec<usize> = (1..12).filter(|&i| w.held[i].contains_key(r.hash.as_str())).collect();
         let held = holders.len() + 1;
         assert!((3..=7).contains(&held), "a tree of two levels: {held} copies");
         spread.extend(holders);
@@ -572,7 +572,7 @@ fn uploader_learns_every_copy_of_its_chunks_not_only_its_neighbours() {
     assert!(spread.len() >= 5, "different chunks walk different paths: {spread:?}");
     // A node leaving hands over only what nobody else is known to hold;
     // neighbours that already hold a copy say so at once.
-    let leaver = (1..12).find(|&i| w.held[i].contains_key(&refs[0].hash)).expect("a replica holder");
+    let leaver = (1..12).find(|&i| w.held[i].contains_key(refs[0].hash.as_str())).expect("a replica holder");
     let now = w.mini.now;
     w.mini.nodes[leaver].leave(now);
     w.run(200);
@@ -595,7 +595,7 @@ fn blob_want_finds_holders_beyond_the_neighbours() {
         w.mini.nodes[i].blob_put(now, &hash, 100, BlobKind::Chunk, false).expect("room");
     }
     assert!(w.mini.nodes[0].blob(&hash).expect("held").holders.is_empty());
-    w.mini.nodes[0].want_blobs(vec![hash.clone()]);
+    w.mini.nodes[0].want_blobs(vec![Hash::from(&hash)]);
     w.run(300);
     let known: BTreeSet<SocketAddr> = w.mini.nodes[0].blob(&hash).expect("held").holder_addrs().collect();
     let expected: BTreeSet<SocketAddr> = far.iter().map(|&i| w.mini.nodes[i].http_addr()).collect();
@@ -604,7 +604,7 @@ fn blob_want_finds_holders_beyond_the_neighbours() {
     assert_eq!(known.len(), expected.len().min(8), "every far holder was found: {known:?}");
     assert_eq!(w.mini.nodes[0].metrics().wants_sent, 1);
     // Asking again at once is suppressed (the question is still out).
-    w.mini.nodes[0].want_blobs(vec![hash]);
+    w.mini.nodes[0].want_blobs(vec![Hash::from(&hash)]);
     assert_eq!(w.mini.nodes[0].metrics().wants_sent, 1);
 }
 

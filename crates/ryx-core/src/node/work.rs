@@ -260,7 +260,7 @@ impl Node {
             self.outputs.push_back(Output::Job(JobOutput::DropBlob { hash: h }));
         }
         let energy = if upload { self.cfg.default_energy } else { self.cfg.default_energy / 2.0 };
-        self.blobs.insert(hash.to_string(), size, kind, energy, self.now);
+        self.blobs.insert(Hash::from(hash), size, kind, energy, self.now);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 mod kinds;
 
 use super::*;
+use crate::blobs::Hash;
 use kinds::sample;
 use proptest::prelude::*;
 
@@ -71,14 +72,15 @@ fn sync_messages_name_their_space_and_default_to_info() {
 #[test]
 fn blob_want_is_bounded_in_names_and_hops() {
     let h = "ab".repeat(32);
-    let ok = Envelope { msg: Message::BlobWant { hashes: vec![h.clone()], hops: MAX_WANT_HOPS }, ..gossip_env() };
+    let ok = Envelope { msg: Message::BlobWant { hashes: vec![Hash::from(&h)], hops: MAX_WANT_HOPS }, ..gossip_env() };
     let bytes = encode(&ok).expect("encodes");
     assert_eq!(decode(&bytes, "test"), Ok(ok));
-    let far = Envelope { msg: Message::BlobWant { hashes: vec![h.clone()], hops: MAX_WANT_HOPS + 1 }, ..gossip_env() };
+    let far =
+        Envelope { msg: Message::BlobWant { hashes: vec![Hash::from(&h)], hops: MAX_WANT_HOPS + 1 }, ..gossip_env() };
     assert_eq!(decode(&encode(&far).expect("encodes"), "test"), Err(WireError::OutOfBounds));
     let bad = Envelope { msg: Message::BlobWant { hashes: vec!["not-a-hash".into()], hops: 1 }, ..gossip_env() };
     assert_eq!(decode(&encode(&bad).expect("encodes"), "test"), Err(WireError::OutOfBounds));
-    let many = Envelope { msg: Message::BlobWant { hashes: vec![h; 65], hops: 1 }, ..gossip_env() };
+    let many = Envelope { msg: Message::BlobWant { hashes: vec![Hash::from(&h); 65], hops: 1 }, ..gossip_env() };
     assert_eq!(decode(&encode(&many).expect("encodes"), "test"), Err(WireError::OutOfBounds));
 }
 
@@ -138,7 +140,7 @@ fn the_largest_pages_fit_a_datagram() {
         total_units: u32::MAX,
         offset: u32::MAX,
         units: vec![
-            UnitRef { hash: hash.clone(), size: u64::MAX, holders: vec![far; PAGE_HOLDER_ADDRS] };
+            UnitRef { hash: Hash::from(&hash), size: u64::MAX, holders: vec![far; PAGE_HOLDER_ADDRS] };
             UNITS_PER_PAGE
         ],
         created: u64::MAX,

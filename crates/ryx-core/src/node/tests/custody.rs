@@ -33,7 +33,7 @@ fn acknowledged_copies_are_kept_restored_and_released() {
     }
     // Released by its origin: ordinary copies again everywhere.
     let now = w.mini.now;
-    let hashes: Vec<String> = refs.iter().map(|r| r.hash.clone()).collect();
+    let hashes: Vec<String> = refs.iter().map(|r| r.hash.to_string()).collect();
     assert_eq!(w.mini.nodes[0].release(now, &hashes), 4);
     w.run(500);
     for r in &refs {

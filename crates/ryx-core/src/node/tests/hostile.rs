@@ -179,8 +179,11 @@ fn a_hot_blob_offer_is_held_with_capped_energy_and_strangers_cannot_offer() {
     let (ni, nid) = neighbour_of_0(&m);
     let to = m.nodes[0].id();
     let h = fake_hash("hot-blob");
-    let offer =
-        |e: f64| Message::BlobOffer { blobs: vec![BlobRef { hash: h.clone(), size: 1000 }], http: addr(ni), energy: e };
+    let offer = |e: f64| Message::BlobOffer {
+        blobs: vec![BlobRef { hash: Hash::from(&h), size: 1000 }],
+        http: addr(ni),
+        energy: e,
+    };
     // From a stranger: dropped unread (no fetch).
     let d = craft(Identity::from_text("x").id(), None, Some(to), 1, offer(1e300), 0);
     m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &d });
@@ -365,7 +368,7 @@ fn forged_summaries_records_and_decisions_change_nothing() {
         let mut s = w.mini.nodes[0].job(&id).expect("summary held");
         s.home = origin;
         s.state = JobState::Done;
-        s.result_hash = Some(fake_hash("forged result"));
+        s.result_hash = Some(Hash::from(fake_hash("forged result")));
         serde_json::to_value(&s).expect("json")
     };
     let now_ms = w.mini.now.as_millis();
@@ -454,7 +457,7 @@ fn an_heir_cannot_make_a_result_of_its_own_stand_nor_make_the_creator_step_down(
         let mut s = held.clone();
         s.home = heir;
         s.state = JobState::Done;
-        s.result_hash = Some(lie.clone());
+        s.result_hash = Some(Hash::from(&lie));
         s.result_digest = Some(lie.clone());
         s.confirmations = confirmations;
         serde_json::to_value(&s).expect("json")

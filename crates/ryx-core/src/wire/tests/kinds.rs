@@ -2,6 +2,7 @@
 //! bytes each encodes to.
 
 use super::super::*;
+use crate::blobs::Hash;
 use crate::topology::ListValue;
 
 /// An envelope as node 7 sends it to node 9 (`msg` to be filled in).
@@ -34,7 +35,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
     let hash = "ab".repeat(32);
     let digest = "cd".repeat(32);
     let job = format!("{}{:016x}", key.id(), 5);
-    let blobs = vec![BlobRef { hash: hash.clone(), size: 1024 }, BlobRef { hash: digest.clone(), size: 7 }];
+    let blobs = vec![BlobRef { hash: Hash::from(&hash), size: 1024 }, BlobRef { hash: Hash::from(&digest), size: 7 }];
     let item_id = |space, key: &str| ItemId { space, key: key.into(), version: 3, origin: NodeId(0x21) };
     Some(match kind {
         "hello" => Message::Hello { active: 3, needy: true },
@@ -106,7 +107,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 job,
                 unit: 4,
                 replica: 1,
-                chunk: hash,
+                chunk: Hash::from(&hash),
                 size: 1024,
                 holders: vec![udp, http],
                 kind: "word-count".into(),
@@ -136,7 +137,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 heirs: peers.clone(),
                 total_units: 30,
                 offset: 24,
-                units: vec![UnitRef { hash, size: 1024, holders: vec![http] }],
+                units: vec![UnitRef { hash: Hash::from(&hash), size: 1024, holders: vec![http] }],
                 created: 1_700_000_000_000_000,
                 appointment: Some(Appointment::new(&key, "test", 1_700_000_000_000, &job, peers)),
             }),
@@ -150,23 +151,27 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 votes: vec![Vote { worker: key.id(), proof }],
             }],
         },
-        "job_finished" => Message::JobFinished { job, result: hash, digest, size: 99, http },
+        "job_finished" => Message::JobFinished { job, result: Hash::from(&hash), digest, size: 99, http },
         "job_confirmed" => Message::JobConfirmed {
             confirmation: Box::new(Confirmation::new(&key, "test", 1_700_000_000_000, &job, &hash, &digest)),
             job,
-            result: hash,
+            result: Hash::from(&hash),
             digest,
         },
         "blob_offer" => Message::BlobOffer { blobs, http, energy: 8.5 },
-        "blob_have" => {
-            Message::BlobHave { hashes: vec![hash], http, holder: key.id(), kept: true, proof: Box::new(proof) }
-        }
+        "blob_have" => Message::BlobHave {
+            hashes: vec![Hash::from(&hash)],
+            http,
+            holder: key.id(),
+            kept: true,
+            proof: Box::new(proof),
+        },
         "blob_keep" => Message::BlobKeep {
             cert: Box::new(KeepCert { blobs, k: 3, origin: key.id(), until: 1_700_000_100_000, proof }),
-            hashes: vec![hash],
+            hashes: vec![Hash::from(&hash)],
             keepers: vec![Keeper { id: key.id(), addr: udp, http }],
         },
-        "blob_want" => Message::BlobWant { hashes: vec![hash, digest], hops: 2 },
+        "blob_want" => Message::BlobWant { hashes: vec![Hash::from(&hash), Hash::from(&digest)], hops: 2 },
         _ => return None,
     })
 }
