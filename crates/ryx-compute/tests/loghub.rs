@@ -3,24 +3,11 @@
 //! Needs the shared Loghub data (`ryx_testkit::loghub_dir`); skips, saying
 //! so, when it is absent, and fails instead where `RYX_REQUIRE` names `data`.
 
+use ryx_compute::eval::{grouping_accuracy, loghub_truth, parse_csv, DRAIN_ACCURACY as DRAIN};
 use ryx_compute::{run_local, JobSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// Drain's grouping accuracy as published in the Loghub README.
-const DRAIN: &[(&str, f64)] = &[
-    ("HDFS", 0.9975),
-    ("Hadoop", 0.9475),
-    ("Spark", 0.9200),
-    ("Zookeeper", 0.9665),
-    ("BGL", 0.9625),
-    ("HPC", 0.8870),
-    ("Linux", 0.6900),
-    ("Apache", 1.0000),
-    ("OpenSSH", 0.7875),
-    ("Android", 0.9110),
-];
 
 fn data_dir() -> Option<PathBuf> {
     let dir = ryx_testkit::loghub_dir();
@@ -28,43 +15,6 @@ fn data_dir() -> Option<PathBuf> {
         ryx_testkit::skip("log-analysis accuracy", ryx_testkit::Needs::Data, "no Loghub data (RYX_LOGHUB_DIR)");
     }
     dir
-}
-
-/// Minimal RFC 4180 reader: quoted fields may hold commas, newlines and doubled quotes.
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                '"' => quoted = false,
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            ',' => row.push(std::mem::take(&mut field)),
-            '\r' => {}
-            '\n' => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            _ => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
 }
 
 #[test]
@@ -75,43 +25,16 @@ fn csv_reader_handles_quotes() {
     assert_eq!(rows[2], vec!["multi\nline", "", ""]);
 }
 
-/// Ground truth of one dataset: (column name -> values), one value per log line.
+/// Ground truth of one dataset (column name -> values, one per log line),
+/// checked whole: every column as long as the log, lines in order.
 fn ground_truth(dir: &Path, name: &str) -> HashMap<String, Vec<String>> {
-    let path = dir.join(name).join(format!("{name}_2k.log_structured.csv"));
-    let text = std::fs::read_to_string(&path).expect("read structured csv");
-    let rows = parse_csv(&text);
-    let header = rows[0].clone();
-    let mut cols: HashMap<String, Vec<String>> = header.iter().map(|h| (h.clone(), Vec::new())).collect();
-    for (i, r) in rows[1..].iter().enumerate() {
-        assert_eq!(r.len(), header.len(), "{name}: row {} has {} fields", i + 1, r.len());
-        assert_eq!(r[0], (i + 1).to_string(), "{name}: LineId out of order");
-        for (h, v) in header.iter().zip(r) {
-            cols.get_mut(h).expect("column").push(v.clone());
-        }
+    let cols = loghub_truth(dir, name).expect("read structured csv");
+    let ids = &cols["LineId"];
+    assert!(cols.values().all(|c| c.len() == ids.len()), "{name}: every row has every field");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(*id, (i + 1).to_string(), "{name}: LineId out of order");
     }
     cols
-}
-
-/// Share of lines whose parsed group is exactly the set of lines sharing their
-/// ground-truth event.
-fn grouping_accuracy(truth: &[String], parsed: &[u64]) -> f64 {
-    assert_eq!(truth.len(), parsed.len());
-    let mut truth_size: HashMap<&str, usize> = HashMap::new();
-    for t in truth {
-        *truth_size.entry(t).or_default() += 1;
-    }
-    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, &p) in parsed.iter().enumerate() {
-        groups.entry(p).or_default().push(i);
-    }
-    let mut correct = 0usize;
-    for members in groups.values() {
-        let first = truth[members[0]].as_str();
-        if members.iter().all(|&i| truth[i] == first) && truth_size[first] == members.len() {
-            correct += members.len();
-        }
-    }
-    correct as f64 / truth.len() as f64
 }
 
 fn line_templates(v: &Value) -> Vec<u64> {

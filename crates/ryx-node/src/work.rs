@@ -270,20 +270,28 @@ async fn merge(
     let outcome: Result<(String, Bytes), Vec<u32>> = if !missing.is_empty() {
         Err(missing)
     } else {
-        let joined = tokio::task::spawn_blocking(move || fold(&kind, &params, &bytes)).await;
-        match joined {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                tracing::error!(%job, "merge failed: {e}");
-                Err(Vec::new())
-            }
-            Err(e) => {
-                tracing::error!(%job, "merge task failed: {e}");
-                Err(Vec::new())
-            }
-        }
+        merge_off_loop(&job, move || fold(&kind, &params, &bytes)).await
     };
     report_merge(tx, job, outcome).await;
+}
+
+/// Runs a merge on a blocking thread (never on the event loop): the result
+/// (digest, bytes), or no units to blame when the merge itself failed.
+async fn merge_off_loop(
+    job: &str,
+    merge: impl FnOnce() -> Result<(String, Bytes), String> + Send + 'static,
+) -> Result<(String, Bytes), Vec<u32>> {
+    match tokio::task::spawn_blocking(merge).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => {
+            tracing::error!(%job, "merge failed: {e}");
+            Err(Vec::new())
+        }
+        Err(e) => {
+            tracing::error!(%job, "merge task failed: {e}");
+            Err(Vec::new())
+        }
+    }
 }
 
 /// Stores a merged result and tells the core, or reports what was missing.
@@ -405,23 +413,12 @@ async fn fold_task(
                 let outcome = if !missing.is_empty() {
                     Err(missing)
                 } else {
-                    let r = tokio::task::spawn_blocking(move || {
+                    merge_off_loop(&job, move || {
                         let last = fold_more(&spec, acc, &tail)?;
                         let bytes = spec.finish_bytes(Some(last)).map_err(|e| e.to_string())?;
-                        Ok::<_, String>((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
+                        Ok((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
                     })
-                    .await;
-                    match r {
-                        Ok(Ok(x)) => Ok(x),
-                        Ok(Err(e)) => {
-                            tracing::error!(%job, "merge failed: {e}");
-                            Err(Vec::new())
-                        }
-                        Err(e) => {
-                            tracing::error!(%job, "merge task failed: {e}");
-                            Err(Vec::new())
-                        }
-                    }
+                    .await
                 };
                 report_merge(tx, job, outcome).await;
                 return;

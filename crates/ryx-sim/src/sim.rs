@@ -857,29 +857,8 @@ impl Sim {
     /// Components of the honest live nodes, counting only their links to
     /// one another.
     pub fn honest_components(&mut self) -> usize {
-        let n = self.slots.len();
         let honest = |sim: &Sim, s: usize| sim.slots[s].alive && !sim.byz.as_ref().is_some_and(|b| b.is_byz[s]);
-        self.uf.clear();
-        self.uf.extend(0..n as u32);
-        let mut comps = (0..n).filter(|&s| honest(self, s)).count();
-        for s in 0..n {
-            if !honest(self, s) {
-                continue;
-            }
-            let Some(ids) = self.slots[s].node.as_ref().map(|n| n.active_ids()) else { continue };
-            for id in ids {
-                let Some(o) = self.live_slot_of(&id) else { continue };
-                if !honest(self, o) {
-                    continue;
-                }
-                let (a, b) = (self.find(s), self.find(o));
-                if a != b {
-                    self.uf[a] = b as u32;
-                    comps -= 1;
-                }
-            }
-        }
-        comps
+        self.components_where(honest, |sim, _, o| honest(sim, o))
     }
 
     /// What the attackers did and what honest nodes refused.
@@ -1312,12 +1291,22 @@ impl Sim {
     /// links within a segment when `by_segment`, else every link between
     /// live nodes. Links count in either direction.
     pub fn components(&mut self, by_segment: bool) -> usize {
+        self.components_where(|sim, s| sim.slots[s].alive, |sim, s, o| !(by_segment && sim.net.blocked(s, o)))
+    }
+
+    /// Components of the nodes `member` admits, joined by the links from
+    /// one of them to a live node that `link` admits (in either direction).
+    fn components_where(
+        &mut self,
+        member: impl Fn(&Sim, usize) -> bool,
+        link: impl Fn(&Sim, usize, usize) -> bool,
+    ) -> usize {
         let n = self.slots.len();
         self.uf.clear();
         self.uf.extend(0..n as u32);
-        let mut comps = self.live;
+        let mut comps = (0..n).filter(|&s| member(self, s)).count();
         for s in 0..n {
-            if !self.slots[s].alive {
+            if !member(self, s) {
                 continue;
             }
             let Some(ids) = self.slots[s].node.as_ref().map(|n| n.active_ids()) else {
@@ -1327,7 +1316,7 @@ impl Sim {
                 let Some(o) = self.live_slot_of(&id) else {
                     continue;
                 };
-                if by_segment && self.net.blocked(s, o) {
+                if !link(self, s, o) {
                     continue;
                 }
                 let (a, b) = (self.find(s), self.find(o));

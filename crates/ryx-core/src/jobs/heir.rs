@@ -195,7 +195,7 @@ impl JobEngine {
         }
         let heirs: Vec<PeerInfo> = p0.heirs.iter().filter(|p| p.id != ctx.me).copied().collect();
         let stats = JobStats { takeovers: 1, ..Default::default() };
-        let job = HomeJob {
+        let start = HomeStart {
             kind: p0.kind.clone(),
             params: p0.params.clone(),
             units,
@@ -204,33 +204,21 @@ impl JobEngine {
             heirs,
             created: p0.created,
             created_at: Time(p0.created.min(ctx.now.as_micros())),
-            state: JobState::Running,
-            merging: false,
-            unit_state,
-            decided,
-            // Win last-writer-wins against every summary the old home wrote.
-            // Versions are hybrid clocks (the store lifts the next one to
-            // at least the wall clock): one above the last seen wins.
-            version: h.version_seen.saturating_add(1),
-            last_summary: ctx.now,
-            summary_dirty: true,
-            undelivered: Vec::new(),
-            result: None,
-            result_holders: Vec::new(),
-            error: None,
-            stats,
-            workers: BTreeSet::new(),
-            record_dirty: false,
-            last_record: ctx.now,
-            yield_to: std::iter::once(p0.home)
-                .chain(p0.heirs.iter().map(|p| p.id))
-                .filter(|n| *n != ctx.me)
-                .take(MAX_YIELD_TO)
-                .collect(),
-            appointment: h.appointment,
-            confirmations: Vec::new(),
-            confirm_asked: None,
         };
+        let mut job = HomeJob::start(start, ctx.now);
+        job.unit_state = unit_state;
+        job.decided = decided;
+        // Win last-writer-wins against every summary the old home wrote.
+        // Versions are hybrid clocks (the store lifts the next one to at
+        // least the wall clock): one above the last seen wins.
+        job.version = h.version_seen.saturating_add(1);
+        job.stats = stats;
+        job.yield_to = std::iter::once(p0.home)
+            .chain(p0.heirs.iter().map(|p| p.id))
+            .filter(|n| *n != ctx.me)
+            .take(MAX_YIELD_TO)
+            .collect();
+        job.appointment = h.appointment;
         self.homes.insert(id.to_string(), job);
         self.send_record(ctx, id);
         self.publish(ctx, id);

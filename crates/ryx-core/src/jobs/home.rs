@@ -52,36 +52,17 @@ impl JobEngine {
         for u in &units {
             ctx.blobs.pin(&u.hash, &id);
         }
-        let job = HomeJob {
+        let start = HomeStart {
             kind,
             params,
-            unit_state: vec![UnitState::default(); units.len()],
             units,
             redundancy,
             energy,
             heirs: nb,
             created: ctx.now.as_micros(),
             created_at: ctx.now,
-            state: JobState::Running,
-            merging: false,
-            decided: 0,
-            version: 1,
-            last_summary: ctx.now,
-            summary_dirty: true,
-            undelivered: Vec::new(),
-            result: None,
-            result_holders: Vec::new(),
-            error: None,
-            stats: JobStats::default(),
-            workers: BTreeSet::new(),
-            record_dirty: false,
-            last_record: ctx.now,
-            yield_to: BTreeSet::new(),
-            appointment: None,
-            confirmations: Vec::new(),
-            confirm_asked: None,
         };
-        let mut job = job;
+        let mut job = HomeJob::start(start, ctx.now);
         job.yield_to = job.heirs.iter().map(|p| p.id).collect();
         job.appointment = Some(appoint(ctx, &id, &job.heirs, None));
         self.homes.insert(id.clone(), job);

@@ -208,6 +208,55 @@ struct HomeJob {
     confirm_asked: Option<(Time, u32)>,
 }
 
+/// What a home starts a job with, whether submitted here or taken over.
+struct HomeStart {
+    kind: String,
+    params: serde_json::Value,
+    units: Vec<UnitRef>,
+    redundancy: u8,
+    energy: f64,
+    heirs: Vec<PeerInfo>,
+    /// When the job was created (the creator's wall clock, µs).
+    created: u64,
+    created_at: Time,
+}
+
+impl HomeJob {
+    /// A running job homed here from `now`: nothing decided, merged or
+    /// summarised yet, no one to yield to and no appointment.
+    fn start(s: HomeStart, now: Time) -> HomeJob {
+        HomeJob {
+            unit_state: vec![UnitState::default(); s.units.len()],
+            kind: s.kind,
+            params: s.params,
+            units: s.units,
+            redundancy: s.redundancy,
+            energy: s.energy,
+            heirs: s.heirs,
+            created: s.created,
+            created_at: s.created_at,
+            state: JobState::Running,
+            merging: false,
+            decided: 0,
+            version: 1,
+            last_summary: now,
+            summary_dirty: true,
+            undelivered: Vec::new(),
+            result: None,
+            result_holders: Vec::new(),
+            error: None,
+            stats: JobStats::default(),
+            workers: BTreeSet::new(),
+            record_dirty: false,
+            last_record: now,
+            yield_to: BTreeSet::new(),
+            appointment: None,
+            confirmations: Vec::new(),
+            confirm_asked: None,
+        }
+    }
+}
+
 /// Results a home records for one unit at most (each from a distinct
 /// worker; honest runs need at most 2r + 1 = 15).
 const MAX_UNIT_RESULTS: usize = 16;

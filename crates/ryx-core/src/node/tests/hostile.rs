@@ -352,12 +352,7 @@ fn forged_votes_decide_nothing_and_the_result_stays_right() {
 
 #[test]
 fn forged_summaries_records_and_decisions_change_nothing() {
-    let mut w = JobWorld::new(8, &[]);
-    let chunks = w.upload(0, 40);
-    w.run(300);
-    let now = w.mini.now;
-    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
-    w.run(100);
+    let (mut w, id) = world_with_a_job();
     let home = w.mini.nodes[0].id();
     let attacker = Identity::from_text("would-be home");
     let (nb, nbid) = {
@@ -437,12 +432,7 @@ fn an_heir_cannot_make_a_result_of_its_own_stand_nor_make_the_creator_step_down(
     // result attestation its signed `done` summary with a made-up digest
     // would be believed by every node, and its higher-version summary
     // would make the live creator step down.
-    let mut w = JobWorld::new(8, &[]);
-    let chunks = w.upload(0, 40);
-    w.run(300);
-    let now = w.mini.now;
-    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
-    w.run(100);
+    let (mut w, id) = world_with_a_job();
     let creator = w.mini.nodes[0].id();
     let held = w.mini.nodes[0].job(&id).expect("summary held");
     let heir = held.co_homes[0];
@@ -530,4 +520,15 @@ fn a_home_that_took_over_and_claims_a_wrong_result_is_refused_and_replaced() {
     assert_eq!(s.result_digest, Some(JobWorld::expected(30)));
     assert_ne!(s.home, w.mini.nodes[liar].id());
     assert!(s.confirmations.iter().all(|c| c.by != w.mini.nodes[liar].id()));
+}
+
+/// Eight nodes, with a 40-chunk word count submitted at node 0 and under way.
+fn world_with_a_job() -> (JobWorld, String) {
+    let mut w = JobWorld::new(8, &[]);
+    let chunks = w.upload(0, 40);
+    w.run(300);
+    let now = w.mini.now;
+    let id = w.mini.nodes[0].submit_job(now, "word-count", serde_json::json!({}), chunks, 1, None).expect("submit");
+    w.run(100);
+    (w, id)
 }
