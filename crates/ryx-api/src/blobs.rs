@@ -93,10 +93,10 @@ pub struct BlobEntry {
     pub holders: Vec<Holder>,
     /// For a blob in custody here: the node whose upload it is.
     pub keep_origin: Option<NodeId>,
-    /// What it is.
-    pub kind: BlobKind,
     /// For a blob in custody here: live confirmed copies, this one included.
     pub kept_copies: Option<usize>,
+    /// What it is.
+    pub kind: BlobKind,
     /// Bytes.
     pub size: u64,
 }

@@ -2,30 +2,11 @@
 //! peers (partitions), lose or delay outgoing datagrams. Off unless the node
 //! runs with `--enable-fault-injection`; every fault expires by itself.
 
-use serde::{Deserialize, Serialize};
+pub use ryx_api::FaultSpec;
+use ryx_api::FaultState;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// What a client asks for (`POST /v1/admin/faults`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    /// UDP addresses whose traffic is dropped both ways.
-    #[serde(default)]
-    pub block: Vec<SocketAddr>,
-    /// Probability of dropping each outgoing datagram.
-    #[serde(default)]
-    pub loss: f64,
-    /// Delay added to each outgoing datagram, in milliseconds.
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Uniform jitter added on top of the delay, in milliseconds.
-    #[serde(default)]
-    pub jitter_ms: u64,
-    /// The faults heal by themselves after this many milliseconds.
-    pub for_ms: u64,
-}
 
 /// What happens to an outgoing datagram.
 #[derive(Debug, PartialEq)]
@@ -133,18 +114,17 @@ impl NetFaults {
     }
 
     /// The faults in force, for `GET /v1/admin/faults`.
-    pub fn describe(&mut self) -> serde_json::Value {
-        let live = self.live();
-        serde_json::json!({
-            "active": live,
-            "block": self.blocked.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "loss": self.loss,
-            "delay_ms": self.delay.as_millis() as u64,
-            "jitter_ms": self.jitter.as_millis() as u64,
-            "remaining_ms": self.until.map(|u| u.saturating_duration_since(Instant::now()).as_millis() as u64),
-            "dropped": self.dropped,
-            "delayed": self.delayed,
-        })
+    pub fn describe(&mut self) -> FaultState {
+        FaultState {
+            active: self.live(),
+            block: self.blocked.iter().copied().collect(),
+            delay_ms: self.delay.as_millis() as u64,
+            delayed: self.delayed,
+            dropped: self.dropped,
+            jitter_ms: self.jitter.as_millis() as u64,
+            loss: self.loss,
+            remaining_ms: self.until.map(|u| u.saturating_duration_since(Instant::now()).as_millis() as u64),
+        }
     }
 }
 
