@@ -1,7 +1,7 @@
 //! The run directory: the cluster's state as JSON, one log per node, and a
 //! lock so two `ryx-cluster` commands never rewrite the state at once.
 
-use crate::procfs::{self, Liveness, NodeIdentity};
+use crate::cluster::procfs::{self, Liveness, NodeIdentity};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -49,7 +49,7 @@ pub struct NodeRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
     /// The node's id, once its API answered.
-    pub node_id: Option<String>,
+    pub node_id: Option<ryx_api::NodeId>,
     /// Its log file (stdout and stderr).
     pub log: PathBuf,
     /// When it was started (Unix milliseconds).
@@ -97,7 +97,7 @@ pub struct ClusterState {
     /// The namespaces, bridges and links of a `start --netns` cluster
     /// (none: the nodes share the machine's loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub netns: Option<crate::netns::Layout>,
+    pub netns: Option<crate::cluster::netns::Layout>,
 }
 
 impl ClusterState {
@@ -254,7 +254,7 @@ impl RunDir {
     /// Removes the state and every node log of an earlier run.
     pub fn clean(&self) -> Result<()> {
         self.remove_state()?;
-        let _ = fs::remove_file(self.path.join(crate::faultlog::FAULTS_FILE));
+        let _ = fs::remove_file(self.path.join(crate::chaos::faults::FAULTS_FILE));
         if let Ok(entries) = fs::read_dir(&self.path) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
