@@ -42,7 +42,7 @@ pub use blobs::{BlobEntry, BlobKind, BlobList, ChunkRef, Deleted, Holder, Manife
 pub use client::Client;
 pub use error::{Error, ErrorBody, ErrorCode, ErrorDetail, ErrorKind};
 pub use events::{Counters, DownReason, ItemId, JobSummary, NodeEvent, RecentEvent, RecentEvents, Sample, Space};
-pub use faults::{FaultSpec, FaultState};
+pub use faults::{FaultSpec, FaultState, Impairment};
 pub use http::{encode_segment, truncate, Http, Response};
 pub use identity::{Identity, Proof};
 pub use ids::{BlobHash, JobId, NodeId};

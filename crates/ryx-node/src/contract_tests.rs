@@ -215,7 +215,8 @@ fn every_answer_reads_into_its_ryx_api_type() {
     assert_eq!(d.hash, up.hash);
 
     // Faults.
-    let spec = FaultSpec { loss: 0.5, delay_ms: 3, for_ms: 60_000, ..FaultSpec::default() };
+    let impairment = ryx_api::Impairment { loss: 0.5, delay_ms: 3, jitter_ms: 0 };
+    let spec = FaultSpec { impairment, for_ms: 60_000, ..FaultSpec::default() };
     let set: FaultState =
         map_answer(a, "POST", "/v1/admin/faults", Some(&serde_json::to_vec(&spec).expect("json")), 200);
     assert!(set.active && set.loss == 0.5);

@@ -18,7 +18,7 @@ use crate::cluster::Cluster;
 use crate::util::clock_now;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
-use ryx_api::FaultSpec;
+use ryx_api::{FaultSpec, Impairment};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -59,15 +59,9 @@ pub struct Effect {
     /// Indices of nodes whose traffic it drops both ways.
     #[serde(default)]
     pub block: Vec<usize>,
-    /// Probability of losing an outgoing datagram.
-    #[serde(default)]
-    pub loss: f64,
-    /// Added delay, milliseconds.
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Added jitter, milliseconds.
-    #[serde(default)]
-    pub jitter_ms: u64,
+    /// Loss and delay of its outgoing datagrams.
+    #[serde(flatten)]
+    pub impairment: Impairment,
     /// Stopped with SIGSTOP.
     #[serde(default)]
     pub pause: bool,
@@ -299,7 +293,7 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             continue;
         }
         let mut block = BTreeSet::new();
-        let (mut loss, mut delay, mut jitter, mut pause, mut net) = (0.0f64, 0u64, 0u64, false, false);
+        let (mut imp, mut pause, mut net) = (Impairment::default(), false, false);
         let mut until = u64::MAX;
         for f in &active {
             for e in f.effects.iter().filter(|e| e.node == i) {
@@ -310,9 +304,9 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
                 net = true;
                 until = until.min(f.deadline_unix_ms);
                 block.extend(e.block.iter().copied());
-                loss = loss.max(e.loss);
-                delay = delay.max(e.delay_ms);
-                jitter = jitter.max(e.jitter_ms);
+                imp.loss = imp.loss.max(e.impairment.loss);
+                imp.delay_ms = imp.delay_ms.max(e.impairment.delay_ms);
+                imp.jitter_ms = imp.jitter_ms.max(e.impairment.jitter_ms);
             }
         }
         // Network faults first: a paused node does not answer.
@@ -328,13 +322,13 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             // (partitions were done above, at the bridges).
             (Some(_), Some(_)) if !ever(i, &[FaultKind::Loss, FaultKind::Delay]) => Ok(()),
             (Some(_), Some(ns)) => {
-                let how = crate::cluster::netns::impair(&ns, loss, delay, jitter);
-                let fallback_delay =
-                    matches!(how, Ok(crate::cluster::netns::Impairment::Fallback)) && (delay > 0 || jitter > 0);
+                let how = crate::cluster::netns::impair(&ns, imp.loss, imp.delay_ms, imp.jitter_ms);
+                let fallback_delay = matches!(how, Ok(crate::cluster::netns::Impairment::Fallback))
+                    && (imp.delay_ms > 0 || imp.jitter_ms > 0);
                 match how {
                     Ok(crate::cluster::netns::Impairment::Netem) => by_netem.push(i),
                     Ok(crate::cluster::netns::Impairment::Fallback) => {
-                        if loss > 0.0 {
+                        if imp.loss > 0.0 {
                             loss_by_iptables.push(i);
                         }
                         if fallback_delay {
@@ -345,7 +339,9 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
                     Err(e) => problems.push(format!("warning: node {i}: {e:#}")),
                 }
                 if fallback_delay {
-                    let spec = FaultSpec { delay_ms: delay, jitter_ms: jitter, for_ms, ..FaultSpec::default() };
+                    // Loss is done in the namespace; only the delay by the node.
+                    let delay = Impairment { loss: 0.0, ..imp };
+                    let spec = FaultSpec { impairment: delay, for_ms, ..FaultSpec::default() };
                     client.set_faults(&spec).map(drop)
                 } else if cluster.liveness(i) == Liveness::Running {
                     client.clear_faults().map(drop)
@@ -355,7 +351,7 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             }
             _ if net => {
                 let block = block.iter().filter_map(|&b| cluster.state.nodes.get(b)).map(|n| n.udp_addr()).collect();
-                client.set_faults(&FaultSpec { block, loss, delay_ms: delay, jitter_ms: jitter, for_ms }).map(drop)
+                client.set_faults(&FaultSpec { block, impairment: imp, for_ms }).map(drop)
             }
             _ if cluster.liveness(i) == Liveness::Running => client.clear_faults().map(drop),
             _ => Ok(()),

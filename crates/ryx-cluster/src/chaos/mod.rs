@@ -14,6 +14,7 @@ use crate::jobs::{self, render, Follower, Progress};
 use crate::util::{clock_now, human, time_seed, Amount, Rng};
 use anyhow::{bail, Context, Result};
 use faults::{Effect, FaultKind, FaultRecord};
+use ryx_api::Impairment;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -180,16 +181,15 @@ pub fn inject(
         }
         Action::Loss(p, targets, d) => {
             let nodes = pick(&live, targets, rng);
-            let effects = nodes.iter().map(|&n| Effect { node: n, loss: p, ..Effect::default() }).collect();
+            let lose = Impairment { loss: p, ..Impairment::default() };
+            let effects = nodes.iter().map(|&n| Effect { node: n, impairment: lose, ..Effect::default() }).collect();
             let what = format!("lose {:.1}% of outgoing datagrams at {} nodes {nodes:?}", p * 100.0, nodes.len());
             timed(cluster, FaultKind::Loss, what, effects, d, seed, indent, owner)
         }
         Action::Delay(ms, jitter, targets, d) => {
             let nodes = pick(&live, targets, rng);
-            let effects = nodes
-                .iter()
-                .map(|&n| Effect { node: n, delay_ms: ms, jitter_ms: jitter, ..Effect::default() })
-                .collect();
+            let delay = Impairment { delay_ms: ms, jitter_ms: jitter, ..Impairment::default() };
+            let effects = nodes.iter().map(|&n| Effect { node: n, impairment: delay, ..Effect::default() }).collect();
             let j = if jitter > 0 { format!(" (+0..{jitter} ms jitter)") } else { String::new() };
             let what = format!("delay outgoing datagrams by {ms} ms{j} at {} nodes {nodes:?}", nodes.len());
             timed(cluster, FaultKind::Delay, what, effects, d, seed, indent, owner)
