@@ -246,20 +246,7 @@ impl Cluster {
             .arg(self.state.discovery_port.to_string());
         let child =
             self.launch(cmd, &log).with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
-        let record = NodeRecord {
-            index,
-            pid: child.id(),
-            udp_port: port,
-            http_port: port,
-            host: Ipv4Addr::LOCALHOST,
-            netns: None,
-            node_id: None,
-            log,
-            started_unix_ms: unix_ms(),
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        };
-        Ok((record, child))
+        Ok((NodeRecord::started(index, child.id(), (Ipv4Addr::LOCALHOST, port), None, log), child))
     }
 
     /// Starts node `index` in namespace `ns` with `ip netns exec` (which
@@ -271,20 +258,7 @@ impl Cluster {
         let child = self
             .launch(cmd, &log)
             .with_context(|| format!("cannot start `ip netns exec {ns} {}`", self.state.node_bin.display()))?;
-        let record = NodeRecord {
-            index,
-            pid: child.id(),
-            udp_port: layout.port,
-            http_port: layout.port,
-            host: addr,
-            netns: Some(ns),
-            node_id: None,
-            log,
-            started_unix_ms: unix_ms(),
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        };
-        Ok((record, child))
+        Ok((NodeRecord::started(index, child.id(), (addr, layout.port), Some(ns), log), child))
     }
 
     /// Waits until the API of every node in `indices` answers; re-spawns a

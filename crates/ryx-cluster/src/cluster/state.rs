@@ -66,6 +66,25 @@ fn loopback() -> Ipv4Addr {
 }
 
 impl NodeRecord {
+    /// Node `index` just started as process `pid`, bound to `at` (UDP and
+    /// HTTP on the same port), in namespace `netns` if any, logging to `log`.
+    pub fn started(index: usize, pid: u32, at: (Ipv4Addr, u16), netns: Option<String>, log: PathBuf) -> NodeRecord {
+        let (host, port) = at;
+        NodeRecord {
+            index,
+            pid,
+            udp_port: port,
+            http_port: port,
+            host,
+            netns,
+            node_id: None,
+            log,
+            started_unix_ms: unix_ms(),
+            fate: Fate::Running,
+            ended_unix_ms: None,
+        }
+    }
+
     /// Where its HTTP API answers.
     pub fn api(&self) -> SocketAddr {
         SocketAddr::from((self.host, self.http_port))
@@ -349,19 +368,7 @@ mod tests {
         let d = temp("state");
         assert!(d.load().expect("load").is_none());
         let mut st = ClusterState::new("c1".into(), 20000, PathBuf::from("/bin/ryx-node"), vec![]);
-        st.nodes.push(NodeRecord {
-            index: 0,
-            pid: 1,
-            udp_port: 20001,
-            http_port: 20001,
-            host: Ipv4Addr::LOCALHOST,
-            netns: None,
-            node_id: None,
-            log: d.log_path(0),
-            started_unix_ms: 0,
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        });
+        st.nodes.push(NodeRecord::started(0, 1, (Ipv4Addr::LOCALHOST, 20001), None, d.log_path(0)));
         d.save(&st).expect("save");
         fs::write(d.log_path(0), "x").expect("log");
         let back = d.load().expect("load").expect("some");

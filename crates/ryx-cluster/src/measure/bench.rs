@@ -56,6 +56,30 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+impl Row {
+    /// The row of `system` on `nodes` nodes that took `wall_s` over `bytes`
+    /// of input at load `load1`, once, with none of a cluster's figures.
+    fn timed(system: impl Into<String>, nodes: usize, wall_s: f64, bytes: u64, load1: f64) -> Row {
+        Row {
+            system: system.into(),
+            nodes,
+            killed: 0,
+            wall_s,
+            mb_per_s: bytes as f64 / 1e6 / wall_s,
+            ratio_to_exec: None,
+            units_reissued: None,
+            extra_replicas: None,
+            msgs_per_node: None,
+            peak_rss_max_mib: None,
+            peak_rss_mean_mib: None,
+            digest_ok: None,
+            load1,
+            runs: 1,
+            error: None,
+        }
+    }
+}
+
 /// What `bench --json` prints.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchReport {
@@ -153,21 +177,10 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
         &reference.digest[..16.min(reference.digest.len())]
     ));
     rows.push(Row {
-        system: format!("exec --threads {}", args.exec_threads),
-        nodes: 1,
-        killed: 0,
-        wall_s: exec_s,
-        mb_per_s: bytes as f64 / 1e6 / exec_s,
         ratio_to_exec: Some(1.0),
-        units_reissued: None,
-        extra_replicas: None,
-        msgs_per_node: None,
-        peak_rss_max_mib: None,
-        peak_rss_mean_mib: None,
         digest_ok: Some(true),
-        load1: ref_load,
         runs: usize::from(args.repeat),
-        error: None,
+        ..Row::timed(format!("exec --threads {}", args.exec_threads), 1, exec_s, bytes, ref_load)
     });
 
     // Dask, when it is installed.
@@ -182,23 +195,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
                     human(Duration::from_secs_f64(total)),
                     bytes as f64 / 1e6 / compute
                 ));
-                rows.push(Row {
-                    system: "dask".into(),
-                    nodes: 2,
-                    killed: 0,
-                    wall_s: compute,
-                    mb_per_s: bytes as f64 / 1e6 / compute,
-                    ratio_to_exec: Some(compute / exec_s),
-                    units_reissued: None,
-                    extra_replicas: None,
-                    msgs_per_node: None,
-                    peak_rss_max_mib: None,
-                    peak_rss_mean_mib: None,
-                    digest_ok: None,
-                    load1: l,
-                    runs: 1,
-                    error: None,
-                });
+                rows.push(Row { ratio_to_exec: Some(compute / exec_s), ..Row::timed("dask", 2, compute, bytes, l) });
             }
             Err(e) => {
                 let note = format!("dask not measured: {e:#}");
@@ -311,21 +308,10 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
 /// The row of a run that failed.
 fn failed_row(n: u16, kill: Option<Amount>, e: &anyhow::Error) -> Row {
     Row {
-        system: "ryx".into(),
-        nodes: usize::from(n),
         killed: kill.map(|k| k.of(usize::from(n))).unwrap_or(0),
-        wall_s: f64::NAN,
-        mb_per_s: f64::NAN,
-        ratio_to_exec: None,
-        units_reissued: None,
-        extra_replicas: None,
-        msgs_per_node: None,
-        peak_rss_max_mib: None,
-        peak_rss_mean_mib: None,
-        digest_ok: None,
-        load1: load1(),
         runs: 0,
         error: Some(format!("{e:#}")),
+        ..Row::timed("ryx", usize::from(n), f64::NAN, 0, load1())
     }
 }
 
@@ -445,11 +431,7 @@ fn run_one(
     let peaks: Vec<f64> = peak.values().map(|&k| k as f64 / 1024.0).collect();
     let digest = job.result_digest.as_deref().unwrap_or("");
     let row = Row {
-        system: "ryx".into(),
-        nodes: n,
         killed: killed.len(),
-        wall_s: wall,
-        mb_per_s: loaded.bytes as f64 / 1e6 / wall,
         ratio_to_exec: Some(wall / exec_s),
         units_reissued: Some(job.stats.reissued),
         extra_replicas: Some(job.stats.extra_replicas),
@@ -457,9 +439,7 @@ fn run_one(
         peak_rss_max_mib: peaks.iter().copied().reduce(f64::max),
         peak_rss_mean_mib: (!peaks.is_empty()).then(|| peaks.iter().sum::<f64>() / peaks.len() as f64),
         digest_ok: Some(digest == reference.digest),
-        load1: l,
-        runs: 1,
-        error: None,
+        ..Row::timed("ryx", n, wall, loaded.bytes, l)
     };
     tc.stop()?;
     Ok(row)
