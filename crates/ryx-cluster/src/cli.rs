@@ -201,11 +201,11 @@ pub struct StartArgs {
     pub netns: bool,
     /// With --netns: the nodes' subnet (private, /16 to /29); this machine
     /// takes its last address.
-    #[arg(long, value_name = "CIDR", default_value = crate::netns::DEFAULT_SUBNET, requires = "netns")]
+    #[arg(long, value_name = "CIDR", default_value = crate::cluster::netns::DEFAULT_SUBNET, requires = "netns")]
     pub subnet: String,
     /// With --netns: how nodes find each other.
     #[arg(long, value_enum, default_value = "seed-nodes", requires = "netns")]
-    pub discovery: crate::netns::Discovery,
+    pub discovery: crate::cluster::netns::Discovery,
     /// Node binary.
     #[command(flatten)]
     pub node: NodeBinArg,

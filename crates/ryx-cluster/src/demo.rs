@@ -4,20 +4,20 @@
 
 use crate::chaos;
 use crate::cli::DemoArgs;
-use crate::graph::floor_for;
-use crate::http::Http;
+use crate::cluster::graph::floor_for;
+use crate::cluster::lifecycle::TempCluster;
+use crate::cluster::nodebin;
+use crate::cluster::ports::LOOPBACK_BROADCAST;
+use crate::cluster::state::RunDir;
 use crate::inspect::{snapshot, status_table, summary_line};
-use crate::jobs::{self, Follower};
-use crate::lifecycle::TempCluster;
+use crate::jobs::run::{self, Source};
+use crate::jobs::{self, render, Follower};
 use crate::measure::time_info_spread;
-use crate::nodebin;
-use crate::ports::LOOPBACK_BROADCAST;
-use crate::runjob::{self, Source};
-use crate::state::RunDir;
 use crate::util::{human, time_seed, Amount, Rng};
 use crate::{interrupt, util};
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use ryx_api::{JobView, WordCountResult};
+use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ fn indent(text: &str) {
 struct Running {
     kind: &'static str,
     follower: Follower,
-    last: Option<Value>,
+    last: Option<JobView>,
 }
 
 impl Running {
@@ -59,7 +59,7 @@ impl Running {
     }
 
     fn done(&self) -> bool {
-        self.last.as_ref().is_some_and(jobs::is_final)
+        self.last.as_ref().is_some_and(JobView::is_final)
     }
 }
 
@@ -69,7 +69,7 @@ fn progress_line(runs: &[Running], t0: Instant) -> String {
         .iter()
         .map(|r| {
             let (d, t) = r.units();
-            let state = r.last.as_ref().and_then(|j| j["state"].as_str()).unwrap_or("submitted");
+            let state = r.last.as_ref().map_or("submitted", |j| j.state.as_str());
             format!("{} {d}/{t} units ({state})", r.kind)
         })
         .collect();
@@ -139,10 +139,7 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     });
     let first = tc.cluster.state.nodes[0].api();
     let ui = format!("http://{first}/ui/");
-    let served = Http::new(Duration::from_secs(2))
-        .request(first, "GET", "/ui/", None)
-        .map(|r| (200..400).contains(&r.status))
-        .unwrap_or(false);
+    let served = tc.cluster.client(0).request("GET", "/ui/", None).is_ok_and(|r| (200..400).contains(&r.status));
     if served {
         indent(&format!("Dashboard: {ui}   (any node serves it; open it to watch the jobs below)"));
     } else {
@@ -152,7 +149,7 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     heading(2, &format!("Load {} of built-in sample logs", jobs::mib(size)));
     let src = Source::Corpus { size, seed: 1 };
     let t_load = Instant::now();
-    let loaded = runjob::load(&tc.cluster, 0, &src, None, None)?;
+    let loaded = run::load(&tc.cluster, 0, &src, None, None)?;
     indent(&format!(
         "Node 0 generated {} of multi-service logs in {} and cut them at line ends into {} work units ({DEMO_CHUNK} each),",
         jobs::mib(loaded.bytes),
@@ -165,8 +162,8 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     let mut runs = Vec::new();
     let mut param_lists = Vec::new();
     for kind in KINDS {
-        let (list, params) = runjob::params(kind, &src, None, &[])?;
-        let id = runjob::submit(&tc.cluster, 0, kind, &loaded, params, None)?;
+        let (list, params) = run::params(kind, &src, None, &[])?;
+        let id = run::submit(&tc.cluster, 0, kind, &loaded, params, None)?;
         indent(&format!("submitted {kind:<13} job {id} at node 0 (each unit computed by 2 nodes; results vote)"));
         runs.push(Running { kind, follower: Follower::new(id, 0), last: None });
         param_lists.push(list);
@@ -220,15 +217,15 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     for r in &runs {
         let job = r.last.as_ref().expect("final job answer");
         jobs::check_done(job)?;
-        let st = &job["stats"];
+        let st = &job.stats;
         indent(&format!(
             "{:<13} done after {}: {} replica results from {} workers, {} units re-issued, {} home takeovers",
             r.kind,
-            human(Duration::from_millis(st["elapsed_ms"].as_u64().unwrap_or(0))),
-            st["results"].as_u64().unwrap_or(0),
-            st["workers"].as_u64().unwrap_or(0),
-            st["reissued"].as_u64().unwrap_or(0),
-            st["takeovers"].as_u64().unwrap_or(0)
+            human(Duration::from_millis(st.elapsed_ms.unwrap_or(0))),
+            st.results,
+            st.workers,
+            st.reissued,
+            st.takeovers
         ));
     }
     if killed.is_empty() {
@@ -236,16 +233,16 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     }
 
     heading(4, "Same answer as one process? (ryx-node exec on the same bytes)");
-    let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+    let (files, _tmp) = run::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
     indent(&format!(
         "The corpus generated here has the digest node 0 named it by ({}…): the very same bytes.",
-        &loaded.inputs[0].hash[..16]
+        &loaded.inputs[0].hash.as_str()[..16]
     ));
     let mut all_same = true;
     for (r, params) in runs.iter().zip(&param_lists) {
         let job = r.last.as_ref().expect("final job answer");
-        let digest = job["result_digest"].as_str().unwrap_or("");
-        let reference = runjob::reference(&tc.cluster, r.kind, &files, params, None)?;
+        let digest = job.result_digest.as_deref().unwrap_or("");
+        let reference = run::reference(&tc.cluster, r.kind, &files, params, None)?;
         let same = reference.digest == digest;
         all_same &= same;
         indent(&format!(
@@ -267,15 +264,15 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     heading(5, "Results");
     for r in &runs {
         let job = r.last.as_ref().expect("final job answer");
-        let mut result = job["result"].clone();
-        if r.kind == "word-count" {
-            if let Some(top) = result["top"].as_array_mut() {
-                top.truncate(10);
+        let text = match job.result_as::<WordCountResult>() {
+            Ok(Some(mut wc)) if r.kind == "word-count" => {
+                wc.top.truncate(10);
+                render::word_count(&wc)
             }
-        }
+            _ => render::job(job),
+        };
         out!();
         indent(&format!("{}:", r.kind));
-        let text = jobs::render_result(r.kind, &result);
         let lines: Vec<&str> = text.lines().collect();
         let keep = if r.kind == "log-analysis" { 16 } else { lines.len() };
         for l in lines.iter().take(keep) {

@@ -1,35 +1,42 @@
 //! `info put` / `info get`: thin helpers over the nodes' info API.
 
 use crate::cli::{InfoGetArgs, InfoPutArgs};
+use crate::cluster::procfs::Liveness;
+use crate::cluster::state::RunDir;
 use crate::cluster::{par_map, Cluster};
-use crate::http::{encode_segment, truncate};
-use crate::procfs::Liveness;
-use crate::state::RunDir;
 use crate::util::table;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use ryx_api::{truncate, InfoItem, InfoWritten, NodeId, PutInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::Path;
 
-/// What `put` got back.
-#[derive(Debug)]
-pub struct PutResult {
-    /// Node the item was put at.
-    pub index: usize,
-    /// Version the node gave it.
-    pub version: Value,
-    /// Origin node id.
-    pub origin: Value,
-}
-
-/// What one node holds for a key.
-#[derive(Debug)]
+/// What one node holds for a key (a node of `info get --json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Holding {
-    /// Node index.
-    pub index: usize,
-    /// The item as the node returned it, if it has it.
-    pub item: Option<Value>,
     /// Why the node could not be asked.
     pub error: Option<String>,
+    /// Node index.
+    pub index: usize,
+    /// The item as the node holds it, if it does.
+    pub item: Option<InfoItem>,
+    /// The node's id.
+    pub node_id: Option<NodeId>,
+}
+
+/// What `info get --json` prints: how far an item has spread.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Running nodes asked.
+    pub asked: usize,
+    /// The fraction of them holding the item.
+    pub coverage: f64,
+    /// Nodes holding it.
+    pub holding: usize,
+    /// The key.
+    pub key: String,
+    /// Every node asked.
+    pub nodes: Vec<Holding>,
 }
 
 /// Reads a command-line value: JSON if it parses, else a string.
@@ -38,45 +45,24 @@ pub fn parse_value(s: &str) -> Value {
 }
 
 /// Puts `key` = `value` at node `index`.
-pub fn put_at(cluster: &Cluster, index: usize, key: &str, value: Value, energy: Option<f64>) -> Result<PutResult> {
-    let n = cluster.state.nodes.get(index).with_context(|| format!("no node {index}"))?;
-    let mut body = json!({"key": key, "value": value});
-    if let Some(e) = energy {
-        body["energy"] = json!(e);
+pub fn put_at(cluster: &Cluster, index: usize, key: &str, value: Value, energy: Option<f64>) -> Result<InfoWritten> {
+    if index >= cluster.state.nodes.len() {
+        bail!("no node {index}");
     }
-    let bytes = serde_json::to_vec(&body)?;
-    let r = cluster.http.request(n.api(), "POST", "/v1/info", Some(&bytes))?;
-    if r.status != 201 && r.status != 200 {
-        bail!("node {index} refused the item: HTTP {}: {}", r.status, truncate(&r.text(), 300));
-    }
-    let v = r.json()?;
-    Ok(PutResult {
-        index,
-        version: v.get("version").cloned().unwrap_or(Value::Null),
-        origin: v.get("origin").cloned().unwrap_or(Value::Null),
-    })
+    let put = PutInfo { key: key.to_string(), value, energy };
+    cluster.client(index).put_info(&put).with_context(|| format!("node {index} refused the item"))
 }
 
 /// Asks every running node for `key`, in parallel.
 pub fn holdings(cluster: &mut Cluster, key: &str) -> Vec<Holding> {
     let running = cluster.running();
-    let path = format!("/v1/info/{}", encode_segment(key));
     let cl = &*cluster;
     par_map(&running, |&i| {
-        let addr = cl.state.nodes[i].api();
-        match cl.http.request(addr, "GET", &path, None) {
-            Ok(r) if r.status == 200 => match r.json() {
-                Ok(v) => Holding { index: i, item: Some(v), error: None },
-                Err(e) => Holding { index: i, item: None, error: Some(format!("{e:#}")) },
-            },
-            Ok(r) if r.status == 404 => Holding { index: i, item: None, error: None },
-            Ok(r) => Holding {
-                index: i,
-                item: None,
-                error: Some(format!("HTTP {}: {}", r.status, truncate(&r.text(), 120))),
-            },
-            Err(e) => Holding { index: i, item: None, error: Some(format!("{e:#}")) },
-        }
+        let (item, error) = match cl.client(i).info(key) {
+            Ok(item) => (item, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Holding { error, index: i, item, node_id: cl.state.nodes[i].node_id.clone() }
     })
 }
 
@@ -99,11 +85,10 @@ pub fn put(dir_arg: Option<&Path>, args: InfoPutArgs) -> Result<()> {
     let value = parse_value(&args.value);
     let r = put_at(&cluster, index, &args.key, value.clone(), args.energy)?;
     out!(
-        "put {:?} = {} at node {} (id {}): version {}{}",
+        "put {:?} = {} at node {index} (id {}): version {}{}",
         args.key,
         value,
-        r.index,
-        r.origin.as_str().unwrap_or("?"),
+        r.origin,
         r.version,
         args.energy.map(|e| format!(", energy {e}")).unwrap_or_default()
     );
@@ -121,36 +106,27 @@ pub fn get(dir_arg: Option<&Path>, args: InfoGetArgs) -> Result<()> {
     let have = hs.iter().filter(|h| h.item.is_some()).count();
     let pct = 100.0 * have as f64 / hs.len() as f64;
     if args.json {
-        let nodes: Vec<Value> = hs
-            .iter()
-            .map(|h| json!({"index": h.index, "node_id": cluster.state.nodes[h.index].node_id, "item": h.item, "error": h.error}))
-            .collect();
-        let out = json!({"key": args.key, "asked": hs.len(), "holding": have, "coverage": pct / 100.0, "nodes": nodes});
+        let asked = hs.len();
+        let out = Coverage { asked, coverage: pct / 100.0, holding: have, key: args.key, nodes: hs };
         out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    let field = |h: &Holding, f: &str| {
-        h.item.as_ref().and_then(|v| v.get(f)).map(|v| v.to_string()).unwrap_or_else(|| "-".into())
-    };
+    let field = |h: &Holding, f: fn(&InfoItem) -> String| h.item.as_ref().map_or_else(|| "-".into(), f);
     let rows: Vec<Vec<String>> = hs
         .iter()
         .map(|h| {
             vec![
                 h.index.to_string(),
-                cluster.state.nodes[h.index].node_id.clone().unwrap_or_else(|| "-".into()),
+                h.node_id.as_ref().map_or_else(|| "-".into(), NodeId::to_string),
                 match (&h.item, &h.error) {
                     (Some(_), _) => "yes".into(),
                     (None, None) => "no".into(),
                     (None, Some(e)) => format!("error: {}", truncate(e, 60)),
                 },
-                truncate(&field(h, "value"), 40),
-                field(h, "version"),
-                h.item
-                    .as_ref()
-                    .and_then(|v| v.get("energy")?.as_f64())
-                    .map(|e| format!("{e:.1}"))
-                    .unwrap_or_else(|| "-".into()),
-                field(h, "hops"),
+                truncate(&field(h, |i| i.value.to_string()), 40),
+                field(h, |i| i.version.to_string()),
+                field(h, |i| format!("{:.1}", i.energy)),
+                field(h, |i| i.hops.to_string()),
             ]
         })
         .collect();
@@ -162,6 +138,7 @@ pub fn get(dir_arg: Option<&Path>, args: InfoGetArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn values_are_json_or_strings() {

@@ -1,15 +1,19 @@
 //! `status` and `logs`: looking at a cluster without changing it.
 
+use crate::chaos::faults::{self, FaultRecord};
 use crate::cli::{LogsArgs, StatusArgs};
+use crate::cluster::graph::{self, floor_for, Health, Observed};
+use crate::cluster::netns::Layout;
+use crate::cluster::procfs::Liveness;
+use crate::cluster::state::{Fate, RunDir};
 use crate::cluster::{tail_lines, Cluster, NodeReport};
-use crate::graph::{self, floor_for, Health, Observed};
-use crate::procfs::Liveness;
-use crate::state::RunDir;
 use crate::util::{human_kib, table};
 use anyhow::{bail, Result};
-use serde_json::json;
+use ryx_api::NodeId;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 /// A status snapshot: per-node reports and the graph's health.
 pub struct Snapshot {
@@ -34,7 +38,7 @@ impl Snapshot {
 /// Queries every node once.
 pub fn snapshot(cluster: &mut Cluster) -> Snapshot {
     let reports = cluster.reports();
-    let dead: HashSet<String> = reports
+    let dead: HashSet<NodeId> = reports
         .iter()
         .filter(|r| r.alive == Some(Liveness::Gone))
         .filter_map(|r| cluster.state.nodes[r.index].node_id.clone())
@@ -43,7 +47,7 @@ pub fn snapshot(cluster: &mut Cluster) -> Snapshot {
         .iter()
         .filter(|r| r.alive == Some(Liveness::Running))
         .map(|r| Observed {
-            id: cluster.state.nodes[r.index].node_id.clone().unwrap_or_else(|| format!("#{}", r.index)),
+            id: cluster.state.nodes[r.index].node_id.clone().unwrap_or_else(|| NodeId::from(format!("#{}", r.index))),
             neighbors: r.neighbor_ids(),
         })
         .collect();
@@ -60,19 +64,18 @@ pub fn status_table(cluster: &Cluster, snap: &Snapshot) -> String {
         .iter()
         .map(|r| {
             let n = &cluster.state.nodes[r.index];
-            let st = r.status.as_ref();
-            let count = |f: &str| {
-                st.and_then(|s| s.get(f)).map(|v| v.as_array().map_or_else(|| v.to_string(), |a| a.len().to_string()))
+            let count = |f: fn(&ryx_api::Status) -> usize| {
+                r.status.as_ref().map_or_else(|| "-".to_string(), |s| f(s).to_string())
             };
             vec![
                 r.index.to_string(),
-                n.node_id.clone().unwrap_or_else(|| "-".into()),
+                n.node_id.as_ref().map_or_else(|| "-".into(), NodeId::to_string),
                 n.pid.to_string(),
                 n.udp_addr().to_string(),
                 n.http_port.to_string(),
-                count("neighbors").unwrap_or_else(|| "-".into()),
-                count("passive_count").unwrap_or_else(|| "-".into()),
-                count("info_items").unwrap_or_else(|| "-".into()),
+                count(|s| s.neighbors.len()),
+                count(|s| s.passive_count),
+                count(|s| s.info_items),
                 r.rss_kib.map(human_kib).unwrap_or_else(|| "-".into()),
                 match (r.alive, &r.error) {
                     (Some(Liveness::Running), Some(_)) => "yes (no answer)".into(),
@@ -104,65 +107,150 @@ pub fn summary_line(snap: &Snapshot) -> String {
     )
 }
 
+/// What `status --json` prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Nodes whose process exists (paused ones included).
+    pub alive: usize,
+    /// Running nodes that answered.
+    pub answered: usize,
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// Every running node answered and their graph is connected.
+    pub connected: bool,
+    /// Neighbour entries naming a dead node.
+    pub dead_links: usize,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The discovery port.
+    pub discovery_port: u16,
+    /// Timed faults in force.
+    pub faults_in_force: Vec<FaultRecord>,
+    /// Connected, and every node has its neighbour floor and no dead one.
+    pub healthy: bool,
+    /// Fewest live neighbours of a running node.
+    pub min_neighbors: usize,
+    /// The namespaces of a `--netns` cluster.
+    pub netns: Option<Layout>,
+    /// Every node ever started.
+    pub nodes: Vec<NodeStatusReport>,
+    /// Paused nodes.
+    pub paused: usize,
+    /// Nodes ever started.
+    pub total: usize,
+}
+
+/// One node of `status --json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatusReport {
+    /// Its UDP address.
+    pub addr: SocketAddr,
+    /// Its process exists.
+    pub alive: bool,
+    /// Its API answered.
+    pub answered: bool,
+    /// Why it did not answer.
+    pub error: Option<String>,
+    /// What became of it.
+    pub fate: Fate,
+    /// The address it binds.
+    pub host: Ipv4Addr,
+    /// Its API port.
+    pub http_port: u16,
+    /// Its index.
+    pub index: usize,
+    /// Info items it holds.
+    pub info_items: Option<usize>,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Its active neighbours.
+    pub neighbor_ids: Option<Vec<NodeId>>,
+    /// How many.
+    pub neighbors: Option<usize>,
+    /// Its namespace.
+    pub netns: Option<String>,
+    /// Its id.
+    pub node_id: Option<NodeId>,
+    /// Its passive list's size.
+    pub passive: Option<usize>,
+    /// Stopped with SIGSTOP.
+    pub paused: bool,
+    /// Its process id.
+    pub pid: u32,
+    /// Resident memory, KiB.
+    pub rss_kib: Option<u64>,
+    /// When it was started, Unix ms.
+    pub started_unix_ms: u64,
+    /// Its UDP port.
+    pub udp_port: u16,
+    /// Milliseconds since it started, as it says.
+    pub uptime_ms: Option<u64>,
+}
+
+impl StatusReport {
+    /// The report of `snap`, with the faults in force.
+    pub fn new(cluster: &Cluster, snap: &Snapshot, faults_in_force: Vec<FaultRecord>) -> StatusReport {
+        let nodes = snap
+            .reports
+            .iter()
+            .map(|r| {
+                let n = &cluster.state.nodes[r.index];
+                let st = r.status.as_ref();
+                NodeStatusReport {
+                    addr: n.udp_addr(),
+                    alive: r.alive.is_some_and(Liveness::exists),
+                    answered: st.is_some(),
+                    error: r.error.clone(),
+                    fate: n.fate,
+                    host: n.host,
+                    http_port: n.http_port,
+                    index: r.index,
+                    info_items: st.map(|s| s.info_items),
+                    log: n.log.clone(),
+                    neighbor_ids: r.neighbor_ids(),
+                    neighbors: r.neighbor_ids().map(|v| v.len()),
+                    netns: n.netns.clone(),
+                    node_id: n.node_id.clone(),
+                    passive: st.map(|s| s.passive_count),
+                    paused: r.alive == Some(Liveness::Paused),
+                    pid: n.pid,
+                    rss_kib: r.rss_kib,
+                    started_unix_ms: n.started_unix_ms,
+                    udp_port: n.udp_port,
+                    uptime_ms: st.map(|s| s.uptime_ms),
+                }
+            })
+            .collect();
+        StatusReport {
+            alive: snap.alive,
+            answered: snap.health.answered,
+            cluster_id: cluster.state.cluster_id.clone(),
+            connected: snap.connected(),
+            dead_links: snap.health.dead_links,
+            dir: cluster.dir.path().to_path_buf(),
+            discovery_port: cluster.state.discovery_port,
+            faults_in_force,
+            healthy: snap.health.ready(floor_for(snap.alive - snap.paused)),
+            min_neighbors: snap.health.min_neighbors,
+            netns: cluster.state.netns.clone(),
+            nodes,
+            paused: snap.paused,
+            total: snap.reports.len(),
+        }
+    }
+}
+
 /// `ryx-cluster status`.
 pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
     let dir = RunDir::resolve(dir_arg)?;
     let state = dir.load_required()?;
     let mut cluster = Cluster::new(dir.clone(), state);
     let snap = snapshot(&mut cluster);
-    let connected = snap.connected();
-    let now = crate::state::unix_ms();
-    let faults: Vec<crate::faultlog::FaultRecord> = crate::faultlog::read(&dir)
-        .map(|l| l.faults.into_iter().filter(|f| f.active(now)).collect())
-        .unwrap_or_default();
+    let now = crate::cluster::state::unix_ms();
+    let faults: Vec<FaultRecord> =
+        faults::read(&dir).map(|l| l.faults.into_iter().filter(|f| f.active(now)).collect()).unwrap_or_default();
     if args.json {
-        let nodes: Vec<serde_json::Value> = snap
-            .reports
-            .iter()
-            .map(|r| {
-                let n = &cluster.state.nodes[r.index];
-                let st = r.status.as_ref();
-                json!({
-                    "index": r.index,
-                    "node_id": n.node_id,
-                    "pid": n.pid,
-                    "host": n.host,
-                    "addr": n.udp_addr(),
-                    "udp_port": n.udp_port,
-                    "http_port": n.http_port,
-                    "netns": n.netns,
-                    "alive": r.alive.is_some_and(Liveness::exists),
-                    "paused": r.alive == Some(Liveness::Paused),
-                    "fate": n.fate,
-                    "answered": st.is_some(),
-                    "neighbors": r.neighbor_ids().map(|v| v.len()),
-                    "neighbor_ids": r.neighbor_ids(),
-                    "passive": st.and_then(|s| s.get("passive_count")).cloned(),
-                    "info_items": st.and_then(|s| s.get("info_items")).cloned(),
-                    "uptime_ms": st.and_then(|s| s.get("uptime_ms")).cloned(),
-                    "rss_kib": r.rss_kib,
-                    "log": n.log,
-                    "started_unix_ms": n.started_unix_ms,
-                    "error": r.error,
-                })
-            })
-            .collect();
-        let out = json!({
-            "dir": dir.path(),
-            "cluster_id": cluster.state.cluster_id,
-            "discovery_port": cluster.state.discovery_port,
-            "netns": cluster.state.netns,
-            "total": snap.reports.len(),
-            "alive": snap.alive,
-            "paused": snap.paused,
-            "answered": snap.health.answered,
-            "connected": connected,
-            "min_neighbors": snap.health.min_neighbors,
-            "dead_links": snap.health.dead_links,
-            "healthy": snap.health.ready(floor_for(snap.alive - snap.paused)),
-            "nodes": nodes,
-            "faults_in_force": faults,
-        });
+        let out = StatusReport::new(&cluster, &snap, faults);
         out!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         match &cluster.state.netns {
@@ -189,7 +277,7 @@ pub fn status(dir_arg: Option<&Path>, args: StatusArgs) -> Result<()> {
             out!(
                 "fault #{} in force until {} ({} left): {}",
                 f.id,
-                crate::faultlog::fmt_unix_ms(f.deadline_unix_ms),
+                faults::fmt_unix_ms(f.deadline_unix_ms),
                 crate::util::human(std::time::Duration::from_millis(f.deadline_unix_ms.saturating_sub(now))),
                 f.what
             );

@@ -3,101 +3,29 @@
 //! a base port from the OS, and a guard stops its cluster even when the
 //! test fails.
 
-use serde_json::Value;
-use std::path::PathBuf;
+use ryx_cluster::cluster::state::Fate;
+use ryx_cluster::info::Coverage;
+use ryx_cluster::measure::Measurement;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{node_bin, CLUSTER_BIN};
+use common::{healthy, is_ours, node_bin, runs, TestCluster, CLUSTER_BIN};
 use ryx_testkit::free_port;
 
-/// A run dir and the cluster in it; stops the cluster when dropped.
-struct TestCluster {
-    dir: PathBuf,
+/// A run dir of this file's tests.
+fn cluster(name: &str) -> TestCluster {
+    TestCluster::new("test", name)
 }
 
-impl TestCluster {
-    fn new(name: &str) -> TestCluster {
-        let dir = std::env::temp_dir().join(format!("ryx-cluster-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TestCluster { dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(CLUSTER_BIN);
-        c.arg("--dir").arg(&self.dir).args(args).env("RYX_NODE_BIN", node_bin()).stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run ryx-cluster")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        common::succeeded(args, self.run(args))
-    }
-
-    /// Starts `nodes` nodes from a base port the OS found free (ryx-cluster
-    /// skips busy ports above it, and retries a node that lost its port).
-    fn start(&self, nodes: usize) -> String {
-        let n = nodes.to_string();
-        let p = free_port().to_string();
-        self.ok(&["start", "--nodes", &n, "--base-port", &p, "--timeout", "60"])
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
-    }
-
-    /// Pids recorded in the state file.
-    fn pids(&self) -> Vec<u32> {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("cluster.json")) else {
-            return Vec::new();
-        };
-        let v: Value = serde_json::from_str(&text).expect("state is JSON");
-        v["nodes"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).map(|p| p as u32).collect())
-            .unwrap_or_default()
-    }
-
-    /// Polls `status --json` until `f` holds; panics with the last status after `timeout`.
-    fn wait_status(&self, timeout: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let s = self.status();
-            if f(&s) {
-                return s;
-            }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status:\n{s:#}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        let pids = self.pids();
-        let _ = self.run(&["stop"]);
-        // Belt and braces: anything of ours still running is killed.
-        for pid in pids {
-            if is_ryx_node(pid) {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Whether `pid` is a live (non-zombie) ryx-node process.
-fn is_ryx_node(pid: u32) -> bool {
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = state.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(true);
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    !zombie && String::from_utf8_lossy(&cmd).contains("ryx-node")
+/// Starts `nodes` nodes in `c` from a base port the OS found free
+/// (ryx-cluster skips busy ports above it, and retries a node that lost
+/// its port).
+fn start(c: &TestCluster, nodes: usize) -> String {
+    let n = nodes.to_string();
+    let p = free_port().to_string();
+    c.ok(&["start", "--nodes", &n, "--base-port", &p, "--timeout", "60"])
 }
 
 /// Pids of live ryx-node processes that the `ryx-cluster` process `pid`
@@ -112,7 +40,7 @@ fn nodes_of_run(tag: &str, pid: u32) -> Vec<u32> {
             continue;
         };
         let log = std::fs::read_link(format!("/proc/{node}/fd/2")).unwrap_or_default();
-        if is_ryx_node(node) && log.to_string_lossy().contains(&mark) {
+        if runs(node, &["ryx-node"]) && log.to_string_lossy().contains(&mark) {
             found.push(node);
         }
     }
@@ -148,22 +76,16 @@ fn run_to_end(tag: &str, args: &[&str]) -> (Output, u32) {
     (out, pid)
 }
 
-fn healthy(s: &Value, alive: u64) -> bool {
-    s["alive"] == alive && s["connected"] == true && s["healthy"] == true && s["dead_links"] == 0
-}
-
 #[test]
 fn start_status_info_chaos_add_and_stop() {
-    let c = TestCluster::new("life");
-    let out = c.start(5);
+    let c = cluster("life");
+    let out = start(&c, 5);
     assert!(out.contains("connected"), "start reports the connection: {out}");
 
     // status --json: 5 alive, connected.
     let s = c.status();
-    assert_eq!(s["total"], 5, "{s:#}");
-    assert_eq!(s["alive"], 5, "{s:#}");
-    assert_eq!(s["connected"], true, "{s:#}");
-    assert!(s["nodes"].as_array().expect("nodes").iter().all(|n| n["neighbors"].as_u64() >= Some(4)), "{s:#}");
+    assert_eq!((s.total, s.alive, s.connected), (5, 5, true), "{s:#?}");
+    assert!(s.nodes.iter().all(|n| n.neighbors >= Some(4)), "{s:#?}");
     let table = c.ok(&["status"]);
     assert!(table.contains("alive 5/5") && table.contains("connected: yes"), "{table}");
 
@@ -171,19 +93,19 @@ fn start_status_info_chaos_add_and_stop() {
     let again = c.run(&["start", "--nodes", "2", "--base-port", &free_port().to_string()]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
-    assert_eq!(c.status()["alive"], 5);
+    assert_eq!(c.status().alive, 5);
 
     // info put at one node, get shows full coverage.
     let put = c.ok(&["info", "put", "greeting", "hello", "--to", "2"]);
     assert!(put.contains("node 2"), "{put}");
     let start = Instant::now();
     loop {
-        let got: Value = serde_json::from_str(&c.ok(&["info", "get", "greeting", "--json"])).expect("json");
-        if got["holding"] == 5 {
-            assert!(got["nodes"].as_array().expect("nodes").iter().all(|n| n["item"]["value"] == "hello"), "{got:#}");
+        let got: Coverage = serde_json::from_str(&c.ok(&["info", "get", "greeting", "--json"])).expect("json");
+        if got.holding == 5 {
+            assert!(got.nodes.iter().all(|n| n.item.as_ref().is_some_and(|i| i.value == "hello")), "{got:#?}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "item did not reach every node: {got:#}");
+        assert!(start.elapsed() < Duration::from_secs(10), "item did not reach every node: {got:#?}");
         std::thread::sleep(Duration::from_millis(100));
     }
     let table = c.ok(&["info", "get", "greeting"]);
@@ -194,17 +116,17 @@ fn start_status_info_chaos_add_and_stop() {
     let chaos = c.ok(&["chaos", "--kill", "1", "--seed", "7"]);
     assert!(chaos.contains("SIGKILL node"), "{chaos}");
     let s = c.wait_status(Duration::from_secs(20), "4 survivors healed", |s| healthy(s, 4));
-    let dead: Vec<&Value> = s["nodes"].as_array().expect("nodes").iter().filter(|n| n["alive"] == false).collect();
-    assert_eq!(dead.len(), 1, "{s:#}");
-    assert_eq!(dead[0]["fate"], "killed");
-    let dead_pid = dead[0]["pid"].as_u64().expect("pid") as u32;
-    assert!(!is_ryx_node(dead_pid), "killed node {dead_pid} is gone");
+    let dead: Vec<_> = s.nodes.iter().filter(|n| !n.alive).collect();
+    assert_eq!(dead.len(), 1, "{s:#?}");
+    assert_eq!(dead[0].fate, Fate::Killed);
+    let dead_pid = dead[0].pid;
+    assert!(!is_ours(dead_pid), "killed node {dead_pid} is gone");
 
     // add --nodes 2 joins the running cluster.
     let add = c.ok(&["add", "--nodes", "2"]);
     assert!(add.contains("Joined"), "{add}");
     let s = c.wait_status(Duration::from_secs(20), "6 nodes healthy", |s| healthy(s, 6));
-    assert_eq!(s["total"], 7);
+    assert_eq!(s.total, 7);
 
     // logs of one node and of all.
     let log = c.ok(&["logs", "--node", "0", "--lines", "5"]);
@@ -218,7 +140,7 @@ fn start_status_info_chaos_add_and_stop() {
     let stop = c.ok(&["stop"]);
     assert!(stop.contains("Stopped"), "{stop}");
     for pid in &pids {
-        assert!(!is_ryx_node(*pid), "pid {pid} still runs after stop");
+        assert!(!is_ours(*pid), "pid {pid} still runs after stop");
     }
     assert!(!c.dir.join("cluster.json").exists());
     let again = c.ok(&["stop"]);
@@ -228,7 +150,7 @@ fn start_status_info_chaos_add_and_stop() {
 
 #[test]
 fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
-    let c = TestCluster::new("stale");
+    let c = cluster("stale");
     std::fs::create_dir_all(&c.dir).expect("mkdir");
     // A pid that is gone, and a live process that is not a ryx-node.
     let mut done = Command::new("true").spawn().expect("spawn true");
@@ -254,19 +176,19 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
     std::fs::write(c.dir.join("node-7.log"), "old run").expect("write log");
 
     let s = c.status();
-    assert_eq!(s["alive"], 0, "neither pid is a node of this cluster: {s:#}");
+    assert_eq!(s.alive, 0, "neither pid is a node of this cluster: {s:#?}");
 
-    let out = c.start(3);
+    let out = start(&c, 3);
     assert!(out.contains("stale"), "start says it cleaned up: {out}");
     assert!(!c.dir.join("node-7.log").exists(), "old logs removed");
     assert!(stranger.try_wait().expect("try_wait").is_none(), "the stranger was not signalled");
     let s = c.status();
-    assert_eq!(s["alive"], 3, "{s:#}");
-    assert_ne!(s["cluster_id"], "dev-stale");
+    assert_eq!(s.alive, 3, "{s:#?}");
+    assert_ne!(s.cluster_id, "dev-stale");
 
     let pids = c.pids();
     c.ok(&["stop"]);
-    assert!(pids.iter().all(|p| !is_ryx_node(*p)));
+    assert!(pids.iter().all(|p| !is_ours(*p)));
     assert!(stranger.try_wait().expect("try_wait").is_none(), "stop did not signal the stranger either");
     let _ = stranger.kill();
     let _ = stranger.wait();
@@ -274,20 +196,20 @@ fn start_cleans_up_a_stale_run_dir_without_touching_strangers() {
 
 #[test]
 fn pause_stops_and_resumes_nodes() {
-    let c = TestCluster::new("pause");
-    c.start(4);
+    let c = cluster("pause");
+    start(&c, 4);
     let chaos = c
         .command(&["chaos", "--pause", "1", "--for", "3s", "--seed", "3"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("chaos");
-    let s = c.wait_status(Duration::from_secs(10), "a paused node", |s| s["paused"] == 1);
-    assert_eq!(s["alive"], 4, "a paused node is alive: {s:#}");
+    let s = c.wait_status(Duration::from_secs(10), "a paused node", |s| s.paused == 1);
+    assert_eq!(s.alive, 4, "a paused node is alive: {s:#?}");
     let out = chaos.wait_with_output().expect("chaos ends");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("SIGSTOP") && text.contains("SIGCONT"), "{text}");
-    c.wait_status(Duration::from_secs(20), "all 4 running and healthy", |s| s["paused"] == 0 && healthy(s, 4));
+    c.wait_status(Duration::from_secs(20), "all 4 running and healthy", |s| s.paused == 0 && healthy(s, 4));
 }
 
 #[test]
@@ -299,15 +221,16 @@ fn measure_reports_figures_and_leaves_nothing_running() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "measure failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let m: Value = serde_json::from_str(&stdout).expect("measure --json is JSON");
-    assert_eq!(m["nodes"], 5);
-    assert_eq!(m["killed"], 1);
-    for key in ["connect_s", "info_full_s", "detect_s", "heal_s"] {
-        assert!(m[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing: {m:#}");
+    let m: Measurement = serde_json::from_str(&stdout).expect("measure --json reads as a Measurement");
+    assert_eq!((m.nodes, m.killed), (5, 1));
+    for (key, v) in
+        [("connect_s", m.connect_s), ("info_full_s", m.info_full_s), ("detect_s", m.detect_s), ("heal_s", m.heal_s)]
+    {
+        assert!(v.is_some_and(|v| v > 0.0), "{key} missing: {m:#?}");
     }
-    assert!(m["rss_kib"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{m:#}");
-    assert!(m["idle_cpu_percent"]["mean"].as_f64().is_some(), "{m:#}");
-    assert_eq!(m["item_held_by_survivors"], 4);
+    assert!(m.rss_kib.is_some_and(|r| r.mean > 0.0), "{m:#?}");
+    assert!(m.idle_cpu_percent.is_some(), "{m:#?}");
+    assert_eq!(m.item_held_by_survivors, Some(4));
     assert!(nodes_of_run("measure", pid).is_empty(), "measure left nodes running");
 }
 
@@ -341,7 +264,7 @@ fn demo_tells_the_story_and_cleans_up() {
 
 #[test]
 fn bad_input_is_reported_not_panicked_on() {
-    let c = TestCluster::new("bad");
+    let c = cluster("bad");
     let out = c.run(&["chaos", "--kill", "lots"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("percentage"));

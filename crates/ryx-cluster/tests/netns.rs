@@ -12,15 +12,16 @@
 //!
 //!   cargo test --release -p ryx-cluster --test netns -- --nocapture --test-threads 1
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+use ryx_api::JobView;
+use ryx_cluster::inspect::StatusReport;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{node_bin, CLUSTER_BIN};
+use common::{node_bin, TestCluster};
 
 /// Runs a command; its output, or `None` if it cannot be run.
 fn output(prog: &str, args: &[&str]) -> Option<Output> {
@@ -101,88 +102,53 @@ fn link_exists(name: &str) -> bool {
 /// A run dir and its namespace cluster; stops it when dropped and then
 /// removes whatever of its namespaces and link would be left.
 struct NetCluster {
-    dir: PathBuf,
+    c: TestCluster,
     prefix: Mutex<Option<String>>,
+}
+
+impl std::ops::Deref for NetCluster {
+    type Target = TestCluster;
+    fn deref(&self) -> &TestCluster {
+        &self.c
+    }
 }
 
 impl NetCluster {
     fn new(name: &str) -> NetCluster {
-        let dir = std::env::temp_dir().join(format!("ryx-cluster-netns-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        NetCluster { dir, prefix: Mutex::new(None) }
+        NetCluster { c: TestCluster::new("netns", name), prefix: Mutex::new(None) }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(CLUSTER_BIN)
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(args)
-            .env("RYX_NODE_BIN", node_bin())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ryx-cluster")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::succeeded(args, self.run(args))
-    }
-
-    fn state(&self) -> Value {
-        let text = std::fs::read_to_string(self.dir.join("cluster.json")).unwrap_or_else(|_| "{}".into());
-        serde_json::from_str(&text).expect("state is JSON")
+    /// The cluster's name prefix, from the state.
+    fn state_prefix(&self) -> Option<String> {
+        self.state().and_then(|s| s.netns).map(|l| l.prefix)
     }
 
     /// Remembers the cluster's name prefix (from the state) for cleanup.
     fn learn_prefix(&self) -> String {
-        let p = self.state()["netns"]["prefix"].as_str().expect("the state records the netns prefix").to_string();
+        let p = self.state_prefix().expect("the state records the netns prefix");
         *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
         p
     }
 
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
-    }
-
     /// Polls `status --json` until `f` holds; the time it took.
-    fn wait_status(&self, timeout: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Duration {
+    fn wait_took(&self, timeout: Duration, what: &str, f: impl Fn(&StatusReport) -> bool) -> Duration {
         let start = Instant::now();
-        loop {
-            let s = self.status();
-            if f(&s) {
-                return start.elapsed();
-            }
-            assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status:\n{s:#}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_status(timeout, what, f);
+        start.elapsed()
     }
 }
 
 impl Drop for NetCluster {
     fn drop(&mut self) {
-        let prefix = self
-            .prefix
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .or_else(|| self.state()["netns"]["prefix"].as_str().map(String::from));
-        let pids: Vec<u32> = self.state()["nodes"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|n| n["pid"].as_u64()).map(|p| p as u32).collect())
-            .unwrap_or_default();
+        let prefix = self.prefix.lock().unwrap_or_else(|e| e.into_inner()).clone().or_else(|| self.state_prefix());
+        // Stop the nodes (the run dir goes when `c` is dropped, after this).
         let _ = self.run(&["stop"]);
-        for pid in pids {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmd).contains("ryx-node") {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
         if let Some(p) = prefix.filter(|_| is_root()) {
             let _ = output("ip", &["link", "del", &format!("{p}h")]);
             for ns in namespaces().into_iter().filter(|n| owned(n, &p)) {
                 let _ = output("ip", &["netns", "del", &ns]);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -219,25 +185,16 @@ fn exec_digest(file: &Path, chunk: &str) -> String {
 }
 
 /// Every node of the status alive, answering and linked into one graph.
-fn one_network(s: &Value, n: u64) -> bool {
-    s["alive"] == n && s["answered"] == n && s["connected"] == true && s["dead_links"] == 0
+fn one_network(s: &StatusReport, n: usize) -> bool {
+    s.alive == n && s.answered == n && s.connected && s.dead_links == 0
 }
 
 /// Whether the links both ends list join every node of the status into one
 /// graph (a link only one end lists yet, e.g. a join in flight, does not count).
-fn mutually_connected(s: &Value) -> bool {
-    let nodes = s["nodes"].as_array().cloned().unwrap_or_default();
-    let ids: Vec<String> = nodes.iter().filter_map(|n| n["node_id"].as_str().map(String::from)).collect();
-    let lists: Vec<Vec<String>> = nodes
-        .iter()
-        .map(|n| {
-            n["neighbor_ids"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
-                .unwrap_or_default()
-        })
-        .collect();
-    if ids.len() != nodes.len() || ids.is_empty() {
+fn mutually_connected(s: &StatusReport) -> bool {
+    let ids: Vec<_> = s.nodes.iter().filter_map(|n| n.node_id.clone()).collect();
+    let lists: Vec<Vec<_>> = s.nodes.iter().map(|n| n.neighbor_ids.clone().unwrap_or_default()).collect();
+    if ids.len() != s.nodes.len() || ids.is_empty() {
         return false;
     }
     let mutual = |a: usize, b: usize| lists[a].contains(&ids[b]) && lists[b].contains(&ids[a]);
@@ -304,14 +261,13 @@ fn netns_cluster_forms_computes_partitions_heals_and_stops_clean() {
 
     // status: 5 connected nodes on their own addresses.
     let s = c.status();
-    assert_eq!(s["total"], 5, "{s:#}");
-    assert!(one_network(&s, 5) && mutually_connected(&s), "{s:#}");
-    let nodes = s["nodes"].as_array().expect("nodes");
-    for (i, n) in nodes.iter().enumerate() {
-        assert_eq!(n["host"], format!("10.78.61.{}", i + 1), "{n:#}");
-        assert_eq!(n["addr"], format!("10.78.61.{}:9001", i + 1), "{n:#}");
-        assert_eq!(n["netns"], format!("{prefix}-n{i}"), "{n:#}");
-        assert!(n["neighbors"].as_u64() >= Some(3), "{n:#}");
+    assert_eq!(s.total, 5, "{s:#?}");
+    assert!(one_network(&s, 5) && mutually_connected(&s), "{s:#?}");
+    for (i, n) in s.nodes.iter().enumerate() {
+        assert_eq!(n.host.to_string(), format!("10.78.61.{}", i + 1), "{n:#?}");
+        assert_eq!(n.addr.to_string(), format!("10.78.61.{}:9001", i + 1), "{n:#?}");
+        assert_eq!(n.netns, Some(format!("{prefix}-n{i}")), "{n:#?}");
+        assert!(n.neighbors >= Some(3), "{n:#?}");
     }
     let table = c.ok(&["status"]);
     assert!(table.contains("10.78.61.5:9001") && table.contains("connected: yes"), "{table}");
@@ -325,23 +281,20 @@ fn netns_cluster_forms_computes_partitions_heals_and_stops_clean() {
     let out = c.run(&["inject", "word-count", "--input", input.to_str().expect("utf8"), "--json", "--to", "2"]);
     assert!(out.status.success(), "inject failed: {}", String::from_utf8_lossy(&out.stderr));
     let took = t.elapsed();
-    let job: Value = serde_json::from_slice(&out.stdout).expect("inject --json is JSON");
-    assert_eq!(job["state"], "done", "{job:#}");
-    let digest = job["result_digest"].as_str().expect("digest").to_string();
+    let job: JobView = serde_json::from_slice(&out.stdout).expect("inject --json reads as a JobView");
+    assert_eq!(job.state, ryx_api::JobState::Done, "{job:#?}");
+    let digest = job.result_digest.clone().expect("digest");
     assert_eq!(digest, exec_digest(&input, "524288"), "the cluster's digest equals `ryx-node exec`");
     println!(
         "netns cluster: word-count of {} KiB in {} units done in {took:?} (upload included), digest {digest} equals exec",
         std::fs::metadata(&input).map(|m| m.len() / 1024).unwrap_or(0),
-        job["progress"]["units_total"]
+        job.progress.units_total
     );
 
     // A timed partition: 40% of the links move to the second bridge; the
     // halves split, and re-merge into one network after the heal.
-    let chaos = Command::new(CLUSTER_BIN)
-        .arg("--dir")
-        .arg(&c.dir)
-        .args(["chaos", "--partition", "40%", "--for", "4s", "--seed", "3"])
-        .stdin(Stdio::null())
+    let chaos = c
+        .command(&["chaos", "--partition", "40%", "--for", "4s", "--seed", "3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -349,8 +302,7 @@ fn netns_cluster_forms_computes_partitions_heals_and_stops_clean() {
     let t_part = Instant::now();
     // Both sides still answer this machine (its veth sits on a hub that
     // reaches both bridges) while they cannot reach each other.
-    let split =
-        c.wait_status(Duration::from_secs(4), "the halves to split", |s| s["connected"] == false && s["answered"] == 5);
+    let split = c.wait_took(Duration::from_secs(4), "the halves to split", |s| !s.connected && s.answered == 5);
     let far = sh("ip", &["-n", &format!("{prefix}-br"), "-o", "link", "show", "master", "br1"]);
     assert_eq!(far.lines().filter(|l| l.contains(": vh")).count(), 2, "two links on br1:\n{far}");
     let out = chaos.wait_with_output().expect("chaos finishes");
@@ -361,21 +313,20 @@ fn netns_cluster_forms_computes_partitions_heals_and_stops_clean() {
     let far = sh("ip", &["-n", &format!("{prefix}-br"), "-o", "link", "show", "master", "br1"]);
     assert!(!far.contains(": vh"), "every link back on br0 after the heal:\n{far}");
     let since_heal = healed_at.elapsed();
-    let merged = c.wait_status(Duration::from_secs(60), "one network after the heal", |s| {
+    let merged = c.wait_took(Duration::from_secs(60), "one network after the heal", |s| {
         one_network(s, 5) && mutually_connected(s)
     }) + since_heal;
     let since_heal = healed_at.elapsed();
-    let full = c.wait_status(Duration::from_secs(60), "every node at >= 4 neighbours", |s| {
-        one_network(s, 5) && mutually_connected(s) && s["healthy"] == true
+    let full = c.wait_took(Duration::from_secs(60), "every node at >= 4 neighbours", |s| {
+        one_network(s, 5) && mutually_connected(s) && s.healthy
     }) + since_heal;
     println!(
         "netns cluster: partition 2|3 by bridges: split seen after {split:?}, healed at {:?}; \
          one network again (mutual links) {merged:?} after the heal, every node at >= 4 neighbours {full:?} after the heal",
         healed_at - t_part
     );
-    let f: Value =
-        serde_json::from_str(&std::fs::read_to_string(c.dir.join("faults.json")).expect("faults.json")).expect("json");
-    assert!(f["faults"][0]["healed_unix_ms"].as_u64().is_some(), "{f:#}");
+    let f = c.faults();
+    assert!(f.faults.first().is_some_and(|r| r.healed_unix_ms.is_some()), "{f:#?}");
 
     // stop removes everything; a second stop is harmless.
     let t = Instant::now();
@@ -394,7 +345,7 @@ fn netns_broadcast_discovery_loss_delay_and_a_failed_start_cleans_up() {
     let prefix = c.learn_prefix();
     assert!(out.contains("broadcast on 10.78.62.255:9000"), "{out}");
     let s = c.status();
-    assert!(one_network(&s, 4), "{s:#}");
+    assert!(one_network(&s, 4), "{s:#?}");
     println!("netns broadcast: {}", out.lines().find(|l| l.starts_with("Cluster connected")).unwrap_or("?"));
 
     // Loss in the node namespaces: tc netem, else iptables.
@@ -422,7 +373,7 @@ fn netns_broadcast_discovery_loss_delay_and_a_failed_start_cleans_up() {
     let out = c.ok(&["chaos", "--delay", "20", "--jitter", "10", "--for", "1s", "--nodes", "2", "--seed", "1"]);
     assert!(out.contains("by tc netem") || out.contains("by the nodes' own fault injection"), "{out}");
     assert!(out.contains("fault #2 undone (deadline)"), "{out}");
-    let merged = c.wait_status(Duration::from_secs(30), "one network after loss and delay", |s| one_network(s, 4));
+    let merged = c.wait_took(Duration::from_secs(30), "one network after loss and delay", |s| one_network(s, 4));
     println!("netns broadcast: one network {merged:?} after loss and delay ended");
 
     // A second cluster on the same subnet is refused before it touches anything.
@@ -441,13 +392,7 @@ fn netns_broadcast_discovery_loss_delay_and_a_failed_start_cleans_up() {
     // A start that fails half-way (the node binary exits at once) removes
     // everything it created.
     let bad = NetCluster::new("fail");
-    let out = Command::new(CLUSTER_BIN)
-        .arg("--dir")
-        .arg(&bad.dir)
-        .args(["start", "--netns", "-n", "3", "--subnet", "10.78.63.0/24", "--node-bin", "/bin/false"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ryx-cluster");
+    let out = bad.run(&["start", "--netns", "-n", "3", "--subnet", "10.78.63.0/24", "--node-bin", "/bin/false"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stdout}");

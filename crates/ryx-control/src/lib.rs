@@ -79,16 +79,8 @@ pub enum NodeRouteError {
 }
 
 impl NodeRouteError {
-    /// A stable error code for the JSON error body.
-    pub fn code(self) -> &'static str {
-        match self {
-            NodeRouteError::Malformed => "bad_route",
-            NodeRouteError::BadAddress => "bad_address",
-            NodeRouteError::ForbiddenPath => "forbidden_path",
-        }
-    }
-
-    /// A human message.
+    /// A human message (the stable code is `ryx_api::ErrorCode::from`
+    /// this, with the `server` feature).
     pub fn message(self) -> &'static str {
         match self {
             NodeRouteError::Malformed => "expected /node/{ip:port}/v1/...",

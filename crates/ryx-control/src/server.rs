@@ -25,7 +25,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use ryx_api::{ErrorBody, ErrorCode, Topology};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,15 +66,24 @@ impl std::error::Error for ForwardError {}
 
 impl IntoResponse for ForwardError {
     fn into_response(self) -> Response {
-        let code = if self.node_unreachable() { "node_unreachable" } else { "bad_gateway" };
+        let code = if self.node_unreachable() { ErrorCode::NodeUnreachable } else { ErrorCode::BadGateway };
         error_response(StatusCode::BAD_GATEWAY, code, self.to_string())
     }
 }
 
 /// A JSON error in the node API's shape, `{"error":{"code","message"}}`.
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": code, "message": message.into()}}).to_string();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+pub fn error_response(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(ErrorBody::new(code, message))).into_response()
+}
+
+impl From<crate::NodeRouteError> for ErrorCode {
+    fn from(e: crate::NodeRouteError) -> ErrorCode {
+        match e {
+            crate::NodeRouteError::Malformed => ErrorCode::BadRoute,
+            crate::NodeRouteError::BadAddress => ErrorCode::BadAddress,
+            crate::NodeRouteError::ForbiddenPath => ErrorCode::ForbiddenPath,
+        }
+    }
 }
 
 /// The dashboard file at `path` (relative to `/ui/`), or a JSON 404.
@@ -82,7 +92,7 @@ pub fn ui_response(path: &str) -> Response {
         Some((ct, body)) => {
             ([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, crate::CACHE_CONTROL)], body).into_response()
         }
-        None => error_response(StatusCode::NOT_FOUND, "not_found", format!("no dashboard file {path:?}")),
+        None => error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no dashboard file {path:?}")),
     }
 }
 
@@ -219,12 +229,45 @@ pub async fn prove_identity(
     Ok((answer.node_id.to_string(), answer.cluster))
 }
 
-#[derive(Debug)]
-struct Switch {
-    at_unix_ms: u64,
-    from: SocketAddr,
-    to: SocketAddr,
-    reason: String,
+/// A switch from one node to another (`/control/status` `history`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    /// When, Unix ms.
+    pub at_unix_ms: u64,
+    /// The node left.
+    pub from: SocketAddr,
+    /// Why.
+    pub reason: String,
+    /// The node switched to.
+    pub to: SocketAddr,
+}
+
+/// What `GET /control/status` answers: which node the standalone server
+/// is connected to, what it knows, and how it got there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStatus {
+    /// When it connected to the current node, Unix ms.
+    pub connected_at_unix_ms: u64,
+    /// The last switches, oldest first (at most 20).
+    pub history: Vec<Switch>,
+    /// Up to 64 of the node addresses it knows.
+    pub known: Vec<SocketAddr>,
+    /// Node addresses it knows.
+    pub known_nodes: usize,
+    /// The last refresh's error.
+    pub last_error: Option<String>,
+    /// Since the last good refresh, ms.
+    pub last_refresh_ms_ago: Option<u64>,
+    /// The node it is connected to.
+    pub node: SocketAddr,
+    /// That node's id, once known.
+    pub node_id: Option<String>,
+    /// How often it refreshes, ms.
+    pub refresh_ms: u64,
+    /// The node it started from.
+    pub seed: SocketAddr,
+    /// Switches so far.
+    pub switches: u64,
 }
 
 #[derive(Debug)]
@@ -333,27 +376,21 @@ impl Control {
     }
 
     /// What `GET /control/status` answers.
-    pub fn status_json(&self) -> Value {
+    pub fn status(&self) -> ControlStatus {
         let s = self.state();
-        let known: Vec<String> = s.known.keys().take(64).map(|a| a.to_string()).collect();
-        let history: Vec<Value> = s
-            .history
-            .iter()
-            .map(|h| json!({"at_unix_ms": h.at_unix_ms, "from": h.from, "to": h.to, "reason": h.reason}))
-            .collect();
-        json!({
-            "node": s.current,
-            "node_id": s.node_id,
-            "seed": self.0.seed,
-            "connected_at_unix_ms": s.connected_at_unix_ms,
-            "last_refresh_ms_ago": s.last_ok.map(|t| t.elapsed().as_millis() as u64),
-            "last_error": s.last_error,
-            "switches": s.switches,
-            "known_nodes": s.known.len(),
-            "known": known,
-            "history": history,
-            "refresh_ms": self.0.refresh.as_millis() as u64,
-        })
+        ControlStatus {
+            connected_at_unix_ms: s.connected_at_unix_ms,
+            history: s.history.iter().cloned().collect(),
+            known: s.known.keys().take(64).copied().collect(),
+            known_nodes: s.known.len(),
+            last_error: s.last_error.clone(),
+            last_refresh_ms_ago: s.last_ok.map(|t| t.elapsed().as_millis() as u64),
+            node: s.current,
+            node_id: s.node_id.clone(),
+            refresh_ms: self.0.refresh.as_millis() as u64,
+            seed: self.0.seed,
+            switches: s.switches,
+        }
     }
 
     /// The router: `/` (redirect), `/ui`, `/ui/*`, `/control/status`,
@@ -371,7 +408,7 @@ impl Control {
                 "/ui/{*path}",
                 get(|axum::extract::Path(p): axum::extract::Path<String>| async move { ui_response(&p) }),
             )
-            .route("/control/status", get(|State(c): State<Control>| async move { axum::Json(c.status_json()) }))
+            .route("/control/status", get(|State(c): State<Control>| async move { axum::Json(c.status()) }))
             .fallback(proxy)
             .with_state(self.clone())
     }
@@ -393,10 +430,10 @@ impl Control {
         let cur = self.current();
         let timeout = self.0.refresh.max(Duration::from_secs(2));
         match get_bytes(cur, "/v1/topology", 16 << 20, timeout).await {
-            Ok((status, body)) if status.is_success() => {
-                let topo: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                self.learn(cur, &topo);
-            }
+            Ok((status, body)) if status.is_success() => match serde_json::from_slice::<Topology>(&body) {
+                Ok(topo) => self.learn(cur, &topo),
+                Err(e) => self.note_error(cur, format!("topology does not parse: {e}")),
+            },
             Ok((status, _)) => {
                 self.note_error(cur, format!("topology answered {status}"));
                 self.failover(cur, &format!("{cur} answered {status}")).await;
@@ -416,18 +453,18 @@ impl Control {
         s.last_error = Some(e);
     }
 
-    fn learn(&self, from: SocketAddr, topo: &Value) {
+    fn learn(&self, from: SocketAddr, topo: &Topology) {
         let now = Instant::now();
         let mut s = self.state();
         if s.current == from {
             s.last_ok = Some(now);
-            s.node_id = topo["observer"].as_str().map(str::to_owned);
+            s.node_id = Some(topo.observer.to_string());
         }
         if let Some(k) = s.known.get_mut(&from) {
             k.failures = 0;
         }
-        for n in topo["nodes"].as_array().into_iter().flatten() {
-            let Some(http) = n["http"].as_str().and_then(|h| h.parse::<SocketAddr>().ok()) else {
+        for n in &topo.nodes {
+            let Some(http) = n.http else {
                 continue;
             };
             if !s.known.contains_key(&http) && s.known.len() >= MAX_KNOWN {
@@ -435,7 +472,7 @@ impl Control {
             }
             let e = s.known.entry(http).or_insert(Known { node_id: None, listed: now, failures: 0, proven: None });
             e.listed = now;
-            let id = n["node_id"].as_str().map(str::to_owned);
+            let id = Some(n.node_id.to_string());
             if e.node_id != id {
                 // Another node at this address now: it must prove itself.
                 e.proven = None;
@@ -519,23 +556,23 @@ async fn proxy(State(c): State<Control>, req: Request) -> Response {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "only GET and HEAD reach a node through /node/",
             );
         }
         let (addr, rest) = match crate::node_route(&pq) {
             Ok(r) => r,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, e.code(), e.message()),
+            Err(e) => return error_response(StatusCode::BAD_REQUEST, e.into(), e.message()),
         };
         if !c.is_known(addr) {
             return error_response(
                 StatusCode::FORBIDDEN,
-                "unknown_node",
+                ErrorCode::UnknownNode,
                 format!("{addr} is not a node of the topology"),
             );
         }
         if let Err(e) = c.prove(addr).await {
-            return error_response(StatusCode::FORBIDDEN, "not_member", e);
+            return error_response(StatusCode::FORBIDDEN, ErrorCode::NotMember, e);
         }
         return forward(addr, req, &rest).await.unwrap_or_else(|e| e.into_response());
     }
@@ -543,7 +580,7 @@ async fn proxy(State(c): State<Control>, req: Request) -> Response {
     if !api {
         return error_response(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such endpoint; the dashboard is at /ui/, the node API under /v1/",
         );
     }

@@ -64,7 +64,7 @@ fn topology_shows_every_live_node_and_drops_a_killed_one() {
     let b = Browser::start(&chrome, &driver, 1280, 800);
     b.goto(&format!("http://{}/ui/", cluster.nodes[0].http));
     wait_live(&b, 6);
-    let want = sorted(cluster.nodes.iter().map(|n| n.id.clone()).collect());
+    let want = sorted(cluster.nodes.iter().map(|n| n.id.to_string()).collect());
     assert_eq!(listed(&b), want, "the list shows exactly the cluster's nodes");
     // The graph draws them too, with links between them.
     let drawn =
@@ -77,7 +77,11 @@ fn topology_shows_every_live_node_and_drops_a_killed_one() {
             n.id
         ));
         let label = label.as_str().unwrap_or_default().to_owned();
-        assert!(label.contains(&n.id) && label.contains(&n.http.port().to_string()), "label of {}: {label:?}", n.id);
+        assert!(
+            label.contains(n.id.as_str()) && label.contains(&n.http.port().to_string()),
+            "label of {}: {label:?}",
+            n.id
+        );
     }
 
     // Kill a node that is not the one the page is connected to.
@@ -102,7 +106,7 @@ fn topology_shows_every_live_node_and_drops_a_killed_one() {
         listed_after.as_secs_f64(),
         faded_after.as_secs_f64()
     );
-    let live = sorted(cluster.live().iter().map(|n| n.id.clone()).collect());
+    let live = sorted(cluster.live().iter().map(|n| n.id.to_string()).collect());
     assert_eq!(listed(&b), live, "the list shows exactly the live nodes");
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");
@@ -127,20 +131,20 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
     b.js("const s = document.querySelector('#job-form select[name=corpus_size]'); s.value = '1048576'; s.dispatchEvent(new Event('change', {bubbles: true})); return 1");
     b.click("#job-submit");
     let id = wait_result(&b, "word-count");
-    let api = get_json(node, &format!("/v1/jobs/{id}")).expect("job from the API");
-    assert_eq!(api["state"], "done");
-    let top = &api["result"]["top"];
-    let (word, count) = (top[0][0].as_str().unwrap().to_owned(), top[0][1].as_u64().unwrap());
+    let api = client(node).job(&id.as_str().into()).expect("job from the API");
+    assert_eq!(api.state, ryx_api::JobState::Done);
+    let top = api.result_as::<ryx_api::WordCountResult>().unwrap().expect("a word count").top;
+    let (word, count) = top[0].clone();
     let shown = b.js("const li = document.querySelector('#job-result .hbars li'); return li && [li.querySelector('.w').textContent, li.querySelector('.c').textContent]");
     assert_eq!(shown[0], word.as_str(), "top word shown");
     assert_eq!(shown[1].as_str().unwrap().replace(',', ""), count.to_string(), "its count shown");
     let rows = b.js("return document.querySelectorAll('#job-result .hbars li').length").as_u64().unwrap();
-    assert_eq!(rows as usize, top.as_array().unwrap().len(), "every top word shown");
+    assert_eq!(rows as usize, top.len(), "every top word shown");
     // The jobs table lists it as done, with its units.
     let row = b.js(&format!(
         "const tr = document.querySelector('#jobs-table tr[data-job-id=\"{id}\"]'); return tr && [tr.dataset.state, tr.querySelector('small').textContent]"
     ));
-    let units = api["progress"]["units_total"].as_u64().unwrap();
+    let units = api.progress.units_total;
     assert_eq!(row[0], "done");
     assert_eq!(row[1].as_str().unwrap(), format!("{units}/{units} units"));
 
@@ -170,8 +174,9 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
     b.send_keys("#job-file", path.to_str().unwrap());
     b.click("#job-submit");
     let id = wait_result(&b, "grep");
-    let api = get_json(node, &format!("/v1/jobs/{id}")).expect("grep job from the API");
-    assert_eq!(api["result"]["matching_lines"].as_u64(), Some(want as u64), "grep counted the uploaded file");
+    let api = client(node).job(&id.as_str().into()).expect("grep job from the API");
+    let grep = api.result_as::<ryx_api::GrepResult>().unwrap().expect("a grep");
+    assert_eq!(grep.matching_lines, want as u64, "grep counted the uploaded file");
     let text = b.js("return document.getElementById('job-result').textContent").as_str().unwrap().to_owned();
     assert!(text.contains(&format!("{want}matching lines")), "matching lines shown: {text:?}");
     assert!(text.contains("ERROR request 0 took 0 ms"), "a sample match shown: {text:?}");
@@ -214,18 +219,16 @@ fn standalone_control_survives_the_death_of_its_node() {
     };
     assert!(shows(first), "header names the node connected to");
     assert!(
-        wait_for(Duration::from_secs(10), || control.status().filter(|s| s["known_nodes"].as_u64() >= Some(4)))
-            .is_some(),
+        wait_for(Duration::from_secs(10), || control.status().filter(|s| s.known_nodes >= 4)).is_some(),
         "ryx-control learned the other nodes"
     );
 
     let dead_id = cluster.nodes[0].id.clone();
     cluster.nodes[0].proc.kill();
     let t0 = Instant::now();
-    let switched =
-        wait_for(FORM, || control.status().filter(|s| s["node"].as_str().is_some_and(|n| n != first.to_string())));
+    let switched = wait_for(FORM, || control.status().filter(|s| s.node != first));
     let Some(st) = switched else { fail(&b, "ryx-control did not switch nodes") };
-    let now_on: std::net::SocketAddr = st["node"].as_str().unwrap().parse().unwrap();
+    let now_on = st.node;
     let ok = b.wait_js(
         FORM,
         &format!(
@@ -244,9 +247,9 @@ fn standalone_control_survives_the_death_of_its_node() {
     );
     assert!(control.proc.alive(), "ryx-control still runs");
     // The API keeps working through it.
-    let status = get_json(control.addr, "/v1/status").expect("status through ryx-control");
-    assert_ne!(status["node_id"], dead_id.as_str());
-    assert_eq!(st["switches"], 1);
+    let status = client(control.addr).status().expect("status through ryx-control");
+    assert_ne!(status.node_id, dead_id);
+    assert_eq!(st.switches, 1);
 }
 
 #[test]

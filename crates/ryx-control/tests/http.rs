@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use ryx_api::{DownReason, ErrorBody, NodeEvent, Status};
 use std::time::Duration;
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
@@ -16,8 +16,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
 }
 
 fn error_code(body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    v["error"]["code"].as_str().unwrap_or_default().to_owned()
+    serde_json::from_slice::<ErrorBody>(body).map(|e| e.error.code.to_string()).unwrap_or_default()
 }
 
 #[test]
@@ -37,8 +36,8 @@ fn nodes_serve_the_dashboard_and_relay_to_known_nodes_only() {
     assert!(st == 404 || st == 400, "{st}: {}", String::from_utf8_lossy(&body));
 
     // Another node's API through this one.
-    let via = get_json(a, &format!("/node/{b}/v1/status")).expect("relayed status");
-    assert_eq!(via["node_id"], cluster.nodes[1].id.as_str());
+    let via: Status = common::get(a, &format!("/node/{b}/v1/status")).expect("relayed status");
+    assert_eq!(via.node_id, cluster.nodes[1].id);
     // Not a node of the topology: refused, nothing is contacted.
     let (st, body) = get(a, "/node/127.0.0.1:1/v1/status");
     assert_eq!((st, error_code(&body).as_str()), (403, "unknown_node"));
@@ -54,16 +53,14 @@ fn nodes_serve_the_dashboard_and_relay_to_known_nodes_only() {
     let dead = cluster.nodes[2].id.clone();
     cluster.nodes[2].proc.kill();
     let ev = wait_for(Duration::from_secs(15), || {
-        let v = get_json(a, "/v1/events/recent")?;
-        v["events"]
-            .as_array()?
-            .iter()
-            .find(|e| e["event"]["event"] == "neighbor_down" && e["event"]["id"] == dead.as_str())
-            .cloned()
+        client(a).recent_events().ok()?.into_iter().find_map(|e| match e.event {
+            NodeEvent::NeighborDown { ref id, reason } if *id == dead => Some((e.at_unix_ms, reason)),
+            _ => None,
+        })
     });
-    let ev = ev.expect("neighbor_down of the killed node in /v1/events/recent");
-    assert_eq!(ev["event"]["reason"], "failed");
-    assert!(ev["at_unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    let (at, reason) = ev.expect("neighbor_down of the killed node in /v1/events/recent");
+    assert_eq!(reason, DownReason::Failed);
+    assert!(at > 1_600_000_000_000);
 }
 
 #[test]
@@ -74,19 +71,19 @@ fn standalone_control_serves_the_page_and_relays_the_api() {
     let (st, page) = get(control.addr, "/ui/");
     assert_eq!(st, 200);
     assert!(String::from_utf8_lossy(&page).contains("<title>Ryx control</title>"));
-    let s = get_json(control.addr, "/v1/status").expect("status through ryx-control");
-    assert_eq!(s["node_id"], cluster.nodes[0].id.as_str());
+    let s = client(control.addr).status().expect("status through ryx-control");
+    assert_eq!(s.node_id, cluster.nodes[0].id);
     // It marks what it relays, so the page knows to ask /control/status.
     let (st, head) = head_of(control.addr, "/v1/status");
     assert_eq!(st, 200);
     assert!(head.to_ascii_lowercase().contains("x-ryx-control: 1"), "{head}");
-    let st = wait_for(Duration::from_secs(10), || control.status().filter(|s| s["known_nodes"].as_u64() >= Some(3)));
+    let st = wait_for(Duration::from_secs(10), || control.status().filter(|s| s.known_nodes >= 3));
     let st = st.expect("ryx-control learned the cluster");
-    assert_eq!(st["node"], cluster.nodes[0].http.to_string());
+    assert_eq!(st.node, cluster.nodes[0].http);
     // The per-node route, to a node it learned of.
     let other = cluster.nodes[2].http;
-    let via = get_json(control.addr, &format!("/node/{other}/v1/status")).expect("relayed");
-    assert_eq!(via["node_id"], cluster.nodes[2].id.as_str());
+    let via: Status = common::get(control.addr, &format!("/node/{other}/v1/status")).expect("relayed");
+    assert_eq!(via.node_id, cluster.nodes[2].id);
     let (st, body) = get(control.addr, "/node/127.0.0.1:1/v1/status");
     assert_eq!((st, error_code(&body).as_str()), (403, "unknown_node"));
     let (st, body) = get(control.addr, "/nothing");

@@ -12,7 +12,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use ryx_api::{ErrorBody, ErrorCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
@@ -87,8 +87,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 /// Middleware of the main listener: checks the bearer token where needed.
@@ -124,7 +124,7 @@ pub async fn require_token(req: Request, next: Next) -> Response {
             UNAUTHORIZED.fetch_add(1, Ordering::Relaxed);
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "this request needs the cluster's API token: Authorization: Bearer <token>",
             );
             r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -139,7 +139,7 @@ pub async fn require_token(req: Request, next: Next) -> Response {
 pub async fn read_only(req: Request, next: Next) -> Response {
     if !is_read(req.method()) || req.uri().path().starts_with("/v1/admin") {
         READ_ONLY_REFUSED.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::FORBIDDEN, "read_only", "this listener serves read-only endpoints only");
+        return error(StatusCode::FORBIDDEN, ErrorCode::ReadOnly, "this listener serves read-only endpoints only");
     }
     next.run(req).await
 }

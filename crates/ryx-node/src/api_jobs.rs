@@ -1,6 +1,7 @@
 //! HTTP endpoints for blobs and jobs.
 
 use crate::client;
+use crate::http::api_id;
 use crate::http::Query;
 use crate::http::{ApiError, ApiResult, Limits};
 use crate::refusals::Refusal;
@@ -12,11 +13,15 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::StreamExt;
+use ryx_api::{
+    BlobEntry, BlobList, Cancelled, Deleted, ErrorCode, Holder, JobList, JobState, JobView, Progress, SubmitJob,
+    Submitted, UploadOptions, Uploaded,
+};
 use ryx_core::blobs::Hash;
 use ryx_core::blobs::{is_hash, BlobKind};
 use ryx_core::jobs::{BlobRef, JobSummary};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -38,19 +43,22 @@ pub struct Api {
 }
 
 fn bad_hash(h: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_hash", format!("{h:?} is not a blob name (64 lowercase hex digits)"))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadHash,
+        format!("{h:?} is not a blob name (64 lowercase hex digits)"),
+    )
 }
 
 /// `PUT /v1/blobs`: stores the body, cut at line ends into chunks as it
 /// arrives (an upload is never held whole: at most one chunk and one line).
 pub async fn put_blob(
     State(api): State<Api>,
-    Query(q): Query<UploadQuery>,
+    Query(q): Query<UploadOptions>,
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms, keep_s: q.keep_s };
-    check_upload_query(q.energy, cq)?;
+    check_upload_query(&q)?;
     let _permit = api.uploads.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -68,7 +76,7 @@ pub async fn put_blob(
                 Refusal::BodyTimeout.count();
                 return Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
+                    ErrorCode::BodyTimeout,
                     format!("the upload stalled for more than {} ms", api.limits.body_timeout.as_millis()),
                 ));
             }
@@ -76,7 +84,7 @@ pub async fn put_blob(
         let result = match next {
             None => break,
             Some(Ok(b)) => ing.push(&b).await,
-            Some(Err(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())),
+            Some(Err(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadBody, e.to_string())),
         };
         if let Err(e) = result {
             ing.undo().await;
@@ -85,7 +93,7 @@ pub async fn put_blob(
         }
     }
     let stored = ing.finish().await?;
-    finish_upload(&api, stored, q.energy, cq).await
+    finish_upload(&api, stored, q).await
 }
 
 /// Reads and discards what is left of a refused body, a little of it: a
@@ -106,7 +114,7 @@ fn uploads_busy(api: &Api) -> ApiError {
     Refusal::UploadsBusy.count();
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "uploads_busy",
+        ErrorCode::UploadsBusy,
         format!(
             "this node already receives {} uploads; retry shortly or upload to another node",
             api.limits.max_uploads
@@ -118,7 +126,7 @@ fn too_large(api: &Api) -> ApiError {
     Refusal::TooLarge.count();
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
+        ErrorCode::TooLarge,
         format!("upload larger than this node's whole store ({} bytes, --memory-limit)", api.limits.memory),
     )
 }
@@ -168,7 +176,7 @@ impl Ingest {
         self.whole.update(data);
         let done = self.chunker.push(data).map_err(|e| {
             Refusal::LineTooLong.count();
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "line_too_long", e.to_string())
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::LineTooLong, e.to_string())
         })?;
         for c in done {
             self.store_chunk(c).await?;
@@ -251,7 +259,7 @@ impl Ingest {
                 self.undo().await;
                 return Err(ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "bad_manifest",
+                    ErrorCode::BadManifest,
                     format!("the upload's manifest could not be kept: {e}"),
                 ));
             }
@@ -290,38 +298,13 @@ fn store_error(e: ryx_core::blobs::BlobError) -> ApiError {
     match e {
         ryx_core::blobs::BlobError::TooLarge { .. } => {
             Refusal::TooLarge.count();
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, e.to_string())
         }
         ryx_core::blobs::BlobError::Full { .. } => {
             Refusal::StoreFull.count();
-            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::StoreFull, e.to_string())
         }
     }
-}
-
-/// Query of `PUT /v1/blobs`.
-#[derive(Deserialize, Default)]
-pub struct UploadQuery {
-    /// Replication energy (default 4: a tree of copies, two per hop, three hops deep).
-    energy: Option<f64>,
-    /// Replication target: answer once every chunk has this many verified
-    /// copies (this node's included) or the timeout passed (default 3).
-    copies: Option<usize>,
-    /// Milliseconds to wait for the copies (default 30000).
-    copies_timeout_ms: Option<u64>,
-    /// Seconds to keep the upload (default: until deleted).
-    keep_s: Option<u64>,
-}
-
-/// How many copies an upload waits for, how long, and how long they stay.
-#[derive(Default, Clone, Copy)]
-pub struct CopiesQuery {
-    /// Copies wanted per chunk (default 3, at most the nodes known).
-    copies: Option<usize>,
-    /// Milliseconds to wait for them (default 30000).
-    copies_timeout_ms: Option<u64>,
-    /// Seconds the copies are kept (default: until deleted).
-    keep_s: Option<u64>,
 }
 
 /// Copies an upload waits for unless told.
@@ -339,29 +322,26 @@ pub struct SampleQuery {
     /// Generator seed.
     #[serde(default)]
     seed: u64,
-    /// Replication energy.
-    energy: Option<f64>,
-    /// Replication target (see `PUT /v1/blobs`).
-    copies: Option<usize>,
-    /// Milliseconds to wait for the copies.
-    copies_timeout_ms: Option<u64>,
-    /// Seconds to keep the sample (default: until deleted).
-    keep_s: Option<u64>,
 }
 
 /// `POST /v1/blobs/sample?size=64MiB&seed=1`: generates the built-in sample
 /// corpus (realistic multi-service logs) on this node and stores it like an
 /// upload.
-pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) -> ApiResult {
+pub async fn put_sample(
+    State(api): State<Api>,
+    Query(q): Query<SampleQuery>,
+    Query(upload): Query<UploadOptions>,
+) -> ApiResult {
     let size = match &q.size {
-        Some(s) => crate::cli::parse_size(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_size", e))?,
+        Some(s) => {
+            crate::cli::parse_size(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadSize, e))?
+        }
         None => 16 << 20,
     };
     if size > api.limits.memory {
         return Err(too_large(&api));
     }
-    let cq = CopiesQuery { copies: q.copies, copies_timeout_ms: q.copies_timeout_ms, keep_s: q.keep_s };
-    check_upload_query(q.energy, cq)?;
+    check_upload_query(&upload)?;
     // The generator builds the whole sample in memory: one at a time, and
     // it counts as an upload.
     let _permit = api.uploads.clone().try_acquire_owned().map_err(|_| uploads_busy(&api))?;
@@ -369,7 +349,7 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
     let seed = q.seed;
     let data = tokio::task::spawn_blocking(move || ryx_compute::corpus::generate(size as usize, seed))
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()))?;
     let mut ing = Ingest::new(&api);
     for piece in data.chunks(1 << 20) {
         if let Err(e) = ing.push(piece).await {
@@ -379,26 +359,26 @@ pub async fn put_sample(State(api): State<Api>, Query(q): Query<SampleQuery>) ->
     }
     drop(data);
     let stored = ing.finish().await?;
-    finish_upload(&api, stored, q.energy, cq).await
+    finish_upload(&api, stored, upload).await
 }
 
-fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiError> {
-    if let Some(e) = energy {
+fn check_upload_query(cq: &UploadOptions) -> Result<(), ApiError> {
+    if let Some(e) = cq.energy {
         if !(e.is_finite() && (0.0..=1000.0).contains(&e)) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_energy", "energy must be within 0..1000"));
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadEnergy, "energy must be within 0..1000"));
         }
     }
     if cq.copies_timeout_ms.is_some_and(|t| t > MAX_COPIES_TIMEOUT_MS) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_copies",
+            ErrorCode::BadCopies,
             format!("copies_timeout_ms must be at most {MAX_COPIES_TIMEOUT_MS}"),
         ));
     }
     if cq.copies == Some(0) || cq.copies.is_some_and(|c| c > ryx_core::blobs::MAX_HOLDERS + 1) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_copies",
+            ErrorCode::BadCopies,
             format!("copies must be within 1..={}", ryx_core::blobs::MAX_HOLDERS + 1),
         ));
     }
@@ -408,7 +388,8 @@ fn check_upload_query(energy: Option<f64>, cq: CopiesQuery) -> Result<(), ApiErr
 /// Starts an upload's replication and custody, and answers once it has its
 /// copies: an acknowledged upload is kept, `copies` times, until it is
 /// deleted (`DELETE /v1/blobs/{hash}`) or its `keep_s` runs out.
-async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: CopiesQuery) -> ApiResult {
+async fn finish_upload(api: &Api, stored: Stored, cq: UploadOptions) -> ApiResult {
+    let energy = cq.energy;
     let timeout_ms = cq.copies_timeout_ms.unwrap_or(DEFAULT_COPIES_TIMEOUT_MS);
     let replicate = energy != Some(0.0);
     let hashes: Vec<String> = stored.chunks.iter().map(|r| r.hash.to_string()).collect();
@@ -442,13 +423,13 @@ async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: Copie
     let (copies, wanted) = wait_for_copies(api, hashes, cq, timeout_ms, replicate).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "hash": stored.hash,
-            "size": stored.size,
-            "chunks": stored.chunks.len(),
-            "copies": copies,
-            "copies_wanted": wanted,
-        })),
+        Json(Uploaded {
+            chunks: stored.chunks.len(),
+            copies,
+            copies_wanted: wanted,
+            hash: stored.hash.into(),
+            size: stored.size,
+        }),
     )
         .into_response())
 }
@@ -460,7 +441,7 @@ async fn finish_upload(api: &Api, stored: Stored, energy: Option<f64>, cq: Copie
 async fn wait_for_copies(
     api: &Api,
     hashes: Vec<String>,
-    cq: CopiesQuery,
+    cq: UploadOptions,
     timeout_ms: u64,
     replicate: bool,
 ) -> Result<(usize, usize), ApiError> {
@@ -494,27 +475,34 @@ pub async fn list_blobs(State(api): State<Api>) -> ApiResult {
         .handle
         .call(|s| {
             let ryx_core::blobs::BlobUsage { blobs: count, used, capacity: cap, pinned } = s.node.blob_usage();
-            let blobs: Vec<Value> = s
+            let blobs: Vec<BlobEntry> = s
                 .node
                 .blobs()
-                .map(|(h, m)| {
-                    json!({
-                        "hash": h,
-                        "size": m.size,
-                        "kind": m.kind,
-                        "energy": m.energy,
-                        "holders": m.holders,
-                        "durable": m.durable,
-                        "kept_copies": s.node.custody_of(h).map(|_| s.node.kept_copies(h)),
-                        "keep_origin": s.node.custody_of(h).map(|(_, o)| o),
-                    })
+                .map(|(h, m)| BlobEntry {
+                    durable: m.durable,
+                    energy: m.energy,
+                    hash: h.as_str().into(),
+                    holders: m.holders.iter().map(|x| Holder { http: x.http, node: api_id(x.node) }).collect(),
+                    keep_origin: s.node.custody_of(h).map(|(_, o)| api_id(o)),
+                    kept_copies: s.node.custody_of(h).map(|_| s.node.kept_copies(h)),
+                    kind: blob_kind(m.kind),
+                    size: m.size,
                 })
                 .collect();
-            json!({"count": count, "bytes": used, "capacity": cap, "pinned": pinned, "blobs": blobs})
+            BlobList { blobs, bytes: used, capacity: cap, count, pinned }
         })
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(v).into_response())
+}
+
+fn blob_kind(k: BlobKind) -> ryx_api::BlobKind {
+    match k {
+        BlobKind::Chunk => ryx_api::BlobKind::Chunk,
+        BlobKind::Manifest => ryx_api::BlobKind::Manifest,
+        BlobKind::Partial => ryx_api::BlobKind::Partial,
+        BlobKind::Result => ryx_api::BlobKind::Result,
+    }
 }
 
 /// `DELETE /v1/blobs/{hash}`: at the node that uploaded it, ends the
@@ -530,7 +518,11 @@ pub async fn delete_blob(State(api): State<Api>, Path(hash): Path<String>) -> Ap
         .handle
         .call(move |s| {
             let Some(size) = s.node.blob(&h).map(|m| m.size) else {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("blob {h} is not held here")));
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::NotFound,
+                    format!("blob {h} is not held here"),
+                ));
             };
             let mut all: Vec<String> = s.store.chunks_of(&h, size).into_iter().map(|c| String::from(c.hash)).collect();
             if s.store.is_manifest(&h) {
@@ -540,7 +532,7 @@ pub async fn delete_blob(State(api): State<Api>, Path(hash): Path<String>) -> Ap
             if let Some((_, origin)) = all.iter().filter_map(|x| s.node.custody_of(x)).find(|(_, o)| *o != me) {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "kept_for_another",
+                    ErrorCode::KeptForAnother,
                     format!("blob {h} is kept here for node {origin}'s upload; delete it there"),
                 ));
             }
@@ -554,7 +546,7 @@ pub async fn delete_blob(State(api): State<Api>, Path(hash): Path<String>) -> Ap
                     dropped += 1;
                 }
             }
-            Ok(json!({"hash": h, "released": released, "dropped": dropped}))
+            Ok(Deleted { dropped, hash: h.into(), released })
         })
         .await
         .map_err(ApiError::unavailable)??;
@@ -589,10 +581,10 @@ pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q)
         .await
         .map_err(ApiError::unavailable)?;
     match found {
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("blob {hash} is not held here"))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("blob {hash} is not held here"))),
         Some(Err(())) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "incomplete",
+            ErrorCode::Incomplete,
             format!("not every chunk of {hash} is held here; fetch its chunks (?manifest=true lists them)"),
         )),
         Some(Ok(parts)) => {
@@ -617,25 +609,8 @@ pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q)
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitJob {
-    kind: String,
-    inputs: Vec<String>,
-    #[serde(default = "empty_object")]
-    params: Value,
-    #[serde(default = "default_redundancy")]
-    redundancy: u8,
-    energy: Option<f64>,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
-
-fn default_redundancy() -> u8 {
-    2
-}
+/// Replicas per unit of a job that does not say.
+const DEFAULT_REDUNDANCY: u8 = 2;
 
 /// `POST /v1/jobs`: starts a job homed on this node.
 pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejection>) -> ApiResult {
@@ -643,66 +618,96 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
     let req: SubmitJob = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_json",
+            ErrorCode::BadJson,
             format!("expected {{\"kind\",\"inputs\":[hash...],\"params\"?,\"redundancy\"?,\"energy\"?}}: {e}"),
         )
     })?;
     if let Err(e) = ryx_compute::JobSpec::new(&req.kind, &req.params) {
-        let code = if req.kind.parse::<ryx_compute::JobKind>().is_err() { "unknown_kind" } else { "bad_params" };
+        let code = if req.kind.parse::<ryx_compute::JobKind>().is_err() {
+            ErrorCode::UnknownKind
+        } else {
+            ErrorCode::BadParams
+        };
         return Err(ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()));
     }
     if req.inputs.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_inputs", "a job needs at least one input blob"));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::NoInputs, "a job needs at least one input blob"));
     }
-    if let Some(h) = req.inputs.iter().find(|h| !is_hash(h)) {
-        return Err(bad_hash(h));
+    if let Some(h) = req.inputs.iter().find(|h| !is_hash(h.as_str())) {
+        return Err(bad_hash(h.as_str()));
     }
     let r = api
         .handle
         .call(move |s| {
             let mut chunks: Vec<BlobRef> = Vec::new();
             for h in &req.inputs {
-                let Some(meta) = s.node.blob(h) else {
+                let Some(meta) = s.node.blob(h.as_str()) else {
                     return Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "unknown_input",
+                        ErrorCode::UnknownInput,
                         format!("input {h} is not held on this node; upload it here first (PUT /v1/blobs)"),
                     ));
                 };
-                chunks.extend(s.store.chunks_of(h, meta.size));
+                chunks.extend(s.store.chunks_of(h.as_str(), meta.size));
             }
             let now = s.clock.now();
             s.node
-                .submit_job(now, &req.kind, req.params, chunks, req.redundancy, req.energy)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+                .submit_job(
+                    now,
+                    &req.kind,
+                    req.params,
+                    chunks,
+                    req.redundancy.unwrap_or(DEFAULT_REDUNDANCY),
+                    req.energy,
+                )
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e.to_string()))
         })
         .await
         .map_err(ApiError::unavailable)??;
-    Ok((StatusCode::CREATED, Json(json!({"job_id": r}))).into_response())
+    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into() })).into_response())
 }
 
 /// `GET /v1/jobs`: every job this node knows of, newest first.
 pub async fn list_jobs(State(api): State<Api>) -> ApiResult {
     let mut jobs = api.handle.call(|s| s.node.jobs()).await.map_err(ApiError::unavailable)?;
     jobs.sort_by(|a, b| b.created.cmp(&a.created).then(a.job_id.cmp(&b.job_id)));
-    let v: Vec<Value> = jobs.iter().map(|j| job_json(j, None)).collect();
-    Ok(Json(json!({"jobs": v})).into_response())
+    let jobs = jobs.iter().map(|j| job_view(j, None)).collect();
+    Ok(Json(JobList { jobs }).into_response())
 }
 
-fn job_json(j: &JobSummary, result: Option<Value>) -> Value {
-    json!({
-        "job_id": j.job_id,
-        "kind": j.kind,
-        "state": j.state,
-        "progress": {"units_total": j.units_total, "units_done": j.units_done},
-        "result": result,
-        "result_digest": j.result_digest,
-        "redundancy": j.redundancy,
-        "home": j.home,
-        "home_http": j.home_http,
-        "error": j.error,
-        "stats": j.stats,
-    })
+/// A job summary as the API shows it, with its result once fetched.
+fn job_view(j: &JobSummary, result: Option<Value>) -> JobView {
+    let st = &j.stats;
+    JobView {
+        error: j.error.clone(),
+        home: api_id(j.home),
+        home_http: j.home_http,
+        job_id: j.job_id.as_str().into(),
+        kind: j.kind.clone(),
+        progress: Progress { units_done: j.units_done, units_total: j.units_total },
+        redundancy: j.redundancy,
+        result,
+        result_digest: j.result_digest.clone(),
+        state: job_state(j.state),
+        stats: ryx_api::JobStats {
+            disagreements: st.disagreements,
+            elapsed_ms: st.elapsed_ms,
+            extra_replicas: st.extra_replicas,
+            reissued: st.reissued,
+            results: st.results,
+            takeovers: st.takeovers,
+            workers: st.workers,
+        },
+    }
+}
+
+fn job_state(s: ryx_core::jobs::JobState) -> JobState {
+    match s {
+        ryx_core::jobs::JobState::Running => JobState::Running,
+        ryx_core::jobs::JobState::Done => JobState::Done,
+        ryx_core::jobs::JobState::Failed => JobState::Failed,
+        ryx_core::jobs::JobState::Cancelled => JobState::Cancelled,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -717,7 +722,7 @@ pub struct JobQuery {
 /// that does not know the job asks the nodes it knows of.
 pub async fn get_job(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<JobQuery>) -> ApiResult {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_id", "a job id is hex digits"));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadId, "a job id is hex digits"));
     }
     let i = id.clone();
     let summary = api.handle.call(move |s| s.node.job(&i)).await.map_err(ApiError::unavailable)?;
@@ -727,13 +732,17 @@ pub async fn get_job(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
                 return Ok(Json(v).into_response());
             }
         }
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id} is known here or nearby")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no job {id} is known here or nearby"),
+        ));
     };
     let result = match (&summary.result_hash, summary.result_size) {
         (Some(h), size) => Some(fetch_result(&api, h, size, &summary.result_holders).await?),
         _ => None,
     };
-    Ok(Json(job_json(&summary, result)).into_response())
+    Ok(Json(job_view(&summary, result)).into_response())
 }
 
 /// Nodes asked about a job this node does not know, at most.
@@ -749,7 +758,7 @@ static LOOKUP_MISSES: std::sync::Mutex<Option<std::collections::HashMap<String, 
 /// it has proven to be a member. Bounded: a few lookups at once, a few
 /// nodes each, and an id not found is not looked for again at once (one
 /// request must not become a storm of requests).
-async fn lookup_elsewhere(api: &Api, id: &str) -> Option<Value> {
+async fn lookup_elsewhere(api: &Api, id: &str) -> Option<JobView> {
     {
         let g = LOOKUP_MISSES.lock().unwrap_or_else(|p| p.into_inner());
         if g.as_ref().and_then(|m| m.get(id)).is_some_and(|t| t.elapsed() < LOOKUP_NEGATIVE_TTL) {
@@ -783,8 +792,8 @@ async fn lookup_elsewhere(api: &Api, id: &str) -> Option<Value> {
         }
         let path = format!("/v1/jobs/{id}?local=true");
         if let Ok(b) = client::get(addr, &path, 16 << 20, Duration::from_secs(5)).await {
-            if let Ok(v) = serde_json::from_slice::<Value>(&b) {
-                if v.get("job_id").and_then(Value::as_str) == Some(id) {
+            if let Ok(v) = serde_json::from_slice::<JobView>(&b) {
+                if v.job_id == id {
                     return Some(v);
                 }
             }
@@ -811,7 +820,7 @@ async fn fetch_result(api: &Api, hash: &str, size: Option<u64>, holders: &[Socke
             let b = client::fetch_blob(hash, size, holders).await.map_err(|e| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "result_unavailable",
+                    ErrorCode::ResultUnavailable,
                     format!("cannot fetch the result: {e}"),
                 )
             })?;
@@ -829,7 +838,11 @@ async fn fetch_result(api: &Api, hash: &str, size: Option<u64>, holders: &[Socke
         }
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_result", format!("stored result is not JSON: {e}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::BadResult,
+            format!("stored result is not JSON: {e}"),
+        )
     })
 }
 
@@ -849,13 +862,17 @@ pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
         .await
         .map_err(ApiError::unavailable)?;
     if cancelled {
-        return Ok(Json(json!({"job_id": id, "state": "cancelled"})).into_response());
+        return Ok(Json(Cancelled { job_id: id.into(), state: JobState::Cancelled }).into_response());
     }
     let Some(summary) = summary else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no job {id} is known here")));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no job {id} is known here")));
     };
     if summary.state.is_final() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "final", format!("job {id} is already {:?}", summary.state)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Final,
+            format!("job {id} is already {:?}", summary.state),
+        ));
     }
     // Ask the home to cancel it.
     let r = client::request(summary.home_http, "DELETE", &format!("/v1/jobs/{id}"), Duration::from_secs(5)).await;
@@ -866,6 +883,6 @@ pub async fn cancel_job(State(api): State<Api>, Path(id): Path<String>) -> ApiRe
             body,
         )
             .into_response()),
-        Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "home_unreachable", e.to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::HomeUnreachable, e.to_string())),
     }
 }

@@ -17,6 +17,7 @@ use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
+use ryx_api::{Counters, ErrorCode};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -24,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast::error::RecvError;
 
-fn sample(s: &State) -> String {
+pub(crate) fn sample(s: &State) -> String {
     let now = s.clock.now();
     let st = s.node.status(now);
     let m = s.node.metrics();
@@ -32,25 +33,22 @@ fn sample(s: &State) -> String {
     jobs.sort_by_key(|j| std::cmp::Reverse(j.created));
     jobs.truncate(50);
     let rss = crate::metrics::process_stats();
-    json!({
-        "t": now.as_millis(),
-        "status": st,
-        "counters": {
-            "messages_in": m.messages_in.total(),
-            "messages_out": m.total_out(),
-            "bytes_in": s.io.bytes_in,
-            "bytes_out": s.io.bytes_out,
-            "rejected": m.total_rejected(),
-            "failures_detected": m.failures_detected,
-            "links_up": m.links_up,
-            "links_down": m.links_down,
-            "items_delivered": m.items_delivered,
-            "rss_bytes": rss.map(|r| r.0),
-            "cpu_seconds": rss.map(|r| r.1),
-        },
-        "jobs": jobs,
-    })
-    .to_string()
+    let counters = Counters {
+        bytes_in: s.io.bytes_in,
+        bytes_out: s.io.bytes_out,
+        cpu_seconds: rss.map(|r| r.1),
+        failures_detected: m.failures_detected,
+        items_delivered: m.items_delivered,
+        links_down: m.links_down,
+        links_up: m.links_up,
+        messages_in: m.messages_in.total(),
+        messages_out: m.total_out(),
+        rejected: m.total_rejected(),
+        rss_bytes: rss.map(|r| r.0),
+    };
+    // Status and job summaries are the core's own types; a contract test
+    // checks they read as `ryx_api::Sample`.
+    json!({"t": now.as_millis(), "status": st, "counters": counters, "jobs": jobs}).to_string()
 }
 
 /// The SSE endpoint. At most `--max-event-streams` are served at once; a
@@ -62,7 +60,7 @@ pub async fn events(
         Refusal::EventStreams.count();
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "event_streams_busy",
+            ErrorCode::EventStreamsBusy,
             format!("this node already serves {} event streams; use another node", api.limits.max_event_streams),
         ));
     };

@@ -2,30 +2,11 @@
 //! peers (partitions), lose or delay outgoing datagrams. Off unless the node
 //! runs with `--enable-fault-injection`; every fault expires by itself.
 
-use serde::{Deserialize, Serialize};
+use ryx_api::FaultState;
+pub use ryx_api::{FaultSpec, Impairment};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// What a client asks for (`POST /v1/admin/faults`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    /// UDP addresses whose traffic is dropped both ways.
-    #[serde(default)]
-    pub block: Vec<SocketAddr>,
-    /// Probability of dropping each outgoing datagram.
-    #[serde(default)]
-    pub loss: f64,
-    /// Delay added to each outgoing datagram, in milliseconds.
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Uniform jitter added on top of the delay, in milliseconds.
-    #[serde(default)]
-    pub jitter_ms: u64,
-    /// The faults heal by themselves after this many milliseconds.
-    pub for_ms: u64,
-}
 
 /// What happens to an outgoing datagram.
 #[derive(Debug, PartialEq)]
@@ -56,19 +37,20 @@ pub struct NetFaults {
 impl NetFaults {
     /// Replaces the faults in force.
     pub fn set(&mut self, spec: &FaultSpec) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&spec.loss) {
+        let imp = spec.impairment;
+        if !(0.0..=1.0).contains(&imp.loss) {
             return Err("loss must be within 0..1".into());
         }
         if spec.for_ms == 0 || spec.for_ms > 3_600_000 {
             return Err("for_ms must be 1 to 3600000 (faults always heal by themselves)".into());
         }
-        if spec.delay_ms > 10_000 || spec.jitter_ms > 10_000 {
+        if imp.delay_ms > 10_000 || imp.jitter_ms > 10_000 {
             return Err("delay_ms and jitter_ms must be at most 10000".into());
         }
         self.blocked = spec.block.iter().copied().collect();
-        self.loss = spec.loss;
-        self.delay = Duration::from_millis(spec.delay_ms);
-        self.jitter = Duration::from_millis(spec.jitter_ms);
+        self.loss = imp.loss;
+        self.delay = Duration::from_millis(imp.delay_ms);
+        self.jitter = Duration::from_millis(imp.jitter_ms);
         self.until = Some(Instant::now() + Duration::from_millis(spec.for_ms));
         if self.rng == 0 {
             self.rng = 0x2545_F491_4F6C_DD1D ^ std::process::id() as u64;
@@ -133,18 +115,17 @@ impl NetFaults {
     }
 
     /// The faults in force, for `GET /v1/admin/faults`.
-    pub fn describe(&mut self) -> serde_json::Value {
-        let live = self.live();
-        serde_json::json!({
-            "active": live,
-            "block": self.blocked.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "loss": self.loss,
-            "delay_ms": self.delay.as_millis() as u64,
-            "jitter_ms": self.jitter.as_millis() as u64,
-            "remaining_ms": self.until.map(|u| u.saturating_duration_since(Instant::now()).as_millis() as u64),
-            "dropped": self.dropped,
-            "delayed": self.delayed,
-        })
+    pub fn describe(&mut self) -> FaultState {
+        FaultState {
+            active: self.live(),
+            block: self.blocked.iter().copied().collect(),
+            delay_ms: self.delay.as_millis() as u64,
+            delayed: self.delayed,
+            dropped: self.dropped,
+            jitter_ms: self.jitter.as_millis() as u64,
+            loss: self.loss,
+            remaining_ms: self.until.map(|u| u.saturating_duration_since(Instant::now()).as_millis() as u64),
+        }
     }
 }
 
@@ -172,9 +153,11 @@ mod tests {
         // the fault is gone with no one clearing it.
         std::thread::sleep(expires_by.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
         assert_eq!(f.outgoing(a, false), Verdict::Send, "faults heal by themselves");
-        f.set(&FaultSpec { loss: 1.0, for_ms: 1000, ..Default::default() }).expect("set");
+        let lose_all = Impairment { loss: 1.0, ..Impairment::default() };
+        f.set(&FaultSpec { impairment: lose_all, for_ms: 1000, ..Default::default() }).expect("set");
         assert_eq!(f.outgoing(b, false), Verdict::Drop);
-        f.set(&FaultSpec { delay_ms: 5, for_ms: 1000, ..Default::default() }).expect("set");
+        let delay = Impairment { delay_ms: 5, ..Impairment::default() };
+        f.set(&FaultSpec { impairment: delay, for_ms: 1000, ..Default::default() }).expect("set");
         assert_eq!(f.outgoing(b, false), Verdict::Delay(Duration::from_millis(5)));
         f.clear();
         assert_eq!(f.outgoing(b, false), Verdict::Send);

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use ryx_api::{ErrorBody, ErrorCode, FaultSpec, Health, InfoItem, InfoItems, InfoWritten, PutInfo};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -26,26 +26,30 @@ pub const MAX_INFO_BODY: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
-    message: String,
+    body: ErrorBody,
 }
 
 impl ApiError {
     /// Builds an error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, body: ErrorBody::new(code, message) }
     }
 
     /// The event loop could not be reached.
     pub fn unavailable(e: anyhow::Error) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, e.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        (self.status, Json(self.body)).into_response()
     }
+}
+
+/// A node id as the API writes it.
+pub(crate) fn api_id(id: ryx_core::NodeId) -> ryx_api::NodeId {
+    ryx_api::NodeId::from(id.to_string())
 }
 
 /// Result of an API handler.
@@ -66,7 +70,7 @@ where
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(q) => Ok(Query(q.0)),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadQuery, e.body_text())),
         }
     }
 }
@@ -145,13 +149,13 @@ const MAX_LOOKUPS: usize = 4;
 async fn method_not_allowed(req: axum::extract::Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not supported on {}", req.method(), req.uri().path()),
     )
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status, /v1/info, /metrics")
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint; see /v1/status, /v1/info, /metrics")
 }
 
 /// `GET /node/{addr}/{path}`: the same request to another node of the
@@ -163,16 +167,20 @@ async fn node_proxy(State(h): State<Handle>, req: axum::extract::Request) -> Res
     let pq = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let (addr, rest) = match ryx_control::node_route(&pq) {
         Ok(r) => r,
-        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.message()).into_response(),
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e.into(), e.message()).into_response(),
     };
     let Some(id) = crate::members::node_at(&h, addr).await else {
-        return ApiError::new(StatusCode::FORBIDDEN, "unknown_node", format!("{addr} is not a node of the topology"))
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::UnknownNode,
+            format!("{addr} is not a node of the topology"),
+        )
+        .into_response();
     };
     if let Err(e) = crate::members::prove(&h, addr, id).await {
         crate::refusals::Refusal::NotMember.count();
         tracing::warn!(%addr, node = %id, "relay refused: {e}");
-        return ApiError::new(StatusCode::FORBIDDEN, "not_member", e).into_response();
+        return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotMember, e).into_response();
     }
     ryx_control::server::forward(addr, req, &rest).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -180,9 +188,9 @@ async fn node_proxy(State(h): State<Handle>, req: axum::extract::Request) -> Res
 async fn healthz(State(h): State<Handle>) -> ApiResult {
     let leaving = h.call(|s| s.node.status(s.clock.now()).leaving).await.map_err(ApiError::unavailable)?;
     if leaving {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "leaving", "node is shutting down"));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Leaving, "node is shutting down"));
     }
-    Ok(Json(json!({"status": "ok"})).into_response())
+    Ok(Json(Health::ok()).into_response())
 }
 
 async fn status(State(h): State<Handle>) -> ApiResult {
@@ -205,52 +213,52 @@ async fn topology(State(h): State<Handle>) -> ApiResult {
     Ok(Json(v.unwrap_or_default()).into_response())
 }
 
-fn item_json(key: &str, it: &ryx_core::diffusion::StoredItem) -> serde_json::Value {
-    json!({
-        "key": key,
-        "value": it.value,
-        "version": it.version,
-        "origin": it.origin,
-        "energy": it.energy,
-        "hops": it.hops,
-    })
+fn info_item(key: &str, it: &ryx_core::diffusion::StoredItem) -> InfoItem {
+    InfoItem {
+        energy: it.energy,
+        hops: it.hops,
+        key: key.to_owned(),
+        origin: api_id(it.origin),
+        value: (*it.value).clone(),
+        version: it.version,
+    }
 }
 
 async fn info_list(State(h): State<Handle>) -> ApiResult {
     let v = h
-        .call(|s| s.node.info_items().map(|(k, it)| item_json(k, it)).collect::<Vec<_>>())
+        .call(|s| s.node.info_items().map(|(k, it)| info_item(k, it)).collect::<Vec<_>>())
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(Json(json!({"items": v})).into_response())
+    Ok(Json(InfoItems { items: v }).into_response())
 }
 
 async fn info_get(State(h): State<Handle>, Path(key): Path<String>) -> ApiResult {
     let k = key.clone();
-    let v = h.call(move |s| s.node.info(&k).map(|it| item_json(&k, it))).await.map_err(ApiError::unavailable)?;
+    let v = h.call(move |s| s.node.info(&k).map(|it| info_item(&k, it))).await.map_err(ApiError::unavailable)?;
     match v {
         Some(v) => Ok(Json(v).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no info item with key {key:?} here"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no info item with key {key:?} here"),
+        )),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutInfo {
-    key: String,
-    value: serde_json::Value,
-    energy: Option<f64>,
 }
 
 pub(crate) fn body_error(e: BytesRejection) -> ApiError {
     let status = e.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::TooLarge } else { ErrorCode::BadBody };
     ApiError::new(status, code, e.body_text())
 }
 
 async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let body = body.map_err(body_error)?;
     let req: PutInfo = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadJson,
+            format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"),
+        )
     })?;
     let key = req.key.clone();
     let r = h
@@ -262,9 +270,10 @@ async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) 
         .map_err(ApiError::unavailable)?;
     match r {
         Ok((version, origin)) => {
-            Ok((StatusCode::CREATED, Json(json!({"key": key, "version": version, "origin": origin}))).into_response())
+            let written = InfoWritten { key, origin: api_id(origin), version };
+            Ok((StatusCode::CREATED, Json(written)).into_response())
         }
-        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", e.to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e.to_string())),
     }
 }
 
@@ -283,11 +292,15 @@ async fn crash(State(h): State<Handle>) -> ApiResult {
     }
     tracing::warn!("crash requested through the fault-injection API");
     let _ = h.call(|_| -> () { panic!("crash requested through /v1/admin/crash") }).await;
-    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "crashed", "the event loop stopped"))
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Crashed, "the event loop stopped"))
 }
 
 fn faults_disabled() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "fault_injection_disabled", "this node runs without --enable-fault-injection")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::FaultInjectionDisabled,
+        "this node runs without --enable-fault-injection",
+    )
 }
 
 async fn faults_get(State(h): State<Handle>) -> ApiResult {
@@ -297,10 +310,10 @@ async fn faults_get(State(h): State<Handle>) -> ApiResult {
 
 async fn faults_set(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let body = body.map_err(body_error)?;
-    let spec: crate::faults::FaultSpec = serde_json::from_slice(&body).map_err(|e| {
+    let spec: FaultSpec = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_json",
+            ErrorCode::BadJson,
             format!("expected {{\"block\"?,\"loss\"?,\"delay_ms\"?,\"jitter_ms\"?,\"for_ms\"}}: {e}"),
         )
     })?;
@@ -309,7 +322,7 @@ async fn faults_set(State(h): State<Handle>, body: Result<Bytes, BytesRejection>
             if !s.faults_enabled {
                 return Err(faults_disabled());
             }
-            s.faults.set(&spec).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid", e))?;
+            s.faults.set(&spec).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e))?;
             tracing::warn!(?spec, "network faults injected");
             Ok(s.faults.describe())
         })

@@ -20,3 +20,6 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod work;
+
+#[cfg(test)]
+mod contract_tests;

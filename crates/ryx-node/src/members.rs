@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use ryx_api::ErrorCode;
 use ryx_core::identity::HttpIdentity;
 use ryx_core::NodeId;
 use serde::Deserialize;
@@ -42,7 +43,7 @@ pub async fn identity(State(h): State<Handle>, Query(q): Query<Challenge>) -> Ap
     if !(16..=64).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_challenge",
+            ErrorCode::BadChallenge,
             "challenge must be 16 to 64 lowercase hex digits",
         ));
     }

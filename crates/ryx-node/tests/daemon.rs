@@ -2,6 +2,8 @@
 
 mod support;
 
+use ryx_api::{ErrorBody, ErrorCode, FaultSpec, Neighbor, NodeId, PutInfo};
+use serde_json::json;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 use support::*;
@@ -21,39 +23,32 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
     let nodes = [a, b, c];
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(), "nodes did not link up");
 
-    let st = get_json(nodes[0].port, "/v1/status");
-    for field in ["node_id", "cluster_id", "addr", "uptime_ms", "neighbors", "passive_count"] {
-        assert!(st.get(field).is_some(), "status lacks {field}: {st}");
-    }
-    assert_eq!(st["cluster_id"], "walk");
-    let n0 = &st["neighbors"][0];
-    assert!(n0["node_id"].is_string() && n0["addr"].is_string() && n0.get("rtt_ms").is_some(), "{n0}");
+    let st = nodes[0].client().status().expect("status");
+    assert_eq!(st.cluster_id, "walk");
+    assert_eq!(st.node_id, nodes[0].id);
+    assert!(st.uptime_ms > 0 && st.neighbors.len() >= 2, "{st:?}");
 
-    let (code, body) =
-        http(nodes[1].port, "POST", "/v1/info", Some(br#"{"key":"greeting","value":"hello"}"#)).expect("post");
-    assert_eq!(code, 201, "{body}");
-    let got = wait_until(Duration::from_secs(5), || {
-        http(nodes[2].port, "GET", "/v1/info/greeting", None).is_ok_and(|(s, b)| s == 200 && b.contains("hello"))
-    });
+    let put = |n: &NodeProc, value: &str, energy| {
+        let info = PutInfo { key: "greeting".into(), value: json!(value), energy };
+        n.client().put_info(&info).expect("put")
+    };
+    let written = put(&nodes[1], "hello", None);
+    assert_eq!(written.origin, nodes[1].id);
+    let holds =
+        |n: &NodeProc, value: &str| n.client().info("greeting").ok().flatten().is_some_and(|i| i.value == value);
+    let got = wait_until(Duration::from_secs(5), || holds(&nodes[2], "hello"));
     assert!(got.is_some(), "info did not reach the seeded node");
     // A newer version wins everywhere.
-    let (code, _) = http(nodes[2].port, "POST", "/v1/info", Some(br#"{"key":"greeting","value":"bye","energy":50}"#))
-        .expect("post");
-    assert_eq!(code, 201);
-    let got = wait_until(Duration::from_secs(5), || {
-        nodes.iter().all(|n| get_json(n.port, "/v1/info/greeting")["value"] == "bye")
-    });
+    put(&nodes[2], "bye", Some(50.0));
+    let got = wait_until(Duration::from_secs(5), || nodes.iter().all(|n| holds(n, "bye")));
     assert!(got.is_some(), "newer version did not win everywhere");
-    let list = get_json(nodes[0].port, "/v1/info");
-    assert_eq!(list["items"].as_array().map(|a| a.len()), Some(1));
+    assert_eq!(nodes[0].client().info_items().expect("items").len(), 1);
 
     // Topology: every node learns the others' neighbour lists.
-    let learned = wait_until(Duration::from_secs(8), || {
-        get_json(nodes[0].port, "/v1/topology")["nodes"].as_array().is_some_and(|a| a.len() == 3)
-    });
-    assert!(learned.is_some(), "topology incomplete: {}", get_json(nodes[0].port, "/v1/topology"));
-    let topo = get_json(nodes[0].port, "/v1/topology");
-    assert!(topo["links"].as_array().is_some_and(|l| l.len() >= 4), "{topo}");
+    let learned = wait_until(Duration::from_secs(8), || nodes[0].client().topology().is_ok_and(|t| t.nodes.len() == 3));
+    assert!(learned.is_some(), "topology incomplete: {:?}", nodes[0].client().topology());
+    let topo = nodes[0].client().topology().expect("topology");
+    assert!(topo.links.len() >= 4, "{topo:?}");
 
     let metrics = http(nodes[0].port, "GET", "/metrics", None).expect("metrics").1;
     for name in [
@@ -67,8 +62,7 @@ fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
     ] {
         assert!(metrics.contains(name), "metrics lack {name}");
     }
-    let peers = get_json(nodes[0].port, "/v1/peers");
-    assert!(peers["passive"].is_array());
+    nodes[0].client().peers().expect("the passive list");
 }
 
 #[test]
@@ -76,7 +70,7 @@ fn crashed_node_is_detected_and_replaced() {
     let mut nodes = start_cluster(8, "crash");
     if wait_until(Duration::from_secs(15), || all_have(&nodes, 4)).is_none() {
         for n in &nodes {
-            eprintln!("{} {:?}", n.id, get_json(n.port, "/v1/status"));
+            eprintln!("{} {:?}", n.id, n.client().status());
         }
         panic!("cluster did not form");
     }
@@ -89,7 +83,7 @@ fn crashed_node_is_detected_and_replaced() {
     });
     if repaired.is_none() {
         for n in &nodes {
-            eprintln!("{} {:?}", n.id, get_json(n.port, "/v1/status"));
+            eprintln!("{} {:?}", n.id, n.client().status());
         }
         panic!("survivors did not replace the dead node");
     }
@@ -124,7 +118,7 @@ fn paused_node_is_not_declared_dead() {
         for w in &watchers {
             let since_resume = resumed.elapsed().as_millis() as u64;
             let Some(e) = neighbor_entry(w, &paused.id) else { continue };
-            let heard_since = e["suspect"] == false && e["silent_ms"].as_u64().is_some_and(|s| s < since_resume);
+            let heard_since = !e.suspect && e.silent_ms < since_resume;
             if !heard_since {
                 return false;
             }
@@ -144,9 +138,8 @@ fn proc_state(pid: u32) -> Option<char> {
 }
 
 /// `node`'s entry for neighbour `id` in `/v1/neighbors`, if it lists it.
-fn neighbor_entry(node: &NodeProc, id: &str) -> Option<serde_json::Value> {
-    let v = get_json(node.port, "/v1/neighbors");
-    v["neighbors"].as_array()?.iter().find(|n| n["node_id"] == id).cloned()
+fn neighbor_entry(node: &NodeProc, id: &NodeId) -> Option<Neighbor> {
+    node.client().neighbors().expect("neighbours").into_iter().find(|n| n.node_id == *id)
 }
 
 #[test]
@@ -218,16 +211,16 @@ fn http_errors_are_json_with_stable_codes() {
     for (m, path, body, status, code) in cases {
         let (st, text) = http(p, m, path, body).expect("request");
         assert_eq!(st, status, "{m} {path}: {text}");
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: not JSON ({e}): {text}"));
-        assert_eq!(v["error"]["code"], code, "{m} {path}: {text}");
-        assert!(v["error"]["message"].as_str().is_some_and(|s| !s.is_empty()));
+        let e: ErrorBody =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: not the JSON error ({e}): {text}"));
+        assert_eq!(e.error.code, ErrorCode::parse(code), "{m} {path}: {text}");
+        assert!(!e.error.message.is_empty());
     }
 }
 
 fn connected(nodes: &[NodeProc]) -> bool {
-    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
-    let mut adj: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let ids: Vec<NodeId> = nodes.iter().map(|n| n.id.clone()).collect();
+    let mut adj: std::collections::HashMap<NodeId, Vec<NodeId>> = Default::default();
     for n in nodes {
         let Some(v) = n.neighbor_ids() else { return false };
         adj.insert(n.id.clone(), v);
@@ -251,17 +244,15 @@ fn partition_is_detected_and_heals_by_itself() {
     let nodes = start_nodes(12, "split", &["--enable-fault-injection"]);
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 4) && connected(&nodes)).is_some());
     let (a, b) = nodes.split_at(6);
-    let addrs = |side: &[NodeProc]| -> Vec<String> { side.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect() };
+    let addrs = |side: &[NodeProc]| side.iter().map(|n| ([127, 0, 0, 1], n.port).into()).collect::<Vec<_>>();
     let (aa, ba) = (addrs(a), addrs(b));
     for (side, other) in [(a, &ba), (b, &aa)] {
         for n in side {
-            let spec = serde_json::json!({"block": other, "for_ms": 4000});
-            let (st, body) =
-                http(n.port, "POST", "/v1/admin/faults", Some(spec.to_string().as_bytes())).expect("faults");
-            assert_eq!(st, 200, "{body}");
+            let spec = FaultSpec { block: other.clone(), for_ms: 4000, ..FaultSpec::default() };
+            n.client().set_faults(&spec).expect("faults");
         }
     }
-    let a_ids: Vec<String> = a.iter().map(|n| n.id.clone()).collect();
+    let a_ids: Vec<NodeId> = a.iter().map(|n| n.id.clone()).collect();
     let split = wait_until(Duration::from_secs(4), || {
         a.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.iter().all(|x| a_ids.contains(x))))
             && b.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.iter().all(|x| !a_ids.contains(x))))
@@ -271,15 +262,16 @@ fn partition_is_detected_and_heals_by_itself() {
     // The faults expire by themselves after 4 s; the halves must merge.
     let merged = wait_until(Duration::from_secs(30), || connected(&nodes));
     assert!(merged.is_some(), "the halves did not merge after the partition healed");
-    let faults = get_json(nodes[0].port, "/v1/admin/faults");
-    assert_eq!(faults["active"], false, "{faults}");
-    assert!(faults["dropped"].as_u64().is_some_and(|d| d > 0), "{faults}");
+    let faults = nodes[0].client().faults().expect("faults");
+    assert!(!faults.active, "{faults:?}");
+    assert!(faults.dropped > 0, "{faults:?}");
 }
 
 #[test]
 fn fault_api_is_off_unless_enabled() {
     let node = start_node(free_port(), "nofault", discovery_port(), &[]);
-    let (st, body) = http(node.port, "POST", "/v1/admin/faults", Some(br#"{"loss":1.0,"for_ms":1000}"#)).expect("req");
-    assert_eq!(st, 403, "{body}");
-    assert!(body.contains("fault_injection_disabled"));
+    let lose_all = ryx_api::Impairment { loss: 1.0, ..Default::default() };
+    let e = node.client().set_faults(&FaultSpec { impairment: lose_all, for_ms: 1000, ..Default::default() });
+    let e = e.expect_err("refused");
+    assert_eq!((e.status(), e.code()), (Some(403), Some(&ErrorCode::FaultInjectionDisabled)), "{e}");
 }

@@ -208,9 +208,13 @@ fn docker_five_containers_job_disconnect_and_remerge() {
     let t = Instant::now();
     let job = submit_word_count(hosts[0], &blob);
     let v = wait_job(&hosts, &job, Duration::from_secs(60));
-    assert_eq!(v["state"], "done", "{v}");
+    assert_eq!(v.state, ryx_api::JobState::Done, "{v:?}");
     let reference = reference_digest(EXE, hosts[0], &blob, "d5");
-    assert_eq!(v["result_digest"], reference.as_str(), "container digest must equal the loopback reference");
+    assert_eq!(
+        v.result_digest.as_deref(),
+        Some(reference.as_str()),
+        "container digest must equal the loopback reference"
+    );
     println!("docker: word-count 8 MiB in {:?}, digest {reference} (equals exec)", t.elapsed());
 
     // Disconnect two containers: the other three notice, stay one network
@@ -232,8 +236,8 @@ fn docker_five_containers_job_disconnect_and_remerge() {
     let blob2 = upload_sample(hosts[0], "4MiB", 6);
     let job2 = submit_word_count(hosts[0], &blob2);
     let v2 = wait_job(rest, &job2, Duration::from_secs(60));
-    assert_eq!(v2["state"], "done", "the remaining containers must finish the job: {v2}");
-    assert_eq!(v2["result_digest"], reference_digest(EXE, hosts[0], &blob2, "d6").as_str());
+    assert_eq!(v2.state, ryx_api::JobState::Done, "the remaining containers must finish the job: {v2:?}");
+    assert_eq!(v2.result_digest, Some(reference_digest(EXE, hosts[0], &blob2, "d6")));
 
     // Reconnect (same addresses): the network re-merges by itself.
     for (i, h) in c.containers.iter().enumerate().skip(3) {

@@ -8,6 +8,7 @@
 
 mod support;
 
+use ryx_api::{BlobEntry, BlobHash, BlobKind, ChunkRef, Manifest, UploadOptions};
 use ryx_core::identity::Identity;
 use ryx_core::topology::NeighborList;
 use ryx_core::wire::{self, Envelope, Item, ItemId, Message, Space, PROTOCOL_VERSION};
@@ -142,18 +143,17 @@ impl FakePeer {
     }
 
     fn send(&self, n: &NodeProc, msg: Message) {
-        let to: NodeId = n.id.parse().expect("node id");
+        let to: NodeId = n.id.as_str().parse().expect("node id");
         let d = self.datagram(to, msg);
         self.sock.send_to(&d, ("127.0.0.1", n.port)).expect("send");
     }
 
     /// Joins `n` as an active neighbour and keeps answering its probes.
     fn link_to(&self, n: &NodeProc) {
-        let to: NodeId = n.id.parse().expect("node id");
+        let to: NodeId = n.id.as_str().parse().expect("node id");
         self.send(n, Message::Join { long: false, urgent: true, degree: 0 });
-        let linked = wait_until(Duration::from_secs(5), || {
-            n.neighbor_ids().is_some_and(|v| v.contains(&self.id.id().to_string()))
-        });
+        let me = ryx_api::NodeId::from(self.id.id().to_string());
+        let linked = wait_until(Duration::from_secs(5), || n.neighbor_ids().is_some_and(|v| v.contains(&me)));
         assert!(linked.is_some(), "the node did not take the fake peer as a neighbour");
         let (sock, stop, me) = (self.sock.clone(), self.stop.clone(), self.clone_for_thread());
         std::thread::spawn(move || {
@@ -248,11 +248,8 @@ fn a_forged_address_gets_no_relay_and_no_token() {
         proof: None,
     };
     x.send(&a, Message::Gossip { items: vec![item], sync: false });
-    let learned = wait_until(Duration::from_secs(5), || {
-        get_json(a.port, "/v1/topology")["nodes"]
-            .as_array()
-            .is_some_and(|ns| ns.iter().any(|n| n["http"] == victim.addr.to_string()))
-    });
+    let learned =
+        wait_until(Duration::from_secs(5), || a.client().topology().is_ok_and(|t| t.node_at(victim.addr).is_some()));
     assert!(learned.is_some(), "the forged topology item did not arrive (the test would prove nothing)");
     let auth = format!("Authorization: Bearer {token}\r\n");
     let (st, body) = http_with(a.port, "GET", &format!("/node/{}/v1/kv/?recurse", victim.addr), &auth);
@@ -276,10 +273,9 @@ fn a_forged_address_gets_no_relay_and_no_token() {
         assert!(!r.contains("/v1/kv"), "the relay reached the foreign service:\n{r}");
     }
     // The relay still works to a real member, and the credentials reach it.
-    let b_http = get_json(b.port, "/v1/status")["addr"].as_str().expect("addr").to_string();
-    let known = wait_until(Duration::from_secs(10), || {
-        get_json(a.port, "/v1/topology")["nodes"].as_array().is_some_and(|ns| ns.iter().any(|n| n["http"] == b_http))
-    });
+    let b_http = b.client().status().expect("status").addr;
+    let known =
+        wait_until(Duration::from_secs(10), || a.client().topology().is_ok_and(|t| t.node_at(b_http).is_some()));
     assert!(known.is_some(), "b's neighbour list never reached a");
     let (st, body) = http_with(a.port, "GET", &format!("/node/{b_http}/v1/status"), &auth);
     assert_eq!(st, 200, "{body}");
@@ -312,12 +308,12 @@ fn a_version_from_the_future_locks_no_key_and_hot_energy_is_capped() {
     let held =
         wait_until(Duration::from_secs(5), || http(b.port, "GET", "/v1/info/config", None).is_ok_and(|r| r.0 == 200));
     assert!(held.is_some(), "the in-bound item did not spread");
-    let e = get_json(a.port, "/v1/info/config")["energy"].as_f64().expect("energy");
+    let e = a.client().info("config").expect("info").expect("the item").energy;
     assert!(e <= 1000.0, "held with energy {e}");
     let (st, _) = http(b.port, "POST", "/v1/info", Some(br#"{"key":"config","value":"operator"}"#)).expect("put");
     assert_eq!(st, 201);
     let won = wait_until(Duration::from_secs(5), || {
-        [&a, &b].iter().all(|n| get_json(n.port, "/v1/info/config")["value"] == "operator")
+        [&a, &b].iter().all(|n| n.client().info("config").ok().flatten().is_some_and(|i| i.value == "operator"))
     });
     assert!(won.is_some(), "the operator's write did not win everywhere");
 }
@@ -371,18 +367,13 @@ fn hostile_http_clients_leave_the_node_up_bounded_and_answering() {
     drop(slow);
 
     // 2. The manifest bomb: a blob that lists a held chunk 45,000 times.
-    let (st, body) = http(n.port, "PUT", "/v1/blobs?energy=0", Some(b"hello world\n")).expect("upload");
-    assert_eq!(st, 201, "{body}");
-    let chunk: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let entry = serde_json::json!({"hash": chunk["hash"], "size": 12});
-    let bomb = serde_json::json!({"ryx_manifest": 1, "size": 12u64 * 45_000, "chunks": vec![entry; 45_000]});
+    let no_copies = UploadOptions { energy: Some(0.0), ..UploadOptions::default() };
+    let chunk = n.client().put_blob(b"hello world\n", &no_copies).expect("upload");
+    let entry = ChunkRef { hash: chunk.hash, size: 12 };
+    let bomb = Manifest { ryx_manifest: 1, size: 12 * 45_000, chunks: vec![entry; 45_000] };
     let bomb = serde_json::to_vec(&bomb).expect("json");
-    let (st, body) = http(n.port, "PUT", "/v1/blobs?energy=0", Some(&bomb)).expect("upload bomb");
-    assert_eq!(st, 201, "{body}");
-    let bomb_hash =
-        serde_json::from_str::<serde_json::Value>(&body).expect("json")["hash"].as_str().expect("hash").to_string();
-    let (st, got) = http(n.port, "GET", &format!("/v1/blobs/{bomb_hash}"), None).expect("get bomb");
-    assert_eq!(st, 200);
+    let bomb_hash = n.client().put_blob(&bomb, &no_copies).expect("upload bomb").hash;
+    let got = n.client().blob(&bomb_hash).expect("get bomb");
     assert_eq!(got.len(), bomb.len(), "the bomb was read as a manifest and expanded");
 
     // 3. A hundred concurrent uploads of 1 GiB each (chunked: no length to
@@ -467,12 +458,12 @@ fn hostile_http_clients_leave_the_node_up_bounded_and_answering() {
 
 // ---------------------------------------------------------------- custody
 
-fn blobs_of(n: &NodeProc) -> Vec<serde_json::Value> {
-    get_json(n.port, "/v1/blobs")["blobs"].as_array().cloned().unwrap_or_default()
+fn blobs_of(n: &NodeProc) -> Vec<BlobEntry> {
+    n.client().blobs().map(|b| b.blobs).unwrap_or_default()
 }
 
-fn durable_at(nodes: &[&NodeProc], hash: &str) -> usize {
-    nodes.iter().filter(|n| blobs_of(n).iter().any(|b| b["hash"] == hash && b["durable"] == true)).count()
+fn durable_at(nodes: &[&NodeProc], hash: &BlobHash) -> usize {
+    nodes.iter().filter(|n| blobs_of(n).iter().any(|b| b.hash == *hash && b.durable)).count()
 }
 
 #[test]
@@ -488,15 +479,11 @@ fn an_acknowledged_upload_keeps_its_copies_through_floods_and_deaths() {
     assert!(formed.is_some(), "the five nodes did not link up");
     // 4 MiB of distinct lines, three copies acknowledged.
     let data: Vec<u8> = (0..120_000).flat_map(|i| format!("line {i:07} of the kept upload\n").into_bytes()).collect();
-    let (st, body) = http(first.port, "PUT", "/v1/blobs?copies=3", Some(&data)).expect("upload");
-    assert_eq!(st, 201, "{body}");
-    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(up["copies"], 3, "{up}");
-    let chunks: Vec<String> = blobs_of(&first)
-        .iter()
-        .filter(|b| b["kind"] == "chunk" && b["durable"] == true)
-        .filter_map(|b| b["hash"].as_str().map(String::from))
-        .collect();
+    let three = UploadOptions { copies: Some(3), ..UploadOptions::default() };
+    let up = first.client().put_blob(&data, &three).expect("upload");
+    assert_eq!(up.copies, 3, "{up:?}");
+    let chunks: Vec<BlobHash> =
+        blobs_of(&first).into_iter().filter(|b| b.kind == BlobKind::Chunk && b.durable).map(|b| b.hash).collect();
     assert!(chunks.len() >= 4, "{chunks:?}");
     // Every other node fills its store with its own data: acknowledged
     // copies must not be what makes room.
@@ -512,7 +499,7 @@ fn an_acknowledged_upload_keeps_its_copies_through_floods_and_deaths() {
     // Kill a keeper (not the uploader): the count comes back.
     let victim = others
         .iter()
-        .position(|n| blobs_of(n).iter().any(|b| b["hash"] == chunks[0] && b["durable"] == true))
+        .position(|n| blobs_of(n).iter().any(|b| b.hash == chunks[0] && b.durable))
         .expect("a keeper besides the uploader");
     let dead = others.remove(victim);
     drop(dead);
@@ -521,9 +508,7 @@ fn an_acknowledged_upload_keeps_its_copies_through_floods_and_deaths() {
     assert!(restored.is_some(), "the copies of a dead keeper were not restored");
     println!("custody: copies restored {restored:?} after a keeper was killed");
     // Deleted at its origin: released everywhere.
-    let whole = up["hash"].as_str().expect("hash");
-    let (st, body) = http(first.port, "DELETE", &format!("/v1/blobs/{whole}"), None).expect("delete");
-    assert_eq!(st, 200, "{body}");
+    first.client().delete_blob(&up.hash).expect("delete");
     let released = wait_until(Duration::from_secs(10), || chunks.iter().all(|c| durable_at(&all, c) == 0));
     assert!(released.is_some(), "copies stayed durable after the delete");
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+use ryx_api::{BlobHash, BlobKind, ErrorBody, ErrorCode, JobId, JobState, JobView, SubmitJob, UploadOptions, Uploaded};
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -38,37 +40,43 @@ fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> String {
     text.lines().find_map(|l| l.strip_prefix("result_digest: ")).expect("exec prints the digest").trim().to_string()
 }
 
-fn upload(port: u16, data: &[u8]) -> String {
-    let (st, body) = http(port, "PUT", "/v1/blobs", Some(data)).expect("upload");
-    assert_eq!(st, 201, "upload: {body}");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    v["hash"].as_str().expect("hash").to_string()
+fn upload_with(port: u16, data: &[u8], options: &UploadOptions) -> Uploaded {
+    client(port).put_blob(data, options).unwrap_or_else(|e| panic!("upload: {e}"))
 }
 
-fn submit(port: u16, body: serde_json::Value) -> String {
-    let (st, text) = http(port, "POST", "/v1/jobs", Some(body.to_string().as_bytes())).expect("submit");
-    assert_eq!(st, 201, "submit: {text}");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    v["job_id"].as_str().expect("job_id").to_string()
+fn upload(port: u16, data: &[u8]) -> BlobHash {
+    upload_with(port, data, &UploadOptions::default()).hash
 }
 
-fn wait_done(ports: &[u16], job: &str, timeout: Duration) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
+/// Submits `kind` over `input` with `params` and `redundancy`.
+fn submit(port: u16, kind: &str, input: &BlobHash, params: serde_json::Value, redundancy: u8) -> JobId {
+    let mut job = SubmitJob::new(kind, vec![input.clone()]);
+    job.params = params;
+    job.redundancy = Some(redundancy);
+    client(port).submit_job(&job).unwrap_or_else(|e| panic!("submit: {e}"))
+}
+
+fn wait_done(ports: &[u16], job: &JobId, timeout: Duration) -> JobView {
+    let mut last = None;
     let done = wait_until(timeout, || {
         for p in ports {
-            if let Ok((200, body)) = http(*p, "GET", &format!("/v1/jobs/{job}"), None) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                    last = v.clone();
-                    if v["state"] != "running" {
-                        return true;
-                    }
+            if let Ok(v) = client(*p).job(job) {
+                let fin = v.is_final();
+                last = Some(v);
+                if fin {
+                    return true;
                 }
             }
         }
         false
     });
-    assert!(done.is_some(), "job {job} did not finish: {last}");
-    last
+    assert!(done.is_some(), "job {job} did not finish: {last:?}");
+    last.expect("an answer")
+}
+
+/// Units of `job` done as node `port` sees it (0 if it does not answer).
+fn units_done(port: u16, job: &JobId) -> u32 {
+    client(port).job(job).map_or(0, |v| v.progress.units_done)
 }
 
 fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
@@ -86,24 +94,25 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
     let hash = upload(nodes[0].port, &data);
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let cases: [(&str, serde_json::Value, Vec<&str>); 3] = [
-        ("word-count", serde_json::json!({"top": 5}), vec!["top=5"]),
-        ("grep", serde_json::json!({"pattern": "ERROR|timeout"}), vec!["pattern=ERROR|timeout"]),
-        ("log-analysis", serde_json::json!({}), vec![]),
+        ("word-count", json!({"top": 5}), vec!["top=5"]),
+        ("grep", json!({"pattern": "ERROR|timeout"}), vec!["pattern=ERROR|timeout"]),
+        ("log-analysis", json!({}), vec![]),
     ];
     for (kind, params, exec_params) in cases {
         let want = exec_digest(kind, &file, &exec_params);
         for redundancy in [1, 2] {
-            let job = submit(
-                nodes[0].port,
-                serde_json::json!({"kind": kind, "inputs": [hash], "params": params, "redundancy": redundancy}),
-            );
+            let job = submit(nodes[0].port, kind, &hash, params.clone(), redundancy);
             // Ask a node other than the home.
             let v = wait_done(&ports[3..], &job, Duration::from_secs(60));
-            assert_eq!(v["state"], "done", "{kind}: {v}");
-            assert_eq!(v["result_digest"], want.as_str(), "{kind} r={redundancy}: digest differs from exec");
-            assert!(v["progress"]["units_total"].as_u64().is_some_and(|n| n >= 9), "{v}");
-            assert_eq!(v["progress"]["units_done"], v["progress"]["units_total"]);
-            assert!(v["result"].is_object(), "{v}");
+            assert_eq!(v.state, JobState::Done, "{kind}: {v:?}");
+            assert_eq!(
+                v.result_digest.as_deref(),
+                Some(want.as_str()),
+                "{kind} r={redundancy}: digest differs from exec"
+            );
+            assert!(v.progress.units_total >= 9, "{v:?}");
+            assert_eq!(v.progress.units_done, v.progress.units_total);
+            assert!(v.result.as_ref().is_some_and(serde_json::Value::is_object), "{v:?}");
         }
     }
     let _ = std::fs::remove_file(file);
@@ -130,11 +139,11 @@ fn a_lying_node_is_outvoted_with_redundancy_three() {
     // job: run jobs until it has been caught (every one must be right).
     let mut disagreements = 0;
     for _ in 0..8 {
-        let job = submit(nodes[0].port, serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":3}));
+        let job = submit(nodes[0].port, "word-count", &hash, json!({}), 3);
         let v = wait_done(&ports, &job, Duration::from_secs(60));
-        assert_eq!(v["state"], "done", "{v}");
-        assert_eq!(v["result_digest"], want.as_str(), "a lie got through: {v}");
-        disagreements += v["stats"]["disagreements"].as_u64().unwrap_or(0);
+        assert_eq!(v.state, JobState::Done, "{v:?}");
+        assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "a lie got through: {v:?}");
+        disagreements += v.stats.disagreements;
         if disagreements >= 1 {
             break;
         }
@@ -154,18 +163,10 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
     // chunk, so some copy survives whichever five die. (With the default
     // three, answered before the replication tree has grown, a loaded run
     // could lose every copy of a chunk and the job then fails, rightly.)
-    let (st, body) = http(nodes[0].port, "PUT", "/v1/blobs?copies=6", Some(&data)).expect("upload");
-    assert_eq!(st, 201, "upload: {body}");
-    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert!(up["copies"].as_u64().is_some_and(|c| c >= 6), "{up}");
-    let hash = up["hash"].as_str().expect("hash").to_string();
-    let job = submit(nodes[0].port, serde_json::json!({"kind":"log-analysis","inputs":[hash],"redundancy":1}));
-    let started = wait_until(Duration::from_secs(20), || {
-        http(nodes[5].port, "GET", &format!("/v1/jobs/{job}"), None)
-            .ok()
-            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["progress"]["units_done"].as_u64().unwrap_or(0) >= 3)
-    });
+    let up = upload_with(nodes[0].port, &data, &UploadOptions { copies: Some(6), ..UploadOptions::default() });
+    assert!(up.copies >= 6, "{up:?}");
+    let job = submit(nodes[0].port, "log-analysis", &up.hash, json!({}), 1);
+    let started = wait_until(Duration::from_secs(20), || units_done(nodes[5].port, &job) >= 3);
     assert!(started.is_some(), "job made no progress");
     // Kill the home and four more: half of the cluster.
     for victim in [0usize, 1, 2, 3, 4] {
@@ -175,8 +176,8 @@ fn job_survives_its_home_and_half_the_nodes_being_killed() {
     drop(nodes);
     let ports: Vec<u16> = survivors.iter().map(|n| n.port).collect();
     let v = wait_done(&ports, &job, Duration::from_secs(120));
-    assert_eq!(v["state"], "done", "{v}");
-    assert_eq!(v["result_digest"], want.as_str(), "result differs after failures");
+    assert_eq!(v.state, JobState::Done, "{v:?}");
+    assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "result differs after failures");
     let _ = std::fs::remove_file(file);
 }
 
@@ -190,34 +191,26 @@ fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_ho
     // Energy 1.5 reaches the uploader's neighbours only; asking for 9
     // copies makes the node push the chunks further out and wait until
     // the far copies have reported back.
-    let path = "/v1/blobs?energy=1.5&copies=9&copies_timeout_ms=60000";
-    let (st, body) = http(nodes[0].port, "PUT", path, Some(&data)).expect("upload");
-    assert_eq!(st, 201, "upload: {body}");
-    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let hash = up["hash"].as_str().expect("hash").to_string();
-    assert_eq!(up["copies_wanted"], 9, "{up}");
-    assert!(up["copies"].as_u64().is_some_and(|c| c >= 9), "every chunk reached 9 copies: {up}");
+    let far = UploadOptions { energy: Some(1.5), copies: Some(9), copies_timeout_ms: Some(60000), keep_s: None };
+    let up = upload_with(nodes[0].port, &data, &far);
+    assert_eq!(up.copies_wanted, 9, "{up:?}");
+    assert!(up.copies >= 9, "every chunk reached 9 copies: {up:?}");
     // The count is real: every chunk is held by at least 9 nodes.
-    let mut holders: std::collections::HashMap<String, usize> = Default::default();
+    let mut holders: std::collections::HashMap<BlobHash, usize> = Default::default();
     for n in &nodes {
-        for b in get_json(n.port, "/v1/blobs")["blobs"].as_array().expect("blobs") {
-            if b["kind"] == "chunk" {
-                *holders.entry(b["hash"].as_str().expect("hash").to_string()).or_default() += 1;
+        for b in n.client().blobs().expect("blobs").blobs {
+            if b.kind == BlobKind::Chunk {
+                *holders.entry(b.hash).or_default() += 1;
             }
         }
     }
-    let chunks = up["chunks"].as_u64().expect("chunks") as usize;
+    let chunks = up.chunks;
     assert_eq!(holders.len(), chunks);
     assert!(holders.values().all(|&c| c >= 9), "copies per chunk: {holders:?}");
 
-    let job = submit(nodes[0].port, serde_json::json!({"kind":"word-count","inputs":[hash],"redundancy":1}));
+    let job = submit(nodes[0].port, "word-count", &up.hash, json!({}), 1);
     let home_neighbours = nodes[0].neighbor_ids().expect("neighbours");
-    let started = wait_until(Duration::from_secs(30), || {
-        http(nodes[0].port, "GET", &format!("/v1/jobs/{job}"), None)
-            .ok()
-            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v["progress"]["units_done"].as_u64().unwrap_or(0) * 4 >= chunks as u64)
-    });
+    let started = wait_until(Duration::from_secs(30), || units_done(nodes[0].port, &job) as usize * 4 >= chunks);
     assert!(started.is_some(), "job made no progress");
     // SIGKILL half the cluster: the home (which holds every chunk) and five
     // of the far holders the top-up created. The home's neighbours (its
@@ -243,8 +236,8 @@ fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_ho
     assert_eq!(nodes.len(), 6);
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let v = wait_done(&ports, &job, Duration::from_secs(120));
-    assert_eq!(v["state"], "done", "{v}");
-    assert_eq!(v["result_digest"], want.as_str(), "result differs after killing half the nodes");
+    assert_eq!(v.state, JobState::Done, "{v:?}");
+    assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "result differs after killing half the nodes");
     let _ = std::fs::remove_file(file);
 }
 
@@ -287,14 +280,13 @@ fn bad_job_requests_get_clear_errors() {
     for (m, path, body, status, code) in cases {
         let (st, text) = http(p, m, path, if body.is_empty() { None } else { Some(&body) }).expect("request");
         assert_eq!(st, status, "{m} {path}: {text}");
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: {e}: {text}"));
-        assert_eq!(v["error"]["code"], code, "{m} {path}: {text}");
+        let e: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{m} {path}: {e}: {text}"));
+        assert_eq!(e.error.code, ErrorCode::parse(code), "{m} {path}: {text}");
     }
     // Nothing of the refused upload was kept, and the node still works.
-    let blobs = get_json(p, "/v1/blobs");
-    assert_eq!(blobs["count"], 1, "{blobs}");
-    let (st, body) = http(p, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
-    assert_eq!((st, body.as_str()), (200, "hello world\n"));
+    let blobs = node.client().blobs().expect("blobs");
+    assert_eq!(blobs.count, 1, "{blobs:?}");
+    assert_eq!(node.client().blob(&hash).expect("the bytes"), b"hello world\n");
 }
 
 #[test]
@@ -304,18 +296,11 @@ fn a_one_chunk_upload_gets_its_copies_too() {
     // copies by one, and the upload waited out its timeout with 1 of 3.
     let nodes = start_cluster(4, "onechunk");
     assert!(wait_until(Duration::from_secs(20), || all_have(&nodes, 2)).is_some(), "cluster did not form");
-    let (st, body) =
-        http(nodes[0].port, "PUT", "/v1/blobs?copies=3&copies_timeout_ms=20000", Some(b"one line\n")).expect("upload");
-    assert_eq!(st, 201, "{body}");
-    let up: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(up["chunks"], 1, "{up}");
-    assert!(up["copies"].as_u64().is_some_and(|c| c >= 3), "copies: {up}");
-    let hash = up["hash"].as_str().expect("hash").to_string();
-    let holders = nodes
-        .iter()
-        .filter(|n| {
-            get_json(n.port, "/v1/blobs")["blobs"].as_array().is_some_and(|b| b.iter().any(|x| x["hash"] == hash))
-        })
-        .count();
+    let three = UploadOptions { copies: Some(3), copies_timeout_ms: Some(20000), ..UploadOptions::default() };
+    let up = upload_with(nodes[0].port, b"one line\n", &three);
+    assert_eq!(up.chunks, 1, "{up:?}");
+    assert!(up.copies >= 3, "copies: {up:?}");
+    let holders =
+        nodes.iter().filter(|n| n.client().blobs().is_ok_and(|b| b.blobs.iter().any(|x| x.hash == up.hash))).count();
     assert!(holders >= 3, "held by {holders} nodes");
 }

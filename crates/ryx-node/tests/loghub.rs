@@ -3,6 +3,7 @@
 
 mod support;
 
+use ryx_api::{JobState, JobView, LogAnalysisResult, SubmitJob, UploadOptions};
 use ryx_compute::eval::{grouping_accuracy, loghub_truth, DRAIN_ACCURACY};
 use std::time::Duration;
 use support::*;
@@ -22,40 +23,24 @@ fn cluster_grouping_accuracy_reaches_drain_on_every_dataset() {
     for (i, (name, drain)) in DRAIN_ACCURACY.iter().enumerate() {
         let data = std::fs::read(dir.join(name).join(format!("{name}_2k.log"))).expect("read log");
         let entry = ports[i % ports.len()];
-        let (st, body) = http(entry, "PUT", "/v1/blobs", Some(&data)).expect("upload");
-        assert_eq!(st, 201, "{body}");
-        let hash =
-            serde_json::from_str::<serde_json::Value>(&body).expect("json")["hash"].as_str().expect("hash").to_string();
-        let req = serde_json::json!({"kind": "log-analysis", "inputs": [hash], "redundancy": 1,
-            "params": {"preset": name, "assignments": true}});
-        let (st, body) = http(entry, "POST", "/v1/jobs", Some(req.to_string().as_bytes())).expect("submit");
-        assert_eq!(st, 201, "{body}");
-        let job =
-            serde_json::from_str::<serde_json::Value>(&body).expect("json")["job_id"].as_str().expect("id").to_string();
-        let mut result = serde_json::Value::Null;
-        let done = wait_until(Duration::from_secs(60), || {
-            let other = ports[(i + 5) % ports.len()];
-            match http(other, "GET", &format!("/v1/jobs/{job}"), None) {
-                Ok((200, b)) => {
-                    let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_default();
-                    if v["state"] == "done" {
-                        result = v;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                _ => false,
-            }
+        let hash = client(entry).put_blob(&data, &UploadOptions::default()).expect("upload").hash;
+        let mut req = SubmitJob::new("log-analysis", vec![hash]);
+        req.redundancy = Some(1);
+        req.params = serde_json::json!({"preset": name, "assignments": true});
+        let job = client(entry).submit_job(&req).expect("submit");
+        let other = ports[(i + 5) % ports.len()];
+        let mut done: Option<JobView> = None;
+        wait_until(Duration::from_secs(60), || {
+            done = client(other).job(&job).ok().filter(|v| v.state == JobState::Done);
+            done.is_some()
         });
-        assert!(done.is_some(), "{name}: job did not finish");
-        let units = result["progress"]["units_total"].as_u64().unwrap_or(0);
-        let parsed: Vec<u64> = result["result"]["line_templates"]
-            .as_array()
-            .expect("line_templates")
-            .iter()
-            .map(|v| v.as_u64().unwrap_or(u64::MAX))
-            .collect();
+        let result = done.unwrap_or_else(|| panic!("{name}: job did not finish"));
+        let units = result.progress.units_total;
+        let parsed: Vec<u64> = result
+            .result_as::<LogAnalysisResult>()
+            .expect("a log analysis")
+            .and_then(|r| r.line_templates)
+            .expect("line_templates");
         let truth = loghub_truth(dir, name).expect("truth");
         let acc = grouping_accuracy(&truth["EventId"], &parsed);
         println!("{name:<10} units={units:>2} cluster accuracy {acc:.4}  Drain {drain:.4}");

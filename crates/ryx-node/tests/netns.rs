@@ -288,8 +288,8 @@ fn job_matches_reference(hosts: &[&dyn Host], size: &str, seed: u64, timeout: Du
     let job = submit_word_count(hosts[0], &blob);
     let v = wait_job(hosts, &job, timeout);
     let took = t.elapsed();
-    assert_eq!(v["state"], "done", "job {job}: {v}");
-    let digest = v["result_digest"].as_str().expect("digest").to_string();
+    assert_eq!(v.state, ryx_api::JobState::Done, "job {job}: {v:?}");
+    let digest = v.result_digest.clone().expect("digest");
     let reference = reference_digest(EXE, hosts[0], &blob, &format!("s{seed}"));
     assert_eq!(digest, reference, "the cluster's digest must equal the loopback reference");
     (took, digest)
@@ -348,14 +348,11 @@ fn netns_seed_discovery_job_cut_link_and_partition_heal() {
     let split = wait_until(Duration::from_secs(10), || cross_links(&hosts, &ids, &a, &b) == Some(0));
     assert!(split.is_some(), "halves still linked after the split: {:?}", graph(&hosts, &ids));
     let v = wait_job(&hosts[..3], &job, Duration::from_secs(60));
-    assert_eq!(v["state"], "done", "the job must complete in the half holding its home: {v}");
+    assert_eq!(v.state, ryx_api::JobState::Done, "the job must complete in the half holding its home: {v:?}");
     // Give an heir on the far side the time to take over (it does when one
     // of the job's heirs is there), so that two homes meet at the heal.
     let far_home = wait_until(Duration::from_secs(8), || {
-        hosts[3..].iter().any(|h| {
-            h.get_json(&format!("/v1/jobs/{job}"))
-                .is_some_and(|v| v["home"].as_str().is_some_and(|home| b.iter().any(|x| x == home)))
-        })
+        hosts[3..].iter().any(|h| h.job(&job).is_some_and(|v| b.iter().any(|x| *x == v.home.as_str())))
     });
     println!("netns seed: far side took over the job: {far_home:?}");
     for i in 3..6 {

@@ -5,8 +5,8 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use ryx_api::{ErrorBody, ErrorCode, NodeId};
+use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -18,22 +18,13 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// HTTP with an optional bearer token; status and body.
+/// HTTP with an optional bearer token; status and body (status 0: no answer).
 fn http_auth(port: u16, method: &str, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let c = match token {
+        Some(t) => client(port).with_token(t),
+        None => client(port),
+    };
+    c.request(method, path, Some(body)).map_or((0, String::new()), |r| (r.status, r.text()))
 }
 
 fn rejected(n: &NodeProc, reason: &str) -> f64 {
@@ -154,8 +145,8 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
     let body = br#"{"key":"a","value":1}"#;
     let (st, b) = http_auth(n.port, "POST", "/v1/info", body, None);
     assert_eq!(st, 401, "{b}");
-    let v: serde_json::Value = serde_json::from_str(&b).expect("json error");
-    assert_eq!(v["error"]["code"], "unauthorized");
+    let e: ErrorBody = serde_json::from_str(&b).expect("json error");
+    assert_eq!(e.error.code, ErrorCode::Unauthorized);
     assert_eq!(http_auth(n.port, "POST", "/v1/info", body, Some("wrong")).0, 401);
     assert_eq!(http_auth(n.port, "DELETE", "/v1/admin/faults", b"", None).0, 401);
     assert_eq!(http_auth(n.port, "POST", "/v1/info", body, Some("s3cr3t-token")).0, 201);
@@ -180,7 +171,7 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let p = NodeProc { child, port, id: String::new() };
+    let p = NodeProc { child, port, id: NodeId::default() };
     assert!(wait_until(Duration::from_secs(10), || http_auth(port, "GET", "/healthz", b"", None).0 == 200).is_some());
     assert_eq!(http_auth(p.port, "GET", "/v1/status", b"", None).0, 401);
     assert_eq!(http_auth(p.port, "GET", "/v1/status", b"", Some("s3cr3t-token")).0, 401);
@@ -241,9 +232,9 @@ fn config_file_with_flag_over_env_over_file_precedence() {
 
     // And a node really runs from the file.
     let n = start_node(port, "ignored-by-env-below", discovery_port(), &["--config", cfg.to_str().expect("p")]);
-    let st = get_json(n.port, "/v1/status");
+    let st = n.client().status().expect("status");
     // --cluster-id given as a flag by start_node beats the file.
-    assert_eq!(st["cluster_id"], "ignored-by-env-below");
+    assert_eq!(st.cluster_id, "ignored-by-env-below");
     for p in [cfg, printed, bad] {
         let _ = std::fs::remove_file(p);
     }
@@ -264,6 +255,6 @@ fn wildcard_bind_needs_an_advertised_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--advertise-addr"), "{err}");
     let n = start_node(port, "adv", disc, &["--bind", "0.0.0.0", "--advertise-addr", "127.0.0.1"]);
-    let st = get_json(n.port, "/v1/status");
-    assert_eq!(st["addr"], format!("127.0.0.1:{port}"), "{st}");
+    let st = n.client().status().expect("status");
+    assert_eq!(st.addr.to_string(), format!("127.0.0.1:{port}"), "{st:?}");
 }

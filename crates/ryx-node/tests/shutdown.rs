@@ -3,6 +3,7 @@
 
 mod support;
 
+use ryx_api::{BlobHash, UploadOptions};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -13,21 +14,15 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
 
     // Upload with energy 0: no replication, so node 0 is the only holder.
     let body: Vec<u8> = (0..5000).flat_map(|i| format!("line {i} of the hand-over test\n").into_bytes()).collect();
-    let (st, resp) = http(nodes[0].port, "PUT", "/v1/blobs?energy=0", Some(&body)).expect("upload");
-    assert!((200..300).contains(&st), "{st} {resp}");
-    let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
-    let hash = v["hash"].as_str().expect("hash").to_string();
-    let holds_blob = |n: &NodeProc, h: &str| {
-        http(n.port, "GET", &format!("/v1/blobs/{h}"), None).map(|r| r.0 == 200).unwrap_or(false)
-    };
+    let no_copies = UploadOptions { energy: Some(0.0), ..UploadOptions::default() };
+    let hash = nodes[0].client().put_blob(&body, &no_copies).expect("upload").hash;
+    let holds_blob = |n: &NodeProc, h: &BlobHash| n.client().blob(h).is_ok();
     let holds = |n: &NodeProc| holds_blob(n, &hash);
     // A blob uploaded after it with the default energy does replicate: once
     // a neighbour holds that one, the first would have spread too, had its
     // energy 0 not stopped it.
-    let (st, resp) = http(nodes[0].port, "PUT", "/v1/blobs", Some(b"a blob that replicates\n")).expect("upload");
-    assert!((200..300).contains(&st), "{st} {resp}");
-    let v: serde_json::Value = serde_json::from_str(&resp).expect("json");
-    let spreads = v["hash"].as_str().expect("hash").to_string();
+    let spreads =
+        nodes[0].client().put_blob(b"a blob that replicates\n", &UploadOptions::default()).expect("upload").hash;
     let spread = wait_until(Duration::from_secs(10), || nodes[1..].iter().any(|n| holds_blob(n, &spreads)));
     assert!(spread.is_some(), "a blob with the default energy did not replicate");
     assert!(holds(&nodes[0]));
@@ -49,8 +44,7 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
     assert!(copies >= 1, "no neighbour got a copy of the only replica");
     // And the copy is the same bytes (verified by name on fetch, checked here too).
     let holder = nodes.iter().find(|n| holds(n)).expect("holder");
-    let (_, got) = http(holder.port, "GET", &format!("/v1/blobs/{hash}"), None).expect("get");
-    assert_eq!(got.len(), body.len());
+    assert_eq!(holder.client().blob(&hash).expect("get"), body);
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn node_reports_ready_watchdog_and_stopping() {
         .spawn()
         .expect("spawn ryx-node");
     // Killed on drop if the test fails midway.
-    let mut node = support::NodeProc { child, port, id: String::new() };
+    let mut node = support::NodeProc { child, port, id: ryx_api::NodeId::default() };
 
     let ready = recv(&sock).expect("READY=1 arrives");
     assert!(ready.starts_with("READY=1"), "first notification is READY=1: {ready:?}");

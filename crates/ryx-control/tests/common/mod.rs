@@ -4,6 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use ryx_api::{Client, NodeId};
+use ryx_control::server::ControlStatus;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -77,10 +80,16 @@ pub fn http(
     Ok((status, out))
 }
 
-/// GETs JSON.
-pub fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
+/// GETs `path` read as `T` (a `ryx-api` type for the node API), if the
+/// answer is a 2xx and reads as one.
+pub fn get<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Option<T> {
     let (st, b) = http(addr, "GET", path, None, Duration::from_secs(5)).ok()?;
     (200..300).contains(&st).then(|| serde_json::from_slice(&b).ok()).flatten()
+}
+
+/// A client of the node API at `addr` (a node, or `ryx-control` relaying one).
+pub fn client(addr: SocketAddr) -> Client {
+    Client::new(addr)
 }
 
 /// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
@@ -151,7 +160,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 pub struct Node {
     pub proc: Proc,
     pub http: SocketAddr,
-    pub id: String,
+    pub id: NodeId,
 }
 
 /// A local cluster with its own discovery port and cluster id.
@@ -178,10 +187,9 @@ impl Cluster {
             c.nodes
                 .iter()
                 .all(|nd| {
-                    get_json(nd.http, "/v1/status")
-                        .is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= (n - 1).min(4))
-                        && get_json(nd.http, "/v1/topology")
-                            .is_some_and(|t| t["nodes"].as_array().map_or(0, |a| a.len()) >= n)
+                    let c = client(nd.http);
+                    c.status().is_ok_and(|s| s.neighbors.len() >= (n - 1).min(4))
+                        && c.topology().is_ok_and(|t| t.nodes.len() >= n)
                 })
                 .then_some(())
         });
@@ -206,14 +214,8 @@ impl Cluster {
         // a few nodes of hundreds may be too slow to answer in time.
         let mut ready = 0;
         let ok = wait_for(timeout, || {
-            ready = c
-                .nodes
-                .iter()
-                .filter(|nd| {
-                    get_json(nd.http, "/v1/status")
-                        .is_some_and(|s| s["neighbors"].as_array().map_or(0, |a| a.len()) >= want)
-                })
-                .count();
+            ready =
+                c.nodes.iter().filter(|nd| client(nd.http).status().is_ok_and(|s| s.neighbors.len() >= want)).count();
             (ready * 100 >= n * 95).then_some(())
         });
         assert!(ok.is_some(), "only {ready} of {n} nodes had {want} neighbours within {timeout:?}");
@@ -248,8 +250,7 @@ impl Cluster {
             .expect("start ryx-node");
         let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut proc = Proc { child: Some(child), name: format!("ryx-node :{port}") };
-        let id =
-            wait_for(timeout, || get_json(http, "/v1/status").and_then(|s| s["node_id"].as_str().map(str::to_owned)));
+        let id = wait_for(timeout, || client(http).status().ok().map(|s| s.node_id));
         let Some(id) = id else {
             proc.kill();
             panic!("ryx-node on {http} did not answer");
@@ -306,8 +307,8 @@ impl Control {
         Control { proc: Proc { child: Some(child), name: "ryx-control".into() }, addr }
     }
 
-    pub fn status(&self) -> Option<Value> {
-        get_json(self.addr, "/control/status")
+    pub fn status(&self) -> Option<ControlStatus> {
+        get(self.addr, "/control/status")
     }
 }
 
@@ -369,7 +370,7 @@ impl Browser {
             .expect("start chromedriver");
         let driver = Proc { child: Some(child), name: "chromedriver".into() };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for(Duration::from_secs(15), || get_json(addr, "/status").filter(|v| v["value"]["ready"] == true))
+        wait_for(Duration::from_secs(15), || get::<Value>(addr, "/status").filter(|v| v["value"]["ready"] == true))
             .expect("chromedriver did not start");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

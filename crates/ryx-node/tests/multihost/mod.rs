@@ -3,6 +3,8 @@
 //! network, jobs against `ryx-node exec`, graph connectivity) are the same.
 #![allow(dead_code)]
 
+use ryx_api::{JobId, JobList, JobState, JobView, Neighbors, Status, SubmitJob, Uploaded};
+use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::process::Command;
 use std::time::Duration;
@@ -14,19 +16,29 @@ pub trait Host {
     /// A short name for messages.
     fn name(&self) -> String;
 
-    /// GET returning JSON, if the node answers 200 with JSON.
-    fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+    /// The body of a GET the node answers 200.
+    fn get_body(&self, path: &str) -> Option<Vec<u8>> {
         match self.http("GET", path, None)? {
-            (200, b) => serde_json::from_slice(&b).ok(),
+            (200, b) => Some(b),
             _ => None,
         }
     }
 
     /// The ids of its active neighbours.
     fn neighbors(&self) -> Option<Vec<String>> {
-        let v = self.get_json("/v1/neighbors")?;
-        Some(v["neighbors"].as_array()?.iter().filter_map(|n| n["node_id"].as_str().map(String::from)).collect())
+        let n: Neighbors = read(&self.get_body("/v1/neighbors")?)?;
+        Some(n.neighbors.into_iter().map(|n| n.node_id.to_string()).collect())
     }
+
+    /// `GET /v1/jobs/{job}`, if the node answers.
+    fn job(&self, job: &JobId) -> Option<JobView> {
+        read(&self.get_body(&format!("/v1/jobs/{job}"))?)
+    }
+}
+
+/// `body` read as the `ryx-api` type `T`, if it is one.
+fn read<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    serde_json::from_slice(body).ok()
 }
 
 /// Runs a command, panicking with its output if it fails.
@@ -76,9 +88,10 @@ pub fn ids(hosts: &[&dyn Host]) -> Vec<String> {
     hosts
         .iter()
         .map(|h| {
-            h.get_json("/v1/status").and_then(|v| v["node_id"].as_str().map(String::from)).unwrap_or_else(|| {
-                panic!("{}: no status", h.name());
-            })
+            h.get_body("/v1/status")
+                .and_then(|b| read::<Status>(&b))
+                .map(|s| s.node_id.to_string())
+                .unwrap_or_else(|| panic!("{}: no status", h.name()))
         })
         .collect()
 }
@@ -164,29 +177,26 @@ pub fn upload_sample(h: &dyn Host, size: &str, seed: u64) -> String {
         .http("POST", &format!("/v1/blobs/sample?size={size}&seed={seed}"), None)
         .unwrap_or_else(|| panic!("{}: sample upload unreachable", h.name()));
     assert_eq!(st, 201, "{}: sample upload: {}", h.name(), String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("upload JSON");
-    v["hash"].as_str().expect("hash").to_string()
+    read::<Uploaded>(&body).expect("an upload's answer").hash.to_string()
 }
 
 /// Submits a word-count job over `blob` on `h`; returns the job id.
-pub fn submit_word_count(h: &dyn Host, blob: &str) -> String {
-    let req = serde_json::json!({"kind": "word-count", "inputs": [blob]}).to_string();
-    let (st, body) = h
-        .http("POST", "/v1/jobs", Some(req.as_bytes()))
-        .unwrap_or_else(|| panic!("{}: job submit unreachable", h.name()));
+pub fn submit_word_count(h: &dyn Host, blob: &str) -> JobId {
+    let req = serde_json::to_vec(&SubmitJob::new("word-count", vec![blob.into()])).expect("json");
+    let (st, body) =
+        h.http("POST", "/v1/jobs", Some(&req)).unwrap_or_else(|| panic!("{}: job submit unreachable", h.name()));
     assert_eq!(st, 201, "{}: submit: {}", h.name(), String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("submit JSON");
-    v["job_id"].as_str().expect("job_id").to_string()
+    read::<ryx_api::Submitted>(&body).expect("a submission's answer").job_id
 }
 
 /// Waits until some host reports the job final; returns its summary.
-pub fn wait_job(hosts: &[&dyn Host], job: &str, timeout: Duration) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
+pub fn wait_job(hosts: &[&dyn Host], job: &JobId, timeout: Duration) -> JobView {
+    let mut last = None;
     let done = wait_until(timeout, || {
         for h in hosts {
-            if let Some(v) = h.get_json(&format!("/v1/jobs/{job}")) {
-                let fin = v["state"] != "running";
-                last = v;
+            if let Some(v) = h.job(job) {
+                let fin = v.is_final();
+                last = Some(v);
                 if fin {
                     return true;
                 }
@@ -194,8 +204,8 @@ pub fn wait_job(hosts: &[&dyn Host], job: &str, timeout: Duration) -> serde_json
         }
         false
     });
-    assert!(done.is_some(), "job {job} did not finish within {timeout:?}: {last}");
-    last
+    assert!(done.is_some(), "job {job} did not finish within {timeout:?}: {last:?}");
+    last.expect("an answer")
 }
 
 /// The digest `ryx-node exec` (the single-process reference on loopback)
@@ -215,25 +225,26 @@ pub fn reference_digest(exe: &str, h: &dyn Host, blob: &str, tag: &str) -> Strin
 /// Checks that every host agrees on the job exactly once: each that knows
 /// it lists it once, all report it done with the same home and digest.
 /// Returns the digest.
-pub fn job_agreed(hosts: &[&dyn Host], job: &str) -> Result<String, String> {
+pub fn job_agreed(hosts: &[&dyn Host], job: &JobId) -> Result<String, String> {
     let mut digests = HashSet::new();
     let mut homes = HashSet::new();
     for h in hosts {
-        let list = h.get_json("/v1/jobs").ok_or_else(|| format!("{}: no job list", h.name()))?;
-        let n = list["jobs"].as_array().map(|a| a.iter().filter(|j| j["job_id"] == job).count()).unwrap_or(0);
+        let list: JobList =
+            h.get_body("/v1/jobs").and_then(|b| read(&b)).ok_or_else(|| format!("{}: no job list", h.name()))?;
+        let n = list.jobs.iter().filter(|j| j.job_id == *job).count();
         if n > 1 {
             return Err(format!("{} lists job {job} {n} times", h.name()));
         }
-        let v = h.get_json(&format!("/v1/jobs/{job}")).ok_or_else(|| format!("{}: job {job} unknown", h.name()))?;
-        if v["state"] != "done" {
-            return Err(format!("{}: job {job} is {}", h.name(), v["state"]));
+        let v = h.job(job).ok_or_else(|| format!("{}: job {job} unknown", h.name()))?;
+        if v.state != JobState::Done {
+            return Err(format!("{}: job {job} is {}", h.name(), v.state));
         }
-        let (total, done) = (&v["progress"]["units_total"], &v["progress"]["units_done"]);
+        let (total, done) = (v.progress.units_total, v.progress.units_done);
         if total != done {
             return Err(format!("{}: units done {done} of {total}", h.name()));
         }
-        digests.insert(v["result_digest"].as_str().unwrap_or_default().to_string());
-        homes.insert(v["home"].to_string());
+        digests.insert(v.result_digest.unwrap_or_default());
+        homes.insert(v.home.to_string());
     }
     if digests.len() != 1 || homes.len() != 1 {
         return Err(format!("hosts disagree: digests {digests:?}, homes {homes:?}"));
@@ -244,8 +255,9 @@ pub fn job_agreed(hosts: &[&dyn Host], job: &str) -> Result<String, String> {
 /// Diffuses an info item from `from` and waits until every host in `to`
 /// holds it; the time it took.
 pub fn info_reaches(from: &dyn Host, to: &[&dyn Host], key: &str, timeout: Duration) -> Option<Duration> {
-    let body = serde_json::json!({"key": key, "value": "x"}).to_string();
-    let (st, _) = from.http("POST", "/v1/info", Some(body.as_bytes()))?;
+    let put = ryx_api::PutInfo { key: key.to_string(), value: "x".into(), energy: None };
+    let body = serde_json::to_vec(&put).ok()?;
+    let (st, _) = from.http("POST", "/v1/info", Some(&body))?;
     if st >= 300 {
         return None;
     }

@@ -1,39 +1,34 @@
-//! Test support: real `ryx-node` processes on loopback and a tiny HTTP client.
+//! Test support: real `ryx-node` processes on loopback, asked through
+//! `ryx-api`'s client.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use ryx_api::{Client, Http, NodeId};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Minimal blocking HTTP/1.1 request; returns status and body.
-pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+/// A client of the node whose API is on loopback `port`.
+pub fn client(port: u16) -> Client {
     // Generous, to catch hangs only: an upload with `copies=N` answers
     // once the copies exist or its `copies_timeout_ms` (60 s at most in
     // these tests) has passed, which a loaded 2-core machine may reach.
-    s.set_read_timeout(Some(Duration::from_secs(90)))?;
-    let body = body.unwrap_or(&[]);
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    // Chunked bodies are not used by our server for JSON; keep it simple.
-    Ok((status, body))
+    static HTTP: OnceLock<Arc<Http>> = OnceLock::new();
+    let http = HTTP.get_or_init(|| Arc::new(Http::with_max_body(Duration::from_secs(90), 256 << 20)));
+    Client::with_http((Ipv4Addr::LOCALHOST, port).into(), http.clone())
 }
 
-/// GET returning parsed JSON (panics with context on failure).
-pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+/// One raw exchange with the node on `port` (for requests the typed client
+/// would not send, and answers whose status matters): status and body.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> Result<(u16, String), ryx_api::Error> {
+    client(port).request(method, path, body).map(|r| (r.status, r.text()))
+}
+
+/// The answer `T` of `GET path` (panics with context on failure).
+pub fn get<T: serde::de::DeserializeOwned>(port: u16, path: &str) -> T {
     let (st, body) = http(port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path} on {port}: {e}"));
     assert!(st == 200, "GET {path} on {port}: status {st}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: bad JSON {e}: {body}"))
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not what ryx-api reads ({e}): {body}"))
 }
 
 pub use ryx_testkit::{free_port, wait_until};
@@ -52,7 +47,7 @@ pub fn discovery_port() -> u16 {
 pub struct NodeProc {
     pub child: Child,
     pub port: u16,
-    pub id: String,
+    pub id: NodeId,
 }
 
 impl NodeProc {
@@ -67,18 +62,15 @@ impl NodeProc {
         let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
         assert!(st.as_ref().is_ok_and(|s| s.success()), "kill -{sig} {pid}: {st:?}");
     }
-    pub fn neighbor_ids(&self) -> Option<Vec<String>> {
-        let (st, body) = http(self.port, "GET", "/v1/neighbors", None).ok()?;
-        if st != 200 {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        Some(v["neighbors"].as_array()?.iter().filter_map(|n| n["node_id"].as_str().map(String::from)).collect())
+    /// A client of its API.
+    pub fn client(&self) -> Client {
+        client(self.port)
+    }
+    pub fn neighbor_ids(&self) -> Option<Vec<NodeId>> {
+        Some(self.client().neighbors().ok()?.into_iter().map(|n| n.node_id).collect())
     }
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let (_, body) = http(self.port, "GET", "/metrics", None).ok()?;
-        body.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        self.client().metrics().ok()?.value(name)
     }
 }
 
@@ -100,12 +92,12 @@ pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str])
         .stderr(logf)
         .spawn()
         .expect("spawn ryx-node");
-    let mut node = NodeProc { child, port, id: String::new() };
+    let mut node = NodeProc { child, port, id: NodeId::default() };
     let ok = wait_until(Duration::from_secs(10), || {
         http(port, "GET", "/healthz", None).map(|r| r.0 == 200).unwrap_or(false)
     });
     assert!(ok.is_some(), "node on port {port} did not come up; log in {}", log.display());
-    node.id = get_json(port, "/v1/status")["node_id"].as_str().expect("node_id").to_string();
+    node.id = node.client().status().expect("status").node_id;
     node
 }
 

@@ -1,19 +1,23 @@
 //! `measure`: the membership benchmark against real processes.
 
+pub mod bench;
+pub mod svg;
+
 use crate::chaos;
 use crate::cli::MeasureArgs;
-use crate::cluster::{par_map, Cluster};
-use crate::graph::floor_for;
-use crate::http::{encode_segment, Http};
+use crate::cluster::graph::floor_for;
+use crate::cluster::lifecycle::{secs, TempCluster};
+use crate::cluster::nodebin;
+use crate::cluster::procfs;
+use crate::cluster::Cluster;
 use crate::info;
 use crate::interrupt;
-use crate::lifecycle::{secs, TempCluster};
-use crate::nodebin;
-use crate::procfs;
 use crate::util::{human, human_kib, table, time_seed, Amount, Rng};
 use anyhow::{bail, Result};
-use serde::Serialize;
+use ryx_api::{Client, Http};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Polling period while timing info spread.
@@ -22,7 +26,7 @@ const INFO_POLL: Duration = Duration::from_millis(20);
 const GRAPH_POLL: Duration = Duration::from_millis(50);
 
 /// Mean and maximum of a per-node figure.
-#[derive(Serialize, Debug, Clone, Copy, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]
 pub struct Spread {
     /// Mean over nodes.
     pub mean: f64,
@@ -41,7 +45,7 @@ impl Spread {
 
 /// Everything `measure` found. Times are seconds; `None` means "not
 /// reached within the timeout" (or the phase was skipped).
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Deserialize, Debug, Default)]
 pub struct Measurement {
     /// Nodes started.
     pub nodes: usize,
@@ -255,7 +259,6 @@ pub fn time_info_spread(
     timeout: Duration,
 ) -> Result<InfoSpread> {
     let running: Vec<usize> = cluster.state.live_indices();
-    let path = format!("/v1/info/{}", encode_segment(key));
     let deadline = Instant::now() + timeout.min(Duration::from_secs(30));
     let abandon = AtomicBool::new(false);
     let abandon = &abandon;
@@ -263,17 +266,12 @@ pub fn time_info_spread(
         let pollers: Vec<_> = running
             .iter()
             .map(|&i| {
-                let addr = cluster.state.nodes[i].api();
-                let path = path.clone();
+                let client =
+                    Client::with_http(cluster.state.nodes[i].api(), Arc::new(Http::new(Duration::from_secs(1))));
                 s.spawn(move || {
-                    let http = Http::new(Duration::from_secs(1));
                     while Instant::now() < deadline && !interrupt::interrupted() && !abandon.load(Ordering::Relaxed) {
-                        if let Ok(r) = http.request(addr, "GET", &path, None) {
-                            if r.status == 200 {
-                                let at = Instant::now();
-                                let hops = r.json().ok().and_then(|v| v.get("hops")?.as_u64());
-                                return Some((at, hops));
-                            }
+                        if let Ok(Some(item)) = client.info(key) {
+                            return Some((Instant::now(), Some(u64::from(item.hops))));
                         }
                         std::thread::sleep(INFO_POLL);
                     }
@@ -323,17 +321,8 @@ pub fn delivery_latencies_ms(cluster: &Cluster, indices: &[usize]) -> Vec<f64> {
 
 /// Reads the named counters from each node's /metrics (in parallel).
 fn metrics(cluster: &Cluster, indices: &[usize], names: &[&str]) -> Vec<Vec<Option<f64>>> {
-    par_map(indices, |&i| {
-        let text = cluster
-            .http
-            .request(cluster.state.nodes[i].api(), "GET", "/metrics", None)
-            .map(|r| r.text())
-            .unwrap_or_default();
-        names
-            .iter()
-            .map(|name| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok()))
-            .collect()
-    })
+    let all = cluster.metrics(indices);
+    all.iter().map(|m| names.iter().map(|name| m.as_ref().and_then(|m| m.value(name))).collect()).collect()
 }
 
 fn secs_text(s: Option<f64>) -> String {

@@ -1,17 +1,20 @@
 //! `chaos`: kill, pause, partition, lose or delay traffic — now, or while a
 //! job runs — and undo every timed fault at its deadline.
 
+pub mod faults;
+
 use crate::cli::ChaosArgs;
+use crate::cluster::graph::floor_for;
+use crate::cluster::lifecycle::secs;
+use crate::cluster::state::{unix_ms, RunDir};
 use crate::cluster::Cluster;
-use crate::faultlog::{self, Effect, FaultKind, FaultRecord};
-use crate::graph::floor_for;
 use crate::interrupt;
-use crate::jobs::{self, Follower, Progress};
-use crate::lifecycle::secs;
-use crate::runjob::{self, Source};
-use crate::state::{unix_ms, RunDir};
+use crate::jobs::run::{self, Source};
+use crate::jobs::{self, render, Follower, Progress};
 use crate::util::{clock_now, human, time_seed, Amount, Rng};
 use anyhow::{bail, Context, Result};
+use faults::{Effect, FaultKind, FaultRecord};
+use ryx_api::Impairment;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -76,12 +79,12 @@ pub fn chaos(dir_arg: Option<&Path>, args: ChaosArgs) -> Result<()> {
     let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
     if cluster.state.netns.is_some() {
         // Bridges, netem and iptables in the namespaces, signals to root's nodes.
-        crate::netns::require().context("this cluster runs in network namespaces; chaos")?;
+        crate::cluster::netns::require().context("this cluster runs in network namespaces; chaos")?;
     }
     // Whatever an earlier, vanished chaos left past its deadline goes first.
-    faultlog::heal_due(&mut cluster, "deadline", true)?;
+    faults::heal_due(&mut cluster, "deadline", true)?;
     if args.heal {
-        let (records, cleared, resumed, problems) = faultlog::heal_everything(&mut cluster)?;
+        let (records, cleared, resumed, problems) = faults::heal_everything(&mut cluster)?;
         out!(
             "{} healed: {records} timed faults undone, network faults cleared on {cleared} nodes, {resumed} paused nodes resumed",
             clock_now()
@@ -141,7 +144,7 @@ pub fn inject(
     match action {
         Action::Kill(amount) => {
             let killed = kill(cluster, amount, rng, seed, indent)?;
-            faultlog::log_event(&dir, &format!("SIGKILL nodes {killed:?} (seed {seed})"));
+            faults::log_event(&dir, &format!("SIGKILL nodes {killed:?} (seed {seed})"));
             Ok(Injected { killed, ..Injected::default() })
         }
         Action::Pause(amount, d) => {
@@ -161,12 +164,12 @@ pub fn inject(
                 // Two bridges make two sides: one partition at a time.
                 let now = unix_ms();
                 if let Some(f) =
-                    faultlog::read(&dir)?.faults.iter().find(|f| f.kind == FaultKind::Partition && f.active(now))
+                    faults::read(&dir)?.faults.iter().find(|f| f.kind == FaultKind::Partition && f.active(now))
                 {
                     bail!(
                         "partition #{} is in force until {}; heal it first (`chaos --heal`) or wait",
                         f.id,
-                        faultlog::fmt_unix_ms(f.deadline_unix_ms)
+                        faults::fmt_unix_ms(f.deadline_unix_ms)
                     );
                 }
             }
@@ -174,20 +177,19 @@ pub fn inject(
             a.sort_unstable();
             let b: Vec<usize> = live.iter().copied().filter(|i| !a.contains(i)).collect();
             let what = format!("partition {a:?} | {b:?}");
-            timed(cluster, FaultKind::Partition, what, faultlog::partition_effects(&a, &b), d, seed, indent, owner)
+            timed(cluster, FaultKind::Partition, what, faults::partition_effects(&a, &b), d, seed, indent, owner)
         }
         Action::Loss(p, targets, d) => {
             let nodes = pick(&live, targets, rng);
-            let effects = nodes.iter().map(|&n| Effect { node: n, loss: p, ..Effect::default() }).collect();
+            let lose = Impairment { loss: p, ..Impairment::default() };
+            let effects = nodes.iter().map(|&n| Effect { node: n, impairment: lose, ..Effect::default() }).collect();
             let what = format!("lose {:.1}% of outgoing datagrams at {} nodes {nodes:?}", p * 100.0, nodes.len());
             timed(cluster, FaultKind::Loss, what, effects, d, seed, indent, owner)
         }
         Action::Delay(ms, jitter, targets, d) => {
             let nodes = pick(&live, targets, rng);
-            let effects = nodes
-                .iter()
-                .map(|&n| Effect { node: n, delay_ms: ms, jitter_ms: jitter, ..Effect::default() })
-                .collect();
+            let delay = Impairment { delay_ms: ms, jitter_ms: jitter, ..Impairment::default() };
+            let effects = nodes.iter().map(|&n| Effect { node: n, impairment: delay, ..Effect::default() }).collect();
             let j = if jitter > 0 { format!(" (+0..{jitter} ms jitter)") } else { String::new() };
             let what = format!("delay outgoing datagrams by {ms} ms{j} at {} nodes {nodes:?}", nodes.len());
             timed(cluster, FaultKind::Delay, what, effects, d, seed, indent, owner)
@@ -232,8 +234,8 @@ fn timed(
         healed_by: None,
         owner_pid,
     };
-    let until = faultlog::fmt_unix_ms(rec.deadline_unix_ms);
-    let (id, notes) = faultlog::inject(cluster, rec)?;
+    let until = faults::fmt_unix_ms(rec.deadline_unix_ms);
+    let (id, notes) = faults::inject(cluster, rec)?;
     out!("{indent}{} fault #{id}: {what} for {} (until {until}; seed {seed})", clock_now(), human(d));
     for p in notes {
         out!("{indent}  {p}");
@@ -243,7 +245,7 @@ fn timed(
 
 /// Undoes record `id` now (if still in force) and says so.
 pub fn heal_record(cluster: &mut Cluster, id: u64, by: &str, indent: &str) -> Result<()> {
-    let (healed, notes) = faultlog::heal_where(cluster, by, |f, _| f.id == id)?;
+    let (healed, notes) = faults::heal_where(cluster, by, |f, _| f.id == id)?;
     match healed.first() {
         Some(f) => out!(
             "{indent}{} fault #{id} undone ({by}) after {}: {}",
@@ -252,7 +254,7 @@ pub fn heal_record(cluster: &mut Cluster, id: u64, by: &str, indent: &str) -> Re
             f.what
         ),
         None => {
-            let by = faultlog::read(&cluster.dir)?
+            let by = faults::read(&cluster.dir)?
                 .faults
                 .iter()
                 .find(|f| f.id == id)
@@ -287,7 +289,7 @@ pub fn kill(cluster: &mut Cluster, amount: Amount, rng: &mut Rng, seed: u64, ind
                 "{indent}{} SIGKILL node {i} (pid {}, id {}, {})",
                 clock_now(),
                 n.pid,
-                n.node_id.as_deref().unwrap_or("?"),
+                n.node_id.as_ref().map_or("?", |id| id.as_str()),
                 n.udp_addr()
             );
             killed.push(i);
@@ -332,11 +334,11 @@ fn wait_heal(cluster: &mut Cluster, timeout: Duration) -> Result<()> {
 fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut Rng, seed: u64) -> Result<()> {
     let j = &args.job;
     let src = Source::from_args(&j.inputs, &j.size, j.corpus_seed)?;
-    let (param_list, params) = runjob::params(&j.kind, &src, j.preset.as_deref(), &j.params)?;
-    let entry = runjob::entry_node(cluster, None)?;
+    let (param_list, params) = run::params(&j.kind, &src, j.preset.as_deref(), &j.params)?;
+    let entry = run::entry_node(cluster, None)?;
     out!("{} loading {} onto node {entry}", clock_now(), src.describe());
-    let loaded = runjob::load(cluster, entry, &src, None, None)?;
-    let job_id = runjob::submit(cluster, entry, &j.kind, &loaded, params, j.redundancy)?;
+    let loaded = run::load(cluster, entry, &src, None, None)?;
+    let job_id = run::submit(cluster, entry, &j.kind, &loaded, params, j.redundancy)?;
     let when = match args.after {
         Some(d) => format!("{} after the submit", human(d)),
         None => format!("{:.0}% done", args.at * 100.0),
@@ -360,7 +362,7 @@ fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut
             Some(d) => t_submit.elapsed() >= d,
             None => total > 0 && done as f64 >= at * total as f64,
         };
-        if injected.is_none() && !jobs::is_final(job) && due {
+        if injected.is_none() && !job.is_final() && due {
             bar.note(&format!("{} job at {done}/{total} units: injecting the fault", clock_now()));
             bar.finish();
             injected = Some(inject(c, action, rng, seed, "  ", true)?);
@@ -394,17 +396,17 @@ fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut
     let Some(inj) = injected else {
         bail!(
             "job {job_id} finished ({}) before the fault was due ({when}), so no fault was injected; use a bigger --size, a smaller --at or --after",
-            job["state"].as_str().unwrap_or("?"),
+            job.state,
         );
     };
     out!(
         "{} job {job_id} {} after {}{} ({} units re-issued, {} takeovers)",
         clock_now(),
-        job["state"].as_str().unwrap_or("?"),
+        job.state,
         human(bar.elapsed()),
         if inj.killed.is_empty() { String::new() } else { format!(" with {} nodes killed", inj.killed.len()) },
-        job["stats"]["reissued"].as_u64().unwrap_or(0),
-        job["stats"]["takeovers"].as_u64().unwrap_or(0)
+        job.stats.reissued,
+        job.stats.takeovers
     );
     if let (Some(id), Some(dl), false) = (inj.record, inj.deadline, healed) {
         out!("{} the job ended while fault #{id} holds; it is undone at its deadline", clock_now());
@@ -413,14 +415,14 @@ fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut
     }
     jobs::check_done(&job)?;
     out!();
-    out!("{}", jobs::render_result(&j.kind, &job["result"]).trim_end());
-    let digest = job["result_digest"].as_str().unwrap_or("").to_string();
+    out!("{}", render::job(&job).trim_end());
+    let digest = job.result_digest.clone().unwrap_or_default();
     out!("result_digest: {digest}");
     if j.no_verify {
         return Ok(());
     }
-    let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
-    let reference = runjob::reference(cluster, &j.kind, &files, &param_list, None)?;
+    let (files, _tmp) = run::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+    let reference = run::reference(cluster, &j.kind, &files, &param_list, None)?;
     if reference.digest == digest {
         out!("reference:     {} (ryx-node exec, {}) — identical", reference.digest, human(reference.wall));
         Ok(())

@@ -1,7 +1,7 @@
 //! The run directory: the cluster's state as JSON, one log per node, and a
 //! lock so two `ryx-cluster` commands never rewrite the state at once.
 
-use crate::procfs::{self, Liveness, NodeIdentity};
+use crate::cluster::procfs::{self, Liveness, NodeIdentity};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -49,7 +49,7 @@ pub struct NodeRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
     /// The node's id, once its API answered.
-    pub node_id: Option<String>,
+    pub node_id: Option<ryx_api::NodeId>,
     /// Its log file (stdout and stderr).
     pub log: PathBuf,
     /// When it was started (Unix milliseconds).
@@ -66,6 +66,25 @@ fn loopback() -> Ipv4Addr {
 }
 
 impl NodeRecord {
+    /// Node `index` just started as process `pid`, bound to `at` (UDP and
+    /// HTTP on the same port), in namespace `netns` if any, logging to `log`.
+    pub fn started(index: usize, pid: u32, at: (Ipv4Addr, u16), netns: Option<String>, log: PathBuf) -> NodeRecord {
+        let (host, port) = at;
+        NodeRecord {
+            index,
+            pid,
+            udp_port: port,
+            http_port: port,
+            host,
+            netns,
+            node_id: None,
+            log,
+            started_unix_ms: unix_ms(),
+            fate: Fate::Running,
+            ended_unix_ms: None,
+        }
+    }
+
     /// Where its HTTP API answers.
     pub fn api(&self) -> SocketAddr {
         SocketAddr::from((self.host, self.http_port))
@@ -97,7 +116,7 @@ pub struct ClusterState {
     /// The namespaces, bridges and links of a `start --netns` cluster
     /// (none: the nodes share the machine's loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub netns: Option<crate::netns::Layout>,
+    pub netns: Option<crate::cluster::netns::Layout>,
 }
 
 impl ClusterState {
@@ -254,7 +273,7 @@ impl RunDir {
     /// Removes the state and every node log of an earlier run.
     pub fn clean(&self) -> Result<()> {
         self.remove_state()?;
-        let _ = fs::remove_file(self.path.join(crate::faultlog::FAULTS_FILE));
+        let _ = fs::remove_file(self.path.join(crate::chaos::faults::FAULTS_FILE));
         if let Ok(entries) = fs::read_dir(&self.path) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
@@ -349,19 +368,7 @@ mod tests {
         let d = temp("state");
         assert!(d.load().expect("load").is_none());
         let mut st = ClusterState::new("c1".into(), 20000, PathBuf::from("/bin/ryx-node"), vec![]);
-        st.nodes.push(NodeRecord {
-            index: 0,
-            pid: 1,
-            udp_port: 20001,
-            http_port: 20001,
-            host: Ipv4Addr::LOCALHOST,
-            netns: None,
-            node_id: None,
-            log: d.log_path(0),
-            started_unix_ms: 0,
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        });
+        st.nodes.push(NodeRecord::started(0, 1, (Ipv4Addr::LOCALHOST, 20001), None, d.log_path(0)));
         d.save(&st).expect("save");
         fs::write(d.log_path(0), "x").expect("log");
         let back = d.load().expect("load").expect("some");

@@ -12,15 +12,14 @@
 //! deadline, marks the due records healed and reconciles. Every change is
 //! appended to `DIR/chaos.log`.
 
+use crate::cluster::procfs::{self, Liveness};
+use crate::cluster::state::{unix_ms, RunDir};
 use crate::cluster::Cluster;
-use crate::http::Http;
-use crate::procfs::{self, Liveness};
-use crate::state::{unix_ms, RunDir};
 use crate::util::clock_now;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
+use ryx_api::{FaultSpec, Impairment};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -60,15 +59,9 @@ pub struct Effect {
     /// Indices of nodes whose traffic it drops both ways.
     #[serde(default)]
     pub block: Vec<usize>,
-    /// Probability of losing an outgoing datagram.
-    #[serde(default)]
-    pub loss: f64,
-    /// Added delay, milliseconds.
-    #[serde(default)]
-    pub delay_ms: u64,
-    /// Added jitter, milliseconds.
-    #[serde(default)]
-    pub jitter_ms: u64,
+    /// Loss and delay of its outgoing datagrams.
+    #[serde(flatten)]
+    pub impairment: Impairment,
     /// Stopped with SIGSTOP.
     #[serde(default)]
     pub pause: bool,
@@ -251,7 +244,6 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
     let now = unix_ms();
     let active: Vec<&FaultRecord> = log.faults.iter().filter(|f| f.active(now)).collect();
     let nodes: Vec<usize> = changed.iter().flat_map(|f| f.nodes()).collect::<BTreeSet<usize>>().into_iter().collect();
-    let http = Http::new(Duration::from_secs(2));
     let mut problems = Vec::new();
     let layout = cluster.state.netns.clone();
     // Whether a changed or an active record gives node `i` a fault of one
@@ -275,7 +267,7 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             })
             .collect();
         if !plugs.is_empty() {
-            match crate::netns::plug(layout, &plugs) {
+            match crate::cluster::netns::plug(layout, &plugs) {
                 Ok(moved) => {
                     let far: Vec<usize> = moved.iter().filter(|p| p.1).map(|p| p.0).collect();
                     let near: Vec<usize> = moved.iter().filter(|p| !p.1).map(|p| p.0).collect();
@@ -301,7 +293,7 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             continue;
         }
         let mut block = BTreeSet::new();
-        let (mut loss, mut delay, mut jitter, mut pause, mut net) = (0.0f64, 0u64, 0u64, false, false);
+        let (mut imp, mut pause, mut net) = (Impairment::default(), false, false);
         let mut until = u64::MAX;
         for f in &active {
             for e in f.effects.iter().filter(|e| e.node == i) {
@@ -312,9 +304,9 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
                 net = true;
                 until = until.min(f.deadline_unix_ms);
                 block.extend(e.block.iter().copied());
-                loss = loss.max(e.loss);
-                delay = delay.max(e.delay_ms);
-                jitter = jitter.max(e.jitter_ms);
+                imp.loss = imp.loss.max(e.impairment.loss);
+                imp.delay_ms = imp.delay_ms.max(e.impairment.delay_ms);
+                imp.jitter_ms = imp.jitter_ms.max(e.impairment.jitter_ms);
             }
         }
         // Network faults first: a paused node does not answer.
@@ -323,57 +315,49 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
             log_event(&cluster.dir, &what);
             problems.push(what);
         }
-        let api = cluster.state.nodes[i].api();
+        let client = cluster.client(i);
         let for_ms = until.saturating_sub(now).max(1);
         let r = match (&layout, cluster.state.nodes[i].netns.clone()) {
             // A namespace cluster: loss and delay in the node's namespace
             // (partitions were done above, at the bridges).
-            (Some(_), Some(_)) if !ever(i, &[FaultKind::Loss, FaultKind::Delay]) => Ok(json!(null)),
+            (Some(_), Some(_)) if !ever(i, &[FaultKind::Loss, FaultKind::Delay]) => Ok(()),
             (Some(_), Some(ns)) => {
-                let how = crate::netns::impair(&ns, loss, delay, jitter);
-                let fallback_delay = matches!(how, Ok(crate::netns::Impairment::Fallback)) && (delay > 0 || jitter > 0);
+                let how = crate::cluster::netns::impair(&ns, imp.loss, imp.delay_ms, imp.jitter_ms);
+                let fallback_delay = matches!(how, Ok(crate::cluster::netns::Impairment::Fallback))
+                    && (imp.delay_ms > 0 || imp.jitter_ms > 0);
                 match how {
-                    Ok(crate::netns::Impairment::Netem) => by_netem.push(i),
-                    Ok(crate::netns::Impairment::Fallback) => {
-                        if loss > 0.0 {
+                    Ok(crate::cluster::netns::Impairment::Netem) => by_netem.push(i),
+                    Ok(crate::cluster::netns::Impairment::Fallback) => {
+                        if imp.loss > 0.0 {
                             loss_by_iptables.push(i);
                         }
                         if fallback_delay {
                             delay_by_node.push(i);
                         }
                     }
-                    Ok(crate::netns::Impairment::None) => cleared.push(i),
+                    Ok(crate::cluster::netns::Impairment::None) => cleared.push(i),
                     Err(e) => problems.push(format!("warning: node {i}: {e:#}")),
                 }
                 if fallback_delay {
-                    let body = json!({"delay_ms": delay, "jitter_ms": jitter, "for_ms": for_ms});
-                    http.call_json(api, "POST", "/v1/admin/faults", Some(body.to_string().as_bytes()))
+                    // Loss is done in the namespace; only the delay by the node.
+                    let delay = Impairment { loss: 0.0, ..imp };
+                    let spec = FaultSpec { impairment: delay, for_ms, ..FaultSpec::default() };
+                    client.set_faults(&spec).map(drop)
                 } else if cluster.liveness(i) == Liveness::Running {
-                    http.call_json(api, "DELETE", "/v1/admin/faults", None)
+                    client.clear_faults().map(drop)
                 } else {
-                    Ok(json!(null))
+                    Ok(())
                 }
             }
             _ if net => {
-                let addrs: Vec<String> = block
-                    .iter()
-                    .filter_map(|&b| cluster.state.nodes.get(b))
-                    .map(|n| n.udp_addr().to_string())
-                    .collect();
-                let body = json!({
-                    "block": addrs,
-                    "loss": loss,
-                    "delay_ms": delay,
-                    "jitter_ms": jitter,
-                    "for_ms": for_ms,
-                });
-                http.call_json(api, "POST", "/v1/admin/faults", Some(body.to_string().as_bytes()))
+                let block = block.iter().filter_map(|&b| cluster.state.nodes.get(b)).map(|n| n.udp_addr()).collect();
+                client.set_faults(&FaultSpec { block, impairment: imp, for_ms }).map(drop)
             }
-            _ if cluster.liveness(i) == Liveness::Running => http.call_json(api, "DELETE", "/v1/admin/faults", None),
-            _ => Ok(json!(null)),
+            _ if cluster.liveness(i) == Liveness::Running => client.clear_faults().map(drop),
+            _ => Ok(()),
         };
         if let Err(e) = r {
-            problems.push(format!("warning: node {i}: {e:#}"));
+            problems.push(format!("warning: node {i}: {e}"));
         }
         if pause && cluster.liveness(i) == Liveness::Running && cluster.signal(i, Signal::SIGSTOP)? {
             let what = format!("SIGSTOP node {i} (pid {})", cluster.state.nodes[i].pid);
@@ -402,13 +386,12 @@ pub fn reconcile(cluster: &mut Cluster, changed: &[FaultRecord]) -> Result<Vec<S
 /// Returns (records healed, nodes cleared, nodes resumed, problems).
 pub fn heal_everything(cluster: &mut Cluster) -> Result<(usize, usize, usize, Vec<String>)> {
     let (healed, _) = heal_where(cluster, "heal", |_, _| true)?;
-    let http = Http::new(Duration::from_secs(2));
     let (mut cleared, mut resumed) = (0, 0);
     let mut problems = Vec::new();
     if let Some(layout) = cluster.state.netns.clone() {
         // Every link back on br0, every namespace's loss and delay cleared.
         let all: Vec<(usize, bool)> = (0..cluster.state.nodes.len()).map(|i| (i, false)).collect();
-        match crate::netns::plug(&layout, &all) {
+        match crate::cluster::netns::plug(&layout, &all) {
             Ok(moved) if !moved.is_empty() => {
                 let nodes: Vec<usize> = moved.iter().map(|m| m.0).collect();
                 log_event(&cluster.dir, &format!("links of nodes {nodes:?} back on bridge br0 (heal)"));
@@ -418,7 +401,7 @@ pub fn heal_everything(cluster: &mut Cluster) -> Result<(usize, usize, usize, Ve
         }
         for n in &cluster.state.nodes {
             if let Some(ns) = &n.netns {
-                if let Err(e) = crate::netns::impair(ns, 0.0, 0, 0) {
+                if let Err(e) = crate::cluster::netns::impair(ns, 0.0, 0, 0) {
                     problems.push(format!("node {}: {e:#}", n.index));
                 }
             }
@@ -429,9 +412,9 @@ pub fn heal_everything(cluster: &mut Cluster) -> Result<(usize, usize, usize, Ve
             log_event(&cluster.dir, &format!("SIGCONT node {i} (pid {}) (heal)", cluster.state.nodes[i].pid));
             resumed += 1;
         }
-        match http.call_json(cluster.state.nodes[i].api(), "DELETE", "/v1/admin/faults", None) {
+        match cluster.client(i).clear_faults() {
             Ok(_) => cleared += 1,
-            Err(e) => problems.push(format!("node {i}: {e:#}")),
+            Err(e) => problems.push(format!("node {i}: {e}")),
         }
     }
     log_event(

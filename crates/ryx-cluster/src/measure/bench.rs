@@ -4,25 +4,25 @@
 
 use crate::chaos;
 use crate::cli::BenchArgs;
+use crate::cluster::lifecycle::{secs, TempCluster};
+use crate::cluster::nodebin;
+use crate::cluster::procfs;
+use crate::cluster::state::RunDir;
 use crate::cluster::{check_node_args, par_map, Cluster};
 use crate::interrupt;
-use crate::jobs::{self, Follower, Reference};
-use crate::lifecycle::{secs, TempCluster};
-use crate::nodebin;
-use crate::procfs;
-use crate::runjob::{self, Source};
-use crate::state::RunDir;
-use crate::svg;
+use crate::jobs::run::{self, Source};
+use crate::jobs::{self, reference, Follower, Reference};
+use crate::measure::svg;
 use crate::util::{clock_now, human, table, time_seed, Amount, Rng};
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One measured configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// ryx, exec or dask.
     pub system: String,
@@ -56,6 +56,53 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+impl Row {
+    /// The row of `system` on `nodes` nodes that took `wall_s` over `bytes`
+    /// of input at load `load1`, once, with none of a cluster's figures.
+    fn timed(system: impl Into<String>, nodes: usize, wall_s: f64, bytes: u64, load1: f64) -> Row {
+        Row {
+            system: system.into(),
+            nodes,
+            killed: 0,
+            wall_s,
+            mb_per_s: bytes as f64 / 1e6 / wall_s,
+            ratio_to_exec: None,
+            units_reissued: None,
+            extra_replicas: None,
+            msgs_per_node: None,
+            peak_rss_max_mib: None,
+            peak_rss_mean_mib: None,
+            digest_ok: None,
+            load1,
+            runs: 1,
+            error: None,
+        }
+    }
+}
+
+/// What `bench --json` prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Input bytes.
+    pub bytes: u64,
+    /// Where the CSV was written.
+    pub csv: PathBuf,
+    /// Why there is no Dask row, if there is none.
+    pub dask_note: Option<String>,
+    /// The input.
+    pub input: String,
+    /// The job kind.
+    pub job: String,
+    /// Replicas per unit.
+    pub redundancy: u8,
+    /// The single-process reference's digest.
+    pub reference_digest: String,
+    /// One row per system and cluster size.
+    pub rows: Vec<Row>,
+    /// Where the chart was written.
+    pub svg: PathBuf,
+}
+
 /// The 1-minute load average.
 pub fn load1() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -87,9 +134,9 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
         Some(f) => Source::Files(vec![f.clone()]),
         None => Source::Corpus { size: jobs::parse_size(&args.size)?, seed: args.corpus_seed },
     };
-    let (param_list, params) = runjob::params(&args.job, &src, None, &args.params)?;
+    let (param_list, params) = run::params(&args.job, &src, None, &args.params)?;
     ryx_compute::JobSpec::new(&args.job, &params).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let chunk = jobs::node_chunk_size(&args.node_args)?;
+    let chunk = reference::node_chunk_size(&args.node_args)?;
     let say = |s: String| {
         if !args.json {
             out!("{s}");
@@ -105,7 +152,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
             + &args.energy.map(|e| format!(", input energy {e}")).unwrap_or_default(),
         out_dir.display()
     ));
-    let (files, _tmp) = runjob::reference_files(&src, None, &std::env::temp_dir())?;
+    let (files, _tmp) = run::reference_files(&src, None, &std::env::temp_dir())?;
     let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
     let mut rows: Vec<Row> = Vec::new();
 
@@ -114,7 +161,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
     for _ in 0..args.repeat {
         interrupt::check()?;
         let l = load1();
-        let r = jobs::exec_reference(&node_bin, &args.job, &files, &param_list, Some(args.exec_threads), chunk)?;
+        let r = reference::exec_reference(&node_bin, &args.job, &files, &param_list, Some(args.exec_threads), chunk)?;
         refs.push((r, l));
     }
     let (reference, ref_load) =
@@ -130,21 +177,10 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
         &reference.digest[..16.min(reference.digest.len())]
     ));
     rows.push(Row {
-        system: format!("exec --threads {}", args.exec_threads),
-        nodes: 1,
-        killed: 0,
-        wall_s: exec_s,
-        mb_per_s: bytes as f64 / 1e6 / exec_s,
         ratio_to_exec: Some(1.0),
-        units_reissued: None,
-        extra_replicas: None,
-        msgs_per_node: None,
-        peak_rss_max_mib: None,
-        peak_rss_mean_mib: None,
         digest_ok: Some(true),
-        load1: ref_load,
         runs: usize::from(args.repeat),
-        error: None,
+        ..Row::timed(format!("exec --threads {}", args.exec_threads), 1, exec_s, bytes, ref_load)
     });
 
     // Dask, when it is installed.
@@ -159,23 +195,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
                     human(Duration::from_secs_f64(total)),
                     bytes as f64 / 1e6 / compute
                 ));
-                rows.push(Row {
-                    system: "dask".into(),
-                    nodes: 2,
-                    killed: 0,
-                    wall_s: compute,
-                    mb_per_s: bytes as f64 / 1e6 / compute,
-                    ratio_to_exec: Some(compute / exec_s),
-                    units_reissued: None,
-                    extra_replicas: None,
-                    msgs_per_node: None,
-                    peak_rss_max_mib: None,
-                    peak_rss_mean_mib: None,
-                    digest_ok: None,
-                    load1: l,
-                    runs: 1,
-                    error: None,
-                });
+                rows.push(Row { ratio_to_exec: Some(compute / exec_s), ..Row::timed("dask", 2, compute, bytes, l) });
             }
             Err(e) => {
                 let note = format!("dask not measured: {e:#}");
@@ -249,7 +269,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
         }
     }
 
-    let stamp = crate::state::unix_ms() / 1000;
+    let stamp = crate::cluster::state::unix_ms() / 1000;
     let base = out_dir.join(format!("bench-{}-{stamp}", args.job));
     let csv_path = base.with_extension("csv");
     let svg_path = base.with_extension("svg");
@@ -257,14 +277,18 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
     std::fs::write(&svg_path, plot(&args, &src, &rows))
         .with_context(|| format!("cannot write {}", svg_path.display()))?;
     if args.json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "job": args.job, "input": src.describe(), "bytes": bytes, "redundancy": args.redundancy,
-                "reference_digest": reference.digest, "rows": rows, "dask_note": dask_note,
-                "csv": csv_path, "svg": svg_path,
-            }))?
-        );
+        let report = BenchReport {
+            bytes,
+            csv: csv_path.clone(),
+            dask_note: dask_note.clone(),
+            input: src.describe(),
+            job: args.job.clone(),
+            redundancy: args.redundancy,
+            reference_digest: reference.digest.clone(),
+            rows: rows.clone(),
+            svg: svg_path.clone(),
+        };
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         out!();
         out_raw!("{}", render(&rows));
@@ -284,21 +308,10 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
 /// The row of a run that failed.
 fn failed_row(n: u16, kill: Option<Amount>, e: &anyhow::Error) -> Row {
     Row {
-        system: "ryx".into(),
-        nodes: usize::from(n),
         killed: kill.map(|k| k.of(usize::from(n))).unwrap_or(0),
-        wall_s: f64::NAN,
-        mb_per_s: f64::NAN,
-        ratio_to_exec: None,
-        units_reissued: None,
-        extra_replicas: None,
-        msgs_per_node: None,
-        peak_rss_max_mib: None,
-        peak_rss_mean_mib: None,
-        digest_ok: None,
-        load1: load1(),
         runs: 0,
         error: Some(format!("{e:#}")),
+        ..Row::timed("ryx", usize::from(n), f64::NAN, 0, load1())
     }
 }
 
@@ -329,32 +342,10 @@ fn dask(script: &Path, files: &[PathBuf]) -> Result<(f64, f64, f64)> {
     Ok((compute, total, l))
 }
 
-/// Sum of a counter over every label set of it in a `/metrics` text.
-fn counter_sum(text: &str, name: &str) -> Option<f64> {
-    let mut found = false;
-    let mut sum = 0.0;
-    for l in text.lines() {
-        let Some(rest) = l.strip_prefix(name) else { continue };
-        if !(rest.starts_with(' ') || rest.starts_with('{')) {
-            continue;
-        }
-        if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            sum += v;
-            found = true;
-        }
-    }
-    found.then_some(sum)
-}
-
 fn datagrams(cluster: &Cluster, indices: &[usize]) -> HashMap<usize, f64> {
-    let vals = par_map(indices, |&i| {
-        cluster
-            .http
-            .request(cluster.state.nodes[i].api(), "GET", "/metrics", None)
-            .ok()
-            .and_then(|r| counter_sum(&r.text(), "ryx_datagrams_sent_total"))
-    });
-    indices.iter().copied().zip(vals).filter_map(|(i, v)| Some((i, v?))).collect()
+    let vals = cluster.metrics(indices);
+    let sent = vals.iter().map(|m| m.as_ref().and_then(|m| m.sum("ryx_datagrams_sent_total")));
+    indices.iter().copied().zip(sent).filter_map(|(i, v)| Some((i, v?))).collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -381,8 +372,8 @@ fn run_one(
     // some copy always survives), capped at 12 (then all copies die with
     // probability below 0.5^12 per chunk).
     let copies = kill.map(|k| (k.of(n) + 1).min(MAX_BENCH_COPIES));
-    let loaded = runjob::load(&tc.cluster, entry, src, args.energy, copies)?;
-    if let (Some(want), Some((got, target))) = (copies, loaded.inputs.first().and_then(|i| i.copies)) {
+    let loaded = run::load(&tc.cluster, entry, src, args.energy, copies)?;
+    if let (Some(want), Some((got, target))) = (copies, loaded.inputs.first().map(|i| (i.copies, i.copies_wanted))) {
         if !args.json {
             out!("    {n} nodes: every chunk has >= {got} verified copies (asked {want}, capped to {target})");
         }
@@ -393,7 +384,7 @@ fn run_one(
     let before = datagrams(&tc.cluster, &all);
     let mut peak: HashMap<usize, u64> = HashMap::new();
     let t0 = Instant::now();
-    let job_id = runjob::submit(&tc.cluster, entry, &args.job, &loaded, params.clone(), Some(args.redundancy))?;
+    let job_id = run::submit(&tc.cluster, entry, &args.job, &loaded, params.clone(), Some(args.redundancy))?;
     let mut follower = Follower::new(job_id, entry);
     let mut killed: Vec<usize> = Vec::new();
     let mut kill_done = kill.is_none();
@@ -406,7 +397,7 @@ fn run_one(
             }
         }
         let (done, total) = jobs::units(job);
-        if !kill_done && !jobs::is_final(job) && total > 0 && done as f64 >= at * total as f64 {
+        if !kill_done && !job.is_final() && total > 0 && done as f64 >= at * total as f64 {
             if let Some(k) = kill {
                 killed = if args.json {
                     let live = c.live();
@@ -438,23 +429,17 @@ fn run_one(
     let after = datagrams(&tc.cluster, &survivors);
     let deltas: Vec<f64> = survivors.iter().filter_map(|i| Some(after.get(i)? - before.get(i)?)).collect();
     let peaks: Vec<f64> = peak.values().map(|&k| k as f64 / 1024.0).collect();
-    let digest = job["result_digest"].as_str().unwrap_or("");
+    let digest = job.result_digest.as_deref().unwrap_or("");
     let row = Row {
-        system: "ryx".into(),
-        nodes: n,
         killed: killed.len(),
-        wall_s: wall,
-        mb_per_s: loaded.bytes as f64 / 1e6 / wall,
         ratio_to_exec: Some(wall / exec_s),
-        units_reissued: job["stats"]["reissued"].as_u64(),
-        extra_replicas: job["stats"]["extra_replicas"].as_u64(),
+        units_reissued: Some(job.stats.reissued),
+        extra_replicas: Some(job.stats.extra_replicas),
         msgs_per_node: (!deltas.is_empty()).then(|| deltas.iter().sum::<f64>() / deltas.len() as f64),
         peak_rss_max_mib: peaks.iter().copied().reduce(f64::max),
         peak_rss_mean_mib: (!peaks.is_empty()).then(|| peaks.iter().sum::<f64>() / peaks.len() as f64),
         digest_ok: Some(digest == reference.digest),
-        load1: l,
-        runs: 1,
-        error: None,
+        ..Row::timed("ryx", n, wall, loaded.bytes, l)
     };
     tc.stop()?;
     Ok(row)
@@ -472,16 +457,7 @@ fn settle(cluster: &Cluster, timeout: Duration) -> Result<()> {
     let running = cluster.state.live_indices();
     loop {
         interrupt::check()?;
-        let held: u64 = par_map(&running, |&i| {
-            cluster
-                .http
-                .get_json(cluster.state.nodes[i].api(), "/v1/blobs")
-                .ok()
-                .and_then(|v| v["bytes"].as_u64())
-                .unwrap_or(0)
-        })
-        .iter()
-        .sum();
+        let held: u64 = par_map(&running, |&i| cluster.client(i).blobs().map_or(0, |b| b.bytes)).iter().sum();
         if last != Some(held) {
             last = Some(held);
             stable_since = Instant::now();
@@ -619,14 +595,6 @@ fn plot(args: &BenchArgs, src: &Source, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_sum_over_labels() {
-        let t = "# TYPE x counter\nryx_datagrams_sent_total 12\nryx_datagrams_sent_total_other 5\nryx_m{kind=\"a\"} 1\nryx_m{kind=\"b\"} 2\n";
-        assert_eq!(counter_sum(t, "ryx_datagrams_sent_total"), Some(12.0));
-        assert_eq!(counter_sum(t, "ryx_m"), Some(3.0));
-        assert_eq!(counter_sum(t, "nope"), None);
-    }
 
     #[test]
     fn median_and_csv() {

@@ -1,12 +1,12 @@
 //! `inject`: run a job on the cluster and show its result.
 
+use crate::chaos::faults;
 use crate::cli::InjectArgs;
+use crate::cluster::lifecycle::secs;
+use crate::cluster::state::RunDir;
 use crate::cluster::Cluster;
-use crate::faultlog;
-use crate::jobs::{self, Follower, Progress};
-use crate::lifecycle::secs;
-use crate::runjob::{self, Source};
-use crate::state::RunDir;
+use crate::jobs::run::{self, Source};
+use crate::jobs::{self, render, Follower, Progress};
 use crate::util::human;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -20,13 +20,13 @@ pub const EXIT_MISMATCH: u8 = 3;
 pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
     let dir = RunDir::resolve(dir_arg)?;
     let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
-    faultlog::heal_due(&mut cluster, "deadline", true)?;
+    faults::heal_due(&mut cluster, "deadline", true)?;
     let src = Source::from_args(&args.inputs, &args.size, args.seed)?;
-    let (param_list, params) = runjob::params(&args.kind, &src, args.preset.as_deref(), &args.params)?;
+    let (param_list, params) = run::params(&args.kind, &src, args.preset.as_deref(), &args.params)?;
     if let Err(e) = ryx_compute::JobSpec::new(&args.kind, &params) {
         bail!("{e}");
     }
-    let entry = runjob::entry_node(&mut cluster, args.to)?;
+    let entry = run::entry_node(&mut cluster, args.to)?;
     let say = |s: String| {
         if !args.json {
             eprintln!("{s}");
@@ -34,8 +34,8 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
     };
     say(format!("Loading {} onto node {entry} ({})", src.describe(), cluster.state.nodes[entry].api()));
     let t_load = std::time::Instant::now();
-    let loaded = runjob::load(&cluster, entry, &src, args.energy, None)?;
-    let job_id = runjob::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;
+    let loaded = run::load(&cluster, entry, &src, args.energy, None)?;
+    let job_id = run::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;
     say(format!(
         "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",
         jobs::mib(loaded.bytes),
@@ -60,28 +60,28 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
         out!("{}", serde_json::to_string_pretty(&job)?);
     }
     jobs::check_done(&job)?;
-    let digest = job["result_digest"].as_str().unwrap_or("").to_string();
+    let digest = job.result_digest.clone().unwrap_or_default();
     if !args.json {
-        let st = &job["stats"];
+        let st = &job.stats;
         out!(
             "{} {} in {} ({:.1} MB/s; {} results from {} workers, {} units re-issued, {} takeovers)",
             args.kind,
-            job["state"].as_str().unwrap_or("?"),
+            job.state,
             human(elapsed),
             loaded.bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-3),
-            st["results"].as_u64().unwrap_or(0),
-            st["workers"].as_u64().unwrap_or(0),
-            st["reissued"].as_u64().unwrap_or(0),
-            st["takeovers"].as_u64().unwrap_or(0)
+            st.results,
+            st.workers,
+            st.reissued,
+            st.takeovers
         );
         out!();
-        out!("{}", jobs::render_result(&args.kind, &job["result"]).trim_end());
+        out!("{}", render::job(&job).trim_end());
         out!();
         out!("result_digest: {digest}");
     }
     if args.verify {
-        let (files, _tmp) = runjob::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
-        let r = runjob::reference(&cluster, &args.kind, &files, &param_list, None)?;
+        let (files, _tmp) = run::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+        let r = run::reference(&cluster, &args.kind, &files, &param_list, None)?;
         let same = r.digest == digest;
         let msg = format!(
             "reference:     {} (ryx-node exec in {}) — {}",

@@ -2,15 +2,16 @@
 //! have enough neighbours, is the graph connected, and does anyone still
 //! list a dead node.
 
+use ryx_api::NodeId;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What one live node reported.
 #[derive(Clone, Debug)]
 pub struct Observed {
     /// The node's id (or a placeholder when it never answered).
-    pub id: String,
+    pub id: NodeId,
     /// Ids of its active neighbours, or `None` if it did not answer.
-    pub neighbors: Option<Vec<String>>,
+    pub neighbors: Option<Vec<NodeId>>,
 }
 
 /// The health of a set of live nodes.
@@ -48,8 +49,8 @@ pub fn floor_for(n: usize) -> usize {
 
 /// Assesses the graph of `nodes` (all of them live); `dead` are ids of
 /// nodes known to be gone.
-pub fn assess(nodes: &[Observed], dead: &HashSet<String>) -> Health {
-    let ids: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, o)| (o.id.as_str(), i)).collect();
+pub fn assess(nodes: &[Observed], dead: &HashSet<NodeId>) -> Health {
+    let ids: HashMap<&NodeId, usize> = nodes.iter().enumerate().map(|(i, o)| (&o.id, i)).collect();
     let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut answered = 0;
     let mut min_neighbors = usize::MAX;
@@ -61,7 +62,7 @@ pub fn assess(nodes: &[Observed], dead: &HashSet<String>) -> Health {
         for n in ns {
             if dead.contains(n) {
                 dead_links += 1;
-            } else if let Some(&j) = ids.get(n.as_str()) {
+            } else if let Some(&j) = ids.get(n) {
                 if j != i {
                     live += 1;
                     adj[i].push(j);
@@ -103,7 +104,7 @@ mod tests {
     use super::*;
 
     fn obs(id: &str, ns: &[&str]) -> Observed {
-        Observed { id: id.into(), neighbors: Some(ns.iter().map(|s| s.to_string()).collect()) }
+        Observed { id: id.into(), neighbors: Some(ns.iter().map(|&s| NodeId::from(s)).collect()) }
     }
 
     #[test]
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn one_sided_links_count_for_connectivity_and_dead_links_are_seen() {
-        let dead: HashSet<String> = ["x".to_string()].into();
+        let dead: HashSet<NodeId> = [NodeId::from("x")].into();
         let nodes = vec![obs("a", &["b", "x"]), obs("b", &[])];
         let h = assess(&nodes, &dead);
         assert!(h.connected);

@@ -2,13 +2,14 @@
 //! and [`TempCluster`], the self-cleaning cluster of `measure` and `demo`.
 
 use crate::cli::{AddArgs, StartArgs};
+use crate::cluster::graph::floor_for;
+use crate::cluster::ports::{auto_base, PortAllocator, LOOPBACK_BROADCAST};
+use crate::cluster::procfs::Liveness;
+use crate::cluster::state::{ClusterState, Fate, RunDir};
 use crate::cluster::{check_node_args, Cluster};
-use crate::graph::floor_for;
-use crate::ports::{auto_base, PortAllocator, LOOPBACK_BROADCAST};
-use crate::procfs::Liveness;
-use crate::state::{ClusterState, Fate, RunDir};
+use crate::cluster::{netns, nodebin};
+use crate::interrupt;
 use crate::util::{human, time_seed};
-use crate::{interrupt, netns, nodebin};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -207,7 +208,7 @@ fn start_netns(dir: &RunDir, node_bin: PathBuf, args: &StartArgs, n: usize) -> R
 /// Stops every node, removes the namespaces and links of a `--netns`
 /// cluster and the state. Goes on after a failure and reports the first.
 fn remove_cluster(cluster: &mut Cluster) -> Result<(crate::cluster::StopReport, Option<netns::Teardown>)> {
-    crate::faultlog::stop_healer(&cluster.dir);
+    crate::chaos::faults::stop_healer(&cluster.dir);
     let stopped = cluster.stop_all(STOP_GRACE);
     let removed = cluster.state.netns.as_ref().map(netns::teardown);
     let report = stopped?;
@@ -365,7 +366,7 @@ impl TempCluster {
 
     /// Stops every node now; the report says how they ended.
     pub fn stop(&mut self) -> Result<crate::cluster::StopReport> {
-        crate::faultlog::stop_healer(&self.cluster.dir);
+        crate::chaos::faults::stop_healer(&self.cluster.dir);
         let r = self.cluster.stop_all(STOP_GRACE)?;
         self.cluster.dir.remove_state()?;
         Ok(r)
@@ -377,7 +378,7 @@ impl Drop for TempCluster {
         if self.keep {
             return;
         }
-        crate::faultlog::stop_healer(&self.cluster.dir);
+        crate::chaos::faults::stop_healer(&self.cluster.dir);
         let any_left = (0..self.cluster.state.nodes.len()).any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
         if any_left {
             if let Err(e) = self.cluster.stop_all(STOP_GRACE) {

@@ -3,8 +3,9 @@
 //! Shared by `inject`, `chaos --during-job`, `demo` and `bench`.
 
 use crate::cluster::Cluster;
-use crate::jobs::{self, Input, JobRequest, Reference};
+use crate::jobs::{self, reference, Reference};
 use anyhow::{bail, Context, Result};
+use ryx_api::{JobId, SubmitJob, Uploaded};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,7 @@ impl Source {
 /// Input loaded onto a node.
 pub struct Loaded {
     /// What the node stored.
-    pub inputs: Vec<Input>,
+    pub inputs: Vec<Uploaded>,
     /// Total bytes.
     pub bytes: u64,
 }
@@ -63,7 +64,7 @@ pub struct Loaded {
 impl Loaded {
     /// Total units.
     pub fn units(&self) -> u64 {
-        self.inputs.iter().map(|i| i.chunks).sum()
+        self.inputs.iter().map(|i| i.chunks as u64).sum()
     }
 }
 
@@ -102,7 +103,7 @@ pub fn reference_files(
         Source::Corpus { size, seed } => {
             let p = tmp_dir.join(format!("ryx-corpus-{}-{seed}-{size}.log", std::process::id()));
             let guard = TempFile(p.clone());
-            let hash = jobs::write_corpus(&p, *size, *seed)?;
+            let hash = reference::write_corpus(&p, *size, *seed)?;
             if let Some(l) = loaded {
                 if l.inputs.first().map(|i| i.hash.as_str()) != Some(hash.as_str()) {
                     bail!(
@@ -147,14 +148,11 @@ pub fn submit(
     loaded: &Loaded,
     params: Value,
     redundancy: Option<u8>,
-) -> Result<String> {
-    let req = JobRequest {
-        kind: kind.to_string(),
-        inputs: loaded.inputs.iter().map(|i| i.hash.clone()).collect(),
-        params,
-        redundancy,
-    };
-    jobs::submit(&jobs::job_http(), cluster.state.nodes[entry].api(), &req)
+) -> Result<JobId> {
+    let mut job = SubmitJob::new(kind, loaded.inputs.iter().map(|i| i.hash.clone()).collect());
+    job.params = params;
+    job.redundancy = redundancy;
+    jobs::submit(&jobs::job_http(), cluster.state.nodes[entry].api(), &job)
         .with_context(|| format!("submitting {kind} at node {entry}"))
 }
 
@@ -166,8 +164,8 @@ pub fn reference(
     params: &[String],
     threads: Option<usize>,
 ) -> Result<Reference> {
-    let chunk = jobs::node_chunk_size(&cluster.state.node_args)?;
-    jobs::exec_reference(&cluster.state.node_bin, kind, files, params, threads, chunk)
+    let chunk = reference::node_chunk_size(&cluster.state.node_args)?;
+    reference::exec_reference(&cluster.state.node_bin, kind, files, params, threads, chunk)
 }
 
 /// The first running node, or `want` if it runs.

@@ -1,15 +1,23 @@
 //! A cluster of local `ryx-node` processes: spawning them, asking them how
 //! they are, waiting for the graph to heal, signalling and stopping them.
 
-use crate::graph::{self, Health, Observed};
-use crate::http::Http;
+pub mod graph;
+pub mod lifecycle;
+pub mod netns;
+pub mod nodebin;
+pub mod ports;
+pub mod procfs;
+pub mod state;
+
 use crate::interrupt;
-use crate::netns::Layout;
-use crate::ports::{PortAllocator, LOOPBACK_BROADCAST};
-use crate::procfs::{self, Liveness};
-use crate::state::{unix_ms, ClusterState, Fate, NodeRecord, RunDir};
 use anyhow::{bail, Context, Result};
+use graph::{Health, Observed};
+use netns::Layout;
 use nix::sys::signal::Signal;
+use ports::{PortAllocator, LOOPBACK_BROADCAST};
+use procfs::Liveness;
+use ryx_api::{Client, Http, Metrics, NodeId, Status};
+use state::{unix_ms, ClusterState, Fate, NodeRecord, RunDir};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -17,6 +25,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Node options `ryx-cluster` sets itself; extra node arguments may not.
@@ -82,8 +91,8 @@ pub struct Cluster {
     pub state: ClusterState,
     /// Node processes started by this process (reaped when they exit).
     children: HashMap<u32, Child>,
-    /// Client for the nodes' API.
-    pub http: Http,
+    /// The connections to the nodes' API, shared by their clients.
+    http: Arc<Http>,
 }
 
 /// What a node said about itself, for `status`.
@@ -96,15 +105,15 @@ pub struct NodeReport {
     /// Resident memory in KiB.
     pub rss_kib: Option<u64>,
     /// `/v1/status` of the node, if it answered.
-    pub status: Option<serde_json::Value>,
+    pub status: Option<Status>,
     /// Why it did not answer.
     pub error: Option<String>,
 }
 
 impl NodeReport {
     /// Ids of its active neighbours.
-    pub fn neighbor_ids(&self) -> Option<Vec<String>> {
-        neighbor_ids(self.status.as_ref()?.get("neighbors")?)
+    pub fn neighbor_ids(&self) -> Option<Vec<NodeId>> {
+        self.status.as_ref().map(Status::neighbor_ids)
     }
 }
 
@@ -122,7 +131,13 @@ pub struct StopReport {
 impl Cluster {
     /// Wraps a loaded or new state.
     pub fn new(dir: RunDir, state: ClusterState) -> Cluster {
-        Cluster { dir, state, children: HashMap::new(), http: Http::new(Duration::from_secs(2)) }
+        Cluster { dir, state, children: HashMap::new(), http: Arc::new(Http::new(Duration::from_secs(2))) }
+    }
+
+    /// A client of node `index`'s API (short timeouts: for status and
+    /// control, not for uploads).
+    pub fn client(&self, index: usize) -> Client {
+        Client::with_http(self.state.nodes[index].api(), self.http.clone())
     }
 
     /// Saves the state.
@@ -161,7 +176,7 @@ impl Cluster {
     }
 
     /// Ids of nodes that are gone.
-    pub fn dead_ids(&mut self) -> HashSet<String> {
+    pub fn dead_ids(&mut self) -> HashSet<NodeId> {
         self.reap();
         (0..self.state.nodes.len())
             .filter(|&i| !self.state.liveness(i).exists())
@@ -179,7 +194,7 @@ impl Cluster {
             let index = self.state.nodes.len();
             let (record, child) = match self.state.netns.clone() {
                 Some(layout) => {
-                    let (ns, addr) = crate::netns::create_node(&layout, index)?;
+                    let (ns, addr) = crate::cluster::netns::create_node(&layout, index)?;
                     self.spawn_in(index, &layout, ns, addr)?
                 }
                 None => {
@@ -231,20 +246,7 @@ impl Cluster {
             .arg(self.state.discovery_port.to_string());
         let child =
             self.launch(cmd, &log).with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
-        let record = NodeRecord {
-            index,
-            pid: child.id(),
-            udp_port: port,
-            http_port: port,
-            host: Ipv4Addr::LOCALHOST,
-            netns: None,
-            node_id: None,
-            log,
-            started_unix_ms: unix_ms(),
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        };
-        Ok((record, child))
+        Ok((NodeRecord::started(index, child.id(), (Ipv4Addr::LOCALHOST, port), None, log), child))
     }
 
     /// Starts node `index` in namespace `ns` with `ip netns exec` (which
@@ -256,26 +258,13 @@ impl Cluster {
         let child = self
             .launch(cmd, &log)
             .with_context(|| format!("cannot start `ip netns exec {ns} {}`", self.state.node_bin.display()))?;
-        let record = NodeRecord {
-            index,
-            pid: child.id(),
-            udp_port: layout.port,
-            http_port: layout.port,
-            host: addr,
-            netns: Some(ns),
-            node_id: None,
-            log,
-            started_unix_ms: unix_ms(),
-            fate: Fate::Running,
-            ended_unix_ms: None,
-        };
-        Ok((record, child))
+        Ok((NodeRecord::started(index, child.id(), (addr, layout.port), Some(ns), log), child))
     }
 
     /// Waits until the API of every node in `indices` answers; re-spawns a
     /// node on another port if it lost a race for its port.
     fn await_api(&mut self, indices: &[usize], ports: &mut PortAllocator) -> Result<()> {
-        let quick = Http::new(Duration::from_millis(500));
+        let quick = Arc::new(Http::new(Duration::from_millis(500)));
         let deadline = Instant::now() + Duration::from_secs(15) + Duration::from_millis(100 * indices.len() as u64);
         let mut pending: Vec<usize> = indices.to_vec();
         let mut attempts: HashMap<usize, usize> = HashMap::new();
@@ -309,8 +298,8 @@ impl Cluster {
                         self.state.nodes[i].log.display()
                     );
                 }
-                match quick.get_json(self.state.nodes[i].api(), "/v1/status") {
-                    Ok(v) => self.state.nodes[i].node_id = v.get("node_id").and_then(|x| x.as_str()).map(String::from),
+                match Client::with_http(self.state.nodes[i].api(), quick.clone()).status() {
+                    Ok(st) => self.state.nodes[i].node_id = Some(st.node_id),
                     Err(_) => still.push(i),
                 }
             }
@@ -331,12 +320,9 @@ impl Cluster {
 
     /// Asks the nodes in `indices` for their neighbours, in parallel.
     pub fn observe(&self, indices: &[usize]) -> Vec<Observed> {
-        let http = &self.http;
         par_map(indices, |&i| {
-            let n = &self.state.nodes[i];
-            let id = n.node_id.clone().unwrap_or_else(|| format!("#{i}"));
-            let neighbors =
-                http.get_json(n.api(), "/v1/neighbors").ok().and_then(|v| neighbor_ids(v.get("neighbors")?));
+            let id = self.state.nodes[i].node_id.clone().unwrap_or_else(|| NodeId::from(format!("#{i}")));
+            let neighbors = self.client(i).neighbors().ok().map(|ns| ns.into_iter().map(|n| n.node_id).collect());
             Observed { id, neighbors }
         })
     }
@@ -382,23 +368,27 @@ impl Cluster {
     pub fn reports(&mut self) -> Vec<NodeReport> {
         self.reap();
         let indices: Vec<usize> = (0..self.state.nodes.len()).collect();
-        let http = &self.http;
-        let state = &self.state;
+        let this = &*self;
         par_map(&indices, |&i| {
-            let n = &state.nodes[i];
-            let alive = state.liveness(i);
+            let alive = this.state.liveness(i);
             let mut r = NodeReport { index: i, alive: Some(alive), ..NodeReport::default() };
             if alive.exists() {
-                r.rss_kib = procfs::rss_kib(n.pid);
+                r.rss_kib = procfs::rss_kib(this.state.nodes[i].pid);
             }
             if alive == Liveness::Running {
-                match http.get_json(n.api(), "/v1/status") {
-                    Ok(v) => r.status = Some(v),
-                    Err(e) => r.error = Some(format!("{e:#}")),
+                match this.client(i).status() {
+                    Ok(st) => r.status = Some(st),
+                    Err(e) => r.error = Some(e.to_string()),
                 }
             }
             r
         })
+    }
+
+    /// Each of the nodes in `indices`'s `/metrics` (none where it did not
+    /// answer), asked in parallel.
+    pub fn metrics(&self, indices: &[usize]) -> Vec<Option<Metrics>> {
+        par_map(indices, |&i| self.client(i).metrics().ok())
     }
 
     /// Sends `sig` to node `index` if it still is our node; false if not.
@@ -476,11 +466,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// Ids in a `neighbors` JSON array.
-pub fn neighbor_ids(v: &serde_json::Value) -> Option<Vec<String>> {
-    Some(v.as_array()?.iter().filter_map(|n| n.get("node_id")?.as_str().map(String::from)).collect())
 }
 
 /// Maps `f` over `items` on up to [`MAX_PARALLEL`] threads; keeps order.

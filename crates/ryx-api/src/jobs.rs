@@ -1,0 +1,193 @@
+//! Jobs: `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`,
+//! `DELETE /v1/jobs/{id}`.
+
+use crate::ids::{BlobHash, JobId, NodeId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// `POST /v1/jobs`: a job over inputs held on the node it is sent to.
+/// Unknown fields are refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// `word-count`, `grep` or `log-analysis`.
+    pub kind: String,
+    /// Blobs held on the node (a manifest stands for its chunks, in order).
+    pub inputs: Vec<BlobHash>,
+    /// Kind-specific parameters, a JSON object (≤ 4 KiB serialized).
+    #[serde(default = "empty_object")]
+    pub params: Value,
+    /// Replicas per unit, 1–7 (the node's default, 2, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<u8>,
+    /// Work-token energy, (0, 1000] (100 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<f64>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+impl SubmitJob {
+    /// A job of `kind` over `inputs` with no parameters and the node's defaults.
+    pub fn new(kind: impl Into<String>, inputs: Vec<BlobHash>) -> SubmitJob {
+        SubmitJob { kind: kind.into(), inputs, params: empty_object(), redundancy: None, energy: None }
+    }
+}
+
+/// What `POST /v1/jobs` answers (201).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// The new job's id.
+    pub job_id: JobId,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Units are being computed or merged.
+    Running,
+    /// The result is ready.
+    Done,
+    /// It cannot complete (`error` says why).
+    Failed,
+    /// A client cancelled it.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        self != JobState::Running
+    }
+
+    /// The state as on the wire (`running`, `done`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Units decided of all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Units decided.
+    pub units_done: u32,
+    /// Units in the job.
+    pub units_total: u32,
+}
+
+/// A job's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    /// Results that disagreed with the majority.
+    pub disagreements: u64,
+    /// Wall time from creation to the final state, ms (none while running).
+    pub elapsed_ms: Option<u64>,
+    /// Extra replicas issued after disagreements.
+    pub extra_replicas: u64,
+    /// Units issued again after a lapsed lease.
+    pub reissued: u64,
+    /// Replica results received.
+    pub results: u64,
+    /// Times another node took over as home.
+    pub takeovers: u64,
+    /// Distinct workers that reported results.
+    pub workers: u64,
+}
+
+/// `GET /v1/jobs/{id}`: a job's progress and, once done, its result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its current home.
+    pub home: NodeId,
+    /// The home's API address.
+    pub home_http: SocketAddr,
+    /// Its id.
+    pub job_id: JobId,
+    /// Its kind.
+    pub kind: String,
+    /// Units decided of all.
+    pub progress: Progress,
+    /// Replicas per unit.
+    pub redundancy: u8,
+    /// The result, inlined once done (none in `GET /v1/jobs`).
+    pub result: Option<Value>,
+    /// Digest of the canonical result bytes, once done.
+    pub result_digest: Option<String>,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Its counters.
+    pub stats: JobStats,
+}
+
+impl JobView {
+    /// Whether the job will change no more.
+    pub fn is_final(&self) -> bool {
+        self.state.is_final()
+    }
+
+    /// The result read as `T` (one of the result types of
+    /// [`results`](crate::WordCountResult)), if there is one.
+    pub fn result_as<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.result.as_ref().map(|r| T::deserialize(r)).transpose()
+    }
+}
+
+/// `GET /v1/jobs`: every job known here, newest first, without results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobList {
+    /// The jobs.
+    pub jobs: Vec<JobView>,
+}
+
+/// `DELETE /v1/jobs/{id}` at the job's home.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelled {
+    /// The job.
+    pub job_id: JobId,
+    /// `cancelled`.
+    pub state: JobState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::GrepResult;
+
+    #[test]
+    fn the_documented_job_parses_and_prints_the_same() {
+        let text = r#"{"error":null,"home":"6720fd28f87f0e4c","home_http":"127.0.0.1:34001","job_id":"6720fd28f87f0e4c737a811a5e6f542e","kind":"grep","progress":{"units_done":3,"units_total":3},"redundancy":3,"result":{"lines":126998,"matching_lines":1495,"samples":["x ERROR"]},"result_digest":"93e2","state":"done","stats":{"disagreements":0,"elapsed_ms":131,"extra_replicas":0,"reissued":0,"results":6,"takeovers":0,"workers":2}}"#;
+        let j: JobView = serde_json::from_str(text).expect("job");
+        assert!(j.is_final());
+        let r: GrepResult = j.result_as().expect("grep result").expect("some");
+        assert_eq!((r.lines, r.matching_lines), (126998, 1495));
+        assert_eq!(serde_json::to_string(&j).expect("json"), text);
+    }
+
+    #[test]
+    fn a_submission_leaves_out_what_the_node_decides() {
+        let s = SubmitJob::new("word-count", vec![BlobHash::from("ab")]);
+        assert_eq!(serde_json::to_string(&s).expect("json"), r#"{"kind":"word-count","inputs":["ab"],"params":{}}"#);
+        let back: SubmitJob = serde_json::from_str(r#"{"kind":"grep","inputs":[]}"#).expect("defaults");
+        assert_eq!(back.params, empty_object());
+        assert!(serde_json::from_str::<SubmitJob>(r#"{"kind":"grep","inputs":[],"x":1}"#).is_err());
+    }
+}
