@@ -335,6 +335,7 @@ impl Custody {
         me: Keeper,
         now: Time,
         candidates: &[Keeper],
+        farther: &[Keeper],
         holds: impl Fn(&str, NodeId) -> bool,
     ) -> Vec<CustodyAction> {
         let mut out = Vec::new();
@@ -384,15 +385,23 @@ impl Custody {
             }
             e.repaired = Some(now);
             let need = e.k() - have - pending;
-            let mut ranked: Vec<((bool, u64), Keeper)> = candidates
-                .iter()
-                .filter(|c| c.id != me.id && !e.keepers.contains_key(&c.id) && !e.asked.contains_key(&c.id))
-                .map(|c| ((holds(&h, c.id), rank(&h, c.id)), *c))
-                .collect();
-            ranked.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+            let ranked = |cs: &[Keeper]| {
+                let mut r: Vec<((bool, u64), Keeper)> = cs
+                    .iter()
+                    .filter(|c| c.id != me.id && !e.keepers.contains_key(&c.id) && !e.asked.contains_key(&c.id))
+                    .map(|c| ((holds(&h, c.id), rank(&h, c.id)), *c))
+                    .collect();
+                r.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+                r.into_iter().map(|(_, c)| c)
+            };
+            // Neighbours first (a copy costs them one hop); nodes farther
+            // off when every neighbour keeps a copy or was asked already,
+            // or the count would stay short for as long as the repairer's
+            // neighbourhood is full.
+            let chosen: Vec<Keeper> = ranked(candidates).chain(ranked(farther)).take(need).collect();
             let mut keepers: Vec<Keeper> = e.keepers.values().filter(|(_, c)| *c).map(|(p, _)| *p).collect();
             keepers.push(me);
-            for (_, c) in ranked.into_iter().take(need) {
+            for c in chosen {
                 e.asked.insert(c.id, now);
                 out.push(CustodyAction::Keep {
                     to: c,
@@ -414,4 +423,69 @@ fn rank(h: &str, id: NodeId) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&x.finalize().as_bytes()[..8]);
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::wire::BlobRef;
+
+    fn keeper(i: u64) -> Keeper {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().expect("addr");
+        Keeper { id: NodeId(i), addr, http: addr }
+    }
+
+    /// The repairer's neighbours all keep a copy already: it asks nodes
+    /// farther off, and asks them only when the neighbours are not enough.
+    #[test]
+    fn a_full_neighbourhood_sends_the_repair_farther_off() {
+        let h = "ab".repeat(32);
+        let origin = Identity::from_text("origin");
+        let blobs = vec![BlobRef { hash: Hash::from(&h), size: 10 }];
+        let proof = origin.prove(crate::identity::domain::ITEM, 1, &[b"test"]);
+        let cert = KeepCert { blobs, k: 5, origin: origin.id(), until: u64::MAX, proof };
+        let me = keeper(1);
+        let near = [keeper(2), keeper(3)];
+        let far = [keeper(7), keeper(8), keeper(9)];
+        let now = Time(1_000_000);
+        let asked = |actions: &[CustodyAction]| -> Vec<u64> {
+            let mut ids: Vec<u64> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    CustodyAction::Keep { to, .. } => Some(to.id.0),
+                    CustodyAction::Ping { .. } => None,
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+
+        // Two neighbours free, four copies missing: both neighbours, then
+        // two of the farther nodes.
+        let mut c = Custody::default();
+        c.originate(&h, &cert);
+        let first = asked(&c.tick(me, now, &near, &far, |_, _| false));
+        assert_eq!(first.len(), 4, "{first:?}");
+        assert!(first.contains(&2) && first.contains(&3), "neighbours first: {first:?}");
+
+        // Enough neighbours: nobody farther off is asked.
+        let mut c = Custody::default();
+        c.originate(&h, &cert);
+        let many = [keeper(2), keeper(3), keeper(4), keeper(5)];
+        let only_near = asked(&c.tick(me, now, &many, &far, |_, _| false));
+        assert_eq!(only_near, vec![2, 3, 4, 5]);
+
+        // Every neighbour a keeper already: the rest come from farther off.
+        let mut c = Custody::default();
+        c.originate(&h, &cert);
+        for n in near {
+            c.confirmed(&h, n, now);
+        }
+        let rest = asked(&c.tick(me, now, &near, &far, |_, _| false));
+        let rest: Vec<u64> = rest.into_iter().filter(|id| !near.iter().any(|n| n.id.0 == *id)).collect();
+        assert_eq!(rest.len(), 2, "two more copies, from farther off: {rest:?}");
+        assert!(rest.iter().all(|id| far.iter().any(|f| f.id.0 == *id)));
+    }
 }

@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Nodes beyond the neighbours a keeper may ask for a copy in one round.
+const MAX_FARTHER_KEEPERS: usize = 32;
+
 impl Node {
     /// This node as a keeper.
     pub(super) fn as_keeper(&self) -> crate::wire::Keeper {
@@ -185,13 +188,22 @@ impl Node {
                 crate::wire::Keeper { id: *id, addr: p.addr, http }
             })
             .collect();
+        // And, should the neighbours not be enough, nodes two hops off
+        // whose addresses their diffused neighbour lists give.
+        let farther: Vec<crate::wire::Keeper> = self
+            .topology
+            .iter()
+            .filter(|(id, e)| e.hops <= 2 && **id != self.id && !self.active.contains_key(id))
+            .take(MAX_FARTHER_KEEPERS)
+            .map(|(id, e)| crate::wire::Keeper { id: *id, addr: e.list.addr, http: e.list.http.unwrap_or(e.list.addr) })
+            .collect();
         let wall_ms = self.wall().as_millis();
         for h in self.custody.expire(wall_ms) {
             self.blobs.set_durable(&h, false);
         }
         let blobs = &self.blobs;
         let holds = |h: &str, id: NodeId| blobs.get(h).is_some_and(|m| m.holders.iter().any(|x| x.node == id));
-        let actions = self.custody.tick(me, now, &candidates, holds);
+        let actions = self.custody.tick(me, now, &candidates, &farther, holds);
         // One message per destination, certificate and list of keepers
         // (blobs of one upload usually share all three).
         type Group = (crate::wire::Keeper, Box<crate::wire::KeepCert>, Vec<Hash>, Vec<crate::wire::Keeper>);
