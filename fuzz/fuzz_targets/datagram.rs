@@ -126,11 +126,11 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                     2 => {
-                        let held: Vec<String> = w.node.blobs().map(|(h, _)| h.clone()).collect();
+                        let held: Vec<String> = w.node.blobs().map(|(h, _)| h.to_string()).collect();
                         w.node.release(now, &held);
                     }
                     3 => w.node.leave(now),
-                    _ => w.node.want_blobs(vec![ryx_compute::digest_hex(payload)]),
+                    _ => w.node.want_blobs(vec![ryx_compute::digest_hex(payload).into()]),
                 }
                 w.settle();
             }
