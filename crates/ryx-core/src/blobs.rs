@@ -5,84 +5,16 @@
 use crate::id::NodeId;
 use crate::time::Time;
 use crate::wire::PeerInfo;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-/// A blob's name: the lowercase hex of its BLAKE3 digest (64 characters
-/// when well formed; [`is_hash`] says, and what comes from the network is
-/// checked where it is admitted, with a counted reason).
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Hash(String);
-
-impl Hash {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for Hash {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for Hash {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for Hash {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Hash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for Hash {
-    fn from(s: String) -> Hash {
-        Hash(s)
-    }
-}
-
-impl<S: AsRef<str> + ?Sized> From<&S> for Hash {
-    fn from(s: &S) -> Hash {
-        Hash(s.as_ref().to_owned())
-    }
-}
-
-impl From<Hash> for String {
-    fn from(h: Hash) -> String {
-        h.0
-    }
-}
-
-impl PartialEq<str> for Hash {
-    fn eq(&self, o: &str) -> bool {
-        self.0 == o
-    }
-}
-
-impl PartialEq<&str> for Hash {
-    fn eq(&self, o: &&str) -> bool {
-        self.0 == *o
-    }
-}
-
-impl PartialEq<String> for Hash {
-    fn eq(&self, o: &String) -> bool {
-        &self.0 == o
-    }
-}
+crate::id::text_id!(
+    /// A blob's name: the lowercase hex of its BLAKE3 digest (64 characters
+    /// when well formed; [`is_hash`] says, and what comes from the network is
+    /// checked where it is admitted, with a counted reason).
+    Hash
+);
 
 /// Whether a string looks like a blob name (64 lowercase hex digits).
 pub fn is_hash(s: &str) -> bool {

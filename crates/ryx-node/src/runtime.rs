@@ -92,9 +92,9 @@ pub struct State {
     /// Worker threads, fetchers and mergers.
     pub services: Option<Services>,
     /// Progressive folders of jobs homed here, by job id.
-    pub merges: std::collections::HashMap<String, mpsc::UnboundedSender<crate::work::FoldMsg>>,
+    pub merges: std::collections::HashMap<ryx_core::jobs::JobId, mpsc::UnboundedSender<crate::work::FoldMsg>>,
     /// Folders in creation order (to bound them).
-    pub merge_order: std::collections::VecDeque<String>,
+    pub merge_order: std::collections::VecDeque<ryx_core::jobs::JobId>,
     /// Network faults injected for chaos tests.
     pub faults: crate::faults::NetFaults,
     /// Whether the fault-injection API is enabled.

@@ -6,7 +6,7 @@ use crate::runtime::{Command, State};
 use bytes::Bytes;
 use ryx_compute::{JobSpec, Partial};
 use ryx_core::blobs::BlobKind;
-use ryx_core::jobs::{JobOutput, WorkToken};
+use ryx_core::jobs::{JobId, JobOutput, WorkToken};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -247,7 +247,7 @@ fn run_kernel(token: &WorkToken, chunk: &[u8], corrupt: bool) -> Result<(String,
 
 async fn merge(
     tx: mpsc::Sender<Command>,
-    job: String,
+    job: JobId,
     kind: String,
     params: serde_json::Value,
     partials: Vec<(String, Vec<SocketAddr>)>,
@@ -295,7 +295,7 @@ async fn merge_off_loop(
 }
 
 /// Stores a merged result and tells the core, or reports what was missing.
-async fn report_merge(tx: mpsc::Sender<Command>, job: String, outcome: Result<(String, Bytes), Vec<u32>>) {
+async fn report_merge(tx: mpsc::Sender<Command>, job: JobId, outcome: Result<(String, Bytes), Vec<u32>>) {
     let cmd: Command = Box::new(move |s: &mut State| {
         let now = s.clock.now();
         match outcome {
@@ -350,7 +350,7 @@ pub enum FoldMsg {
 /// so that the final merge only has the tail left.
 async fn fold_task(
     tx: mpsc::Sender<Command>,
-    job: String,
+    job: JobId,
     kind: String,
     params: serde_json::Value,
     units: u32,

@@ -46,7 +46,7 @@ pub(crate) enum Op {
     Executed { token: WorkToken, digest: Result<String, String> },
     /// A merge ended: the result's digest and size, or the units whose
     /// partials no live node could serve.
-    Merged { job: String, outcome: Result<(String, u64), Vec<u32>> },
+    Merged { job: ryx_core::jobs::JobId, outcome: Result<(String, u64), Vec<u32>> },
 }
 
 /// Counters of the job driver.
@@ -82,7 +82,7 @@ pub struct World {
     /// Counters.
     pub stats: WorkStats,
     /// Results merged: (job, time, digest).
-    finished: Vec<(String, Time, String)>,
+    finished: Vec<(ryx_core::jobs::JobId, Time, String)>,
 }
 
 impl World {

@@ -100,7 +100,7 @@ impl JobEngine {
             return;
         }
         let mut entries: Vec<GradientEntry> = Vec::new();
-        let known: BTreeSet<String> = self
+        let known: BTreeSet<JobId> = self
             .homes
             .iter()
             .filter(|(_, h)| !h.state.is_final())
@@ -108,7 +108,7 @@ impl JobEngine {
             .chain(self.loads.values().flat_map(|l| l.dists.keys().cloned()))
             .collect();
         for j in known {
-            if self.final_jobs.contains_key(&j) {
+            if self.final_jobs.contains_key(j.as_str()) {
                 continue;
             }
             if let Some(d) = self.dist(ctx, &j) {
@@ -138,8 +138,8 @@ mod tests {
     fn reports_go_to_the_neighbour_nearest_the_home() {
         let mut b = Bench::new(1, &[2, 3]);
         let job = "j".to_string();
-        b.call(|e, c| e.on_load(c, key(2).id(), 1, 1, vec![GradientEntry { job: job.clone(), dist: 3 }]));
-        b.call(|e, c| e.on_load(c, key(3).id(), 1, 1, vec![GradientEntry { job: job.clone(), dist: 1 }]));
+        b.call(|e, c| e.on_load(c, key(2).id(), 1, 1, vec![GradientEntry { job: JobId::from(job.clone()), dist: 3 }]));
+        b.call(|e, c| e.on_load(c, key(3).id(), 1, 1, vec![GradientEntry { job: JobId::from(job.clone()), dist: 1 }]));
         let (hop, dist) = b.call(|e, c| (e.next_hop(c, &job), e.dist(c, &job)));
         assert_eq!(hop.map(|p| p.id), Some(key(3).id()));
         assert_eq!(dist, Some(2), "one more than the nearest neighbour's");

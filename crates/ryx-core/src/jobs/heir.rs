@@ -148,7 +148,7 @@ impl JobEngine {
         for h in self.heirs.values_mut().filter(|h| home_of(h) == Some(node)) {
             h.home_gone_at.get_or_insert(now);
         }
-        let due: Vec<String> = self
+        let due: Vec<JobId> = self
             .heirs
             .iter()
             .filter(|(_, h)| home_of(h) == Some(node))
@@ -219,7 +219,7 @@ impl JobEngine {
             .take(MAX_YIELD_TO)
             .collect();
         job.appointment = h.appointment;
-        self.homes.insert(id.to_string(), job);
+        self.homes.insert(JobId::from(id), job);
         self.send_record(ctx, id);
         self.publish(ctx, id);
         self.maybe_merge(ctx, id);
@@ -247,7 +247,7 @@ impl JobEngine {
                 let confirmation =
                     Confirmation::new(ctx.identity, ctx.cluster, ctx.wall.as_millis(), job, hash, digest);
                 let msg = Message::JobConfirmed {
-                    job: job.to_string(),
+                    job: JobId::from(job),
                     result: hash_here,
                     digest: digest_here,
                     confirmation: Box::new(confirmation),
@@ -291,7 +291,7 @@ impl JobEngine {
         let Some(c) = h.claim.as_mut() else { return };
         if let Some(conf) = c.confirmed {
             let msg = Message::JobConfirmed {
-                job: job.to_string(),
+                job: JobId::from(job),
                 result: c.hash.clone(),
                 digest: c.digest.clone(),
                 confirmation: Box::new(conf),
@@ -308,7 +308,7 @@ impl JobEngine {
             .filter_map(|u| h.decisions.get(&u).map(|d| (d.digest.clone(), d.holders.clone())))
             .collect();
         ctx.outputs.push(JobOutput::Merge {
-            job: job.to_string(),
+            job: JobId::from(job),
             kind: p0.kind.clone(),
             params: p0.params.clone(),
             partials,
@@ -338,7 +338,7 @@ impl JobEngine {
                 self.take_over(ctx, job);
                 if let Some(home) = self.homes.get_mut(job) {
                     home.yield_to.remove(&liar);
-                    home.heirs.retain(|p| p.id != liar);
+                    home.spec.heirs.retain(|p| p.id != liar);
                 }
             }
             // Partials that cannot be fetched now may be later: the home
@@ -366,7 +366,7 @@ impl JobEngine {
         }
         h.state = JobState::Done;
         h.confirm_asked = None;
-        h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+        h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
         h.summary_dirty = true;
         let id = job.to_string();
         self.finalize_local(ctx, &id);
@@ -455,15 +455,15 @@ mod tests {
         let wrong_chunk = decision(&id, 0, &name("other bytes"), &d, &[5]);
         assert!(h.call(|e, x| e.on_decided(x, other, &id, vec![wrong_chunk])));
         assert_eq!(h.refused("bad_certificate"), 2, "votes for another token");
-        assert!(h.engine.heirs[&id].decisions.is_empty());
+        assert!(h.engine.heirs[id.as_str()].decisions.is_empty());
         let good = decision(&id, 0, &us[0].hash, &d, &[5]);
         assert!(h.call(|e, x| e.on_decided(x, other, &id, vec![good])));
-        assert_eq!(h.engine.heirs[&id].decisions.len(), 1);
+        assert_eq!(h.engine.heirs[id.as_str()].decisions.len(), 1);
         // From the creator, a decision is its word.
         let creator = c.id();
         let plain = Decision { votes: Vec::new(), ..decision(&id, 1, &us[1].hash, &d, &[]) };
         assert!(h.call(|e, x| e.on_decided(x, creator, &id, vec![plain])));
-        assert_eq!(h.engine.heirs[&id].decisions.len(), 2);
+        assert_eq!(h.engine.heirs[id.as_str()].decisions.len(), 2);
     }
 
     #[test]
@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(h.refused("wrong_result"), 1);
         assert!(h.penalties.contains(&key(claimant).id()));
         assert!(h.engine.is_home(&id), "it finishes the job itself");
-        assert!(!h.engine.homes[&id].yield_to.contains(&key(claimant).id()), "and never yields to the liar");
+        assert!(!h.engine.homes[id.as_str()].yield_to.contains(&key(claimant).id()), "and never yields to the liar");
     }
 
     #[test]

@@ -63,13 +63,13 @@ impl JobEngine {
             created_at: ctx.now,
         };
         let mut job = HomeJob::start(start, ctx.now);
-        job.yield_to = job.heirs.iter().map(|p| p.id).collect();
-        job.appointment = Some(appoint(ctx, &id, &job.heirs, None));
-        self.homes.insert(id.clone(), job);
+        job.yield_to = job.spec.heirs.iter().map(|p| p.id).collect();
+        job.appointment = Some(appoint(ctx, &id, &job.spec.heirs, None));
+        self.homes.insert(JobId::from(id.clone()), job);
         self.send_record(ctx, &id);
         // Issue every replica of every unit into our own queue: from here
         // the tokens flow to wherever there is room.
-        let n = self.homes.get(&id).map_or(0, |h| h.units.len());
+        let n = self.homes.get(id.as_str()).map_or(0, |h| h.spec.units.len());
         for u in 0..n {
             for r in 0..redundancy {
                 self.issue(ctx, &id, u as u32, r);
@@ -84,7 +84,7 @@ impl JobEngine {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
-        let Some(u) = h.units.get(unit as usize) else {
+        let Some(u) = h.spec.units.get(unit as usize) else {
             return;
         };
         let Some(us) = h.unit_state.get_mut(unit as usize) else {
@@ -112,31 +112,31 @@ impl JobEngine {
             holders.push(ctx.http);
         }
         let token = WorkToken {
-            job: id.to_string(),
+            job: JobId::from(id),
             unit,
             replica,
             chunk: u.hash.clone(),
             size: u.size,
             holders,
-            kind: h.kind.clone(),
-            params: h.params.clone(),
-            energy: h.energy,
+            kind: h.spec.kind.clone(),
+            params: h.spec.params.clone(),
+            energy: h.spec.energy,
         };
         self.queue.push_back(token);
     }
 
     pub(super) fn send_record(&self, ctx: &mut Ctx<'_>, id: &str) {
         let Some(h) = self.homes.get(id) else { return };
-        for (i, page) in h.units.chunks(UNITS_PER_PAGE).enumerate() {
+        for (i, page) in h.spec.units.chunks(UNITS_PER_PAGE).enumerate() {
             let rec = JobRecordPage {
-                job: id.to_string(),
-                kind: h.kind.clone(),
-                params: h.params.clone(),
-                redundancy: h.redundancy,
-                energy: h.energy,
+                job: JobId::from(id),
+                kind: h.spec.kind.clone(),
+                params: h.spec.params.clone(),
+                redundancy: h.spec.redundancy,
+                energy: h.spec.energy,
                 home: ctx.me,
-                heirs: h.heirs.clone(),
-                total_units: h.units.len() as u32,
+                heirs: h.spec.heirs.clone(),
+                total_units: h.spec.units.len() as u32,
                 offset: (i * UNITS_PER_PAGE) as u32,
                 units: page
                     .iter()
@@ -145,10 +145,10 @@ impl JobEngine {
                         ..u.clone()
                     })
                     .collect(),
-                created: h.created,
+                created: h.spec.created,
                 appointment: h.appointment.clone(),
             };
-            for heir in &h.heirs {
+            for heir in &h.spec.heirs {
                 ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
             }
         }
@@ -161,7 +161,7 @@ impl JobEngine {
         };
         if !h.state.is_final() {
             h.state = JobState::Cancelled;
-            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
             h.summary_dirty = true;
         }
         self.finalize_local(ctx, id);
@@ -187,10 +187,10 @@ impl JobEngine {
         for res in &report.results {
             // A result counts only for the token the home issued: the
             // unit's own chunk, kind and parameters.
-            let Some(unit) = h.units.get(res.unit as usize) else {
+            let Some(unit) = h.spec.units.get(res.unit as usize) else {
                 continue;
             };
-            if res.token != token_digest(&report.job, res.unit, &unit.hash, &h.kind, &h.params) {
+            if res.token != token_digest(&report.job, res.unit, &unit.hash, &h.spec.kind, &h.spec.params) {
                 ctx.rejected.push("wrong_token");
                 continue;
             }
@@ -259,8 +259,8 @@ impl JobEngine {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
-        let quorum = h.redundancy as usize / 2 + 1;
-        let max_reps = 2 * h.redundancy as usize + 1;
+        let quorum = h.spec.redundancy as usize / 2 + 1;
+        let max_reps = 2 * h.spec.redundancy as usize + 1;
         let Some(us) = h.unit_state.get_mut(unit as usize) else {
             return;
         };
@@ -289,10 +289,10 @@ impl JobEngine {
             }
             us.decided = Some((w.clone(), holders.clone(), votes));
             ctx.outputs.push(JobOutput::Decided {
-                job: id.to_string(),
-                kind: h.kind.clone(),
-                params: h.params.clone(),
-                units: h.units.len() as u32,
+                job: JobId::from(id),
+                kind: h.spec.kind.clone(),
+                params: h.spec.params.clone(),
+                units: h.spec.units.len() as u32,
                 unit,
                 digest: w.clone(),
                 holders,
@@ -310,7 +310,7 @@ impl JobEngine {
             if us.reps.len() >= max_reps {
                 h.state = JobState::Failed;
                 h.error = Some(format!("unit {unit}: no {quorum} of {} replicas agree", us.reps.len()));
-                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
                 h.summary_dirty = true;
                 let id = id.to_string();
                 self.finalize_local(ctx, &id);
@@ -327,7 +327,7 @@ impl JobEngine {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
-        if h.state.is_final() || h.merging || h.result.is_some() || (h.decided as usize) < h.units.len() {
+        if h.state.is_final() || h.merging || h.result.is_some() || (h.decided as usize) < h.spec.units.len() {
             return;
         }
         h.merging = true;
@@ -337,9 +337,9 @@ impl JobEngine {
             .map(|us| us.decided.as_ref().map(|(d, hs, _)| (d.clone(), hs.clone())).unwrap_or_default())
             .collect();
         ctx.outputs.push(JobOutput::Merge {
-            job: id.to_string(),
-            kind: h.kind.clone(),
-            params: h.params.clone(),
+            job: JobId::from(id),
+            kind: h.spec.kind.clone(),
+            params: h.spec.params.clone(),
             partials,
         });
     }
@@ -368,19 +368,19 @@ impl JobEngine {
                     // confirmed it. Heirs get every decision (with its
                     // votes) and the claim; the tick asks again.
                     h.confirm_asked = Some((ctx.now, 1));
-                    h.undelivered = (0..h.units.len() as u32).collect();
+                    h.undelivered = (0..h.spec.units.len() as u32).collect();
                     h.summary_dirty = true;
                     self.ask_confirmation(ctx, id);
                     return;
                 }
                 h.state = JobState::Done;
-                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
-                let heirs: Vec<PeerInfo> = h.heirs.clone();
+                h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
+                let heirs: Vec<PeerInfo> = h.spec.heirs.clone();
                 for a in heirs {
                     ctx.sends.push((
                         a,
                         Message::JobFinished {
-                            job: id.to_string(),
+                            job: JobId::from(id),
                             result: hash.clone(),
                             digest: digest.clone(),
                             size,
@@ -397,14 +397,14 @@ impl JobEngine {
                 // itself produced garbage. Nothing more can be done.
                 h.state = JobState::Failed;
                 h.error = Some("merging the decided partial results failed".into());
-                h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+                h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
                 h.summary_dirty = true;
                 let id = id.to_string();
                 self.finalize_local(ctx, &id);
                 self.publish(ctx, &id);
             }
             Err(missing) => {
-                let red = h.redundancy;
+                let red = h.spec.redundancy;
                 for &u in &missing {
                     if let Some(us) = h.unit_state.get_mut(u as usize) {
                         if us.decided.take().is_some() {
@@ -441,7 +441,7 @@ impl JobEngine {
             h.state = JobState::Failed;
             h.error =
                 Some("no heir the creator appointed confirmed the result (the creator died, and so did they)".into());
-            h.stats.elapsed_ms = Some(ctx.now.since(h.created_at).as_millis() as u64);
+            h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);
             h.summary_dirty = true;
             h.confirm_asked = None;
             let id = id.to_string();
@@ -451,7 +451,7 @@ impl JobEngine {
         }
         h.confirm_asked = Some((ctx.now, n + 1));
         if (n + 1).is_power_of_two() {
-            h.undelivered = (0..h.units.len() as u32).collect();
+            h.undelivered = (0..h.spec.units.len() as u32).collect();
         }
         true
     }
@@ -462,7 +462,7 @@ impl JobEngine {
         let Some(MergedResult { hash, digest, size }) = h.result.clone() else { return };
         for a in heir_targets(h, ctx.me) {
             let msg = Message::JobFinished {
-                job: id.to_string(),
+                job: JobId::from(id),
                 result: hash.clone(),
                 digest: digest.clone(),
                 size,
@@ -477,7 +477,7 @@ impl JobEngine {
     /// new home can still find the chunk if this one dies.
     pub fn holder_added(&mut self, hash: &str, holder: SocketAddr) {
         for h in self.homes.values_mut().filter(|h| !h.state.is_final()) {
-            for u in h.units.iter_mut().filter(|u| u.hash == hash) {
+            for u in h.spec.units.iter_mut().filter(|u| u.hash == hash) {
                 // Newest first: holders heard of long ago are likelier to
                 // have died (a search after a mass failure finds live ones).
                 if !u.holders.contains(&holder) {
@@ -509,26 +509,26 @@ impl JobEngine {
         self.loads.remove(&node);
         // An heir that is no longer our neighbour may be dead: appoint a
         // replacement so that every running job keeps its heirs.
-        let ids: Vec<String> = self
+        let ids: Vec<JobId> = self
             .homes
             .iter()
-            .filter(|(_, h)| !h.state.is_final() && h.heirs.iter().any(|p| p.id == node))
+            .filter(|(_, h)| !h.state.is_final() && h.spec.heirs.iter().any(|p| p.id == node))
             .map(|(k, _)| k.clone())
             .collect();
         for id in ids {
-            let Some(h) = self.homes.get_mut(&id) else {
+            let Some(h) = self.homes.get_mut(id.as_str()) else {
                 continue;
             };
-            h.heirs.retain(|p| p.id != node);
+            h.spec.heirs.retain(|p| p.id != node);
             let mut candidates: Vec<PeerInfo> = ctx
                 .neighbors
                 .iter()
-                .filter(|(n, _)| *n != node && !h.heirs.iter().any(|p| p.id == *n))
+                .filter(|(n, _)| *n != node && !h.spec.heirs.iter().any(|p| p.id == *n))
                 .map(|(n, a)| PeerInfo { id: *n, addr: *a })
                 .collect();
             ctx.rng.shuffle(&mut candidates);
             if let Some(c) = candidates.first() {
-                h.heirs.push(*c);
+                h.spec.heirs.push(*c);
                 if h.yield_to.len() < MAX_YIELD_TO {
                     h.yield_to.insert(c.id);
                 }
@@ -536,11 +536,11 @@ impl JobEngine {
             // The creator appoints the newcomer (only it can: an heir it
             // did not appoint cannot confirm another home's result).
             if job_creator(&id) == Some(ctx.me) {
-                h.appointment = Some(appoint(ctx, &id, &h.heirs, h.appointment.as_ref()));
+                h.appointment = Some(appoint(ctx, &id, &h.spec.heirs, h.appointment.as_ref()));
             }
             // Everyone gets the new ranking; the newcomer also gets the
             // decisions so far.
-            h.undelivered = (0..h.units.len() as u32)
+            h.undelivered = (0..h.spec.units.len() as u32)
                 .filter(|u| h.unit_state.get(*u as usize).is_some_and(|us| us.decided.is_some()))
                 .collect();
             self.send_record(ctx, &id);
@@ -565,7 +565,7 @@ pub(super) fn appoint(ctx: &Ctx<'_>, job: &str, heirs: &[PeerInfo], before: Opti
 /// Where a home sends its heirs' messages: its heirs and, once it claims a
 /// result it needs confirmed, every heir the creator appointed.
 pub(super) fn heir_targets(h: &HomeJob, me: NodeId) -> Vec<PeerInfo> {
-    let mut out = h.heirs.clone();
+    let mut out = h.spec.heirs.clone();
     if h.confirm_asked.is_some() {
         for p in h.appointment.iter().flat_map(|a| a.heirs.iter()) {
             if p.id != me && !out.iter().any(|q| q.id == p.id) {
@@ -611,10 +611,10 @@ mod tests {
         // Signed, but by another key than the worker's.
         b.call(|e, c| e.on_report(c, report(3, &id, vec![result(9, &id, 0, 1, &chunk, &d)])));
         assert_eq!(b.refused("bad_vote"), 2);
-        assert!(b.engine.homes[&id].unit_state[0].decided.is_none());
+        assert!(b.engine.homes[id.as_str()].unit_state[0].decided.is_none());
         b.call(|e, c| e.on_report(c, report(2, &id, vec![result(2, &id, 0, 0, &chunk, &d)])));
         b.call(|e, c| e.on_report(c, report(3, &id, vec![result(3, &id, 0, 1, &chunk, &d)])));
-        let (digest, _, votes) = b.engine.homes[&id].unit_state[0].decided.clone().expect("decided");
+        let (digest, _, votes) = b.engine.homes[id.as_str()].unit_state[0].decided.clone().expect("decided");
         assert_eq!(digest, d);
         let token = token_digest(&id, 0, &chunk, "word-count", &serde_json::json!({}));
         assert!(

@@ -171,14 +171,8 @@ const MAX_UNIT_REISSUES: u32 = 40;
 
 #[derive(Clone, Debug)]
 struct HomeJob {
-    kind: String,
-    params: serde_json::Value,
-    units: Vec<UnitRef>,
-    redundancy: u8,
-    energy: f64,
-    heirs: Vec<PeerInfo>,
-    created: u64,
-    created_at: Time,
+    /// What the job is: fixed once it starts, apart from the heirs.
+    spec: HomeStart,
     state: JobState,
     merging: bool,
     unit_state: Vec<UnitState>,
@@ -209,6 +203,7 @@ struct HomeJob {
 }
 
 /// What a home starts a job with, whether submitted here or taken over.
+#[derive(Clone, Debug)]
 struct HomeStart {
     kind: String,
     params: serde_json::Value,
@@ -227,14 +222,7 @@ impl HomeJob {
     fn start(s: HomeStart, now: Time) -> HomeJob {
         HomeJob {
             unit_state: vec![UnitState::default(); s.units.len()],
-            kind: s.kind,
-            params: s.params,
-            units: s.units,
-            redundancy: s.redundancy,
-            energy: s.energy,
-            heirs: s.heirs,
-            created: s.created,
-            created_at: s.created_at,
+            spec: s,
             state: JobState::Running,
             merging: false,
             decided: 0,
@@ -322,27 +310,27 @@ enum Slot {
 struct NeighborLoad {
     free: u16,
     room: u16,
-    dists: BTreeMap<String, (u8, Time)>,
+    dists: BTreeMap<JobId, (u8, Time)>,
 }
 
 /// All job state of one node.
 #[derive(Clone, Debug, Default)]
 pub struct JobEngine {
     cfg: JobConfig,
-    homes: BTreeMap<String, HomeJob>,
-    heirs: BTreeMap<String, HeirJob>,
+    homes: BTreeMap<JobId, HomeJob>,
+    heirs: BTreeMap<JobId, HeirJob>,
     stepped_down: u64,
     queue: VecDeque<WorkToken>,
-    running: BTreeMap<(String, u32, u8), (WorkToken, Slot)>,
-    taken: BTreeMap<String, BTreeSet<u32>>,
+    running: BTreeMap<(JobId, u32, u8), (WorkToken, Slot)>,
+    taken: BTreeMap<JobId, BTreeSet<u32>>,
     /// When each job with worker-side state (`taken`, `results`) was last
     /// active here.
-    worker_jobs: BTreeMap<String, Time>,
+    worker_jobs: BTreeMap<JobId, Time>,
     /// Most results ever recorded for one unit (kept as they are added:
     /// scanning every unit after every step would cost the simulator).
     max_unit_results: usize,
-    results: BTreeMap<String, Vec<UnitResult>>,
-    final_jobs: BTreeMap<String, Time>,
+    results: BTreeMap<JobId, Vec<UnitResult>>,
+    final_jobs: BTreeMap<JobId, Time>,
     loads: BTreeMap<NodeId, NeighborLoad>,
     next_report: Time,
     next_load: Time,
@@ -454,17 +442,17 @@ impl JobEngine {
     /// Units decided and units in all, of a job homed here (as of now: the
     /// published summary lags by up to its publishing interval).
     pub fn home_progress(&self, job: &str) -> Option<(u32, u32)> {
-        self.homes.get(job).map(|h| (h.decided, h.units.len() as u32))
+        self.homes.get(job).map(|h| (h.decided, h.spec.units.len() as u32))
     }
 
     /// Periodic work: leases, reports, load and gradient adverts, heirs.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         // Home: re-issue lapsed leases, push decisions to heirs, summaries.
-        let ids: Vec<String> = self.homes.keys().cloned().collect();
+        let ids: Vec<JobId> = self.homes.keys().cloned().collect();
         for id in &ids {
             let mut lapsed = Vec::new();
-            if let Some(h) = self.homes.get(id) {
+            if let Some(h) = self.homes.get(id.as_str()) {
                 if h.state.is_final() {
                     if h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200) {
                         self.publish(ctx, id);
@@ -490,9 +478,9 @@ impl JobEngine {
             }
             let mut give_up = None;
             for (u, r) in lapsed {
-                if let Some(h) = self.homes.get_mut(id) {
+                if let Some(h) = self.homes.get_mut(id.as_str()) {
                     h.stats.reissued += 1;
-                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone());
+                    let chunk = h.spec.units.get(u as usize).map(|x| x.hash.clone());
                     if let Some(us) = h.unit_state.get_mut(u as usize) {
                         us.reissues += 1;
                         if us.reissues > MAX_UNIT_REISSUES && us.results.is_empty() {
@@ -514,13 +502,13 @@ impl JobEngine {
                 self.issue(ctx, id, u, r);
             }
             if let Some(u) = give_up {
-                if let Some(h) = self.homes.get_mut(id) {
-                    let chunk = h.units.get(u as usize).map(|x| x.hash.clone()).unwrap_or_default();
+                if let Some(h) = self.homes.get_mut(id.as_str()) {
+                    let chunk = h.spec.units.get(u as usize).map(|x| x.hash.clone()).unwrap_or_default();
                     h.state = JobState::Failed;
                     h.error = Some(format!(
                         "unit {u} could not be run {MAX_UNIT_REISSUES} times: no live node serves its input chunk {chunk}"
                     ));
-                    h.stats.elapsed_ms = Some(now.since(h.created_at).as_millis() as u64);
+                    h.stats.elapsed_ms = Some(now.since(h.spec.created_at).as_millis() as u64);
                     h.summary_dirty = true;
                 }
                 self.finalize_local(ctx, id);
@@ -529,16 +517,16 @@ impl JobEngine {
             }
             if self
                 .homes
-                .get(id)
+                .get(id.as_str())
                 .is_some_and(|h| h.record_dirty && now.since(h.last_record) >= Duration::from_millis(500))
             {
-                if let Some(h) = self.homes.get_mut(id) {
+                if let Some(h) = self.homes.get_mut(id.as_str()) {
                     h.record_dirty = false;
                     h.last_record = now;
                 }
                 self.send_record(ctx, id);
             }
-            let (due, heirs, decisions) = match self.homes.get_mut(id) {
+            let (due, heirs, decisions) = match self.homes.get_mut(id.as_str()) {
                 Some(h) => {
                     let due = h.summary_dirty && now.since(h.last_summary) >= Duration::from_millis(200)
                         || now.since(h.last_summary) >= self.cfg.summary_keepalive;
@@ -560,7 +548,8 @@ impl JobEngine {
             };
             for page in decisions.chunks(DECISIONS_PER_PAGE) {
                 for heir in &heirs {
-                    ctx.sends.push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
+                    ctx.sends
+                        .push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
                 }
             }
             if self.confirm_due(ctx, id) {
@@ -571,7 +560,7 @@ impl JobEngine {
             }
         }
         // Heirs: take over from a silent home.
-        let due: Vec<String> =
+        let due: Vec<JobId> =
             self.heirs.iter().filter(|(_, h)| self.heir_due(ctx, h, false)).map(|(k, _)| k.clone()).collect();
         for id in due {
             self.take_over(ctx, &id);
@@ -580,7 +569,7 @@ impl JobEngine {
         // Worker: report holdings and results toward homes.
         if now >= self.next_report {
             self.next_report = now.plus(self.cfg.report_interval);
-            let jobs: BTreeSet<String> = self
+            let jobs: BTreeSet<JobId> = self
                 .queue
                 .iter()
                 .map(|t| t.job.clone())

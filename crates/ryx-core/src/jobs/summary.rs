@@ -11,15 +11,15 @@ impl JobEngine {
         // A result awaiting confirmation is not shown yet.
         let result = h.result.as_ref().filter(|_| h.state == JobState::Done);
         Some(JobSummary {
-            job_id: id.to_string(),
-            kind: h.kind.clone(),
+            job_id: JobId::from(id),
+            kind: h.spec.kind.clone(),
             state: h.state,
-            units_total: h.units.len() as u32,
+            units_total: h.spec.units.len() as u32,
             units_done: h.decided,
-            redundancy: h.redundancy,
+            redundancy: h.spec.redundancy,
             home: ctx.me,
             home_http: ctx.http,
-            created: h.created,
+            created: h.spec.created,
             result_hash: result.map(|r| r.hash.clone()),
             result_digest: result.map(|r| r.digest.clone()),
             result_size: result.map(|r| r.size),
@@ -178,22 +178,22 @@ impl JobEngine {
         let held_units: usize = self.heirs.values().map(|x| x.units.len()).sum();
         if self.heirs.contains_key(id)
             || self.heirs.len() >= self.cfg.max_jobs * 4
-            || held_units + h.units.len() > MAX_HEIR_UNITS
+            || held_units + h.spec.units.len() > MAX_HEIR_UNITS
         {
             return;
         }
         let page0 = JobRecordPage {
-            job: id.to_string(),
-            kind: h.kind.clone(),
-            params: h.params.clone(),
-            redundancy: h.redundancy,
-            energy: h.energy,
+            job: JobId::from(id),
+            kind: h.spec.kind.clone(),
+            params: h.spec.params.clone(),
+            redundancy: h.spec.redundancy,
+            energy: h.spec.energy,
             home: s.home,
-            heirs: h.heirs.clone(),
-            total_units: h.units.len() as u32,
+            heirs: h.spec.heirs.clone(),
+            total_units: h.spec.units.len() as u32,
             offset: 0,
             units: Vec::new(),
-            created: h.created,
+            created: h.spec.created,
             appointment: h.appointment.clone(),
         };
         let decisions = h
@@ -205,14 +205,14 @@ impl JobEngine {
                 Some((u as u32, Decision { unit: u as u32, digest, holders, votes }))
             })
             .collect();
-        for u in &h.units {
+        for u in &h.spec.units {
             ctx.blobs.pin(&u.hash, id);
         }
         let heir = HeirJob {
             page0: Some(page0),
-            units: (0..).zip(h.units).collect(),
+            units: (0..).zip(h.spec.units).collect(),
             decisions,
-            rank: h.heirs.len() + 1,
+            rank: h.spec.heirs.len() + 1,
             last_heard: ctx.now,
             version_seen: version,
             final_state: s.state.is_final(),
@@ -220,7 +220,7 @@ impl JobEngine {
             appointment: h.appointment,
             claim: None,
         };
-        self.heirs.insert(id.to_string(), heir);
+        self.heirs.insert(JobId::from(id), heir);
     }
 
     /// Times a home of some job stepped down for another home of it.
@@ -237,7 +237,7 @@ impl JobEngine {
                 self.final_jobs.remove(&k);
             }
         }
-        self.final_jobs.insert(id.to_string(), ctx.now);
+        self.final_jobs.insert(JobId::from(id), ctx.now);
         self.queue.retain(|t| t.job != id);
         self.taken.remove(id);
         self.results.remove(id);
@@ -258,7 +258,7 @@ impl JobEngine {
                 .homes
                 .iter()
                 .filter(|(k, h)| h.state.is_final() && k.as_str() != id)
-                .min_by_key(|(_, h)| h.created_at)
+                .min_by_key(|(_, h)| h.spec.created_at)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 if let Some(MergedResult { hash, .. }) = self.homes.remove(&k).and_then(|h| h.result) {
@@ -293,6 +293,6 @@ mod tests {
         c.call(|e, x| e.cancel(x, &id));
         assert_eq!(c.summaries.last().map(|s| s.state), Some(JobState::Cancelled));
         assert!(c.engine.queue.iter().all(|t| t.job != id), "its tokens are dropped");
-        assert!(c.engine.final_jobs.contains_key(&id));
+        assert!(c.engine.final_jobs.contains_key(id.as_str()));
     }
 }

@@ -23,6 +23,13 @@ pub fn token_digest(job: &str, unit: u32, chunk: &str, kind: &str, params: &serd
     out.to_hex()[..crate::wire::TOKEN_DIGEST_LEN].to_string()
 }
 
+crate::id::text_id!(
+    /// A job's id. Its first 16 hex digits are its creator's node id
+    /// ([`job_creator`](super::job_creator)), which decides who may speak
+    /// for the job.
+    JobId
+);
+
 /// Lifecycle of a job.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -67,7 +74,7 @@ pub struct JobStats {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct JobSummary {
     /// Job id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Kind.
     pub kind: String,
     /// State.
@@ -137,7 +144,7 @@ pub enum JobOutput {
     /// the result blob, then call `Node::merge_done`.
     Merge {
         /// Job id.
-        job: String,
+        job: JobId,
         /// Kind.
         kind: String,
         /// Parameters.
@@ -150,7 +157,7 @@ pub enum JobOutput {
     /// lists every partial).
     Decided {
         /// Job id.
-        job: String,
+        job: JobId,
         /// Kind.
         kind: String,
         /// Parameters.

@@ -111,7 +111,7 @@ impl JobEngine {
                 self.results.remove(&old);
             }
         }
-        self.worker_jobs.insert(job.to_string(), now);
+        self.worker_jobs.insert(JobId::from(job), now);
     }
 
     pub(super) fn start(&mut self, ctx: &mut Ctx<'_>, t: WorkToken) {
@@ -140,7 +140,7 @@ impl JobEngine {
 
     /// A fetch finished (`ok`: the blob is now held and verified).
     pub fn fetch_done(&mut self, ctx: &mut Ctx<'_>, hash: &str, ok: bool) {
-        let waiting: Vec<(String, u32, u8)> = self
+        let waiting: Vec<(JobId, u32, u8)> = self
             .running
             .iter()
             .filter(|(_, (t, s))| matches!(s, Slot::Fetching) && t.chunk == hash)
@@ -167,7 +167,7 @@ impl JobEngine {
 
     /// A kernel finished; on success the partial is stored under `digest`.
     pub fn work_done(&mut self, ctx: &mut Ctx<'_>, job: &str, unit: u32, replica: u8, digest: Result<String, String>) {
-        let Some((t, _)) = self.running.remove(&(job.to_string(), unit, replica)) else {
+        let Some((t, _)) = self.running.remove(&(JobId::from(job), unit, replica)) else {
             self.schedule(ctx);
             return;
         };
@@ -223,7 +223,7 @@ impl JobEngine {
             let (holding, results) =
                 (page_of(&holding, HOLDING_PER_REPORT, i), page_of(&results, RESULTS_PER_REPORT, i));
             let mut report = JobReport {
-                job: job.to_string(),
+                job: JobId::from(job),
                 worker: ctx.me,
                 http: ctx.http,
                 holding,
@@ -291,7 +291,7 @@ mod tests {
         let mut b = Bench::new(5, &[1]);
         let job = format!("{}{:016x}", key(1).id(), 1);
         let chunk = name("chunk");
-        b.call(|e, c| e.on_load(c, key(1).id(), 0, 0, vec![GradientEntry { job: job.clone(), dist: 0 }]));
+        b.call(|e, c| e.on_load(c, key(1).id(), 0, 0, vec![GradientEntry { job: JobId::from(job.clone()), dist: 0 }]));
         b.call(|e, c| e.on_work(c, token(&job, 0, &chunk)));
         assert!(matches!(b.outputs.last(), Some(JobOutput::Fetch { hash, .. }) if *hash == chunk), "{:?}", b.outputs);
         b.blobs.insert(Hash::from(&chunk), 100, crate::blobs::BlobKind::Chunk, 1.0, b.now);

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WorkToken {
     /// Job id.
-    pub job: String,
+    pub job: crate::jobs::JobId,
     /// Unit index (input order).
     pub unit: u32,
     /// Replica number.
@@ -39,7 +39,7 @@ pub struct WorkToken {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GradientEntry {
     /// Job id.
-    pub job: String,
+    pub job: crate::jobs::JobId,
     /// Hops to the nearest home of the job.
     pub dist: u8,
 }
@@ -69,7 +69,7 @@ pub struct UnitResult {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct JobReport {
     /// Job id.
-    pub job: String,
+    pub job: crate::jobs::JobId,
     /// The worker.
     pub worker: NodeId,
     /// Its HTTP address (where its partial results can be fetched).
@@ -98,7 +98,7 @@ impl JobReport {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct JobRecordPage {
     /// Job id.
-    pub job: String,
+    pub job: crate::jobs::JobId,
     /// Kind.
     pub kind: String,
     /// Parameters.

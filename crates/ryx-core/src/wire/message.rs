@@ -218,14 +218,14 @@ messages! {
         /// Units decided, from home to heirs.
         JobDecided {
             /// Job id.
-            job: String,
+            job: crate::jobs::JobId,
             /// Decisions.
             decisions: Vec<Decision>,
         } = "job_decided",
         /// A job finished; heirs fetch a copy of the result.
         JobFinished {
             /// Job id.
-            job: String,
+            job: crate::jobs::JobId,
             /// Result blob.
             result: Hash,
             /// Result digest.
@@ -240,7 +240,7 @@ messages! {
         /// itself and got the same.
         JobConfirmed {
             /// Job id.
-            job: String,
+            job: crate::jobs::JobId,
             /// Result blob.
             result: Hash,
             /// Result digest.

@@ -5,6 +5,7 @@ mod kinds;
 
 use super::*;
 use crate::blobs::Hash;
+use crate::jobs::JobId;
 use kinds::sample;
 use proptest::prelude::*;
 
@@ -99,7 +100,7 @@ fn the_largest_pages_fit_a_datagram() {
     let proof = key.prove(crate::identity::domain::VOTE, ts, &[&b"y"[..]]);
     let peer = PeerInfo { id: NodeId(u64::MAX), addr: far };
     let report = JobReport {
-        job: job.clone(),
+        job: JobId::from(job.clone()),
         worker: NodeId(u64::MAX),
         http: far,
         holding: vec![(u32::MAX, u8::MAX); HOLDING_PER_REPORT],
@@ -117,7 +118,7 @@ fn the_largest_pages_fit_a_datagram() {
         proof: Some(proof),
     };
     let decided = Message::JobDecided {
-        job: job.clone(),
+        job: JobId::from(job.clone()),
         decisions: vec![
             Decision {
                 unit: u32::MAX,
@@ -129,7 +130,7 @@ fn the_largest_pages_fit_a_datagram() {
         ],
     };
     let record = JobRecordPage {
-        job: job.clone(),
+        job: JobId::from(job.clone()),
         kind: "k".repeat(32),
         // `submit` bounds a job's parameters as the wire does.
         params: serde_json::json!({"p": "v".repeat(MAX_PARAMS_LEN - r#"{"p":""}"#.len())}),
@@ -220,7 +221,7 @@ fn each_bound_admits_its_limit_and_refuses_one_more() {
             MAX_JOB_ID_LEN,
             Box::new(|m, n| {
                 if let Message::Load { jobs, .. } = m {
-                    jobs[0].job = "j".repeat(n);
+                    jobs[0].job = JobId::from("j".repeat(n));
                 }
             }),
         ),
@@ -270,7 +271,7 @@ fn each_bound_admits_its_limit_and_refuses_one_more() {
             MAX_JOB_ID_LEN,
             Box::new(|m, n| {
                 if let Message::JobFinished { job, .. } = m {
-                    *job = "j".repeat(n);
+                    *job = JobId::from("j".repeat(n));
                 }
             }),
         ),
