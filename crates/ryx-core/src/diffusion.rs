@@ -31,7 +31,7 @@ pub struct StoredItem {
     pub size: usize,
     /// The origin's signature, passed on with the item (records only).
     #[serde(skip)]
-    pub proof: Option<crate::identity::Proof>,
+    pub proof: Option<Box<crate::identity::Proof>>,
 }
 
 impl StoredItem {
@@ -186,7 +186,12 @@ impl MissingTable {
 
     /// Forgets every version of `key` in `space` up to and including `version`.
     pub fn superseded(&mut self, key: &str, version: u64, origin: NodeId) {
-        self.entries.retain(|id, _| !(id.key == key && (id.version, id.origin) <= (version, origin)));
+        let stale = |id: &ItemId| id.key == key && (id.version, id.origin) <= (version, origin);
+        // Called for every item delivered, and almost always a no-op:
+        // look before paying for `retain`'s rebuild of the tree.
+        if self.entries.keys().any(stale) {
+            self.entries.retain(|id, _| !stale(id));
+        }
     }
 
     /// Items whose timer expired, with the announcer to ask; the timer is

@@ -432,7 +432,7 @@ impl Node {
                 } else if env.cluster != self.cfg.cluster_id {
                     self.metrics.count_rejected(wire::WireError::ForeignCluster.reason());
                 } else if self.admit(from, &env, None) {
-                    self.on_envelope(from, env)
+                    self.on_envelope(from, *env)
                 }
             }
             Input::Tick => self.on_tick(),

@@ -31,7 +31,9 @@ use crate::sim::slot_addr;
 use clap::ValueEnum;
 use ryx_core::blobs::Hash;
 use ryx_core::identity::{Hex32, Hex64, Identity, Proof};
-use ryx_core::jobs::{BlobRef, Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
+use ryx_core::jobs::{
+    BlobRef, Decision, GradientEntry, JobId, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken,
+};
 use ryx_core::rng::Rng;
 use ryx_core::wire::{
     self, Announce, DigestEntry, Envelope, Item, ItemId, KeepCert, Keeper, Message, PeerInfo, Space, PROTOCOL_VERSION,
@@ -108,7 +110,7 @@ pub(crate) struct View {
     pub identity: Identity,
     pub neighbours: Vec<usize>,
     pub honest: Vec<(usize, NodeId)>,
-    pub jobs: Vec<(String, NodeId, u32)>,
+    pub jobs: Vec<(JobId, NodeId, u32)>,
     pub blobs: Vec<BlobRef>,
     pub wall_ms: u64,
 }
@@ -201,7 +203,7 @@ impl Byzantine {
 
     fn item(&mut self, v: &View, space: Space, origin: NodeId) -> Item {
         let key = match space {
-            Space::Job => v.jobs.first().map_or_else(|| "00".repeat(16), |j| j.0.clone()),
+            Space::Job => v.jobs.first().map_or_else(|| "00".repeat(16), |j| j.0.to_string()),
             Space::Reputation => format!("{}/{}", self.peer(v).id, origin),
             Space::Topology => origin.to_string(),
             Space::Info => format!("key-{}", self.rng.below(4)),
@@ -218,7 +220,7 @@ impl Byzantine {
             energy: self.energy(),
             hops: *self.rng.pick(&[0, 1, u32::MAX - 2, u32::MAX]).unwrap_or(&0),
             born: self.rng.next_u64(),
-            proof: if self.rng.chance(0.5) { Some(self.fake_proof(&v.identity)) } else { None },
+            proof: if self.rng.chance(0.5) { Some(Box::new(self.fake_proof(&v.identity))) } else { None },
         }
     }
 
@@ -226,7 +228,10 @@ impl Byzantine {
     fn hostile(&mut self, v: &View, victim: NodeId) -> Message {
         let peer = self.peer(v);
         let hash = self.hash();
-        let job = v.jobs.first().map_or_else(|| format!("{victim}{:016x}", self.rng.next_u64()), |j| j.0.clone());
+        let job = v
+            .jobs
+            .first()
+            .map_or_else(|| JobId::from(format!("{victim}{:016x}", self.rng.next_u64())), |j| j.0.clone());
         let blob = BlobRef {
             hash: Hash::from(hash.clone()),
             size: *self.rng.pick(&[0, 1, 1 << 20, u64::MAX / 2]).unwrap_or(&1),
@@ -348,7 +353,7 @@ impl Byzantine {
             .map(|u| UnitResult { unit: u, replica: u as u8, digest: self.hash(), token: "0".repeat(32), proof: None })
             .collect();
         let mut r = JobReport {
-            job: job.to_string(),
+            job: JobId::from(job),
             worker,
             http: slot_addr(0),
             holding: (0..ryx_core::jobs::HOLDING_PER_REPORT as u32).map(|u| (u, 0)).collect(),
@@ -508,7 +513,7 @@ impl Byzantine {
                     let mut item = Item {
                         id: ItemId {
                             space: Space::Job,
-                            key: job.clone(),
+                            key: job.to_string(),
                             version: v.wall_ms * 1000 + 1_000_000,
                             origin,
                         },
@@ -519,7 +524,7 @@ impl Byzantine {
                         proof: None,
                     };
                     let b = item.signed_bytes("sim");
-                    item.proof = Some(v.identity.prove(ryx_core::identity::domain::ITEM, v.wall_ms, &[&b]));
+                    item.proof = Some(Box::new(v.identity.prove(ryx_core::identity::domain::ITEM, v.wall_ms, &[&b])));
                     let m = if self.rng.chance(0.6) {
                         Message::Gossip { items: vec![item], sync: true }
                     } else {

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let p = Params::parse();
+    if let Err(e) = p.core_config(ryx_core::NodeConfig::default()) {
+        eprintln!("ryx-sim: {e}");
+        return ExitCode::from(2);
+    }
     if let Some(seeds) = p.seeds {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let r = ryx_sim::sweep::sweep(&p, seeds, std::time::Duration::from_secs(p.budget_s), threads);

@@ -213,6 +213,13 @@ pub struct Params {
     /// Attacks the Byzantine nodes make (default: all of them).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub attack: Vec<crate::byzantine::Attack>,
+    /// Sets one field of the nodes' core configuration, `KEY=VALUE`
+    /// (repeatable): VALUE is JSON, and a number for a duration is
+    /// milliseconds, e.g. `--core topology_interval=20000
+    /// --core topology_energy=4`. For asking how a figure moves with a
+    /// parameter without a rebuild.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub core: Vec<String>,
 }
 
 impl Default for Params {
@@ -251,6 +258,34 @@ impl Params {
         } else {
             (20 * self.nodes).max(20)
         }
+    }
+
+    /// `base` with the `--core` settings applied, checked as a node checks
+    /// its configuration.
+    pub fn core_config(&self, base: ryx_core::NodeConfig) -> Result<ryx_core::NodeConfig, String> {
+        if self.core.is_empty() {
+            return Ok(base);
+        }
+        let mut v = serde_json::to_value(&base).map_err(|e| e.to_string())?;
+        for kv in &self.core {
+            let (key, value) = kv.split_once('=').ok_or_else(|| format!("--core {kv}: expected KEY=VALUE"))?;
+            let field = v.get_mut(key).ok_or_else(|| format!("--core {kv}: the core has no setting {key:?}"))?;
+            let mut value: serde_json::Value =
+                serde_json::from_str(value).map_err(|e| format!("--core {kv}: VALUE is not JSON: {e}"))?;
+            if field.get("secs").is_some() {
+                if let Some(ms) = value.as_f64() {
+                    if !(ms.is_finite() && ms >= 0.0) {
+                        return Err(format!("--core {kv}: a duration is milliseconds, at least 0"));
+                    }
+                    let d = std::time::Duration::from_secs_f64(ms / 1000.0);
+                    value = serde_json::to_value(d).map_err(|e| e.to_string())?;
+                }
+            }
+            *field = value;
+        }
+        let cfg: ryx_core::NodeConfig = serde_json::from_value(v).map_err(|e| format!("--core: {e}"))?;
+        cfg.validate().map_err(|e| format!("--core: {e}"))?;
+        Ok(cfg)
     }
 
     /// The command line that replays this run exactly.
@@ -317,6 +352,9 @@ impl Params {
         if self.wire {
             c.push_str(" --wire");
         }
+        for kv in &self.core {
+            c.push_str(&format!(" --core {}", shell_quote(kv)));
+        }
         if self.json {
             c.push_str(" --json");
         }
@@ -336,6 +374,28 @@ fn shell_quote(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_settings_apply_and_bad_ones_are_refused() {
+        let base = ryx_core::NodeConfig::default();
+        let mut p = Params::new(Scenario::Spread, 10, 1);
+        p.core = vec!["topology_interval=20000".into(), "topology_energy=4.5".into()];
+        let cfg = p.core_config(base.clone()).expect("valid settings");
+        assert_eq!(cfg.topology_interval, std::time::Duration::from_secs(20));
+        assert_eq!(cfg.topology_energy, 4.5);
+        assert_eq!(cfg.probe_interval, base.probe_interval);
+        assert!(p.command().contains("--core topology_interval=20000 --core topology_energy=4.5"), "{}", p.command());
+        for bad in [
+            "no_such_knob=1",
+            "topology_interval",
+            "topology_interval=0",
+            "topology_energy=\"x\"",
+            "topology_interval=-5",
+        ] {
+            p.core = vec![bad.into()];
+            assert!(p.core_config(base.clone()).is_err(), "{bad} was accepted");
+        }
+    }
 
     #[test]
     fn command_round_trips() {

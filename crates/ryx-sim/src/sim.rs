@@ -88,6 +88,9 @@ impl std::fmt::Display for Violation {
 /// A datagram in flight: decoded (fast path) or encoded (`--wire`).
 #[derive(Clone)]
 pub(crate) enum Payload {
+    /// For one destination: handed over without a copy.
+    One(Box<Envelope>),
+    /// For many (a broadcast): shared.
     Env(Rc<Envelope>),
     Bytes(Rc<[u8]>),
     /// A Byzantine node's bytes (anything at all).
@@ -295,6 +298,8 @@ impl Sim {
             cfg.blob_energy = p.blob_energy.unwrap_or(cfg.blob_energy);
             cfg.blob_fanout = p.blob_fanout.unwrap_or(cfg.blob_fanout);
         }
+        // `main` refuses settings that do not apply before any run starts.
+        let cfg = p.core_config(cfg.clone()).unwrap_or(cfg);
         let seeds = match discovery {
             Discovery::SeedNodes => (0..n.min(3)).map(slot_addr).collect(),
             Discovery::Broadcast => Vec::new(),
@@ -729,11 +734,18 @@ impl Sim {
         let from_addr = slot_addr(from);
         match payload {
             Payload::Hostile(bytes) => self.feed(s, Input::Datagram { from: from_addr, bytes: &bytes }),
+            Payload::One(env) => {
+                if let Some(b) = self.byz.as_mut().filter(|b| b.is_byz[s]) {
+                    b.capture(s, &env);
+                }
+                self.cur_tracked = self.account_received(s, &env.msg);
+                self.feed(s, Input::Message { from: from_addr, env })
+            }
             Payload::Env(rc) => {
                 if let Some(b) = self.byz.as_mut().filter(|b| b.is_byz[s]) {
                     b.capture(s, &rc);
                 }
-                let env = Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone());
+                let env = Box::new(Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone()));
                 self.cur_tracked = self.account_received(s, &env.msg);
                 self.feed(s, Input::Message { from: from_addr, env })
             }
@@ -824,7 +836,7 @@ impl Sim {
             .filter(|&o| self.slots[o].alive && !byz.is_byz[o])
             .map(|o| (o, self.slots[o].id))
             .collect();
-        let jobs: Vec<(String, NodeId, u32)> = node
+        let jobs: Vec<(ryx_core::jobs::JobId, NodeId, u32)> = node
             .jobs()
             .into_iter()
             .filter(|j| !j.state.is_final())
@@ -894,7 +906,10 @@ impl Sim {
 
     fn broadcast(&mut self, from: usize, env: Box<Envelope>) {
         self.account_sent(&env.msg);
-        let payload = self.payload(env);
+        let payload = match self.payload(env) {
+            Payload::One(env) => Payload::Env(Rc::from(env)),
+            other => other,
+        };
         for dest in 0..self.slots.len() {
             // The segment is the broadcast domain; the sender's own echo is
             // skipped (the core would only count and drop it).
@@ -915,7 +930,7 @@ impl Sim {
                 Err(_) => Payload::Bytes(Rc::from(&[][..])),
             }
         } else {
-            Payload::Env(Rc::from(env))
+            Payload::One(env)
         }
     }
 
@@ -934,12 +949,16 @@ impl Sim {
         } else {
             1
         };
-        for _ in 0..copies {
+        let mut payload = Some(payload);
+        for copy in 0..copies {
             let mut t = self.now.as_micros() + self.net.latency_us(from, dest);
             if self.slots[dest].slow {
                 t += self.net.slow_delay_us();
             }
-            self.push(t, EvKind::Deliver { slot: dest as u32, from: from as u32, payload: payload.clone() });
+            let p = if copy + 1 == copies { payload.take() } else { payload.clone() };
+            if let Some(payload) = p {
+                self.push(t, EvKind::Deliver { slot: dest as u32, from: from as u32, payload });
+            }
         }
     }
 

@@ -177,12 +177,7 @@ impl Node {
                     // Plumtree's tree repair: an announcement that came by a
                     // path at least two hops shorter than the copy we hold
                     // makes that link eager for what follows.
-                    let held_hops = match a.id.space {
-                        Space::Topology => {
-                            a.id.key.parse::<NodeId>().ok().and_then(|n| self.topology.get(&n)).map(|e| e.hops)
-                        }
-                        space => self.kv(space).get(&a.id.key).filter(|h| h.version == a.id.version).map(|h| h.hops),
-                    };
+                    let (held_hops, wanted) = self.announced(&a.id);
                     if let (Some(h), Some(p)) = (held_hops, self.active.get_mut(&from)) {
                         if !p.eager && a.hops.saturating_add(3) <= h {
                             p.eager = true;
@@ -190,7 +185,7 @@ impl Node {
                         }
                     }
                     let energy = self.clamp_energy(a.energy);
-                    if self.wants(&a.id) && EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
+                    if wanted && EnergyModel::alive(self.cfg.energy.after_hop(energy)) {
                         self.missing.announce(a.id, from, energy, self.now, self.cfg.graft_timeout);
                     }
                 }

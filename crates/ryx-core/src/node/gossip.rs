@@ -24,6 +24,27 @@ impl Node {
         }
     }
 
+    /// For an announcement: the hops of the copy held of the same item
+    /// (topology: of any version), and whether this node [`wants`] it;
+    /// one look-up, as announcements are the commonest thing a node hears.
+    ///
+    /// [`wants`]: Node::wants
+    pub(super) fn announced(&self, id: &ItemId) -> (Option<u32>, bool) {
+        match id.space {
+            Space::Topology => match id.key.parse::<NodeId>() {
+                Ok(n) => {
+                    let held = self.topology.get(&n);
+                    (held.map(|e| e.hops), n != self.id && held.is_none_or(|e| e.list.version() < id.version))
+                }
+                Err(_) => (None, false),
+            },
+            space => {
+                let hops = self.kv(space).get(&id.key).filter(|h| h.version == id.version).map(|h| h.hops);
+                (hops, self.wants(id))
+            }
+        }
+    }
+
     pub(super) fn held_item(&self, space: &Space, key: &str) -> Option<Item> {
         match space {
             Space::Info | Space::Job | Space::Reputation => self.kv(*space).get(key).map(|s| Item {
@@ -32,7 +53,7 @@ impl Node {
                 energy: s.energy,
                 hops: s.hops,
                 born: s.born,
-                proof: s.proof,
+                proof: s.proof.clone(),
             }),
             Space::Topology => {
                 let n: NodeId = key.parse().ok()?;
@@ -120,7 +141,7 @@ impl Node {
                     born: item.born,
                     received: self.now,
                     size,
-                    proof: item.proof,
+                    proof: item.proof.clone(),
                 };
                 let ev = match item.id.space {
                     Space::Job => self.job_items.insert(

@@ -205,7 +205,7 @@ fn low_energy_item_stops_at_its_reach() {
     while let Some((i, out)) = queue.pop_front() {
         if let Output::Send { to, env } = out {
             let t = (to.port() - 10_000) as usize;
-            nodes[t].handle(Time::ZERO, Input::Message { from: addr(i), env: *env });
+            nodes[t].handle(Time::ZERO, Input::Message { from: addr(i), env });
             drain(&mut nodes, &mut queue);
         }
     }

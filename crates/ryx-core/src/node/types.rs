@@ -18,7 +18,7 @@ pub enum Input<'a> {
         /// Source address.
         from: SocketAddr,
         /// The envelope.
-        env: Envelope,
+        env: Box<Envelope>,
     },
     /// Time passed: do periodic work (call when `next_deadline` is reached).
     Tick,

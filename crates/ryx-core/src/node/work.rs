@@ -102,7 +102,8 @@ impl Node {
         };
         if matches!(space, Space::Job | Space::Reputation) {
             let bytes = item.signed_bytes(&self.cfg.cluster_id);
-            item.proof = Some(self.identity.prove(crate::identity::domain::ITEM, self.wall().as_millis(), &[&bytes]));
+            item.proof =
+                Some(Box::new(self.identity.prove(crate::identity::domain::ITEM, self.wall().as_millis(), &[&bytes])));
         }
         let stored = StoredItem {
             version,
@@ -113,7 +114,7 @@ impl Node {
             born,
             received: self.now,
             size,
-            proof: item.proof,
+            proof: item.proof.clone(),
         };
         let now = self.now;
         let ev = match space {

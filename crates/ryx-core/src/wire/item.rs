@@ -118,7 +118,7 @@ struct RawItem {
     hops: u32,
     born: u64,
     #[serde(default)]
-    proof: Option<Proof>,
+    proof: Option<Box<Proof>>,
 }
 
 impl From<RawItem> for Item {
@@ -152,7 +152,7 @@ pub struct Item {
     /// The origin's signature over the version and value (required on job
     /// summaries and reputation records; see [`Item::signed_parts`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof: Option<Proof>,
+    pub proof: Option<Box<Proof>>,
 }
 
 impl Item {

@@ -3,7 +3,7 @@
 //! bounds on every table and answer.
 
 use super::*;
-use crate::jobs::{JobReport, UnitResult};
+use crate::jobs::{JobId, JobReport, UnitResult};
 
 /// An attacker's address (never a node of the mini network).
 fn evil() -> SocketAddr {
@@ -377,11 +377,12 @@ fn forged_summaries_records_and_decisions_change_nothing() {
         born: 0,
         proof: None,
     };
-    mine.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&mine.signed_bytes("ryx")]));
+    mine.proof = Some(Box::new(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&mine.signed_bytes("ryx")])));
     // The home's id, signed with the attacker's key.
     let mut as_home =
         Item { id: ItemId { origin: home, ..mine.id.clone() }, value: summary(home).into(), ..mine.clone() };
-    as_home.proof = Some(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&as_home.signed_bytes("ryx")]));
+    as_home.proof =
+        Some(Box::new(attacker.prove(crate::identity::domain::ITEM, now_ms, &[&as_home.signed_bytes("ryx")])));
     for (k, item) in [mine, as_home].into_iter().enumerate() {
         let d =
             craft(nbid, None, Some(home), 1000 + k as u64, Message::Gossip { items: vec![item], sync: false }, now_ms);
@@ -395,7 +396,7 @@ fn forged_summaries_records_and_decisions_change_nothing() {
     let heir = w.mini.nodes[0].job(&id).expect("summary").co_homes[0];
     let hi = w.mini.nodes.iter().position(|n| n.id() == heir).expect("heir is a node");
     let decided = Message::JobDecided {
-        job: id.clone(),
+        job: JobId::from(id.clone()),
         decisions: vec![crate::jobs::Decision {
             unit: 0,
             digest: fake_hash("forged"),
@@ -422,7 +423,7 @@ fn summary_item(id: &str, value: serde_json::Value, by: &Identity, version: u64,
         born: 0,
         proof: None,
     };
-    item.proof = Some(by.prove(crate::identity::domain::ITEM, now_ms, &[&item.signed_bytes("ryx")]));
+    item.proof = Some(Box::new(by.prove(crate::identity::domain::ITEM, now_ms, &[&item.signed_bytes("ryx")])));
     item
 }
 

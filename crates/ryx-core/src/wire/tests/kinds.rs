@@ -3,6 +3,7 @@
 
 use super::super::*;
 use crate::blobs::Hash;
+use crate::jobs::JobId;
 use crate::topology::ListValue;
 
 /// An envelope as node 7 sends it to node 9 (`msg` to be filled in).
@@ -84,7 +85,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                     energy: 9.25,
                     hops: 0,
                     born: 7,
-                    proof: Some(proof),
+                    proof: Some(Box::new(proof)),
                 },
             ],
             sync: true,
@@ -101,10 +102,12 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
             entries: vec![DigestEntry { key: "b".into(), version: 4, origin: NodeId(0x21) }],
         },
         "sync_request" => Message::SyncRequest { space: Space::Reputation, keys: vec!["b".into(), "c".into()] },
-        "load" => Message::Load { free: 2, room: 6, jobs: vec![GradientEntry { job: job.clone(), dist: 3 }] },
+        "load" => {
+            Message::Load { free: 2, room: 6, jobs: vec![GradientEntry { job: JobId::from(job.clone()), dist: 3 }] }
+        }
         "work" => Message::Work {
             token: Box::new(WorkToken {
-                job,
+                job: JobId::from(job),
                 unit: 4,
                 replica: 1,
                 chunk: Hash::from(&hash),
@@ -117,7 +120,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
         },
         "job_report" => Message::JobReport {
             report: Box::new(JobReport {
-                job,
+                job: JobId::from(job),
                 worker: key.id(),
                 http,
                 holding: vec![(4, 1), (5, 0)],
@@ -128,7 +131,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
         },
         "job_record" => Message::JobRecord {
             record: Box::new(JobRecordPage {
-                job: job.clone(),
+                job: JobId::from(job.clone()),
                 kind: "grep".into(),
                 params: serde_json::json!({"pattern": "x+"}),
                 redundancy: 3,
@@ -143,7 +146,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
             }),
         },
         "job_decided" => Message::JobDecided {
-            job,
+            job: JobId::from(job),
             decisions: vec![Decision {
                 unit: 3,
                 digest,
@@ -151,10 +154,12 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 votes: vec![Vote { worker: key.id(), proof }],
             }],
         },
-        "job_finished" => Message::JobFinished { job, result: Hash::from(&hash), digest, size: 99, http },
+        "job_finished" => {
+            Message::JobFinished { job: JobId::from(job), result: Hash::from(&hash), digest, size: 99, http }
+        }
         "job_confirmed" => Message::JobConfirmed {
             confirmation: Box::new(Confirmation::new(&key, "test", 1_700_000_000_000, &job, &hash, &digest)),
-            job,
+            job: JobId::from(job),
             result: Hash::from(&hash),
             digest,
         },
