@@ -548,8 +548,7 @@ impl JobEngine {
             };
             for page in decisions.chunks(DECISIONS_PER_PAGE) {
                 for heir in &heirs {
-                    ctx.sends
-                        .push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
+                    ctx.sends.push((*heir, Message::JobDecided { job: id.clone(), decisions: page.to_vec() }));
                 }
             }
             if self.confirm_due(ctx, id) {
