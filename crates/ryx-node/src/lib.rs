@@ -18,6 +18,7 @@ pub mod refusals;
 pub mod resolve;
 pub mod runtime;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod work;
 

@@ -196,6 +196,33 @@ fn newer_than(path: &Path, t: SystemTime, counts: &dyn Fn(&Path) -> bool) -> Opt
         .find_map(|e| newer_than(&e.path(), t, counts))
 }
 
+/// A fresh directory under the system's temp dir, removed (with what is in
+/// it) when dropped; `name` keeps concurrent tests apart.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/ryx-<name>-<pid>-<n>` (empty).
+    pub fn new(name: &str) -> ScratchDir {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("ryx-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
+        ScratchDir(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

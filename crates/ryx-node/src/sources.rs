@@ -1,0 +1,419 @@
+//! Sources: a node's own files, read where they lie (`--source
+//! NAME=PATH_OR_GLOB`), never loaded whole.
+//!
+//! Each file is cut at line ends into *sealed* chunks of about the chunk
+//! size, each named by the BLAKE3 of its bytes; only the names, offsets and
+//! lengths are kept, and a chunk's bytes are read back from the file when a
+//! job wants them (and checked against the name: the file may have changed).
+//! What follows the last sealed chunk, up to the last complete line, is the
+//! file's open *tail*, hashed when a snapshot asks for it, so appended lines
+//! are part of the next snapshot without waiting for a chunk to fill.
+//!
+//! The cuts are those [`ryx_compute::split_chunks`] makes of the whole file
+//! (a cut is decided by the bytes up to the newline it falls after, so it
+//! can be made as soon as they are on disk), except that a line longer than
+//! [`MAX_LINE`] is cut where that bound falls, so a file without newlines
+//! cannot make the node read without end.
+//!
+//! A file whose device or inode changed, or that became shorter than what
+//! was sealed of it, was rotated or truncated: its chunks are dropped and it
+//! is read again from the start, as a new generation. Memory per file is
+//! its list of chunk names, whatever the size of the file.
+
+use ryx_core::blobs::Hash;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Longest line kept whole; a longer one is cut where this bound falls.
+pub const MAX_LINE: u64 = 1 << 20;
+/// Most files one source follows (the first in path order).
+pub const MAX_FILES: usize = 4096;
+
+/// `NAME=PATH_OR_GLOB`: a dataset's name, and the files this node holds of
+/// it. A glob (`*`, `?`) may appear only in the last path component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Dataset name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+    /// The directory the files are in.
+    pub dir: PathBuf,
+    /// The file name, or a glob over file names.
+    pub pattern: String,
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<SourceSpec, String> {
+        let (name, path) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=PATH_OR_GLOB"))?;
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(format!("{name:?}: a dataset name is 1 to 64 of A-Z a-z 0-9 . _ -"));
+        }
+        let path = Path::new(path);
+        let pattern = path.file_name().and_then(|f| f.to_str()).filter(|f| !f.is_empty());
+        let Some(pattern) = pattern else {
+            return Err(format!("{}: expected a file name or a glob at the end of the path", path.display()));
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if dir.to_string_lossy().contains(['*', '?', '[']) {
+            return Err(format!("{}: a glob may only be in the file name", path.display()));
+        }
+        Ok(SourceSpec { name: name.to_string(), dir, pattern: pattern.to_string() })
+    }
+}
+
+/// Whether `name` matches `pattern` (`*`: any run of characters, `?`: any
+/// one; everything else literally).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Iterative matcher with one backtrack point: linear in practice, and
+    // never exponential.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A sealed chunk of a file: its place and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// BLAKE3 of the bytes, lowercase hex.
+    pub hash: Hash,
+}
+
+/// What the node holds of one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileState {
+    dev: u64,
+    ino: u64,
+    /// Times the file was found rotated or truncated.
+    pub generation: u32,
+    /// The sealed chunks, in file order, covering `0..sealed_to`.
+    pub chunks: Vec<Chunk>,
+    /// Where the sealed part ends.
+    pub sealed_to: u64,
+    /// The file's length at the last scan.
+    pub len: u64,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Chunks sealed by this scan.
+    pub sealed: usize,
+    /// Files found rotated or truncated (read again from the start).
+    pub restarted: usize,
+    /// Files that are gone.
+    pub vanished: usize,
+    /// Lines cut for being longer than [`MAX_LINE`].
+    pub long_lines: usize,
+    /// Files (or the directory) that could not be read, with why.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+/// One source: the files matching its spec, as chunks.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// What it follows.
+    pub spec: SourceSpec,
+    chunk_size: u64,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+impl Source {
+    /// A source cutting chunks of about `chunk_size` bytes; nothing read yet.
+    pub fn new(spec: SourceSpec, chunk_size: u64) -> Source {
+        Source { spec, chunk_size: chunk_size.max(1), files: BTreeMap::new() }
+    }
+
+    /// The files followed, in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&PathBuf, &FileState)> {
+        self.files.iter()
+    }
+
+    /// Looks at the files again: new ones, grown ones (sealing what is
+    /// complete), rotated or truncated ones, vanished ones.
+    pub fn scan(&mut self) -> ScanReport {
+        let mut report = ScanReport::default();
+        let paths = match self.matching() {
+            Ok(p) => p,
+            Err(e) => {
+                report.errors.push((self.spec.dir.clone(), e.to_string()));
+                return report;
+            }
+        };
+        let before = self.files.len();
+        self.files.retain(|p, _| paths.binary_search(p).is_ok());
+        report.vanished = before - self.files.len();
+        for path in paths {
+            let state = self.files.entry(path.clone()).or_default();
+            if let Err(e) = scan_file(&path, state, self.chunk_size, &mut report) {
+                report.errors.push((path, e.to_string()));
+            }
+        }
+        report
+    }
+
+    /// The regular files matching the spec, sorted, at most [`MAX_FILES`].
+    fn matching(&self) -> std::io::Result<Vec<PathBuf>> {
+        let literal = !self.spec.pattern.contains(['*', '?']);
+        if literal {
+            let p = self.spec.dir.join(&self.spec.pattern);
+            return Ok(if p.is_file() { vec![p] } else { Vec::new() });
+        }
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.spec.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if glob_match(&self.spec.pattern, name) && entry.path().is_file() {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        out.truncate(MAX_FILES);
+        Ok(out)
+    }
+
+    /// The open tail of `path`: the complete lines after its sealed chunks,
+    /// as a chunk named by their hash (`None`: nothing complete there).
+    pub fn tail(&self, path: &Path) -> std::io::Result<Option<Chunk>> {
+        let Some(state) = self.files.get(path) else { return Ok(None) };
+        let mut file = File::open(path)?;
+        let len = state.len.saturating_sub(state.sealed_to).min(self.chunk_size + MAX_LINE);
+        let bytes = read_at(&mut file, state.sealed_to, len)?;
+        let Some(end) = memchr::memrchr(b'\n', &bytes).map(|i| i + 1) else { return Ok(None) };
+        Ok(Some(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) }))
+    }
+}
+
+/// Reads a chunk back from its file, checked against its name.
+pub fn read_chunk(path: &Path, chunk: &Chunk) -> std::io::Result<Vec<u8>> {
+    let bytes = read_at(&mut File::open(path)?, chunk.offset, chunk.len)?;
+    if bytes.len() as u64 != chunk.len || hash_of(&bytes) != chunk.hash {
+        return Err(std::io::Error::other(format!(
+            "{} changed under chunk {} at offset {}",
+            path.display(),
+            chunk.hash,
+            chunk.offset
+        )));
+    }
+    Ok(bytes)
+}
+
+fn hash_of(bytes: &[u8]) -> Hash {
+    Hash::from(blake3::hash(bytes).to_hex().as_str())
+}
+
+fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+fn scan_file(path: &Path, state: &mut FileState, chunk_size: u64, report: &mut ScanReport) -> std::io::Result<()> {
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    let len = meta.len();
+    let same = (meta.dev(), meta.ino()) == (state.dev, state.ino);
+    let known = !state.chunks.is_empty() || state.sealed_to > 0 || state.len > 0;
+    if known && (!same || len < state.sealed_to) {
+        let generation = state.generation.saturating_add(1);
+        *state = FileState { generation, ..FileState::default() };
+        report.restarted += 1;
+    }
+    state.dev = meta.dev();
+    state.ino = meta.ino();
+    state.len = len;
+    // Seal while the bytes after the sealed part reach past one chunk: the
+    // cut inside that window is then final (split_chunks' rule).
+    while len - state.sealed_to > chunk_size {
+        let window = (chunk_size + MAX_LINE).min(len - state.sealed_to);
+        let bytes = read_at(&mut file, state.sealed_to, window)?;
+        if (bytes.len() as u64) < window {
+            break; // the file shrank while being read: the next scan sees it
+        }
+        let first = &bytes[..chunk_size as usize];
+        let end = match memchr::memrchr(b'\n', first) {
+            Some(i) => i + 1,
+            None => match memchr::memchr(b'\n', &bytes[chunk_size as usize..]) {
+                Some(i) => chunk_size as usize + i + 1,
+                None if window == chunk_size + MAX_LINE => {
+                    report.long_lines += 1;
+                    bytes.len()
+                }
+                None => break, // the line is not complete yet
+            },
+        };
+        state.chunks.push(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) });
+        state.sealed_to += end as u64;
+        report.sealed += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn dir() -> ryx_testkit::ScratchDir {
+        ryx_testkit::ScratchDir::new("sources")
+    }
+
+    fn source(d: &Path, pattern: &str, chunk: u64) -> Source {
+        Source::new(format!("app={}/{pattern}", d.display()).parse().expect("spec"), chunk)
+    }
+
+    /// The chunks and the tail cover the file's complete lines exactly, cut
+    /// where split_chunks cuts the whole.
+    fn assert_covers(src: &Source, path: &Path) {
+        let data = std::fs::read(path).expect("read");
+        let complete = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
+        let (_, st) = src.files().find(|(p, _)| p.as_path() == path).expect("followed");
+        let mut parts: Vec<Vec<u8>> = st.chunks.iter().map(|c| read_chunk(path, c).expect("chunk")).collect();
+        if let Some(t) = src.tail(path).expect("tail") {
+            parts.push(read_chunk(path, &t).expect("tail chunk"));
+        }
+        assert_eq!(parts.concat(), data[..complete].to_vec());
+        let want: Vec<Vec<u8>> = ryx_compute::split_chunks(&data[..complete], src.chunk_size as usize)
+            .into_iter()
+            .map(|r| data[r].to_vec())
+            .collect();
+        let sealed = st.chunks.len();
+        assert_eq!(parts[..sealed], want[..sealed], "sealed cuts differ from split_chunks");
+    }
+
+    #[test]
+    fn specs_parse_and_bad_ones_say_why() {
+        let s: SourceSpec = "app=/var/log/app/*.log".parse().expect("spec");
+        assert_eq!((s.name.as_str(), s.dir.as_path(), s.pattern.as_str()), ("app", Path::new("/var/log/app"), "*.log"));
+        let s: SourceSpec = "x=file.txt".parse().expect("relative");
+        assert_eq!((s.dir.as_path(), s.pattern.as_str()), (Path::new("."), "file.txt"));
+        for bad in ["noequals", "=/a/b", "bad name=/a", "a=/x/*/y.log", "a=/", &format!("{}=/a", "n".repeat(65))] {
+            assert!(bad.parse::<SourceSpec>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn globs_match_as_shells_do() {
+        for (p, n, m) in [
+            ("*.log", "a.log", true),
+            ("*.log", "a.log.1", false),
+            ("app-?.log", "app-1.log", true),
+            ("app-?.log", "app-12.log", false),
+            ("*", "", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("**x", "yyx", true),
+            ("lit", "lit", true),
+        ] {
+            assert_eq!(glob_match(p, n), m, "{p} ~ {n}");
+        }
+        // No exponential blow-up on a hostile pattern.
+        assert!(!glob_match(&"*a".repeat(30), &"a".repeat(200).replace("aa", "ab")));
+    }
+
+    #[test]
+    fn appended_lines_are_sealed_or_in_the_tail_and_cuts_match_split_chunks() {
+        let d = dir();
+        let path = d.path().join("a.log");
+        let mut f = File::create(&path).expect("create");
+        let mut src = source(d.path(), "*.log", 64);
+        let mut rng = ryx_core::rng::Rng::new(3);
+        for round in 0..40 {
+            for _ in 0..rng.below(6) {
+                let words = 1 + rng.below(12);
+                let line: Vec<String> = (0..words).map(|i| format!("w{}", i * round)).collect();
+                writeln!(f, "{}", line.join(" ")).expect("write");
+            }
+            // Sometimes half a line, finished in a later round.
+            if rng.chance(0.3) {
+                write!(f, "half ").expect("write");
+            }
+            f.flush().expect("flush");
+            let r = src.scan();
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+            assert_covers(&src, &path);
+        }
+        assert!(src.files().next().expect("file").1.chunks.len() > 10);
+    }
+
+    #[test]
+    fn rotation_and_truncation_start_a_new_generation() {
+        let d = dir();
+        let path = d.path().join("a.log");
+        std::fs::write(&path, "one line\n".repeat(100)).expect("write");
+        let mut src = source(d.path(), "a.log", 128);
+        assert!(src.scan().sealed > 0);
+        // Truncated below what was sealed.
+        std::fs::write(&path, "short\n").expect("truncate");
+        let r = src.scan();
+        assert_eq!(r.restarted, 1);
+        assert_covers(&src, &path);
+        // Rotated: a new file (new inode) under the same name.
+        std::fs::rename(&path, d.path().join("a.log.1")).expect("rotate");
+        std::fs::write(&path, "fresh\n".repeat(50)).expect("write");
+        let r = src.scan();
+        assert_eq!(r.restarted, 1);
+        assert_eq!(src.files().next().expect("file").1.generation, 2);
+        assert_covers(&src, &path);
+        // Gone.
+        std::fs::remove_file(&path).expect("rm");
+        assert_eq!(src.scan().vanished, 1);
+        assert_eq!(src.files().count(), 0);
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_at_the_bound_and_a_changed_chunk_is_refused() {
+        let d = dir();
+        let path = d.path().join("blob.bin");
+        let n = (MAX_LINE + 4096) as usize;
+        std::fs::write(&path, vec![b'x'; n]).expect("write");
+        let mut src = source(d.path(), "*.bin", 1024);
+        let r = src.scan();
+        assert_eq!((r.sealed, r.long_lines), (1, 1));
+        let st = src.files().next().expect("file").1.clone();
+        assert_eq!(st.chunks[0].len, 1024 + MAX_LINE);
+        assert_eq!(src.tail(&path).expect("tail"), None, "no complete line after the cut");
+        // The bytes under a chunk change: reading it back says so.
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[10] = b'y';
+        std::fs::write(&path, bytes).expect("rewrite");
+        assert!(read_chunk(&path, &st.chunks[0]).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_directory_is_an_error_not_a_panic() {
+        let mut src = Source::new("app=/nonexistent-ryx-dir/*.log".parse().expect("spec"), 64);
+        let r = src.scan();
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(src.files().count(), 0);
+    }
+}
