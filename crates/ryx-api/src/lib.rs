@@ -35,6 +35,7 @@ mod info;
 mod jobs;
 mod metrics;
 mod results;
+mod sources;
 mod status;
 mod topology;
 
@@ -50,5 +51,6 @@ pub use info::{InfoItem, InfoItems, InfoWritten, PutInfo};
 pub use jobs::{Cancelled, JobList, JobState, JobStats, JobView, Progress, SubmitJob, Submitted};
 pub use metrics::Metrics;
 pub use results::{Alerts, GrepResult, LogAnalysisResult, Template, WordCountResult};
+pub use sources::{SourceFile, SourceView, Sources};
 pub use status::{Health, Neighbor, Neighbors, PassivePeer, Peers, Status, WorkStatus};
 pub use topology::{Topology, TopologyLink, TopologyNode};

@@ -166,6 +166,13 @@ pub struct DaemonArgs {
     /// about this many bytes.
     #[arg(long, env = "RYX_CHUNK_SIZE", default_value = "4MiB", value_parser = parse_size)]
     pub chunk_size: u64,
+    /// This node's own data, read in place: a dataset NAME and the files it
+    /// holds of it, e.g. `--source app=/var/log/app/*.log` (repeatable; a
+    /// glob only in the file name; in the file: `source = ["app=…"]`).
+    /// The files are cut at line ends into chunks named by BLAKE3 and
+    /// followed as they grow, rotate or are truncated (`GET /v1/sources`).
+    #[arg(long = "source", env = "RYX_SOURCES", value_delimiter = ',', value_name = "NAME=PATH_OR_GLOB")]
+    pub sources: Vec<crate::sources::SourceSpec>,
     /// Fault injection for tests: corrupt-results=P makes this node return
     /// a wrong partial result with probability P.
     #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P")]

@@ -130,6 +130,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/neighbors", get(neighbors))
         .route("/v1/peers", get(peers))
         .route("/v1/topology", get(topology))
+        .route("/v1/sources", get(sources))
         .route("/v1/info", get(info_list).post(info_put))
         .route("/v1/info/{key}", get(info_get))
         .route("/v1/admin/faults", get(faults_get).post(faults_set).delete(faults_clear))
@@ -211,6 +212,11 @@ async fn peers(State(h): State<Handle>) -> ApiResult {
 async fn topology(State(h): State<Handle>) -> ApiResult {
     let v = h.call(|s| serde_json::to_value(s.node.topology(s.clock.now()))).await.map_err(ApiError::unavailable)?;
     Ok(Json(v.unwrap_or_default()).into_response())
+}
+
+async fn sources(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| s.sources.clone()).await.map_err(ApiError::unavailable)?;
+    Ok(Json(v).into_response())
 }
 
 fn info_item(key: &str, it: &ryx_core::diffusion::StoredItem) -> InfoItem {

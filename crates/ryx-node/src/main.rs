@@ -139,6 +139,11 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
                 Duration::from_secs(args.seed_resolve_s.max(1)),
             ));
         }
+        if !args.sources.is_empty() {
+            let names: Vec<&str> = args.sources.iter().map(|s| s.name.as_str()).collect();
+            tracing::info!(sources = ?names, "following this node's own data");
+            tokio::spawn(ryx_node::sources::follow(handle.clone(), args.sources.clone(), args.chunk_size.max(1)));
+        }
         let limits = http::Limits {
             memory: args.memory_limit,
             chunk_size: args.chunk_size as usize,

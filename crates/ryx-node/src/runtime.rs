@@ -99,6 +99,8 @@ pub struct State {
     pub faults: crate::faults::NetFaults,
     /// Whether the fault-injection API is enabled.
     pub faults_enabled: bool,
+    /// The node's own data as of the last scan (`--source`).
+    pub sources: ryx_api::Sources,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -195,6 +197,7 @@ pub fn spawn(
         merge_order: Default::default(),
         faults: Default::default(),
         faults_enabled,
+        sources: ryx_api::Sources::default(),
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)

@@ -212,6 +212,96 @@ impl Source {
     }
 }
 
+/// How often the files are looked at again.
+pub const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the node follows of its sources, and what it has counted.
+struct Followed {
+    source: Source,
+    scans: u64,
+    restarts: u64,
+    long_lines: u64,
+    errors: Vec<String>,
+}
+
+impl Followed {
+    fn scan(&mut self) {
+        let r = self.source.scan();
+        self.scans += 1;
+        self.restarts += r.restarted as u64;
+        self.long_lines += r.long_lines as u64;
+        for (path, e) in &r.errors {
+            // Said once per change, not once a second.
+            let line = format!("{}: {e}", path.display());
+            if !self.errors.contains(&line) {
+                tracing::warn!(source = %self.source.spec.name, "cannot read {line}");
+            }
+        }
+        self.errors = r.errors.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect();
+    }
+
+    fn view(&self) -> ryx_api::SourceView {
+        let spec = &self.source.spec;
+        let files: Vec<ryx_api::SourceFile> = self
+            .source
+            .files()
+            .map(|(p, f)| ryx_api::SourceFile {
+                path: p.display().to_string(),
+                generation: f.generation,
+                len: f.len,
+                chunks: f.chunks.len() as u64,
+                sealed_bytes: f.sealed_to,
+            })
+            .collect();
+        ryx_api::SourceView {
+            name: spec.name.clone(),
+            pattern: spec.dir.join(&spec.pattern).display().to_string(),
+            chunks: files.iter().map(|f| f.chunks).sum(),
+            sealed_bytes: files.iter().map(|f| f.sealed_bytes).sum(),
+            bytes: files.iter().map(|f| f.len).sum(),
+            files,
+            scans: self.scans,
+            restarts: self.restarts,
+            long_lines: self.long_lines,
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+/// Follows `specs` for as long as the node runs: a scan every
+/// [`SCAN_EVERY`] on a blocking thread (file IO never runs on the event
+/// loop), its summary handed to the loop for `GET /v1/sources`.
+pub async fn follow(handle: crate::runtime::Handle, specs: Vec<SourceSpec>, chunk_size: u64) {
+    let mut followed: Vec<Followed> = specs
+        .into_iter()
+        .map(|spec| Followed {
+            source: Source::new(spec, chunk_size),
+            scans: 0,
+            restarts: 0,
+            long_lines: 0,
+            errors: Vec::new(),
+        })
+        .collect();
+    let mut tick = tokio::time::interval(SCAN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let scanned = tokio::task::spawn_blocking(move || {
+            for f in &mut followed {
+                f.scan();
+            }
+            let view = ryx_api::Sources { sources: followed.iter().map(Followed::view).collect() };
+            (followed, view)
+        })
+        .await;
+        let Ok((back, view)) = scanned else { return };
+        followed = back;
+        if handle.call(move |s| s.sources = view).await.is_err() {
+            return; // the event loop has stopped
+        }
+    }
+}
+
 /// Reads a chunk back from its file, checked against its name.
 pub fn read_chunk(path: &Path, chunk: &Chunk) -> std::io::Result<Vec<u8>> {
     let bytes = read_at(&mut File::open(path)?, chunk.offset, chunk.len)?;

@@ -1,0 +1,52 @@
+//! `GET /v1/sources`: the node's own data (`--source NAME=PATH_OR_GLOB`),
+//! the files it follows and how much of each is cut into named chunks.
+
+use serde::{Deserialize, Serialize};
+
+/// Every source of this node, as of its last scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sources {
+    /// The sources, in the order given.
+    pub sources: Vec<SourceView>,
+}
+
+/// One source: a dataset name and the files this node holds of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceView {
+    /// Dataset name.
+    pub name: String,
+    /// The path or glob followed.
+    pub pattern: String,
+    /// Files matching it, in path order.
+    pub files: Vec<SourceFile>,
+    /// Sealed chunks over all files.
+    pub chunks: u64,
+    /// Bytes in sealed chunks over all files.
+    pub sealed_bytes: u64,
+    /// Bytes of the files over all files (sealed, open tail and any
+    /// incomplete last line).
+    pub bytes: u64,
+    /// Scans made since the node started.
+    pub scans: u64,
+    /// Files found rotated or truncated since the node started.
+    pub restarts: u64,
+    /// Lines cut for being longer than the bound, since the node started.
+    pub long_lines: u64,
+    /// What the last scan could not read, with why.
+    pub errors: Vec<String>,
+}
+
+/// One file of a source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Its path.
+    pub path: String,
+    /// Times it was found rotated or truncated.
+    pub generation: u32,
+    /// Its length at the last scan.
+    pub len: u64,
+    /// Sealed chunks.
+    pub chunks: u64,
+    /// Where the sealed part ends.
+    pub sealed_bytes: u64,
+}
