@@ -323,6 +323,23 @@ pub struct ChaosArgs {
     pub after: Option<std::time::Duration>,
 }
 
+/// How a job's kernel runs: its parameters and replicas (shared by
+/// `inject` and `JobArgs`).
+#[derive(Args, Debug, Clone)]
+pub struct KernelArgs {
+    /// log-analysis header layout preset (a Loghub dataset name, e.g.
+    /// HDFS); the built-in corpus gets its own format by default.
+    #[arg(long, value_name = "P")]
+    pub preset: Option<String>,
+    /// A job parameter, KEY=VALUE (VALUE read as JSON if it parses, else as
+    /// a string). Repeatable: --param pattern=ERROR --param top=10.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Replicas per unit [default: the node's, 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub redundancy: Option<u8>,
+}
+
 /// A job to run: kind, input, parameters (shared by `inject`, `chaos
 /// --during-job` and `bench`).
 #[derive(Args, Debug, Clone)]
@@ -339,16 +356,9 @@ pub struct JobArgs {
     /// Seed of the built-in corpus.
     #[arg(long = "corpus-seed", default_value_t = 1, value_name = "N")]
     pub corpus_seed: u64,
-    /// log-analysis header layout preset (one of the Loghub datasets, e.g.
-    /// HDFS); the built-in corpus gets its own format by default.
-    #[arg(long, value_name = "P")]
-    pub preset: Option<String>,
-    /// A job parameter, KEY=VALUE (VALUE read as JSON if it parses).
-    #[arg(long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
-    /// Replicas per unit [default: the node's, 2].
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
-    pub redundancy: Option<u8>,
+    /// Kernel settings.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Seconds to wait for the job.
     #[arg(long = "job-timeout", default_value_t = 600.0, value_name = "SECS")]
     pub job_timeout: f64,
@@ -365,17 +375,9 @@ pub struct InjectArgs {
     /// Input files or directories [default: the built-in sample corpus].
     #[arg(long = "input", value_name = "FILE|DIR", num_args = 1..)]
     pub inputs: Vec<PathBuf>,
-    /// log-analysis header layout preset (a Loghub dataset name, e.g.
-    /// HDFS); the built-in corpus gets its own format by default.
-    #[arg(long, value_name = "P")]
-    pub preset: Option<String>,
-    /// A job parameter, KEY=VALUE (VALUE read as JSON if it parses, else as
-    /// a string). Repeatable: --param pattern=ERROR --param top=10.
-    #[arg(long = "param", value_name = "KEY=VALUE")]
-    pub params: Vec<String>,
-    /// Replicas per unit [default: the node's, 2].
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
-    pub redundancy: Option<u8>,
+    /// Kernel settings.
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// Entry node (index as shown by `status`) [default: the first running].
     #[arg(long, value_name = "I")]
     pub to: Option<usize>,

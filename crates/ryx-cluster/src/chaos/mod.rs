@@ -334,11 +334,11 @@ fn wait_heal(cluster: &mut Cluster, timeout: Duration) -> Result<()> {
 fn during_job(cluster: &mut Cluster, action: Action, args: &ChaosArgs, rng: &mut Rng, seed: u64) -> Result<()> {
     let j = &args.job;
     let src = Source::from_args(&j.inputs, &j.size, j.corpus_seed)?;
-    let (param_list, params) = run::params(&j.kind, &src, j.preset.as_deref(), &j.params)?;
+    let (param_list, params) = run::params(&j.kind, &src, j.kernel.preset.as_deref(), &j.kernel.params)?;
     let entry = run::entry_node(cluster, None)?;
     out!("{} loading {} onto node {entry}", clock_now(), src.describe());
     let loaded = run::load(cluster, entry, &src, None, None)?;
-    let job_id = run::submit(cluster, entry, &j.kind, &loaded, params, j.redundancy)?;
+    let job_id = run::submit(cluster, entry, &j.kind, &loaded, params, j.kernel.redundancy)?;
     let when = match args.after {
         Some(d) => format!("{} after the submit", human(d)),
         None => format!("{:.0}% done", args.at * 100.0),

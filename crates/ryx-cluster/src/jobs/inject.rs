@@ -22,7 +22,7 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
     let mut cluster = Cluster::new(dir.clone(), dir.load_required()?);
     faults::heal_due(&mut cluster, "deadline", true)?;
     let src = Source::from_args(&args.inputs, &args.size, args.seed)?;
-    let (param_list, params) = run::params(&args.kind, &src, args.preset.as_deref(), &args.params)?;
+    let (param_list, params) = run::params(&args.kind, &src, args.kernel.preset.as_deref(), &args.kernel.params)?;
     if let Err(e) = ryx_compute::JobSpec::new(&args.kind, &params) {
         bail!("{e}");
     }
@@ -35,14 +35,14 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
     say(format!("Loading {} onto node {entry} ({})", src.describe(), cluster.state.nodes[entry].api()));
     let t_load = std::time::Instant::now();
     let loaded = run::load(&cluster, entry, &src, args.energy, None)?;
-    let job_id = run::submit(&cluster, entry, &args.kind, &loaded, params, args.redundancy)?;
+    let job_id = run::submit(&cluster, entry, &args.kind, &loaded, params, args.kernel.redundancy)?;
     say(format!(
         "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",
         jobs::mib(loaded.bytes),
         human(t_load.elapsed()),
         loaded.units(),
         args.kind,
-        args.redundancy.map(|r| format!(", redundancy {r}")).unwrap_or_default()
+        args.kernel.redundancy.map(|r| format!(", redundancy {r}")).unwrap_or_default()
     ));
     let mut bar = Progress::new(&args.kind, loaded.bytes);
     if args.json {
