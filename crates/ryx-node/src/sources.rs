@@ -342,24 +342,30 @@ fn scan_file(path: &Path, state: &mut FileState, chunk_size: u64, report: &mut S
     state.ino = meta.ino();
     state.len = len;
     // Seal while the bytes after the sealed part reach past one chunk: the
-    // cut inside that window is then final (split_chunks' rule).
+    // cut inside that window is then final (split_chunks' rule). One chunk
+    // is read; only a chunk without a newline reads on, up to MAX_LINE.
     while len - state.sealed_to > chunk_size {
-        let window = (chunk_size + MAX_LINE).min(len - state.sealed_to);
-        let bytes = read_at(&mut file, state.sealed_to, window)?;
-        if (bytes.len() as u64) < window {
+        let mut bytes = read_at(&mut file, state.sealed_to, chunk_size)?;
+        if (bytes.len() as u64) < chunk_size {
             break; // the file shrank while being read: the next scan sees it
         }
-        let first = &bytes[..chunk_size as usize];
-        let end = match memchr::memrchr(b'\n', first) {
+        let end = match memchr::memrchr(b'\n', &bytes) {
             Some(i) => i + 1,
-            None => match memchr::memchr(b'\n', &bytes[chunk_size as usize..]) {
-                Some(i) => chunk_size as usize + i + 1,
-                None if window == chunk_size + MAX_LINE => {
-                    report.long_lines += 1;
-                    bytes.len()
+            None => {
+                let more = MAX_LINE.min(len - state.sealed_to - chunk_size);
+                let rest = read_at(&mut file, state.sealed_to + chunk_size, more)?;
+                let found = memchr::memchr(b'\n', &rest);
+                let whole = rest.len() as u64 == MAX_LINE;
+                bytes.extend_from_slice(&rest);
+                match found {
+                    Some(i) => chunk_size as usize + i + 1,
+                    None if whole => {
+                        report.long_lines += 1;
+                        bytes.len()
+                    }
+                    None => break, // the line is not complete yet
                 }
-                None => break, // the line is not complete yet
-            },
+            }
         };
         state.chunks.push(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) });
         state.sealed_to += end as u64;

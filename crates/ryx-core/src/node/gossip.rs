@@ -17,10 +17,7 @@ impl Node {
             Space::Info | Space::Job | Space::Reputation => self.kv(id.space).get(&id.key).is_none_or(|held| {
                 !held.beats(id.version, id.origin) && (held.version, held.origin) != (id.version, id.origin)
             }),
-            Space::Topology => match id.key.parse::<NodeId>() {
-                Ok(n) if n != self.id => self.topology.version(&n).is_none_or(|v| v < id.version),
-                _ => false,
-            },
+            Space::Topology => self.announced(id).1,
         }
     }
 
