@@ -111,6 +111,9 @@ pub enum BlobError {
 #[derive(Clone, Debug, Default)]
 pub struct BlobIndex {
     blobs: BTreeMap<Hash, BlobMeta>,
+    /// Chunks of the node's own files (its sources), by size: read where
+    /// they lie, so not charged to the store and never evicted.
+    local: BTreeMap<Hash, u64>,
     pins: BTreeMap<Hash, BTreeSet<String>>,
     used: u64,
     capacity: u64,
@@ -124,6 +127,10 @@ pub const MIN_CHARGE: u64 = 256;
 pub fn charge(size: u64) -> u64 {
     size.max(MIN_CHARGE)
 }
+
+/// Most chunks of its own files a node notes (1 TiB at the default chunk
+/// size of 4 MiB): the driver follows no more.
+pub const MAX_LOCAL_CHUNKS: usize = 1 << 18;
 
 /// Most jobs that pin one blob.
 pub const MAX_PINS_PER_BLOB: usize = 64;
@@ -161,6 +168,36 @@ impl BlobIndex {
     /// Whether a blob is held.
     pub fn contains(&self, h: &str) -> bool {
         self.blobs.contains_key(h)
+    }
+
+    /// Whether a chunk is here, in the store or in the node's own files.
+    pub fn holds(&self, h: &str) -> bool {
+        self.blobs.contains_key(h) || self.local.contains_key(h)
+    }
+
+    /// Notes that a chunk of the node's own files is here (`true`) or no
+    /// longer is. Returns false when [`MAX_LOCAL_CHUNKS`] are already
+    /// noted and this one is not.
+    pub fn set_local(&mut self, h: Hash, size: u64, here: bool) -> bool {
+        if !here {
+            self.local.remove(&h);
+            return true;
+        }
+        if self.local.len() >= MAX_LOCAL_CHUNKS && !self.local.contains_key(&h) {
+            return false;
+        }
+        self.local.insert(h, size);
+        true
+    }
+
+    /// Whether a chunk is one of the node's own files'.
+    pub fn is_local(&self, h: &str) -> bool {
+        self.local.contains_key(h)
+    }
+
+    /// Chunks of the node's own files noted here.
+    pub fn local_len(&self) -> usize {
+        self.local.len()
     }
 
     /// Metadata of a held blob.

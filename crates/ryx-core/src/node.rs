@@ -14,7 +14,9 @@ use crate::diffusion::{InfoStore, MissingTable, StoredItem};
 use crate::energy::EnergyModel;
 use crate::id::NodeId;
 use crate::identity::{Identity, SigError};
-use crate::jobs::{BlobRef, Ctx, JobEngine, JobOutput, JobSummary, MergedResult, SubmitError, UnitRef};
+use crate::jobs::{
+    BlobRef, Ctx, DatasetTag, JobEngine, JobOutput, JobSummary, MergedResult, Placement, SubmitError, UnitRef,
+};
 use crate::metrics::Metrics;
 use crate::rng::Rng;
 use crate::time::Time;

@@ -308,6 +308,7 @@ impl Byzantine {
                         &job,
                         vec![PeerInfo { id: v.my_id, addr: slot_addr(v.me) }; 16],
                     )),
+                    dataset: None,
                 }),
             },
             22 => Message::JobDecided {

@@ -204,6 +204,7 @@ impl JobEngine {
             heirs,
             created: p0.created,
             created_at: Time(p0.created.min(ctx.now.as_micros())),
+            dataset: p0.dataset.clone(),
         };
         let mut job = HomeJob::start(start, ctx.now);
         job.unit_state = unit_state;

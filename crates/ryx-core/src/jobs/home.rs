@@ -7,6 +7,9 @@ use super::*;
 impl JobEngine {
     /// Creates a job homed here; returns its id. Its heirs are neighbours
     /// and, up to `far_heirs`, peers of `far` (known, not neighbours).
+    /// `place.owners`, where given, names the node that holds each unit's
+    /// chunk in its own files: its first replica's token goes straight
+    /// there, so that data is computed where it lies.
     #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &mut self,
@@ -17,6 +20,7 @@ impl JobEngine {
         redundancy: u8,
         energy: Option<f64>,
         far: Vec<PeerInfo>,
+        place: Placement,
     ) -> Result<String, SubmitError> {
         if units.is_empty() {
             return Err(SubmitError::NoInputs);
@@ -61,6 +65,7 @@ impl JobEngine {
             heirs: nb,
             created: ctx.now.as_micros(),
             created_at: ctx.now,
+            dataset: place.dataset,
         };
         let mut job = HomeJob::start(start, ctx.now);
         job.yield_to = job.spec.heirs.iter().map(|p| p.id).collect();
@@ -68,11 +73,20 @@ impl JobEngine {
         self.homes.insert(JobId::from(id.clone()), job);
         self.send_record(ctx, &id);
         // Issue every replica of every unit into our own queue: from here
-        // the tokens flow to wherever there is room.
+        // the tokens flow to wherever there is room. A unit whose chunk
+        // lies in a node's own files sends its first replica there.
         let n = self.homes.get(id.as_str()).map_or(0, |h| h.spec.units.len());
         for u in 0..n {
             for r in 0..redundancy {
-                self.issue(ctx, &id, u as u32, r);
+                let owner = place.owners.get(u).copied().flatten().filter(|o| r == 0 && o.id != ctx.me);
+                match owner {
+                    Some(o) => {
+                        if let Some(t) = self.issue_token(ctx, &id, u as u32, r) {
+                            ctx.sends.push((o, Message::Work { token: Box::new(t) }));
+                        }
+                    }
+                    None => self.issue(ctx, &id, u as u32, r),
+                }
             }
         }
         self.publish(ctx, &id);
@@ -80,16 +94,18 @@ impl JobEngine {
         Ok(id)
     }
 
+    /// Issues a replica's token into this node's queue.
     pub(super) fn issue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
-        let Some(h) = self.homes.get_mut(id) else {
-            return;
-        };
-        let Some(u) = h.spec.units.get(unit as usize) else {
-            return;
-        };
-        let Some(us) = h.unit_state.get_mut(unit as usize) else {
-            return;
-        };
+        if let Some(t) = self.issue_token(ctx, id, unit, replica) {
+            self.queue.push_back(t);
+        }
+    }
+
+    /// Starts a replica's lease and makes its token.
+    fn issue_token(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) -> Option<WorkToken> {
+        let h = self.homes.get_mut(id)?;
+        let u = h.spec.units.get(unit as usize)?;
+        let us = h.unit_state.get_mut(unit as usize)?;
         let rep = Rep { done: false, last_seen: ctx.now, issued: ctx.now };
         match us.reps.get_mut(replica as usize) {
             Some(r) => *r = rep,
@@ -111,7 +127,7 @@ impl JobEngine {
         if here.is_some() || u.holders.contains(&ctx.http) {
             holders.push(ctx.http);
         }
-        let token = WorkToken {
+        Some(WorkToken {
             job: JobId::from(id),
             unit,
             replica,
@@ -121,8 +137,7 @@ impl JobEngine {
             kind: h.spec.kind.clone(),
             params: h.spec.params.clone(),
             energy: h.spec.energy,
-        };
-        self.queue.push_back(token);
+        })
     }
 
     pub(super) fn send_record(&self, ctx: &mut Ctx<'_>, id: &str) {
@@ -147,6 +162,8 @@ impl JobEngine {
                     .collect(),
                 created: h.spec.created,
                 appointment: h.appointment.clone(),
+                // Once, on the first page (what heirs take over from).
+                dataset: h.spec.dataset.clone().filter(|_| i == 0),
             };
             for heir in &h.spec.heirs {
                 ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
@@ -596,6 +613,38 @@ mod tests {
             assert!(a.verify(CLUSTER, &id).is_ok());
             assert!(a.names(to.id), "a record goes to appointed heirs");
         }
+    }
+
+    #[test]
+    fn a_dataset_job_sends_each_units_first_replica_to_its_owner_and_names_its_snapshot() {
+        let mut b = Bench::new(1, &[2, 3]);
+        let us = units(3);
+        // Unit 0 lies on far node 7, unit 1 on this node, unit 2 nowhere known.
+        let owners = vec![Some(peer(7)), Some(peer(1)), None];
+        let tag = DatasetTag { name: "app".into(), snapshot: name("snap"), nodes: 2, bytes: 300 };
+        let place = Placement { dataset: Some(tag.clone()), owners };
+        let id = b
+            .call(|e, c| e.submit(c, "word-count".into(), serde_json::json!({}), us, 2, None, Vec::new(), place))
+            .expect("submit");
+        let direct: Vec<(PeerInfo, WorkToken)> = b
+            .sent("work")
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Work { token } => Some((to, *token)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(direct.len(), 1, "{direct:?}");
+        assert_eq!((direct[0].0, direct[0].1.unit, direct[0].1.replica), (peer(7), 0, 0));
+        let queued = b.engine.queue.len() + b.engine.running.len();
+        assert_eq!(queued, 5, "the other replicas start at the home");
+        assert_eq!(b.summaries.last().and_then(|s| s.dataset.clone()), Some(tag.clone()));
+        let records = b.sent("job_record");
+        let Message::JobRecord { record } = &records[0].1 else { unreachable!() };
+        assert_eq!(record.dataset.as_ref(), Some(&tag), "heirs learn the snapshot with the record");
+        // The owner's lease runs like any other: silent, the unit comes back here.
+        b.advance(JobConfig::default().lease.as_millis() as u64 + 1);
+        assert!(b.engine.queue.iter().any(|t| t.job == id && t.unit == 0 && t.replica == 0));
     }
 
     #[test]

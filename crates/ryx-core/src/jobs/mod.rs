@@ -100,7 +100,9 @@ mod types;
 mod worker;
 
 // What the engine sends is defined with the rest of the wire format.
-pub use crate::wire::jobs::{Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
+pub use crate::wire::jobs::{
+    DatasetTag, Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken,
+};
 pub use crate::wire::BlobRef;
 // The pages the engine sends are sized by the wire's bounds.
 pub use crate::wire::limits::{DECISIONS_PER_PAGE, HOLDING_PER_REPORT, MAX_HEIRS, RESULTS_PER_REPORT, UNITS_PER_PAGE};
@@ -214,6 +216,8 @@ struct HomeStart {
     /// When the job was created (the creator's wall clock, µs).
     created: u64,
     created_at: Time,
+    /// The dataset snapshot the units are, for a job over a dataset.
+    dataset: Option<DatasetTag>,
 }
 
 impl HomeJob {

@@ -16,6 +16,15 @@ impl JobEngine {
             state: h.state,
             units_total: h.spec.units.len() as u32,
             units_done: h.decided,
+            bytes_done: h
+                .spec
+                .units
+                .iter()
+                .zip(&h.unit_state)
+                .filter(|(_, s)| s.decided.is_some())
+                .map(|(u, _)| u.size)
+                .sum(),
+            bytes_total: h.spec.units.iter().map(|u| u.size).sum(),
             redundancy: h.spec.redundancy,
             home: ctx.me,
             home_http: ctx.http,
@@ -36,6 +45,7 @@ impl JobEngine {
             confirmations: if created_here { Vec::new() } else { h.confirmations.iter().take(2).copied().collect() },
             error: h.error.clone(),
             stats: JobStats { workers: h.workers.len() as u64, ..h.stats.clone() },
+            dataset: h.spec.dataset.clone(),
         })
     }
 
@@ -195,6 +205,7 @@ impl JobEngine {
             units: Vec::new(),
             created: h.spec.created,
             appointment: h.appointment.clone(),
+            dataset: h.spec.dataset.clone(),
         };
         let decisions = h
             .unit_state

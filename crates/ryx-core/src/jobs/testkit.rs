@@ -109,8 +109,19 @@ impl Bench {
 
     /// Submits a word count over `units` with `redundancy`.
     pub fn submit(&mut self, units: Vec<UnitRef>, redundancy: u8) -> String {
-        self.call(|e, c| e.submit(c, "word-count".into(), serde_json::json!({}), units, redundancy, None, Vec::new()))
-            .expect("submit")
+        self.call(|e, c| {
+            e.submit(
+                c,
+                "word-count".into(),
+                serde_json::json!({}),
+                units,
+                redundancy,
+                None,
+                Vec::new(),
+                Placement::default(),
+            )
+        })
+        .expect("submit")
     }
 
     /// The messages of one kind sent so far, and to whom.

@@ -2,7 +2,7 @@
 //! summaries, outputs, refusals. What it sends in datagrams (tokens,
 //! reports, records, decisions) is defined in [`crate::wire::jobs`].
 
-use super::WorkToken;
+use super::{DatasetTag, WorkToken};
 use crate::attest::{Appointment, Confirmation};
 use crate::blobs::{BlobKind, Hash};
 use crate::id::NodeId;
@@ -83,6 +83,12 @@ pub struct JobSummary {
     pub units_total: u32,
     /// Units decided.
     pub units_done: u32,
+    /// Input bytes of the units decided.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Input bytes of the job.
+    #[serde(default)]
+    pub bytes_total: u64,
     /// Replicas per unit.
     pub redundancy: u8,
     /// Current home.
@@ -117,6 +123,9 @@ pub struct JobSummary {
     pub error: Option<String>,
     /// Counters.
     pub stats: JobStats,
+    /// The dataset snapshot the job covers, for a job over a dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetTag>,
 }
 
 /// Something the job engine needs the driver to do.
@@ -178,7 +187,16 @@ pub enum JobOutput {
     },
 }
 
-/// Why a job submission was refused.
+/// Where a job's data lies, for a job over a dataset.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placement {
+    /// The snapshot the units are.
+    pub dataset: Option<DatasetTag>,
+    /// Per unit (in unit order), the node holding its chunk in its own
+    /// files, if any; empty for uploads.
+    pub owners: Vec<Option<crate::wire::PeerInfo>>,
+}
+
 /// A merged job result, as the driver reports it and a home keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MergedResult {
@@ -197,6 +215,7 @@ impl MergedResult {
     }
 }
 
+/// Why a job submission was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SubmitError {
     /// No units.

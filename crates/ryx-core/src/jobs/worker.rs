@@ -22,7 +22,7 @@ impl JobEngine {
             while self.free_slots() > 0 && i < self.queue.len() {
                 let runnable = self.queue.get(i).is_some_and(|t| {
                     !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit))
-                        && (!local_only || ctx.blobs.contains(&t.chunk))
+                        && (!local_only || ctx.blobs.holds(&t.chunk))
                 });
                 if !runnable {
                     i += 1;
@@ -49,13 +49,26 @@ impl JobEngine {
         }
         let mut keep = VecDeque::new();
         // Keep enough local work to refill our own slots; pass the rest.
+        // Tokens for chunks of this node's own files stay (running them
+        // costs no transfer, and no other node may hold them) unless a neighbour sits idle while more of them wait
+        // here than this node has slots: then it takes one, as a steal.
         let mut own_share = self.cfg.queue_room.min(self.queue.len());
+        let mut local_waiting = self.queue.iter().filter(|t| ctx.blobs.is_local(&t.chunk)).count();
         while let Some(mut t) = self.queue.pop_front() {
             let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
             if mine_ok && own_share > 0 {
                 own_share -= 1;
                 keep.push_back(t);
                 continue;
+            }
+            if mine_ok && ctx.blobs.is_local(&t.chunk) {
+                let idle = budget.iter().any(|b| b.2 > 0 && b.3 > 0);
+                if !(idle && local_waiting > self.cfg.worker_slots) {
+                    keep.push_back(t);
+                    continue;
+                }
+                // Passed to the idlest neighbour (sorted first below).
+                local_waiting -= 1;
             }
             let next = ctx.energy.after_hop(t.energy);
             if !EnergyModel::alive(next) {
@@ -124,7 +137,7 @@ impl JobEngine {
         taken.insert(t.unit);
         ctx.blobs.pin(&t.chunk, &t.job);
         let key = (t.job.clone(), t.unit, t.replica);
-        if ctx.blobs.contains(&t.chunk) {
+        if ctx.blobs.holds(&t.chunk) {
             self.running.insert(key, (t.clone(), Slot::Executing));
             ctx.outputs.push(JobOutput::Execute { token: t });
         } else {
@@ -309,6 +322,31 @@ mod tests {
         assert_eq!(r.digest, partial);
         let vote = r.proof.expect("a vote");
         assert!(crate::attest::check_vote(&vote, key(5).id(), CLUSTER, &job, 0, &r.token, &partial).is_ok());
+    }
+
+    #[test]
+    fn tokens_for_chunks_of_its_own_files_stay_unless_a_neighbour_is_idle() {
+        let mut b = Bench::new(5, &[1, 2]);
+        let job = format!("{}{:016x}", key(1).id(), 3);
+        let chunks: Vec<String> = (0..8).map(|i| name(&format!("c{i}"))).collect();
+        for c in &chunks {
+            assert!(b.blobs.set_local(Hash::from(c.as_str()), 100, true));
+        }
+        // Neighbours busy: no free slot, but room in their queues.
+        b.call(|e, c| e.on_load(c, key(1).id(), 0, 4, vec![]));
+        b.call(|e, c| e.on_load(c, key(2).id(), 0, 4, vec![]));
+        for (i, c) in chunks.iter().enumerate() {
+            b.call(|e, ctx| e.on_work(ctx, token(&job, i as u32, c)));
+        }
+        assert!(b.sent("work").is_empty(), "nothing leaves while neighbours are busy");
+        assert_eq!(b.engine.running.len(), 2);
+        assert!(b.outputs.iter().all(|o| matches!(o, JobOutput::Execute { .. })), "run in place, no fetch");
+        // A neighbour falls idle: it may take waiting tokens, one per free slot.
+        b.call(|e, c| e.on_load(c, key(2).id(), 2, 4, vec![]));
+        let stolen = b.sent("work");
+        assert_eq!(stolen.len(), 2, "{stolen:?}");
+        assert!(stolen.iter().all(|(to, _)| to.id == key(2).id()));
+        assert_eq!(b.engine.queue.len(), 4, "the rest stays here");
     }
 
     #[test]

@@ -29,7 +29,11 @@ impl Node {
             }
         }
         let neighbour = self.active.get(&env.from).is_some_and(|p| p.addr == src);
-        if !neighbour && !env.msg.open_to_strangers() {
+        // A job's creator sends the first replica of a unit over data in a
+        // node's own files straight to that node, neighbour or not.
+        let from_creator =
+            matches!(&env.msg, Message::Work { token } if crate::jobs::job_creator(&token.job) == Some(env.from));
+        if !neighbour && !env.msg.open_to_strangers() && !from_creator {
             self.metrics.count_rejected("not_neighbor");
             return false;
         }

@@ -212,12 +212,65 @@ impl Node {
                 UnitRef { hash: c.hash, size: c.size, holders }
             })
             .collect();
+        self.submit_units(kind, params, units, redundancy, energy, Placement::default())
+    }
+
+    /// Creates a job homed here over a dataset snapshot: `chunks` in
+    /// canonical order, each with the node that holds it in its own files
+    /// (its UDP and HTTP addresses), which is sent the unit's first replica.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_dataset_job(
+        &mut self,
+        now: Time,
+        kind: &str,
+        params: serde_json::Value,
+        chunks: Vec<(BlobRef, PeerInfo, SocketAddr)>,
+        redundancy: u8,
+        energy: Option<f64>,
+        dataset: DatasetTag,
+    ) -> Result<String, SubmitError> {
+        self.now = now.max(self.now);
+        let mut owners = Vec::with_capacity(chunks.len());
+        let units = chunks
+            .into_iter()
+            .map(|(c, owner, http)| {
+                owners.push(Some(owner));
+                let mut holders = vec![http];
+                if let Some(m) = self.blobs.get(&c.hash) {
+                    holders.extend(m.holder_addrs().filter(|a| *a != http));
+                }
+                holders.truncate(crate::wire::MAX_HOLDER_ADDRS);
+                UnitRef { hash: c.hash, size: c.size, holders }
+            })
+            .collect();
+        self.submit_units(kind, params, units, redundancy, energy, Placement { dataset: Some(dataset), owners })
+    }
+
+    fn submit_units(
+        &mut self,
+        kind: &str,
+        params: serde_json::Value,
+        units: Vec<UnitRef>,
+        redundancy: u8,
+        energy: Option<f64>,
+        place: Placement,
+    ) -> Result<String, SubmitError> {
         let kind = kind.to_string();
         // Heirs beyond the neighbourhood: known peers that are not
         // neighbours, so that no one failure domain holds every heir.
         let far: Vec<PeerInfo> =
             self.passive.sample(16, &mut self.rng).into_iter().filter(|p| !self.active.contains_key(&p.id)).collect();
-        self.with_jobs(|j, c| j.submit(c, kind, params, units, redundancy, energy, far))
+        self.with_jobs(|j, c| j.submit(c, kind, params, units, redundancy, energy, far, place))
+    }
+
+    /// Notes chunks of this node's own files (its sources) as here, or no
+    /// longer here: tokens for them run here first, without a fetch.
+    /// Returns how many could not be noted ([`crate::blobs::MAX_LOCAL_CHUNKS`]).
+    pub fn set_local_chunks(&mut self, added: Vec<(Hash, u64)>, removed: Vec<Hash>) -> usize {
+        for h in removed {
+            self.blobs.set_local(h, 0, false);
+        }
+        added.into_iter().filter(|(h, size)| !self.blobs.set_local(h.clone(), *size, true)).count()
     }
 
     /// Cancels a job homed here; false if this node is not its home.

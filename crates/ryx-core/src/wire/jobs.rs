@@ -123,6 +123,25 @@ pub struct JobRecordPage {
     /// confirm the result of a home other than the creator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment: Option<Appointment>,
+    /// The dataset snapshot the units are, for a job over a dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetTag>,
+}
+
+/// The dataset snapshot a job covers: each holder's chunks of the dataset
+/// at the moment the job started, in canonical order (node id, path,
+/// offset), named by a digest of that list.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatasetTag {
+    /// Dataset name (at most [`crate::wire::limits::MAX_DATASET_NAME`] bytes).
+    pub name: String,
+    /// BLAKE3 over the snapshot's (node, path, offset, length, chunk name)
+    /// entries in canonical order, hex.
+    pub snapshot: String,
+    /// Nodes whose chunks the snapshot holds.
+    pub nodes: u32,
+    /// Bytes in the snapshot.
+    pub bytes: u64,
 }
 
 /// A unit's input chunk and where it is held.

@@ -72,6 +72,9 @@ pub const DECISIONS_PER_PAGE: usize = 8;
 pub const MAX_HEIRS: usize = 8;
 /// Most heirs an appointment names.
 pub const MAX_APPOINTED: usize = 16;
+/// Longest dataset name (a `--source NAME=…`), in bytes; a job record's
+/// and summary's dataset tag carries one.
+pub const MAX_DATASET_NAME: usize = 64;
 /// Most votes a decision carries (a quorum of at most 7 replicas is 4).
 pub const MAX_VOTES: usize = 4;
 

@@ -409,6 +409,10 @@ impl Message {
                         .iter()
                         .all(|u| u.holders.len() <= MAX_HOLDER_ADDRS && crate::blobs::is_hash(&u.hash))
                     && value_len(&record.params) <= MAX_PARAMS_LEN
+                    && record
+                        .dataset
+                        .as_ref()
+                        .is_none_or(|d| d.name.len() <= MAX_DATASET_NAME && d.snapshot.len() <= 64)
             }
             Message::JobDecided { job, decisions } => {
                 job.len() <= MAX_JOB_ID_LEN

@@ -146,6 +146,12 @@ fn the_largest_pages_fit_a_datagram() {
         ],
         created: u64::MAX,
         appointment: Some(Appointment::new(&key, "c", ts, &job, vec![peer; MAX_APPOINTED])),
+        dataset: Some(DatasetTag {
+            name: "d".repeat(MAX_DATASET_NAME),
+            snapshot: hash.clone(),
+            nodes: u32::MAX,
+            bytes: u64::MAX,
+        }),
     };
     let long_key = |i: usize| format!("{i:03}{}", "k".repeat(MAX_KEY_LEN - 3));
     let announce = |i| Announce {

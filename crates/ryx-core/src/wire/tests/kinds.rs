@@ -143,6 +143,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 units: vec![UnitRef { hash: Hash::from(&hash), size: 1024, holders: vec![http] }],
                 created: 1_700_000_000_000_000,
                 appointment: Some(Appointment::new(&key, "test", 1_700_000_000_000, &job, peers)),
+                dataset: None,
             }),
         },
         "job_decided" => Message::JobDecided {
