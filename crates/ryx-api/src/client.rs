@@ -128,6 +128,16 @@ impl Client {
         self.call("GET", "/v1/topology", None)
     }
 
+    /// `GET /v1/sources`: the node's own data.
+    pub fn sources(&self) -> Result<crate::Sources, Error> {
+        self.call("GET", "/v1/sources", None)
+    }
+
+    /// `GET /v1/sources/{name}/snapshot`: the node's chunks of a dataset now.
+    pub fn source_snapshot(&self, name: &str) -> Result<crate::SourceSnapshot, Error> {
+        self.call("GET", &format!("/v1/sources/{}/snapshot", crate::encode_segment(name)), None)
+    }
+
     /// `GET /v1/identity?challenge=...` (16–64 lowercase hex digits). The
     /// answer is a claim until its proof is checked.
     pub fn identity(&self, challenge: &str) -> Result<Identity, Error> {
@@ -187,7 +197,12 @@ impl Client {
 
     /// `POST /v1/jobs`: the new job's id.
     pub fn submit_job(&self, job: &SubmitJob) -> Result<JobId, Error> {
-        self.send::<_, Submitted>("POST", "/v1/jobs", job).map(|s| s.job_id)
+        self.submit(job).map(|s| s.job_id)
+    }
+
+    /// `POST /v1/jobs`, with the whole answer (a dataset job's snapshot).
+    pub fn submit(&self, job: &SubmitJob) -> Result<Submitted, Error> {
+        self.send::<_, Submitted>("POST", "/v1/jobs", job)
     }
 
     /// `GET /v1/jobs`: every job known here, newest first, without results.

@@ -78,6 +78,10 @@ error_codes! {
     NoInputs = "no_inputs",
     /// A job input not held on the node it is submitted to.
     UnknownInput = "unknown_input",
+    /// A job over a dataset no node is known to hold.
+    UnknownDataset = "unknown_dataset",
+    /// A job over a dataset whose holders could not be reached.
+    DatasetUnavailable = "dataset_unavailable",
     /// A job id that is empty, too long or not hex.
     BadId = "bad_id",
     /// A manifest whose chunks are not all held here.

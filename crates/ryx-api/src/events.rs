@@ -154,6 +154,12 @@ pub struct JobSummary {
     /// another home.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment: Option<Value>,
+    /// Input bytes of the units decided.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Input bytes of the job.
+    #[serde(default)]
+    pub bytes_total: u64,
     /// The other nodes that may write this summary.
     #[serde(default)]
     pub co_homes: Vec<NodeId>,
@@ -162,6 +168,9 @@ pub struct JobSummary {
     pub confirmations: Vec<Value>,
     /// Creation time, Unix µs.
     pub created: u64,
+    /// For a job over a dataset, the snapshot it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<crate::DatasetSnapshot>,
     /// Why it failed.
     pub error: Option<String>,
     /// Its current home.

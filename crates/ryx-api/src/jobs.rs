@@ -16,7 +16,13 @@ pub struct SubmitJob {
     /// `word-count`, `grep` or `log-analysis`.
     pub kind: String,
     /// Blobs held on the node (a manifest stands for its chunks, in order).
+    /// Either these or `dataset`.
+    #[serde(default)]
     pub inputs: Vec<BlobHash>,
+    /// A dataset held in the nodes' own files (`--source NAME=…`): the job
+    /// covers every holder's chunks of it as they stand at submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
     /// Kind-specific parameters, a JSON object (≤ 4 KiB serialized).
     #[serde(default = "empty_object")]
     pub params: Value,
@@ -35,15 +41,51 @@ fn empty_object() -> Value {
 impl SubmitJob {
     /// A job of `kind` over `inputs` with no parameters and the node's defaults.
     pub fn new(kind: impl Into<String>, inputs: Vec<BlobHash>) -> SubmitJob {
-        SubmitJob { kind: kind.into(), inputs, params: empty_object(), redundancy: None, energy: None }
+        SubmitJob { kind: kind.into(), inputs, dataset: None, params: empty_object(), redundancy: None, energy: None }
     }
+
+    /// A job of `kind` over dataset `name` with no parameters and the node's
+    /// defaults.
+    pub fn over_dataset(kind: impl Into<String>, name: impl Into<String>) -> SubmitJob {
+        SubmitJob {
+            kind: kind.into(),
+            inputs: Vec::new(),
+            dataset: Some(name.into()),
+            params: empty_object(),
+            redundancy: None,
+            energy: None,
+        }
+    }
+}
+
+/// The dataset snapshot a job covers: each holder's chunks as they stood
+/// when the job started, in canonical order (node id, then path, then
+/// offset).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetSnapshot {
+    /// Bytes in it.
+    pub bytes: u64,
+    /// Dataset name.
+    pub name: String,
+    /// Nodes whose chunks it holds.
+    pub nodes: u32,
+    /// BLAKE3 over the snapshot's (node, path, offset, length, chunk name)
+    /// entries in that order: equal snapshots, equal names.
+    pub snapshot: String,
 }
 
 /// What `POST /v1/jobs` answers (201).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submitted {
+    /// For a job over a dataset, the snapshot it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSnapshot>,
     /// The new job's id.
     pub job_id: JobId,
+    /// For a job over a dataset, holders listed for it that could not be
+    /// reached (their chunks are not in the snapshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<NodeId>,
 }
 
 /// Where a job is in its life.
@@ -86,6 +128,12 @@ impl fmt::Display for JobState {
 /// Units decided of all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// Input bytes of the units decided.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Input bytes of the job.
+    #[serde(default)]
+    pub bytes_total: u64,
     /// Units decided.
     pub units_done: u32,
     /// Units in the job.
@@ -114,6 +162,9 @@ pub struct JobStats {
 /// `GET /v1/jobs/{id}`: a job's progress and, once done, its result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
+    /// For a job over a dataset, the snapshot it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSnapshot>,
     /// Why it failed.
     pub error: Option<String>,
     /// Its current home.
@@ -174,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_documented_job_parses_and_prints_the_same() {
-        let text = r#"{"error":null,"home":"6720fd28f87f0e4c","home_http":"127.0.0.1:34001","job_id":"6720fd28f87f0e4c737a811a5e6f542e","kind":"grep","progress":{"units_done":3,"units_total":3},"redundancy":3,"result":{"lines":126998,"matching_lines":1495,"samples":["x ERROR"]},"result_digest":"93e2","state":"done","stats":{"disagreements":0,"elapsed_ms":131,"extra_replicas":0,"reissued":0,"results":6,"takeovers":0,"workers":2}}"#;
+        let text = r#"{"error":null,"home":"6720fd28f87f0e4c","home_http":"127.0.0.1:34001","job_id":"6720fd28f87f0e4c737a811a5e6f542e","kind":"grep","progress":{"bytes_done":3145728,"bytes_total":3145728,"units_done":3,"units_total":3},"redundancy":3,"result":{"lines":126998,"matching_lines":1495,"samples":["x ERROR"]},"result_digest":"93e2","state":"done","stats":{"disagreements":0,"elapsed_ms":131,"extra_replicas":0,"reissued":0,"results":6,"takeovers":0,"workers":2}}"#;
         let j: JobView = serde_json::from_str(text).expect("job");
         assert!(j.is_final());
         let r: GrepResult = j.result_as().expect("grep result").expect("some");

@@ -50,3 +50,30 @@ pub struct SourceFile {
     /// Where the sealed part ends.
     pub sealed_bytes: u64,
 }
+
+/// `GET /v1/sources/{name}/snapshot`: the chunks this node holds of one
+/// dataset right now, sealed ones and each file's open tail, in path then
+/// offset order. The node keeps serving every chunk listed (by its name,
+/// `GET /v1/blobs/{hash}`) for as long as its file is not rotated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSnapshot {
+    /// The chunks.
+    pub chunks: Vec<SnapshotChunk>,
+    /// Dataset name.
+    pub name: String,
+    /// The node.
+    pub node: crate::NodeId,
+}
+
+/// One chunk of a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// BLAKE3 of the bytes, hex.
+    pub hash: crate::BlobHash,
+    /// Length in bytes.
+    pub len: u64,
+    /// Byte offset in it.
+    pub offset: u64,
+    /// The file.
+    pub path: String,
+}

@@ -580,6 +580,10 @@ pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q)
         })
         .await
         .map_err(ApiError::unavailable)?;
+    let found = match found {
+        None => local_chunk(&api, &hash).await?,
+        other => other,
+    };
     match found {
         None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("blob {hash} is not held here"))),
         Some(Err(())) => Err(ApiError::new(
@@ -609,6 +613,24 @@ pub async fn get_blob(State(api): State<Api>, Path(hash): Path<String>, Query(q)
     }
 }
 
+/// A chunk of this node's own files, read from disk and checked against
+/// its name (`None`: not one of them).
+async fn local_chunk(api: &Api, hash: &str) -> Result<Option<Result<Vec<Bytes>, ()>>, ApiError> {
+    let local = api.handle.call(|s| s.source_set.local.clone()).await.map_err(ApiError::unavailable)?;
+    let Some((path, chunk)) = local.locate(hash) else { return Ok(None) };
+    let read = tokio::task::spawn_blocking(move || crate::sources::read_chunk(&path, &chunk))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()))?;
+    match read {
+        Ok(bytes) => Ok(Some(Ok(vec![Bytes::from(bytes)]))),
+        Err(e) => {
+            // The file changed under the chunk: it is not held any more.
+            tracing::warn!(%hash, "source chunk unreadable: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// Replicas per unit of a job that does not say.
 const DEFAULT_REDUNDANCY: u8 = 2;
 
@@ -630,8 +652,15 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
         };
         return Err(ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()));
     }
+    if let Some(name) = req.dataset.clone() {
+        return submit_dataset_job(&api, req, &name).await;
+    }
     if req.inputs.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::NoInputs, "a job needs at least one input blob"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::NoInputs,
+            "a job needs at least one input blob, or a dataset",
+        ));
     }
     if let Some(h) = req.inputs.iter().find(|h| !is_hash(h.as_str())) {
         return Err(bad_hash(h.as_str()));
@@ -664,7 +693,55 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
         })
         .await
         .map_err(ApiError::unavailable)??;
-    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into() })).into_response())
+    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new() }))
+        .into_response())
+}
+
+/// A job over dataset `name`, wherever its parts lie.
+async fn submit_dataset_job(api: &Api, req: SubmitJob, name: &str) -> ApiResult {
+    if !req.inputs.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            "a job names either inputs or a dataset, not both",
+        ));
+    }
+    if !crate::sources::is_dataset_name(name) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnknownDataset,
+            format!("{name:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)"),
+        ));
+    }
+    let g = crate::datasets::gather(&api.handle, name).await?;
+    if g.chunks.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::NoInputs,
+            format!("dataset {name:?} holds no complete line yet"),
+        ));
+    }
+    let dataset = Some(crate::datasets::view(&g.tag));
+    let unreachable = g.unreachable.iter().map(|n| api_id(*n)).collect();
+    let r = api
+        .handle
+        .call(move |s| {
+            let now = s.clock.now();
+            s.node
+                .submit_dataset_job(
+                    now,
+                    &req.kind,
+                    req.params,
+                    g.chunks,
+                    req.redundancy.unwrap_or(DEFAULT_REDUNDANCY),
+                    req.energy,
+                    g.tag,
+                )
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e.to_string()))
+        })
+        .await
+        .map_err(ApiError::unavailable)??;
+    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset, unreachable })).into_response())
 }
 
 /// `GET /v1/jobs`: every job this node knows of, newest first.
@@ -684,7 +761,13 @@ fn job_view(j: &JobSummary, result: Option<Value>) -> JobView {
         home_http: j.home_http,
         job_id: j.job_id.as_str().into(),
         kind: j.kind.clone(),
-        progress: Progress { units_done: j.units_done, units_total: j.units_total },
+        progress: Progress {
+            units_done: j.units_done,
+            units_total: j.units_total,
+            bytes_done: j.bytes_done,
+            bytes_total: j.bytes_total,
+        },
+        dataset: j.dataset.as_ref().map(crate::datasets::view),
         redundancy: j.redundancy,
         result,
         result_digest: j.result_digest.clone(),

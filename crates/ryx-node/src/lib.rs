@@ -8,6 +8,7 @@ pub mod api_jobs;
 pub mod cli;
 pub mod client;
 pub mod config_file;
+pub mod datasets;
 pub mod events;
 pub mod exec;
 pub mod faults;

@@ -101,6 +101,8 @@ pub struct State {
     pub faults_enabled: bool,
     /// The node's own data as of the last scan (`--source`).
     pub sources: ryx_api::Sources,
+    /// The node's own files: what it follows and where each chunk lies.
+    pub source_set: crate::sources::SourceSet,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -198,6 +200,7 @@ pub fn spawn(
         faults: Default::default(),
         faults_enabled,
         sources: ryx_api::Sources::default(),
+        source_set: Default::default(),
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)

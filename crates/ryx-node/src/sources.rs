@@ -21,11 +21,12 @@
 //! its list of chunk names, whatever the size of the file.
 
 use ryx_core::blobs::Hash;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Longest line kept whole; a longer one is cut where this bound falls.
 pub const MAX_LINE: u64 = 1 << 20;
@@ -49,8 +50,7 @@ impl std::str::FromStr for SourceSpec {
 
     fn from_str(s: &str) -> Result<SourceSpec, String> {
         let (name, path) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=PATH_OR_GLOB"))?;
-        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
+        if !is_dataset_name(name) {
             return Err(format!("{name:?}: a dataset name is 1 to 64 of A-Z a-z 0-9 . _ -"));
         }
         let path = Path::new(path);
@@ -67,6 +67,13 @@ impl std::str::FromStr for SourceSpec {
         }
         Ok(SourceSpec { name: name.to_string(), dir, pattern: pattern.to_string() })
     }
+}
+
+/// Whether `name` may name a dataset: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+pub fn is_dataset_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= ryx_core::wire::MAX_DATASET_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Whether `name` matches `pattern` (`*`: any run of characters, `?`: any
@@ -205,7 +212,15 @@ impl Source {
     pub fn tail(&self, path: &Path) -> std::io::Result<Option<Chunk>> {
         let Some(state) = self.files.get(path) else { return Ok(None) };
         let mut file = File::open(path)?;
-        let len = state.len.saturating_sub(state.sealed_to).min(self.chunk_size + MAX_LINE);
+        // Lines appended since the last scan count too, if the file is the
+        // one scanned (not rotated meanwhile) and no shorter than sealed.
+        let meta = file.metadata()?;
+        let now = if (meta.dev(), meta.ino()) == (state.dev, state.ino) && meta.len() >= state.sealed_to {
+            meta.len()
+        } else {
+            state.len
+        };
+        let len = now.saturating_sub(state.sealed_to).min(self.chunk_size + MAX_LINE);
         let bytes = read_at(&mut file, state.sealed_to, len)?;
         let Some(end) = memchr::memrchr(b'\n', &bytes).map(|i| i + 1) else { return Ok(None) };
         Ok(Some(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) }))
@@ -215,13 +230,15 @@ impl Source {
 /// How often the files are looked at again.
 pub const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What the node follows of its sources, and what it has counted.
+/// What the node follows of one source, and what it has counted.
 struct Followed {
     source: Source,
     scans: u64,
     restarts: u64,
     long_lines: u64,
     errors: Vec<String>,
+    /// (chunks, bytes) last announced in the source's info item, and when.
+    announced: Option<((u64, u64), std::time::Instant)>,
 }
 
 impl Followed {
@@ -268,35 +285,265 @@ impl Followed {
     }
 }
 
-/// Follows `specs` for as long as the node runs: a scan every
+/// Tail chunks named by snapshots that a node keeps serving (the oldest is
+/// forgotten first; a job still running over it then fails that unit).
+pub const MAX_TAILS: usize = 4096;
+
+/// Where each chunk of the node's own files lies: shared by the scanner,
+/// the kernel threads and the blob endpoint. Only names and places are
+/// kept, never bytes.
+#[derive(Clone, Default)]
+pub struct LocalChunks(Arc<RwLock<LocalMap>>);
+
+#[derive(Default)]
+struct LocalMap {
+    sealed: HashMap<Hash, (PathBuf, Chunk)>,
+    tails: HashMap<Hash, (PathBuf, Chunk)>,
+    tail_order: VecDeque<Hash>,
+}
+
+impl LocalChunks {
+    /// The file and place of a chunk of this node's own files.
+    pub fn locate(&self, hash: &str) -> Option<(PathBuf, Chunk)> {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        m.sealed.get(hash).or_else(|| m.tails.get(hash)).cloned()
+    }
+
+    /// Chunks known, sealed and tails.
+    pub fn len(&self) -> usize {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        m.sealed.len() + m.tails.len()
+    }
+
+    /// Whether no chunk is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the sealed chunks; returns what was added and removed.
+    fn set_sealed(&self, now: HashMap<Hash, (PathBuf, Chunk)>) -> (Vec<(Hash, u64)>, Vec<Hash>) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let added =
+            now.iter().filter(|(h, _)| !m.sealed.contains_key(*h)).map(|(h, (_, c))| (h.clone(), c.len)).collect();
+        let removed = m.sealed.keys().filter(|h| !now.contains_key(*h) && !m.tails.contains_key(*h)).cloned().collect();
+        m.sealed = now;
+        (added, removed)
+    }
+
+    /// Notes tails named by a snapshot; returns what was forgotten to make
+    /// room.
+    fn add_tails(&self, tails: Vec<(PathBuf, Chunk)>) -> Vec<Hash> {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut forgotten = Vec::new();
+        for (path, c) in tails {
+            if m.tails.contains_key(&c.hash) {
+                continue;
+            }
+            m.tail_order.push_back(c.hash.clone());
+            m.tails.insert(c.hash.clone(), (path, c));
+            while m.tail_order.len() > MAX_TAILS {
+                let Some(old) = m.tail_order.pop_front() else { break };
+                m.tails.remove(&old);
+                if !m.sealed.contains_key(&old) {
+                    forgotten.push(old);
+                }
+            }
+        }
+        forgotten
+    }
+}
+
+/// The node's sources: what it follows and where each chunk lies. Cheap to
+/// clone; every clone is the same set.
+#[derive(Clone, Default)]
+pub struct SourceSet {
+    followed: Arc<Mutex<Vec<Followed>>>,
+    /// Where each chunk lies.
+    pub local: LocalChunks,
+    chunk_size: u64,
+}
+
+impl SourceSet {
+    /// Sources following `specs`, cutting chunks of about `chunk_size`
+    /// bytes; nothing read yet.
+    pub fn new(specs: Vec<SourceSpec>, chunk_size: u64) -> SourceSet {
+        let followed = specs
+            .into_iter()
+            .map(|spec| Followed {
+                source: Source::new(spec, chunk_size),
+                scans: 0,
+                restarts: 0,
+                long_lines: 0,
+                errors: Vec::new(),
+                announced: None,
+            })
+            .collect();
+        SourceSet { followed: Arc::new(Mutex::new(followed)), local: LocalChunks::default(), chunk_size }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Followed>> {
+        self.followed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this node follows dataset `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.lock().iter().any(|f| f.source.spec.name == name)
+    }
+
+    /// Scans every source (blocking: file IO). Returns the view, the chunks
+    /// added and removed, and the info items to announce.
+    fn scan_all(&self) -> Scanned {
+        let mut followed = self.lock();
+        let mut sealed = HashMap::new();
+        let mut announce = Vec::new();
+        for f in followed.iter_mut() {
+            f.scan();
+            for (path, st) in f.source.files() {
+                for c in &st.chunks {
+                    sealed.insert(c.hash.clone(), (path.clone(), c.clone()));
+                }
+            }
+            let view = f.view();
+            let now_counts = (view.chunks, view.bytes);
+            // Announced when the chunks change, or the bytes (the open
+            // tail) at most every ANNOUNCE_EVERY: a growing log does not
+            // put a new item every second.
+            let due = match f.announced {
+                None => true,
+                Some((c, _)) if c.0 != now_counts.0 => true,
+                Some((c, at)) => c.1 != now_counts.1 && at.elapsed() >= ANNOUNCE_EVERY,
+            };
+            if due && view.bytes > 0 {
+                f.announced = Some((now_counts, std::time::Instant::now()));
+                announce.push((view.name.clone(), view.files.len() as u64, view.chunks, view.bytes));
+            }
+        }
+        let view = ryx_api::Sources { sources: followed.iter().map(Followed::view).collect() };
+        drop(followed);
+        let (added, removed) = self.local.set_sealed(sealed);
+        Scanned { view, added, removed, announce }
+    }
+
+    /// The chunks this node holds of dataset `name` right now, sealed ones
+    /// and each file's open tail, in path then offset order (blocking: the
+    /// tails are read and hashed). `None`: not a dataset of this node.
+    pub fn snapshot(&self, name: &str) -> Option<Snapshot> {
+        let followed = self.lock();
+        let f = followed.iter().find(|f| f.source.spec.name == name)?;
+        let mut out = Vec::new();
+        let mut tails = Vec::new();
+        for (path, st) in f.source.files() {
+            let shown = path.display().to_string();
+            let entry = |c: &Chunk| ryx_api::SnapshotChunk {
+                path: shown.clone(),
+                offset: c.offset,
+                len: c.len,
+                hash: c.hash.as_str().into(),
+            };
+            out.extend(st.chunks.iter().map(entry));
+            match f.source.tail(path) {
+                Ok(Some(t)) => {
+                    out.push(entry(&t));
+                    tails.push((path.clone(), t));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(source = name, "cannot read the tail of {}: {e}", path.display()),
+            }
+        }
+        drop(followed);
+        let noted = tails.iter().map(|(_, c)| (c.hash.clone(), c.len)).collect();
+        let forgotten = self.local.add_tails(tails);
+        Some(Snapshot { chunks: out, noted, forgotten })
+    }
+
+    /// The chunk size sources are cut at.
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+}
+
+/// One dataset's chunks on this node now ([`SourceSet::snapshot`]).
+pub struct Snapshot {
+    /// The chunks, in path then offset order.
+    pub chunks: Vec<ryx_api::SnapshotChunk>,
+    /// Tails it named, to note as held here (name, size).
+    pub noted: Vec<(Hash, u64)>,
+    /// Tails forgotten to make room for them.
+    pub forgotten: Vec<Hash>,
+}
+
+/// What one round of scans found, for the event loop.
+struct Scanned {
+    view: ryx_api::Sources,
+    added: Vec<(Hash, u64)>,
+    removed: Vec<Hash>,
+    /// (dataset, files, chunks, bytes) to announce.
+    announce: Vec<(String, u64, u64, u64)>,
+}
+
+/// A source's info item is put again when only its byte count changed at
+/// most this often.
+pub const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The info key under which `node` announces that it holds part of
+/// dataset `name`.
+pub fn source_key(name: &str, node: ryx_core::NodeId) -> String {
+    format!("{SOURCE_KEY_PREFIX}{name}/{node}")
+}
+
+/// Info keys of source announcements start with this.
+pub const SOURCE_KEY_PREFIX: &str = "ryx/source/";
+
+/// What a node announces of a dataset it holds part of (the value of its
+/// [`source_key`] item): enough to find it and fetch its snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceAnnounce {
+    /// The node.
+    pub node: ryx_core::NodeId,
+    /// Its UDP address (work tokens for its chunks are sent there).
+    pub udp: std::net::SocketAddr,
+    /// Its HTTP address (snapshots and chunks are fetched there).
+    pub http: std::net::SocketAddr,
+    /// Files, sealed chunks and bytes as of the announcement.
+    pub files: u64,
+    /// Sealed chunks.
+    pub chunks: u64,
+    /// Bytes in the files.
+    pub bytes: u64,
+}
+
+/// Follows the node's sources for as long as it runs: a scan every
 /// [`SCAN_EVERY`] on a blocking thread (file IO never runs on the event
-/// loop), its summary handed to the loop for `GET /v1/sources`.
-pub async fn follow(handle: crate::runtime::Handle, specs: Vec<SourceSpec>, chunk_size: u64) {
-    let mut followed: Vec<Followed> = specs
-        .into_iter()
-        .map(|spec| Followed {
-            source: Source::new(spec, chunk_size),
-            scans: 0,
-            restarts: 0,
-            long_lines: 0,
-            errors: Vec::new(),
-        })
-        .collect();
+/// loop); the loop gets the view (`GET /v1/sources`), the chunks now here
+/// or gone (so that tokens for them run here), and a `ryx/source/NAME/ID`
+/// info item per dataset when it changed, by which other nodes find it.
+pub async fn follow(handle: crate::runtime::Handle, set: SourceSet) {
     let mut tick = tokio::time::interval(SCAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let scanned = tokio::task::spawn_blocking(move || {
-            for f in &mut followed {
-                f.scan();
-            }
-            let view = ryx_api::Sources { sources: followed.iter().map(Followed::view).collect() };
-            (followed, view)
-        })
-        .await;
-        let Ok((back, view)) = scanned else { return };
-        followed = back;
-        if handle.call(move |s| s.sources = view).await.is_err() {
+        let s = set.clone();
+        let Ok(scanned) = tokio::task::spawn_blocking(move || s.scan_all()).await else { return };
+        let applied = handle
+            .call(move |s| {
+                let Scanned { view, added, removed, announce } = scanned;
+                let refused = s.node.set_local_chunks(added, removed);
+                if refused > 0 {
+                    tracing::warn!(refused, "more chunks in sources than a node follows; the rest are not served");
+                }
+                s.sources = view;
+                let now = s.clock.now();
+                let (me, udp, http) = (s.node.id(), s.node.addr(), s.node.http_addr());
+                for (name, files, chunks, bytes) in announce {
+                    let a = SourceAnnounce { node: me, udp, http, files, chunks, bytes };
+                    let value = serde_json::to_value(&a).unwrap_or_default();
+                    if let Err(e) = s.node.put_info(now, &source_key(&name, me), value, None) {
+                        tracing::warn!(source = %name, "cannot announce: {e}");
+                    }
+                }
+            })
+            .await;
+        if applied.is_err() {
             return; // the event loop has stopped
         }
     }

@@ -21,7 +21,23 @@ pub struct Faults {
 /// A kernel run for a worker thread.
 struct Task {
     token: WorkToken,
-    chunk: Bytes,
+    chunk: Input,
+}
+
+/// A unit's input: bytes held in the store, or a chunk of the node's own
+/// files, read (and checked against its name) on the worker thread.
+enum Input {
+    Held(Bytes),
+    File(std::path::PathBuf, crate::sources::Chunk),
+}
+
+impl Input {
+    fn bytes(self) -> Result<Bytes, String> {
+        match self {
+            Input::Held(b) => Ok(b),
+            Input::File(path, c) => crate::sources::read_chunk(&path, &c).map(Bytes::from).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Worker threads and the way back to the event loop.
@@ -52,10 +68,12 @@ impl Services {
                     // A kernel that panics on bytes nobody expected fails
                     // its unit (run again elsewhere, or the job fails);
                     // it must not take the worker thread with it.
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_kernel(&task.token, &task.chunk, corrupt)
-                    }))
-                    .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()));
+                    let outcome = task.chunk.bytes().and_then(|chunk| {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_kernel(&task.token, &chunk, corrupt)
+                        }))
+                        .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()))
+                    });
                     let token = task.token;
                     let cmd: Command = Box::new(move |s: &mut State| {
                         let now = s.clock.now();
@@ -140,7 +158,12 @@ impl Services {
                     let _ = tx.send(cmd).await;
                 });
             }
-            JobOutput::Execute { token } => match st.store.get(&token.chunk) {
+            JobOutput::Execute { token } => match st
+                .store
+                .get(&token.chunk)
+                .map(Input::Held)
+                .or_else(|| st.source_set.local.locate(&token.chunk).map(|(path, c)| Input::File(path, c)))
+            {
                 Some(chunk) => {
                     if self.pool_tx.send(Task { token, chunk }).is_err() {
                         tracing::error!("worker pool has stopped");

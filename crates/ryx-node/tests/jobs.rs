@@ -3,9 +3,8 @@
 
 mod support;
 
-use ryx_api::{BlobHash, BlobKind, ErrorBody, ErrorCode, JobId, JobState, JobView, SubmitJob, UploadOptions, Uploaded};
+use ryx_api::{BlobHash, BlobKind, ErrorBody, ErrorCode, JobId, JobState, SubmitJob, UploadOptions, Uploaded};
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
@@ -28,18 +27,6 @@ fn corpus(bytes: usize) -> Vec<u8> {
     out
 }
 
-fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ryx-node"));
-    cmd.args(["exec", kind, "--input"]).arg(file);
-    for p in params {
-        cmd.args(["--param", p]);
-    }
-    let out = cmd.output().expect("exec runs");
-    assert!(out.status.success(), "exec failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines().find_map(|l| l.strip_prefix("result_digest: ")).expect("exec prints the digest").trim().to_string()
-}
-
 fn upload_with(port: u16, data: &[u8], options: &UploadOptions) -> Uploaded {
     client(port).put_blob(data, options).unwrap_or_else(|e| panic!("upload: {e}"))
 }
@@ -54,24 +41,6 @@ fn submit(port: u16, kind: &str, input: &BlobHash, params: serde_json::Value, re
     job.params = params;
     job.redundancy = Some(redundancy);
     client(port).submit_job(&job).unwrap_or_else(|e| panic!("submit: {e}"))
-}
-
-fn wait_done(ports: &[u16], job: &JobId, timeout: Duration) -> JobView {
-    let mut last = None;
-    let done = wait_until(timeout, || {
-        for p in ports {
-            if let Ok(v) = client(*p).job(job) {
-                let fin = v.is_final();
-                last = Some(v);
-                if fin {
-                    return true;
-                }
-            }
-        }
-        false
-    });
-    assert!(done.is_some(), "job {job} did not finish: {last:?}");
-    last.expect("an answer")
 }
 
 /// Units of `job` done as node `port` sees it (0 if it does not answer).

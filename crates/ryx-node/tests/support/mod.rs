@@ -117,3 +117,35 @@ pub fn start_cluster(n: usize, cluster: &str) -> Vec<NodeProc> {
 pub fn all_have(nodes: &[NodeProc], k: usize) -> bool {
     nodes.iter().all(|n| n.neighbor_ids().is_some_and(|v| v.len() >= k))
 }
+
+/// The result digest `ryx-node exec` prints for `kind` over `file`.
+pub fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"));
+    cmd.args(["exec", kind, "--input"]).arg(file);
+    for p in params {
+        cmd.args(["--param", p]);
+    }
+    let out = cmd.output().expect("exec runs");
+    assert!(out.status.success(), "exec failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines().find_map(|l| l.strip_prefix("result_digest: ")).expect("exec prints the digest").trim().to_string()
+}
+
+/// Waits until `job` is final as one of `ports` sees it; its view.
+pub fn wait_done(ports: &[u16], job: &ryx_api::JobId, timeout: Duration) -> ryx_api::JobView {
+    let mut last = None;
+    let done = wait_until(timeout, || {
+        for p in ports {
+            if let Ok(v) = client(*p).job(job) {
+                let fin = v.is_final();
+                last = Some(v);
+                if fin {
+                    return true;
+                }
+            }
+        }
+        false
+    });
+    assert!(done.is_some(), "job {job} did not finish: {last:?}");
+    last.expect("an answer")
+}

@@ -1,0 +1,188 @@
+//! Jobs over datasets that live in the nodes' own files (`--source`).
+//!
+//! A node that follows a dataset announces it in an info item
+//! (`ryx/source/NAME/ID`, see [`crate::sources`]). A job over the dataset
+//! may be sent to any node: that node looks up the announcements it holds,
+//! asks each holder for its snapshot (`GET /v1/sources/NAME/snapshot`: the
+//! chunks it holds right now, tails included), orders every chunk
+//! canonically — node id, then path, then offset — and starts an ordinary
+//! job over them whose first replica of each unit is sent to the chunk's
+//! holder ([`ryx_core::Node::submit_dataset_job`]). The result therefore
+//! equals `ryx-node exec` over the holders' files concatenated in that
+//! order, and the job names its snapshot (a digest of the ordered list).
+
+use crate::client;
+use crate::http::{api_id, ApiError, ApiResult};
+use crate::runtime::Handle;
+use crate::sources::{SourceAnnounce, SOURCE_KEY_PREFIX};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use ryx_api::{DatasetSnapshot, ErrorCode, SnapshotChunk, SourceSnapshot};
+use ryx_core::blobs::Hash;
+use ryx_core::jobs::{BlobRef, DatasetTag};
+use ryx_core::wire::PeerInfo;
+use ryx_core::NodeId;
+use serde::Deserialize as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Holders of one dataset a job asks for their snapshots at most.
+pub const MAX_HOLDERS: usize = 1024;
+/// Snapshots fetched at once.
+const FETCH_AT_ONCE: usize = 16;
+/// Largest snapshot a holder may send (a chunk entry is ~200 bytes).
+const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
+
+/// `GET /v1/sources/{name}/snapshot`: this node's chunks of a dataset now.
+pub async fn snapshot(State(h): State<Handle>, Path(name): Path<String>) -> ApiResult {
+    match local_snapshot(&h, &name).await? {
+        Some(s) => Ok(Json(s).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownDataset,
+            format!("this node holds nothing of dataset {name:?}"),
+        )),
+    }
+}
+
+/// This node's snapshot of dataset `name` (`None`: it follows no such
+/// source). The tails it names are noted as held, so tokens for them run
+/// here and the blob endpoint serves them.
+pub async fn local_snapshot(h: &Handle, name: &str) -> Result<Option<SourceSnapshot>, ApiError> {
+    let (set, me) = h.call(|s| (s.source_set.clone(), s.node.id())).await.map_err(ApiError::unavailable)?;
+    if !set.has(name) {
+        return Ok(None);
+    }
+    let n = name.to_string();
+    let taken = tokio::task::spawn_blocking(move || set.snapshot(&n))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()))?;
+    let Some(snap) = taken else { return Ok(None) };
+    let (noted, forgotten) = (snap.noted, snap.forgotten);
+    h.call(move |s| s.node.set_local_chunks(noted, forgotten)).await.map_err(ApiError::unavailable)?;
+    Ok(Some(SourceSnapshot { node: api_id(me), name: name.to_string(), chunks: snap.chunks }))
+}
+
+/// A dataset snapshot gathered from its holders, in canonical order.
+pub struct Gathered {
+    /// Every chunk with its holder's UDP and HTTP addresses.
+    pub chunks: Vec<(BlobRef, PeerInfo, SocketAddr)>,
+    /// What the job will name.
+    pub tag: DatasetTag,
+    /// Holders announced but not reachable.
+    pub unreachable: Vec<NodeId>,
+}
+
+/// Gathers dataset `name`'s snapshot from every node known to hold part of
+/// it. Fails with `unknown_dataset` when no node is, and with
+/// `dataset_unavailable` when none of those answers.
+pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
+    let prefix = format!("{SOURCE_KEY_PREFIX}{name}/");
+    let (me, mut holders) = h
+        .call(move |s| {
+            let holders: Vec<SourceAnnounce> = s
+                .node
+                .info_items()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .filter_map(|(k, it)| {
+                    let a = SourceAnnounce::deserialize(&*it.value).ok()?;
+                    // Only a node's own word on what it holds counts.
+                    (k[prefix.len()..] == a.node.to_string() && it.origin == a.node).then_some(a)
+                })
+                .collect();
+            (s.node.id(), holders)
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    holders.sort_by_key(|a| a.node);
+    holders.truncate(MAX_HOLDERS);
+    if holders.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownDataset,
+            format!("no node is known to hold dataset {name:?} (a node announces its --source within a second)"),
+        ));
+    }
+    use futures_util::StreamExt;
+    let fetched: Vec<(SourceAnnounce, Result<Vec<SnapshotChunk>, String>)> =
+        futures_util::stream::iter(holders.into_iter().map(|a| {
+            let h = h.clone();
+            let name = name.to_string();
+            async move {
+                let r = holder_snapshot(&h, &a, me, &name).await;
+                (a, r)
+            }
+        }))
+        .buffered(FETCH_AT_ONCE)
+        .collect()
+        .await;
+    let mut chunks = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut digest = blake3::Hasher::new();
+    let mut nodes = 0u32;
+    let mut bytes = 0u64;
+    for (a, r) in fetched {
+        let list = match r {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(dataset = name, node = %a.node, "holder left out of the snapshot: {e}");
+                unreachable.push(a.node);
+                continue;
+            }
+        };
+        if list.is_empty() {
+            continue;
+        }
+        nodes += 1;
+        let owner = PeerInfo { id: a.node, addr: a.udp };
+        let node_text = a.node.to_string();
+        for c in list {
+            for part in [node_text.as_bytes(), c.path.as_bytes(), c.hash.as_str().as_bytes()] {
+                digest.update(&(part.len() as u64).to_le_bytes());
+                digest.update(part);
+            }
+            digest.update(&c.offset.to_le_bytes());
+            digest.update(&c.len.to_le_bytes());
+            bytes += c.len;
+            chunks.push((BlobRef { hash: Hash::from(c.hash.as_str()), size: c.len }, owner, a.http));
+        }
+    }
+    if chunks.is_empty() && !unreachable.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatasetUnavailable,
+            format!("no holder of dataset {name:?} answered ({} announced)", unreachable.len()),
+        ));
+    }
+    let tag = DatasetTag { name: name.to_string(), snapshot: digest.finalize().to_hex().to_string(), nodes, bytes };
+    Ok(Gathered { chunks, tag, unreachable })
+}
+
+/// One holder's snapshot, checked: in path-then-offset order, each entry a
+/// chunk name, and the holder the one announced.
+async fn holder_snapshot(h: &Handle, a: &SourceAnnounce, me: NodeId, name: &str) -> Result<Vec<SnapshotChunk>, String> {
+    let snap = if a.node == me {
+        local_snapshot(h, name).await.map_err(|e| format!("{e:?}"))?.ok_or("no longer follows it")?
+    } else {
+        crate::members::prove(h, a.http, a.node).await?;
+        let path = format!("/v1/sources/{}/snapshot", ryx_api::encode_segment(name));
+        let body =
+            client::get(a.http, &path, MAX_SNAPSHOT_BYTES, Duration::from_secs(20)).await.map_err(|e| e.to_string())?;
+        serde_json::from_slice::<SourceSnapshot>(&body).map_err(|e| format!("not a snapshot: {e}"))?
+    };
+    if snap.node != api_id(a.node) || snap.name != name {
+        return Err(format!("answered for {} / {}", snap.node, snap.name));
+    }
+    let ordered = snap.chunks.windows(2).all(|w| (&w[0].path, w[0].offset) < (&w[1].path, w[1].offset));
+    if !ordered || !snap.chunks.iter().all(|c| ryx_core::blobs::is_hash(c.hash.as_str()) && c.len > 0) {
+        return Err("a snapshot out of order or naming no chunk".into());
+    }
+    Ok(snap.chunks)
+}
+
+/// The API's view of a job's dataset tag.
+pub fn view(t: &DatasetTag) -> DatasetSnapshot {
+    DatasetSnapshot { name: t.name.clone(), snapshot: t.snapshot.clone(), nodes: t.nodes, bytes: t.bytes }
+}

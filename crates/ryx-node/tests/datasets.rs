@@ -1,0 +1,147 @@
+//! Jobs over data that lives in the nodes' own files (`--source`): sent to
+//! a node that holds none of it, exact against `ryx-node exec` over the
+//! holders' files in canonical order (node id, then path, then offset),
+//! and covering lines appended before the job started.
+
+mod support;
+
+use ryx_api::{ErrorCode, SubmitJob, Submitted};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::*;
+
+/// Log-like lines: `n` of them, different per `seed`.
+fn lines(seed: u64, n: usize) -> String {
+    let words = ["alpha", "beta", "ERROR", "INFO", "disk", "timeout", "retry", "user=7", "GET", "/api/v1"];
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = String::new();
+    for i in 0..n {
+        out.push_str(&format!("2026-12-05 10:{:02}:{:02} ", (i / 60) % 60, i % 60));
+        for _ in 0..(3 + i % 7) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            out.push_str(words[(s % words.len() as u64) as usize]);
+            out.push(' ');
+        }
+        out.push_str(&format!("n{}\n", s % 1000));
+    }
+    out
+}
+
+struct Holder {
+    node: NodeProc,
+    dir: ryx_testkit::ScratchDir,
+}
+
+/// The holders' files concatenated in canonical order: node id, then path.
+fn canonical(holders: &[Holder], into: &std::path::Path) {
+    let mut order: Vec<&Holder> = holders.iter().collect();
+    order.sort_by_key(|h| h.node.id.to_string());
+    let mut out = Vec::new();
+    for h in order {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(h.dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "log")) {
+            out.extend(std::fs::read(f).expect("read"));
+        }
+    }
+    std::fs::write(into, out).expect("write");
+}
+
+fn submit(port: u16, kind: &str, params: serde_json::Value) -> Result<Submitted, ryx_api::Error> {
+    let mut job = SubmitJob::over_dataset(kind, "app");
+    job.params = params;
+    job.redundancy = Some(2);
+    client(port).submit(&job)
+}
+
+/// Waits until the entry node has heard every holder announce the
+/// dataset (each does within a second of reading its files), then submits.
+fn submit_when_known(port: u16, kind: &str, params: serde_json::Value, holders: usize) -> Submitted {
+    let known = || {
+        client(port)
+            .info_items()
+            .map_or(0, |items| items.iter().filter(|i| i.key.starts_with("ryx/source/app/")).count())
+    };
+    let ok = wait_until(Duration::from_secs(30), || known() == holders);
+    assert!(ok.is_some(), "the entry node heard {} of {holders} holders", known());
+    submit(port, kind, params).unwrap_or_else(|e| panic!("submit {kind}: {e}"))
+}
+
+#[test]
+fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatenation() {
+    let discovery = discovery_port();
+    let chunk = ["--chunk-size", "16KiB", "--workers", "1"];
+    let entry = start_node(free_port(), "ds", discovery, &chunk);
+    let holders: Vec<Holder> = (0..4)
+        .map(|i| {
+            let dir = ryx_testkit::ScratchDir::new("dataset");
+            for f in 0..2 {
+                std::fs::write(dir.path().join(format!("app-{f}.log")), lines(i * 10 + f, 600 + 300 * i as usize))
+                    .expect("write");
+            }
+            let spec = format!("app={}/*.log", dir.path().display());
+            let mut args = chunk.to_vec();
+            args.extend(["--source", spec.as_str()]);
+            Holder { node: start_node(free_port(), "ds", discovery, &args), dir }
+        })
+        .collect();
+    let ports: Vec<u16> = std::iter::once(entry.port).chain(holders.iter().map(|h| h.node.port)).collect();
+    let scratch = ryx_testkit::ScratchDir::new("dataset-ref");
+    let all = scratch.path().join("all.log");
+    canonical(&holders, &all);
+    let bytes = std::fs::metadata(&all).expect("stat").len();
+    assert!(entry.client().sources().map(|s| s.sources.is_empty()).unwrap_or(false), "the entry holds nothing");
+
+    for (kind, params, exec_params) in [
+        ("word-count", serde_json::json!({}), vec![]),
+        ("grep", serde_json::json!({"pattern": "ERROR.*n9"}), vec!["pattern=ERROR.*n9"]),
+        ("log-analysis", serde_json::json!({}), vec![]),
+    ] {
+        let want = exec_digest(kind, &all, &exec_params);
+        let s = submit_when_known(entry.port, kind, params, 4);
+        let t = std::time::Instant::now();
+        let v = wait_done(&ports, &s.job_id, Duration::from_secs(90));
+        eprintln!("{kind}: {:?} {:?}", t.elapsed(), v.stats);
+        assert_eq!(v.state, ryx_api::JobState::Done, "{kind}: {v:?}");
+        assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "{kind} differs from exec");
+        let d = v.dataset.expect("the job names its snapshot");
+        assert_eq!((d.name.as_str(), d.nodes, d.bytes), ("app", 4, bytes));
+        assert_eq!(Some(&d), s.dataset.as_ref());
+        assert_eq!((v.progress.bytes_done, v.progress.bytes_total), (bytes, bytes));
+    }
+
+    // Lines appended before a job starts are in its snapshot, without
+    // waiting for a chunk to fill.
+    let grown = &holders[1];
+    let mut f = std::fs::OpenOptions::new().append(true).open(grown.dir.path().join("app-1.log")).expect("open");
+    f.write_all(lines(99, 5).as_bytes()).expect("append");
+    drop(f);
+    canonical(&holders, &all);
+    let bytes2 = std::fs::metadata(&all).expect("stat").len();
+    let want = exec_digest("word-count", &all, &[]);
+    let s = submit_when_known(entry.port, "word-count", serde_json::json!({}), 4);
+    assert_eq!(s.dataset.as_ref().map(|d| d.bytes), Some(bytes2), "appended lines are in the snapshot at once");
+    let v = wait_done(&ports, &s.job_id, Duration::from_secs(90));
+    assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "appended lines missed: {v:?}");
+}
+
+#[test]
+fn a_dataset_nobody_holds_or_a_bad_request_gets_a_clear_error() {
+    let node = start_node(free_port(), "ds-err", discovery_port(), &[]);
+    let e = submit(node.port, "word-count", serde_json::json!({})).expect_err("nobody holds it");
+    assert_eq!(e.code(), Some(&ErrorCode::UnknownDataset), "{e}");
+    let mut both = SubmitJob::over_dataset("word-count", "app");
+    both.inputs = vec!["ab".repeat(32).as_str().into()];
+    let e = node.client().submit(&both).expect_err("inputs and a dataset");
+    assert_eq!(e.code(), Some(&ErrorCode::Invalid), "{e}");
+    let e = node.client().submit(&SubmitJob::over_dataset("word-count", "../etc")).expect_err("bad name");
+    assert_eq!(e.code(), Some(&ErrorCode::UnknownDataset), "{e}");
+    let e = node.client().submit(&SubmitJob::over_dataset("no-such-kind", "app")).expect_err("bad kind");
+    assert_eq!(e.code(), Some(&ErrorCode::UnknownKind), "{e}");
+    let (status, _) = http(node.port, "GET", "/v1/sources/app/snapshot", None).expect("answer");
+    assert_eq!(status, 404);
+}
