@@ -216,6 +216,17 @@ pub struct StartArgs {
     /// neighbour graph.
     #[arg(long)]
     pub no_wait: bool,
+    /// Data the nodes hold in their own files, NAME=FILE: every node
+    /// follows FILE as dataset NAME; with --split, FILE is cut at line
+    /// ends into one part per node, each written to that node's own data
+    /// directory (DIR/data/node-I), in node-id order (so that a job over
+    /// the dataset equals `ryx-node exec` over FILE). Not with --netns.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with = "netns")]
+    pub source: Option<String>,
+    /// With --source: spread the file over the nodes instead of giving
+    /// every node all of it.
+    #[arg(long, requires = "source")]
+    pub split: bool,
     /// Extra arguments for every ryx-node (after `--`).
     #[arg(last = true, value_name = "NODE_ARGS")]
     pub node_args: Vec<String>,
@@ -445,6 +456,12 @@ pub struct BenchArgs {
     /// Runs of each configuration (the median is reported).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub repeat: u16,
+    /// Run jobs over data that lives on the nodes: the input is spread
+    /// over the nodes' own data directories (`start --split`) and the job
+    /// is submitted over that dataset, instead of uploading the input to
+    /// the entry node.
+    #[arg(long)]
+    pub dataset: bool,
     /// Skip the Dask comparison.
     #[arg(long)]
     pub no_dask: bool,

@@ -69,6 +69,21 @@ pub fn new_cluster(
     Ok((cluster, ports))
 }
 
+/// `NAME=FILE` of `start --source`: a dataset name and an existing file.
+fn parse_source(s: &str) -> Result<(String, PathBuf)> {
+    let (name, file) = s.split_once('=').with_context(|| format!("--source {s:?}: expected NAME=FILE"))?;
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        bail!("--source {s:?}: a dataset name is 1 to 64 of A-Z a-z 0-9 . _ -");
+    }
+    let file = PathBuf::from(file);
+    if !file.is_file() {
+        bail!("--source {s:?}: {} is not a file", file.display());
+    }
+    Ok((name.to_string(), std::fs::canonicalize(&file).unwrap_or(file)))
+}
+
 /// The `--dir` hint to repeat in suggested commands (empty for the default dir).
 pub fn dir_hint(dir: &RunDir, explicit: Option<&Path>) -> String {
     match explicit {
@@ -93,7 +108,16 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
     let mut cluster = if args.netns {
         start_netns(&dir, node_bin, &args, n)?
     } else {
-        let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, args.node_args.clone(), args.base_port)?;
+        let mut node_args = args.node_args.clone();
+        let source = args.source.as_deref().map(parse_source).transpose()?;
+        if let (Some((name, file)), false) = (&source, args.split) {
+            node_args.extend(["--source".to_string(), format!("{name}={}", file.display())]);
+        }
+        let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, node_args, args.base_port)?;
+        if let (Some((name, _)), true) = (&source, args.split) {
+            cluster.state.dataset = Some(name.clone());
+            cluster.save()?;
+        }
         out!(
             "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
             dir.path().display(),
@@ -109,6 +133,16 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
             let _ = cluster.stop_all(STOP_GRACE);
             let _ = dir.remove_state();
             return Err(e);
+        }
+        if let (Some((name, file)), true) = (&source, args.split) {
+            let all: Vec<usize> = (0..n).collect();
+            let bytes = crate::cluster::data::split(&cluster, std::slice::from_ref(file), &all)?;
+            out!(
+                "Dataset {name}: {} of {} spread over the {n} nodes' data directories ({}/data/node-I), in node-id order",
+                crate::jobs::mib(bytes),
+                file.display(),
+                dir.path().display()
+            );
         }
         let ports_used: Vec<u16> = cluster.state.nodes.iter().map(|r| r.udp_port).collect();
         out!(

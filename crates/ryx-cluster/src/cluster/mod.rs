@@ -1,6 +1,7 @@
 //! A cluster of local `ryx-node` processes: spawning them, asking them how
 //! they are, waiting for the graph to heal, signalling and stopping them.
 
+pub mod data;
 pub mod graph;
 pub mod lifecycle;
 pub mod netns;
@@ -244,6 +245,11 @@ impl Cluster {
             .arg(LOOPBACK_BROADCAST.to_string())
             .arg("--discovery-port")
             .arg(self.state.discovery_port.to_string());
+        if let Some(name) = &self.state.dataset {
+            let d = data::node_dir(&self.dir, index);
+            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            cmd.arg("--source").arg(data::source_arg(&self.dir, name, index));
+        }
         let child =
             self.launch(cmd, &log).with_context(|| format!("cannot start {}", self.state.node_bin.display()))?;
         Ok((NodeRecord::started(index, child.id(), (Ipv4Addr::LOCALHOST, port), None, log), child))

@@ -117,6 +117,10 @@ pub struct ClusterState {
     /// (none: the nodes share the machine's loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<crate::cluster::netns::Layout>,
+    /// A dataset every node follows in its own data directory
+    /// (`DIR/data/node-I`, see [`crate::cluster::data`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
 }
 
 impl ClusterState {
@@ -131,6 +135,7 @@ impl ClusterState {
             created_unix_ms: unix_ms(),
             nodes: Vec::new(),
             netns: None,
+            dataset: None,
         }
     }
 

@@ -227,6 +227,7 @@ pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
                     usize::from(n),
                     mode,
                     &src,
+                    &files,
                     &params,
                     &reference,
                     exec_s,
@@ -355,6 +356,7 @@ fn run_one(
     n: usize,
     kill: Option<Amount>,
     src: &Source,
+    files: &[PathBuf],
     params: &serde_json::Value,
     reference: &Reference,
     exec_s: f64,
@@ -362,11 +364,18 @@ fn run_one(
     seed: u64,
 ) -> Result<Row> {
     let mut tc = TempCluster::create(None, node_bin.to_path_buf(), args.node_args.clone(), args.base_port, "bench")?;
+    if args.dataset {
+        tc.cluster.state.dataset = Some(BENCH_DATASET.to_string());
+        tc.cluster.save()?;
+    }
     tc.spawn(n)?;
     if tc.cluster.wait_ready(Duration::from_secs(120), Duration::from_millis(100))?.is_none() {
         bail!("the {n}-node cluster did not connect within 120 s");
     }
     let entry = 0;
+    if args.dataset {
+        return run_dataset(args, tc, n, kill, files, params, reference, exec_s, rng, seed);
+    }
     // With kills, wait for enough verified copies of every chunk that the
     // victims cannot hold them all: one more than the nodes killed (then
     // some copy always survives), capped at 12 (then all copies die with
@@ -382,9 +391,28 @@ fn run_one(
     let l = load1();
     let all = tc.cluster.running();
     let before = datagrams(&tc.cluster, &all);
-    let mut peak: HashMap<usize, u64> = HashMap::new();
     let t0 = Instant::now();
     let job_id = run::submit(&tc.cluster, entry, &args.job, &loaded, params.clone(), Some(args.redundancy))?;
+    let (job, killed, peak) = follow(args, &mut tc, job_id, entry, kill, rng, seed)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let r = row(&mut tc, job, killed, peak, before, wall, loaded.bytes, l, n, reference, exec_s)?;
+    tc.stop()?;
+    Ok(r)
+}
+
+/// Follows a job to its end, recording each node's peak RSS and killing
+/// `kill` of the nodes once `args.at` of its units are done. Returns the
+/// final job, the nodes killed and the peaks (KiB).
+fn follow(
+    args: &BenchArgs,
+    tc: &mut TempCluster,
+    job_id: ryx_api::JobId,
+    entry: usize,
+    kill: Option<Amount>,
+    rng: &mut Rng,
+    seed: u64,
+) -> Result<(ryx_api::JobView, Vec<usize>, HashMap<usize, u64>)> {
+    let mut peak: HashMap<usize, u64> = HashMap::new();
     let mut follower = Follower::new(job_id, entry);
     let mut killed: Vec<usize> = Vec::new();
     let mut kill_done = kill.is_none();
@@ -417,7 +445,6 @@ fn run_one(
         }
         Ok(())
     })?;
-    let wall = t0.elapsed().as_secs_f64();
     jobs::check_done(&job)?;
     if !kill_done {
         bail!(
@@ -425,12 +452,30 @@ fn run_one(
             at * 100.0
         );
     }
+    Ok((job, killed, peak))
+}
+
+/// The row of a finished run.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    tc: &mut TempCluster,
+    job: ryx_api::JobView,
+    killed: Vec<usize>,
+    peak: HashMap<usize, u64>,
+    before: HashMap<usize, f64>,
+    wall: f64,
+    bytes: u64,
+    load: f64,
+    n: usize,
+    reference: &Reference,
+    exec_s: f64,
+) -> Result<Row> {
     let survivors = tc.cluster.running();
     let after = datagrams(&tc.cluster, &survivors);
     let deltas: Vec<f64> = survivors.iter().filter_map(|i| Some(after.get(i)? - before.get(i)?)).collect();
     let peaks: Vec<f64> = peak.values().map(|&k| k as f64 / 1024.0).collect();
     let digest = job.result_digest.as_deref().unwrap_or("");
-    let row = Row {
+    Ok(Row {
         killed: killed.len(),
         ratio_to_exec: Some(wall / exec_s),
         units_reissued: Some(job.stats.reissued),
@@ -439,10 +484,48 @@ fn run_one(
         peak_rss_max_mib: peaks.iter().copied().reduce(f64::max),
         peak_rss_mean_mib: (!peaks.is_empty()).then(|| peaks.iter().sum::<f64>() / peaks.len() as f64),
         digest_ok: Some(digest == reference.digest),
-        ..Row::timed("ryx", n, wall, loaded.bytes, l)
-    };
-    tc.stop()?;
-    Ok(row)
+        ..Row::timed("ryx", n, wall, bytes, load)
+    })
+}
+
+/// The dataset name of `bench --dataset`.
+const BENCH_DATASET: &str = "bench";
+
+/// `run_one` over data spread across the nodes' own directories.
+#[allow(clippy::too_many_arguments)]
+fn run_dataset(
+    args: &BenchArgs,
+    mut tc: TempCluster,
+    n: usize,
+    kill: Option<Amount>,
+    files: &[PathBuf],
+    params: &serde_json::Value,
+    reference: &Reference,
+    exec_s: f64,
+    rng: &mut Rng,
+    seed: u64,
+) -> Result<Row> {
+    let entry = 0;
+    let all = tc.cluster.running();
+    let bytes = crate::cluster::data::split(&tc.cluster, files, &all)?;
+    crate::cluster::data::wait_announced(&tc.cluster, entry, BENCH_DATASET, n, Duration::from_secs(120))?;
+    let l = load1();
+    let before = datagrams(&tc.cluster, &all);
+    let mut job = ryx_api::SubmitJob::over_dataset(&args.job, BENCH_DATASET);
+    job.params = params.clone();
+    job.redundancy = Some(args.redundancy);
+    let t0 = Instant::now();
+    let submitted = tc.cluster.client(entry).submit(&job).with_context(|| format!("submitting at node {entry}"))?;
+    let got = submitted.dataset.as_ref().map_or(0, |d| d.bytes);
+    if got != bytes {
+        bail!("the snapshot holds {got} bytes of the {bytes} spread (unreachable: {:?})", submitted.unreachable);
+    }
+    let (job, killed, peak) = follow(args, &mut tc, submitted.job_id, entry, kill, rng, seed)?;
+    let wall = t0.elapsed().as_secs_f64();
+    row(&mut tc, job, killed, peak, before, wall, bytes, l, n, reference, exec_s).and_then(|r| {
+        tc.stop()?;
+        Ok(r)
+    })
 }
 
 /// Most copies per chunk a bench with kills waits for.
