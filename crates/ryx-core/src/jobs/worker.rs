@@ -49,11 +49,16 @@ impl JobEngine {
         }
         let mut keep = VecDeque::new();
         // Keep enough local work to refill our own slots; pass the rest.
-        // Tokens for chunks of this node's own files stay (running them
-        // costs no transfer, and no other node may hold them) unless a neighbour sits idle while more of them wait
-        // here than this node has slots: then it takes one, as a steal.
+        // First replicas of chunks of this node's own files stay (running
+        // them costs no transfer, and no other node may hold them) unless a
+        // neighbour sits idle while more of them wait here than this node
+        // has slots: then it takes one, as a steal. Other replicas must run
+        // elsewhere anyway and travel as usual (kept here too, they sat
+        // beside the first and, on a simulated 5-node job of 100 units,
+        // never left: the job hung).
         let mut own_share = self.cfg.queue_room.min(self.queue.len());
-        let mut local_waiting = self.queue.iter().filter(|t| ctx.blobs.is_local(&t.chunk)).count();
+        let first_here = |t: &WorkToken| t.replica == 0 && ctx.blobs.is_local(&t.chunk);
+        let mut local_waiting = self.queue.iter().filter(|t| first_here(t)).count();
         while let Some(mut t) = self.queue.pop_front() {
             let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
             if mine_ok && own_share > 0 {
@@ -61,7 +66,7 @@ impl JobEngine {
                 keep.push_back(t);
                 continue;
             }
-            if mine_ok && ctx.blobs.is_local(&t.chunk) {
+            if mine_ok && first_here(&t) {
                 let idle = budget.iter().any(|b| b.2 > 0 && b.3 > 0);
                 if !(idle && local_waiting > self.cfg.worker_slots) {
                     keep.push_back(t);
