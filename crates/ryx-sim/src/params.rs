@@ -205,6 +205,12 @@ pub struct Params {
     /// efficiency is reported).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Job scenario: the input lies in the nodes' own files, spread evenly
+    /// (in node-id order, so the canonical order is the input's), and the
+    /// job is submitted over that dataset: no upload, each unit's first
+    /// replica sent to its chunk's holder.
+    #[arg(long)]
+    pub dataset: bool,
     /// Fraction of Byzantine nodes: members that run the real core and
     /// attack the network besides (see `--attack`); in the job scenario
     /// they also return wrong results. The job's home is always honest.
@@ -348,6 +354,9 @@ impl Params {
         }
         if self.no_baseline {
             c.push_str(" --no-baseline");
+        }
+        if self.dataset {
+            c.push_str(" --dataset");
         }
         if self.wire {
             c.push_str(" --wire");

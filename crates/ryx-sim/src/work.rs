@@ -525,69 +525,10 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
     let live: Vec<usize> =
         sim.live_slots().into_iter().filter(|s| !sim.byz.as_ref().is_some_and(|b| b.is_byz[*s])).collect();
     let home = live[sim.ctl.below(live.len())];
-    let now = sim.now();
-    for r in &refs {
-        let put = sim.node_mut(home).map(|node| node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true));
-        match put {
-            Some(Ok(())) => {
-                sim.world().held[home].insert(r.hash.to_string());
-            }
-            Some(Err(e)) => return Err(sim.violation(Some(home), format!("upload refused: {e}"))),
-            None => return Err(sim.violation(Some(home), "home is not running".into())),
-        }
-    }
-    // As `PUT /v1/blobs?copies=N` does (3 by default): replicate, and
-    // answer once every chunk has N verified copies (topping up thin ones
-    // with more energy after a second without a new copy), or at the
-    // deadline below.
-    let want = p.copies.max(1).min(sim.live);
-    if let Some(node) = sim.node_mut(home) {
-        node.replicate_upload(now, refs.clone(), None);
-    }
-    sim.after_handle(home)?;
-    let up0 = sim.now();
-    // 30 s, as the API's default, or longer when the uploader's link
-    // needs longer to send one copy of everything.
-    let one_copy_us = refs.iter().map(|r| r.size as f64).sum::<f64>() / (p.bandwidth_mbps.max(1e-6) * 1e6 / 1e6);
-    let up_deadline = up0.plus(Duration::from_secs(30).max(Duration::from_micros((3.0 * one_copy_us) as u64)));
-    let mut boost = 0.0;
-    let copies_sum = |s: &Sim| s.node(home).map_or(0, |n| refs.iter().map(|r| n.blob_copies(&r.hash)).sum::<usize>());
-    let mut last_sum = copies_sum(sim);
-    let upload_ms = loop {
-        let step = sim.now().plus(Duration::from_secs(1)).min(up_deadline);
-        let copied = |s: &mut Sim| s.node(home).is_some_and(|n| refs.iter().all(|r| n.blob_copies(&r.hash) >= want));
-        if let Some(t) = sim.run_until(step, Some(Duration::from_millis(10)), copied)? {
-            break Some(ms(t.since(up0).as_micros() as u64));
-        }
-        if sim.now() >= up_deadline {
-            break None;
-        }
-        // Top up only when replication stalled (copies are still arriving
-        // on a busy link otherwise, and new offers would only add to it).
-        let sum = copies_sum(sim);
-        if sum > last_sum {
-            last_sum = sum;
-            continue;
-        }
-        boost += 1.0;
-        let now = sim.now();
-        let thin: Vec<BlobRef> = match sim.node(home) {
-            Some(n) => refs.iter().filter(|r| n.blob_copies(&r.hash) < want).cloned().collect(),
-            None => Vec::new(),
-        };
-        if let Some(node) = sim.node_mut(home) {
-            let e = node.upload_energy(refs.len()) + boost;
-            node.top_up_upload(now, thin, e);
-        }
-        sim.after_handle(home)?;
-    };
-    let now = sim.now();
-    let submitted =
-        sim.node_mut(home).map(|node| node.submit_job(now, &p.kind, params.clone(), refs.clone(), p.redundancy, None));
-    let job = match submitted {
-        Some(Ok(id)) => id,
-        Some(Err(e)) => return Err(sim.violation(Some(home), format!("submission refused: {e}"))),
-        None => return Err(sim.violation(Some(home), "home is not running".into())),
+    let (job, upload_ms) = if p.dataset {
+        (place_and_submit(sim, home, &refs, &params)?, None)
+    } else {
+        upload_and_submit(sim, home, &refs, &params)?
     };
     sim.after_handle(home)?;
     let live_at_submit = sim.live;
@@ -754,6 +695,122 @@ pub(crate) fn job_phase(sim: &mut Sim) -> Result<JobRunReport, Violation> {
         stats: summary.map(|j| j.stats),
         driver: sim.work.as_ref().map(|w| w.stats.clone()).unwrap_or_default(),
     })
+}
+
+/// Uploads `refs` at `home` (as `PUT /v1/blobs?copies=N` does) and submits
+/// the job there: the job id and how long the copies took.
+fn upload_and_submit(
+    sim: &mut Sim,
+    home: usize,
+    refs: &[BlobRef],
+    params: &serde_json::Value,
+) -> Result<(String, Option<f64>), Violation> {
+    let p = sim.p.clone();
+    let now = sim.now();
+    for r in refs {
+        let put = sim.node_mut(home).map(|node| node.blob_put(now, &r.hash, r.size, BlobKind::Chunk, true));
+        match put {
+            Some(Ok(())) => {
+                sim.world().held[home].insert(r.hash.to_string());
+            }
+            Some(Err(e)) => return Err(sim.violation(Some(home), format!("upload refused: {e}"))),
+            None => return Err(sim.violation(Some(home), "home is not running".into())),
+        }
+    }
+    // As `PUT /v1/blobs?copies=N` does (3 by default): replicate, and
+    // answer once every chunk has N verified copies (topping up thin ones
+    // with more energy after a second without a new copy), or at the
+    // deadline below.
+    let want = p.copies.max(1).min(sim.live);
+    if let Some(node) = sim.node_mut(home) {
+        node.replicate_upload(now, refs.to_vec(), None);
+    }
+    sim.after_handle(home)?;
+    let up0 = sim.now();
+    // 30 s, as the API's default, or longer when the uploader's link
+    // needs longer to send one copy of everything.
+    let one_copy_us = refs.iter().map(|r| r.size as f64).sum::<f64>() / (p.bandwidth_mbps.max(1e-6) * 1e6 / 1e6);
+    let up_deadline = up0.plus(Duration::from_secs(30).max(Duration::from_micros((3.0 * one_copy_us) as u64)));
+    let mut boost = 0.0;
+    let copies_sum = |s: &Sim| s.node(home).map_or(0, |n| refs.iter().map(|r| n.blob_copies(&r.hash)).sum::<usize>());
+    let mut last_sum = copies_sum(sim);
+    let upload_ms = loop {
+        let step = sim.now().plus(Duration::from_secs(1)).min(up_deadline);
+        let copied = |s: &mut Sim| s.node(home).is_some_and(|n| refs.iter().all(|r| n.blob_copies(&r.hash) >= want));
+        if let Some(t) = sim.run_until(step, Some(Duration::from_millis(10)), copied)? {
+            break Some(ms(t.since(up0).as_micros() as u64));
+        }
+        if sim.now() >= up_deadline {
+            break None;
+        }
+        // Top up only when replication stalled (copies are still arriving
+        // on a busy link otherwise, and new offers would only add to it).
+        let sum = copies_sum(sim);
+        if sum > last_sum {
+            last_sum = sum;
+            continue;
+        }
+        boost += 1.0;
+        let now = sim.now();
+        let thin: Vec<BlobRef> = match sim.node(home) {
+            Some(n) => refs.iter().filter(|r| n.blob_copies(&r.hash) < want).cloned().collect(),
+            None => Vec::new(),
+        };
+        if let Some(node) = sim.node_mut(home) {
+            let e = node.upload_energy(refs.len()) + boost;
+            node.top_up_upload(now, thin, e);
+        }
+        sim.after_handle(home)?;
+    };
+    let now = sim.now();
+    let submitted =
+        sim.node_mut(home).map(|node| node.submit_job(now, &p.kind, params.clone(), refs.to_vec(), p.redundancy, None));
+    let job = match submitted {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => return Err(sim.violation(Some(home), format!("submission refused: {e}"))),
+        None => return Err(sim.violation(Some(home), "home is not running".into())),
+    };
+    Ok((job, upload_ms))
+}
+
+/// Spreads `refs` over the live nodes' own files, in node-id order (so the
+/// dataset's canonical order is the input's), as `--source` does, and
+/// submits a job over that dataset at `home`, which holds only its share.
+fn place_and_submit(
+    sim: &mut Sim,
+    home: usize,
+    refs: &[BlobRef],
+    params: &serde_json::Value,
+) -> Result<String, Violation> {
+    let p = sim.p.clone();
+    let mut owners: Vec<(ryx_core::NodeId, usize)> =
+        sim.live_slots().into_iter().filter_map(|s| Some((sim.node(s)?.id(), s))).collect();
+    owners.sort();
+    let per = refs.len().div_ceil(owners.len().max(1)).max(1);
+    let mut chunks = Vec::with_capacity(refs.len());
+    for (i, r) in refs.iter().enumerate() {
+        let Some(&(id, s)) = owners.get(i / per) else { break };
+        let Some(node) = sim.node_mut(s) else { continue };
+        node.set_local_chunks(vec![(r.hash.clone(), r.size)], Vec::new());
+        let (udp, http) = (node.addr(), node.http_addr());
+        sim.world().held[s].insert(r.hash.to_string());
+        chunks.push((r.clone(), ryx_core::wire::PeerInfo { id, addr: udp }, http));
+    }
+    let now = sim.now();
+    let tag = ryx_core::jobs::DatasetTag {
+        name: "sim".into(),
+        snapshot: String::new(),
+        nodes: owners.len() as u32,
+        bytes: refs.iter().map(|r| r.size).sum(),
+    };
+    let submitted = sim
+        .node_mut(home)
+        .map(|node| node.submit_dataset_job(now, &p.kind, params.clone(), chunks, p.redundancy, None, tag));
+    match submitted {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(e)) => Err(sim.violation(Some(home), format!("submission refused: {e}"))),
+        None => Err(sim.violation(Some(home), "home is not running".into())),
+    }
 }
 
 /// Copies of each chunk in `refs` on live slots, before and after `victims` die.

@@ -248,6 +248,26 @@ fn job_result_equals_the_reference_and_scales_measurably() {
 }
 
 #[test]
+fn a_job_over_data_spread_on_hundreds_of_nodes_runs_where_it_lies_and_is_exact() {
+    for (seed, redundancy) in [(1, 1), (2, 2)] {
+        let p = Params { dataset: true, redundancy, units: 600, no_baseline: true, ..job_params(seed) };
+        let p = Params { nodes: 200, ..p };
+        let r = run_ok(&p);
+        let j = assert_job_right(&r);
+        assert_eq!(j.upload_ms, None, "nothing uploaded: {}", r.command);
+        let stats = j.stats.as_ref().expect("stats");
+        assert!(stats.results >= u64::from(redundancy) * j.units as u64, "{stats:?}");
+        assert!(stats.workers >= 150, "the holders ran their own units: {stats:?}: {}", r.command);
+        if redundancy == 1 {
+            // Holders run their own chunks: only steals by idle neighbours
+            // move one.
+            let moved = j.driver.fetched_mib / 0.25;
+            assert!(moved < 0.5 * j.units as f64, "{moved} units' bytes moved: {}", r.command);
+        }
+    }
+}
+
+#[test]
 fn job_survives_half_the_nodes_killed_mid_job() {
     for seed in [1, 2] {
         let p = Params { kill: Some(0.5), no_baseline: true, ..job_params(seed) };
