@@ -180,6 +180,14 @@ impl JobSpec {
         }
     }
 
+    /// Whether partials may be merged in any order with the same bytes
+    /// (word counts: counting is commutative), so that a driver can fold
+    /// them as they arrive instead of waiting for unit order. Grep and log
+    /// analysis keep samples and first occurrences in input order: no.
+    pub fn commutative(&self) -> bool {
+        matches!(self.params, Params::WordCount(_))
+    }
+
     /// The partial of zero lines: the identity of [`merge`](Self::merge) (what `map`
     /// gives for an empty unit), to finish a job whose input is empty.
     pub fn empty_partial(&self) -> Partial {

@@ -382,39 +382,55 @@ async fn fold_task(
     let Ok(spec) = JobSpec::new(&kind, &params) else {
         return;
     };
+    // A kind whose merge commutes (word counts) is folded as partials
+    // arrive, whatever their order, as `run_local` folds while it maps; the
+    // others in unit order. Units of a dataset job finish range by range,
+    // one range per holder, so in unit order almost all would wait for the
+    // end, leaving the whole fold to one thread after the last unit.
+    let any_order = spec.commutative();
     let mut pending: std::collections::BTreeMap<u32, (String, Bytes)> = Default::default();
-    let mut folded: Vec<String> = Vec::new();
+    let mut folded: std::collections::BTreeMap<u32, String> = Default::default();
     let mut acc: Option<Partial> = None;
     let mut broken = false;
     while let Some(msg) = rx.recv().await {
         match msg {
             FoldMsg::Partial { unit, digest, bytes } => {
-                if unit < units && unit as usize >= folded.len() {
+                if unit < units && !folded.contains_key(&unit) {
                     pending.insert(unit, (digest, bytes));
                 }
                 if broken {
                     continue;
                 }
                 let mut ready = Vec::new();
-                while let Some(x) = pending.remove(&(folded.len() as u32 + ready.len() as u32)) {
-                    ready.push(x);
+                if any_order {
+                    ready.extend(std::mem::take(&mut pending));
+                } else {
+                    let next = folded.len() as u32;
+                    while let Some(x) = pending.remove(&(next + ready.len() as u32)) {
+                        ready.push((next + ready.len() as u32, x));
+                    }
                 }
                 if ready.is_empty() {
                     continue;
                 }
                 let spec2 = spec.clone();
                 let prev = acc.take();
-                let r = tokio::task::spawn_blocking(move || fold_more(&spec2, prev, &ready).map(|a| (a, ready))).await;
+                let r = tokio::task::spawn_blocking(move || {
+                    let parts: Vec<&Bytes> = ready.iter().map(|(_, (_, b))| b).collect();
+                    spec2.fold_encoded(prev, parts).map_err(|e| e.to_string()).map(|a| (a, ready))
+                })
+                .await;
                 match r {
                     Ok(Ok((a, ready))) => {
-                        acc = Some(a);
-                        folded.extend(ready.into_iter().map(|(d, _)| d));
+                        acc = a;
+                        folded.extend(ready.into_iter().map(|(u, (d, _))| (u, d)));
                     }
                     _ => broken = true,
                 }
             }
             FoldMsg::Finish { partials, local } => {
-                let consistent = !broken && folded.iter().zip(&partials).all(|(a, (b, _))| a == b);
+                let consistent =
+                    !broken && folded.iter().all(|(u, d)| partials.get(*u as usize).is_some_and(|(p, _)| p == d));
                 if !consistent {
                     merge(tx, job, kind, params, partials, local).await;
                     return;
@@ -422,7 +438,10 @@ async fn fold_task(
                 // Gather the tail: pending, local or fetched.
                 let mut tail = Vec::new();
                 let mut missing = Vec::new();
-                for (i, ((digest, holders), have)) in partials.iter().zip(local).enumerate().skip(folded.len()) {
+                for (i, ((digest, holders), have)) in partials.iter().zip(local).enumerate() {
+                    if folded.contains_key(&(i as u32)) {
+                        continue;
+                    }
                     let b = match (pending.remove(&(i as u32)), have) {
                         (Some((d, b)), _) if d == *digest => Some(b),
                         (_, Some(b)) => Some(b),
