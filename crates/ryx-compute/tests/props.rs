@@ -119,7 +119,7 @@ proptest! {
     #[test]
     fn kinds_said_commutative_merge_in_any_order(a in log_text(), b in log_text(), c in log_text()) {
         for spec in specs().into_iter().filter(|s| s.commutative()) {
-            let (pa, pb, pc) = (spec.map(&a).unwrap(), spec.map(&b).unwrap(), spec.map(&c).unwrap());
+            let (pa, pb, pc) = (spec.map(&a).expect("a"), spec.map(&b).expect("b"), spec.map(&c).expect("c"));
             let ordered = fold_left(&spec, vec![pa.clone(), pb.clone(), pc.clone()]);
             let shuffled = fold_left(&spec, vec![pc, pa, pb]);
             prop_assert_eq!(ordered.to_bytes(), shuffled.to_bytes());
