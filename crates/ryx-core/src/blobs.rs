@@ -195,6 +195,11 @@ impl BlobIndex {
         self.local.contains_key(h)
     }
 
+    /// The size of a chunk of the node's own files.
+    pub fn local_size(&self, h: &str) -> Option<u64> {
+        self.local.get(h).copied()
+    }
+
     /// Chunks of the node's own files noted here.
     pub fn local_len(&self) -> usize {
         self.local.len()

@@ -173,6 +173,11 @@ pub struct DaemonArgs {
     /// followed as they grow, rotate or are truncated (`GET /v1/sources`).
     #[arg(long = "source", env = "RYX_SOURCES", value_delimiter = ',', value_name = "NAME=PATH_OR_GLOB")]
     pub sources: Vec<crate::sources::SourceSpec>,
+    /// Copies of each chunk of this node's sources kept by other nodes (in
+    /// their memory, under custody: restored when a keeper dies), so that
+    /// jobs over the data survive this node (0: none).
+    #[arg(long, env = "RYX_SOURCE_COPIES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=16))]
+    pub source_copies: u8,
     /// Fault injection for tests: corrupt-results=P makes this node return
     /// a wrong partial result with probability P.
     #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P")]

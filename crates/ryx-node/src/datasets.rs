@@ -28,6 +28,9 @@ use serde::Deserialize as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// How long other nodes keep copies of a snapshot's tails, in ms.
+const TAIL_KEEP_MS: u64 = 3_600_000;
+
 /// Holders of one dataset a job asks for their snapshots at most.
 pub const MAX_HOLDERS: usize = 1024;
 /// Snapshots fetched at once.
@@ -61,7 +64,17 @@ pub async fn local_snapshot(h: &Handle, name: &str) -> Result<Option<SourceSnaps
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, e.to_string()))?;
     let Some(snap) = taken else { return Ok(None) };
     let (noted, forgotten) = (snap.noted, snap.forgotten);
-    h.call(move |s| s.node.set_local_chunks(noted, forgotten)).await.map_err(ApiError::unavailable)?;
+    // Tails are kept by others too, for an hour: long enough for the jobs
+    // that named them, not forever (the sealed chunks replace them).
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 + TAIL_KEEP_MS);
+    h.call(move |s| {
+        let set = s.source_set.clone();
+        set.note(s, noted, forgotten, until)
+    })
+    .await
+    .map_err(ApiError::unavailable)?;
     Ok(Some(SourceSnapshot { node: api_id(me), name: name.to_string(), chunks: snap.chunks }))
 }
 

@@ -142,7 +142,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         if !args.sources.is_empty() {
             let names: Vec<&str> = args.sources.iter().map(|s| s.name.as_str()).collect();
             tracing::info!(sources = ?names, "following this node's own data");
-            let set = ryx_node::sources::SourceSet::new(args.sources.clone(), args.chunk_size.max(1));
+            let set =
+                ryx_node::sources::SourceSet::new(args.sources.clone(), args.chunk_size.max(1), args.source_copies);
             let held = set.clone();
             handle.call(move |s| s.source_set = held).await?;
             tokio::spawn(ryx_node::sources::follow(handle.clone(), set));

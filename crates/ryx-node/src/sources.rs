@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// Longest line kept whole; a longer one is cut where this bound falls.
 pub const MAX_LINE: u64 = 1 << 20;
+/// Scans (seconds) a file must stay unchanged before its open tail is
+/// sealed as a chunk.
+pub const SEAL_QUIET_SCANS: u32 = 3;
 /// Most files one source follows (the first in path order).
 pub const MAX_FILES: usize = 4096;
 
@@ -126,6 +129,8 @@ pub struct FileState {
     pub sealed_to: u64,
     /// The file's length at the last scan.
     pub len: u64,
+    /// Scans in a row that found the file unchanged.
+    quiet: u32,
 }
 
 /// What a scan found.
@@ -150,12 +155,21 @@ pub struct Source {
     pub spec: SourceSpec,
     chunk_size: u64,
     files: BTreeMap<PathBuf, FileState>,
+    /// A file unchanged for this many scans has its open tail sealed.
+    seal_quiet: u32,
 }
 
 impl Source {
     /// A source cutting chunks of about `chunk_size` bytes; nothing read yet.
     pub fn new(spec: SourceSpec, chunk_size: u64) -> Source {
-        Source { spec, chunk_size: chunk_size.max(1), files: BTreeMap::new() }
+        Source { spec, chunk_size: chunk_size.max(1), files: BTreeMap::new(), seal_quiet: SEAL_QUIET_SCANS }
+    }
+
+    /// The same, sealing a quiet file's tail after `scans` unchanged scans
+    /// (`u32::MAX`: never; the cuts are then exactly `split_chunks`').
+    pub fn with_seal_quiet(mut self, scans: u32) -> Source {
+        self.seal_quiet = scans;
+        self
     }
 
     /// The files followed, in path order.
@@ -179,7 +193,7 @@ impl Source {
         report.vanished = before - self.files.len();
         for path in paths {
             let state = self.files.entry(path.clone()).or_default();
-            if let Err(e) = scan_file(&path, state, self.chunk_size, &mut report) {
+            if let Err(e) = scan_file(&path, state, (self.chunk_size, self.seal_quiet), &mut report) {
                 report.errors.push((path, e.to_string()));
             }
         }
@@ -361,12 +375,14 @@ pub struct SourceSet {
     /// Where each chunk lies.
     pub local: LocalChunks,
     chunk_size: u64,
+    /// Copies other nodes keep of each chunk (custody `k` is one more).
+    copies: u8,
 }
 
 impl SourceSet {
     /// Sources following `specs`, cutting chunks of about `chunk_size`
     /// bytes; nothing read yet.
-    pub fn new(specs: Vec<SourceSpec>, chunk_size: u64) -> SourceSet {
+    pub fn new(specs: Vec<SourceSpec>, chunk_size: u64, copies: u8) -> SourceSet {
         let followed = specs
             .into_iter()
             .map(|spec| Followed {
@@ -378,7 +394,7 @@ impl SourceSet {
                 announced: None,
             })
             .collect();
-        SourceSet { followed: Arc::new(Mutex::new(followed)), local: LocalChunks::default(), chunk_size }
+        SourceSet { followed: Arc::new(Mutex::new(followed)), local: LocalChunks::default(), chunk_size, copies }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Followed>> {
@@ -460,6 +476,27 @@ impl SourceSet {
     pub fn chunk_size(&self) -> u64 {
         self.chunk_size
     }
+
+    /// Notes chunks as here or gone in the core, and has other nodes keep
+    /// copies of the new ones (custody, `copies` + 1 in all) until
+    /// `until` (Unix ms, 0: until they are gone from here).
+    pub fn note(&self, s: &mut crate::runtime::State, added: Vec<(Hash, u64)>, removed: Vec<Hash>, until: u64) {
+        let refs: Vec<ryx_core::jobs::BlobRef> =
+            added.iter().map(|(h, size)| ryx_core::jobs::BlobRef { hash: h.clone(), size: *size }).collect();
+        let refused = s.node.set_local_chunks(added, Vec::new());
+        if refused > 0 {
+            tracing::warn!(refused, "more chunks in sources than a node follows; the rest are not served");
+        }
+        let now = s.clock.now();
+        if self.copies > 0 && !refs.is_empty() {
+            s.node.keep(now, refs, usize::from(self.copies) + 1, until);
+        }
+        if !removed.is_empty() {
+            let gone: Vec<String> = removed.iter().map(|h| h.to_string()).collect();
+            s.node.release(now, &gone);
+            s.node.set_local_chunks(Vec::new(), removed);
+        }
+    }
 }
 
 /// One dataset's chunks on this node now ([`SourceSet::snapshot`]).
@@ -527,10 +564,8 @@ pub async fn follow(handle: crate::runtime::Handle, set: SourceSet) {
         let applied = handle
             .call(move |s| {
                 let Scanned { view, added, removed, announce } = scanned;
-                let refused = s.node.set_local_chunks(added, removed);
-                if refused > 0 {
-                    tracing::warn!(refused, "more chunks in sources than a node follows; the rest are not served");
-                }
+                let set = s.source_set.clone();
+                set.note(s, added, removed, 0);
                 s.sources = view;
                 let now = s.clock.now();
                 let (me, udp, http) = (s.node.id(), s.node.addr(), s.node.http_addr());
@@ -574,7 +609,12 @@ fn read_at(file: &mut File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn scan_file(path: &Path, state: &mut FileState, chunk_size: u64, report: &mut ScanReport) -> std::io::Result<()> {
+fn scan_file(
+    path: &Path,
+    state: &mut FileState,
+    (chunk_size, seal_quiet): (u64, u32),
+    report: &mut ScanReport,
+) -> std::io::Result<()> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
     let len = meta.len();
@@ -587,6 +627,7 @@ fn scan_file(path: &Path, state: &mut FileState, chunk_size: u64, report: &mut S
     }
     state.dev = meta.dev();
     state.ino = meta.ino();
+    state.quiet = if len == state.len { state.quiet.saturating_add(1) } else { 0 };
     state.len = len;
     // Seal while the bytes after the sealed part reach past one chunk: the
     // cut inside that window is then final (split_chunks' rule). One chunk
@@ -618,6 +659,19 @@ fn scan_file(path: &Path, state: &mut FileState, chunk_size: u64, report: &mut S
         state.sealed_to += end as u64;
         report.sealed += 1;
     }
+    // A file that stopped growing has its complete lines sealed too, so
+    // that its last chunk gets copies like the others (an open tail is only
+    // named when a snapshot asks for it). Lines appended later start a new
+    // chunk there: the cut differs from split_chunks' over the whole file,
+    // which changes chunk names, never a result.
+    if state.quiet >= seal_quiet && len > state.sealed_to && len - state.sealed_to <= chunk_size {
+        let bytes = read_at(&mut file, state.sealed_to, len - state.sealed_to)?;
+        if let Some(end) = memchr::memrchr(b'\n', &bytes).map(|i| i + 1) {
+            state.chunks.push(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) });
+            state.sealed_to += end as u64;
+            report.sealed += 1;
+        }
+    }
     Ok(())
 }
 
@@ -630,8 +684,9 @@ mod tests {
         ryx_testkit::ScratchDir::new("sources")
     }
 
+    /// A source whose cuts are exactly split_chunks' (quiet tails unsealed).
     fn source(d: &Path, pattern: &str, chunk: u64) -> Source {
-        Source::new(format!("app={}/{pattern}", d.display()).parse().expect("spec"), chunk)
+        Source::new(format!("app={}/{pattern}", d.display()).parse().expect("spec"), chunk).with_seal_quiet(u32::MAX)
     }
 
     /// The chunks and the tail cover the file's complete lines exactly, cut
@@ -706,6 +761,34 @@ mod tests {
             assert_covers(&src, &path);
         }
         assert!(src.files().next().expect("file").1.chunks.len() > 10);
+    }
+
+    #[test]
+    fn a_file_that_stops_growing_has_its_tail_sealed_and_appends_start_a_new_chunk() {
+        let d = dir();
+        let path = d.path().join("a.log");
+        std::fs::write(&path, "one line\n".repeat(20)).expect("write");
+        let mut src = source(d.path(), "a.log", 64).with_seal_quiet(2);
+        src.scan();
+        let sealed = |s: &Source| s.files().next().expect("file").1.sealed_to;
+        assert!(sealed(&src) < 180, "the tail is open while the file may grow");
+        src.scan();
+        src.scan();
+        assert_eq!(sealed(&src), 180, "quiet for two scans: sealed to the end");
+        assert_eq!(src.tail(&path).expect("tail"), None);
+        // Appended later: a new chunk from there, the old ones unchanged.
+        let before = src.files().next().expect("file").1.chunks.clone();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"two\nthree\n").expect("append");
+        drop(f);
+        src.scan();
+        let st = src.files().next().expect("file").1.clone();
+        assert_eq!(st.chunks[..before.len()], before[..]);
+        let t = src.tail(&path).expect("tail").expect("the new lines");
+        assert_eq!((t.offset, t.len), (180, 10));
+        let all: Vec<u8> =
+            st.chunks.iter().chain(std::iter::once(&t)).flat_map(|c| read_chunk(&path, c).expect("read")).collect();
+        assert_eq!(all, std::fs::read(&path).expect("read"));
     }
 
     #[test]

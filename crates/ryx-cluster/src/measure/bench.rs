@@ -509,6 +509,9 @@ fn run_dataset(
     let all = tc.cluster.running();
     let bytes = crate::cluster::data::split(&tc.cluster, files, &all)?;
     crate::cluster::data::wait_announced(&tc.cluster, entry, BENCH_DATASET, n, Duration::from_secs(120))?;
+    // The copies other nodes keep of each node's chunks (--source-copies)
+    // are made in the background: let them settle, as uploads do.
+    settle(&tc.cluster, Duration::from_secs(120))?;
     let l = load1();
     let before = datagrams(&tc.cluster, &all);
     let mut job = ryx_api::SubmitJob::over_dataset(&args.job, BENCH_DATASET);

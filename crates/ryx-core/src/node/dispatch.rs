@@ -373,7 +373,7 @@ impl Node {
         let mut held = Vec::new();
         let mut onward = Vec::new();
         for h in hashes {
-            if self.blobs.contains(&h) {
+            if self.blobs.holds(&h) {
                 held.push(h);
                 continue;
             }

@@ -16,11 +16,13 @@ impl Node {
     /// all (this one included): other nodes are asked to keep the rest, and
     /// keep the count when keepers die (see `custody`), until the wall
     /// clock reaches `until` (Unix ms; 0: until released). Returns how
-    /// many blobs are now in custody.
+    /// many blobs are now in custody. Chunks of the node's own files
+    /// ([`Node::set_local_chunks`]) count as held: that is how they
+    /// survive their node.
     pub fn keep(&mut self, now: Time, blobs: Vec<BlobRef>, k: usize, until: u64) -> usize {
         self.now = now.max(self.now);
         let k = k.clamp(1, wire::MAX_KEEPERS) as u8;
-        let held: Vec<BlobRef> = blobs.into_iter().filter(|b| self.blobs.contains(&b.hash)).collect();
+        let held: Vec<BlobRef> = blobs.into_iter().filter(|b| self.blobs.holds(&b.hash)).collect();
         let n = held.len();
         for page in held.chunks(wire::MAX_BLOBS_PER_MESSAGE) {
             let cert = self.keep_cert(page.to_vec(), k, until);
@@ -41,7 +43,7 @@ impl Node {
             .iter()
             .filter_map(|h| {
                 let e = self.custody.get(h)?;
-                let size = self.blobs.get(h)?.size;
+                let size = self.blobs.get(h).map(|m| m.size).or_else(|| self.blobs.local_size(h))?;
                 (e.cert.origin == self.id)
                     .then(|| (BlobRef { hash: Hash::from(h), size }, e.keepers.values().map(|(p, _)| *p).collect()))
             })
