@@ -145,3 +145,60 @@ fn a_dataset_nobody_holds_or_a_bad_request_gets_a_clear_error() {
     let (status, _) = http(node.port, "GET", "/v1/sources/app/snapshot", None).expect("answer");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_job_survives_the_entry_node_and_half_the_holders_killed_mid_job() {
+    let discovery = discovery_port();
+    // Three copies elsewhere of every chunk: with three nodes killed, one
+    // is always left.
+    let common = ["--chunk-size", "16KiB", "--workers", "1", "--source-copies", "3"];
+    let entry = start_node(free_port(), "ds-kill", discovery, &common);
+    let holders: Vec<Holder> = (0..5)
+        .map(|i| {
+            let dir = ryx_testkit::ScratchDir::new("dataset-kill");
+            std::fs::write(dir.path().join("app.log"), lines(100 + i, 1500)).expect("write");
+            let spec = format!("app={}/*.log", dir.path().display());
+            let mut args = common.to_vec();
+            args.extend(["--source", spec.as_str()]);
+            Holder { node: start_node(free_port(), "ds-kill", discovery, &args), dir }
+        })
+        .collect();
+    let scratch = ryx_testkit::ScratchDir::new("dataset-kill-ref");
+    let all = scratch.path().join("all.log");
+    canonical(&holders, &all);
+    let want = exec_digest("word-count", &all, &[]);
+
+    // Every file sealed to its end (quiet for three scans), and three kept
+    // copies of every chunk on other nodes.
+    let chunks = || -> Option<u64> {
+        let mut n = 0;
+        for h in &holders {
+            let s = h.node.client().sources().ok()?.sources.into_iter().next()?;
+            if s.sealed_bytes != s.bytes {
+                return None;
+            }
+            n += s.chunks;
+        }
+        Some(n)
+    };
+    let kept = || -> u64 {
+        std::iter::once(&entry)
+            .chain(holders.iter().map(|h| &h.node))
+            .filter_map(|n| n.client().blobs().ok())
+            .map(|b| b.blobs.iter().filter(|e| e.durable).count() as u64)
+            .sum()
+    };
+    let copied = wait_until(Duration::from_secs(60), || chunks().is_some_and(|c| kept() >= 3 * c));
+    assert!(copied.is_some(), "copies not made: {:?} chunks, {} kept", chunks(), kept());
+
+    let s = submit_when_known(entry.port, "word-count", serde_json::json!({}), 5);
+    // Mid-job: the entry (the job's home) and two holders die at once.
+    entry.signal("KILL");
+    holders[0].node.signal("KILL");
+    holders[3].node.signal("KILL");
+    let survivors: Vec<u16> = [1, 2, 4].iter().map(|&i| holders[i].node.port).collect();
+    let v = wait_done(&survivors, &s.job_id, Duration::from_secs(120));
+    assert_eq!(v.state, ryx_api::JobState::Done, "{v:?}");
+    assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "differs from exec: {v:?}");
+    assert!(v.home != entry.id && v.stats.takeovers >= 1, "the job ended before its home was killed: {v:?}");
+}
