@@ -37,6 +37,45 @@ pub enum Command {
     /// Run a job's kernels in this one process, with no network: the
     /// single-process reference (same result and digest as a cluster).
     Exec(ExecArgs),
+    /// Run a job on a running cluster: submit it to any node, show its
+    /// progress, print its result.
+    ///
+    ///   ryx-node run word-count --dataset app --node 127.0.0.1:9001
+    ///   ryx-node run grep --dataset app --param pattern=ERROR --json
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+}
+
+/// Options of `ryx-node run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Job kind: word-count, grep or log-analysis.
+    pub kind: String,
+    /// A dataset the nodes hold in their own files (`--source NAME=…`).
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    pub dataset: Option<String>,
+    /// Blobs uploaded to that node (PUT /v1/blobs), instead of a dataset.
+    #[arg(long, num_args = 1..)]
+    pub input: Vec<String>,
+    /// The node to submit to (its HTTP API), HOST:PORT.
+    #[arg(long, env = "RYX_NODE", default_value = "127.0.0.1:9001")]
+    pub node: String,
+    /// A job parameter, KEY=VALUE (VALUE is read as JSON if it parses,
+    /// else as a string). Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Replicas per unit, 1 to 7 [default: the node's, 2].
+    #[arg(long)]
+    pub redundancy: Option<u8>,
+    /// The API token, if the cluster has one.
+    #[arg(long, env = "RYX_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds to wait for the job.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Print the job (with its result) as JSON instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ryx-node exec`.

@@ -17,6 +17,7 @@ pub mod members;
 pub mod metrics;
 pub mod refusals;
 pub mod resolve;
+pub mod run;
 pub mod runtime;
 pub mod server;
 pub mod sources;

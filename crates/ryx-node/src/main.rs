@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Some(Command::Exec(args)) => exec::run(args),
+        Some(Command::Run(args)) => ryx_node::run::run(args),
         None => daemon(cli.daemon),
     };
     match result {

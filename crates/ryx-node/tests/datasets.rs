@@ -114,6 +114,22 @@ fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatena
         assert_eq!((v.progress.bytes_done, v.progress.bytes_total), (bytes, bytes));
     }
 
+    // The same from the command line, at another node.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["run", "word-count", "--dataset", "app", "--node", &format!("127.0.0.1:{}", holders[2].node.port)])
+        .output()
+        .expect("ryx-node run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let want = exec_digest("word-count", &all, &[]);
+    assert!(text.contains(&format!("result_digest: {want}")), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["run", "word-count", "--dataset", "nothing-here", "--node", &format!("127.0.0.1:{}", entry.port)])
+        .output()
+        .expect("ryx-node run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_dataset"), "{out:?}");
+
     // Lines appended before a job starts are in its snapshot, without
     // waiting for a chunk to fill.
     let grown = &holders[1];

@@ -363,7 +363,17 @@ fn run_one(
     rng: &mut Rng,
     seed: u64,
 ) -> Result<Row> {
-    let mut tc = TempCluster::create(None, node_bin.to_path_buf(), args.node_args.clone(), args.base_port, "bench")?;
+    let mut node_args = args.node_args.clone();
+    if let (true, Some(k)) = (args.dataset, kill) {
+        // As for uploads: enough copies elsewhere of every chunk that the
+        // victims cannot hold them all (capped: beyond, a chunk is lost
+        // with probability below 0.5^13).
+        if !node_args.iter().any(|a| a.starts_with("--source-copies")) {
+            let copies = k.of(n).min(MAX_BENCH_COPIES);
+            node_args.extend(["--source-copies".to_string(), copies.to_string()]);
+        }
+    }
+    let mut tc = TempCluster::create(None, node_bin.to_path_buf(), node_args, args.base_port, "bench")?;
     if args.dataset {
         tc.cluster.state.dataset = Some(BENCH_DATASET.to_string());
         tc.cluster.save()?;
