@@ -76,7 +76,8 @@ error_codes! {
     BadParams = "bad_params",
     /// A job without inputs.
     NoInputs = "no_inputs",
-    /// A job input not held on the node it is submitted to.
+    /// A job input held neither on the node it is submitted to nor on the
+    /// nearest nodes it asked.
     UnknownInput = "unknown_input",
     /// A job over a dataset no node is known to hold.
     UnknownDataset = "unknown_dataset",

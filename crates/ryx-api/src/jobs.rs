@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 pub struct SubmitJob {
     /// `word-count`, `grep` or `log-analysis`.
     pub kind: String,
-    /// Blobs held on the node (a manifest stands for its chunks, in order).
+    /// Uploaded blobs (a manifest stands for its chunks, in order), held
+    /// on the node or on one of the nearest it knows.
     /// Either these or `dataset`.
     #[serde(default)]
     pub inputs: Vec<BlobHash>,

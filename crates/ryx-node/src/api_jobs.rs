@@ -665,23 +665,44 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
     if let Some(h) = req.inputs.iter().find(|h| !is_hash(h.as_str())) {
         return Err(bad_hash(h.as_str()));
     }
+    // Inputs held here, as chunks; the others are looked for at other nodes.
+    let inputs = req.inputs.clone();
+    let here: Vec<Option<Vec<BlobRef>>> = api
+        .handle
+        .call(move |s| {
+            inputs
+                .iter()
+                .map(|h| s.node.blob(h.as_str()).map(|meta| s.store.chunks_of(h.as_str(), meta.size)))
+                .collect()
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    let elsewhere = here.iter().filter(|c| c.is_none()).count();
+    if elsewhere > MAX_REMOTE_INPUTS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnknownInput,
+            format!(
+                "{elsewhere} inputs are not held on this node; at most {MAX_REMOTE_INPUTS} are looked for elsewhere"
+            ),
+        ));
+    }
+    let mut chunks: Vec<(BlobRef, Vec<SocketAddr>)> = Vec::new();
+    for (h, held) in req.inputs.iter().zip(here) {
+        match held {
+            Some(cs) => chunks.extend(cs.into_iter().map(|c| (c, Vec::new()))),
+            None => {
+                let (cs, at) = find_input(&api, h.as_str()).await?;
+                chunks.extend(cs.into_iter().map(|c| (c, vec![at])));
+            }
+        }
+    }
     let r = api
         .handle
         .call(move |s| {
-            let mut chunks: Vec<BlobRef> = Vec::new();
-            for h in &req.inputs {
-                let Some(meta) = s.node.blob(h.as_str()) else {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        ErrorCode::UnknownInput,
-                        format!("input {h} is not held on this node; upload it here first (PUT /v1/blobs)"),
-                    ));
-                };
-                chunks.extend(s.store.chunks_of(h.as_str(), meta.size));
-            }
             let now = s.clock.now();
             s.node
-                .submit_job(
+                .submit_job_from(
                     now,
                     &req.kind,
                     req.params,
@@ -695,6 +716,57 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
         .map_err(ApiError::unavailable)??;
     Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new() }))
         .into_response())
+}
+
+/// Inputs of one job looked for at other nodes at most.
+const MAX_REMOTE_INPUTS: usize = 16;
+/// Nodes asked for one input at most (nearest first).
+const INPUT_FANOUT: usize = 8;
+
+/// Finds an input this node does not hold: asks the nearest nodes of its
+/// topology (each once it proved to be a member) for the blob, as a
+/// manifest if it is one. Returns its chunks and the node that has them.
+async fn find_input(api: &Api, hash: &str) -> Result<(Vec<BlobRef>, SocketAddr), ApiError> {
+    let candidates: Vec<(ryx_core::NodeId, SocketAddr)> = api
+        .handle
+        .call(|s| {
+            let mut nodes: Vec<(u32, ryx_core::NodeId, SocketAddr)> = s
+                .node
+                .topology(s.clock.now())
+                .nodes
+                .iter()
+                .filter(|n| n.hops > 0)
+                .filter_map(|n| Some((n.hops, n.node_id, n.http?)))
+                .collect();
+            nodes.sort();
+            nodes.into_iter().take(INPUT_FANOUT).map(|(_, n, a)| (n, a)).collect()
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    let limit = api.limits.chunk_size.saturating_mul(2).max(64 << 20);
+    for (node, addr) in candidates {
+        if crate::members::prove(&api.handle, addr, node).await.is_err() {
+            continue;
+        }
+        let path = format!("/v1/blobs/{hash}?manifest=true");
+        let Ok(body) = client::get(addr, &path, limit, Duration::from_secs(10)).await else { continue };
+        // An upload's manifest lists its chunks, each checked against its
+        // name when a worker fetches it; a single-chunk blob is checked
+        // here.
+        let chunks = match crate::store::parse_manifest(&body) {
+            Ok(m) => m.chunks,
+            Err(_) if ryx_compute::digest_hex(&body) == hash => {
+                vec![BlobRef { hash: Hash::from(hash), size: body.len() as u64 }]
+            }
+            Err(_) => continue, // not the blob it was asked for
+        };
+        return Ok((chunks, addr));
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::UnknownInput,
+        format!("input {hash} is held neither on this node nor on the {INPUT_FANOUT} nearest it asked; upload it (PUT /v1/blobs)"),
+    ))
 }
 
 /// A job over dataset `name`, wherever its parts lie.

@@ -85,6 +85,24 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
         }
     }
     let _ = std::fs::remove_file(file);
+
+    // A job sent to a node that does not hold its input: it asks the
+    // nearest nodes for it, as content addressing promises.
+    let data = corpus(250_000);
+    let file = write_temp("elsewhere.log", &data);
+    let none = UploadOptions { energy: Some(0.0), copies: Some(1), ..UploadOptions::default() };
+    let up = upload_with(nodes[0].port, &data, &none);
+    let other = nodes[4].port;
+    // The nearest nodes it asks are those its topology lists (learned from
+    // diffused neighbour lists, which take a round to arrive).
+    let knows = || client(other).topology().is_ok_and(|t| t.nodes.iter().any(|n| n.node_id == nodes[0].id));
+    assert!(wait_until(Duration::from_secs(20), knows).is_some(), "node 4 never learned node 0");
+    let held = client(other).blobs().expect("blobs").blobs.iter().any(|b| b.hash == up.hash);
+    assert!(!held, "the input was not to be copied to node 4");
+    let job = submit(other, "word-count", &up.hash, json!({}), 1);
+    let v = wait_done(&ports, &job, Duration::from_secs(60));
+    assert_eq!(v.result_digest.as_deref(), Some(exec_digest("word-count", &file, &[]).as_str()), "{v:?}");
+    let _ = std::fs::remove_file(file);
 }
 
 #[test]

@@ -215,6 +215,40 @@ impl Node {
         self.submit_units(kind, params, units, redundancy, energy, Placement::default())
     }
 
+    /// Creates a job homed here over chunks some of which other nodes hold:
+    /// each with the HTTP addresses known to hold it (this node's own copy
+    /// is added where it holds one).
+    pub fn submit_job_from(
+        &mut self,
+        now: Time,
+        kind: &str,
+        params: serde_json::Value,
+        chunks: Vec<(BlobRef, Vec<SocketAddr>)>,
+        redundancy: u8,
+        energy: Option<f64>,
+    ) -> Result<String, SubmitError> {
+        self.now = now.max(self.now);
+        let http = self.http;
+        let units = chunks
+            .into_iter()
+            .map(|(c, given)| {
+                let mut holders = Vec::new();
+                if let Some(m) = self.blobs.get(&c.hash) {
+                    holders.push(http);
+                    holders.extend(m.holder_addrs());
+                }
+                for a in given {
+                    if !holders.contains(&a) {
+                        holders.push(a);
+                    }
+                }
+                holders.truncate(crate::wire::MAX_HOLDER_ADDRS);
+                UnitRef { hash: c.hash, size: c.size, holders }
+            })
+            .collect();
+        self.submit_units(kind, params, units, redundancy, energy, Placement::default())
+    }
+
     /// Creates a job homed here over a dataset snapshot: `chunks` in
     /// canonical order, each with the node that holds it in its own files
     /// (its UDP and HTTP addresses), which is sent the unit's first replica.
