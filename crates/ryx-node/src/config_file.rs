@@ -12,7 +12,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Command};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Keys that cannot appear in a file.
 const NOT_IN_FILE: [&str; 3] = ["config", "print-config", "help"];
@@ -100,6 +100,21 @@ pub fn load(cmd: &Command, args: &[OsString]) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(set)
+}
+
+/// The `source` list of configuration file `path`, parsed.
+pub fn sources(cmd: &Command, path: &Path) -> anyhow::Result<Vec<crate::sources::SourceSpec>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (env, value) in assignments(cmd, &text, &path.display().to_string())? {
+        if env == "RYX_SOURCES" {
+            for item in value.split(',').filter(|s| !s.is_empty()) {
+                out.push(item.parse().map_err(|e: String| anyhow::anyhow!("source: {e}"))?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn toml_string(s: &str) -> String {

@@ -35,7 +35,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Exec(args)) => exec::run(args),
         Some(Command::Run(args)) => ryx_node::run::run(args),
-        None => daemon(cli.daemon),
+        None => {
+            // Sources listed by the configuration file are read again on
+            // SIGHUP (those given on the command line stay as they are).
+            let hup_sources =
+                from_file.iter().any(|v| v == "RYX_SOURCES").then(|| config_file::locate(&argv)).flatten();
+            daemon(cli.daemon, hup_sources)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,7 +75,7 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
+fn daemon(args: DaemonArgs, hup_sources: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     init_logs(&args);
     let cfg = args.node_config();
     cfg.validate().context("invalid configuration")?;
@@ -140,14 +146,14 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
                 Duration::from_secs(args.seed_resolve_s.max(1)),
             ));
         }
-        if !args.sources.is_empty() {
+        let sources =
+            ryx_node::sources::SourceSet::new(args.sources.clone(), args.chunk_size.max(1), args.source_copies);
+        if !args.sources.is_empty() || hup_sources.is_some() {
             let names: Vec<&str> = args.sources.iter().map(|s| s.name.as_str()).collect();
             tracing::info!(sources = ?names, "following this node's own data");
-            let set =
-                ryx_node::sources::SourceSet::new(args.sources.clone(), args.chunk_size.max(1), args.source_copies);
-            let held = set.clone();
+            let held = sources.clone();
             handle.call(move |s| s.source_set = held).await?;
-            tokio::spawn(ryx_node::sources::follow(handle.clone(), set));
+            tokio::spawn(ryx_node::sources::follow(handle.clone(), sources.clone()));
         }
         let limits = http::Limits {
             memory: args.memory_limit,
@@ -174,7 +180,8 @@ fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         if access::enabled() {
             tracing::info!(protect_reads = args.protect_reads, "HTTP API token required for changes");
         }
-        tokio::spawn(reload_on_hup(handle.clone(), args.clone(), id, own_http));
+        let hup_sources = hup_sources.map(|file| (file, sources));
+        tokio::spawn(reload_on_hup(handle.clone(), args.clone(), id, own_http, hup_sources));
         // On SIGTERM/SIGINT the node leaves while the API still serves (so
         // neighbours can fetch what it hands over), then the server stops:
         // open requests (a connected dashboard's event stream never ends by
@@ -252,9 +259,15 @@ async fn shutdown_signal() {
 }
 
 /// SIGHUP: rereads what can change without a restart — the cluster keys
-/// (rotation) and the API token. A file that cannot be read leaves the
-/// current value in place.
-async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs, me: ryx_core::NodeId, own: Vec<SocketAddr>) {
+/// (rotation), the API token, and the sources when the configuration file
+/// lists them. A file that cannot be read leaves the current value in place.
+async fn reload_on_hup(
+    handle: runtime::Handle,
+    args: DaemonArgs,
+    me: ryx_core::NodeId,
+    own: Vec<SocketAddr>,
+    sources: Option<(std::path::PathBuf, ryx_node::sources::SourceSet)>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     let mut current = args.keyring().unwrap_or_default();
@@ -279,6 +292,16 @@ async fn reload_on_hup(handle: runtime::Handle, args: DaemonArgs, me: ryx_core::
             Err(e) => tracing::error!("SIGHUP: keeping the current API token: {e:#}"),
         }
         members::configure_peer(me, &current, access::token().as_deref(), own.clone());
+        if let Some((file, set)) = &sources {
+            match config_file::sources(&Cli::command(), file) {
+                Ok(specs) => {
+                    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+                    set.replace(specs);
+                    tracing::info!(sources = ?names, "SIGHUP: sources reloaded");
+                }
+                Err(e) => tracing::error!("SIGHUP: keeping the current sources: {e:#}"),
+            }
+        }
     }
 }
 

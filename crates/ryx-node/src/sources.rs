@@ -256,6 +256,10 @@ struct Followed {
 }
 
 impl Followed {
+    fn new(source: Source) -> Followed {
+        Followed { source, scans: 0, restarts: 0, long_lines: 0, errors: Vec::new(), announced: None }
+    }
+
     fn scan(&mut self) {
         let r = self.source.scan();
         self.scans += 1;
@@ -383,22 +387,26 @@ impl SourceSet {
     /// Sources following `specs`, cutting chunks of about `chunk_size`
     /// bytes; nothing read yet.
     pub fn new(specs: Vec<SourceSpec>, chunk_size: u64, copies: u8) -> SourceSet {
-        let followed = specs
-            .into_iter()
-            .map(|spec| Followed {
-                source: Source::new(spec, chunk_size),
-                scans: 0,
-                restarts: 0,
-                long_lines: 0,
-                errors: Vec::new(),
-                announced: None,
-            })
-            .collect();
+        let followed = specs.into_iter().map(|spec| Followed::new(Source::new(spec, chunk_size))).collect();
         SourceSet { followed: Arc::new(Mutex::new(followed)), local: LocalChunks::default(), chunk_size, copies }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Followed>> {
         self.followed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows `specs` from now on: sources whose spec is unchanged keep
+    /// what they know, new ones start, the others stop (their chunks are
+    /// released at the next scan).
+    pub fn replace(&self, specs: Vec<SourceSpec>) {
+        let mut followed = self.lock();
+        let mut old: Vec<Followed> = std::mem::take(&mut *followed);
+        for spec in specs {
+            match old.iter().position(|f| f.source.spec == spec) {
+                Some(i) => followed.push(old.swap_remove(i)),
+                None => followed.push(Followed::new(Source::new(spec, self.chunk_size))),
+            }
+        }
     }
 
     /// Whether this node follows dataset `name`.

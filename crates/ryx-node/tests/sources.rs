@@ -72,3 +72,29 @@ fn a_bad_source_is_refused_at_start_and_a_missing_directory_is_reported() {
     assert!(seen.is_some(), "no error reported: {:?}", source_of(node.port));
     assert_eq!(source_of(node.port).files.len(), 0);
 }
+
+#[test]
+fn sighup_rereads_the_sources_of_the_configuration_file() {
+    let dir = ryx_testkit::ScratchDir::new("node-sources-hup");
+    std::fs::write(dir.path().join("a.log"), "alpha line\n".repeat(50)).expect("write");
+    std::fs::write(dir.path().join("b.txt"), "beta line\n".repeat(50)).expect("write");
+    let config = dir.path().join("ryx.toml");
+    let a = format!("app={}/*.log", dir.path().display());
+    let b = format!("web={}/*.txt", dir.path().display());
+    std::fs::write(&config, format!("source = [{a:?}]\n")).expect("config");
+    let node = start_node(free_port(), "src-hup", discovery_port(), &["--config", &config.display().to_string()]);
+    let names =
+        || -> Vec<String> { get::<Sources>(node.port, "/v1/sources").sources.into_iter().map(|s| s.name).collect() };
+    assert!(wait_until(Duration::from_secs(20), || names() == ["app"]).is_some(), "{:?}", names());
+    std::fs::write(&config, format!("source = [{b:?}, {a:?}]\n")).expect("config");
+    node.signal("HUP");
+    let both = wait_until(Duration::from_secs(20), || names() == ["web", "app"]);
+    assert!(both.is_some(), "sources after SIGHUP: {:?}", names());
+    // A file that no longer parses leaves the sources as they are.
+    std::fs::write(&config, "source = [\"no equals sign\"]\n").expect("config");
+    node.signal("HUP");
+    let log = std::env::temp_dir().join(format!("ryx-test-{}.log", node.port));
+    let said = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("SIGHUP: keeping the current sources"));
+    assert!(wait_until(Duration::from_secs(20), said).is_some(), "no refusal logged in {}", log.display());
+    assert_eq!(names(), ["web", "app"]);
+}
