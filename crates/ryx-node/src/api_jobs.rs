@@ -697,25 +697,40 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
             }
         }
     }
-    let r = api
-        .handle
+    let r = start(
+        &api,
+        req,
+        Box::new(move |node, now, kind, params, r, e| node.submit_job_from(now, kind, params, chunks, r, e)),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new() }))
+        .into_response())
+}
+
+/// The core call that starts a job, given the node, the time, the kind,
+/// the parameters, the redundancy and the energy.
+type Starter = dyn FnOnce(
+        &mut ryx_core::Node,
+        ryx_core::Time,
+        &str,
+        Value,
+        u8,
+        Option<f64>,
+    ) -> Result<String, ryx_core::jobs::SubmitError>
+    + Send;
+
+/// Starts a job on the event loop with `req`'s kind, parameters,
+/// redundancy (default 2) and energy.
+async fn start(api: &Api, req: SubmitJob, f: Box<Starter>) -> Result<String, ApiError> {
+    api.handle
         .call(move |s| {
             let now = s.clock.now();
-            s.node
-                .submit_job_from(
-                    now,
-                    &req.kind,
-                    req.params,
-                    chunks,
-                    req.redundancy.unwrap_or(DEFAULT_REDUNDANCY),
-                    req.energy,
-                )
+            let r = req.redundancy.unwrap_or(DEFAULT_REDUNDANCY);
+            f(&mut s.node, now, &req.kind, req.params, r, req.energy)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e.to_string()))
         })
         .await
-        .map_err(ApiError::unavailable)??;
-    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new() }))
-        .into_response())
+        .map_err(ApiError::unavailable)?
 }
 
 /// Inputs of one job looked for at other nodes at most.
@@ -795,24 +810,14 @@ async fn submit_dataset_job(api: &Api, req: SubmitJob, name: &str) -> ApiResult 
     }
     let dataset = Some(crate::datasets::view(&g.tag));
     let unreachable = g.unreachable.iter().map(|n| api_id(*n)).collect();
-    let r = api
-        .handle
-        .call(move |s| {
-            let now = s.clock.now();
-            s.node
-                .submit_dataset_job(
-                    now,
-                    &req.kind,
-                    req.params,
-                    g.chunks,
-                    req.redundancy.unwrap_or(DEFAULT_REDUNDANCY),
-                    req.energy,
-                    g.tag,
-                )
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, e.to_string()))
-        })
-        .await
-        .map_err(ApiError::unavailable)??;
+    let r = start(
+        api,
+        req,
+        Box::new(move |node, now, kind, params, r, e| {
+            node.submit_dataset_job(now, kind, params, g.chunks, r, e, g.tag)
+        }),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset, unreachable })).into_response())
 }
 

@@ -200,19 +200,9 @@ impl Node {
         redundancy: u8,
         energy: Option<f64>,
     ) -> Result<String, SubmitError> {
-        self.now = now.max(self.now);
-        let http = self.http;
-        let units = chunks
-            .into_iter()
-            .map(|c| {
-                let mut holders = vec![http];
-                if let Some(m) = self.blobs.get(&c.hash) {
-                    holders.extend(m.holder_addrs());
-                }
-                UnitRef { hash: c.hash, size: c.size, holders }
-            })
-            .collect();
-        self.submit_units(kind, params, units, redundancy, energy, Placement::default())
+        let here = vec![self.http];
+        let chunks = chunks.into_iter().map(|c| (c, here.clone())).collect();
+        self.submit_job_from(now, kind, params, chunks, redundancy, energy)
     }
 
     /// Creates a job homed here over chunks some of which other nodes hold:
@@ -242,7 +232,6 @@ impl Node {
                         holders.push(a);
                     }
                 }
-                holders.truncate(crate::wire::MAX_HOLDER_ADDRS);
                 UnitRef { hash: c.hash, size: c.size, holders }
             })
             .collect();
