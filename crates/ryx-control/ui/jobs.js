@@ -2,7 +2,7 @@
 // summaries every second), plus the jobs submitted from this page, which
 // any node answers about (`GET /v1/jobs/{id}` asks nearby nodes).
 
-import { $, el, fill, fmtDuration, fmtNum, setAttr, setText, shortId, announce } from './util.js';
+import { $, el, fill, fmtBytes, fmtDuration, fmtNum, setAttr, setText, shortId, announce } from './util.js';
 import { api } from './api.js';
 
 const FINAL = new Set(['done', 'failed', 'cancelled']);
@@ -185,11 +185,20 @@ export class JobsView {
         el('dd', { class: 'mono' }, id),
         el('dt', {}, 'Home'),
         el('dd', { class: 'mono' }, j.home ? `${shortId(j.home)} · ${j.home_http || ''}` : '–'),
+        el('dt', {}, 'Input'),
+        el(
+          'dd',
+          { id: 'job-detail-input' },
+          j.dataset
+            ? `dataset ${j.dataset.name}: ${fmtBytes(j.dataset.bytes)} on ${j.dataset.nodes} nodes, computed where it lies (snapshot ${shortId(j.dataset.snapshot)})`
+            : 'uploaded blobs',
+        ),
       ),
       el(
         'div',
         { class: 'stats' },
         stat(`${p.units_done ?? '–'}/${p.units_total ?? '–'}`, 'units done'),
+        stat(p.bytes_total ? `${fmtBytes(p.bytes_done || 0)} / ${fmtBytes(p.bytes_total)}` : '–', 'input done'),
         stat(j.redundancy, 'redundancy', 'replicas per unit'),
         stat(s.workers, 'workers', 'nodes that returned results'),
         stat(s.results, 'results', 'partial results received'),
@@ -229,7 +238,7 @@ export class JobsView {
 
 /** A job from a sample or /v1/jobs/{id}, in /v1/jobs's shape. */
 function normalize(j) {
-  const progress = j.progress || { units_total: j.units_total, units_done: j.units_done };
+  const progress = j.progress || { units_total: j.units_total, units_done: j.units_done, bytes_total: j.bytes_total, bytes_done: j.bytes_done };
   const out = {
     job_id: j.job_id,
     kind: j.kind,
@@ -242,6 +251,7 @@ function normalize(j) {
     stats: j.stats || {},
     created: j.created,
     result_digest: j.result_digest,
+    dataset: j.dataset,
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
   return out;
