@@ -34,9 +34,14 @@ const TAIL_KEEP_MS: u64 = 3_600_000;
 /// Holders of one dataset a job asks for their snapshots at most.
 pub const MAX_HOLDERS: usize = 1024;
 /// Snapshots fetched at once.
-const FETCH_AT_ONCE: usize = 16;
-/// Largest snapshot a holder may send (a chunk entry is ~200 bytes).
-const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
+const FETCH_AT_ONCE: usize = 8;
+/// Chunks in a dataset job at most (as in any job: the job engine's
+/// `max_units`), and so in one holder's snapshot.
+pub const MAX_CHUNKS: usize = 65_536;
+/// Largest snapshot a holder may send: [`MAX_CHUNKS`] entries of ~250 bytes.
+const MAX_SNAPSHOT_BYTES: usize = 16 << 20;
+/// Longest file path a snapshot entry may name.
+const MAX_PATH: usize = 4096;
 
 /// `GET /v1/sources/{name}/snapshot`: this node's chunks of a dataset now.
 pub async fn snapshot(State(h): State<Handle>, Path(name): Path<String>) -> ApiResult {
@@ -119,24 +124,21 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
         ));
     }
     use futures_util::StreamExt;
-    let fetched: Vec<(SourceAnnounce, Result<Vec<SnapshotChunk>, String>)> =
-        futures_util::stream::iter(holders.into_iter().map(|a| {
-            let h = h.clone();
-            let name = name.to_string();
-            async move {
-                let r = holder_snapshot(&h, &a, me, &name).await;
-                (a, r)
-            }
-        }))
-        .buffered(FETCH_AT_ONCE)
-        .collect()
-        .await;
+    let mut fetched = futures_util::stream::iter(holders.into_iter().map(|a| {
+        let h = h.clone();
+        let name = name.to_string();
+        async move {
+            let r = holder_snapshot(&h, &a, me, &name).await;
+            (a, r)
+        }
+    }))
+    .buffered(FETCH_AT_ONCE);
     let mut chunks = Vec::new();
     let mut unreachable = Vec::new();
     let mut digest = blake3::Hasher::new();
     let mut nodes = 0u32;
     let mut bytes = 0u64;
-    for (a, r) in fetched {
+    while let Some((a, r)) = fetched.next().await {
         let list = match r {
             Ok(list) => list,
             Err(e) => {
@@ -148,6 +150,13 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
         if list.is_empty() {
             continue;
         }
+        if chunks.len() + list.len() > MAX_CHUNKS {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Invalid,
+                format!("dataset {name:?} has more than {MAX_CHUNKS} chunks, more than a job may have"),
+            ));
+        }
         nodes += 1;
         let owner = PeerInfo { id: a.node, addr: a.udp };
         let node_text = a.node.to_string();
@@ -158,7 +167,7 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
             }
             digest.update(&c.offset.to_le_bytes());
             digest.update(&c.len.to_le_bytes());
-            bytes += c.len;
+            bytes = bytes.saturating_add(c.len);
             chunks.push((BlobRef { hash: Hash::from(c.hash.as_str()), size: c.len }, owner, a.http));
         }
     }
@@ -188,9 +197,13 @@ async fn holder_snapshot(h: &Handle, a: &SourceAnnounce, me: NodeId, name: &str)
     if snap.node != api_id(a.node) || snap.name != name {
         return Err(format!("answered for {} / {}", snap.node, snap.name));
     }
+    if snap.chunks.len() > MAX_CHUNKS {
+        return Err(format!("{} chunks, more than {MAX_CHUNKS}", snap.chunks.len()));
+    }
     let ordered = snap.chunks.windows(2).all(|w| (&w[0].path, w[0].offset) < (&w[1].path, w[1].offset));
-    if !ordered || !snap.chunks.iter().all(|c| ryx_core::blobs::is_hash(c.hash.as_str()) && c.len > 0) {
-        return Err("a snapshot out of order or naming no chunk".into());
+    let sane = |c: &SnapshotChunk| ryx_core::blobs::is_hash(c.hash.as_str()) && c.len > 0 && c.path.len() <= MAX_PATH;
+    if !ordered || !snap.chunks.iter().all(sane) {
+        return Err("a snapshot out of order, naming no chunk, or with a path too long".into());
     }
     Ok(snap.chunks)
 }
