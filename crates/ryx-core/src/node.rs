@@ -481,6 +481,8 @@ pub struct TableSizes {
     pub pending_ping_reqs: usize,
     /// Blobs held (each charged at least `blobs::MIN_CHARGE` bytes).
     pub blobs: usize,
+    /// Chunks of the node's own files noted as here.
+    pub local_chunks: usize,
     /// Bytes charged for them.
     pub blob_bytes: u64,
     /// Blobs pinned.
@@ -540,7 +542,9 @@ impl TableSizes {
             ("replication_more", self.replication_more, MAX_REPLICATION_PENDING),
             ("want_routes", self.want_routes, MAX_WANT_ROUTES),
             ("upload_queue", self.upload_queue, MAX_UPLOAD_QUEUE + UPLOAD_WINDOW),
-            ("custody", self.custody, self.blobs),
+            ("local_chunks", self.local_chunks, crate::blobs::MAX_LOCAL_CHUNKS),
+            // Custody covers what is held, in the store or in own files.
+            ("custody", self.custody, self.blobs + self.local_chunks),
             ("custody_peers", self.custody_peers, crate::custody::MAX_PEERS),
             ("custody_pending", self.custody_pending, crate::custody::MAX_PEERS * 4),
         ];

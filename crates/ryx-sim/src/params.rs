@@ -190,7 +190,8 @@ pub struct Params {
     #[arg(long)]
     pub split_at: Option<f64>,
     /// Job scenario: verified copies of every chunk the upload waits for
-    /// before the job is submitted (as `PUT /v1/blobs?copies=N`).
+    /// before the job is submitted (as `PUT /v1/blobs?copies=N`); with
+    /// `--dataset`, copies in custody in all (`--source-copies` + 1).
     #[arg(long, default_value_t = 3)]
     pub copies: usize,
     /// Job scenario: energy an upload's chunk offers start with (hops the

@@ -788,6 +788,7 @@ fn place_and_submit(
     owners.sort();
     let per = refs.len().div_ceil(owners.len().max(1)).max(1);
     let mut chunks = Vec::with_capacity(refs.len());
+    let mut owned: Vec<(usize, BlobRef)> = Vec::with_capacity(refs.len());
     for (i, r) in refs.iter().enumerate() {
         let Some(&(id, s)) = owners.get(i / per) else { break };
         let Some(node) = sim.node_mut(s) else { continue };
@@ -795,6 +796,23 @@ fn place_and_submit(
         let (udp, http) = (node.addr(), node.http_addr());
         sim.world().held[s].insert(r.hash.to_string());
         chunks.push((r.clone(), ryx_core::wire::PeerInfo { id, addr: udp }, http));
+        owned.push((s, r.clone()));
+    }
+    // As `--source-copies` does: other nodes keep copies of each chunk
+    // (custody, `--copies` in all), made before the job starts, as an
+    // upload's are.
+    let k = p.copies.max(1);
+    if k > 1 {
+        let now = sim.now();
+        for (s, r) in &owned {
+            if let Some(node) = sim.node_mut(*s) {
+                node.keep(now, vec![r.clone()], k, 0);
+            }
+            sim.after_handle(*s)?;
+        }
+        let kept = |s: &mut Sim| owned.iter().all(|(o, r)| s.node(*o).is_some_and(|n| n.kept_copies(&r.hash) >= k));
+        let deadline = sim.now().plus(std::time::Duration::from_secs(60));
+        sim.run_until(deadline, Some(std::time::Duration::from_millis(10)), kept)?;
     }
     let now = sim.now();
     let tag = ryx_core::jobs::DatasetTag {

@@ -134,6 +134,7 @@ impl Node {
             signed_seqs: self.signed_seqs.len(),
             pending_ping_reqs: self.pending_ping_reqs.len(),
             blobs: self.blobs.len(),
+            local_chunks: self.blobs.local_len(),
             blob_bytes: self.blobs.used(),
             blob_pins: self.blobs.pinned_count(),
             blob_holders: self.blobs.iter().map(|(_, m)| m.holders.len()).max().unwrap_or(0),
