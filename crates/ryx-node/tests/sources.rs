@@ -9,9 +9,15 @@ use std::io::Write;
 use std::time::Duration;
 use support::*;
 
-fn source_of(port: u16) -> ryx_api::SourceView {
+/// The node's one source, once its first scan is in (an empty view until
+/// then).
+fn try_source_of(port: u16) -> Option<ryx_api::SourceView> {
     let s: Sources = get(port, "/v1/sources");
-    s.sources.into_iter().next().expect("one source")
+    s.sources.into_iter().next()
+}
+
+fn source_of(port: u16) -> ryx_api::SourceView {
+    try_source_of(port).expect("one source")
 }
 
 #[test]
@@ -29,7 +35,7 @@ fn appended_lines_are_cut_into_chunks_and_rotation_starts_again() {
     f.flush().expect("flush");
     let len = std::fs::metadata(&path).expect("stat").len();
     let grown = wait_until(Duration::from_secs(20), || {
-        let s = source_of(node.port);
+        let Some(s) = try_source_of(node.port) else { return false };
         s.bytes == len && s.chunks >= 9
     });
     assert!(grown.is_some(), "the appended lines were not cut: {:?}", source_of(node.port));
@@ -68,7 +74,7 @@ fn a_bad_source_is_refused_at_start_and_a_missing_directory_is_reported() {
     );
 
     let node = start_node(free_port(), "src", discovery_port(), &["--source", "logs=/nonexistent-ryx-dir/*.log"]);
-    let seen = wait_until(Duration::from_secs(20), || !source_of(node.port).errors.is_empty());
+    let seen = wait_until(Duration::from_secs(20), || try_source_of(node.port).is_some_and(|s| !s.errors.is_empty()));
     assert!(seen.is_some(), "no error reported: {:?}", source_of(node.port));
     assert_eq!(source_of(node.port).files.len(), 0);
 }
