@@ -133,6 +133,11 @@ impl Client {
         self.call("GET", "/v1/sources", None)
     }
 
+    /// `GET /v1/datasets`: every dataset the node has heard announced.
+    pub fn datasets(&self) -> Result<crate::Datasets, Error> {
+        self.call("GET", "/v1/datasets", None)
+    }
+
     /// `GET /v1/sources/{name}/snapshot`: the node's chunks of a dataset now.
     pub fn source_snapshot(&self, name: &str) -> Result<crate::SourceSnapshot, Error> {
         self.call("GET", &format!("/v1/sources/{}/snapshot", crate::encode_segment(name)), None)

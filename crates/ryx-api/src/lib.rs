@@ -51,6 +51,8 @@ pub use info::{InfoItem, InfoItems, InfoWritten, PutInfo};
 pub use jobs::{Cancelled, DatasetSnapshot, JobList, JobState, JobStats, JobView, Progress, SubmitJob, Submitted};
 pub use metrics::Metrics;
 pub use results::{Alerts, GrepResult, LogAnalysisResult, Template, WordCountResult};
-pub use sources::{SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources};
+pub use sources::{
+    DatasetHolder, DatasetView, Datasets, SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources,
+};
 pub use status::{Health, Neighbor, Neighbors, PassivePeer, Peers, Status, WorkStatus};
 pub use topology::{Topology, TopologyLink, TopologyNode};

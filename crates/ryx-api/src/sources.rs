@@ -77,3 +77,42 @@ pub struct SnapshotChunk {
     /// The file.
     pub path: String,
 }
+
+/// `GET /v1/datasets`: every dataset this node has heard announced, with
+/// what each holder said it holds (as of its last announcement, re-sent
+/// when its chunks change and at most every 10 s for its byte count).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Datasets {
+    /// The datasets, by name.
+    pub datasets: Vec<DatasetView>,
+}
+
+/// One dataset across the network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetView {
+    /// Bytes over all holders.
+    pub bytes: u64,
+    /// Sealed chunks over all holders.
+    pub chunks: u64,
+    /// Files over all holders.
+    pub files: u64,
+    /// Each holder, by node id.
+    pub holders: Vec<DatasetHolder>,
+    /// Dataset name.
+    pub name: String,
+}
+
+/// What one node holds of a dataset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetHolder {
+    /// Bytes in its files.
+    pub bytes: u64,
+    /// Sealed chunks.
+    pub chunks: u64,
+    /// Files.
+    pub files: u64,
+    /// Its HTTP address.
+    pub http: String,
+    /// The node.
+    pub node: crate::NodeId,
+}

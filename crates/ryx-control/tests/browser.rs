@@ -119,7 +119,21 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
         return;
     };
     let _serial = serial();
-    let cluster = Cluster::start(4, "jobs");
+    // Nodes 2 and 3 hold dataset `app` in their own files: 5 words a line.
+    let data = std::env::temp_dir().join(format!("ryx-control-dataset-{}", std::process::id()));
+    let lines = [700usize, 1300];
+    for (k, n) in lines.iter().enumerate() {
+        let d = data.join(format!("node-{k}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut f = std::fs::File::create(d.join("app.log")).unwrap();
+        for i in 0..*n {
+            writeln!(f, "node{k} line {i} says hello").unwrap();
+        }
+    }
+    let cluster = Cluster::start_with(4, "jobs", |i| match i {
+        2 | 3 => vec!["--source".into(), format!("app={}/node-{}/*.log", data.display(), i - 2)],
+        _ => Vec::new(),
+    });
     let b = Browser::start(&chrome, &driver, 1280, 900);
     let node = cluster.nodes[1].http;
     b.goto(&format!("http://{node}/ui/#inject"));
@@ -181,6 +195,40 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
     assert!(text.contains(&format!("{want}matching lines")), "matching lines shown: {text:?}");
     assert!(text.contains("ERROR request 0 took 0 ms"), "a sample match shown: {text:?}");
     let _ = std::fs::remove_dir_all(&dir);
+
+    // 3. The jobs view lists dataset `app` with each holder's bytes, and a
+    // word count over it, submitted at a node holding none of it, counts
+    // every holder's lines.
+    b.js("location.hash = '#jobs'; return 1");
+    let bytes: Vec<u64> =
+        (0..2).map(|k| std::fs::metadata(data.join(format!("node-{k}/app.log"))).unwrap().len()).collect();
+    let shown = b.wait_js(
+        FORM,
+        "const d = document.querySelector('#datasets [data-dataset=app]'); return d && d.querySelectorAll('li[data-node]').length === 2 && [...d.querySelectorAll('li[data-node]')].map(li => li.dataset.node)",
+    );
+    let Some(shown) = shown else { fail(&b, "dataset app not listed with its 2 holders in the jobs view") };
+    let mut holders: Vec<String> = cluster.nodes[2..].iter().map(|n| n.id.to_string()).collect();
+    holders.sort();
+    assert_eq!(shown, serde_json::json!(holders), "each holder listed");
+    let title = b.js("return document.querySelector('#datasets [data-dataset=app] h3').textContent");
+    let total = bytes.iter().sum::<u64>();
+    assert!(title.as_str().unwrap().contains("2 files on 2 nodes"), "{title}");
+    assert_eq!(client(node).datasets().unwrap().datasets[0].bytes, total);
+    b.js("location.hash = '#inject'; return 1");
+    b.click("#job-form input[name=kind][value='word-count']");
+    b.click("#job-form input[name=source][value=dataset]");
+    if b.wait_js(FORM, "return document.querySelector('#job-dataset').value === 'app'").is_none() {
+        fail(&b, "dataset app not offered by the form");
+    }
+    b.click("#job-submit");
+    let id = wait_result(&b, "word-count");
+    let api = client(node).job(&id.as_str().into()).expect("dataset job from the API");
+    assert_eq!(api.dataset.as_ref().map(|d| (d.name.as_str(), d.nodes, d.bytes)), Some(("app", 2, total)));
+    let wc = api.result_as::<ryx_api::WordCountResult>().unwrap().expect("a word count");
+    assert_eq!(wc.total_words, 5 * lines.iter().sum::<usize>() as u64, "every holder's words counted");
+    let text = b.js("return document.getElementById('job-detail').textContent").as_str().unwrap().to_owned();
+    assert!(text.contains("dataset app"), "the detail names the dataset: {text:?}");
+    let _ = std::fs::remove_dir_all(&data);
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }

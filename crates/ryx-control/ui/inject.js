@@ -1,5 +1,5 @@
-// Inject: submit a job (upload a file, the node's built-in corpus, or a
-// blob it holds) and inject info items.
+// Inject: submit a job (upload a file, the node's built-in corpus, a
+// blob it holds, or a dataset the nodes hold) and inject info items.
 
 import { $, el, fill, fmtBytes, fmtNum, shortId, announce } from './util.js';
 import { api, uploadBlob } from './api.js';
@@ -26,6 +26,7 @@ export class InjectView {
 
   show() {
     this.refreshBlobs();
+    this.refreshDatasets();
     this.refreshInfo();
   }
 
@@ -98,8 +99,13 @@ export class InjectView {
     btn.disabled = true;
     try {
       const kind = f.kind.value;
-      const hash = await this.input();
-      const body = { kind, inputs: [hash], params: this.params(kind), redundancy: Number(f.redundancy.value) || 2 };
+      const body = { kind, params: this.params(kind), redundancy: Number(f.redundancy.value) || 2 };
+      if (f.source.value === 'dataset') {
+        if (!f.dataset.value) throw new Error('choose a dataset (no node has announced one)');
+        body.dataset = f.dataset.value;
+      } else {
+        body.inputs = [await this.input()];
+      }
       const r = await api('/v1/jobs', { method: 'POST', json: body });
       this.status('job-form-status', `Job ${shortId(r.job_id)} submitted.`, 'ok');
       announce(`Job ${shortId(r.job_id)} submitted`);
@@ -142,6 +148,18 @@ export class InjectView {
       const cur = sel.value;
       const inputs = (r.blobs || []).filter((b) => b.kind === 'chunk' || b.kind === 'manifest');
       fill(sel, inputs.length ? inputs.map((b) => el('option', { value: b.hash, selected: b.hash === cur }, `${shortId(b.hash)} · ${fmtBytes(b.size)} · ${b.kind}`)) : el('option', { value: '' }, '(none held)'));
+    } catch {
+      /* the list is a convenience */
+    }
+  }
+
+  async refreshDatasets() {
+    try {
+      const r = await api('/v1/datasets');
+      const sel = $('job-dataset');
+      const cur = sel.value;
+      const ds = r.datasets || [];
+      fill(sel, ds.length ? ds.map((d) => el('option', { value: d.name, selected: d.name === cur }, `${d.name} · ${fmtBytes(d.bytes)} on ${d.holders.length} node${d.holders.length === 1 ? '' : 's'}`)) : el('option', { value: '' }, '(none announced)'));
     } catch {
       /* the list is a convenience */
     }

@@ -22,6 +22,50 @@ export class JobsView {
       if (b) location.hash = `#jobs/${b.dataset.job}`;
     });
     setInterval(() => this.pollTracked(), 2000);
+    this.visible = false;
+    setInterval(() => this.visible && !document.hidden && this.refreshDatasets(), 5000);
+    $('datasets').addEventListener('click', (e) => {
+      const b = e.target.closest('button[data-node]');
+      if (b) app.openNode(b.dataset.node, b);
+    });
+  }
+
+  /**
+   * The datasets the connected node has heard announced (`GET
+   * /v1/datasets`), each with the bytes every holder has of it.
+   */
+  async refreshDatasets() {
+    let ds;
+    try {
+      ds = (await api('/v1/datasets')).datasets || [];
+    } catch {
+      return; /* an older node, or a hiccup: keep what is shown */
+    }
+    $('datasets-empty').hidden = ds.length > 0;
+    fill(
+      $('datasets'),
+      ds.map((d) => {
+        const max = Math.max(1, ...d.holders.map((h) => h.bytes));
+        return el(
+          'div',
+          { class: 'dataset', 'data-dataset': d.name },
+          el('h3', {}, el('span', { class: 'mono' }, d.name), ` · ${fmtBytes(d.bytes)} in ${fmtNum(d.files, 0)} files on ${d.holders.length} node${d.holders.length === 1 ? '' : 's'}`),
+          el(
+            'ul',
+            { class: 'hbars', 'aria-label': `Bytes of ${d.name} per node` },
+            d.holders.map((h) =>
+              el(
+                'li',
+                { 'data-node': h.node },
+                el('span', { class: 'w' }, el('button', { class: 'linkish mono', type: 'button', 'data-node': h.node, title: `node ${h.node} at ${h.http}` }, shortId(h.node))),
+                el('span', { class: 'track', 'aria-hidden': 'true' }, el('span', { class: 'fillbar', style: `width:${(100 * h.bytes) / max}%;display:block` })),
+                el('span', { class: 'c', title: `${fmtNum(h.chunks, 0)} sealed chunks in ${fmtNum(h.files, 0)} files` }, fmtBytes(h.bytes)),
+              ),
+            ),
+          ),
+        );
+      }),
+    );
   }
 
   /** Job ids homed on running jobs' nodes, for the graph badges. */
@@ -104,7 +148,13 @@ export class JobsView {
 
   show(arg) {
     if (arg) this.select(arg);
+    this.visible = true;
+    this.refreshDatasets();
     this.render();
+  }
+
+  hide() {
+    this.visible = false;
   }
 
   render() {

@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use ryx_api::{DatasetSnapshot, ErrorCode, SnapshotChunk, SourceSnapshot};
+use ryx_api::{DatasetHolder, DatasetSnapshot, DatasetView, Datasets, ErrorCode, SnapshotChunk, SourceSnapshot};
 use ryx_core::blobs::Hash;
 use ryx_core::jobs::{BlobRef, DatasetTag};
 use ryx_core::wire::PeerInfo;
@@ -100,16 +100,7 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
     let prefix = format!("{SOURCE_KEY_PREFIX}{name}/");
     let (me, mut holders) = h
         .call(move |s| {
-            let holders: Vec<SourceAnnounce> = s
-                .node
-                .info_items()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .filter_map(|(k, it)| {
-                    let a = SourceAnnounce::deserialize(&*it.value).ok()?;
-                    // Only a node's own word on what it holds counts.
-                    (k[prefix.len()..] == a.node.to_string() && it.origin == a.node).then_some(a)
-                })
-                .collect();
+            let holders: Vec<SourceAnnounce> = announcements(&s.node, &prefix).map(|(_, a)| a).collect();
             (s.node.id(), holders)
         })
         .await
@@ -180,6 +171,49 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
     }
     let tag = DatasetTag { name: name.to_string(), snapshot: digest.finalize().to_hex().to_string(), nodes, bytes };
     Ok(Gathered { chunks, tag, unreachable })
+}
+
+/// The source announcements under `prefix` this node holds, each with the
+/// dataset name (the key between `ryx/source/` and the node id). Only a
+/// node's own word on what it holds counts: the key's node id, the
+/// announcement's and the item's origin must agree.
+fn announcements<'a>(
+    node: &'a ryx_core::Node,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, SourceAnnounce)> + 'a {
+    node.info_items().filter(move |(k, _)| k.starts_with(prefix)).filter_map(|(k, it)| {
+        let (name, id) = k[SOURCE_KEY_PREFIX.len()..].rsplit_once('/')?;
+        let a = SourceAnnounce::deserialize(&*it.value).ok()?;
+        (id == a.node.to_string() && it.origin == a.node && !name.is_empty()).then_some((name, a))
+    })
+}
+
+/// `GET /v1/datasets`: every dataset this node has heard announced, with
+/// each holder's files, chunks and bytes, by name then node id.
+pub async fn list(State(h): State<Handle>) -> ApiResult {
+    let mut all: Vec<(String, SourceAnnounce)> = h
+        .call(|s| announcements(&s.node, SOURCE_KEY_PREFIX).map(|(n, a)| (n.to_string(), a)).collect())
+        .await
+        .map_err(ApiError::unavailable)?;
+    all.sort_by(|a, b| (&a.0, a.1.node).cmp(&(&b.0, b.1.node)));
+    let mut datasets: Vec<DatasetView> = Vec::new();
+    for (name, a) in all {
+        if datasets.last().is_none_or(|d| d.name != name) {
+            datasets.push(DatasetView { bytes: 0, chunks: 0, files: 0, holders: Vec::new(), name });
+        }
+        let d = datasets.last_mut().expect("pushed above");
+        d.bytes = d.bytes.saturating_add(a.bytes);
+        d.chunks = d.chunks.saturating_add(a.chunks);
+        d.files = d.files.saturating_add(a.files);
+        d.holders.push(DatasetHolder {
+            bytes: a.bytes,
+            chunks: a.chunks,
+            files: a.files,
+            http: a.http.to_string(),
+            node: api_id(a.node),
+        });
+    }
+    Ok(Json(Datasets { datasets }).into_response())
 }
 
 /// One holder's snapshot, checked: in path-then-offset order, each entry a

@@ -131,6 +131,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/topology", get(topology))
         .route("/v1/sources", get(sources))
+        .route("/v1/datasets", get(crate::datasets::list))
         .route("/v1/sources/{name}/snapshot", get(crate::datasets::snapshot))
         .route("/v1/info", get(info_list).post(info_put))
         .route("/v1/info/{key}", get(info_get))

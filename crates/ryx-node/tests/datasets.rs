@@ -114,6 +114,19 @@ fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatena
         assert_eq!((v.progress.bytes_done, v.progress.bytes_total), (bytes, bytes));
     }
 
+    // The entry lists the dataset with what each holder announced.
+    let listed = entry.client().datasets().expect("GET /v1/datasets");
+    assert_eq!(listed.datasets.len(), 1, "{listed:?}");
+    let d = &listed.datasets[0];
+    let mut ids: Vec<String> =
+        holders.iter().map(|h| h.node.client().status().expect("status").node_id.to_string()).collect();
+    ids.sort();
+    let listed_ids: Vec<String> = d.holders.iter().map(|h| h.node.to_string()).collect();
+    assert_eq!((d.name.as_str(), listed_ids), ("app", ids), "{d:?}");
+    assert_eq!(d.files, 8, "{d:?}");
+    assert_eq!(d.bytes, d.holders.iter().map(|h| h.bytes).sum::<u64>());
+    assert!(d.bytes <= bytes && d.bytes > 0, "announced {} of {bytes} bytes", d.bytes);
+
     // The same from the command line, at another node.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
         .args(["run", "word-count", "--dataset", "app", "--node", &format!("127.0.0.1:{}", holders[2].node.port)])

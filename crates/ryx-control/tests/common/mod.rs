@@ -173,14 +173,19 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: usize, tag: &str) -> Cluster {
+        Cluster::start_with(n, tag, |_| Vec::new())
+    }
+
+    /// Starts `n` nodes, node `i` with the extra arguments `args(i)`.
+    pub fn start_with(n: usize, tag: &str, args: impl Fn(usize) -> Vec<String>) -> Cluster {
         let bin = node_bin();
         let discovery_port = free_port();
         let cluster_id = format!("ctl-{tag}-{}", std::process::id());
         let dir = std::env::temp_dir().join(format!("ryx-control-test-{cluster_id}"));
         let _ = std::fs::create_dir_all(&dir);
         let mut c = Cluster { nodes: Vec::new(), cluster_id, discovery_port, dir };
-        for _ in 0..n {
-            c.add(&bin);
+        for i in 0..n {
+            c.add_within(&bin, Duration::from_secs(15), &args(i));
         }
         // Every node has its neighbours and knows the others.
         let ok = wait_for(Duration::from_secs(30), || {
@@ -207,7 +212,7 @@ impl Cluster {
         let _ = std::fs::create_dir_all(&dir);
         let mut c = Cluster { nodes: Vec::new(), cluster_id, discovery_port, dir };
         for _ in 0..n {
-            c.add_within(&bin, Duration::from_secs(60));
+            c.add_within(&bin, Duration::from_secs(60), &[]);
         }
         let want = (n - 1).min(4);
         // Go on once 95% answer with their neighbours: on a loaded machine
@@ -222,12 +227,8 @@ impl Cluster {
         c
     }
 
-    fn add(&mut self, bin: &Path) {
-        self.add_within(bin, Duration::from_secs(15));
-    }
-
     /// Starts one more node and waits up to `timeout` for its API.
-    fn add_within(&mut self, bin: &Path, timeout: Duration) {
+    fn add_within(&mut self, bin: &Path, timeout: Duration, extra: &[String]) {
         let port = free_port();
         let log = std::fs::File::create(self.dir.join(format!("node-{port}.log"))).unwrap();
         let child = Command::new(bin)
@@ -243,6 +244,7 @@ impl Cluster {
                 "--log",
                 "warn",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
