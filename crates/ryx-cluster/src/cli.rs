@@ -173,6 +173,9 @@ pub enum Cmd {
     /// (internal) Undo timed faults at their deadlines; started by `chaos`.
     #[command(name = "heal-daemon", hide = true)]
     HealDaemon,
+    /// (internal) Append live logs to the nodes' files; started by `start --logs`.
+    #[command(name = "log-daemon", hide = true)]
+    LogDaemon,
 }
 
 /// Where the node binary comes from.
@@ -227,6 +230,16 @@ pub struct StartArgs {
     /// every node all of it.
     #[arg(long, requires = "source")]
     pub split: bool,
+    /// Live logs: a detached writer appends the built-in generator's lines
+    /// (RATE lines per second per node, e.g. 200) to every running node's
+    /// own DIR/data/node-I/app.log, which the node follows as dataset
+    /// `app` (rotated at 64 MiB). Jobs over it: `inject KIND --dataset app`.
+    #[arg(long, value_name = "RATE", value_parser = crate::cluster::logs::parse_rate, conflicts_with_all = ["netns", "source"])]
+    pub logs: Option<f64>,
+    /// With --logs: how long the writer runs (at most 24h); it also ends
+    /// with `stop` or when no node runs.
+    #[arg(long, value_name = "DURATION", default_value = "1h", requires = "logs", value_parser = crate::util::parse_duration)]
+    pub logs_for: std::time::Duration,
     /// Extra arguments for every ryx-node (after `--`).
     #[arg(last = true, value_name = "NODE_ARGS")]
     pub node_args: Vec<String>,
@@ -386,6 +399,10 @@ pub struct InjectArgs {
     /// Input files or directories [default: the built-in sample corpus].
     #[arg(long = "input", value_name = "FILE|DIR", num_args = 1..)]
     pub inputs: Vec<PathBuf>,
+    /// Run over dataset NAME, held in the nodes' own files (`start --logs`,
+    /// `start --source NAME=FILE`, `ryx-node --source`), where its parts lie.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["inputs", "verify", "energy"])]
+    pub dataset: Option<String>,
     /// Kernel settings.
     #[command(flatten)]
     pub kernel: KernelArgs,

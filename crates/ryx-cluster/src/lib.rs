@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Cmd::Inject(a) => jobs::inject::inject(dir, a),
         Cmd::Bench(a) => done(measure::bench::bench(dir, a)),
         Cmd::HealDaemon => done(chaos::faults::healer(dir)),
+        Cmd::LogDaemon => done(cluster::logs::daemon(dir)),
         Cmd::Start(a) => done(cluster::lifecycle::start(dir, a)),
         Cmd::Stop => done(cluster::lifecycle::stop(dir)),
         Cmd::Status(a) => done(inspect::status(dir, a)),

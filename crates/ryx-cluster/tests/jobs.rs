@@ -309,3 +309,81 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
     assert!(svg.starts_with("<svg") && svg.matches("<circle").count() == 4, "{svg}");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+/// Bytes each node's API says it follows of its sources.
+fn source_bytes(ports: &[u16]) -> Vec<u64> {
+    ports
+        .iter()
+        .map(|&p| {
+            Client::new(([127, 0, 0, 1], p).into())
+                .sources()
+                .map_or(0, |s| s.sources.iter().map(|v| v.bytes).sum::<u64>())
+        })
+        .collect()
+}
+
+#[test]
+fn live_logs_grow_on_every_node_and_jobs_over_them_run_where_they_lie() {
+    let c = cluster("logs");
+    let out = c.ok(&[
+        "start",
+        "--nodes",
+        "3",
+        "--logs",
+        "300/s",
+        "--logs-for",
+        "5m",
+        "--base-port",
+        &free_port().to_string(),
+    ]);
+    assert!(out.contains("Live logs: 300 lines/s per node"), "{out}");
+    let state = c.state().expect("state");
+    assert_eq!(state.dataset.as_deref(), Some("app"));
+    let writer = state.logs.as_ref().and_then(|l| l.pid).expect("the writer's pid is recorded");
+    assert!(is_ours(writer), "writer {writer} runs");
+    let ports = c.http_ports();
+
+    // Every node follows its own growing file.
+    let t0 = Instant::now();
+    let first = loop {
+        let b = source_bytes(&ports);
+        if b.iter().all(|&x| x > 0) {
+            break b;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not every node follows its log: {b:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let grown = loop {
+        let b = source_bytes(&ports);
+        if b.iter().zip(&first).all(|(now, then)| now > then) {
+            break b;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "logs do not grow: {first:?} then {b:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let line = std::fs::read_to_string(c.dir.join("data/node-1/app.log")).expect("node 1's log");
+    let last = line.lines().last().expect("a line");
+    assert!(last.len() > 30 && last.as_bytes()[4] == b'-' && last.as_bytes()[10] == b' ', "a log line: {last:?}");
+
+    // A job over the dataset, sent to node 2, covers all three nodes.
+    let out = c.ok(&["inject", "word-count", "--dataset", "app", "--to", "2", "--json"]);
+    let job: JobView = serde_json::from_str(&out).expect("job JSON");
+    assert_eq!(job.state, ryx_api::JobState::Done, "{job:?}");
+    let d = job.dataset.clone().expect("the job names its snapshot");
+    assert_eq!((d.name.as_str(), d.nodes), ("app", 3));
+    assert!(d.bytes >= grown.iter().sum::<u64>() - 3 * 4096, "snapshot {} bytes, nodes had {grown:?}", d.bytes);
+    let wc = job.result_as::<WordCountResult>().expect("result").expect("a word count");
+    assert!(wc.total_words > 0);
+    let out = c.run(&["inject", "word-count", "--dataset", "nothing"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_dataset"), "{out:?}");
+
+    // stop ends the writer too; the files stay.
+    c.ok(&["stop"]);
+    let t0 = Instant::now();
+    while is_ours(writer) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the writer outlives stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.dir.join("data/node-0/app.log").is_file());
+}

@@ -163,30 +163,61 @@ fn fill(g: &mut Gen, text: &str, out: &mut String) {
 /// Generates about `size` bytes of sample logs (whole lines) from `seed`,
 /// with the template index that produced each line.
 pub fn generate_labelled(size: usize, seed: u64) -> (Vec<u8>, Vec<u16>) {
-    let mut g = Gen { s: seed ^ 0x0005_EED0_F4E7 };
-    let total: u64 = TEMPLATES.iter().map(|t| t.weight as u64).sum();
+    let mut lines = Lines::new(seed);
     let mut out = String::with_capacity(size + 256);
     let mut labels = Vec::with_capacity(size / 80);
-    // 2026-03-14 00:00:00.000 plus a few ms per line.
-    let mut ms: u64 = 0;
-    let mut burst_left = 0u32;
-    let mut burst_template = BURST_FIRST;
     let mut line = String::with_capacity(256);
     while out.len() < size {
-        ms += 1 + g.below(40);
-        if burst_left == 0 && g.below(20_000) == 0 {
-            // An error burst: one failure mode repeats for a while.
-            burst_left = 20 + g.below(200) as u32;
-            burst_template = BURST_FIRST + g.below((TEMPLATES.len() - BURST_FIRST) as u64) as usize;
+        labels.push(lines.next_line(&mut line, None) as u16);
+        out.push_str(&line);
+    }
+    (out.into_bytes(), labels)
+}
+
+/// An endless stream of sample log lines from a seed: what
+/// [`generate_labelled`] cuts at a size, and what a live log writer
+/// appends with the wall clock's time.
+pub struct Lines {
+    g: Gen,
+    total: u64,
+    /// Synthetic clock: ms since 2026-03-14 00:00:00.000.
+    ms: u64,
+    burst_left: u32,
+    burst_template: usize,
+}
+
+impl Lines {
+    /// The stream of `seed`.
+    pub fn new(seed: u64) -> Lines {
+        Lines {
+            g: Gen { s: seed ^ 0x0005_EED0_F4E7 },
+            total: TEMPLATES.iter().map(|t| t.weight as u64).sum(),
+            ms: 0,
+            burst_left: 0,
+            burst_template: BURST_FIRST,
         }
-        let idx = if burst_left > 0 && g.below(3) > 0 {
-            burst_left -= 1;
-            burst_template
+    }
+
+    /// Writes the next line, `'\n'` included, into `line` (cleared first)
+    /// and returns its template index. The timestamp is `unix_ms` (UTC)
+    /// when given, else the stream's synthetic clock, which advances a few
+    /// ms a line from 2026-03-14.
+    pub fn next_line(&mut self, line: &mut String, unix_ms: Option<u64>) -> usize {
+        let g = &mut self.g;
+        self.ms += 1 + g.below(40);
+        if self.burst_left == 0 && g.below(20_000) == 0 {
+            // An error burst: one failure mode repeats for a while.
+            self.burst_left = 20 + g.below(200) as u32;
+            self.burst_template = BURST_FIRST + g.below((TEMPLATES.len() - BURST_FIRST) as u64) as usize;
+        }
+        let idx = if self.burst_left > 0 && g.below(3) > 0 {
+            self.burst_left -= 1;
+            self.burst_template
         } else if g.below(50_000) == 0 {
             // A lone anomaly.
             BURST_FIRST + g.below((TEMPLATES.len() - BURST_FIRST) as u64) as usize
         } else {
-            let mut r = g.below(total);
+            let mut r = g.below(self.total);
             let mut i = 0;
             for (j, t) in TEMPLATES.iter().enumerate() {
                 if r < t.weight as u64 {
@@ -198,12 +229,18 @@ pub fn generate_labelled(size: usize, seed: u64) -> (Vec<u8>, Vec<u16>) {
             i
         };
         let t = &TEMPLATES[idx];
-        let secs = ms / 1000;
         line.clear();
+        let (y, mo, d, ms) = match unix_ms {
+            Some(u) => {
+                let (y, mo, d) = civil_from_days((u / 86_400_000) as i64);
+                (y, mo, d, u % 86_400_000)
+            }
+            None => (2026, 3, 14 + self.ms / 86_400_000, self.ms % 86_400_000),
+        };
+        let secs = ms / 1000;
         let _ = write!(
             line,
-            "2026-03-{:02} {:02}:{:02}:{:02}.{:03} {:<5} {}: ",
-            14 + secs / 86_400,
+            "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{:03} {:<5} {}: ",
             (secs / 3600) % 24,
             (secs / 60) % 60,
             secs % 60,
@@ -211,12 +248,25 @@ pub fn generate_labelled(size: usize, seed: u64) -> (Vec<u8>, Vec<u16>) {
             t.level,
             t.component
         );
-        fill(&mut g, t.text, &mut line);
+        fill(g, t.text, line);
         line.push('\n');
-        out.push_str(&line);
-        labels.push(idx as u16);
+        idx
     }
-    (out.into_bytes(), labels)
+}
+
+/// Year, month, day of `days` since 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u64, u64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe as i64 + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Generates about `size` bytes of sample logs from `seed`.
@@ -241,6 +291,19 @@ mod tests {
         assert!(distinct.len() >= 30, "only {} templates used", distinct.len());
         let text = String::from_utf8(a).expect("ascii");
         assert!(text.lines().all(|l| l.starts_with("2026-03-")));
+    }
+
+    #[test]
+    fn live_lines_carry_the_wall_clock() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_526), (2026, 3, 14));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let mut l = Lines::new(3);
+        let mut line = String::new();
+        // 2026-12-05 19:59:18.250 UTC
+        l.next_line(&mut line, Some(1_796_500_758_250));
+        assert!(line.starts_with("2026-12-05 19:59:18.250 "), "{line}");
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
     }
 
     #[test]

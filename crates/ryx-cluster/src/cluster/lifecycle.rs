@@ -3,9 +3,10 @@
 
 use crate::cli::{AddArgs, StartArgs};
 use crate::cluster::graph::floor_for;
+use crate::cluster::logs;
 use crate::cluster::ports::{auto_base, PortAllocator, LOOPBACK_BROADCAST};
 use crate::cluster::procfs::Liveness;
-use crate::cluster::state::{ClusterState, Fate, RunDir};
+use crate::cluster::state::{unix_ms, ClusterState, Fate, RunDir};
 use crate::cluster::{check_node_args, Cluster};
 use crate::cluster::{netns, nodebin};
 use crate::interrupt;
@@ -118,6 +119,14 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
             cluster.state.dataset = Some(name.clone());
             cluster.save()?;
         }
+        if args.logs.is_some() {
+            cluster.state.dataset = Some(logs::LOGS_DATASET.to_string());
+            for i in 0..n {
+                let d = crate::cluster::data::node_dir(&cluster.dir, i);
+                std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            }
+            cluster.save()?;
+        }
         out!(
             "Starting {n} ryx-node processes in {} (cluster {}, discovery on {LOOPBACK_BROADCAST}:{})",
             dir.path().display(),
@@ -142,6 +151,28 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
                 crate::jobs::mib(bytes),
                 file.display(),
                 dir.path().display()
+            );
+        }
+        if let Some(rate) = args.logs {
+            let until = logs::MAX_FOR.min(args.logs_for);
+            cluster.state.logs = Some(logs::LogsSpec {
+                rate,
+                until_unix_ms: unix_ms() + until.as_millis() as u64,
+                rotate_bytes: logs::ROTATE_BYTES,
+                pid: None,
+            });
+            cluster.save()?;
+            let pid = logs::spawn_writer(&cluster.dir)?;
+            if let Some(l) = cluster.state.logs.as_mut() {
+                l.pid = Some(pid);
+            }
+            cluster.save()?;
+            out!(
+                "Live logs: {rate} lines/s per node appended to {}/data/node-I/{}.log for {} (writer pid {pid}), followed as dataset {}",
+                dir.path().display(),
+                logs::LOGS_DATASET,
+                human(until),
+                logs::LOGS_DATASET
             );
         }
         let ports_used: Vec<u16> = cluster.state.nodes.iter().map(|r| r.udp_port).collect();
@@ -243,6 +274,7 @@ fn start_netns(dir: &RunDir, node_bin: PathBuf, args: &StartArgs, n: usize) -> R
 /// cluster and the state. Goes on after a failure and reports the first.
 fn remove_cluster(cluster: &mut Cluster) -> Result<(crate::cluster::StopReport, Option<netns::Teardown>)> {
     crate::chaos::faults::stop_healer(&cluster.dir);
+    logs::stop_writer(cluster);
     let stopped = cluster.stop_all(STOP_GRACE);
     let removed = cluster.state.netns.as_ref().map(netns::teardown);
     let report = stopped?;
@@ -401,6 +433,7 @@ impl TempCluster {
     /// Stops every node now; the report says how they ended.
     pub fn stop(&mut self) -> Result<crate::cluster::StopReport> {
         crate::chaos::faults::stop_healer(&self.cluster.dir);
+        logs::stop_writer(&self.cluster);
         let r = self.cluster.stop_all(STOP_GRACE)?;
         self.cluster.dir.remove_state()?;
         Ok(r)
@@ -413,6 +446,7 @@ impl Drop for TempCluster {
             return;
         }
         crate::chaos::faults::stop_healer(&self.cluster.dir);
+        logs::stop_writer(&self.cluster);
         let any_left = (0..self.cluster.state.nodes.len()).any(|i| self.cluster.process_liveness(i) != Liveness::Gone);
         if any_left {
             if let Err(e) = self.cluster.stop_all(STOP_GRACE) {

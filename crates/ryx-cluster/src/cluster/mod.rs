@@ -4,6 +4,7 @@
 pub mod data;
 pub mod graph;
 pub mod lifecycle;
+pub mod logs;
 pub mod netns;
 pub mod nodebin;
 pub mod ports;

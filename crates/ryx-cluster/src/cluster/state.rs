@@ -121,6 +121,9 @@ pub struct ClusterState {
     /// (`DIR/data/node-I`, see [`crate::cluster::data`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Live logs appended to every node's data directory (`start --logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<crate::cluster::logs::LogsSpec>,
 }
 
 impl ClusterState {
@@ -136,6 +139,7 @@ impl ClusterState {
             nodes: Vec::new(),
             netns: None,
             dataset: None,
+            logs: None,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::cluster::Cluster;
 use crate::jobs::run::{self, Source};
 use crate::jobs::{self, render, Follower, Progress};
 use crate::util::human;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,19 +32,53 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
             eprintln!("{s}");
         }
     };
-    say(format!("Loading {} onto node {entry} ({})", src.describe(), cluster.state.nodes[entry].api()));
-    let t_load = std::time::Instant::now();
-    let loaded = run::load(&cluster, entry, &src, args.energy, None)?;
-    let job_id = run::submit(&cluster, entry, &args.kind, &loaded, params, args.kernel.redundancy)?;
-    say(format!(
-        "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",
-        jobs::mib(loaded.bytes),
-        human(t_load.elapsed()),
-        loaded.units(),
-        args.kind,
-        args.kernel.redundancy.map(|r| format!(", redundancy {r}")).unwrap_or_default()
-    ));
-    let mut bar = Progress::new(&args.kind, loaded.bytes);
+    let (job_id, bytes, loaded) = match &args.dataset {
+        Some(name) => {
+            let mut job = ryx_api::SubmitJob::over_dataset(&args.kind, name);
+            job.params = params;
+            job.redundancy = args.kernel.redundancy;
+            let s = cluster
+                .client(entry)
+                .submit(&job)
+                .with_context(|| format!("submitting over dataset {name} at node {entry}"))?;
+            let d = s.dataset.clone().unwrap_or_else(|| ryx_api::DatasetSnapshot {
+                name: name.clone(),
+                snapshot: String::new(),
+                nodes: 0,
+                bytes: 0,
+            });
+            say(format!(
+                "Job {} ({}) submitted at node {entry} over dataset {name}: {} on {} nodes (snapshot {}){}",
+                s.job_id,
+                args.kind,
+                jobs::mib(d.bytes),
+                d.nodes,
+                &d.snapshot[..d.snapshot.len().min(16)],
+                if s.unreachable.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} holders unreachable, left out", s.unreachable.len())
+                }
+            ));
+            (s.job_id, d.bytes, None)
+        }
+        None => {
+            say(format!("Loading {} onto node {entry} ({})", src.describe(), cluster.state.nodes[entry].api()));
+            let t_load = std::time::Instant::now();
+            let loaded = run::load(&cluster, entry, &src, args.energy, None)?;
+            let job_id = run::submit(&cluster, entry, &args.kind, &loaded, params, args.kernel.redundancy)?;
+            say(format!(
+                "Loaded {} in {} ({} units); job {job_id} ({}{}) submitted",
+                jobs::mib(loaded.bytes),
+                human(t_load.elapsed()),
+                loaded.units(),
+                args.kind,
+                args.kernel.redundancy.map(|r| format!(", redundancy {r}")).unwrap_or_default()
+            ));
+            (job_id, loaded.bytes, Some(loaded))
+        }
+    };
+    let mut bar = Progress::new(&args.kind, bytes);
     if args.json {
         bar = bar.quiet();
     }
@@ -68,7 +102,7 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
             args.kind,
             job.state,
             human(elapsed),
-            loaded.bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-3),
+            bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-3),
             st.results,
             st.workers,
             st.reissued,
@@ -79,8 +113,8 @@ pub fn inject(dir_arg: Option<&Path>, args: InjectArgs) -> Result<ExitCode> {
         out!();
         out!("result_digest: {digest}");
     }
-    if args.verify {
-        let (files, _tmp) = run::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
+    if let (true, Some(loaded)) = (args.verify, &loaded) {
+        let (files, _tmp) = run::reference_files(&src, Some(loaded), &std::env::temp_dir())?;
         let r = run::reference(&cluster, &args.kind, &files, &param_list, None)?;
         let same = r.digest == digest;
         let msg = format!(
