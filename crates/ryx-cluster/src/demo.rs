@@ -1,21 +1,24 @@
 //! `demo`: the guided tour (the README's first command): nodes find each
-//! other, compute on the built-in corpus, lose 30% of their number mid-job,
-//! and still produce the single-process reference's exact result.
+//! other, each holds its own share of the built-in corpus in its own files,
+//! jobs over that dataset run where the data lies, 30% of the nodes die
+//! mid-job, and the result is still the single-process reference's.
 
 use crate::chaos;
 use crate::cli::DemoArgs;
+use crate::cluster::data;
 use crate::cluster::graph::floor_for;
 use crate::cluster::lifecycle::TempCluster;
 use crate::cluster::nodebin;
 use crate::cluster::ports::LOOPBACK_BROADCAST;
 use crate::cluster::state::RunDir;
+use crate::cluster::Cluster;
 use crate::inspect::{snapshot, status_table, summary_line};
 use crate::jobs::run::{self, Source};
 use crate::jobs::{self, render, Follower};
 use crate::measure::time_info_spread;
 use crate::util::{human, time_seed, Amount, Rng};
 use crate::{interrupt, util};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ryx_api::{JobView, WordCountResult};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -29,6 +32,44 @@ const DEMO_CHUNK: &str = "1MiB";
 const KINDS: [&str; 2] = ["word-count", "log-analysis"];
 /// Share of the units done when the demo kills.
 const KILL_AT: f64 = 0.3;
+
+/// The dataset the demo's nodes hold.
+const DEMO_DATASET: &str = "app";
+/// Share of the nodes the demo kills.
+const KILL_PERCENT: f64 = 30.0;
+
+/// Waits until every node's files are cut to their end (the last chunk of
+/// a file sealed once it is quiet) and every chunk has `copies` durable
+/// copies on other nodes; returns the number of chunks.
+fn wait_copied(cluster: &Cluster, nodes: &[usize], copies: usize, timeout: Duration) -> Result<u64> {
+    let t0 = Instant::now();
+    loop {
+        interrupt::check()?;
+        let sources = crate::cluster::par_map(nodes, |&i| cluster.client(i).sources().ok());
+        let chunks: Option<u64> = sources
+            .iter()
+            .map(|s| {
+                let v = s.as_ref()?.sources.first()?;
+                (v.sealed_bytes == v.bytes && v.bytes > 0).then_some(v.chunks)
+            })
+            .sum();
+        let kept: u64 = crate::cluster::par_map(nodes, |&i| {
+            cluster.client(i).blobs().map_or(0, |b| b.blobs.iter().filter(|e| e.durable).count() as u64)
+        })
+        .iter()
+        .sum();
+        if let Some(c) = chunks.filter(|&c| kept >= c * copies as u64) {
+            return Ok(c);
+        }
+        if t0.elapsed() > timeout {
+            bail!(
+                "the chunks did not get {copies} copies each within {} ({kept} kept of {chunks:?} chunks)",
+                human(timeout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
 
 /// Bold text on a terminal (unless NO_COLOR is set), plain otherwise.
 fn heading(step: usize, text: &str) {
@@ -84,8 +125,14 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     let mut rng = Rng::new(seed);
     let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
     let dir = dir_arg.map(|d| RunDir::resolve(Some(d))).transpose()?;
-    let node_args = vec!["--chunk-size".to_string(), DEMO_CHUNK.to_string()];
+    // Copies of every chunk elsewhere: one more than the nodes killed, so
+    // some copy of each always survives.
+    let copies = Amount::Percent(KILL_PERCENT).of(n) + 1;
+    let node_args =
+        vec!["--chunk-size".to_string(), DEMO_CHUNK.to_string(), "--source-copies".to_string(), copies.to_string()];
     let mut tc = TempCluster::create(dir, node_bin, node_args, args.base_port, "demo")?;
+    tc.cluster.state.dataset = Some(DEMO_DATASET.to_string());
+    tc.cluster.save()?;
     let timeout = Duration::from_secs(60);
     let t_demo = Instant::now();
 
@@ -146,26 +193,49 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
         indent(&format!("Dashboard: {ui}   (not served by this ryx-node build yet)"));
     }
 
-    heading(2, &format!("Load {} of built-in sample logs", jobs::mib(size)));
+    heading(2, &format!("Give every node its own share of {} of built-in sample logs", jobs::mib(size)));
     let src = Source::Corpus { size, seed: 1 };
     let t_load = Instant::now();
-    let loaded = run::load(&tc.cluster, 0, &src, None, None)?;
+    let (files, _corpus) = run::reference_files(&src, None, tc.cluster.dir.path())?;
+    let all: Vec<usize> = (0..n).collect();
+    let bytes = data::split(&tc.cluster, &files, &all)?;
     indent(&format!(
-        "Node 0 generated {} of multi-service logs in {} and cut them at line ends into {} work units ({DEMO_CHUNK} each),",
-        jobs::mib(loaded.bytes),
-        human(t_load.elapsed()),
-        loaded.units()
+        "{} of multi-service logs written into the {n} nodes' own directories ({}/data/node-I), in {}.",
+        jobs::mib(bytes),
+        tc.cluster.dir.path().display(),
+        human(t_load.elapsed())
     ));
-    indent("each named by its content digest; the units spread to other nodes by energy-based diffusion.");
+    indent(&format!(
+        "Each node follows its directory as dataset `{DEMO_DATASET}`, cuts its file at line ends into {DEMO_CHUNK} chunks named"
+    ));
+    indent(&format!(
+        "by their digest, announces what it holds, and has {copies} other nodes keep a copy of every chunk."
+    ));
+    let chunks = wait_copied(&tc.cluster, &all, copies, timeout)?;
+    indent(&format!("After {}: {chunks} chunks, each held by its node and {copies} others.", human(t_load.elapsed())));
 
-    heading(3, "Run word-count and log-analysis on the cluster, and SIGKILL 30% of the nodes mid-job");
+    heading(3, "Run word-count and log-analysis where the data lies, and SIGKILL 30% of the nodes mid-job");
+    let entry = rng.below(n);
     let mut runs = Vec::new();
     let mut param_lists = Vec::new();
     for kind in KINDS {
         let (list, params) = run::params(kind, &src, None, &[])?;
-        let id = run::submit(&tc.cluster, 0, kind, &loaded, params, None)?;
-        indent(&format!("submitted {kind:<13} job {id} at node 0 (each unit computed by 2 nodes; results vote)"));
-        runs.push(Running { kind, follower: Follower::new(id, 0), last: None });
+        let mut job = ryx_api::SubmitJob::over_dataset(kind, DEMO_DATASET);
+        job.params = params;
+        let s = tc.cluster.client(entry).submit(&job).with_context(|| format!("submitting {kind} at node {entry}"))?;
+        let got = s.dataset.as_ref().map_or(0, |d| d.bytes);
+        if got != bytes {
+            bail!(
+                "the {kind} job's snapshot holds {got} of the {bytes} bytes written (unreachable: {:?})",
+                s.unreachable
+            );
+        }
+        let nodes = s.dataset.as_ref().map_or(0, |d| d.nodes);
+        indent(&format!(
+            "submitted {kind:<13} job {} at node {entry}: dataset {DEMO_DATASET} on {nodes} nodes, each chunk computed by 2 nodes, its own first",
+            s.job_id
+        ));
+        runs.push(Running { kind, follower: Follower::new(s.job_id, entry), last: None });
         param_lists.push(list);
     }
     let t_jobs = Instant::now();
@@ -195,9 +265,9 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
                 out!();
             }
             indent(&format!("{done}/{total} units done: chaos!"));
-            killed = chaos::kill(&mut tc.cluster, Amount::Percent(30.0), &mut rng, seed, "      ")?;
-            indent("No goodbye from the dead: survivors notice the silence, re-issue lost units, and the");
-            indent("job records live on with the dead home's neighbours, so any survivor can finish them.");
+            killed = chaos::kill(&mut tc.cluster, Amount::Percent(KILL_PERCENT), &mut rng, seed, "      ")?;
+            indent("No goodbye from the dead: survivors notice the silence, compute the dead nodes' chunks from");
+            indent("their copies, and the job records live on with a dead home's neighbours, so any survivor can finish them.");
         }
         if runs.iter().all(Running::done) {
             if tty {
@@ -233,10 +303,9 @@ pub fn demo(dir_arg: Option<&Path>, args: DemoArgs) -> Result<()> {
     }
 
     heading(4, "Same answer as one process? (ryx-node exec on the same bytes)");
-    let (files, _tmp) = run::reference_files(&src, Some(&loaded), &std::env::temp_dir())?;
     indent(&format!(
-        "The corpus generated here has the digest node 0 named it by ({}…): the very same bytes.",
-        &loaded.inputs[0].hash.as_str()[..16]
+        "The nodes' shares, in node-id order, are the {} corpus as generated: exec reads it in one piece.",
+        jobs::mib(bytes)
     ));
     let mut all_same = true;
     for (r, params) in runs.iter().zip(&param_lists) {
