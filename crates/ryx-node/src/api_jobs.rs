@@ -738,26 +738,34 @@ const MAX_REMOTE_INPUTS: usize = 16;
 /// Nodes asked for one input at most (nearest first).
 const INPUT_FANOUT: usize = 8;
 
-/// Finds an input this node does not hold: asks the nearest nodes of its
-/// topology (each once it proved to be a member) for the blob, as a
-/// manifest if it is one. Returns its chunks and the node that has them.
-async fn find_input(api: &Api, hash: &str) -> Result<(Vec<BlobRef>, SocketAddr), ApiError> {
-    let candidates: Vec<(ryx_core::NodeId, SocketAddr)> = api
-        .handle
-        .call(|s| {
+/// The `k` other nodes of this node's topology nearest it (fewest hops,
+/// then node id) with an HTTP address, `first` (if known) before all.
+async fn nearest(
+    api: &Api,
+    first: Option<ryx_core::NodeId>,
+    k: usize,
+) -> anyhow::Result<Vec<(ryx_core::NodeId, SocketAddr)>> {
+    api.handle
+        .call(move |s| {
             let mut nodes: Vec<(u32, ryx_core::NodeId, SocketAddr)> = s
                 .node
                 .topology(s.clock.now())
                 .nodes
                 .iter()
                 .filter(|n| n.hops > 0)
-                .filter_map(|n| Some((n.hops, n.node_id, n.http?)))
+                .filter_map(|n| Some((if Some(n.node_id) == first { 0 } else { n.hops }, n.node_id, n.http?)))
                 .collect();
             nodes.sort();
-            nodes.into_iter().take(INPUT_FANOUT).map(|(_, n, a)| (n, a)).collect()
+            nodes.into_iter().take(k).map(|(_, n, a)| (n, a)).collect()
         })
         .await
-        .map_err(ApiError::unavailable)?;
+}
+
+/// Finds an input this node does not hold: asks the nearest nodes of its
+/// topology (each once it proved to be a member) for the blob, as a
+/// manifest if it is one. Returns its chunks and the node that has them.
+async fn find_input(api: &Api, hash: &str) -> Result<(Vec<BlobRef>, SocketAddr), ApiError> {
+    let candidates = nearest(api, None, INPUT_FANOUT).await.map_err(ApiError::unavailable)?;
     let limit = api.limits.chunk_size.saturating_mul(2).max(64 << 20);
     for (node, addr) in candidates {
         if crate::members::prove(&api.handle, addr, node).await.is_err() {
@@ -930,22 +938,7 @@ async fn lookup_elsewhere(api: &Api, id: &str) -> Option<JobView> {
         return None;
     };
     let creator = ryx_core::jobs::job_creator(id);
-    let candidates: Vec<(ryx_core::NodeId, SocketAddr)> = api
-        .handle
-        .call(move |s| {
-            let mut nodes: Vec<(u32, ryx_core::NodeId, SocketAddr)> = s
-                .node
-                .topology(s.clock.now())
-                .nodes
-                .iter()
-                .filter(|n| n.hops > 0)
-                .filter_map(|n| Some((if Some(n.node_id) == creator { 0 } else { n.hops }, n.node_id, n.http?)))
-                .collect();
-            nodes.sort();
-            nodes.into_iter().take(LOOKUP_FANOUT).map(|(_, n, a)| (n, a)).collect()
-        })
-        .await
-        .ok()?;
+    let candidates = nearest(api, creator, LOOKUP_FANOUT).await.ok()?;
     for (node, addr) in candidates {
         if crate::members::prove(&api.handle, addr, node).await.is_err() {
             continue;
