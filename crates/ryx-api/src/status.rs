@@ -44,6 +44,9 @@ pub struct Status {
     pub uptime_ms: u64,
     /// Job engine and blob store load.
     pub work: WorkStatus,
+    /// Its failure domain (`--zone`), if it was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 impl Status {

@@ -92,6 +92,9 @@ pub struct NodeConfig {
     pub blob_fanout: usize,
     /// Job engine knobs.
     pub jobs: JobConfig,
+    /// This node's failure domain (`--zone`): copies of data it keeps
+    /// custody of go to other domains first. None: its IP address is.
+    pub zone: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -137,6 +140,7 @@ impl Default for NodeConfig {
             blob_energy: 4.0,
             blob_fanout: 2,
             jobs: JobConfig::default(),
+            zone: None,
         }
     }
 }
@@ -157,6 +161,9 @@ pub enum ConfigError {
     /// Cluster id unusable.
     #[error("cluster id must be 1 to 64 printable ASCII characters")]
     ClusterId,
+    /// Zone name unusable.
+    #[error("zone must be 1 to 64 of A-Z a-z 0-9 . _ - : /")]
+    Zone,
     /// Energy model unusable.
     #[error("energy decay must be in (0, 1] and cost >= 0, with at least one of them losing energy")]
     Energy,
@@ -184,6 +191,9 @@ impl NodeConfig {
             || !self.cluster_id.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(ConfigError::ClusterId);
+        }
+        if self.zone.as_deref().is_some_and(|z| !crate::custody::valid_zone(z)) {
+            return Err(ConfigError::Zone);
         }
         let e = self.energy;
         if !(e.decay > 0.0 && e.decay <= 1.0 && e.cost >= 0.0 && (e.decay < 1.0 || e.cost > 0.0)) {

@@ -99,6 +99,9 @@ pub struct Custody {
     announce: BTreeSet<Hash>,
     /// Blobs being fetched to be kept: hash → (cert, keepers, who asked).
     pending: BTreeMap<Hash, (KeepCert, Vec<Keeper>, Keeper)>,
+    /// Failure domains among the candidates at the last tick: when one
+    /// appears, every blob is looked at again (see [`Custody::tick`]).
+    domains: BTreeSet<FailureDomain>,
 }
 
 /// What custody asks the node to do.
@@ -329,7 +332,10 @@ impl Custody {
     /// Periodic work: pings for silent keepers, repairs for thin blobs.
     /// `me` is this node as a keeper; `candidates` its neighbours (to take
     /// new copies; those `holds` says already hold the blob come first:
-    /// they keep it without a transfer).
+    /// they keep it without a transfer). `domain` names a keeper's failure
+    /// domain (see [`FailureDomain`]): a new copy goes to a domain that
+    /// holds none yet when any candidate is in one, so that one domain
+    /// failing does not take every copy.
     pub fn tick(
         &mut self,
         me: Keeper,
@@ -337,6 +343,7 @@ impl Custody {
         candidates: &[Keeper],
         farther: &[Keeper],
         holds: impl Fn(&str, NodeId) -> bool,
+        domain: impl Fn(&Keeper) -> FailureDomain,
     ) -> Vec<CustodyAction> {
         let mut out = Vec::new();
         let referenced: BTreeSet<NodeId> = self.kept.values().flat_map(|e| e.keepers.keys().copied()).collect();
@@ -361,6 +368,13 @@ impl Custody {
                 });
             }
         }
+        // A failure domain never seen before among the candidates: blobs
+        // whose copies all lie in one domain may now spread.
+        let domains: BTreeSet<FailureDomain> = candidates.iter().chain(farther).map(&domain).collect();
+        if domains.iter().any(|d| !self.domains.contains(d)) && domains.len() > 1 {
+            self.dirty.extend(self.kept.iter().filter(|(_, e)| e.k() >= 2).map(|(h, _)| h.clone()));
+        }
+        self.domains = domains;
         let dirty: Vec<Hash> = std::mem::take(&mut self.dirty).into_iter().collect();
         for h in dirty {
             let Some(e) = self.kept.get_mut(&h) else { continue };
@@ -370,21 +384,38 @@ impl Custody {
             let live: Vec<NodeId> = e.keepers.iter().filter(|(_, (_, c))| *c).map(|(id, _)| *id).collect();
             let pending = e.asked.values().filter(|t| now.since(**t) < ASK_TIMEOUT).count();
             let have = 1 + live.len();
+            // Enough copies, all in one failure domain: one more, in
+            // another domain if a candidate is in one (checked below).
+            let mut spread = false;
             if have >= e.k() {
-                continue;
-            }
-            // Look again until the count is back.
-            self.dirty.insert(h.clone());
-            if have + pending >= e.k() {
-                continue;
+                if e.k() < 2 || have + pending > e.k() {
+                    continue;
+                }
+                let mut ds = e.keepers.values().filter(|(_, c)| *c).map(|(p, _)| domain(p));
+                let mine = domain(&me);
+                if ds.any(|d| d != mine) {
+                    continue;
+                }
+                spread = true;
+            } else {
+                // Look again until the count is back.
+                self.dirty.insert(h.clone());
+                if have + pending >= e.k() {
+                    continue;
+                }
             }
             // The lowest-id live keeper repairs; the others wait for it.
             let repairer = live.iter().copied().chain(std::iter::once(me.id)).min();
-            if repairer != Some(me.id) || e.repaired.is_some_and(|t| now < t.plus(REPAIR_EVERY)) {
+            if repairer != Some(me.id) {
                 continue;
             }
-            e.repaired = Some(now);
-            let need = e.k() - have - pending;
+            if e.repaired.is_some_and(|t| now < t.plus(REPAIR_EVERY)) {
+                if spread {
+                    self.dirty.insert(h.clone()); // not yet: look again
+                }
+                continue;
+            }
+            let need = if spread { 1 } else { e.k() - have - pending };
             let ranked = |cs: &[Keeper]| {
                 let mut r: Vec<((bool, u64), Keeper)> = cs
                     .iter()
@@ -397,10 +428,31 @@ impl Custody {
             // Neighbours first (a copy costs them one hop); nodes farther
             // off when every neighbour keeps a copy or was asked already,
             // or the count would stay short for as long as the repairer's
-            // neighbourhood is full.
-            let chosen: Vec<Keeper> = ranked(candidates).chain(ranked(farther)).take(need).collect();
+            // neighbourhood is full. Before either: a failure domain that
+            // holds no copy yet.
+            let mut pool: Vec<Keeper> = ranked(candidates).collect();
+            for f in ranked(farther) {
+                if !pool.iter().any(|p| p.id == f.id) {
+                    pool.push(f);
+                }
+            }
             let mut keepers: Vec<Keeper> = e.keepers.values().filter(|(_, c)| *c).map(|(p, _)| *p).collect();
             keepers.push(me);
+            let mut covered: BTreeSet<FailureDomain> = keepers.iter().map(&domain).collect();
+            if spread {
+                pool.retain(|c| !covered.contains(&domain(c)));
+                if pool.is_empty() {
+                    continue;
+                }
+            }
+            e.repaired = Some(now);
+            let mut chosen: Vec<Keeper> = Vec::with_capacity(need);
+            while chosen.len() < need && !pool.is_empty() {
+                let at = pool.iter().position(|c| !covered.contains(&domain(c))).unwrap_or(0);
+                let c = pool.remove(at);
+                covered.insert(domain(&c));
+                chosen.push(c);
+            }
             for c in chosen {
                 e.asked.insert(c.id, now);
                 out.push(CustodyAction::Keep {
@@ -413,6 +465,35 @@ impl Custody {
         }
         out
     }
+}
+
+/// What fails together: a node's `--zone` when it names one (a rack, a
+/// room, a region), else its IP address (the nodes of one machine die
+/// with it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureDomain {
+    /// A zone the node was given.
+    Zone(String),
+    /// The node's host.
+    Host(std::net::IpAddr),
+}
+
+impl FailureDomain {
+    /// The domain of a node at `addr` that announced `zone`.
+    pub fn of(zone: Option<&str>, addr: SocketAddr) -> FailureDomain {
+        match zone {
+            Some(z) => FailureDomain::Zone(z.to_string()),
+            None => FailureDomain::Host(addr.ip()),
+        }
+    }
+}
+
+/// Longest zone name; a longer one announced counts as none.
+pub const MAX_ZONE: usize = 64;
+
+/// Whether `z` may name a zone: 1 to [`MAX_ZONE`] of `A-Z a-z 0-9 . _ - : /`.
+pub fn valid_zone(z: &str) -> bool {
+    !z.is_empty() && z.len() <= MAX_ZONE && z.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
 }
 
 /// Rendezvous rank of a candidate keeper for a blob.
@@ -430,6 +511,10 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
     use crate::wire::BlobRef;
+
+    fn host(k: &Keeper) -> FailureDomain {
+        FailureDomain::of(None, k.addr)
+    }
 
     fn keeper(i: u64) -> Keeper {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().expect("addr");
@@ -466,7 +551,7 @@ mod tests {
         // two of the farther nodes.
         let mut c = Custody::default();
         c.originate(&h, &cert);
-        let first = asked(&c.tick(me, now, &near, &far, |_, _| false));
+        let first = asked(&c.tick(me, now, &near, &far, |_, _| false, host));
         assert_eq!(first.len(), 4, "{first:?}");
         assert!(first.contains(&2) && first.contains(&3), "neighbours first: {first:?}");
 
@@ -474,7 +559,7 @@ mod tests {
         let mut c = Custody::default();
         c.originate(&h, &cert);
         let many = [keeper(2), keeper(3), keeper(4), keeper(5)];
-        let only_near = asked(&c.tick(me, now, &many, &far, |_, _| false));
+        let only_near = asked(&c.tick(me, now, &many, &far, |_, _| false, host));
         assert_eq!(only_near, vec![2, 3, 4, 5]);
 
         // Every neighbour a keeper already: the rest come from farther off.
@@ -483,9 +568,75 @@ mod tests {
         for n in near {
             c.confirmed(&h, n, now);
         }
-        let rest = asked(&c.tick(me, now, &near, &far, |_, _| false));
+        let rest = asked(&c.tick(me, now, &near, &far, |_, _| false, host));
         let rest: Vec<u64> = rest.into_iter().filter(|id| !near.iter().any(|n| n.id.0 == *id)).collect();
         assert_eq!(rest.len(), 2, "two more copies, from farther off: {rest:?}");
         assert!(rest.iter().all(|id| far.iter().any(|f| f.id.0 == *id)));
+    }
+
+    /// Copies go to failure domains that hold none yet, farther off if the
+    /// neighbours share the repairer's; with one domain only, as before.
+    #[test]
+    fn copies_spread_over_failure_domains() {
+        let h = "cd".repeat(32);
+        let origin = Identity::from_text("origin");
+        let blobs = vec![BlobRef { hash: Hash::from(&h), size: 10 }];
+        let proof = origin.prove(crate::identity::domain::ITEM, 1, &[b"test"]);
+        let cert = KeepCert { blobs, k: 3, origin: origin.id(), until: u64::MAX, proof };
+        let me = keeper(1);
+        let near = [keeper(2), keeper(3), keeper(4), keeper(5)];
+        let far = [keeper(7), keeper(8)];
+        let zone = |k: &Keeper| -> FailureDomain {
+            let z = match k.id.0 {
+                1..=4 => "rack-a",
+                5 => "rack-b",
+                _ => "rack-c",
+            };
+            FailureDomain::of(Some(z), k.addr)
+        };
+        let now = Time(1_000_000);
+        let asked = |actions: &[CustodyAction]| -> Vec<u64> {
+            let mut ids: Vec<u64> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    CustodyAction::Keep { to, .. } => Some(to.id.0),
+                    CustodyAction::Ping { .. } => None,
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let mut c = Custody::default();
+        c.originate(&h, &cert);
+        // Two more copies: rack-b's neighbour, then rack-c farther off, not
+        // the three rack-a neighbours.
+        assert_eq!(asked(&c.tick(me, now, &near, &far, |_, _| false, zone)), vec![5, 7]);
+        // Everything in one domain (one machine): neighbours, as before.
+        let mut c = Custody::default();
+        c.originate(&h, &cert);
+        let got = asked(&c.tick(me, now, &near, &far, |_, _| false, host));
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|id| (2..=5).contains(id)), "{got:?}");
+        // Two copies made while only rack-a was known: once a node of
+        // another zone is a candidate, one more copy goes there, and no
+        // further one once it is confirmed.
+        let cert2 = KeepCert { k: 2, ..cert.clone() };
+        let mut c = Custody::default();
+        c.originate(&h, &cert2);
+        c.confirmed(&h, keeper(2), now);
+        let only_a = [keeper(2), keeper(3)];
+        let none = asked(&c.tick(me, now, &only_a, &[], |_, _| false, zone));
+        assert!(none.iter().all(|&id| id == 2), "complete, one zone known: nothing asked ({none:?})");
+        let later = Time(now.0 + 60_000_000);
+        let spread = asked(&c.tick(me, later, &[keeper(2), keeper(3), keeper(5)], &[], |_, _| false, zone));
+        assert_eq!(spread.iter().filter(|&&id| id != 2).copied().collect::<Vec<_>>(), vec![5], "{spread:?}");
+        c.confirmed(&h, keeper(5), later);
+        let later2 = Time(later.0 + 60_000_000);
+        let after = asked(&c.tick(me, later2, &[keeper(2), keeper(3), keeper(5), keeper(7)], &[], |_, _| false, zone));
+        assert!(after.iter().all(|id| [2, 5].contains(id)), "spread already: {after:?}");
+        assert!(
+            valid_zone("eu-west-1/rack:3") && !valid_zone("") && !valid_zone("a b") && !valid_zone(&"x".repeat(65))
+        );
     }
 }

@@ -29,6 +29,9 @@ pub struct NeighborList {
     pub http: Option<SocketAddr>,
     /// Its active neighbours.
     pub links: Vec<LinkInfo>,
+    /// Its failure domain (`--zone`), if it was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// A neighbour list as topology items carry it: shared by every node that
@@ -182,7 +185,8 @@ mod tests {
     use crate::rng::Rng;
 
     fn entry(at_us: u64) -> TopologyEntry {
-        let list = NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: Vec::new() };
+        let list =
+            NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: Vec::new(), zone: None };
         TopologyEntry { list: ListValue::new(list, 1), received: Time(at_us), hops: 1 }
     }
 

@@ -184,6 +184,12 @@ pub struct DaemonArgs {
     /// MiB, GiB accepted). Uploads larger than this are refused.
     #[arg(long, env = "RYX_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_size)]
     pub memory_limit: u64,
+    /// This node's failure domain (a rack, room or region, e.g. `rack-3`):
+    /// copies of its data, and of data it keeps, go to other zones first,
+    /// so one zone failing does not take every copy. Without it, the
+    /// node's IP address is its domain (nodes of one machine die with it).
+    #[arg(long, env = "RYX_ZONE", value_name = "NAME")]
+    pub zone: Option<String>,
     /// Most HTTP connections open at once. At the limit a new connection
     /// closes the one idle the longest (or is refused if all are busy).
     #[arg(long, env = "RYX_MAX_CONNECTIONS", default_value_t = 2048)]
@@ -325,6 +331,7 @@ impl DaemonArgs {
             hello_interval: Duration::from_millis(self.hello_interval_ms),
             default_energy: self.default_energy,
             memory_limit: self.memory_limit,
+            zone: self.zone.clone(),
             jobs: ryx_core::jobs::JobConfig { worker_slots: self.workers(), ..Default::default() },
             ..NodeConfig::default()
         }

@@ -231,3 +231,43 @@ fn a_job_survives_the_entry_node_and_half_the_holders_killed_mid_job() {
     assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "differs from exec: {v:?}");
     assert!(v.home != entry.id && v.stats.takeovers >= 1, "the job ended before its home was killed: {v:?}");
 }
+
+/// `--zone`: the copies of a node's chunks go to another failure domain
+/// first, though the node's other neighbours share its own; copies made
+/// before that domain was known get one more copy in it.
+#[test]
+fn copies_of_local_chunks_go_to_another_zone() {
+    let discovery = discovery_port();
+    let common = ["--chunk-size", "8KiB", "--workers", "1", "--source-copies", "1"];
+    let dir = ryx_testkit::ScratchDir::new("dataset-zone");
+    std::fs::write(dir.path().join("app.log"), lines(7, 1200)).expect("write");
+    let spec = format!("app={}/*.log", dir.path().display());
+    let with = |zone: &str, extra: &[&str]| {
+        let mut args = common.to_vec();
+        args.extend(["--zone", zone]);
+        args.extend(extra);
+        start_node(free_port(), "ds-zone", discovery, &args)
+    };
+    let owner = with("rack-a", &["--source", spec.as_str()]);
+    let same: Vec<NodeProc> = (0..2).map(|_| with("rack-a", &[])).collect();
+    let other = with("rack-b", &[]);
+    assert_eq!(owner.client().status().expect("status").zone.as_deref(), Some("rack-a"));
+    let durable = |n: &NodeProc| n.client().blobs().map_or(0, |b| b.blobs.iter().filter(|e| e.durable).count());
+    let chunks =
+        || owner.client().sources().ok().and_then(|s| s.sources.first().map(|v| (v.chunks, v.sealed_bytes == v.bytes)));
+    let done = wait_until(Duration::from_secs(60), || {
+        chunks().is_some_and(|(c, sealed)| sealed && c > 4 && durable(&other) == c as usize)
+    });
+    let in_a: usize = same.iter().map(durable).sum();
+    assert!(done.is_some(), "rack-b keeps {} of {:?} chunks; rack-a nodes keep {in_a}", durable(&other), chunks());
+    // A copy made in rack-a before rack-b's zone was heard of stays (one
+    // more copy went to rack-b): at most one per chunk.
+    assert!(in_a <= chunks().map_or(0, |c| c.0 as usize), "{in_a} copies in rack-a");
+    // A bad zone is refused at start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["--zone", "a b", "--port", &free_port().to_string()])
+        .output()
+        .expect("ryx-node");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zone"), "{out:?}");
+}

@@ -238,7 +238,8 @@ fn a_forged_address_gets_no_relay_and_no_token() {
     let x = FakePeer::new("relay", "forger");
     x.link_to(&a);
     // A topology item naming the victim service as x's HTTP address.
-    let list = NeighborList { addr: x.sock.local_addr().expect("addr"), http: Some(victim.addr), links: vec![] };
+    let list =
+        NeighborList { addr: x.sock.local_addr().expect("addr"), http: Some(victim.addr), links: vec![], zone: None };
     let item = Item {
         id: ItemId { space: Space::Topology, key: x.id.id().to_string(), version: unix_ms() * 1000, origin: x.id.id() },
         value: serde_json::to_value(&list).expect("json").into(),

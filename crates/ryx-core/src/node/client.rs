@@ -168,6 +168,7 @@ impl Node {
             info_items: self.info.len(),
             topology_nodes: self.topology.len() + 1,
             leaving: self.leaving,
+            zone: self.cfg.zone.clone(),
             work: {
                 let j = self.jobs.sizes();
                 WorkStatus {
@@ -210,7 +211,12 @@ impl Node {
     }
 
     pub(super) fn own_topology_item(&self) -> Item {
-        let list = NeighborList { addr: self.addr, http: Some(self.http), links: self.own_links() };
+        let list = NeighborList {
+            addr: self.addr,
+            http: Some(self.http),
+            links: self.own_links(),
+            zone: self.cfg.zone.clone(),
+        };
         Item {
             id: ItemId {
                 space: Space::Topology,

@@ -205,7 +205,19 @@ impl Node {
         }
         let blobs = &self.blobs;
         let holds = |h: &str, id: NodeId| blobs.get(h).is_some_and(|m| m.holders.iter().any(|x| x.node == id));
-        let actions = self.custody.tick(me, now, &candidates, &farther, holds);
+        // Failure domains: a node's announced zone (when valid), else its host.
+        let topology = &self.topology;
+        let my_zone = self.cfg.zone.as_deref();
+        let my_id = self.id;
+        let domain = |k: &crate::wire::Keeper| {
+            let zone = if k.id == my_id {
+                my_zone
+            } else {
+                topology.get(&k.id).and_then(|e| e.list.zone.as_deref()).filter(|z| crate::custody::valid_zone(z))
+            };
+            crate::custody::FailureDomain::of(zone, k.addr)
+        };
+        let actions = self.custody.tick(me, now, &candidates, &farther, holds, domain);
         // One message per destination, certificate and list of keepers
         // (blobs of one upload usually share all three).
         type Group = (crate::wire::Keeper, Box<crate::wire::KeepCert>, Vec<Hash>, Vec<crate::wire::Keeper>);

@@ -158,6 +158,9 @@ pub struct Status {
     /// Job engine load: jobs homed here, heir copies held, tokens queued
     /// and running, free worker slots.
     pub work: WorkStatus,
+    /// Its failure domain (`--zone`), if it was given one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// Job engine load of a node.
