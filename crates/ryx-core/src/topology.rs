@@ -181,6 +181,21 @@ impl TopologyTable {
 
 #[cfg(test)]
 mod tests {
+
+    /// A zone rides along when given, and is absent otherwise (lists of
+    /// nodes without one encode as before, and decode either way).
+    #[test]
+    fn zone_is_optional_on_the_wire() {
+        let mut list =
+            NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: vec![], zone: None };
+        let plain = serde_json::to_string(&list).expect("encode");
+        assert!(!plain.contains("zone"), "{plain}");
+        list.zone = Some("rack-3".into());
+        let zoned = serde_json::to_string(&list).expect("encode");
+        assert_eq!(serde_json::from_str::<NeighborList>(&zoned).expect("decode"), list);
+        assert_eq!(serde_json::from_str::<NeighborList>(&plain).expect("decode").zone, None);
+    }
+
     use super::*;
     use crate::rng::Rng;
 

@@ -71,7 +71,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                                 LinkInfo { id: NodeId(0x11), long: true, rtt_ms: Some(1.5) },
                                 LinkInfo { id: NodeId(0x12), long: false, rtt_ms: None },
                             ],
-                            zone: Some("rack-3".into()),
+                            zone: None,
                         },
                         3,
                     )),
