@@ -12,6 +12,10 @@ fn specs() -> Vec<JobSpec> {
         JobSpec::new("grep", &json!({"pattern": "\\Ab", "case_insensitive": true})).expect("grep"),
         JobSpec::new("grep", &json!({"pattern": "a[^x]*c|\\s$"})).expect("grep"),
         JobSpec::new("log-analysis", &json!({"assignments": true, "alert_samples": 2})).expect("log"),
+        // The default path with other Drain settings, and with regex masks.
+        JobSpec::new("log-analysis", &json!({"assignments": true, "split": 2, "depth": 5, "similarity": 0.3}))
+            .expect("log"),
+        JobSpec::new("log-analysis", &json!({"masks": ["[0-9]+"], "similarity_over": "tokens"})).expect("log"),
         JobSpec::new(
             "log-analysis",
             &json!({"format": "<Level> [<Comp>] <Content>", "assignments": true, "depth": 5, "similarity": 0.4}),
@@ -33,6 +37,18 @@ fn log_text() -> impl Strategy<Value = Vec<u8>> {
         Just(b"b".to_vec()),
         Just(b"c".to_vec()),
         Just(b"10.0.0.1:80".to_vec()),
+        // Header-like and variable-like tokens for the default path.
+        Just(b"2015-10-18".to_vec()),
+        Just(b"18:01:47,978".to_vec()),
+        Just(b"Jun".to_vec()),
+        Just(b"-".to_vec()),
+        Just(b"D".to_vec()),
+        Just(b"[main".to_vec()),
+        Just(b"x]".to_vec()),
+        Just(b"sshd[42]:".to_vec()),
+        Just(b"user=root".to_vec()),
+        Just(b"blk_-12".to_vec()),
+        Just(b"/a/b".to_vec()),
         (0u32..5000).prop_map(|n| n.to_string().into_bytes()),
         proptest::collection::vec(any::<u8>(), 1..4),
     ];

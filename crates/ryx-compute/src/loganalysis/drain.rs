@@ -10,6 +10,10 @@
 //! and turns the others into `<*>`. Otherwise it starts a new group. As in the
 //! reference, messages with at most `depth - 3` tokens never enter the tree, so each
 //! distinct short message is its own group.
+//!
+//! Two additions, off for presets: [`Config::constant_share`] compares only the
+//! template's constant positions, and [`split_groups`] splits groups afterwards by
+//! low-cardinality wildcard positions.
 
 use std::collections::HashMap;
 
@@ -57,6 +61,9 @@ pub(crate) struct Config {
     pub similarity: f64,
     pub depth: usize,
     pub max_child: usize,
+    /// Compare only the template's constant positions: the share of them that the
+    /// message matches (instead of the share of all positions, as in the reference).
+    pub constant_share: bool,
 }
 
 /// Incremental Drain parser over interned token sequences.
@@ -115,7 +122,7 @@ impl Drain {
         let mut max_sim = -1.0f64;
         let mut max_par = -1i64;
         for &g in groups {
-            let (sim, par) = seq_dist(&self.templates[g], seq);
+            let (sim, par) = seq_dist(&self.templates[g], seq, self.cfg.constant_share);
             if sim > max_sim || (sim == max_sim && par > max_par) {
                 max_sim = sim;
                 max_par = par;
@@ -184,9 +191,82 @@ impl Drain {
     }
 }
 
+/// Splits Drain's groups by their low-cardinality wildcard positions (Brain's idea that
+/// a position taking few distinct words is a constant whose variants are different
+/// events). A position of group `g` splits it when the group's template has `<*>` there,
+/// every message of the group has a `literal` token there, and the messages
+/// hold between 2 and `max_values` distinct tokens there. Messages are given in order of
+/// first appearance with their Drain group; `literal` says whether a token may be a
+/// constant variant (the caller's rule: a plain word); returns the new group of every message and
+/// the new groups' templates, new groups numbered in order of first appearance.
+pub(crate) fn split_groups(
+    group_of: &[usize],
+    seqs: &[Vec<u32>],
+    templates: &[Vec<u32>],
+    literal: &dyn Fn(u32) -> bool,
+    max_values: usize,
+) -> (Vec<usize>, Vec<Vec<u32>>) {
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); templates.len()];
+    for (m, &g) in group_of.iter().enumerate() {
+        if let Some(v) = members.get_mut(g) {
+            v.push(m);
+        }
+    }
+    // Split positions of every group.
+    let mut split_at: Vec<Vec<usize>> = vec![Vec::new(); templates.len()];
+    for (g, t) in templates.iter().enumerate() {
+        if members[g].len() < 2 {
+            continue;
+        }
+        for (pos, &tok) in t.iter().enumerate() {
+            if tok != WILD {
+                continue;
+            }
+            let mut values: Vec<u32> = Vec::new();
+            let mut ok = true;
+            for &m in &members[g] {
+                let v = seqs[m].get(pos).copied().unwrap_or(WILD);
+                if v == WILD || !literal(v) {
+                    ok = false;
+                    break;
+                }
+                if !values.contains(&v) {
+                    values.push(v);
+                    if values.len() > max_values {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok && values.len() >= 2 {
+                split_at[g].push(pos);
+            }
+        }
+    }
+    let mut ids: HashMap<(usize, Vec<u32>), usize> = HashMap::new();
+    let mut new_of = Vec::with_capacity(group_of.len());
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    for (m, &g) in group_of.iter().enumerate() {
+        let key: Vec<u32> = split_at[g].iter().map(|&pos| seqs[m].get(pos).copied().unwrap_or(WILD)).collect();
+        let next = out.len();
+        let id = *ids.entry((g, key)).or_insert(next);
+        if id == next {
+            out.push(seqs[m].clone());
+        } else {
+            for (a, &b) in out[id].iter_mut().zip(&seqs[m]) {
+                if *a != b {
+                    *a = WILD;
+                }
+            }
+        }
+        new_of.push(id);
+    }
+    (new_of, out)
+}
+
 /// Share of positions where the template holds the same (non-`<*>`) token, and the
 /// number of `<*>` in the template.
-fn seq_dist(template: &[u32], seq: &[u32]) -> (f64, i64) {
+fn seq_dist(template: &[u32], seq: &[u32], constant_share: bool) -> (f64, i64) {
     let mut sim = 0usize;
     let mut par = 0i64;
     for (&a, &b) in template.iter().zip(seq) {
@@ -198,6 +278,10 @@ fn seq_dist(template: &[u32], seq: &[u32]) -> (f64, i64) {
     }
     if template.is_empty() {
         return (0.0, 0);
+    }
+    if constant_share {
+        let constants = template.len() - par as usize;
+        return (if constants == 0 { 1.0 } else { sim as f64 / constants as f64 }, par);
     }
     (sim as f64 / template.len() as f64, par)
 }
@@ -223,7 +307,7 @@ mod tests {
         (groups, templates)
     }
 
-    const CFG: Config = Config { similarity: 0.5, depth: 4, max_child: 100 };
+    const CFG: Config = Config { similarity: 0.5, depth: 4, max_child: 100, constant_share: false };
 
     #[test]
     fn groups_similar_messages() {

@@ -2,15 +2,30 @@
 //! counts and alerts.
 //!
 //! # Pipeline
-//! 1. Each line (without `'\n'`, surrounding whitespace trimmed) is split with the
-//!    header layout (`params.format`, or the preset's). A line that does not fit keeps
-//!    the whole trimmed line as content, has no level, and is counted in `unparsed`.
-//!    Without a layout the whole trimmed line is the content.
-//! 2. The masks (`params.masks`, else the preset's, else [`DEFAULT_MASKS`]) are applied
-//!    to the content in order, each match replaced by `<*>`; the result is split into
-//!    tokens at ASCII whitespace.
+//! 1. Each line (without `'\n'`, surrounding whitespace trimmed) is split into header
+//!    and content. With a header layout (`params.format`, or the preset's) a line that
+//!    does not fit keeps the whole trimmed line as content, has no level, and is counted
+//!    in `unparsed`. Without a layout the header is detected line by line
+//!    ([`generic`]: timestamps, level, component), so no line is `unparsed`, and the
+//!    result lists the most common detected layouts under `headers`.
+//! 2. Variables are masked to `<*>`: with `params.masks` (or the preset's) each regex is
+//!    applied in order; otherwise the built-in shape masks of [`generic`] (IPs,
+//!    host:port, URLs, paths, hex, UUIDs, numbers with units, sizes, durations, dates and
+//!    times...). The result is split into tokens at ASCII whitespace.
 //! 3. Template mining is Drain ([`drain`](self)) with `params.similarity` and
-//!    `params.depth`.
+//!    `params.depth`. Without a preset the similarity is the share of the template's
+//!    *constant* tokens that the message matches (`similarity_over: "constants"`; the
+//!    reference divides by all tokens, `"tokens"`, which presets keep), and each Drain
+//!    group is then split by its wildcard positions that hold at most `params.split`
+//!    distinct plain words (Brain's observation that a position with few word values is
+//!    a constant with variants; 0 = off, the preset default). With the built-in masks a
+//!    template position that varies keeps its common punctuated prefix and suffix
+//!    (`user=<*>`).
+//!
+//! The defaults without a preset (similarity [`DEFAULT_SIMILARITY`], depth
+//! [`DEFAULT_DEPTH`], split [`DEFAULT_SPLIT`]) were chosen on the ten Loghub 2k
+//! samples; `docs/log-analysis.md` has the figures and the leave-one-out check. The
+//! default path holds no per-dataset knowledge; presets remain an explicit opt-in.
 //!
 //! # Distribution
 //! `map` does steps 1–2 and keeps the *distinct masked messages* of its unit in order
@@ -21,7 +36,10 @@
 //! depend on how the input was cut into units or how merges were grouped. `finish`
 //! runs Drain once over the distinct messages in order of first appearance, which is
 //! what the reference does line by line, except that a message seen again is always
-//! put back in the group of its first occurrence. Partial size is therefore
+//! put back in the group of its first occurrence. Header detection and masking use one
+//! line only, and the group split and template text are functions of the merged
+//! distinct messages, so none depends on the chunking either; detected header shapes
+//! are counted per shape and summed by `merge`. Partial size is therefore
 //! proportional to the number of distinct masked messages, not to the number of lines
 //! (plus 4 bytes a line with `assignments`).
 //!
@@ -42,6 +60,7 @@
 //! the first `params.alert_samples` (default 10) alert lines, trimmed, as lossy UTF-8.
 
 pub(crate) mod drain;
+pub(crate) mod generic;
 pub(crate) mod layout;
 pub mod presets;
 
@@ -50,17 +69,20 @@ use crate::chunk::{is_space, lines, trim};
 use crate::error::ComputeError;
 use crate::JobKind;
 use layout::Layout;
-use presets::{Preset, DEFAULT_MASKS};
+use presets::Preset;
 use regex::bytes::{NoExpand, Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-/// Default similarity threshold without a preset.
-pub const DEFAULT_SIMILARITY: f64 = 0.5;
+/// Default similarity threshold without a preset (chosen on the Loghub samples, see
+/// the module docs).
+pub const DEFAULT_SIMILARITY: f64 = 0.6;
 /// Default Drain depth without a preset.
 pub const DEFAULT_DEPTH: usize = 4;
+/// Default `split` without a preset (see [`LogParams::split`]).
+pub const DEFAULT_SPLIT: usize = 3;
 /// Maximum children of a Drain tree node (the reference's `maxChild`).
 pub const MAX_CHILD: usize = 100;
 
@@ -73,9 +95,13 @@ pub struct LogParams {
     format: Option<String>,
     layout: Option<Layout>,
     masks: Vec<String>,
+    /// No `masks` and no preset: the built-in shape masks of [`generic`].
+    builtin_masks: bool,
     mask_res: Vec<Regex>,
     similarity: f64,
     depth: usize,
+    constant_share: bool,
+    split: usize,
     assignments: bool,
     alert_samples: usize,
     alert_re: Regex,
@@ -92,7 +118,7 @@ impl LogParams {
         self.format.as_deref()
     }
 
-    /// Mask regexes in application order.
+    /// Mask regexes in application order (empty with the built-in masks).
     pub fn masks(&self) -> &[String] {
         &self.masks
     }
@@ -100,6 +126,19 @@ impl LogParams {
     /// Drain similarity threshold.
     pub fn similarity(&self) -> f64 {
         self.similarity
+    }
+
+    /// Whether Drain's similarity is the share of the template's constant tokens that
+    /// match (`similarity_over: "constants"`, the default without a preset) rather than
+    /// the share of all tokens (`"tokens"`, the reference's, the default with a preset).
+    pub fn constant_share(&self) -> bool {
+        self.constant_share
+    }
+
+    /// Largest number of distinct words at a wildcard position for which a Drain group
+    /// is split by that position (0: never split).
+    pub fn split(&self) -> usize {
+        self.split
     }
 
     /// Drain tree depth.
@@ -122,7 +161,17 @@ impl LogParams {
         let obj = crate::params_object(
             kind,
             v,
-            &["preset", "format", "masks", "similarity", "depth", "assignments", "alert_samples"],
+            &[
+                "preset",
+                "format",
+                "masks",
+                "similarity",
+                "similarity_over",
+                "split",
+                "depth",
+                "assignments",
+                "alert_samples",
+            ],
         )?;
         let preset = match crate::opt_str(kind, &obj, "preset")? {
             None => None,
@@ -139,10 +188,9 @@ impl LogParams {
                 Some(Layout::compile(f).map_err(|e| ComputeError::params(kind, format!("bad `format` {f:?}: {e}")))?)
             }
         };
+        let builtin_masks = preset.is_none() && matches!(obj.get("masks"), None | Some(Value::Null));
         let masks: Vec<String> = match obj.get("masks") {
-            None | Some(Value::Null) => {
-                preset.map_or(DEFAULT_MASKS, |p| p.masks).iter().map(|s| (*s).to_owned()).collect()
-            }
+            None | Some(Value::Null) => preset.map_or(&[][..], |p| p.masks).iter().map(|s| (*s).to_owned()).collect(),
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|m| match m {
@@ -176,6 +224,14 @@ impl LogParams {
         };
         let depth =
             crate::opt_usize(kind, &obj, "depth", 3, 64)?.unwrap_or_else(|| preset.map_or(DEFAULT_DEPTH, |p| p.depth));
+        let constant_share = match crate::opt_str(kind, &obj, "similarity_over")? {
+            None => preset.is_none(),
+            Some("constants") => true,
+            Some("tokens") => false,
+            Some(_) => return Err(ComputeError::params(kind, "`similarity_over` must be \"constants\" or \"tokens\"")),
+        };
+        let split =
+            crate::opt_usize(kind, &obj, "split", 0, 1024)?.unwrap_or(if preset.is_none() { DEFAULT_SPLIT } else { 0 });
         let assignments = crate::opt_bool(kind, &obj, "assignments")?.unwrap_or(false);
         let alert_samples = crate::opt_usize(kind, &obj, "alert_samples", 0, 100_000)?.unwrap_or(10);
         let alert_re = Regex::new(ALERT_WORDS).map_err(|e| ComputeError::params(kind, e.to_string()))?;
@@ -184,9 +240,12 @@ impl LogParams {
             format,
             layout,
             masks,
+            builtin_masks,
             mask_res,
             similarity,
             depth,
+            constant_share,
+            split,
             assignments,
             alert_samples,
             alert_re,
@@ -201,9 +260,13 @@ impl LogParams {
         if let Some(f) = &self.format {
             m.insert("format".into(), json!(f));
         }
-        m.insert("masks".into(), json!(self.masks));
+        if !self.builtin_masks {
+            m.insert("masks".into(), json!(self.masks));
+        }
         m.insert("similarity".into(), json!(self.similarity));
         m.insert("depth".into(), json!(self.depth));
+        m.insert("split".into(), json!(self.split));
+        m.insert("similarity_over".into(), json!(if self.constant_share { "constants" } else { "tokens" }));
         m.insert("assignments".into(), json!(self.assignments));
         m.insert("alert_samples".into(), json!(self.alert_samples));
         Value::Object(m)
@@ -213,9 +276,15 @@ impl LogParams {
     /// the alert rule of the module docs.
     pub fn line_is_alert(&self, line: &[u8]) -> bool {
         let line = trim(line);
-        match self.layout.as_ref().and_then(|l| l.split(line)) {
-            Some(f) => self.is_alert(f.level, f.content),
-            None => self.is_alert(None, line),
+        match &self.layout {
+            Some(l) => match l.split(line) {
+                Some(f) => self.is_alert(f.level, f.content),
+                None => self.is_alert(None, line),
+            },
+            None => {
+                let s = generic::split_header(line);
+                self.is_alert(s.level, s.content)
+            }
         }
     }
 
@@ -240,6 +309,10 @@ pub(crate) struct LogPartial {
     alert_samples: Vec<ByteStr>,
     alerts: u64,
     assignments: Option<Vec<u32>>,
+    /// Detected header shapes and their line counts (automatic header detection
+    /// only), sorted by shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    headers: Vec<(ByteStr, u64)>,
     levels: Vec<(ByteStr, u64)>,
     lines: u64,
     messages: Vec<(ByteStr, u64)>,
@@ -290,6 +363,16 @@ impl LogPartial {
         if lsum > self.lines {
             return bad("more levels than lines");
         }
+        let mut hsum = 0u64;
+        for (i, (h, c)) in self.headers.iter().enumerate() {
+            if *c == 0 || (i > 0 && self.headers[i - 1].0 >= *h) || h.0.len() > generic::MAX_HEAD {
+                return bad("header shapes not strictly sorted, too long or zero count");
+            }
+            hsum = add(hsum, *c, "header count")?;
+        }
+        if hsum > self.lines {
+            return bad("more header shapes than lines");
+        }
         if self.alert_samples.len() as u64 > self.alerts {
             return bad("more alert samples than alerts");
         }
@@ -333,12 +416,20 @@ pub(crate) fn map(p: &LogParams, chunk: &[u8]) -> Result<LogPartial, ComputeErro
     let mut out = LogPartial::empty(p);
     let mut index: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut levels: BTreeMap<&[u8], u64> = BTreeMap::new();
+    let mut headers: HashMap<generic::Shape, u64> = HashMap::new();
     let mut msg: Vec<u8> = Vec::with_capacity(256);
+    let mut toks = Vec::with_capacity(64);
     for raw in lines(chunk) {
         out.lines += 1;
         let line = trim(raw);
         let (content, level) = match &p.layout {
-            None => (line, None),
+            None => {
+                let s = generic::split_header(line);
+                if !s.shape.as_bytes().is_empty() {
+                    *headers.entry(s.shape).or_insert(0) += 1;
+                }
+                (s.content, s.level)
+            }
             Some(l) => match l.split(line) {
                 Some(f) => (f.content, f.level),
                 None => {
@@ -356,18 +447,22 @@ pub(crate) fn map(p: &LogParams, chunk: &[u8]) -> Result<LogPartial, ComputeErro
                 out.alert_samples.push(ByteStr(line.to_vec()));
             }
         }
-        let mut masked: Cow<[u8]> = Cow::Borrowed(content);
-        for re in &p.mask_res {
-            if let Cow::Owned(s) = re.replace_all(&masked, NoExpand(b"<*>")) {
-                masked = Cow::Owned(s);
-            }
-        }
         msg.clear();
-        for tok in masked.split(|&b| is_space(b)).filter(|t| !t.is_empty()) {
-            if !msg.is_empty() {
-                msg.push(b' ');
+        if p.builtin_masks {
+            generic::mask_content(content, &mut msg, &mut toks);
+        } else {
+            let mut masked: Cow<[u8]> = Cow::Borrowed(content);
+            for re in &p.mask_res {
+                if let Cow::Owned(s) = re.replace_all(&masked, NoExpand(b"<*>")) {
+                    masked = Cow::Owned(s);
+                }
             }
-            msg.extend_from_slice(tok);
+            for tok in masked.split(|&b| is_space(b)).filter(|t| !t.is_empty()) {
+                if !msg.is_empty() {
+                    msg.push(b' ');
+                }
+                msg.extend_from_slice(tok);
+            }
         }
         let id = match index.get(msg.as_slice()) {
             Some(&id) => {
@@ -387,6 +482,10 @@ pub(crate) fn map(p: &LogParams, chunk: &[u8]) -> Result<LogPartial, ComputeErro
         }
     }
     out.levels = levels.into_iter().map(|(k, v)| (ByteStr(k.to_vec()), v)).collect();
+    let mut headers: Vec<(ByteStr, u64)> =
+        headers.into_iter().map(|(k, v)| (ByteStr(k.as_bytes().to_vec()), v)).collect();
+    headers.sort();
+    out.headers = headers;
     Ok(out)
 }
 
@@ -403,6 +502,12 @@ pub(crate) fn merge(p: &LogParams, mut a: LogPartial, b: LogPartial) -> Result<L
         *e = add(*e, v, "level count")?;
     }
     a.levels = levels.into_iter().collect();
+    let mut headers: BTreeMap<ByteStr, u64> = std::mem::take(&mut a.headers).into_iter().collect();
+    for (k, v) in b.headers {
+        let e = headers.entry(k).or_insert(0);
+        *e = add(*e, v, "header count")?;
+    }
+    a.headers = headers.into_iter().collect();
 
     // Remap b's message indices into a's numbering, appending unseen messages.
     let mut remap = Vec::with_capacity(b.messages.len());
@@ -441,12 +546,17 @@ pub(crate) fn merge(p: &LogParams, mut a: LogPartial, b: LogPartial) -> Result<L
 
 pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeError> {
     let mut interner = drain::Interner::new();
-    let mut drain = drain::Drain::new(drain::Config { similarity: p.similarity, depth: p.depth, max_child: MAX_CHILD });
+    let mut drain = drain::Drain::new(drain::Config {
+        similarity: p.similarity,
+        depth: p.depth,
+        max_child: MAX_CHILD,
+        constant_share: p.constant_share,
+    });
     let mut group_of = Vec::with_capacity(part.messages.len());
-    let mut seq = Vec::new();
+    let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(part.messages.len());
     let mut digit = Vec::new();
     for (m, _) in &part.messages {
-        seq.clear();
+        let mut seq = Vec::new();
         if !m.0.is_empty() {
             for t in m.0.split(|&b| b == b' ') {
                 seq.push(interner.intern(t));
@@ -455,19 +565,61 @@ pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeE
         digit.clear();
         digit.extend(seq.iter().map(|&t| interner.text(t).iter().any(u8::is_ascii_digit)));
         group_of.push(drain.add(&seq, &digit));
+        seqs.push(seq);
     }
+    let (group_of, group_templates) = if p.split >= 2 {
+        let literal = |t: u32| generic::is_plain_word(interner.text(t));
+        drain::split_groups(&group_of, &seqs, &drain.templates, &literal, p.split)
+    } else {
+        (group_of, std::mem::take(&mut drain.templates))
+    };
+    drop(seqs);
     // Groups with the same final template text are one template, numbered by first
     // appearance (groups are created in first-appearance order).
     let mut by_text: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut texts: Vec<Vec<u8>> = Vec::new();
-    let mut template_of_group = Vec::with_capacity(drain.templates.len());
-    for t in &drain.templates {
-        let mut text = Vec::new();
-        for (i, &tok) in t.iter().enumerate() {
-            if i > 0 {
-                text.push(b' ');
+    let mut template_of_group = Vec::with_capacity(group_templates.len());
+    // With the built-in masks, a template's varying positions keep their common
+    // punctuated prefix and suffix (`user=<*>` rather than `<*>`).
+    let mut refined: Vec<Option<Vec<Vec<u8>>>> = vec![None; group_templates.len()];
+    if p.builtin_masks {
+        for (m, &g) in group_of.iter().enumerate() {
+            let toks: Vec<&[u8]> = if part.messages[m].0 .0.is_empty() {
+                Vec::new()
+            } else {
+                part.messages[m].0 .0.split(|&b| b == b' ').collect()
+            };
+            match &mut refined[g] {
+                None => refined[g] = Some(toks.iter().map(|t| t.to_vec()).collect()),
+                Some(r) => {
+                    for (a, b) in r.iter_mut().zip(&toks) {
+                        if a.as_slice() != *b {
+                            *a = generic::merge_token(a, b);
+                        }
+                    }
+                }
             }
-            text.extend_from_slice(interner.text(tok));
+        }
+    }
+    for (g, t) in group_templates.iter().enumerate() {
+        let mut text = Vec::new();
+        match &refined[g] {
+            Some(r) => {
+                for (i, tok) in r.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b' ');
+                    }
+                    text.extend_from_slice(tok);
+                }
+            }
+            None => {
+                for (i, &tok) in t.iter().enumerate() {
+                    if i > 0 {
+                        text.push(b' ');
+                    }
+                    text.extend_from_slice(interner.text(tok));
+                }
+            }
         }
         let next = texts.len();
         let id = *by_text.entry(text.clone()).or_insert(next);
@@ -503,6 +655,16 @@ pub(crate) fn finish(p: &LogParams, part: &LogPartial) -> Result<Value, ComputeE
         "templates": templates,
         "alerts": {"count": part.alerts, "samples": samples},
     });
+    if p.layout.is_none() {
+        // Detected header layouts, most common first (ties: by shape), at most five.
+        let mut hs: Vec<&(ByteStr, u64)> = part.headers.iter().collect();
+        hs.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        let hs: Vec<Value> =
+            hs.iter().take(5).map(|(h, c)| json!({"layout": generic::describe(&h.0), "lines": c})).collect();
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert("headers".into(), Value::Array(hs));
+        }
+    }
     if let (Some(a), Some(obj)) = (&part.assignments, out.as_object_mut()) {
         let ids: Vec<usize> = a.iter().map(|&m| template_of_msg.get(m as usize).map_or(0, |t| t + 1)).collect();
         obj.insert("line_templates".into(), json!(ids));

@@ -93,12 +93,6 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
-/// Masks used when neither `masks` nor `preset` is given, in this order: HDFS block
-/// ids, IPv4 addresses with optional port, `0x` hex numbers, paths (`/a/b.c`), and
-/// decimal numbers at word boundaries.
-pub const DEFAULT_MASKS: &[&str] =
-    &[r"blk_-?\d+", r"(\d+\.){3}\d+(:\d+)?", r"\b0[xX][0-9a-fA-F]+\b", r"(/[\w.-]+)+", r"\b-?\d+(\.\d+)?\b"];
-
 /// Looks a preset up by name, ignoring ASCII case.
 pub fn preset(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
