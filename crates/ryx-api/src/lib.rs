@@ -50,7 +50,7 @@ pub use ids::{BlobHash, JobId, NodeId};
 pub use info::{InfoItem, InfoItems, InfoWritten, PutInfo};
 pub use jobs::{Cancelled, DatasetSnapshot, JobList, JobState, JobStats, JobView, Progress, SubmitJob, Submitted};
 pub use metrics::Metrics;
-pub use results::{Alerts, GrepResult, LogAnalysisResult, Template, WordCountResult};
+pub use results::{Alerts, DetectedHeader, GrepResult, LogAnalysisResult, Template, WordCountResult};
 pub use sources::{
     DatasetHolder, DatasetView, Datasets, SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources,
 };

@@ -32,6 +32,10 @@ pub struct GrepResult {
 pub struct LogAnalysisResult {
     /// Lines that look like alerts.
     pub alerts: Alerts,
+    /// Without a header layout: the layouts detected, most lines first (at
+    /// most five).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<DetectedHeader>,
     /// Lines per log level.
     pub levels: BTreeMap<String, u64>,
     /// With `assign`: each line's template id (0: unparsed).
@@ -43,6 +47,15 @@ pub struct LogAnalysisResult {
     pub templates: Vec<Template>,
     /// Lines the layout did not parse.
     pub unparsed: u64,
+}
+
+/// A header layout log analysis detected, and the lines it fits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedHeader {
+    /// The layout, e.g. `<Time> <Time> <Level> <Component>: <Content>`.
+    pub layout: String,
+    /// Lines with it.
+    pub lines: u64,
 }
 
 /// The alerts of a log analysis.

@@ -62,6 +62,10 @@ pub fn log_analysis(r: &LogAnalysisResult) -> String {
     lv.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let parts: Vec<String> = lv.iter().map(|(k, v)| format!("{k} {}", group_digits(*v))).collect();
     o.push_str(&format!("levels: {}\n", parts.join(", ")));
+    if let Some(h) = r.headers.first() {
+        let share = h.lines as f64 / r.lines.max(1) as f64;
+        o.push_str(&format!("header detected: {} ({:.0}% of lines)\n", h.layout, 100.0 * share));
+    }
     let mut t: Vec<_> = r.templates.iter().collect();
     t.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
     const SHOWN: usize = 15;
