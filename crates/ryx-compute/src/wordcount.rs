@@ -91,6 +91,12 @@ pub(crate) fn hash_word(w: &[u8]) -> u64 {
     fold_mul(h, K1)
 }
 
+/// A slot of [`WordTable`]: entry `i` of a word hashed `h`.
+#[inline]
+fn slot(h: u64, i: usize) -> u64 {
+    (h & !0xFFFF_FFFF) | (i as u64 + 1)
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     hash: u64,
@@ -104,8 +110,11 @@ struct Entry {
 pub(crate) struct WordTable {
     arena: Vec<u8>,
     entries: Vec<Entry>,
-    /// `index + 1` into `entries`, 0 = empty slot. Length is a power of two.
-    slots: Vec<u32>,
+    /// 0 = empty slot, else `index + 1` into `entries` in the low 32 bits
+    /// and the high 32 bits of the word's hash above them, so a probe that
+    /// meets another word rarely reads `entries`. Length is a power of two
+    /// (or 0: not indexed yet).
+    slots: Vec<u64>,
     total: u64,
 }
 
@@ -135,16 +144,45 @@ impl WordTable {
         &self.arena[e.off..e.off + e.len]
     }
 
+    /// A table of words known to be distinct, without its index: the index
+    /// is built by the first [`WordTable::add`], so a decoded partial that
+    /// is only absorbed into a larger table is never indexed at all.
+    fn unindexed(n: usize) -> Self {
+        WordTable { arena: Vec::new(), entries: Vec::with_capacity(n), slots: Vec::new(), total: 0 }
+    }
+
+    /// Appends a word known not to be in the table yet (unindexed tables only).
+    fn push_distinct(&mut self, w: &[u8], count: u64) -> Result<(), ComputeError> {
+        debug_assert!(self.slots.is_empty());
+        self.total = self.total.checked_add(count).ok_or(ComputeError::Overflow("word total"))?;
+        if self.entries.len() >= (u32::MAX as usize) - 1 {
+            return Err(ComputeError::Overflow("too many distinct words"));
+        }
+        let off = self.arena.len();
+        self.arena.extend_from_slice(w);
+        self.entries.push(Entry { hash: hash_word(w), off, len: w.len(), count });
+        Ok(())
+    }
+
+    /// Builds the index of an unindexed table.
+    fn index(&mut self) {
+        self.rebuild((self.entries.len().max(8) * 2).next_power_of_two());
+    }
+
     fn grow(&mut self) {
-        let cap = self.slots.len() * 2;
+        self.rebuild(self.slots.len() * 2);
+    }
+
+    /// Rebuilds the index with `cap` slots (a power of two).
+    fn rebuild(&mut self, cap: usize) {
         let mask = cap - 1;
-        let mut slots = vec![0u32; cap];
+        let mut slots = vec![0u64; cap];
         for (i, e) in self.entries.iter().enumerate() {
             let mut s = (e.hash as usize) & mask;
             while slots[s] != 0 {
                 s = (s + 1) & mask;
             }
-            slots[s] = (i + 1) as u32;
+            slots[s] = slot(e.hash, i);
         }
         self.slots = slots;
     }
@@ -152,19 +190,26 @@ impl WordTable {
     /// Adds `count` occurrences of `w` whose hash is `h`. Returns false when `w` was new.
     #[inline]
     fn add(&mut self, w: &[u8], h: u64, count: u64) -> Result<bool, ComputeError> {
+        if self.slots.is_empty() {
+            self.index();
+        }
         self.total = self.total.checked_add(count).ok_or(ComputeError::Overflow("word total"))?;
         let mask = self.slots.len() - 1;
         let mut s = (h as usize) & mask;
+        let tag = h >> 32;
         loop {
-            let idx = self.slots[s];
-            if idx == 0 {
+            let v = self.slots[s];
+            if v == 0 {
                 break;
             }
-            let e = &self.entries[(idx - 1) as usize];
-            if e.hash == h && e.len == w.len() && &self.arena[e.off..e.off + e.len] == w {
-                let e = &mut self.entries[(idx - 1) as usize];
-                e.count = e.count.checked_add(count).ok_or(ComputeError::Overflow("word count"))?;
-                return Ok(true);
+            if v >> 32 == tag {
+                let i = (v as u32 - 1) as usize;
+                let e = &self.entries[i];
+                if e.hash == h && e.len == w.len() && &self.arena[e.off..e.off + e.len] == w {
+                    let e = &mut self.entries[i];
+                    e.count = e.count.checked_add(count).ok_or(ComputeError::Overflow("word count"))?;
+                    return Ok(true);
+                }
             }
             s = (s + 1) & mask;
         }
@@ -174,7 +219,7 @@ impl WordTable {
         let off = self.arena.len();
         self.arena.extend_from_slice(w);
         self.entries.push(Entry { hash: h, off, len: w.len(), count });
-        self.slots[s] = self.entries.len() as u32;
+        self.slots[s] = slot(h, self.entries.len() - 1);
         if self.entries.len() * 2 > self.slots.len() {
             self.grow();
         }
@@ -283,7 +328,9 @@ pub(crate) struct WcWire {
 
 impl WcPartial {
     pub(crate) fn from_wire(w: WcWire) -> Result<Self, ComputeError> {
-        let mut table = WordTable::with_capacity(w.words.len());
+        // Strictly sorted, so distinct: no index needed unless the table is
+        // added to later (a partial usually is only absorbed into another).
+        let mut table = WordTable::unindexed(w.words.len());
         let mut prev: Option<&[u8]> = None;
         for (word, count) in &w.words {
             if !is_word(&word.0) {
@@ -298,7 +345,7 @@ impl WcPartial {
                 }
             }
             prev = Some(&word.0);
-            table.add(&word.0, hash_word(&word.0), *count)?;
+            table.push_distinct(&word.0, *count)?;
         }
         Ok(WcPartial { table })
     }
@@ -405,5 +452,36 @@ mod tests {
         assert_eq!(p.table.distinct(), 50_000);
         let top = p.table.top(3);
         assert_eq!(top[0], (&b"w0"[..], 7144));
+    }
+
+    /// A decoded partial is indexed only when added to: absorbing into it
+    /// and absorbing it give the same counts as counting it all at once.
+    #[test]
+    fn decoded_partials_merge_either_way() {
+        let a = b"x y z x w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12";
+        let b = b"x q x y";
+        let decode = |p: &WcPartial| {
+            let wire: WcWire = serde_json::from_slice(&serde_json::to_vec(p).expect("encode")).expect("wire");
+            WcPartial::from_wire(wire).expect("decode")
+        };
+        let (pa, pb) = (map(a).expect("map"), map(b).expect("map"));
+        let whole = words(&[&a[..], b" ", &b[..]].concat());
+        for m in [
+            merge(decode(&pa), decode(&pb)).expect("merge"),
+            merge(decode(&pb), decode(&pa)).expect("merge"),
+            merge(decode(&pa), pb.clone()).expect("merge"),
+            merge(pa.clone(), decode(&pb)).expect("merge"),
+        ] {
+            let mut got: Vec<(Vec<u8>, u64)> =
+                m.table.entries.iter().map(|e| (m.table.word(e).to_vec(), e.count)).collect();
+            got.sort();
+            assert_eq!(got, whole);
+            assert_eq!(m.table.total(), 20);
+        }
+        // Adding to a decoded table finds the words it holds.
+        let mut t = decode(&pa).table;
+        assert!(t.add(b"x", hash_word(b"x"), 1).expect("add"), "x is there");
+        assert!(!t.add(b"new", hash_word(b"new"), 1).expect("add"));
+        assert_eq!(t.distinct(), 16);
     }
 }
