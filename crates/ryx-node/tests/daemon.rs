@@ -12,14 +12,9 @@ use support::*;
 fn broadcast_and_seed_nodes_find_each_other_and_share_info() {
     // The walkthrough: two broadcast nodes and one seeded node.
     let disc = discovery_port();
-    let a = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
-    let b = start_node(free_port(), "walk", disc, &["--discovery", "broadcast"]);
-    let c = start_node(
-        free_port(),
-        "walk",
-        disc,
-        &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", a.port)],
-    );
+    let a = start_any_node("walk", disc, &["--discovery", "broadcast"]);
+    let b = start_any_node("walk", disc, &["--discovery", "broadcast"]);
+    let c = start_any_node("walk", disc, &["--discovery", "seed-nodes", "--seeds", &format!("localhost:{}", a.port)]);
     let nodes = [a, b, c];
     assert!(wait_until(Duration::from_secs(10), || all_have(&nodes, 2)).is_some(), "nodes did not link up");
 
@@ -269,7 +264,7 @@ fn partition_is_detected_and_heals_by_itself() {
 
 #[test]
 fn fault_api_is_off_unless_enabled() {
-    let node = start_node(free_port(), "nofault", discovery_port(), &[]);
+    let node = start_any_node("nofault", discovery_port(), &[]);
     let lose_all = ryx_api::Impairment { loss: 1.0, ..Default::default() };
     let e = node.client().set_faults(&FaultSpec { impairment: lose_all, for_ms: 1000, ..Default::default() });
     let e = e.expect_err("refused");

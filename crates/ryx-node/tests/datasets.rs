@@ -75,7 +75,7 @@ fn submit_when_known(port: u16, kind: &str, params: serde_json::Value, holders: 
 fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatenation() {
     let discovery = discovery_port();
     let chunk = ["--chunk-size", "16KiB", "--workers", "1"];
-    let entry = start_node(free_port(), "ds", discovery, &chunk);
+    let entry = start_any_node("ds", discovery, &chunk);
     let holders: Vec<Holder> = (0..4)
         .map(|i| {
             let dir = ryx_testkit::ScratchDir::new("dataset");
@@ -86,7 +86,7 @@ fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatena
             let spec = format!("app={}/*.log", dir.path().display());
             let mut args = chunk.to_vec();
             args.extend(["--source", spec.as_str()]);
-            Holder { node: start_node(free_port(), "ds", discovery, &args), dir }
+            Holder { node: start_any_node("ds", discovery, &args), dir }
         })
         .collect();
     let ports: Vec<u16> = std::iter::once(entry.port).chain(holders.iter().map(|h| h.node.port)).collect();
@@ -160,7 +160,7 @@ fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatena
 
 #[test]
 fn a_dataset_nobody_holds_or_a_bad_request_gets_a_clear_error() {
-    let node = start_node(free_port(), "ds-err", discovery_port(), &[]);
+    let node = start_any_node("ds-err", discovery_port(), &[]);
     let e = submit(node.port, "word-count", serde_json::json!({})).expect_err("nobody holds it");
     assert_eq!(e.code(), Some(&ErrorCode::UnknownDataset), "{e}");
     let mut both = SubmitJob::over_dataset("word-count", "app");
@@ -181,7 +181,7 @@ fn a_job_survives_the_entry_node_and_half_the_holders_killed_mid_job() {
     // Three copies elsewhere of every chunk: with three nodes killed, one
     // is always left.
     let common = ["--chunk-size", "16KiB", "--workers", "1", "--source-copies", "3"];
-    let entry = start_node(free_port(), "ds-kill", discovery, &common);
+    let entry = start_any_node("ds-kill", discovery, &common);
     let holders: Vec<Holder> = (0..5)
         .map(|i| {
             let dir = ryx_testkit::ScratchDir::new("dataset-kill");
@@ -189,7 +189,7 @@ fn a_job_survives_the_entry_node_and_half_the_holders_killed_mid_job() {
             let spec = format!("app={}/*.log", dir.path().display());
             let mut args = common.to_vec();
             args.extend(["--source", spec.as_str()]);
-            Holder { node: start_node(free_port(), "ds-kill", discovery, &args), dir }
+            Holder { node: start_any_node("ds-kill", discovery, &args), dir }
         })
         .collect();
     let scratch = ryx_testkit::ScratchDir::new("dataset-kill-ref");
@@ -246,7 +246,7 @@ fn copies_of_local_chunks_go_to_another_zone() {
         let mut args = common.to_vec();
         args.extend(["--zone", zone]);
         args.extend(extra);
-        start_node(free_port(), "ds-zone", discovery, &args)
+        start_any_node("ds-zone", discovery, &args)
     };
     let owner = with("rack-a", &["--source", spec.as_str()]);
     let same: Vec<NodeProc> = (0..2).map(|_| with("rack-a", &[])).collect();

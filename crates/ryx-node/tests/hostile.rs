@@ -28,7 +28,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 }
 
 fn node(cluster: &str, extra: &[&str]) -> NodeProc {
-    start_node(free_port(), cluster, discovery_port(), extra)
+    start_any_node(cluster, discovery_port(), extra)
 }
 
 fn rejected(n: &NodeProc, reason: &str) -> f64 {
@@ -190,7 +190,7 @@ impl Drop for FakePeer {
 fn nine_bytes_do_not_stop_a_node_with_a_secret() {
     let secret = temp_file("nine", "a cluster secret\n");
     let disc = discovery_port();
-    let n = start_node(free_port(), "nine", disc, &["--secret-file", secret.to_str().expect("path")]);
+    let n = start_any_node("nine", disc, &["--secret-file", secret.to_str().expect("path")]);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let bytes = br#","tag":"}"#;
     // At its own port, and at the discovery port every node of the segment
@@ -230,8 +230,8 @@ fn a_forged_address_gets_no_relay_and_no_token() {
     let tf = temp_file("token", token);
     let disc = discovery_port();
     let args = ["--api-token-file", tf.to_str().expect("path"), "--min-neighbors", "1"];
-    let a = start_node(free_port(), "relay", disc, &args);
-    let b = start_node(free_port(), "relay", disc, &args);
+    let a = start_any_node("relay", disc, &args);
+    let b = start_any_node("relay", disc, &args);
     let linked = wait_until(Duration::from_secs(10), || a.neighbor_ids().is_some_and(|v| v.contains(&b.id)));
     assert!(linked.is_some(), "a and b did not link");
     let victim = Victim::start();
@@ -287,8 +287,8 @@ fn a_forged_address_gets_no_relay_and_no_token() {
 fn a_version_from_the_future_locks_no_key_and_hot_energy_is_capped() {
     let disc = discovery_port();
     let args = ["--min-neighbors", "1"];
-    let a = start_node(free_port(), "lock", disc, &args);
-    let b = start_node(free_port(), "lock", disc, &args);
+    let a = start_any_node("lock", disc, &args);
+    let b = start_any_node("lock", disc, &args);
     assert!(wait_until(Duration::from_secs(10), || a.neighbor_ids().is_some_and(|v| v.contains(&b.id))).is_some());
     let x = FakePeer::new("lock", "locker");
     x.link_to(&a);

@@ -109,9 +109,8 @@ fn cluster_result_equals_single_process_reference_for_every_kind() {
 fn a_lying_node_is_outvoted_with_redundancy_three() {
     let disc = discovery_port();
     let mut nodes: Vec<NodeProc> =
-        (1..=7).map(|_| start_node(free_port(), "liar", disc, &["--chunk-size", "32KiB", "--workers", "1"])).collect();
-    nodes.push(start_node(
-        free_port(),
+        (1..=7).map(|_| start_any_node("liar", disc, &["--chunk-size", "32KiB", "--workers", "1"])).collect();
+    nodes.push(start_any_node(
         "liar",
         disc,
         &["--chunk-size", "32KiB", "--workers", "1", "--fault", "corrupt-results=1"],
@@ -230,7 +229,7 @@ fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_ho
 
 #[test]
 fn bad_job_requests_get_clear_errors() {
-    let node = start_node(free_port(), "badjobs", discovery_port(), &["--memory-limit", "1MiB"]);
+    let node = start_any_node("badjobs", discovery_port(), &["--memory-limit", "1MiB"]);
     let p = node.port;
     let hash = upload(p, b"hello world\n");
     let missing_blob = format!("/v1/blobs/{}", "b".repeat(64));

@@ -38,9 +38,9 @@ fn a_secret_admits_members_and_drops_strangers() {
     let other = temp_file("other", "another-secret\n");
     let s = secret.to_str().expect("path");
     let members: Vec<NodeProc> =
-        (1..=4).map(|_| start_node(free_port(), "sec", disc, &["--secret-file", s, "--min-neighbors", "2"])).collect();
-    let wrong_key = start_node(free_port(), "sec", disc, &["--secret-file", other.to_str().expect("path")]);
-    let no_key = start_node(free_port(), "sec", disc, &[]);
+        (1..=4).map(|_| start_any_node("sec", disc, &["--secret-file", s, "--min-neighbors", "2"])).collect();
+    let wrong_key = start_any_node("sec", disc, &["--secret-file", other.to_str().expect("path")]);
+    let no_key = start_any_node("sec", disc, &[]);
 
     let t = wait_until(Duration::from_secs(15), || all_have(&members, 2));
     assert!(t.is_some(), "members with the same secret did not connect");
@@ -107,8 +107,8 @@ fn keys_rotate_with_sighup_and_no_restart() {
     let fa = temp_file("rot-a", "old\n");
     let fb = temp_file("rot-b", "new\nold\n");
     let common = ["--min-neighbors", "1", "--target-neighbors", "1"];
-    let a = start_node(free_port(), "rot", disc, &[&["--secret-file", fa.to_str().expect("p")][..], &common].concat());
-    let b = start_node(free_port(), "rot", disc, &[&["--secret-file", fb.to_str().expect("p")][..], &common].concat());
+    let a = start_any_node("rot", disc, &[&["--secret-file", fa.to_str().expect("p")][..], &common].concat());
+    let b = start_any_node("rot", disc, &[&["--secret-file", fb.to_str().expect("p")][..], &common].concat());
     // b keeps trying (a needy node says hello every 300 ms); a refuses
     // every try and stays alone.
     let refused = wait_until(Duration::from_secs(15), || {
@@ -136,8 +136,7 @@ fn api_token_guards_changes_and_read_only_listener_serves_reads() {
     let tok = temp_file("token", "s3cr3t-token\n");
     let ro_port = free_port();
     let ro = format!("127.0.0.1:{ro_port}");
-    let n = start_node(
-        free_port(),
+    let n = start_any_node(
         "tok",
         disc,
         &["--api-token-file", tok.to_str().expect("p"), "--read-only-http", &ro, "--enable-fault-injection"],

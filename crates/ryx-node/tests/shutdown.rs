@@ -50,7 +50,7 @@ fn sigterm_hands_over_blobs_only_this_node_holds() {
 #[test]
 fn sigterm_is_bounded_even_with_an_event_stream_open() {
     use std::io::{Read, Write};
-    let mut n = start_node(free_port(), "sse-stop", discovery_port(), &["--shutdown-timeout-ms", "1000"]);
+    let mut n = start_any_node("sse-stop", discovery_port(), &["--shutdown-timeout-ms", "1000"]);
     // A dashboard's live stream: a request that never ends by itself.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", n.port)).expect("connect");
     s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("write");

@@ -26,7 +26,7 @@ fn appended_lines_are_cut_into_chunks_and_rotation_starts_again() {
     let path = dir.path().join("app.log");
     let mut f = std::fs::File::create(&path).expect("create");
     let spec = format!("app={}/*.log", dir.path().display());
-    let node = start_node(free_port(), "src", discovery_port(), &["--source", &spec, "--chunk-size", "4KiB"]);
+    let node = start_any_node("src", discovery_port(), &["--source", &spec, "--chunk-size", "4KiB"]);
 
     // 40 KB of lines: about ten chunks of 4 KiB.
     for i in 0..2000 {
@@ -73,7 +73,7 @@ fn a_bad_source_is_refused_at_start_and_a_missing_directory_is_reported() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let node = start_node(free_port(), "src", discovery_port(), &["--source", "logs=/nonexistent-ryx-dir/*.log"]);
+    let node = start_any_node("src", discovery_port(), &["--source", "logs=/nonexistent-ryx-dir/*.log"]);
     let seen = wait_until(Duration::from_secs(20), || try_source_of(node.port).is_some_and(|s| !s.errors.is_empty()));
     assert!(seen.is_some(), "no error reported: {:?}", source_of(node.port));
     assert_eq!(source_of(node.port).files.len(), 0);
@@ -88,7 +88,7 @@ fn sighup_rereads_the_sources_of_the_configuration_file() {
     let a = format!("app={}/*.log", dir.path().display());
     let b = format!("web={}/*.txt", dir.path().display());
     std::fs::write(&config, format!("source = [{a:?}]\n")).expect("config");
-    let node = start_node(free_port(), "src-hup", discovery_port(), &["--config", &config.display().to_string()]);
+    let node = start_any_node("src-hup", discovery_port(), &["--config", &config.display().to_string()]);
     let names =
         || -> Vec<String> { get::<Sources>(node.port, "/v1/sources").sources.into_iter().map(|s| s.name).collect() };
     assert!(wait_until(Duration::from_secs(20), || names() == ["app"]).is_some(), "{:?}", names());

@@ -229,35 +229,54 @@ impl Cluster {
 
     /// Starts one more node and waits up to `timeout` for its API.
     fn add_within(&mut self, bin: &Path, timeout: Duration, extra: &[String]) {
-        let port = free_port();
-        let log = std::fs::File::create(self.dir.join(format!("node-{port}.log"))).unwrap();
-        let child = Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--discovery-port",
-                &self.discovery_port.to_string(),
-                "--cluster-id",
-                &self.cluster_id,
-                "--workers",
-                "1",
-                "--log",
-                "warn",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start ryx-node");
-        let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut proc = Proc { child: Some(child), name: format!("ryx-node :{port}") };
-        let id = wait_for(timeout, || client(http).status().ok().map(|s| s.node_id));
-        let Some(id) = id else {
-            proc.kill();
-            panic!("ryx-node on {http} did not answer");
-        };
-        self.nodes.push(Node { proc, http, id });
+        // A port taken between the OS's answer and the node's bind is
+        // retried with another, up to three times.
+        for attempt in 0..3 {
+            let port = free_port();
+            let log_path = self.dir.join(format!("node-{port}.log"));
+            let log = std::fs::File::create(&log_path).unwrap();
+            let child = Command::new(bin)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--discovery-port",
+                    &self.discovery_port.to_string(),
+                    "--cluster-id",
+                    &self.cluster_id,
+                    "--workers",
+                    "1",
+                    "--log",
+                    "warn",
+                ])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start ryx-node");
+            let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let mut proc = Proc { child: Some(child), name: format!("ryx-node :{port}") };
+            let id = wait_for(timeout, || {
+                if !proc.alive() {
+                    return Some(None);
+                }
+                client(http).status().ok().map(|s| Some(s.node_id))
+            });
+            match id {
+                Some(Some(id)) => {
+                    self.nodes.push(Node { proc, http, id });
+                    return;
+                }
+                Some(None) if attempt < 2 => {
+                    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    assert!(text.contains("Address already in use"), "ryx-node on {http} exited: {text}");
+                }
+                _ => {
+                    proc.kill();
+                    panic!("ryx-node on {http} did not answer");
+                }
+            }
+        }
     }
 
     pub fn live(&mut self) -> Vec<&Node> {

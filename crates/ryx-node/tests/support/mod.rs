@@ -81,6 +81,47 @@ impl Drop for NodeProc {
     }
 }
 
+/// Starts one node on a port from the OS; waits until its HTTP API
+/// answers. A port taken between the OS's answer and the node's bind (by
+/// another test's node, or a client's outgoing connection) is no failure:
+/// the node is started again on another port, up to three times.
+pub fn start_any_node(cluster: &str, discovery_port: u16, extra: &[&str]) -> NodeProc {
+    for _ in 0..3 {
+        let port = free_port();
+        if let Some(n) = try_start_node(port, cluster, discovery_port, extra) {
+            return n;
+        }
+    }
+    start_node(free_port(), cluster, discovery_port, extra)
+}
+
+/// Starts a node on `port`; None if it exits because the port was taken.
+fn try_start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str]) -> Option<NodeProc> {
+    let log = std::env::temp_dir().join(format!("ryx-test-{port}.log"));
+    let logf = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
+        .args(["--port", &port.to_string(), "--cluster-id", cluster, "--discovery-port", &discovery_port.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .expect("spawn ryx-node");
+    let mut node = NodeProc { child, port, id: NodeId::default() };
+    let mut exited = false;
+    let ok = wait_until(Duration::from_secs(10), || {
+        exited = node.child.try_wait().ok().flatten().is_some();
+        exited || http(port, "GET", "/healthz", None).map(|r| r.0 == 200).unwrap_or(false)
+    });
+    if exited {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("Address already in use"), "node on port {port} exited; log in {}", log.display());
+        return None;
+    }
+    assert!(ok.is_some(), "node on port {port} did not come up; log in {}", log.display());
+    node.id = node.client().status().expect("status").node_id;
+    Some(node)
+}
+
 /// Starts one node; waits until its HTTP API answers.
 pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str]) -> NodeProc {
     let log = std::env::temp_dir().join(format!("ryx-test-{port}.log"));
@@ -105,7 +146,7 @@ pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str])
 /// port from the OS, sharing a discovery port of their own.
 pub fn start_nodes(n: usize, cluster: &str, extra: &[&str]) -> Vec<NodeProc> {
     let discovery = discovery_port();
-    (0..n).map(|_| start_node(free_port(), cluster, discovery, extra)).collect()
+    (0..n).map(|_| start_any_node(cluster, discovery, extra)).collect()
 }
 
 /// Starts `n` broadcast-discovery nodes with default settings.
