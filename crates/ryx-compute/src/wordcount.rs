@@ -91,12 +91,6 @@ pub(crate) fn hash_word(w: &[u8]) -> u64 {
     fold_mul(h, K1)
 }
 
-/// A slot of [`WordTable`]: entry `i` of a word hashed `h`.
-#[inline]
-fn slot(h: u64, i: usize) -> u64 {
-    (h & !0xFFFF_FFFF) | (i as u64 + 1)
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     hash: u64,
@@ -110,11 +104,9 @@ struct Entry {
 pub(crate) struct WordTable {
     arena: Vec<u8>,
     entries: Vec<Entry>,
-    /// 0 = empty slot, else `index + 1` into `entries` in the low 32 bits
-    /// and the high 32 bits of the word's hash above them, so a probe that
-    /// meets another word rarely reads `entries`. Length is a power of two
+    /// `index + 1` into `entries`, 0 = empty slot. Length is a power of two
     /// (or 0: not indexed yet).
-    slots: Vec<u64>,
+    slots: Vec<u32>,
     total: u64,
 }
 
@@ -176,13 +168,13 @@ impl WordTable {
     /// Rebuilds the index with `cap` slots (a power of two).
     fn rebuild(&mut self, cap: usize) {
         let mask = cap - 1;
-        let mut slots = vec![0u64; cap];
+        let mut slots = vec![0u32; cap];
         for (i, e) in self.entries.iter().enumerate() {
             let mut s = (e.hash as usize) & mask;
             while slots[s] != 0 {
                 s = (s + 1) & mask;
             }
-            slots[s] = slot(e.hash, i);
+            slots[s] = (i + 1) as u32;
         }
         self.slots = slots;
     }
@@ -196,20 +188,16 @@ impl WordTable {
         self.total = self.total.checked_add(count).ok_or(ComputeError::Overflow("word total"))?;
         let mask = self.slots.len() - 1;
         let mut s = (h as usize) & mask;
-        let tag = h >> 32;
         loop {
-            let v = self.slots[s];
-            if v == 0 {
+            let idx = self.slots[s];
+            if idx == 0 {
                 break;
             }
-            if v >> 32 == tag {
-                let i = (v as u32 - 1) as usize;
-                let e = &self.entries[i];
-                if e.hash == h && e.len == w.len() && &self.arena[e.off..e.off + e.len] == w {
-                    let e = &mut self.entries[i];
-                    e.count = e.count.checked_add(count).ok_or(ComputeError::Overflow("word count"))?;
-                    return Ok(true);
-                }
+            let e = &self.entries[(idx - 1) as usize];
+            if e.hash == h && e.len == w.len() && &self.arena[e.off..e.off + e.len] == w {
+                let e = &mut self.entries[(idx - 1) as usize];
+                e.count = e.count.checked_add(count).ok_or(ComputeError::Overflow("word count"))?;
+                return Ok(true);
             }
             s = (s + 1) & mask;
         }
@@ -219,7 +207,7 @@ impl WordTable {
         let off = self.arena.len();
         self.arena.extend_from_slice(w);
         self.entries.push(Entry { hash: h, off, len: w.len(), count });
-        self.slots[s] = slot(h, self.entries.len() - 1);
+        self.slots[s] = self.entries.len() as u32;
         if self.entries.len() * 2 > self.slots.len() {
             self.grow();
         }
