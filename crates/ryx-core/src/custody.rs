@@ -516,6 +516,29 @@ mod tests {
         FailureDomain::of(None, k.addr)
     }
 
+    /// A blob's hash and a keep certificate for it with `k` copies.
+    fn blob_cert(byte: &str, k: u8) -> (String, KeepCert) {
+        let h = byte.repeat(32);
+        let origin = Identity::from_text("origin");
+        let blobs = vec![BlobRef { hash: Hash::from(&h), size: 10 }];
+        let proof = origin.prove(crate::identity::domain::ITEM, 1, &[b"test"]);
+        (h, KeepCert { blobs, k, origin: origin.id(), until: u64::MAX, proof })
+    }
+
+    /// The nodes `actions` ask to keep a copy (or tell of one), sorted.
+    fn asked(actions: &[CustodyAction]) -> Vec<u64> {
+        let mut ids: Vec<u64> = actions
+            .iter()
+            .filter_map(|a| match a {
+                CustodyAction::Keep { to, .. } => Some(to.id.0),
+                CustodyAction::Ping { .. } => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     fn keeper(i: u64) -> Keeper {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().expect("addr");
         Keeper { id: NodeId(i), addr, http: addr }
@@ -525,27 +548,11 @@ mod tests {
     /// farther off, and asks them only when the neighbours are not enough.
     #[test]
     fn a_full_neighbourhood_sends_the_repair_farther_off() {
-        let h = "ab".repeat(32);
-        let origin = Identity::from_text("origin");
-        let blobs = vec![BlobRef { hash: Hash::from(&h), size: 10 }];
-        let proof = origin.prove(crate::identity::domain::ITEM, 1, &[b"test"]);
-        let cert = KeepCert { blobs, k: 5, origin: origin.id(), until: u64::MAX, proof };
+        let (h, cert) = blob_cert("ab", 5);
         let me = keeper(1);
         let near = [keeper(2), keeper(3)];
         let far = [keeper(7), keeper(8), keeper(9)];
         let now = Time(1_000_000);
-        let asked = |actions: &[CustodyAction]| -> Vec<u64> {
-            let mut ids: Vec<u64> = actions
-                .iter()
-                .filter_map(|a| match a {
-                    CustodyAction::Keep { to, .. } => Some(to.id.0),
-                    CustodyAction::Ping { .. } => None,
-                })
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
 
         // Two neighbours free, four copies missing: both neighbours, then
         // two of the farther nodes.
@@ -578,11 +585,7 @@ mod tests {
     /// neighbours share the repairer's; with one domain only, as before.
     #[test]
     fn copies_spread_over_failure_domains() {
-        let h = "cd".repeat(32);
-        let origin = Identity::from_text("origin");
-        let blobs = vec![BlobRef { hash: Hash::from(&h), size: 10 }];
-        let proof = origin.prove(crate::identity::domain::ITEM, 1, &[b"test"]);
-        let cert = KeepCert { blobs, k: 3, origin: origin.id(), until: u64::MAX, proof };
+        let (h, cert) = blob_cert("cd", 3);
         let me = keeper(1);
         let near = [keeper(2), keeper(3), keeper(4), keeper(5)];
         let far = [keeper(7), keeper(8)];
@@ -595,18 +598,6 @@ mod tests {
             FailureDomain::of(Some(z), k.addr)
         };
         let now = Time(1_000_000);
-        let asked = |actions: &[CustodyAction]| -> Vec<u64> {
-            let mut ids: Vec<u64> = actions
-                .iter()
-                .filter_map(|a| match a {
-                    CustodyAction::Keep { to, .. } => Some(to.id.0),
-                    CustodyAction::Ping { .. } => None,
-                })
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
         let mut c = Custody::default();
         c.originate(&h, &cert);
         // Two more copies: rack-b's neighbour, then rack-c farther off, not

@@ -451,28 +451,34 @@ pub fn ensure_healer(dir: &RunDir) -> Result<()> {
         if log.pending().next().is_none() || log.healer_pid.is_some_and(is_healer) {
             return Ok(());
         }
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("healer.log"))
-            .context("cannot open healer.log")?;
-        let err = out.try_clone()?;
-        let child = Command::new(&exe)
-            .arg("--dir")
-            .arg(dir.path())
-            .arg(HEALER_CMD)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start the healer {}", exe.display()))?;
-        log.healer_pid = Some(child.id());
-        // Not waited for: it outlives us on purpose; when we exit first,
-        // init reaps it.
-        std::mem::forget(child);
+        log.healer_pid = Some(spawn_detached(&exe, dir, HEALER_CMD, "healer.log")?);
         Ok(())
     })
+}
+
+/// Starts `ryx-cluster --dir DIR SUBCOMMAND` in a process group of its own,
+/// its output appended to `DIR/LOG`; returns its pid. Not waited for: it
+/// outlives us on purpose; when we exit first, init reaps it.
+pub fn spawn_detached(exe: &Path, dir: &RunDir, subcommand: &str, log: &str) -> Result<u32> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join(log))
+        .with_context(|| format!("cannot open {log}"))?;
+    let err = out.try_clone()?;
+    let child = Command::new(exe)
+        .arg("--dir")
+        .arg(dir.path())
+        .arg(subcommand)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start `{} {subcommand}`", exe.display()))?;
+    let pid = child.id();
+    std::mem::forget(child);
+    Ok(pid)
 }
 
 /// Ends the healer of `dir` (on `stop`) and removes the fault log.

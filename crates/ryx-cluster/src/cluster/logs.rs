@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The dataset name live logs are followed as.
@@ -69,28 +68,7 @@ pub fn log_file(dir: &RunDir, index: usize) -> std::path::PathBuf {
 /// Starts the detached writer of `dir`; returns its pid.
 pub fn spawn_writer(dir: &RunDir) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the ryx-cluster executable")?;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.path().join("log-writer.log"))
-        .context("cannot open log-writer.log")?;
-    let err = out.try_clone()?;
-    use std::os::unix::process::CommandExt;
-    let child = Command::new(&exe)
-        .arg("--dir")
-        .arg(dir.path())
-        .arg(WRITER_CMD)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("cannot start the log writer {}", exe.display()))?;
-    let pid = child.id();
-    // Not waited for: it outlives us on purpose; when we exit first, init
-    // reaps it.
-    std::mem::forget(child);
-    Ok(pid)
+    crate::chaos::faults::spawn_detached(&exe, dir, WRITER_CMD, "log-writer.log")
 }
 
 /// Whether `pid` is a log writer of some ryx-cluster.

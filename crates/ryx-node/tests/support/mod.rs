@@ -122,24 +122,10 @@ fn try_start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str])
     Some(node)
 }
 
-/// Starts one node; waits until its HTTP API answers.
+/// Starts one node on `port`; waits until its HTTP API answers.
 pub fn start_node(port: u16, cluster: &str, discovery_port: u16, extra: &[&str]) -> NodeProc {
-    let log = std::env::temp_dir().join(format!("ryx-test-{port}.log"));
-    let logf = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_ryx-node"))
-        .args(["--port", &port.to_string(), "--cluster-id", cluster, "--discovery-port", &discovery_port.to_string()])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .expect("spawn ryx-node");
-    let mut node = NodeProc { child, port, id: NodeId::default() };
-    let ok = wait_until(Duration::from_secs(10), || {
-        http(port, "GET", "/healthz", None).map(|r| r.0 == 200).unwrap_or(false)
-    });
-    assert!(ok.is_some(), "node on port {port} did not come up; log in {}", log.display());
-    node.id = node.client().status().expect("status").node_id;
-    node
+    try_start_node(port, cluster, discovery_port, extra)
+        .unwrap_or_else(|| panic!("port {port} was taken before the node could bind it"))
 }
 
 /// Starts `n` broadcast-discovery nodes with `extra` arguments, each on a
