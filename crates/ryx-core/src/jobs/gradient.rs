@@ -42,6 +42,7 @@ impl JobEngine {
         let l = self.loads.entry(from).or_default();
         l.free = free;
         l.room = room;
+        l.at = ctx.now;
         for e in jobs {
             if !self.final_jobs.contains_key(&e.job) && l.dists.len() < 4 * self.cfg.max_jobs {
                 l.dists.insert(e.job, (e.dist, ctx.now));
@@ -95,7 +96,10 @@ impl JobEngine {
         let free = self.free_slots().min(u16::MAX as usize) as u16;
         let room = self.advertised_room(ctx).min(u16::MAX as usize) as u16;
         let more = free > self.last_load_sent.0 || room > self.last_load_sent.1;
-        let early = freed && more && now.since(self.last_load_at) >= Duration::from_millis(20);
+        // Becoming busy is said at once too: a neighbour that still
+        // believes this node idle would hand it work it cannot start.
+        let busy = free == 0 && self.last_load_sent.0 > 0;
+        let early = (freed && more && now.since(self.last_load_at) >= Duration::from_millis(20)) || busy;
         if !early && now < self.next_load {
             return;
         }

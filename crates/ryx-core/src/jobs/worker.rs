@@ -36,12 +36,26 @@ impl JobEngine {
         if self.queue.is_empty() {
             return;
         }
-        let mut budget: Vec<(NodeId, SocketAddr, usize, usize)> = ctx
+        let first_here = |t: &WorkToken| t.replica == 0 && ctx.blobs.is_local(&t.chunk);
+        let mut local_waiting = self.queue.iter().filter(|t| first_here(t)).count();
+        self.local_since = match (local_waiting, self.local_since) {
+            (0, _) => None,
+            (_, None) => Some(ctx.now),
+            (_, since) => since,
+        };
+        let settled = self.local_since.map(|t| t.plus(STEAL_SETTLE));
+        // (id, addr, free, room, whether a steal may go there)
+        let mut budget: Vec<(NodeId, SocketAddr, usize, usize, bool)> = ctx
             .neighbors
             .iter()
             .filter(|(id, _)| self.strikes(*id) < AVOID_AFTER_STRIKES)
-            .filter_map(|(id, addr)| self.loads.get(id).map(|l| (*id, *addr, l.free as usize, l.room as usize)))
-            .filter(|(_, _, _, room)| *room > 0)
+            .filter_map(|(id, addr)| {
+                self.loads.get(id).map(|l| {
+                    let fresh = settled.is_some_and(|s| l.at >= s);
+                    (*id, *addr, l.free as usize, l.room as usize, fresh)
+                })
+            })
+            .filter(|b| b.3 > 0)
             .collect();
         if budget.is_empty() {
             self.drop_stuck();
@@ -57,8 +71,6 @@ impl JobEngine {
         // beside the first and, on a simulated 5-node job of 100 units,
         // never left: the job hung).
         let mut own_share = self.cfg.queue_room.min(self.queue.len());
-        let first_here = |t: &WorkToken| t.replica == 0 && ctx.blobs.is_local(&t.chunk);
-        let mut local_waiting = self.queue.iter().filter(|t| first_here(t)).count();
         while let Some(mut t) = self.queue.pop_front() {
             let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
             if mine_ok && own_share > 0 {
@@ -66,8 +78,9 @@ impl JobEngine {
                 keep.push_back(t);
                 continue;
             }
-            if mine_ok && first_here(&t) {
-                let idle = budget.iter().any(|b| b.2 > 0 && b.3 > 0);
+            let steal = mine_ok && first_here(&t);
+            if steal {
+                let idle = budget.iter().any(|b| b.2 > 0 && b.3 > 0 && b.4);
                 if !(idle && local_waiting > self.cfg.worker_slots) {
                     keep.push_back(t);
                     continue;
@@ -84,8 +97,15 @@ impl JobEngine {
                 // its lease lapses and the home issues it again, fresh.
                 continue;
             }
-            budget.sort_by(|a, b| b.2.cmp(&a.2).then(b.3.cmp(&a.3)));
+            // A steal goes to the idlest neighbour whose report is fresh.
+            budget.sort_by(|a, b| (b.4 || !steal).cmp(&(a.4 || !steal)).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
             match budget.first_mut() {
+                // A steal fills an idle slot, never a queue: a token of our
+                // own files queued behind other work elsewhere waits there
+                // while this node, which needs no transfer to run it, may
+                // fall idle (on a simulated 50-node dataset job, owners ran
+                // dry at 40% of the job and took each other's chunks back).
+                Some(b) if steal && (b.2 == 0 || !b.4) => keep.push_back(t),
                 Some(b) if b.3 > 0 => {
                     b.3 -= 1;
                     b.2 = b.2.saturating_sub(1);
@@ -97,7 +117,7 @@ impl JobEngine {
         }
         let passed = self.queue.len() > keep.len();
         self.queue = keep;
-        for (id, _, free, room) in budget {
+        for (id, _, free, room, _) in budget {
             if let Some(l) = self.loads.get_mut(&id) {
                 l.free = free as u16;
                 l.room = room as u16;
@@ -346,7 +366,13 @@ mod tests {
         assert!(b.sent("work").is_empty(), "nothing leaves while neighbours are busy");
         assert_eq!(b.engine.running.len(), 2);
         assert!(b.outputs.iter().all(|o| matches!(o, JobOutput::Execute { .. })), "run in place, no fetch");
-        // A neighbour falls idle: it may take waiting tokens, one per free slot.
+        // An idle report that arrives with the tokens may be stale (sent
+        // before that neighbour got work of its own): it takes nothing.
+        b.call(|e, c| e.on_load(c, key(2).id(), 2, 4, vec![]));
+        assert!(b.sent("work").is_empty(), "a report as old as the tokens steals nothing");
+        // Still idle a moment later: it may take waiting tokens, one per
+        // free slot.
+        b.now = b.now.plus(STEAL_SETTLE);
         b.call(|e, c| e.on_load(c, key(2).id(), 2, 4, vec![]));
         let stolen = b.sent("work");
         assert_eq!(stolen.len(), 2, "{stolen:?}");
