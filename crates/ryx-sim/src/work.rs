@@ -17,9 +17,13 @@
 //!   node). The core itself bounds how many run at once (its worker slots).
 //!   A liar (`--liars`) returns a plausible wrong partial (one digit changed,
 //!   at a place that depends on the liar, so liars do not collude);
-//! - `Merge`: the decided partials are fetched from live holders and folded
-//!   with the real kernels in unit order, exactly as the daemon does;
-//! - `Decided` (an optimisation for progressive folding) is ignored.
+//! - `Decided`: the home fetches the partial at once (one round trip to a
+//!   live holder) and, for a kind that merges in any order (word count),
+//!   folds it on arrival on one fold lane, as the daemon's fold task does;
+//! - `Merge`: the decided partials are folded with the real kernels in unit
+//!   order (the bytes are the daemon's); its virtual time is the last
+//!   arrival or the fold lane's end, plus a fold for each partial not
+//!   folded yet (fetched at the merge if it was not fetched ahead).
 
 use crate::params::Params;
 use crate::sim::{addr_slot, EvKind, Sim, Violation};
@@ -83,6 +87,19 @@ pub struct World {
     pub stats: WorkStats,
     /// Results merged: (job, time, digest).
     finished: Vec<(ryx_core::jobs::JobId, Time, String)>,
+    /// Partials a home fetched (and, for kinds that fold in any order,
+    /// folded) as units were decided, as the daemon's fold task does.
+    early: HashMap<(usize, ryx_core::jobs::JobId), EarlyFold>,
+}
+
+/// One home's progressive merge of a job, in virtual time.
+#[derive(Default)]
+struct EarlyFold {
+    /// When the fold lane is next free (commutative kinds fold as partials
+    /// arrive; the others are folded at the merge).
+    free_at: u64,
+    /// When each partial fetched ahead arrived here, by digest.
+    arrived: HashMap<String, u64>,
 }
 
 impl World {
@@ -104,6 +121,7 @@ impl World {
             lie_prob: p.lie_prob.clamp(0.0, 1.0),
             stats: WorkStats::default(),
             finished: Vec::new(),
+            early: HashMap::new(),
         }
     }
 
@@ -111,6 +129,7 @@ impl World {
     pub(crate) fn crashed(&mut self, s: usize) {
         self.held[s].clear();
         self.inflight[s].clear();
+        self.early.retain(|(o, _), _| *o != s);
     }
 
     fn holds(&self, s: usize, hash: &str) -> bool {
@@ -235,7 +254,21 @@ impl Sim {
                 let mut parts = Vec::with_capacity(partials.len());
                 let mut missing = Vec::new();
                 let mut slowest = 0;
+                let early = self.world().early.remove(&(s, job.clone())).unwrap_or_default();
+                let commutative = JobSpec::new(&kind, &params).is_ok_and(|j| j.commutative());
+                // Partials still to fold here (commutative kinds folded the
+                // ones fetched ahead already).
+                let mut to_fold = 0u64;
                 for (i, (digest, holders)) in partials.iter().enumerate() {
+                    if let Some(&at) = early.arrived.get(digest.as_str()) {
+                        if self.world().blobs.contains_key(digest.as_str()) {
+                            slowest = slowest.max(at.saturating_sub(now));
+                            to_fold += u64::from(!commutative);
+                            parts.push(self.world().blobs[digest.as_str()].clone());
+                            continue;
+                        }
+                    }
+                    to_fold += 1;
                     if self.world().holds(s, digest) {
                         parts.push(self.world().blobs[digest.as_str()].clone());
                         continue;
@@ -254,7 +287,7 @@ impl Sim {
                 }
                 let w = self.world();
                 w.stats.merges += 1;
-                let at = now + slowest + FOLD_US_PER_UNIT * partials.len() as u64;
+                let at = (now + slowest).max(early.free_at) + FOLD_US_PER_UNIT * to_fold.max(1);
                 let outcome = if missing.is_empty() {
                     match merge_bytes(&kind, &params, &parts) {
                         Ok(bytes) => {
@@ -270,7 +303,27 @@ impl Sim {
                 };
                 self.job_event(s, at, Op::Merged { job, outcome });
             }
-            JobOutput::Decided { .. } => {}
+            JobOutput::Decided { job, kind, params, digest, holders, .. } => {
+                // Fetched at once from the first live holder, and folded on
+                // arrival if the kind folds in any order.
+                let arrive = if self.world().holds(s, &digest) {
+                    Some(now)
+                } else {
+                    let src = holders
+                        .iter()
+                        .filter_map(|a| addr_slot(a, n))
+                        .find(|&o| self.is_alive(o) && self.world().holds(o, &digest));
+                    src.map(|o| now + 2 * self.network_mut().latency_us(s, o))
+                };
+                if let Some(at) = arrive {
+                    let commutative = JobSpec::new(&kind, &params).is_ok_and(|j| j.commutative());
+                    let lane = self.world().early.entry((s, job)).or_default();
+                    if commutative {
+                        lane.free_at = lane.free_at.max(at) + FOLD_US_PER_UNIT;
+                    }
+                    lane.arrived.insert(digest, at);
+                }
+            }
             JobOutput::DropBlob { hash } => {
                 self.world().held[s].remove(hash.as_str());
             }
