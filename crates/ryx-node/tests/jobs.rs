@@ -221,7 +221,9 @@ fn upload_waits_for_far_copies_and_the_job_survives_half_the_nodes_with_those_ho
     }
     assert_eq!(nodes.len(), 6);
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
-    let v = wait_done(&ports, &job, Duration::from_secs(120));
+    let v = try_wait_done(&ports, &job, Duration::from_secs(120)).unwrap_or_else(|e| {
+        panic!("{e}\nhome's neighbours at submit: {home_neighbours:?}\nsurvivors:\n{}", diagnose(&mut nodes))
+    });
     assert_eq!(v.state, JobState::Done, "{v:?}");
     assert_eq!(v.result_digest.as_deref(), Some(want.as_str()), "result differs after killing half the nodes");
     let _ = std::fs::remove_file(file);

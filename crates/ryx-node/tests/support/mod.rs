@@ -160,19 +160,54 @@ pub fn exec_digest(kind: &str, file: &std::path::Path, params: &[&str]) -> Strin
 
 /// Waits until `job` is final as one of `ports` sees it; its view.
 pub fn wait_done(ports: &[u16], job: &ryx_api::JobId, timeout: Duration) -> ryx_api::JobView {
+    try_wait_done(ports, job, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What became of `nodes` (for a failure message): for each, whether its
+/// process still runs, any panic in its log, and the log's last lines.
+#[allow(dead_code)]
+pub fn diagnose(nodes: &mut [NodeProc]) -> String {
+    let mut out = String::new();
+    for n in nodes.iter_mut() {
+        let state = match n.child.try_wait() {
+            Ok(Some(st)) => format!("exited: {st}"),
+            Ok(None) => "running".to_string(),
+            Err(e) => format!("unknown: {e}"),
+        };
+        let log = std::env::temp_dir().join(format!("ryx-test-{}.log", n.port));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let panics: Vec<&str> = lines.iter().copied().filter(|l| l.contains("panicked")).take(3).collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
+        out.push_str(&format!("node {} port {}: {state}; panics: {panics:?}\n    {tail}\n", n.id, n.port));
+    }
+    out
+}
+
+/// As [`wait_done`], but a job that did not finish is an error that says
+/// what each node last answered.
+pub fn try_wait_done(ports: &[u16], job: &ryx_api::JobId, timeout: Duration) -> Result<ryx_api::JobView, String> {
     let mut last = None;
+    let mut errors: std::collections::BTreeMap<u16, String> = Default::default();
     let done = wait_until(timeout, || {
         for p in ports {
-            if let Ok(v) = client(*p).job(job) {
-                let fin = v.is_final();
-                last = Some(v);
-                if fin {
-                    return true;
+            match client(*p).job(job) {
+                Ok(v) => {
+                    let fin = v.is_final();
+                    last = Some(v);
+                    if fin {
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    errors.insert(*p, e.to_string());
                 }
             }
         }
         false
     });
-    assert!(done.is_some(), "job {job} did not finish: {last:?}");
-    last.expect("an answer")
+    match (done, last) {
+        (Some(_), Some(v)) => Ok(v),
+        (_, last) => Err(format!("job {job} did not finish: {last:?}; last errors by port: {errors:?}")),
+    }
 }
