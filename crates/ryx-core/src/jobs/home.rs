@@ -94,6 +94,40 @@ impl JobEngine {
         Ok(id)
     }
 
+    /// Issues again a replica whose lease lapsed: straight to a live node
+    /// that holds its chunk, if this node knows one and holds no copy
+    /// itself (it runs there with no transfer), else into this node's
+    /// queue as at first. After a mass failure the dead owners' units are
+    /// otherwise passed from the home's neighbourhood to nodes that must
+    /// each fetch the chunk, over links busy restoring copies.
+    pub(super) fn reissue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
+        let target = self.homes.get(id).and_then(|h| {
+            let u = h.spec.units.get(unit as usize)?;
+            if ctx.blobs.holds(&u.hash) {
+                return None;
+            }
+            let live: Vec<PeerInfo> = u
+                .holders
+                .iter()
+                .filter(|a| **a != ctx.http)
+                .filter_map(|a| (ctx.peer_at)(*a))
+                .filter(|p| p.id != ctx.me)
+                .collect();
+            // A holder at random: the dead owners' units spread over every
+            // live copy instead of piling up on one, and one that died
+            // unseen is not tried every time.
+            ctx.rng.pick(&live).copied()
+        });
+        match target {
+            Some(p) => {
+                if let Some(t) = self.issue_token(ctx, id, unit, replica) {
+                    ctx.sends.push((p, Message::Work { token: Box::new(t) }));
+                }
+            }
+            None => self.issue(ctx, id, unit, replica),
+        }
+    }
+
     /// Issues a replica's token into this node's queue.
     pub(super) fn issue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
         if let Some(t) = self.issue_token(ctx, id, unit, replica) {
@@ -688,5 +722,44 @@ mod tests {
         assert_eq!(s.result_digest.as_deref(), Some(r.as_str()));
         assert!(s.confirmations.is_empty() && s.appointment.is_none(), "the creator's word needs no one");
         assert!(!b.sent("job_finished").is_empty());
+    }
+
+    #[test]
+    fn a_lapsed_unit_goes_straight_to_a_live_holder_of_its_chunk() {
+        for known in [false, true] {
+            let mut b = Bench::new(5, &[2]);
+            if known {
+                // Node 1 holds the chunk (units() lists its address), and
+                // this node knows it.
+                b.peers.push((addr(1), peer(1)));
+            }
+            b.call(|e, c| e.on_load(c, key(2).id(), 2, 4, vec![]));
+            // Two units this node fetches and runs itself, two it keeps
+            // queued, one it passes to its idle neighbour.
+            let id = b.submit(units(5), 1);
+            let first = b.sent("work");
+            assert_eq!(first.len(), 1, "one token went to the idle neighbour: {first:?}");
+            assert_eq!(first[0].0.id, key(2).id());
+            let unit_of = |m: &Message| match m {
+                Message::Work { token } => token.unit,
+                _ => u32::MAX,
+            };
+            let lapsed = unit_of(&first[0].1);
+            // The neighbour dies silently: the lease lapses.
+            b.sends.clear();
+            b.advance(1_000);
+            let again: Vec<NodeId> =
+                b.sent("work").iter().filter(|(_, m)| unit_of(m) == lapsed).map(|(to, _)| to.id).collect();
+            if known {
+                assert_eq!(again, vec![key(1).id()], "straight to the holder");
+            } else {
+                // Into this node's queue, as at first, and from there to
+                // whoever has room.
+                let here =
+                    b.engine.queue.iter().any(|t| t.unit == lapsed) || b.engine.running.keys().any(|k| k.1 == lapsed);
+                assert!(here || again == vec![key(2).id()], "{again:?}");
+            }
+            assert!(b.call(|e, _| e.homes[id.as_str()].stats.reissued) >= 1);
+        }
     }
 }

@@ -142,6 +142,9 @@ pub struct Ctx<'a> {
     pub wants: Vec<Hash>,
     /// Messages refused, by reason (the node counts them).
     pub rejected: Vec<&'static str>,
+    /// The node at an HTTP address, if this node knows it (from the
+    /// neighbour lists it learned) and has not seen it die.
+    pub peer_at: &'a dyn Fn(SocketAddr) -> Option<PeerInfo>,
 }
 
 #[derive(Clone, Debug)]
@@ -520,7 +523,7 @@ impl JobEngine {
                         }
                     }
                 }
-                self.issue(ctx, id, u, r);
+                self.reissue(ctx, id, u, r);
             }
             if let Some(u) = give_up {
                 if let Some(h) = self.homes.get_mut(id.as_str()) {

@@ -19,6 +19,8 @@ pub struct Bench {
     pub summaries: Vec<JobSummary>,
     pub penalties: Vec<NodeId>,
     pub rejected: Vec<&'static str>,
+    /// Nodes this one knows by HTTP address (`Ctx::peer_at`).
+    pub peers: Vec<(SocketAddr, PeerInfo)>,
 }
 
 /// The address of test node `n`.
@@ -62,6 +64,7 @@ impl Bench {
             summaries: Vec::new(),
             penalties: Vec::new(),
             rejected: Vec::new(),
+            peers: Vec::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl Bench {
     pub fn call<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
         let me = self.identity.id();
         let http = addr(me.0 % 1000);
+        let peers = &self.peers;
         let mut ctx = Ctx {
             now: self.now,
             wall: self.now,
@@ -90,6 +94,7 @@ impl Bench {
             penalties: Vec::new(),
             wants: Vec::new(),
             rejected: Vec::new(),
+            peer_at: &|a| peers.iter().find(|(h, _)| *h == a).map(|(_, p)| *p),
         };
         let r = f(&mut self.engine, &mut ctx);
         let Ctx { sends, outputs, summaries, penalties, rejected, .. } = ctx;

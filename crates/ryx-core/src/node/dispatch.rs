@@ -29,11 +29,16 @@ impl Node {
             }
         }
         let neighbour = self.active.get(&env.from).is_some_and(|p| p.addr == src);
-        // A job's creator sends the first replica of a unit over data in a
-        // node's own files straight to that node, neighbour or not.
-        let from_creator =
-            matches!(&env.msg, Message::Work { token } if crate::jobs::job_creator(&token.job) == Some(env.from));
-        if !neighbour && !env.msg.open_to_strangers() && !from_creator {
+        // A job's home sends work straight to the node that holds the
+        // data, neighbour or not: its creator the first replica of a unit
+        // over a node's own files, any home (an heir that took over, too)
+        // a unit whose lease lapsed. The home is the creator, or the one
+        // the job's summary here names.
+        let from_home = !neighbour
+            && matches!(&env.msg, Message::Work { token }
+                if crate::jobs::job_creator(&token.job) == Some(env.from)
+                    || self.job(&token.job).is_some_and(|s| s.home == env.from));
+        if !neighbour && !env.msg.open_to_strangers() && !from_home {
             self.metrics.count_rejected("not_neighbor");
             return false;
         }

@@ -9,7 +9,15 @@ impl Node {
     pub(super) fn with_jobs<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
         let neighbors = self.active.iter().map(|(id, p)| (*id, p.addr)).collect();
         let wall = self.wall();
+        let (topology, tombstones) = (&self.topology, &self.tombstones);
+        let peer_at = move |http: SocketAddr| {
+            topology
+                .iter()
+                .find(|(id, e)| e.list.http == Some(http) && !tombstones.contains_key(*id))
+                .map(|(id, e)| PeerInfo { id: *id, addr: e.list.addr })
+        };
         let mut ctx = Ctx {
+            peer_at: &peer_at,
             now: self.now,
             wall,
             me: self.id,
