@@ -94,16 +94,21 @@ impl JobEngine {
         Ok(id)
     }
 
-    /// Issues again a replica whose lease lapsed: straight to a live node
-    /// that holds its chunk, if this node knows one and holds no copy
-    /// itself (it runs there with no transfer), else into this node's
-    /// queue as at first. After a mass failure the dead owners' units are
-    /// otherwise passed from the home's neighbourhood to nodes that must
-    /// each fetch the chunk, over links busy restoring copies.
+    /// Issues again a replica whose lease lapsed. The first time: straight
+    /// to a live node that holds its chunk, if this node knows one, holds
+    /// no copy itself, and that node has not run the unit already (it runs
+    /// there with no transfer). After a mass failure the dead owners' units
+    /// are otherwise passed from the home's neighbourhood to nodes that
+    /// must each fetch the chunk, over links busy restoring copies. Every
+    /// other time, and when no such holder is known, into this node's queue
+    /// as at first: a holder that died unseen, or one whose address this
+    /// node cannot map (the live holders a search found may not be in its
+    /// neighbour lists yet), must not be the only way a unit can run.
     pub(super) fn reissue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
         let target = self.homes.get(id).and_then(|h| {
             let u = h.spec.units.get(unit as usize)?;
-            if ctx.blobs.holds(&u.hash) {
+            let us = h.unit_state.get(unit as usize)?;
+            if us.reissues != 1 || ctx.blobs.holds(&u.hash) {
                 return None;
             }
             let live: Vec<PeerInfo> = u
@@ -111,7 +116,7 @@ impl JobEngine {
                 .iter()
                 .filter(|a| **a != ctx.http)
                 .filter_map(|a| (ctx.peer_at)(*a))
-                .filter(|p| p.id != ctx.me)
+                .filter(|p| p.id != ctx.me && !us.results.contains_key(&p.id))
                 .collect();
             // A holder at random: the dead owners' units spread over every
             // live copy instead of piling up on one, and one that died
