@@ -70,6 +70,11 @@ impl JobEngine {
         let mut job = HomeJob::start(start, ctx.now);
         job.yield_to = job.spec.heirs.iter().map(|p| p.id).collect();
         job.appointment = Some(appoint(ctx, &id, &job.spec.heirs, None));
+        // The record goes out now and once more half a second later (the
+        // next tick after that sends it again): now it leaves in a burst
+        // with every unit's token, and an heir that lost one of its pages
+        // could never take over (it needs them all).
+        job.record_dirty = true;
         self.homes.insert(JobId::from(id.clone()), job);
         self.send_record(ctx, &id);
         // Issue every replica of every unit into our own queue: from here
@@ -766,5 +771,19 @@ mod tests {
             }
             assert!(b.call(|e, _| e.homes[id.as_str()].stats.reissued) >= 1);
         }
+    }
+
+    #[test]
+    fn the_record_goes_to_the_heirs_twice_at_submit_then_only_on_change() {
+        let mut b = Bench::new(1, &[2, 3]);
+        b.submit(units(30), 1);
+        // 30 units: two pages, to each of two heirs.
+        let first = b.sent("job_record").len();
+        assert_eq!(first, 4);
+        b.advance(600);
+        assert_eq!(b.sent("job_record").len(), 2 * first, "sent again outside the submit's burst");
+        b.advance(1_000);
+        b.advance(1_000);
+        assert_eq!(b.sent("job_record").len(), 2 * first, "then only when it changes");
     }
 }
