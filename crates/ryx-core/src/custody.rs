@@ -133,6 +133,18 @@ impl Custody {
         self.kept.get(h)
     }
 
+    /// The other nodes that confirmed keeping blob `h` and are not known
+    /// dead, in id order.
+    pub fn live_keepers(&self, me: NodeId, h: &str) -> Vec<Keeper> {
+        self.kept.get(h).map_or_else(Vec::new, |k| {
+            k.keepers
+                .values()
+                .filter(|(p, confirmed)| *confirmed && p.id != me && !self.dead.contains(&p.id))
+                .map(|(p, _)| *p)
+                .collect()
+        })
+    }
+
     /// Blobs in custody here.
     pub fn len(&self) -> usize {
         self.kept.len()

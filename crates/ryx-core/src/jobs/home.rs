@@ -83,7 +83,9 @@ impl JobEngine {
         let n = self.homes.get(id.as_str()).map_or(0, |h| h.spec.units.len());
         for u in 0..n {
             for r in 0..redundancy {
-                let owner = place.owners.get(u).copied().flatten().filter(|o| r == 0 && o.id != ctx.me);
+                // Every replica goes to the owner: it runs the first and
+                // hands the others to nodes keeping copies (see `schedule`).
+                let owner = place.owners.get(u).copied().flatten().filter(|o| o.id != ctx.me);
                 match owner {
                     Some(o) => {
                         if let Some(t) = self.issue_token(ctx, &id, u as u32, r) {
@@ -660,7 +662,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dataset_job_sends_each_units_first_replica_to_its_owner_and_names_its_snapshot() {
+    fn a_dataset_job_sends_each_units_replicas_to_its_owner_and_names_its_snapshot() {
         let mut b = Bench::new(1, &[2, 3]);
         let us = units(3);
         // Unit 0 lies on far node 7, unit 1 on this node, unit 2 nowhere known.
@@ -678,10 +680,12 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(direct.len(), 1, "{direct:?}");
-        assert_eq!((direct[0].0, direct[0].1.unit, direct[0].1.replica), (peer(7), 0, 0));
+        // Every replica of unit 0 goes to its owner (which hands the second
+        // to a node keeping a copy); the others start here.
+        let sent: Vec<(PeerInfo, u32, u8)> = direct.iter().map(|(to, t)| (*to, t.unit, t.replica)).collect();
+        assert_eq!(sent, vec![(peer(7), 0, 0), (peer(7), 0, 1)], "{direct:?}");
         let queued = b.engine.queue.len() + b.engine.running.len();
-        assert_eq!(queued, 5, "the other replicas start at the home");
+        assert_eq!(queued, 4, "the other units' replicas start at the home");
         assert_eq!(b.summaries.last().and_then(|s| s.dataset.clone()), Some(tag.clone()));
         let records = b.sent("job_record");
         let Message::JobRecord { record } = &records[0].1 else { unreachable!() };

@@ -145,6 +145,9 @@ pub struct Ctx<'a> {
     /// The node at an HTTP address, if this node knows it (from the
     /// neighbour lists it learned) and has not seen it die.
     pub peer_at: &'a dyn Fn(SocketAddr) -> Option<PeerInfo>,
+    /// The other live nodes keeping a copy of a blob of this node's own
+    /// files (custody, `--source-copies`).
+    pub keepers_of: &'a dyn Fn(&str) -> Vec<PeerInfo>,
 }
 
 #[derive(Clone, Debug)]

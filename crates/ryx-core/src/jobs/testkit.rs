@@ -21,6 +21,8 @@ pub struct Bench {
     pub rejected: Vec<&'static str>,
     /// Nodes this one knows by HTTP address (`Ctx::peer_at`).
     pub peers: Vec<(SocketAddr, PeerInfo)>,
+    /// Nodes keeping copies of this node's own chunks (`Ctx::keepers_of`).
+    pub keepers: Vec<(String, PeerInfo)>,
 }
 
 /// The address of test node `n`.
@@ -65,6 +67,7 @@ impl Bench {
             penalties: Vec::new(),
             rejected: Vec::new(),
             peers: Vec::new(),
+            keepers: Vec::new(),
         }
     }
 
@@ -76,7 +79,7 @@ impl Bench {
     pub fn call<R>(&mut self, f: impl FnOnce(&mut JobEngine, &mut Ctx<'_>) -> R) -> R {
         let me = self.identity.id();
         let http = addr(me.0 % 1000);
-        let peers = &self.peers;
+        let (peers, keepers) = (&self.peers, &self.keepers);
         let mut ctx = Ctx {
             now: self.now,
             wall: self.now,
@@ -95,6 +98,7 @@ impl Bench {
             wants: Vec::new(),
             rejected: Vec::new(),
             peer_at: &|a| peers.iter().find(|(h, _)| *h == a).map(|(_, p)| *p),
+            keepers_of: &|h| keepers.iter().filter(|(k, _)| k == h).map(|(_, p)| *p).collect(),
         };
         let r = f(&mut self.engine, &mut ctx);
         let Ctx { sends, outputs, summaries, penalties, rejected, .. } = ctx;

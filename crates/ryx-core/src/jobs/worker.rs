@@ -15,6 +15,28 @@ impl JobEngine {
 
     /// Starts what can run here and passes on what cannot.
     pub fn schedule(&mut self, ctx: &mut Ctx<'_>) {
+        // 0. Other replicas of units over this node's own files go to the
+        // nodes keeping copies of them, one each (replica r to the r-th):
+        // they run them with no transfer, and a unit's replicas land on
+        // distinct nodes. Without copies kept, they travel as usual.
+        let mut i = 0;
+        while i < self.queue.len() {
+            let forward = self.queue.get(i).and_then(|t| {
+                if t.replica == 0 || !ctx.blobs.is_local(&t.chunk) {
+                    return None;
+                }
+                let keepers = (ctx.keepers_of)(&t.chunk);
+                keepers.get((t.replica as usize - 1) % keepers.len().max(1)).copied()
+            });
+            match forward {
+                Some(to) => {
+                    if let Some(t) = self.queue.remove(i) {
+                        ctx.sends.push((to, Message::Work { token: Box::new(t) }));
+                    }
+                }
+                None => i += 1,
+            }
+        }
         // 1. Run what we can: units whose chunk is held here first (no
         // transfer), then the rest in arrival order.
         for local_only in [true, false] {
@@ -388,5 +410,32 @@ mod tests {
         b.call(|e, c| e.on_work(c, token(&job, 0, &name("c"))));
         assert!(b.engine.queue.is_empty() && b.engine.running.is_empty());
         assert!(b.outputs.is_empty());
+    }
+
+    #[test]
+    fn other_replicas_of_its_own_chunks_go_to_the_nodes_keeping_copies() {
+        let mut b = Bench::new(5, &[1, 2]);
+        let job = format!("{}{:016x}", key(1).id(), 4);
+        let chunk = name("own");
+        assert!(b.blobs.set_local(Hash::from(chunk.as_str()), 100, true));
+        b.keepers = vec![(chunk.clone(), peer(7)), (chunk.clone(), peer(8))];
+        for r in 0..3u8 {
+            b.call(|e, c| e.on_work(c, WorkToken { replica: r, ..token(&job, 0, &chunk) }));
+        }
+        let sent: Vec<(NodeId, u8)> = b
+            .sent("work")
+            .iter()
+            .filter_map(|(to, m)| match m {
+                Message::Work { token } => Some((to.id, token.replica)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![(key(7).id(), 1), (key(8).id(), 2)], "replica r to the r-th keeper");
+        assert_eq!(b.engine.running.len(), 1, "the first runs here");
+        // With no copies kept, another replica stays to travel as usual.
+        b.keepers.clear();
+        b.sends.clear();
+        b.call(|e, c| e.on_work(c, WorkToken { replica: 1, ..token(&job, 1, &chunk) }));
+        assert!(b.sent("work").is_empty());
     }
 }

@@ -29,14 +29,17 @@ impl Node {
             }
         }
         let neighbour = self.active.get(&env.from).is_some_and(|p| p.addr == src);
-        // A job's home sends work straight to the node that holds the
-        // data, neighbour or not: its creator the first replica of a unit
-        // over a node's own files, any home (an heir that took over, too)
-        // a unit whose lease lapsed. The home is the creator, or the one
-        // the job's summary here names.
+        // Work goes straight to the node that holds the data, neighbour
+        // or not: from a job's creator, the first replica of a unit over a
+        // node's own files; from that node, the other replicas to the
+        // nodes keeping copies for it (custody names it as the origin);
+        // from any home (an heir that took over, too), a unit whose lease
+        // lapsed (the home is the creator, or the one the job's summary
+        // here names).
         let from_home = !neighbour
             && matches!(&env.msg, Message::Work { token }
                 if crate::jobs::job_creator(&token.job) == Some(env.from)
+                    || self.custody.get(&token.chunk).is_some_and(|k| k.cert.origin == env.from)
                     || self.job(&token.job).is_some_and(|s| s.home == env.from));
         if !neighbour && !env.msg.open_to_strangers() && !from_home {
             self.metrics.count_rejected("not_neighbor");

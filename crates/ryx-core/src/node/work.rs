@@ -16,8 +16,13 @@ impl Node {
                 .find(|(id, e)| e.list.http == Some(http) && !tombstones.contains_key(*id))
                 .map(|(id, e)| PeerInfo { id: *id, addr: e.list.addr })
         };
+        let (custody, me) = (&self.custody, self.id);
+        let keepers_of = move |h: &str| {
+            custody.live_keepers(me, h).into_iter().map(|k| PeerInfo { id: k.id, addr: k.addr }).collect()
+        };
         let mut ctx = Ctx {
             peer_at: &peer_at,
+            keepers_of: &keepers_of,
             now: self.now,
             wall,
             me: self.id,
