@@ -272,8 +272,11 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
             "2,4",
             "--job",
             "log-analysis",
+            // Large enough that a job outlasts a few 200 ms progress
+            // summaries: at 16 MiB a 2-node run once finished in 0.26 s,
+            // before its 10% could be seen, and nothing was killed.
             "--size",
-            "16MiB",
+            "64MiB",
             "--kill",
             "50%",
             "--at",
