@@ -100,6 +100,8 @@ struct EarlyFold {
     free_at: u64,
     /// When each partial fetched ahead arrived here, by digest.
     arrived: HashMap<String, u64>,
+    /// Whether the job's kind folds in any order.
+    commutative: bool,
 }
 
 impl World {
@@ -184,6 +186,12 @@ impl Sim {
     fn job_event(&mut self, s: usize, at: u64, op: Op) {
         let inc = self.inc(s);
         self.push(at, EvKind::Job { slot: s as u32, inc, op: Box::new(op) });
+    }
+
+    /// The first live slot among `holders` that holds blob `digest`.
+    fn live_holder(&mut self, digest: &str, holders: &[std::net::SocketAddr]) -> Option<usize> {
+        let n = self.slots.len();
+        holders.iter().filter_map(|a| addr_slot(a, n)).find(|&o| self.is_alive(o) && self.world().holds(o, digest))
     }
 
     /// Carries out one request of slot `s`'s job engine.
@@ -273,11 +281,7 @@ impl Sim {
                         parts.push(self.world().blobs[digest.as_str()].clone());
                         continue;
                     }
-                    let src = holders
-                        .iter()
-                        .filter_map(|a| addr_slot(a, n))
-                        .find(|&o| self.is_alive(o) && self.world().holds(o, digest));
-                    match src {
+                    match self.live_holder(digest, holders) {
                         Some(o) => {
                             slowest = slowest.max(2 * self.network_mut().latency_us(s, o));
                             parts.push(self.world().blobs[digest.as_str()].clone());
@@ -309,16 +313,15 @@ impl Sim {
                 let arrive = if self.world().holds(s, &digest) {
                     Some(now)
                 } else {
-                    let src = holders
-                        .iter()
-                        .filter_map(|a| addr_slot(a, n))
-                        .find(|&o| self.is_alive(o) && self.world().holds(o, &digest));
+                    let src = self.live_holder(&digest, &holders);
                     src.map(|o| now + 2 * self.network_mut().latency_us(s, o))
                 };
                 if let Some(at) = arrive {
-                    let commutative = JobSpec::new(&kind, &params).is_ok_and(|j| j.commutative());
-                    let lane = self.world().early.entry((s, job)).or_default();
-                    if commutative {
+                    let lane = self.world().early.entry((s, job)).or_insert_with(|| EarlyFold {
+                        commutative: JobSpec::new(&kind, &params).is_ok_and(|j| j.commutative()),
+                        ..EarlyFold::default()
+                    });
+                    if lane.commutative {
                         lane.free_at = lane.free_at.max(at) + FOLD_US_PER_UNIT;
                     }
                     lane.arrived.insert(digest, at);
