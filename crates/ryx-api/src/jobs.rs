@@ -144,6 +144,11 @@ pub struct Progress {
 /// A job's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStats {
+    /// Combine steps of the job's merge tree decided: partials folded on
+    /// the nodes holding them before the home merged (0: the home merged
+    /// every unit's partial).
+    #[serde(default)]
+    pub combines: u64,
     /// Results that disagreed with the majority.
     pub disagreements: u64,
     /// Wall time from creation to the final state, ms (none while running).

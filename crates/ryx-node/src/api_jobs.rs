@@ -858,6 +858,7 @@ fn job_view(j: &JobSummary, result: Option<Value>) -> JobView {
         result_digest: j.result_digest.clone(),
         state: job_state(j.state),
         stats: ryx_api::JobStats {
+            combines: st.combines,
             disagreements: st.disagreements,
             elapsed_ms: st.elapsed_ms,
             extra_replicas: st.extra_replicas,

@@ -207,6 +207,14 @@ pub struct DaemonArgs {
     /// Kernel threads (work units run at once; default: all cores).
     #[arg(long, env = "RYX_WORKERS")]
     pub workers: Option<usize>,
+    /// Fan-in of the merge tree of jobs homed here: partial results fold
+    /// in steps of this many on the nodes holding them, and the home
+    /// merges at most this many (2–32). 0: the home folds every unit's
+    /// partial itself as it is decided, which is faster when every node
+    /// shares the same few cores (one machine): a tree decodes and
+    /// encodes every partial once more (docs/performance.md).
+    #[arg(long, env = "RYX_MERGE_FAN_IN", default_value_t = 16, value_parser = clap::value_parser!(u16).range(0..=32))]
+    pub merge_fan_in: u16,
     /// Size of a work unit: uploads are cut at line ends into chunks of
     /// about this many bytes.
     #[arg(long, env = "RYX_CHUNK_SIZE", default_value = "4MiB", value_parser = parse_size)]
@@ -332,7 +340,11 @@ impl DaemonArgs {
             default_energy: self.default_energy,
             memory_limit: self.memory_limit,
             zone: self.zone.clone(),
-            jobs: ryx_core::jobs::JobConfig { worker_slots: self.workers(), ..Default::default() },
+            jobs: ryx_core::jobs::JobConfig {
+                worker_slots: self.workers(),
+                merge_fan_in: self.merge_fan_in,
+                ..Default::default()
+            },
             ..NodeConfig::default()
         }
     }

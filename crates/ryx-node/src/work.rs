@@ -45,6 +45,7 @@ impl Input {
 pub struct Services {
     loop_tx: mpsc::Sender<Command>,
     pool_tx: std::sync::mpsc::Sender<Task>,
+    faults: Faults,
 }
 
 impl Services {
@@ -74,35 +75,13 @@ impl Services {
                         }))
                         .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()))
                     });
-                    let token = task.token;
-                    let cmd: Command = Box::new(move |s: &mut State| {
-                        let now = s.clock.now();
-                        match outcome {
-                            Ok((digest, bytes)) => {
-                                let size = bytes.len() as u64;
-                                match s.node.blob_put(now, &digest, size, BlobKind::Partial, false) {
-                                    Ok(()) => {
-                                        s.store.insert(digest.clone(), bytes);
-                                        s.node.work_done(now, &token.job, token.unit, token.replica, Ok(digest));
-                                    }
-                                    Err(e) => {
-                                        s.node.work_done(now, &token.job, token.unit, token.replica, Err(e.to_string()))
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(job = %token.job, unit = token.unit, "kernel failed: {e}");
-                                s.node.work_done(now, &token.job, token.unit, token.replica, Err(e));
-                            }
-                        }
-                    });
-                    if tx.blocking_send(cmd).is_err() {
+                    if tx.blocking_send(unit_done(task.token, outcome)).is_err() {
                         return;
                     }
                 }
             });
         }
-        Services { loop_tx, pool_tx }
+        Services { loop_tx, pool_tx, faults }
     }
 
     /// Carries out one request of the job engine.
@@ -174,6 +153,14 @@ impl Services {
                     st.node.work_done(now, &token.job, token.unit, token.replica, Err("chunk not held".into()));
                 }
             },
+            JobOutput::Combine { token } => {
+                let held: Vec<Option<Bytes>> = token.inputs.iter().map(|i| st.store.get(&i.digest)).collect();
+                let (tx, corrupt) = (self.loop_tx.clone(), chance(self.faults.corrupt_results));
+                tokio::spawn(async move {
+                    let outcome = combine(&token, held, corrupt).await;
+                    let _ = tx.send(unit_done(token, outcome)).await;
+                });
+            }
             JobOutput::Decided { job, kind, params, units, unit, digest, holders } => {
                 let folder = match st.merges.get(&job) {
                     Some(f) => f.clone(),
@@ -255,17 +242,85 @@ async fn fetch_with_retries(
     r
 }
 
+/// What the event loop does when a unit (or combine step) ran: store its
+/// partial and tell the core, or tell it the run failed.
+fn unit_done(token: WorkToken, outcome: Result<(String, Bytes), String>) -> Command {
+    Box::new(move |s: &mut State| {
+        let now = s.clock.now();
+        match outcome {
+            Ok((digest, bytes)) => {
+                let size = bytes.len() as u64;
+                match s.node.blob_put(now, &digest, size, BlobKind::Partial, false) {
+                    Ok(()) => {
+                        s.store.insert(digest.clone(), bytes);
+                        s.node.work_done(now, &token.job, token.unit, token.replica, Ok(digest));
+                    }
+                    Err(e) => s.node.work_done(now, &token.job, token.unit, token.replica, Err(e.to_string())),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %token.job, unit = token.unit, "kernel failed: {e}");
+                s.node.work_done(now, &token.job, token.unit, token.replica, Err(e));
+            }
+        }
+    })
+}
+
 fn run_kernel(token: &WorkToken, chunk: &[u8], corrupt: bool) -> Result<(String, Bytes), String> {
     let spec = JobSpec::new(&token.kind, &token.params).map_err(|e| e.to_string())?;
     let partial = spec.map(chunk).map_err(|e| e.to_string())?;
-    let mut bytes = partial.to_bytes();
+    Ok(encode_partial(partial.to_bytes(), corrupt))
+}
+
+/// True with probability `p` (fault injection only: a counter mixed with
+/// the clock, no generator to share).
+fn chance(p: f64) -> bool {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if p <= 0.0 {
+        return false;
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut x = nanos ^ NEXT.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    ((x >> 11) as f64 / (1u64 << 53) as f64) < p
+}
+
+/// A partial's bytes and digest; `corrupt` (fault injection) changes one
+/// digit, a plausible lie of the same shape.
+fn encode_partial(mut bytes: Vec<u8>, corrupt: bool) -> (String, Bytes) {
     if corrupt {
-        // A plausible lie: the same shape with one digit changed.
         if let Some(d) = bytes.iter_mut().find(|b| b.is_ascii_digit()) {
             *d = if *d == b'9' { b'1' } else { *d + 1 };
         }
     }
-    Ok((ryx_compute::digest_hex(&bytes), Bytes::from(bytes)))
+    (ryx_compute::digest_hex(&bytes), Bytes::from(bytes))
+}
+
+/// Runs a combine step of a merge tree: fetches the inputs not `held`
+/// here, checks each against its name, folds them in order (off the event
+/// loop) into one partial.
+async fn combine(token: &WorkToken, held: Vec<Option<Bytes>>, corrupt: bool) -> Result<(String, Bytes), String> {
+    let mut parts = Vec::with_capacity(token.inputs.len());
+    for (i, have) in token.inputs.iter().zip(held) {
+        match have {
+            Some(b) => parts.push(b),
+            None => {
+                let b = client::fetch_blob(&i.digest, None, &i.holders).await.map_err(|e| e.to_string())?;
+                parts.push(b);
+            }
+        }
+    }
+    let (kind, params) = (token.kind.clone(), token.params.clone());
+    let folded = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let spec = JobSpec::new(&kind, &params).map_err(|e| e.to_string())?;
+        let acc = spec.fold_encoded(None, &parts).map_err(|e| e.to_string())?;
+        Ok(acc.unwrap_or_else(|| spec.empty_partial()).to_bytes())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(encode_partial(folded, corrupt))
 }
 
 async fn merge(

@@ -112,6 +112,10 @@ fn a_job_sent_to_a_node_holding_nothing_equals_exec_over_the_canonical_concatena
         assert_eq!((d.name.as_str(), d.nodes, d.bytes), ("app", 4, bytes));
         assert_eq!(Some(&d), s.dataset.as_ref());
         assert_eq!((v.progress.bytes_done, v.progress.bytes_total), (bytes, bytes));
+        // More than 16 units (the default fan-in): partials were folded
+        // along the merge tree, exactly.
+        let units = v.progress.units_total as u64;
+        assert!(units > 16 && v.stats.combines == units.div_ceil(16), "{units} units: {:?}", v.stats);
     }
 
     // The entry lists the dataset with what each holder announced.

@@ -32,7 +32,7 @@ use clap::ValueEnum;
 use ryx_core::blobs::Hash;
 use ryx_core::identity::{Hex32, Hex64, Identity, Proof};
 use ryx_core::jobs::{
-    BlobRef, Decision, GradientEntry, JobId, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken,
+    BlobRef, Decision, GradientEntry, JobId, JobRecordPage, JobReport, PartialRef, UnitRef, UnitResult, WorkToken,
 };
 use ryx_core::rng::Rng;
 use ryx_core::wire::{
@@ -275,12 +275,19 @@ impl Byzantine {
                     job: job.clone(),
                     unit: self.rng.next_u64() as u32,
                     replica: 250,
-                    chunk: Hash::from(hash),
+                    chunk: Hash::from(hash.as_str()),
                     size: blob.size,
                     holders: vec![slot_addr(v.me)],
                     kind: "word-count".into(),
                     params: serde_json::json!({}),
                     energy: self.energy(),
+                    // Half of them a combine step whose inputs do not give
+                    // its name.
+                    inputs: if self.rng.chance(0.5) {
+                        vec![PartialRef { digest: Hash::from(hash), holders: vec![slot_addr(v.me)] }]
+                    } else {
+                        Vec::new()
+                    },
                 }),
             },
             20 => Message::JobReport { report: Box::new(self.report(&job, victim, None)) },
@@ -295,6 +302,8 @@ impl Byzantine {
                     heirs: vec![peer; 8],
                     total_units: 65_536,
                     offset: u32::MAX - 3,
+                    // Any fan-in, the wire's bound included.
+                    fan_in: (self.rng.next_u64() % 40) as u16,
                     units: vec![
                         UnitRef { hash: Hash::from(hash), size: 1, holders: vec![slot_addr(v.me)] };
                         ryx_core::jobs::UNITS_PER_PAGE

@@ -166,6 +166,18 @@ pub struct Params {
     /// map one unit, in milliseconds (50 ms for 4 MiB is ~84 MB/s per slot).
     #[arg(long, default_value_t = 50.0)]
     pub unit_ms: f64,
+    /// Job scenario: virtual time to fold one partial into a merge, in
+    /// microseconds (at the home, and in a merge tree's combine steps).
+    /// The default prices a fold as nearly free; a real word-count partial
+    /// of a 4 MiB unit takes about 28 ms to decode and fold (`cargo run
+    /// --release -p ryx-compute --example bench_fold`), so `--fold-us
+    /// 16000` (a third of `--unit-ms`, as measured) is the realistic price.
+    #[arg(long, default_value_t = 50)]
+    pub fold_us: u64,
+    /// Job scenario: fan-in of the job's merge tree (as `ryx-node
+    /// --merge-fan-in`; 0: the home folds every partial).
+    #[arg(long, default_value_t = 16)]
+    pub merge_fan_in: u16,
     /// Job scenario: each node's upload bandwidth for blob transfers, MB/s.
     #[arg(long, default_value_t = 125.0)]
     pub bandwidth_mbps: f64,
@@ -334,6 +346,8 @@ impl Params {
         flag("unit-kib", self.unit_kib != d.unit_kib, self.unit_kib.to_string());
         flag("unit-mib", self.unit_mib != d.unit_mib, self.unit_mib.to_string());
         flag("unit-ms", self.unit_ms != d.unit_ms, self.unit_ms.to_string());
+        flag("fold-us", self.fold_us != d.fold_us, self.fold_us.to_string());
+        flag("merge-fan-in", self.merge_fan_in != d.merge_fan_in, self.merge_fan_in.to_string());
         flag("bandwidth-mbps", self.bandwidth_mbps != d.bandwidth_mbps, self.bandwidth_mbps.to_string());
         flag("redundancy", self.redundancy != d.redundancy, self.redundancy.to_string());
         flag("liars", self.liars != d.liars, self.liars.to_string());

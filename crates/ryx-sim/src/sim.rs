@@ -297,6 +297,7 @@ impl Sim {
             cfg.memory_limit = cfg.memory_limit.max((3.0 * input) as u64);
             cfg.blob_energy = p.blob_energy.unwrap_or(cfg.blob_energy);
             cfg.blob_fanout = p.blob_fanout.unwrap_or(cfg.blob_fanout);
+            cfg.jobs.merge_fan_in = p.merge_fan_in;
         }
         // `main` refuses settings that do not apply before any run starts.
         let cfg = p.core_config(cfg.clone()).unwrap_or(cfg);

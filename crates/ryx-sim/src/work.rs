@@ -19,7 +19,12 @@
 //!   at a place that depends on the liar, so liars do not collude);
 //! - `Decided`: the home fetches the partial at once (one round trip to a
 //!   live holder) and, for a kind that merges in any order (word count),
-//!   folds it on arrival on one fold lane, as the daemon's fold task does;
+//!   folds it on arrival on one fold lane (`--fold-us` per partial), as
+//!   the daemon's fold task does;
+//! - `Combine` (a step of the job's merge tree): each input not held here
+//!   arrives a round trip plus its bytes at the link's rate after the step
+//!   starts (partials are not queued behind chunk transfers, as the home's
+//!   fetches are not), then one fold per input (`--fold-us` each);
 //! - `Merge`: the decided partials are folded with the real kernels in unit
 //!   order (the bytes are the daemon's); its virtual time is the last
 //!   arrival or the fold lane's end, plus a fold for each partial not
@@ -39,8 +44,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 const MIB: f64 = 1024.0 * 1024.0;
-/// Virtual time to fold one partial into the running merge.
-const FOLD_US_PER_UNIT: u64 = 50;
 
 /// A job-driver action that finished at a node.
 pub(crate) enum Op {
@@ -83,6 +86,8 @@ pub struct World {
     bytes_per_us: f64,
     slow_factor: f64,
     lie_prob: f64,
+    /// Virtual time to fold one partial (`--fold-us`).
+    fold_us: u64,
     /// Counters.
     pub stats: WorkStats,
     /// Results merged: (job, time, digest).
@@ -118,6 +123,7 @@ impl World {
             honest: HashMap::new(),
             rng,
             unit_us_per_byte: p.unit_ms.max(0.0) * 1000.0 / unit_bytes,
+            fold_us: p.fold_us,
             bytes_per_us: (p.bandwidth_mbps * 1e6 / 1e6).max(1e-6),
             slow_factor: p.slow_factor.max(1.0),
             lie_prob: p.lie_prob.clamp(0.0, 1.0),
@@ -149,6 +155,30 @@ impl World {
             let bytes = self.blobs.get(chunk).ok_or("chunk bytes unknown")?.clone();
             let spec = JobSpec::new(kind, params).map_err(|e| e.to_string())?;
             let partial = spec.map(&bytes).map_err(|e| e.to_string())?.to_bytes();
+            let d = digest_hex(&partial);
+            self.blobs.insert(d.clone(), partial.into());
+            Ok::<String, String>(d)
+        })();
+        self.honest.insert(key, r.clone());
+        r
+    }
+
+    /// The honest partial of a combine step (its inputs folded in order),
+    /// computed once per step name.
+    fn combined_partial(&mut self, token: &WorkToken) -> Result<String, String> {
+        let key = (token.chunk.to_string(), format!("{}\u{0}{}", token.kind, token.params));
+        if let Some(r) = self.honest.get(&key) {
+            return r.clone();
+        }
+        let r = (|| {
+            let parts: Vec<Rc<[u8]>> = token
+                .inputs
+                .iter()
+                .map(|i| self.blobs.get(i.digest.as_str()).cloned().ok_or("input bytes unknown"))
+                .collect::<Result<_, _>>()?;
+            let spec = JobSpec::new(&token.kind, &token.params).map_err(|e| e.to_string())?;
+            let acc = spec.fold_encoded(None, &parts).map_err(|e| e.to_string())?;
+            let partial = acc.unwrap_or_else(|| spec.empty_partial()).to_bytes();
             let d = digest_hex(&partial);
             self.blobs.insert(d.clone(), partial.into());
             Ok::<String, String>(d)
@@ -258,6 +288,50 @@ impl Sim {
                 }
                 self.job_event(s, now + us.ceil() as u64, Op::Executed { token, digest });
             }
+            JobOutput::Combine { token } => {
+                // Each input not held here is fetched from a live holder:
+                // a round trip plus its bytes at the link's rate. Partials
+                // are small next to chunks, and like the home's fetches of
+                // partials (`Decided`, `Merge`) they are not queued behind
+                // chunk transfers (concurrent HTTP transfers share a link;
+                // they do not wait for one another). Then one fold per
+                // input.
+                let mut ready = now;
+                let mut lost = false;
+                for i in &token.inputs {
+                    if self.world().holds(s, &i.digest) {
+                        continue;
+                    }
+                    let Some(o) = self.live_holder(&i.digest, &i.holders) else {
+                        lost = true;
+                        break;
+                    };
+                    let rtt = 2 * self.network_mut().latency_us(s, o);
+                    let w = self.world();
+                    let size = w.blobs.get(i.digest.as_str()).map_or(0, |b| b.len() as u64);
+                    w.stats.fetched_mib += size as f64 / MIB;
+                    ready = ready.max(now + rtt + (size as f64 / w.bytes_per_us).ceil() as u64);
+                }
+                let slow = self.is_slow(s);
+                let w = self.world();
+                w.stats.executions += 1;
+                let digest = if lost {
+                    Err("an input has no live holder".to_string())
+                } else {
+                    match w.combined_partial(&token) {
+                        Ok(d) if w.liar[s] && w.rng.chance(w.lie_prob) => {
+                            w.stats.lies += 1;
+                            Ok(w.lie(&d, s, token.unit).unwrap_or(d))
+                        }
+                        r => r,
+                    }
+                };
+                let mut us = (w.fold_us * token.inputs.len() as u64) as f64;
+                if slow {
+                    us *= w.slow_factor;
+                }
+                self.job_event(s, ready + us.ceil() as u64, Op::Executed { token, digest });
+            }
             JobOutput::Merge { job, kind, params, partials } => {
                 let mut parts = Vec::with_capacity(partials.len());
                 let mut missing = Vec::new();
@@ -291,7 +365,7 @@ impl Sim {
                 }
                 let w = self.world();
                 w.stats.merges += 1;
-                let at = (now + slowest).max(early.free_at) + FOLD_US_PER_UNIT * to_fold.max(1);
+                let at = (now + slowest).max(early.free_at) + w.fold_us * to_fold.max(1);
                 let outcome = if missing.is_empty() {
                     match merge_bytes(&kind, &params, &parts) {
                         Ok(bytes) => {
@@ -317,12 +391,13 @@ impl Sim {
                     src.map(|o| now + 2 * self.network_mut().latency_us(s, o))
                 };
                 if let Some(at) = arrive {
+                    let fold_us = self.world().fold_us;
                     let lane = self.world().early.entry((s, job)).or_insert_with(|| EarlyFold {
                         commutative: JobSpec::new(&kind, &params).is_ok_and(|j| j.commutative()),
                         ..EarlyFold::default()
                     });
                     if lane.commutative {
-                        lane.free_at = lane.free_at.max(at) + FOLD_US_PER_UNIT;
+                        lane.free_at = lane.free_at.max(at) + fold_us;
                     }
                     lane.arrived.insert(digest, at);
                 }

@@ -87,7 +87,8 @@ impl JobEngine {
         if p0.home != from && !appointed(h, from) {
             return false;
         }
-        let total = p0.total_units;
+        let tree = MergeTree::new(p0.total_units, p0.fan_in);
+        let total = tree.total();
         // From the creator, a decision is its word. From a home that took
         // over (which may be Byzantine) it must carry a quorum of workers'
         // signed votes for that unit's token.
@@ -102,7 +103,16 @@ impl JobEngine {
                 break;
             }
             if certify {
-                let Some(chunk) = h.units.get(&d.unit).map(|u| u.hash.clone()) else { continue };
+                // A combine step's chunk names its inputs' decided digests.
+                let chunk = match tree.children(d.unit) {
+                    Some(ch) => {
+                        let inputs: Option<Vec<&str>> =
+                            ch.map(|u| h.decisions.get(&u).map(|x| x.digest.as_str())).collect();
+                        inputs.map(combine_name)
+                    }
+                    None => h.units.get(&d.unit).map(|u| u.hash.clone()),
+                };
+                let Some(chunk) = chunk else { continue };
                 if h.decisions.get(&d.unit).is_some_and(|old| old.digest == d.digest && old.votes == d.votes) {
                     continue;
                 }
@@ -169,12 +179,17 @@ impl JobEngine {
         if units.len() != p0.total_units as usize {
             return;
         }
-        let mut unit_state = vec![UnitState::default(); units.len()];
+        let tree = MergeTree::new(p0.total_units, p0.fan_in);
+        let mut unit_state = vec![UnitState::default(); tree.total() as usize];
         let mut decided = 0;
         for (u, us) in unit_state.iter_mut().enumerate() {
             if let Some(d) = h.decisions.get(&(u as u32)) {
                 us.decided = Some((d.digest.clone(), d.holders.clone(), d.votes.clone()));
-                decided += 1;
+                if !tree.is_combine(u as u32) {
+                    decided += 1;
+                }
+            } else if tree.is_combine(u as u32) {
+                // Issued below once its inputs are decided.
             } else {
                 // Whoever holds these will report within a lease; what
                 // nobody reports is issued again when the lease lapses.
@@ -205,6 +220,7 @@ impl JobEngine {
             created: p0.created,
             created_at: Time(p0.created.min(ctx.now.as_micros())),
             dataset: p0.dataset.clone(),
+            fan_in: p0.fan_in,
         };
         let mut job = HomeJob::start(start, ctx.now);
         job.unit_state = unit_state;
@@ -223,6 +239,9 @@ impl JobEngine {
         self.homes.insert(JobId::from(id), job);
         self.send_record(ctx, id);
         self.publish(ctx, id);
+        for c in tree.leaves()..tree.total() {
+            self.issue_combine(ctx, id, c);
+        }
         self.maybe_merge(ctx, id);
     }
 
@@ -301,13 +320,12 @@ impl JobEngine {
             return;
         }
         let appointed = h.appointment.as_ref().is_some_and(|a| a.names(ctx.me));
-        if c.merging || !appointed || (h.decisions.len() as u32) < p0.total_units {
+        let top = MergeTree::new(p0.total_units, p0.fan_in).top();
+        if c.merging || !appointed || !top.clone().all(|u| h.decisions.contains_key(&u)) {
             return;
         }
         c.merging = true;
-        let partials = (0..p0.total_units)
-            .filter_map(|u| h.decisions.get(&u).map(|d| (d.digest.clone(), d.holders.clone())))
-            .collect();
+        let partials = top.filter_map(|u| h.decisions.get(&u).map(|d| (d.digest.clone(), d.holders.clone()))).collect();
         ctx.outputs.push(JobOutput::Merge {
             job: JobId::from(job),
             kind: p0.kind.clone(),

@@ -2,6 +2,7 @@
 //! the merge, heirs appointed and kept, and, for a home that took over,
 //! the confirmation of its result by an appointed heir.
 
+use super::tree::{combine_inputs, unit_chunk};
 use super::*;
 
 impl JobEngine {
@@ -66,6 +67,7 @@ impl JobEngine {
             created: ctx.now.as_micros(),
             created_at: ctx.now,
             dataset: place.dataset,
+            fan_in: self.cfg.merge_fan_in.min(MAX_MERGE_FAN_IN as u16),
         };
         let mut job = HomeJob::start(start, ctx.now);
         job.yield_to = job.spec.heirs.iter().map(|p| p.id).collect();
@@ -113,6 +115,7 @@ impl JobEngine {
     /// neighbour lists yet), must not be the only way a unit can run.
     pub(super) fn reissue(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) {
         let target = self.homes.get(id).and_then(|h| {
+            // (A combine step has no chunk: `spec.units` lists leaves.)
             let u = h.spec.units.get(unit as usize)?;
             let us = h.unit_state.get(unit as usize)?;
             if us.reissues != 1 || ctx.blobs.holds(&u.hash) {
@@ -148,8 +151,29 @@ impl JobEngine {
     }
 
     /// Starts a replica's lease and makes its token.
-    fn issue_token(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) -> Option<WorkToken> {
+    pub(super) fn issue_token(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) -> Option<WorkToken> {
         let h = self.homes.get_mut(id)?;
+        if h.tree.is_combine(unit) {
+            let inputs = combine_inputs(h, unit)?;
+            let us = h.unit_state.get_mut(unit as usize)?;
+            let rep = Rep { done: false, last_seen: ctx.now, issued: ctx.now };
+            match us.reps.get_mut(replica as usize) {
+                Some(r) => *r = rep,
+                None => us.reps.push(rep),
+            }
+            return Some(WorkToken {
+                job: JobId::from(id),
+                unit,
+                replica,
+                chunk: combine_name(inputs.iter().map(|i| i.digest.as_str())),
+                size: 0,
+                holders: Vec::new(),
+                kind: h.spec.kind.clone(),
+                params: h.spec.params.clone(),
+                energy: h.spec.energy,
+                inputs,
+            });
+        }
         let u = h.spec.units.get(unit as usize)?;
         let us = h.unit_state.get_mut(unit as usize)?;
         let rep = Rep { done: false, last_seen: ctx.now, issued: ctx.now };
@@ -183,6 +207,7 @@ impl JobEngine {
             kind: h.spec.kind.clone(),
             params: h.spec.params.clone(),
             energy: h.spec.energy,
+            inputs: Vec::new(),
         })
     }
 
@@ -210,6 +235,7 @@ impl JobEngine {
                 appointment: h.appointment.clone(),
                 // Once, on the first page (what heirs take over from).
                 dataset: h.spec.dataset.clone().filter(|_| i == 0),
+                fan_in: h.tree.fan_in(),
             };
             for heir in &h.spec.heirs {
                 ctx.sends.push((*heir, Message::JobRecord { record: Box::new(rec.clone()) }));
@@ -250,10 +276,12 @@ impl JobEngine {
         for res in &report.results {
             // A result counts only for the token the home issued: the
             // unit's own chunk, kind and parameters.
-            let Some(unit) = h.spec.units.get(res.unit as usize) else {
+            // (For a combine step, the chunk names the inputs decided now:
+            // a result over inputs decided before a redo no longer counts.)
+            let Some(chunk) = unit_chunk(h, res.unit) else {
                 continue;
             };
-            if res.token != token_digest(&report.job, res.unit, &unit.hash, &h.spec.kind, &h.spec.params) {
+            if res.token != token_digest(&report.job, res.unit, &chunk, &h.spec.kind, &h.spec.params) {
                 ctx.rejected.push("wrong_token");
                 continue;
             }
@@ -351,18 +379,29 @@ impl JobEngine {
                 }
             }
             us.decided = Some((w.clone(), holders.clone(), votes));
-            ctx.outputs.push(JobOutput::Decided {
-                job: JobId::from(id),
-                kind: h.spec.kind.clone(),
-                params: h.spec.params.clone(),
-                units: h.spec.units.len() as u32,
-                unit,
-                digest: w.clone(),
-                holders,
-            });
-            h.decided += 1;
+            // The home folds the top of the tree ahead of its merge.
+            let top = h.tree.top();
+            if top.contains(&unit) {
+                ctx.outputs.push(JobOutput::Decided {
+                    job: JobId::from(id),
+                    kind: h.spec.kind.clone(),
+                    params: h.spec.params.clone(),
+                    units: top.len() as u32,
+                    unit: unit - top.start,
+                    digest: w.clone(),
+                    holders,
+                });
+            }
+            if h.tree.is_combine(unit) {
+                h.stats.combines += 1;
+            } else {
+                h.decided += 1;
+            }
             h.undelivered.push(unit);
             h.summary_dirty = true;
+            if let Some(p) = h.tree.parent(unit) {
+                self.issue_combine(ctx, id, p);
+            }
             return;
         }
         let outstanding = us.reps.iter().filter(|r| !r.done).count();
@@ -390,12 +429,13 @@ impl JobEngine {
         let Some(h) = self.homes.get_mut(id) else {
             return;
         };
-        if h.state.is_final() || h.merging || h.result.is_some() || (h.decided as usize) < h.spec.units.len() {
+        let top = h.tree.top();
+        let all = top.clone().all(|u| h.unit_state.get(u as usize).is_some_and(|us| us.decided.is_some()));
+        if h.state.is_final() || h.merging || h.result.is_some() || !all {
             return;
         }
         h.merging = true;
-        let partials = h
-            .unit_state
+        let partials = h.unit_state[top.start as usize..top.end as usize]
             .iter()
             .map(|us| us.decided.as_ref().map(|(d, hs, _)| (d.clone(), hs.clone())).unwrap_or_default())
             .collect();
@@ -431,7 +471,7 @@ impl JobEngine {
                     // confirmed it. Heirs get every decision (with its
                     // votes) and the claim; the tick asks again.
                     h.confirm_asked = Some((ctx.now, 1));
-                    h.undelivered = (0..h.spec.units.len() as u32).collect();
+                    h.undelivered = (0..h.tree.total()).collect();
                     h.summary_dirty = true;
                     self.ask_confirmation(ctx, id);
                     return;
@@ -467,23 +507,10 @@ impl JobEngine {
                 self.publish(ctx, &id);
             }
             Err(missing) => {
-                let red = h.spec.redundancy;
-                for &u in &missing {
-                    if let Some(us) = h.unit_state.get_mut(u as usize) {
-                        if us.decided.take().is_some() {
-                            h.decided = h.decided.saturating_sub(1);
-                        }
-                        us.results.clear();
-                        us.reps.clear();
-                        h.stats.reissued += 1;
-                    }
-                }
-                h.summary_dirty = true;
-                for u in missing {
-                    for r in 0..red {
-                        self.issue(ctx, id, u, r);
-                    }
-                }
+                // The merge lists the top of the tree.
+                let start = h.tree.top().start;
+                let missing: Vec<u32> = missing.into_iter().map(|i| start + i).collect();
+                self.redo(ctx, id, &missing);
                 self.schedule(ctx);
             }
         }
@@ -514,7 +541,7 @@ impl JobEngine {
         }
         h.confirm_asked = Some((ctx.now, n + 1));
         if (n + 1).is_power_of_two() {
-            h.undelivered = (0..h.spec.units.len() as u32).collect();
+            h.undelivered = (0..h.tree.total()).collect();
         }
         true
     }
@@ -603,7 +630,7 @@ impl JobEngine {
             }
             // Everyone gets the new ranking; the newcomer also gets the
             // decisions so far.
-            h.undelivered = (0..h.spec.units.len() as u32)
+            h.undelivered = (0..h.tree.total())
                 .filter(|u| h.unit_state.get(*u as usize).is_some_and(|us| us.decided.is_some()))
                 .collect();
             self.send_record(ctx, &id);

@@ -68,6 +68,14 @@ pub struct JobConfig {
     /// Longest a replica may stay held (its lease renewed by reports)
     /// without a result before it is issued again.
     pub max_hold: Duration,
+    /// Fan-in of the merge tree of jobs homed here (see [`MergeTree`]):
+    /// partials fold in combine steps of this many on the nodes holding
+    /// them, and the home merges at most this many. 0: the home merges
+    /// every unit's partial itself, folding each as it is decided (best
+    /// when every node shares the same few cores: a tree adds a decode
+    /// and an encode of every partial, and the last steps start only
+    /// when their inputs are all decided). Up to `MAX_MERGE_FAN_IN`.
+    pub merge_fan_in: u16,
 }
 
 impl Default for JobConfig {
@@ -88,6 +96,7 @@ impl Default for JobConfig {
             max_jobs: 64,
             max_units: 65_536,
             max_hold: Duration::from_secs(10),
+            merge_fan_in: 16,
         }
     }
 }
@@ -96,16 +105,20 @@ mod gradient;
 mod heir;
 mod home;
 mod summary;
+mod tree;
 mod types;
 mod worker;
 
 // What the engine sends is defined with the rest of the wire format.
 pub use crate::wire::jobs::{
-    DatasetTag, Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken,
+    DatasetTag, Decision, GradientEntry, JobRecordPage, JobReport, PartialRef, UnitRef, UnitResult, WorkToken,
 };
 pub use crate::wire::BlobRef;
 // The pages the engine sends are sized by the wire's bounds.
-pub use crate::wire::limits::{DECISIONS_PER_PAGE, HOLDING_PER_REPORT, MAX_HEIRS, RESULTS_PER_REPORT, UNITS_PER_PAGE};
+pub use crate::wire::limits::{
+    DECISIONS_PER_PAGE, HOLDING_PER_REPORT, MAX_HEIRS, MAX_MERGE_FAN_IN, RESULTS_PER_REPORT, UNITS_PER_PAGE,
+};
+pub use tree::{combine_name, MergeTree};
 pub use types::*;
 
 /// Context the node lends the engine for one call.
@@ -183,7 +196,11 @@ struct HomeJob {
     spec: HomeStart,
     state: JobState,
     merging: bool,
+    /// The merge tree over the units; `unit_state` has one entry per
+    /// node of it (units, then combine steps).
+    tree: MergeTree,
     unit_state: Vec<UnitState>,
+    /// Units (leaves) decided.
     decided: u32,
     version: u64,
     last_summary: Time,
@@ -224,14 +241,18 @@ struct HomeStart {
     created_at: Time,
     /// The dataset snapshot the units are, for a job over a dataset.
     dataset: Option<DatasetTag>,
+    /// The merge tree's fan-in (0: flat).
+    fan_in: u16,
 }
 
 impl HomeJob {
     /// A running job homed here from `now`: nothing decided, merged or
     /// summarised yet, no one to yield to and no appointment.
     fn start(s: HomeStart, now: Time) -> HomeJob {
+        let tree = MergeTree::new(s.units.len() as u32, s.fan_in);
         HomeJob {
-            unit_state: vec![UnitState::default(); s.units.len()],
+            unit_state: vec![UnitState::default(); tree.total() as usize],
+            tree,
             spec: s,
             state: JobState::Running,
             merging: false,
@@ -417,12 +438,25 @@ impl JobEngine {
         &self.cfg
     }
 
+    /// Kernels running: combine steps of merge trees do not count (they
+    /// mostly wait for their inputs to arrive, then fold for a moment, and
+    /// have a lane of their own: [`Self::combine_lane_free`]).
+    fn kernels_running(&self) -> usize {
+        self.running.values().filter(|(t, _)| t.inputs.is_empty()).count()
+    }
+
     fn free_slots(&self) -> usize {
-        self.cfg.worker_slots.saturating_sub(self.running.len())
+        self.cfg.worker_slots.saturating_sub(self.kernels_running())
+    }
+
+    /// Whether another combine step may start here (at most `worker_slots`
+    /// at once, besides the kernels).
+    fn combine_lane_free(&self) -> bool {
+        self.running.len() - self.kernels_running() < self.cfg.worker_slots
     }
 
     fn room(&self) -> usize {
-        (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.running.len() + self.queue.len())
+        (self.cfg.worker_slots + self.cfg.queue_room).saturating_sub(self.kernels_running() + self.queue.len())
     }
 
     /// The room this node advertises: its own, plus the average of what its
@@ -505,6 +539,10 @@ impl JobEngine {
             }
             let mut give_up = None;
             for (u, r) in lapsed {
+                if self.homes.get(id.as_str()).is_some_and(|h| h.tree.is_combine(u)) {
+                    self.combine_lapsed(ctx, id, u, r);
+                    continue;
+                }
                 if let Some(h) = self.homes.get_mut(id.as_str()) {
                     h.stats.reissued += 1;
                     let chunk = h.spec.units.get(u as usize).map(|x| x.hash.clone());
@@ -689,7 +727,8 @@ impl JobTableSizes {
             ("job_heir_decisions", self.heir_decisions, MAX_HEIR_UNITS + 64),
             // Tokens from neighbours, plus what this node's own jobs issue.
             ("job_queue", self.queue, MAX_QUEUE_HARD + (cfg.max_jobs * 5) * cfg.max_units * 15),
-            ("job_running", self.running, cfg.worker_slots),
+            // Kernels, plus as many combine steps.
+            ("job_running", self.running, 2 * cfg.worker_slots),
             ("job_worker_jobs", self.worker_jobs, cfg.max_jobs * 4),
             ("job_taken_per_job", self.taken_per_job, cfg.max_units),
             ("job_results_per_job", self.results_per_job, 4 * MAX_RESULTS_PER_REPORT),

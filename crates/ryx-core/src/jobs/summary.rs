@@ -206,6 +206,7 @@ impl JobEngine {
             created: h.spec.created,
             appointment: h.appointment.clone(),
             dataset: h.spec.dataset.clone(),
+            fan_in: h.tree.fan_in(),
         };
         let decisions = h
             .unit_state

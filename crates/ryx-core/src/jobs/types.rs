@@ -66,6 +66,9 @@ pub struct JobStats {
     pub workers: u64,
     /// Times another node took over as home.
     pub takeovers: u64,
+    /// Combine steps of the merge tree decided (0: a flat merge).
+    #[serde(default)]
+    pub combines: u64,
     /// Wall time from creation to the final state, in milliseconds.
     pub elapsed_ms: Option<u64>,
 }
@@ -146,6 +149,14 @@ pub enum JobOutput {
     /// Run a kernel on a held chunk (on a worker thread), store the partial
     /// (`Node::blob_put`), then call `Node::work_done`.
     Execute {
+        /// Token being executed.
+        token: WorkToken,
+    },
+    /// Run a combine step of a merge tree (on a worker thread): fetch the
+    /// token's `inputs` (held here or from their holders), fold them in
+    /// order into one partial (not finished), store it (`Node::blob_put`),
+    /// then call `Node::work_done`, as for `Execute`.
+    Combine {
         /// Token being executed.
         token: WorkToken,
     },

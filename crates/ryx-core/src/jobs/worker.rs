@@ -39,11 +39,27 @@ impl JobEngine {
         }
         // 1. Run what we can: units whose chunk is held here first (no
         // transfer), then the rest in arrival order.
+        // Combine steps first, on their own lane: they were sent here
+        // because this node holds most of their inputs.
+        let mut i = 0;
+        while self.combine_lane_free() && i < self.queue.len() {
+            let runnable = self
+                .queue
+                .get(i)
+                .is_some_and(|t| !t.inputs.is_empty() && !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit)));
+            if !runnable {
+                i += 1;
+                continue;
+            }
+            let Some(t) = self.queue.remove(i) else { break };
+            self.start(ctx, t);
+        }
         for local_only in [true, false] {
             let mut i = 0;
             while self.free_slots() > 0 && i < self.queue.len() {
                 let runnable = self.queue.get(i).is_some_and(|t| {
-                    !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit))
+                    t.inputs.is_empty()
+                        && !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit))
                         && (!local_only || ctx.blobs.holds(&t.chunk))
                 });
                 if !runnable {
@@ -95,6 +111,13 @@ impl JobEngine {
         let mut own_share = self.cfg.queue_room.min(self.queue.len());
         while let Some(mut t) = self.queue.pop_front() {
             let mine_ok = !self.taken.get(&t.job).is_some_and(|s| s.contains(&t.unit));
+            if mine_ok && t.inputs.iter().any(|i| ctx.blobs.holds(&i.digest)) {
+                // A combine step waits for this node's lane where it holds
+                // inputs (a neighbour would fetch them all); elsewhere it
+                // goes on like any token.
+                keep.push_back(t);
+                continue;
+            }
             if mine_ok && own_share > 0 {
                 own_share -= 1;
                 keep.push_back(t);
@@ -182,8 +205,25 @@ impl JobEngine {
             return;
         }
         taken.insert(t.unit);
-        ctx.blobs.pin(&t.chunk, &t.job);
         let key = (t.job.clone(), t.unit, t.replica);
+        if !t.inputs.is_empty() {
+            // A combine step: run only what its name says (the home's
+            // votes bind the name, not the list).
+            if t.chunk != combine_name(t.inputs.iter().map(|i| i.digest.as_str())) {
+                ctx.rejected.push("bad_combine");
+                if let Some(s) = self.taken.get_mut(&t.job) {
+                    s.remove(&t.unit);
+                }
+                return;
+            }
+            for i in &t.inputs {
+                ctx.blobs.pin(&i.digest, &t.job);
+            }
+            self.running.insert(key, (t.clone(), Slot::Executing));
+            ctx.outputs.push(JobOutput::Combine { token: t });
+            return;
+        }
+        ctx.blobs.pin(&t.chunk, &t.job);
         if ctx.blobs.holds(&t.chunk) {
             self.running.insert(key, (t.clone(), Slot::Executing));
             ctx.outputs.push(JobOutput::Execute { token: t });
@@ -343,6 +383,7 @@ mod tests {
             kind: "word-count".into(),
             params: serde_json::json!({}),
             energy: 5.0,
+            inputs: Vec::new(),
         }
     }
 

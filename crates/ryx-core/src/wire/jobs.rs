@@ -33,6 +33,21 @@ pub struct WorkToken {
     pub params: serde_json::Value,
     /// Energy left for passing the token on.
     pub energy: f64,
+    /// For a combine step of the job's merge tree (see
+    /// [`crate::jobs::MergeTree`]): the decided partials to fold, in unit
+    /// order, and `chunk` is [`crate::jobs::combine_name`] of their
+    /// digests. Empty for a unit of input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<PartialRef>,
+}
+
+/// A decided partial result and where it is held.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartialRef {
+    /// Its digest (and blob name).
+    pub digest: Hash,
+    /// HTTP addresses of nodes holding it.
+    pub holders: Vec<SocketAddr>,
 }
 
 /// A node's distance to a job's home, as advertised.
@@ -126,6 +141,14 @@ pub struct JobRecordPage {
     /// The dataset snapshot the units are, for a job over a dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetTag>,
+    /// Fan-in of the job's merge tree ([`crate::jobs::MergeTree`]; 0: the
+    /// home merges every unit's partial itself).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fan_in: u16,
+}
+
+fn is_zero(v: &u16) -> bool {
+    *v == 0
 }
 
 /// The dataset snapshot a job covers: each holder's chunks of the dataset

@@ -81,3 +81,6 @@ pub const MAX_VOTES: usize = 4;
 // A sender's page must be within what the receiver accepts.
 const _: () = assert!(IDS_PER_PAGE <= MAX_IDS_PER_MESSAGE);
 const _: () = assert!(PAGE_HOLDER_ADDRS <= MAX_HOLDER_ADDRS);
+/// Largest fan-in of a job's merge tree: a combine step folds at most this
+/// many partials, and a home merges at most this many at the end.
+pub const MAX_MERGE_FAN_IN: usize = 32;

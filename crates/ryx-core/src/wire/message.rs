@@ -388,6 +388,11 @@ impl Message {
                     && token.energy.is_finite()
                     && value_len(&token.params) <= MAX_PARAMS_LEN
                     && crate::blobs::is_hash(&token.chunk)
+                    && token.inputs.len() <= MAX_MERGE_FAN_IN
+                    && token
+                        .inputs
+                        .iter()
+                        .all(|i| crate::blobs::is_hash(&i.digest) && i.holders.len() <= PAGE_HOLDER_ADDRS)
             }
             Message::JobReport { report } => {
                 report.job.len() <= MAX_JOB_ID_LEN
@@ -400,6 +405,7 @@ impl Message {
             }
             Message::JobRecord { record } => {
                 record.job.len() <= MAX_JOB_ID_LEN
+                    && record.fan_in as usize <= MAX_MERGE_FAN_IN
                     && record.units.len() <= UNITS_PER_PAGE
                     && record.heirs.len() <= MAX_HEIRS
                     && record.appointment.as_ref().is_none_or(|a| a.heirs.len() <= MAX_APPOINTED)

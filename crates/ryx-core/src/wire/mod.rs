@@ -24,7 +24,9 @@ mod message;
 
 pub use blob::{BlobRef, KeepCert, Keeper};
 pub use item::{Announce, DigestEntry, Item, ItemId, ItemValue, Space};
-pub use jobs::{DatasetTag, Decision, GradientEntry, JobRecordPage, JobReport, UnitRef, UnitResult, WorkToken};
+pub use jobs::{
+    DatasetTag, Decision, GradientEntry, JobRecordPage, JobReport, PartialRef, UnitRef, UnitResult, WorkToken,
+};
 pub use limits::*;
 pub use message::Message;
 

@@ -145,6 +145,7 @@ fn the_largest_pages_fit_a_datagram() {
             UNITS_PER_PAGE
         ],
         created: u64::MAX,
+        fan_in: MAX_MERGE_FAN_IN as u16,
         appointment: Some(Appointment::new(&key, "c", ts, &job, vec![peer; MAX_APPOINTED])),
         dataset: Some(DatasetTag {
             name: "d".repeat(MAX_DATASET_NAME),
@@ -159,7 +160,21 @@ fn the_largest_pages_fit_a_datagram() {
         energy: -f64::MIN_POSITIVE,
         hops: u32::MAX,
     };
+    // A combine step's token at every bound at once.
+    let work = WorkToken {
+        job: JobId::from(job.clone()),
+        unit: u32::MAX,
+        replica: u8::MAX,
+        chunk: Hash::from(&hash),
+        size: u64::MAX,
+        holders: vec![far; MAX_HOLDER_ADDRS],
+        kind: "k".repeat(32),
+        params: serde_json::json!({"p": "v".repeat(MAX_PARAMS_LEN - r#"{"p":""}"#.len())}),
+        energy: f64::MAX,
+        inputs: vec![PartialRef { digest: Hash::from(&hash), holders: vec![far; PAGE_HOLDER_ADDRS] }; MAX_MERGE_FAN_IN],
+    };
     let msgs = [
+        Message::Work { token: Box::new(work) },
         Message::JobReport { report: Box::new(report) },
         decided,
         Message::JobRecord { record: Box::new(record) },

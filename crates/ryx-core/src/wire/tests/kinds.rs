@@ -117,6 +117,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 kind: "word-count".into(),
                 params: serde_json::json!({"lower": true}),
                 energy: 12.5,
+                inputs: vec![crate::wire::PartialRef { digest: Hash::from(&hash), holders: vec![http] }],
             }),
         },
         "job_report" => Message::JobReport {
@@ -145,6 +146,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                 created: 1_700_000_000_000_000,
                 appointment: Some(Appointment::new(&key, "test", 1_700_000_000_000, &job, peers)),
                 dataset: None,
+                fan_in: 16,
             }),
         },
         "job_decided" => Message::JobDecided {
@@ -271,9 +273,9 @@ fn golden_digests_of_every_kind() {
         ("sync_digest", "72c4f19ca7e784da"),
         ("sync_request", "53848cdfb8c57d36"),
         ("load", "f807210c7e228941"),
-        ("work", "7059727ecf0b221f"),
+        ("work", "b2db169d93eab422"),
         ("job_report", "ad73236769a1b114"),
-        ("job_record", "9f3e4ef9657b85db"),
+        ("job_record", "16b9c8d832fb0b26"),
         ("job_decided", "46d4ee95491edb3c"),
         ("job_finished", "7651b40559bbf218"),
         ("job_confirmed", "3204f25a9518e228"),
