@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn the_documented_job_parses_and_prints_the_same() {
-        let text = r#"{"error":null,"home":"6720fd28f87f0e4c","home_http":"127.0.0.1:34001","job_id":"6720fd28f87f0e4c737a811a5e6f542e","kind":"grep","progress":{"bytes_done":3145728,"bytes_total":3145728,"units_done":3,"units_total":3},"redundancy":3,"result":{"lines":126998,"matching_lines":1495,"samples":["x ERROR"]},"result_digest":"93e2","state":"done","stats":{"disagreements":0,"elapsed_ms":131,"extra_replicas":0,"reissued":0,"results":6,"takeovers":0,"workers":2}}"#;
+        let text = r#"{"error":null,"home":"6720fd28f87f0e4c","home_http":"127.0.0.1:34001","job_id":"6720fd28f87f0e4c737a811a5e6f542e","kind":"grep","progress":{"bytes_done":3145728,"bytes_total":3145728,"units_done":3,"units_total":3},"redundancy":3,"result":{"lines":126998,"matching_lines":1495,"samples":["x ERROR"]},"result_digest":"93e2","state":"done","stats":{"combines":0,"disagreements":0,"elapsed_ms":131,"extra_replicas":0,"reissued":0,"results":6,"takeovers":0,"workers":2}}"#;
         let j: JobView = serde_json::from_str(text).expect("job");
         assert!(j.is_final());
         let r: GrepResult = j.result_as().expect("grep result").expect("some");
