@@ -102,11 +102,6 @@ pub struct Custody {
     /// Failure domains among the candidates at the last tick: when one
     /// appears, every blob is looked at again (see [`Custody::tick`]).
     domains: BTreeSet<FailureDomain>,
-    /// Most copies this node asks for at once (asks unanswered within
-    /// `ASK_TIMEOUT`), set by the node before each tick: while jobs run,
-    /// a mass repair would queue the jobs' own transfers behind it
-    /// (`None`: no bound).
-    pub repair_budget: Option<usize>,
 }
 
 /// What custody asks the node to do.
@@ -393,11 +388,6 @@ impl Custody {
         }
         self.domains = domains;
         let dirty: Vec<Hash> = std::mem::take(&mut self.dirty).into_iter().collect();
-        let mut budget = self.repair_budget.map(|b| {
-            let asked: usize =
-                self.kept.values().map(|e| e.asked.values().filter(|t| now.since(**t) < ASK_TIMEOUT).count()).sum();
-            b.saturating_sub(asked)
-        });
         for h in dirty {
             let Some(e) = self.kept.get_mut(&h) else { continue };
             // Forget the dead, and asks long unanswered.
@@ -437,16 +427,7 @@ impl Custody {
                 }
                 continue;
             }
-            let mut need = if spread { 1 } else { e.k() - have - pending };
-            if let Some(b) = budget.as_mut() {
-                // Over budget: looked at again on a later tick.
-                need = need.min(*b);
-                if need == 0 {
-                    self.dirty.insert(h.clone());
-                    continue;
-                }
-                *b -= need;
-            }
+            let need = if spread { 1 } else { e.k() - have - pending };
             let ranked = |cs: &[Keeper]| {
                 let mut r: Vec<((bool, u64), Keeper)> = cs
                     .iter()
@@ -573,47 +554,6 @@ mod tests {
     fn keeper(i: u64) -> Keeper {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().expect("addr");
         Keeper { id: NodeId(i), addr, http: addr }
-    }
-
-    /// With a repair budget (jobs run here), a node asks for that many
-    /// copies at once over all its blobs, and for the rest once those are
-    /// answered or time out.
-    #[test]
-    fn a_repair_budget_bounds_the_asks_in_flight() {
-        let me = keeper(1);
-        let near = [keeper(2), keeper(3), keeper(4), keeper(5)];
-        let now = Time(1_000_000);
-        let mut c = Custody::default();
-        let blobs: Vec<(String, KeepCert)> = ["ab", "cd"].iter().map(|b| blob_cert(b, 4)).collect();
-        for (h, cert) in &blobs {
-            c.originate(h, cert);
-        }
-        c.repair_budget = Some(4);
-        let first = c.tick(me, now, &near, &[], |_, _| false, host);
-        let n = |acts: &[CustodyAction]| acts.iter().filter(|a| matches!(a, CustodyAction::Keep { .. })).count();
-        assert_eq!(n(&first), 4, "6 copies missing, 4 asked");
-        let again = c.tick(me, now.plus(Duration::from_secs(2)), &near, &[], |_, _| false, host);
-        assert_eq!(n(&again), 0, "none answered yet: nothing more");
-        // One blob's asks are answered: the other's turn.
-        let (h0, _) = &blobs[0];
-        let acted: Vec<(NodeId, String)> = first
-            .iter()
-            .filter_map(|a| match a {
-                CustodyAction::Keep { to, hash, .. } => Some((to.id, hash.to_string())),
-                _ => None,
-            })
-            .collect();
-        for (id, h) in &acted {
-            if h == h0 {
-                let k = near.iter().find(|k| k.id == *id).copied().expect("a neighbour");
-                c.confirmed(h, k, now);
-            }
-        }
-        let later = c.tick(me, now.plus(Duration::from_secs(3)), &near, &[], |_, _| false, host);
-        assert!(n(&later) >= 1, "{later:?}");
-        c.repair_budget = None;
-        let all = c.tick(me, now.plus(Duration::from_secs(10)), &near, &[], |_, _| false, host);
-        assert!(n(&all) >= 1, "unbounded again once the jobs are done: {all:?}");
     }
 
     /// The repairer's neighbours all keep a copy already: it asks nodes

@@ -490,12 +490,6 @@ impl JobEngine {
         (self.queue.len(), self.running.len())
     }
 
-    /// Whether jobs are at work here: tokens queued or running, or a job
-    /// homed here still running.
-    pub fn busy(&self) -> bool {
-        !self.queue.is_empty() || !self.running.is_empty() || self.homes.values().any(|h| !h.state.is_final())
-    }
-
     /// Jobs this node is home of.
     pub fn home_jobs(&self) -> usize {
         self.homes.len()

@@ -203,10 +203,12 @@ impl JobEngine {
     }
 
     /// A combine step's lease lapsed. Its inputs may lie only on nodes
-    /// that died (a partial is kept by the node that computed it): after a
-    /// few lapses, inputs with no live holder the home knows of are run
-    /// again (the step is issued once they are decided again), and after
-    /// more, every input. Otherwise it is issued again.
+    /// that died (a partial is kept by the node that computed it): at each
+    /// lapse, inputs with no holder the home knows alive are run again
+    /// (the step is issued once they are decided again), and after
+    /// `COMBINE_REDO_ALL_AFTER` lapses every input (the home sees only its
+    /// neighbours die; a far holder may have died unseen). Otherwise it is
+    /// issued again.
     pub(super) fn combine_lapsed(&mut self, ctx: &mut Ctx<'_>, id: &str, c: u32, r: u8) {
         let Some(h) = self.homes.get_mut(id) else { return };
         h.stats.reissued += 1;

@@ -6,11 +6,6 @@ use super::*;
 /// Nodes beyond the neighbours a keeper may ask for a copy in one round.
 const MAX_FARTHER_KEEPERS: usize = 32;
 
-/// Copies a node asks for at once while jobs run here (each a chunk of
-/// about 4 MiB fetched from it: a few hundred milliseconds of its upload
-/// link).
-const REPAIR_ASKS_WHILE_BUSY: usize = 4;
-
 impl Node {
     /// This node as a keeper.
     pub(super) fn as_keeper(&self) -> crate::wire::Keeper {
@@ -222,10 +217,6 @@ impl Node {
             };
             crate::custody::FailureDomain::of(zone, k.addr)
         };
-        // While jobs run here, copies are restored a few at a time: after a
-        // mass failure every lost copy would otherwise be fetched at once,
-        // and the jobs' own transfers would queue behind them.
-        self.custody.repair_budget = self.jobs.busy().then_some(REPAIR_ASKS_WHILE_BUSY);
         let actions = self.custody.tick(me, now, &candidates, &farther, holds, domain);
         // One message per destination, certificate and list of keepers
         // (blobs of one upload usually share all three).
