@@ -88,14 +88,7 @@ impl JobEngine {
                 // Every replica goes to the owner: it runs the first and
                 // hands the others to nodes keeping copies (see `schedule`).
                 let owner = place.owners.get(u).copied().flatten().filter(|o| o.id != ctx.me);
-                match owner {
-                    Some(o) => {
-                        if let Some(t) = self.issue_token(ctx, &id, u as u32, r) {
-                            ctx.sends.push((o, Message::Work { token: Box::new(t) }));
-                        }
-                    }
-                    None => self.issue(ctx, &id, u as u32, r),
-                }
+                self.issue_to(ctx, &id, u as u32, r, owner);
             }
         }
         self.publish(ctx, &id);
@@ -133,7 +126,13 @@ impl JobEngine {
             // unseen is not tried every time.
             ctx.rng.pick(&live).copied()
         });
-        match target {
+        self.issue_to(ctx, id, unit, replica, target);
+    }
+
+    /// Issues a replica's token straight to `to`, or into this node's
+    /// queue.
+    pub(super) fn issue_to(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8, to: Option<PeerInfo>) {
+        match to {
             Some(p) => {
                 if let Some(t) = self.issue_token(ctx, id, unit, replica) {
                     ctx.sends.push((p, Message::Work { token: Box::new(t) }));
@@ -151,7 +150,7 @@ impl JobEngine {
     }
 
     /// Starts a replica's lease and makes its token.
-    pub(super) fn issue_token(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) -> Option<WorkToken> {
+    fn issue_token(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8) -> Option<WorkToken> {
         let h = self.homes.get_mut(id)?;
         if h.tree.is_combine(unit) {
             let inputs = combine_inputs(h, unit)?;

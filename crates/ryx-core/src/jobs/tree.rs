@@ -185,20 +185,7 @@ impl JobEngine {
             .collect();
         for r in 0..h.spec.redundancy {
             let to = if targets.is_empty() { None } else { targets.remove(0) };
-            self.send_combine(ctx, id, c, r, to);
-        }
-    }
-
-    /// Issues one replica of a combine step to `to`, or into this node's
-    /// queue.
-    fn send_combine(&mut self, ctx: &mut Ctx<'_>, id: &str, c: u32, r: u8, to: Option<PeerInfo>) {
-        match to {
-            Some(p) => {
-                if let Some(t) = self.issue_token(ctx, id, c, r) {
-                    ctx.sends.push((p, Message::Work { token: Box::new(t) }));
-                }
-            }
-            None => self.issue(ctx, id, c, r),
+            self.issue_to(ctx, id, c, r, to);
         }
     }
 
@@ -250,7 +237,7 @@ impl JobEngine {
                 .and_then(|i| i.iter().flat_map(|x| x.holders.clone()).find(|a| *a != ctx.http))
                 .and_then(|a| (ctx.peer_at)(a))
                 .filter(|p| p.id != ctx.me);
-            self.send_combine(ctx, id, c, r, to);
+            self.issue_to(ctx, id, c, r, to);
             return;
         }
         if let Some(us) = h.unit_state.get_mut(c as usize) {
