@@ -102,7 +102,18 @@ pub struct Custody {
     /// Failure domains among the candidates at the last tick: when one
     /// appears, every blob is looked at again (see [`Custody::tick`]).
     domains: BTreeSet<FailureDomain>,
+    /// While jobs are at work in the network, repairs of blobs that still
+    /// have at least this many live copies (or all `k`, if fewer) wait,
+    /// set by the node before each tick (`None`: no repair waits). After
+    /// a mass failure, restoring every lost copy at once would book the
+    /// survivors' upload links for seconds, and the jobs' own transfers
+    /// would queue behind. Blobs with fewer copies are repaired at once.
+    pub defer_from: Option<usize>,
 }
+
+/// Live copies (the keeper's own included) from which a repair may wait
+/// while jobs run: two more failures leave one.
+pub const SAFE_COPIES: usize = 3;
 
 /// What custody asks the node to do.
 #[derive(Debug, PartialEq)]
@@ -416,6 +427,11 @@ impl Custody {
                     continue;
                 }
             }
+            if self.defer_from.is_some_and(|f| have >= f.min(e.k())) {
+                // Copies enough to wait until the jobs are done.
+                self.dirty.insert(h.clone());
+                continue;
+            }
             // The lowest-id live keeper repairs; the others wait for it.
             let repairer = live.iter().copied().chain(std::iter::once(me.id)).min();
             if repairer != Some(me.id) {
@@ -554,6 +570,39 @@ mod tests {
     fn keeper(i: u64) -> Keeper {
         let addr: SocketAddr = format!("127.0.0.1:{}", 9000 + i).parse().expect("addr");
         Keeper { id: NodeId(i), addr, http: addr }
+    }
+
+    /// While jobs are at work, a blob that lost copies but keeps
+    /// `SAFE_COPIES` waits for its repair; one with fewer is repaired at
+    /// once; when the jobs are done the waiting one is repaired too.
+    #[test]
+    fn repairs_of_blobs_with_copies_enough_wait_while_jobs_run() {
+        let me = keeper(1);
+        let near = [keeper(6), keeper(7), keeper(8), keeper(9)];
+        let now = Time(1_000_000);
+        let (safe, cert_a) = blob_cert("ab", 6);
+        let (risky, cert_b) = blob_cert("cd", 6);
+        let mut c = Custody::default();
+        c.originate(&safe, &cert_a);
+        c.originate(&risky, &cert_b);
+        // `safe` has four more copies (five in all), `risky` one (two).
+        for k in 2..=5 {
+            c.confirmed(&safe, keeper(k), now);
+        }
+        c.confirmed(&risky, keeper(2), now);
+        c.defer_from = Some(SAFE_COPIES);
+        // Asks of new keepers (the old ones hear the list of keepers too).
+        let asked_for = |acts: &[CustodyAction], h: &str| {
+            acts.iter()
+                .filter(|a| matches!(a, CustodyAction::Keep { hash, to, .. } if hash.as_str() == h && to.id.0 >= 6))
+                .count()
+        };
+        let busy = c.tick(me, now, &near, &[], |_, _| false, host);
+        assert_eq!(asked_for(&busy, &safe), 0, "five copies of six: it waits");
+        assert!(asked_for(&busy, &risky) >= 1, "two copies of six: repaired at once");
+        c.defer_from = None;
+        let idle = c.tick(me, now.plus(Duration::from_secs(10)), &near, &[], |_, _| false, host);
+        assert_eq!(asked_for(&idle, &safe), 1, "the jobs are done: the sixth copy");
     }
 
     /// The repairer's neighbours all keep a copy already: it asks nodes

@@ -212,6 +212,12 @@ pub struct Node {
     needy_streak: u32,
     http: SocketAddr,
     job_items: InfoStore,
+    /// When a summary of a running job last arrived (or was written) here:
+    /// jobs are at work in the network (custody defers repairs of blobs
+    /// that have copies enough, `custody::Custody::defer_from`).
+    job_running_seen: Option<Time>,
+    /// Since when custody has deferred repairs without a pause.
+    repair_deferred_since: Option<Time>,
     reputation: InfoStore,
     jobs: JobEngine,
     auth: Option<crate::auth::Auth>,
@@ -315,6 +321,8 @@ impl Node {
             needy_streak: 0,
             http: addr,
             job_items: InfoStore::default(),
+            job_running_seen: None,
+            repair_deferred_since: None,
             reputation: InfoStore::default(),
             jobs: JobEngine::new(cfg.jobs.clone()),
             auth: None,

@@ -140,6 +140,9 @@ impl Node {
                     size,
                     proof: item.proof.clone(),
                 };
+                if item.id.space == Space::Job && job_is_running(&stored.value) {
+                    self.job_running_seen = Some(self.now);
+                }
                 let ev = match item.id.space {
                     Space::Job => self.job_items.insert(
                         item.id.key.clone(),
@@ -420,4 +423,9 @@ impl Node {
             self.send(src, Message::SyncRequest { space, keys: chunk.to_vec() });
         }
     }
+}
+
+/// Whether a job summary's value says the job is running.
+pub(super) fn job_is_running(v: &serde_json::Value) -> bool {
+    v.get("state").and_then(|s| s.as_str()) == Some("running")
 }

@@ -6,6 +6,15 @@ use super::*;
 /// Nodes beyond the neighbours a keeper may ask for a copy in one round.
 const MAX_FARTHER_KEEPERS: usize = 32;
 
+/// Jobs count as at work in the network until no summary of a running
+/// job has arrived for this long (a running home republishes within a
+/// second of any progress).
+const JOBS_QUIET: Duration = Duration::from_secs(3);
+
+/// Longest custody defers repairs for jobs without a pause: a network that
+/// always has a job running still gets its copies back.
+const MAX_REPAIR_DEFERRAL: Duration = Duration::from_secs(60);
+
 impl Node {
     /// This node as a keeper.
     pub(super) fn as_keeper(&self) -> crate::wire::Keeper {
@@ -217,6 +226,16 @@ impl Node {
             };
             crate::custody::FailureDomain::of(zone, k.addr)
         };
+        // While jobs are at work in the network, blobs with copies enough
+        // wait for their repair (for `MAX_REPAIR_DEFERRAL` at most).
+        let jobs_at_work = self.job_running_seen.is_some_and(|t| now.since(t) < JOBS_QUIET);
+        let deferring = jobs_at_work && self.repair_deferred_since.is_none_or(|t| now.since(t) < MAX_REPAIR_DEFERRAL);
+        if jobs_at_work {
+            self.repair_deferred_since.get_or_insert(now);
+        } else {
+            self.repair_deferred_since = None;
+        }
+        self.custody.defer_from = deferring.then_some(crate::custody::SAFE_COPIES);
         let actions = self.custody.tick(me, now, &candidates, &farther, holds, domain);
         // One message per destination, certificate and list of keepers
         // (blobs of one upload usually share all three).

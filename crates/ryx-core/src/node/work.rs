@@ -130,6 +130,9 @@ impl Node {
             proof: item.proof.clone(),
         };
         let now = self.now;
+        if space == Space::Job && super::gossip::job_is_running(&stored.value) {
+            self.job_running_seen = Some(now);
+        }
         let ev = match space {
             Space::Job => {
                 self.job_items.insert(key.to_string(), stored, now, MAX_JOB_ITEMS, MAX_JOB_ITEMS * wire::MAX_VALUE_LEN)
