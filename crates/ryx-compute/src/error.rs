@@ -8,7 +8,7 @@ use crate::JobKind;
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     /// The job kind named by the caller is not one of the known kinds.
-    #[error("unknown job kind {0:?} (expected one of: word-count, grep, log-analysis)")]
+    #[error("unknown job kind {0:?} (expected one of: word-count, grep, log-analysis, search-stats, search)")]
     UnknownKind(String),
     /// The parameters do not fit the job kind (wrong type, out of range, unknown key...).
     #[error("invalid parameters for {kind}: {msg}")]
@@ -60,6 +60,9 @@ pub enum ComputeError {
     /// A counter or index would overflow its representation.
     #[error("overflow: {0}")]
     Overflow(&'static str),
+    /// The search library failed on a unit's documents.
+    #[error("search index: {0}")]
+    Search(String),
     /// A worker thread of `run_local` panicked (a bug; kernels are not meant to panic).
     #[error("a worker thread panicked")]
     WorkerPanic,

@@ -14,7 +14,9 @@
 //! - `word-count` ([`wordcount`]): words like `LC_ALL=C wc -w`, top-N words;
 //! - `grep` ([`grep`]): lines matching a regex like `LC_ALL=C grep -c`, first samples;
 //! - `log-analysis` ([`loganalysis`]): header parsing, masking, Drain templates,
-//!   levels and alerts.
+//!   levels and alerts;
+//! - `search-stats` and `search` ([`search`]): BM25 over JSON-lines documents,
+//!   the corpus figures first, then the top k scored with them.
 //!
 //! Nothing here does I/O or panics on any input bytes.
 
@@ -28,6 +30,7 @@ pub mod eval;
 pub mod grep;
 pub mod loganalysis;
 mod partial;
+pub mod search;
 pub mod wordcount;
 
 pub use chunk::{split_chunks, ChunkStream, LineTooLong};
@@ -35,6 +38,7 @@ pub use error::ComputeError;
 pub use grep::GrepParams;
 pub use loganalysis::LogParams;
 pub use partial::{Partial, PARTIAL_FORMAT_VERSION};
+pub use search::{CorpusStats, SearchParams, StatsParams};
 pub use wordcount::{count_words, WordCountParams};
 
 use partial::PartialData;
@@ -60,11 +64,16 @@ pub enum JobKind {
     Grep,
     /// Log template mining, levels and alerts.
     LogAnalysis,
+    /// The corpus figures BM25 needs for a query.
+    SearchStats,
+    /// The top k documents for a query, by BM25 with given corpus figures.
+    Search,
 }
 
 impl JobKind {
     /// Every kind, in declaration order.
-    pub const ALL: [JobKind; 3] = [JobKind::WordCount, JobKind::Grep, JobKind::LogAnalysis];
+    pub const ALL: [JobKind; 5] =
+        [JobKind::WordCount, JobKind::Grep, JobKind::LogAnalysis, JobKind::SearchStats, JobKind::Search];
 
     /// The canonical name (`"word-count"`, `"grep"`, `"log-analysis"`).
     pub fn as_str(self) -> &'static str {
@@ -72,6 +81,8 @@ impl JobKind {
             JobKind::WordCount => "word-count",
             JobKind::Grep => "grep",
             JobKind::LogAnalysis => "log-analysis",
+            JobKind::SearchStats => "search-stats",
+            JobKind::Search => "search",
         }
     }
 }
@@ -99,6 +110,10 @@ pub enum Params {
     Grep(GrepParams),
     /// Parameters of `log-analysis`.
     LogAnalysis(Box<LogParams>),
+    /// Parameters of `search-stats`.
+    SearchStats(StatsParams),
+    /// Parameters of `search`.
+    Search(Box<SearchParams>),
 }
 
 impl Params {
@@ -108,6 +123,8 @@ impl Params {
             Params::WordCount(_) => JobKind::WordCount,
             Params::Grep(_) => JobKind::Grep,
             Params::LogAnalysis(_) => JobKind::LogAnalysis,
+            Params::SearchStats(_) => JobKind::SearchStats,
+            Params::Search(_) => JobKind::Search,
         }
     }
 
@@ -118,6 +135,8 @@ impl Params {
             Params::WordCount(p) => p.to_json(),
             Params::Grep(p) => p.to_json(),
             Params::LogAnalysis(p) => p.to_json(),
+            Params::SearchStats(p) => p.to_json(),
+            Params::Search(p) => p.to_json(),
         }
     }
 }
@@ -142,13 +161,17 @@ impl JobSpec {
     ///   `max_samples` (default 10);
     /// - `log-analysis`: `preset`, `format`, `masks`, `similarity`, `depth`,
     ///   `assignments` (default false), `alert_samples` (default 10); see
-    ///   [`loganalysis`].
+    ///   [`loganalysis`];
+    /// - `search-stats`: `q` (required); `search`: `q`, `k` (default 10,
+    ///   1–1000), `stats` (a `search-stats` result's `stats`); see [`search`].
     pub fn new(kind: &str, params: &Value) -> Result<JobSpec, ComputeError> {
         let kind: JobKind = kind.parse()?;
         let params = match kind {
             JobKind::WordCount => Params::WordCount(WordCountParams::from_json(params)?),
             JobKind::Grep => Params::Grep(GrepParams::from_json(params)?),
             JobKind::LogAnalysis => Params::LogAnalysis(Box::new(LogParams::from_json(params)?)),
+            JobKind::SearchStats => Params::SearchStats(StatsParams::from_json(params)?),
+            JobKind::Search => Params::Search(Box::new(SearchParams::from_json(params)?)),
         };
         Ok(JobSpec { kind, params })
     }
@@ -176,6 +199,8 @@ impl JobSpec {
         match (&self.params, &p.data) {
             (Params::Grep(gp), PartialData::Grep(g)) => g.check_params(gp),
             (Params::LogAnalysis(lp), PartialData::LogAnalysis(l)) => l.check_params(lp),
+            (Params::SearchStats(sp), PartialData::SearchStats(x)) => x.validate(sp),
+            (Params::Search(sp), PartialData::Search(x)) => x.validate(sp),
             _ => Ok(()),
         }
     }
@@ -185,7 +210,7 @@ impl JobSpec {
     /// them as they arrive instead of waiting for unit order. Grep and log
     /// analysis keep samples and first occurrences in input order: no.
     pub fn commutative(&self) -> bool {
-        matches!(self.params, Params::WordCount(_))
+        matches!(self.params, Params::WordCount(_) | Params::SearchStats(_) | Params::Search(_))
     }
 
     /// The partial of zero lines: the identity of [`merge`](Self::merge) (what `map`
@@ -195,6 +220,8 @@ impl JobSpec {
             Params::WordCount(_) => PartialData::WordCount(wordcount::WcPartial::default()),
             Params::Grep(_) => PartialData::Grep(grep::GrepPartial::default()),
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::LogPartial::empty(p)),
+            Params::SearchStats(p) => PartialData::SearchStats(search::StatsPartial::empty(p)),
+            Params::Search(_) => PartialData::Search(search::SearchPartial::default()),
         };
         Partial { spec: self.fingerprint(), data }
     }
@@ -206,6 +233,8 @@ impl JobSpec {
             Params::WordCount(_) => PartialData::WordCount(wordcount::map(chunk)?),
             Params::Grep(p) => PartialData::Grep(grep::map(p, chunk)?),
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::map(p, chunk)?),
+            Params::SearchStats(p) => PartialData::SearchStats(search::map_stats(p, chunk)?),
+            Params::Search(p) => PartialData::Search(search::map_search(p, chunk)?),
         };
         Ok(Partial { spec: self.fingerprint(), data })
     }
@@ -225,6 +254,12 @@ impl JobSpec {
             (Params::Grep(p), PartialData::Grep(x), PartialData::Grep(y)) => PartialData::Grep(grep::merge(p, x, y)?),
             (Params::LogAnalysis(p), PartialData::LogAnalysis(x), PartialData::LogAnalysis(y)) => {
                 PartialData::LogAnalysis(loganalysis::merge(p, x, y)?)
+            }
+            (Params::SearchStats(_), PartialData::SearchStats(x), PartialData::SearchStats(y)) => {
+                PartialData::SearchStats(search::merge_stats(x, y)?)
+            }
+            (Params::Search(p), PartialData::Search(x), PartialData::Search(y)) => {
+                PartialData::Search(search::merge_search(p, x, y)?)
             }
             (_, x, _) => return Err(ComputeError::KindMismatch { expected: self.kind, found: x.kind() }),
         };
@@ -270,6 +305,8 @@ impl JobSpec {
             (Params::WordCount(wp), PartialData::WordCount(x)) => Ok(wordcount::finish(wp, x)),
             (Params::Grep(_), PartialData::Grep(x)) => Ok(grep::finish(x)),
             (Params::LogAnalysis(lp), PartialData::LogAnalysis(x)) => loganalysis::finish(lp, x),
+            (Params::SearchStats(sp), PartialData::SearchStats(x)) => Ok(search::finish_stats(sp, x)),
+            (Params::Search(sp), PartialData::Search(x)) => Ok(search::finish_search(sp, x)),
             _ => Err(ComputeError::KindMismatch { expected: self.kind, found: p.kind() }),
         }
     }

@@ -3,6 +3,7 @@
 use crate::error::ComputeError;
 use crate::grep::GrepPartial;
 use crate::loganalysis::LogPartial;
+use crate::search::{SearchPartial, StatsPartial};
 use crate::wordcount::{WcPartial, WcWire};
 use crate::{digest_hex, JobKind};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,10 @@ pub(crate) enum PartialData {
     LogAnalysis(LogPartial),
     #[serde(rename = "word-count")]
     WordCount(WcPartial),
+    #[serde(rename = "search-stats")]
+    SearchStats(StatsPartial),
+    #[serde(rename = "search")]
+    Search(SearchPartial),
 }
 
 impl PartialData {
@@ -26,6 +31,8 @@ impl PartialData {
             PartialData::Grep(_) => JobKind::Grep,
             PartialData::LogAnalysis(_) => JobKind::LogAnalysis,
             PartialData::WordCount(_) => JobKind::WordCount,
+            PartialData::SearchStats(_) => JobKind::SearchStats,
+            PartialData::Search(_) => JobKind::Search,
         }
     }
 }
@@ -39,6 +46,10 @@ enum PartialWire {
     LogAnalysis(LogPartial),
     #[serde(rename = "word-count")]
     WordCount(WcWire),
+    #[serde(rename = "search-stats")]
+    SearchStats(StatsPartial),
+    #[serde(rename = "search")]
+    Search(SearchPartial),
 }
 
 /// The intermediate state of one or more consecutive units of a job.
@@ -110,6 +121,8 @@ impl Partial {
                 PartialData::LogAnalysis(l)
             }
             PartialWire::WordCount(w) => PartialData::WordCount(WcPartial::from_wire(w)?),
+            PartialWire::SearchStats(x) => PartialData::SearchStats(x),
+            PartialWire::Search(x) => PartialData::Search(x),
         };
         Ok(Partial { spec: env.spec, data })
     }
