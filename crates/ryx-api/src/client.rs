@@ -103,6 +103,16 @@ impl Client {
         format!("{method} {path} on {}", self.addr)
     }
 
+    /// `GET /v1/search?dataset=…&q=…&k=…`: the result as JSON (hits,
+    /// corpus figures, the snapshot searched and the two jobs).
+    pub fn search(&self, dataset: &str, q: &str, k: u32, redundancy: Option<u8>) -> Result<serde_json::Value, Error> {
+        let mut path = format!("/v1/search?dataset={}&q={}&k={k}", encode_segment(dataset), encode_segment(q));
+        if let Some(r) = redundancy {
+            path.push_str(&format!("&redundancy={r}"));
+        }
+        self.call("GET", &path, None)
+    }
+
     /// `GET /healthz`.
     pub fn healthz(&self) -> Result<Health, Error> {
         self.call("GET", "/healthz", None)

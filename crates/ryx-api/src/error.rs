@@ -95,6 +95,10 @@ error_codes! {
     StoreFull = "store_full",
     /// The job is done but no holder of its result answers.
     ResultUnavailable = "result_unavailable",
+    /// One of a search's two jobs failed (see the message).
+    SearchFailed = "search_failed",
+    /// A search did not finish within its `timeout_ms`.
+    SearchTimeout = "search_timeout",
     /// The stored result is not JSON.
     BadResult = "bad_result",
     /// The node failed internally.

@@ -43,9 +43,9 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextO
 use tantivy::{DocAddress, DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
 /// Longest query accepted, in bytes.
-pub const MAX_QUERY_BYTES: usize = 1024;
+pub const MAX_QUERY_BYTES: usize = 512;
 /// Most terms a query may have after analysis.
-pub const MAX_QUERY_TERMS: usize = 64;
+pub const MAX_QUERY_TERMS: usize = 32;
 /// Largest `k`.
 pub const MAX_K: usize = 1000;
 /// The analyzer (a tantivy tokenizer name).

@@ -156,7 +156,7 @@ fn bad_queries_and_parameters_get_clear_errors() {
     assert!(err("search-stats", json!({})).contains("`q` (the query) is required"));
     assert!(err("search-stats", json!({"q": "  ,;  "})).contains("no words"));
     assert!(err("search-stats", json!({"q": 3})).contains("must be a string"));
-    assert!(err("search-stats", json!({"q": "x".repeat(2000)})).contains("longer than"));
+    assert!(err("search-stats", json!({"q": "x ".repeat(300)})).contains("longer than"));
     let stats = json!({"docs": 3, "tokens": 9, "df": {"cat": 1}});
     assert!(err("search", json!({"q": "cat", "k": 0, "stats": stats})).contains("between 1 and 1000"));
     assert!(err("search", json!({"q": "cat", "k": 5000, "stats": stats})).contains("between 1 and 1000"));

@@ -709,7 +709,7 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
 
 /// The core call that starts a job, given the node, the time, the kind,
 /// the parameters, the redundancy and the energy.
-type Starter = dyn FnOnce(
+pub(crate) type Starter = dyn FnOnce(
         &mut ryx_core::Node,
         ryx_core::Time,
         &str,
@@ -721,7 +721,7 @@ type Starter = dyn FnOnce(
 
 /// Starts a job on the event loop with `req`'s kind, parameters,
 /// redundancy (default 2) and energy.
-async fn start(api: &Api, req: SubmitJob, f: Box<Starter>) -> Result<String, ApiError> {
+pub(crate) async fn start(api: &Api, req: SubmitJob, f: Box<Starter>) -> Result<String, ApiError> {
     api.handle
         .call(move |s| {
             let now = s.clock.now();
@@ -965,7 +965,12 @@ async fn lookup_elsewhere(api: &Api, id: &str) -> Option<JobView> {
     None
 }
 
-async fn fetch_result(api: &Api, hash: &str, size: Option<u64>, holders: &[SocketAddr]) -> Result<Value, ApiError> {
+pub(crate) async fn fetch_result(
+    api: &Api,
+    hash: &str,
+    size: Option<u64>,
+    holders: &[SocketAddr],
+) -> Result<Value, ApiError> {
     let h = hash.to_string();
     let local = api.handle.call(move |s| s.store.get(&h)).await.map_err(ApiError::unavailable)?;
     let bytes = match local {

@@ -44,6 +44,37 @@ pub enum Command {
     ///   ryx-node run grep --dataset app --param pattern=ERROR --json
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
+    /// Search a dataset of documents (JSON lines with an `id`) on a running
+    /// cluster: BM25, ranked as one index over all of them would rank.
+    ///
+    ///   ryx-node search "failure detector" --dataset docs --node 127.0.0.1:9001
+    #[command(verbatim_doc_comment)]
+    Search(SearchArgs),
+}
+
+/// Options of `ryx-node search`.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The query.
+    pub query: String,
+    /// The dataset to search (`--source NAME=…` on the nodes).
+    #[arg(long)]
+    pub dataset: String,
+    /// Hits wanted, 1 to 1000.
+    #[arg(long, short, default_value_t = 10)]
+    pub k: u32,
+    /// The node to ask (its HTTP API), HOST:PORT.
+    #[arg(long, env = "RYX_NODE", default_value = "127.0.0.1:9001")]
+    pub node: String,
+    /// Replicas per unit, 1 to 7 [default: the node's, 2].
+    #[arg(long)]
+    pub redundancy: Option<u8>,
+    /// The API token, if the cluster has one.
+    #[arg(long, env = "RYX_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the whole answer as JSON instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `ryx-node run`.

@@ -19,6 +19,9 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Value> {
 /// Runs the job and prints its result.
 pub fn run(args: ExecArgs) -> anyhow::Result<()> {
     let params = parse_params(&args.params)?;
+    if args.kind == "search" && params.get("stats").is_none() {
+        return search_reference(&args, &params);
+    }
     let spec = JobSpec::new(&args.kind, &params)?;
     let data: Vec<Vec<u8>> = args
         .inputs
@@ -46,5 +49,30 @@ pub fn run(args: ExecArgs) -> anyhow::Result<()> {
         bytes as f64 / 1048576.0 / secs.max(1e-9),
         threads
     );
+    Ok(())
+}
+
+/// `exec search` without `stats`: one tantivy index over every document of
+/// the inputs, scored with its own statistics (what `GET /v1/search` must
+/// rank as).
+fn search_reference(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Result<()> {
+    let q = params.get("q").and_then(|v| v.as_str()).context("search needs --param q=QUERY")?;
+    let k = params.get("k").and_then(|v| v.as_u64()).unwrap_or(10) as usize;
+    let data: Vec<Vec<u8>> = args
+        .inputs
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .collect::<anyhow::Result<_>>()?;
+    let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+    let start = std::time::Instant::now();
+    let r = ryx_compute::search::reference(&inputs, q, k)?;
+    let bytes = ryx_compute::canonical_json(&r);
+    if args.json {
+        println!("{}", String::from_utf8_lossy(&bytes));
+    } else {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("result_digest: {}", ryx_compute::digest_hex(&bytes));
+    }
+    eprintln!("exec search: {} documents in {:.3} s (one index)", r["docs"], start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -120,6 +120,7 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/blobs/{hash}", get(api_jobs::get_blob).delete(api_jobs::delete_blob))
         .route("/v1/jobs", get(api_jobs::list_jobs).post(api_jobs::submit_job))
         .route("/v1/jobs/{id}", get(api_jobs::get_job).delete(api_jobs::cancel_job))
+        .route("/v1/search", get(crate::api_search::search))
         .route("/healthz", get(healthz))
         .route("/v1/events", get(crate::events::events))
         .route("/v1/identity", get(crate::members::identity))

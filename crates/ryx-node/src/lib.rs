@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api_jobs;
+pub mod api_search;
 pub mod cli;
 pub mod client;
 pub mod config_file;

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Exec(args)) => exec::run(args),
         Some(Command::Run(args)) => ryx_node::run::run(args),
+        Some(Command::Search(args)) => ryx_node::run::search(args),
         None => {
             // Sources listed by the configuration file are read again on
             // SIGHUP (those given on the command line stay as they are).

@@ -2,7 +2,7 @@
 //! Submits to any node, shows progress on a terminal (units and bytes),
 //! prints the result as `exec` does (or the whole job as JSON).
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SearchArgs};
 use anyhow::{bail, Context};
 use ryx_api::{Client, JobState, JobView, SubmitJob};
 use std::io::{IsTerminal, Write};
@@ -112,4 +112,36 @@ fn human_bytes(b: u64) -> String {
     } else {
         format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
     }
+}
+
+/// `ryx-node search`: asks a node, prints the hits (or the whole answer).
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let addr = args
+        .node
+        .to_socket_addrs()
+        .with_context(|| format!("--node {}: not HOST:PORT", args.node))?
+        .next()
+        .with_context(|| format!("--node {}: no address", args.node))?;
+    let mut client = Client::new(addr);
+    if let Some(t) = args.token.as_deref().filter(|t| !t.is_empty()) {
+        client = client.with_token(t);
+    }
+    let r = client.search(&args.dataset, &args.query, args.k, args.redundancy)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let hits = r["hits"].as_array().cloned().unwrap_or_default();
+    for (i, h) in hits.iter().enumerate() {
+        println!("{:>4}. {:<40} {}", i + 1, h["id"].as_str().unwrap_or(""), h["score"]);
+    }
+    eprintln!(
+        "{} of {} documents matched; dataset {} on {} nodes; {} ms",
+        r["matched"],
+        r["docs"],
+        r["dataset"]["name"].as_str().unwrap_or(""),
+        r["dataset"]["nodes"],
+        r["elapsed_ms"]
+    );
+    Ok(())
 }

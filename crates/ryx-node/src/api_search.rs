@@ -1,0 +1,140 @@
+//! `GET /v1/search`: BM25 search over a dataset of documents, from any
+//! node.
+//!
+//! A search is two jobs over one snapshot of the dataset (so both see the
+//! same documents), each run where the chunks lie with the usual
+//! redundancy and votes: `search-stats` sums the corpus figures BM25 needs
+//! (documents, tokens, each query term's document frequency), then
+//! `search` scores every chunk's documents with those figures and merges
+//! the top k lists along the job's tree (`ryx_compute::search`). The
+//! ranking equals one index over all the documents.
+
+use crate::api_jobs::{fetch_result, start, Api};
+use crate::http::{api_id, ApiError, ApiResult, Query};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use ryx_api::{ErrorCode, SubmitJob};
+use ryx_core::jobs::JobState;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Query of `GET /v1/search`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// The dataset to search.
+    dataset: Option<String>,
+    /// The query.
+    q: Option<String>,
+    /// Hits wanted (default 10).
+    k: Option<u64>,
+    /// Replicas per unit (the node's default when absent).
+    redundancy: Option<u8>,
+    /// Longest wait for both jobs, in milliseconds (default 30,000).
+    timeout_ms: Option<u64>,
+}
+
+/// Default and longest wait for a search.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a search looks at its jobs.
+const POLL: Duration = Duration::from_millis(10);
+
+fn bad(code: ErrorCode, msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, msg.into())
+}
+
+/// `GET /v1/search?dataset=NAME&q=QUERY[&k=10][&redundancy=R][&timeout_ms=T]`.
+pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> ApiResult {
+    let t0 = Instant::now();
+    let name = sq.dataset.ok_or_else(|| bad(ErrorCode::BadQuery, "`dataset` is required"))?;
+    if !crate::sources::is_dataset_name(&name) {
+        return Err(bad(
+            ErrorCode::UnknownDataset,
+            format!("{name:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)"),
+        ));
+    }
+    let q = sq.q.ok_or_else(|| bad(ErrorCode::BadQuery, "`q` (the query) is required"))?;
+    let k = sq.k.unwrap_or(10);
+    if !(1..=ryx_compute::search::MAX_K as u64).contains(&k) {
+        return Err(bad(ErrorCode::BadParams, format!("`k` must be between 1 and {}", ryx_compute::search::MAX_K)));
+    }
+    let timeout = sq.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(bad(
+            ErrorCode::BadQuery,
+            format!("`timeout_ms` must be between 1 and {}", MAX_TIMEOUT.as_millis()),
+        ));
+    }
+    let stats_params = json!({ "q": q });
+    ryx_compute::JobSpec::new("search-stats", &stats_params).map_err(|e| bad(ErrorCode::BadParams, e.to_string()))?;
+    let deadline = t0 + timeout;
+
+    // One snapshot for both jobs.
+    let g = crate::datasets::gather(&api.handle, &name).await?;
+    let dataset = crate::datasets::view(&g.tag);
+    let unreachable: Vec<_> = g.unreachable.iter().map(|n| api_id(*n)).collect();
+    let run = |kind: &'static str, params: Value| {
+        let (chunks, tag) = (g.chunks.clone(), g.tag.clone());
+        let req = SubmitJob { params, redundancy: sq.redundancy, ..SubmitJob::over_dataset(kind, &name) };
+        let api = api.clone();
+        async move {
+            let id = start(
+                &api,
+                req,
+                Box::new(move |node, now, kind, params, r, e| {
+                    node.submit_dataset_job(now, kind, params, chunks, r, e, tag)
+                }),
+            )
+            .await?;
+            let result = wait(&api, &id, deadline).await?;
+            Ok::<_, ApiError>((id, result))
+        }
+    };
+    let (stats_job, stats) = run("search-stats", stats_params).await?;
+    let corpus = stats.get("stats").cloned().unwrap_or(Value::Null);
+    let (search_job, mut result) = run("search", json!({ "q": q, "k": k, "stats": corpus })).await?;
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("dataset".into(), json!(dataset));
+        obj.insert("jobs".into(), json!({ "stats": stats_job, "search": search_job }));
+        obj.insert("unreachable".into(), json!(unreachable));
+        obj.insert("elapsed_ms".into(), json!(t0.elapsed().as_millis() as u64));
+    }
+    Ok(Json(result).into_response())
+}
+
+/// Waits for job `id` (homed here) to end, and returns its result.
+async fn wait(api: &Api, id: &str, deadline: Instant) -> Result<Value, ApiError> {
+    loop {
+        let i = id.to_string();
+        let summary = api.handle.call(move |s| s.node.job(&i)).await.map_err(ApiError::unavailable)?;
+        if let Some(j) = summary {
+            match j.state {
+                JobState::Done => {
+                    if let Some(h) = &j.result_hash {
+                        return fetch_result(api, h, j.result_size, &j.result_holders).await;
+                    }
+                }
+                JobState::Failed | JobState::Cancelled => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        ErrorCode::SearchFailed,
+                        format!("job {id} ({}): {}", j.kind, j.error.unwrap_or_else(|| "cancelled".into())),
+                    ));
+                }
+                JobState::Running => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::SearchTimeout,
+                format!("job {id} did not finish in time (GET /v1/jobs/{id} follows it)"),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
