@@ -23,11 +23,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<()> {
         return search_reference(&args, &params);
     }
     let spec = JobSpec::new(&args.kind, &params)?;
-    let data: Vec<Vec<u8>> = args
-        .inputs
-        .iter()
-        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
-        .collect::<anyhow::Result<_>>()?;
+    let data = read_inputs(&args.inputs)?;
     let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let start = std::time::Instant::now();
@@ -58,11 +54,7 @@ pub fn run(args: ExecArgs) -> anyhow::Result<()> {
 fn search_reference(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Result<()> {
     let q = params.get("q").and_then(|v| v.as_str()).context("search needs --param q=QUERY")?;
     let k = params.get("k").and_then(|v| v.as_u64()).unwrap_or(10) as usize;
-    let data: Vec<Vec<u8>> = args
-        .inputs
-        .iter()
-        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
-        .collect::<anyhow::Result<_>>()?;
+    let data = read_inputs(&args.inputs)?;
     let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
     let start = std::time::Instant::now();
     let r = ryx_compute::search::reference(&inputs, q, k)?;
@@ -75,4 +67,9 @@ fn search_reference(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Resu
     }
     eprintln!("exec search: {} documents in {:.3} s (one index)", r["docs"], start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The bytes of every input file, in order.
+fn read_inputs(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    paths.iter().map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))).collect()
 }

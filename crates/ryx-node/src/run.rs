@@ -11,16 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Submits the job, follows it to its end and prints its result.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let addr = args
-        .node
-        .to_socket_addrs()
-        .with_context(|| format!("--node {}: not HOST:PORT", args.node))?
-        .next()
-        .with_context(|| format!("--node {}: no address", args.node))?;
-    let mut client = Client::new(addr);
-    if let Some(t) = args.token.as_deref().filter(|t| !t.is_empty()) {
-        client = client.with_token(t);
-    }
+    let (addr, client) = connect(&args.node, args.token.as_deref())?;
     let params = crate::exec::parse_params(&args.params)?;
     ryx_compute::JobSpec::new(&args.kind, &params)?;
     let mut job = match &args.dataset {
@@ -116,16 +107,7 @@ fn human_bytes(b: u64) -> String {
 
 /// `ryx-node search`: asks a node, prints the hits (or the whole answer).
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
-    let addr = args
-        .node
-        .to_socket_addrs()
-        .with_context(|| format!("--node {}: not HOST:PORT", args.node))?
-        .next()
-        .with_context(|| format!("--node {}: no address", args.node))?;
-    let mut client = Client::new(addr);
-    if let Some(t) = args.token.as_deref().filter(|t| !t.is_empty()) {
-        client = client.with_token(t);
-    }
+    let (_, client) = connect(&args.node, args.token.as_deref())?;
     let r = client.search(&args.dataset, &args.query, args.k, args.redundancy)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -144,4 +126,18 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         r["elapsed_ms"]
     );
     Ok(())
+}
+
+/// A client of the node at `node` (HOST:PORT), with the API token if any.
+fn connect(node: &str, token: Option<&str>) -> anyhow::Result<(std::net::SocketAddr, Client)> {
+    let addr = node
+        .to_socket_addrs()
+        .with_context(|| format!("--node {node}: not HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--node {node}: no address"))?;
+    let mut client = Client::new(addr);
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        client = client.with_token(t);
+    }
+    Ok((addr, client))
 }
