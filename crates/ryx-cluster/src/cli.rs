@@ -230,6 +230,12 @@ pub struct StartArgs {
     /// every node all of it.
     #[arg(long, requires = "source")]
     pub split: bool,
+    /// A corpus of documents (JSON lines with an `id` or `_id`, the other
+    /// string fields as text) spread over the nodes as dataset `docs`: the
+    /// same as `--source docs=FILE --split`. Search it from any node with
+    /// `ryx-node search QUERY --dataset docs` or `GET /v1/search`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["netns", "source", "logs"])]
+    pub docs: Option<PathBuf>,
     /// Live logs: a detached writer appends the built-in generator's lines
     /// (RATE lines per second per node, e.g. 200) to every running node's
     /// own DIR/data/node-I/app.log, which the node follows as dataset

@@ -390,3 +390,59 @@ fn live_logs_grow_on_every_node_and_jobs_over_them_run_where_they_lie() {
     }
     assert!(c.dir.join("data/node-0/app.log").is_file());
 }
+
+#[test]
+fn a_corpus_spread_with_docs_is_searched_from_any_node_as_one_index() {
+    let c = cluster("docs");
+    let file = c.dir.join("corpus.jsonl");
+    let mut text = String::new();
+    let words = ["gossip", "node", "failure", "the", "index", "search", "disk", "retry"];
+    let mut x: u64 = 99;
+    for i in 0..600 {
+        let mut t = Vec::new();
+        for _ in 0..(2 + i % 11) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            t.push(words[(x >> 61) as usize]);
+        }
+        text.push_str(&serde_json::json!({"_id": format!("doc-{i}"), "text": t.join(" ")}).to_string());
+        text.push('\n');
+    }
+    std::fs::create_dir_all(&c.dir).expect("dir");
+    std::fs::write(&file, &text).expect("corpus");
+    let out = c.ok(&[
+        "start",
+        "--nodes",
+        "3",
+        "--docs",
+        file.to_str().expect("utf-8 path"),
+        "--base-port",
+        &free_port().to_string(),
+        "--",
+        "--chunk-size",
+        "8KiB",
+    ]);
+    assert!(out.contains("Dataset docs:"), "{out}");
+    assert_eq!(c.state().and_then(|s| s.dataset).as_deref(), Some("docs"));
+    let ports = c.http_ports();
+    let client = Client::new(([127, 0, 0, 1], ports[1]).into());
+    // Every node announces its part within a second or so.
+    let t0 = Instant::now();
+    let got = loop {
+        match client.search("docs", "gossip failure", 20, None) {
+            Ok(v) if v["dataset"]["nodes"] == 3 => break v,
+            r => assert!(t0.elapsed() < Duration::from_secs(30), "not every node's part is searched: {r:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let exec = Command::new(node_bin())
+        .args(["exec", "search", "--json", "--input"])
+        .arg(&file)
+        .args(["--param", "q=gossip failure", "--param", "k=20"])
+        .output()
+        .expect("exec search");
+    assert!(exec.status.success(), "{exec:?}");
+    let want: serde_json::Value = serde_json::from_slice(&exec.stdout).expect("JSON");
+    assert_eq!(got["hits"], want["hits"], "ranked as one index");
+    assert_eq!((got["docs"].clone(), got["matched"].clone()), (want["docs"].clone(), want["matched"].clone()));
+    c.ok(&["stop"]);
+}

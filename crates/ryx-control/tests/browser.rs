@@ -130,8 +130,21 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
             writeln!(f, "node{k} line {i} says hello").unwrap();
         }
     }
+    // They also hold dataset `docs`: documents as JSON lines.
+    for k in 0..2 {
+        let mut f = std::fs::File::create(data.join(format!("node-{k}/docs.jsonl"))).unwrap();
+        for i in 0..200 {
+            let text = ["gossip node", "failure detector", "the gossip of failure", "disk"][(i * (k + 1)) % 4];
+            writeln!(f, "{}", serde_json::json!({"id": format!("n{k}-{i:03}"), "text": text})).unwrap();
+        }
+    }
     let cluster = Cluster::start_with(4, "jobs", |i| match i {
-        2 | 3 => vec!["--source".into(), format!("app={}/node-{}/*.log", data.display(), i - 2)],
+        2 | 3 => vec![
+            "--source".into(),
+            format!("app={}/node-{}/*.log", data.display(), i - 2),
+            "--source".into(),
+            format!("docs={}/node-{}/*.jsonl", data.display(), i - 2),
+        ],
         _ => Vec::new(),
     });
     let b = Browser::start(&chrome, &driver, 1280, 900);
@@ -228,6 +241,33 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
     assert_eq!(wc.total_words, 5 * lines.iter().sum::<usize>() as u64, "every holder's words counted");
     let text = b.js("return document.getElementById('job-detail').textContent").as_str().unwrap().to_owned();
     assert!(text.contains("dataset app"), "the detail names the dataset: {text:?}");
+
+    // 4. A search over dataset `docs` from the search box shows the hits
+    // the API gives, in order, and which nodes answered.
+    b.js("location.hash = '#inject'; return 1");
+    let offered = b.wait_js(
+        FORM,
+        "const s = document.querySelector('#search-dataset'); if (![...s.options].some(o => o.value === 'docs')) return false; s.value = 'docs'; return true",
+    );
+    if offered.is_none() {
+        fail(&b, "dataset docs not offered by the search form");
+    }
+    b.js("document.querySelector('#search-q').value = 'gossip failure'; document.querySelector('#search-form input[name=k]').value = '7'; return 1");
+    b.click("#search-submit");
+    let shown = b.wait_js(
+        Duration::from_secs(60),
+        "const t = document.getElementById('search-hits'); const s = document.getElementById('search-status'); return !t.hidden && s.classList.contains('ok') && [...t.querySelectorAll('tbody tr')].map(tr => tr.children[1].textContent)",
+    );
+    let Some(shown) = shown else {
+        let status = b.js("return document.getElementById('search-status').textContent");
+        fail(&b, &format!("no search hits shown; status {status}"))
+    };
+    let api = client(node).search("docs", "gossip failure", 7, None).expect("search from the API");
+    let ids: Vec<Value> = api["hits"].as_array().unwrap().iter().map(|h| h["id"].clone()).collect();
+    assert_eq!(ids.len(), 7);
+    assert_eq!(shown, Value::Array(ids), "the hits the API gives, in order");
+    let status = b.js("return document.getElementById('search-status').textContent").as_str().unwrap().to_owned();
+    assert!(status.contains("on 2 nodes") && status.contains("answered by"), "{status}");
     let _ = std::fs::remove_dir_all(&data);
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");

@@ -18,6 +18,11 @@ export class InjectView {
       e.preventDefault();
       this.submitInfo(false);
     });
+    this.searchForm = $('search-form');
+    this.searchForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.search();
+    });
     $('info-trace').addEventListener('click', () => {
       if (this.info.reportValidity()) this.submitInfo(true);
     });
@@ -119,6 +124,50 @@ export class InjectView {
     }
   }
 
+  /** GET /v1/search: the hits, and which nodes answered (the two jobs' workers). */
+  async search() {
+    const f = this.searchForm.elements;
+    if (!this.searchForm.reportValidity()) return;
+    if (!f.dataset.value) {
+      this.status('search-status', 'Choose a dataset (no node has announced one).', 'error');
+      return;
+    }
+    const btn = $('search-submit');
+    btn.disabled = true;
+    this.status('search-status', 'Searching…');
+    try {
+      const k = Math.max(1, Math.min(1000, Number(f.k.value) || 10));
+      const q = encodeURIComponent(f.q.value);
+      const r = await api(`/v1/search?dataset=${encodeURIComponent(f.dataset.value)}&q=${q}&k=${k}`, { timeout: 60000 });
+      const hits = r.hits || [];
+      fill(
+        document.querySelector('#search-hits tbody'),
+        hits.map((h, i) => el('tr', {}, el('td', { class: 'num' }, i + 1), el('td', { class: 'mono' }, h.id), el('td', { class: 'num' }, Number(h.score).toFixed(4)))),
+      );
+      $('search-hits').hidden = hits.length === 0;
+      let workers = '';
+      try {
+        const j = await api(`/v1/jobs/${r.jobs.search}`);
+        workers = `, answered by ${j.stats.workers} node${j.stats.workers === 1 ? '' : 's'}`;
+      } catch {
+        /* the job view is a detail */
+      }
+      const d = r.dataset || {};
+      const left = (r.unreachable || []).length ? ` · ${r.unreachable.length} holder(s) did not answer: not covered` : '';
+      this.status(
+        'search-status',
+        `${fmtNum(r.matched)} of ${fmtNum(r.docs)} documents matched; ${hits.length} shown · dataset ${d.name} on ${d.nodes} node${d.nodes === 1 ? '' : 's'}${workers} · ${r.elapsed_ms} ms${left}`,
+        'ok',
+      );
+      announce(`${hits.length} search results`);
+    } catch (e) {
+      $('search-hits').hidden = true;
+      this.status('search-status', `Search failed: ${e.message}`, 'error');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
   async submitInfo(trace) {
     const f = this.info.elements;
     let value;
@@ -156,10 +205,12 @@ export class InjectView {
   async refreshDatasets() {
     try {
       const r = await api('/v1/datasets');
-      const sel = $('job-dataset');
-      const cur = sel.value;
       const ds = r.datasets || [];
-      fill(sel, ds.length ? ds.map((d) => el('option', { value: d.name, selected: d.name === cur }, `${d.name} · ${fmtBytes(d.bytes)} on ${d.holders.length} node${d.holders.length === 1 ? '' : 's'}`)) : el('option', { value: '' }, '(none announced)'));
+      for (const id of ['job-dataset', 'search-dataset']) {
+        const sel = $(id);
+        const cur = sel.value;
+        fill(sel, ds.length ? ds.map((d) => el('option', { value: d.name, selected: d.name === cur }, `${d.name} · ${fmtBytes(d.bytes)} on ${d.holders.length} node${d.holders.length === 1 ? '' : 's'}`)) : el('option', { value: '' }, '(none announced)'));
+      }
     } catch {
       /* the list is a convenience */
     }

@@ -110,12 +110,16 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
         start_netns(&dir, node_bin, &args, n)?
     } else {
         let mut node_args = args.node_args.clone();
-        let source = args.source.as_deref().map(parse_source).transpose()?;
-        if let (Some((name, file)), false) = (&source, args.split) {
+        let source = match &args.docs {
+            Some(f) => Some(parse_source(&format!("docs={}", f.display()))?),
+            None => args.source.as_deref().map(parse_source).transpose()?,
+        };
+        let split = args.split || args.docs.is_some();
+        if let (Some((name, file)), false) = (&source, split) {
             node_args.extend(["--source".to_string(), format!("{name}={}", file.display())]);
         }
         let (mut cluster, mut ports) = new_cluster(dir.clone(), node_bin, node_args, args.base_port)?;
-        if let (Some((name, _)), true) = (&source, args.split) {
+        if let (Some((name, _)), true) = (&source, split) {
             cluster.state.dataset = Some(name.clone());
             cluster.save()?;
         }
@@ -143,7 +147,7 @@ pub fn start(dir_arg: Option<&Path>, args: StartArgs) -> Result<()> {
             let _ = dir.remove_state();
             return Err(e);
         }
-        if let (Some((name, file)), true) = (&source, args.split) {
+        if let (Some((name, file)), true) = (&source, split) {
             let all: Vec<usize> = (0..n).collect();
             let bytes = crate::cluster::data::split(&cluster, std::slice::from_ref(file), &all)?;
             out!(
