@@ -11,10 +11,10 @@
 //!
 //! **Analyzer.** tantivy's `en_stem`: split on every character that is not
 //! alphanumeric, drop tokens longer than 40 bytes, lower-case, English
-//! Snowball stemming. The query is analyzed the same way; each of its
-//! tokens is one optional clause (a document matches any of them, and
-//! scores the sum of the clauses it matches, as tantivy's query parser
-//! gives for plain words).
+//! Snowball stemming. The query is analyzed the same way, word by word,
+//! each distinct word once ([`query_terms`]); each token is one optional
+//! clause (a document matches any of them, and scores the sum of the
+//! clauses it matches, as tantivy's query parser gives for plain words).
 //!
 //! **Scores.** BM25 (k1 = 1.2, b = 0.75, tantivy's) needs three corpus
 //! figures: the number of documents N, the tokens in all of them, and each
@@ -22,8 +22,9 @@
 //! search runs in two jobs over the same units:
 //!
 //! 1. `search-stats` (`{"q"}`) counts the three per unit; partials add up;
-//! 2. `search` (`{"q", "k", "stats"}`) scores each unit's documents with the
-//!    corpus figures handed in (tantivy's `Bm25StatisticsProvider`) and
+//! 2. `search` ([`search_params`]) scores each unit's documents with the
+//!    corpus figures handed in (tantivy's `Bm25StatisticsProvider`), a
+//!    document's score being its terms' scores added in query order, and
 //!    keeps the unit's top `k` by score, ties by ascending id; partials
 //!    merge by keeping the top `k` of both.
 //!
@@ -36,16 +37,20 @@ use crate::JobKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{Bm25StatisticsProvider, BooleanQuery, Occur, Query, TermQuery};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use tantivy::query::{Bm25StatisticsProvider, EnableScoring, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, STORED, STRING};
-use tantivy::{DocAddress, DocId, Index, IndexWriter, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
+use tantivy::{
+    DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentOrdinal, TantivyDocument,
+    Term, TERMINATED,
+};
 
 /// Longest query accepted, in bytes.
-pub const MAX_QUERY_BYTES: usize = 512;
+pub const MAX_QUERY_BYTES: usize = 3072;
 /// Most terms a query may have after analysis.
-pub const MAX_QUERY_TERMS: usize = 32;
+pub const MAX_QUERY_TERMS: usize = 1024;
 /// Largest `k`.
 pub const MAX_K: usize = 1000;
 /// The analyzer (a tantivy tokenizer name).
@@ -58,6 +63,8 @@ const WRITER_HEAP: usize = 50_000_000;
 struct Query0 {
     q: String,
     terms: Vec<String>,
+    /// Each distinct word once (tantivy's query parser), not every word.
+    distinct: bool,
 }
 
 impl Query0 {
@@ -70,15 +77,27 @@ impl Query0 {
         if q.len() > MAX_QUERY_BYTES {
             return Err(ComputeError::params(kind, format!("`q` is longer than {MAX_QUERY_BYTES} bytes")));
         }
-        let terms = analyze(&q);
+        let distinct = crate::opt_bool(kind, obj, "distinct_words")?.unwrap_or(false);
+        let terms = query_terms(&q, distinct);
         if terms.is_empty() {
             return Err(ComputeError::params(kind, "`q` has no words to search for"));
         }
         if terms.len() > MAX_QUERY_TERMS {
             return Err(ComputeError::params(kind, format!("`q` has more than {MAX_QUERY_TERMS} words")));
         }
-        Ok(Query0 { q, terms })
+        Ok(Query0 { q, terms, distinct })
     }
+}
+
+/// The clauses of a query: its words (whitespace-separated) analyzed into
+/// tokens, in order. Every word counts, repeats included (a word said
+/// twice weighs twice, BM25's query-term frequency); with `distinct`, each
+/// distinct word once, compared as typed, in order of first appearance, as
+/// tantivy's query parser makes plain words into clauses (`titles titles`
+/// one clause, `titles title` two).
+pub fn query_terms(q: &str, distinct: bool) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    q.split_whitespace().filter(|w| !distinct || seen.insert(*w)).flat_map(analyze).collect()
 }
 
 /// The tokens `text` gives under [`ANALYZER`].
@@ -102,12 +121,12 @@ pub struct StatsParams {
 impl StatsParams {
     pub(crate) fn from_json(v: &Value) -> Result<Self, ComputeError> {
         let kind = JobKind::SearchStats;
-        let obj = crate::params_object(kind, v, &["q"])?;
+        let obj = crate::params_object(kind, v, &["q", "distinct_words"])?;
         Ok(StatsParams { query: Query0::parse(kind, &obj)? })
     }
 
     pub(crate) fn to_json(&self) -> Value {
-        json!({ "q": self.query.q })
+        json!({ "q": self.query.q, "distinct_words": self.query.distinct })
     }
 
     /// The analyzed query terms.
@@ -128,7 +147,12 @@ pub struct CorpusStats {
     pub df: BTreeMap<String, u64>,
 }
 
-/// Parameters of `search`.
+/// Parameters of `search`, compact so that long queries fit a work token
+/// (`MAX_PARAMS_LEN`): `{"terms": "t1 t2 t1", "df": "n1 n2", "docs", "tokens",
+/// "k"}`: the analyzed query terms in order (repeats kept), space-separated
+/// (an analyzed term holds no space); the document frequency of each
+/// distinct term in order of first appearance; the corpus's documents and
+/// tokens. [`search_params`] builds them from a `search-stats` result.
 #[derive(Clone, Debug)]
 pub struct SearchParams {
     query: Query0,
@@ -136,38 +160,81 @@ pub struct SearchParams {
     stats: CorpusStats,
 }
 
+/// The distinct terms of `terms`, in order of first appearance.
+fn distinct(terms: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::BTreeSet::new();
+    terms.iter().filter(|t| seen.insert(t.as_str())).collect()
+}
+
 impl SearchParams {
     pub(crate) fn from_json(v: &Value) -> Result<Self, ComputeError> {
         let kind = JobKind::Search;
-        let obj = crate::params_object(kind, v, &["q", "k", "stats"])?;
-        let query = Query0::parse(kind, &obj)?;
-        let k = crate::opt_usize(kind, &obj, "k", 1, MAX_K as u64)?.unwrap_or(10);
-        let stats: CorpusStats = match obj.get("stats") {
-            Some(s) => serde_json::from_value(s.clone()).map_err(|e| {
-                ComputeError::params(
-                    kind,
-                    format!("`stats` must be {{\"docs\", \"tokens\", \"df\": {{term: count}}}}: {e}"),
-                )
-            })?,
-            None => return Err(ComputeError::params(kind, "`stats` (from a search-stats job) is required")),
+        let obj = crate::params_object(kind, v, &["terms", "df", "docs", "tokens", "k"])?;
+        let text = |key: &str| match obj.get(key) {
+            Some(Value::String(s)) => Ok(s.as_str()),
+            _ => Err(ComputeError::params(kind, format!("`{key}` (from search_params) is required, a string"))),
         };
-        if let Some(t) = query.terms.iter().find(|t| !stats.df.contains_key(*t)) {
-            return Err(ComputeError::params(kind, format!("`stats.df` has no count for the term {t:?}")));
+        let terms: Vec<String> = text("terms")?.split(' ').map(str::to_owned).collect();
+        if terms.iter().any(|t| t.is_empty() || t.len() > 255) || terms.len() > MAX_QUERY_TERMS {
+            return Err(ComputeError::params(
+                kind,
+                format!("`terms` must be 1 to {MAX_QUERY_TERMS} analyzed terms separated by single spaces"),
+            ));
         }
-        if stats.df.values().any(|&d| d > stats.docs) {
-            return Err(ComputeError::params(kind, "`stats.df` counts more documents than `stats.docs`"));
+        let counts: Vec<u64> = text("df")?
+            .split(' ')
+            .map(|n| n.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| ComputeError::params(kind, "`df` must be counts separated by single spaces"))?;
+        let uniq = distinct(&terms);
+        if counts.len() != uniq.len() {
+            return Err(ComputeError::params(
+                kind,
+                format!("`df` has {} counts for {} distinct terms", counts.len(), uniq.len()),
+            ));
         }
-        Ok(SearchParams { query, k, stats })
+        let num = |key: &str| {
+            crate::opt_usize(kind, &obj, key, 0, u64::MAX)?
+                .map(|x| x as u64)
+                .ok_or_else(|| ComputeError::params(kind, format!("`{key}` is required")))
+        };
+        let (docs, tokens) = (num("docs")?, num("tokens")?);
+        if counts.iter().any(|&d| d > docs) {
+            return Err(ComputeError::params(kind, "`df` counts more documents than `docs`"));
+        }
+        let df = uniq.into_iter().cloned().zip(counts).collect();
+        let k = crate::opt_usize(kind, &obj, "k", 1, MAX_K as u64)?.unwrap_or(10);
+        let query = Query0 { q: terms.join(" "), terms, distinct: false };
+        Ok(SearchParams { query, k, stats: CorpusStats { docs, tokens, df } })
     }
 
     pub(crate) fn to_json(&self) -> Value {
-        json!({ "q": self.query.q, "k": self.k, "stats": self.stats })
+        json!({
+            "terms": self.query.q,
+            "df": distinct(&self.query.terms).iter().map(|t| self.stats.df.get(*t).copied().unwrap_or(0).to_string()).collect::<Vec<_>>().join(" "),
+            "docs": self.stats.docs,
+            "tokens": self.stats.tokens,
+            "k": self.k,
+        })
     }
 
     /// How many hits are kept.
     pub fn k(&self) -> usize {
         self.k
     }
+}
+
+/// The parameters of `search` for the top `k`, from the result of a
+/// `search-stats` job (its `terms` and `stats`).
+pub fn search_params(stats_result: &Value, k: usize) -> Result<Value, ComputeError> {
+    let kind = JobKind::Search;
+    let bad = || ComputeError::params(kind, "not a search-stats result");
+    let terms: Vec<String> =
+        serde_json::from_value(stats_result.get("terms").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
+    let stats: CorpusStats =
+        serde_json::from_value(stats_result.get("stats").cloned().ok_or_else(bad)?).map_err(|_| bad())?;
+    let df: Vec<String> = distinct(&terms).iter().map(|t| stats.df.get(*t).copied().unwrap_or(0).to_string()).collect();
+    Ok(json!({ "terms": terms.join(" "), "df": df.join(" "), "docs": stats.docs, "tokens": stats.tokens, "k": k }))
 }
 
 /// One unit's (or several units') corpus figures for a query.
@@ -275,15 +342,21 @@ fn document(line: &[u8]) -> Option<(String, String)> {
     Some((id, text.join(" ")))
 }
 
-/// An in-memory tantivy index over some documents.
+/// An in-memory tantivy index over some documents, ready to search.
 struct Indexed {
-    index: Index,
+    reader: IndexReader,
     id: Field,
     text: Field,
+    /// Documents indexed, and lines skipped (not documents).
+    docs: u64,
+    skipped: u64,
 }
 
-fn index(docs: &[(String, String)]) -> Result<Indexed, ComputeError> {
-    let err = |e: tantivy::TantivyError| ComputeError::Search(e.to_string());
+fn err(e: tantivy::TantivyError) -> ComputeError {
+    ComputeError::Search(e.to_string())
+}
+
+fn index(docs: &[(String, String)], skipped: u64) -> Result<Indexed, ComputeError> {
     let mut sb = Schema::builder();
     let id = sb.add_text_field("id", STRING | STORED);
     let opts = TextOptions::default().set_indexing_options(
@@ -301,36 +374,102 @@ fn index(docs: &[(String, String)]) -> Result<Indexed, ComputeError> {
     }
     w.commit().map_err(err)?;
     w.wait_merging_threads().map_err(err)?;
-    Ok(Indexed { index, id, text })
+    let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(err)?;
+    Ok(Indexed { reader, id, text, docs: docs.len() as u64, skipped })
+}
+
+/// Indexes of units already seen, by the BLAKE3 of their bytes: a unit is
+/// indexed once, not at each of a search's two jobs and each query after.
+/// Bounded by the bytes of the units held (`set_index_cache_bytes`; the
+/// least recently used go first). Pure all the same: an index is a
+/// function of the unit's bytes.
+struct IndexCache {
+    entries: BTreeMap<[u8; 32], (Arc<Indexed>, usize, u64)>,
+    bytes: usize,
+    cap: usize,
+    tick: u64,
+}
+
+/// Default bound of the index cache: the bytes of the units indexed.
+pub const DEFAULT_INDEX_CACHE_BYTES: usize = 256 << 20;
+
+static CACHE: Mutex<IndexCache> =
+    Mutex::new(IndexCache { entries: BTreeMap::new(), bytes: 0, cap: DEFAULT_INDEX_CACHE_BYTES, tick: 0 });
+
+fn cache() -> std::sync::MutexGuard<'static, IndexCache> {
+    CACHE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Bounds the index cache by the bytes of the units whose indexes it
+/// keeps (0: keep none). A node sets it from its memory limit.
+pub fn set_index_cache_bytes(cap: usize) {
+    let mut c = cache();
+    c.cap = cap;
+    c.evict(0);
+}
+
+/// Units indexed (from scratch) and found indexed, since the start.
+pub fn index_cache_counts() -> (u64, u64) {
+    (BUILT.load(AtomicOrdering::Relaxed), REUSED.load(AtomicOrdering::Relaxed))
+}
+
+static BUILT: AtomicU64 = AtomicU64::new(0);
+static REUSED: AtomicU64 = AtomicU64::new(0);
+
+impl IndexCache {
+    /// Makes room for `need` more bytes.
+    fn evict(&mut self, need: usize) {
+        while self.bytes + need > self.cap && !self.entries.is_empty() {
+            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.2).map(|(k, _)| *k) else { break };
+            if let Some((_, b, _)) = self.entries.remove(&oldest) {
+                self.bytes -= b;
+            }
+        }
+    }
+}
+
+/// The index of a unit: from the cache, or built (and kept if it fits).
+fn unit_index(chunk: &[u8]) -> Result<Arc<Indexed>, ComputeError> {
+    let key: [u8; 32] = blake3::hash(chunk).into();
+    {
+        let mut c = cache();
+        c.tick += 1;
+        let tick = c.tick;
+        if let Some(e) = c.entries.get_mut(&key) {
+            e.2 = tick;
+            REUSED.fetch_add(1, AtomicOrdering::Relaxed);
+            return Ok(e.0.clone());
+        }
+    }
+    let (docs, skipped) = documents(chunk);
+    let ix = Arc::new(index(&docs, skipped)?);
+    BUILT.fetch_add(1, AtomicOrdering::Relaxed);
+    let mut c = cache();
+    if chunk.len() <= c.cap {
+        c.evict(chunk.len());
+        c.tick += 1;
+        let tick = c.tick;
+        if c.entries.insert(key, (ix.clone(), chunk.len(), tick)).is_none() {
+            c.bytes += chunk.len();
+        }
+    }
+    Ok(ix)
 }
 
 fn terms(ix: &Indexed, q: &Query0) -> Vec<Term> {
     q.terms.iter().map(|t| Term::from_field_text(ix.text, t)).collect()
 }
 
-fn query_of(ix: &Indexed, q: &Query0) -> Box<dyn Query> {
-    let clauses: Vec<(Occur, Box<dyn Query>)> = terms(ix, q)
-        .into_iter()
-        .map(|t| (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)) as Box<dyn Query>))
-        .collect();
-    Box::new(BooleanQuery::new(clauses))
-}
-
 /// The figures of `search-stats` for one chunk.
 pub(crate) fn map_stats(p: &StatsParams, chunk: &[u8]) -> Result<StatsPartial, ComputeError> {
-    let (docs, skipped) = documents(chunk);
-    if docs.is_empty() {
-        return Ok(StatsPartial { docs: 0, tokens: 0, df: vec![0; p.query.terms.len()], skipped });
-    }
-    let ix = index(&docs)?;
+    let ix = unit_index(chunk)?;
     let s = corpus_stats(&ix, &p.query)?;
     let df = p.query.terms.iter().map(|t| s.df.get(t).copied().unwrap_or(0)).collect();
-    Ok(StatsPartial { docs: s.docs, tokens: s.tokens, df, skipped })
+    Ok(StatsPartial { docs: s.docs, tokens: s.tokens, df, skipped: ix.skipped })
 }
 
 fn corpus_stats(ix: &Indexed, q: &Query0) -> Result<CorpusStats, ComputeError> {
-    let err = |e: tantivy::TantivyError| ComputeError::Search(e.to_string());
-    let searcher = ix.index.reader().map_err(err)?.searcher();
+    let searcher = ix.reader.searcher();
     let mut tokens = 0;
     for r in searcher.segment_readers() {
         tokens += r.inverted_index(ix.text).map_err(err)?.total_num_tokens();
@@ -386,104 +525,57 @@ impl Bm25StatisticsProvider for Given<'_> {
     }
 }
 
-/// Keeps, per segment, every document that can still be in the top `k` by
-/// score: those not below the k-th best score seen so far. Ties at the
-/// boundary are all kept, to be broken by id once ids are read.
-struct Candidates {
-    k: usize,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-struct MinScore(Score);
-impl Eq for MinScore {}
-impl PartialOrd for MinScore {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for MinScore {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.total_cmp(&self.0)
-    }
-}
-
-struct SegmentCandidates {
-    k: usize,
-    ord: SegmentOrdinal,
-    best: BinaryHeap<MinScore>,
-    kept: Vec<(Score, DocAddress)>,
-    matched: u64,
-}
-
-impl Collector for Candidates {
-    type Fruit = (Vec<(Score, DocAddress)>, u64);
-    type Child = SegmentCandidates;
-
-    fn for_segment(&self, ord: SegmentOrdinal, _r: &SegmentReader) -> tantivy::Result<SegmentCandidates> {
-        Ok(SegmentCandidates { k: self.k, ord, best: BinaryHeap::new(), kept: Vec::new(), matched: 0 })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        true
-    }
-
-    fn merge_fruits(&self, fruits: Vec<(Vec<(Score, DocAddress)>, u64)>) -> tantivy::Result<Self::Fruit> {
-        let matched = fruits.iter().map(|f| f.1).sum();
-        Ok((fruits.into_iter().flat_map(|f| f.0).collect(), matched))
-    }
-}
-
-impl SegmentCollector for SegmentCandidates {
-    type Fruit = (Vec<(Score, DocAddress)>, u64);
-
-    fn collect(&mut self, doc: DocId, score: Score) {
-        self.matched += 1;
-        if self.best.len() == self.k {
-            let floor = self.best.peek().map_or(Score::NEG_INFINITY, |m| m.0);
-            if score < floor {
-                return;
-            }
-            if score > floor {
-                self.best.pop();
-                self.best.push(MinScore(score));
-            }
-        } else {
-            self.best.push(MinScore(score));
-        }
-        self.kept.push((score, DocAddress::new(self.ord, doc)));
-        if self.kept.len() >= 4 * self.k + 64 {
-            let floor = self.best.peek().map_or(Score::NEG_INFINITY, |m| m.0);
-            self.kept.retain(|(s, _)| *s >= floor);
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        let floor = if self.best.len() == self.k {
-            self.best.peek().map_or(Score::NEG_INFINITY, |m| m.0)
-        } else {
-            Score::NEG_INFINITY
-        };
-        (self.kept.into_iter().filter(|(s, _)| *s >= floor).collect(), self.matched)
-    }
-}
-
 /// The top `k` of `ix` for `q`, and how many matched: scored with the
 /// corpus figures `given`, or (`None`) with the index's own.
+///
+/// Each term is scored by tantivy (`TermQuery`, BM25 with the statistics
+/// provided), and a document's score is the sum of its terms' scores in
+/// query order. Not tantivy's union scorer: it adds the terms' scores in
+/// an order that depends on where documents lie in the index (it drops
+/// exhausted terms by swapping), so the same document could score one
+/// ulp apart in a unit's index and in one index over everything.
 fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Result<(Vec<Hit>, u64), ComputeError> {
-    let err = |e: tantivy::TantivyError| ComputeError::Search(e.to_string());
-    let searcher = ix.index.reader().map_err(err)?.searcher();
+    let searcher = ix.reader.searcher();
     if given.map_or(searcher.num_docs(), |s| s.docs) == 0 {
         return Ok((Vec::new(), 0));
     }
-    let query = query_of(ix, q);
-    let collector = Candidates { k };
-    let (cands, matched) = match given {
-        Some(stats) => searcher.search_with_statistics_provider(&*query, &collector, &Given { stats }),
-        None => searcher.search(&*query, &collector),
+    let provider = given.map(|stats| Given { stats });
+    let scoring = match &provider {
+        Some(p) => EnableScoring::enabled_from_statistics_provider(p, &searcher),
+        None => EnableScoring::enabled_from_searcher(&searcher),
+    };
+    let weights = terms(ix, q)
+        .into_iter()
+        .map(|t| TermQuery::new(t, IndexRecordOption::WithFreqs).weight(scoring))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let mut scored: Vec<(Score, DocAddress)> = Vec::new();
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let mut acc: Vec<Score> = vec![0.0; reader.max_doc() as usize];
+        let mut hit = vec![false; reader.max_doc() as usize];
+        for w in &weights {
+            let mut scorer = w.scorer(reader, 1.0).map_err(err)?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                acc[doc as usize] += scorer.score();
+                hit[doc as usize] = true;
+                doc = scorer.advance();
+            }
+        }
+        scored.extend(
+            (0..acc.len()).filter(|&d| hit[d]).map(|d| (acc[d], DocAddress::new(ord as SegmentOrdinal, d as DocId))),
+        );
     }
-    .map_err(err)?;
-    let mut hits = Vec::with_capacity(cands.len());
-    for (score, addr) in cands {
+    let matched = scored.len() as u64;
+    // Only documents scoring at least the k-th best can be in the top k;
+    // those tied with it are ranked by id.
+    if scored.len() > k {
+        let (_, kth, _) = scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+        let floor = kth.0;
+        scored.retain(|(s, _)| *s >= floor);
+    }
+    let mut hits = Vec::with_capacity(scored.len());
+    for (score, addr) in scored {
         let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
         let id = d.get_first(ix.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         hits.push(Hit { id, score });
@@ -495,14 +587,9 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
 
 /// One chunk's best hits for `search`.
 pub(crate) fn map_search(p: &SearchParams, chunk: &[u8]) -> Result<SearchPartial, ComputeError> {
-    let (docs, skipped) = documents(chunk);
-    let n = docs.len() as u64;
-    if docs.is_empty() {
-        return Ok(SearchPartial { hits: Vec::new(), matched: 0, docs: 0, skipped });
-    }
-    let ix = index(&docs)?;
+    let ix = unit_index(chunk)?;
     let (hits, matched) = top_k(&ix, &p.query, p.k, Some(&p.stats))?;
-    Ok(SearchPartial { hits, matched, docs: n, skipped })
+    Ok(SearchPartial { hits, matched, docs: ix.docs, skipped: ix.skipped })
 }
 
 pub(crate) fn merge_search(
@@ -525,7 +612,6 @@ pub(crate) fn merge_search(
 
 pub(crate) fn finish_search(p: &SearchParams, x: &SearchPartial) -> Value {
     json!({
-        "q": p.query.q,
         "terms": p.query.terms,
         "k": p.k,
         "hits": x.hits,
@@ -540,8 +626,8 @@ pub(crate) fn finish_search(p: &SearchParams, x: &SearchPartial) -> Value {
 /// one tantivy index, scored by tantivy with that index's own statistics,
 /// the top `k` by score then id. What the two distributed jobs together
 /// must give, byte for byte.
-pub fn reference(inputs: &[&[u8]], q: &str, k: usize) -> Result<Value, ComputeError> {
-    let query = Query0::parse(JobKind::Search, &params_of(q))?;
+pub fn reference(inputs: &[&[u8]], q: &str, k: usize, distinct_words: bool) -> Result<Value, ComputeError> {
+    let query = Query0::parse(JobKind::Search, &params_of(q, distinct_words))?;
     let mut docs = Vec::new();
     let mut skipped = 0;
     for i in inputs {
@@ -549,15 +635,57 @@ pub fn reference(inputs: &[&[u8]], q: &str, k: usize) -> Result<Value, ComputeEr
         docs.extend(d);
         skipped += s;
     }
-    let ix = index(&docs)?;
+    let ix = index(&docs, skipped)?;
     let stats = corpus_stats(&ix, &query)?;
     let (hits, matched) = top_k(&ix, &query, k, None)?;
-    let params = SearchParams::from_json(&json!({ "q": q, "k": k, "stats": stats }))?;
+    let stats_result = json!({ "terms": query.terms, "stats": stats });
+    let params = SearchParams::from_json(&search_params(&stats_result, k)?)?;
     Ok(finish_search(&params, &SearchPartial { hits, matched, docs: docs.len() as u64, skipped }))
 }
 
-fn params_of(q: &str) -> Map<String, Value> {
+fn params_of(q: &str, distinct_words: bool) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("q".into(), Value::String(q.into()));
+    m.insert("distinct_words".into(), Value::Bool(distinct_words));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every word a clause, or each distinct word once (tantivy's parser).
+    #[test]
+    fn each_distinct_word_of_a_query_is_a_clause() {
+        assert_eq!(query_terms("titles titles What what", true), ["titl", "what", "what"]);
+        assert_eq!(query_terms("titles title", true), ["titl", "titl"]);
+        assert_eq!(query_terms("titles titles What what", false), ["titl", "titl", "what", "what"]);
+        assert_eq!(query_terms("  don't\tstop ", false), ["don", "t", "stop"]);
+        assert!(query_terms(" ,; ", true).is_empty());
+    }
+
+    /// A unit is indexed once and found again; the cache keeps no more
+    /// than its bound, dropping the least recently used.
+    #[test]
+    fn units_are_indexed_once_and_the_cache_stays_bounded() {
+        let unit = |i: usize| format!("{{\"id\":\"u{i}\",\"text\":\"cat number {i}\"}}\n").repeat(50).into_bytes();
+        let p = StatsParams::from_json(&json!({"q": "cat"})).expect("params");
+        let (built0, reused0) = index_cache_counts();
+        let a = map_stats(&p, &unit(1)).expect("map");
+        let b = map_stats(&p, &unit(1)).expect("map again");
+        assert_eq!(a, b);
+        let (built1, reused1) = index_cache_counts();
+        assert_eq!((built1 - built0, reused1 - reused0), (1, 1));
+        set_index_cache_bytes(3 * unit(1).len());
+        for i in 2..10 {
+            map_stats(&p, &unit(i)).expect("map");
+        }
+        assert!(cache().bytes <= 3 * unit(1).len() && cache().entries.len() <= 3);
+        let (built2, _) = index_cache_counts();
+        map_stats(&p, &unit(1)).expect("map");
+        assert_eq!(index_cache_counts().0, built2 + 1, "evicted: indexed again");
+        set_index_cache_bytes(0);
+        assert!(cache().entries.is_empty());
+        set_index_cache_bytes(DEFAULT_INDEX_CACHE_BYTES);
+    }
 }

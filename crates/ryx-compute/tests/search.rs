@@ -76,6 +76,10 @@ fn corpus(n: usize, seed: u64) -> Vec<u8> {
 /// The two jobs over `data` cut into chunks of `chunk` bytes, each merge
 /// folding partials in the order `order` gives.
 fn distributed(data: &[u8], chunk: usize, q: &str, k: usize, reverse: bool) -> Value {
+    distributed_with(data, chunk, q, k, reverse, false)
+}
+
+fn distributed_with(data: &[u8], chunk: usize, q: &str, k: usize, reverse: bool, distinct: bool) -> Value {
     let units: Vec<&[u8]> = split_chunks(data, chunk).into_iter().map(|r| &data[r]).collect();
     let fold = |spec: &JobSpec| {
         let mut parts: Vec<Partial> = units
@@ -100,14 +104,14 @@ fn distributed(data: &[u8], chunk: usize, q: &str, k: usize, reverse: bool) -> V
         }
         spec.finish(parts.pop().unwrap_or_else(|| spec.empty_partial())).expect("finish")
     };
-    let stats_spec = JobSpec::new("search-stats", &json!({ "q": q })).expect("stats spec");
+    let stats_spec = JobSpec::new("search-stats", &json!({ "q": q, "distinct_words": distinct })).expect("stats spec");
     let stats = fold(&stats_spec);
-    let spec = JobSpec::new("search", &json!({ "q": q, "k": k, "stats": stats["stats"] })).expect("search spec");
+    let spec = JobSpec::new("search", &search::search_params(&stats, k).expect("params")).expect("search spec");
     fold(&spec)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn any_split_and_merge_order_equals_one_index(
@@ -115,12 +119,23 @@ proptest! {
         seed in any::<u64>(),
         chunk in 64usize..4096,
         k in 1usize..25,
-        q in prop::sample::select(vec!["cat", "running dogs", "the network node", "Search ENGINE bm25", "données 東京 x", "gossip gossip failure"]),
+        q in prop::sample::select(vec![
+            "cat",
+            "running dogs",
+            "the network node",
+            "Search ENGINE bm25",
+            "données 東京 x",
+            "gossip gossip failure",
+            // Many terms, some absent from most units: scores must add up
+            // in the same order in a unit's index and in one index.
+            "x 東京 données computing first robust BM25 engine Search failure gossip nodes node network a the ran runs running dog cats cat",
+        ]),
         reverse in any::<bool>(),
+        distinct in any::<bool>(),
     ) {
         let data = corpus(n, seed);
-        let want = search::reference(&[&data], q, k).expect("reference");
-        let got = distributed(&data, chunk, q, k, reverse);
+        let want = search::reference(&[&data], q, k, distinct).expect("reference");
+        let got = distributed_with(&data, chunk, q, k, reverse, distinct);
         prop_assert_eq!(canonical_json(&got), canonical_json(&want));
     }
 }
@@ -128,7 +143,7 @@ proptest! {
 #[test]
 fn ties_go_to_the_lower_id_and_every_score_is_the_single_index_one() {
     let data = b"{\"id\":\"b\",\"text\":\"cat dog\"}\n{\"id\":\"a\",\"text\":\"cat dog\"}\n{\"id\":\"c\",\"text\":\"cat\"}\n{\"id\":\"d\",\"text\":\"dog dog dog\"}\n";
-    let want = search::reference(&[data], "cat", 2).expect("reference");
+    let want = search::reference(&[data], "cat", 2, false).expect("reference");
     let ids: Vec<&str> =
         want["hits"].as_array().expect("hits").iter().map(|h| h["id"].as_str().unwrap_or("")).collect();
     // "c" is shortest (highest score); "a" and "b" tie, "a" first.
@@ -143,7 +158,7 @@ fn ties_go_to_the_lower_id_and_every_score_is_the_single_index_one() {
 #[test]
 fn lines_that_are_not_documents_are_skipped_and_counted() {
     let data = b"{\"id\":1,\"text\":\"cat\"}\nnot json\n[1,2]\n{\"text\":\"no id\"}\n{\"id\":\"\",\"text\":\"cat\"}\n{\"id\":true}\n\xff\xfe\n\n   \n{\"_id\":\"x\",\"title\":\"Cat\"}\n";
-    let r = search::reference(&[data], "cats", 10).expect("reference");
+    let r = search::reference(&[data], "cats", 10, false).expect("reference");
     assert_eq!(r["docs"], 2);
     assert_eq!(r["skipped"], 6);
     assert_eq!(r["matched"], 2, "stemmed and lower-cased: cats ~ cat ~ Cat");
@@ -156,22 +171,40 @@ fn bad_queries_and_parameters_get_clear_errors() {
     assert!(err("search-stats", json!({})).contains("`q` (the query) is required"));
     assert!(err("search-stats", json!({"q": "  ,;  "})).contains("no words"));
     assert!(err("search-stats", json!({"q": 3})).contains("must be a string"));
-    assert!(err("search-stats", json!({"q": "x ".repeat(300)})).contains("longer than"));
-    let stats = json!({"docs": 3, "tokens": 9, "df": {"cat": 1}});
-    assert!(err("search", json!({"q": "cat", "k": 0, "stats": stats})).contains("between 1 and 1000"));
-    assert!(err("search", json!({"q": "cat", "k": 5000, "stats": stats})).contains("between 1 and 1000"));
-    assert!(err("search", json!({"q": "cat dog", "stats": stats})).contains("no count for the term \"dog\""));
-    assert!(err("search", json!({"q": "cat"})).contains("`stats`"));
-    assert!(err("search", json!({"q": "cat", "stats": {"docs": 1, "tokens": 1, "df": {"cat": 2}}}))
-        .contains("more documents"));
-    assert!(err("search", json!({"q": "cat", "stats": stats, "sort": 1})).contains("unknown parameter"));
+    assert!(err("search-stats", json!({"q": "x ".repeat(2000)})).contains("longer than"));
+    let ok = json!({"terms": "cat dog cat", "df": "1 2", "docs": 3, "tokens": 9, "k": 5});
+    assert!(JobSpec::new("search", &ok).is_ok());
+    let with = |k: &str, v: Value| {
+        let mut p = ok.clone();
+        p[k] = v;
+        p
+    };
+    assert!(err("search", with("k", json!(0))).contains("between 1 and 1000"));
+    assert!(err("search", with("k", json!(5000))).contains("between 1 and 1000"));
+    assert!(err("search", with("df", json!("1"))).contains("1 counts for 2 distinct terms"));
+    assert!(err("search", with("df", json!("1 x"))).contains("counts separated"));
+    assert!(err("search", with("df", json!("1 4"))).contains("more documents"));
+    assert!(err("search", with("terms", json!("cat  dog"))).contains("single spaces"));
+    assert!(err("search", with("terms", json!(3))).contains("a string"));
+    assert!(err("search", with("sort", json!(1))).contains("unknown parameter"));
+    let mut no_docs = ok.clone();
+    no_docs.as_object_mut().expect("object").remove("docs");
+    assert!(err("search", no_docs).contains("`docs` is required"));
+    // A long query (a paragraph, as test collections have) fits a work
+    // token: its search parameters stay well under the 4 KiB the wire allows.
+    let long = "What problems and concerns are there in making up descriptive titles? ".repeat(30);
+    let stats_spec = JobSpec::new("search-stats", &json!({"q": long})).expect("a 2 KiB query");
+    let partial = stats_spec.map(b"{\"id\":1,\"text\":\"titles of articles\"}\n").expect("map");
+    let stats = stats_spec.finish(partial).expect("finish");
+    let params = search::search_params(&stats, 1000).expect("params");
+    assert!(params.to_string().len() < 4096, "{} bytes", params.to_string().len());
+    assert!(JobSpec::new("search", &params).is_ok());
 }
 
 #[test]
 fn forged_partials_are_refused() {
     let spec =
-        JobSpec::new("search", &json!({"q": "cat", "k": 2, "stats": {"docs": 3, "tokens": 9, "df": {"cat": 2}}}))
-            .expect("spec");
+        JobSpec::new("search", &json!({"terms": "cat", "df": "2", "docs": 3, "tokens": 9, "k": 2})).expect("spec");
     let good = spec.map(b"{\"id\":\"a\",\"text\":\"cat\"}\n{\"id\":\"b\",\"text\":\"cat cat\"}\n").expect("map");
     let mut v: Value = serde_json::from_slice(&good.to_bytes()).expect("json");
     // Out of order, too many, not a number: each refused at the merge.
@@ -196,11 +229,11 @@ fn a_unit_scored_alone_gets_other_scores_than_the_corpus_gives() {
     let data = corpus(400, 7);
     let units: Vec<&[u8]> = split_chunks(&data, 2048).into_iter().map(|r| &data[r]).collect();
     assert!(units.len() > 3);
-    let whole = search::reference(&[&data], "gossip failure", 1000).expect("reference");
+    let whole = search::reference(&[&data], "gossip failure", 1000, false).expect("reference");
     let score_of = |r: &Value, id: &str| {
         r["hits"].as_array().and_then(|hs| hs.iter().find(|h| h["id"] == id)).map(|h| h["score"].as_f64())
     };
-    let alone = search::reference(&[units[1]], "gossip failure", 1000).expect("one unit");
+    let alone = search::reference(&[units[1]], "gossip failure", 1000, false).expect("one unit");
     let hits = alone["hits"].as_array().expect("hits");
     assert!(!hits.is_empty());
     let differ = hits

@@ -35,6 +35,9 @@ pub struct SearchQuery {
     redundancy: Option<u8>,
     /// Longest wait for both jobs, in milliseconds (default 30,000).
     timeout_ms: Option<u64>,
+    /// Each distinct word of the query once, as tantivy's query parser
+    /// does (default: every word, repeats weighing more).
+    distinct_words: Option<bool>,
 }
 
 /// Default and longest wait for a search.
@@ -69,7 +72,7 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
             format!("`timeout_ms` must be between 1 and {}", MAX_TIMEOUT.as_millis()),
         ));
     }
-    let stats_params = json!({ "q": q });
+    let stats_params = json!({ "q": q, "distinct_words": sq.distinct_words.unwrap_or(false) });
     ryx_compute::JobSpec::new("search-stats", &stats_params).map_err(|e| bad(ErrorCode::BadParams, e.to_string()))?;
     let deadline = t0 + timeout;
 
@@ -95,9 +98,11 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
         }
     };
     let (stats_job, stats) = run("search-stats", stats_params).await?;
-    let corpus = stats.get("stats").cloned().unwrap_or(Value::Null);
-    let (search_job, mut result) = run("search", json!({ "q": q, "k": k, "stats": corpus })).await?;
+    let params = ryx_compute::search::search_params(&stats, k as usize)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SearchFailed, e.to_string()))?;
+    let (search_job, mut result) = run("search", params).await?;
     if let Some(obj) = result.as_object_mut() {
+        obj.insert("q".into(), json!(q));
         obj.insert("dataset".into(), json!(dataset));
         obj.insert("jobs".into(), json!({ "stats": stats_job, "search": search_job }));
         obj.insert("unreachable".into(), json!(unreachable));

@@ -54,10 +54,11 @@ pub fn run(args: ExecArgs) -> anyhow::Result<()> {
 fn search_reference(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Result<()> {
     let q = params.get("q").and_then(|v| v.as_str()).context("search needs --param q=QUERY")?;
     let k = params.get("k").and_then(|v| v.as_u64()).unwrap_or(10) as usize;
+    let distinct = params.get("distinct_words").and_then(|v| v.as_bool()).unwrap_or(false);
     let data = read_inputs(&args.inputs)?;
     let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
     let start = std::time::Instant::now();
-    let r = ryx_compute::search::reference(&inputs, q, k)?;
+    let r = ryx_compute::search::reference(&inputs, q, k, distinct)?;
     let bytes = ryx_compute::canonical_json(&r);
     if args.json {
         println!("{}", String::from_utf8_lossy(&bytes));

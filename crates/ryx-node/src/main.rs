@@ -156,6 +156,11 @@ fn daemon(args: DaemonArgs, hup_sources: Option<std::path::PathBuf>) -> anyhow::
             handle.call(move |s| s.source_set = held).await?;
             tokio::spawn(ryx_node::sources::follow(handle.clone(), sources.clone()));
         }
+        // Search indexes of the units this node runs are kept within a
+        // quarter of its memory limit (by the bytes of the units).
+        ryx_compute::search::set_index_cache_bytes(
+            (args.memory_limit / 4).min(ryx_compute::search::DEFAULT_INDEX_CACHE_BYTES as u64) as usize,
+        );
         let limits = http::Limits {
             memory: args.memory_limit,
             chunk_size: args.chunk_size as usize,
