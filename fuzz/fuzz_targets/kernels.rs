@@ -11,7 +11,7 @@ use ryx_compute::{JobSpec, Partial};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-const KINDS: [&str; 3] = ["word-count", "grep", "log-analysis"];
+const KINDS: [&str; 5] = ["word-count", "grep", "log-analysis", "search-stats", "search"];
 
 thread_local! {
     // Building a log-analysis spec compiles its masks (milliseconds under
