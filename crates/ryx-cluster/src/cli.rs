@@ -189,6 +189,7 @@ pub struct NodeBinArg {
 
 /// Options of `start`.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("spread").args(["source", "docs"])))]
 pub struct StartArgs {
     /// Number of nodes.
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -227,8 +228,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME=FILE", conflicts_with = "netns")]
     pub source: Option<String>,
     /// With --source: spread the file over the nodes instead of giving
-    /// every node all of it.
-    #[arg(long, requires = "source")]
+    /// every node all of it (--docs always does).
+    #[arg(long, requires = "spread")]
     pub split: bool,
     /// A corpus of documents (JSON lines with an `id` or `_id`, the other
     /// string fields as text) spread over the nodes as dataset `docs`: the

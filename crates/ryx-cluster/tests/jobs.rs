@@ -415,6 +415,7 @@ fn a_corpus_spread_with_docs_is_searched_from_any_node_as_one_index() {
         "3",
         "--docs",
         file.to_str().expect("utf-8 path"),
+        "--split",
         "--base-port",
         &free_port().to_string(),
         "--",
