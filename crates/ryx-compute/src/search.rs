@@ -256,6 +256,11 @@ pub struct Hit {
     pub id: String,
     /// Its BM25 score.
     pub score: f32,
+    /// BLAKE3 of the chunk the document is in (hex), in partials: the
+    /// result lists them apart, as `hit_chunks`, so that its `hits` are
+    /// one index's whatever the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<String>,
 }
 
 /// One unit's (or several units') best hits.
@@ -298,6 +303,10 @@ impl SearchPartial {
         }
         if self.hits.windows(2).any(|w| rank(&w[0], &w[1]) == Ordering::Greater) {
             return Err(ComputeError::bad("search partial hits are not in ranking order"));
+        }
+        let is_name = |c: &str| c.len() == 64 && c.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if self.hits.iter().any(|h| h.chunk.as_deref().is_some_and(|c| !is_name(c))) {
+            return Err(ComputeError::bad("search partial names a chunk that is not a BLAKE3 name"));
         }
         if self.hits.iter().any(|h| !h.score.is_finite()) {
             return Err(ComputeError::bad("search partial has a score that is not a number"));
@@ -578,7 +587,7 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
     for (score, addr) in scored {
         let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
         let id = d.get_first(ix.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        hits.push(Hit { id, score });
+        hits.push(Hit { id, score, chunk: None });
     }
     hits.sort_by(rank);
     hits.truncate(k);
@@ -588,7 +597,13 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
 /// One chunk's best hits for `search`.
 pub(crate) fn map_search(p: &SearchParams, chunk: &[u8]) -> Result<SearchPartial, ComputeError> {
     let ix = unit_index(chunk)?;
-    let (hits, matched) = top_k(&ix, &p.query, p.k, Some(&p.stats))?;
+    let (mut hits, matched) = top_k(&ix, &p.query, p.k, Some(&p.stats))?;
+    if !hits.is_empty() {
+        let name = crate::digest_hex(chunk);
+        for h in &mut hits {
+            h.chunk = Some(name.clone());
+        }
+    }
     Ok(SearchPartial { hits, matched, docs: ix.docs, skipped: ix.skipped })
 }
 
@@ -611,15 +626,23 @@ pub(crate) fn merge_search(
 }
 
 pub(crate) fn finish_search(p: &SearchParams, x: &SearchPartial) -> Value {
-    json!({
+    let hits: Vec<Value> = x.hits.iter().map(|h| json!({ "id": h.id, "score": h.score })).collect();
+    let mut out = json!({
         "terms": p.query.terms,
         "k": p.k,
-        "hits": x.hits,
+        "hits": hits,
         "matched": x.matched,
         "docs": x.docs,
         "skipped": x.skipped,
         "stats": p.stats,
-    })
+    });
+    // Where each hit lives (the name of its chunk), when the partials said:
+    // not in the one-index reference, which has no chunks.
+    if x.hits.iter().any(|h| h.chunk.is_some()) {
+        let chunks: Vec<Option<&str>> = x.hits.iter().map(|h| h.chunk.as_deref()).collect();
+        out["hit_chunks"] = json!(chunks);
+    }
+    out
 }
 
 /// The single-index reference: every document of `inputs` (JSON lines) in

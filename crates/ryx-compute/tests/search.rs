@@ -107,7 +107,31 @@ fn distributed_with(data: &[u8], chunk: usize, q: &str, k: usize, reverse: bool,
     let stats_spec = JobSpec::new("search-stats", &json!({ "q": q, "distinct_words": distinct })).expect("stats spec");
     let stats = fold(&stats_spec);
     let spec = JobSpec::new("search", &search::search_params(&stats, k).expect("params")).expect("search spec");
-    fold(&spec)
+    let mut got = fold(&spec);
+    // Where each hit lives: the name of a chunk holding a document of that
+    // id. Then the rest must be one index's, whatever the split.
+    if let Some(chunks) = got.as_object_mut().and_then(|o| o.remove("hit_chunks")) {
+        let chunks = chunks.as_array().expect("a list").clone();
+        let hits = got["hits"].as_array().expect("hits");
+        assert_eq!(chunks.len(), hits.len(), "one chunk per hit");
+        for (h, c) in hits.iter().zip(&chunks) {
+            let unit = units
+                .iter()
+                .find(|u| ryx_compute::digest_hex(u) == c.as_str().expect("a chunk name"))
+                .expect("the chunk named is one of the units");
+            let id = h["id"].as_str().expect("id");
+            let holds =
+                String::from_utf8_lossy(unit).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|d| {
+                    d.get("id")
+                        .or_else(|| d.get("_id"))
+                        .is_some_and(|v| v.as_str().map_or(v.to_string(), str::to_string) == id)
+                });
+            assert!(holds, "hit {id} is not in the chunk named for it");
+        }
+    } else {
+        assert!(got["hits"].as_array().map_or(true, |h| h.is_empty()), "hits without the chunks they are in: {got}");
+    }
+    got
 }
 
 proptest! {

@@ -506,6 +506,26 @@ impl JobEngine {
         self.homes.get(job).map(|h| (h.decided, h.spec.units.len() as u32))
     }
 
+    /// Each unit of a job homed here: its chunk, and the workers whose
+    /// results decided it (none while it is undecided).
+    pub fn home_unit_workers(&self, job: &str) -> Option<Vec<(Hash, Vec<NodeId>)>> {
+        let h = self.homes.get(job)?;
+        let workers = |i: usize| -> Vec<NodeId> {
+            let Some((w, _, votes)) = h.unit_state.get(i).and_then(|us| us.decided.as_ref()) else {
+                return Vec::new();
+            };
+            let by: Vec<NodeId> =
+                h.unit_state[i].results.iter().filter(|(_, (d, ..))| d == w).map(|(n, _)| *n).collect();
+            // A home that took the job over knows a decision by its votes.
+            if by.is_empty() {
+                votes.iter().map(|v| v.worker).collect()
+            } else {
+                by
+            }
+        };
+        Some(h.spec.units.iter().enumerate().map(|(i, u)| (u.hash.clone(), workers(i))).collect())
+    }
+
     /// Periodic work: leases, reports, load and gradient adverts, heirs.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
