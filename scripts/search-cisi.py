@@ -8,11 +8,15 @@ over all the documents in one process (`ryx-node exec search`).
                          [--bench ../shared/bench/ir] [--chunk-size 64KiB]
 
 Prints nDCG@10 and MAP@100 of both runs (the collection's `eval.py`), how
-many queries rank identically, and the latency of the cluster's answers.
+many queries rank identically, the latency of the cluster's answers, and
+its throughput (every query asked by C concurrent clients spread over the
+nodes, for each C of --concurrency) beside one tantivy index in one
+process (tantivy's Python binding, when installed).
 Documents are `{"id": n, "text": title + " " + abstract}`, queries their
 text + title with punctuation removed, as the collection's tantivy
 reference does. Stops the cluster it started."""
-import argparse, json, os, re, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import argparse, concurrent.futures, json, os, re, statistics, subprocess, sys, tempfile, time, urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,6 +29,7 @@ def main():
     ap.add_argument("--bench", default=os.path.join(ROOT, "..", "shared", "bench", "ir"))
     ap.add_argument("--chunk-size", default="64KiB")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release"))
+    ap.add_argument("--concurrency", default="1,4,16", help="clients at once for the throughput runs")
     ap.add_argument("--distinct-words", action="store_true",
                     help="each distinct query word once, as tantivy's query parser does")
     a = ap.parse_args()
@@ -106,6 +111,32 @@ def main():
             print(f"same top 10 as tantivy's Python binding: {top10} of {len(dist)} queries")
         except ImportError:
             print("(tantivy's Python binding is not installed: pip install tantivy to compare with it)")
+        # Throughput: every query once, C clients at once, over all nodes.
+        for c in [int(x) for x in a.concurrency.split(",") if x]:
+            t = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(c) as pool:
+                list(pool.map(lambda iq: search(ports[iq[0] % len(ports)], iq[1][1]), enumerate(queries)))
+            dt = time.monotonic() - t
+            print(f"throughput, {c:>2} clients: {len(queries) / dt:.1f} queries/s ({len(queries)} in {dt:.2f} s)")
+        try:
+            import tantivy
+            schema = tantivy.SchemaBuilder().add_text_field("text", stored=False, tokenizer_name="en_stem") \
+                .add_integer_field("id", stored=True).build()
+            index = tantivy.Index(schema)
+            w = index.writer()
+            for n, d in sorted(docs.items()):
+                w.add_document(tantivy.Document(id=int(n), text=d.get("T", "") + " " + d.get("W", "")))
+            w.commit()
+            index.reload()
+            searcher = index.searcher()
+            t = time.monotonic()
+            for _, q in queries:
+                searcher.search(index.parse_query(q, ["text"]), a.k)
+            dt = time.monotonic() - t
+            print(f"throughput, one tantivy index in one process (Python binding, one thread): "
+                  f"{len(queries) / dt:.1f} queries/s")
+        except ImportError:
+            pass
         lat.sort()
         print(f"identical rankings and scores (top {a.k}): {same} of {len(queries)} queries")
         print(f"cluster of {a.nodes} nodes, {len(docs)} documents: latency median {statistics.median(lat) * 1000:.0f} ms, "

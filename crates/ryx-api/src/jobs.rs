@@ -87,6 +87,11 @@ pub struct Submitted {
     /// reached (their chunks are not in the snapshot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<NodeId>,
+    /// For a job over a dataset, holders that could not be reached whose
+    /// sealed chunks are in the snapshot all the same, from the list of
+    /// them other nodes keep (`--source-copies`); their open tails are not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_copies: Vec<NodeId>,
 }
 
 /// Where a job is in its life.

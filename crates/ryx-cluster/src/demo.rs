@@ -53,11 +53,32 @@ fn wait_copied(cluster: &Cluster, nodes: &[usize], copies: usize, timeout: Durat
                 (v.sealed_bytes == v.bytes && v.bytes > 0).then_some(v.chunks)
             })
             .sum();
-        let kept: u64 = crate::cluster::par_map(nodes, |&i| {
-            cluster.client(i).blobs().map_or(0, |b| b.blobs.iter().filter(|e| e.durable).count() as u64)
-        })
-        .iter()
-        .sum();
+        // Copies of the chunks only (nodes keep the lists of their chunks
+        // with copies too), counted once every file is cut to its end.
+        let kept: u64 = match chunks {
+            None => 0,
+            Some(_) => {
+                let named: Vec<(usize, String)> = nodes
+                    .iter()
+                    .zip(&sources)
+                    .filter_map(|(&i, s)| Some((i, s.as_ref()?.sources.first()?.name.clone())))
+                    .collect();
+                let names: std::collections::HashSet<ryx_api::BlobHash> =
+                    crate::cluster::par_map(&named, |(i, name)| cluster.client(*i).source_snapshot(name).ok())
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|s| s.chunks.into_iter().map(|c| c.hash))
+                        .collect();
+                crate::cluster::par_map(nodes, |&i| {
+                    cluster
+                        .client(i)
+                        .blobs()
+                        .map_or(0, |b| b.blobs.iter().filter(|e| e.durable && names.contains(&e.hash)).count() as u64)
+                })
+                .iter()
+                .sum()
+            }
+        };
         if let Some(c) = chunks.filter(|&c| kept >= c * copies as u64) {
             return Ok(c);
         }

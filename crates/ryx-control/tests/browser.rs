@@ -268,6 +268,19 @@ fn jobs_submitted_through_the_form_complete_and_show_their_results() {
     assert_eq!(shown, Value::Array(ids), "the hits the API gives, in order");
     let status = b.js("return document.getElementById('search-status').textContent").as_str().unwrap().to_owned();
     assert!(status.contains("on 2 nodes") && status.contains("answered by"), "{status}");
+    // Each hit names the node its document lives on and the nodes that
+    // answered for it, as the API does.
+    let lives: Value =
+        b.js("return [...document.querySelectorAll('#search-hits tbody tr')].map(tr => tr.children[3].textContent)");
+    let want: Vec<Value> = api["hit_nodes"]
+        .as_array()
+        .expect("hit_nodes")
+        .iter()
+        .map(|h| Value::from(h["lives_on"].as_str().expect("lives_on").chars().take(8).collect::<String>()))
+        .collect();
+    assert_eq!(lives, Value::Array(want), "where each hit lives");
+    let by = b.js("return [...document.querySelectorAll('#search-hits tbody tr')].every(tr => tr.children[4].textContent.length >= 8)");
+    assert_eq!(by, Value::Bool(true), "every hit shows who answered for it");
     let _ = std::fs::remove_dir_all(&data);
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");

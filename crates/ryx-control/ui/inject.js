@@ -142,7 +142,20 @@ export class InjectView {
       const hits = r.hits || [];
       fill(
         document.querySelector('#search-hits tbody'),
-        hits.map((h, i) => el('tr', {}, el('td', { class: 'num' }, i + 1), el('td', { class: 'mono' }, h.id), el('td', { class: 'num' }, Number(h.score).toFixed(4)))),
+        hits.map((h, i) => {
+          const at = (r.hit_nodes || [])[i] || {};
+          const short = (id) => String(id).slice(0, 8);
+          const by = (at.answered_by || []).map(short).join(', ');
+          return el(
+            'tr',
+            {},
+            el('td', { class: 'num' }, i + 1),
+            el('td', { class: 'mono' }, h.id),
+            el('td', { class: 'num' }, Number(h.score).toFixed(4)),
+            el('td', { class: 'mono' }, at.lives_on ? short(at.lives_on) : '—'),
+            el('td', { class: 'mono' }, by || '—'),
+          );
+        }),
       );
       $('search-hits').hidden = hits.length === 0;
       let workers = '';
@@ -153,7 +166,12 @@ export class InjectView {
         /* the job view is a detail */
       }
       const d = r.dataset || {};
-      const left = (r.unreachable || []).length ? ` · ${r.unreachable.length} holder(s) did not answer: not covered` : '';
+      const cov = r.coverage || {};
+      const copied = (cov.from_copies || []).length ? ` · ${cov.from_copies.length} dead holder(s) covered from copies` : '';
+      const left =
+        (r.unreachable || []).length
+          ? ` · ${r.unreachable.length} holder(s) lost: covers ${(100 * (cov.share ?? 0)).toFixed(1)}% of the bytes`
+          : copied;
       this.status(
         'search-status',
         `${fmtNum(r.matched)} of ${fmtNum(r.docs)} documents matched; ${hits.length} shown · dataset ${d.name} on ${d.nodes} node${d.nodes === 1 ? '' : 's'}${workers} · ${r.elapsed_ms} ms${left}`,

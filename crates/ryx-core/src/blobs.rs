@@ -40,7 +40,7 @@ pub struct BlobUsage {
 pub enum BlobKind {
     /// A work unit's input bytes.
     Chunk,
-    /// The list of chunks of an uploaded input.
+    /// The list of chunks of an uploaded input, or of a node's source.
     Manifest,
     /// A computed partial result.
     Partial,

@@ -703,7 +703,10 @@ pub async fn submit_job(State(api): State<Api>, body: Result<Bytes, BytesRejecti
         Box::new(move |node, now, kind, params, r, e| node.submit_job_from(now, kind, params, chunks, r, e)),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new() }))
+    Ok((
+        StatusCode::CREATED,
+        Json(Submitted { job_id: r.into(), dataset: None, unreachable: Vec::new(), from_copies: Vec::new() }),
+    )
         .into_response())
 }
 
@@ -818,6 +821,7 @@ async fn submit_dataset_job(api: &Api, req: SubmitJob, name: &str) -> ApiResult 
     }
     let dataset = Some(crate::datasets::view(&g.tag));
     let unreachable = g.unreachable.iter().map(|n| api_id(*n)).collect();
+    let from_copies = g.from_copies.iter().map(|n| api_id(*n)).collect();
     let r = start(
         api,
         req,
@@ -826,7 +830,7 @@ async fn submit_dataset_job(api: &Api, req: SubmitJob, name: &str) -> ApiResult 
         }),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset, unreachable })).into_response())
+    Ok((StatusCode::CREATED, Json(Submitted { job_id: r.into(), dataset, unreachable, from_copies })).into_response())
 }
 
 /// `GET /v1/jobs`: every job this node knows of, newest first.

@@ -80,6 +80,10 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
     let g = crate::datasets::gather(&api.handle, &name).await?;
     let dataset = crate::datasets::view(&g.tag);
     let unreachable: Vec<_> = g.unreachable.iter().map(|n| api_id(*n)).collect();
+    let coverage = g.coverage();
+    // Where each chunk lives (its holder in the snapshot).
+    let lives_on: std::collections::HashMap<String, ryx_core::NodeId> =
+        g.chunks.iter().map(|(b, p, _)| (b.hash.to_string(), p.id)).collect();
     let run = |kind: &'static str, params: Value| {
         let (chunks, tag) = (g.chunks.clone(), g.tag.clone());
         let req = SubmitJob { params, redundancy: sq.redundancy, ..SubmitJob::over_dataset(kind, &name) };
@@ -101,14 +105,48 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
     let params = ryx_compute::search::search_params(&stats, k as usize)
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SearchFailed, e.to_string()))?;
     let (search_job, mut result) = run("search", params).await?;
+    let id = search_job.clone();
+    let workers = api.handle.call(move |s| s.node.job_engine().home_unit_workers(&id)).await.unwrap_or_default();
+    let hit_nodes = hit_nodes(&result, &lives_on, workers.unwrap_or_default());
     if let Some(obj) = result.as_object_mut() {
+        obj.insert("hit_nodes".into(), hit_nodes);
         obj.insert("q".into(), json!(q));
         obj.insert("dataset".into(), json!(dataset));
         obj.insert("jobs".into(), json!({ "stats": stats_job, "search": search_job }));
         obj.insert("unreachable".into(), json!(unreachable));
+        obj.insert("coverage".into(), coverage);
         obj.insert("elapsed_ms".into(), json!(t0.elapsed().as_millis() as u64));
     }
     Ok(Json(result).into_response())
+}
+
+/// For each hit of a search job's `result` (by its `hit_chunks`), the node
+/// its document lives on and the nodes whose answers decided its chunk's
+/// unit (`workers`: each unit's chunk and deciders, empty when this node
+/// no longer homes the job).
+fn hit_nodes(
+    result: &Value,
+    lives_on: &std::collections::HashMap<String, ryx_core::NodeId>,
+    workers: Vec<(ryx_core::blobs::Hash, Vec<ryx_core::NodeId>)>,
+) -> Value {
+    let mut by_chunk: std::collections::HashMap<String, std::collections::BTreeSet<ryx_core::NodeId>> =
+        std::collections::HashMap::new();
+    for (h, w) in workers {
+        by_chunk.entry(h.to_string()).or_default().extend(w);
+    }
+    let chunks = result.get("hit_chunks").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list: Vec<Value> = chunks
+        .iter()
+        .map(|c| {
+            let c = c.as_str().unwrap_or_default();
+            json!({
+                "chunk": c,
+                "lives_on": lives_on.get(c).map(|n| api_id(*n)),
+                "answered_by": by_chunk.get(c).map(|w| w.iter().map(|n| api_id(*n)).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Value::Array(list)
 }
 
 /// Waits for job `id` (homed here) to end, and returns its result.

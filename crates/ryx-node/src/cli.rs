@@ -255,8 +255,16 @@ pub struct DaemonArgs {
     /// glob only in the file name; in the file: `source = ["app=…"]`).
     /// The files are cut at line ends into chunks named by BLAKE3 and
     /// followed as they grow, rotate or are truncated (`GET /v1/sources`).
+    /// `NAME=files:PATH_OR_GLOB`: one document per file, for search (each
+    /// file, once quiet, becomes a JSON line `{"id":"NODE/FILE","text":…}`
+    /// in a spool under --spool-dir).
     #[arg(long = "source", env = "RYX_SOURCES", value_delimiter = ',', value_name = "NAME=PATH_OR_GLOB")]
     pub sources: Vec<crate::sources::SourceSpec>,
+    /// Where the spools of one-document-per-file sources are kept (made
+    /// empty at start) [default: a directory of the node's own under the
+    /// system's temporary directory].
+    #[arg(long, env = "RYX_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
     /// Copies of each chunk of this node's sources kept by other nodes (in
     /// their memory, under custody: restored when a keeper dies), so that
     /// jobs over the data survive this node (0: none).

@@ -89,8 +89,30 @@ pub struct Gathered {
     pub chunks: Vec<(BlobRef, PeerInfo, SocketAddr)>,
     /// What the job will name.
     pub tag: DatasetTag,
-    /// Holders announced but not reachable.
+    /// Holders announced but not reachable, whose chunks are left out.
     pub unreachable: Vec<NodeId>,
+    /// Holders that did not answer, whose sealed chunks are in the
+    /// snapshot all the same, from the list other nodes keep of them
+    /// ([`crate::sources::SourceAnnounce::copy`]); their open tails are not.
+    pub from_copies: Vec<NodeId>,
+    /// Bytes the holders announced (or, when more, listed), against which
+    /// the snapshot's bytes tell the share covered.
+    pub announced_bytes: u64,
+}
+
+impl Gathered {
+    /// The share of the dataset's bytes the snapshot covers (1 when every
+    /// holder answered, or its copies did for all it had sealed).
+    pub fn coverage(&self) -> serde_json::Value {
+        let share = if self.announced_bytes == 0 { 1.0 } else { self.tag.bytes as f64 / self.announced_bytes as f64 };
+        serde_json::json!({
+            "share": share.min(1.0),
+            "bytes": self.tag.bytes,
+            "announced_bytes": self.announced_bytes,
+            "from_copies": self.from_copies.iter().map(|n| api_id(*n)).collect::<Vec<_>>(),
+            "missing": self.unreachable.iter().map(|n| api_id(*n)).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// Gathers dataset `name`'s snapshot from every node known to hold part of
@@ -119,19 +141,44 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
         let h = h.clone();
         let name = name.to_string();
         async move {
-            let r = holder_snapshot(&h, &a, me, &name).await;
+            let r = match holder_snapshot(&h, &a, me, &name).await {
+                Ok(list) => Ok((list, false)),
+                Err(e) => match &a.copy {
+                    Some(copy) => match copy_snapshot(&h, &a, copy, &name).await {
+                        Ok(list) => {
+                            tracing::info!(dataset = %name, node = %a.node, "holder did not answer ({e}); its chunks come from copies");
+                            Ok((list, true))
+                        }
+                        Err(e2) => Err(format!("{e}; its list's copies: {e2}")),
+                    },
+                    None => Err(e),
+                },
+            };
             (a, r)
         }
     }))
     .buffered(FETCH_AT_ONCE);
     let mut chunks = Vec::new();
     let mut unreachable = Vec::new();
+    let mut from_copies = Vec::new();
+    let mut announced_bytes = 0u64;
     let mut digest = blake3::Hasher::new();
     let mut nodes = 0u32;
     let mut bytes = 0u64;
     while let Some((a, r)) = fetched.next().await {
+        announced_bytes = announced_bytes.saturating_add(a.bytes);
         let list = match r {
-            Ok(list) => list,
+            Ok((list, copied)) => {
+                if copied {
+                    from_copies.push(a.node);
+                }
+                let listed: u64 = list.iter().map(|c| c.len).sum();
+                // A live holder's files grew since it announced.
+                if !copied && listed > a.bytes {
+                    announced_bytes = announced_bytes.saturating_add(listed - a.bytes);
+                }
+                list
+            }
             Err(e) => {
                 tracing::warn!(dataset = name, node = %a.node, "holder left out of the snapshot: {e}");
                 unreachable.push(a.node);
@@ -170,7 +217,7 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
         ));
     }
     let tag = DatasetTag { name: name.to_string(), snapshot: digest.finalize().to_hex().to_string(), nodes, bytes };
-    Ok(Gathered { chunks, tag, unreachable })
+    Ok(Gathered { chunks, tag, unreachable, from_copies, announced_bytes })
 }
 
 /// The source announcements under `prefix` this node holds, each with the
@@ -228,6 +275,55 @@ async fn holder_snapshot(h: &Handle, a: &SourceAnnounce, me: NodeId, name: &str)
             client::get(a.http, &path, MAX_SNAPSHOT_BYTES, Duration::from_secs(20)).await.map_err(|e| e.to_string())?;
         serde_json::from_slice::<SourceSnapshot>(&body).map_err(|e| format!("not a snapshot: {e}"))?
     };
+    check_snapshot(snap, a, name)
+}
+
+/// Nodes asked at most for the kept list of a holder that did not answer.
+const MAX_COPY_SEARCH: usize = 128;
+
+/// A holder's list of sealed chunks from the copies other nodes keep of it
+/// (it did not answer): fetched by its name from the holder's former
+/// neighbours first (custody places copies near their origin), then from
+/// every other node known, nearest first; checked as a holder's own.
+async fn copy_snapshot(
+    h: &Handle,
+    a: &SourceAnnounce,
+    copy: &crate::sources::SnapshotCopy,
+    name: &str,
+) -> Result<Vec<SnapshotChunk>, String> {
+    if !ryx_core::blobs::is_hash(&copy.hash) || copy.size as usize > MAX_SNAPSHOT_BYTES {
+        return Err("the announced list is not a blob name or is too large".into());
+    }
+    let owner = a.node;
+    let candidates = h
+        .call(move |s| {
+            let topo = s.node.topology(s.clock.now());
+            let near: std::collections::HashSet<NodeId> = topo
+                .links
+                .iter()
+                .filter_map(|l| {
+                    (l.source == owner).then_some(l.target).or_else(|| (l.target == owner).then_some(l.source))
+                })
+                .collect();
+            let mut c: Vec<(bool, u32, SocketAddr)> = topo
+                .nodes
+                .iter()
+                .filter(|n| n.node_id != owner)
+                .filter_map(|n| Some((!near.contains(&n.node_id), n.hops, n.http?)))
+                .collect();
+            c.sort();
+            c.into_iter().map(|(_, _, a)| a).take(MAX_COPY_SEARCH).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = client::fetch_blob(&copy.hash, Some(copy.size), &candidates).await.map_err(|e| e.to_string())?;
+    let snap = serde_json::from_slice::<SourceSnapshot>(&body).map_err(|e| format!("not a snapshot: {e}"))?;
+    check_snapshot(snap, a, name)
+}
+
+/// A snapshot checked: of holder `a` and dataset `name`, in path-then-offset
+/// order, each entry a chunk name.
+fn check_snapshot(snap: SourceSnapshot, a: &SourceAnnounce, name: &str) -> Result<Vec<SnapshotChunk>, String> {
     if snap.node != api_id(a.node) || snap.name != name {
         return Err(format!("answered for {} / {}", snap.node, snap.name));
     }

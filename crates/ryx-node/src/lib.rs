@@ -22,6 +22,7 @@ pub mod run;
 pub mod runtime;
 pub mod server;
 pub mod sources;
+pub mod spool;
 pub mod store;
 pub mod work;
 

@@ -147,8 +147,16 @@ fn daemon(args: DaemonArgs, hup_sources: Option<std::path::PathBuf>) -> anyhow::
                 Duration::from_secs(args.seed_resolve_s.max(1)),
             ));
         }
-        let sources =
-            ryx_node::sources::SourceSet::new(args.sources.clone(), args.chunk_size.max(1), args.source_copies);
+        let spooling = ryx_node::sources::Spooling {
+            dir: args.spool_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("ryx-spool-{id}"))),
+            node: id.to_string(),
+        };
+        let sources = ryx_node::sources::SourceSet::new(
+            args.sources.clone(),
+            args.chunk_size.max(1),
+            args.source_copies,
+            spooling,
+        );
         if !args.sources.is_empty() || hup_sources.is_some() {
             let names: Vec<&str> = args.sources.iter().map(|s| s.name.as_str()).collect();
             tracing::info!(sources = ?names, "following this node's own data");

@@ -38,6 +38,8 @@ pub const MAX_FILES: usize = 4096;
 
 /// `NAME=PATH_OR_GLOB`: a dataset's name, and the files this node holds of
 /// it. A glob (`*`, `?`) may appear only in the last path component.
+/// `NAME=files:PATH_OR_GLOB`: one document per file (see
+/// [`crate::spool`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceSpec {
     /// Dataset name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
@@ -46,13 +48,22 @@ pub struct SourceSpec {
     pub dir: PathBuf,
     /// The file name, or a glob over file names.
     pub pattern: String,
+    /// One document per file, rather than lines.
+    pub per_file: bool,
 }
+
+/// Before the path: one document per file.
+pub const PER_FILE_PREFIX: &str = "files:";
 
 impl std::str::FromStr for SourceSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<SourceSpec, String> {
         let (name, path) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=PATH_OR_GLOB"))?;
+        let (path, per_file) = match path.strip_prefix(PER_FILE_PREFIX) {
+            Some(p) => (p, true),
+            None => (path, false),
+        };
         if !is_dataset_name(name) {
             return Err(format!("{name:?}: a dataset name is 1 to 64 of A-Z a-z 0-9 . _ -"));
         }
@@ -68,7 +79,7 @@ impl std::str::FromStr for SourceSpec {
         if dir.to_string_lossy().contains(['*', '?', '[']) {
             return Err(format!("{}: a glob may only be in the file name", path.display()));
         }
-        Ok(SourceSpec { name: name.to_string(), dir, pattern: pattern.to_string() })
+        Ok(SourceSpec { name: name.to_string(), dir, pattern: pattern.to_string(), per_file })
     }
 }
 
@@ -246,6 +257,11 @@ pub const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the node follows of one source, and what it has counted.
 struct Followed {
+    /// What the user asked to follow.
+    spec: SourceSpec,
+    /// One document per file: the spool the files are taken into, which
+    /// `source` follows.
+    spool: Option<crate::spool::Spool>,
     source: Source,
     scans: u64,
     restarts: u64,
@@ -253,14 +269,64 @@ struct Followed {
     errors: Vec<String>,
     /// (chunks, bytes) last announced in the source's info item, and when.
     announced: Option<((u64, u64), std::time::Instant)>,
+    /// The copy of its sealed chunks' list last published (see
+    /// [`SourceAnnounce::copy`]).
+    published: Option<SnapshotCopy>,
 }
 
 impl Followed {
-    fn new(source: Source) -> Followed {
-        Followed { source, scans: 0, restarts: 0, long_lines: 0, errors: Vec::new(), announced: None }
+    fn new(spec: SourceSpec, chunk_size: u64, spooling: &Spooling) -> Followed {
+        let mut errors = Vec::new();
+        let mut spool = None;
+        let followed = if spec.per_file {
+            let path = spooling.dir.join(format!("{}.jsonl", spec.name));
+            match crate::spool::Spool::create(&spec.dir, &spec.pattern, path.clone(), &spooling.node) {
+                Ok(s) => spool = Some(s),
+                Err(e) => errors.push(format!("{}: cannot make the spool: {e}", path.display())),
+            }
+            SourceSpec {
+                name: spec.name.clone(),
+                dir: spooling.dir.clone(),
+                pattern: format!("{}.jsonl", spec.name),
+                per_file: false,
+            }
+        } else {
+            spec.clone()
+        };
+        let source = Source::new(followed, chunk_size);
+        Followed { spec, spool, source, scans: 0, restarts: 0, long_lines: 0, errors, announced: None, published: None }
+    }
+
+    /// The list of this source's sealed chunks (no open tails: those have
+    /// no copies), as other nodes keep it for when this one is gone.
+    fn sealed_snapshot(&self, me: ryx_core::NodeId) -> ryx_api::SourceSnapshot {
+        let mut chunks = Vec::new();
+        for (path, st) in self.source.files() {
+            let shown = path.display().to_string();
+            chunks.extend(st.chunks.iter().map(|c| ryx_api::SnapshotChunk {
+                path: shown.clone(),
+                offset: c.offset,
+                len: c.len,
+                hash: c.hash.as_str().into(),
+            }));
+        }
+        ryx_api::SourceSnapshot { chunks, name: self.source.spec.name.clone(), node: crate::http::api_id(me) }
     }
 
     fn scan(&mut self) {
+        let mut spool_error = None;
+        if let Some(spool) = &mut self.spool {
+            match spool.take() {
+                Ok(t) => self.long_lines += t.cut as u64,
+                Err(e) => {
+                    let line = format!("{}: {e}", self.spec.dir.display());
+                    if !self.errors.contains(&line) {
+                        tracing::warn!(source = %self.spec.name, "cannot take documents from {line}");
+                    }
+                    spool_error = Some(line);
+                }
+            }
+        }
         let r = self.source.scan();
         self.scans += 1;
         self.restarts += r.restarted as u64;
@@ -273,10 +339,14 @@ impl Followed {
             }
         }
         self.errors = r.errors.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect();
+        self.errors.extend(spool_error);
+        if self.spec.per_file && self.spool.is_none() {
+            self.errors.push(format!("{}: no spool for its documents", self.spec.dir.display()));
+        }
     }
 
     fn view(&self) -> ryx_api::SourceView {
-        let spec = &self.source.spec;
+        let spec = &self.spec;
         let files: Vec<ryx_api::SourceFile> = self
             .source
             .files()
@@ -290,7 +360,11 @@ impl Followed {
             .collect();
         ryx_api::SourceView {
             name: spec.name.clone(),
-            pattern: spec.dir.join(&spec.pattern).display().to_string(),
+            pattern: format!(
+                "{}{}",
+                if spec.per_file { PER_FILE_PREFIX } else { "" },
+                spec.dir.join(&spec.pattern).display()
+            ),
             chunks: files.iter().map(|f| f.chunks).sum(),
             sealed_bytes: files.iter().map(|f| f.sealed_bytes).sum(),
             bytes: files.iter().map(|f| f.len).sum(),
@@ -371,11 +445,28 @@ impl LocalChunks {
     }
 }
 
+/// Where one-document-per-file sources keep their spools, and what their
+/// documents' ids start with (see [`crate::spool`]).
+#[derive(Clone, Debug)]
+pub struct Spooling {
+    /// The directory (`--spool-dir`).
+    pub dir: PathBuf,
+    /// The node's id.
+    pub node: String,
+}
+
+impl Default for Spooling {
+    fn default() -> Spooling {
+        Spooling { dir: std::env::temp_dir().join(format!("ryx-spool-{}", std::process::id())), node: "node".into() }
+    }
+}
+
 /// The node's sources: what it follows and where each chunk lies. Cheap to
 /// clone; every clone is the same set.
 #[derive(Clone, Default)]
 pub struct SourceSet {
     followed: Arc<Mutex<Vec<Followed>>>,
+    spooling: Spooling,
     /// Where each chunk lies.
     pub local: LocalChunks,
     chunk_size: u64,
@@ -386,9 +477,15 @@ pub struct SourceSet {
 impl SourceSet {
     /// Sources following `specs`, cutting chunks of about `chunk_size`
     /// bytes; nothing read yet.
-    pub fn new(specs: Vec<SourceSpec>, chunk_size: u64, copies: u8) -> SourceSet {
-        let followed = specs.into_iter().map(|spec| Followed::new(Source::new(spec, chunk_size))).collect();
-        SourceSet { followed: Arc::new(Mutex::new(followed)), local: LocalChunks::default(), chunk_size, copies }
+    pub fn new(specs: Vec<SourceSpec>, chunk_size: u64, copies: u8, spooling: Spooling) -> SourceSet {
+        let followed = specs.into_iter().map(|spec| Followed::new(spec, chunk_size, &spooling)).collect();
+        SourceSet {
+            followed: Arc::new(Mutex::new(followed)),
+            spooling,
+            local: LocalChunks::default(),
+            chunk_size,
+            copies,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Followed>> {
@@ -402,24 +499,27 @@ impl SourceSet {
         let mut followed = self.lock();
         let mut old: Vec<Followed> = std::mem::take(&mut *followed);
         for spec in specs {
-            match old.iter().position(|f| f.source.spec == spec) {
+            match old.iter().position(|f| f.spec == spec) {
                 Some(i) => followed.push(old.swap_remove(i)),
-                None => followed.push(Followed::new(Source::new(spec, self.chunk_size))),
+                None => followed.push(Followed::new(spec, self.chunk_size, &self.spooling)),
             }
         }
     }
 
     /// Whether this node follows dataset `name`.
     pub fn has(&self, name: &str) -> bool {
-        self.lock().iter().any(|f| f.source.spec.name == name)
+        self.lock().iter().any(|f| f.spec.name == name)
     }
 
     /// Scans every source (blocking: file IO). Returns the view, the chunks
-    /// added and removed, and the info items to announce.
-    fn scan_all(&self) -> Scanned {
+    /// added and removed, and the info items to announce (with the copies
+    /// of chunk lists to publish when there are copies, see
+    /// [`SourceAnnounce::copy`]).
+    fn scan_all(&self, me: ryx_core::NodeId) -> Scanned {
         let mut followed = self.lock();
         let mut sealed = HashMap::new();
         let mut announce = Vec::new();
+        let mut publish = Vec::new();
         for f in followed.iter_mut() {
             f.scan();
             for (path, st) in f.source.files() {
@@ -439,13 +539,34 @@ impl SourceSet {
             };
             if due && view.bytes > 0 {
                 f.announced = Some((now_counts, std::time::Instant::now()));
-                announce.push((view.name.clone(), view.files.len() as u64, view.chunks, view.bytes));
+                if self.copies > 0 {
+                    let snap = f.sealed_snapshot(me);
+                    let bytes = serde_json::to_vec(&snap).unwrap_or_default();
+                    let hash = hash_of(&bytes);
+                    if f.published.as_ref().is_none_or(|p| p.hash != hash.as_str()) {
+                        let copy = SnapshotCopy {
+                            hash: hash.to_string(),
+                            size: bytes.len() as u64,
+                            chunks: snap.chunks.len() as u64,
+                            bytes: snap.chunks.iter().map(|c| c.len).sum(),
+                        };
+                        let old = f.published.replace(copy).map(|p| Hash::from(p.hash.as_str()));
+                        publish.push(Publish { hash, bytes, old });
+                    }
+                }
+                announce.push(Announce {
+                    name: view.name.clone(),
+                    files: view.files.len() as u64,
+                    chunks: view.chunks,
+                    bytes: view.bytes,
+                    copy: f.published.clone(),
+                });
             }
         }
         let view = ryx_api::Sources { sources: followed.iter().map(Followed::view).collect() };
         drop(followed);
         let (added, removed) = self.local.set_sealed(sealed);
-        Scanned { view, added, removed, announce }
+        Scanned { view, added, removed, announce, publish }
     }
 
     /// The chunks this node holds of dataset `name` right now, sealed ones
@@ -507,6 +628,28 @@ impl SourceSet {
     }
 }
 
+impl SourceSet {
+    /// Stores a new list of sealed chunks and has `copies` other nodes keep
+    /// it; the list it replaces is released and dropped.
+    fn publish(&self, s: &mut crate::runtime::State, p: Publish) {
+        let now = s.clock.now();
+        let size = p.bytes.len() as u64;
+        match s.node.blob_put(now, p.hash.as_str(), size, ryx_core::blobs::BlobKind::Manifest, false) {
+            Ok(()) => {
+                s.store.insert(p.hash.to_string(), bytes::Bytes::from(p.bytes));
+                let r = ryx_core::jobs::BlobRef { hash: p.hash.clone(), size };
+                s.node.keep(now, vec![r], usize::from(self.copies) + 1, 0);
+            }
+            Err(e) => tracing::warn!("cannot store the list of this node's chunks: {e}"),
+        }
+        if let Some(old) = p.old.filter(|o| *o != p.hash) {
+            s.node.release(now, &[old.to_string()]);
+            s.node.blob_remove(old.as_str());
+            s.store.remove(old.as_str());
+        }
+    }
+}
+
 /// One dataset's chunks on this node now ([`SourceSet::snapshot`]).
 pub struct Snapshot {
     /// The chunks, in path then offset order.
@@ -522,8 +665,27 @@ struct Scanned {
     view: ryx_api::Sources,
     added: Vec<(Hash, u64)>,
     removed: Vec<Hash>,
-    /// (dataset, files, chunks, bytes) to announce.
-    announce: Vec<(String, u64, u64, u64)>,
+    /// Datasets to announce.
+    announce: Vec<Announce>,
+    /// Chunk lists to have other nodes keep.
+    publish: Vec<Publish>,
+}
+
+/// One dataset's announcement, as found by a scan.
+struct Announce {
+    name: String,
+    files: u64,
+    chunks: u64,
+    bytes: u64,
+    copy: Option<SnapshotCopy>,
+}
+
+/// A new list of a dataset's sealed chunks to store and have kept by
+/// `--source-copies` other nodes, replacing `old`.
+struct Publish {
+    hash: Hash,
+    bytes: Vec<u8>,
+    old: Option<Hash>,
 }
 
 /// A source's info item is put again when only its byte count changed at
@@ -555,6 +717,27 @@ pub struct SourceAnnounce {
     pub chunks: u64,
     /// Bytes in the files.
     pub bytes: u64,
+    /// The list of its sealed chunks (a [`ryx_api::SourceSnapshot`]) as a
+    /// blob that `--source-copies` other nodes keep, as they keep the
+    /// chunks: when this node is gone, a snapshot of the dataset still
+    /// covers what it held, from those copies. Absent without copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<SnapshotCopy>,
+}
+
+/// Where the kept list of a node's sealed chunks of one dataset is found
+/// ([`SourceAnnounce::copy`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotCopy {
+    /// BLAKE3 of the list's JSON, hex (fetched as `GET /v1/blobs/{hash}`
+    /// from any node keeping it).
+    pub hash: String,
+    /// Bytes of the JSON.
+    pub size: u64,
+    /// Chunks listed.
+    pub chunks: u64,
+    /// Bytes of the chunks listed.
+    pub bytes: u64,
 }
 
 /// Follows the node's sources for as long as it runs: a scan every
@@ -565,20 +748,24 @@ pub struct SourceAnnounce {
 pub async fn follow(handle: crate::runtime::Handle, set: SourceSet) {
     let mut tick = tokio::time::interval(SCAN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Ok(me) = handle.call(|s| s.node.id()).await else { return };
     loop {
         tick.tick().await;
         let s = set.clone();
-        let Ok(scanned) = tokio::task::spawn_blocking(move || s.scan_all()).await else { return };
+        let Ok(scanned) = tokio::task::spawn_blocking(move || s.scan_all(me)).await else { return };
         let applied = handle
             .call(move |s| {
-                let Scanned { view, added, removed, announce } = scanned;
+                let Scanned { view, added, removed, announce, publish } = scanned;
                 let set = s.source_set.clone();
                 set.note(s, added, removed, 0);
                 s.sources = view;
                 let now = s.clock.now();
+                for p in publish {
+                    set.publish(s, p);
+                }
                 let (me, udp, http) = (s.node.id(), s.node.addr(), s.node.http_addr());
-                for (name, files, chunks, bytes) in announce {
-                    let a = SourceAnnounce { node: me, udp, http, files, chunks, bytes };
+                for Announce { name, files, chunks, bytes, copy } in announce {
+                    let a = SourceAnnounce { node: me, udp, http, files, chunks, bytes, copy };
                     let value = serde_json::to_value(&a).unwrap_or_default();
                     if let Err(e) = s.node.put_info(now, &source_key(&name, me), value, None) {
                         tracing::warn!(source = %name, "cannot announce: {e}");

@@ -215,11 +215,9 @@ fn a_job_survives_the_entry_node_and_half_the_holders_killed_mid_job() {
         Some(n)
     };
     let kept = || -> u64 {
-        std::iter::once(&entry)
-            .chain(holders.iter().map(|h| &h.node))
-            .filter_map(|n| n.client().blobs().ok())
-            .map(|b| b.blobs.iter().filter(|e| e.durable).count() as u64)
-            .sum()
+        let names: std::collections::HashSet<_> =
+            holders.iter().flat_map(|h| source_chunk_names(&h.node, "app")).collect();
+        std::iter::once(&entry).chain(holders.iter().map(|h| &h.node)).map(|n| durable_among(n, &names) as u64).sum()
     };
     let copied = wait_until(Duration::from_secs(60), || chunks().is_some_and(|c| kept() >= 3 * c));
     assert!(copied.is_some(), "copies not made: {:?} chunks, {} kept", chunks(), kept());
@@ -256,7 +254,7 @@ fn copies_of_local_chunks_go_to_another_zone() {
     let same: Vec<NodeProc> = (0..2).map(|_| with("rack-a", &[])).collect();
     let other = with("rack-b", &[]);
     assert_eq!(owner.client().status().expect("status").zone.as_deref(), Some("rack-a"));
-    let durable = |n: &NodeProc| n.client().blobs().map_or(0, |b| b.blobs.iter().filter(|e| e.durable).count());
+    let durable = |n: &NodeProc| durable_among(n, &source_chunk_names(&owner, "app"));
     let chunks =
         || owner.client().sources().ok().and_then(|s| s.sources.first().map(|v| (v.chunks, v.sealed_bytes == v.bytes)));
     let done = wait_until(Duration::from_secs(60), || {

@@ -211,3 +211,16 @@ pub fn try_wait_done(ports: &[u16], job: &ryx_api::JobId, timeout: Duration) -> 
         (_, last) => Err(format!("job {job} did not finish: {last:?}; last errors by port: {errors:?}")),
     }
 }
+
+/// The names of the chunks `node` holds of dataset `name` now (empty when
+/// it does not answer).
+pub fn source_chunk_names(node: &NodeProc, name: &str) -> std::collections::HashSet<ryx_api::BlobHash> {
+    node.client().source_snapshot(name).map(|s| s.chunks.into_iter().map(|c| c.hash).collect()).unwrap_or_default()
+}
+
+/// How many of `names` `node` keeps durably (its own or copies kept for
+/// others), leaving out every other blob it keeps, such as the lists of
+/// chunks nodes have kept with their copies.
+pub fn durable_among(node: &NodeProc, names: &std::collections::HashSet<ryx_api::BlobHash>) -> usize {
+    node.client().blobs().map_or(0, |b| b.blobs.iter().filter(|e| e.durable && names.contains(&e.hash)).count())
+}
