@@ -721,6 +721,25 @@ mod tests {
         assert!(b.engine.queue.iter().any(|t| t.job == id && t.unit == 0 && t.replica == 0));
     }
 
+    /// A home that finds itself slow (Lifeguard's local health) waits
+    /// longer before it calls a silent lease lapsed.
+    #[test]
+    fn leases_stretch_with_the_homes_local_health() {
+        let mut b = Bench::new(1, &[2, 3]);
+        let owners = vec![Some(peer(7))];
+        let place = Placement { dataset: None, owners };
+        let id = b
+            .call(|e, c| e.submit(c, "word-count".into(), serde_json::json!({}), units(1), 1, None, Vec::new(), place))
+            .expect("submit");
+        let lease = JobConfig::default().lease.as_millis() as u64;
+        let back = |b: &Bench| b.engine.homes[id.as_str()].stats.reissued > 0;
+        b.local_health = 2;
+        b.advance(lease + 1);
+        assert!(!back(&b), "a slow home waits (1 + 2) leases");
+        b.advance(2 * lease);
+        assert!(back(&b), "then the unit is issued again");
+    }
+
     #[test]
     fn a_quorum_of_signed_votes_decides_and_a_vote_without_its_workers_signature_counts_for_nothing() {
         let mut b = Bench::new(1, &[2, 3]);

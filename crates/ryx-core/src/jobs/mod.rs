@@ -161,6 +161,9 @@ pub struct Ctx<'a> {
     /// The other live nodes keeping a copy of a blob of this node's own
     /// files (custody, `--source-copies`).
     pub keepers_of: &'a dyn Fn(&str) -> Vec<PeerInfo>,
+    /// The node's Lifeguard local-health multiplier (0: healthy): a home
+    /// that finds itself slow waits longer before it calls a lease lapsed.
+    pub local_health: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -531,6 +534,11 @@ impl JobEngine {
         let now = ctx.now;
         // Home: re-issue lapsed leases, push decisions to heirs, summaries.
         let ids: Vec<JobId> = self.homes.keys().cloned().collect();
+        // Leases stretch with the home's own slowness, as Lifeguard's
+        // suspicion timeouts do: a home whose ticks run late (an overloaded
+        // machine) hears reports late too, and re-issuing every unit then
+        // doubles the load that made it slow.
+        let lease = self.cfg.lease * (1 + ctx.local_health);
         for id in &ids {
             let mut lapsed = Vec::new();
             if let Some(h) = self.homes.get(id.as_str()) {
@@ -549,7 +557,7 @@ impl JobEngine {
                         // `max_hold`: a node that claims to hold a token
                         // and never returns its result (a made-up holder)
                         // delays the unit by that much at most.
-                        let silent = now.since(rep.last_seen) >= self.cfg.lease;
+                        let silent = now.since(rep.last_seen) >= lease;
                         let held_too_long = now.since(rep.issued) >= self.cfg.max_hold;
                         if !rep.done && (silent || held_too_long) {
                             lapsed.push((u as u32, r as u8));

@@ -23,6 +23,8 @@ pub struct Bench {
     pub peers: Vec<(SocketAddr, PeerInfo)>,
     /// Nodes keeping copies of this node's own chunks (`Ctx::keepers_of`).
     pub keepers: Vec<(String, PeerInfo)>,
+    /// The node's local-health multiplier (`Ctx::local_health`).
+    pub local_health: u32,
 }
 
 /// The address of test node `n`.
@@ -68,6 +70,7 @@ impl Bench {
             rejected: Vec::new(),
             peers: Vec::new(),
             keepers: Vec::new(),
+            local_health: 0,
         }
     }
 
@@ -99,6 +102,7 @@ impl Bench {
             rejected: Vec::new(),
             peer_at: &|a| peers.iter().find(|(h, _)| *h == a).map(|(_, p)| *p),
             keepers_of: &|h| keepers.iter().filter(|(k, _)| k == h).map(|(_, p)| *p).collect(),
+            local_health: self.local_health,
         };
         let r = f(&mut self.engine, &mut ctx);
         let Ctx { sends, outputs, summaries, penalties, rejected, .. } = ctx;

@@ -23,6 +23,7 @@ impl Node {
         let mut ctx = Ctx {
             peer_at: &peer_at,
             keepers_of: &keepers_of,
+            local_health: self.local_health,
             now: self.now,
             wall,
             me: self.id,
