@@ -101,7 +101,19 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
             Ok::<_, ApiError>((id, result))
         }
     };
-    let (stats_job, stats) = run("search-stats", stats_params).await?;
+    // The corpus figures of a snapshot never change: a query whose terms
+    // all had their document frequency counted over this snapshot before
+    // needs no `search-stats` job.
+    let terms = ryx_compute::search::query_terms(&q, sq.distinct_words.unwrap_or(false));
+    let known = stats_cache().lookup(&g.tag.snapshot, &terms);
+    let (stats_job, stats) = match known {
+        Some(stats) => (None, stats),
+        None => {
+            let (job, stats) = run("search-stats", stats_params).await?;
+            stats_cache().learn(&g.tag.snapshot, &stats);
+            (Some(job), stats)
+        }
+    };
     let params = ryx_compute::search::search_params(&stats, k as usize)
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SearchFailed, e.to_string()))?;
     let (search_job, mut result) = run("search", params).await?;
@@ -147,6 +159,65 @@ fn hit_nodes(
         })
         .collect();
     Value::Array(list)
+}
+
+/// Corpus figures learned from `search-stats` jobs, by snapshot: the
+/// documents, tokens and each term's document frequency. Bounded: the
+/// most recent [`STATS_SNAPSHOTS`] snapshots, [`STATS_TERMS`] terms each.
+#[derive(Default)]
+struct StatsCache {
+    /// (snapshot, documents, tokens, document frequency by term), oldest
+    /// first.
+    entries: std::collections::VecDeque<(String, u64, u64, std::collections::HashMap<String, u64>)>,
+}
+
+/// Snapshots whose figures a node keeps.
+const STATS_SNAPSHOTS: usize = 8;
+/// Terms kept per snapshot.
+const STATS_TERMS: usize = 50_000;
+
+fn stats_cache() -> std::sync::MutexGuard<'static, StatsCache> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<StatsCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StatsCache {
+    /// A `search-stats` result for `terms` over `snapshot`, if every term's
+    /// figure is known.
+    fn lookup(&self, snapshot: &str, terms: &[String]) -> Option<Value> {
+        let (_, docs, tokens, df) = self.entries.iter().find(|e| e.0 == snapshot)?;
+        let mut known = serde_json::Map::new();
+        for t in terms {
+            known.insert(t.clone(), json!(*df.get(t)?));
+        }
+        Some(json!({ "terms": terms, "stats": { "docs": docs, "tokens": tokens, "df": known } }))
+    }
+
+    /// Keeps the figures of a `search-stats` result over `snapshot`.
+    fn learn(&mut self, snapshot: &str, result: &Value) {
+        let stats = &result["stats"];
+        let (Some(docs), Some(tokens), Some(df)) =
+            (stats["docs"].as_u64(), stats["tokens"].as_u64(), stats["df"].as_object())
+        else {
+            return;
+        };
+        let at = match self.entries.iter().position(|e| e.0 == snapshot) {
+            Some(i) => i,
+            None => {
+                if self.entries.len() >= STATS_SNAPSHOTS {
+                    self.entries.pop_front();
+                }
+                self.entries.push_back((snapshot.to_string(), docs, tokens, Default::default()));
+                self.entries.len() - 1
+            }
+        };
+        let e = &mut self.entries[at];
+        for (t, n) in df {
+            if let Some(n) = n.as_u64().filter(|_| e.3.len() < STATS_TERMS || e.3.contains_key(t)) {
+                e.3.insert(t.clone(), n);
+            }
+        }
+    }
 }
 
 /// Waits for job `id` (homed here) to end, and returns its result.

@@ -137,6 +137,14 @@ fn a_search_from_a_node_holding_nothing_ranks_as_one_index_and_outvotes_a_liar()
         }
     }
 
+    // Asked again over the same snapshot: every term's figures are known,
+    // so only the scoring job runs, and the answer is the same.
+    let q = "detector gossip";
+    let again = entry.client().search("docs", q, 10, Some(2)).expect("search again");
+    assert!(again["jobs"]["stats"].is_null(), "{}", again["jobs"]);
+    assert_eq!(again["hits"], exec_search(&file, q, 10)["hits"]);
+    assert_eq!(again["stats"], exec_search(&file, q, 10)["stats"]);
+
     // From the command line, at another node.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
         .args(["search", "gossip failure detector", "--dataset", "docs", "--json", "--node"])
