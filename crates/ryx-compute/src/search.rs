@@ -438,6 +438,13 @@ impl IndexCache {
 }
 
 /// The index of a unit: from the cache, or built (and kept if it fits).
+/// Indexes a chunk of documents ahead of its first search, into the same
+/// bounded cache the `search` and `search-stats` kernels use (a node
+/// indexes the chunks of its document sources as they are sealed).
+pub fn warm(chunk: &[u8]) -> Result<(), ComputeError> {
+    unit_index(chunk).map(|_| ())
+}
+
 fn unit_index(chunk: &[u8]) -> Result<Arc<Indexed>, ComputeError> {
     let key: [u8; 32] = blake3::hash(chunk).into();
     {

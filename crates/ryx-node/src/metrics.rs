@@ -31,6 +31,15 @@ pub fn render(s: &State) -> String {
     for (k, v) in &m.rejected {
         let _ = writeln!(o, "ryx_datagrams_rejected_total{{reason=\"{k}\"}} {v}");
     }
+    let (built, reused) = ryx_compute::search::index_cache_counts();
+    single(&mut o, "ryx_search_indexes_built_total", "counter", "Search indexes built of chunks of documents.", built);
+    single(
+        &mut o,
+        "ryx_search_indexes_reused_total",
+        "counter",
+        "Searches of a chunk served by its kept index.",
+        reused,
+    );
     single(&mut o, "ryx_bytes_received_total", "counter", "UDP payload bytes received.", s.io.bytes_in);
     single(&mut o, "ryx_bytes_sent_total", "counter", "UDP payload bytes sent.", s.io.bytes_out);
     single(&mut o, "ryx_datagrams_received_total", "counter", "UDP datagrams received.", s.io.datagrams_in);

@@ -272,6 +272,9 @@ struct Followed {
     /// The copy of its sealed chunks' list last published (see
     /// [`SourceAnnounce::copy`]).
     published: Option<SnapshotCopy>,
+    /// One document per file: the spool's chunks indexed so far (new ones
+    /// are indexed as they are sealed, ahead of the first search).
+    indexed: usize,
 }
 
 impl Followed {
@@ -294,7 +297,35 @@ impl Followed {
             spec.clone()
         };
         let source = Source::new(followed, chunk_size);
-        Followed { spec, spool, source, scans: 0, restarts: 0, long_lines: 0, errors, announced: None, published: None }
+        Followed {
+            spec,
+            spool,
+            source,
+            scans: 0,
+            restarts: 0,
+            long_lines: 0,
+            errors,
+            announced: None,
+            published: None,
+            indexed: 0,
+        }
+    }
+
+    /// A spool's chunks sealed since the last call, to index ahead.
+    fn to_index(&mut self) -> Vec<(PathBuf, Chunk)> {
+        if self.spool.is_none() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut n = 0;
+        for (path, st) in self.source.files() {
+            // A spool made again (a new generation) starts over.
+            let from = if st.chunks.len() < self.indexed { 0 } else { self.indexed };
+            out.extend(st.chunks[from..].iter().map(|c| (path.clone(), c.clone())));
+            n += st.chunks.len();
+        }
+        self.indexed = n;
+        out
     }
 
     /// The list of this source's sealed chunks (no open tails: those have
@@ -520,8 +551,10 @@ impl SourceSet {
         let mut sealed = HashMap::new();
         let mut announce = Vec::new();
         let mut publish = Vec::new();
+        let mut index = Vec::new();
         for f in followed.iter_mut() {
             f.scan();
+            index.extend(f.to_index());
             for (path, st) in f.source.files() {
                 for c in &st.chunks {
                     sealed.insert(c.hash.clone(), (path.clone(), c.clone()));
@@ -566,7 +599,7 @@ impl SourceSet {
         let view = ryx_api::Sources { sources: followed.iter().map(Followed::view).collect() };
         drop(followed);
         let (added, removed) = self.local.set_sealed(sealed);
-        Scanned { view, added, removed, announce, publish }
+        Scanned { view, added, removed, announce, publish, index }
     }
 
     /// The chunks this node holds of dataset `name` right now, sealed ones
@@ -669,6 +702,8 @@ struct Scanned {
     announce: Vec<Announce>,
     /// Chunk lists to have other nodes keep.
     publish: Vec<Publish>,
+    /// Chunks of documents to index ahead of their first search.
+    index: Vec<(PathBuf, Chunk)>,
 }
 
 /// One dataset's announcement, as found by a scan.
@@ -752,10 +787,27 @@ pub async fn follow(handle: crate::runtime::Handle, set: SourceSet) {
     loop {
         tick.tick().await;
         let s = set.clone();
-        let Ok(scanned) = tokio::task::spawn_blocking(move || s.scan_all(me)).await else { return };
+        let Ok(mut scanned) = tokio::task::spawn_blocking(move || s.scan_all(me)).await else { return };
+        let index = std::mem::take(&mut scanned.index);
+        if !index.is_empty() {
+            // Indexed where the documents live, as they arrive, off the
+            // event loop and without holding up the next scan.
+            tokio::task::spawn_blocking(move || {
+                for (path, chunk) in index {
+                    match read_chunk(&path, &chunk) {
+                        Ok(bytes) => {
+                            if let Err(e) = ryx_compute::search::warm(&bytes) {
+                                tracing::warn!("cannot index chunk {}: {e}", chunk.hash);
+                            }
+                        }
+                        Err(e) => tracing::warn!("cannot read chunk {} to index it: {e}", chunk.hash),
+                    }
+                }
+            });
+        }
         let applied = handle
             .call(move |s| {
-                let Scanned { view, added, removed, announce, publish } = scanned;
+                let Scanned { view, added, removed, announce, publish, .. } = scanned;
                 let set = s.source_set.clone();
                 set.note(s, added, removed, 0);
                 s.sources = view;

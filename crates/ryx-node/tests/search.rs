@@ -308,6 +308,13 @@ fn one_document_per_file_is_searched_and_new_files_are_picked_up() {
         })
         .is_some()
     };
+    // The holders index their documents as they arrive, before any search.
+    let indexed = |h: &NodeProc| h.metric("ryx_search_indexes_built_total").unwrap_or(0.0);
+    assert!(
+        wait_until(Duration::from_secs(30), || holders.iter().all(|h| indexed(h) >= 1.0)).is_some(),
+        "indexes built ahead: {:?}",
+        holders.iter().map(indexed).collect::<Vec<_>>()
+    );
     assert!(docs_seen(80), "80 documents searched");
     let scratch = ryx_testkit::ScratchDir::new("docs-files-ref");
     let (q, k) = ("gossip failure detector", 12);
