@@ -312,7 +312,7 @@ impl Followed {
     }
 
     /// A spool's chunks sealed since the last call, to index ahead.
-    fn to_index(&mut self) -> Vec<(PathBuf, Chunk)> {
+    fn newly_sealed(&mut self) -> Vec<(PathBuf, Chunk)> {
         if self.spool.is_none() {
             return Vec::new();
         }
@@ -554,7 +554,7 @@ impl SourceSet {
         let mut index = Vec::new();
         for f in followed.iter_mut() {
             f.scan();
-            index.extend(f.to_index());
+            index.extend(f.newly_sealed());
             for (path, st) in f.source.files() {
                 for c in &st.chunks {
                     sealed.insert(c.hash.clone(), (path.clone(), c.clone()));
