@@ -128,11 +128,6 @@ impl StatsParams {
     pub(crate) fn to_json(&self) -> Value {
         json!({ "q": self.query.q, "distinct_words": self.query.distinct })
     }
-
-    /// The analyzed query terms.
-    pub fn terms(&self) -> &[String] {
-        &self.query.terms
-    }
 }
 
 /// The corpus figures BM25 needs, for a query's terms.
@@ -216,11 +211,6 @@ impl SearchParams {
             "tokens": self.stats.tokens,
             "k": self.k,
         })
-    }
-
-    /// How many hits are kept.
-    pub fn k(&self) -> usize {
-        self.k
     }
 }
 

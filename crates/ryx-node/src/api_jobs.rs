@@ -804,13 +804,7 @@ async fn submit_dataset_job(api: &Api, req: SubmitJob, name: &str) -> ApiResult 
             "a job names either inputs or a dataset, not both",
         ));
     }
-    if !crate::sources::is_dataset_name(name) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::UnknownDataset,
-            format!("{name:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)"),
-        ));
-    }
+    crate::datasets::check_name(name)?;
     let g = crate::datasets::gather(&api.handle, name).await?;
     if g.chunks.is_empty() {
         return Err(ApiError::new(

@@ -54,12 +54,7 @@ fn bad(code: ErrorCode, msg: impl Into<String>) -> ApiError {
 pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> ApiResult {
     let t0 = Instant::now();
     let name = sq.dataset.ok_or_else(|| bad(ErrorCode::BadQuery, "`dataset` is required"))?;
-    if !crate::sources::is_dataset_name(&name) {
-        return Err(bad(
-            ErrorCode::UnknownDataset,
-            format!("{name:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)"),
-        ));
-    }
+    crate::datasets::check_name(&name)?;
     let q = sq.q.ok_or_else(|| bad(ErrorCode::BadQuery, "`q` (the query) is required"))?;
     let k = sq.k.unwrap_or(10);
     if !(1..=ryx_compute::search::MAX_K as u64).contains(&k) {

@@ -83,6 +83,18 @@ pub async fn local_snapshot(h: &Handle, name: &str) -> Result<Option<SourceSnaps
     Ok(Some(SourceSnapshot { node: api_id(me), name: name.to_string(), chunks: snap.chunks }))
 }
 
+/// `400 unknown_dataset` unless `name` may name a dataset.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    if crate::sources::is_dataset_name(name) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::UnknownDataset,
+        format!("{name:?} is not a dataset name (1 to 64 of A-Z a-z 0-9 . _ -)"),
+    ))
+}
+
 /// A dataset snapshot gathered from its holders, in canonical order.
 pub struct Gathered {
     /// Every chunk with its holder's UDP and HTTP addresses.
