@@ -477,6 +477,15 @@ pub struct BenchArgs {
     /// Worker threads of the `ryx-node exec` reference.
     #[arg(long, default_value_t = 2)]
     pub exec_threads: usize,
+    /// `--job search`: the queries, one per line (the documents are
+    /// --input, JSON lines with an id, spread over the nodes as dataset
+    /// `docs`); reports queries/s and p50/p99 latency next to one tantivy
+    /// index in one process (`exec search --queries`, --exec-threads).
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// `--job search`: concurrent clients of the throughput run.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub clients: u16,
     /// Runs of each configuration (the median is reported).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub repeat: u16,

@@ -313,6 +313,48 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// `bench --job search`: queries per second and latency on a small cluster
+/// next to one index in one process, every answer the one index's.
+#[test]
+fn bench_search_measures_queries_next_to_one_index() {
+    let dir = std::env::temp_dir().join(format!("ryx-cluster-bench-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let words = ["gossip", "node", "failure", "the", "index", "search", "disk", "retry"];
+    let mut x: u64 = 7;
+    let mut text = String::new();
+    for i in 0..400 {
+        let mut t = Vec::new();
+        for _ in 0..(2 + i % 9) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            t.push(words[(x >> 61) as usize]);
+        }
+        text.push_str(&serde_json::json!({"id": format!("d{i}"), "text": t.join(" ")}).to_string());
+        text.push('\n');
+    }
+    let docs = dir.join("docs.jsonl");
+    let queries = dir.join("queries.txt");
+    std::fs::write(&docs, text).expect("docs");
+    std::fs::write(&queries, "gossip failure\nindex search disk\nnode\nretry the node\n").expect("queries");
+    let out = Command::new(CLUSTER_BIN)
+        .args(["bench", "--job", "search", "--nodes", "2", "--clients", "3", "--input"])
+        .arg(&docs)
+        .arg("--queries")
+        .arg(&queries)
+        .args(["--base-port", &free_port().to_string(), "--", "--chunk-size", "4KiB"])
+        .env("RYX_NODE_BIN", node_bin())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("4 of 4 answers are the one index's").count(), 2, "{stdout}");
+    assert!(stdout.contains("one index (exec --threads 2): 400 documents"), "{stdout}");
+    for row in ["ryx (terms new)", "ryx (terms known)", "one index, 2 threads"] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "no {row} row: {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bytes each node's API says it follows of its sources.
 fn source_bytes(ports: &[u16]) -> Vec<u64> {
     ports

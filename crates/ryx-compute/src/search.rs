@@ -647,20 +647,45 @@ pub(crate) fn finish_search(p: &SearchParams, x: &SearchPartial) -> Value {
 /// the top `k` by score then id. What the two distributed jobs together
 /// must give, byte for byte.
 pub fn reference(inputs: &[&[u8]], q: &str, k: usize, distinct_words: bool) -> Result<Value, ComputeError> {
-    let query = Query0::parse(JobKind::Search, &params_of(q, distinct_words))?;
-    let mut docs = Vec::new();
-    let mut skipped = 0;
-    for i in inputs {
-        let (d, s) = documents(i);
-        docs.extend(d);
-        skipped += s;
+    OneIndex::new(inputs)?.search(q, k, distinct_words)
+}
+
+/// One tantivy index over every document of some inputs (JSON lines),
+/// built once and asked any number of queries: the single-process
+/// reference of [`reference`], and the baseline of search benchmarks.
+pub struct OneIndex {
+    ix: Indexed,
+}
+
+impl OneIndex {
+    /// Indexes every document of `inputs`.
+    pub fn new(inputs: &[&[u8]]) -> Result<OneIndex, ComputeError> {
+        let mut docs = Vec::new();
+        let mut skipped = 0;
+        for i in inputs {
+            let (d, s) = documents(i);
+            docs.extend(d);
+            skipped += s;
+        }
+        Ok(OneIndex { ix: index(&docs, skipped)? })
     }
-    let ix = index(&docs, skipped)?;
-    let stats = corpus_stats(&ix, &query)?;
-    let (hits, matched) = top_k(&ix, &query, k, None)?;
-    let stats_result = json!({ "terms": query.terms, "stats": stats });
-    let params = SearchParams::from_json(&search_params(&stats_result, k)?)?;
-    Ok(finish_search(&params, &SearchPartial { hits, matched, docs: docs.len() as u64, skipped }))
+
+    /// Documents indexed.
+    pub fn docs(&self) -> u64 {
+        self.ix.docs
+    }
+
+    /// The top `k` for `q`, scored with this index's own statistics, as
+    /// the distributed search must give it.
+    pub fn search(&self, q: &str, k: usize, distinct_words: bool) -> Result<Value, ComputeError> {
+        let query = Query0::parse(JobKind::Search, &params_of(q, distinct_words))?;
+        let stats = corpus_stats(&self.ix, &query)?;
+        let (hits, matched) = top_k(&self.ix, &query, k, None)?;
+        let stats_result = json!({ "terms": query.terms, "stats": stats });
+        let params = SearchParams::from_json(&search_params(&stats_result, k)?)?;
+        let all = SearchPartial { hits, matched, docs: self.ix.docs, skipped: self.ix.skipped };
+        Ok(finish_search(&params, &all))
+    }
 }
 
 fn params_of(q: &str, distinct_words: bool) -> Map<String, Value> {

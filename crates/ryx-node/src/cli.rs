@@ -130,6 +130,13 @@ pub struct ExecArgs {
     /// Print the whole result as JSON (default: the result and its digest).
     #[arg(long)]
     pub json: bool,
+    /// `search` only: one query per line. One index is built over the
+    /// inputs and asks every query (by --threads threads, default 1);
+    /// prints the throughput and latency percentiles, and with --json each
+    /// query's hit ids: the single-process baseline of `ryx-cluster bench
+    /// --job search`.
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
 }
 
 /// How logs are written.

@@ -19,6 +19,9 @@ pub fn parse_params(params: &[String]) -> anyhow::Result<Value> {
 /// Runs the job and prints its result.
 pub fn run(args: ExecArgs) -> anyhow::Result<()> {
     let params = parse_params(&args.params)?;
+    if args.kind == "search" && args.queries.is_some() {
+        return search_queries(&args, &params);
+    }
     if args.kind == "search" && params.get("stats").is_none() {
         return search_reference(&args, &params);
     }
@@ -67,6 +70,72 @@ fn search_reference(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Resu
         println!("result_digest: {}", ryx_compute::digest_hex(&bytes));
     }
     eprintln!("exec search: {} documents in {:.3} s (one index)", r["docs"], start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `exec search --queries FILE`: one index over the inputs, every query of
+/// the file asked of it by `--threads` threads (default 1); the throughput
+/// and the latency percentiles, and with `--json` each query's hit ids.
+fn search_queries(args: &ExecArgs, params: &serde_json::Value) -> anyhow::Result<()> {
+    let path = args.queries.as_ref().context("--queries FILE")?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let queries: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    anyhow::ensure!(!queries.is_empty(), "{} holds no query", path.display());
+    let k = params.get("k").and_then(|v| v.as_u64()).unwrap_or(10) as usize;
+    let distinct = params.get("distinct_words").and_then(|v| v.as_bool()).unwrap_or(false);
+    let data = read_inputs(&args.inputs)?;
+    let inputs: Vec<&[u8]> = data.iter().map(|d| d.as_slice()).collect();
+    let t0 = std::time::Instant::now();
+    let index = ryx_compute::search::OneIndex::new(&inputs)?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let threads = args.threads.unwrap_or(1).clamp(1, queries.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<(f64, Value)>> = vec![None; queries.len()];
+    let t1 = std::time::Instant::now();
+    let answered: Vec<Vec<(usize, f64, Value)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(q) = queries.get(i) else { break };
+                        let t = std::time::Instant::now();
+                        let r = index
+                            .search(q, k, distinct)
+                            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+                        mine.push((i, t.elapsed().as_secs_f64(), r));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
+    });
+    let wall = t1.elapsed().as_secs_f64();
+    for (i, secs, r) in answered.into_iter().flatten() {
+        out[i] = Some((secs, r));
+    }
+    let mut lat: Vec<f64> = out.iter().flatten().map(|(s, _)| *s).collect();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1000.0;
+    let summary = serde_json::json!({
+        "docs": index.docs(),
+        "queries": queries.len(),
+        "threads": threads,
+        "build_s": build_s,
+        "qps": queries.len() as f64 / wall.max(1e-9),
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+    });
+    if args.json {
+        let hits: Vec<Value> = out.iter().map(|o| o.as_ref().map_or(Value::Null, |(_, r)| r["hits"].clone())).collect();
+        let mut all = summary;
+        all["hits"] = Value::Array(hits);
+        println!("{all}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     Ok(())
 }
 

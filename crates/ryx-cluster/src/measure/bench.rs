@@ -119,6 +119,9 @@ fn median_by<T: Clone>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
 
 /// `ryx-cluster bench`.
 pub fn bench(dir_arg: Option<&Path>, args: BenchArgs) -> Result<()> {
+    if args.job == "search" {
+        return crate::measure::search_bench::bench(&args);
+    }
     check_node_args(&args.node_args)?;
     if args.nodes.is_empty() {
         bail!("--nodes needs at least one size");

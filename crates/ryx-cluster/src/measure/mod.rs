@@ -1,6 +1,7 @@
 //! `measure`: the membership benchmark against real processes.
 
 pub mod bench;
+pub mod search_bench;
 pub mod svg;
 
 use crate::chaos;

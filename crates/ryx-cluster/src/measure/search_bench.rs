@@ -1,0 +1,218 @@
+//! `bench --job search --input DOCS --queries FILE`: queries per second and
+//! latency percentiles of `GET /v1/search` on N local nodes holding the
+//! documents split between them, asked by C concurrent clients, next to
+//! one tantivy index over the same documents in one process (`ryx-node
+//! exec search --queries`), in the same run; and how many answers are the
+//! one index's, hit for hit.
+
+use crate::cli::BenchArgs;
+use crate::cluster::lifecycle::TempCluster;
+use crate::cluster::{check_node_args, nodebin};
+use crate::interrupt;
+use crate::util::{clock_now, table};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The dataset the documents are spread as.
+const DATASET: &str = "docs";
+
+/// One query's latency (s) and answer.
+type Answer = Result<(f64, Value)>;
+
+/// One measured configuration.
+struct Row {
+    system: String,
+    nodes: usize,
+    clients: usize,
+    qps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Answers whose hits are the one index's (ids, order and scores).
+    same: Option<(usize, usize)>,
+    load1: f64,
+}
+
+/// Runs the search benchmark.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    check_node_args(&args.node_args)?;
+    let docs = args.input.as_deref().context("--job search needs --input DOCS (JSON lines with an id)")?;
+    let qfile = args.queries.as_deref().context("--job search needs --queries FILE (one query per line)")?;
+    let text = std::fs::read_to_string(qfile).with_context(|| format!("cannot read {}", qfile.display()))?;
+    let queries: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if queries.is_empty() {
+        bail!("{} holds no query", qfile.display());
+    }
+    let k = args
+        .params
+        .iter()
+        .find_map(|p| p.strip_prefix("k="))
+        .map(|v| v.parse::<usize>().context("--param k=N"))
+        .transpose()?
+        .unwrap_or(10);
+    let node_bin = nodebin::locate(args.node.node_bin.as_deref())?;
+    out!(
+        "ryx-cluster bench: search over {} ({} queries, top {k}), nodes {:?}, {} clients, redundancy {}",
+        docs.display(),
+        queries.len(),
+        args.nodes,
+        args.clients,
+        args.redundancy
+    );
+
+    // One index in one process, in this run.
+    let l = super::bench::load1();
+    let out = Command::new(&node_bin)
+        .args(["exec", "search", "--json", "--input"])
+        .arg(docs)
+        .arg("--queries")
+        .arg(qfile)
+        .args(["--threads", &args.exec_threads.to_string(), "--param", &format!("k={k}")])
+        .output()
+        .context("running ryx-node exec search")?;
+    if !out.status.success() {
+        bail!("exec search failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let base: Value = serde_json::from_slice(&out.stdout).context("exec search printed no JSON")?;
+    let want = base["hits"].as_array().cloned().unwrap_or_default();
+    let figure = |key: &str| base[key].as_f64().unwrap_or(f64::NAN);
+    out!(
+        "{} one index (exec --threads {}): {} documents indexed in {:.2} s; {:.0} queries/s, p50 {:.2} ms, p99 {:.2} ms",
+        clock_now(),
+        args.exec_threads,
+        base["docs"],
+        figure("build_s"),
+        figure("qps"),
+        figure("p50_ms"),
+        figure("p99_ms")
+    );
+    let mut rows = vec![Row {
+        system: format!("one index, {} threads", args.exec_threads),
+        nodes: 1,
+        clients: args.exec_threads,
+        qps: figure("qps"),
+        p50_ms: figure("p50_ms"),
+        p99_ms: figure("p99_ms"),
+        same: None,
+        load1: l,
+    }];
+
+    for &n in &args.nodes {
+        interrupt::check()?;
+        let n = n as usize;
+        let mut tc =
+            TempCluster::create(None, node_bin.clone(), args.node_args.clone(), args.base_port, "bench-search")?;
+        tc.cluster.state.dataset = Some(DATASET.to_string());
+        tc.cluster.save()?;
+        tc.spawn(n)?;
+        if tc.cluster.wait_ready(Duration::from_secs(120), Duration::from_millis(100))?.is_none() {
+            bail!("the {n}-node cluster did not connect within 120 s");
+        }
+        let all = tc.cluster.running();
+        crate::cluster::data::split(&tc.cluster, &[docs.to_path_buf()], &all)?;
+        crate::cluster::data::wait_announced(&tc.cluster, 0, DATASET, n, Duration::from_secs(120))?;
+        let apis: Vec<std::net::SocketAddr> =
+            all.iter().filter_map(|&i| tc.cluster.state.nodes.get(i).map(|r| r.api())).collect();
+        let http = ryx_api::Http::new(Duration::from_secs(120));
+        let ask = |i: usize| -> Answer {
+            let path = format!(
+                "/v1/search?dataset={DATASET}&k={k}&redundancy={}&q={}",
+                args.redundancy,
+                ryx_api::encode_segment(&queries[i])
+            );
+            let t = Instant::now();
+            let r = http.request(apis[i % apis.len()], "GET", &path, None, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let secs = t.elapsed().as_secs_f64();
+            if r.status != 200 {
+                bail!("query {i}: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
+            }
+            Ok((secs, serde_json::from_slice(&r.body).context("a search answer that is not JSON")?))
+        };
+        // Every holder's part announced and answering: the first query
+        // covers all of them (once), then the timed run.
+        let t0 = Instant::now();
+        loop {
+            match ask(0) {
+                Ok((_, v)) if v["dataset"]["nodes"].as_u64() == Some(n as u64) => break,
+                _ if t0.elapsed() > Duration::from_secs(60) => bail!("the {n} holders never all answered a search"),
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        for (pass, clients) in [(0, 1usize), (1, usize::from(args.clients))] {
+            let l = super::bench::load1();
+            let next = AtomicUsize::new(0);
+            let t = Instant::now();
+            let answers: Vec<Vec<(usize, Answer)>> = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..clients)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut mine = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                if i >= queries.len() {
+                                    break;
+                                }
+                                mine.push((i, ask(i)));
+                            }
+                            mine
+                        })
+                    })
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
+            });
+            let wall = t.elapsed().as_secs_f64();
+            let mut lat = Vec::new();
+            let mut same = 0;
+            for (i, a) in answers.into_iter().flatten() {
+                let (secs, v) = a?;
+                lat.push(secs);
+                same += usize::from(want.get(i).is_some_and(|w| *w == v["hits"]));
+            }
+            lat.sort_by(f64::total_cmp);
+            let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1000.0;
+            let row = Row {
+                system: if pass == 0 { "ryx (terms new)".into() } else { "ryx (terms known)".into() },
+                nodes: n,
+                clients,
+                qps: queries.len() as f64 / wall.max(1e-9),
+                p50_ms: pct(0.5),
+                p99_ms: pct(0.99),
+                same: Some((same, queries.len())),
+                load1: l,
+            };
+            out!(
+                "{} {n} nodes, {clients} clients: {:.1} queries/s, p50 {:.1} ms, p99 {:.1} ms; {same} of {} answers are the one index's",
+                clock_now(),
+                row.qps,
+                row.p50_ms,
+                row.p99_ms,
+                queries.len()
+            );
+            rows.push(row);
+        }
+        tc.stop()?;
+    }
+    out!("");
+    let base_qps = rows[0].qps;
+    let header = ["system", "nodes", "clients", "queries/s", "x one index", "p50 ms", "p99 ms", "same hits", "load"];
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.system.clone(),
+                r.nodes.to_string(),
+                r.clients.to_string(),
+                format!("{:.1}", r.qps),
+                format!("{:.4}", r.qps / base_qps),
+                format!("{:.2}", r.p50_ms),
+                format!("{:.2}", r.p99_ms),
+                r.same.map_or("-".into(), |(s, n)| format!("{s}/{n}")),
+                format!("{:.2}", r.load1),
+            ]
+        })
+        .collect();
+    out!("{}", table(&header, &body));
+    Ok(())
+}
