@@ -313,24 +313,34 @@ fn bench_compares_sizes_and_kills_with_exec_and_writes_csv_and_svg() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// `n` documents as JSON lines, ids `{key: prefix + i}`, texts of 2 to
+/// `spread` + 1 words of a small vocabulary drawn from `seed`.
+fn corpus(seed: u64, n: usize, spread: usize, key: &str, prefix: &str) -> String {
+    let words = ["gossip", "node", "failure", "the", "index", "search", "disk", "retry"];
+    let mut x = seed;
+    let mut text = String::new();
+    for i in 0..n {
+        let mut t = Vec::new();
+        for _ in 0..(2 + i % spread) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            t.push(words[(x >> 61) as usize]);
+        }
+        let mut doc = serde_json::Map::new();
+        doc.insert(key.into(), format!("{prefix}{i}").into());
+        doc.insert("text".into(), t.join(" ").into());
+        text.push_str(&serde_json::Value::Object(doc).to_string());
+        text.push('\n');
+    }
+    text
+}
+
 /// `bench --job search`: queries per second and latency on a small cluster
 /// next to one index in one process, every answer the one index's.
 #[test]
 fn bench_search_measures_queries_next_to_one_index() {
     let dir = std::env::temp_dir().join(format!("ryx-cluster-bench-search-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let words = ["gossip", "node", "failure", "the", "index", "search", "disk", "retry"];
-    let mut x: u64 = 7;
-    let mut text = String::new();
-    for i in 0..400 {
-        let mut t = Vec::new();
-        for _ in 0..(2 + i % 9) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            t.push(words[(x >> 61) as usize]);
-        }
-        text.push_str(&serde_json::json!({"id": format!("d{i}"), "text": t.join(" ")}).to_string());
-        text.push('\n');
-    }
+    let text = corpus(7, 400, 9, "id", "d");
     let docs = dir.join("docs.jsonl");
     let queries = dir.join("queries.txt");
     std::fs::write(&docs, text).expect("docs");
@@ -437,18 +447,7 @@ fn live_logs_grow_on_every_node_and_jobs_over_them_run_where_they_lie() {
 fn a_corpus_spread_with_docs_is_searched_from_any_node_as_one_index() {
     let c = cluster("docs");
     let file = c.dir.join("corpus.jsonl");
-    let mut text = String::new();
-    let words = ["gossip", "node", "failure", "the", "index", "search", "disk", "retry"];
-    let mut x: u64 = 99;
-    for i in 0..600 {
-        let mut t = Vec::new();
-        for _ in 0..(2 + i % 11) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            t.push(words[(x >> 61) as usize]);
-        }
-        text.push_str(&serde_json::json!({"_id": format!("doc-{i}"), "text": t.join(" ")}).to_string());
-        text.push('\n');
-    }
+    let text = corpus(99, 600, 11, "_id", "doc-");
     std::fs::create_dir_all(&c.dir).expect("dir");
     std::fs::write(&file, &text).expect("corpus");
     let out = c.ok(&[

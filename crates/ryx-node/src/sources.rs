@@ -127,6 +127,18 @@ pub struct Chunk {
     pub hash: Hash,
 }
 
+impl Chunk {
+    /// This chunk as a snapshot entry of the file shown as `path`.
+    fn entry(&self, path: &str) -> ryx_api::SnapshotChunk {
+        ryx_api::SnapshotChunk {
+            path: path.to_string(),
+            offset: self.offset,
+            len: self.len,
+            hash: self.hash.as_str().into(),
+        }
+    }
+}
+
 /// What the node holds of one file.
 #[derive(Clone, Debug, Default)]
 pub struct FileState {
@@ -334,12 +346,7 @@ impl Followed {
         let mut chunks = Vec::new();
         for (path, st) in self.source.files() {
             let shown = path.display().to_string();
-            chunks.extend(st.chunks.iter().map(|c| ryx_api::SnapshotChunk {
-                path: shown.clone(),
-                offset: c.offset,
-                len: c.len,
-                hash: c.hash.as_str().into(),
-            }));
+            chunks.extend(st.chunks.iter().map(|c| c.entry(&shown)));
         }
         ryx_api::SourceSnapshot { chunks, name: self.source.spec.name.clone(), node: crate::http::api_id(me) }
     }
@@ -612,12 +619,7 @@ impl SourceSet {
         let mut tails = Vec::new();
         for (path, st) in f.source.files() {
             let shown = path.display().to_string();
-            let entry = |c: &Chunk| ryx_api::SnapshotChunk {
-                path: shown.clone(),
-                offset: c.offset,
-                len: c.len,
-                hash: c.hash.as_str().into(),
-            };
+            let entry = |c: &Chunk| c.entry(&shown);
             out.extend(st.chunks.iter().map(entry));
             match f.source.tail(path) {
                 Ok(Some(t)) => {
