@@ -239,6 +239,26 @@ impl JobSpec {
         Ok(Partial { spec: self.fingerprint(), data })
     }
 
+    /// [`JobSpec::map`] of the unit whose BLAKE3 is `key`, its bytes read
+    /// by `load` only when needed: a search kind whose unit is indexed
+    /// already reads nothing (a node answering a query over its own
+    /// chunks). `load` must give bytes that hash to `key`.
+    pub fn map_named(
+        &self,
+        key: [u8; 32],
+        load: impl FnOnce() -> Result<Vec<u8>, ComputeError>,
+    ) -> Result<Partial, ComputeError> {
+        self.check()?;
+        let data = match &self.params {
+            Params::SearchStats(p) => {
+                PartialData::SearchStats(search::map_stats_ix(p, &*search::named_index(key, load)?)?)
+            }
+            Params::Search(p) => PartialData::Search(search::map_search_ix(p, &*search::named_index(key, load)?, key)?),
+            _ => return self.map(&load()?),
+        };
+        Ok(Partial { spec: self.fingerprint(), data })
+    }
+
     /// Combines the partial of earlier units `a` with that of the units right after
     /// them, `b`. Associative: `merge(merge(a,b),c)` and `merge(a,merge(b,c))` encode
     /// to the same bytes.

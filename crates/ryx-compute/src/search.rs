@@ -342,7 +342,7 @@ fn document(line: &[u8]) -> Option<(String, String)> {
 }
 
 /// An in-memory tantivy index over some documents, ready to search.
-struct Indexed {
+pub(crate) struct Indexed {
     reader: IndexReader,
     id: Field,
     text: Field,
@@ -437,6 +437,16 @@ pub fn warm(chunk: &[u8]) -> Result<(), ComputeError> {
 
 fn unit_index(chunk: &[u8]) -> Result<Arc<Indexed>, ComputeError> {
     let key: [u8; 32] = blake3::hash(chunk).into();
+    unit_index_named(key, || Ok(chunk.to_vec()))
+}
+
+/// The index of the unit whose BLAKE3 is `key`: from the cache, or built
+/// from the bytes `load` gives (which must hash to `key`: the caller's
+/// reader checks its chunks against their names).
+fn unit_index_named(
+    key: [u8; 32],
+    load: impl FnOnce() -> Result<Vec<u8>, ComputeError>,
+) -> Result<Arc<Indexed>, ComputeError> {
     {
         let mut c = cache();
         c.tick += 1;
@@ -447,6 +457,8 @@ fn unit_index(chunk: &[u8]) -> Result<Arc<Indexed>, ComputeError> {
             return Ok(e.0.clone());
         }
     }
+    let chunk = load()?;
+    let chunk = &chunk[..];
     let (docs, skipped) = documents(chunk);
     let ix = Arc::new(index(&docs, skipped)?);
     BUILT.fetch_add(1, AtomicOrdering::Relaxed);
@@ -468,8 +480,12 @@ fn terms(ix: &Indexed, q: &Query0) -> Vec<Term> {
 
 /// The figures of `search-stats` for one chunk.
 pub(crate) fn map_stats(p: &StatsParams, chunk: &[u8]) -> Result<StatsPartial, ComputeError> {
-    let ix = unit_index(chunk)?;
-    let s = corpus_stats(&ix, &p.query)?;
+    map_stats_ix(p, &*unit_index(chunk)?)
+}
+
+/// [`map_stats`] over a unit's index.
+pub(crate) fn map_stats_ix(p: &StatsParams, ix: &Indexed) -> Result<StatsPartial, ComputeError> {
+    let s = corpus_stats(ix, &p.query)?;
     let df = p.query.terms.iter().map(|t| s.df.get(t).copied().unwrap_or(0)).collect();
     Ok(StatsPartial { docs: s.docs, tokens: s.tokens, df, skipped: ix.skipped })
 }
@@ -593,15 +609,28 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
 
 /// One chunk's best hits for `search`.
 pub(crate) fn map_search(p: &SearchParams, chunk: &[u8]) -> Result<SearchPartial, ComputeError> {
-    let ix = unit_index(chunk)?;
-    let (mut hits, matched) = top_k(&ix, &p.query, p.k, Some(&p.stats))?;
+    map_search_ix(p, &*unit_index(chunk)?, blake3::hash(chunk).into())
+}
+
+/// [`map_search`] over a unit's index; `key` is the unit's BLAKE3.
+pub(crate) fn map_search_ix(p: &SearchParams, ix: &Indexed, key: [u8; 32]) -> Result<SearchPartial, ComputeError> {
+    let (mut hits, matched) = top_k(ix, &p.query, p.k, Some(&p.stats))?;
     if !hits.is_empty() {
-        let name = crate::digest_hex(chunk);
+        let name = blake3::Hash::from(key).to_hex().to_string();
         for h in &mut hits {
             h.chunk = Some(name.clone());
         }
     }
     Ok(SearchPartial { hits, matched, docs: ix.docs, skipped: ix.skipped })
+}
+
+/// The index of the unit named `key` (its BLAKE3), from the cache or
+/// built from `load`'s bytes.
+pub(crate) fn named_index(
+    key: [u8; 32],
+    load: impl FnOnce() -> Result<Vec<u8>, ComputeError>,
+) -> Result<Arc<Indexed>, ComputeError> {
+    unit_index_named(key, load)
 }
 
 pub(crate) fn merge_search(

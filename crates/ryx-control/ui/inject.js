@@ -159,11 +159,15 @@ export class InjectView {
       );
       $('search-hits').hidden = hits.length === 0;
       let workers = '';
-      try {
-        const j = await api(`/v1/jobs/${r.jobs.search}`);
-        workers = `, answered by ${j.stats.workers} node${j.stats.workers === 1 ? '' : 's'}`;
-      } catch {
-        /* the job view is a detail */
+      if (r.path === 'wave' && r.wave) {
+        workers = `, answered by ${r.wave.holders} holder${r.wave.holders === 1 ? '' : 's'} in a query wave over ${r.wave.nodes} node${r.wave.nodes === 1 ? '' : 's'}`;
+      } else if (r.jobs && r.jobs.search) {
+        try {
+          const j = await api(`/v1/jobs/${r.jobs.search}`);
+          workers = `, answered by ${j.stats.workers} node${j.stats.workers === 1 ? '' : 's'}`;
+        } catch {
+          /* the job view is a detail */
+        }
       }
       const d = r.dataset || {};
       const cov = r.coverage || {};

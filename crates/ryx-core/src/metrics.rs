@@ -112,6 +112,13 @@ pub struct Metrics {
     pub items_synced: u64,
     /// Ticks that came later than `late_tick` (the node itself is slow).
     pub late_ticks: u64,
+    /// Query waves started here, ended here (answered), and refused
+    /// (too many at once).
+    pub waves_started: u64,
+    /// See `waves_started`.
+    pub waves_done: u64,
+    /// See `waves_started`.
+    pub waves_refused: u64,
     /// Blobs this node asked the network for (`blob_want`).
     pub wants_sent: u64,
     /// `blob_want` questions not passed on: the route table was full.
@@ -181,6 +188,9 @@ impl Default for Metrics {
             items_evicted: 0,
             items_synced: 0,
             late_ticks: 0,
+            waves_started: 0,
+            waves_done: 0,
+            waves_refused: 0,
             wants_sent: 0,
             wants_dropped: 0,
             neighbors_moved: 0,

@@ -128,10 +128,12 @@ mod links;
 mod tick;
 mod timers;
 mod types;
+mod wave;
 use timers::{Timer, TimerTable};
 mod work;
 
 pub use types::*;
+pub use wave::{holder_answer, WaveMerge, WaveOutput};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum JoinPurpose {
@@ -234,6 +236,12 @@ pub struct Node {
     custody: crate::custody::Custody,
     /// When each periodic piece of work is due.
     timers: TimerTable,
+    /// Query waves in progress here, by root and number.
+    waves: BTreeMap<(NodeId, u64), wave::Wave>,
+    /// Waves ended here, and when (a late copy is a duplicate).
+    waves_seen: BTreeMap<(NodeId, u64), Time>,
+    /// The driver's merge of wave answers.
+    wave_merge: Option<WaveMerge>,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -334,6 +342,9 @@ impl Node {
             upload_window: BTreeMap::new(),
             custody: Default::default(),
             timers,
+            waves: BTreeMap::new(),
+            waves_seen: BTreeMap::new(),
+            wave_merge: None,
             rng,
             cfg,
         }

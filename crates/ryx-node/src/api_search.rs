@@ -71,6 +71,22 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
     ryx_compute::JobSpec::new("search-stats", &stats_params).map_err(|e| bad(ErrorCode::BadParams, e.to_string()))?;
     let deadline = t0 + timeout;
 
+    // One answer per chunk, from the node whose files hold it: waves. A
+    // consensus (r > 1 answers per chunk, votes) is a job's, and so is a
+    // snapshot that needs dead holders' copies: when a wave cannot cover
+    // every holder, the search runs as jobs.
+    let mut fallback = None;
+    if sq.redundancy.unwrap_or(1) <= 1 && k as usize <= MAX_WAVE_K {
+        let distinct = sq.distinct_words.unwrap_or(false);
+        match by_wave(&api, &name, &q, k as usize, distinct, t0, deadline).await? {
+            Ok(found) => return Ok(Json(found).into_response()),
+            Err(why) => {
+                tracing::info!(dataset = %name, "search by jobs: {why}");
+                fallback = Some(why);
+            }
+        }
+    }
+
     // One snapshot for both jobs.
     let g = crate::datasets::gather(&api.handle, &name).await?;
     let dataset = crate::datasets::view(&g.tag);
@@ -120,11 +136,161 @@ pub async fn search(State(api): State<Api>, Query(sq): Query<SearchQuery>) -> Ap
         obj.insert("q".into(), json!(q));
         obj.insert("dataset".into(), json!(dataset));
         obj.insert("jobs".into(), json!({ "stats": stats_job, "search": search_job }));
+        obj.insert("path".into(), json!("jobs"));
+        if let Some(why) = fallback {
+            obj.insert("fallback".into(), json!(why));
+        }
         obj.insert("unreachable".into(), json!(unreachable));
         obj.insert("coverage".into(), coverage);
         obj.insert("elapsed_ms".into(), json!(t0.elapsed().as_millis() as u64));
     }
     Ok(Json(result).into_response())
+}
+
+/// Most hits a search by wave returns (a subtree's merged top-k list must
+/// fit a datagram); more, and the search runs as jobs.
+pub const MAX_WAVE_K: usize = 50;
+/// Longest a wave may take before the search falls back to jobs.
+const WAVE_BUDGET: Duration = Duration::from_secs(5);
+
+/// A search by waves (`ryx_core`'s `node::wave`, `crate::waves`): one wave
+/// when every term's corpus figures are known for the snapshot the
+/// holders answer over, else a wave that counts them and a second that
+/// scores exactly the chunks the first counted. `Ok(Err(why))`: the
+/// waves did not cover every holder known to this node (or timed out),
+/// and the search must run as jobs.
+async fn by_wave(
+    api: &Api,
+    name: &str,
+    q: &str,
+    k: usize,
+    distinct: bool,
+    t0: Instant,
+    deadline: Instant,
+) -> Result<Result<Value, String>, ApiError> {
+    use ryx_core::wire::{wave_mix, WaveAnswer};
+    let (_, holders) = crate::datasets::holders(&api.handle, name).await?;
+    let expect_xor = holders.iter().fold(0u64, |x, a| x ^ wave_mix(a.node.0, 0));
+    let expect = holders.len() as u32;
+    let announced_bytes: u64 = holders.iter().map(|a| a.bytes).sum();
+    let covers = |a: &WaveAnswer| a.incomplete == 0 && a.holders == expect && a.holders_xor == expect_xor;
+    let short = |a: &WaveAnswer, what: &str| {
+        format!(
+            "the {what} wave reached {} of {expect} holders known here ({} part(s) incomplete)",
+            a.holders, a.incomplete
+        )
+    };
+    let budget = || deadline.saturating_duration_since(Instant::now()).min(WAVE_BUDGET);
+    let run = |kind: &'static str, params: Value, pin: Option<u64>| {
+        let h = api.handle.clone();
+        let name = name.to_string();
+        async move { crate::waves::run(&h, &name, kind, params, pin, budget()).await.map_err(ApiError::unavailable) }
+    };
+    let failed =
+        |e: ryx_compute::ComputeError| ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::SearchFailed, e.to_string());
+    let terms = ryx_compute::search::query_terms(q, distinct);
+    let mut waves = 0u32;
+
+    // The figures are known for the last snapshot answered: one wave, whose
+    // holders must answer over that snapshot still.
+    let known = {
+        let c = stats_cache();
+        c.latest(name).and_then(|snap| Some((snap.to_string(), c.lookup(snap, &terms)?)))
+    };
+    if let Some((snap, stats)) = known {
+        let params = ryx_compute::search::search_params(&stats, k).map_err(failed)?;
+        let (_, a) = run("search", params.clone(), None).await?;
+        waves += 1;
+        if let Some(a) = a.filter(|a| covers(a) && wave_snapshot(name, a.snapshot_xor) == snap) {
+            let result = finish_wave("search", &params, &a).map_err(failed)?;
+            return Ok(Ok(wave_response(result, &a, name, snap, q, announced_bytes, waves, false, t0)));
+        }
+    }
+    let stats_params = json!({ "q": q, "distinct_words": distinct });
+    let (qid, s) = run("search-stats", stats_params.clone(), None).await?;
+    waves += 1;
+    let Some(s) = s else { return Ok(Err("the corpus figures' wave did not end in time".into())) };
+    if !covers(&s) {
+        return Ok(Err(short(&s, "corpus figures'")));
+    }
+    let stats = finish_wave("search-stats", &stats_params, &s).map_err(failed)?;
+    let snap = wave_snapshot(name, s.snapshot_xor);
+    stats_cache().learn(&snap, &stats);
+    stats_cache().set_latest(name, &snap);
+    let params = ryx_compute::search::search_params(&stats, k).map_err(failed)?;
+    let (_, a) = run("search", params.clone(), Some(qid)).await?;
+    waves += 1;
+    let Some(a) = a else { return Ok(Err("the scoring wave did not end in time".into())) };
+    if !covers(&a) || a.snapshot_xor != s.snapshot_xor {
+        return Ok(Err(short(&a, "scoring")));
+    }
+    let result = finish_wave("search", &params, &a).map_err(failed)?;
+    Ok(Ok(wave_response(result, &a, name, snap, q, announced_bytes, waves, true, t0)))
+}
+
+/// The name of the snapshot a wave's holders answered over.
+fn wave_snapshot(name: &str, xor: u64) -> String {
+    format!("wave:{name}:{xor:016x}")
+}
+
+/// A wave's merged answer finished into the job kind's result.
+fn finish_wave(kind: &str, params: &Value, a: &ryx_core::wire::WaveAnswer) -> Result<Value, ryx_compute::ComputeError> {
+    let spec = ryx_compute::JobSpec::new(kind, params)?;
+    let partial = match a.payload.get("partial") {
+        Some(p) => ryx_compute::Partial::from_bytes(&serde_json::to_vec(p).unwrap_or_default())?,
+        None => spec.empty_partial(),
+    };
+    spec.finish(partial)
+}
+
+/// The response of a search by waves: the result, where each hit lives
+/// (and so who answered for it), and what the waves covered.
+#[allow(clippy::too_many_arguments)]
+fn wave_response(
+    mut result: Value,
+    a: &ryx_core::wire::WaveAnswer,
+    name: &str,
+    snapshot: String,
+    q: &str,
+    announced_bytes: u64,
+    waves: u32,
+    counted: bool,
+    t0: Instant,
+) -> Value {
+    let on = a.payload.get("on").cloned().unwrap_or_default();
+    let hit_nodes: Vec<Value> = result
+        .get("hit_chunks")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .map(|c| {
+                    let node = c.as_str().and_then(|c| on.get(c)).cloned().unwrap_or(Value::Null);
+                    let by = if node.is_null() { json!([]) } else { json!([node]) };
+                    json!({ "chunk": c, "lives_on": node, "answered_by": by })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tag = ryx_core::jobs::DatasetTag { name: name.to_string(), snapshot, nodes: a.holders, bytes: a.bytes };
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("hit_nodes".into(), Value::Array(hit_nodes));
+        obj.insert("q".into(), json!(q));
+        obj.insert("dataset".into(), json!(crate::datasets::view(&tag)));
+        obj.insert("jobs".into(), json!({ "stats": null, "search": null }));
+        obj.insert("path".into(), json!("wave"));
+        obj.insert(
+            "wave".into(),
+            json!({ "waves": waves, "nodes": a.nodes, "holders": a.holders, "chunks": a.chunks, "counted": counted }),
+        );
+        obj.insert("unreachable".into(), json!([]));
+        let share = if announced_bytes == 0 { 1.0 } else { (a.bytes as f64 / announced_bytes as f64).min(1.0) };
+        obj.insert(
+            "coverage".into(),
+            json!({ "share": share, "bytes": a.bytes, "announced_bytes": announced_bytes, "from_copies": [], "missing": [] }),
+        );
+        obj.insert("elapsed_ms".into(), json!(t0.elapsed().as_millis() as u64));
+    }
+    result
 }
 
 /// For each hit of a search job's `result` (by its `hit_chunks`), the node
@@ -164,6 +330,9 @@ struct StatsCache {
     /// (snapshot, documents, tokens, document frequency by term), oldest
     /// first.
     entries: std::collections::VecDeque<(String, u64, u64, std::collections::HashMap<String, u64>)>,
+    /// The last snapshot a wave answered over, by dataset (bounded as the
+    /// entries are: a snapshot no longer kept is dropped here too).
+    latest: std::collections::HashMap<String, String>,
 }
 
 /// Snapshots whose figures a node keeps.
@@ -186,6 +355,18 @@ impl StatsCache {
             known.insert(t.clone(), json!(*df.get(t)?));
         }
         Some(json!({ "terms": terms, "stats": { "docs": docs, "tokens": tokens, "df": known } }))
+    }
+
+    /// The last snapshot of dataset `name` a wave answered over.
+    fn latest(&self, name: &str) -> Option<&str> {
+        self.latest.get(name).map(String::as_str)
+    }
+
+    /// Notes `snapshot` as dataset `name`'s last one answered.
+    fn set_latest(&mut self, name: &str, snapshot: &str) {
+        let kept: std::collections::HashSet<&String> = self.entries.iter().map(|e| &e.0).collect();
+        self.latest.retain(|_, s| kept.contains(s));
+        self.latest.insert(name.to_string(), snapshot.to_string());
     }
 
     /// Keeps the figures of a `search-stats` result over `snapshot`.

@@ -131,23 +131,7 @@ impl Gathered {
 /// it. Fails with `unknown_dataset` when no node is, and with
 /// `dataset_unavailable` when none of those answers.
 pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
-    let prefix = format!("{SOURCE_KEY_PREFIX}{name}/");
-    let (me, mut holders) = h
-        .call(move |s| {
-            let holders: Vec<SourceAnnounce> = announcements(&s.node, &prefix).map(|(_, a)| a).collect();
-            (s.node.id(), holders)
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
-    holders.sort_by_key(|a| a.node);
-    holders.truncate(MAX_HOLDERS);
-    if holders.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownDataset,
-            format!("no node is known to hold dataset {name:?} (a node announces its --source within a second)"),
-        ));
-    }
+    let (me, holders) = holders(h, name).await?;
     use futures_util::StreamExt;
     let mut fetched = futures_util::stream::iter(holders.into_iter().map(|a| {
         let h = h.clone();
@@ -230,6 +214,30 @@ pub async fn gather(h: &Handle, name: &str) -> Result<Gathered, ApiError> {
     }
     let tag = DatasetTag { name: name.to_string(), snapshot: digest.finalize().to_hex().to_string(), nodes, bytes };
     Ok(Gathered { chunks, tag, unreachable, from_copies, announced_bytes })
+}
+
+/// This node's id, and the holders of dataset `name` it has heard
+/// announce it (at most [`MAX_HOLDERS`], by id); `unknown_dataset` when
+/// none.
+pub async fn holders(h: &Handle, name: &str) -> Result<(NodeId, Vec<SourceAnnounce>), ApiError> {
+    let prefix = format!("{SOURCE_KEY_PREFIX}{name}/");
+    let (me, mut holders) = h
+        .call(move |s| {
+            let holders: Vec<SourceAnnounce> = announcements(&s.node, &prefix).map(|(_, a)| a).collect();
+            (s.node.id(), holders)
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    holders.sort_by_key(|a| a.node);
+    holders.truncate(MAX_HOLDERS);
+    if holders.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownDataset,
+            format!("no node is known to hold dataset {name:?} (a node announces its --source within a second)"),
+        ));
+    }
+    Ok((me, holders))
 }
 
 /// The source announcements under `prefix` this node holds, each with the

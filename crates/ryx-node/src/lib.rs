@@ -24,6 +24,7 @@ pub mod server;
 pub mod sources;
 pub mod spool;
 pub mod store;
+pub mod waves;
 pub mod work;
 
 #[cfg(test)]

@@ -124,6 +124,7 @@ fn daemon(args: DaemonArgs, hup_sources: Option<std::path::PathBuf>) -> anyhow::
             tokio::net::TcpListener::bind(http_addr).await.with_context(|| format!("cannot bind HTTP {http_addr}"))?;
         let clock = runtime::Clock::new();
         let mut node = Node::new(cfg, identity, addr, random_u64(), clock.now());
+        node.set_wave_merge(ryx_node::waves::merge);
         node.set_wall_clock(clock.now(), runtime::Clock::wall());
         node.set_http_addr(http_public);
         if keys.is_empty() {

@@ -103,6 +103,8 @@ pub struct State {
     pub sources: ryx_api::Sources,
     /// The node's own files: what it follows and where each chunk lies.
     pub source_set: crate::sources::SourceSet,
+    /// Query waves: chunk lists answered for, searches waiting.
+    pub waves: crate::waves::WaveState,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -201,6 +203,7 @@ pub fn spawn(
         faults_enabled,
         sources: ryx_api::Sources::default(),
         source_set: Default::default(),
+        waves: Default::default(),
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)
@@ -293,6 +296,11 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
                 if let Some(svc) = st.services.clone() {
                     svc.dispatch(st, j);
                 }
+                continue;
+            }
+            Output::Wave(w) => {
+                let tx = st.services.as_ref().map(|s| s.loop_tx());
+                crate::waves::dispatch(st, w, tx);
                 continue;
             }
             Output::Event(e) => {

@@ -549,6 +549,13 @@ impl SourceSet {
         self.lock().iter().any(|f| f.spec.name == name)
     }
 
+    /// The bytes of a chunk of this node's snapshot (blocking: file IO),
+    /// checked against its name.
+    pub fn read(&self, c: &ryx_api::SnapshotChunk) -> std::io::Result<Vec<u8>> {
+        let chunk = Chunk { offset: c.offset, len: c.len, hash: Hash::from(c.hash.as_str()) };
+        read_chunk(Path::new(&c.path), &chunk)
+    }
+
     /// Scans every source (blocking: file IO). Returns the view, the chunks
     /// added and removed, and the info items to announce (with the copies
     /// of chunk lists to publish when there are copies, see

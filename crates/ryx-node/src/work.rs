@@ -49,6 +49,11 @@ pub struct Services {
 }
 
 impl Services {
+    /// Where results are sent back to the event loop.
+    pub fn loop_tx(&self) -> mpsc::Sender<Command> {
+        self.loop_tx.clone()
+    }
+
     /// Starts `workers` kernel threads that report back through `loop_tx`.
     pub fn start(loop_tx: mpsc::Sender<Command>, workers: usize, faults: Faults) -> Services {
         let (pool_tx, pool_rx) = std::sync::mpsc::channel::<Task>();

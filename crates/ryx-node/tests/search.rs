@@ -145,6 +145,32 @@ fn a_search_from_a_node_holding_nothing_ranks_as_one_index_and_outvotes_a_liar()
     assert_eq!(again["hits"], exec_search(&file, q, 10)["hits"]);
     assert_eq!(again["stats"], exec_search(&file, q, 10)["stats"]);
 
+    // Without consensus (redundancy 1, the default): query waves along the
+    // neighbours, each holder answering for its own chunks; the same
+    // ranking, the hits placed on their holders.
+    for (q, k) in [("gossip failure detector", 10), ("Network", 25), ("retry", 50)] {
+        let want = exec_search(&file, q, k);
+        let got = entry.client().search("docs", q, k, None).unwrap_or_else(|e| panic!("wave search {q:?}: {e}"));
+        assert_eq!(got["path"], "wave", "{q:?}: {got}");
+        assert_eq!(got["hits"], want["hits"], "{q:?}: the waves' ranking differs from one index");
+        for key in ["matched", "docs", "stats", "terms", "skipped"] {
+            assert_eq!(got[key], want[key], "{q:?}: {key}");
+        }
+        assert_eq!(got["dataset"]["nodes"], 4, "{got}");
+        assert_eq!(got["coverage"]["share"], 1.0, "{got}");
+        assert!(got["wave"]["nodes"].as_u64().is_some_and(|n| n >= 5), "every node reached: {got}");
+        for (h, a) in got["hits"].as_array().expect("hits").iter().zip(got["hit_nodes"].as_array().expect("hit_nodes"))
+        {
+            let tag = h["id"].as_str().expect("id").split('-').next().expect("tag");
+            let owner = &ids[tag[1..].parse::<usize>().expect("holder index")];
+            assert_eq!(a["lives_on"].as_str(), Some(owner.as_str()), "{q:?}: {h} {a}");
+        }
+    }
+    // Asked again: the figures are known, one wave.
+    let again = entry.client().search("docs", "retry", 50, None).expect("wave search again");
+    assert_eq!(again["wave"]["waves"], 1, "{again}");
+    assert_eq!(again["hits"], exec_search(&file, "retry", 50)["hits"]);
+
     // From the command line, at another node.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ryx-node"))
         .args(["search", "gossip failure detector", "--dataset", "docs", "--json", "--node"])

@@ -27,6 +27,7 @@
 pub mod byzantine;
 pub mod net;
 pub mod params;
+pub mod query;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;

@@ -28,6 +28,10 @@ pub enum Scenario {
     /// virtual time (optionally with kills, slow nodes and liars); the
     /// result digest is checked against the single-process reference.
     Job,
+    /// After join: `--queries` query waves (the path of a search), one
+    /// after the other from random nodes; messages per node, the tree's
+    /// depth against the least possible, hops and time per wave.
+    Query,
 }
 
 impl Scenario {
@@ -41,6 +45,7 @@ impl Scenario {
             Scenario::Pause => "pause",
             Scenario::Churn => "churn",
             Scenario::Job => "job",
+            Scenario::Query => "query",
         }
     }
 }
@@ -129,6 +134,9 @@ pub struct Params {
     /// Consecutive items in the spread scenario (after the first one).
     #[arg(long, default_value_t = 10)]
     pub items: usize,
+    /// Waves of the query scenario.
+    #[arg(long, default_value_t = 20)]
+    pub queries: usize,
     /// Energies of the spread scenario's coverage sweep (non-positive values
     /// are skipped: `--energies 0` runs no sweep).
     #[arg(long, value_delimiter = ',', default_values_t = vec![2.0, 4.0, 6.0, 10.0, 20.0, 100.0])]
@@ -330,6 +338,7 @@ impl Params {
         flag("pause-ms", self.pause_ms != d.pause_ms, self.pause_ms.to_string());
         flag("partition-ms", self.partition_ms != d.partition_ms, self.partition_ms.to_string());
         flag("items", self.items != d.items, self.items.to_string());
+        flag("queries", self.queries != d.queries, self.queries.to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",

@@ -351,6 +351,9 @@ pub struct Report {
     pub churn: Option<ChurnReport>,
     /// Job figures.
     pub job: Option<crate::work::JobRunReport>,
+    /// Query scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<crate::query::QueryReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -395,6 +398,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         pause: None,
         churn: None,
         job: None,
+        query: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -414,6 +418,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Pause => report.pause = Some(pause_phase(&mut sim).map_err(fail)?),
         Scenario::Churn => report.churn = Some(churn_phase(&mut sim).map_err(fail)?),
         Scenario::Job => report.job = Some(crate::work::job_phase(&mut sim).map_err(fail)?),
+        Scenario::Query => report.query = Some(crate::query::query_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -959,6 +964,15 @@ impl Report {
                 c.restarts,
                 opt(c.recover_ms),
                 c.false_detections
+            ));
+        }
+        if let Some(q) = &self.query {
+            let n = q.waves.len();
+            let depth = q.waves.iter().map(|w| w.depth).max().unwrap_or(0);
+            let ecc = q.waves.iter().map(|w| w.eccentricity).max().unwrap_or(0);
+            line(format!(
+                "query: {} of {n} waves answered by every node once | messages/node max {:.2} | tree depth max {depth} (eccentricity max {ecc}), hops/(2 x eccentricity) max {:.2} | p50 {:.1} ms",
+                q.complete, q.max_msgs_per_node, q.max_hops_over_2depth, q.p50_ms
             ));
         }
         if let Some(j) = &self.job {

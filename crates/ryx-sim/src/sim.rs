@@ -232,6 +232,8 @@ pub struct Sim {
     wall: std::time::Instant,
     /// The job driver (blob bytes, compute model), when a job scenario runs.
     pub(crate) work: Option<crate::work::World>,
+    /// The query scenario's tally of the wave in progress.
+    pub(crate) wave: Option<crate::query::WaveTally>,
     /// The Byzantine nodes, if any.
     pub byz: Option<crate::byzantine::Byzantine>,
     job_seed: u64,
@@ -351,6 +353,7 @@ impl Sim {
             stats: Stats { sent: vec![0; Message::KINDS.len()], ..Stats::default() },
             wall: std::time::Instant::now(),
             work: None,
+            wave: None,
             byz: (p.byzantine > 0.0).then(|| {
                 // Its own seed: the honest part of a run is the same with or
                 // without attackers up to the first attack.
@@ -784,6 +787,7 @@ impl Sim {
         }
         let mut result = Ok(());
         let mut jobs = Vec::new();
+        let mut waves = Vec::new();
         for o in outs.drain(..) {
             match o {
                 Output::Send { to, env } => self.route(s, to, env),
@@ -796,6 +800,7 @@ impl Sim {
                 // Job work (fetch, run a kernel, merge): the job driver
                 // models it in virtual time when a job scenario runs.
                 Output::Job(j) => jobs.push(j),
+                Output::Wave(w) => waves.push(w),
             }
         }
         self.outs = outs;
@@ -804,6 +809,9 @@ impl Sim {
             for j in jobs {
                 self.dispatch_job(s, j)?;
             }
+        }
+        if !waves.is_empty() {
+            self.dispatch_waves(s, waves)?;
         }
         self.cur_tracked = None;
         let now = self.now.as_micros();
@@ -898,6 +906,9 @@ impl Sim {
 
     fn route(&mut self, from: usize, to: SocketAddr, env: Box<Envelope>) {
         self.account_sent(&env.msg);
+        if self.wave.is_some() {
+            self.tally_wave(from, &env);
+        }
         let Some(dest) = addr_slot(&to, self.slots.len()) else {
             return;
         };

@@ -321,3 +321,25 @@ fn job_outvotes_liars_and_tolerates_slow_nodes() {
         assert!(stats.disagreements > 0, "lies were caught: {stats:?} {}", r.command);
     }
 }
+
+#[test]
+fn query_waves_reach_every_node_once_along_a_shallow_tree() {
+    for seed in SEEDS {
+        let p = Params { queries: 5, ..params(Scenario::Query, 300, seed) };
+        let r = run_ok(&p);
+        assert_joined(&r);
+        let q = r.query.as_ref().expect("query report");
+        assert_eq!(q.waves.len(), 5, "{}", r.command);
+        for w in &q.waves {
+            assert_eq!(
+                (w.answered as usize, w.incomplete),
+                (w.live, 0),
+                "every node answered once: {w:?}\n{}",
+                r.command
+            );
+            // Two messages per link at most: degree ≤ 6.
+            assert!(w.msgs_per_node <= 6.0, "{w:?}\n{}", r.command);
+            assert!(w.depth >= w.eccentricity && w.depth <= 2 * w.eccentricity, "{w:?}\n{}", r.command);
+        }
+    }
+}

@@ -316,6 +316,10 @@ impl Node {
             }
             Message::BlobKeep { cert, hashes, keepers } => self.on_blob_keep(peer, *cert, hashes, keepers),
             Message::BlobWant { hashes, hops } => self.on_blob_want(peer, hashes, hops),
+            Message::Query { root, qid, dataset, kind, params, pin, budget_ms, skip } => {
+                self.on_query(peer, root, qid, dataset, kind, params, pin, budget_ms, skip)
+            }
+            Message::QueryReply { root, qid, answer } => self.on_query_reply(peer.id, root, qid, answer),
         }
     }
 

@@ -128,6 +128,7 @@ impl Node {
             }
         }
         self.with_jobs(|j, c| j.neighbor_down(c, id));
+        self.wave_child_gone(id);
         self.emit(Event::NeighborDown { id, reason });
         if self.needy_streak > 0 {
             // Look around quickly again.

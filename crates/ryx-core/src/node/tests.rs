@@ -2,6 +2,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::*;
+use crate::node::{holder_answer, WaveOutput};
 use crate::wire::encode;
 
 mod custody;
@@ -19,6 +20,8 @@ struct Mini {
     nodes: Vec<Node>,
     now: Time,
     job_outputs: Vec<Vec<crate::jobs::JobOutput>>,
+    /// Waves ended, by the node that started them: (number, answer).
+    waves_done: Vec<Vec<(u64, crate::wire::WaveAnswer)>>,
 }
 
 impl Mini {
@@ -30,7 +33,11 @@ impl Mini {
             node.handle(Time::ZERO, Input::Seeds(all.clone()));
         }
         let job_outputs = vec![Vec::new(); nodes.len()];
-        Mini { nodes, now: Time::ZERO, job_outputs }
+        let waves_done = vec![Vec::new(); nodes.len()];
+        for n in nodes.iter_mut() {
+            n.set_wave_merge(sum_merge);
+        }
+        Mini { nodes, now: Time::ZERO, job_outputs, waves_done }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -61,6 +68,19 @@ impl Mini {
                             Output::Event(_) => continue,
                             Output::Job(j) => {
                                 self.job_outputs[i].push(j);
+                                continue;
+                            }
+                            // Each node answers for itself at once: one
+                            // chunk, its name in the payload.
+                            Output::Wave(WaveOutput::Evaluate { root, qid, .. }) => {
+                                let me = self.nodes[i].id();
+                                let a =
+                                    holder_answer(me, 1, 1, 10, serde_json::json!({ "n": 1, "who": [me.to_string()] }));
+                                self.nodes[i].wave_answer(self.now, root, qid, Ok(Some(a)));
+                                continue;
+                            }
+                            Output::Wave(WaveOutput::Done { qid, answer }) => {
+                                self.waves_done[i].push((qid, answer));
                                 continue;
                             }
                         };
@@ -110,6 +130,58 @@ fn small_cluster_links_up_symmetrically_and_spreads_info() {
     for n in &m.nodes {
         assert_eq!(n.info("greeting").expect("held").value, serde_json::json!("bye").into());
     }
+}
+
+/// The test merge: counts add up, names are listed.
+fn sum_merge(_: &str, _: &serde_json::Value, payloads: Vec<serde_json::Value>) -> Option<serde_json::Value> {
+    let n: u64 = payloads.iter().map(|p| p["n"].as_u64()).sum::<Option<u64>>()?;
+    let mut who: Vec<serde_json::Value> =
+        payloads.iter().flat_map(|p| p["who"].as_array().cloned().unwrap_or_default()).collect();
+    who.sort_by_key(|w| w.to_string());
+    Some(serde_json::json!({ "n": n, "who": who }))
+}
+
+#[test]
+fn a_query_wave_reaches_every_node_once_and_merges_every_answer() {
+    let n = 12;
+    let mut m = Mini::new(n, NodeConfig::default());
+    let alive = vec![true; n];
+    m.run(3_000, &alive);
+    let qid =
+        m.nodes[3].start_wave(m.now, "docs", "search", serde_json::json!({ "q": "x" }), None, Duration::from_secs(2));
+    m.run(200, &alive);
+    let done = std::mem::take(&mut m.waves_done[3]);
+    assert_eq!(done.len(), 1, "the wave ended once at its root");
+    let (q, a) = &done[0];
+    assert_eq!(*q, qid);
+    assert_eq!((a.nodes, a.holders, a.incomplete), (n as u32, n as u32, 0), "{a:?}");
+    assert_eq!(a.chunks, n as u64);
+    assert_eq!(a.bytes, 10 * n as u64);
+    let want_xor = m.nodes.iter().fold(0, |x, node| x ^ crate::wire::wave_mix(node.id().0, 0));
+    assert_eq!(a.holders_xor, want_xor, "every node's fingerprint once");
+    assert_eq!(a.payload["n"], n as u64, "every answer merged once: {}", a.payload);
+    assert_eq!(a.payload["who"].as_array().map(Vec::len), Some(n));
+    // Nothing stays behind.
+    assert!(m.nodes.iter().all(|x| x.waves_in_progress() == 0));
+    // A copy arriving late is a duplicate, not a new wave.
+    let waves: u64 = m.nodes.iter().map(|x| x.metrics().waves_done).sum();
+    assert_eq!(waves, 1);
+}
+
+#[test]
+fn a_wave_says_it_is_incomplete_when_a_node_dies_under_it() {
+    let n = 10;
+    let mut m = Mini::new(n, NodeConfig::default());
+    let mut alive = vec![true; n];
+    m.run(3_000, &alive);
+    alive[7] = false;
+    let _ = m.nodes[0].start_wave(m.now, "docs", "search", serde_json::json!({}), None, Duration::from_millis(800));
+    m.run(2_000, &alive);
+    let done = std::mem::take(&mut m.waves_done[0]);
+    assert_eq!(done.len(), 1, "the wave ended, without the dead node");
+    let a = &done[0].1;
+    assert!(a.holders < n as u32 && a.incomplete > 0, "{a:?}");
+    assert!(m.nodes.iter().enumerate().all(|(i, x)| !alive[i] || x.waves_in_progress() == 0));
 }
 
 #[test]

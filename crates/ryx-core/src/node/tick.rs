@@ -75,6 +75,9 @@ impl Node {
             self.custody_tick();
         }
         self.with_jobs(|j, c| j.tick(c));
+        if !self.waves.is_empty() || !self.waves_seen.is_empty() {
+            self.expire_waves();
+        }
         self.flush_lazy();
         self.timers.set(Timer::Tick, now.plus(TICK));
         self.expected_tick = Some(now.plus(TICK));

@@ -46,6 +46,9 @@ pub enum Output {
     Event(Event),
     /// Job work for the driver: fetch a blob, run a kernel, merge, drop.
     Job(JobOutput),
+    /// Query waves: answer one for this node's chunks, or one started here
+    /// is over.
+    Wave(WaveOutput),
 }
 
 /// Why a link went down.

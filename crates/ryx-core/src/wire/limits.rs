@@ -78,6 +78,19 @@ pub const MAX_DATASET_NAME: usize = 64;
 /// Most votes a decision carries (a quorum of at most 7 replicas is 4).
 pub const MAX_VOTES: usize = 4;
 
+// Query waves.
+
+/// Largest serialized payload of a `query_reply` (a merged top-k list and
+/// what names where its hits lie); a subtree whose answer is larger says
+/// so (`incomplete`) and the root falls back to a job.
+pub const MAX_WAVE_PAYLOAD: usize = 12 * 1024;
+/// Longest query kind (a job kind's name).
+pub const MAX_WAVE_KIND: usize = 32;
+/// Most neighbours a `query` names as asked by its sender already.
+pub const MAX_WAVE_SKIP: usize = 32;
+/// Longest time a wave may be given, in milliseconds.
+pub const MAX_WAVE_BUDGET_MS: u32 = 60_000;
+
 // A sender's page must be within what the receiver accepts.
 const _: () = assert!(IDS_PER_PAGE <= MAX_IDS_PER_MESSAGE);
 const _: () = assert!(PAGE_HOLDER_ADDRS <= MAX_HOLDER_ADDRS);

@@ -298,6 +298,44 @@ messages! {
             /// Times the question may still be passed on.
             hops: u8,
         } = "blob_want",
+        /// A query wave: "answer this for your own chunks of `dataset`, ask
+        /// your tree neighbours the same, and send me the merged answers
+        /// within `budget_ms`". A node that has the wave already answers
+        /// `query_reply` with `answer: None` at once.
+        Query {
+            /// The node asked by the client (the tree's root).
+            root: NodeId,
+            /// The root's number for the wave.
+            qid: u64,
+            /// Dataset asked about.
+            dataset: String,
+            /// What to compute (a job kind).
+            kind: String,
+            /// Its parameters.
+            params: serde_json::Value,
+            /// Answer over the chunks this node answered an earlier wave of
+            /// the same root (this number) for, not over its chunks now:
+            /// the second wave of a search scores exactly what the first
+            /// counted.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pin: Option<u64>,
+            /// Milliseconds the sender waits for the answer.
+            budget_ms: u32,
+            /// The sender's other neighbours (it asks them itself): the
+            /// receiver does not ask them again.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            skip: Vec<NodeId>,
+        } = "query",
+        /// A subtree's merged answer to a wave (`None`: the sender had the
+        /// wave from another neighbour already).
+        QueryReply {
+            /// The wave's root.
+            root: NodeId,
+            /// The wave's number.
+            qid: u64,
+            /// The subtree's answer.
+            answer: Option<Box<WaveAnswer>>,
+        } = "query_reply",
     }
 }
 
@@ -442,6 +480,16 @@ impl Message {
                     && hashes.iter().all(|h| cert.blobs.iter().any(|b| b.hash == *h))
                     && usize::from(cert.k) <= MAX_KEEPERS
                     && keepers.len() <= MAX_KEEPERS
+            }
+            Message::Query { dataset, kind, params, budget_ms, skip, .. } => {
+                dataset.len() <= MAX_DATASET_NAME
+                    && skip.len() <= MAX_WAVE_SKIP
+                    && kind.len() <= MAX_WAVE_KIND
+                    && *budget_ms <= MAX_WAVE_BUDGET_MS
+                    && value_len(params) <= MAX_PARAMS_LEN
+            }
+            Message::QueryReply { answer, .. } => {
+                answer.as_ref().is_none_or(|a| value_len(&a.payload) <= MAX_WAVE_PAYLOAD)
             }
             Message::BlobWant { hashes, hops } => {
                 hashes.len() <= MAX_BLOBS_PER_MESSAGE

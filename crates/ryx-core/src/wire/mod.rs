@@ -21,6 +21,7 @@ mod item;
 pub mod jobs;
 pub mod limits;
 mod message;
+mod wave;
 
 pub use blob::{BlobRef, KeepCert, Keeper};
 pub use item::{Announce, DigestEntry, Item, ItemId, ItemValue, Space};
@@ -29,6 +30,7 @@ pub use jobs::{
 };
 pub use limits::*;
 pub use message::Message;
+pub use wave::{wave_mix, WaveAnswer};
 
 use crate::id::NodeId;
 use crate::identity::Proof;

@@ -181,6 +181,30 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
             keepers: vec![Keeper { id: key.id(), addr: udp, http }],
         },
         "blob_want" => Message::BlobWant { hashes: vec![Hash::from(&hash), Hash::from(&digest)], hops: 2 },
+        "query" => Message::Query {
+            root: key.id(),
+            qid: 7,
+            dataset: "docs".into(),
+            kind: "search".into(),
+            params: serde_json::json!({ "q": "x" }),
+            pin: Some(3),
+            budget_ms: 1500,
+            skip: vec![key.id()],
+        },
+        "query_reply" => Message::QueryReply {
+            root: key.id(),
+            qid: 7,
+            answer: Some(Box::new(crate::wire::WaveAnswer {
+                payload: serde_json::json!({ "hits": [] }),
+                nodes: 3,
+                holders: 2,
+                holders_xor: 11,
+                snapshot_xor: u64::MAX,
+                chunks: 4,
+                bytes: 5,
+                incomplete: 1,
+            })),
+        },
         _ => return None,
     })
 }
@@ -283,6 +307,8 @@ fn golden_digests_of_every_kind() {
         ("blob_have", "48bc233661d09c32"),
         ("blob_want", "bbbdd5d37d56edab"),
         ("blob_keep", "fb0ea6d9da131abc"),
+        ("query", "ce39f7b580438a06"),
+        ("query_reply", "54ee272df644cd1e"),
     ];
     let mut drift = Vec::new();
     for &kind in Message::KINDS.iter() {
