@@ -462,7 +462,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub redundancy: u8,
     /// Also run every size with this share of the nodes SIGKILLed mid-job
-    /// (e.g. 50%); the run without kills is always made too.
+    /// (e.g. 50%); the run without kills is always made too. With `--job
+    /// search`: killed after the clean passes, then every query asked again
+    /// of the survivors.
     #[arg(long, value_name = "N|P%")]
     pub kill: Option<Amount>,
     /// With --kill: kill when the job has done this share of its units.

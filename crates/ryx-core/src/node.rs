@@ -127,6 +127,7 @@ mod keep;
 mod links;
 mod tick;
 mod timers;
+mod tree;
 mod types;
 mod wave;
 use timers::{Timer, TimerTable};
@@ -242,6 +243,8 @@ pub struct Node {
     waves_seen: BTreeMap<(NodeId, u64), Time>,
     /// The driver's merge of wave answers.
     wave_merge: Option<WaveMerge>,
+    /// The spanning tree waves follow.
+    tree: tree::Tree,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -345,6 +348,7 @@ impl Node {
             waves: BTreeMap::new(),
             waves_seen: BTreeMap::new(),
             wave_merge: None,
+            tree: Default::default(),
             rng,
             cfg,
         }

@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long other nodes keep copies of a snapshot's tails, in ms.
-const TAIL_KEEP_MS: u64 = 3_600_000;
+pub const TAIL_KEEP_MS: u64 = 3_600_000;
 
 /// Holders of one dataset a job asks for their snapshots at most.
 pub const MAX_HOLDERS: usize = 1024;

@@ -180,12 +180,26 @@ pub struct Source {
     files: BTreeMap<PathBuf, FileState>,
     /// A file unchanged for this many scans has its open tail sealed.
     seal_quiet: u32,
+    /// The last tail worked out per file, with what the file looked like
+    /// (device, inode, length, modification time, sealed offset): a
+    /// query asks for the tails at every wave, and a file that did not
+    /// change need not be read and hashed again.
+    tails: Arc<Mutex<HashMap<PathBuf, (TailKey, Chunk)>>>,
 }
+
+/// What a file looked like when its tail was worked out.
+type TailKey = (u64, u64, u64, i64, i64, u64);
 
 impl Source {
     /// A source cutting chunks of about `chunk_size` bytes; nothing read yet.
     pub fn new(spec: SourceSpec, chunk_size: u64) -> Source {
-        Source { spec, chunk_size: chunk_size.max(1), files: BTreeMap::new(), seal_quiet: SEAL_QUIET_SCANS }
+        Source {
+            spec,
+            chunk_size: chunk_size.max(1),
+            files: BTreeMap::new(),
+            seal_quiet: SEAL_QUIET_SCANS,
+            tails: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The same, sealing a quiet file's tail after `scans` unchanged scans
@@ -258,9 +272,21 @@ impl Source {
             state.len
         };
         let len = now.saturating_sub(state.sealed_to).min(self.chunk_size + MAX_LINE);
+        let key: TailKey = (meta.dev(), meta.ino(), now, meta.mtime(), meta.mtime_nsec(), state.sealed_to);
+        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, c)) = tails.get(path) {
+            if *k == key {
+                return Ok(Some(c.clone()));
+            }
+        }
         let bytes = read_at(&mut file, state.sealed_to, len)?;
         let Some(end) = memchr::memrchr(b'\n', &bytes).map(|i| i + 1) else { return Ok(None) };
-        Ok(Some(Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) }))
+        let tail = Chunk { offset: state.sealed_to, len: end as u64, hash: hash_of(&bytes[..end]) };
+        if tails.len() >= self.files.len().max(1) * 2 {
+            tails.retain(|p, _| self.files.contains_key(p));
+        }
+        tails.insert(path.to_path_buf(), (key, tail.clone()));
+        Ok(Some(tail))
     }
 }
 
@@ -462,13 +488,17 @@ impl LocalChunks {
 
     /// Notes tails named by a snapshot; returns what was forgotten to make
     /// room.
-    fn add_tails(&self, tails: Vec<(PathBuf, Chunk)>) -> Vec<Hash> {
+    /// Notes tails as served from their files; returns those new here
+    /// (name, size) and those forgotten to make room.
+    fn add_tails(&self, tails: Vec<(PathBuf, Chunk)>) -> (Vec<(Hash, u64)>, Vec<Hash>) {
         let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
         let mut forgotten = Vec::new();
+        let mut added = Vec::new();
         for (path, c) in tails {
             if m.tails.contains_key(&c.hash) {
                 continue;
             }
+            added.push((c.hash.clone(), c.len));
             m.tail_order.push_back(c.hash.clone());
             m.tails.insert(c.hash.clone(), (path, c));
             while m.tail_order.len() > MAX_TAILS {
@@ -479,7 +509,8 @@ impl LocalChunks {
                 }
             }
         }
-        forgotten
+        added.retain(|(h, _)| m.tails.contains_key(h));
+        (added, forgotten)
     }
 }
 
@@ -638,8 +669,7 @@ impl SourceSet {
             }
         }
         drop(followed);
-        let noted = tails.iter().map(|(_, c)| (c.hash.clone(), c.len)).collect();
-        let forgotten = self.local.add_tails(tails);
+        let (noted, forgotten) = self.local.add_tails(tails);
         Some(Snapshot { chunks: out, noted, forgotten })
     }
 
@@ -696,7 +726,7 @@ impl SourceSet {
 pub struct Snapshot {
     /// The chunks, in path then offset order.
     pub chunks: Vec<ryx_api::SnapshotChunk>,
-    /// Tails it named, to note as held here (name, size).
+    /// Tails it named that are new here, to note as held (name, size).
     pub noted: Vec<(Hash, u64)>,
     /// Tails forgotten to make room for them.
     pub forgotten: Vec<Hash>,

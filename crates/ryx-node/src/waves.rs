@@ -79,9 +79,15 @@ pub fn dispatch(st: &mut State, out: WaveOutput, loop_tx: Option<mpsc::Sender<Co
             let set = st.source_set.clone();
             let me = st.node.id();
             tokio::task::spawn_blocking(move || {
+                // Tails named here are noted as held, as a job's snapshot
+                // notes them (`datasets::local_snapshot`).
+                let mut tails = (Vec::new(), Vec::new());
                 let chunks = match pinned {
                     Some(c) => Some(c),
-                    None => set.snapshot(&dataset).map(|s| s.chunks),
+                    None => set.snapshot(&dataset).map(|s| {
+                        tails = (s.noted, s.forgotten);
+                        s.chunks
+                    }),
                 };
                 let answer = match &chunks {
                     Some(c) => answer(me, &kind, &params, c, &set).map(Some).map_err(|e| {
@@ -90,6 +96,13 @@ pub fn dispatch(st: &mut State, out: WaveOutput, loop_tx: Option<mpsc::Sender<Co
                     None => Ok(None),
                 };
                 let cmd: Command = Box::new(move |s: &mut State| {
+                    if !tails.0.is_empty() || !tails.1.is_empty() {
+                        let until = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64 + crate::datasets::TAIL_KEEP_MS);
+                        let set = s.source_set.clone();
+                        set.note(s, tails.0, tails.1, until);
+                    }
                     if let Some(c) = chunks {
                         s.waves.pin(root, qid, dataset, c);
                     }
@@ -163,13 +176,14 @@ pub async fn run(
     params: Value,
     pin: Option<u64>,
     budget: Duration,
+    tree: bool,
 ) -> anyhow::Result<(u64, Option<WaveAnswer>)> {
     let (tx, rx) = oneshot::channel();
     let (dataset, kind) = (dataset.to_string(), kind.to_string());
     let qid = h
         .call(move |s| {
             let now = s.clock.now();
-            let q = s.node.start_wave(now, &dataset, &kind, params, pin, budget);
+            let q = s.node.start_wave(now, &dataset, &kind, params, pin, budget, tree);
             s.waves.waiters.insert(q, tx);
             q
         })

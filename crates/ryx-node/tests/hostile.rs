@@ -161,8 +161,8 @@ impl FakePeer {
             while !stop.load(Ordering::Relaxed) {
                 let Ok((k, from)) = sock.recv_from(&mut buf) else { continue };
                 let Ok(env) = wire::decode(&buf[..k], &me.cluster) else { continue };
-                if let Message::Ping { nonce } = env.msg {
-                    let d = me.datagram(to, Message::Ack { nonce, neighbor: true, degree: 1 });
+                if let Message::Ping { nonce, .. } = env.msg {
+                    let d = me.datagram(to, Message::Ack { nonce, neighbor: true, degree: 1, tree: None });
                     let _ = sock.send_to(&d, from);
                 }
             }

@@ -246,8 +246,18 @@ impl Byzantine {
             3 => Message::JoinReply { accepted: true, peers: vec![peer] },
             4 => Message::Disconnect,
             5 => Message::Leave,
-            6 => Message::Ping { nonce: self.rng.next_u64() },
-            7 => Message::Ack { nonce: self.rng.next_u64(), neighbor: true, degree: 255 },
+            6 => Message::Ping {
+                nonce: self.rng.next_u64(),
+                // A made-up leader, the least id there is, with a heartbeat
+                // from the far future.
+                tree: Some(ryx_core::wire::TreeAdvert {
+                    leader: ryx_core::NodeId(1),
+                    beat: u64::MAX,
+                    dist: 0,
+                    parent: None,
+                }),
+            },
+            7 => Message::Ack { nonce: self.rng.next_u64(), neighbor: true, degree: 255, tree: None },
             8 => Message::PingReq { nonce: self.rng.next_u64(), target: peer },
             9 => Message::IndirectAck { nonce: self.rng.next_u64(), target: peer.id },
             10 => Message::Shuffle { peers: vec![peer; 64] },

@@ -967,12 +967,11 @@ impl Report {
             ));
         }
         if let Some(q) = &self.query {
-            let n = q.waves.len();
             let depth = q.waves.iter().map(|w| w.depth).max().unwrap_or(0);
             let ecc = q.waves.iter().map(|w| w.eccentricity).max().unwrap_or(0);
             line(format!(
-                "query: {} of {n} waves answered by every node once | messages/node max {:.2} | tree depth max {depth} (eccentricity max {ecc}), hops/(2 x eccentricity) max {:.2} | p50 {:.1} ms",
-                q.complete, q.max_msgs_per_node, q.max_hops_over_2depth, q.p50_ms
+                "query: {} of {} queries answered by every node once ({} by the tree alone) | messages/node max {:.2} | wave depth max {depth} (eccentricity max {ecc}), hops/(2 x eccentricity) max {:.2} | p50 {:.1} ms",
+                q.complete, q.queries, q.by_tree, q.max_msgs_per_node, q.max_hops_over_2depth, q.p50_ms
             ));
         }
         if let Some(j) = &self.job {

@@ -329,17 +329,24 @@ fn query_waves_reach_every_node_once_along_a_shallow_tree() {
         let r = run_ok(&p);
         assert_joined(&r);
         let q = r.query.as_ref().expect("query report");
-        assert_eq!(q.waves.len(), 5, "{}", r.command);
+        assert_eq!(
+            (q.queries, q.complete),
+            (5, 5),
+            "every node answered each query once: {:?}\n{}",
+            q.waves,
+            r.command
+        );
+        assert!(q.by_tree >= 4, "the tree alone answers a settled network: {:?}\n{}", q.waves, r.command);
         for w in &q.waves {
-            assert_eq!(
-                (w.answered as usize, w.incomplete),
-                (w.live, 0),
-                "every node answered once: {w:?}\n{}",
-                r.command
-            );
-            // Two messages per link at most: degree ≤ 6.
-            assert!(w.msgs_per_node <= 6.0, "{w:?}\n{}", r.command);
-            assert!(w.depth >= w.eccentricity && w.depth <= 2 * w.eccentricity, "{w:?}\n{}", r.command);
+            if w.tree && w.answered as usize == w.live {
+                // Two messages per node along a tree.
+                assert!(w.msgs_per_node <= 2.0, "{w:?}\n{}", r.command);
+                // A path between two nodes of a tree is at most twice its depth.
+                assert!(w.depth <= 4 * w.eccentricity.max(1), "{w:?}\n{}", r.command);
+            } else if !w.tree {
+                // Two messages per link at most: degree ≤ 6.
+                assert!(w.msgs_per_node <= 6.0, "{w:?}\n{}", r.command);
+            }
         }
     }
 }

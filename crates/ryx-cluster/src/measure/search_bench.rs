@@ -113,10 +113,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let all = tc.cluster.running();
         crate::cluster::data::split(&tc.cluster, &[docs.to_path_buf()], &all)?;
         crate::cluster::data::wait_announced(&tc.cluster, 0, DATASET, n, Duration::from_secs(120))?;
-        let apis: Vec<std::net::SocketAddr> =
+        let mut apis: Vec<std::net::SocketAddr> =
             all.iter().filter_map(|&i| tc.cluster.state.nodes.get(i).map(|r| r.api())).collect();
         let http = ryx_api::Http::new(Duration::from_secs(120));
-        let ask = |i: usize| -> Answer {
+        let ask = |apis: &[std::net::SocketAddr], i: usize| -> Answer {
             let path = format!(
                 "/v1/search?dataset={DATASET}&k={k}&redundancy={}&q={}",
                 args.redundancy,
@@ -134,13 +134,44 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         // covers all of them (once), then the timed run.
         let t0 = Instant::now();
         loop {
-            match ask(0) {
+            match ask(&apis, 0) {
                 Ok((_, v)) if v["dataset"]["nodes"].as_u64() == Some(n as u64) => break,
                 _ if t0.elapsed() > Duration::from_secs(60) => bail!("the {n} holders never all answered a search"),
                 _ => std::thread::sleep(Duration::from_millis(200)),
             }
         }
-        for (pass, clients) in [(0, 1usize), (1, usize::from(args.clients))] {
+        let kill = args.kill.map(|a| a.of(n)).filter(|m| *m > 0 && *m < n);
+        let passes: &[(usize, usize)] = if kill.is_some() { &[(0, 1), (1, 0), (2, 0)] } else { &[(0, 1), (1, 0)] };
+        for &(pass, clients) in passes {
+            let clients = if clients == 0 { usize::from(args.clients) } else { clients };
+            if pass == 2 {
+                // SIGKILL a share of the nodes, spread over the list (never
+                // the first, which the first queries go to), then ask the
+                // others: their documents are found on the copies kept
+                // for them (`--source-copies`).
+                let m = kill.unwrap_or(0);
+                let victims: Vec<usize> = (0..m).map(|j| all[1 + j * (n - 1) / m]).collect();
+                for &v in &victims {
+                    tc.cluster.kill(v)?;
+                }
+                tc.cluster.save()?;
+                apis = all
+                    .iter()
+                    .filter(|i| !victims.contains(i))
+                    .filter_map(|&i| tc.cluster.state.nodes.get(i).map(|r| r.api()))
+                    .collect();
+                out!("{} {n} nodes: SIGKILLed {m} ({victims:?})", clock_now());
+                let t0 = Instant::now();
+                loop {
+                    match ask(&apis, 0) {
+                        Ok((_, v)) if v["coverage"]["share"].as_f64() == Some(1.0) => break,
+                        _ if t0.elapsed() > Duration::from_secs(120) => {
+                            bail!("with {m} of {n} nodes killed, no search covered the whole corpus within 120 s")
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+            }
             let l = super::bench::load1();
             let next = AtomicUsize::new(0);
             let t = Instant::now();
@@ -154,7 +185,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                                 if i >= queries.len() {
                                     break;
                                 }
-                                mine.push((i, ask(i)));
+                                mine.push((i, ask(&apis, i)));
                             }
                             mine
                         })
@@ -173,7 +204,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             lat.sort_by(f64::total_cmp);
             let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize] * 1000.0;
             let row = Row {
-                system: if pass == 0 { "ryx (terms new)".into() } else { "ryx (terms known)".into() },
+                system: match pass {
+                    0 => "ryx (terms new)".into(),
+                    1 => "ryx (terms known)".into(),
+                    _ => format!("ryx, {} of {n} killed", kill.unwrap_or(0)),
+                },
                 nodes: n,
                 clients,
                 qps: queries.len() as f64 / wall.max(1e-9),

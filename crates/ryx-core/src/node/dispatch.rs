@@ -136,14 +136,21 @@ impl Node {
                     self.tombstone(from);
                 }
             }
-            Message::Ping { nonce } => {
+            Message::Ping { nonce, tree } => {
+                if let (true, Some(a)) = (nbr, tree) {
+                    self.on_tree_advert(from, a);
+                }
                 let degree = self.degree();
-                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree });
+                let tree = nbr.then(|| self.tree_advert());
+                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree, tree });
             }
-            Message::Ack { nonce, neighbor, degree } => {
+            Message::Ack { nonce, neighbor, degree, tree } => {
                 if nbr {
                     if let Some(p) = self.active.get_mut(&from) {
                         p.degree = Some(degree);
+                    }
+                    if let Some(a) = tree {
+                        self.on_tree_advert(from, a);
                     }
                 }
                 self.on_ack(from, src, nonce, neighbor)
@@ -316,8 +323,8 @@ impl Node {
             }
             Message::BlobKeep { cert, hashes, keepers } => self.on_blob_keep(peer, *cert, hashes, keepers),
             Message::BlobWant { hashes, hops } => self.on_blob_want(peer, hashes, hops),
-            Message::Query { root, qid, dataset, kind, params, pin, budget_ms, skip } => {
-                self.on_query(peer, root, qid, dataset, kind, params, pin, budget_ms, skip)
+            Message::Query { root, qid, dataset, kind, params, pin, budget_ms, skip, tree } => {
+                self.on_query(peer, root, qid, dataset, kind, params, pin, budget_ms, skip, tree)
             }
             Message::QueryReply { root, qid, answer } => self.on_query_reply(peer.id, root, qid, answer),
         }

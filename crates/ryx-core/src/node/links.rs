@@ -244,6 +244,7 @@ impl Node {
         }
         let nonce = self.rng.next_u64();
         self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
-        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce });
+        let tree = self.active.contains_key(&target).then(|| self.tree_advert());
+        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree });
     }
 }

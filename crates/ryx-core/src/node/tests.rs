@@ -141,31 +141,61 @@ fn sum_merge(_: &str, _: &serde_json::Value, payloads: Vec<serde_json::Value>) -
     Some(serde_json::json!({ "n": n, "who": who }))
 }
 
+/// Starts a wave at node `root` and runs until it ends; its answer.
+fn one_wave(m: &mut Mini, root: usize, tree: bool, alive: &[bool]) -> crate::wire::WaveAnswer {
+    let params = serde_json::json!({ "q": "x" });
+    let qid = m.nodes[root].start_wave(m.now, "docs", "search", params, None, Duration::from_secs(2), tree);
+    m.run(300, alive);
+    let done = std::mem::take(&mut m.waves_done[root]);
+    assert_eq!(done.len(), 1, "the wave ended once at its root");
+    assert_eq!(done[0].0, qid);
+    done[0].1.clone()
+}
+
 #[test]
 fn a_query_wave_reaches_every_node_once_and_merges_every_answer() {
     let n = 12;
     let mut m = Mini::new(n, NodeConfig::default());
     let alive = vec![true; n];
     m.run(3_000, &alive);
-    let qid =
-        m.nodes[3].start_wave(m.now, "docs", "search", serde_json::json!({ "q": "x" }), None, Duration::from_secs(2));
-    m.run(200, &alive);
-    let done = std::mem::take(&mut m.waves_done[3]);
-    assert_eq!(done.len(), 1, "the wave ended once at its root");
-    let (q, a) = &done[0];
-    assert_eq!(*q, qid);
-    assert_eq!((a.nodes, a.holders, a.incomplete), (n as u32, n as u32, 0), "{a:?}");
-    assert_eq!(a.chunks, n as u64);
-    assert_eq!(a.bytes, 10 * n as u64);
     let want_xor = m.nodes.iter().fold(0, |x, node| x ^ crate::wire::wave_mix(node.id().0, 0));
-    assert_eq!(a.holders_xor, want_xor, "every node's fingerprint once");
-    assert_eq!(a.payload["n"], n as u64, "every answer merged once: {}", a.payload);
-    assert_eq!(a.payload["who"].as_array().map(Vec::len), Some(n));
-    // Nothing stays behind.
-    assert!(m.nodes.iter().all(|x| x.waves_in_progress() == 0));
-    // A copy arriving late is a duplicate, not a new wave.
+    for (root, tree) in [(3, false), (3, true), (8, true)] {
+        let a = one_wave(&mut m, root, tree, &alive);
+        assert_eq!((a.nodes, a.holders, a.incomplete), (n as u32, n as u32, 0), "tree {tree}: {a:?}");
+        assert_eq!(a.chunks, n as u64);
+        assert_eq!(a.bytes, 10 * n as u64);
+        assert_eq!(a.holders_xor, want_xor, "every node's fingerprint once");
+        assert_eq!(a.payload["n"], n as u64, "every answer merged once: {}", a.payload);
+        assert_eq!(a.payload["who"].as_array().map(Vec::len), Some(n));
+        // Nothing stays behind.
+        assert!(m.nodes.iter().all(|x| x.waves_in_progress() == 0));
+    }
     let waves: u64 = m.nodes.iter().map(|x| x.metrics().waves_done).sum();
-    assert_eq!(waves, 1);
+    assert_eq!(waves, 3, "a copy arriving late is a duplicate, not a new wave");
+    // The tree: one leader, the least id; n - 1 parent links.
+    let least = m.nodes.iter().map(|x| x.id()).min().expect("nodes");
+    let places: Vec<_> = m.nodes.iter().map(|x| x.tree_place().expect("a place")).collect();
+    assert!(places.iter().all(|(p, _)| p.leader == least), "{places:?}");
+    assert_eq!(places.iter().filter(|(p, _)| p.parent.is_some()).count(), n - 1);
+    assert_eq!(places.iter().map(|(_, c)| c.len()).sum::<usize>(), n - 1, "each child known to its parent");
+}
+
+#[test]
+fn the_tree_heals_when_its_leader_dies() {
+    let n = 10;
+    let mut m = Mini::new(n, NodeConfig::default());
+    let mut alive = vec![true; n];
+    m.run(3_000, &alive);
+    let (leader, _) = m.nodes.iter().enumerate().min_by_key(|(_, x)| x.id()).expect("nodes");
+    alive[leader] = false;
+    m.run(8_000, &alive);
+    let next = m.nodes.iter().enumerate().filter(|(i, _)| alive[*i]).map(|(_, x)| x.id()).min().expect("nodes");
+    for (i, x) in m.nodes.iter().enumerate().filter(|(i, _)| alive[*i]) {
+        assert_eq!(x.tree_place().map(|(p, _)| p.leader), Some(next), "node {i}");
+    }
+    let root = (leader + 1) % n;
+    let a = one_wave(&mut m, root, true, &alive);
+    assert_eq!((a.holders, a.incomplete), (n as u32 - 1, 0), "{a:?}");
 }
 
 #[test]
@@ -175,7 +205,8 @@ fn a_wave_says_it_is_incomplete_when_a_node_dies_under_it() {
     let mut alive = vec![true; n];
     m.run(3_000, &alive);
     alive[7] = false;
-    let _ = m.nodes[0].start_wave(m.now, "docs", "search", serde_json::json!({}), None, Duration::from_millis(800));
+    let _ =
+        m.nodes[0].start_wave(m.now, "docs", "search", serde_json::json!({}), None, Duration::from_millis(800), false);
     m.run(2_000, &alive);
     let done = std::mem::take(&mut m.waves_done[0]);
     assert_eq!(done.len(), 1, "the wave ended, without the dead node");
@@ -574,8 +605,8 @@ mod fuzz {
             Message::HelloReply { peers: vec![peer] },
             Message::Join { long: true, urgent: true, degree: 0 },
             Message::JoinReply { accepted: true, peers: vec![] },
-            Message::Ping { nonce: 9 },
-            Message::Ack { nonce: 9, neighbor: true, degree: 5 },
+            Message::Ping { nonce: 9, tree: None },
+            Message::Ack { nonce: 9, neighbor: true, degree: 5, tree: None },
             Message::PingReq { nonce: 1, target: peer },
             Message::Shuffle { peers: vec![peer] },
             Message::Gossip { items: vec![item.clone()], sync: false },

@@ -106,7 +106,10 @@ impl Node {
     /// Starts a wave over the whole network from this node: every node
     /// answers `kind` with `params` for its own chunks of `dataset`. The
     /// answer comes as [`WaveOutput::Done`] with the returned number, within
-    /// `budget` (capped at a minute).
+    /// `budget` (capped at a minute). `tree`: along the spanning tree (two
+    /// messages per node, but it misses nodes while the tree settles);
+    /// else over every link.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_wave(
         &mut self,
         now: Time,
@@ -115,6 +118,7 @@ impl Node {
         params: serde_json::Value,
         pin: Option<u64>,
         budget: Duration,
+        tree: bool,
     ) -> u64 {
         self.now = now.max(self.now);
         let qid = loop {
@@ -125,7 +129,7 @@ impl Node {
         };
         let budget_ms = (budget.as_millis() as u64).clamp(1, MAX_WAVE_BUDGET_MS as u64) as u32;
         self.metrics.waves_started += 1;
-        self.join_wave(None, self.id, qid, dataset, kind, params, pin, budget_ms, &[]);
+        self.join_wave(None, self.id, qid, dataset, kind, params, pin, budget_ms, &[], tree);
         qid
     }
 
@@ -165,6 +169,7 @@ impl Node {
         pin: Option<u64>,
         budget_ms: u32,
         skip: Vec<NodeId>,
+        tree: bool,
     ) {
         let key = (root, qid);
         if let Some(w) = self.waves.get_mut(&key) {
@@ -189,7 +194,7 @@ impl Node {
             self.send(from, Message::QueryReply { root, qid, answer: Some(Box::new(a)) });
             return;
         }
-        self.join_wave(Some(from), root, qid, &dataset, &kind, params, pin, budget_ms, &skip);
+        self.join_wave(Some(from), root, qid, &dataset, &kind, params, pin, budget_ms, &skip, tree);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -204,16 +209,26 @@ impl Node {
         pin: Option<u64>,
         budget_ms: u32,
         skip: &[NodeId],
+        tree: bool,
     ) {
         let now = self.now;
         let except = parent.map(|p| p.id);
-        let children: Vec<PeerInfo> = self
-            .active
-            .iter()
-            .filter(|(id, _)| Some(**id) != except && !skip.contains(id))
-            .map(|(id, p)| PeerInfo { id: *id, addr: p.addr })
-            .collect();
-        let mut named: Vec<NodeId> = self.active.keys().copied().collect();
+        let children: Vec<PeerInfo> = if tree {
+            self.tree_links()
+                .into_iter()
+                .filter(|id| Some(*id) != except)
+                .filter_map(|id| self.active.get(&id).map(|p| PeerInfo { id, addr: p.addr }))
+                .collect()
+        } else {
+            self.active
+                .iter()
+                .filter(|(id, _)| Some(**id) != except && !skip.contains(id))
+                .map(|(id, p)| PeerInfo { id: *id, addr: p.addr })
+                .collect()
+        };
+        // Over every link, the sender's neighbours are asked by the sender;
+        // along the tree, no two nodes ask the same one.
+        let mut named: Vec<NodeId> = if tree { Vec::new() } else { self.active.keys().copied().collect() };
         named.truncate(crate::wire::MAX_WAVE_SKIP);
         let child_budget = budget_ms.saturating_mul(3) / 4;
         let wave = Wave {
@@ -238,6 +253,7 @@ impl Node {
                     pin,
                     budget_ms: child_budget,
                     skip: named.clone(),
+                    tree,
                 };
                 self.send(c, msg);
             }

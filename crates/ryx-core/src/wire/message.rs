@@ -113,6 +113,9 @@ messages! {
         Ping {
             /// Echoed in the ack.
             nonce: u64,
+            /// The sender's place in the query waves' spanning tree.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            tree: Option<TreeAdvert>,
         } = "ping",
         /// Answer to a ping.
         Ack {
@@ -123,6 +126,9 @@ messages! {
             /// The pinged node's active neighbour count.
             #[serde(default)]
             degree: u8,
+            /// The pinged node's place in the query waves' spanning tree.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            tree: Option<TreeAdvert>,
         } = "ack",
         /// "Please probe `target` for me" (indirect probe of a suspect).
         PingReq {
@@ -325,6 +331,10 @@ messages! {
             /// receiver does not ask them again.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             skip: Vec<NodeId>,
+            /// Follow the spanning tree (the links between a node and its
+            /// parent or children) rather than every link.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            tree: bool,
         } = "query",
         /// A subtree's merged answer to a wave (`None`: the sender had the
         /// wave from another neighbour already).

@@ -30,7 +30,7 @@ pub use jobs::{
 };
 pub use limits::*;
 pub use message::Message;
-pub use wave::{wave_mix, WaveAnswer};
+pub use wave::{wave_mix, TreeAdvert, WaveAnswer};
 
 use crate::id::NodeId;
 use crate::identity::Proof;

@@ -44,3 +44,22 @@ pub fn wave_mix(a: u64, b: u64) -> u64 {
     w.copy_from_slice(&h.finalize().as_bytes()[..8]);
     u64::from_le_bytes(w)
 }
+
+/// A node's place in the spanning tree query waves follow, told to each
+/// neighbour on every probe (`ping`, `ack`): the leader it follows (the
+/// least node id it hears of, alive), the leader's latest heartbeat it has
+/// (the leader's wall clock in ms: a leader whose heartbeat stops is
+/// forgotten), its hops to the leader, and its parent (the neighbour it
+/// heard the leader through).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeAdvert {
+    /// The leader (the tree's root).
+    pub leader: crate::id::NodeId,
+    /// The leader's heartbeat.
+    pub beat: u64,
+    /// Hops to the leader.
+    pub dist: u8,
+    /// The sender's parent (`None`: it is the leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<crate::id::NodeId>,
+}

@@ -45,8 +45,18 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
         "join_reply" => Message::JoinReply { accepted: false, peers },
         "disconnect" => Message::Disconnect,
         "leave" => Message::Leave,
-        "ping" => Message::Ping { nonce: 77 },
-        "ack" => Message::Ack { nonce: 77, neighbor: true, degree: 5 },
+        "ping" => Message::Ping { nonce: 77, tree: None },
+        "ack" => Message::Ack {
+            nonce: 77,
+            neighbor: true,
+            degree: 5,
+            tree: Some(crate::wire::TreeAdvert {
+                leader: key.id(),
+                beat: 1_700_000_000_000,
+                dist: 2,
+                parent: Some(key.id()),
+            }),
+        },
         "ping_req" => Message::PingReq { nonce: 78, target: peers[0] },
         "indirect_ack" => Message::IndirectAck { nonce: 78, target: NodeId(0x11) },
         "shuffle" => Message::Shuffle { peers },
@@ -190,6 +200,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
             pin: Some(3),
             budget_ms: 1500,
             skip: vec![key.id()],
+            tree: true,
         },
         "query_reply" => Message::QueryReply {
             root: key.id(),
@@ -285,7 +296,7 @@ fn golden_digests_of_every_kind() {
         ("disconnect", "5c13428e5d9d604f"),
         ("leave", "a06573a71efb7274"),
         ("ping", "1880dcc1458b093a"),
-        ("ack", "fa660f118f9ff4a7"),
+        ("ack", "70c788b076333c1d"),
         ("ping_req", "19f4a62733d76623"),
         ("indirect_ack", "fd203ce205132a06"),
         ("shuffle", "74ec4845b6cf93d7"),
@@ -307,7 +318,7 @@ fn golden_digests_of_every_kind() {
         ("blob_have", "48bc233661d09c32"),
         ("blob_want", "bbbdd5d37d56edab"),
         ("blob_keep", "fb0ea6d9da131abc"),
-        ("query", "ce39f7b580438a06"),
+        ("query", "c14c8f7e05101c6a"),
         ("query_reply", "54ee272df644cd1e"),
     ];
     let mut drift = Vec::new();

@@ -1,0 +1,117 @@
+//! The spanning tree query waves follow, kept by every node from what its
+//! neighbours tell it on each probe (a self-stabilising BFS tree).
+//!
+//! Each node follows a *leader*: the least node id it hears of whose
+//! heartbeat still advances (the leader's wall clock, passed down the
+//! tree). Its parent is the neighbour nearest that leader (ties: the least
+//! id); its children are the neighbours that name it their parent. A wave
+//! along the tree costs two messages per node (a query down each tree link,
+//! an answer up), where the echo over every link costs two per link. When
+//! the leader dies its heartbeat stops, every node forgets it within
+//! [`LEADER_SILENCE`] and the next least id takes over; until the tree has
+//! settled, a wave along it may miss nodes, which the wave's root sees
+//! (its holders' count falls short) and asks again over every link.
+
+use super::*;
+use crate::wire::TreeAdvert;
+
+/// Hops beyond which a route to a leader is not taken.
+const MAX_TREE_DIST: u8 = 64;
+/// A leader whose heartbeat has not advanced for this long is gone.
+pub(super) const LEADER_SILENCE: Duration = Duration::from_secs(5);
+/// A neighbour's word on its place counts this long.
+const ADVERT_TTL: Duration = Duration::from_secs(3);
+/// Leaders whose heartbeats a node remembers at most.
+const MAX_LEADERS: usize = 64;
+
+/// A node's view of the tree.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Tree {
+    /// Each neighbour's latest word and when it came.
+    adverts: BTreeMap<NodeId, (TreeAdvert, Time)>,
+    /// Each leader's highest heartbeat heard, and when it last advanced.
+    beats: BTreeMap<NodeId, (u64, Time)>,
+    /// This node's place, as last worked out.
+    me: Option<TreeAdvert>,
+}
+
+impl Node {
+    /// This node's place in the tree now (told on every probe).
+    pub(super) fn tree_advert(&mut self) -> TreeAdvert {
+        self.settle_tree();
+        self.tree.me.unwrap_or(TreeAdvert { leader: self.id, beat: self.wall().as_millis(), dist: 0, parent: None })
+    }
+
+    /// A neighbour told its place.
+    pub(super) fn on_tree_advert(&mut self, from: NodeId, a: TreeAdvert) {
+        // A heartbeat from beyond the clock skew bound is made up (a node
+        // that froze it there would hold its leadership for ever).
+        let horizon = self.wall().as_millis().saturating_add(MAX_CLOCK_SKEW.as_millis() as u64);
+        if !self.active.contains_key(&from) || a.beat > horizon {
+            return;
+        }
+        let now = self.now;
+        self.tree.adverts.insert(from, (a, now));
+        match self.tree.beats.get_mut(&a.leader) {
+            Some((b, at)) => {
+                if a.beat > *b {
+                    *b = a.beat;
+                    *at = now;
+                }
+            }
+            None => {
+                if self.tree.beats.len() >= MAX_LEADERS {
+                    let oldest = self.tree.beats.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
+                    if let Some(k) = oldest {
+                        self.tree.beats.remove(&k);
+                    }
+                }
+                self.tree.beats.insert(a.leader, (a.beat, now));
+            }
+        }
+    }
+
+    /// Works out this node's place from its neighbours' words.
+    pub(super) fn settle_tree(&mut self) {
+        let now = self.now;
+        let me = self.id;
+        let active = &self.active;
+        self.tree.adverts.retain(|id, (_, t)| active.contains_key(id) && now.since(*t) < ADVERT_TTL);
+        self.tree.beats.retain(|_, (_, t)| now.since(*t) < LEADER_SILENCE * 2);
+        let mut best: Option<(NodeId, u8, NodeId, u64)> = None;
+        for (n, (a, _)) in &self.tree.adverts {
+            let alive = self.tree.beats.get(&a.leader).is_some_and(|(_, t)| now.since(*t) < LEADER_SILENCE);
+            if !alive || a.leader >= me || a.parent == Some(me) || a.dist >= MAX_TREE_DIST {
+                continue;
+            }
+            let beat = self.tree.beats.get(&a.leader).map_or(a.beat, |(b, _)| *b);
+            let cand = (a.leader, a.dist + 1, *n, beat);
+            if best.is_none_or(|b| (cand.0, cand.1, cand.2) < (b.0, b.1, b.2)) {
+                best = Some(cand);
+            }
+        }
+        self.tree.me = Some(match best {
+            Some((leader, dist, parent, beat)) => TreeAdvert { leader, beat, dist, parent: Some(parent) },
+            None => TreeAdvert { leader: me, beat: self.wall().as_millis(), dist: 0, parent: None },
+        });
+    }
+
+    /// This node's tree links: its parent and the neighbours that name it
+    /// their parent.
+    pub(super) fn tree_links(&self) -> Vec<NodeId> {
+        let me = self.id;
+        let parent = self.tree.me.and_then(|a| a.parent).filter(|p| self.active.contains_key(p));
+        let children =
+            self.tree.adverts.iter().filter(|(id, (a, _))| a.parent == Some(me) && self.active.contains_key(id));
+        parent.into_iter().chain(children.map(|(id, _)| *id)).collect()
+    }
+
+    /// This node's place in the tree: the leader, its hops to it and its
+    /// parent; and its children.
+    pub fn tree_place(&self) -> Option<(TreeAdvert, Vec<NodeId>)> {
+        let me = self.tree.me?;
+        let links = self.tree_links();
+        let children = links.into_iter().filter(|l| Some(*l) != me.parent).collect();
+        Some((me, children))
+    }
+}
