@@ -52,7 +52,7 @@ pub use jobs::{Cancelled, DatasetSnapshot, JobList, JobState, JobStats, JobView,
 pub use metrics::Metrics;
 pub use results::{Alerts, DetectedHeader, GrepResult, LogAnalysisResult, Template, WordCountResult};
 pub use sources::{
-    DatasetHolder, DatasetView, Datasets, SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources,
+    DatasetHolder, DatasetView, Datasets, HolderCopy, SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources,
 };
 pub use status::{Health, Neighbor, Neighbors, PassivePeer, Peers, Status, WorkStatus};
 pub use topology::{Topology, TopologyLink, TopologyNode};

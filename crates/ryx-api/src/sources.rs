@@ -115,4 +115,20 @@ pub struct DatasetHolder {
     pub http: String,
     /// The node.
     pub node: crate::NodeId,
+    /// The list of its sealed chunks that other nodes keep (`--source-copies`),
+    /// by which its data is found when it is dead: the blob's name and the
+    /// chunks and bytes it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<HolderCopy>,
+}
+
+/// The list of a holder's sealed chunks that other nodes keep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderCopy {
+    /// Its blob's name (`GET /v1/blobs/{hash}` on a node keeping it).
+    pub hash: crate::BlobHash,
+    /// Chunks it lists.
+    pub chunks: u64,
+    /// Bytes of those chunks.
+    pub bytes: u64,
 }

@@ -344,11 +344,14 @@ fn document(line: &[u8]) -> Option<(String, String)> {
 /// An in-memory tantivy index over some documents, ready to search.
 pub(crate) struct Indexed {
     reader: IndexReader,
-    id: Field,
     text: Field,
     /// Documents indexed, and lines skipped (not documents).
     docs: u64,
     skipped: u64,
+    /// Each document's id, by segment and document number: read from the
+    /// store once when the index is built, so that a query reads no stored
+    /// document (each read decompresses a block of the store).
+    ids: Vec<Vec<String>>,
 }
 
 fn err(e: tantivy::TantivyError) -> ComputeError {
@@ -373,8 +376,19 @@ fn index(docs: &[(String, String)], skipped: u64) -> Result<Indexed, ComputeErro
     }
     w.commit().map_err(err)?;
     w.wait_merging_threads().map_err(err)?;
-    let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(err)?;
-    Ok(Indexed { reader, id, text, docs: docs.len() as u64, skipped })
+    let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(err)?;
+    let searcher = reader.searcher();
+    let mut ids = Vec::with_capacity(searcher.segment_readers().len());
+    for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+        let mut seg_ids = Vec::with_capacity(seg.max_doc() as usize);
+        for d in 0..seg.max_doc() {
+            let doc: TantivyDocument = searcher.doc(DocAddress::new(ord as SegmentOrdinal, d)).map_err(err)?;
+            seg_ids.push(doc.get_first(id).and_then(|v| v.as_str()).unwrap_or_default().to_owned());
+        }
+        ids.push(seg_ids);
+    }
+    drop(searcher);
+    Ok(Indexed { reader, text, docs: docs.len() as u64, skipped, ids })
 }
 
 /// Indexes of units already seen, by the BLAKE3 of their bytes: a unit is
@@ -572,22 +586,53 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let mut scored: Vec<(Score, DocAddress)> = Vec::new();
-    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-        let mut acc: Vec<Score> = vec![0.0; reader.max_doc() as usize];
-        let mut hit = vec![false; reader.max_doc() as usize];
-        for w in &weights {
-            let mut scorer = w.scorer(reader, 1.0).map_err(err)?;
-            let mut doc = scorer.doc();
-            while doc != TERMINATED {
-                acc[doc as usize] += scorer.score();
-                hit[doc as usize] = true;
-                doc = scorer.advance();
+    // One score slot per document of a segment, kept between queries on
+    // this thread (a query touches the documents its terms hold; clearing
+    // only those keeps the cost of a query to its matches).
+    thread_local! {
+        static ACC: std::cell::RefCell<(Vec<Score>, Vec<bool>, Vec<DocId>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    }
+    ACC.with(|cell| -> Result<(), ComputeError> {
+        let (acc, hit, touched) = &mut *cell.borrow_mut();
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            let n = reader.max_doc() as usize;
+            if acc.len() < n {
+                acc.resize(n, 0.0);
+                hit.resize(n, false);
+            }
+            touched.clear();
+            for w in &weights {
+                let mut scorer = match w.scorer(reader, 1.0) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Leave every slot clean for the next query.
+                        acc.iter_mut().for_each(|a| *a = 0.0);
+                        hit.iter_mut().for_each(|h| *h = false);
+                        return Err(err(e));
+                    }
+                };
+                let mut doc = scorer.doc();
+                while doc != TERMINATED {
+                    let d = doc as usize;
+                    if !hit[d] {
+                        hit[d] = true;
+                        touched.push(doc);
+                    }
+                    acc[d] += scorer.score();
+                    doc = scorer.advance();
+                }
+            }
+            // In the order first matched: the order of `scored` changes
+            // nothing (the top k are taken by score, then sorted by score
+            // and id).
+            for &d in touched.iter() {
+                scored.push((acc[d as usize], DocAddress::new(ord as SegmentOrdinal, d)));
+                acc[d as usize] = 0.0;
+                hit[d as usize] = false;
             }
         }
-        scored.extend(
-            (0..acc.len()).filter(|&d| hit[d]).map(|d| (acc[d], DocAddress::new(ord as SegmentOrdinal, d as DocId))),
-        );
-    }
+        Ok(())
+    })?;
     let matched = scored.len() as u64;
     // Only documents scoring at least the k-th best can be in the top k;
     // those tied with it are ranked by id.
@@ -598,8 +643,12 @@ fn top_k(ix: &Indexed, q: &Query0, k: usize, given: Option<&CorpusStats>) -> Res
     }
     let mut hits = Vec::with_capacity(scored.len());
     for (score, addr) in scored {
-        let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
-        let id = d.get_first(ix.id).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let id = ix
+            .ids
+            .get(addr.segment_ord as usize)
+            .and_then(|s| s.get(addr.doc_id as usize))
+            .cloned()
+            .ok_or_else(|| ComputeError::Search(format!("no document {addr:?} in the index")))?;
         hits.push(Hit { id, score, chunk: None });
     }
     hits.sort_by(rank);

@@ -278,6 +278,11 @@ pub async fn list(State(h): State<Handle>) -> ApiResult {
             files: a.files,
             http: a.http.to_string(),
             node: api_id(a.node),
+            copy: a.copy.as_ref().map(|c| ryx_api::HolderCopy {
+                hash: c.hash.as_str().into(),
+                chunks: c.chunks,
+                bytes: c.bytes,
+            }),
         });
     }
     Ok(Json(Datasets { datasets }).into_response())
