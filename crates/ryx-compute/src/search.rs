@@ -421,6 +421,12 @@ pub fn set_index_cache_bytes(cap: usize) {
     c.evict(0);
 }
 
+/// Whether the unit whose BLAKE3 is `key` is indexed already (a search
+/// over it then reads no bytes and builds nothing).
+pub fn is_indexed(key: &[u8; 32]) -> bool {
+    cache().entries.contains_key(key)
+}
+
 /// Units indexed (from scratch) and found indexed, since the start.
 pub fn index_cache_counts() -> (u64, u64) {
     (BUILT.load(AtomicOrdering::Relaxed), REUSED.load(AtomicOrdering::Relaxed))

@@ -260,6 +260,24 @@ impl Source {
 
     /// The open tail of `path`: the complete lines after its sealed chunks,
     /// as a chunk named by their hash (`None`: nothing complete there).
+    /// The tail [`Source::tail`] would give, if the file is as it was when
+    /// that was last worked out (one `stat`, no read); `None` otherwise.
+    pub fn tail_if_unchanged(&self, path: &Path) -> Option<Option<Chunk>> {
+        let state = self.files.get(path)?;
+        let meta = std::fs::metadata(path).ok()?;
+        if (meta.dev(), meta.ino()) != (state.dev, state.ino) || meta.len() < state.sealed_to {
+            return None;
+        }
+        let key: TailKey = (meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec(), state.sealed_to);
+        let tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        match tails.get(path) {
+            Some((k, c)) if *k == key => Some(Some(c.clone())),
+            // Nothing past the sealed part: no tail.
+            _ if meta.len() == state.sealed_to => Some(None),
+            _ => None,
+        }
+    }
+
     pub fn tail(&self, path: &Path) -> std::io::Result<Option<Chunk>> {
         let Some(state) = self.files.get(path) else { return Ok(None) };
         let mut file = File::open(path)?;
@@ -673,6 +691,23 @@ impl SourceSet {
         Some(Snapshot { chunks: out, noted, forgotten })
     }
 
+    /// [`SourceSet::snapshot`]'s chunks when no file changed since its
+    /// tail was last read (`stat`s only, no read, no hash; nothing noted):
+    /// what a query wave can answer over on the event loop.
+    pub fn snapshot_if_unchanged(&self, name: &str) -> Option<Vec<ryx_api::SnapshotChunk>> {
+        let followed = self.lock();
+        let f = followed.iter().find(|f| f.source.spec.name == name)?;
+        let mut out = Vec::new();
+        for (path, st) in f.source.files() {
+            let shown = path.display().to_string();
+            out.extend(st.chunks.iter().map(|c| c.entry(&shown)));
+            if let Some(t) = f.source.tail_if_unchanged(path)? {
+                out.push(t.entry(&shown));
+            }
+        }
+        Some(out)
+    }
+
     /// The chunk size sources are cut at.
     pub fn chunk_size(&self) -> u64 {
         self.chunk_size
@@ -1075,6 +1110,31 @@ mod tests {
         let all: Vec<u8> =
             st.chunks.iter().chain(std::iter::once(&t)).flat_map(|c| read_chunk(&path, c).expect("read")).collect();
         assert_eq!(all, std::fs::read(&path).expect("read"));
+    }
+
+    #[test]
+    fn a_tail_is_given_without_a_read_only_while_its_file_is_unchanged() {
+        let d = dir();
+        let path = d.path().join("a.log");
+        std::fs::write(&path, "one line\n".repeat(20)).expect("write");
+        let mut src = source(d.path(), "a.log", 1 << 20);
+        src.scan();
+        assert_eq!(src.tail_if_unchanged(&path), None, "never read: not known");
+        let t = src.tail(&path).expect("tail").expect("open lines");
+        assert_eq!(src.tail_if_unchanged(&path), Some(Some(t.clone())));
+        // Appended: the tail read before is no longer the file's.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"two\n").expect("append");
+        drop(f);
+        assert_eq!(src.tail_if_unchanged(&path), None);
+        let t2 = src.tail(&path).expect("tail").expect("open lines");
+        assert_eq!(t2.len, t.len + 4);
+        assert_eq!(src.tail_if_unchanged(&path), Some(Some(t2)));
+        // Rewritten in place to the same length: the modification time
+        // (or the inode) tells.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, "ONE LINE\n".repeat(20) + "TWO\n").expect("rewrite");
+        assert_eq!(src.tail_if_unchanged(&path), None);
     }
 
     #[test]

@@ -78,6 +78,22 @@ pub fn dispatch(st: &mut State, out: WaveOutput, loop_tx: Option<mpsc::Sender<Co
                 pin.and_then(|p| st.waves.pins.get(&(root, p))).filter(|e| e.0 == dataset).map(|e| e.1.clone());
             let set = st.source_set.clone();
             let me = st.node.id();
+            // Every chunk indexed and no file changed: scoring takes tens of
+            // microseconds, so it is done here rather than on a thread of
+            // its own (two thread hops per node per wave otherwise).
+            let ready = pinned.clone().or_else(|| set.snapshot_if_unchanged(&dataset)).filter(|c| {
+                c.iter().all(|c| {
+                    blake3::Hash::from_hex(c.hash.as_str()).is_ok_and(|h| ryx_compute::search::is_indexed(h.as_bytes()))
+                })
+            });
+            if let Some(chunks) = ready.filter(|_| matches!(kind.as_str(), "search" | "search-stats")) {
+                let a = answer(me, &kind, &params, &chunks, &set).map_err(|e| {
+                    tracing::warn!(dataset, "cannot answer a query wave: {e}");
+                });
+                st.waves.pin(root, qid, dataset, chunks);
+                st.node.wave_answer(now, root, qid, a.map(Some));
+                return;
+            }
             tokio::task::spawn_blocking(move || {
                 // Tails named here are noted as held, as a job's snapshot
                 // notes them (`datasets::local_snapshot`).
