@@ -95,6 +95,12 @@ pub struct NodeConfig {
     /// This node's failure domain (`--zone`): copies of data it keeps
     /// custody of go to other domains first. None: its IP address is.
     pub zone: Option<String>,
+    /// Interval of the rounds of network-wide aggregation (each sends one
+    /// `agg` to every neighbour).
+    pub aggregate_interval: Duration,
+    /// This node's labels (`--label rack=r3`): its aggregates are also
+    /// kept per label value, and incidents are grouped by them.
+    pub labels: Vec<(String, String)>,
 }
 
 impl Default for NodeConfig {
@@ -141,6 +147,8 @@ impl Default for NodeConfig {
             blob_fanout: 2,
             jobs: JobConfig::default(),
             zone: None,
+            aggregate_interval: Duration::from_secs(1),
+            labels: Vec::new(),
         }
     }
 }
@@ -164,6 +172,9 @@ pub enum ConfigError {
     /// Zone name unusable.
     #[error("zone must be 1 to 64 of A-Z a-z 0-9 . _ - : /")]
     Zone,
+    /// A label unusable.
+    #[error("labels: at most 8, each KEY=VALUE of 1 to 24 of A-Z a-z 0-9 . _ - :, keys distinct")]
+    Label,
     /// Energy model unusable.
     #[error("energy decay must be in (0, 1] and cost >= 0, with at least one of them losing energy")]
     Energy,
@@ -195,6 +206,9 @@ impl NodeConfig {
         if self.zone.as_deref().is_some_and(|z| !crate::custody::valid_zone(z)) {
             return Err(ConfigError::Zone);
         }
+        if !valid_labels(&self.labels) {
+            return Err(ConfigError::Label);
+        }
         let e = self.energy;
         if !(e.decay > 0.0 && e.decay <= 1.0 && e.cost >= 0.0 && (e.decay < 1.0 || e.cost > 0.0)) {
             return Err(ConfigError::Energy);
@@ -208,6 +222,7 @@ impl NodeConfig {
             ("hello_interval_needy", self.hello_interval_needy),
             ("shuffle_interval", self.shuffle_interval),
             ("topology_interval", self.topology_interval),
+            ("aggregate_interval", self.aggregate_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -215,4 +230,14 @@ impl NodeConfig {
         }
         Ok(())
     }
+}
+
+/// Whether labels are usable: at most 8, keys distinct, each part 1 to 24
+/// of `A-Z a-z 0-9 . _ - :` (they are spelt into aggregate keys).
+pub fn valid_labels(labels: &[(String, String)]) -> bool {
+    let part =
+        |s: &str| (1..=24).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+    labels.len() <= 8
+        && labels.iter().all(|(k, v)| part(k) && part(v))
+        && labels.iter().enumerate().all(|(i, (k, _))| labels[..i].iter().all(|(k2, _)| k2 != k))
 }

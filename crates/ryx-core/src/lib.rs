@@ -16,6 +16,7 @@
 //! Two drivers run this code: the `ryx-node` daemon (real sockets) and the
 //! `ryx-sim` simulator (virtual time, thousands of nodes in one process).
 
+pub mod agg;
 pub mod attest;
 pub mod auth;
 pub mod blobs;

@@ -119,6 +119,11 @@ pub struct Metrics {
     pub waves_done: u64,
     /// See `waves_started`.
     pub waves_refused: u64,
+    /// Aggregation rounds run here.
+    pub agg_rounds: u64,
+    /// `agg` messages refused (numbers not finite, wall times from the
+    /// future).
+    pub agg_refused: u64,
     /// Blobs this node asked the network for (`blob_want`).
     pub wants_sent: u64,
     /// `blob_want` questions not passed on: the route table was full.
@@ -191,6 +196,8 @@ impl Default for Metrics {
             waves_started: 0,
             waves_done: 0,
             waves_refused: 0,
+            agg_rounds: 0,
+            agg_refused: 0,
             wants_sent: 0,
             wants_dropped: 0,
             neighbors_moved: 0,

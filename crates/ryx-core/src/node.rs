@@ -123,8 +123,10 @@ fn reputation_key(key: &str) -> Option<(NodeId, NodeId)> {
 mod client;
 mod dispatch;
 mod gossip;
+pub mod incident;
 mod keep;
 mod links;
+pub mod monitor;
 mod tick;
 mod timers;
 mod tree;
@@ -245,6 +247,12 @@ pub struct Node {
     wave_merge: Option<WaveMerge>,
     /// The spanning tree waves follow.
     tree: tree::Tree,
+    /// Network-wide aggregates, by rounds with the neighbours.
+    agg: crate::agg::Aggregator,
+    /// Whether this node holds back its pushes (`hold_aggregation`).
+    agg_held: bool,
+    /// Observations, verdicts and incidents.
+    alerts: incident::Alerts,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -349,6 +357,9 @@ impl Node {
             waves_seen: BTreeMap::new(),
             wave_merge: None,
             tree: Default::default(),
+            agg: Default::default(),
+            agg_held: false,
+            alerts: Default::default(),
             rng,
             cfg,
         }
@@ -531,6 +542,12 @@ pub struct TableSizes {
     pub custody_pending: usize,
     /// The job engine's tables.
     pub jobs: crate::jobs::JobTableSizes,
+    /// Aggregation entries (keys, extremes, and each link's flows and
+    /// estimates).
+    pub agg: usize,
+    /// Alerting entries (neighbours' labels, observations, suspects,
+    /// incidents open).
+    pub alerts: usize,
 }
 
 impl TableSizes {
@@ -570,6 +587,8 @@ impl TableSizes {
             ("custody", self.custody, self.blobs + self.local_chunks),
             ("custody_peers", self.custody_peers, crate::custody::MAX_PEERS),
             ("custody_pending", self.custody_pending, crate::custody::MAX_PEERS * 4),
+            ("alerts", self.alerts, cfg.max_active + 256 + 4096 + 256),
+            ("agg", self.agg, crate::agg::MAX_KEYS * (2 + 3 * cfg.max_active) + crate::agg::MAX_EXTREMES),
         ];
         for (name, have, cap) in checks.into_iter().chain(jobs) {
             if have > cap {

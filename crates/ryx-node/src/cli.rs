@@ -228,6 +228,20 @@ pub struct DaemonArgs {
     /// node's IP address is its domain (nodes of one machine die with it).
     #[arg(long, env = "RYX_ZONE", value_name = "NAME")]
     pub zone: Option<String>,
+    /// A label of this node, `KEY=VALUE` (repeatable, or comma-separated
+    /// in `RYX_LABELS`; at most 8): the network's aggregates are also kept
+    /// per label value (`GET /v1/aggregates`), and incidents name them.
+    #[arg(long = "label", env = "RYX_LABELS", value_name = "KEY=VALUE", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// An Alertmanager to notify of incidents, `http://HOST:PORT[/PREFIX]`
+    /// (repeatable): the node that raises an incident (one per incident,
+    /// network-wide) posts it to `/api/v2/alerts`.
+    #[arg(long, env = "RYX_ALERTMANAGER", value_name = "URL", value_delimiter = ',')]
+    pub alertmanager: Vec<crate::alerts::Sink>,
+    /// Interval of the rounds of network-wide aggregation, in milliseconds
+    /// (each round: one push-pull exchange with one neighbour).
+    #[arg(long, env = "RYX_AGGREGATE_INTERVAL_MS", default_value_t = 1_000)]
+    pub aggregate_interval_ms: u64,
     /// Most HTTP connections open at once. At the limit a new connection
     /// closes the one idle the longest (or is refused if all are busy).
     #[arg(long, env = "RYX_MAX_CONNECTIONS", default_value_t = 2048)]
@@ -386,6 +400,16 @@ impl DaemonArgs {
             default_energy: self.default_energy,
             memory_limit: self.memory_limit,
             zone: self.zone.clone(),
+            labels: self
+                .labels
+                .iter()
+                .map(|l| match l.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    // Refused by `NodeConfig::validate`, with its reason.
+                    None => (l.clone(), String::new()),
+                })
+                .collect(),
+            aggregate_interval: Duration::from_millis(self.aggregate_interval_ms),
             jobs: ryx_core::jobs::JobConfig {
                 worker_slots: self.workers(),
                 merge_fan_in: self.merge_fan_in,

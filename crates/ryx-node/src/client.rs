@@ -63,13 +63,7 @@ async fn get_with(
 ) -> Result<Bytes, FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
     let fut = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = handshake::<Empty<Bytes>>(addr).await?;
         let b = hyper::Request::get(path).header(hyper::header::HOST, addr.to_string());
         let b = if credential { with_credential(b, "GET", addr, path) } else { b };
         let req = b.body(Empty::<Bytes>::new()).map_err(|e| io_err(&e))?;
@@ -102,6 +96,23 @@ pub async fn fetch_blob(hash: &str, size: Option<u64>, sources: &[SocketAddr]) -
     Err(last.unwrap_or(FetchError::Io(SocketAddr::from(([0, 0, 0, 0], 0)), "no source".into())))
 }
 
+/// An HTTP/1.1 connection to `addr`, its driver spawned.
+async fn handshake<B>(addr: SocketAddr) -> Result<hyper::client::conn::http1::SendRequest<B>, FetchError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 /// Sends a body-less request; returns the status and body.
 pub async fn request(
     addr: SocketAddr,
@@ -111,12 +122,7 @@ pub async fn request(
 ) -> Result<(u16, Bytes), FetchError> {
     let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
     let fut = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| io_err(&e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = handshake::<Empty<Bytes>>(addr).await?;
         let req = with_credential(
             hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string()),
             method,
@@ -129,6 +135,33 @@ pub async fn request(
         let status = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), 16 << 20).collect().await.map_err(|e| io_err(&e))?;
         Ok((status, body.to_bytes()))
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| FetchError::Timeout(addr))?
+}
+
+/// Posts a JSON body to `http://{host}{path}` at `addr`; returns the
+/// status. (To services that are not nodes: no peer credential.)
+pub async fn post_json(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<u16, FetchError> {
+    let io_err = |e: &dyn std::fmt::Display| FetchError::Io(addr, e.to_string());
+    let fut = async {
+        let mut sender = handshake::<http_body_util::Full<Bytes>>(addr).await?;
+        let req = hyper::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(body))
+            .map_err(|e| io_err(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| io_err(&e))?;
+        let status = resp.status().as_u16();
+        let _ = Limited::new(resp.into_body(), 1 << 20).collect().await;
+        Ok(status)
     };
     tokio::time::timeout(timeout, fut).await.map_err(|_| FetchError::Timeout(addr))?
 }

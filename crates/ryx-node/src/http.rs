@@ -129,6 +129,10 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
         .route("/v1/neighbors", get(neighbors))
+        .route("/v1/health", get(health))
+        .route("/v1/incidents", get(crate::alerts::list))
+        .route("/v1/aggregates", get(aggregates))
+        .route("/v1/aggregates/{metric}", get(aggregate_one))
         .route("/v1/peers", get(peers))
         .route("/v1/topology", get(topology))
         .route("/v1/sources", get(sources))
@@ -202,6 +206,43 @@ async fn status(State(h): State<Handle>) -> ApiResult {
     Ok(Json(v.unwrap_or_default()).into_response())
 }
 
+/// `GET /v1/health`: this node's own series (the last five minutes).
+async fn health(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.health.view())).await.map_err(ApiError::unavailable)?;
+    Ok(Json(v.unwrap_or_default()).into_response())
+}
+
+/// `GET /v1/aggregates`: the whole network's aggregates as this node
+/// sees them (means with their error, sums, count, extremes, quantiles,
+/// per label value), by local interaction only.
+async fn aggregates(State(h): State<Handle>) -> ApiResult {
+    let v = h.call(|s| serde_json::to_value(s.node.aggregates())).await.map_err(ApiError::unavailable)?;
+    Ok(Json(v.unwrap_or_default()).into_response())
+}
+
+/// `GET /v1/aggregates/{metric}`: one metric's aggregate, with the round,
+/// its age and the node count it stands for.
+async fn aggregate_one(State(h): State<Handle>, Path(metric): Path<String>) -> ApiResult {
+    let v = h.call(|s| s.node.aggregates()).await.map_err(ApiError::unavailable)?;
+    match v.metrics.get(&metric) {
+        Some(m) => Ok(Json(json!({
+            "metric": metric,
+            "value": m,
+            "count": v.count,
+            "rounds": v.rounds,
+            "age_ms": v.age_ms,
+            "interval_ms": v.interval_ms,
+            "groups": v.groups.iter().map(|(k, g)| (k.clone(), g.iter().filter_map(|(val, gv)| gv.metrics.get(&metric).map(|x| (val.clone(), *x))).collect::<std::collections::BTreeMap<_, _>>())).collect::<std::collections::BTreeMap<_, _>>(),
+        }))
+        .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no aggregate named {metric:?}; GET /v1/aggregates lists them"),
+        )),
+    }
+}
+
 async fn neighbors(State(h): State<Handle>) -> ApiResult {
     let v = h.call(|s| serde_json::to_value(s.node.neighbors(s.clock.now()))).await.map_err(ApiError::unavailable)?;
     Ok(Json(json!({"neighbors": v.unwrap_or_default()})).into_response())
@@ -269,6 +310,13 @@ async fn info_put(State(h): State<Handle>, body: Result<Bytes, BytesRejection>) 
             format!("expected {{\"key\",\"value\",\"energy\"?}}: {e}"),
         )
     })?;
+    if req.key.starts_with("ryx.") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Invalid,
+            format!("keys starting with \"ryx.\" are the network's own (incidents): {:?}", req.key),
+        ));
+    }
     let key = req.key.clone();
     let r = h
         .call(move |s| {

@@ -4,6 +4,7 @@
 //! fuzz targets drive its parsers and its HTTP router in-process.
 
 pub mod access;
+pub mod alerts;
 pub mod api_jobs;
 pub mod api_search;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod datasets;
 pub mod events;
 pub mod exec;
 pub mod faults;
+pub mod health;
 pub mod http;
 pub mod members;
 pub mod metrics;

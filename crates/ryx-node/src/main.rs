@@ -136,6 +136,11 @@ fn daemon(args: DaemonArgs, hup_sources: Option<std::path::PathBuf>) -> anyhow::
         node.set_auth(keys.clone(), random_u64());
         let (handle, loop_task) =
             runtime::spawn(node, clock, sockets, args.workers(), faults, args.enable_fault_injection);
+        if !args.alertmanager.is_empty() {
+            let sinks = args.alertmanager.clone();
+            tracing::info!(sinks = ?sinks.iter().map(|s| &s.authority).collect::<Vec<_>>(), "incidents go to Alertmanager");
+            let _ = handle.call(move |st| st.alert_sinks = sinks).await;
+        }
         if faults.corrupt_results > 0.0 {
             tracing::warn!(p = faults.corrupt_results, "fault injection: corrupting partial results");
         }

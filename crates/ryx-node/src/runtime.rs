@@ -105,6 +105,10 @@ pub struct State {
     pub source_set: crate::sources::SourceSet,
     /// Query waves: chunk lists answered for, searches waiting.
     pub waves: crate::waves::WaveState,
+    /// The node's own health, sampled once a second.
+    pub health: crate::health::Health,
+    /// Where incidents this node raises are posted (`--alertmanager`).
+    pub alert_sinks: Vec<crate::alerts::Sink>,
 }
 
 /// A command: a closure run on the event loop with exclusive access.
@@ -204,6 +208,8 @@ pub fn spawn(
         sources: ryx_api::Sources::default(),
         source_set: Default::default(),
         waves: Default::default(),
+        health: Default::default(),
+        alert_sinks: Vec::new(),
     };
     let task = tokio::spawn(run(state, sockets, rx, events));
     (handle, task)
@@ -276,8 +282,15 @@ async fn run(mut st: State, sockets: Sockets, mut rx: mpsc::Receiver<Command>, e
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
+                let woke = Instant::now();
+                st.health.note_lag(woke.saturating_duration_since(deadline));
                 let now = sync_clock(&mut st);
                 st.node.handle(now, Input::Tick);
+                if st.health.due(woke) {
+                    let io = (st.io.datagrams_in, st.io.datagrams_out);
+                    let store = st.node.status(now).work.blob_bytes;
+                    st.health.sample(woke, &mut st.node, io, store);
+                }
             }
             _ = tick_opt(&mut watchdog) => sd.0.watchdog(),
         }
@@ -305,6 +318,12 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
             }
             Output::Event(e) => {
                 log_event(&e);
+                if let ryx_core::Event::Incident { incident, notify: true } = &e {
+                    if !st.alert_sinks.is_empty() {
+                        let cluster = st.node.status(st.clock.now()).cluster_id;
+                        crate::alerts::notify(&st.alert_sinks, &cluster, incident);
+                    }
+                }
                 if events.receiver_count() > 0 {
                     if let Ok(s) = serde_json::to_string(&e) {
                         let _ = events.send(s);
@@ -357,6 +376,13 @@ fn log_event(e: &ryx_core::Event) {
         NeighborUp { id, addr, long } => tracing::info!(%id, %addr, long, "neighbour up"),
         NeighborDown { id, reason } => tracing::info!(%id, ?reason, "neighbour down"),
         Suspect { id } => tracing::debug!(%id, "neighbour suspected"),
+        Incident { incident, notify } => {
+            if *notify {
+                tracing::warn!(id = %incident.id, state = %incident.state, "incident {}", incident.summary)
+            } else {
+                tracing::info!(id = %incident.id, state = %incident.state, "incident {}", incident.summary)
+            }
+        }
         ItemDelivered { id, energy, hops, .. } => {
             tracing::debug!(key = %id.key, version = id.version, energy, hops, "item delivered")
         }

@@ -242,8 +242,8 @@ impl Byzantine {
         match self.rng.below(29) {
             0 => Message::Hello { active: 255, needy: true },
             1 => Message::HelloReply { peers: vec![peer; 64] },
-            2 => Message::Join { long: true, urgent: true, degree: 0 },
-            3 => Message::JoinReply { accepted: true, peers: vec![peer] },
+            2 => Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
+            3 => Message::JoinReply { accepted: true, peers: vec![peer], labels: vec![] },
             4 => Message::Disconnect,
             5 => Message::Leave,
             6 => Message::Ping {
@@ -480,7 +480,7 @@ impl Byzantine {
                             hops: wire::MAX_WANT_HOPS,
                         },
                         3 => Message::Hello { active: 0, needy: true },
-                        _ => Message::Join { long: true, urgent: true, degree: 0 },
+                        _ => Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
                     };
                     // From itself (its signature is valid: the attack is the
                     // asking, not a forgery) to several nodes at once.

@@ -25,6 +25,7 @@
 //!   second.
 
 pub mod byzantine;
+pub mod monitor;
 pub mod net;
 pub mod params;
 pub mod query;

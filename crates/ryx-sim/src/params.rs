@@ -28,6 +28,11 @@ pub enum Scenario {
     /// virtual time (optionally with kills, slow nodes and liars); the
     /// result digest is checked against the single-process reference.
     Job,
+    /// After join: every node is given a health sample, and the network's
+    /// aggregates (means, counts, per-rack counts, quantiles) are measured
+    /// at every node round after round against the truth (with `--churn`
+    /// and `--loss`).
+    Monitor,
     /// After join: `--queries` query waves (the path of a search), one
     /// after the other from random nodes; messages per node, the tree's
     /// depth against the least possible, hops and time per wave.
@@ -46,6 +51,7 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Job => "job",
             Scenario::Query => "query",
+            Scenario::Monitor => "monitor",
         }
     }
 }
@@ -134,6 +140,16 @@ pub struct Params {
     /// Consecutive items in the spread scenario (after the first one).
     #[arg(long, default_value_t = 10)]
     pub items: usize,
+    /// Rounds of aggregation the monitor scenario measures.
+    #[arg(long, default_value_t = 30)]
+    pub rounds: u32,
+    /// Monitor scenario: fraction of the nodes crashed (and as many new
+    /// ones started) over the first half of the rounds.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Monitor scenario: racks (label `rack=rK`, K = slot mod racks).
+    #[arg(long, default_value_t = 20)]
+    pub racks: usize,
     /// Waves of the query scenario.
     #[arg(long, default_value_t = 20)]
     pub queries: usize,
@@ -339,6 +355,9 @@ impl Params {
         flag("partition-ms", self.partition_ms != d.partition_ms, self.partition_ms.to_string());
         flag("items", self.items != d.items, self.items.to_string());
         flag("queries", self.queries != d.queries, self.queries.to_string());
+        flag("rounds", self.rounds != d.rounds, self.rounds.to_string());
+        flag("churn", self.churn != d.churn, self.churn.to_string());
+        flag("racks", self.racks != d.racks, self.racks.to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",

@@ -354,6 +354,9 @@ pub struct Report {
     /// Query scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<crate::query::QueryReport>,
+    /// Monitor scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<crate::monitor::MonitorReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -399,6 +402,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         churn: None,
         job: None,
         query: None,
+        monitor: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -419,6 +423,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Churn => report.churn = Some(churn_phase(&mut sim).map_err(fail)?),
         Scenario::Job => report.job = Some(crate::work::job_phase(&mut sim).map_err(fail)?),
         Scenario::Query => report.query = Some(crate::query::query_phase(&mut sim).map_err(fail)?),
+        Scenario::Monitor => report.monitor = Some(crate::monitor::monitor_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -972,6 +977,30 @@ impl Report {
             line(format!(
                 "query: {} of {} queries answered by every node once ({} by the tree alone) | messages/node max {:.2} | wave depth max {depth} (eccentricity max {ecc}), hops/(2 x eccentricity) max {:.2} | p50 {:.1} ms",
                 q.complete, q.queries, q.by_tree, q.max_msgs_per_node, q.max_hops_over_2depth, q.p50_ms
+            ));
+        }
+        if let Some(m) = &self.monitor {
+            let opt_r = |r: Option<u32>| r.map_or("never".to_string(), |r| r.to_string());
+            for f in m
+                .rounds
+                .iter()
+                .filter(|f| [1, 5, 10, 15, 20, 30, 40, 60, 90].contains(&f.round) || f.round as usize == m.rounds.len())
+            {
+                line(format!(
+                    "monitor round {:>3}: {} live | mean error max {:.2e} p99 {:.2e} p50 {:.2e} | count error max {:.2e} | mass error {:.2e} | reported error max {:.2e}",
+                    f.round, f.live, f.max_err, f.p99_err, f.p50_err, f.count_max_err, f.mass_err, f.max_reported_err
+                ));
+            }
+            line(format!(
+                "monitor: every node within 1e-3 after {} rounds, within 1% after {} | mass error once exchanges landed {:.1e} | churned {} | agg {:.2} msgs, {:.0} bytes per node per round | rack count {} | lag p50 sketch error (median node) {:.3}",
+                opt_r(m.rounds_to_1e3),
+                opt_r(m.rounds_to_1pct),
+                m.settled_mass_err,
+                m.churned,
+                m.agg_msgs_per_node_round,
+                m.agg_bytes_per_node_round,
+                m.group_count.as_ref().map_or("-".into(), |(v, n, e)| format!("{v}: {n}, largest error {e:.2e}")),
+                m.p50_sketch_err
             ));
         }
         if let Some(j) = &self.job {

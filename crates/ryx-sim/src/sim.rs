@@ -234,6 +234,15 @@ pub struct Sim {
     pub(crate) work: Option<crate::work::World>,
     /// The query scenario's tally of the wave in progress.
     pub(crate) wave: Option<crate::query::WaveTally>,
+    /// Notifications (incidents raised or resolved): when, by which slot.
+    pub(crate) notes: Vec<(Time, usize, ryx_core::node::incident::Incident)>,
+    /// Incident events without notification (a node naming an incident),
+    /// by incident id.
+    pub(crate) named: BTreeMap<String, usize>,
+    /// `agg` bytes (encoded) and messages sent, once counting is on.
+    agg_sent: Option<(u64, u64)>,
+    /// Each slot's labels (the monitor scenario's racks).
+    labels: Vec<Vec<(String, String)>>,
     /// The Byzantine nodes, if any.
     pub byz: Option<crate::byzantine::Byzantine>,
     job_seed: u64,
@@ -354,6 +363,10 @@ impl Sim {
             wall: std::time::Instant::now(),
             work: None,
             wave: None,
+            agg_sent: None,
+            notes: Vec::new(),
+            named: BTreeMap::new(),
+            labels: Vec::new(),
             byz: (p.byzantine > 0.0).then(|| {
                 // Its own seed: the honest part of a run is the same with or
                 // without attackers up to the first attack.
@@ -366,6 +379,10 @@ impl Sim {
         // start order.
         for s in 0..n {
             sim.new_identity(s);
+        }
+        if sim.p.scenario == crate::params::Scenario::Monitor {
+            let racks = sim.p.racks;
+            sim.set_racks(racks);
         }
         sim
     }
@@ -472,7 +489,11 @@ impl Sim {
         let Some(identity) = self.slots[s].identity.clone() else {
             return Err(self.violation(Some(s), "slot has no identity".into()));
         };
-        let node = Node::new(self.cfg.clone(), identity, slot_addr(s), seed, self.now);
+        let mut cfg = self.cfg.clone();
+        if let Some(l) = self.labels.get(s) {
+            cfg.labels = l.clone();
+        }
+        let node = Node::new(cfg, identity, slot_addr(s), seed, self.now);
         let slot = &mut self.slots[s];
         slot.node = Some(node);
         slot.alive = true;
@@ -909,6 +930,10 @@ impl Sim {
         if self.wave.is_some() {
             self.tally_wave(from, &env);
         }
+        if let (Some(t), Message::Agg { .. }) = (self.agg_sent.as_mut(), &env.msg) {
+            t.0 += wire::encode(&env).map_or(0, |b| b.len() as u64);
+            t.1 += 1;
+        }
         let Some(dest) = addr_slot(&to, self.slots.len()) else {
             return;
         };
@@ -1140,6 +1165,14 @@ impl Sim {
                     self.stats.false_suspicions += 1;
                 }
             }
+            Event::Incident { incident, notify } => {
+                let now = self.now;
+                if notify {
+                    self.notes.push((now, s, incident));
+                } else {
+                    *self.named.entry(incident.id).or_insert(0) += 1;
+                }
+            }
             Event::ItemDelivered { id, hops, .. } => {
                 if id.space == Space::Info {
                     self.note_lww(s, &id.key, id.version, id.origin)?;
@@ -1363,6 +1396,24 @@ impl Sim {
     /// Whether the live nodes form one network.
     pub fn connected(&mut self) -> bool {
         self.components(false) <= 1
+    }
+
+    /// `agg` bytes (encoded) and messages sent since the first call.
+    pub(crate) fn agg_sent(&mut self) -> (u64, u64) {
+        *self.agg_sent.get_or_insert((0, 0))
+    }
+
+    /// Gives each slot the label `rack=r{slot % racks}` (from its next
+    /// start on).
+    pub(crate) fn set_racks(&mut self, racks: usize) {
+        self.labels = (0..self.slots.len())
+            .map(|s| if racks == 0 { Vec::new() } else { vec![("rack".to_string(), format!("r{}", s % racks))] })
+            .collect();
+    }
+
+    /// Slot `s`'s rack, if it has one.
+    pub(crate) fn label_of(&self, s: usize) -> Option<&str> {
+        self.labels.get(s)?.first().map(|(_, v)| v.as_str())
     }
 
     /// Messages sent so far, by kind.

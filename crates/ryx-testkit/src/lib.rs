@@ -25,6 +25,8 @@ pub enum Needs {
     Data,
     /// Standard tools used as oracles (`wc`, `grep`, `sort`, `python3`).
     Tools,
+    /// Prometheus Alertmanager (`prometheus-alertmanager`, Debian's).
+    Alertmanager,
 }
 
 impl Needs {
@@ -36,6 +38,7 @@ impl Needs {
             Needs::Docker => "docker",
             Needs::Data => "data",
             Needs::Tools => "tools",
+            Needs::Alertmanager => "alertmanager",
         }
     }
 }

@@ -146,6 +146,8 @@ impl Node {
             custody: self.custody.len(),
             custody_peers: self.custody.peers(),
             custody_pending: self.custody.pending(),
+            agg: self.agg.entries(),
+            alerts: self.alert_entries(),
             jobs: self.jobs.sizes(),
         }
     }

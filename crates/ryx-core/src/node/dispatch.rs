@@ -113,8 +113,23 @@ impl Node {
                 }
                 self.fill();
             }
-            Message::Join { long, urgent, degree } => self.on_join(from, src, long, urgent, degree),
-            Message::JoinReply { accepted, peers } => self.on_join_reply(from, src, accepted, peers),
+            Message::Join { long, urgent, degree, labels } => {
+                self.on_join(from, src, long, urgent, degree);
+                if self.active.contains_key(&from) {
+                    self.alerts.labels.insert(from, labels);
+                }
+            }
+            Message::JoinReply { accepted, peers, labels } => {
+                self.on_join_reply(from, src, accepted, peers);
+                if accepted && self.active.contains_key(&from) {
+                    self.alerts.labels.insert(from, labels);
+                }
+            }
+            Message::Verdict { subject, observer, down, degree, labels, hops } => {
+                if nbr {
+                    self.on_verdict(subject, observer, down, degree, labels, hops);
+                }
+            }
             Message::Disconnect => {
                 // Signed by the neighbour itself; a link to the same id at
                 // another address is not the one it speaks of.
@@ -154,6 +169,11 @@ impl Node {
                     }
                 }
                 self.on_ack(from, src, nonce, neighbor)
+            }
+            Message::Agg { v, x, reply } => {
+                if nbr {
+                    self.on_agg(from, crate::agg::AggMsg { v, x, reply });
+                }
             }
             Message::PingReq { nonce, target } => {
                 if target.id != self.id && target.id != from {
@@ -541,7 +561,7 @@ impl Node {
                 }
                 self.topo_dirty = true;
             }
-            self.send(peer, Message::JoinReply { accepted: true, peers: vec![] });
+            self.send(peer, Message::JoinReply { accepted: true, peers: vec![], labels: self.cfg.labels.clone() });
             return;
         }
         if self.active.len() >= self.cfg.max_active {
@@ -592,14 +612,14 @@ impl Node {
             }
             let Some(v) = victim else {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(peer, Message::JoinReply { accepted: false, peers });
+                self.send(peer, Message::JoinReply { accepted: false, peers, labels: vec![] });
                 return;
             };
             self.send_to(v, Message::Disconnect);
             self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(peer, Message::JoinReply { accepted: true, peers: vec![] });
+        self.send(peer, Message::JoinReply { accepted: true, peers: vec![], labels: self.cfg.labels.clone() });
     }
 
     pub(super) fn on_join_reply(&mut self, from: NodeId, src: SocketAddr, accepted: bool, peers: Vec<PeerInfo>) {

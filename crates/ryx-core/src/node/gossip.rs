@@ -200,6 +200,7 @@ impl Node {
         self.metrics.items_delivered += 1;
         if item.id.space == Space::Info {
             self.emit(Event::ItemDelivered { id: item.id.clone(), energy, hops, from });
+            self.on_incident_item(&item.id.key);
         }
         if !sync {
             if let Some(p) = self.active.get_mut(&from) {

@@ -129,6 +129,12 @@ impl Node {
         }
         self.with_jobs(|j, c| j.neighbor_down(c, id));
         self.wave_child_gone(id);
+        self.agg.drop_link(id, matches!(reason, DownReason::Disconnected | DownReason::Asymmetric));
+        if reason == DownReason::Failed {
+            self.observe_down(id, peer.degree);
+        } else {
+            self.alerts.labels.remove(&id);
+        }
         self.emit(Event::NeighborDown { id, reason });
         if self.needy_streak > 0 {
             // Look around quickly again.
@@ -181,7 +187,8 @@ impl Node {
         let urgent = self.active.is_empty();
         let degree = self.degree();
         self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose });
-        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree });
+        let labels = self.cfg.labels.clone();
+        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree, labels });
     }
 
     /// Asks passive peers to become neighbours until active + pending

@@ -22,12 +22,18 @@ struct Mini {
     job_outputs: Vec<Vec<crate::jobs::JobOutput>>,
     /// Waves ended, by the node that started them: (number, answer).
     waves_done: Vec<Vec<(u64, crate::wire::WaveAnswer)>>,
+    /// Incident events, by node: (incident, notify).
+    incidents: Vec<Vec<(super::incident::Incident, bool)>>,
 }
 
 impl Mini {
     fn new(n: usize, cfg: NodeConfig) -> Mini {
-        let mut nodes: Vec<Node> =
-            (0..n).map(|i| Node::new(cfg.clone(), ident(i), addr(i), i as u64, Time::ZERO)).collect();
+        Mini::new_each(n, |_| cfg.clone())
+    }
+
+    /// Each node with its own configuration.
+    fn new_each(n: usize, cfg: impl Fn(usize) -> NodeConfig) -> Mini {
+        let mut nodes: Vec<Node> = (0..n).map(|i| Node::new(cfg(i), ident(i), addr(i), i as u64, Time::ZERO)).collect();
         let all: Vec<SocketAddr> = (0..n).map(addr).collect();
         for node in nodes.iter_mut() {
             node.handle(Time::ZERO, Input::Seeds(all.clone()));
@@ -37,7 +43,8 @@ impl Mini {
         for n in nodes.iter_mut() {
             n.set_wave_merge(sum_merge);
         }
-        Mini { nodes, now: Time::ZERO, job_outputs, waves_done }
+        let incidents = vec![Vec::new(); nodes.len()];
+        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -65,6 +72,10 @@ impl Mini {
                         let (targets, env) = match out {
                             Output::Send { to, env } => (self.index(to).into_iter().collect::<Vec<_>>(), env),
                             Output::Broadcast { env } => ((0..self.nodes.len()).collect(), env),
+                            Output::Event(Event::Incident { incident, notify }) => {
+                                self.incidents[i].push((incident, notify));
+                                continue;
+                            }
                             Output::Event(_) => continue,
                             Output::Job(j) => {
                                 self.job_outputs[i].push(j);
@@ -196,6 +207,61 @@ fn the_tree_heals_when_its_leader_dies() {
     let root = (leader + 1) % n;
     let a = one_wave(&mut m, root, true, &alive);
     assert_eq!((a.holders, a.incomplete), (n as u32 - 1, 0), "{a:?}");
+}
+
+#[test]
+fn nodes_of_one_rack_dying_together_make_one_incident_notified_once_and_named_everywhere() {
+    let n = 15;
+    let rack = |i: usize| vec![("rack".to_string(), format!("r{}", i % 3))];
+    let mut m = Mini::new_each(n, |i| NodeConfig { labels: rack(i), ..NodeConfig::default() });
+    let mut alive = vec![true; n];
+    m.run(4_000, &alive);
+    // Three nodes of a rack other than the leader's die at once.
+    let (leader, _) = m.nodes.iter().enumerate().min_by_key(|(_, x)| x.id()).expect("nodes");
+    let r = (leader + 1) % 3;
+    let victims: Vec<usize> = (0..n).filter(|i| i % 3 == r).take(3).collect();
+    for &i in &victims {
+        alive[i] = false;
+    }
+    let t0 = m.now;
+    m.run(3_000, &alive);
+    let notes: Vec<(usize, super::incident::Incident)> = m
+        .incidents
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.iter().filter(|(_, notify)| *notify).map(move |(inc, _)| (i, inc.clone())))
+        .collect();
+    assert_eq!(notes.len(), 1, "one notification: {notes:?}");
+    let (by, inc) = notes[0].clone();
+    assert_eq!(by, leader, "the leader notifies");
+    assert_eq!(inc.group, format!("rack=r{r}"));
+    assert_eq!(inc.members.len(), 3, "{inc:?}");
+    assert_eq!(inc.summary, format!("rack=r{r}: 3 nodes down"));
+    assert!(
+        inc.started_ms.saturating_sub(t0.as_millis()) < 2_000,
+        "raised {} ms after the kill",
+        inc.started_ms - t0.as_millis()
+    );
+    for (i, x) in m.nodes.iter().enumerate().filter(|(i, _)| alive[*i]) {
+        let held = x.held_incidents();
+        assert!(
+            held.iter().any(|h| h.id == inc.id && h.members == inc.members),
+            "node {i} names the incident: {held:?}"
+        );
+    }
+    // They come back (same ids): one more notification, resolved.
+    for &i in &victims {
+        alive[i] = true;
+        m.nodes[i] = Node::new(NodeConfig { labels: rack(i), ..NodeConfig::default() }, ident(i), addr(i), 99, m.now);
+        let all: Vec<SocketAddr> = (0..n).map(addr).collect();
+        let now = m.now;
+        m.nodes[i].handle(now, Input::Seeds(all));
+    }
+    m.run(6_000, &alive);
+    let resolved: Vec<&super::incident::Incident> =
+        m.incidents.iter().flatten().filter(|(x, notify)| *notify && x.state == "resolved").map(|(x, _)| x).collect();
+    assert_eq!(resolved.len(), 1, "one resolution: {resolved:?}");
+    assert_eq!(resolved[0].id, inc.id);
 }
 
 #[test]
@@ -603,8 +669,8 @@ mod fuzz {
         let msgs = vec![
             Message::Hello { active: 3, needy: true },
             Message::HelloReply { peers: vec![peer] },
-            Message::Join { long: true, urgent: true, degree: 0 },
-            Message::JoinReply { accepted: true, peers: vec![] },
+            Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
+            Message::JoinReply { accepted: true, peers: vec![], labels: vec![] },
             Message::Ping { nonce: 9, tree: None },
             Message::Ack { nonce: 9, neighbor: true, degree: 5, tree: None },
             Message::PingReq { nonce: 1, target: peer },

@@ -21,6 +21,7 @@ impl Node {
             // up to `max_topology_nodes` entries every tick would be costly.
             self.topology.expire(now, self.cfg.topology_ttl);
             self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
+            self.alerts_tick();
         }
         self.detect_failures();
         self.expire_pending();
@@ -69,6 +70,10 @@ impl Node {
                 }
                 self.send_to(who, Message::Graft { ids: vec![id] });
             }
+        }
+        self.raise_due();
+        if self.timers.expired(Timer::Aggregate, now) {
+            self.aggregate_round();
         }
         if self.timers.expired(Timer::Custody, now) {
             self.timers.set(Timer::Custody, now.plus(Duration::from_secs(1)));

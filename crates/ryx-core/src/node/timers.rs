@@ -27,10 +27,12 @@ pub(crate) enum Timer {
     HealthDecay,
     /// The next look after blobs in custody.
     Custody,
+    /// The next round of network-wide aggregation.
+    Aggregate,
 }
 
 impl Timer {
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
 }
 
 /// When each timer fires next.

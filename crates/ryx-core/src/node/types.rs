@@ -90,6 +90,15 @@ pub enum Event {
         /// Neighbour.
         id: NodeId,
     },
+    /// An incident raised, updated or resolved (`node::incident`):
+    /// `notify` at the one node that notifies it (the tree's leader), and
+    /// only when it is raised or resolved.
+    Incident {
+        /// The incident.
+        incident: super::incident::Incident,
+        /// This is the notification.
+        notify: bool,
+    },
     /// An item arrived for the first time.
     ItemDelivered {
         /// Which item.

@@ -91,6 +91,18 @@ pub const MAX_WAVE_SKIP: usize = 32;
 /// Longest time a wave may be given, in milliseconds.
 pub const MAX_WAVE_BUDGET_MS: u32 = 60_000;
 
+// Aggregates (`agg`).
+
+/// Most keys (means, group means, sketch buckets) an `agg` carries, and a
+/// node holds.
+pub const MAX_AGG_KEYS: usize = 96;
+/// Most metrics whose extremes an `agg` carries, and a node holds.
+pub const MAX_AGG_EXTREMES: usize = 24;
+/// Most hops a `verdict` travels up the tree.
+pub const MAX_VERDICT_HOPS: u8 = 64;
+/// Longest aggregate key (a metric, `{label=value}`, `~bucket`).
+pub const MAX_AGG_KEY_LEN: usize = 72;
+
 // A sender's page must be within what the receiver accepts.
 const _: () = assert!(IDS_PER_PAGE <= MAX_IDS_PER_MESSAGE);
 const _: () = assert!(PAGE_HOLDER_ADDRS <= MAX_HOLDER_ADDRS);

@@ -3,6 +3,7 @@
 use super::item::{info_space, is_info_space};
 use super::*;
 use crate::blobs::Hash;
+use std::collections::BTreeMap;
 
 /// Defines [`Message`] from one list in which each kind's name is written
 /// once, as `Variant { fields } = "name"`: the enum, each variant renamed to
@@ -97,6 +98,9 @@ messages! {
             /// The requester's active neighbour count.
             #[serde(default)]
             degree: u8,
+            /// The requester's labels.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            labels: Labels,
         } = "join",
         /// Answer to a join.
         JoinReply {
@@ -104,6 +108,9 @@ messages! {
             accepted: bool,
             /// If refused, peers to try instead.
             peers: Vec<PeerInfo>,
+            /// The answering node's labels (when it accepts).
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            labels: Labels,
         } = "join_reply",
         /// "You are no longer my active neighbour."
         Disconnect = "disconnect",
@@ -130,6 +137,38 @@ messages! {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             tree: Option<TreeAdvert>,
         } = "ack",
+        /// Network-wide aggregation (`crate::agg`): a push-pull exchange's
+        /// push, or its reply.
+        Agg {
+            /// Per key: what the sender took over this link in total, its
+            /// copy of what the receiver took, and the sender's estimate.
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            v: BTreeMap<String, (f32, f32, f32)>,
+            /// Per metric: `(max, its wall ms, min, its wall ms)`.
+            #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+            x: BTreeMap<String, crate::agg::Extreme>,
+            /// An answer to a push.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            reply: bool,
+        } = "agg",
+        /// What a node saw of another (dead, or back), on its way up the
+        /// spanning tree to the leader, which turns a quorum of observers
+        /// into an incident (`node::incident`).
+        Verdict {
+            /// The node seen.
+            subject: NodeId,
+            /// The node that saw it.
+            observer: NodeId,
+            /// Dead (else back: only from the subject itself).
+            down: bool,
+            /// The subject's active neighbour count, as last heard.
+            degree: u8,
+            /// The subject's labels, as its `join` told them.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            labels: Labels,
+            /// Hops so far.
+            hops: u8,
+        } = "verdict",
         /// "Please probe `target` for me" (indirect probe of a suspect).
         PingReq {
             /// Requester's nonce.
@@ -403,10 +442,10 @@ impl Message {
     pub fn check_bounds(&self) -> Result<(), WireError> {
         let peers_ok = |p: &Vec<PeerInfo>| p.len() <= MAX_PEERS_PER_MESSAGE;
         let ok = match self {
-            Message::HelloReply { peers }
-            | Message::JoinReply { peers, .. }
-            | Message::Shuffle { peers }
-            | Message::ShuffleReply { peers } => peers_ok(peers),
+            Message::JoinReply { peers, labels, .. } => peers_ok(peers) && crate::config::valid_labels(labels),
+            Message::HelloReply { peers } | Message::Shuffle { peers } | Message::ShuffleReply { peers } => {
+                peers_ok(peers)
+            }
             Message::Gossip { items, .. } => {
                 items.len() <= MAX_IDS_PER_MESSAGE
                     && items.iter().all(|i| id_ok(&i.id) && i.energy.is_finite() && i.value.len() <= MAX_VALUE_LEN)
@@ -500,6 +539,13 @@ impl Message {
             }
             Message::QueryReply { answer, .. } => {
                 answer.as_ref().is_none_or(|a| value_len(&a.payload) <= MAX_WAVE_PAYLOAD)
+            }
+            Message::Join { labels, .. } => crate::config::valid_labels(labels),
+            Message::Verdict { labels, hops, .. } => crate::config::valid_labels(labels) && *hops <= MAX_VERDICT_HOPS,
+            Message::Agg { v, x, .. } => {
+                v.len() <= MAX_AGG_KEYS
+                    && x.len() <= MAX_AGG_EXTREMES
+                    && v.keys().chain(x.keys()).all(|k| !k.is_empty() && k.len() <= MAX_AGG_KEY_LEN)
             }
             Message::BlobWant { hashes, hops } => {
                 hashes.len() <= MAX_BLOBS_PER_MESSAGE

@@ -38,6 +38,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 
+/// A node's labels (`--label KEY=VALUE`), as its `join` tells them.
+pub type Labels = Vec<(String, String)>;
+
 /// Version of this wire format.
 pub const PROTOCOL_VERSION: u16 = 2;
 

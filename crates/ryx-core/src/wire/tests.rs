@@ -227,6 +227,56 @@ fn each_bound_admits_its_limit_and_refuses_one_more() {
     type Edit = Box<dyn Fn(&mut Message, usize)>;
     let cases: Vec<(&str, &str, usize, Edit)> = vec![
         (
+            "agg",
+            "MAX_AGG_KEYS",
+            MAX_AGG_KEYS,
+            Box::new(|m, n| {
+                if let Message::Agg { v, .. } = m {
+                    *v = (0..n).map(|i| (format!("k{i}"), (0.0, 0.0, 1.0))).collect();
+                }
+            }),
+        ),
+        (
+            "agg",
+            "MAX_AGG_EXTREMES",
+            MAX_AGG_EXTREMES,
+            Box::new(|m, n| {
+                if let Message::Agg { x, .. } = m {
+                    *x = (0..n).map(|i| (format!("k{i}"), (1.0, 1, 0.0, 1))).collect();
+                }
+            }),
+        ),
+        (
+            "agg",
+            "MAX_AGG_KEY_LEN",
+            MAX_AGG_KEY_LEN,
+            Box::new(|m, n| {
+                if let Message::Agg { v, .. } = m {
+                    *v = [("k".repeat(n), (0.0, 0.0, 1.0))].into();
+                }
+            }),
+        ),
+        (
+            "verdict",
+            "MAX_VERDICT_HOPS",
+            usize::from(MAX_VERDICT_HOPS),
+            Box::new(|m, n| {
+                if let Message::Verdict { hops, .. } = m {
+                    *hops = n as u8;
+                }
+            }),
+        ),
+        (
+            "join",
+            "labels (8)",
+            8,
+            Box::new(|m, n| {
+                if let Message::Join { labels, .. } = m {
+                    *labels = (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect();
+                }
+            }),
+        ),
+        (
             "load",
             "MAX_GRADIENT_ENTRIES",
             MAX_GRADIENT_ENTRIES,

@@ -1,0 +1,119 @@
+//! Alerts by consensus on real processes: 20 loopback nodes in 4 racks;
+//! three nodes of one rack are SIGKILLed; a quorum of their neighbours
+//! turns that into one incident, "rack=rK: 3 nodes down", which a real
+//! Prometheus Alertmanager receives once, and which every live node names
+//! with the same id.
+
+mod support;
+
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// An Alertmanager on ports from the OS, killed when dropped.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+    _dir: ryx_testkit::ScratchDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alertmanager() -> Option<Alertmanager> {
+    let bin = ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())?;
+    let dir = ryx_testkit::ScratchDir::new("alertmanager");
+    let cfg = dir.path().join("am.yml");
+    // One receiver that sends nowhere: what counts is what it receives.
+    std::fs::write(&cfg, "route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n").expect("config");
+    let port = ryx_testkit::free_port();
+    let cluster = ryx_testkit::free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--cluster.listen-address=127.0.0.1:{cluster}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let am = Alertmanager { child, port, _dir: dir };
+    let up = ryx_testkit::wait_until(Duration::from_secs(20), || {
+        http(am.port, "GET", "/-/ready", None).is_ok_and(|r| r.0 == 200)
+    });
+    assert!(up.is_some(), "Alertmanager did not come up on {port}");
+    Some(am)
+}
+
+/// Alerts received by Alertmanager so far (its own counter).
+fn received(am: &Alertmanager) -> f64 {
+    let (_, text) = http(am.port, "GET", "/metrics", None).expect("metrics");
+    text.lines()
+        .filter(|l| l.starts_with("alertmanager_alerts_received_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager() {
+    let Some(am) = alertmanager() else {
+        ryx_testkit::skip(
+            "three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager",
+            ryx_testkit::Needs::Alertmanager,
+            "no prometheus-alertmanager here (apt-get install prometheus-alertmanager)",
+        );
+        return;
+    };
+    let sink = format!("http://127.0.0.1:{}", am.port);
+    let discovery = discovery_port();
+    let mut nodes: Vec<NodeProc> = (0..20)
+        .map(|i| {
+            let label = format!("rack=r{}", i % 4);
+            start_any_node("incidents", discovery, &["--label", &label, "--alertmanager", &sink])
+        })
+        .collect();
+    let formed = ryx_testkit::wait_until(Duration::from_secs(30), || all_have(&nodes, 3));
+    assert!(formed.is_some(), "the cluster did not form: {}", diagnose(&mut nodes));
+    // The tree's leader is the least id; kill three nodes of another rack.
+    let leader = nodes.iter().enumerate().min_by_key(|(_, n)| n.id.to_string()).map(|(i, _)| i).expect("nodes");
+    let rack = (leader + 1) % 4;
+    let victims: Vec<usize> = (0..20).filter(|i| i % 4 == rack).take(3).collect();
+    // Every node has settled on the leader before the kill.
+    let settled = ryx_testkit::wait_until(Duration::from_secs(20), || {
+        nodes.iter().all(|n| get::<Value>(n.port, "/v1/aggregates")["count"].as_f64().is_some_and(|c| c > 15.0))
+    });
+    assert!(settled.is_some(), "aggregates did not count the nodes");
+    let before = received(&am);
+    let t0 = Instant::now();
+    for &v in &victims {
+        nodes[v].signal("KILL");
+    }
+    let seen = ryx_testkit::wait_until(Duration::from_secs(20), || received(&am) > before);
+    let took = seen.map(|_| t0.elapsed());
+    eprintln!("notification at Alertmanager {took:?} after the kill");
+    assert!(took.is_some(), "no notification reached Alertmanager");
+    // No second notification follows.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(received(&am) - before, 1.0, "exactly one alert received");
+    let (_, alerts) = http(am.port, "GET", "/api/v2/alerts", None).expect("alerts");
+    let alerts: Value = serde_json::from_str(&alerts).expect("json");
+    let a = alerts.as_array().and_then(|a| a.first()).expect("one alert");
+    let id = a["labels"]["incident"].as_str().expect("incident label").to_string();
+    assert_eq!(a["labels"]["rack"], format!("r{rack}"), "{a}");
+    assert_eq!(a["annotations"]["summary"], format!("rack=r{rack}: 3 nodes down"), "{a}");
+    // Every live node names the same incident.
+    for (i, n) in nodes.iter().enumerate().filter(|(i, _)| !victims.contains(i)) {
+        let named = ryx_testkit::wait_until(Duration::from_secs(10), || {
+            let v: Value = get(n.port, "/v1/incidents");
+            v["incidents"].as_array().is_some_and(|l| l.iter().any(|x| x["id"] == id.as_str()))
+        });
+        assert!(named.is_some(), "node {i} does not name incident {id}");
+    }
+}

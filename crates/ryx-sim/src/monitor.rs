@@ -1,0 +1,204 @@
+//! The monitor scenario: network-wide aggregation (`ryx_core::agg`, by
+//! rounds with the neighbours) at thousands of nodes. After the join,
+//! every node is given a health sample (its `cpu` drawn from a seeded
+//! uniform distribution of mean 1, its `lag_ms` from a log-uniform one, its
+//! `rack` label one of `--racks`); then, round after round (one
+//! `aggregate_interval` of virtual time each), the driver reads every live
+//! node's estimate of the mean `cpu` and of the node count against the
+//! truth over the live nodes, and the sum of the estimates against the sum
+//! of the inputs (mass conservation). With `--churn F`, a fraction F of
+//! the nodes crash over the first half of the rounds and as many new ones
+//! join (given samples of their own); with `--loss`, every datagram may be
+//! lost.
+
+use crate::sim::{Sim, Violation};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One round's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundFigures {
+    /// Rounds since the samples were given.
+    pub round: u32,
+    /// Live nodes.
+    pub live: usize,
+    /// Largest relative error of any live node's mean `cpu`.
+    pub max_err: f64,
+    /// Median relative error.
+    pub p50_err: f64,
+    /// 99th-percentile relative error.
+    pub p99_err: f64,
+    /// Largest relative error of any node's count of the nodes.
+    pub count_max_err: f64,
+    /// |Σ estimates − Σ inputs| / Σ inputs over the live nodes.
+    pub mass_err: f64,
+    /// Largest error estimate a node reported, relative to its value.
+    pub max_reported_err: f64,
+}
+
+/// The monitor scenario's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorReport {
+    /// Every round.
+    pub rounds: Vec<RoundFigures>,
+    /// First round after which every live node's mean is within 1e-3.
+    pub rounds_to_1e3: Option<u32>,
+    /// First round after which every live node's mean is within 1 %.
+    pub rounds_to_1pct: Option<u32>,
+    /// Nodes crashed and started during the rounds.
+    pub churned: usize,
+    /// `agg` bytes sent per node per round (encoded, as on the wire).
+    pub agg_bytes_per_node_round: f64,
+    /// `agg` messages per node per round.
+    pub agg_msgs_per_node_round: f64,
+    /// A label value's count at the end: (value, true, largest error of
+    /// any node's estimate).
+    pub group_count: Option<(String, usize, f64)>,
+    /// |Σ estimates − Σ inputs| / Σ inputs once the last rounds' exchanges
+    /// have landed (no node pushing for one interval).
+    pub settled_mass_err: f64,
+    /// Median across nodes of the network median `lag_ms` (sketch) against
+    /// the true median: relative error.
+    pub p50_sketch_err: f64,
+}
+
+/// The sample slot `s` reports.
+fn sample(sim: &mut Sim) -> BTreeMap<String, f64> {
+    let cpu = 0.05 + 1.9 * sim.ctl.unit();
+    let lag = 10f64.powf(-1.0 + 3.0 * sim.ctl.unit());
+    BTreeMap::from([("cpu".to_string(), cpu), ("lag_ms".to_string(), lag)])
+}
+
+fn give(sim: &mut Sim, s: usize, inputs: &mut BTreeMap<usize, BTreeMap<String, f64>>) {
+    let x = sample(sim);
+    if let Some(n) = sim.node_mut(s) {
+        n.set_health(&x, &["cpu", "lag_ms"]);
+    }
+    inputs.insert(s, x);
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+pub(crate) fn monitor_phase(sim: &mut Sim) -> Result<MonitorReport, Violation> {
+    let interval = sim.node_config().aggregate_interval;
+    let mut inputs: BTreeMap<usize, BTreeMap<String, f64>> = BTreeMap::new();
+    for s in sim.live_slots() {
+        give(sim, s, &mut inputs);
+    }
+    let total_rounds = sim.p.rounds.max(1);
+    let to_churn = (sim.p.nodes as f64 * sim.p.churn).round() as usize;
+    let churn_rounds = (total_rounds / 2).max(1);
+    let mut churned = 0;
+    let mut rounds = Vec::new();
+    let (bytes0, msgs0) = sim.agg_sent();
+    for r in 1..=total_rounds {
+        // Churn: crash some, start as many new ones, over the first half.
+        if (r as usize) <= churn_rounds as usize && to_churn > 0 {
+            let due = to_churn * r as usize / churn_rounds as usize - churned;
+            let live = sim.live_slots();
+            for _ in 0..due {
+                let victim = live[sim.ctl.below(live.len())];
+                if !sim.is_alive(victim) {
+                    continue;
+                }
+                sim.crash(victim);
+                inputs.remove(&victim);
+                sim.restart(victim)?;
+                give(sim, victim, &mut inputs);
+                churned += 1;
+            }
+        }
+        sim.run_for(interval)?;
+        let live = sim.live_slots();
+        let truth: f64 = live.iter().filter_map(|s| inputs.get(s).and_then(|x| x.get("cpu"))).sum::<f64>();
+        let mean = truth / live.len().max(1) as f64;
+        let mut errs = Vec::with_capacity(live.len());
+        let mut count_max = 0.0f64;
+        let mut mass = 0.0;
+        let mut reported = 0.0f64;
+        for s in &live {
+            let Some(node) = sim.node(*s) else { continue };
+            let a = node.aggregator();
+            let e = a.estimate("cpu").map_or(0.0, |e| e.value);
+            if let Some(est) = a.estimate("cpu") {
+                reported = reported.max(est.spread / est.value.abs().max(1e-12));
+            }
+            mass += e;
+            errs.push((e - mean).abs() / mean);
+            let n = a.estimate(ryx_core::agg::COUNT).filter(|e| e.value > 0.0).map_or(f64::INFINITY, |e| 1.0 / e.value);
+            count_max = count_max.max((n - live.len() as f64).abs() / live.len() as f64);
+        }
+        let max_err = errs.iter().copied().fold(0.0, f64::max);
+        rounds.push(RoundFigures {
+            round: r,
+            live: live.len(),
+            max_err,
+            p50_err: quantile(&mut errs.clone(), 0.5),
+            p99_err: quantile(&mut errs, 0.99),
+            count_max_err: count_max,
+            mass_err: (mass - truth).abs() / truth,
+            max_reported_err: reported,
+        });
+    }
+    let (bytes1, msgs1) = sim.agg_sent();
+    // Let every exchange in flight land, then weigh the network's mass.
+    let live = sim.live_slots();
+    for s in &live {
+        if let Some(n) = sim.node_mut(*s) {
+            n.hold_aggregation(true);
+        }
+    }
+    sim.run_for(interval)?;
+    let live = sim.live_slots();
+    let truth: f64 = live.iter().filter_map(|s| inputs.get(s).and_then(|x| x.get("cpu"))).sum::<f64>();
+    let mass: f64 =
+        live.iter().filter_map(|s| sim.node(*s)).filter_map(|n| n.aggregator().estimate("cpu")).map(|e| e.value).sum();
+    let settled_mass_err = (mass - truth).abs() / truth;
+    for s in &live {
+        if let Some(n) = sim.node_mut(*s) {
+            n.hold_aggregation(false);
+        }
+    }
+    let per = (sim.live_slots().len() as f64 * f64::from(total_rounds)).max(1.0);
+    let settled = |limit: f64| {
+        let last_bad = rounds.iter().rposition(|f| f.max_err > limit);
+        match last_bad {
+            None => rounds.first().map(|f| f.round),
+            Some(i) => rounds.get(i + 1).map(|f| f.round),
+        }
+    };
+    // One rack's count, as every node sees it.
+    let live = sim.live_slots();
+    let rack = "r0".to_string();
+    let members = live.iter().filter(|s| sim.label_of(**s) == Some(rack.as_str())).count();
+    let mut group_err = 0.0f64;
+    let mut sketch = Vec::new();
+    let mut lags: Vec<f64> = live.iter().filter_map(|s| inputs.get(s).and_then(|x| x.get("lag_ms")).copied()).collect();
+    let true_p50 = quantile(&mut lags, 0.5);
+    for s in &live {
+        let Some(node) = sim.node(*s) else { continue };
+        let v = node.aggregates();
+        let got = v.groups.get("rack").and_then(|g| g.get(&rack)).and_then(|g| g.count).unwrap_or(0.0);
+        group_err = group_err.max((got - members as f64).abs() / (members.max(1) as f64));
+        if let Some(p) = v.metrics.get("lag_ms").and_then(|m| m.p50) {
+            sketch.push((p - true_p50).abs() / true_p50);
+        }
+    }
+    Ok(MonitorReport {
+        rounds_to_1e3: settled(1e-3),
+        rounds_to_1pct: settled(1e-2),
+        rounds,
+        churned,
+        agg_bytes_per_node_round: (bytes1 - bytes0) as f64 / per,
+        agg_msgs_per_node_round: (msgs1 - msgs0) as f64 / per,
+        group_count: sim.p.racks.gt(&0).then_some((rack, members, group_err)),
+        settled_mass_err,
+        p50_sketch_err: quantile(&mut sketch, 0.5),
+    })
+}
