@@ -462,3 +462,53 @@ fn shot(b: &Browser, dir: &std::path::Path, name: &str) {
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{name}.png is a real picture");
 }
+
+/// The incidents view shows the network's own verdict: two nodes of one
+/// rack killed become one incident, read from the connected node, with
+/// the network's aggregates beside it.
+/// `RYX_SCREENSHOTS=docs/screenshots cargo test --release -p ryx-control --test browser incidents` keeps its picture.
+#[test]
+fn incidents_view_shows_the_networks_verdict() {
+    let Some((chrome, driver)) = browser_or_skip("incidents_view_shows_the_networks_verdict") else {
+        return;
+    };
+    let _serial = serial();
+    let mut cluster = Cluster::start_with(8, "incidents", |i| vec!["--label".into(), format!("rack=r{}", i % 2)]);
+    let n = cluster.nodes.len();
+    // The least id leads the tree (and notifies); the other rack dies.
+    let leader = (0..n).min_by_key(|&i| cluster.nodes[i].id.to_string()).expect("nodes");
+    let rack = (leader + 1) % 2;
+    let watch = (0..n).find(|&i| i % 2 != rack).expect("a survivor");
+    let node = cluster.nodes[watch].http;
+    let b = Browser::start(&chrome, &driver, 1440, 1400);
+    b.goto(&format!("http://{node}/ui/?theme=dark#metrics"));
+    wait_live(&b, n);
+    wait_page(
+        &b,
+        FORM,
+        "the network's aggregates, counting every node",
+        "return document.querySelectorAll('#aggregates-table tr[data-metric]').length >= 5
+           && /\\d/.test(document.getElementById('aggregates-note').textContent)",
+    );
+    let victims: Vec<usize> = (0..n).filter(|i| i % 2 == rack).take(2).collect();
+    for &v in &victims {
+        cluster.nodes[v].proc.kill();
+    }
+    wait_page(
+        &b,
+        FORM,
+        "one firing incident of the rack",
+        &format!(
+            "const r = [...document.querySelectorAll('#incidents-table tr[data-state=firing]')];
+             return r.length === 1 && r[0].textContent.includes('rack=r{rack}: 2 nodes down')"
+        ),
+    );
+    if std::env::var("RYX_SCREENSHOTS").is_ok() {
+        // The aggregates have had a few rounds to settle after the deaths.
+        std::thread::sleep(Duration::from_secs(12));
+        b.js("document.getElementById('h-incidents').scrollIntoView(); return 1");
+        shot(&b, &screenshot_dir(), "incidents");
+    }
+    let errors = console_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}

@@ -82,6 +82,7 @@ function onSample(s) {
   const via = app.control ? ' via ryx-control' : '';
   setText($('fact-node'), `${shortId(s.status.node_id)} · ${s.status.addr}${via}`);
   if (app.view === 'energy') energy.renderWork();
+  if (app.view === 'metrics') metrics.pollNetwork();
   updateList();
   const obs = cluster.get(s.status.node_id);
   if (obs && obs.hops === null) obs.hops = 0;
@@ -120,6 +121,7 @@ function onNodeEvent(ev) {
   }
   if (ev.event === 'item_delivered') energy.onDelivered(ev);
   if (ev.event === 'suspect') updateList();
+  if (ev.event === 'incident' && app.view === 'metrics') metrics.pollNetwork(true);
   detail.onEvent(ev);
 }
 

@@ -4,7 +4,7 @@
 import { $, el, fill, fmtBytes, fmtByteRate, fmtDuration, fmtNum, setText, shortId } from './util.js';
 import { LineChart, Rates } from './charts.js';
 import { LiveStream } from './live.js';
-import { nodePath, perNode } from './api.js';
+import { api, nodePath, perNode } from './api.js';
 
 const HISTORY = 330;
 
@@ -41,6 +41,58 @@ export class MetricsView {
       if (b) app.openNode(b.dataset.node, b);
     });
     this.rejectedRate = 0;
+    this.incidents = [];
+    this.aggregates = null;
+    this.lastPoll = 0;
+  }
+
+  /** Polls the connected node's incidents and aggregates (every 2 s, or at
+   * once when an incident event arrives). */
+  async pollNetwork(force = false) {
+    const now = Date.now();
+    if (this.polling || (!force && now - this.lastPoll < 2000)) return;
+    this.polling = true;
+    this.lastPoll = now;
+    try {
+      const [inc, agg] = await Promise.all([api('/v1/incidents', { timeout: 5000 }), api('/v1/aggregates', { timeout: 5000 })]);
+      this.incidents = (inc && inc.incidents) || [];
+      this.aggregates = agg;
+      this.renderNetwork();
+    } catch (e) {
+      // An older node has neither endpoint: the tables stay empty.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  renderNetwork() {
+    const rows = this.incidents.map((i) =>
+      el(
+        'tr',
+        { 'data-incident': i.id, 'data-state': i.state },
+        el('td', {}, i.summary),
+        el('td', {}, el('span', { class: `state ${i.state === 'firing' ? 'suspect' : 'healthy'}` }, i.state)),
+        el('td', {}, (i.members || []).map((m) => shortId(m)).join(' ')),
+        el('td', { class: 'num' }, new Date(i.started_ms).toLocaleTimeString()),
+        el('td', {}, el('code', {}, i.id)),
+      ),
+    );
+    fill(document.querySelector('#incidents-table tbody'), rows);
+    $('incidents-empty').hidden = rows.length > 0;
+    const firing = this.incidents.filter((i) => i.state === 'firing').length;
+    setText($('incidents-count'), firing ? `(${firing} firing)` : '');
+    const a = this.aggregates;
+    const arows = [];
+    if (a && a.metrics) {
+      for (const [k, m] of Object.entries(a.metrics)) {
+        const f = (x) => (x === undefined || x === null ? '–' : fmtNum(x));
+        arows.push(el('tr', { 'data-metric': k }, el('td', {}, k), el('td', { class: 'num' }, f(m.mean)), el('td', { class: 'num' }, f(m.error)), el('td', { class: 'num' }, f(m.p50)), el('td', { class: 'num' }, f(m.p90)), el('td', { class: 'num' }, f(m.min)), el('td', { class: 'num' }, f(m.max))));
+      }
+      const n = a.count ? `${fmtNum(a.count, 1)} nodes` : 'nodes: counting';
+      setText($('aggregates-note'), `(${n}, round ${a.rounds}, by exchanges between neighbours)`);
+    }
+    fill(document.querySelector('#aggregates-table tbody'), arows);
+    $('aggregates-empty').hidden = arows.length > 0;
   }
 
   /** A sample from the connected node's stream. */
@@ -93,6 +145,7 @@ export class MetricsView {
     if (this.selected) this.openOther();
     this.drawAll();
     this.renderAlerts();
+    this.pollNetwork(true);
   }
 
   hide() {

@@ -135,6 +135,7 @@ mod wave;
 use timers::{Timer, TimerTable};
 mod work;
 
+pub use tree::tree_leader_silence;
 pub use types::*;
 pub use wave::{holder_answer, WaveMerge, WaveOutput};
 

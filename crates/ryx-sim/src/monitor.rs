@@ -14,6 +14,7 @@
 use crate::sim::{Sim, Violation};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// One round's figures.
 #[derive(Clone, Debug, Serialize)]
@@ -54,12 +55,133 @@ pub struct MonitorReport {
     /// A label value's count at the end: (value, true, largest error of
     /// any node's estimate).
     pub group_count: Option<(String, usize, f64)>,
+    /// One rack killed (with `--racks` > 0).
+    pub incident: Option<IncidentFigures>,
     /// |Σ estimates − Σ inputs| / Σ inputs once the last rounds' exchanges
     /// have landed (no node pushing for one interval).
     pub settled_mass_err: f64,
     /// Median across nodes of the network median `lag_ms` (sketch) against
     /// the true median: relative error.
     pub p50_sketch_err: f64,
+}
+
+/// The incident phase: one rack (5 % of the nodes at 20 racks) killed at
+/// once.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentFigures {
+    /// The rack killed, and how many of its nodes.
+    pub group: String,
+    /// Nodes killed.
+    pub killed: usize,
+    /// Whether the tree's leader was among them (a new one takes over
+    /// after `LEADER_SILENCE`).
+    pub leader_killed: bool,
+    /// Notifications before the kill (churn's deaths, false verdicts).
+    pub earlier_notifications: usize,
+    /// Whether the rack's incident was firing already (nodes of it died
+    /// before, in the churn): the new deaths join it, with no new
+    /// notification.
+    pub already_firing: bool,
+    /// Notifications of the rack's incident (1 is right).
+    pub notifications: usize,
+    /// Notifications of any other incident (0 is right).
+    pub other_notifications: usize,
+    /// Members the incident names when raised.
+    pub members: usize,
+    /// Killed nodes it names at the end of the phase (later deaths join
+    /// it).
+    pub final_members: usize,
+    /// Milliseconds from the kill to the notification.
+    pub raised_ms: Option<f64>,
+    /// The failure detector's time to a verdict (`suspect_after` +
+    /// `confirm_after`), milliseconds.
+    pub suspicion_ms: f64,
+    /// Live nodes that named the incident within the phase, of all live.
+    pub named: usize,
+    /// Live nodes.
+    pub live: usize,
+}
+
+/// Kills one rack at once; counts the notifications and who names the
+/// incident. A run that does not end with exactly one notification of the
+/// rack's incident and none other, or raises it later than twice the
+/// detection time (more the leader's silence if the leader was killed),
+/// is a violation: a seed sweep (`--seeds 1..100`) counts them.
+pub(crate) fn incident_phase(sim: &mut Sim) -> Result<IncidentFigures, Violation> {
+    let racks = sim.p.racks.max(1);
+    let rack = format!("r{}", sim.ctl.below(racks));
+    let victims: Vec<usize> =
+        sim.live_slots().into_iter().filter(|s| sim.label_of(*s) == Some(rack.as_str())).collect();
+    let leader = sim
+        .live_slots()
+        .into_iter()
+        .filter_map(|s| sim.node(s))
+        .filter_map(|n| n.tree_place())
+        .map(|(a, _)| a.leader)
+        .min();
+    let leader_killed = victims.iter().any(|s| Some(sim.id_of(*s)) == leader);
+    let cfg = sim.node_config().clone();
+    let suspicion = cfg.suspect_after + cfg.confirm_after;
+    let n0 = sim.notes.len();
+    let group = format!("rack={rack}");
+    let firing_before = |sim: &Sim| {
+        sim.live_slots().into_iter().filter_map(|s| sim.node(s)).find_map(|n| {
+            n.held_incidents().into_iter().find(|i| i.group == group && i.state == "firing").map(|i| i.id)
+        })
+    };
+    let before = firing_before(sim);
+    sim.crash_many(&victims);
+    let t0 = sim.now();
+    let deadline = t0.plus(Duration::from_secs(20));
+    let g = group.clone();
+    let victim_ids: Vec<ryx_core::NodeId> = victims.iter().map(|s| sim.id_of(*s)).collect();
+    let old = before.clone();
+    sim.run_until(deadline, Some(Duration::from_millis(10)), |s| {
+        s.notes[n0..].iter().any(|(_, _, i)| i.group == g)
+            || old.as_ref().is_some_and(|id| {
+                s.live_slots().into_iter().filter_map(|x| s.node(x)).take(1).any(|n| {
+                    n.held_incidents().iter().any(|i| &i.id == id && victim_ids.iter().all(|v| i.members.contains(v)))
+                })
+            })
+    })?;
+    // Time for duplicates, and for every node to hear of it.
+    sim.run_for(Duration::from_secs(5))?;
+    let notes: Vec<_> = sim.notes[n0..].to_vec();
+    let mine: Vec<_> = notes.iter().filter(|(_, _, i)| i.group == group).collect();
+    let live = sim.live_slots().len();
+    let f = IncidentFigures {
+        group: group.clone(),
+        killed: victims.len(),
+        leader_killed,
+        earlier_notifications: n0,
+        already_firing: before.is_some(),
+        notifications: mine.len(),
+        other_notifications: notes.len() - mine.len(),
+        members: mine.first().map_or(0, |(_, _, i)| i.members.len()),
+        final_members: {
+            let id = mine.first().map(|(_, _, i)| i.id.clone()).or(before.clone());
+            sim.live_slots()
+                .into_iter()
+                .filter_map(|s| sim.node(s))
+                .find_map(|n| n.held_incidents().into_iter().find(|h| Some(&h.id) == id.as_ref()))
+                .map_or(0, |h| h.members.iter().filter(|m| victims.iter().any(|v| sim.id_of(*v) == **m)).count())
+        },
+        raised_ms: mine.first().map(|(t, _, _)| t.since(t0).as_secs_f64() * 1e3),
+        suspicion_ms: suspicion.as_secs_f64() * 1e3,
+        named: mine
+            .first()
+            .and_then(|(_, _, i)| sim.named.get(&i.id))
+            .map_or(0, |s| s.iter().filter(|x| sim.is_alive(**x)).count()),
+        live,
+    };
+    let bound = 2.0 * f.suspicion_ms
+        + if leader_killed { ryx_core::node::tree_leader_silence().as_secs_f64() * 1e3 + 2_000.0 } else { 0.0 };
+    let fresh_ok = f.notifications == 1 && f.raised_ms.is_some_and(|t| t <= bound);
+    let joined_ok = f.already_firing && f.notifications == 0 && f.final_members == f.killed;
+    if !(fresh_ok || joined_ok) || f.other_notifications != 0 {
+        return Err(sim.violation(None, format!("incident: {f:?} (raised by {bound} ms expected)")));
+    }
+    Ok(f)
 }
 
 /// The sample slot `s` reports.
@@ -101,13 +223,11 @@ pub(crate) fn monitor_phase(sim: &mut Sim) -> Result<MonitorReport, Violation> {
         // Churn: crash some, start as many new ones, over the first half.
         if (r as usize) <= churn_rounds as usize && to_churn > 0 {
             let due = to_churn * r as usize / churn_rounds as usize - churned;
-            let live = sim.live_slots();
-            for _ in 0..due {
-                let victim = live[sim.ctl.below(live.len())];
-                if !sim.is_alive(victim) {
-                    continue;
-                }
-                sim.crash(victim);
+            let mut live = sim.live_slots();
+            sim.ctl.shuffle(&mut live);
+            live.truncate(due);
+            sim.crash_many(&live);
+            for victim in live {
                 inputs.remove(&victim);
                 sim.restart(victim)?;
                 give(sim, victim, &mut inputs);
@@ -199,6 +319,7 @@ pub(crate) fn monitor_phase(sim: &mut Sim) -> Result<MonitorReport, Violation> {
         agg_msgs_per_node_round: (msgs1 - msgs0) as f64 / per,
         group_count: sim.p.racks.gt(&0).then_some((rack, members, group_err)),
         settled_mass_err,
+        incident: if sim.p.racks > 0 { Some(incident_phase(sim)?) } else { None },
         p50_sketch_err: quantile(&mut sketch, 0.5),
     })
 }

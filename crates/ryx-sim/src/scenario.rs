@@ -1003,6 +1003,24 @@ impl Report {
                 m.p50_sketch_err
             ));
         }
+        if let Some(i) = self.monitor.as_ref().and_then(|m| m.incident.as_ref()) {
+            line(format!(
+                "incident: {} ({} nodes{}{}) killed | {} notification(s), {} other ({} before the kill) | {} members when raised, {} of the killed at the end | raised {} (detection {:.0} ms) | named by {} of {} live nodes",
+                i.group,
+                i.killed,
+                if i.leader_killed { ", the tree's leader among them" } else { "" },
+                if i.already_firing { ", its incident firing already" } else { "" },
+                i.notifications,
+                i.other_notifications,
+                i.earlier_notifications,
+                i.members,
+                i.final_members,
+                opt(i.raised_ms),
+                i.suspicion_ms,
+                i.named,
+                i.live
+            ));
+        }
         if let Some(j) = &self.job {
             let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.1}"));
             line(format!(

@@ -238,7 +238,7 @@ pub struct Sim {
     pub(crate) notes: Vec<(Time, usize, ryx_core::node::incident::Incident)>,
     /// Incident events without notification (a node naming an incident),
     /// by incident id.
-    pub(crate) named: BTreeMap<String, usize>,
+    pub(crate) named: BTreeMap<String, std::collections::BTreeSet<usize>>,
     /// `agg` bytes (encoded) and messages sent, once counting is on.
     agg_sent: Option<(u64, u64)>,
     /// Each slot's labels (the monitor scenario's racks).
@@ -1170,7 +1170,7 @@ impl Sim {
                 if notify {
                     self.notes.push((now, s, incident));
                 } else {
-                    *self.named.entry(incident.id).or_insert(0) += 1;
+                    self.named.entry(incident.id).or_default().insert(s);
                 }
             }
             Event::ItemDelivered { id, hops, .. } => {

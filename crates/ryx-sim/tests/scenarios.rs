@@ -350,3 +350,24 @@ fn query_waves_reach_every_node_once_along_a_shallow_tree() {
         }
     }
 }
+
+#[test]
+fn aggregates_converge_with_their_mass_and_a_rack_killed_is_one_incident() {
+    for seed in SEEDS {
+        let p = Params { rounds: 40, racks: 10, ..params(Scenario::Monitor, 200, seed) };
+        let r = run_ok(&p);
+        assert_joined(&r);
+        let m = r.monitor.as_ref().expect("monitor report");
+        let last = m.rounds.last().expect("rounds");
+        assert!(last.max_err < 0.01, "every node within 1 % after 40 rounds: {last:?}\n{}", r.command);
+        let first = &m.rounds[0];
+        assert!(last.max_err < first.max_err / 10.0, "the error fell: {first:?} -> {last:?}\n{}", r.command);
+        assert!(m.settled_mass_err < 1e-9, "mass conserved: {}\n{}", m.settled_mass_err, r.command);
+        let (_, n, e) = m.group_count.clone().expect("a rack's count");
+        assert!(n > 0 && e < 0.5, "a rack's count within half a node: {:?}\n{}", m.group_count, r.command);
+        let i = m.incident.as_ref().expect("incident phase");
+        assert_eq!((i.notifications, i.other_notifications), (1, 0), "{i:?}\n{}", r.command);
+        assert_eq!(i.final_members, i.killed, "every dead node of the rack in it: {i:?}\n{}", r.command);
+        assert_eq!(i.named, i.live, "every live node names it: {i:?}\n{}", r.command);
+    }
+}

@@ -24,9 +24,10 @@
 //!   event, without `notify`, when the item reaches it (the SSE stream,
 //!   the dashboard). A leader that takes over adopts the incidents it
 //!   holds as items and does not notify them again.
-//! - **Resolution.** A node that starts tells the leader it is up; an
-//!   incident resolves when all its members are back (one more
-//!   notification, with its end).
+//! - **Resolution.** A node that starts, or that finds a neighbour no
+//!   longer counts it (it was stalled and declared dead), tells the leader
+//!   it is up for a while; an incident resolves when all its members are
+//!   back (one more notification, with its end).
 
 use super::*;
 use crate::wire::Labels;
@@ -357,6 +358,11 @@ impl Node {
         if self.alerts.suspects.len() > MAX_SUSPECTS / 2 {
             self.alerts.suspects.retain(|_, s| s.confirmed);
         }
+    }
+
+    /// Says this node is up (to the leader) for the next [`ANNOUNCE_FOR`].
+    pub(super) fn announce_up(&mut self) {
+        self.alerts.started = Some(self.now);
     }
 
     /// Notifications this node made.

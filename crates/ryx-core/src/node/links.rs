@@ -130,10 +130,17 @@ impl Node {
         self.with_jobs(|j, c| j.neighbor_down(c, id));
         self.wave_child_gone(id);
         self.agg.drop_link(id, matches!(reason, DownReason::Disconnected | DownReason::Asymmetric));
-        if reason == DownReason::Failed {
-            self.observe_down(id, peer.degree);
-        } else {
-            self.alerts.labels.remove(&id);
+        match reason {
+            DownReason::Failed => self.observe_down(id, peer.degree),
+            // A neighbour that no longer counts this node may have
+            // declared it dead (it was stalled): it says it is up again.
+            DownReason::Asymmetric => {
+                self.alerts.labels.remove(&id);
+                self.announce_up();
+            }
+            _ => {
+                self.alerts.labels.remove(&id);
+            }
         }
         self.emit(Event::NeighborDown { id, reason });
         if self.needy_streak > 0 {

@@ -24,6 +24,11 @@ const ADVERT_TTL: Duration = Duration::from_secs(3);
 /// Leaders whose heartbeats a node remembers at most.
 const MAX_LEADERS: usize = 64;
 
+/// How long the tree takes to give up on a leader that died.
+pub fn tree_leader_silence() -> Duration {
+    LEADER_SILENCE
+}
+
 /// A node's view of the tree.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Tree {
