@@ -81,6 +81,7 @@ pub fn alert_body(cluster: &str, i: &Incident) -> serde_json::Value {
         "annotations": {
             "summary": i.summary,
             "members": i.members.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(","),
+            "count": i.count.to_string(),
             "raised_by": i.raised_by.to_string(),
         },
         "startsAt": rfc3339(i.started_ms),
@@ -145,6 +146,7 @@ mod tests {
             group: "rack=r3".into(),
             summary: "rack=r3: 2 nodes down".into(),
             members: vec![ryx_core::NodeId(1), ryx_core::NodeId(2)],
+            count: 2,
             state: "resolved".into(),
             started_ms: 1_700_000_000_000,
             ended_ms: Some(1_700_000_060_000),

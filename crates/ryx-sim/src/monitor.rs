@@ -88,8 +88,8 @@ pub struct IncidentFigures {
     pub other_notifications: usize,
     /// Members the incident names when raised.
     pub members: usize,
-    /// Killed nodes it names at the end of the phase (later deaths join
-    /// it).
+    /// Nodes it counts at the end of the phase (later deaths join it; it
+    /// lists the first 200).
     pub final_members: usize,
     /// Milliseconds from the kill to the notification.
     pub raised_ms: Option<f64>,
@@ -144,8 +144,10 @@ pub(crate) fn incident_phase(sim: &mut Sim) -> Result<IncidentFigures, Violation
                 })
             })
     })?;
-    // Time for duplicates, and for every node to hear of it.
-    sim.run_for(Duration::from_secs(5))?;
+    // Time for duplicates, for the last deaths to join (their observers'
+    // paths up the tree may have run through the dead), and for every node
+    // to hear of it.
+    sim.run_for(Duration::from_secs(10))?;
     let notes: Vec<_> = sim.notes[n0..].to_vec();
     let mine: Vec<_> = notes.iter().filter(|(_, _, i)| i.group == group).collect();
     let live = sim.live_slots().len();
@@ -157,25 +159,32 @@ pub(crate) fn incident_phase(sim: &mut Sim) -> Result<IncidentFigures, Violation
         already_firing: before.is_some(),
         notifications: mine.len(),
         other_notifications: notes.len() - mine.len(),
-        members: mine.first().map_or(0, |(_, _, i)| i.members.len()),
+        members: mine.first().map_or(0, |(_, _, i)| i.count),
         final_members: {
             let id = mine.first().map(|(_, _, i)| i.id.clone()).or(before.clone());
             sim.live_slots()
                 .into_iter()
                 .filter_map(|s| sim.node(s))
                 .find_map(|n| n.held_incidents().into_iter().find(|h| Some(&h.id) == id.as_ref()))
-                .map_or(0, |h| h.members.iter().filter(|m| victims.iter().any(|v| sim.id_of(*v) == **m)).count())
+                .map_or(0, |h| h.count)
         },
         raised_ms: mine.first().map(|(t, _, _)| t.since(t0).as_secs_f64() * 1e3),
         suspicion_ms: suspicion.as_secs_f64() * 1e3,
-        named: mine
-            .first()
-            .and_then(|(_, _, i)| sim.named.get(&i.id))
-            .map_or(0, |s| s.iter().filter(|x| sim.is_alive(**x)).count()),
+        // The nodes that emitted the incident, the one that raised it too.
+        named: mine.first().map_or(0, |(_, by, i)| {
+            let mut s = sim.named.get(&i.id).cloned().unwrap_or_default();
+            s.insert(*by);
+            s.iter().filter(|x| sim.is_alive(**x)).count()
+        }),
         live,
     };
     let bound = 2.0 * f.suspicion_ms
-        + if leader_killed { ryx_core::node::tree_leader_silence().as_secs_f64() * 1e3 + 2_000.0 } else { 0.0 };
+        + if leader_killed {
+            (ryx_core::node::tree_leader_silence() + ryx_core::node::incident::LEAD_SETTLE).as_secs_f64() * 1e3
+                + 2_000.0
+        } else {
+            0.0
+        };
     let fresh_ok = f.notifications == 1 && f.raised_ms.is_some_and(|t| t <= bound);
     let joined_ok = f.already_firing && f.notifications == 0 && f.final_members == f.killed;
     if !(fresh_ok || joined_ok) || f.other_notifications != 0 {

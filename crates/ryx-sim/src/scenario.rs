@@ -1005,7 +1005,7 @@ impl Report {
         }
         if let Some(i) = self.monitor.as_ref().and_then(|m| m.incident.as_ref()) {
             line(format!(
-                "incident: {} ({} nodes{}{}) killed | {} notification(s), {} other ({} before the kill) | {} members when raised, {} of the killed at the end | raised {} (detection {:.0} ms) | named by {} of {} live nodes",
+                "incident: {} ({} nodes{}{}) killed | {} notification(s), {} other ({} before the kill) | {} members when raised, {} at the end | raised {} (detection {:.0} ms) | named by {} of {} live nodes",
                 i.group,
                 i.killed,
                 if i.leader_killed { ", the tree's leader among them" } else { "" },

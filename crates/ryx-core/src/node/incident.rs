@@ -14,8 +14,9 @@
 //!   lossy link) is not enough.
 //! - **Incidents.** Confirmed deaths are grouped by the dead node's first
 //!   label (`rack=r3`; a node without labels is its own group). The first
-//!   opens the group's incident; those within [`GROUP_WINDOW`] join it
-//!   before it is raised, and later ones join it while it fires. Its id is
+//!   opens the group's incident; those that follow within [`GROUP_WINDOW`]
+//!   of the last join it before it is raised (for at most [`GROUP_MAX`]),
+//!   and later ones join it while it fires. Its id is
 //!   a digest of the cluster, the group and its least member, so any node
 //!   works out the same one. The leader raises it: it writes it as an info
 //!   item (`ryx.incident/{id}`), which diffuses to every node, and emits
@@ -40,8 +41,21 @@ pub const MAX_QUORUM: usize = 3;
 /// Confirmed deaths within this time of the first join one incident before
 /// it is raised.
 pub const GROUP_WINDOW: Duration = Duration::from_millis(200);
+/// An incident is raised at most this long after its first death was
+/// confirmed, however many follow.
+pub const GROUP_MAX: Duration = Duration::from_millis(400);
+/// An observation not yet named by an incident is told again this often
+/// (its path up the tree may have run through the dead).
+const RESEND: Duration = Duration::from_millis(250);
 /// How long an observer keeps telling the leader what it saw.
 pub const OBSERVE_FOR: Duration = Duration::from_secs(30);
+/// An incident whose members have not come back within this long stops
+/// being tracked: it ends as `expired` (one more notification, so that the
+/// alert clears), and the memory it held is freed.
+pub const INCIDENT_TTL: Duration = Duration::from_secs(3600);
+/// How long a node must have been the tree's root before it takes
+/// verdicts.
+pub const LEAD_SETTLE: Duration = Duration::from_secs(2);
 /// How long a node that started says it is up.
 const ANNOUNCE_FOR: Duration = Duration::from_secs(10);
 /// Bounds: nodes suspected at the leader, observations kept, neighbours'
@@ -49,6 +63,8 @@ const ANNOUNCE_FOR: Duration = Duration::from_secs(10);
 const MAX_SUSPECTS: usize = 4096;
 const MAX_OBSERVED: usize = 256;
 const MAX_OPEN: usize = 256;
+/// Members an incident lists at most (its item fits `MAX_VALUE_LEN`).
+pub const MAX_LISTED: usize = 200;
 /// Energy of incident items (they reach the whole network).
 const INCIDENT_ENERGY: f64 = 1000.0;
 
@@ -63,8 +79,12 @@ pub struct Incident {
     pub group: String,
     /// One line: "rack=r3: 5 nodes down".
     pub summary: String,
-    /// The nodes concerned.
+    /// The nodes concerned (the first [`MAX_LISTED`] by id: the item must
+    /// fit an info value).
     pub members: Vec<NodeId>,
+    /// How many nodes it concerns.
+    #[serde(default)]
+    pub count: usize,
     /// `firing` or `resolved`.
     pub state: String,
     /// Wall ms it was raised, and resolved.
@@ -79,6 +99,7 @@ pub struct Incident {
 /// One observation this node made.
 #[derive(Clone, Debug)]
 struct Observed {
+    sent: Time,
     down: bool,
     degree: u8,
     labels: Labels,
@@ -88,6 +109,7 @@ struct Observed {
 /// A node suspected at the leader.
 #[derive(Clone, Debug, Default)]
 struct Suspect {
+    since: Time,
     observers: BTreeSet<NodeId>,
     degree: u8,
     labels: Labels,
@@ -100,6 +122,8 @@ struct Open {
     members: BTreeSet<NodeId>,
     back: BTreeSet<NodeId>,
     opened: Time,
+    /// When the last member joined.
+    joined: Time,
     raised: Option<Incident>,
 }
 
@@ -113,6 +137,8 @@ pub(super) struct Alerts {
     open: BTreeMap<String, Open>,
     /// When this node started (it says it is up for a while).
     started: Option<Time>,
+    /// Since when it has been the tree's root.
+    lead_since: Option<Time>,
     /// Notifications this node made (raised and resolved).
     pub(super) notified: u64,
 }
@@ -128,9 +154,23 @@ pub fn quorum(degree: u8) -> usize {
 }
 
 impl Node {
-    /// Whether this node leads the spanning tree (it has no parent).
-    fn leads(&self) -> bool {
-        self.tree_place().is_some_and(|(a, _)| a.leader == self.id && a.parent.is_none())
+    /// Whether this node leads the spanning tree: it has no parent, and no
+    /// lesser leader is alive that it merely has no path to right now (a
+    /// node whose parent just died is its own root for a moment; were it
+    /// to take verdicts then, a second leader would raise a second
+    /// incident).
+    /// And it must have led for [`LEAD_SETTLE`]: when a leader dies, its
+    /// successor's heartbeat takes a few hops to reach every node, and the
+    /// nodes it has not reached yet are their own roots meanwhile.
+    fn leads(&mut self) -> bool {
+        let now = self.now;
+        let root = self.tree_place().is_some_and(|(a, _)| a.leader == self.id && a.parent.is_none())
+            && !self.knows_lesser_leader();
+        if !root {
+            self.alerts.lead_since = None;
+            return false;
+        }
+        now.since(*self.alerts.lead_since.get_or_insert(now)) >= LEAD_SETTLE
     }
 
     /// A neighbour was declared dead here (or left): tell the leader.
@@ -139,7 +179,7 @@ impl Node {
         if self.alerts.observed.len() >= MAX_OBSERVED {
             return;
         }
-        let o = Observed { down: true, degree: degree.unwrap_or(0), labels, since: self.now };
+        let o = Observed { sent: self.now, down: true, degree: degree.unwrap_or(0), labels, since: self.now };
         self.alerts.observed.insert(id, o.clone());
         self.send_verdict(id, self.id, o.down, o.degree, o.labels, 0);
     }
@@ -180,6 +220,23 @@ impl Node {
             // "I am back" is only believed from the node itself.
             if observer == subject {
                 self.alerts.suspects.remove(&subject);
+                // An incident raised by an earlier leader is adopted first.
+                for i in self.held_incidents() {
+                    if i.state == "firing"
+                        && i.members.contains(&subject)
+                        && !self.alerts.open.contains_key(&i.group)
+                        && self.alerts.open.len() < MAX_OPEN
+                    {
+                        let o = Open {
+                            members: i.members.iter().copied().collect(),
+                            back: BTreeSet::new(),
+                            opened: self.now,
+                            joined: self.now,
+                            raised: Some(i.clone()),
+                        };
+                        self.alerts.open.insert(i.group.clone(), o);
+                    }
+                }
                 for o in self.alerts.open.values_mut() {
                     if o.members.contains(&subject) {
                         o.back.insert(subject);
@@ -194,7 +251,8 @@ impl Node {
         if !self.alerts.suspects.contains_key(&subject) && self.alerts.suspects.len() >= MAX_SUSPECTS {
             return;
         }
-        let s = self.alerts.suspects.entry(subject).or_default();
+        let now = self.now;
+        let s = self.alerts.suspects.entry(subject).or_insert_with(|| Suspect { since: now, ..Default::default() });
         s.observers.insert(observer);
         s.degree = s.degree.max(degree);
         if s.labels.is_empty() {
@@ -205,9 +263,9 @@ impl Node {
         }
         s.confirmed = true;
         let group = group_of(subject, &s.labels);
-        let now = self.now;
         if let Some(o) = self.alerts.open.get_mut(&group) {
             o.members.insert(subject);
+            o.joined = now;
             o.back.remove(&subject);
             if o.raised.is_some() {
                 self.publish_incident(&group, false);
@@ -219,7 +277,8 @@ impl Node {
         }
         // An incident of the group raised by an earlier leader is adopted.
         let held = self.held_incidents().into_iter().find(|i| i.group == group && i.state == "firing");
-        let mut o = Open { members: BTreeSet::from([subject]), back: BTreeSet::new(), opened: now, raised: None };
+        let mut o =
+            Open { members: BTreeSet::from([subject]), back: BTreeSet::new(), opened: now, joined: now, raised: None };
         if let Some(i) = held {
             o.members.extend(i.members.iter().copied());
             o.raised = Some(i);
@@ -243,17 +302,26 @@ impl Node {
     /// Writes a group's incident as an item; `notify` when it is raised or
     /// resolved (the notification), not when members join it.
     fn publish_incident(&mut self, group: &str, notify: bool) {
+        self.publish_incident_as(group, notify, false);
+    }
+
+    /// As `publish_incident`; `expire` ends it as `expired` (its members
+    /// did not come back within [`INCIDENT_TTL`]).
+    fn publish_incident_as(&mut self, group: &str, notify: bool, expire: bool) {
         let wall = self.wall().as_millis();
         let cluster = self.cfg.cluster_id.clone();
         let me = self.id;
         let Some(o) = self.alerts.open.get_mut(group) else { return };
-        let members: Vec<NodeId> = o.members.iter().copied().collect();
+        let count = o.members.len();
+        let members: Vec<NodeId> = o.members.iter().copied().take(MAX_LISTED).collect();
         let resolved = !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m));
+        let ends = resolved || expire;
         let inc = match o.raised.take() {
             Some(mut i) => {
                 i.members = members;
-                if resolved {
-                    i.state = "resolved".into();
+                i.count = count;
+                if ends {
+                    i.state = if resolved { "resolved" } else { "expired" }.into();
                     i.ended_ms = Some(wall);
                 }
                 i
@@ -267,6 +335,7 @@ impl Node {
                     group: group.to_string(),
                     summary: String::new(),
                     members,
+                    count,
                     state: "firing".into(),
                     started_ms: wall,
                     ended_ms: None,
@@ -275,14 +344,21 @@ impl Node {
             }
         };
         let mut inc = inc;
-        let n = inc.members.len();
+        let n = inc.count;
         inc.summary = format!("{}: {} node{} down", inc.group, n, if n == 1 { "" } else { "s" });
         if resolved {
             inc.summary = format!("{}: {} node{} back", inc.group, n, if n == 1 { "" } else { "s" });
+        } else if expire {
+            inc.summary =
+                format!("{}: {} node{} gone for good (no longer tracked)", inc.group, n, if n == 1 { "" } else { "s" });
         }
         o.raised = Some(inc.clone());
-        if resolved {
-            self.alerts.open.remove(group);
+        if ends {
+            if let Some(o) = self.alerts.open.remove(group) {
+                for m in &o.members {
+                    self.alerts.suspects.remove(m);
+                }
+            }
         }
         let key = format!("{INCIDENT_PREFIX}{}", inc.id);
         if let Ok(v) = serde_json::to_value(&inc) {
@@ -318,17 +394,26 @@ impl Node {
         let named: BTreeSet<NodeId> =
             self.held_incidents().into_iter().filter(|i| i.state == "firing").flat_map(|i| i.members).collect();
         self.alerts.observed.retain(|id, o| !named.contains(id) && now.since(o.since) < OBSERVE_FOR);
-        let again: Vec<(NodeId, Observed)> = self.alerts.observed.iter().map(|(k, v)| (*k, v.clone())).collect();
-        for (id, o) in again {
-            self.send_verdict(id, me, o.down, o.degree, o.labels, 0);
-        }
         self.raise_due();
     }
 
     /// Raises the incidents whose grouping window has closed, and resolves
     /// those whose members are all back (leader only).
     pub(super) fn raise_due(&mut self) {
-        if !self.leads() {
+        // Every tick, so that a settled leader's time is counted before
+        // the first verdict reaches it.
+        let leading = self.leads();
+        if !self.alerts.observed.is_empty() {
+            self.resend_observed();
+        }
+        if self.alerts.open.is_empty() && self.alerts.suspects.is_empty() {
+            return;
+        }
+        if !leading {
+            // Another node leads now: it adopts the incidents from their
+            // items; what was gathered here goes.
+            self.alerts.open.clear();
+            self.alerts.suspects.clear();
             return;
         }
         let now = self.now;
@@ -336,7 +421,9 @@ impl Node {
             .alerts
             .open
             .iter()
-            .filter(|(_, o)| o.raised.is_none() && now.since(o.opened) >= GROUP_WINDOW)
+            .filter(|(_, o)| {
+                o.raised.is_none() && (now.since(o.joined) >= GROUP_WINDOW || now.since(o.opened) >= GROUP_MAX)
+            })
             .map(|(g, _)| g.clone())
             .collect();
         for g in due {
@@ -354,9 +441,37 @@ impl Node {
         for g in back {
             self.publish_incident(&g, true);
         }
+        let old: Vec<String> = self
+            .alerts
+            .open
+            .iter()
+            .filter(|(_, o)| o.raised.is_some() && now.since(o.opened) >= INCIDENT_TTL)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in old {
+            self.publish_incident_as(&g, true, true);
+        }
         // Suspects that never reached a quorum are forgotten.
-        if self.alerts.suspects.len() > MAX_SUSPECTS / 2 {
-            self.alerts.suspects.retain(|_, s| s.confirmed);
+        self.alerts.suspects.retain(|_, s| s.confirmed || now.since(s.since) < OBSERVE_FOR);
+    }
+
+    /// Tells the leader again what this node saw and no incident names
+    /// yet (every [`RESEND`]).
+    fn resend_observed(&mut self) {
+        let now = self.now;
+        let me = self.id;
+        let due: Vec<(NodeId, Observed)> = self
+            .alerts
+            .observed
+            .iter_mut()
+            .filter(|(_, o)| now.since(o.sent) >= RESEND)
+            .map(|(k, o)| {
+                o.sent = now;
+                (*k, o.clone())
+            })
+            .collect();
+        for (id, o) in due {
+            self.send_verdict(id, me, o.down, o.degree, o.labels, 0);
         }
     }
 

@@ -235,7 +235,7 @@ fn nodes_of_one_rack_dying_together_make_one_incident_notified_once_and_named_ev
     let (by, inc) = notes[0].clone();
     assert_eq!(by, leader, "the leader notifies");
     assert_eq!(inc.group, format!("rack=r{r}"));
-    assert_eq!(inc.members.len(), 3, "{inc:?}");
+    assert_eq!((inc.members.len(), inc.count), (3, 3), "{inc:?}");
     assert_eq!(inc.summary, format!("rack=r{r}: 3 nodes down"));
     assert!(
         inc.started_ms.saturating_sub(t0.as_millis()) < 2_000,

@@ -101,6 +101,14 @@ impl Node {
         });
     }
 
+    /// Whether this node heard, within `LEADER_SILENCE`, the heartbeat of a
+    /// leader with a lesser id advance: then it is not the network's leader
+    /// even while it has no path to that one (its parent just died).
+    pub(super) fn knows_lesser_leader(&self) -> bool {
+        let now = self.now;
+        self.tree.beats.range(..self.id).any(|(_, (_, at))| now.since(*at) < LEADER_SILENCE)
+    }
+
     /// This node's tree links: its parent and the neighbours that name it
     /// their parent.
     pub(super) fn tree_links(&self) -> Vec<NodeId> {
