@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut w = World { node, peer: Identity::from_u64(2), sealer, now: T0, wall: T0, seq: T0 };
     // The neighbour links up first, so that neighbour-only kinds are read.
-    w.from_peer(Message::Join { long: false, urgent: true, degree: 0 });
+    w.from_peer(Message::Join { long: false, urgent: true, degree: 0, labels: vec![] });
     while rest.len() >= 3 {
         let op = rest[0];
         let len = usize::from(u16::from_le_bytes([rest[1], rest[2]]));
