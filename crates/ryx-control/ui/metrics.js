@@ -69,7 +69,7 @@ export class MetricsView {
     const rows = this.incidents.map((i) =>
       el(
         'tr',
-        { 'data-incident': i.id, 'data-state': i.state },
+        { 'data-incident': i.id, 'data-state': i.state, 'data-kind': i.kind },
         el('td', {}, i.summary),
         el('td', {}, el('span', { class: `state ${i.state === 'firing' ? 'suspect' : 'healthy'}` }, i.state)),
         el('td', {}, (i.members || []).map((m) => shortId(m)).join(' ')),

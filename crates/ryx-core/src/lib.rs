@@ -17,6 +17,7 @@
 //! `ryx-sim` simulator (virtual time, thousands of nodes in one process).
 
 pub mod agg;
+pub mod anomaly;
 pub mod attest;
 pub mod auth;
 pub mod blobs;

@@ -57,6 +57,8 @@ pub struct ActivePeer {
     pub suspect_since: Option<Time>,
     /// Its own active neighbour count, as last reported in an ack.
     pub degree: Option<u8>,
+    /// Its probes' history: loss and round trip (`crate::anomaly`).
+    pub quality: crate::anomaly::LinkQuality,
 }
 
 /// A replacement candidate.

@@ -64,12 +64,17 @@ pub fn rfc3339(ms: u64) -> String {
 /// The Alertmanager v2 body for an incident: one alert whose labels name
 /// the incident (so every node that could post it posts the same alert).
 pub fn alert_body(cluster: &str, i: &Incident) -> serde_json::Value {
+    let (name, severity) = match i.kind.as_str() {
+        "nodes_slow" => ("RyxNodesSlow", "warning"),
+        "nodes_lossy" => ("RyxNodesLossy", "warning"),
+        _ => ("RyxNodesDown", "critical"),
+    };
     let mut labels = json!({
-        "alertname": "RyxNodesDown",
+        "alertname": name,
         "cluster": cluster,
         "incident": i.id,
         "group": i.group,
-        "severity": "critical",
+        "severity": severity,
     });
     if let Some((k, v)) = i.group.split_once('=') {
         if k != "node" {

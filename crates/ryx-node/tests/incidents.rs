@@ -2,7 +2,9 @@
 //! three nodes of one rack are SIGKILLed; a quorum of their neighbours
 //! turns that into one incident, "rack=rK: 3 nodes down", which a real
 //! Prometheus Alertmanager receives once, and which every live node names
-//! with the same id.
+//! with the same id. And a node made lossy and another made slow (by their
+//! own fault injection) are named so by their neighbours, at Alertmanager,
+//! and resolved once they heal.
 
 mod support;
 
@@ -52,6 +54,19 @@ fn alertmanager() -> Option<Alertmanager> {
     Some(am)
 }
 
+/// An Alertmanager, or a counted skip of `test` where there is none.
+fn alertmanager_or_skip(test: &str) -> Option<Alertmanager> {
+    let am = alertmanager();
+    if am.is_none() {
+        ryx_testkit::skip(
+            test,
+            ryx_testkit::Needs::Alertmanager,
+            "no prometheus-alertmanager here (apt-get install prometheus-alertmanager)",
+        );
+    }
+    am
+}
+
 /// Alerts received by Alertmanager so far (its own counter).
 fn received(am: &Alertmanager) -> f64 {
     let (_, text) = http(am.port, "GET", "/metrics", None).expect("metrics");
@@ -63,12 +78,8 @@ fn received(am: &Alertmanager) -> f64 {
 
 #[test]
 fn three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager() {
-    let Some(am) = alertmanager() else {
-        ryx_testkit::skip(
-            "three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager",
-            ryx_testkit::Needs::Alertmanager,
-            "no prometheus-alertmanager here (apt-get install prometheus-alertmanager)",
-        );
+    let Some(am) = alertmanager_or_skip("three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager")
+    else {
         return;
     };
     let sink = format!("http://127.0.0.1:{}", am.port);
@@ -125,4 +136,87 @@ fn three_nodes_of_a_rack_killed_make_one_notification_at_a_real_alertmanager() {
         );
     }
     assert_eq!(received(&am) - before, 1.0, "still one alert received");
+}
+
+/// The alerts Alertmanager holds: (alertname, members).
+fn alerts_held(am: &Alertmanager) -> Vec<(String, Vec<String>)> {
+    let Ok((_, text)) = http(am.port, "GET", "/api/v2/alerts", None) else { return Vec::new() };
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let name = a["labels"]["alertname"].as_str().unwrap_or_default().to_string();
+            let members = a["annotations"]["members"].as_str().unwrap_or_default();
+            (name, members.split(',').filter(|m| !m.is_empty()).map(String::from).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn a_lossy_node_and_a_slow_node_are_named_so_by_their_neighbours_and_resolved_when_they_heal() {
+    let Some(am) = alertmanager_or_skip(
+        "a_lossy_node_and_a_slow_node_are_named_so_by_their_neighbours_and_resolved_when_they_heal",
+    ) else {
+        return;
+    };
+    let sink = format!("http://127.0.0.1:{}", am.port);
+    let discovery = discovery_port();
+    let mut nodes: Vec<NodeProc> = (0..10)
+        .map(|i| {
+            let label = format!("rack=r{}", i % 2);
+            start_any_node(
+                "anomalies",
+                discovery,
+                &["--label", &label, "--alertmanager", &sink, "--enable-fault-injection"],
+            )
+        })
+        .collect();
+    let formed = ryx_testkit::wait_until(Duration::from_secs(30), || all_have(&nodes, 3));
+    assert!(formed.is_some(), "the cluster did not form: {}", diagnose(&mut nodes));
+    // Neither is the tree's leader (the least id).
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by_key(|i| nodes[*i].id.to_string());
+    let (lossy, slow) = (order[3], order[6]);
+    let fault = |i: usize, body: &str| {
+        let r = http(nodes[i].port, "POST", "/v1/admin/faults", Some(body.as_bytes())).expect("faults");
+        assert_eq!(r.0, 200, "{}", r.1);
+    };
+    // Half its datagrams lost on the way out (probes or their acks); the
+    // other's sent 80 ms late (its answers come late).
+    fault(lossy, r#"{"loss":0.5,"for_ms":600000}"#);
+    fault(slow, r#"{"delay_ms":80,"for_ms":600000}"#);
+    let (lossy_id, slow_id) = (nodes[lossy].id.to_string(), nodes[slow].id.to_string());
+    let t0 = Instant::now();
+    let named = ryx_testkit::wait_until(Duration::from_secs(120), || {
+        let held = alerts_held(&am);
+        let has = |name: &str, id: &str| held.iter().any(|(n, m)| n == name && m.iter().any(|x| x == id));
+        has("RyxNodesLossy", &lossy_id) && has("RyxNodesSlow", &slow_id)
+    });
+    eprintln!("lossy and slow nodes named at Alertmanager after {:?}", t0.elapsed());
+    assert!(named.is_some(), "not both named at Alertmanager: {:?}", alerts_held(&am));
+    // No alert names any other node (a lossy node may also be taken for
+    // dead by its neighbours: that is a fault of the same node).
+    for (name, members) in alerts_held(&am) {
+        let allowed: &[&str] = match name.as_str() {
+            "RyxNodesSlow" => &[&slow_id],
+            _ => &[&lossy_id],
+        };
+        assert!(members.iter().all(|m| allowed.contains(&m.as_str())), "{name} names {members:?}");
+    }
+    // Heal both.
+    for i in [lossy, slow] {
+        let r = http(nodes[i].port, "DELETE", "/v1/admin/faults", None).expect("faults");
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+    let t1 = Instant::now();
+    let resolved = ryx_testkit::wait_until(Duration::from_secs(120), || {
+        let v: Value = get(nodes[order[0]].port, "/v1/incidents");
+        let l = v["incidents"].as_array().cloned().unwrap_or_default();
+        ["nodes_slow", "nodes_lossy"].iter().all(|k| {
+            l.iter().any(|x| x["kind"] == *k) && l.iter().filter(|x| x["kind"] == *k).all(|x| x["state"] == "resolved")
+        })
+    });
+    eprintln!("both resolved {:?} after healing", t1.elapsed());
+    assert!(resolved.is_some(), "not resolved: {:?}", get::<Value>(nodes[order[0]].port, "/v1/incidents"));
 }

@@ -24,6 +24,7 @@
 //!   bounds, link symmetry, stored versions, recount) runs every virtual
 //!   second.
 
+pub mod alerts;
 pub mod byzantine;
 pub mod monitor;
 pub mod net;

@@ -118,6 +118,11 @@ impl Network {
         self.cfg.loss > 0.0 && self.rng.chance(self.cfg.loss)
     }
 
+    /// Draws an event of probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.rng.chance(p)
+    }
+
     /// Draws whether one packet is duplicated.
     pub fn duplicate(&mut self) -> bool {
         self.cfg.dup > 0.0 && self.rng.chance(self.cfg.dup)

@@ -37,6 +37,12 @@ pub enum Scenario {
     /// after the other from random nodes; messages per node, the tree's
     /// depth against the least possible, hops and time per wave.
     Query,
+    /// After join: for `--minutes`, a share `--stalled` of the nodes is
+    /// stopped (SIGSTOP) `--stall-s` at a time, one batch after another,
+    /// and a share `--anomalous` is slow or lossy (half each) throughout;
+    /// every notification is checked against the faults injected: false
+    /// alerts, and the anomalies' precision and recall.
+    Alerts,
 }
 
 impl Scenario {
@@ -52,6 +58,7 @@ impl Scenario {
             Scenario::Job => "job",
             Scenario::Query => "query",
             Scenario::Monitor => "monitor",
+            Scenario::Alerts => "alerts",
         }
     }
 }
@@ -150,6 +157,21 @@ pub struct Params {
     /// Monitor scenario: racks (label `rack=rK`, K = slot mod racks).
     #[arg(long, default_value_t = 20)]
     pub racks: usize,
+    /// Alerts scenario: virtual minutes to run.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Alerts scenario: share of the nodes stopped at any time.
+    #[arg(long, default_value_t = 0.0)]
+    pub stalled: f64,
+    /// Alerts scenario: how long each stop lasts, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub stall_s: u64,
+    /// Alerts scenario: share of the nodes slow or lossy (half each).
+    #[arg(long, default_value_t = 0.0)]
+    pub anomalous: f64,
+    /// Alerts scenario: share of its datagrams a lossy node drops.
+    #[arg(long, default_value_t = 0.3)]
+    pub lossy_rate: f64,
     /// Waves of the query scenario.
     #[arg(long, default_value_t = 20)]
     pub queries: usize,
@@ -358,6 +380,11 @@ impl Params {
         flag("rounds", self.rounds != d.rounds, self.rounds.to_string());
         flag("churn", self.churn != d.churn, self.churn.to_string());
         flag("racks", self.racks != d.racks, self.racks.to_string());
+        flag("minutes", self.minutes != d.minutes, self.minutes.to_string());
+        flag("stalled", self.stalled != d.stalled, self.stalled.to_string());
+        flag("stall-s", self.stall_s != d.stall_s, self.stall_s.to_string());
+        flag("anomalous", self.anomalous != d.anomalous, self.anomalous.to_string());
+        flag("lossy-rate", self.lossy_rate != d.lossy_rate, self.lossy_rate.to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",

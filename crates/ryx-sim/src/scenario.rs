@@ -357,6 +357,8 @@ pub struct Report {
     /// Monitor scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monitor: Option<crate::monitor::MonitorReport>,
+    /// Alerts scenario.
+    pub alerts: Option<crate::alerts::AlertsReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -403,6 +405,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         job: None,
         query: None,
         monitor: None,
+        alerts: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -424,6 +427,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Job => report.job = Some(crate::work::job_phase(&mut sim).map_err(fail)?),
         Scenario::Query => report.query = Some(crate::query::query_phase(&mut sim).map_err(fail)?),
         Scenario::Monitor => report.monitor = Some(crate::monitor::monitor_phase(&mut sim).map_err(fail)?),
+        Scenario::Alerts => report.alerts = Some(crate::alerts::alerts_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -1020,6 +1024,29 @@ impl Report {
                 i.named,
                 i.live
             ));
+        }
+        if let Some(a) = &self.alerts {
+            let f = |v: Option<f64>, d: usize| v.map_or("-".into(), |x| format!("{x:.d$}"));
+            line(format!(
+                "alerts: {:.1} virtual minutes | {} stops ({} named dead), {} death incidents | {} slow + {} lossy nodes: precision {} recall {} (first named after {} s median, {} s at most) | false claims {} (notifications {}) | notifications {:?} | firing at the end {:?}",
+                a.minutes,
+                a.stops,
+                a.stops_named,
+                a.down_incidents,
+                a.slow,
+                a.lossy,
+                f(a.precision, 3),
+                f(a.recall, 3),
+                f(a.detect_p50_s, 1),
+                f(a.detect_max_s, 1),
+                a.false_claims,
+                a.false_notifications,
+                a.notifications,
+                a.firing_at_end
+            ));
+            for e in &a.false_examples {
+                line(format!("alerts: false claim: {e}"));
+            }
         }
         if let Some(j) = &self.job {
             let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.1}"));

@@ -148,6 +148,8 @@ pub(crate) struct Slot {
     pub paused_until: u64,
     backlog: Vec<(u32, Payload)>,
     pub slow: bool,
+    /// Share of its datagrams (in and out) a lossy node drops.
+    pub lossy: f64,
     /// Active neighbours that are dead.
     dead_nbrs: u32,
     /// Active neighbours alive but across a partition.
@@ -239,6 +241,10 @@ pub struct Sim {
     /// Incident events without notification (a node naming an incident),
     /// by incident id.
     pub(crate) named: BTreeMap<String, std::collections::BTreeSet<usize>>,
+    /// Every node any version of an incident named, by incident id and
+    /// start (`{id}@{started_ms}`: a group's later incident may have the
+    /// same id): its kind, and when each member was first named.
+    pub(crate) claims: BTreeMap<String, (String, BTreeMap<NodeId, Time>)>,
     /// `agg` bytes (encoded) and messages sent, once counting is on.
     agg_sent: Option<(u64, u64)>,
     /// Each slot's labels (the monitor scenario's racks).
@@ -330,6 +336,7 @@ impl Sim {
                 paused_until: 0,
                 backlog: Vec::new(),
                 slow: p.slow > 0.0 && slow_rng.chance(p.slow),
+                lossy: 0.0,
                 dead_nbrs: 0,
                 cross_nbrs: 0,
                 deficient: false,
@@ -366,6 +373,7 @@ impl Sim {
             agg_sent: None,
             notes: Vec::new(),
             named: BTreeMap::new(),
+            claims: BTreeMap::new(),
             labels: Vec::new(),
             byz: (p.byzantine > 0.0).then(|| {
                 // Its own seed: the honest part of a run is the same with or
@@ -380,7 +388,7 @@ impl Sim {
         for s in 0..n {
             sim.new_identity(s);
         }
-        if sim.p.scenario == crate::params::Scenario::Monitor {
+        if matches!(sim.p.scenario, crate::params::Scenario::Monitor | crate::params::Scenario::Alerts) {
             let racks = sim.p.racks;
             sim.set_racks(racks);
         }
@@ -567,6 +575,14 @@ impl Sim {
         self.slots[s].paused_until = until;
         let inc = self.slots[s].inc;
         self.push(until, EvKind::Resume { slot: s as u32, inc });
+    }
+
+    /// Makes slot `s` slow (its ticks and inbound datagrams delayed by up
+    /// to `--slow-ms`), and lossy (it drops a share `lossy` of its
+    /// datagrams, in and out).
+    pub fn set_faults(&mut self, s: usize, slow: bool, lossy: f64) {
+        self.slots[s].slow = slow;
+        self.slots[s].lossy = lossy;
     }
 
     /// Puts each slot into the given partition segment (all 0: healed).
@@ -980,6 +996,13 @@ impl Sim {
             self.stats.lost += 1;
             return;
         }
+        for end in [from, dest] {
+            let p = self.slots[end].lossy;
+            if p > 0.0 && self.net.chance(p) {
+                self.stats.lost += 1;
+                return;
+            }
+        }
         let copies = if self.net.duplicate() {
             self.stats.duplicated += 1;
             2
@@ -1167,6 +1190,13 @@ impl Sim {
             }
             Event::Incident { incident, notify } => {
                 let now = self.now;
+                let c = self
+                    .claims
+                    .entry(format!("{}@{}", incident.id, incident.started_ms))
+                    .or_insert_with(|| (incident.kind.clone(), BTreeMap::new()));
+                for m in &incident.members {
+                    c.1.entry(*m).or_insert(now);
+                }
                 if notify {
                     self.notes.push((now, s, incident));
                 } else {

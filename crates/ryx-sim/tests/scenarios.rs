@@ -371,3 +371,28 @@ fn aggregates_converge_with_their_mass_and_a_rack_killed_is_one_incident() {
         assert_eq!(i.named, i.live, "every live node names it: {i:?}\n{}", r.command);
     }
 }
+
+#[test]
+fn slow_and_lossy_nodes_are_named_and_stops_under_loss_raise_no_false_alert() {
+    for seed in SEEDS {
+        let p = Params {
+            minutes: 4.0,
+            loss: 0.05,
+            stalled: 0.02,
+            stall_s: 20,
+            anomalous: 0.02,
+            ..params(Scenario::Alerts, 200, seed)
+        };
+        let r = run_ok(&p);
+        assert_joined(&r);
+        let a = r.alerts.as_ref().expect("alerts report");
+        assert_eq!((a.slow, a.lossy), (2, 2), "{a:?}");
+        assert_eq!(a.false_claims, 0, "no claim about a healthy node: {a:?}\n{}", r.command);
+        assert_eq!(a.recall, Some(1.0), "every slow or lossy node named so: {a:?}\n{}", r.command);
+        assert_eq!(a.precision, Some(1.0), "and no other: {a:?}\n{}", r.command);
+        assert!(a.stops > 0 && a.stops_named * 10 >= a.stops * 9, "stops seen as deaths: {a:?}\n{}", r.command);
+        assert_eq!(a.firing_at_end.get("nodes_down"), None, "every stopped node's incident resolved: {a:?}");
+        let down = a.notifications.get("nodes_down").copied().unwrap_or(0);
+        assert_eq!(down, 2 * a.down_incidents, "each death incident raised once and resolved once: {a:?}");
+    }
+}

@@ -125,9 +125,10 @@ impl Node {
                     self.alerts.labels.insert(from, labels);
                 }
             }
-            Message::Verdict { subject, observer, down, degree, labels, hops } => {
+            Message::Verdict { subject, observer, down, degree, labels, hops, anomaly } => {
                 if nbr {
-                    self.on_verdict(subject, observer, down, degree, labels, hops);
+                    let v = incident::Said { subject, observer, down, degree, labels, anomaly };
+                    self.on_verdict(v, hops);
                 }
             }
             Message::Disconnect => {
@@ -715,6 +716,7 @@ impl Node {
                 let grace = self.cfg.join_timeout * 2;
                 if let Some(p) = self.active.get_mut(&from) {
                     p.rtt.sample(rtt);
+                    p.quality.answered(rtt);
                     if !neighbor && self.now.since(p.since) > grace {
                         // The other side dropped us (its disconnect was lost):
                         // keep links symmetric.

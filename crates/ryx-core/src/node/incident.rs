@@ -29,8 +29,17 @@
 //!   longer counts it (it was stalled and declared dead), tells the leader
 //!   it is up for a while; an incident resolves when all its members are
 //!   back (one more notification, with its end).
+//! - **Anomalies.** A node judges each neighbour's link against its other
+//!   links (`crate::anomaly`: slow, lossy). A judgement that holds for
+//!   [`ANOMALY_HOLD`] goes up the tree as a `verdict` with its `anomaly`,
+//!   told again while it holds; the leader confirms it on a quorum of at
+//!   least two observers and groups it as above, in an incident of its kind
+//!   (`nodes_slow`, `nodes_lossy`). It resolves when no observer has held
+//!   it for [`ANOMALY_FRESH`] (they withdraw it [`ANOMALY_CLEAR`] after it
+//!   stopped).
 
 use super::*;
+use crate::anomaly::{self, Anomaly};
 use crate::wire::Labels;
 use std::collections::BTreeSet;
 
@@ -67,6 +76,17 @@ const MAX_OPEN: usize = 256;
 pub const MAX_LISTED: usize = 200;
 /// Energy of incident items (they reach the whole network).
 const INCIDENT_ENERGY: f64 = 1000.0;
+/// The incident kind of deaths.
+pub const NODES_DOWN: &str = "nodes_down";
+/// A neighbour's anomaly must hold this long before it is told.
+pub const ANOMALY_HOLD: Duration = Duration::from_secs(5);
+/// ... and is withdrawn once it has not held for this long.
+pub const ANOMALY_CLEAR: Duration = Duration::from_secs(10);
+/// A told anomaly that an incident names is told again this often (so that
+/// a new leader learns of it, and the leader knows it still holds).
+const ANOMALY_REFRESH: Duration = Duration::from_secs(5);
+/// The leader forgets an observer's anomaly not told again within this.
+pub const ANOMALY_FRESH: Duration = Duration::from_secs(15);
 
 /// An incident as every node names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,9 +136,47 @@ struct Suspect {
     confirmed: bool,
 }
 
+/// An anomaly this node judges one of its neighbours to show.
+#[derive(Clone, Debug)]
+struct Judged {
+    /// When it was first seen (it must hold for [`ANOMALY_HOLD`]).
+    first: Time,
+    /// When it was last seen.
+    last: Time,
+    /// When it was last told to the leader, once it has been.
+    sent: Option<Time>,
+}
+
+/// A node suspected of an anomaly at the leader.
+#[derive(Clone, Debug)]
+struct OddSuspect {
+    /// Observers, and when each last told it.
+    observers: BTreeMap<NodeId, Time>,
+    degree: u8,
+    labels: Labels,
+    confirmed: bool,
+    /// When anyone last told it.
+    last: Time,
+}
+
+/// A verdict, as it travels up the tree.
+#[derive(Clone, Debug)]
+pub(super) struct Said {
+    pub(super) subject: NodeId,
+    pub(super) observer: NodeId,
+    pub(super) down: bool,
+    pub(super) degree: u8,
+    pub(super) labels: Labels,
+    pub(super) anomaly: Option<Anomaly>,
+}
+
 /// An incident the leader keeps.
 #[derive(Clone, Debug)]
 struct Open {
+    /// The members' group (`rack=r3`).
+    group: String,
+    /// Deaths (`None`), or an anomaly.
+    anomaly: Option<Anomaly>,
     members: BTreeSet<NodeId>,
     back: BTreeSet<NodeId>,
     opened: Time,
@@ -134,6 +192,11 @@ pub(super) struct Alerts {
     pub(super) labels: BTreeMap<NodeId, Labels>,
     observed: BTreeMap<NodeId, Observed>,
     suspects: BTreeMap<NodeId, Suspect>,
+    /// Anomalies this node judges its neighbours to show.
+    judged: BTreeMap<(NodeId, Anomaly), Judged>,
+    /// Nodes suspected of an anomaly (leader).
+    odd: BTreeMap<(NodeId, Anomaly), OddSuspect>,
+    /// By [`open_key`].
     open: BTreeMap<String, Open>,
     /// When this node started (it says it is up for a while).
     started: Option<Time>,
@@ -151,6 +214,25 @@ fn group_of(id: NodeId, labels: &Labels) -> String {
 /// The quorum for a node with `degree` neighbours.
 pub fn quorum(degree: u8) -> usize {
     (usize::from(degree).div_ceil(2)).clamp(1, MAX_QUORUM)
+}
+
+/// The quorum for an anomaly: as for a death, but at least two observers
+/// where there can be two (one is a lossy link, not a lossy node).
+pub fn anomaly_quorum(degree: u8) -> usize {
+    quorum(degree).max(usize::from(degree).min(2))
+}
+
+/// Where the leader keeps a group's incident of a kind.
+fn open_key(group: &str, anomaly: Option<Anomaly>) -> String {
+    match anomaly {
+        None => group.to_string(),
+        Some(a) => format!("{group} {}", a.word()),
+    }
+}
+
+/// An incident's kind.
+fn kind_of(anomaly: Option<Anomaly>) -> &'static str {
+    anomaly.map_or(NODES_DOWN, Anomaly::kind)
 }
 
 impl Node {
@@ -181,41 +263,42 @@ impl Node {
         }
         let o = Observed { sent: self.now, down: true, degree: degree.unwrap_or(0), labels, since: self.now };
         self.alerts.observed.insert(id, o.clone());
-        self.send_verdict(id, self.id, o.down, o.degree, o.labels, 0);
+        let me = self.id;
+        self.send_verdict(
+            Said { subject: id, observer: me, down: o.down, degree: o.degree, labels: o.labels, anomaly: None },
+            0,
+        );
     }
 
     /// Passes a verdict towards the leader (or takes it, as the leader).
-    fn send_verdict(&mut self, subject: NodeId, observer: NodeId, down: bool, degree: u8, labels: Labels, hops: u8) {
+    fn send_verdict(&mut self, v: Said, hops: u8) {
         if self.leads() {
-            self.on_verdict_here(subject, observer, down, degree, labels);
+            self.on_verdict_here(v);
             return;
         }
         let parent = self.tree_place().and_then(|(a, _)| a.parent).filter(|p| self.active.contains_key(p));
         if let Some(p) = parent {
-            self.send_to(p, Message::Verdict { subject, observer, down, degree, labels, hops });
+            let Said { subject, observer, down, degree, labels, anomaly } = v;
+            self.send_to(p, Message::Verdict { subject, observer, down, degree, labels, hops, anomaly });
         }
     }
 
     /// A verdict from a neighbour.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_verdict(
-        &mut self,
-        subject: NodeId,
-        observer: NodeId,
-        down: bool,
-        degree: u8,
-        labels: Labels,
-        hops: u8,
-    ) {
+    pub(super) fn on_verdict(&mut self, v: Said, hops: u8) {
         if hops >= crate::wire::MAX_VERDICT_HOPS {
             self.metrics.count_rejected("verdict_hops");
             return;
         }
-        self.send_verdict(subject, observer, down, degree, labels, hops + 1);
+        self.send_verdict(v, hops + 1);
     }
 
     /// The leader's part: count observers, confirm, group, resolve.
-    fn on_verdict_here(&mut self, subject: NodeId, observer: NodeId, down: bool, degree: u8, labels: Labels) {
+    fn on_verdict_here(&mut self, v: Said) {
+        if let Some(a) = v.anomaly {
+            self.on_anomaly_here(v, a);
+            return;
+        }
+        let Said { subject, observer, down, degree, labels, .. } = v;
         if !down {
             // "I am back" is only believed from the node itself.
             if observer == subject {
@@ -223,11 +306,14 @@ impl Node {
                 // An incident raised by an earlier leader is adopted first.
                 for i in self.held_incidents() {
                     if i.state == "firing"
+                        && i.kind == NODES_DOWN
                         && i.members.contains(&subject)
                         && !self.alerts.open.contains_key(&i.group)
                         && self.alerts.open.len() < MAX_OPEN
                     {
                         let o = Open {
+                            group: i.group.clone(),
+                            anomaly: None,
                             members: i.members.iter().copied().collect(),
                             back: BTreeSet::new(),
                             opened: self.now,
@@ -238,7 +324,7 @@ impl Node {
                     }
                 }
                 for o in self.alerts.open.values_mut() {
-                    if o.members.contains(&subject) {
+                    if o.anomaly.is_none() && o.members.contains(&subject) {
                         o.back.insert(subject);
                     }
                 }
@@ -262,31 +348,98 @@ impl Node {
             return;
         }
         s.confirmed = true;
-        let group = group_of(subject, &s.labels);
-        if let Some(o) = self.alerts.open.get_mut(&group) {
+        let labels = s.labels.clone();
+        self.confirm_member(subject, &labels, None);
+    }
+
+    /// An observer's anomaly verdict, at the leader.
+    fn on_anomaly_here(&mut self, v: Said, a: Anomaly) {
+        let now = self.now;
+        let key = (v.subject, a);
+        if !v.down {
+            if let Some(s) = self.alerts.odd.get_mut(&key) {
+                s.observers.remove(&v.observer);
+            }
+            return;
+        }
+        if v.observer == v.subject {
+            return;
+        }
+        if !self.alerts.odd.contains_key(&key) && self.alerts.odd.len() >= MAX_SUSPECTS {
+            return;
+        }
+        let s = self.alerts.odd.entry(key).or_insert_with(|| OddSuspect {
+            observers: BTreeMap::new(),
+            degree: 0,
+            labels: Labels::new(),
+            confirmed: false,
+            last: now,
+        });
+        s.observers.insert(v.observer, now);
+        s.last = now;
+        s.degree = s.degree.max(v.degree);
+        if s.labels.is_empty() {
+            s.labels = v.labels;
+        }
+        if s.confirmed || s.observers.len() < anomaly_quorum(s.degree) {
+            return;
+        }
+        s.confirmed = true;
+        let labels = s.labels.clone();
+        self.confirm_member(v.subject, &labels, Some(a));
+    }
+
+    /// A confirmed death or anomaly joins its group's incident, or opens
+    /// one (adopting the group's firing incident an earlier leader raised).
+    fn confirm_member(&mut self, subject: NodeId, labels: &Labels, anomaly: Option<Anomaly>) {
+        let now = self.now;
+        let group = group_of(subject, labels);
+        let key = open_key(&group, anomaly);
+        if let Some(o) = self.alerts.open.get_mut(&key) {
             o.members.insert(subject);
             o.joined = now;
             o.back.remove(&subject);
             if o.raised.is_some() {
-                self.publish_incident(&group, false);
+                self.publish_incident(&key, false);
             }
             return;
         }
         if self.alerts.open.len() >= MAX_OPEN {
             return;
         }
-        // An incident of the group raised by an earlier leader is adopted.
-        let held = self.held_incidents().into_iter().find(|i| i.group == group && i.state == "firing");
-        let mut o =
-            Open { members: BTreeSet::from([subject]), back: BTreeSet::new(), opened: now, joined: now, raised: None };
+        let kind = kind_of(anomaly);
+        let held =
+            self.held_incidents().into_iter().find(|i| i.group == group && i.kind == kind && i.state == "firing");
+        let mut o = Open {
+            group,
+            anomaly,
+            members: BTreeSet::from([subject]),
+            back: BTreeSet::new(),
+            opened: now,
+            joined: now,
+            raised: None,
+        };
         if let Some(i) = held {
             o.members.extend(i.members.iter().copied());
+            if let Some(a) = anomaly {
+                // Members this leader has not heard of yet get the time
+                // their observers need to tell it again, else they are over.
+                for m in &i.members {
+                    self.alerts.odd.entry((*m, a)).or_insert_with(|| OddSuspect {
+                        observers: BTreeMap::new(),
+                        degree: 0,
+                        labels: labels.clone(),
+                        confirmed: true,
+                        last: now,
+                    });
+                }
+            }
             o.raised = Some(i);
         }
         let adopted = o.raised.is_some();
-        self.alerts.open.insert(group.clone(), o);
+        self.alerts.open.insert(key.clone(), o);
         if adopted {
-            self.publish_incident(&group, false);
+            self.publish_incident(&key, false);
         }
     }
 
@@ -299,19 +452,22 @@ impl Node {
             .collect()
     }
 
-    /// Writes a group's incident as an item; `notify` when it is raised or
-    /// resolved (the notification), not when members join it.
-    fn publish_incident(&mut self, group: &str, notify: bool) {
-        self.publish_incident_as(group, notify, false);
+    /// Writes an open incident (by [`open_key`]) as an item; `notify` when
+    /// it is raised or resolved (the notification), not when members join
+    /// it.
+    fn publish_incident(&mut self, key: &str, notify: bool) {
+        self.publish_incident_as(key, notify, false);
     }
 
     /// As `publish_incident`; `expire` ends it as `expired` (its members
     /// did not come back within [`INCIDENT_TTL`]).
-    fn publish_incident_as(&mut self, group: &str, notify: bool, expire: bool) {
+    fn publish_incident_as(&mut self, key: &str, notify: bool, expire: bool) {
         let wall = self.wall().as_millis();
         let cluster = self.cfg.cluster_id.clone();
         let me = self.id;
-        let Some(o) = self.alerts.open.get_mut(group) else { return };
+        let Some(o) = self.alerts.open.get_mut(key) else { return };
+        let group = o.group.clone();
+        let anomaly = o.anomaly;
         let count = o.members.len();
         let members: Vec<NodeId> = o.members.iter().copied().take(MAX_LISTED).collect();
         let resolved = !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m));
@@ -328,11 +484,15 @@ impl Node {
             }
             None => {
                 let least = members.first().copied().unwrap_or(me);
-                let h = blake3::hash(format!("{cluster}\n{group}\n{least}").as_bytes()).to_hex();
+                let name = match anomaly {
+                    None => format!("{cluster}\n{group}\n{least}"),
+                    Some(a) => format!("{cluster}\n{group}\n{least}\n{}", a.kind()),
+                };
+                let h = blake3::hash(name.as_bytes()).to_hex();
                 Incident {
                     id: h[..16].to_string(),
-                    kind: "nodes_down".into(),
-                    group: group.to_string(),
+                    kind: kind_of(anomaly).into(),
+                    group: group.clone(),
                     summary: String::new(),
                     members,
                     count,
@@ -345,18 +505,23 @@ impl Node {
         };
         let mut inc = inc;
         let n = inc.count;
-        inc.summary = format!("{}: {} node{} down", inc.group, n, if n == 1 { "" } else { "s" });
-        if resolved {
-            inc.summary = format!("{}: {} node{} back", inc.group, n, if n == 1 { "" } else { "s" });
-        } else if expire {
-            inc.summary =
-                format!("{}: {} node{} gone for good (no longer tracked)", inc.group, n, if n == 1 { "" } else { "s" });
-        }
+        let nodes = format!("{}: {} node{}", inc.group, n, if n == 1 { "" } else { "s" });
+        inc.summary = match (anomaly, resolved, expire) {
+            (None, true, _) => format!("{nodes} back"),
+            (None, false, true) => format!("{nodes} gone for good (no longer tracked)"),
+            (None, false, false) => format!("{nodes} down"),
+            (Some(a), true, _) => format!("{nodes} no longer {}", a.word()),
+            (Some(a), false, true) => format!("{nodes} {} for an hour (no longer tracked)", a.word()),
+            (Some(a), false, false) => format!("{nodes} {}", a.word()),
+        };
         o.raised = Some(inc.clone());
         if ends {
-            if let Some(o) = self.alerts.open.remove(group) {
+            if let Some(o) = self.alerts.open.remove(key) {
                 for m in &o.members {
-                    self.alerts.suspects.remove(m);
+                    match anomaly {
+                        None => self.alerts.suspects.remove(m).map(|_| ()),
+                        Some(a) => self.alerts.odd.remove(&(*m, a)).map(|_| ()),
+                    };
                 }
             }
         }
@@ -388,17 +553,85 @@ impl Node {
         let now = self.now;
         let me = self.id;
         let started = *self.alerts.started.get_or_insert(now);
-        if now.since(started) < ANNOUNCE_FOR && self.tree_place().is_some_and(|(a, _)| a.parent.is_some()) {
-            self.send_verdict(me, me, false, 0, self.cfg.labels.clone(), 0);
+        let mut named: BTreeSet<(NodeId, Option<Anomaly>)> = BTreeSet::new();
+        for i in self.held_incidents().into_iter().filter(|i| i.state == "firing") {
+            let a = Anomaly::of_kind(&i.kind);
+            named.extend(i.members.into_iter().map(|m| (m, a)));
         }
-        let named: BTreeSet<NodeId> =
-            self.held_incidents().into_iter().filter(|i| i.state == "firing").flat_map(|i| i.members).collect();
-        self.alerts.observed.retain(|id, o| !named.contains(id) && now.since(o.since) < OBSERVE_FOR);
+        // Up for a while after a start or a stall, and for as long as an
+        // incident counts this node dead (a leader that took over after
+        // it came back has not heard it yet).
+        let up = now.since(started) < ANNOUNCE_FOR || named.contains(&(me, None));
+        if up && self.tree_place().is_some() {
+            let labels = self.cfg.labels.clone();
+            self.send_verdict(Said { subject: me, observer: me, down: false, degree: 0, labels, anomaly: None }, 0);
+        }
+        self.alerts.observed.retain(|id, o| !named.contains(&(*id, None)) && now.since(o.since) < OBSERVE_FOR);
+        self.judge_neighbours(&named);
         self.raise_due();
     }
 
-    /// Raises the incidents whose grouping window has closed, and resolves
-    /// those whose members are all back (leader only).
+    /// Judges the neighbours' links (`crate::anomaly`) and tells the leader
+    /// the anomalies that held for [`ANOMALY_HOLD`], again while they hold,
+    /// and that they are over once they have not held for
+    /// [`ANOMALY_CLEAR`].
+    fn judge_neighbours(&mut self, named: &BTreeSet<(NodeId, Option<Anomaly>)>) {
+        let now = self.now;
+        let me = self.id;
+        let links: Vec<(NodeId, anomaly::LinkQuality)> =
+            self.active.iter().map(|(id, p)| (*id, p.quality.clone())).collect();
+        let seen: BTreeSet<(NodeId, Anomaly)> = anomaly::judge(&links).into_iter().collect();
+        for k in &seen {
+            self.alerts.judged.entry(*k).or_insert(Judged { first: now, last: now, sent: None }).last = now;
+        }
+        let active = &self.active;
+        // An anomaly not yet told must hold without a break; a neighbour
+        // no longer linked is not judged (its death has its own verdict).
+        self.alerts.judged.retain(|k, j| active.contains_key(&k.0) && (j.sent.is_some() || seen.contains(k)));
+        let mut tell = Vec::new();
+        let mut over = Vec::new();
+        for (k, j) in self.alerts.judged.iter_mut() {
+            let due = match j.sent {
+                None => now.since(j.first) >= ANOMALY_HOLD,
+                Some(_) if now.since(j.last) >= ANOMALY_CLEAR => {
+                    over.push(*k);
+                    false
+                }
+                Some(t) => {
+                    // Until an incident names it, every tick (a second).
+                    let every = if named.contains(&(k.0, Some(k.1))) { ANOMALY_REFRESH } else { Duration::ZERO };
+                    now.since(t) >= every
+                }
+            };
+            if due {
+                j.sent = Some(now);
+                tell.push(*k);
+            }
+        }
+        for k in &over {
+            self.alerts.judged.remove(k);
+        }
+        let said = |node: &Self, (id, a): (NodeId, Anomaly), down: bool| Said {
+            subject: id,
+            observer: me,
+            down,
+            degree: node.active.get(&id).and_then(|p| p.degree).unwrap_or(0),
+            labels: node.alerts.labels.get(&id).cloned().unwrap_or_default(),
+            anomaly: Some(a),
+        };
+        for k in tell {
+            let v = said(self, k, true);
+            self.send_verdict(v, 0);
+        }
+        for k in over {
+            let v = said(self, k, false);
+            self.send_verdict(v, 0);
+        }
+    }
+
+    /// Raises the incidents whose grouping window has closed, resolves
+    /// those whose members are all back, and ends those open for longer
+    /// than [`INCIDENT_TTL`] (leader only).
     pub(super) fn raise_due(&mut self) {
         // Every tick, so that a settled leader's time is counted before
         // the first verdict reaches it.
@@ -406,7 +639,7 @@ impl Node {
         if !self.alerts.observed.is_empty() {
             self.resend_observed();
         }
-        if self.alerts.open.is_empty() && self.alerts.suspects.is_empty() {
+        if self.alerts.open.is_empty() && self.alerts.suspects.is_empty() && self.alerts.odd.is_empty() {
             return;
         }
         if !leading {
@@ -414,42 +647,49 @@ impl Node {
             // items; what was gathered here goes.
             self.alerts.open.clear();
             self.alerts.suspects.clear();
+            self.alerts.odd.clear();
             return;
         }
         let now = self.now;
-        let due: Vec<String> = self
-            .alerts
-            .open
-            .iter()
-            .filter(|(_, o)| {
-                o.raised.is_none() && (now.since(o.joined) >= GROUP_WINDOW || now.since(o.opened) >= GROUP_MAX)
-            })
-            .map(|(g, _)| g.clone())
-            .collect();
-        for g in due {
-            self.publish_incident(&g, true);
+        // Anomalies no observer holds any longer are over.
+        for s in self.alerts.odd.values_mut() {
+            s.observers.retain(|_, t| now.since(*t) < ANOMALY_FRESH);
         }
-        let back: Vec<String> = self
+        let quiet: Vec<(NodeId, Anomaly)> = self
             .alerts
-            .open
+            .odd
             .iter()
-            .filter(|(_, o)| {
-                o.raised.is_some() && !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m))
-            })
-            .map(|(g, _)| g.clone())
+            .filter(|(_, s)| s.observers.is_empty() && now.since(s.last) >= ANOMALY_FRESH)
+            .map(|(k, _)| *k)
             .collect();
-        for g in back {
-            self.publish_incident(&g, true);
+        for (id, a) in quiet {
+            let confirmed = self.alerts.odd.remove(&(id, a)).is_some_and(|s| s.confirmed);
+            for o in self.alerts.open.values_mut().filter(|o| confirmed && o.anomaly == Some(a)) {
+                if o.members.contains(&id) {
+                    o.back.insert(id);
+                }
+            }
         }
-        let old: Vec<String> = self
-            .alerts
-            .open
-            .iter()
-            .filter(|(_, o)| o.raised.is_some() && now.since(o.opened) >= INCIDENT_TTL)
-            .map(|(g, _)| g.clone())
-            .collect();
-        for g in old {
-            self.publish_incident_as(&g, true, true);
+        let mut raise = Vec::new();
+        let mut end = Vec::new();
+        for (k, o) in &self.alerts.open {
+            match &o.raised {
+                None if now.since(o.joined) >= GROUP_WINDOW || now.since(o.opened) >= GROUP_MAX => {
+                    raise.push(k.clone())
+                }
+                None => {}
+                Some(_) if !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m)) => {
+                    end.push((k.clone(), false))
+                }
+                Some(_) if now.since(o.opened) >= INCIDENT_TTL => end.push((k.clone(), true)),
+                Some(_) => {}
+            }
+        }
+        for k in raise {
+            self.publish_incident(&k, true);
+        }
+        for (k, expire) in end {
+            self.publish_incident_as(&k, true, expire);
         }
         // Suspects that never reached a quorum are forgotten.
         self.alerts.suspects.retain(|_, s| s.confirmed || now.since(s.since) < OBSERVE_FOR);
@@ -471,7 +711,8 @@ impl Node {
             })
             .collect();
         for (id, o) in due {
-            self.send_verdict(id, me, o.down, o.degree, o.labels, 0);
+            let v = Said { subject: id, observer: me, down: o.down, degree: o.degree, labels: o.labels, anomaly: None };
+            self.send_verdict(v, 0);
         }
     }
 
@@ -487,6 +728,11 @@ impl Node {
 
     /// Entries held for alerting (bounded by `TableSizes`).
     pub(super) fn alert_entries(&self) -> usize {
-        self.alerts.labels.len() + self.alerts.observed.len() + self.alerts.suspects.len() + self.alerts.open.len()
+        self.alerts.labels.len()
+            + self.alerts.observed.len()
+            + self.alerts.suspects.len()
+            + self.alerts.open.len()
+            + self.alerts.judged.len()
+            + self.alerts.odd.len()
     }
 }

@@ -95,6 +95,7 @@ impl Node {
                 last_ping: None,
                 suspect_since: None,
                 degree: None,
+                quality: Default::default(),
             },
         );
         self.metrics.links_up += 1;

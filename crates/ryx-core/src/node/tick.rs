@@ -12,6 +12,11 @@ impl Node {
                 // accuse others (Lifeguard's local health).
                 self.metrics.late_ticks += 1;
                 self.local_health = (self.local_health + 1).min(self.cfg.max_local_health);
+                if now.since(expected) >= self.cfg.suspect_after + self.cfg.confirm_after {
+                    // Stopped long enough to have been declared dead: say
+                    // it is up (its incident resolves when all are back).
+                    self.announce_up();
+                }
             }
         }
         if self.timers.expired(Timer::HealthDecay, now) {
@@ -183,8 +188,12 @@ impl Node {
         self.pending_ping_reqs.retain(|_, (_, _, t)| now.since(*t) < PING_MEMORY);
         let mut dead_passive = Vec::new();
         let mut missed_keepers = Vec::new();
+        let mut unanswered = Vec::new();
         self.pending_pings.retain(|_, p| {
             let keep = now.since(p.sent) < PING_MEMORY;
+            if !keep && matches!(p.kind, PingKind::Direct) {
+                unanswered.push(p.target);
+            }
             if !keep && matches!(p.kind, PingKind::Passive) {
                 dead_passive.push(p.target);
             }
@@ -193,6 +202,11 @@ impl Node {
             }
             keep
         });
+        for id in unanswered {
+            if let Some(p) = self.active.get_mut(&id) {
+                p.quality.lost();
+            }
+        }
         for id in dead_passive {
             self.passive.remove(&id);
         }

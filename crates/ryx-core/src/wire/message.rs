@@ -159,7 +159,9 @@ messages! {
             subject: NodeId,
             /// The node that saw it.
             observer: NodeId,
-            /// Dead (else back: only from the subject itself).
+            /// Dead (else back: only from the subject itself). With
+            /// `anomaly`: the observer judges the subject so (else no
+            /// longer).
             down: bool,
             /// The subject's active neighbour count, as last heard.
             degree: u8,
@@ -168,6 +170,10 @@ messages! {
             labels: Labels,
             /// Hops so far.
             hops: u8,
+            /// Not dead but slow or lossy, as the observer judges its link
+            /// (`crate::anomaly`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            anomaly: Option<crate::anomaly::Anomaly>,
         } = "verdict",
         /// "Please probe `target` for me" (indirect probe of a suspect).
         PingReq {

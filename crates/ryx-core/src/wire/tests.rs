@@ -71,6 +71,28 @@ fn sync_messages_name_their_space_and_default_to_info() {
 }
 
 #[test]
+fn an_anomaly_verdict_names_its_kind_and_an_unknown_kind_is_malformed() {
+    let v = Envelope {
+        msg: Message::Verdict {
+            subject: NodeId(7),
+            observer: NodeId(8),
+            down: true,
+            degree: 4,
+            labels: vec![],
+            hops: 0,
+            anomaly: Some(crate::anomaly::Anomaly::Lossy),
+        },
+        ..gossip_env()
+    };
+    let bytes = encode(&v).expect("encodes");
+    let text = String::from_utf8(bytes.clone()).expect("utf8");
+    assert!(text.contains(r#""anomaly":"lossy""#), "{text}");
+    assert_eq!(decode(&bytes, "test"), Ok(v));
+    let odd = text.replace(r#""anomaly":"lossy""#, r#""anomaly":"haunted""#);
+    assert!(decode(odd.as_bytes(), "test").is_err());
+}
+
+#[test]
 fn blob_want_is_bounded_in_names_and_hops() {
     let h = "ab".repeat(32);
     let ok = Envelope { msg: Message::BlobWant { hashes: vec![Hash::from(&h)], hops: MAX_WANT_HOPS }, ..gossip_env() };
