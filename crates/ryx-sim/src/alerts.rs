@@ -10,7 +10,8 @@
 //!
 //! Every node any incident names is a claim, checked against the faults:
 //! - a death (`nodes_down`) is true if the node was stopped (or stopping)
-//!   within [`GRACE`] of being named;
+//!   within [`GRACE`] of being named, or is slow or lossy (counted apart:
+//!   its neighbours' failure detector gave up on a faulty node);
 //! - an anomaly is true if the node was given that anomaly.
 //!
 //! A claim about a node given no fault near that time is a false alert.
@@ -48,6 +49,9 @@ pub struct AlertsReport {
     /// Stops whose node an incident named dead (a 20 s stop is a death to
     /// the neighbours).
     pub stops_named: usize,
+    /// Claims that a slow or lossy node is dead (its neighbours' failure
+    /// detector gave up on it).
+    pub anomalous_named_dead: usize,
     /// Incidents still firing at the end, by kind.
     pub firing_at_end: BTreeMap<String, usize>,
     /// Claims about a node given no fault near that time.
@@ -118,8 +122,10 @@ pub(crate) fn alerts_phase(sim: &mut Sim) -> Result<AlertsReport, Violation> {
     };
     let stopped_near =
         |id: &NodeId, t: Time| stops.get(id).is_some_and(|w| w.iter().any(|(a, b)| *a <= t && t <= b.plus(GRACE)));
+    // A slow or lossy node its neighbours take for dead is a faulty node,
+    // if not the fault's name: true, and counted apart.
     let is_true = |kind: &str, id: &NodeId, t: Time| match Anomaly::of_kind(kind) {
-        None => kind == NODES_DOWN && stopped_near(id, t),
+        None => kind == NODES_DOWN && (stopped_near(id, t) || given.contains_key(id)),
         Some(a) => given.get(id) == Some(&a),
     };
     let mut named_odd: BTreeMap<NodeId, Time> = BTreeMap::new();
@@ -137,9 +143,10 @@ pub(crate) fn alerts_phase(sim: &mut Sim) -> Result<AlertsReport, Violation> {
                         .map(|(a, b)| format!("{:.0}-{:.0} s", a.since(t0).as_secs_f64(), b.since(t0).as_secs_f64()))
                         .collect();
                     r.false_examples.push(format!(
-                        "{kind} {m} at {:.1} s (stopped: {})",
+                        "{kind} {m} at {:.1} s (stopped: {}; given: {})",
                         t.since(t0).as_secs_f64(),
-                        if near.is_empty() { "never".into() } else { near.join(", ") }
+                        if near.is_empty() { "never".into() } else { near.join(", ") },
+                        given.get(m).map_or("nothing", |a| a.word())
                     ));
                 }
             }
@@ -152,6 +159,9 @@ pub(crate) fn alerts_phase(sim: &mut Sim) -> Result<AlertsReport, Violation> {
                 }
             } else {
                 named_dead.entry(*m).or_default().push(*t);
+            }
+            if kind == NODES_DOWN && given.contains_key(m) && !stopped_near(m, *t) {
+                r.anomalous_named_dead += 1;
             }
         }
     }

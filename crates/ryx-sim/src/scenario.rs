@@ -1028,7 +1028,7 @@ impl Report {
         if let Some(a) = &self.alerts {
             let f = |v: Option<f64>, d: usize| v.map_or("-".into(), |x| format!("{x:.d$}"));
             line(format!(
-                "alerts: {:.1} virtual minutes | {} stops ({} named dead), {} death incidents | {} slow + {} lossy nodes: precision {} recall {} (first named after {} s median, {} s at most) | false claims {} (notifications {}) | notifications {:?} | firing at the end {:?}",
+                "alerts: {:.1} virtual minutes | {} stops ({} named dead), {} death incidents | {} slow + {} lossy nodes: precision {} recall {} (first named after {} s median, {} s at most; {} claims of them dead) | false claims {} (notifications {}) | notifications {:?} | firing at the end {:?}",
                 a.minutes,
                 a.stops,
                 a.stops_named,
@@ -1039,6 +1039,7 @@ impl Report {
                 f(a.recall, 3),
                 f(a.detect_p50_s, 1),
                 f(a.detect_max_s, 1),
+                a.anomalous_named_dead,
                 a.false_claims,
                 a.false_notifications,
                 a.notifications,

@@ -200,6 +200,8 @@ pub(super) struct Alerts {
     open: BTreeMap<String, Open>,
     /// When this node started (it says it is up for a while).
     started: Option<Time>,
+    /// When it last found itself stopped for a whole detection window.
+    stalled: Option<Time>,
     /// Since when it has been the tree's root.
     lead_since: Option<Time>,
     /// Notifications this node made (raised and resolved).
@@ -211,8 +213,12 @@ fn group_of(id: NodeId, labels: &Labels) -> String {
     labels.first().map_or_else(|| format!("node={id}"), |(k, v)| format!("{k}={v}"))
 }
 
-/// The quorum for a node with `degree` neighbours.
+/// The quorum for a node with `degree` neighbours (0: not known yet, as
+/// on a link that has not had an ack: two).
 pub fn quorum(degree: u8) -> usize {
+    if degree == 0 {
+        return 2;
+    }
     (usize::from(degree).div_ceil(2)).clamp(1, MAX_QUORUM)
 }
 
@@ -259,6 +265,12 @@ impl Node {
     pub(super) fn observe_down(&mut self, id: NodeId, degree: Option<u8>) {
         let labels = self.alerts.labels.remove(&id).unwrap_or_default();
         if self.alerts.observed.len() >= MAX_OBSERVED {
+            return;
+        }
+        // A node that was itself stopped a moment ago (it saw its own tick
+        // late by a whole detection window) judges its neighbours by a
+        // silence that was its own: it drops the link but accuses no one.
+        if self.alerts.stalled.is_some_and(|t| self.now.since(t) < ANNOUNCE_FOR) {
             return;
         }
         let o = Observed { sent: self.now, down: true, degree: degree.unwrap_or(0), labels, since: self.now };
@@ -719,6 +731,13 @@ impl Node {
     /// Says this node is up (to the leader) for the next [`ANNOUNCE_FOR`].
     pub(super) fn announce_up(&mut self) {
         self.alerts.started = Some(self.now);
+    }
+
+    /// This node was stopped for a whole detection window: it says it is
+    /// up, and does not report deaths for a while.
+    pub(super) fn was_stalled(&mut self) {
+        self.alerts.stalled = Some(self.now);
+        self.announce_up();
     }
 
     /// Notifications this node made.

@@ -15,7 +15,7 @@ impl Node {
                 if now.since(expected) >= self.cfg.suspect_after + self.cfg.confirm_after {
                     // Stopped long enough to have been declared dead: say
                     // it is up (its incident resolves when all are back).
-                    self.announce_up();
+                    self.was_stalled();
                 }
             }
         }
