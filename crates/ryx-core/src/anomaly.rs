@@ -83,6 +83,10 @@ pub struct LinkQuality {
     pub samples: u32,
     /// Probes answered.
     pub answered: u32,
+    /// Judged anomalous of late: probed from both ends at the probe
+    /// interval (the side that does not lead the probing would otherwise
+    /// probe once a second, and take a minute to see the link heal).
+    pub watch: bool,
 }
 
 impl LinkQuality {

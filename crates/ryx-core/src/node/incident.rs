@@ -623,6 +623,9 @@ impl Node {
         for k in &over {
             self.alerts.judged.remove(k);
         }
+        for (id, p) in self.active.iter_mut() {
+            p.quality.watch = Anomaly::ALL.iter().any(|a| self.alerts.judged.contains_key(&(*id, *a)));
+        }
         let said = |node: &Self, (id, a): (NodeId, Anomaly), down: bool| Said {
             subject: id,
             observer: me,

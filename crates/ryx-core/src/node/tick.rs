@@ -118,8 +118,11 @@ impl Node {
             let due = if prober {
                 silence >= self.cfg.probe_interval && since_ping.is_none_or(|d| d >= self.cfg.probe_interval)
             } else {
+                // A link judged slow or lossy is probed from this side too,
+                // at the probe interval (its history must follow a heal).
+                let every = if p.quality.watch { self.cfg.probe_interval } else { Duration::from_secs(1) };
                 (silence >= self.cfg.probe_interval * 2 && since_ping.is_none_or(|d| d >= self.cfg.probe_interval))
-                    || since_ping.is_none_or(|d| d >= Duration::from_secs(1))
+                    || since_ping.is_none_or(|d| d >= every)
             };
             if due {
                 p.last_ping = Some(now);
