@@ -75,6 +75,15 @@ impl InfoStore {
         self.items.iter()
     }
 
+    /// Items whose keys start with `prefix`, in key order (without a walk
+    /// of the others).
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a StoredItem)> + 'a {
+        use std::ops::Bound;
+        self.items
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
     /// Stores `item` under `key` (the caller has checked it is newer) and
     /// evicts until both bounds hold. Returns how many items were evicted.
     pub fn insert(&mut self, key: String, item: StoredItem, now: Time, max_items: usize, max_bytes: usize) -> u64 {

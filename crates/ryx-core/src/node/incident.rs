@@ -198,6 +198,8 @@ pub(super) struct Alerts {
     odd: BTreeMap<(NodeId, Anomaly), OddSuspect>,
     /// By [`open_key`].
     open: BTreeMap<String, Open>,
+    /// Incident items as parsed: key → (version, incident).
+    held: BTreeMap<String, (u64, Incident)>,
     /// When this node started (it says it is up for a while).
     started: Option<Time>,
     /// When it last found itself stopped for a whole detection window.
@@ -455,13 +457,33 @@ impl Node {
         }
     }
 
-    /// Incidents held as info items (every node's view).
+    /// Incidents held as info items (every node's view). Each version is
+    /// parsed once (`refresh_held`); only the incident keys are walked.
     pub fn held_incidents(&self) -> Vec<Incident> {
         self.info
-            .iter()
-            .filter(|(k, _)| k.starts_with(INCIDENT_PREFIX))
-            .filter_map(|(_, it)| serde_json::from_value::<Incident>((*it.value).clone()).ok())
+            .prefixed(INCIDENT_PREFIX)
+            .filter_map(|(k, it)| match self.alerts.held.get(k) {
+                Some((v, i)) if *v == it.version => Some(i.clone()),
+                _ => serde_json::from_value::<Incident>((*it.value).clone()).ok(),
+            })
             .collect()
+    }
+
+    /// Parses the incident items not parsed yet, and forgets those no
+    /// longer held (evicted).
+    fn refresh_held(&mut self) {
+        let mut held = std::mem::take(&mut self.alerts.held);
+        let mut fresh = BTreeMap::new();
+        for (k, it) in self.info.prefixed(INCIDENT_PREFIX) {
+            let parsed = match held.remove(k) {
+                Some((v, i)) if v == it.version => Some(i),
+                _ => serde_json::from_value::<Incident>((*it.value).clone()).ok(),
+            };
+            if let Some(i) = parsed {
+                fresh.insert(k.clone(), (it.version, i));
+            }
+        }
+        self.alerts.held = fresh;
     }
 
     /// Writes an open incident (by [`open_key`]) as an item; `notify` when
@@ -553,8 +575,9 @@ impl Node {
         if !key.starts_with(INCIDENT_PREFIX) {
             return;
         }
-        let Some(v) = self.info.get(key).map(|it| (*it.value).clone()) else { return };
+        let Some((version, v)) = self.info.get(key).map(|it| (it.version, (*it.value).clone())) else { return };
         if let Ok(inc) = serde_json::from_value::<Incident>(v) {
+            self.alerts.held.insert(key.to_string(), (version, inc.clone()));
             self.emit(Event::Incident { incident: inc, notify: false });
         }
     }
@@ -565,6 +588,7 @@ impl Node {
         let now = self.now;
         let me = self.id;
         let started = *self.alerts.started.get_or_insert(now);
+        self.refresh_held();
         let mut named: BTreeSet<(NodeId, Option<Anomaly>)> = BTreeSet::new();
         for i in self.held_incidents().into_iter().filter(|i| i.state == "firing") {
             let a = Anomaly::of_kind(&i.kind);
