@@ -7,7 +7,9 @@
 //! multiplier), `dgram_in`/`dgram_out`/`rejected` (per second), `loss`
 //! (the share of this node's probes left unanswered), `failures` and
 //! `churn` (neighbours declared dead, links made or dropped, per minute),
-//! `store_mb` (blob bytes held).
+//! `store_mb` (blob bytes held), `units` (job units this node's kernels
+//! ran, per second) and `unit_ms` (their mean kernel time; 0 when none
+//! ran). The view adds the datagrams rejected so far, by reason.
 
 use ryx_core::Node;
 use serde::Serialize;
@@ -35,6 +37,8 @@ struct Counters {
     acks: u64,
     failures: u64,
     churn: u64,
+    units: u64,
+    unit_us: u64,
 }
 
 /// The sampler and its series.
@@ -47,11 +51,20 @@ pub struct Health {
     /// The latest sample.
     latest: BTreeMap<String, f64>,
     taken: u64,
+    /// Datagrams rejected so far, by reason, as of the latest sample.
+    rejected: BTreeMap<&'static str, u64>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Health { last: None, lag_ms: 0.0, series: BTreeMap::new(), latest: BTreeMap::new(), taken: 0 }
+        Health {
+            last: None,
+            lag_ms: 0.0,
+            series: BTreeMap::new(),
+            latest: BTreeMap::new(),
+            taken: 0,
+            rejected: BTreeMap::new(),
+        }
     }
 }
 
@@ -66,6 +79,8 @@ pub struct HealthView<'a> {
     pub latest: &'a BTreeMap<String, f64>,
     /// Each metric's last `SERIES_LEN` samples, oldest first.
     pub series: &'a BTreeMap<&'static str, VecDeque<f64>>,
+    /// Datagrams rejected since start, by reason.
+    pub rejected_by_reason: &'a BTreeMap<&'static str, u64>,
 }
 
 impl Health {
@@ -83,7 +98,11 @@ impl Health {
     pub fn sample(&mut self, now: Instant, node: &mut Node, io: (u64, u64), store_bytes: u64) {
         let m = node.metrics();
         let proc = crate::metrics::process_stats();
+        let (units, unit_us) = crate::work::kernel_stats();
+        self.rejected = m.rejected.clone();
         let c = Counters {
+            units,
+            unit_us,
             cpu_s: proc.map_or(0.0, |p| p.1),
             dgram_in: io.0,
             dgram_out: io.1,
@@ -115,6 +134,9 @@ impl Health {
         x.insert("failures", 60.0 * rate(c.failures, c0.failures));
         x.insert("churn", 60.0 * rate(c.churn, c0.churn));
         x.insert("store_mb", store_bytes as f64 / (1024.0 * 1024.0));
+        let ran = c.units.saturating_sub(c0.units);
+        x.insert("units", rate(c.units, c0.units));
+        x.insert("unit_ms", if ran > 0 { c.unit_us.saturating_sub(c0.unit_us) as f64 / ran as f64 / 1e3 } else { 0.0 });
         for (k, v) in &x {
             let s = self.series.entry(k).or_default();
             if s.len() >= SERIES_LEN {
@@ -137,6 +159,7 @@ impl Health {
             samples: self.taken,
             latest: &self.latest,
             series: &self.series,
+            rejected_by_reason: &self.rejected,
         }
     }
 }
@@ -166,6 +189,7 @@ mod tests {
         assert_eq!(v.series["lag_ms"][SERIES_LEN - 1], 0.0, "lag is taken once");
         assert!((v.latest["dgram_out"] - 20.0).abs() < 1e-9 && (v.latest["store_mb"] - 1.0).abs() < 1e-9);
         assert!(v.latest["rss_mb"] > 0.0, "this process has resident memory");
+        assert!(v.latest.contains_key("units") && v.latest["unit_ms"] >= 0.0, "kernel times are sampled");
         // The node's own share of the aggregates is its sample.
         let a = node.aggregator();
         assert_eq!(a.estimate("dgram_out").map(|e| e.value), Some(20.0));

@@ -40,6 +40,17 @@ impl Input {
     }
 }
 
+/// Units this process's kernels ran, and the microseconds they took (the
+/// health series' `units` and `unit_ms`).
+static UNITS_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static UNIT_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Units run so far, and their total kernel time in microseconds.
+pub fn kernel_stats() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (UNITS_RUN.load(Relaxed), UNIT_MICROS.load(Relaxed))
+}
+
 /// Worker threads and the way back to the event loop.
 #[derive(Clone)]
 pub struct Services {
@@ -74,12 +85,16 @@ impl Services {
                     // A kernel that panics on bytes nobody expected fails
                     // its unit (run again elsewhere, or the job fails);
                     // it must not take the worker thread with it.
+                    let started = std::time::Instant::now();
                     let outcome = task.chunk.bytes().and_then(|chunk| {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             run_kernel(&task.token, &chunk, corrupt)
                         }))
                         .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()))
                     });
+                    let took = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                    UNITS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    UNIT_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);
                     if tx.blocking_send(unit_done(task.token, outcome)).is_err() {
                         return;
                     }

@@ -439,6 +439,9 @@ impl Node {
                 // Members this leader has not heard of yet get the time
                 // their observers need to tell it again, else they are over.
                 for m in &i.members {
+                    if self.alerts.odd.len() >= MAX_SUSPECTS {
+                        break;
+                    }
                     self.alerts.odd.entry((*m, a)).or_insert_with(|| OddSuspect {
                         observers: BTreeMap::new(),
                         degree: 0,
