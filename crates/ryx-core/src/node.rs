@@ -588,7 +588,10 @@ impl TableSizes {
             ("custody", self.custody, self.blobs + self.local_chunks),
             ("custody_peers", self.custody_peers, crate::custody::MAX_PEERS),
             ("custody_pending", self.custody_pending, crate::custody::MAX_PEERS * 4),
-            ("alerts", self.alerts, cfg.max_active + 256 + 4096 + 256),
+            // Labels, observed, suspects, open, judged (two kinds a
+            // neighbour), odd suspects, parsed incident items (at most
+            // every info item).
+            ("alerts", self.alerts, cfg.max_active + 256 + 4096 + 256 + 2 * cfg.max_active + 4096 + cfg.max_items),
             ("agg", self.agg, crate::agg::MAX_KEYS * (2 + 3 * cfg.max_active) + crate::agg::MAX_EXTREMES),
         ];
         for (name, have, cap) in checks.into_iter().chain(jobs) {

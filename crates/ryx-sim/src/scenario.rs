@@ -1028,7 +1028,7 @@ impl Report {
         if let Some(a) = &self.alerts {
             let f = |v: Option<f64>, d: usize| v.map_or("-".into(), |x| format!("{x:.d$}"));
             line(format!(
-                "alerts: {:.1} virtual minutes | {} stops ({} named dead), {} death incidents | {} slow + {} lossy nodes: precision {} recall {} (first named after {} s median, {} s at most; {} claims of them dead) | false claims {} (notifications {}) | notifications {:?} | firing at the end {:?}",
+                "alerts: {:.1} virtual minutes | {} stops ({} named dead), {} death incidents | {} slow + {} lossy nodes: precision {} recall {} (first named after {} s median, {} s at most; {} claims of them dead) | false claims {} (notifications {}) | notifications {:?}, {} duplicate | firing at the end {:?}",
                 a.minutes,
                 a.stops,
                 a.stops_named,
@@ -1043,6 +1043,7 @@ impl Report {
                 a.false_claims,
                 a.false_notifications,
                 a.notifications,
+                a.duplicate_notifications,
                 a.firing_at_end
             ));
             for e in &a.false_examples {

@@ -125,8 +125,9 @@ impl Node {
                     self.alerts.labels.insert(from, labels);
                 }
             }
-            Message::Verdict { subject, observer, down, degree, labels, hops, anomaly } => {
+            Message::Verdict { subject, observer, down, degree, labels, hops, anomaly, holds } => {
                 if nbr {
+                    let down = if anomaly.is_some() { holds } else { down };
                     let v = incident::Said { subject, observer, down, degree, labels, anomaly };
                     self.on_verdict(v, hops);
                 }

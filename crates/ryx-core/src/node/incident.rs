@@ -33,7 +33,8 @@
 //!   links (`crate::anomaly`: slow, lossy). A judgement that holds for
 //!   [`ANOMALY_HOLD`] goes up the tree as a `verdict` with its `anomaly`,
 //!   told again while it holds; the leader confirms it on a quorum of at
-//!   least two observers and groups it as above, in an incident of its kind
+//!   least two observers (where the node has two neighbours) and groups it
+//!   as above, in an incident of its kind
 //!   (`nodes_slow`, `nodes_lossy`). It resolves when no observer has held
 //!   it for [`ANOMALY_FRESH`] (they withdraw it [`ANOMALY_CLEAR`] after it
 //!   stopped).
@@ -293,7 +294,13 @@ impl Node {
         let parent = self.tree_place().and_then(|(a, _)| a.parent).filter(|p| self.active.contains_key(p));
         if let Some(p) = parent {
             let Said { subject, observer, down, degree, labels, anomaly } = v;
-            self.send_to(p, Message::Verdict { subject, observer, down, degree, labels, hops, anomaly });
+            // An anomaly travels as `down: false` (a node that does not
+            // know the field ignores a "back" from anyone but the subject,
+            // and relays it harmlessly), with `holds` saying whether it
+            // holds.
+            let holds = anomaly.is_some() && down;
+            let down = anomaly.is_none() && down;
+            self.send_to(p, Message::Verdict { subject, observer, down, degree, labels, hops, anomaly, holds });
         }
     }
 
@@ -435,22 +442,6 @@ impl Node {
         };
         if let Some(i) = held {
             o.members.extend(i.members.iter().copied());
-            if let Some(a) = anomaly {
-                // Members this leader has not heard of yet get the time
-                // their observers need to tell it again, else they are over.
-                for m in &i.members {
-                    if self.alerts.odd.len() >= MAX_SUSPECTS {
-                        break;
-                    }
-                    self.alerts.odd.entry((*m, a)).or_insert_with(|| OddSuspect {
-                        observers: BTreeMap::new(),
-                        degree: 0,
-                        labels: labels.clone(),
-                        confirmed: true,
-                        last: now,
-                    });
-                }
-            }
             o.raised = Some(i);
         }
         let adopted = o.raised.is_some();
@@ -607,7 +598,46 @@ impl Node {
         }
         self.alerts.observed.retain(|id, o| !named.contains(&(*id, None)) && now.since(o.since) < OBSERVE_FOR);
         self.judge_neighbours(&named);
+        self.adopt_held();
         self.raise_due();
+    }
+
+    /// A settled leader takes on every firing incident it holds as an
+    /// item and keeps no entry for (an earlier leader raised it): its
+    /// members resolve it when they are back (a node counted dead says so
+    /// while it is named; an anomaly no observer holds is over), and it
+    /// expires [`INCIDENT_TTL`] after it was raised.
+    fn adopt_held(&mut self) {
+        if !self.leads() {
+            return;
+        }
+        let now = self.now;
+        let wall = self.wall().as_millis();
+        let orphans: Vec<(String, Incident)> = self
+            .alerts
+            .held
+            .values()
+            .map(|(_, i)| i)
+            .filter(|i| i.state == "firing")
+            .map(|i| (open_key(&i.group, Anomaly::of_kind(&i.kind)), i.clone()))
+            .filter(|(k, _)| !self.alerts.open.contains_key(k))
+            .collect();
+        for (k, i) in orphans {
+            if self.alerts.open.len() >= MAX_OPEN {
+                break;
+            }
+            let age = wall.saturating_sub(i.started_ms).saturating_mul(1000);
+            let o = Open {
+                group: i.group.clone(),
+                anomaly: Anomaly::of_kind(&i.kind),
+                members: i.members.iter().copied().collect(),
+                back: BTreeSet::new(),
+                opened: Time(now.as_micros().saturating_sub(age)),
+                joined: now,
+                raised: Some(i),
+            };
+            self.alerts.open.insert(k, o);
+        }
     }
 
     /// Judges the neighbours' links (`crate::anomaly`) and tells the leader
@@ -637,8 +667,13 @@ impl Node {
                     false
                 }
                 Some(t) => {
-                    // Until an incident names it, every tick (a second).
-                    let every = if named.contains(&(k.0, Some(k.1))) { ANOMALY_REFRESH } else { Duration::ZERO };
+                    // Every second for a few seconds (a verdict lost on its
+                    // way up), then every ANOMALY_REFRESH: a judgement no
+                    // quorum shares is not sent up the tree every second
+                    // for as long as the link stays bad.
+                    let named = named.contains(&(k.0, Some(k.1)));
+                    let every =
+                        if named || now.since(j.first) >= ANOMALY_HOLD * 2 { ANOMALY_REFRESH } else { Duration::ZERO };
                     now.since(t) >= every
                 }
             };
@@ -704,27 +739,45 @@ impl Node {
             .filter(|(_, s)| s.observers.is_empty() && now.since(s.last) >= ANOMALY_FRESH)
             .map(|(k, _)| *k)
             .collect();
-        for (id, a) in quiet {
-            let confirmed = self.alerts.odd.remove(&(id, a)).is_some_and(|s| s.confirmed);
-            for o in self.alerts.open.values_mut().filter(|o| confirmed && o.anomaly == Some(a)) {
-                if o.members.contains(&id) {
-                    o.back.insert(id);
-                }
-            }
+        for k in quiet {
+            self.alerts.odd.remove(&k);
+        }
+        // A member of an anomaly's incident that no observer holds (any
+        // more, or not yet to this leader, which adopted the incident
+        // [`ANOMALY_FRESH`] ago) is over.
+        let Alerts { open, odd, .. } = &mut self.alerts;
+        for o in open.values_mut().filter(|o| o.raised.is_some() && now.since(o.joined) >= ANOMALY_FRESH) {
+            let Some(a) = o.anomaly else { continue };
+            let over: Vec<NodeId> =
+                o.members.iter().filter(|m| !o.back.contains(m) && !odd.contains_key(&(**m, a))).copied().collect();
+            o.back.extend(over);
         }
         let mut raise = Vec::new();
         let mut end = Vec::new();
+        let mut drop = Vec::new();
         for (k, o) in &self.alerts.open {
+            let all_back = !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m));
             match &o.raised {
+                // Over before it was raised (a stalled node back within
+                // the grouping window): nothing to tell.
+                None if all_back => drop.push(k.clone()),
                 None if now.since(o.joined) >= GROUP_WINDOW || now.since(o.opened) >= GROUP_MAX => {
                     raise.push(k.clone())
                 }
                 None => {}
-                Some(_) if !o.members.is_empty() && o.members.iter().all(|m| o.back.contains(m)) => {
-                    end.push((k.clone(), false))
-                }
+                Some(_) if all_back => end.push((k.clone(), false)),
                 Some(_) if now.since(o.opened) >= INCIDENT_TTL => end.push((k.clone(), true)),
                 Some(_) => {}
+            }
+        }
+        for k in drop {
+            if let Some(o) = self.alerts.open.remove(&k) {
+                for m in &o.members {
+                    match o.anomaly {
+                        None => self.alerts.suspects.remove(m).map(|_| ()),
+                        Some(a) => self.alerts.odd.remove(&(*m, a)).map(|_| ()),
+                    };
+                }
             }
         }
         for k in raise {
@@ -783,5 +836,6 @@ impl Node {
             + self.alerts.open.len()
             + self.alerts.judged.len()
             + self.alerts.odd.len()
+            + self.alerts.held.len()
     }
 }

@@ -171,9 +171,13 @@ messages! {
             /// Hops so far.
             hops: u8,
             /// Not dead but slow or lossy, as the observer judges its link
-            /// (`crate::anomaly`).
+            /// (`crate::anomaly`); sent with `down: false`, so that a node
+            /// that does not know the field never takes it for a death.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             anomaly: Option<crate::anomaly::Anomaly>,
+            /// With `anomaly`: it holds (else it no longer does).
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            holds: bool,
         } = "verdict",
         /// "Please probe `target` for me" (indirect probe of a suspect).
         PingReq {

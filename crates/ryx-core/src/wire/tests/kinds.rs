@@ -70,6 +70,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
             labels: vec![("rack".into(), "r3".into())],
             hops: 2,
             anomaly: None,
+            holds: false,
         },
         "ping_req" => Message::PingReq { nonce: 78, target: peers[0] },
         "indirect_ack" => Message::IndirectAck { nonce: 78, target: NodeId(0x11) },
