@@ -17,6 +17,9 @@
 //! A claim about a node given no fault near that time is a false alert.
 //! The anomalies' precision is true claims over all anomaly claims; their
 //! recall, the anomalous nodes named with their anomaly over all of them.
+//! A false claim, a second notification of one incident or an incident
+//! still firing after the quiet end is a violation (a seed sweep fails on
+//! it).
 
 use crate::sim::{Sim, Violation};
 use ryx_core::anomaly::Anomaly;
@@ -212,5 +215,17 @@ pub(crate) fn alerts_phase(sim: &mut Sim) -> Result<AlertsReport, Violation> {
     d.sort_by(f64::total_cmp);
     r.detect_p50_s = d.get(d.len() / 2).copied();
     r.detect_max_s = d.last().copied();
+    // What the network must never do, whatever the faults: accuse a
+    // healthy node, notify an incident twice, leave one firing once every
+    // node is back and healed.
+    if r.false_claims > 0 || r.duplicate_notifications > 0 || !r.firing_at_end.is_empty() {
+        return Err(sim.violation(
+            None,
+            format!(
+                "alerting: {} false claims {:?}, {} duplicate notifications, firing at the end {:?}",
+                r.false_claims, r.false_examples, r.duplicate_notifications, r.firing_at_end
+            ),
+        ));
+    }
     Ok(r)
 }

@@ -818,8 +818,17 @@ impl Node {
 
     /// This node was stopped for a whole detection window: it says it is
     /// up, and does not report deaths for a while.
+    ///
+    /// What it held as the tree's leader is stale: while it was stopped a
+    /// successor took the lead, raised and resolved what happened. Were it
+    /// to wake still settled, it would notify those incidents again; it
+    /// drops what it held and settles anew (adopting what is still firing).
     pub(super) fn was_stalled(&mut self) {
         self.alerts.stalled = Some(self.now);
+        self.alerts.lead_since = None;
+        self.alerts.open.clear();
+        self.alerts.suspects.clear();
+        self.alerts.odd.clear();
         self.announce_up();
     }
 
