@@ -28,6 +28,7 @@ pub mod energy;
 pub mod id;
 pub mod identity;
 pub mod jobs;
+pub mod learn;
 pub mod metrics;
 pub mod node;
 pub mod rng;

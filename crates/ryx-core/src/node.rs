@@ -125,6 +125,7 @@ mod dispatch;
 mod gossip;
 pub mod incident;
 mod keep;
+mod learn;
 mod links;
 pub mod monitor;
 mod tick;
@@ -254,6 +255,8 @@ pub struct Node {
     agg_held: bool,
     /// Observations, verdicts and incidents.
     alerts: incident::Alerts,
+    /// Rows and learning tasks.
+    learning: learn::Learning,
 }
 
 /// Uploaded chunks whose first copies may be in flight at once.
@@ -361,6 +364,7 @@ impl Node {
             agg: Default::default(),
             agg_held: false,
             alerts: Default::default(),
+            learning: Default::default(),
             rng,
             cfg,
         }
@@ -549,6 +553,8 @@ pub struct TableSizes {
     /// Alerting entries (neighbours' labels, observations, suspects,
     /// incidents open).
     pub alerts: usize,
+    /// Learning tasks, datasets and task items held.
+    pub learn: usize,
 }
 
 impl TableSizes {

@@ -26,6 +26,7 @@
 
 pub mod alerts;
 pub mod byzantine;
+pub mod learn;
 pub mod monitor;
 pub mod net;
 pub mod params;

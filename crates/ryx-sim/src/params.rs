@@ -43,6 +43,11 @@ pub enum Scenario {
     /// every notification is checked against the faults injected: false
     /// alerts, and the anomalies' precision and recall.
     Alerts,
+    /// After join: rows of `--data` spread over the nodes and a logistic
+    /// regression learnt by gossip (`ryx_core::learn`) for `--cycles`;
+    /// every node's model measured on a test set against one process
+    /// trained on all the rows (with `--skew`, `--churn`, `--loss`).
+    Learn,
 }
 
 impl Scenario {
@@ -59,6 +64,7 @@ impl Scenario {
             Scenario::Query => "query",
             Scenario::Monitor => "monitor",
             Scenario::Alerts => "alerts",
+            Scenario::Learn => "learn",
         }
     }
 }
@@ -172,6 +178,25 @@ pub struct Params {
     /// Alerts scenario: share of its datagrams a lossy node drops.
     #[arg(long, default_value_t = 0.3)]
     pub lossy_rate: f64,
+    /// Learn scenario: a CSV of numbers, the label (0, 1, ...) last.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Learn scenario: share of the rows kept as the test set.
+    #[arg(long, default_value_t = 0.165)]
+    pub test_share: f64,
+    /// Learn scenario: cycles (periods of the task) to run.
+    #[arg(long, default_value_t = 100)]
+    pub cycles: u32,
+    /// Learn scenario: deal the rows sorted by label (a node's rows share
+    /// one label).
+    #[arg(long)]
+    pub skew: bool,
+    /// Learn scenario: the task's step (default: the task's default).
+    #[arg(long)]
+    pub step: Option<f32>,
+    /// Learn scenario: the task's momentum (default: the task's default).
+    #[arg(long)]
+    pub momentum: Option<f32>,
     /// Waves of the query scenario.
     #[arg(long, default_value_t = 20)]
     pub queries: usize,
@@ -385,6 +410,11 @@ impl Params {
         flag("stall-s", self.stall_s != d.stall_s, self.stall_s.to_string());
         flag("anomalous", self.anomalous != d.anomalous, self.anomalous.to_string());
         flag("lossy-rate", self.lossy_rate != d.lossy_rate, self.lossy_rate.to_string());
+        flag("data", self.data.is_some(), shell_quote(self.data.as_deref().unwrap_or("")));
+        flag("test-share", self.test_share != d.test_share, self.test_share.to_string());
+        flag("cycles", self.cycles != d.cycles, self.cycles.to_string());
+        flag("step", self.step.is_some(), self.step.unwrap_or(0.0).to_string());
+        flag("momentum", self.momentum.is_some(), self.momentum.unwrap_or(0.0).to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",
@@ -413,6 +443,9 @@ impl Params {
         flag("byzantine", self.byzantine != d.byzantine, self.byzantine.to_string());
         let attacks: Vec<&str> = self.attack.iter().map(|a| a.name()).collect();
         flag("attack", !self.attack.is_empty(), attacks.join(","));
+        if self.skew {
+            c.push_str(" --skew");
+        }
         if let Some(f) = self.split_at {
             c.push_str(&format!(" --split-at {f}"));
         }

@@ -359,6 +359,8 @@ pub struct Report {
     pub monitor: Option<crate::monitor::MonitorReport>,
     /// Alerts scenario.
     pub alerts: Option<crate::alerts::AlertsReport>,
+    /// Learn scenario.
+    pub learn: Option<crate::learn::LearnReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -406,6 +408,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         query: None,
         monitor: None,
         alerts: None,
+        learn: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -428,6 +431,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Query => report.query = Some(crate::query::query_phase(&mut sim).map_err(fail)?),
         Scenario::Monitor => report.monitor = Some(crate::monitor::monitor_phase(&mut sim).map_err(fail)?),
         Scenario::Alerts => report.alerts = Some(crate::alerts::alerts_phase(&mut sim).map_err(fail)?),
+        Scenario::Learn => report.learn = Some(crate::learn::learn_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -1023,6 +1027,32 @@ impl Report {
                 i.suspicion_ms,
                 i.named,
                 i.live
+            ));
+        }
+        if let Some(l) = &self.learn {
+            for f in &l.cycles {
+                line(format!(
+                    "learn: cycle {:>4} | test accuracy mean {:.4} lowest {:.4} | hold-out estimate {} | {:.0} bytes per node",
+                    f.cycle,
+                    f.mean,
+                    f.min,
+                    f.estimated.map_or("-".into(), |a| format!("{a:.4}")),
+                    f.bytes_per_node
+                ));
+            }
+            let opt = |c: Option<u32>| c.map_or("never".into(), |c| format!("cycle {c}"));
+            line(format!(
+                "learn: {} training rows on the nodes, {} test rows, {} features, {} classes | reference (one process, all rows) {:.4} | within 1 point: {} | within 3 points: {} | bytes per node to 95 % of the reference: {} | churned {} | tracker mass error {:.1e}",
+                l.train_rows,
+                l.test_rows,
+                l.features,
+                l.classes,
+                l.reference,
+                opt(l.within_1pt),
+                opt(l.within_3pt),
+                l.bytes_to_95pct.map_or("-".into(), |b| format!("{b:.0}")),
+                l.churned,
+                l.mass_err
             ));
         }
         if let Some(a) = &self.alerts {

@@ -247,6 +247,7 @@ pub struct Sim {
     pub(crate) claims: BTreeMap<String, (String, BTreeMap<NodeId, Time>)>,
     /// `agg` bytes (encoded) and messages sent, once counting is on.
     agg_sent: Option<(u64, u64)>,
+    learn_sent: Option<(u64, u64)>,
     /// Each slot's labels (the monitor scenario's racks).
     labels: Vec<Vec<(String, String)>>,
     /// The Byzantine nodes, if any.
@@ -371,6 +372,7 @@ impl Sim {
             work: None,
             wave: None,
             agg_sent: None,
+            learn_sent: None,
             notes: Vec::new(),
             named: BTreeMap::new(),
             claims: BTreeMap::new(),
@@ -950,6 +952,10 @@ impl Sim {
             t.0 += wire::encode(&env).map_or(0, |b| b.len() as u64);
             t.1 += 1;
         }
+        if let (Some(t), Message::Learn { .. }) = (self.learn_sent.as_mut(), &env.msg) {
+            t.0 += wire::encode(&env).map_or(0, |b| b.len() as u64);
+            t.1 += 1;
+        }
         let Some(dest) = addr_slot(&to, self.slots.len()) else {
             return;
         };
@@ -1431,6 +1437,11 @@ impl Sim {
     /// `agg` bytes (encoded) and messages sent since the first call.
     pub(crate) fn agg_sent(&mut self) -> (u64, u64) {
         *self.agg_sent.get_or_insert((0, 0))
+    }
+
+    /// `learn` bytes (encoded) and messages sent since the first call.
+    pub(crate) fn learn_sent(&mut self) -> (u64, u64) {
+        *self.learn_sent.get_or_insert((0, 0))
     }
 
     /// Gives each slot the label `rack=r{slot % racks}` (from its next

@@ -397,3 +397,48 @@ fn slow_and_lossy_nodes_are_named_and_stops_under_loss_raise_no_false_alert() {
         assert_eq!(down, 2 * a.down_incidents, "each death incident raised once and resolved once: {a:?}");
     }
 }
+
+/// scikit-learn's digits (Debian's `python3-sklearn`): 1,797 rows of 64
+/// pixels and a digit.
+const DIGITS: &str = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz";
+
+#[test]
+fn gossip_learning_approaches_one_process_on_all_the_rows_with_loss() {
+    let test = "gossip_learning_approaches_one_process_on_all_the_rows_with_loss";
+    if !std::path::Path::new(DIGITS).exists() {
+        ryx_testkit::skip(test, ryx_testkit::Needs::Sklearn, &format!("no {DIGITS}"));
+        return;
+    }
+    let dir = ryx_testkit::ScratchDir::new("digits");
+    let csv = dir.path().join("digits.csv");
+    let out = std::process::Command::new("gzip").args(["-dc", DIGITS]).output().expect("gzip runs");
+    assert!(out.status.success(), "gzip -dc {DIGITS}");
+    std::fs::write(&csv, out.stdout).expect("write the rows");
+    for seed in [1, 2] {
+        let p = Params {
+            data: Some(csv.display().to_string()),
+            cycles: 100,
+            loss: 0.05,
+            idle_ms: 0,
+            ..params(Scenario::Learn, 100, seed)
+        };
+        let r = run_ok(&p);
+        let l = r.learn.as_ref().expect("learn report");
+        assert_eq!((l.features, l.classes, l.train_rows + l.test_rows), (64, 10, 1797), "{}", r.command);
+        assert!(l.reference > 0.93, "the single-process reference learns the digits: {l:?}");
+        let last = l.cycles.last().expect("measured");
+        // Generous: the figures are in docs/learning.md. A tracker that
+        // loses its mass, or models that never agree, stay far below.
+        assert!(last.mean >= l.reference - 0.04, "mean accuracy {} against {}: {}", last.mean, l.reference, r.command);
+        assert!(
+            last.min >= l.reference - 0.06,
+            "every node's model: {} against {}: {}",
+            last.min,
+            l.reference,
+            r.command
+        );
+        assert!(l.mass_err < 1e-3, "the tracker keeps its mass: {}: {}", l.mass_err, r.command);
+        let est = last.estimated.expect("the nodes estimate their hold-out accuracy");
+        assert!((est - last.mean).abs() < 0.05, "the hold-out estimate {est} near the test accuracy {}", last.mean);
+    }
+}

@@ -27,6 +27,8 @@ pub enum Needs {
     Tools,
     /// Prometheus Alertmanager (`prometheus-alertmanager`, Debian's).
     Alertmanager,
+    /// scikit-learn's bundled datasets (Debian's `python3-sklearn`).
+    Sklearn,
 }
 
 impl Needs {
@@ -39,6 +41,7 @@ impl Needs {
             Needs::Data => "data",
             Needs::Tools => "tools",
             Needs::Alertmanager => "alertmanager",
+            Needs::Sklearn => "sklearn",
         }
     }
 }

@@ -148,6 +148,7 @@ impl Node {
             custody_pending: self.custody.pending(),
             agg: self.agg.entries(),
             alerts: self.alert_entries(),
+            learn: self.learn_entries(),
             jobs: self.jobs.sizes(),
         }
     }

@@ -177,6 +177,11 @@ impl Node {
                     self.on_agg(from, crate::agg::AggMsg { v, x, reply });
                 }
             }
+            Message::Learn { task, part, age, reply, x, v, took, gave, est } => {
+                if nbr {
+                    self.on_learn(from, crate::learn::LearnMsg { task, part, age, reply, x, v, took, gave, est });
+                }
+            }
             Message::PingReq { nonce, target } => {
                 if target.id != self.id && target.id != from {
                     self.ping(target.id, target.addr, PingKind::ForIndirect { requester: peer, req_nonce: nonce });

@@ -131,6 +131,7 @@ impl Node {
         self.with_jobs(|j, c| j.neighbor_down(c, id));
         self.wave_child_gone(id);
         self.agg.drop_link(id, matches!(reason, DownReason::Disconnected | DownReason::Asymmetric));
+        self.learn_link_down(id, matches!(reason, DownReason::Disconnected | DownReason::Asymmetric));
         match reason {
             DownReason::Failed => self.observe_down(id, peer.degree),
             // A neighbour that no longer counts this node may have

@@ -80,6 +80,7 @@ impl Node {
         if self.timers.expired(Timer::Aggregate, now) {
             self.aggregate_round();
         }
+        self.learn_tick();
         if self.timers.expired(Timer::Custody, now) {
             self.timers.set(Timer::Custody, now.plus(Duration::from_secs(1)));
             self.custody_tick();

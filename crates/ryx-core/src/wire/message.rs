@@ -151,6 +151,30 @@ messages! {
             #[serde(default, skip_serializing_if = "std::ops::Not::not")]
             reply: bool,
         } = "agg",
+        /// Learning by gossip (`crate::learn`): one part of a push-pull
+        /// exchange of a task's model, momentum and tracker totals.
+        Learn {
+            /// The task.
+            task: String,
+            /// Which part of the vectors (`learn::PART` coordinates each).
+            part: u16,
+            /// The sender model's age (cycles trained).
+            age: u64,
+            /// An answer to a push.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            reply: bool,
+            /// Model, momentum, tracker totals (took, its copy of what the
+            /// receiver took) and estimate: base64 of little-endian `f32`s.
+            x: String,
+            /// See `x`.
+            v: String,
+            /// See `x`.
+            took: String,
+            /// See `x`.
+            gave: String,
+            /// See `x`.
+            est: String,
+        } = "learn",
         /// What a node saw of another (dead, or back), on its way up the
         /// spanning tree to the leader, which turns a quorum of observers
         /// into an incident (`node::incident`).
@@ -557,6 +581,10 @@ impl Message {
                     && x.len() <= MAX_AGG_EXTREMES
                     && v.keys().chain(x.keys()).all(|k| !k.is_empty() && k.len() <= MAX_AGG_KEY_LEN)
             }
+            Message::Learn { task, x, v, took, gave, est, .. } => {
+                task.len() <= crate::learn::MAX_NAME
+                    && [x, v, took, gave, est].iter().all(|s| s.len() <= crate::learn::MAX_B64)
+            }
             Message::BlobWant { hashes, hops } => {
                 hashes.len() <= MAX_BLOBS_PER_MESSAGE
                     && *hops <= MAX_WANT_HOPS
@@ -574,4 +602,12 @@ impl Message {
 
 fn id_ok(id: &ItemId) -> bool {
     !id.key.is_empty() && id.key.len() <= MAX_KEY_LEN
+}
+
+impl Message {
+    /// A `learn` message from its parts.
+    pub fn learn(m: crate::learn::LearnMsg) -> Message {
+        let crate::learn::LearnMsg { task, part, age, reply, x, v, took, gave, est } = m;
+        Message::Learn { task, part, age, reply, x, v, took, gave, est }
+    }
 }
