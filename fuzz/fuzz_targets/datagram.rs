@@ -5,7 +5,8 @@
 //! clock jumps. Nothing may panic, and every table must stay within its
 //! bound after every input.
 //!
-//! Input: one flag byte (bit 0: cluster secret), then records of
+//! Input: one flag byte (bit 0: cluster secret; bit 1: a learning task
+//! runs), then records of
 //! `[op: u8][len: u16 LE][payload: len bytes]` (see `make_fuzz_seeds`).
 
 #![no_main]
@@ -14,6 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use ryx_core::auth::{Auth, Keyring};
 use ryx_core::identity::Identity;
 use ryx_core::jobs::BlobRef;
+use ryx_core::learn::{Row, Spec};
 use ryx_core::wire::{self, Envelope, Message, PROTOCOL_VERSION};
 use ryx_core::{Input, Node, NodeConfig, Time};
 use std::net::SocketAddr;
@@ -86,6 +88,13 @@ fuzz_target!(|data: &[u8]| {
     let mut w = World { node, peer: Identity::from_u64(2), sealer, now: T0, wall: T0, seq: T0 };
     // The neighbour links up first, so that neighbour-only kinds are read.
     w.from_peer(Message::Join { long: false, urgent: true, degree: 0, labels: vec![] });
+    if flags & 2 == 2 {
+        // A learning task of two features, so that `learn` parts (task
+        // "t") reach a learner.
+        let rows = vec![Row { x: vec![0.5, 1.0], y: 1 }, Row { x: vec![0.0, 0.2], y: 0 }];
+        let _ = w.node.add_rows("d", rows);
+        let _ = w.node.start_learning(Time(w.now), Spec::new("t", "d", 2, 2));
+    }
     while rest.len() >= 3 {
         let op = rest[0];
         let len = usize::from(u16::from_le_bytes([rest[1], rest[2]]));

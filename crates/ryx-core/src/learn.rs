@@ -82,6 +82,9 @@ fn default_period() -> u32 {
 fn default_cycles() -> u32 {
     300
 }
+fn default_mixes() -> u8 {
+    1
+}
 fn default_holdout() -> f32 {
     0.1
 }
@@ -109,6 +112,10 @@ pub struct Spec {
     /// Milliseconds between a node's cycles.
     #[serde(default = "default_period")]
     pub period_ms: u32,
+    /// Exchanges a node starts per cycle (1-4): the first after its step,
+    /// the others evenly between (averaging only).
+    #[serde(default = "default_mixes")]
+    pub mixes: u8,
     /// Cycles a node runs; then its model stays as it is.
     #[serde(default = "default_cycles")]
     pub cycles: u32,
@@ -130,6 +137,7 @@ impl Spec {
             momentum: default_momentum(),
             lambda: default_lambda(),
             period_ms: default_period(),
+            mixes: default_mixes(),
             cycles: default_cycles(),
             holdout: default_holdout(),
         }
@@ -182,6 +190,9 @@ impl Spec {
         }
         if !(10..=3_600_000).contains(&self.period_ms) {
             return Err("period_ms must be 10-3600000".into());
+        }
+        if !(1..=4).contains(&self.mixes) {
+            return Err("mixes must be 1-4".into());
         }
         if self.cycles == 0 || self.cycles > 1_000_000 {
             return Err("cycles must be 1-1000000".into());
@@ -306,13 +317,19 @@ pub fn full_gradient(spec: &Spec, w: &[f32], rows: &[Row]) -> Vec<f64> {
 /// with momentum (step 0.3, momentum 0.9, whatever the task's) on the
 /// task's objective over every training row.
 pub fn train_reference(spec: &Spec, rows: &[Row], steps: usize) -> Vec<f32> {
+    train_steps(spec, rows, steps, 0.3, 0.9)
+}
+
+/// `steps` of full-batch gradient descent with `step` and `momentum`:
+/// with the task's own, what one process reaches in as many cycles.
+pub fn train_steps(spec: &Spec, rows: &[Row], steps: usize, step: f32, momentum: f32) -> Vec<f32> {
     let mut w = vec![0.0f32; spec.dim()];
     let mut v = vec![0.0f64; spec.dim()];
     for _ in 0..steps {
         let g = full_gradient(spec, &w, rows);
         for ((wi, vi), gi) in w.iter_mut().zip(v.iter_mut()).zip(&g) {
-            *vi = 0.9 * *vi + gi;
-            *wi -= (0.3 * *vi) as f32;
+            *vi = f64::from(momentum) * *vi + gi;
+            *wi -= (f64::from(step) * *vi) as f32;
         }
     }
     w
@@ -433,6 +450,8 @@ pub struct Learner {
     links: BTreeMap<NodeId, Link>,
     pending: Option<(NodeId, Time)>,
     last: Option<Time>,
+    /// When it last pushed.
+    pushed: Option<Time>,
     refused: u64,
 }
 
@@ -456,6 +475,7 @@ impl Learner {
             links: BTreeMap::new(),
             pending: None,
             last: None,
+            pushed: None,
             refused: 0,
             spec,
         }
@@ -492,6 +512,25 @@ impl Learner {
     pub fn due(&self, now: Time) -> bool {
         self.cycles < u64::from(self.spec.cycles)
             && self.last.is_none_or(|t| now.since(t) >= Duration::from_millis(u64::from(self.spec.period_ms)))
+    }
+
+    /// Whether an exchange between cycles is due at `now`.
+    pub fn mix_due(&self, now: Time) -> bool {
+        let gap = Duration::from_millis(u64::from(self.spec.period_ms)) / u32::from(self.spec.mixes.max(1));
+        self.spec.mixes > 1 && self.running() && self.pushed.is_some_and(|t| now.since(t) >= gap)
+    }
+
+    /// An exchange between cycles (averaging only): the push to `to`.
+    pub fn mix(&mut self, now: Time, neighbours: &[NodeId], to: Option<NodeId>) -> Vec<LearnMsg> {
+        self.links.retain(|id, _| neighbours.contains(id));
+        self.push(now, to)
+    }
+
+    fn push(&mut self, now: Time, to: Option<NodeId>) -> Vec<LearnMsg> {
+        self.pushed = Some(now);
+        let Some(to) = to else { return Vec::new() };
+        self.pending = Some((to, now));
+        (0..self.spec.parts()).map(|p| self.message(to, p, false)).collect()
     }
 
     /// Whether it still runs cycles.
@@ -559,9 +598,7 @@ impl Learner {
             // The input follows the model (the tracker sees the change now).
             self.refresh_input();
         }
-        let Some(to) = to else { return Vec::new() };
-        self.pending = Some((to, now));
-        (0..self.spec.parts()).map(|p| self.message(to, p, false)).collect()
+        self.push(now, to)
     }
 
     fn message(&self, to: NodeId, part: usize, reply: bool) -> LearnMsg {

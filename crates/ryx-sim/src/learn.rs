@@ -58,6 +58,9 @@ pub struct LearnReport {
     pub classes: usize,
     /// The reference's test accuracy.
     pub reference: f64,
+    /// One process's test accuracy after `--cycles` steps of the task's
+    /// own step and momentum (the optimiser's part of the gap).
+    pub same_steps: f64,
     /// Every tenth cycle (and the last).
     pub cycles: Vec<CycleFigures>,
     /// First measured cycle at which the mean is within 1 point of the
@@ -126,9 +129,14 @@ pub(crate) fn learn_phase(sim: &mut Sim) -> Result<LearnReport, Violation> {
     if let Some(m) = p.momentum {
         spec.momentum = m;
     }
+    if let Some(m) = p.mixes {
+        spec.mixes = m;
+    }
     spec.check().map_err(|e| sim.violation(None, format!("the learn task: {e}")))?;
     let trained: Vec<Row> = train.iter().filter(|r| !spec.held_out(r)).cloned().collect();
     let reference = learn::accuracy(&spec, &learn::train_reference(&spec, &trained, REFERENCE_STEPS), &test);
+    let same = learn::train_steps(&spec, &trained, p.cycles as usize, spec.step, spec.momentum);
+    let same_steps = learn::accuracy(&spec, &same, &test);
 
     // Deal the rows to the slots.
     let mut dealt = train.clone();
@@ -229,6 +237,7 @@ pub(crate) fn learn_phase(sim: &mut Sim) -> Result<LearnReport, Violation> {
         features,
         classes,
         reference,
+        same_steps,
         cycles: figures,
         within_1pt: within.0,
         within_3pt: within.1,

@@ -197,6 +197,9 @@ pub struct Params {
     /// Learn scenario: the task's momentum (default: the task's default).
     #[arg(long)]
     pub momentum: Option<f32>,
+    /// Learn scenario: the task's exchanges per cycle (default: the task's).
+    #[arg(long)]
+    pub mixes: Option<u8>,
     /// Waves of the query scenario.
     #[arg(long, default_value_t = 20)]
     pub queries: usize,
@@ -415,6 +418,7 @@ impl Params {
         flag("cycles", self.cycles != d.cycles, self.cycles.to_string());
         flag("step", self.step.is_some(), self.step.unwrap_or(0.0).to_string());
         flag("momentum", self.momentum.is_some(), self.momentum.unwrap_or(0.0).to_string());
+        flag("mixes", self.mixes.is_some(), self.mixes.unwrap_or(0).to_string());
         let energies: Vec<String> = self.energies.iter().map(|e| e.to_string()).collect();
         flag(
             "energies",

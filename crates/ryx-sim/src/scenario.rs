@@ -1042,12 +1042,13 @@ impl Report {
             }
             let opt = |c: Option<u32>| c.map_or("never".into(), |c| format!("cycle {c}"));
             line(format!(
-                "learn: {} training rows on the nodes, {} test rows, {} features, {} classes | reference (one process, all rows) {:.4} | within 1 point: {} | within 3 points: {} | bytes per node to 95 % of the reference: {} | churned {} | tracker mass error {:.1e}",
+                "learn: {} training rows on the nodes, {} test rows, {} features, {} classes | reference (one process, all rows) {:.4}, after as many steps of the task's step and momentum {:.4} | within 1 point: {} | within 3 points: {} | bytes per node to 95 % of the reference: {} | churned {} | tracker mass error {:.1e}",
                 l.train_rows,
                 l.test_rows,
                 l.features,
                 l.classes,
                 l.reference,
+                l.same_steps,
                 opt(l.within_1pt),
                 opt(l.within_3pt),
                 l.bytes_to_95pct.map_or("-".into(), |b| format!("{b:.0}")),

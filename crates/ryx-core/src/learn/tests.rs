@@ -193,3 +193,21 @@ fn a_full_part_of_a_large_model_fits_a_datagram_and_passes_the_wire() {
     }
     assert_eq!(b.view(Time::from_millis(0)).refused, 0);
 }
+
+#[test]
+fn exchanges_between_cycles_average_without_stepping() {
+    let mut spec = Spec::new("t", "blobs", 4, 3);
+    spec.mixes = 2;
+    assert!(spec.check().is_ok());
+    let mut l = Learner::new(spec.clone(), &blobs(9, 9));
+    assert!(l.due(Time::from_millis(0)) && !l.mix_due(Time::from_millis(0)));
+    l.cycle(Time::from_millis(0), &[id(2)], Some(id(2)));
+    let (w, age) = (l.weights().to_vec(), l.age);
+    assert!(!l.mix_due(Time::from_millis(400)));
+    assert!(l.mix_due(Time::from_millis(500)) && !l.due(Time::from_millis(500)));
+    let msgs = l.mix(Time::from_millis(500), &[id(2)], Some(id(2)));
+    assert_eq!(msgs.len(), spec.parts());
+    assert_eq!((l.weights(), l.age), (&w[..], age), "no step");
+    spec.mixes = 5;
+    assert!(spec.check().is_err());
+}

@@ -102,11 +102,22 @@ impl Node {
             return;
         }
         let ids = self.active_ids();
-        let due: Vec<String> = self.learning.tasks.iter().filter(|(_, l)| l.due(now)).map(|(k, _)| k.clone()).collect();
-        for k in due {
+        let due: Vec<(String, bool)> =
+            self.learning
+                .tasks
+                .iter()
+                .filter_map(|(k, l)| {
+                    if l.due(now) {
+                        Some((k.clone(), true))
+                    } else {
+                        l.mix_due(now).then(|| (k.clone(), false))
+                    }
+                })
+                .collect();
+        for (k, step) in due {
             let to = (!ids.is_empty()).then(|| ids[self.rng.below(ids.len())]);
             let Some(l) = self.learning.tasks.get_mut(&k) else { continue };
-            let msgs = l.cycle(now, &ids, to);
+            let msgs = if step { l.cycle(now, &ids, to) } else { l.mix(now, &ids, to) };
             if let Some(to) = to {
                 for m in msgs {
                     self.send_to(to, Message::learn(m));
