@@ -63,6 +63,11 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_ROWS: usize = 200_000;
 /// Longest base64 vector a message carries (`PART` f32s).
 pub const MAX_B64: usize = (PART * 4).div_ceil(3) * 4;
+/// Least time between two exchanges a node starts (a task cannot make
+/// its nodes flood their links).
+pub const MIN_EXCHANGE_GAP_MS: u64 = 250;
+/// Feature values a node holds at most over all its datasets (16 MB).
+pub const MAX_ROW_VALUES: usize = 4_000_000;
 /// How long a node waits for the answer to its push before its tracker
 /// takes from others' pushes again (as `agg::PUSH_WAIT`).
 pub const PUSH_WAIT: Duration = Duration::from_millis(250);
@@ -188,11 +193,14 @@ impl Spec {
         if !(0.0..=0.5).contains(&self.holdout) {
             return Err("holdout must be in [0, 0.5]".into());
         }
-        if !(10..=3_600_000).contains(&self.period_ms) {
-            return Err("period_ms must be 10-3600000".into());
+        if self.period_ms > 3_600_000 {
+            return Err("period_ms must be at most 3600000".into());
         }
         if !(1..=4).contains(&self.mixes) {
             return Err("mixes must be 1-4".into());
+        }
+        if u64::from(self.period_ms) < MIN_EXCHANGE_GAP_MS * u64::from(self.mixes) {
+            return Err(format!("period_ms must be at least {MIN_EXCHANGE_GAP_MS} × mixes"));
         }
         if self.cycles == 0 || self.cycles > 1_000_000 {
             return Err("cycles must be 1-1000000".into());
@@ -594,7 +602,7 @@ impl Learner {
                 self.v[k] = wire(v);
                 self.x[k] = wire(f64::from(self.x[k]) - step * v);
             }
-            self.age += 1;
+            self.age = (self.age + 1).min(max_age(&self.spec));
             // The input follows the model (the tracker sees the change now).
             self.refresh_input();
         }
@@ -624,7 +632,10 @@ impl Learner {
     /// task's shape or carries a number that is not finite.
     pub fn receive(&mut self, now: Time, me: NodeId, from: NodeId, m: &LearnMsg) -> Result<Option<LearnMsg>, Refused> {
         let part = usize::from(m.part);
-        if part >= self.spec.parts() {
+        // An age made up to win every average is refused: merges take the
+        // larger age and cycles add to it, so an honest age stays near the
+        // task's cycles; twice them (and 100) is beyond any.
+        if part >= self.spec.parts() || m.age > max_age(&self.spec) {
             self.refused += 1;
             return Err(Refused);
         }
@@ -638,7 +649,7 @@ impl Learner {
         };
         // The answer carries this node's model as it was (both ends then
         // average the same two).
-        let answer = (!m.reply).then(|| (encode_f32s(&self.x[lo..hi]), encode_f32s(&self.v[lo..hi])));
+        let answer = (!m.reply).then(|| (encode_f32s(&self.x[lo..hi]), encode_f32s(&self.v[lo..hi]), self.age));
         // Age-weighted averaging: a model that has not trained adopts the
         // other; equal ages meet halfway.
         let w = if m.age == 0 { 0.0 } else { m.age as f64 / (m.age as f64 + self.age as f64) };
@@ -678,10 +689,11 @@ impl Learner {
         if last {
             self.age = self.age.max(m.age);
         }
-        Ok(answer.map(|(ax, av)| {
+        Ok(answer.map(|(ax, av, age)| {
             let mut r = self.message(from, part, true);
             r.x = ax;
             r.v = av;
+            r.age = age;
             r
         }))
     }
@@ -704,6 +716,11 @@ impl Learner {
             refused: self.refused,
         }
     }
+}
+
+/// The largest age a model of `spec` may claim.
+fn max_age(spec: &Spec) -> u64 {
+    2 * u64::from(spec.cycles) + 100
 }
 
 /// Rounds to what the wire carries (both ends keep exactly this).

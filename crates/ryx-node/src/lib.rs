@@ -16,6 +16,7 @@ pub mod exec;
 pub mod faults;
 pub mod health;
 pub mod http;
+pub mod learning;
 pub mod members;
 pub mod metrics;
 pub mod refusals;

@@ -427,16 +427,12 @@ fn gossip_learning_approaches_one_process_on_all_the_rows_with_loss() {
         assert_eq!((l.features, l.classes, l.train_rows + l.test_rows), (64, 10, 1797), "{}", r.command);
         assert!(l.reference > 0.93, "the single-process reference learns the digits: {l:?}");
         let last = l.cycles.last().expect("measured");
-        // Generous: the figures are in docs/learning.md. A tracker that
-        // loses its mass, or models that never agree, stay far below.
-        assert!(last.mean >= l.reference - 0.04, "mean accuracy {} against {}: {}", last.mean, l.reference, r.command);
-        assert!(
-            last.min >= l.reference - 0.06,
-            "every node's model: {} against {}: {}",
-            last.min,
-            l.reference,
-            r.command
-        );
+        // Against one process taking as many steps (docs/learning.md: the
+        // network matches it). A tracker that loses its mass, or models
+        // that never agree, stay far below.
+        let same = l.same_steps;
+        assert!(last.mean >= same - 0.02, "mean accuracy {} against one process's {same}: {}", last.mean, r.command);
+        assert!(last.min >= same - 0.04, "every node's model: {} against {}: {}", last.min, same, r.command);
         assert!(l.mass_err < 1e-3, "the tracker keeps its mass: {}: {}", l.mass_err, r.command);
         let est = last.estimated.expect("the nodes estimate their hold-out accuracy");
         assert!((est - last.mean).abs() < 0.05, "the hold-out estimate {est} near the test accuracy {}", last.mean);

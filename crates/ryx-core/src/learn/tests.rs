@@ -97,10 +97,16 @@ fn a_node_that_has_not_trained_adopts_its_neighbours_model() {
     }
     let mut new = Learner::new(spec.clone(), &[]);
     let msgs = old.cycle(Time::from_millis(6000), &[id(2)], Some(id(2)));
+    let before = old.weights().to_vec();
     for m in &msgs {
-        new.receive(Time::from_millis(6000), id(2), id(1), m).expect("well formed");
+        let r = new.receive(Time::from_millis(6000), id(2), id(1), m).expect("well formed").expect("an answer");
+        // The answer carries the newcomer's age as it was (0): the old
+        // model does not move towards the empty one.
+        assert_eq!(r.age, 0);
+        old.receive(Time::from_millis(6000), id(1), id(2), &r).expect("well formed");
     }
-    assert_eq!(new.weights(), old.weights());
+    assert_eq!(new.weights(), &before[..]);
+    assert_eq!(old.weights(), &before[..]);
     assert_eq!(new.age, old.age);
 }
 
@@ -127,6 +133,9 @@ fn malformed_parts_are_refused_whole() {
     let mut m = good.clone();
     m.took = "A".repeat(MAX_B64 + 4);
     bad.push(m);
+    let mut m = good.clone();
+    m.age = u64::MAX;
+    bad.push(m);
     for m in &bad {
         assert_eq!(l.receive(Time::from_millis(0), id(1), id(2), m), Err(Refused), "{m:?}");
     }
@@ -149,6 +158,12 @@ fn specs_and_rows_are_checked() {
     let mut s = Spec::new("a", "d", 4, 3);
     s.momentum = 1.0;
     assert!(s.check().is_err());
+    let mut s = Spec::new("a", "d", 4, 3);
+    s.period_ms = 10;
+    assert!(s.check().is_err(), "a period that floods the links");
+    s.period_ms = 500;
+    s.mixes = 4;
+    assert!(s.check().is_err(), "four exchanges in 500 ms");
     assert_eq!(parse_row("1, 2.5,3\n"), Ok(Row { x: vec![1.0, 2.5], y: 3 }));
     for bad in ["", "1", "1,x,2", "1,2,2.5", "1,2,-1", "1,inf,2", "1,2,1e9"] {
         assert!(parse_row(bad).is_err(), "{bad:?}");

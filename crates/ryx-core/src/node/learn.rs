@@ -10,8 +10,9 @@
 use super::*;
 use crate::learn::{LearnMsg, LearnView, Learner, Row, Spec};
 
-/// Where tasks are kept as info items.
-pub const LEARN_PREFIX: &str = "learn/";
+/// Where tasks are kept as info items (`ryx.`: the network's own keys,
+/// which a client cannot write through `/v1/info`).
+pub const LEARN_PREFIX: &str = "ryx.learn/";
 /// Tasks a node takes part in at most (the others are left to the nodes
 /// that have room).
 pub const MAX_TASKS: usize = 4;
@@ -25,7 +26,8 @@ const TASK_ENERGY: f64 = 1000.0;
 pub(super) struct Learning {
     /// Rows by dataset.
     rows: BTreeMap<String, Vec<Row>>,
-    /// Tasks by id.
+    /// Tasks by id (a task that has run its cycles stays, answering
+    /// predictions, until a new one needs its room).
     tasks: BTreeMap<String, Learner>,
     /// Task items handled: key → version (a bad one is counted once).
     seen: BTreeMap<String, u64>,
@@ -45,6 +47,10 @@ impl Node {
         let held = l.rows.get(dataset).map_or(0, Vec::len);
         if held + rows.len() > crate::learn::MAX_ROWS {
             return Err(format!("a node holds at most {} rows of a dataset", crate::learn::MAX_ROWS));
+        }
+        let values: usize = l.rows.values().flatten().chain(&rows).map(|r| r.x.len()).sum();
+        if values > crate::learn::MAX_ROW_VALUES {
+            return Err(format!("a node holds at most {} feature values of rows", crate::learn::MAX_ROW_VALUES));
         }
         for t in l.tasks.values_mut().filter(|t| t.spec().dataset == dataset) {
             t.add_rows(&rows);
@@ -77,6 +83,16 @@ impl Node {
     pub(super) fn learn_tick(&mut self) {
         let now = self.now;
         let mut new = Vec::new();
+        // A task that has run all its cycles makes room for a new one.
+        if self.learning.tasks.len() >= MAX_TASKS {
+            let waiting = self.info.prefixed(LEARN_PREFIX).any(|(k, _)| {
+                !self.learning.tasks.contains_key(&k[LEARN_PREFIX.len()..]) && !self.learning.seen.contains_key(k)
+            });
+            let done = self.learning.tasks.iter().find(|(_, l)| !l.running()).map(|(k, _)| k.clone());
+            if let (true, Some(k)) = (waiting, done) {
+                self.learning.tasks.remove(&k);
+            }
+        }
         for (k, it) in self.info.prefixed(LEARN_PREFIX) {
             let id = &k[LEARN_PREFIX.len()..];
             if self.learning.tasks.contains_key(id)
