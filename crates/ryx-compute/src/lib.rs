@@ -30,6 +30,7 @@ pub mod eval;
 pub mod grep;
 pub mod loganalysis;
 mod partial;
+pub mod pipeline;
 pub mod search;
 pub mod wordcount;
 
@@ -38,6 +39,7 @@ pub use error::ComputeError;
 pub use grep::GrepParams;
 pub use loganalysis::LogParams;
 pub use partial::{Partial, PARTIAL_FORMAT_VERSION};
+pub use pipeline::PipelineParams;
 pub use search::{CorpusStats, SearchParams, StatsParams};
 pub use wordcount::{count_words, WordCountParams};
 
@@ -68,12 +70,20 @@ pub enum JobKind {
     SearchStats,
     /// The top k documents for a query, by BM25 with given corpus figures.
     Search,
+    /// A stream's stages over lines, counted per event-time window.
+    Pipeline,
 }
 
 impl JobKind {
     /// Every kind, in declaration order.
-    pub const ALL: [JobKind; 5] =
-        [JobKind::WordCount, JobKind::Grep, JobKind::LogAnalysis, JobKind::SearchStats, JobKind::Search];
+    pub const ALL: [JobKind; 6] = [
+        JobKind::WordCount,
+        JobKind::Grep,
+        JobKind::LogAnalysis,
+        JobKind::SearchStats,
+        JobKind::Search,
+        JobKind::Pipeline,
+    ];
 
     /// The canonical name (`"word-count"`, `"grep"`, `"log-analysis"`).
     pub fn as_str(self) -> &'static str {
@@ -83,6 +93,7 @@ impl JobKind {
             JobKind::LogAnalysis => "log-analysis",
             JobKind::SearchStats => "search-stats",
             JobKind::Search => "search",
+            JobKind::Pipeline => "pipeline",
         }
     }
 }
@@ -114,6 +125,8 @@ pub enum Params {
     SearchStats(StatsParams),
     /// Parameters of `search`.
     Search(Box<SearchParams>),
+    /// Parameters of `pipeline`.
+    Pipeline(Box<PipelineParams>),
 }
 
 impl Params {
@@ -125,6 +138,7 @@ impl Params {
             Params::LogAnalysis(_) => JobKind::LogAnalysis,
             Params::SearchStats(_) => JobKind::SearchStats,
             Params::Search(_) => JobKind::Search,
+            Params::Pipeline(_) => JobKind::Pipeline,
         }
     }
 
@@ -137,6 +151,7 @@ impl Params {
             Params::LogAnalysis(p) => p.to_json(),
             Params::SearchStats(p) => p.to_json(),
             Params::Search(p) => p.to_json(),
+            Params::Pipeline(p) => p.to_json(),
         }
     }
 }
@@ -172,6 +187,7 @@ impl JobSpec {
             JobKind::LogAnalysis => Params::LogAnalysis(Box::new(LogParams::from_json(params)?)),
             JobKind::SearchStats => Params::SearchStats(StatsParams::from_json(params)?),
             JobKind::Search => Params::Search(Box::new(SearchParams::from_json(params)?)),
+            JobKind::Pipeline => Params::Pipeline(Box::new(PipelineParams::from_json(params)?)),
         };
         Ok(JobSpec { kind, params })
     }
@@ -201,6 +217,7 @@ impl JobSpec {
             (Params::LogAnalysis(lp), PartialData::LogAnalysis(l)) => l.check_params(lp),
             (Params::SearchStats(sp), PartialData::SearchStats(x)) => x.validate(sp),
             (Params::Search(sp), PartialData::Search(x)) => x.validate(sp),
+            (Params::Pipeline(_), PartialData::Pipeline(x)) => x.validate(),
             _ => Ok(()),
         }
     }
@@ -210,7 +227,7 @@ impl JobSpec {
     /// them as they arrive instead of waiting for unit order. Grep and log
     /// analysis keep samples and first occurrences in input order: no.
     pub fn commutative(&self) -> bool {
-        matches!(self.params, Params::WordCount(_) | Params::SearchStats(_) | Params::Search(_))
+        matches!(self.params, Params::WordCount(_) | Params::SearchStats(_) | Params::Search(_) | Params::Pipeline(_))
     }
 
     /// The partial of zero lines: the identity of [`merge`](Self::merge) (what `map`
@@ -222,6 +239,7 @@ impl JobSpec {
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::LogPartial::empty(p)),
             Params::SearchStats(p) => PartialData::SearchStats(search::StatsPartial::empty(p)),
             Params::Search(_) => PartialData::Search(search::SearchPartial::default()),
+            Params::Pipeline(_) => PartialData::Pipeline(Default::default()),
         };
         Partial { spec: self.fingerprint(), data }
     }
@@ -235,6 +253,7 @@ impl JobSpec {
             Params::LogAnalysis(p) => PartialData::LogAnalysis(loganalysis::map(p, chunk)?),
             Params::SearchStats(p) => PartialData::SearchStats(search::map_stats(p, chunk)?),
             Params::Search(p) => PartialData::Search(search::map_search(p, chunk)?),
+            Params::Pipeline(p) => PartialData::Pipeline(pipeline::map(p, chunk)?),
         };
         Ok(Partial { spec: self.fingerprint(), data })
     }
@@ -280,6 +299,9 @@ impl JobSpec {
             }
             (Params::Search(p), PartialData::Search(x), PartialData::Search(y)) => {
                 PartialData::Search(search::merge_search(p, x, y)?)
+            }
+            (Params::Pipeline(_), PartialData::Pipeline(x), PartialData::Pipeline(y)) => {
+                PartialData::Pipeline(pipeline::merge(x, y)?)
             }
             (_, x, _) => return Err(ComputeError::KindMismatch { expected: self.kind, found: x.kind() }),
         };
@@ -327,6 +349,7 @@ impl JobSpec {
             (Params::LogAnalysis(lp), PartialData::LogAnalysis(x)) => loganalysis::finish(lp, x),
             (Params::SearchStats(sp), PartialData::SearchStats(x)) => Ok(search::finish_stats(sp, x)),
             (Params::Search(sp), PartialData::Search(x)) => Ok(search::finish_search(sp, x)),
+            (Params::Pipeline(pp), PartialData::Pipeline(x)) => Ok(pipeline::finish(pp, x)),
             _ => Err(ComputeError::KindMismatch { expected: self.kind, found: p.kind() }),
         }
     }

@@ -3,6 +3,7 @@
 use crate::error::ComputeError;
 use crate::grep::GrepPartial;
 use crate::loganalysis::LogPartial;
+use crate::pipeline::PipelinePartial;
 use crate::search::{SearchPartial, StatsPartial};
 use crate::wordcount::{WcPartial, WcWire};
 use crate::{digest_hex, JobKind};
@@ -23,6 +24,8 @@ pub(crate) enum PartialData {
     SearchStats(StatsPartial),
     #[serde(rename = "search")]
     Search(SearchPartial),
+    #[serde(rename = "pipeline")]
+    Pipeline(PipelinePartial),
 }
 
 impl PartialData {
@@ -33,6 +36,7 @@ impl PartialData {
             PartialData::WordCount(_) => JobKind::WordCount,
             PartialData::SearchStats(_) => JobKind::SearchStats,
             PartialData::Search(_) => JobKind::Search,
+            PartialData::Pipeline(_) => JobKind::Pipeline,
         }
     }
 }
@@ -50,6 +54,8 @@ enum PartialWire {
     SearchStats(StatsPartial),
     #[serde(rename = "search")]
     Search(SearchPartial),
+    #[serde(rename = "pipeline")]
+    Pipeline(PipelinePartial),
 }
 
 /// The intermediate state of one or more consecutive units of a job.
@@ -123,6 +129,10 @@ impl Partial {
             PartialWire::WordCount(w) => PartialData::WordCount(WcPartial::from_wire(w)?),
             PartialWire::SearchStats(x) => PartialData::SearchStats(x),
             PartialWire::Search(x) => PartialData::Search(x),
+            PartialWire::Pipeline(x) => {
+                x.validate()?;
+                PartialData::Pipeline(x)
+            }
         };
         Ok(Partial { spec: env.spec, data })
     }

@@ -80,7 +80,7 @@ pub struct SearchArgs {
 /// Options of `ryx-node run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Job kind: word-count, grep or log-analysis.
+    /// Job kind: word-count, grep, log-analysis, search, search-stats or pipeline.
     pub kind: String,
     /// A dataset the nodes hold in their own files (`--source NAME=…`).
     #[arg(long, required_unless_present = "input", conflicts_with = "input")]
@@ -112,7 +112,7 @@ pub struct RunArgs {
 /// Options of `ryx-node exec`.
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// Job kind: word-count, grep or log-analysis.
+    /// Job kind: word-count, grep, log-analysis, search, search-stats or pipeline.
     pub kind: String,
     /// Input files, processed in the order given.
     #[arg(long = "input", required = true, num_args = 1..)]

@@ -114,6 +114,9 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         streams: Arc::new(Semaphore::new(limits.max_event_streams)),
         lookups: Arc::new(Semaphore::new(MAX_LOOKUPS)),
     };
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(crate::streams::drive(api.clone()));
+    }
     Router::new()
         .merge(blobs)
         .route("/v1/blobs/sample", axum::routing::post(api_jobs::put_sample))
@@ -137,6 +140,8 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/learn/{id}", get(crate::learning::get_one))
         .route("/v1/learn/{id}/predict", axum::routing::post(crate::learning::predict))
         .route("/v1/aggregates/{metric}", get(aggregate_one))
+        .route("/v1/streams", get(crate::streams::list).post(crate::streams::create))
+        .route("/v1/streams/{id}", get(crate::streams::get_one).delete(crate::streams::stop))
         .route("/v1/peers", get(peers))
         .route("/v1/topology", get(topology))
         .route("/v1/sources", get(sources))

@@ -27,6 +27,7 @@ pub mod server;
 pub mod sources;
 pub mod spool;
 pub mod store;
+pub mod streams;
 pub mod waves;
 pub mod work;
 
