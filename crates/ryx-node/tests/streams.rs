@@ -111,6 +111,30 @@ fn each_window_closes_once_equal_to_exec_while_nodes_are_killed_and_restarted() 
     let id = created["stream_id"].as_str().expect("id").to_string();
     let since = created["stream"]["since_ms"].as_i64().expect("since");
 
+    // Watches when each window first shows, at any node (ports stay the
+    // same across restarts).
+    let watch_ports: Vec<u16> = nodes.iter().map(|x| x.port).collect();
+    let (watch_id, watch_stop) = (id.clone(), Arc::new(AtomicBool::new(false)));
+    let ws = watch_stop.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut seen: std::collections::BTreeMap<i64, i64> = Default::default();
+        let mut k = 0;
+        while !ws.load(Ordering::Relaxed) {
+            k += 1;
+            let port = watch_ports[k % watch_ports.len()];
+            if let Ok((200, t)) = http(port, "GET", &format!("/v1/streams/{watch_id}?last=5"), None) {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                for w in v["windows"].as_array().into_iter().flatten() {
+                    if let Some(end) = w["end_ms"].as_i64() {
+                        seen.entry(end).or_insert_with(now_ms);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen
+    });
+
     // Kill a node every 5 s (a seeded choice, the driver included), restart it 1 s later.
     let mut kills = 0;
     // RYX_STREAM_SEED picks another kill schedule (scripts/stream-seeds.sh runs many).
@@ -202,6 +226,19 @@ fn each_window_closes_once_equal_to_exec_while_nodes_are_killed_and_restarted() 
             (theirs == mine).then_some(())
         });
         assert!(ok.is_some(), "node {} shows other windows", node.id);
+    }
+    watch_stop.store(true, Ordering::Relaxed);
+    let seen = watcher.join().expect("watcher");
+    // From a window's end to its first showing (the test asks each node in
+    // turn every 50 ms, so up to ~0.3 s of this is the asking).
+    let mut delays: Vec<i64> =
+        seen.iter().filter(|(end, _)| **end > since + window).map(|(end, at)| at - end).collect();
+    delays.sort();
+    if let (Some(first), Some(last)) = (delays.first(), delays.last()) {
+        eprintln!(
+            "seed {seed}: a window shows {first}..{last} ms after its end (median {} ms, lateness 1500 ms, window {window} ms)",
+            delays[delays.len() / 2]
+        );
     }
     eprintln!(
         "seed {seed}: {} windows, {lines} lines counted of {written} written (retry lines excluded), {kills} kills, driver {}",
