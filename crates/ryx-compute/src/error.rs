@@ -8,7 +8,9 @@ use crate::JobKind;
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     /// The job kind named by the caller is not one of the known kinds.
-    #[error("unknown job kind {0:?} (expected one of: word-count, grep, log-analysis, search-stats, search)")]
+    #[error(
+        "unknown job kind {0:?} (expected one of: word-count, grep, log-analysis, search-stats, search, pipeline)"
+    )]
     UnknownKind(String),
     /// The parameters do not fit the job kind (wrong type, out of range, unknown key...).
     #[error("invalid parameters for {kind}: {msg}")]

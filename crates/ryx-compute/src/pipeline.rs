@@ -32,7 +32,8 @@
 //! Windows are `window_ms` long and start every `slide_ms` (default: equal,
 //! tumbling), aligned to the epoch; a line is in every window that holds
 //! its time. `from_ms`/`to_ms` keep only windows that start in `[from,
-//! to)`. Each window lists its line count and its `top` keys by count (then
+//! to)` (the line counts `lines`, `dropped`, `untimed` are of every line
+//! read). Each window lists its line count and its `top` keys by count (then
 //! key); counts are integers and sums exact, so the partials merge in any
 //! order to the same bytes.
 
@@ -81,6 +82,9 @@ pub struct PipelineParams {
     from_ms: Option<i64>,
     to_ms: Option<i64>,
     top: usize,
+    /// Digest of the parameters that decide a chunk's windows (all but
+    /// `from_ms`, `to_ms` and `top`): the cache's key with the chunk's.
+    core: [u8; 32],
 }
 
 fn regex(kind: JobKind, param: String, v: &Value) -> Result<Regex, ComputeError> {
@@ -194,7 +198,15 @@ impl PipelineParams {
         let from_ms = opt_i64(kind, &obj, "from_ms", MS_RANGE.0, MS_RANGE.1)?;
         let to_ms = opt_i64(kind, &obj, "to_ms", MS_RANGE.0, MS_RANGE.1)?;
         let top = crate::opt_usize(kind, &obj, "top", 0, MAX_KEYS as u64)?.unwrap_or(10);
-        Ok(PipelineParams { stages, stage_json, time_regex, year, window_ms, slide_ms, from_ms, to_ms, top })
+        let core = json!({
+            "stages": stage_json,
+            "time_regex": time_regex.as_ref().map(|r| r.as_str()),
+            "year": year,
+            "window_ms": window_ms,
+            "slide_ms": slide_ms,
+        });
+        let core = *blake3::hash(&crate::canonical_json(&core)).as_bytes();
+        Ok(PipelineParams { stages, stage_json, time_regex, year, window_ms, slide_ms, from_ms, to_ms, top, core })
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -234,8 +246,15 @@ impl PipelineParams {
         }
     }
 
-    fn keep(&self, start: i64) -> bool {
-        self.from_ms.map_or(true, |f| start >= f) && self.to_ms.map_or(true, |t| start < t)
+    /// `all`'s windows that `from_ms`/`to_ms` keep.
+    fn restrict(&self, all: &PipelinePartial) -> PipelinePartial {
+        let lo = self.from_ms.unwrap_or(i64::MIN);
+        let windows = match self.to_ms {
+            Some(hi) if hi <= lo => BTreeMap::new(),
+            Some(hi) => all.windows.range(lo..hi).map(|(k, v)| (*k, v.clone())).collect(),
+            None => all.windows.range(lo..).map(|(k, v)| (*k, v.clone())).collect(),
+        };
+        PipelinePartial { windows, ..*all }
     }
 }
 
@@ -250,8 +269,6 @@ pub(crate) struct PipelinePartial {
     untimed: u64,
     /// Lines a `sum` stage found no number in.
     unsummed: u64,
-    /// Lines whose windows all fell outside `from_ms`/`to_ms`.
-    outside: u64,
     /// Window start → key → (count, sum in millionths), sorted.
     windows: BTreeMap<i64, BTreeMap<String, (u64, i64)>>,
 }
@@ -303,7 +320,81 @@ fn capture<'a>(re: &Regex, line: &'a [u8]) -> Option<&'a [u8]> {
     c.get(1).or_else(|| c.get(0)).map(|m| m.as_bytes())
 }
 
+/// Chunks shorter than this are mapped every time (an open tail changes
+/// between snapshots anyway); longer ones are kept in [`CACHE`].
+pub const CACHE_MIN_CHUNK: usize = 64 << 10;
+/// What the chunk cache may hold, by its estimate of the partials' size.
+pub const CACHE_BYTES: usize = 64 << 20;
+
+/// Every window of recent chunks, by (chunk digest, parameters' core): a
+/// standing stream asks for the same sealed chunks again at each window it
+/// closes, and reads only what is new.
+struct Cache {
+    /// Per (chunk, core): the windows, their estimated size, last use.
+    map: HashMap<([u8; 32], [u8; 32]), Kept>,
+    bytes: usize,
+    clock: u64,
+    hits: u64,
+    misses: u64,
+}
+
+type Kept = (std::sync::Arc<PipelinePartial>, usize, u64);
+
+static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+
+/// Chunk cache hits and misses so far in this process.
+pub fn cache_counts() -> (u64, u64) {
+    let g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().map_or((0, 0), |c| (c.hits, c.misses))
+}
+
+fn estimate(p: &PipelinePartial) -> usize {
+    64 + p.windows.values().map(|w| 32 + w.keys().map(|k| k.len() + 64).sum::<usize>()).sum::<usize>()
+}
+
 pub(crate) fn map(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeError> {
+    if chunk.len() < CACHE_MIN_CHUNK {
+        return Ok(p.restrict(&map_all(p, chunk)?));
+    }
+    let key = (*blake3::hash(chunk).as_bytes(), p.core);
+    {
+        let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = g.as_mut() {
+            c.clock += 1;
+            let clock = c.clock;
+            if let Some(e) = c.map.get_mut(&key) {
+                e.2 = clock;
+                let all = e.0.clone();
+                c.hits += 1;
+                drop(g);
+                return Ok(p.restrict(&all));
+            }
+            c.misses += 1;
+        }
+    }
+    let all = std::sync::Arc::new(map_all(p, chunk)?);
+    let out = p.restrict(&all);
+    let size = estimate(&all);
+    let mut g = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let c = g.get_or_insert_with(|| Cache { map: HashMap::new(), bytes: 0, clock: 0, hits: 0, misses: 1 });
+    if size <= CACHE_BYTES / 4 {
+        c.clock += 1;
+        if let Some(old) = c.map.insert(key, (all, size, c.clock)) {
+            c.bytes -= old.1;
+        }
+        c.bytes += size;
+        while c.bytes > CACHE_BYTES {
+            let Some(k) = c.map.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k) else { break };
+            if let Some(old) = c.map.remove(&k) {
+                c.bytes -= old.1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every window of one chunk, `from_ms`/`to_ms` aside.
+fn map_all(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeError> {
     let mut out = PipelinePartial::default();
     let mut counts: HashMap<(i64, String), (u64, i64)> = HashMap::new();
     let mut key = String::new();
@@ -360,19 +451,11 @@ pub(crate) fn map(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, C
             continue;
         };
         let last = t.div_euclid(p.slide_ms) * p.slide_ms;
-        let mut any = false;
         for j in 0..overlap {
             let start = last - j * p.slide_ms;
-            if !p.keep(start) {
-                continue;
-            }
-            any = true;
             let e = counts.entry((start, key.clone())).or_insert((0, 0));
             e.0 += 1;
             e.1 = e.1.checked_add(value).ok_or(ComputeError::Overflow("a window's sum"))?;
-        }
-        if !any {
-            out.outside += 1;
         }
     }
     for ((start, k), v) in counts {
@@ -397,7 +480,6 @@ pub(crate) fn merge(mut a: PipelinePartial, b: PipelinePartial) -> Result<Pipeli
     a.dropped += b.dropped;
     a.untimed += b.untimed;
     a.unsummed += b.unsummed;
-    a.outside += b.outside;
     for (start, keys) in b.windows {
         let w = a.windows.entry(start).or_default();
         for (k, (n, s)) in keys {
@@ -456,7 +538,6 @@ pub(crate) fn finish(p: &PipelineParams, x: &PipelinePartial) -> Value {
         "dropped": x.dropped,
         "untimed": x.untimed,
         "unsummed": x.unsummed,
-        "outside": x.outside,
         "window_ms": p.window_ms,
         "slide_ms": p.slide_ms,
         "windows": windows,

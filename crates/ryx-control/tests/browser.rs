@@ -512,3 +512,105 @@ fn incidents_view_shows_the_networks_verdict() {
     let errors = console_errors(&b);
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
+
+/// The metrics view shows a running stream's closed windows (table and
+/// chart) and a learning task's accuracy over time, read from the node.
+/// `RYX_SCREENSHOTS=docs/screenshots cargo test --release -p ryx-control --test browser streams` keeps its picture.
+#[test]
+fn streams_and_learning_show_their_windows_and_accuracy() {
+    let Some((chrome, driver)) = browser_or_skip("streams_and_learning_show_their_windows_and_accuracy") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("ryx-control-streams-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let log = |i: usize| dir.join(format!("app{i}.log"));
+    let cluster = Cluster::start_with(3, "streams", |i| vec!["--source".into(), format!("app={}", log(i).display())]);
+    let node = cluster.nodes[0].http;
+    // Lines stamped with the time they are written (epoch ms, one of the
+    // built-in shapes), ten a second per node.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..cluster.nodes.len())
+        .map(|i| {
+            let (path, stop) = (log(i), stop.clone());
+            std::thread::spawn(move || {
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+                let mut k = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let ms =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+                    let level = if k.is_multiple_of(5) { "ERROR" } else { "INFO" };
+                    writeln!(f, "{ms} {level} worker {i} handled request {k} in {} ms", k % 17).unwrap();
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        })
+        .collect();
+    let post = |path: &str, body: String| {
+        wait_for(FORM, || {
+            let (st, b) = http(node, "POST", path, Some(body.as_bytes()), Duration::from_secs(5)).ok()?;
+            (st == 201).then(|| String::from_utf8_lossy(&b).into_owned())
+        })
+        .unwrap_or_else(|| panic!("POST {path} {body} was not accepted"))
+    };
+    // Once every holder is announced, a stream of 2 s windows.
+    wait_for(FORM, || {
+        let d: Value = get(node, "/v1/datasets")?;
+        (d["datasets"][0]["holders"].as_array()?.len() == 3).then_some(())
+    })
+    .expect("every holder announced");
+    post(
+        "/v1/streams",
+        r#"{"dataset":"app","stages":[{"level":true},{"template":true}],"window_ms":2000,"lateness_ms":1000}"#.into(),
+    );
+    // A learning task: two classes, x > 0 or not, rows at every node.
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        let rows: String = (0..60)
+            .map(|k| {
+                let x = ((k * 7 + i * 13) % 41) as f64 / 20.0 - 1.0;
+                format!("{x},{},{}\n", 1.0 - x, u8::from(x > 0.0))
+            })
+            .collect();
+        let (st, b) = http(n.http, "POST", "/v1/rows/toy", Some(rows.as_bytes()), Duration::from_secs(5)).unwrap();
+        assert_eq!(st, 201, "{}", String::from_utf8_lossy(&b));
+    }
+    post("/v1/learn", r#"{"id":"toy","dataset":"toy","features":2,"classes":2,"cycles":60,"period_ms":500}"#.into());
+
+    let b = Browser::start(&chrome, &driver, 1440, 1600);
+    b.goto(&format!("http://{node}/ui/?theme=dark#metrics"));
+    wait_live(&b, cluster.nodes.len());
+    wait_page(
+        &b,
+        Duration::from_secs(60),
+        "three closed windows of the stream, with lines and top keys",
+        "const r = [...document.querySelectorAll('#streams-table tr[data-window]')];
+         return r.length >= 3 && r.some(x => /ERROR/.test(x.textContent) && /INFO/.test(x.textContent))
+           && Number(r[0].children[2].textContent.replace(/\\D/g, '')) > 0",
+    );
+    wait_page(
+        &b,
+        Duration::from_secs(60),
+        "the learning task's accuracy in its table and chart",
+        "const r = document.querySelector('#learning-table tr[data-task=toy]');
+         const v = document.querySelectorAll('#chart-learning .val');
+         return r && /%/.test(r.children[5].textContent) && v.length === 2 && /%/.test(v[1].textContent)",
+    );
+    let lines = b.js("return document.querySelector('#chart-stream .val').textContent");
+    assert!(
+        lines.as_str().is_some_and(|t| t.chars().any(|c| c.is_ascii_digit())),
+        "the stream chart has a value: {lines}"
+    );
+    if std::env::var("RYX_SCREENSHOTS").is_ok() {
+        std::thread::sleep(Duration::from_secs(10));
+        b.js("document.getElementById('h-streams').scrollIntoView(); return 1");
+        shot(&b, &screenshot_dir(), "streams");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let errors = console_errors(&b);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,7 +43,12 @@ export class MetricsView {
     this.rejectedRate = 0;
     this.incidents = [];
     this.aggregates = null;
+    this.streams = [];
+    this.learning = [];
     this.lastPoll = 0;
+    this.streamChart = new LineChart($('stream-charts'), { id: 'chart-stream', title: 'Lines per closed window', series: [{ label: 'lines', color: '--series-1' }], fmt: (x) => fmtNum(x, 0), integer: true, windowSec: 1800, note: 'the first running stream, by window end' });
+    this.streamPlotted = new Set();
+    this.learnChart = new LineChart($('learning-charts'), { id: 'chart-learning', title: 'Model accuracy', series: [{ label: 'here (own hold-out rows)', color: '--series-3' }, { label: 'network estimate', color: '--series-1' }], fmt: (x) => `${fmtNum(x * 100, 1)} %`, windowSec: 1800, note: 'the first task, polled every 2 s' });
   }
 
   /** Polls the connected node's incidents and aggregates (every 2 s, or at
@@ -57,6 +62,7 @@ export class MetricsView {
       const [inc, agg] = await Promise.all([api('/v1/incidents', { timeout: 5000 }), api('/v1/aggregates', { timeout: 5000 })]);
       this.incidents = (inc && inc.incidents) || [];
       this.aggregates = agg;
+      await this.pollWork();
       this.renderNetwork();
     } catch (e) {
       // An older node has neither endpoint: the tables stay empty.
@@ -65,7 +71,74 @@ export class MetricsView {
     }
   }
 
+  /** Streams (the last windows of up to three) and learning tasks. */
+  async pollWork() {
+    try {
+      const [st, ln] = await Promise.all([api('/v1/streams', { timeout: 5000 }), api('/v1/learn', { timeout: 5000 })]);
+      const specs = ((st && st.streams) || []).slice(0, 3);
+      this.streams = await Promise.all(
+        specs.map((s) => api(`/v1/streams/${s.stream.id}?last=10`, { timeout: 5000 }).catch(() => ({ ...s, windows: [] }))),
+      );
+      this.learning = (ln && ln.tasks) || [];
+    } catch (e) {
+      // A node without these endpoints: the tables stay empty.
+    }
+    const first = this.streams.find((s) => !s.stream.stopped) || this.streams[0];
+    if (first && first.stream.id !== this.streamId) {
+      this.streamId = first.stream.id;
+      this.streamChart.clear();
+      this.streamPlotted = new Set();
+    }
+    for (const w of (first && first.windows) || []) {
+      if (this.streamPlotted.has(w.start_ms)) continue;
+      this.streamPlotted.add(w.start_ms);
+      this.streamChart.push(w.end_ms, [w.lines]);
+    }
+    const task = this.learning[0];
+    if (task) this.learnChart.push(Date.now(), [task.local_accuracy ?? null, task.network_accuracy ?? null]);
+    this.streamChart.draw();
+    this.learnChart.draw();
+  }
+
   renderNetwork() {
+    const srows = [];
+    for (const s of this.streams) {
+      const ws = (s.windows || []).slice(-5).reverse();
+      const name = `${s.stream.id.slice(0, 8)} · ${s.stream.dataset}${s.stream.stopped ? ' (stopped)' : ''}`;
+      if (!ws.length) srows.push(el('tr', { 'data-stream': s.stream.id }, el('td', {}, name), el('td', {}, 'no window closed yet'), el('td', { class: 'num' }, '–'), el('td', { class: 'num' }, '–'), el('td', {}, '')));
+      for (const w of ws) {
+        const top = (w.top || []).slice(0, 3).map((t) => `${(t.key || []).join(' · ') || '(all)'} ×${fmtNum(t.count, 0)}`).join('; ');
+        srows.push(
+          el(
+            'tr',
+            { 'data-stream': s.stream.id, 'data-window': w.start_ms },
+            el('td', {}, name),
+            el('td', {}, `${new Date(w.start_ms).toLocaleTimeString()} + ${fmtDuration(s.stream.window_ms)}${w.complete === false ? ' (incomplete)' : ''}`),
+            el('td', { class: 'num' }, fmtNum(w.lines, 0)),
+            el('td', { class: 'num' }, fmtNum(w.keys, 0)),
+            el('td', {}, top),
+          ),
+        );
+      }
+    }
+    fill(document.querySelector('#streams-table tbody'), srows);
+    $('streams-empty').hidden = srows.length > 0;
+    setText($('streams-note'), this.streams.length ? `(${this.streams.length}, latest windows first)` : '');
+    const pct = (x) => (x === undefined || x === null ? '–' : `${fmtNum(x * 100, 1)} %`);
+    const lrows = this.learning.map((t) =>
+      el(
+        'tr',
+        { 'data-task': t.spec.id },
+        el('td', {}, t.spec.id),
+        el('td', {}, t.spec.dataset),
+        el('td', { class: 'num' }, `${fmtNum(t.cycles, 0)} / ${fmtNum(t.spec.cycles, 0)}`),
+        el('td', { class: 'num' }, fmtNum(t.age, 0)),
+        el('td', { class: 'num' }, pct(t.local_accuracy)),
+        el('td', { class: 'num' }, pct(t.network_accuracy)),
+      ),
+    );
+    fill(document.querySelector('#learning-table tbody'), lrows);
+    $('learning-empty').hidden = lrows.length > 0;
     const rows = this.incidents.map((i) =>
       el(
         'tr',
@@ -138,6 +211,8 @@ export class MetricsView {
   drawAll() {
     for (const c of Object.values(this.charts)) c.draw();
     for (const c of Object.values(this.cluster)) c.draw();
+    this.streamChart.draw();
+    this.learnChart.draw();
   }
 
   show() {

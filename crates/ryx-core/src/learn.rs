@@ -502,6 +502,17 @@ impl Learner {
     }
 
     /// The task.
+    /// The model's age: cycles trained, its own or merged in.
+    pub fn age(&self) -> u64 {
+        self.age
+    }
+
+    /// Cycles this node ran.
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
+
+    /// The task.
     pub fn spec(&self) -> &Spec {
         &self.spec
     }

@@ -135,10 +135,17 @@ pub fn router(handle: Handle, limits: Limits) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/incidents", get(crate::alerts::list))
         .route("/v1/aggregates", get(aggregates))
-        .route("/v1/rows/{dataset}", axum::routing::post(crate::learning::add_rows))
+        .route(
+            "/v1/rows/{dataset}",
+            axum::routing::post(crate::learning::add_rows).layer(DefaultBodyLimit::max(crate::learning::MAX_ROWS_BODY)),
+        )
         .route("/v1/learn", get(crate::learning::list).post(crate::learning::start))
         .route("/v1/learn/{id}", get(crate::learning::get_one))
-        .route("/v1/learn/{id}/predict", axum::routing::post(crate::learning::predict))
+        .route(
+            "/v1/learn/{id}/predict",
+            axum::routing::post(crate::learning::predict)
+                .layer(DefaultBodyLimit::max(crate::learning::MAX_PREDICT_BODY)),
+        )
         .route("/v1/aggregates/{metric}", get(aggregate_one))
         .route("/v1/streams", get(crate::streams::list).post(crate::streams::create))
         .route("/v1/streams/{id}", get(crate::streams::get_one).delete(crate::streams::stop))

@@ -27,6 +27,12 @@ use serde_json::json;
 
 /// Rows a prediction request may carry.
 pub const MAX_PREDICT_ROWS: usize = 1000;
+/// Largest body of `POST /v1/rows/{dataset}` (a node holds at most
+/// 4,000,000 values of rows: about this much CSV a request, many requests).
+pub const MAX_ROWS_BODY: usize = 16 << 20;
+/// Largest body of a prediction: 1,000 rows of up to a few hundred
+/// features as JSON numbers.
+pub const MAX_PREDICT_BODY: usize = 8 << 20;
 
 fn bad(code: ErrorCode, msg: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, msg)
@@ -99,7 +105,7 @@ fn no_task(id: &str) -> ApiError {
 /// `GET /v1/learn/{id}`.
 pub async fn get_one(State(h): State<Handle>, Path(id): Path<String>) -> ApiResult {
     let v = h
-        .call(move |s| s.node.learning().into_iter().find(|t| t.spec.id == id).ok_or(id))
+        .call(move |s| s.node.learner(&id).map(|l| l.view(s.clock.now())).ok_or(id))
         .await
         .map_err(ApiError::unavailable)?;
     match v {
@@ -130,17 +136,18 @@ pub async fn predict(
     }
     let v = h
         .call(move |s| {
-            let l = s.node.learner(&id).ok_or(id)?;
+            let Some(l) = s.node.learner(&id) else { return Err(no_task(&id)) };
+            let f = usize::from(l.spec().features);
+            if let Some(i) = p.rows.iter().position(|r| r.len() != f) {
+                let msg = format!("row {i} has {} features; task {id:?} has {f}", p.rows[i].len());
+                return Err(bad(ErrorCode::Invalid, msg));
+            }
             let classes: Vec<usize> = p.rows.iter().map(|r| l.predict(r)).collect();
-            let view = l.view(s.clock.now());
-            Ok::<_, String>(json!({"classes": classes, "age": view.age, "cycles": view.cycles}))
+            Ok(json!({"classes": classes, "age": l.age(), "cycles": l.cycles()}))
         })
         .await
         .map_err(ApiError::unavailable)?;
-    match v {
-        Ok(v) => Ok(Json(v).into_response()),
-        Err(id) => Err(no_task(&id)),
-    }
+    v.map(|v| Json(v).into_response())
 }
 
 #[cfg(test)]

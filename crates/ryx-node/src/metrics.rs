@@ -40,6 +40,19 @@ pub fn render(s: &State) -> String {
         "Searches of a chunk served by its kept index.",
         reused,
     );
+    let (hits, misses) = ryx_compute::pipeline::cache_counts();
+    single(&mut o, "ryx_pipeline_chunks_reused_total", "counter", "Pipeline chunks answered from kept windows.", hits);
+    single(
+        &mut o,
+        "ryx_pipeline_chunks_mapped_total",
+        "counter",
+        "Pipeline chunks of 64 KiB or more read anew.",
+        misses,
+    );
+    let closed = crate::streams::WINDOWS_CLOSED.load(std::sync::atomic::Ordering::Relaxed);
+    single(&mut o, "ryx_stream_windows_closed_total", "counter", "Stream windows this node closed as driver.", closed);
+    let retries = crate::streams::RETRIES.load(std::sync::atomic::Ordering::Relaxed);
+    single(&mut o, "ryx_stream_retries_total", "counter", "Stream window jobs tried again.", retries);
     single(&mut o, "ryx_bytes_received_total", "counter", "UDP payload bytes received.", s.io.bytes_in);
     single(&mut o, "ryx_bytes_sent_total", "counter", "UDP payload bytes sent.", s.io.bytes_out);
     single(&mut o, "ryx_datagrams_received_total", "counter", "UDP datagrams received.", s.io.datagrams_in);
