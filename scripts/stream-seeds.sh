@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the stream kill test on seeds FROM..TO (default 1..10): each seed a
-# new 6-node loopback cluster appending logs, one node killed (SIGKILL) and
+# new 10-node loopback cluster appending logs, one node killed (SIGKILL) and
 # restarted every 5 s, every closed window compared with `ryx-node exec`.
 # Prints one line per seed and the count that passed.
 set -uo pipefail

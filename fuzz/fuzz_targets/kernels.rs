@@ -11,7 +11,7 @@ use ryx_compute::{JobSpec, Partial};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-const KINDS: [&str; 5] = ["word-count", "grep", "log-analysis", "search-stats", "search"];
+const KINDS: [&str; 6] = ["word-count", "grep", "log-analysis", "search-stats", "search", "pipeline"];
 
 thread_local! {
     // Building a log-analysis spec compiles its masks (milliseconds under
@@ -35,8 +35,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&plen, rest)) = rest.split_first() else { return };
     let plen = usize::from(plen).min(rest.len());
     let (params, chunk) = rest.split_at(plen);
-    let params: serde_json::Value = serde_json::from_slice(params).unwrap_or_else(|_| serde_json::json!({}));
-    let Some(spec) = spec(usize::from(kind) % KINDS.len(), &params) else { return };
+    let kind = usize::from(kind) % KINDS.len();
+    let params: serde_json::Value = serde_json::from_slice(params).unwrap_or_else(|_| match KINDS[kind] {
+        // Every stage and a sliding window, on bytes that rarely parse as params.
+        "pipeline" => serde_json::json!({
+            "stages": [{"exclude": "^#"}, {"level": true}, {"template": true}, {"field": "user=(\\w+)"}, {"sum": "took ([0-9.]+)"}],
+            "window_ms": 60000, "slide_ms": 20000, "top": 3,
+        }),
+        _ => serde_json::json!({}),
+    });
+    let Some(spec) = spec(kind, &params) else { return };
     if let Ok(p) = spec.map(chunk) {
         let bytes = p.to_bytes();
         let back = Partial::from_bytes(&bytes).expect("a partial decodes what it encodes");

@@ -256,7 +256,7 @@ impl Lines {
 
 /// Year, month, day of `days` since 1970-01-01 (proleptic Gregorian;
 /// Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u64, u64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u64, u64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097) as u64;

@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Bytes at the start of a line searched for a built-in timestamp.
 pub const TIME_SCAN: usize = 96;
 /// Windows one line may fall in (`window_ms / slide_ms`) at most.
-pub const MAX_OVERLAP: u64 = 60;
+pub const MAX_OVERLAP: u64 = 20;
 /// Distinct keys one window may hold at most.
 pub const MAX_KEYS: usize = 1 << 20;
 /// Windows one partial may hold at most.
@@ -58,6 +58,10 @@ pub const MAX_WINDOWS: usize = 1 << 20;
 pub const MAX_STAGES: usize = 16;
 /// Longest key part kept (longer parts are cut at a character boundary).
 pub const MAX_PART: usize = 1024;
+/// Longest key (all its parts) kept.
+pub const MAX_KEY: usize = 4096;
+/// (window, key) counts one chunk may hold at most while it is mapped.
+pub const MAX_ENTRIES: usize = 4 << 20;
 const SEP: char = '\u{1f}';
 
 #[derive(Clone, Debug)]
@@ -270,7 +274,7 @@ pub(crate) struct PipelinePartial {
     /// Lines a `sum` stage found no number in.
     unsummed: u64,
     /// Window start → key → (count, sum in millionths), sorted.
-    windows: BTreeMap<i64, BTreeMap<String, (u64, i64)>>,
+    windows: BTreeMap<i64, BTreeMap<String, (u64, i128)>>,
 }
 
 impl PipelinePartial {
@@ -353,6 +357,14 @@ fn estimate(p: &PipelinePartial) -> usize {
 }
 
 pub(crate) fn map(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeError> {
+    let out = map_cached(p, chunk)?;
+    // Only the windows asked for count against the bounds: a chunk's other
+    // windows (kept for later asks) never fail this job.
+    check_bounds(&out)?;
+    Ok(out)
+}
+
+fn map_cached(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeError> {
     if chunk.len() < CACHE_MIN_CHUNK {
         return Ok(p.restrict(&map_all(p, chunk)?));
     }
@@ -396,7 +408,10 @@ pub(crate) fn map(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, C
 /// Every window of one chunk, `from_ms`/`to_ms` aside.
 fn map_all(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeError> {
     let mut out = PipelinePartial::default();
-    let mut counts: HashMap<(i64, String), (u64, i64)> = HashMap::new();
+    // Each distinct key once; counts by (window, key index).
+    let mut interned: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut counts: HashMap<(i64, u32), (u64, i128)> = HashMap::new();
     let mut key = String::new();
     let mut msg = Vec::with_capacity(256);
     let mut toks = Vec::with_capacity(64);
@@ -450,18 +465,37 @@ fn map_all(p: &PipelineParams, chunk: &[u8]) -> Result<PipelinePartial, ComputeE
             out.untimed += 1;
             continue;
         };
+        if key.len() > MAX_KEY {
+            let mut cut = MAX_KEY;
+            while !key.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            key.truncate(cut);
+        }
+        let k = match interned.get(key.as_str()) {
+            Some(&k) => k,
+            None => {
+                let k = u32::try_from(names.len()).map_err(|_| ComputeError::Overflow("keys"))?;
+                interned.insert(key.clone(), k);
+                names.push(key.clone());
+                k
+            }
+        };
         let last = t.div_euclid(p.slide_ms) * p.slide_ms;
         for j in 0..overlap {
-            let start = last - j * p.slide_ms;
-            let e = counts.entry((start, key.clone())).or_insert((0, 0));
+            let e = counts.entry((last - j * p.slide_ms, k)).or_insert((0, 0));
             e.0 += 1;
-            e.1 = e.1.checked_add(value).ok_or(ComputeError::Overflow("a window's sum"))?;
+            e.1 += i128::from(value);
+        }
+        if counts.len() > MAX_ENTRIES {
+            return Err(ComputeError::Overflow(
+                "more distinct (window, key) counts in one chunk than a pipeline holds",
+            ));
         }
     }
     for ((start, k), v) in counts {
-        out.windows.entry(start).or_default().insert(k, v);
+        out.windows.entry(start).or_default().insert(names[k as usize].clone(), v);
     }
-    check_bounds(&out)?;
     Ok(out)
 }
 
@@ -476,15 +510,18 @@ fn check_bounds(p: &PipelinePartial) -> Result<(), ComputeError> {
 }
 
 pub(crate) fn merge(mut a: PipelinePartial, b: PipelinePartial) -> Result<PipelinePartial, ComputeError> {
-    a.lines += b.lines;
-    a.dropped += b.dropped;
-    a.untimed += b.untimed;
-    a.unsummed += b.unsummed;
+    let add = |x: u64, y: u64| x.checked_add(y).ok_or(ComputeError::Overflow("a pipeline count"));
+    a.lines = add(a.lines, b.lines)?;
+    a.dropped = add(a.dropped, b.dropped)?;
+    a.untimed = add(a.untimed, b.untimed)?;
+    a.unsummed = add(a.unsummed, b.unsummed)?;
     for (start, keys) in b.windows {
         let w = a.windows.entry(start).or_default();
         for (k, (n, s)) in keys {
             let e = w.entry(k).or_insert((0, 0));
-            e.0 += n;
+            e.0 = add(e.0, n)?;
+            // Sums of i64 millionths from at most u64::MAX lines fit an
+            // i128; a made-up partial may still overflow, in any order.
             e.1 = e.1.checked_add(s).ok_or(ComputeError::Overflow("a window's sum"))?;
         }
     }
@@ -495,7 +532,7 @@ pub(crate) fn merge(mut a: PipelinePartial, b: PipelinePartial) -> Result<Pipeli
 /// An instant in epoch ms as ISO 8601 UTC (`2026-12-07T01:02:03.000Z`).
 pub fn iso(ms: i64) -> String {
     let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::corpus::civil_from_days(days);
     let (h, mi, s, f) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{f:03}Z")
 }
@@ -506,8 +543,8 @@ pub(crate) fn finish(p: &PipelineParams, x: &PipelinePartial) -> Value {
         .windows
         .iter()
         .map(|(&start, keys)| {
-            let lines: u64 = keys.values().map(|v| v.0).sum();
-            let mut ranked: Vec<(&String, &(u64, i64))> = keys.iter().collect();
+            let lines: u64 = keys.values().fold(0u64, |a, v| a.saturating_add(v.0));
+            let mut ranked: Vec<(&String, &(u64, i128))> = keys.iter().collect();
             ranked.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
             if p.top > 0 {
                 ranked.truncate(p.top);
@@ -555,18 +592,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Epoch ms of a civil time, `None` when a field is out of range.
@@ -713,9 +738,12 @@ fn shape_at(b: &[u8], i: usize, year: i64) -> Option<i64> {
                 return civil_ms(2000 + y, mo, d, h, mi, s, 0);
             }
         }
-        // Epoch seconds (10 digits) or ms (13), a whole token.
+        // Epoch seconds (10 digits) or ms (13), a whole token of its own
+        // (not `id=1234567890`, not the digits of `0.1234567890`).
         let n = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let whole = !b.get(i + n).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b':');
+        let before = i.checked_sub(1).map(|j| b[j]);
+        let alone = before.map_or(true, |c| c.is_ascii_whitespace() || matches!(c, b'[' | b'(' | b'"' | b',' | b';'));
+        let whole = alone && !b.get(i + n).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b':');
         if whole && (n == 10 || n == 13) {
             let v = digits(b, i, n)?;
             return Some(if n == 10 { v * 1000 } else { v });
@@ -744,15 +772,19 @@ fn shape_at(b: &[u8], i: usize, year: i64) -> Option<i64> {
         }
         let d = digits(b, j, dl)?;
         let (h, mi, s, ms, end) = clock(b, j + dl + 1)?;
-        let y = if at(b, end, b' ') { digits(b, end + 1, 4).unwrap_or(year) } else { year };
+        // A year is four digits standing alone (not `2001:db8::1`).
+        let year_after = at(b, end, b' ')
+            && !b.get(end + 5).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'-' | b'/'));
+        let y = if year_after { digits(b, end + 1, 4).unwrap_or(year) } else { year };
         return civil_ms(y, mo, d, h, mi, s, ms);
     }
     None
 }
 
 fn auto_time(line: &[u8], year: i64) -> Option<i64> {
-    let b = &line[..line.len().min(TIME_SCAN)];
-    (0..b.len()).find_map(|i| shape_at(b, i, year))
+    // Where a timestamp may start is bounded; it is read from the whole
+    // line (a zone or a fraction past the bound still counts).
+    (0..line.len().min(TIME_SCAN)).find_map(|i| shape_at(line, i, year))
 }
 
 #[cfg(test)]

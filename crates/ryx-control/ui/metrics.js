@@ -47,7 +47,7 @@ export class MetricsView {
     this.learning = [];
     this.lastPoll = 0;
     this.streamChart = new LineChart($('stream-charts'), { id: 'chart-stream', title: 'Lines per closed window', series: [{ label: 'lines', color: '--series-1' }], fmt: (x) => fmtNum(x, 0), integer: true, windowSec: 1800, note: 'the first running stream, by window end' });
-    this.streamPlotted = new Set();
+    this.streamPlotted = 0; // end of the last window plotted
     this.learnChart = new LineChart($('learning-charts'), { id: 'chart-learning', title: 'Model accuracy', series: [{ label: 'here (own hold-out rows)', color: '--series-3' }, { label: 'network estimate', color: '--series-1' }], fmt: (x) => `${fmtNum(x * 100, 1)} %`, windowSec: 1800, note: 'the first task, polled every 2 s' });
   }
 
@@ -62,36 +62,43 @@ export class MetricsView {
       const [inc, agg] = await Promise.all([api('/v1/incidents', { timeout: 5000 }), api('/v1/aggregates', { timeout: 5000 })]);
       this.incidents = (inc && inc.incidents) || [];
       this.aggregates = agg;
-      await this.pollWork();
-      this.renderNetwork();
     } catch (e) {
       // An older node has neither endpoint: the tables stay empty.
+    }
+    try {
+      await this.pollWork();
     } finally {
       this.polling = false;
     }
+    this.renderNetwork();
   }
 
   /** Streams (the last windows of up to three) and learning tasks. */
   async pollWork() {
-    try {
-      const [st, ln] = await Promise.all([api('/v1/streams', { timeout: 5000 }), api('/v1/learn', { timeout: 5000 })]);
-      const specs = ((st && st.streams) || []).slice(0, 3);
+    const [st, ln] = await Promise.allSettled([api('/v1/streams', { timeout: 5000 }), api('/v1/learn', { timeout: 5000 })]);
+    if (st.status === 'fulfilled') {
+      // Running streams first, then stopped ones; three at most.
+      const all = ((st.value && st.value.streams) || []).filter((s) => s && s.stream && s.stream.id);
+      const specs = [...all.filter((s) => !s.stream.stopped), ...all.filter((s) => s.stream.stopped)].slice(0, 3);
       this.streams = await Promise.all(
-        specs.map((s) => api(`/v1/streams/${s.stream.id}?last=10`, { timeout: 5000 }).catch(() => ({ ...s, windows: [] }))),
+        specs.map((s) =>
+          api(`/v1/streams/${s.stream.id}?last=10`, { timeout: 5000 })
+            .then((v) => (v && v.stream ? v : { ...s, windows: [] }))
+            .catch(() => ({ ...s, windows: [] })),
+        ),
       );
-      this.learning = (ln && ln.tasks) || [];
-    } catch (e) {
-      // A node without these endpoints: the tables stay empty.
     }
+    if (ln.status === 'fulfilled') this.learning = ((ln.value && ln.value.tasks) || []).filter((t) => t && t.spec);
     const first = this.streams.find((s) => !s.stream.stopped) || this.streams[0];
     if (first && first.stream.id !== this.streamId) {
       this.streamId = first.stream.id;
       this.streamChart.clear();
-      this.streamPlotted = new Set();
+      this.streamPlotted = 0;
     }
+    // Windows in order of their end, each once (a late one is skipped).
     for (const w of (first && first.windows) || []) {
-      if (this.streamPlotted.has(w.start_ms)) continue;
-      this.streamPlotted.add(w.start_ms);
+      if (!(w.end_ms > (this.streamPlotted || 0))) continue;
+      this.streamPlotted = w.end_ms;
       this.streamChart.push(w.end_ms, [w.lines]);
     }
     const task = this.learning[0];

@@ -501,7 +501,6 @@ impl Learner {
         }
     }
 
-    /// The task.
     /// The model's age: cycles trained, its own or merged in.
     pub fn age(&self) -> u64 {
         self.age

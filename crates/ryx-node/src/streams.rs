@@ -68,11 +68,21 @@ pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 /// it back; then it closes without that holder's lines (marked so).
 pub const HOLDER_GRACE: Duration = Duration::from_secs(30);
 /// How often the driver looks at its streams.
-const TICK: Duration = Duration::from_millis(200);
+const TICK: Duration = Duration::from_millis(100);
 /// Energy of a stream's spec and windows: they stay on every node.
 const ENERGY: f64 = 1000.0;
 /// Default allowed lateness, ms.
-pub const DEFAULT_LATENESS_MS: i64 = 2000;
+pub const DEFAULT_LATENESS_MS: i64 = 1000;
+/// A stream's shortest slide (and window), ms: each window is one job and
+/// one item on every node.
+pub const MIN_SLIDE_MS: i64 = 1000;
+/// Windows a stream may start behind (`since_ms`) at most.
+pub const MAX_BACKLOG: i64 = 10_000;
+/// How often the driver writes the stream's spec again, so that a full
+/// item table never evicts it before the windows it holds.
+const SPEC_REFRESH: Duration = Duration::from_secs(60);
+/// Longest wait between two tries of a window job that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// A stream's spec, as its item holds it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,14 +160,42 @@ fn window_key(id: &str, start: i64) -> String {
     format!("{}{start}", window_prefix(id))
 }
 
-/// The specs this node holds, by id.
+impl StreamSpec {
+    /// Whether the numbers are ones `create` would write (a peer's item is
+    /// checked before the driver does arithmetic with it).
+    fn sane(&self) -> bool {
+        let (w, sl) = (self.window_ms, self.slide_ms);
+        is_stream_id(&self.id)
+            && (MIN_SLIDE_MS..=366 * 86_400_000).contains(&sl)
+            && (sl..=366 * 86_400_000).contains(&w)
+            && w % sl == 0
+            && (0..=3_600_000).contains(&self.lateness_ms)
+            && self.since_ms.rem_euclid(sl) == 0
+            && (0..=300_000_000_000_000).contains(&self.since_ms)
+    }
+
+    /// The start of window `k` after `since`, if it is one.
+    fn is_start(&self, start: i64) -> bool {
+        start >= self.since_ms && (start - self.since_ms) % self.slide_ms == 0
+    }
+}
+
+/// The specs this node holds, by id (only sane ones).
 fn specs(node: &ryx_core::Node) -> BTreeMap<String, StreamSpec> {
     node.info_items()
         .filter(|(k, _)| k.starts_with(STREAM_PREFIX) && !k[STREAM_PREFIX.len()..].contains('/'))
-        .filter_map(|(_, it)| StreamSpec::deserialize(&*it.value).ok())
-        .filter(|s| is_stream_id(&s.id))
+        .filter_map(|(k, it)| StreamSpec::deserialize(&*it.value).ok().filter(|s| k[STREAM_PREFIX.len()..] == s.id))
+        .filter(StreamSpec::sane)
         .map(|s| (s.id.clone(), s))
         .collect()
+}
+
+/// The starts of the windows of `spec` this node holds (no value cloned).
+fn window_starts<'a>(node: &'a ryx_core::Node, spec: &'a StreamSpec) -> impl Iterator<Item = i64> + 'a {
+    let prefix = window_prefix(&spec.id);
+    node.info_items()
+        .filter_map(move |(k, _)| k.strip_prefix(prefix.as_str())?.parse::<i64>().ok())
+        .filter(|s| spec.is_start(*s))
 }
 
 /// `POST /v1/streams`: starts a stream over a dataset.
@@ -184,14 +222,30 @@ pub async fn create(State(api): State<Api>, body: Result<Bytes, BytesRejection>)
         return Err(bad(ErrorCode::BadParams, "not a pipeline"));
     };
     let (window_ms, slide_ms) = (p.window_ms(), p.slide_ms());
+    if slide_ms < MIN_SLIDE_MS {
+        return Err(bad(ErrorCode::BadParams, format!("a stream's slide (and window) is at least {MIN_SLIDE_MS} ms")));
+    }
+    let mut probe = spec.params.to_json();
+    probe["from_ms"] = json!(i64::MAX);
+    probe["to_ms"] = json!(i64::MAX);
+    if ryx_core::wire::value_len(&probe) > ryx_core::wire::MAX_PARAMS_LEN {
+        return Err(bad(
+            ErrorCode::BadParams,
+            format!("the pipeline's parameters exceed {} bytes", ryx_core::wire::MAX_PARAMS_LEN),
+        ));
+    }
     let lateness_ms = req.lateness_ms.unwrap_or(DEFAULT_LATENESS_MS);
     if !(0..=3_600_000).contains(&lateness_ms) {
         return Err(bad(ErrorCode::BadParams, "`lateness_ms` must be between 0 and 3600000"));
     }
     let now = wall_ms();
     let since = req.since_ms.unwrap_or(now);
-    if !(now - 366 * 86_400_000..=now + 86_400_000).contains(&since) {
-        return Err(bad(ErrorCode::BadParams, "`since_ms` must be within the past year"));
+    let oldest = now.saturating_sub(MAX_BACKLOG.saturating_mul(slide_ms));
+    if !(oldest..=now.saturating_add(86_400_000)).contains(&since) {
+        return Err(bad(
+            ErrorCode::BadParams,
+            format!("`since_ms` must be at most {MAX_BACKLOG} slides ago and at most a day ahead"),
+        ));
     }
     let id = {
         let mut h = blake3::Hasher::new();
@@ -246,23 +300,34 @@ fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(b)
 }
 
-/// What `GET /v1/streams/{id}` shows of one stream.
-fn summary(spec: &StreamSpec, windows: &BTreeMap<i64, Value>, lease: Option<(String, u64)>) -> Value {
+/// What `GET /v1/streams[/{id}]` shows of one stream.
+fn summary(st: &crate::runtime::State, spec: &StreamSpec) -> Value {
+    let (mut n, mut last) = (0usize, None::<i64>);
+    for s in window_starts(&st.node, spec) {
+        n += 1;
+        last = last.max(Some(s));
+    }
+    let lease = lease_of(st, &spec.id);
+    let trouble = TROUBLE.lock().unwrap_or_else(|e| e.into_inner()).get(&spec.id).cloned();
     json!({
         "stream": spec,
-        "windows_closed": windows.len(),
-        "last_closed_end_ms": windows.keys().next_back().map(|s| s + spec.window_ms),
+        "windows_closed": n,
+        "last_closed_end_ms": last.map(|s| s.saturating_add(spec.window_ms)),
         "driver": lease.as_ref().map(|l| &l.0),
         "lease_age_ms": lease.map(|l| l.1),
+        "retries_here": trouble.as_ref().map_or(0, |t| t.0),
+        "last_error_here": trouble.map(|t| t.1),
     })
 }
 
-/// The windows of stream `id` this node holds, by start.
-fn windows_of(node: &ryx_core::Node, id: &str) -> BTreeMap<i64, Value> {
-    let prefix = window_prefix(id);
+/// The windows of `spec` this node holds, by start.
+fn windows_of(node: &ryx_core::Node, spec: &StreamSpec, since: i64) -> BTreeMap<i64, Value> {
+    let prefix = window_prefix(&spec.id);
     node.info_items()
-        .filter(|(k, _)| k.starts_with(&prefix))
-        .filter_map(|(k, it)| Some((k[prefix.len()..].parse::<i64>().ok()?, (*it.value).clone())))
+        .filter_map(|(k, it)| {
+            let s = k.strip_prefix(prefix.as_str())?.parse::<i64>().ok()?;
+            (spec.is_start(s) && s >= since).then(|| (s, (*it.value).clone()))
+        })
         .collect()
 }
 
@@ -276,12 +341,7 @@ fn lease_of(st: &crate::runtime::State, id: &str) -> Option<(String, u64)> {
 pub async fn list(State(api): State<Api>) -> ApiResult {
     let all = api
         .handle
-        .call(|st| {
-            specs(&st.node)
-                .values()
-                .map(|s| summary(s, &windows_of(&st.node, &s.id), lease_of(st, &s.id)))
-                .collect::<Vec<_>>()
-        })
+        .call(|st| specs(&st.node).values().map(|s| summary(st, s)).collect::<Vec<_>>())
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "streams": all })).into_response())
@@ -306,18 +366,21 @@ pub async fn get_one(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
         .handle
         .call(move |st| {
             let spec = specs(&st.node).remove(&i)?;
-            Some((spec.clone(), windows_of(&st.node, &i), lease_of(st, &i)))
+            // Only the windows shown are cloned.
+            let last = q.last.unwrap_or(100).min(10_000);
+            let mut starts: Vec<i64> =
+                window_starts(&st.node, &spec).filter(|s| *s >= q.since_ms.unwrap_or(i64::MIN)).collect();
+            starts.sort_unstable();
+            let from = starts.len().checked_sub(last).and_then(|k| starts.get(k)).copied().unwrap_or(i64::MIN);
+            let windows = windows_of(&st.node, &spec, from.max(q.since_ms.unwrap_or(i64::MIN)));
+            Some((summary(st, &spec), windows))
         })
         .await
         .map_err(ApiError::unavailable)?;
-    let Some((spec, windows, lease)) = found else {
+    let Some((mut v, windows)) = found else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no stream {id} is known here")));
     };
-    let mut v = summary(&spec, &windows, lease);
-    let last = q.last.unwrap_or(100).min(10_000);
-    let shown: Vec<&Value> = windows.range(q.since_ms.unwrap_or(i64::MIN)..).map(|(_, w)| w).collect();
-    let skip = shown.len().saturating_sub(last);
-    v["windows"] = Value::Array(shown.into_iter().skip(skip).cloned().collect());
+    v["windows"] = Value::Array(windows.into_values().collect());
     Ok(Json(v).into_response())
 }
 
@@ -349,10 +412,15 @@ pub async fn stop(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
 /// What the driver knows of one stream at one tick.
 struct Seen {
     spec: StreamSpec,
-    /// The latest window start written (None: none yet).
-    last: Option<i64>,
-    /// The lease's holder and how long ago it was renewed here.
-    lease: Option<(NodeId, Duration)>,
+    /// The next window to close: after the latest this node holds, or the
+    /// lease's watermark if that is further on.
+    next: i64,
+    /// The lease's holder, how long ago it was renewed here, and whether
+    /// it was written by this process (a restarted node does not adopt
+    /// the lease of its previous life).
+    lease: Option<(NodeId, Duration, bool)>,
+    /// How long this node has known the stream.
+    known: Duration,
 }
 
 /// Counters of the drivers on this node (for `/metrics` and tests).
@@ -360,11 +428,23 @@ pub static WINDOWS_CLOSED: std::sync::atomic::AtomicU64 = std::sync::atomic::Ato
 /// Window jobs that failed or were given up on, and tried again.
 pub static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Per stream, on this node: tries that failed in a row and the last error.
+static TROUBLE: std::sync::Mutex<BTreeMap<String, (u64, String)>> = std::sync::Mutex::new(BTreeMap::new());
+/// Per (stream, holder): since when the holder has not answered this
+/// node's gathers.
+static MISSING_SINCE: std::sync::Mutex<BTreeMap<(String, NodeId), Instant>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn lease_value(me: NodeId, started_ms: i64, next: i64) -> Value {
+    json!({ "node": me.to_string(), "at_ms": wall_ms(), "started_ms": started_ms, "next": next })
+}
+
 /// Drives the streams this node should drive; spawned once with the router.
 pub async fn drive(api: Api) {
     let started = Instant::now();
+    let started_ms = wall_ms();
     let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut renewed: HashMap<String, Instant> = HashMap::new();
+    let mut refreshed: HashMap<String, Instant> = HashMap::new();
     let mut iv = tokio::time::interval(TICK);
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -375,7 +455,7 @@ pub async fn drive(api: Api) {
         }
         let seen = api
             .handle
-            .call(|st| {
+            .call(move |st| {
                 let me = st.node.id();
                 let now = st.clock.now();
                 let mut ids: Vec<NodeId> = st.node.topology(now).nodes.iter().map(|n| n.node_id).collect();
@@ -386,24 +466,40 @@ pub async fn drive(api: Api) {
                     .into_values()
                     .filter(|s| !s.stopped)
                     .map(|spec| {
-                        let last = windows_of(&st.node, &spec.id).keys().next_back().copied();
-                        let lease = st.node.info(&lease_key(&spec.id)).and_then(|it| {
+                        let lease_item = st.node.info(&lease_key(&spec.id));
+                        let lease = lease_item.and_then(|it| {
                             let n: NodeId = it.value.get("node")?.as_str()?.parse().ok()?;
-                            Some((n, now.since(it.received)))
+                            let ours = it.value.get("started_ms").and_then(Value::as_i64) == Some(started_ms);
+                            Some((n, now.since(it.received), ours))
                         });
-                        Seen { spec, last, lease }
+                        let watermark = lease_item
+                            .and_then(|it| it.value.get("next")?.as_i64())
+                            .filter(|n| spec.is_start(*n))
+                            .unwrap_or(spec.since_ms);
+                        let held = window_starts(&st.node, &spec)
+                            .max()
+                            .map_or(spec.since_ms, |l| l.saturating_add(spec.slide_ms));
+                        let known =
+                            st.node.info(&spec_key(&spec.id)).map_or(Duration::ZERO, |it| now.since(it.received));
+                        Seen { next: held.max(watermark), spec, lease, known }
                     })
                     .collect();
                 (me, rank, seen)
             })
             .await;
         let Ok((me, rank, seen)) = seen else { return };
+        let live: std::collections::HashSet<String> = seen.iter().map(|s| s.spec.id.clone()).collect();
+        for m in [&mut renewed, &mut refreshed] {
+            m.retain(|k, _| live.contains(k));
+        }
         for s in seen {
             let id = s.spec.id.clone();
+            let turn = TAKEOVER_STEP.saturating_mul(rank as u32);
             let mine = match s.lease {
-                Some((holder, _)) if holder == me => true,
-                Some((_, age)) => age > LEASE_STALE + TAKEOVER_STEP * rank as u32,
-                None => true,
+                Some((holder, _, ours)) if holder == me && ours => true,
+                Some((_, age, _)) => age > LEASE_STALE + turn,
+                // A new stream: the first lease is taken in the same order.
+                None => s.known > turn,
             };
             if !mine {
                 renewed.remove(&id);
@@ -411,13 +507,19 @@ pub async fn drive(api: Api) {
             }
             if renewed.get(&id).is_none_or(|t| t.elapsed() >= LEASE_EVERY) {
                 renewed.insert(id.clone(), Instant::now());
-                let key = lease_key(&id);
-                let v = json!({ "node": me.to_string(), "at_ms": wall_ms() });
+                let (key, v) = (lease_key(&id), lease_value(me, started_ms, s.next));
+                let spec = refreshed.get(&id).is_none_or(|t| t.elapsed() >= SPEC_REFRESH).then(|| {
+                    refreshed.insert(id.clone(), Instant::now());
+                    (spec_key(&id), serde_json::to_value(&s.spec).unwrap_or_default())
+                });
                 let _ = api
                     .handle
                     .call(move |st| {
                         let now = st.clock.now();
-                        st.node.put_info(now, &key, v, Some(ENERGY))
+                        let _ = st.node.put_info(now, &key, v, Some(ENERGY));
+                        if let Some((k, v)) = spec {
+                            let _ = st.node.put_info(now, &k, v, Some(ENERGY));
+                        }
                     })
                     .await;
             }
@@ -425,21 +527,35 @@ pub async fn drive(api: Api) {
                 continue;
             }
             let spec = s.spec;
-            let next = s.last.map_or(spec.since_ms, |l| l + spec.slide_ms);
+            let next = s.next;
             // The last window closed by now: its end + lateness has passed.
             let closable = (wall_ms() - spec.lateness_ms - spec.window_ms).div_euclid(spec.slide_ms) * spec.slide_ms;
             if closable < next {
                 continue;
             }
-            let to = (closable + spec.slide_ms).min(next + BATCH * spec.slide_ms);
+            let to = closable.saturating_add(spec.slide_ms).min(next.saturating_add(BATCH * spec.slide_ms));
             let api = api.clone();
+            let failures = TROUBLE.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map_or(0, |t| t.0);
+            // Backs off after failures: 0.3 s, 0.6 s ... up to 10 s.
+            let backoff = Duration::from_millis(300u64.saturating_mul(1 << failures.min(6))).min(MAX_BACKOFF);
             running.insert(
-                id,
+                id.clone(),
                 tokio::spawn(async move {
-                    if let Err(e) = close(&api, &spec, next, to).await {
-                        RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::info!(stream = %spec.id, from_ms = next, to_ms = to, "window job to try again: {e}");
-                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    match close(&api, &spec, next, to, me, started_ms).await {
+                        Ok(()) => {
+                            TROUBLE.lock().unwrap_or_else(|e| e.into_inner()).remove(&spec.id);
+                        }
+                        Err(e) => {
+                            RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::info!(stream = %spec.id, from_ms = next, to_ms = to, "window job to try again: {e}");
+                            {
+                                let mut t = TROUBLE.lock().unwrap_or_else(|e| e.into_inner());
+                                let entry = t.entry(spec.id.clone()).or_insert((0, String::new()));
+                                entry.0 += 1;
+                                entry.1 = e;
+                            }
+                            tokio::time::sleep(backoff).await;
+                        }
                     }
                 }),
             );
@@ -447,19 +563,29 @@ pub async fn drive(api: Api) {
     }
 }
 
-/// Closes the windows starting in `[from, to)`: one job, then one item each.
-async fn close(api: &Api, spec: &StreamSpec, from: i64, to: i64) -> Result<(), String> {
+/// Most holder ids a window names as missing (the count is always given).
+const MAX_MISSING_LISTED: usize = 16;
+
+/// Closes the windows starting in `[from, to)`: one job, then one item
+/// each, written only while this node still holds the lease.
+async fn close(api: &Api, spec: &StreamSpec, from: i64, to: i64, me: NodeId, started_ms: i64) -> Result<(), String> {
     let mut params = spec.params.clone();
     params["from_ms"] = json!(from);
     params["to_ms"] = json!(to);
+    let t0 = Instant::now();
     let g = crate::datasets::gather(&api.handle, &spec.dataset).await.map_err(|e| format!("{e:?}"))?;
-    let missing: Vec<String> = g.unreachable.iter().chain(&g.from_copies).map(|n| n.to_string()).collect();
+    let gathered = t0.elapsed();
+    let missing: Vec<NodeId> = g.unreachable.iter().chain(&g.from_copies).copied().collect();
     // A holder gone for good (or restarted under a new identity) must not
-    // stop the stream for ever: after HOLDER_GRACE past the windows' close,
-    // they close without its lines, and say so.
-    let overdue =
-        wall_ms() - (to - spec.slide_ms + spec.window_ms + spec.lateness_ms) > HOLDER_GRACE.as_millis() as i64;
-    if !missing.is_empty() && !overdue {
+    // stop the stream for ever: one that has not answered this node for
+    // HOLDER_GRACE no longer holds the windows back; they close without
+    // its lines, and say so.
+    let given_up = {
+        let mut m = MISSING_SINCE.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|(s, n), _| s != &spec.id || missing.contains(n));
+        missing.iter().all(|n| m.entry((spec.id.clone(), *n)).or_insert_with(Instant::now).elapsed() >= HOLDER_GRACE)
+    };
+    if !missing.is_empty() && !given_up {
         return Err(format!(
             "{} holders did not answer themselves; a window needs every holder's lines",
             missing.len()
@@ -487,7 +613,7 @@ async fn close(api: &Api, spec: &StreamSpec, from: i64, to: i64) -> Result<(), S
         .await
         .map_err(|e| format!("{e:?}"))?;
         let (result, digest) = wait_for(api, &job_id).await?;
-        let w = result.get("windows").and_then(Value::as_array).cloned().unwrap_or_default();
+        let w = result.get("windows").and_then(Value::as_array).cloned().ok_or("a result without windows")?;
         (w, Some(job_id), digest)
     };
     let by_start: HashMap<i64, Value> =
@@ -504,26 +630,47 @@ async fn close(api: &Api, spec: &StreamSpec, from: i64, to: i64) -> Result<(), S
         w["result_digest"] = json!(digest);
         if !missing.is_empty() {
             w["complete"] = json!(false);
-            w["missing"] = json!(missing);
+            w["missing_count"] = json!(missing.len());
+            w["missing"] = json!(missing.iter().take(MAX_MISSING_LISTED).map(|n| n.to_string()).collect::<Vec<_>>());
         }
         fit(&mut w);
         items.push((window_key(&spec.id, start), w));
         start += spec.slide_ms;
     }
-    let n = items.len() as u64;
-    api.handle
+    let (id, lease) = (spec.id.clone(), lease_value(me, started_ms, to));
+    let written = api
+        .handle
         .call(move |st| {
+            // Only the lease's holder writes: a node that lost it meanwhile
+            // leaves the windows to the one that took it.
+            let holds = st.node.info(&lease_key(&id)).is_some_and(|it| {
+                it.value.get("node").and_then(Value::as_str) == Some(me.to_string().as_str())
+                    && it.value.get("started_ms").and_then(Value::as_i64) == Some(started_ms)
+            });
+            if !holds {
+                return Err("the lease went to another node".to_string());
+            }
+            let now = st.clock.now();
+            let mut n = 0u64;
             for (k, v) in items {
                 // Written once: a driver that holds it already leaves it.
                 if st.node.info(&k).is_none() {
-                    let now = st.clock.now();
-                    let _ = st.node.put_info(now, &k, v, Some(ENERGY));
+                    st.node.put_info(now, &k, v, Some(ENERGY)).map_err(|e| format!("window {k}: {e}"))?;
+                    n += 1;
                 }
             }
+            // The watermark moves with the windows, for the next driver.
+            st.node.put_info(now, &lease_key(&id), lease, Some(ENERGY)).map_err(|e| e.to_string())?;
+            Ok(n)
         })
         .await
-        .map_err(|e| e.to_string())?;
-    WINDOWS_CLOSED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        .map_err(|e| e.to_string())??;
+    WINDOWS_CLOSED.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        stream = %spec.id, from_ms = from, windows = written,
+        late_ms = wall_ms() - (to - spec.slide_ms + spec.window_ms + spec.lateness_ms),
+        gather_ms = gathered.as_millis() as u64, total_ms = t0.elapsed().as_millis() as u64, "windows closed"
+    );
     Ok(())
 }
 
@@ -570,6 +717,6 @@ async fn wait_for(api: &Api, job_id: &str) -> Result<(Value, Option<String>), St
                 .await;
             return Err(format!("job {job_id} took longer than {JOB_TIMEOUT:?}"));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -12,8 +12,8 @@ fn ms(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, f: i64) -> i64 {
 #[test]
 fn civil_days_round_trip_and_print() {
     for z in [-800_000i64, -1, 0, 1, 59, 10_957, 20_794, 2_932_896] {
-        let (y, m, d) = civil_from_days(z);
-        assert_eq!(days_from_civil(y, m, d), z, "{y}-{m}-{d}");
+        let (y, m, d) = crate::corpus::civil_from_days(z);
+        assert_eq!(days_from_civil(y, m as i64, d as i64), z, "{y}-{m}-{d}");
     }
     assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
     assert_eq!(iso(ms(2026, 12, 7, 1, 2, 3, 456)), "2026-12-07T01:02:03.456Z");
@@ -40,6 +40,12 @@ fn built_in_timestamp_shapes() {
     );
     assert_eq!(t("1733533323123 ms epoch"), Some(1_733_533_323_123));
     assert_eq!(t("no time here, 12 apples"), None);
+    assert_eq!(t("took 0.1234567890 s, id=1234567890"), None);
+    assert_eq!(t("Jun 14 15:16:01 2001:db8::1 up"), Some(ms(1970, 6, 14, 15, 16, 1, 0)));
+    assert_eq!(t("2026-02-30T01:02:03Z no such day"), None);
+    // A timestamp starting within the first 96 bytes is read whole.
+    let pad = "x".repeat(80);
+    assert_eq!(t(&format!("{pad} 2026-12-07T01:02:03.250+02:00 late")), Some(ms(2026, 12, 6, 23, 2, 3, 250)));
     assert_eq!(t("2026-13-07T01:02:03Z month 13"), None);
     let y = p(json!({"year": 2026}));
     assert_eq!(y.event_time(b"Dec  4 04:47:44 host x"), Some(ms(2026, 12, 4, 4, 47, 44, 0)));
@@ -185,6 +191,39 @@ fn hostile_bytes_do_not_panic() {
     }
     let part = spec.map(&junk).expect("map");
     spec.finish(part).expect("finish");
+}
+
+#[test]
+fn sums_beyond_i64_and_hostile_partials_neither_panic_nor_depend_on_order() {
+    let spec = JobSpec::new("pipeline", &json!({"stages": [{"sum": r"v=(\S+)"}], "window_ms": 1000})).expect("spec");
+    let line = "2026-12-07T00:00:00Z v=999999999999\n".repeat(20_000);
+    let part = spec.map(line.as_bytes()).expect("map");
+    let twice = spec.merge(part.clone(), part.clone()).expect("merge");
+    let r = spec.finish(twice.clone()).expect("finish");
+    assert_eq!(r["windows"][0]["top"][0]["count"], 40_000);
+    assert_eq!(r["windows"][0]["top"][0]["sum"].as_f64(), Some(999_999_999_999.0 * 40_000.0));
+    assert_eq!(Partial::from_bytes(&twice.to_bytes()).expect("decode"), twice);
+    // Counts at u64::MAX from a made-up partial: an error, not a panic.
+    let fp = spec.fingerprint();
+    let forged = format!(
+        r#"{{"partial":{{"pipeline":{{"lines":18446744073709551615,"dropped":0,"untimed":0,"unsummed":0,"windows":{{"0":{{"":[18446744073709551615,0]}}}}}}}},"spec":"{fp}","v":1}}"#
+    );
+    let f = Partial::from_bytes(forged.as_bytes()).expect("a forged partial decodes");
+    assert!(spec.merge(f.clone(), f).is_err());
+}
+
+#[test]
+fn stages_and_windows_are_part_of_a_cached_chunks_key() {
+    let mut big = String::new();
+    for i in 0..4000 {
+        big.push_str(&format!("2026-12-07T00:{:02}:{:02}Z INFO job {} step {} done\n", i / 60 % 60, i % 60, i % 7, i));
+    }
+    let a = run(json!({"stages": [{"template": true}], "window_ms": 10_000, "top": 0}), &big);
+    let b = run(json!({"stages": [{"field": r"job (\d)"}], "window_ms": 10_000, "top": 0}), &big);
+    let c = run(json!({"stages": [{"template": true}], "window_ms": 20_000, "top": 0}), &big);
+    assert_ne!(a["windows"][0]["top"], b["windows"][0]["top"]);
+    assert_eq!(b["windows"][0]["keys"], 7);
+    assert_eq!(a["windows"].as_array().map(Vec::len), Some(2 * c["windows"].as_array().map_or(0, Vec::len)));
 }
 
 #[test]
