@@ -144,6 +144,20 @@ fn is_stream_id(id: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A 400 unless `id` has the shape of a stream id.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if is_stream_id(id) {
+        Ok(())
+    } else {
+        Err(bad(ErrorCode::BadId, "a stream id is hex digits"))
+    }
+}
+
+/// The 404 for a stream this node does not know.
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no stream {id} is known here"))
+}
+
 fn spec_key(id: &str) -> String {
     format!("{STREAM_PREFIX}{id}")
 }
@@ -358,9 +372,7 @@ pub struct WindowQuery {
 
 /// `GET /v1/streams/{id}`: a stream's spec and its closed windows, oldest first.
 pub async fn get_one(State(api): State<Api>, Path(id): Path<String>, Query(q): Query<WindowQuery>) -> ApiResult {
-    if !is_stream_id(&id) {
-        return Err(bad(ErrorCode::BadId, "a stream id is hex digits"));
-    }
+    check_id(&id)?;
     let i = id.clone();
     let found = api
         .handle
@@ -378,7 +390,7 @@ pub async fn get_one(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
         .await
         .map_err(ApiError::unavailable)?;
     let Some((mut v, windows)) = found else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no stream {id} is known here")));
+        return Err(unknown(&id));
     };
     v["windows"] = Value::Array(windows.into_values().collect());
     Ok(Json(v).into_response())
@@ -386,9 +398,7 @@ pub async fn get_one(State(api): State<Api>, Path(id): Path<String>, Query(q): Q
 
 /// `DELETE /v1/streams/{id}`: stops a stream (its windows stay readable).
 pub async fn stop(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
-    if !is_stream_id(&id) {
-        return Err(bad(ErrorCode::BadId, "a stream id is hex digits"));
-    }
+    check_id(&id)?;
     let i = id.clone();
     let done = api
         .handle
@@ -403,7 +413,7 @@ pub async fn stop(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     match done {
         Some(true) => Ok(Json(json!({ "stream_id": id, "stopped": true })).into_response()),
         Some(false) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "could not write")),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no stream {id} is known here"))),
+        None => Err(unknown(&id)),
     }
 }
 
@@ -458,13 +468,19 @@ pub async fn drive(api: Api) {
             .call(move |st| {
                 let me = st.node.id();
                 let now = st.clock.now();
-                let mut ids: Vec<NodeId> = st.node.topology(now).nodes.iter().map(|n| n.node_id).collect();
-                ids.sort();
-                ids.dedup();
-                let rank = ids.iter().position(|&i| i == me).unwrap_or(0);
-                let seen: Vec<Seen> = specs(&st.node)
-                    .into_values()
-                    .filter(|s| !s.stopped)
+                let live: Vec<StreamSpec> = specs(&st.node).into_values().filter(|s| !s.stopped).collect();
+                // The topology (for this node's takeover rank) only when a
+                // stream runs: most nodes never drive one.
+                let rank = if live.is_empty() {
+                    0
+                } else {
+                    let mut ids: Vec<NodeId> = st.node.topology(now).nodes.iter().map(|n| n.node_id).collect();
+                    ids.sort();
+                    ids.dedup();
+                    ids.iter().position(|&i| i == me).unwrap_or(0)
+                };
+                let seen: Vec<Seen> = live
+                    .into_iter()
                     .map(|spec| {
                         let lease_item = st.node.info(&lease_key(&spec.id));
                         let lease = lease_item.and_then(|it| {
