@@ -22,6 +22,7 @@ pub mod attest;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod coords;
 pub mod custody;
 pub mod diffusion;
 pub mod energy;

@@ -132,6 +132,9 @@ pub struct Metrics {
     pub neighbors_moved: u64,
     /// Anti-entropy answers cut short by their byte budget.
     pub sync_answers_capped: u64,
+    /// Round trips or peers' coordinates refused by the network
+    /// coordinates (`crate::coords`): not finite, negative, implausible.
+    pub coords_refused: u64,
     /// Time from an item's birth to its delivery here.
     pub diffusion_latency: Histogram,
 }
@@ -202,6 +205,7 @@ impl Default for Metrics {
             wants_dropped: 0,
             neighbors_moved: 0,
             sync_answers_capped: 0,
+            coords_refused: 0,
             diffusion_latency: Histogram::new(LATENCY_BOUNDS_MS),
         }
     }

@@ -35,6 +35,8 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_millis(50);
 /// Most outstanding probes remembered.
 const MAX_PENDING_PINGS: usize = 1024;
+/// How often a link's probe carries this node's network coordinate.
+const COORD_EVERY: Duration = Duration::from_secs(1);
 /// Most lazy announcements queued per neighbour.
 const MAX_LAZY_QUEUE: usize = 1024;
 /// How long an unanswered probe is remembered.
@@ -251,6 +253,10 @@ pub struct Node {
     tree: tree::Tree,
     /// Network-wide aggregates, by rounds with the neighbours.
     agg: crate::agg::Aggregator,
+    /// This node's network coordinate and its RTT filters.
+    vivaldi: crate::coords::Vivaldi,
+    /// Alternates the passive probes between a guided and a random pick.
+    probe_turn: bool,
     /// Whether this node holds back its pushes (`hold_aggregation`).
     agg_held: bool,
     /// Observations, verdicts and incidents.
@@ -362,6 +368,8 @@ impl Node {
             wave_merge: None,
             tree: Default::default(),
             agg: Default::default(),
+            vivaldi: crate::coords::Vivaldi::new(seed),
+            probe_turn: false,
             agg_held: false,
             alerts: Default::default(),
             learning: Default::default(),

@@ -32,6 +32,9 @@ pub struct NeighborList {
     /// Its failure domain (`--zone`), if it was given one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Its network coordinate (`crate::coords`), once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coord: Option<crate::coords::Coord>,
 }
 
 /// A neighbour list as topology items carry it: shared by every node that
@@ -186,8 +189,13 @@ mod tests {
     /// nodes without one encode as before, and decode either way).
     #[test]
     fn zone_is_optional_on_the_wire() {
-        let mut list =
-            NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: vec![], zone: None };
+        let mut list = NeighborList {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            http: None,
+            links: vec![],
+            zone: None,
+            coord: None,
+        };
         let plain = serde_json::to_string(&list).expect("encode");
         assert!(!plain.contains("zone"), "{plain}");
         list.zone = Some("rack-3".into());
@@ -200,8 +208,13 @@ mod tests {
     use crate::rng::Rng;
 
     fn entry(at_us: u64) -> TopologyEntry {
-        let list =
-            NeighborList { addr: "127.0.0.1:1".parse().expect("addr"), http: None, links: Vec::new(), zone: None };
+        let list = NeighborList {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            http: None,
+            links: Vec::new(),
+            zone: None,
+            coord: None,
+        };
         TopologyEntry { list: ListValue::new(list, 1), received: Time(at_us), hops: 1 }
     }
 

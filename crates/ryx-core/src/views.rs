@@ -59,6 +59,8 @@ pub struct ActivePeer {
     pub degree: Option<u8>,
     /// Its probes' history: loss and round trip (`crate::anomaly`).
     pub quality: crate::anomaly::LinkQuality,
+    /// When this node last sent its coordinate on this link.
+    pub coord_at: Option<Time>,
 }
 
 /// A replacement candidate.

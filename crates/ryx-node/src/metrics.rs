@@ -79,6 +79,16 @@ pub fn render(s: &State) -> String {
     );
     single(&mut o, "ryx_neighbors_left_total", "counter", "Neighbours that left gracefully.", m.neighbors_left);
     single(&mut o, "ryx_links_up_total", "counter", "Links formed.", m.links_up);
+    single(
+        &mut o,
+        "ryx_coords_refused_total",
+        "counter",
+        "Round trips or peers' coordinates the network coordinates refused (not finite, negative, implausible).",
+        m.coords_refused,
+    );
+    if let Some(c) = status.coord {
+        single(&mut o, "ryx_coord_error", "gauge", "This node's estimate of its coordinate's relative error.", c.e);
+    }
     single(&mut o, "ryx_links_down_total", "counter", "Links dropped.", m.links_down);
     single(
         &mut o,

@@ -162,7 +162,7 @@ impl FakePeer {
                 let Ok((k, from)) = sock.recv_from(&mut buf) else { continue };
                 let Ok(env) = wire::decode(&buf[..k], &me.cluster) else { continue };
                 if let Message::Ping { nonce, .. } = env.msg {
-                    let d = me.datagram(to, Message::Ack { nonce, neighbor: true, degree: 1, tree: None });
+                    let d = me.datagram(to, Message::Ack { nonce, neighbor: true, degree: 1, tree: None, coord: None });
                     let _ = sock.send_to(&d, from);
                 }
             }
@@ -238,8 +238,13 @@ fn a_forged_address_gets_no_relay_and_no_token() {
     let x = FakePeer::new("relay", "forger");
     x.link_to(&a);
     // A topology item naming the victim service as x's HTTP address.
-    let list =
-        NeighborList { addr: x.sock.local_addr().expect("addr"), http: Some(victim.addr), links: vec![], zone: None };
+    let list = NeighborList {
+        addr: x.sock.local_addr().expect("addr"),
+        http: Some(victim.addr),
+        links: vec![],
+        zone: None,
+        coord: None,
+    };
     let item = Item {
         id: ItemId { space: Space::Topology, key: x.id.id().to_string(), version: unix_ms() * 1000, origin: x.id.id() },
         value: serde_json::to_value(&list).expect("json").into(),

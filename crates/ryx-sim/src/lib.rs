@@ -34,6 +34,7 @@ pub mod query;
 pub mod scenario;
 pub mod sim;
 pub mod sweep;
+pub mod topo;
 pub mod work;
 
 pub use params::{DiscoveryMode, Params, Scenario};

@@ -27,6 +27,12 @@ pub struct NetConfig {
     /// Extra delay (uniform up to this) for every tick of and delivery to a
     /// slow node, in microseconds.
     pub slow_us: u64,
+    /// A map of this many data centres instead of the unit square (0: the
+    /// square): node `s` is in site `s % sites`; sites lie on a plane with
+    /// every two 30–150 ms apart (round trip), round trips inside a site
+    /// are 1 ms, and each node adds its own access share of 0.05–0.15 ms
+    /// each way.
+    pub sites: usize,
 }
 
 impl Default for NetConfig {
@@ -41,6 +47,7 @@ impl Default for NetConfig {
             tail_scale_us: 1_000.0,
             tail_cap_us: 100_000.0,
             slow_us: 100_000,
+            sites: 0,
         }
     }
 }
@@ -57,6 +64,10 @@ pub struct Network {
     rng: Rng,
     link_salt: u64,
     pos: Vec<(f32, f32)>,
+    /// With `sites`: each site's place (ms of round trip) and each node's
+    /// access share (one way, µs).
+    site_at: Vec<(f64, f64)>,
+    access_us: Vec<f64>,
     /// Partition segment of each node; traffic only flows within a segment.
     pub segment: Vec<u8>,
 }
@@ -73,7 +84,29 @@ impl Network {
         let mut rng = Rng::new(seed);
         let pos = (0..n).map(|_| (rng.unit() as f32, rng.unit() as f32)).collect();
         let link_salt = rng.next_u64();
-        Network { cfg, rng, link_salt, pos, segment: vec![0; n] }
+        let mut site_at: Vec<(f64, f64)> = Vec::new();
+        let mut tries = 0;
+        while site_at.len() < cfg.sites {
+            // Rejection sampling in a square wide enough for the sites asked
+            // for; every two sites 30–150 ms apart.
+            let side = 150.0_f64.max(45.0 * (cfg.sites as f64).sqrt());
+            let p = (side * rng.unit(), side * rng.unit());
+            tries += 1;
+            let ok = site_at.iter().all(|q| {
+                let d = ((p.0 - q.0).powi(2) + (p.1 - q.1).powi(2)).sqrt();
+                d >= 30.0 && (d <= 150.0 || tries > 100_000)
+            });
+            if ok {
+                site_at.push(p);
+            }
+        }
+        let access_us = (0..n).map(|_| if cfg.sites > 0 { 50.0 + 100.0 * rng.unit() } else { 0.0 }).collect();
+        Network { cfg, rng, link_salt, pos, site_at, access_us, segment: vec![0; n] }
+    }
+
+    /// The site of node `a` (with a sites map).
+    pub fn site(&self, a: usize) -> Option<usize> {
+        (self.cfg.sites > 0).then(|| a % self.cfg.sites)
     }
 
     /// The model's knobs.
@@ -83,6 +116,11 @@ impl Network {
 
     /// One-way base latency of the link between `a` and `b`, in microseconds.
     pub fn base_us(&self, a: usize, b: usize) -> f64 {
+        if self.cfg.sites > 0 {
+            let (sa, sb) = (self.site_at[a % self.cfg.sites], self.site_at[b % self.cfg.sites]);
+            let rtt_ms = ((sa.0 - sb.0).powi(2) + (sa.1 - sb.1).powi(2)).sqrt().max(1.0);
+            return rtt_ms * 500.0 + self.access_us[a] + self.access_us[b];
+        }
         let (pa, pb) = (self.pos[a], self.pos[b]);
         let (dx, dy) = ((pa.0 - pb.0) as f64, (pa.1 - pb.1) as f64);
         let dist = (dx * dx + dy * dy).sqrt() / std::f64::consts::SQRT_2;

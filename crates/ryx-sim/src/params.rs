@@ -48,6 +48,12 @@ pub enum Scenario {
     /// every node's model measured on a test set against one process
     /// trained on all the rows (with `--skew`, `--churn`, `--loss`).
     Learn,
+    /// After join: for `--minutes`, the topology settles on the latency map
+    /// (best with `--sites`); every ten seconds the coordinates' median
+    /// relative error and the mean round trip of the links against random
+    /// pairs, then the diameter, the links formed per node per minute in
+    /// the second half, and the share of links inside a site.
+    Topology,
 }
 
 impl Scenario {
@@ -65,6 +71,7 @@ impl Scenario {
             Scenario::Monitor => "monitor",
             Scenario::Alerts => "alerts",
             Scenario::Learn => "learn",
+            Scenario::Topology => "topology",
         }
     }
 }
@@ -163,9 +170,13 @@ pub struct Params {
     /// Monitor scenario: racks (label `rack=rK`, K = slot mod racks).
     #[arg(long, default_value_t = 20)]
     pub racks: usize,
-    /// Alerts scenario: virtual minutes to run.
+    /// Alerts and topology scenarios: virtual minutes to run.
     #[arg(long, default_value_t = 10.0)]
     pub minutes: f64,
+    /// The latency map: this many data centres (1 ms round trips inside,
+    /// 30–150 ms between) instead of the unit square's 0.4–4 ms (0).
+    #[arg(long, default_value_t = 0)]
+    pub sites: usize,
     /// Alerts scenario: share of the nodes stopped at any time.
     #[arg(long, default_value_t = 0.0)]
     pub stalled: f64,
@@ -409,6 +420,7 @@ impl Params {
         flag("churn", self.churn != d.churn, self.churn.to_string());
         flag("racks", self.racks != d.racks, self.racks.to_string());
         flag("minutes", self.minutes != d.minutes, self.minutes.to_string());
+        flag("sites", self.sites != d.sites, self.sites.to_string());
         flag("stalled", self.stalled != d.stalled, self.stalled.to_string());
         flag("stall-s", self.stall_s != d.stall_s, self.stall_s.to_string());
         flag("anomalous", self.anomalous != d.anomalous, self.anomalous.to_string());

@@ -361,6 +361,8 @@ pub struct Report {
     pub alerts: Option<crate::alerts::AlertsReport>,
     /// Learn scenario.
     pub learn: Option<crate::learn::LearnReport>,
+    /// Topology scenario.
+    pub topology: Option<crate::topo::TopologyReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -409,6 +411,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         monitor: None,
         alerts: None,
         learn: None,
+        topology: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -432,6 +435,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Monitor => report.monitor = Some(crate::monitor::monitor_phase(&mut sim).map_err(fail)?),
         Scenario::Alerts => report.alerts = Some(crate::alerts::alerts_phase(&mut sim).map_err(fail)?),
         Scenario::Learn => report.learn = Some(crate::learn::learn_phase(&mut sim).map_err(fail)?),
+        Scenario::Topology => report.topology = Some(crate::topo::topology_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -1054,6 +1058,33 @@ impl Report {
                 l.bytes_to_95pct.map_or("-".into(), |b| format!("{b:.0}")),
                 l.churned,
                 l.mass_err
+            ));
+        }
+        if let Some(t) = &self.topology {
+            let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1} %", 100.0 * x));
+            for p in &t.points {
+                line(format!(
+                    "topology: {:>5.0} s | coordinates' error median {} p90 {} ({} samples a node) | links' mean RTT {:.2} ms (short {:.2}) | inside a site {} | links formed {}",
+                    p.at_s,
+                    f(p.coord_err_median),
+                    f(p.coord_err_p90),
+                    p.samples_median,
+                    p.link_rtt_ms,
+                    p.short_rtt_ms,
+                    f(p.inside_site),
+                    p.links_up
+                ));
+            }
+            line(format!(
+                "topology: {} sites | links' mean RTT {:.1} % below random pairs' {:.2} ms | diameter {} (bound 2·log5 N = {:.1}) | connected {} | links formed per node per minute (second half) {:.2} | coordinate samples refused {}",
+                t.sites,
+                100.0 * t.link_rtt_reduction,
+                t.random_rtt_ms,
+                t.diameter,
+                t.diameter_bound,
+                t.connected,
+                t.link_churn_per_node_min,
+                t.coords_refused
             ));
         }
         if let Some(a) = &self.alerts {

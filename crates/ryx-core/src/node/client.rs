@@ -172,6 +172,7 @@ impl Node {
             topology_nodes: self.topology.len() + 1,
             leaving: self.leaving,
             zone: self.cfg.zone.clone(),
+            coord: self.coord(),
             work: {
                 let j = self.jobs.sizes();
                 WorkStatus {
@@ -219,6 +220,7 @@ impl Node {
             http: Some(self.http),
             links: self.own_links(),
             zone: self.cfg.zone.clone(),
+            coord: self.coord(),
         };
         Item {
             id: ItemId {
@@ -235,10 +237,33 @@ impl Node {
         }
     }
 
+    /// This node's network coordinate, once a round trip has placed it.
+    pub fn coord(&self) -> Option<crate::coords::Coord> {
+        (self.vivaldi.used > 0).then(|| self.vivaldi.coord())
+    }
+
+    /// Round trips this node's coordinate has moved by.
+    pub fn coord_samples(&self) -> u64 {
+        self.vivaldi.used
+    }
+
+    /// The round trip to `peer` its coordinate predicts, if both are known
+    /// (the peer's from its diffused neighbour list).
+    pub fn predicted_rtt_ms(&self, peer: NodeId) -> Option<f64> {
+        let theirs = self.topology.get(&peer)?.list.coord?;
+        Some(self.coord()?.rtt_ms(&theirs))
+    }
+
     /// The graph this node has learned (its own list plus diffused ones).
     pub fn topology(&self, now: Time) -> Topology {
-        let mut nodes =
-            vec![TopologyNode { node_id: self.id, addr: self.addr, http: Some(self.http), hops: 0, age_ms: 0 }];
+        let mut nodes = vec![TopologyNode {
+            node_id: self.id,
+            addr: self.addr,
+            http: Some(self.http),
+            hops: 0,
+            age_ms: 0,
+            coord: self.coord(),
+        }];
         let mut links: Vec<TopologyLink> = self
             .active
             .iter()
@@ -251,6 +276,7 @@ impl Node {
                 http: e.list.http,
                 hops: e.hops,
                 age_ms: now.since(e.received).as_millis() as u64,
+                coord: e.list.coord,
             });
             for l in &e.list.links {
                 links.push(TopologyLink { source: *id, target: l.id, long: l.long, rtt_ms: l.rtt_ms });

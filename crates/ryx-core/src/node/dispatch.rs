@@ -153,15 +153,21 @@ impl Node {
                     self.tombstone(from);
                 }
             }
-            Message::Ping { nonce, tree } => {
+            Message::Ping { nonce, tree, coord, rtt_us } => {
                 if let (true, Some(a)) = (nbr, tree) {
                     self.on_tree_advert(from, a);
                 }
+                // A neighbour's own measurement of this link places this
+                // node too (the side that does not probe).
+                if let (true, Some(c), Some(us)) = (nbr, coord, rtt_us) {
+                    self.coord_sample(from, us as f64 / 1000.0, &c);
+                }
                 let degree = self.degree();
                 let tree = nbr.then(|| self.tree_advert());
-                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree, tree });
+                let coord = coord.map(|_| self.vivaldi.coord());
+                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree, tree, coord });
             }
-            Message::Ack { nonce, neighbor, degree, tree } => {
+            Message::Ack { nonce, neighbor, degree, tree, coord } => {
                 if nbr {
                     if let Some(p) = self.active.get_mut(&from) {
                         p.degree = Some(degree);
@@ -170,7 +176,7 @@ impl Node {
                         self.on_tree_advert(from, a);
                     }
                 }
-                self.on_ack(from, src, nonce, neighbor)
+                self.on_ack(from, src, nonce, neighbor, coord)
             }
             Message::Agg { v, x, reply } => {
                 if nbr {
@@ -708,7 +714,22 @@ impl Node {
             .map(|(id, _)| *id)
     }
 
-    pub(super) fn on_ack(&mut self, from: NodeId, src: SocketAddr, nonce: u64, neighbor: bool) {
+    /// One round trip to `peer`, which says it is at `theirs`, for this
+    /// node's coordinate (refusals counted).
+    pub(super) fn coord_sample(&mut self, peer: NodeId, rtt_ms: f64, theirs: &crate::coords::Coord) {
+        if self.vivaldi.sample(peer, rtt_ms, theirs).is_err() {
+            self.metrics.coords_refused += 1;
+        }
+    }
+
+    pub(super) fn on_ack(
+        &mut self,
+        from: NodeId,
+        src: SocketAddr,
+        nonce: u64,
+        neighbor: bool,
+        coord: Option<crate::coords::Coord>,
+    ) {
         // Only the node pinged, at the address pinged, answers a probe.
         if !self.pending_pings.get(&nonce).is_some_and(|pp| pp.target == from && pp.addr == src) {
             return;
@@ -717,6 +738,16 @@ impl Node {
             return;
         };
         let rtt = self.now.since(pp.sent);
+        let rtt_ms = rtt.as_secs_f64() * 1000.0;
+        if matches!(pp.kind, PingKind::Direct | PingKind::Passive) {
+            match coord {
+                Some(c) => self.coord_sample(from, rtt_ms, &c),
+                // Every probe's answer feeds the link's filter.
+                None => {
+                    let _ = self.vivaldi.observe(from, rtt_ms);
+                }
+            }
+        }
         match pp.kind {
             PingKind::Direct => {
                 let grace = self.cfg.join_timeout * 2;

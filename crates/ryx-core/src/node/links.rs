@@ -96,6 +96,7 @@ impl Node {
                 suspect_since: None,
                 degree: None,
                 quality: Default::default(),
+                coord_at: None,
             },
         );
         self.metrics.links_up += 1;
@@ -116,6 +117,7 @@ impl Node {
         match reason {
             DownReason::Failed | DownReason::Left => {
                 self.tombstone(id);
+                self.vivaldi.forget(id);
                 self.topology.remove(&id);
                 // Its copies are gone with it.
                 self.blobs.remove_holder(id);
@@ -228,9 +230,13 @@ impl Node {
             self.request_join(id, addr, true, JoinPurpose::Fill);
             picked += 1;
         }
-        // The rest by measured latency; unmeasured peers after measured
-        // ones, in random order (the shuffle above).
-        candidates.sort_by_key(|c| c.2.unwrap_or(u64::MAX));
+        // The rest by measured latency, else the latency their coordinates
+        // predict; peers with neither last, in random order (the shuffle
+        // above).
+        let key = |c: &(NodeId, SocketAddr, Option<u64>)| {
+            c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64)).unwrap_or(u64::MAX)
+        };
+        candidates.sort_by_cached_key(key);
         for (id, addr, _) in candidates.into_iter().take(want.saturating_sub(picked)) {
             self.request_join(id, addr, false, JoinPurpose::Fill);
         }
@@ -252,6 +258,17 @@ impl Node {
             .collect()
     }
 
+    /// The passive peer not yet measured whose coordinate predicts the
+    /// shortest round trip from here.
+    pub(super) fn closest_unmeasured(&self) -> Option<PeerInfo> {
+        self.passive
+            .iter()
+            .filter(|(_, p)| p.rtt.smoothed_us.is_none())
+            .filter_map(|(id, p)| Some((self.predicted_rtt_ms(*id)?, PeerInfo { id: *id, addr: p.addr })))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, p)| p)
+    }
+
     pub(super) fn ping(&mut self, target: NodeId, addr: SocketAddr, kind: PingKind) {
         if self.pending_pings.len() >= MAX_PENDING_PINGS {
             if let Some(oldest) = self.pending_pings.keys().next().copied() {
@@ -261,6 +278,18 @@ impl Node {
         let nonce = self.rng.next_u64();
         self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
         let tree = self.active.contains_key(&target).then(|| self.tree_advert());
-        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree });
+        // The coordinate goes out about once a second per link (every
+        // passive probe): the ack answers with the receiver's.
+        let now = self.now;
+        let (coord, rtt_us) = match self.active.get_mut(&target) {
+            Some(p) if p.coord_at.is_none_or(|t| now.since(t) >= COORD_EVERY) => {
+                p.coord_at = Some(now);
+                let filtered = self.vivaldi.filtered(target).map(|ms| (ms * 1000.0).round() as u64);
+                (Some(self.vivaldi.coord()), filtered)
+            }
+            Some(_) => (None, None),
+            None => (Some(self.vivaldi.coord()), None),
+        };
+        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree, coord, rtt_us });
     }
 }

@@ -45,8 +45,14 @@ impl Node {
         if self.timers.expired(Timer::PassiveProbe, now) {
             let next = now.plus(self.jittered(Duration::from_secs(1)));
             self.timers.set(Timer::PassiveProbe, next);
-            let sample = self.passive.sample(1, &mut self.rng);
-            if let Some(p) = sample.first() {
+            // Every other probe goes to the unmeasured peer whose
+            // coordinate predicts the shortest round trip (the search for
+            // close neighbours); the rest at random (coordinates need far
+            // samples too, and predictions can be wrong).
+            self.probe_turn = !self.probe_turn;
+            let guided = if self.probe_turn { self.closest_unmeasured() } else { None };
+            let pick = guided.or_else(|| self.passive.sample(1, &mut self.rng).first().copied());
+            if let Some(p) = pick {
                 self.ping(p.id, p.addr, PingKind::Passive);
             }
         }

@@ -173,6 +173,11 @@ pub struct Status {
     /// Its failure domain (`--zone`), if it was given one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Its network coordinate (`crate::coords`): a point and a height in
+    /// milliseconds and its relative error; absent until a round trip has
+    /// placed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coord: Option<crate::coords::Coord>,
 }
 
 /// Job engine load of a node.
@@ -207,6 +212,9 @@ pub struct TopologyNode {
     pub hops: u32,
     /// Milliseconds since its list was refreshed.
     pub age_ms: u64,
+    /// Its network coordinate, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coord: Option<crate::coords::Coord>,
 }
 
 /// A link of the learned topology graph.

@@ -123,6 +123,16 @@ messages! {
             /// The sender's place in the query waves' spanning tree.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             tree: Option<TreeAdvert>,
+            /// The sender's network coordinate (`crate::coords`), at most
+            /// about once a second per link: the ack then carries the
+            /// receiver's.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            coord: Option<crate::coords::Coord>,
+            /// The sender's filtered round trip to the receiver, in
+            /// microseconds (sent with `coord`, so that the side that does
+            /// not probe places itself too).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            rtt_us: Option<u64>,
         } = "ping",
         /// Answer to a ping.
         Ack {
@@ -136,6 +146,10 @@ messages! {
             /// The pinged node's place in the query waves' spanning tree.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             tree: Option<TreeAdvert>,
+            /// The pinged node's network coordinate, when the ping carried
+            /// the pinger's.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            coord: Option<crate::coords::Coord>,
         } = "ack",
         /// Network-wide aggregation (`crate::agg`): a push-pull exchange's
         /// push, or its reply.
