@@ -255,8 +255,7 @@ impl Node {
     /// nodes it has not reached yet are their own roots meanwhile.
     fn leads(&mut self) -> bool {
         let now = self.now;
-        let root = self.tree_place().is_some_and(|(a, _)| a.leader == self.id && a.parent.is_none())
-            && !self.knows_lesser_leader();
+        let root = self.is_leader();
         if !root {
             self.alerts.lead_since = None;
             return false;

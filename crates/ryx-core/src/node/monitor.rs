@@ -111,7 +111,12 @@ impl Node {
             return;
         }
         self.settle_tree();
-        let leader = self.tree_place().is_some_and(|(a, _)| a.leader == self.id);
+        // Only the leader inputs the count's 1, and a node that is its own
+        // root for a moment (every neighbour names it its parent while the
+        // tree re-routes) while it still hears a lesser leader is not one:
+        // its 1 would be averaged away for a round or two and then taken
+        // back, leaving estimates below zero that take rounds to wash out.
+        let leader = self.is_leader();
         self.agg.set_input(agg::COUNT, if leader { 1.0 } else { 0.0 });
         let ids = self.active_ids();
         let ttl = Aggregator::ext_ttl(self.cfg.aggregate_interval);

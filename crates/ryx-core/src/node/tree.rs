@@ -109,6 +109,16 @@ impl Node {
         self.tree.beats.range(..self.id).any(|(_, (_, at))| now.since(*at) < LEADER_SILENCE)
     }
 
+    /// Whether this node is the network's leader as far as it can tell: it
+    /// is its own root, and no lesser leader's heartbeat advanced here
+    /// within `LEADER_SILENCE`. Being its own root alone is not enough: a
+    /// node is one for a moment whenever every neighbour names it its
+    /// parent (a neighbour re-routed through it before it re-routed
+    /// itself) or its parent just died, while the leader lives on.
+    pub(super) fn is_leader(&self) -> bool {
+        self.tree.me.is_some_and(|a| a.leader == self.id && a.parent.is_none()) && !self.knows_lesser_leader()
+    }
+
     /// This node's tree links: its parent and the neighbours that name it
     /// their parent.
     pub(super) fn tree_links(&self) -> Vec<NodeId> {
