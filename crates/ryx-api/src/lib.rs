@@ -54,5 +54,5 @@ pub use results::{Alerts, DetectedHeader, GrepResult, LogAnalysisResult, Templat
 pub use sources::{
     DatasetHolder, DatasetView, Datasets, HolderCopy, SnapshotChunk, SourceFile, SourceSnapshot, SourceView, Sources,
 };
-pub use status::{Health, Neighbor, Neighbors, PassivePeer, Peers, Status, WorkStatus};
+pub use status::{Coord, Health, Neighbor, Neighbors, PassivePeer, Peers, Status, WorkStatus};
 pub use topology::{Topology, TopologyLink, TopologyNode};

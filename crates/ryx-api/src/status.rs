@@ -47,6 +47,32 @@ pub struct Status {
     /// Its failure domain (`--zone`), if it was given one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Its network coordinate, once a round trip has placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coord: Option<Coord>,
+}
+
+/// A network coordinate (Vivaldi): a point and a height in milliseconds,
+/// so that the distance between two nodes' points plus their heights
+/// predicts their round trip, and the node's estimate of its relative
+/// error (1: knows nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Coord {
+    /// Relative error estimate, 0 to 1.5.
+    pub e: f64,
+    /// Height, ms.
+    pub h: f64,
+    /// Plane position, ms.
+    pub x: f64,
+    /// Plane position, ms.
+    pub y: f64,
+}
+
+impl Coord {
+    /// The round trip the two coordinates predict, in milliseconds.
+    pub fn rtt_ms(&self, other: &Coord) -> f64 {
+        (self.x - other.x).hypot(self.y - other.y) + self.h + other.h
+    }
 }
 
 impl Status {

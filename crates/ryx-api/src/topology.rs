@@ -16,7 +16,7 @@ pub struct Topology {
 }
 
 /// A node of the learned graph.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopologyNode {
     /// Its UDP address.
     pub addr: SocketAddr,
@@ -28,6 +28,9 @@ pub struct TopologyNode {
     pub http: Option<SocketAddr>,
     /// Its id.
     pub node_id: NodeId,
+    /// Its network coordinate, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coord: Option<crate::status::Coord>,
 }
 
 /// A link of the learned graph, as `source` reported it.

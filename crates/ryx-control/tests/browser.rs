@@ -84,6 +84,25 @@ fn topology_shows_every_live_node_and_drops_a_killed_one() {
         );
     }
 
+    // Laid out by network coordinates: every node reports one (its probes'
+    // round trips place it), and each sits at its coordinate's point.
+    let placed =
+        b.wait_js(FORM, "return [...__ryx.cluster.nodes.values()].filter(n => !n.goneAt && n.coord).length === 6");
+    if placed.is_none() {
+        fail(&b, "not every node reported a network coordinate");
+    }
+    b.js("const s = document.getElementById('topo-layout'); s.value = 'coords'; s.dispatchEvent(new Event('change')); return true");
+    let at_points = b.wait_js(
+        FORM,
+        "const L = __ryx.layout; if (L.mode !== 'coords') return false; \
+         return [...__ryx.cluster.nodes.values()].filter(n => !n.goneAt).every(n => \
+           Math.hypot(n.x - (n.coord.x - L.coordMid[0]) * L.coordScale, n.y - (n.coord.y - L.coordMid[1]) * L.coordScale) < 40)",
+    );
+    if at_points.is_none() {
+        fail(&b, "the coordinate layout did not place the nodes at their coordinates");
+    }
+    b.js("const s = document.getElementById('topo-layout'); s.value = 'force'; s.dispatchEvent(new Event('change')); return true");
+
     // Kill a node that is not the one the page is connected to.
     let victim = cluster.nodes[3].id.clone();
     cluster.nodes[3].proc.kill();

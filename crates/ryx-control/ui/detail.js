@@ -172,6 +172,9 @@ export class NodeDetail {
         st ? ['Uptime', fmtDuration(st.uptime_ms)] : null,
         st ? ['Local health', `${st.local_health}${st.local_health > 0 ? ' (slow to accuse: overloaded or paused)' : ''}`] : null,
         st ? ['Passive peers', st.passive_count] : null,
+        st && st.coord
+          ? ['Network coordinate', `(${st.coord.x.toFixed(2)}, ${st.coord.y.toFixed(2)}) ms, height ${st.coord.h.toFixed(2)} ms, error ${(100 * st.coord.e).toFixed(0)} %`]
+          : null,
         st ? ['Info items', st.info_items] : null,
         st ? ['Topology known', `${st.topology_nodes} nodes`] : null,
         st && st.work ? ['Work', `${st.work.running}/${st.work.slots} slots busy, ${st.work.queued} queued; home of ${st.work.homes} job(s), heir of ${st.work.heir_of}`] : null,

@@ -6,6 +6,12 @@
 // bounded density instead of O(n²)), and a weak pull to the centre. It
 // cools down and stops: frames are only drawn while something moves
 // (layout still hot, nodes fading out, pulses, the view easing to fit).
+//
+// Or by network coordinates (`mode = 'coords'`): each node that reports a
+// Vivaldi coordinate is pulled to its point (milliseconds scaled so that the
+// spread fits), so that distance on screen is predicted round-trip time;
+// repulsion keeps the nodes of one site apart, and nodes without a
+// coordinate keep the force layout.
 
 import { clamp, cssVar, shortId } from './util.js';
 import { FADE_MS } from './model.js';
@@ -32,7 +38,15 @@ export class Layout {
     this.benchUntil = 0;
     this.perf = { fps: 0, frames: 0, stepMs: 0, drawMs: 0, frameMs: 0, nodes: 0, links: 0 };
     this.fpsWindow = [];
+    this.mode = 'force';
+    this.coordScale = 1;
     this.frame = this.frame.bind(this);
+  }
+
+  /** 'force' or 'coords'. */
+  setMode(mode) {
+    this.mode = mode === 'coords' ? 'coords' : 'force';
+    this.reheat(1);
   }
 
   register(view) {
@@ -141,9 +155,30 @@ export class Layout {
     }
   }
 
+  /** Pixels per millisecond, so that the coordinates span about 600 px. */
+  fitCoords() {
+    let x0 = Infinity;
+    let x1 = -Infinity;
+    let y0 = Infinity;
+    let y1 = -Infinity;
+    for (const n of this.arr) {
+      const c = n.coord;
+      if (!c) continue;
+      x0 = Math.min(x0, c.x);
+      x1 = Math.max(x1, c.x);
+      y0 = Math.min(y0, c.y);
+      y1 = Math.max(y1, c.y);
+    }
+    const span = Math.max(x1 - x0, y1 - y0);
+    this.coordScale = Number.isFinite(span) && span > 1e-6 ? 600 / span : 1;
+    this.coordMid = Number.isFinite(span) ? [(x0 + x1) / 2, (y0 + y1) / 2] : [0, 0];
+  }
+
   step() {
     const nodes = this.arr;
     const a = this.alpha;
+    const byCoord = this.mode === 'coords';
+    if (byCoord) this.fitCoords();
     const grid = this.grid;
     grid.clear();
     const key = (gx, gy) => gx * 65599 + gy;
@@ -188,6 +223,7 @@ export class Layout {
     for (const l of this.linkArr) {
       const p = l.a;
       const q = l.b;
+      if (byCoord && p.coord && q.coord) continue;
       const dx = q.x + q.vx - p.x - p.vx || 1e-3;
       const dy = q.y + q.vy - p.y - p.vy || 1e-3;
       const d = Math.sqrt(dx * dx + dy * dy);
@@ -199,8 +235,15 @@ export class Layout {
       p.vy += dy * f * (1 - l.bias);
     }
     for (const n of nodes) {
-      n.vx -= n.x * GRAVITY * a;
-      n.vy -= n.y * GRAVITY * a;
+      if (byCoord && n.coord) {
+        const tx = (n.coord.x - this.coordMid[0]) * this.coordScale;
+        const ty = (n.coord.y - this.coordMid[1]) * this.coordScale;
+        n.vx += (tx - n.x) * 0.2;
+        n.vy += (ty - n.y) * 0.2;
+      } else {
+        n.vx -= n.x * GRAVITY * a;
+        n.vy -= n.y * GRAVITY * a;
+      }
       n.vx *= VELOCITY_KEEP;
       n.vy *= VELOCITY_KEEP;
       n.x += clamp(n.vx, -MAX_MOVE, MAX_MOVE);

@@ -141,6 +141,8 @@ export class Cluster extends EventTarget {
       n.ageMs = e.age;
       n.list = e.list;
       n.outDeg = e.list.length;
+      // Network coordinate (ms): a point, a height and its relative error.
+      n.coord = e.n.coord || null;
       for (const k of ['local_health', 'running', 'queued', 'slots']) {
         if (e.n[k] !== undefined) n.reported[k] = e.n[k];
       }

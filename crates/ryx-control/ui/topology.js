@@ -49,6 +49,10 @@ export class TopologyView {
       overlay: () => ({ homes: app.jobs.homes() }),
     });
     this.filter.addEventListener('input', () => this.update());
+    $('topo-layout').addEventListener('change', (e) => {
+      app.layout.setMode(e.target.value);
+      this.graph.resetView();
+    });
     for (const b of document.querySelectorAll('#view-topology [data-zoom]')) {
       b.addEventListener('click', () => {
         const g = this.graph;

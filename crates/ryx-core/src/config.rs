@@ -50,7 +50,10 @@ pub struct NodeConfig {
     /// Interval of neighbour re-evaluation (latency preference, long link).
     pub reevaluate_interval: Duration,
     /// A node replaces its own long link after this long, so that split
-    /// networks find each other again.
+    /// networks find each other again (5 minutes: each rotation is a link
+    /// change at both ends, and links are to change at most about once a
+    /// minute per node; a long link that turned out to be short is
+    /// replaced sooner, see `reevaluate`).
     pub long_link_refresh: Duration,
     /// Interval at which a node re-diffuses its neighbour list.
     pub topology_interval: Duration,
@@ -121,7 +124,7 @@ impl Default for NodeConfig {
             hello_interval: Duration::from_secs(5),
             shuffle_interval: Duration::from_secs(2),
             reevaluate_interval: Duration::from_secs(10),
-            long_link_refresh: Duration::from_secs(30),
+            long_link_refresh: Duration::from_secs(300),
             // Every refresh costs each node within reach one payload plus
             // announcements, so idle traffic grows with the nodes in reach.
             // A 10 s refresh halves it at 40 nodes but slows anti-entropy

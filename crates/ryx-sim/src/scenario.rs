@@ -1064,7 +1064,7 @@ impl Report {
             let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1} %", 100.0 * x));
             for p in &t.points {
                 line(format!(
-                    "topology: {:>5.0} s | coordinates' error median {} p90 {} ({} samples a node) | links' mean RTT {:.2} ms (short {:.2}) | inside a site {} | links formed {}",
+                    "topology: {:>5.0} s | coordinates' error median {} p90 {} ({} samples a node) | links' mean RTT {:.2} ms (short {:.2}) | inside a site {} | long links {:.2} a node, {} inside a site | links formed {}",
                     p.at_s,
                     f(p.coord_err_median),
                     f(p.coord_err_p90),
@@ -1072,6 +1072,8 @@ impl Report {
                     p.link_rtt_ms,
                     p.short_rtt_ms,
                     f(p.inside_site),
+                    p.long_per_node,
+                    f(p.long_inside_site),
                     p.links_up
                 ));
             }

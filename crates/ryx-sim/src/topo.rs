@@ -32,6 +32,10 @@ pub struct TopoPoint {
     pub link_rtt_ms: f64,
     /// Share of links inside a site (with `--sites`).
     pub inside_site: Option<f64>,
+    /// Share of the random long links inside a site (with `--sites`).
+    pub long_inside_site: Option<f64>,
+    /// Random long links per node.
+    pub long_per_node: f64,
     /// Links formed so far (every node's count, summed).
     pub links_up: u64,
 }
@@ -114,6 +118,7 @@ fn point(sim: &mut Sim, at_s: f64, live: &[usize], sample: &[(usize, usize)]) ->
         .collect();
     let now = sim.now();
     let (mut short, mut short_n, mut all, mut all_n, mut inside) = (0.0, 0usize, 0.0, 0usize, 0usize);
+    let (mut long_n, mut long_inside) = (0usize, 0usize);
     for &s in live {
         let Some(n) = sim.node(s) else { continue };
         for nb in n.neighbors(now) {
@@ -125,8 +130,13 @@ fn point(sim: &mut Sim, at_s: f64, live: &[usize], sample: &[(usize, usize)]) ->
                 short += r;
                 short_n += 1;
             }
-            if sim.network().site(s).is_some() && sim.network().site(s) == sim.network().site(t) {
+            let same = sim.network().site(s).is_some() && sim.network().site(s) == sim.network().site(t);
+            if same {
                 inside += 1;
+            }
+            if nb.long {
+                long_n += 1;
+                long_inside += usize::from(same);
             }
         }
     }
@@ -138,6 +148,8 @@ fn point(sim: &mut Sim, at_s: f64, live: &[usize], sample: &[(usize, usize)]) ->
         short_rtt_ms: short / short_n.max(1) as f64,
         link_rtt_ms: all / all_n.max(1) as f64,
         inside_site: sim.network().site(0).map(|_| inside as f64 / all_n.max(1) as f64),
+        long_inside_site: sim.network().site(0).map(|_| long_inside as f64 / long_n.max(1) as f64),
+        long_per_node: long_n as f64 / live.len().max(1) as f64,
         links_up: links_up(sim, live),
     }
 }
@@ -168,8 +180,8 @@ fn diameter(sim: &mut Sim, live: &[usize]) -> usize {
         while let Some(u) = q.pop_front() {
             let d = dist[&u];
             for &v in adj.get(&u).into_iter().flatten() {
-                if !dist.contains_key(&v) {
-                    dist.insert(v, d + 1);
+                if let std::collections::btree_map::Entry::Vacant(e) = dist.entry(v) {
+                    e.insert(d + 1);
                     q.push_back(v);
                 }
             }

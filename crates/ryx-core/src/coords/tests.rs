@@ -75,12 +75,12 @@ fn run(v: &mut [Vivaldi], rtt: &[Vec<f64>], rounds: usize, spike: f64, rng: &mut
             if r % 3 != 2 {
                 for _ in 0..3 {
                     let t = draw();
-                    v[a].observe(NodeId(b as u64 + 1), t).unwrap();
+                    v[a].observe(NodeId(b as u64 + 1), t).expect("a good sample");
                 }
             }
             let t = draw();
             let theirs = v[b].coord();
-            v[a].sample(NodeId(b as u64 + 1), t, &theirs).unwrap();
+            v[a].sample(NodeId(b as u64 + 1), t, &theirs).expect("a good sample");
         }
     }
 }
@@ -126,7 +126,7 @@ fn a_newcomer_finds_its_place_within_ten_percent_in_twenty_samples() {
             // Its neighbours in its site and, every third sample, anyone.
             let b = if k % 3 == 2 { rng.below(60) } else { (newcomer % 4) + 4 * rng.below(2) };
             let theirs = v[b].coord();
-            v[newcomer].sample(NodeId(b as u64 + 1), rtt[newcomer][b], &theirs).unwrap();
+            v[newcomer].sample(NodeId(b as u64 + 1), rtt[newcomer][b], &theirs).expect("a good sample");
         }
         let mut errs: Vec<f64> = (0..60)
             .map(|b| (v[newcomer].predict_ms(&v[b].coord()) - rtt[newcomer][b]).abs() / rtt[newcomer][b])
@@ -182,9 +182,9 @@ fn two_nodes_at_one_point_move_apart_and_settle_on_their_round_trip() {
     let mut b = Vivaldi::new(2);
     for _ in 0..200 {
         let cb = b.coord();
-        a.sample(NodeId(2), 20.0, &cb).unwrap();
+        a.sample(NodeId(2), 20.0, &cb).expect("a good sample");
         let ca = a.coord();
-        b.sample(NodeId(1), 20.0, &ca).unwrap();
+        b.sample(NodeId(1), 20.0, &ca).expect("a good sample");
     }
     let p = a.predict_ms(&b.coord());
     assert!((p - 20.0).abs() < 1.0, "predicted {p} for 20");
@@ -197,7 +197,7 @@ fn the_filter_and_peer_memory_are_bounded() {
     let c = Coord { x: 1.0, y: 1.0, h: 0.1, e: 1.0 };
     for i in 0..(MAX_PEERS as u64 * 3) {
         for _ in 0..FILTER * 2 {
-            v.sample(NodeId(i + 10), 5.0, &c).unwrap();
+            v.sample(NodeId(i + 10), 5.0, &c).expect("a good sample");
         }
     }
     assert_eq!(v.samples.len(), MAX_PEERS);

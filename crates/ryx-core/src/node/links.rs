@@ -177,8 +177,12 @@ impl Node {
         self.passive.insert(peer, self.now, self.cfg.max_passive, &mut self.rng, first_hand);
     }
 
+    /// Whether this node keeps a random long link of its own (opened by
+    /// it, or being opened). The far ends of others' long links do not
+    /// count: every node opening one keeps the graph's diameter near a
+    /// random graph's even where short links cluster by site.
     pub(super) fn has_long_link(&self) -> bool {
-        self.active.values().any(|p| p.long) || self.pending_joins.values().any(|j| j.long)
+        self.active.values().any(|p| p.long && p.initiated) || self.pending_joins.values().any(|j| j.long)
     }
 
     pub(super) fn sample_peers(&mut self, n: usize, exclude: NodeId) -> Vec<PeerInfo> {
@@ -225,8 +229,7 @@ impl Node {
         self.rng.shuffle(&mut candidates);
         let mut picked = 0;
         if !self.has_long_link() {
-            // The long link is chosen at random, blind to latency.
-            let (id, addr, _) = candidates.remove(0);
+            let (id, addr, _) = candidates.remove(self.long_link_pick(&candidates));
             self.request_join(id, addr, true, JoinPurpose::Fill);
             picked += 1;
         }
@@ -240,6 +243,26 @@ impl Node {
         for (id, addr, _) in candidates.into_iter().take(want.saturating_sub(picked)) {
             self.request_join(id, addr, false, JoinPurpose::Fill);
         }
+    }
+
+    /// Which of `candidates` to make the random long link: one at random
+    /// from the farther half by round trip (measured, else predicted by
+    /// the coordinates), so that long links cross the network's clusters
+    /// — the first peers a node hears of are its closest, and its passive
+    /// list fills from its short links; at random from all of them when
+    /// fewer than four have a round trip known.
+    pub(super) fn long_link_pick(&mut self, candidates: &[(NodeId, SocketAddr, Option<u64>)]) -> usize {
+        let mut known: Vec<(u64, usize)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64))?, i)))
+            .collect();
+        if known.len() < 4 {
+            return self.rng.below(candidates.len().max(1));
+        }
+        known.sort_unstable();
+        let far = &known[known.len() / 2..];
+        far[self.rng.below(far.len())].1
     }
 
     /// Passive peers worth asking: not already asked, not known dead, and

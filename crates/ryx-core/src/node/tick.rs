@@ -283,15 +283,27 @@ impl Node {
         if candidates.is_empty() {
             return;
         }
-        // 1. Rotate an old long link this node opened, or open one if none.
+        // 1. Rotate an old long link this node opened, or open one if none;
+        // or one that turned out to be short (chosen before round trips
+        // were known: a node first hears of its closest peers) while a
+        // clearly far peer is known.
         let old_long =
             self.active.values().any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
+        let near_long = self.active.values().any(|p| {
+            let Some(r) = p.rtt.smoothed_us else { return false };
+            p.long
+                && p.initiated
+                && now.since(p.since) >= self.cfg.reevaluate_interval * 3
+                && candidates.iter().any(|c| {
+                    let far = c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64));
+                    far.is_some_and(|f| f >= (4 * r).max(r + 10_000))
+                })
+        });
         let no_long = !self.has_long_link();
-        if (old_long || no_long) && self.active.len() < self.cfg.max_active {
-            if let Some(&(id, addr, _)) = self.rng.pick(&candidates) {
-                self.request_join(id, addr, true, JoinPurpose::RotateLong);
-                return;
-            }
+        if (old_long || near_long || no_long) && self.active.len() < self.cfg.max_active {
+            let (id, addr, _) = candidates[self.long_link_pick(&candidates)];
+            self.request_join(id, addr, true, JoinPurpose::RotateLong);
+            return;
         }
         if no_long && self.active.len() >= self.cfg.max_active {
             // Full with short links only: free a slot for a long one.
