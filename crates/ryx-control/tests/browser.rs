@@ -94,8 +94,8 @@ fn topology_shows_every_live_node_and_drops_a_killed_one() {
     b.js("const s = document.getElementById('topo-layout'); s.value = 'coords'; s.dispatchEvent(new Event('change')); return true");
     let at_points = b.wait_js(
         FORM,
-        "const L = __ryx.layout; if (L.mode !== 'coords') return false; \
-         return [...__ryx.cluster.nodes.values()].filter(n => !n.goneAt).every(n => \
+        "const L = __ryx.layout; if (L.mode !== 'coords' || L.alpha > 0.9) return false; \
+         return [...__ryx.cluster.nodes.values()].filter(n => !n.goneAt).every(n => n.coord && \
            Math.hypot(n.x - (n.coord.x - L.coordMid[0]) * L.coordScale, n.y - (n.coord.y - L.coordMid[1]) * L.coordScale) < 40)",
     );
     if at_points.is_none() {

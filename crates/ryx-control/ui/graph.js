@@ -40,6 +40,7 @@ export class Layout {
     this.fpsWindow = [];
     this.mode = 'force';
     this.coordScale = 1;
+    this.coordMid = [0, 0];
     this.frame = this.frame.bind(this);
   }
 
