@@ -156,23 +156,27 @@ export class Layout {
     }
   }
 
-  /** Pixels per millisecond, so that the coordinates span about 600 px. */
+  /**
+   * Pixels per millisecond, so that the coordinates span about 600 px: the
+   * 5th to 95th percentile of the points of nodes fairly sure of their
+   * place (error ≤ 1), so that one node still placing itself, or one
+   * claiming a far-off point, does not shrink everyone else to a dot.
+   */
   fitCoords() {
-    let x0 = Infinity;
-    let x1 = -Infinity;
-    let y0 = Infinity;
-    let y1 = -Infinity;
-    for (const n of this.arr) {
-      const c = n.coord;
-      if (!c) continue;
-      x0 = Math.min(x0, c.x);
-      x1 = Math.max(x1, c.x);
-      y0 = Math.min(y0, c.y);
-      y1 = Math.max(y1, c.y);
+    let pts = this.arr.filter((n) => n.coord && n.coord.e <= 1);
+    if (!pts.length) pts = this.arr.filter((n) => n.coord);
+    const xs = pts.map((n) => n.coord.x).filter(Number.isFinite).sort((a, b) => a - b);
+    const ys = pts.map((n) => n.coord.y).filter(Number.isFinite).sort((a, b) => a - b);
+    if (!xs.length || !ys.length) {
+      this.coordScale = 1;
+      this.coordMid = [0, 0];
+      return;
     }
+    const at = (v, q) => v[Math.min(v.length - 1, Math.floor(q * v.length))];
+    const [x0, x1, y0, y1] = [at(xs, 0.05), at(xs, 0.95), at(ys, 0.05), at(ys, 0.95)];
     const span = Math.max(x1 - x0, y1 - y0);
-    this.coordScale = Number.isFinite(span) && span > 1e-6 ? 600 / span : 1;
-    this.coordMid = Number.isFinite(span) ? [(x0 + x1) / 2, (y0 + y1) / 2] : [0, 0];
+    this.coordScale = span > 1e-6 ? 600 / span : 1;
+    this.coordMid = [(x0 + x1) / 2, (y0 + y1) / 2];
   }
 
   step() {

@@ -15,7 +15,20 @@
 //!   height or with an error outside `[0, MAX_ERROR]`, is refused and
 //!   counted;
 //! - an update that would leave the coordinate non-finite or beyond
-//!   [`MAX_COORD_MS`] is not applied.
+//!   [`MAX_COORD_MS`] is not applied;
+//! - a peer cannot claim to be surer than [`MIN_PEER_ERROR`], so no single
+//!   peer's word outweighs this node's own position;
+//! - a sample whose prediction misses by far more than this node's samples
+//!   from *other* peers typically do (an **outlier**: by more than
+//!   [`OUTLIER_K`] times the median of the latest miss, in milliseconds, of
+//!   each of the last [`RECENT`] peers sampled, and by more than
+//!   [`OUTLIER_FLOOR`] of its round trip)
+//!   does not move the coordinate (after "Newton", Zage and Nita-Rotaru,
+//!   CCS 2007: a lying peer's force is an outlier among the honest ones).
+//!   The median is over peers, not samples, so a liar probed often still
+//!   has one say; and it covers outliers too, so a node whose whole picture
+//!   is wrong (a cold start, a moved machine) still moves: a liar is
+//!   outvoted while the peers it fools are a minority.
 
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
@@ -28,9 +41,19 @@ pub const MAX_PEERS: usize = 256;
 /// The longest round trip believed, in milliseconds.
 pub const MAX_RTT_MS: f64 = 10_000.0;
 /// The farthest coordinate (any component or the height), in milliseconds.
-pub const MAX_COORD_MS: f64 = 100_000.0;
+pub const MAX_COORD_MS: f64 = 10_000.0;
 /// The largest error estimate (a new node's is 1).
 pub const MAX_ERROR: f64 = 1.5;
+/// The lowest error a peer is believed to have: a peer that says it is
+/// sure of itself gets at most `e / (e + 0.1)` of this node's step.
+pub const MIN_PEER_ERROR: f64 = 0.1;
+/// Peers whose latest relative miss the outlier rule keeps.
+pub const RECENT: usize = 32;
+/// A sample is an outlier when it misses by more than this many times the
+/// recent median miss ...
+pub const OUTLIER_K: f64 = 4.0;
+/// ... and by more than this share of its round trip.
+pub const OUTLIER_FLOOR: f64 = 0.5;
 /// The lowest height: no two nodes are closer than twice this.
 pub const MIN_HEIGHT_MS: f64 = 0.005;
 /// Vivaldi's constants: how fast the error estimate moves, and the
@@ -72,10 +95,16 @@ impl Coord {
             && (0.0..=MAX_ERROR as f32).contains(&self.e)
     }
 
-    /// The round trip the two coordinates predict, in milliseconds.
+    /// The round trip the two coordinates predict, in milliseconds (never
+    /// negative, never past [`MAX_RTT_MS`], whatever a peer claimed).
     pub fn rtt_ms(&self, other: &Coord) -> f64 {
         let (dx, dy) = (self.x as f64 - other.x as f64, self.y as f64 - other.y as f64);
-        (dx * dx + dy * dy).sqrt() + self.h as f64 + other.h as f64
+        let d = (dx * dx + dy * dy).sqrt() + self.h as f64 + other.h as f64;
+        if d.is_finite() {
+            d.clamp(0.0, MAX_RTT_MS)
+        } else {
+            MAX_RTT_MS
+        }
     }
 }
 
@@ -86,6 +115,10 @@ pub enum Refused {
     Rtt,
     /// The peer's coordinate was not plausible.
     Coord,
+    /// The sample missed the prediction by far more than recent samples
+    /// did (see the module's notes); it fed the filter but did not move
+    /// the coordinate.
+    Outlier,
 }
 
 /// This node's coordinate and the per-peer filters that feed it.
@@ -94,11 +127,16 @@ pub struct Vivaldi {
     me: Coord,
     /// Per peer: its last samples (ms), and an update counter for eviction.
     samples: BTreeMap<NodeId, (VecDeque<f64>, u64)>,
+    /// The latest miss (ms) of each of the last [`RECENT`] peers sampled,
+    /// oldest first.
+    recent: VecDeque<(NodeId, f64)>,
     clock: u64,
     /// Samples used, and refused.
     pub used: u64,
     /// Samples refused (bad round trip or implausible coordinate).
     pub refused: u64,
+    /// Samples that did not move the coordinate as outliers.
+    pub outliers: u64,
     /// A seed for the direction two coincident nodes push each other.
     salt: u64,
 }
@@ -107,7 +145,16 @@ impl Vivaldi {
     /// A node at the origin; `salt` (the node's id, say) breaks the tie of
     /// two nodes at the same point.
     pub fn new(salt: u64) -> Vivaldi {
-        Vivaldi { me: Coord::origin(), samples: BTreeMap::new(), clock: 0, used: 0, refused: 0, salt }
+        Vivaldi {
+            me: Coord::origin(),
+            samples: BTreeMap::new(),
+            recent: VecDeque::with_capacity(RECENT),
+            clock: 0,
+            used: 0,
+            refused: 0,
+            outliers: 0,
+            salt,
+        }
     }
 
     /// This node's coordinate.
@@ -166,6 +213,41 @@ impl Vivaldi {
             return Err(Refused::Coord);
         }
         let rtt = self.observe(peer, rtt_ms)?;
+        self.step(rtt, theirs, peer)
+    }
+
+    /// One Vivaldi step against `peer` at `theirs`, by the round trip this
+    /// node has already measured to it (the filtered one): for a
+    /// coordinate that arrives on a ping, whose sender measured the link
+    /// itself. Nothing happens if the link has not been measured here.
+    pub fn sample_filtered(&mut self, peer: NodeId, theirs: &Coord) -> Result<(), Refused> {
+        if !theirs.plausible() {
+            self.refused += 1;
+            return Err(Refused::Coord);
+        }
+        match self.filtered(peer) {
+            Some(rtt) => self.step(rtt, theirs, peer),
+            None => Ok(()),
+        }
+    }
+
+    /// The outlier rule, then the update.
+    fn step(&mut self, rtt: f64, theirs: &Coord, peer: NodeId) -> Result<(), Refused> {
+        let miss = (self.me.rtt_ms(theirs) - rtt).abs();
+        let mut others: Vec<f64> = self.recent.iter().filter(|(p, _)| *p != peer).map(|(_, m)| *m).collect();
+        let typical = (others.len() >= RECENT / 8).then(|| {
+            others.sort_by(f64::total_cmp);
+            others[others.len() / 2]
+        });
+        self.recent.retain(|(p, _)| *p != peer);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((peer, miss));
+        if typical.is_some_and(|t| miss > OUTLIER_K * t && miss > OUTLIER_FLOOR * rtt) {
+            self.outliers += 1;
+            return Err(Refused::Outlier);
+        }
         self.update(rtt, theirs, peer);
         self.used += 1;
         Ok(())
@@ -173,7 +255,7 @@ impl Vivaldi {
 
     fn update(&mut self, rtt: f64, theirs: &Coord, peer: NodeId) {
         let me = self.me;
-        let (ei, ej) = (me.e as f64, theirs.e as f64);
+        let (ei, ej) = (me.e as f64, (theirs.e as f64).max(MIN_PEER_ERROR));
         let w = if ei + ej > 0.0 { ei / (ei + ej) } else { 0.5 };
         let dist = me.rtt_ms(theirs);
         let es = ((dist - rtt).abs() / rtt).min(MAX_ERROR);
@@ -184,10 +266,13 @@ impl Vivaldi {
         let (mut dx, mut dy) = (me.x as f64 - theirs.x as f64, me.y as f64 - theirs.y as f64);
         let mut plane = (dx * dx + dy * dy).sqrt();
         if plane < 1e-9 {
-            // Coincident: a direction of this pair's own (both push apart).
-            let a = ((self.salt ^ peer.0) % 6283) as f64 / 1000.0;
-            dx = a.cos();
-            dy = a.sin();
+            // Coincident: a direction of this pair's own, which both derive
+            // alike, and opposite signs so that they push apart.
+            let a = (self.salt ^ peer.0).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11;
+            let a = a as f64 / (1u64 << 53) as f64 * std::f64::consts::TAU;
+            let sign = if self.salt < peer.0 { 1.0 } else { -1.0 };
+            dx = sign * a.cos();
+            dy = sign * a.sin();
             plane = 1.0;
         }
         let mag = plane + me.h as f64 + theirs.h as f64;

@@ -135,6 +135,10 @@ pub struct Metrics {
     /// Round trips or peers' coordinates refused by the network
     /// coordinates (`crate::coords`): not finite, negative, implausible.
     pub coords_refused: u64,
+    /// Coordinate samples that fed the filter but did not move the
+    /// coordinate: outliers against the other peers' (`crate::coords`; a
+    /// lying peer, or a route the plane cannot represent).
+    pub coords_outliers: u64,
     /// Time from an item's birth to its delivery here.
     pub diffusion_latency: Histogram,
 }
@@ -206,6 +210,7 @@ impl Default for Metrics {
             neighbors_moved: 0,
             sync_answers_capped: 0,
             coords_refused: 0,
+            coords_outliers: 0,
             diffusion_latency: Histogram::new(LATENCY_BOUNDS_MS),
         }
     }

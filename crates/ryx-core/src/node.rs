@@ -35,6 +35,9 @@ use std::time::Duration;
 pub const TICK: Duration = Duration::from_millis(50);
 /// Most outstanding probes remembered.
 const MAX_PENDING_PINGS: usize = 1024;
+/// The largest error estimate at which this node's coordinate is used to
+/// predict round trips (a node still placing itself predicts nothing).
+const PREDICT_MAX_ERROR: f64 = 0.5;
 /// How often a link's probe carries this node's network coordinate.
 const COORD_EVERY: Duration = Duration::from_secs(1);
 /// Most lazy announcements queued per neighbour.
@@ -315,6 +318,7 @@ impl Node {
         timers.set(Timer::Sync, now.plus(cfg.sync_interval));
         timers.set(Timer::HealthDecay, second);
         timers.set(Timer::Custody, second);
+        let vivaldi = crate::coords::Vivaldi::new(identity.id().0);
         Node {
             id: identity.id(),
             identity,
@@ -368,7 +372,7 @@ impl Node {
             wave_merge: None,
             tree: Default::default(),
             agg: Default::default(),
-            vivaldi: crate::coords::Vivaldi::new(seed),
+            vivaldi,
             probe_turn: false,
             agg_held: false,
             alerts: Default::default(),

@@ -86,6 +86,13 @@ pub fn render(s: &State) -> String {
         "Round trips or peers' coordinates the network coordinates refused (not finite, negative, implausible).",
         m.coords_refused,
     );
+    single(
+        &mut o,
+        "ryx_coords_outliers_total",
+        "counter",
+        "Coordinate samples that did not move the coordinate: they missed by far more than other peers' (a lying peer, or a route the plane cannot represent).",
+        m.coords_outliers,
+    );
     if let Some(c) = status.coord {
         single(&mut o, "ryx_coord_error", "gauge", "This node's estimate of its coordinate's relative error.", c.e);
     }

@@ -256,10 +256,9 @@ impl Byzantine {
                     dist: 0,
                     parent: None,
                 }),
-                // A coordinate at the edge of the plane and a round trip
-                // of a microsecond, to drag the receiver's away.
-                coord: Some(ryx_core::coords::Coord { x: 1e5, y: -1e5, h: 0.0, e: 0.0 }),
-                rtt_us: Some(1),
+                // A coordinate at the edge of the plane claiming to be
+                // sure of itself, to drag the receiver's away.
+                coord: Some(ryx_core::coords::Coord { x: 9e3, y: -9e3, h: 0.0, e: 0.0 }),
             },
             7 => Message::Ack { nonce: self.rng.next_u64(), neighbor: true, degree: 255, tree: None, coord: None },
             8 => Message::PingReq { nonce: self.rng.next_u64(), target: peer },

@@ -1078,7 +1078,7 @@ impl Report {
                 ));
             }
             line(format!(
-                "topology: {} sites | links' mean RTT {:.1} % below random pairs' {:.2} ms | diameter {} (bound 2·log5 N = {:.1}) | connected {} | links formed per node per minute (second half) {:.2} | coordinate samples refused {}",
+                "topology: {} sites | links' mean RTT {:.1} % below random pairs' {:.2} ms | diameter {} (bound 2·log5 N = {:.1}) | connected {} | links formed per node per minute (second half) {:.2} | coordinate samples refused {}, outliers {} of {} used",
                 t.sites,
                 100.0 * t.link_rtt_reduction,
                 t.random_rtt_ms,
@@ -1086,7 +1086,9 @@ impl Report {
                 t.diameter_bound,
                 t.connected,
                 t.link_churn_per_node_min,
-                t.coords_refused
+                t.coords_refused,
+                t.coords_outliers,
+                t.coords_used
             ));
         }
         if let Some(a) = &self.alerts {

@@ -62,6 +62,11 @@ pub struct TopologyReport {
     pub link_churn_per_node_min: f64,
     /// Coordinate samples refused over the run (all nodes).
     pub coords_refused: u64,
+    /// Coordinate samples taken as outliers (all nodes), and all samples
+    /// that moved a coordinate.
+    pub coords_outliers: u64,
+    /// Samples that moved a coordinate (all nodes).
+    pub coords_used: u64,
 }
 
 fn base_rtt_ms(sim: &Sim, a: usize, b: usize) -> f64 {
@@ -225,6 +230,8 @@ pub fn topology_phase(sim: &mut Sim) -> Result<TopologyReport, Violation> {
         connected,
         link_churn_per_node_min: churn,
         coords_refused: live.iter().filter_map(|&s| sim.node(s)).map(|n| n.metrics().coords_refused).sum(),
+        coords_outliers: live.iter().filter_map(|&s| sim.node(s)).map(|n| n.metrics().coords_outliers).sum(),
+        coords_used: live.iter().filter_map(|&s| sim.node(s)).map(|n| n.coord_samples()).sum(),
         points,
     })
 }

@@ -467,6 +467,13 @@ fn links_settle_on_a_site_map_and_coordinates_predict_it() {
         assert!(last.coord_err_median.unwrap_or(1.0) < 0.2, "{last:?}\n{}", r.command);
         assert!(t.link_churn_per_node_min <= 1.5, "{t:?}\n{}", r.command);
         assert_eq!(t.coords_refused, 0, "{}", r.command);
+        assert!(
+            t.coords_outliers * 5 < t.coords_used,
+            "outliers {} of {} samples: {}",
+            t.coords_outliers,
+            t.coords_used,
+            r.command
+        );
         assert_eq!(r.false_detections, 0, "{}", r.command);
     }
 }

@@ -33,6 +33,14 @@ pub(crate) fn map(n: usize, sites: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// One sample, which may be an outlier but must not be refused otherwise.
+fn take(v: &mut Vivaldi, peer: usize, rtt: f64, theirs: &Coord) {
+    match v.sample(NodeId(peer as u64 + 1), rtt, theirs) {
+        Ok(()) | Err(Refused::Outlier) => {}
+        Err(e) => panic!("a good sample refused: {e:?}"),
+    }
+}
+
 fn median_error(v: &[Vivaldi], rtt: &[Vec<f64>]) -> f64 {
     let mut errs = Vec::new();
     for a in 0..v.len() {
@@ -80,7 +88,7 @@ fn run(v: &mut [Vivaldi], rtt: &[Vec<f64>], rounds: usize, spike: f64, rng: &mut
             }
             let t = draw();
             let theirs = v[b].coord();
-            v[a].sample(NodeId(b as u64 + 1), t, &theirs).expect("a good sample");
+            take(&mut v[a], b, t, &theirs);
         }
     }
 }
@@ -126,7 +134,7 @@ fn a_newcomer_finds_its_place_within_ten_percent_in_twenty_samples() {
             // Its neighbours in its site and, every third sample, anyone.
             let b = if k % 3 == 2 { rng.below(60) } else { (newcomer % 4) + 4 * rng.below(2) };
             let theirs = v[b].coord();
-            v[newcomer].sample(NodeId(b as u64 + 1), rtt[newcomer][b], &theirs).expect("a good sample");
+            take(&mut v[newcomer], b, rtt[newcomer][b], &theirs);
         }
         let mut errs: Vec<f64> = (0..60)
             .map(|b| (v[newcomer].predict_ms(&v[b].coord()) - rtt[newcomer][b]).abs() / rtt[newcomer][b])
@@ -204,4 +212,64 @@ fn the_filter_and_peer_memory_are_bounded() {
     assert!(v.samples.values().all(|(q, _)| q.len() == FILTER));
     v.forget(NodeId(MAX_PEERS as u64 * 3 + 9));
     assert_eq!(v.samples.len(), MAX_PEERS - 1);
+}
+
+/// Sixty settled nodes on a four-site map, then a liar in site 0: every
+/// round, every honest node probes it (a real, short round trip) and it
+/// answers with a made-up coordinate that claims to be sure of itself.
+/// The median error of the honest nodes before and after `rounds`.
+fn with_a_liar(lie: Coord, rounds: usize, seed: u64) -> (f64, f64) {
+    let rtt = map(60, 4, &mut Rng::new(seed * 31));
+    let mut v: Vec<Vivaldi> = (0..60).map(|i| Vivaldi::new(i as u64 + 1)).collect();
+    let mut rng = Rng::new(seed);
+    run(&mut v, &rtt, 100, 0.0, &mut rng);
+    let before = median_error(&v, &rtt);
+    let liar = NodeId(1000);
+    for _ in 0..rounds {
+        run(&mut v, &rtt, 1, 0.0, &mut rng);
+        for (a, node) in v.iter_mut().enumerate() {
+            // The liar sits next to site 0's nodes: its real round trip is
+            // 1 ms from there, a site's distance from elsewhere.
+            let real = rtt[a][0] + 0.2;
+            let _ = node.sample(liar, real, &lie);
+        }
+    }
+    (before, median_error(&v, &rtt))
+}
+
+#[test]
+fn a_lying_peer_cannot_drag_settled_coordinates_away() {
+    for (what, lie) in [
+        ("at the plane's edge", Coord { x: 9_000.0, y: -9_000.0, h: 0.0, e: 0.0 }),
+        ("a second away", Coord { x: 1_000.0, y: 0.0, h: 0.0, e: 0.0 }),
+        ("a site's distance off", Coord { x: 200.0, y: 200.0, h: 0.0, e: 0.0 }),
+        ("high above the plane", Coord { x: 0.0, y: 0.0, h: 5_000.0, e: 0.0 }),
+    ] {
+        for seed in 1..=3 {
+            let (before, after) = with_a_liar(lie, 60, seed);
+            eprintln!("a liar {what}, seed {seed}: honest median error {before:.3} -> {after:.3}");
+            assert!(after < 0.10 && after < before + 0.03, "a liar {what}, seed {seed}: {before} -> {after}");
+        }
+    }
+}
+
+#[test]
+fn a_peer_cannot_claim_to_be_surer_than_the_floor() {
+    // Two identical updates against a peer at the same place: one says it
+    // is perfectly sure, one says it is as sure as the floor allows.
+    let (mut a, mut b) = (Vivaldi::new(1), Vivaldi::new(1));
+    let at = |e| Coord { x: 30.0, y: 0.0, h: 0.1, e };
+    a.sample(NodeId(2), 10.0, &at(0.0)).expect("a good sample");
+    b.sample(NodeId(2), 10.0, &at(MIN_PEER_ERROR as f32)).expect("a good sample");
+    assert_eq!(a.coord(), b.coord());
+}
+
+#[test]
+fn predictions_stay_within_the_believable_range() {
+    let me = Coord::origin();
+    let far = Coord { x: MAX_COORD_MS as f32, y: MAX_COORD_MS as f32, h: MAX_COORD_MS as f32, e: 0.5 };
+    assert_eq!(me.rtt_ms(&far), MAX_RTT_MS);
+    let inf = Coord { x: f32::INFINITY, ..far };
+    assert_eq!(me.rtt_ms(&inf), MAX_RTT_MS);
+    assert!(me.rtt_ms(&me) >= 0.0);
 }

@@ -248,10 +248,17 @@ impl Node {
     }
 
     /// The round trip to `peer` its coordinate predicts, if both are known
-    /// (the peer's from its diffused neighbour list).
+    /// (the peer's from its diffused neighbour list, if plausible) and this
+    /// node is fairly sure of its own (error ≤ [`PREDICT_MAX_ERROR`]).
     pub fn predicted_rtt_ms(&self, peer: NodeId) -> Option<f64> {
-        let theirs = self.topology.get(&peer)?.list.coord?;
-        Some(self.coord()?.rtt_ms(&theirs))
+        let theirs = self.topology.get(&peer)?.list.coord.filter(crate::coords::Coord::plausible)?;
+        let me = self.coord().filter(|c| (c.e as f64) <= PREDICT_MAX_ERROR)?;
+        Some(me.rtt_ms(&theirs))
+    }
+
+    /// The round trip to a passive peer: measured, else predicted, in µs.
+    pub(super) fn rtt_or_predicted_us(&self, peer: NodeId, measured: Option<u64>) -> Option<u64> {
+        measured.or_else(|| self.predicted_rtt_ms(peer).map(|ms| (ms * 1000.0) as u64))
     }
 
     /// The graph this node has learned (its own list plus diffused ones).
@@ -276,7 +283,9 @@ impl Node {
                 http: e.list.http,
                 hops: e.hops,
                 age_ms: now.since(e.received).as_millis() as u64,
-                coord: e.list.coord,
+                // Only a believable one: a made-up coordinate must not
+                // break the readers of `/v1/topology`.
+                coord: e.list.coord.filter(crate::coords::Coord::plausible),
             });
             for l in &e.list.links {
                 links.push(TopologyLink { source: *id, target: l.id, long: l.long, rtt_ms: l.rtt_ms });

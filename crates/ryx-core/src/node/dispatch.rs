@@ -153,14 +153,15 @@ impl Node {
                     self.tombstone(from);
                 }
             }
-            Message::Ping { nonce, tree, coord, rtt_us } => {
+            Message::Ping { nonce, tree, coord } => {
                 if let (true, Some(a)) = (nbr, tree) {
                     self.on_tree_advert(from, a);
                 }
-                // A neighbour's own measurement of this link places this
-                // node too (the side that does not probe).
-                if let (true, Some(c), Some(us)) = (nbr, coord, rtt_us) {
-                    self.coord_sample(from, us as f64 / 1000.0, &c);
+                // A neighbour's coordinate places this node too, by this
+                // node's own measurement of the link (both ends probe it).
+                if let (true, Some(c)) = (nbr, coord) {
+                    let r = self.vivaldi.sample_filtered(from, &c);
+                    self.count_coord(r);
                 }
                 let degree = self.degree();
                 let tree = nbr.then(|| self.tree_advert());
@@ -717,8 +718,15 @@ impl Node {
     /// One round trip to `peer`, which says it is at `theirs`, for this
     /// node's coordinate (refusals counted).
     pub(super) fn coord_sample(&mut self, peer: NodeId, rtt_ms: f64, theirs: &crate::coords::Coord) {
-        if self.vivaldi.sample(peer, rtt_ms, theirs).is_err() {
-            self.metrics.coords_refused += 1;
+        let r = self.vivaldi.sample(peer, rtt_ms, theirs);
+        self.count_coord(r);
+    }
+
+    fn count_coord(&mut self, r: Result<(), crate::coords::Refused>) {
+        match r {
+            Ok(()) => {}
+            Err(crate::coords::Refused::Outlier) => self.metrics.coords_outliers += 1,
+            Err(_) => self.metrics.coords_refused += 1,
         }
     }
 
@@ -744,7 +752,8 @@ impl Node {
                 Some(c) => self.coord_sample(from, rtt_ms, &c),
                 // Every probe's answer feeds the link's filter.
                 None => {
-                    let _ = self.vivaldi.observe(from, rtt_ms);
+                    let r = self.vivaldi.observe(from, rtt_ms).map(|_| ());
+                    self.count_coord(r);
                 }
             }
         }

@@ -233,11 +233,14 @@ impl Node {
             self.request_join(id, addr, true, JoinPurpose::Fill);
             picked += 1;
         }
-        // The rest by measured latency, else the latency their coordinates
-        // predict; peers with neither last, in random order (the shuffle
-        // above).
-        let key = |c: &(NodeId, SocketAddr, Option<u64>)| {
-            c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64)).unwrap_or(u64::MAX)
+        // The rest: peers whose round trip was measured, closest first;
+        // then those whose coordinates predict one, closest first (a
+        // prediction only orders the unmeasured: a peer lying about its
+        // coordinate cannot jump ahead of a measured one); then the rest
+        // in random order (the shuffle above).
+        let key = |c: &(NodeId, SocketAddr, Option<u64>)| match c.2 {
+            Some(us) => (0, us),
+            None => self.predicted_rtt_ms(c.0).map_or((2, 0), |ms| (1, (ms * 1000.0) as u64)),
         };
         candidates.sort_by_cached_key(key);
         for (id, addr, _) in candidates.into_iter().take(want.saturating_sub(picked)) {
@@ -252,11 +255,8 @@ impl Node {
     /// list fills from its short links; at random from all of them when
     /// fewer than four have a round trip known.
     pub(super) fn long_link_pick(&mut self, candidates: &[(NodeId, SocketAddr, Option<u64>)]) -> usize {
-        let mut known: Vec<(u64, usize)> = candidates
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64))?, i)))
-            .collect();
+        let mut known: Vec<(u64, usize)> =
+            candidates.iter().enumerate().filter_map(|(i, c)| Some((self.rtt_or_predicted_us(c.0, c.2)?, i))).collect();
         if known.len() < 4 {
             return self.rng.below(candidates.len().max(1));
         }
@@ -299,20 +299,22 @@ impl Node {
             }
         }
         let nonce = self.rng.next_u64();
+        let (direct, passive) = (matches!(kind, PingKind::Direct), matches!(kind, PingKind::Passive));
         self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
         let tree = self.active.contains_key(&target).then(|| self.tree_advert());
-        // The coordinate goes out about once a second per link (every
-        // passive probe): the ack answers with the receiver's.
+        // The coordinate goes out on a link's probe about once a second
+        // and on every passive probe (the ack answers with the receiver's);
+        // not on a keeper's or an indirect probe, whose answers do not
+        // feed the coordinates.
         let now = self.now;
-        let (coord, rtt_us) = match self.active.get_mut(&target) {
-            Some(p) if p.coord_at.is_none_or(|t| now.since(t) >= COORD_EVERY) => {
+        let coord = match self.active.get_mut(&target) {
+            Some(p) if direct && p.coord_at.is_none_or(|t| now.since(t) >= COORD_EVERY) => {
                 p.coord_at = Some(now);
-                let filtered = self.vivaldi.filtered(target).map(|ms| (ms * 1000.0).round() as u64);
-                (Some(self.vivaldi.coord()), filtered)
+                Some(self.vivaldi.coord())
             }
-            Some(_) => (None, None),
-            None => (Some(self.vivaldi.coord()), None),
+            None if passive => Some(self.vivaldi.coord()),
+            _ => None,
         };
-        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree, coord, rtt_us });
+        self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree, coord });
     }
 }

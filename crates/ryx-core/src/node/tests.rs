@@ -715,7 +715,7 @@ mod fuzz {
             Message::HelloReply { peers: vec![peer] },
             Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
             Message::JoinReply { accepted: true, peers: vec![], labels: vec![] },
-            Message::Ping { nonce: 9, tree: None, coord: None, rtt_us: None },
+            Message::Ping { nonce: 9, tree: None, coord: None },
             Message::Ack { nonce: 9, neighbor: true, degree: 5, tree: None, coord: None },
             Message::PingReq { nonce: 1, target: peer },
             Message::Shuffle { peers: vec![peer] },

@@ -286,22 +286,28 @@ impl Node {
         // 1. Rotate an old long link this node opened, or open one if none;
         // or one that turned out to be short (chosen before round trips
         // were known: a node first hears of its closest peers) while a
-        // clearly far peer is known.
+        // clearly far peer is known — by *measured* round trips only, so
+        // that no peer's claimed coordinate can make links churn — and
+        // then to one of those far peers.
         let old_long =
             self.active.values().any(|p| p.long && p.initiated && now.since(p.since) >= self.cfg.long_link_refresh);
-        let near_long = self.active.values().any(|p| {
-            let Some(r) = p.rtt.smoothed_us else { return false };
-            p.long
-                && p.initiated
-                && now.since(p.since) >= self.cfg.reevaluate_interval * 3
-                && candidates.iter().any(|c| {
-                    let far = c.2.or_else(|| self.predicted_rtt_ms(c.0).map(|ms| (ms * 1000.0) as u64));
-                    far.is_some_and(|f| f >= (4 * r).max(r + 10_000))
-                })
+        let short_long = self.active.values().find_map(|p| {
+            let r = p.rtt.smoothed_us?;
+            (p.long && p.initiated && now.since(p.since) >= self.cfg.reevaluate_interval * 3).then_some(r)
         });
+        let far: Vec<(NodeId, SocketAddr, Option<u64>)> = match short_long {
+            Some(r) => {
+                candidates.iter().filter(|c| c.2.is_some_and(|f| f >= (4 * r).max(r + 10_000))).cloned().collect()
+            }
+            None => Vec::new(),
+        };
         let no_long = !self.has_long_link();
-        if (old_long || near_long || no_long) && self.active.len() < self.cfg.max_active {
-            let (id, addr, _) = candidates[self.long_link_pick(&candidates)];
+        if (old_long || !far.is_empty() || no_long) && self.active.len() < self.cfg.max_active {
+            let (id, addr, _) = if far.is_empty() {
+                candidates[self.long_link_pick(&candidates)]
+            } else {
+                far[self.rng.below(far.len())]
+            };
             self.request_join(id, addr, true, JoinPurpose::RotateLong);
             return;
         }

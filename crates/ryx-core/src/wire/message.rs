@@ -123,16 +123,13 @@ messages! {
             /// The sender's place in the query waves' spanning tree.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             tree: Option<TreeAdvert>,
-            /// The sender's network coordinate (`crate::coords`), at most
-            /// about once a second per link: the ack then carries the
-            /// receiver's.
+            /// The sender's network coordinate (`crate::coords`), on a
+            /// link's probe about once a second and on every passive probe:
+            /// the ack then carries the receiver's. The receiver moves by
+            /// its own measurement of the link, never by a round trip the
+            /// sender claims.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             coord: Option<crate::coords::Coord>,
-            /// The sender's filtered round trip to the receiver, in
-            /// microseconds (sent with `coord`, so that the side that does
-            /// not probe places itself too).
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            rtt_us: Option<u64>,
         } = "ping",
         /// Answer to a ping.
         Ack {

@@ -46,14 +46,7 @@ fn a_neighbours_address_moves_only_on_its_own_signed_join() {
     let real = m.nodes[0].neighbors(m.now).iter().find(|p| p.node_id == nid).expect("linked").addr;
     // A datagram that merely names the neighbour must not move its link.
     let to = m.nodes[0].id();
-    let ping = craft(
-        nid,
-        None,
-        Some(to),
-        1,
-        Message::Ping { nonce: 1, tree: None, coord: None, rtt_us: None },
-        m.now.as_millis(),
-    );
+    let ping = craft(nid, None, Some(to), 1, Message::Ping { nonce: 1, tree: None, coord: None }, m.now.as_millis());
     m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &ping });
     let addr = m.nodes[0].neighbors(m.now).iter().find(|p| p.node_id == nid).expect("still linked").addr;
     assert_eq!(addr, real, "hearsay moved the link");
@@ -134,14 +127,8 @@ fn a_flood_of_needy_joins_displaces_a_bounded_number_of_links() {
 fn a_datagram_meant_for_one_node_is_refused_by_another() {
     let (mut m, _) = linked();
     // Node 1 pings node 2; the same bytes replayed at node 3.
-    let ping = craft(
-        m.nodes[1].id(),
-        None,
-        Some(m.nodes[2].id()),
-        1,
-        Message::Ping { nonce: 5, tree: None, coord: None, rtt_us: None },
-        0,
-    );
+    let ping =
+        craft(m.nodes[1].id(), None, Some(m.nodes[2].id()), 1, Message::Ping { nonce: 5, tree: None, coord: None }, 0);
     let out_before = m.nodes[3].metrics().total_out();
     m.nodes[3].handle(m.now, Input::Datagram { from: addr(1), bytes: &ping });
     assert_eq!(rejected(&m.nodes[3], "wrong_destination"), 1);
