@@ -590,23 +590,12 @@ impl Node {
                 .filter(|(_, p)| !p.long && p.degree.is_some_and(|d| d > min))
                 .max_by_key(|(_, p)| p.degree)
                 .map(|(id, _)| *id);
-            // A long link replaces our own oldest long link, or else a
-            // short link to a neighbour that can spare it: random long links
-            // are what keeps (and makes, after a partition heals) the
-            // network one.
-            let own_long = self
-                .active
-                .iter()
-                .filter(|(_, p)| p.long && p.initiated)
-                .min_by_key(|(_, p)| p.since)
-                .map(|(id, _)| *id);
-            let mut victim = if degree < min {
-                richest
-            } else if long {
-                own_long.or(richest)
-            } else {
-                None
-            };
+            // A long link replaces a short link to a neighbour that can
+            // spare it: random long links are what keeps (and makes, after
+            // a partition heals) the network one. Never this node's own
+            // long link: it would only open another, which displaces
+            // another node's, a chain of link changes through full nodes.
+            let mut victim = if degree < min || long { richest } else { None };
             if victim.is_none() && urgent {
                 // A node with no neighbours at all must not be left alone:
                 // make room by dropping a random short link.

@@ -261,7 +261,13 @@ impl Node {
             return self.rng.below(candidates.len().max(1));
         }
         known.sort_unstable();
-        let far = &known[known.len() / 2..];
+        // Uniformly among the clearly far (as the short-long-link rule
+        // judges far), so that a long link is as long as a random link
+        // leaving this node's cluster, not the longest there is; the
+        // farther half when too few are clearly far.
+        let near = known[0].0;
+        let clearly = known.partition_point(|(r, _)| *r < (4 * near).max(near + 10_000));
+        let far = if known.len() - clearly >= 2 { &known[clearly..] } else { &known[known.len() / 2..] };
         far[self.rng.below(far.len())].1
     }
 

@@ -326,6 +326,35 @@ fn a_wave_says_it_is_incomplete_when_a_node_dies_under_it() {
 }
 
 #[test]
+fn a_full_node_taking_a_long_link_keeps_its_own_long_link() {
+    // Twelve nodes of at most four links: everyone is full soon.
+    let cfg = NodeConfig { min_active: 2, target_active: 3, max_active: 4, ..NodeConfig::default() };
+    let mut m = Mini::new(12, cfg);
+    let alive = vec![true; 12];
+    m.run(5_000, &alive);
+    // A full node with a long link of its own, and a node not linked to it.
+    let (x, own) = (0..12)
+        .find_map(|i| {
+            let n = &m.nodes[i];
+            let own = n.active.iter().find(|(_, p)| p.long && p.initiated).map(|(id, _)| *id)?;
+            (n.active_len() == 4).then_some((i, own))
+        })
+        .expect("a full node with its own long link");
+    let xid = m.nodes[x].id();
+    let y = (0..12).find(|&i| i != x && !m.nodes[x].active_ids().contains(&m.nodes[i].id())).expect("a stranger");
+    let xaddr = m.nodes[x].addr();
+    m.nodes[y].request_join(xid, xaddr, true, super::JoinPurpose::Fill);
+    m.run(200, &alive);
+    let n = &m.nodes[x];
+    assert!(n.active_ids().contains(&own), "the full node kept its own long link {own}");
+    assert!(n.active_len() <= 4);
+    if n.active_ids().contains(&m.nodes[y].id()) {
+        // It made room by a short link to a neighbour that could spare it.
+        assert!(n.active.get(&m.nodes[y].id()).is_some_and(|p| p.long && !p.initiated));
+    }
+}
+
+#[test]
 fn crashed_neighbour_is_detected_and_replaced() {
     let mut m = Mini::new(10, NodeConfig::default());
     let mut alive = vec![true; 10];

@@ -302,7 +302,9 @@ impl Node {
             None => Vec::new(),
         };
         let no_long = !self.has_long_link();
-        if (old_long || !far.is_empty() || no_long) && self.active.len() < self.cfg.max_active {
+        // A full node rotates too: the join's reply makes room by dropping
+        // the old long link (`on_join_reply`).
+        if old_long || !far.is_empty() || (no_long && self.active.len() < self.cfg.max_active) {
             let (id, addr, _) = if far.is_empty() {
                 candidates[self.long_link_pick(&candidates)]
             } else {
