@@ -10,22 +10,40 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Round-trip time estimator: exponentially weighted moving average.
+/// Round-trip time estimator: exponentially weighted moving average and
+/// mean deviation (RFC 6298's, with a quicker average).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Rtt {
     /// Smoothed RTT in microseconds, if measured.
     pub smoothed_us: Option<u64>,
+    /// Mean deviation of the samples from the smoothed RTT, microseconds.
+    pub var_us: u64,
 }
 
 impl Rtt {
     /// Folds in one sample (weight 1/4, as in TCP's SRTT with α = 1/8 but
-    /// quicker to follow a change of path).
+    /// quicker to follow a change of path; the deviation with β = 1/4).
     pub fn sample(&mut self, d: Duration) {
-        let s = d.as_micros().min(u64::MAX as u128) as u64;
-        self.smoothed_us = Some(match self.smoothed_us {
-            None => s,
-            Some(old) => (old * 3 + s) / 4,
-        });
+        let s = d.as_micros().min(u64::MAX as u128 / 8) as u64;
+        match self.smoothed_us {
+            None => {
+                self.smoothed_us = Some(s);
+                self.var_us = s / 2;
+            }
+            Some(old) => {
+                self.var_us = (self.var_us.saturating_mul(3).saturating_add(old.abs_diff(s))) / 4;
+                self.smoothed_us = Some((old.saturating_mul(3).saturating_add(s)) / 4);
+            }
+        }
+    }
+
+    /// How long an answer may take on this link before it is late: the
+    /// smoothed RTT plus four deviations (RFC 6298's RTO, without its 1 s
+    /// floor: the failure detector has its own); zero until measured.
+    pub fn timeout(&self) -> Duration {
+        let us = self.smoothed_us.map_or(0, |s| s.saturating_add(self.var_us.saturating_mul(4)));
+        // Never more than the longest round trip a node believes (10 s).
+        Duration::from_micros(us.min(10_000_000))
     }
 
     /// Smoothed RTT in milliseconds, if measured.
@@ -144,5 +162,31 @@ impl PassiveView {
         rng.shuffle(&mut all);
         all.truncate(n);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_timeout_follows_its_round_trips_and_their_jitter() {
+        let mut steady = Rtt::default();
+        assert_eq!(steady.timeout(), Duration::ZERO, "nothing measured yet");
+        for _ in 0..40 {
+            steady.sample(Duration::from_millis(100));
+        }
+        let t = steady.timeout();
+        assert!(t >= Duration::from_millis(100) && t < Duration::from_millis(102), "{t:?}");
+        let mut jittery = Rtt::default();
+        for i in 0..40 {
+            jittery.sample(Duration::from_millis(if i % 2 == 0 { 80 } else { 120 }));
+        }
+        let j = jittery.timeout();
+        assert!(j > Duration::from_millis(150) && j < Duration::from_millis(260), "{j:?}");
+        let mut absurd = Rtt::default();
+        absurd.sample(Duration::MAX);
+        absurd.sample(Duration::MAX);
+        assert_eq!(absurd.timeout(), Duration::from_secs(10), "bounded");
     }
 }

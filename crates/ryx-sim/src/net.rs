@@ -33,6 +33,8 @@ pub struct NetConfig {
     /// are 1 ms, and each node adds its own access share of 0.05–0.15 ms
     /// each way.
     pub sites: usize,
+    /// Multiplies the distances between sites (1: 30–150 ms).
+    pub site_scale: f64,
 }
 
 impl Default for NetConfig {
@@ -48,6 +50,7 @@ impl Default for NetConfig {
             tail_cap_us: 100_000.0,
             slow_us: 100_000,
             sites: 0,
+            site_scale: 1.0,
         }
     }
 }
@@ -118,7 +121,7 @@ impl Network {
     pub fn base_us(&self, a: usize, b: usize) -> f64 {
         if self.cfg.sites > 0 {
             let (sa, sb) = (self.site_at[a % self.cfg.sites], self.site_at[b % self.cfg.sites]);
-            let rtt_ms = ((sa.0 - sb.0).powi(2) + (sa.1 - sb.1).powi(2)).sqrt().max(1.0);
+            let rtt_ms = (self.cfg.site_scale * ((sa.0 - sb.0).powi(2) + (sa.1 - sb.1).powi(2)).sqrt()).max(1.0);
             return rtt_ms * 500.0 + self.access_us[a] + self.access_us[b];
         }
         let (pa, pb) = (self.pos[a], self.pos[b]);

@@ -177,6 +177,10 @@ pub struct Params {
     /// 30–150 ms between) instead of the unit square's 0.4–4 ms (0).
     #[arg(long, default_value_t = 0)]
     pub sites: usize,
+    /// With `--sites`: multiplies the distances between sites (3: 90–450 ms
+    /// round trips between sites, a map of continents).
+    #[arg(long, default_value_t = 1.0)]
+    pub site_scale: f64,
     /// Alerts scenario: share of the nodes stopped at any time.
     #[arg(long, default_value_t = 0.0)]
     pub stalled: f64,
@@ -421,6 +425,7 @@ impl Params {
         flag("racks", self.racks != d.racks, self.racks.to_string());
         flag("minutes", self.minutes != d.minutes, self.minutes.to_string());
         flag("sites", self.sites != d.sites, self.sites.to_string());
+        flag("site-scale", self.site_scale != d.site_scale, self.site_scale.to_string());
         flag("stalled", self.stalled != d.stalled, self.stalled.to_string());
         flag("stall-s", self.stall_s != d.stall_s, self.stall_s.to_string());
         flag("anomalous", self.anomalous != d.anomalous, self.anomalous.to_string());

@@ -302,7 +302,14 @@ impl Sim {
         let mut id_rng = Rng::new(master.next_u64());
         let n = p.nodes;
         let net = Network::new(
-            NetConfig { loss: p.loss, dup: p.dup, slow_us: p.slow_ms * 1000, sites: p.sites, ..NetConfig::default() },
+            NetConfig {
+                loss: p.loss,
+                dup: p.dup,
+                slow_us: p.slow_ms * 1000,
+                sites: p.sites,
+                site_scale: p.site_scale,
+                ..NetConfig::default()
+            },
             n,
             net_seed,
         );

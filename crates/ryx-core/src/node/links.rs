@@ -79,14 +79,22 @@ impl Node {
     }
 
     pub(super) fn add_active(&mut self, id: NodeId, addr: SocketAddr, long: bool, initiated: bool) {
-        self.passive.remove(&id);
+        // What is known of the path already (a passive probe's round trips,
+        // the coordinates' filter) sizes the failure detector's windows
+        // until the link's own probes answer.
+        let mut rtt = self.passive.remove(&id).map(|p| p.rtt).unwrap_or_default();
+        if rtt.smoothed_us.is_none() {
+            if let Some(ms) = self.vivaldi.filtered(id) {
+                rtt.sample(Duration::from_secs_f64(ms / 1000.0));
+            }
+        }
         self.tombstones.remove(&id);
         self.pending_joins.remove(&id);
         self.active.insert(
             id,
             ActivePeer {
                 addr,
-                rtt: Default::default(),
+                rtt,
                 last_heard: self.now,
                 since: self.now,
                 long,

@@ -109,12 +109,30 @@ impl Node {
     pub(super) fn detect_failures(&mut self) {
         let now = self.now;
         let scale = 1 + self.local_health;
-        let suspect_after = self.cfg.suspect_after * scale;
-        let confirm_after = self.cfg.confirm_after * scale;
+        // The windows are the configured ones (sized for a LAN) plus what
+        // each link's measured round trips say an answer may take, so that
+        // a long or jittery path is not accused for its length: a suspect's
+        // window also covers the helpers' leg of an indirect probe (the
+        // closest neighbours are asked, below).
+        let mut legs: Vec<Duration> =
+            self.active.values().filter(|p| p.suspect_since.is_none()).map(|p| p.rtt.timeout()).collect();
+        legs.sort_unstable();
+        let helper_leg = legs.get(self.cfg.indirect_probes.saturating_sub(1).min(legs.len().saturating_sub(1)));
+        let worst = helper_leg.copied().unwrap_or_default();
         let mut to_ping = Vec::new();
         let mut newly_suspect = Vec::new();
         let mut convict = Vec::new();
         for (id, p) in self.active.iter_mut() {
+            // Probes go out every `probe_interval` whatever the round trip,
+            // so answers keep arriving that often on a long path too: the
+            // silence that makes a suspect grows only with the link's
+            // jitter. Once suspected, an answer takes a round trip to come
+            // back (ours, or a helper's probe of the suspect, about as long,
+            // plus the helper's leg): the confirmation window grows by it.
+            let rto = p.rtt.timeout();
+            let jitter = Duration::from_micros(p.rtt.var_us.saturating_mul(4).min(10_000_000));
+            let suspect_after = (self.cfg.suspect_after + jitter) * scale;
+            let confirm_after = (self.cfg.confirm_after + rto + worst) * scale;
             let silence = now.since(p.last_heard);
             // One side of each link probes: the one with the lower id. Its
             // pings are the other side's proof of life, so the other side
@@ -150,14 +168,18 @@ impl Node {
         for (id, addr) in newly_suspect {
             self.emit(Event::Suspect { id });
             // Confirm through other neighbours before convicting.
-            let mut helpers: Vec<(NodeId, SocketAddr)> = self
+            // The closest neighbours (by round-trip timeout, in steps of
+            // 10 ms), at random among equals: their answer comes soonest,
+            // and the window above waits for them.
+            let mut helpers: Vec<(NodeId, SocketAddr, Duration)> = self
                 .active
                 .iter()
                 .filter(|(h, p)| **h != id && p.suspect_since.is_none())
-                .map(|(h, p)| (*h, p.addr))
+                .map(|(h, p)| (*h, p.addr, p.rtt.timeout()))
                 .collect();
             self.rng.shuffle(&mut helpers);
-            for (hid, haddr) in helpers.into_iter().take(self.cfg.indirect_probes) {
+            helpers.sort_by_key(|h| h.2.as_millis() / 10);
+            for (hid, haddr, _) in helpers.into_iter().take(self.cfg.indirect_probes) {
                 let nonce = self.rng.next_u64();
                 if self.pending_ping_reqs.len() >= MAX_PENDING_PING_REQS {
                     if let Some(oldest) = self.pending_ping_reqs.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k) {
