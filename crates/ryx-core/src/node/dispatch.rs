@@ -646,22 +646,27 @@ impl Node {
         if self.active.contains_key(&from) {
             return;
         }
-        if self.active.len() >= self.cfg.max_active
-            && pending.as_ref().is_some_and(|p| p.purpose == JoinPurpose::RotateLong)
-            && !self.leaving
-        {
+        let purpose = pending.as_ref().map(|p| p.purpose);
+        let mut made_room = false;
+        if self.active.len() >= self.cfg.max_active && !self.leaving {
             // Make room for the new long link: our oldest own long link
-            // goes, else the slowest short one.
-            let old = self
-                .active
-                .iter()
-                .filter(|(_, p)| p.long && p.initiated)
-                .min_by_key(|(_, p)| p.since)
-                .map(|(id, _)| *id)
-                .or_else(|| self.worst_short_link(None));
+            // goes, else the slowest short one; for a clearly closer peer,
+            // the slowest short link.
+            let old = match purpose {
+                Some(JoinPurpose::RotateLong) => self
+                    .active
+                    .iter()
+                    .filter(|(_, p)| p.long && p.initiated)
+                    .min_by_key(|(_, p)| p.since)
+                    .map(|(id, _)| *id)
+                    .or_else(|| self.worst_short_link(None)),
+                Some(JoinPurpose::Improve) => self.worst_short_link(Some(from)),
+                _ => None,
+            };
             if let Some(v) = old {
                 self.send_to(v, Message::Disconnect);
                 self.remove_active(v, DownReason::Disconnected);
+                made_room = true;
             }
         }
         if self.active.len() >= self.cfg.max_active || self.leaving {
@@ -670,7 +675,14 @@ impl Node {
         }
         let long = pending.as_ref().is_some_and(|p| p.long);
         self.add_active(from, src, long, true);
-        match pending.map(|p| p.purpose) {
+        // The join's own round trip is a first measurement of the link.
+        let now = self.now;
+        if let (Some(j), Some(p)) = (pending.as_ref(), self.active.get_mut(&from)) {
+            if p.rtt.smoothed_us.is_none() {
+                p.rtt.sample(now.since(j.sent));
+            }
+        }
+        match purpose {
             Some(JoinPurpose::RotateLong) => {
                 // The new long link replaces the old ones this node opened.
                 let old: Vec<NodeId> = self
@@ -686,7 +698,7 @@ impl Node {
                     }
                 }
             }
-            Some(JoinPurpose::Improve) if self.active.len() > self.cfg.target_active => {
+            Some(JoinPurpose::Improve) if !made_room && self.active.len() > self.cfg.target_active => {
                 if let Some(worst) = self.worst_short_link(Some(from)) {
                     self.send_to(worst, Message::Disconnect);
                     self.remove_active(worst, DownReason::Disconnected);

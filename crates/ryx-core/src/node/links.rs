@@ -80,11 +80,11 @@ impl Node {
 
     pub(super) fn add_active(&mut self, id: NodeId, addr: SocketAddr, long: bool, initiated: bool) {
         // What is known of the path already (a passive probe's round trips,
-        // the coordinates' filter) sizes the failure detector's windows
-        // until the link's own probes answer.
+        // the coordinates' filter, else their prediction) sizes the failure
+        // detector's windows until the link's own probes answer.
         let mut rtt = self.passive.remove(&id).map(|p| p.rtt).unwrap_or_default();
         if rtt.smoothed_us.is_none() {
-            if let Some(ms) = self.vivaldi.filtered(id) {
+            if let Some(ms) = self.vivaldi.filtered(id).or_else(|| self.predicted_rtt_ms(id)) {
                 rtt.sample(Duration::from_secs_f64(ms / 1000.0));
             }
         }

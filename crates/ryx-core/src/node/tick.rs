@@ -343,8 +343,9 @@ impl Node {
             }
             return;
         }
-        // 2. Prefer a clearly closer peer over the slowest short link.
-        if self.active.len() >= self.cfg.target_active && self.active.len() < self.cfg.max_active {
+        // 2. Prefer a clearly closer peer over the slowest short link (a
+        // full node too: the join's acceptance drops that link).
+        if self.active.len() >= self.cfg.target_active {
             let worst = self.worst_short_link(None).and_then(|w| self.active.get(&w)).and_then(|p| p.rtt.smoothed_us);
             let best = candidates.iter().filter_map(|c| c.2.map(|r| (c.0, c.1, r))).min_by_key(|c| c.2);
             if let (Some(w), Some((id, addr, r))) = (worst, best) {
