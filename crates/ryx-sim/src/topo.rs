@@ -116,11 +116,8 @@ fn point(sim: &mut Sim, at_s: f64, live: &[usize], sample: &[(usize, usize)]) ->
             errs.push((ca.rtt_ms(&cb) - truth).abs() / truth);
         }
     }
-    let mut samples: Vec<f64> = live
-        .iter()
-        .filter_map(|&s| sim.node(s))
-        .map(|n| n.status(sim.now()).coord.map_or(0.0, |_| coord_samples(n) as f64))
-        .collect();
+    let mut samples: Vec<f64> =
+        live.iter().filter_map(|&s| sim.node(s)).map(|n| n.coord().map_or(0.0, |_| n.coord_samples() as f64)).collect();
     let now = sim.now();
     let (mut short, mut short_n, mut all, mut all_n, mut inside) = (0.0, 0usize, 0.0, 0usize, 0usize);
     let (mut long_n, mut long_inside) = (0usize, 0usize);
@@ -157,10 +154,6 @@ fn point(sim: &mut Sim, at_s: f64, live: &[usize], sample: &[(usize, usize)]) ->
         long_per_node: long_n as f64 / live.len().max(1) as f64,
         links_up: links_up(sim, live),
     }
-}
-
-fn coord_samples(n: &ryx_core::Node) -> u64 {
-    n.coord_samples()
 }
 
 /// Longest shortest path from up to 200 sources over the live links.
