@@ -27,6 +27,10 @@ pub fn render(s: &State) -> String {
     for (k, v) in m.messages_out.iter() {
         let _ = writeln!(o, "ryx_messages_sent_total{{kind=\"{k}\"}} {v}");
     }
+    family(&mut o, "ryx_message_bytes_sent_total", "counter", "UDP payload bytes sent, by message kind.");
+    for (k, v) in ryx_core::wire::Message::KINDS.iter().zip(&s.bytes_out_by_kind) {
+        let _ = writeln!(o, "ryx_message_bytes_sent_total{{kind=\"{k}\"}} {v}");
+    }
     family(&mut o, "ryx_datagrams_rejected_total", "counter", "Datagrams rejected, by reason.");
     for (k, v) in &m.rejected {
         let _ = writeln!(o, "ryx_datagrams_rejected_total{{reason=\"{k}\"}} {v}");

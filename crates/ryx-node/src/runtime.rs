@@ -85,6 +85,8 @@ pub struct State {
     pub clock: Clock,
     /// IO counters.
     pub io: IoStats,
+    /// Bytes sent, by message kind (indexed as `Message::KINDS`).
+    pub bytes_out_by_kind: Vec<u64>,
     /// Blob bytes (the core keeps their accounting).
     pub store: Store,
     /// Blobs being fetched right now.
@@ -198,6 +200,7 @@ pub fn spawn(
         node,
         clock,
         io: IoStats::default(),
+        bytes_out_by_kind: vec![0; ryx_core::wire::Message::KINDS.len()],
         store: Store::default(),
         inflight: HashSet::new(),
         services: Some(services),
@@ -350,6 +353,9 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
                 let sock = sockets.main.clone();
                 st.io.bytes_out += bytes.len() as u64;
                 st.io.datagrams_out += 1;
+                if let Some(b) = st.bytes_out_by_kind.get_mut(env.msg.kind_index()) {
+                    *b += bytes.len() as u64;
+                }
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
                     let _ = sock.send_to(&bytes, to).await;
@@ -361,6 +367,9 @@ pub fn flush(st: &mut State, sockets: &Sockets, events: &broadcast::Sender<Strin
             Ok(n) => {
                 st.io.bytes_out += n as u64;
                 st.io.datagrams_out += 1;
+                if let Some(b) = st.bytes_out_by_kind.get_mut(env.msg.kind_index()) {
+                    *b += n as u64;
+                }
             }
             Err(e) => {
                 st.io.send_errors += 1;
