@@ -1,8 +1,8 @@
 // The cluster as the page knows it: nodes, links, health and load, all
 // derived from what nodes report (topology snapshots, statuses, events).
 //
-// Which nodes are alive. A node's own neighbour list lingers in the
-// topology for up to 20 s after it dies, but its neighbours drop it from
+// Which nodes are alive. A node's own neighbour list may linger in the
+// topology for a while after it dies, but its neighbours drop it from
 // their lists within about a second. So a node counts as alive when it is
 // reachable from the connected node by following the neighbour lists
 // *as listed by their owners*: nothing alive lists a dead node, whatever

@@ -55,11 +55,13 @@ pub struct NodeConfig {
     /// minute per node; a long link that turned out to be short is
     /// replaced sooner, see `reevaluate`).
     pub long_link_refresh: Duration,
-    /// Interval at which a node re-diffuses its neighbour list.
+    /// Shortest interval at which a node re-diffuses an unchanged
+    /// neighbour list (it grows with the lists the node holds).
     pub topology_interval: Duration,
     /// Energy of neighbour-list items (low: they travel a few hops).
     pub topology_energy: f64,
-    /// How long a learned neighbour list stays valid without refresh.
+    /// How long a learned neighbour list stays valid without refresh, at
+    /// least (a list saying its origin refreshes it every `p` stays 4·p).
     pub topology_ttl: Duration,
     /// Most neighbour lists kept.
     pub max_topology_nodes: usize,
@@ -126,13 +128,13 @@ impl Default for NodeConfig {
             reevaluate_interval: Duration::from_secs(10),
             long_link_refresh: Duration::from_secs(300),
             // Every refresh costs each node within reach one payload plus
-            // announcements, so idle traffic grows with the nodes in reach.
-            // A 10 s refresh halves it at 40 nodes but slows anti-entropy
-            // convergence after a partition (more live topology items to
-            // walk): kept at 5 s until anti-entropy is reworked.
-            topology_interval: Duration::from_secs(5),
+            // announcements: an unchanged list goes out every 30 s, or
+            // half a second per list held if longer (`topology_every`), and
+            // a changed one at once; lists of dead nodes go when no other
+            // list names them (`topology::ORPHAN_GRACE`).
+            topology_interval: Duration::from_secs(30),
             topology_energy: 6.0,
-            topology_ttl: Duration::from_secs(20),
+            topology_ttl: Duration::from_secs(120),
             max_topology_nodes: 2048,
             default_energy: 100.0,
             max_energy: 1000.0,

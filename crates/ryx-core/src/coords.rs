@@ -178,6 +178,8 @@ impl Vivaldi {
     /// Forgets a peer's samples (it left or died).
     pub fn forget(&mut self, peer: NodeId) {
         self.samples.remove(&peer);
+        // Nor does its last miss speak for the outlier rule any more.
+        self.recent.retain(|(p, _)| *p != peer);
     }
 
     /// Feeds one measured round trip to `peer` into its filter, without a

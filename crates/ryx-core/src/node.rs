@@ -157,7 +157,17 @@ struct PendingJoin {
     sent: Time,
     long: bool,
     purpose: JoinPurpose,
+    /// Time allowed beyond `join_timeout` for the path's round trips.
+    extra: Duration,
 }
+
+/// A node's neighbour-list refresh period grows by this per list it holds.
+const TOPOLOGY_GAP_PER_LIST: Duration = Duration::from_millis(500);
+/// The longest neighbour-list refresh period (an unchanged list).
+const MAX_TOPOLOGY_EVERY: Duration = Duration::from_secs(300);
+
+/// The most a join waits beyond `join_timeout` for a far candidate.
+const MAX_JOIN_EXTRA: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 enum PingKind {

@@ -35,7 +35,21 @@ pub struct NeighborList {
     /// Its network coordinate (`crate::coords`), once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coord: Option<crate::coords::Coord>,
+    /// How often, in seconds, its origin sends it again when nothing
+    /// changes: a receiver keeps it four times as long (absent: the
+    /// receiver's own `topology_ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_s: Option<u32>,
 }
+
+/// The longest a neighbour list is kept without a refresh, whatever its
+/// origin says of its refresh period.
+pub const MAX_LIST_LIFE: Duration = Duration::from_secs(30 * 60);
+/// A list that no other list held (nor this node) names as a neighbour is
+/// its dead or departed origin's: it goes once it is this old (or half its
+/// origin's refresh period, if longer), not at the end of its life. Its
+/// neighbours' lists change within seconds of its death.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 /// A neighbour list as topology items carry it: shared by every node that
 /// holds it, with its JSON length (which answer budgets charge) worked out
@@ -98,6 +112,22 @@ pub struct TopologyEntry {
     pub hops: u32,
 }
 
+impl TopologyEntry {
+    /// How long it is kept without a refresh: `ttl`, or four of its
+    /// origin's refresh periods if that is longer (at most
+    /// [`MAX_LIST_LIFE`]).
+    pub fn life(&self, ttl: Duration) -> Duration {
+        let every = Duration::from_secs(u64::from(self.list.every_s.unwrap_or(0)));
+        ttl.max(every.saturating_mul(4)).min(MAX_LIST_LIFE)
+    }
+
+    /// How long it may stay while no list names its origin.
+    fn orphan_grace(&self) -> Duration {
+        let every = Duration::from_secs(u64::from(self.list.every_s.unwrap_or(0)));
+        ORPHAN_GRACE.max(every / 2).min(MAX_LIST_LIFE)
+    }
+}
+
 /// Bounded table of learned neighbour lists; entries expire without refresh.
 ///
 /// Looked up on every topology item and announcement a node hears, and
@@ -153,12 +183,25 @@ impl TopologyTable {
         }
     }
 
-    /// Drops entries older than `ttl`, and gives back room the table no
-    /// longer needs.
-    pub fn expire(&mut self, now: Time, ttl: Duration) {
-        let mut keep = self.entries.iter().map(|e| now.since(e.received) < ttl);
-        self.ids.retain(|_| keep.next().unwrap_or(false));
-        self.entries.retain(|e| now.since(e.received) < ttl);
+    /// Drops entries past their [`TopologyEntry::life`], and orphans (no
+    /// held list, nor `own` — this node's neighbours — names them) past
+    /// their grace; gives back room the table no longer needs.
+    pub fn expire(&mut self, now: Time, ttl: Duration, own: &[NodeId]) {
+        let named: std::collections::BTreeSet<NodeId> =
+            self.entries.iter().flat_map(|e| e.list.links.iter().map(|l| l.id)).chain(own.iter().copied()).collect();
+        let keep: Vec<bool> = self
+            .ids
+            .iter()
+            .zip(&self.entries)
+            .map(|(id, e)| {
+                let age = now.since(e.received);
+                age < e.life(ttl) && (age < e.orphan_grace() || named.contains(id))
+            })
+            .collect();
+        let mut k = keep.iter();
+        self.ids.retain(|_| k.next().copied().unwrap_or(false));
+        let mut k = keep.iter();
+        self.entries.retain(|_| k.next().copied().unwrap_or(false));
         let n = self.entries.len();
         if self.entries.capacity() > 2 * n + 16 {
             self.ids.shrink_to(n + n / 4 + 8);
@@ -195,6 +238,7 @@ mod tests {
             links: vec![],
             zone: None,
             coord: None,
+            every_s: None,
         };
         let plain = serde_json::to_string(&list).expect("encode");
         assert!(!plain.contains("zone"), "{plain}");
@@ -214,6 +258,7 @@ mod tests {
             links: Vec::new(),
             zone: None,
             coord: None,
+            every_s: None,
         };
         TopologyEntry { list: ListValue::new(list, 1), received: Time(at_us), hops: 1 }
     }
@@ -250,6 +295,55 @@ mod tests {
         }
     }
 
+    fn listing(at_s: u64, every_s: Option<u32>, links: &[u64]) -> TopologyEntry {
+        let links = links.iter().map(|id| LinkInfo { id: NodeId(*id), long: false, rtt_ms: None }).collect();
+        let list = NeighborList {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            http: None,
+            links,
+            zone: None,
+            coord: None,
+            every_s,
+        };
+        TopologyEntry { list: ListValue::new(list, 1), received: Time(at_s * 1_000_000), hops: 1 }
+    }
+
+    /// A list lives four of its origin's refresh periods (at least the
+    /// receiver's ttl, at most `MAX_LIST_LIFE`); one that no list held
+    /// (nor this node's own links) names goes after its grace: its origin
+    /// is dead, and its neighbours' lists have said so.
+    #[test]
+    fn lists_live_four_periods_and_orphans_go_after_their_grace() {
+        let ttl = Duration::from_secs(120);
+        let s = |n: u64| Duration::from_secs(n);
+        assert_eq!(listing(0, None, &[]).life(ttl), s(120));
+        assert_eq!(listing(0, Some(10), &[]).life(ttl), s(120));
+        assert_eq!(listing(0, Some(150), &[]).life(ttl), s(600));
+        assert_eq!(listing(0, Some(u32::MAX), &[]).life(ttl), MAX_LIST_LIFE);
+        let mut t = TopologyTable::default();
+        // 1 and 2 name each other; 3 is named by this node; 4 by nobody
+        // (dead: its neighbours' lists dropped it); 5 by nobody, but
+        // its origin refreshes every 150 s: 75 s of grace.
+        t.insert(NodeId(1), listing(0, Some(150), &[2]), 64);
+        t.insert(NodeId(2), listing(0, Some(150), &[1]), 64);
+        t.insert(NodeId(3), listing(0, None, &[]), 64);
+        t.insert(NodeId(4), listing(0, None, &[9]), 64);
+        t.insert(NodeId(5), listing(0, Some(150), &[9]), 64);
+        let ids = |t: &TopologyTable| t.iter().map(|(id, _)| id.0).collect::<Vec<_>>();
+        t.expire(Time(5_000_000), ttl, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2, 3, 4, 5], "all within grace");
+        t.expire(Time(11_000_000), ttl, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2, 3, 5], "the orphan 4 went after 10 s");
+        t.expire(Time(80_000_000), ttl, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2, 3], "5 after half its period");
+        t.expire(Time(130_000_000), ttl, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2], "3 at the end of the ttl (it sent no period)");
+        t.expire(Time(599_000_000), ttl, &[]);
+        assert_eq!(ids(&t), vec![1, 2], "four periods of 150 s");
+        t.expire(Time(600_000_000), ttl, &[]);
+        assert!(t.is_empty());
+    }
+
     #[test]
     fn evicts_the_stalest_then_the_lowest_id_and_expires_by_age() {
         let mut t = TopologyTable::default();
@@ -261,7 +355,7 @@ mod tests {
         assert_eq!(ids, vec![20, 30, 40], "the stalest, lowest id went");
         t.insert(NodeId(30), entry(11), 3);
         assert_eq!(t.get(&NodeId(30)).map(|e| e.received), Some(Time(11)), "replaced in place");
-        t.expire(Time(12), Duration::from_micros(3));
+        t.expire(Time(12), Duration::from_micros(3), &[]);
         let ids: Vec<_> = t.iter().map(|(id, e)| (id.0, e.received.0)).collect();
         assert_eq!(ids, vec![(30, 11), (40, 10)]);
         t.remove(&NodeId(40));

@@ -79,6 +79,10 @@ pub struct ActivePeer {
     pub quality: crate::anomaly::LinkQuality,
     /// When this node last sent its coordinate on this link.
     pub coord_at: Option<Time>,
+    /// When this link's pings last moved this node's coordinate.
+    pub coord_in: Option<Time>,
+    /// This node's tree advert as last told on this link, and when.
+    pub tree_sent: Option<(crate::wire::TreeAdvert, Time)>,
 }
 
 /// A replacement candidate.
@@ -132,6 +136,11 @@ impl PassiveView {
     }
 
     /// Looks a peer up.
+    pub fn get(&self, id: &NodeId) -> Option<&PassivePeer> {
+        self.peers.get(id)
+    }
+
+    /// Looks a peer up, to change it.
     pub fn get_mut(&mut self, id: &NodeId) -> Option<&mut PassivePeer> {
         self.peers.get_mut(id)
     }

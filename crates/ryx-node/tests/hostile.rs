@@ -244,6 +244,7 @@ fn a_forged_address_gets_no_relay_and_no_token() {
         links: vec![],
         zone: None,
         coord: None,
+        every_s: None,
     };
     let item = Item {
         id: ItemId { space: Space::Topology, key: x.id.id().to_string(), version: unix_ms() * 1000, origin: x.id.id() },

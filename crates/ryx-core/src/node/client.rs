@@ -221,6 +221,7 @@ impl Node {
             links: self.own_links(),
             zone: self.cfg.zone.clone(),
             coord: self.coord(),
+            every_s: Some(self.topology_every().as_secs().min(u64::from(u32::MAX)) as u32),
         };
         Item {
             id: ItemId {

@@ -159,12 +159,23 @@ impl Node {
                 }
                 // A neighbour's coordinate places this node too, by this
                 // node's own measurement of the link (both ends probe it).
-                if let (true, Some(c)) = (nbr, coord) {
+                // At most twice a second per neighbour, whatever it sends:
+                // a peer that put its coordinate on every probe would
+                // otherwise have ten votes a second here.
+                let now = self.now;
+                let fresh = self.active.get_mut(&from).is_some_and(|p| {
+                    let ok = p.coord_in.is_none_or(|t| now.since(t) >= COORD_EVERY / 2);
+                    if ok && coord.is_some() {
+                        p.coord_in = Some(now);
+                    }
+                    ok
+                });
+                if let (true, true, Some(c)) = (nbr, fresh, coord) {
                     let r = self.vivaldi.sample_filtered(from, &c);
                     self.count_coord(r);
                 }
                 let degree = self.degree();
-                let tree = nbr.then(|| self.tree_advert());
+                let tree = if nbr { self.tree_advert_for(from) } else { None };
                 let coord = coord.map(|_| self.vivaldi.coord());
                 self.send(peer, Message::Ack { nonce, neighbor: nbr, degree, tree, coord });
             }
@@ -172,6 +183,12 @@ impl Node {
                 if nbr {
                     if let Some(p) = self.active.get_mut(&from) {
                         p.degree = Some(degree);
+                        if !neighbor {
+                            // It did not count this node a neighbour yet
+                            // (its join's answer still on the way), so it
+                            // dropped the tree advert: tell it again.
+                            p.tree_sent = None;
+                        }
                     }
                     if let Some(a) = tree {
                         self.on_tree_advert(from, a);
@@ -659,8 +676,8 @@ impl Node {
                     .filter(|(_, p)| p.long && p.initiated)
                     .min_by_key(|(_, p)| p.since)
                     .map(|(id, _)| *id)
-                    .or_else(|| self.worst_short_link(None)),
-                Some(JoinPurpose::Improve) => self.worst_short_link(Some(from)),
+                    .or_else(|| self.worst_short_link(None, false)),
+                Some(JoinPurpose::Improve) => self.worst_short_link(Some(from), true),
                 _ => None,
             };
             if let Some(v) = old {
@@ -699,7 +716,7 @@ impl Node {
                 }
             }
             Some(JoinPurpose::Improve) if !made_room && self.active.len() > self.cfg.target_active => {
-                if let Some(worst) = self.worst_short_link(Some(from)) {
+                if let Some(worst) = self.worst_short_link(Some(from), true) {
                     self.send_to(worst, Message::Disconnect);
                     self.remove_active(worst, DownReason::Disconnected);
                 }
@@ -708,10 +725,16 @@ impl Node {
         }
     }
 
-    pub(super) fn worst_short_link(&self, except: Option<NodeId>) -> Option<NodeId> {
+    /// The short link with the longest round trip (not to `except`); with
+    /// `spare`, only among neighbours that can spare a link (above the
+    /// minimum, by their last ack): dropping a link to improve this node
+    /// must not push the far end below its minimum.
+    pub(super) fn worst_short_link(&self, except: Option<NodeId>, spare: bool) -> Option<NodeId> {
+        let min = self.cfg.min_active.min(255) as u8;
         self.active
             .iter()
             .filter(|(id, p)| !p.long && Some(**id) != except)
+            .filter(|(_, p)| !spare || p.degree.is_some_and(|d| d > min))
             .max_by_key(|(_, p)| p.rtt.smoothed_us.unwrap_or(0))
             .map(|(id, _)| *id)
     }

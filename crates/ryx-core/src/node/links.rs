@@ -80,11 +80,14 @@ impl Node {
 
     pub(super) fn add_active(&mut self, id: NodeId, addr: SocketAddr, long: bool, initiated: bool) {
         // What is known of the path already (a passive probe's round trips,
-        // the coordinates' filter, else their prediction) sizes the failure
+        // else the coordinates' filter) sizes the failure
         // detector's windows until the link's own probes answer.
         let mut rtt = self.passive.remove(&id).map(|p| p.rtt).unwrap_or_default();
         if rtt.smoothed_us.is_none() {
-            if let Some(ms) = self.vivaldi.filtered(id).or_else(|| self.predicted_rtt_ms(id)) {
+            // Measured round trips only: a prediction comes from the
+            // peer's own claimed coordinate, and a liar could stretch its
+            // link's windows to ten seconds with one.
+            if let Some(ms) = self.vivaldi.filtered(id) {
                 rtt.sample(Duration::from_secs_f64(ms / 1000.0));
             }
         }
@@ -105,6 +108,8 @@ impl Node {
                 degree: None,
                 quality: Default::default(),
                 coord_at: None,
+                coord_in: None,
+                tree_sent: None,
             },
         );
         self.metrics.links_up += 1;
@@ -209,7 +214,11 @@ impl Node {
     pub(super) fn request_join(&mut self, id: NodeId, addr: SocketAddr, long: bool, purpose: JoinPurpose) {
         let urgent = self.active.is_empty();
         let degree = self.degree();
-        self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose });
+        // A candidate a passive probe measured as far gets its round trips
+        // on top of the timeout (the timeout is sized for a LAN; a join
+        // over a 400 ms path would always expire before its answer).
+        let extra = self.passive.get(&id).map_or(Duration::ZERO, |p| (p.rtt.timeout() * 2).min(MAX_JOIN_EXTRA));
+        self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose, extra });
         let labels = self.cfg.labels.clone();
         self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree, labels });
     }
@@ -315,7 +324,7 @@ impl Node {
         let nonce = self.rng.next_u64();
         let (direct, passive) = (matches!(kind, PingKind::Direct), matches!(kind, PingKind::Passive));
         self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
-        let tree = self.active.contains_key(&target).then(|| self.tree_advert());
+        let tree = self.tree_advert_for(target);
         // The coordinate goes out on a link's probe about once a second
         // and on every passive probe (the ack answers with the receiver's);
         // not on a keeper's or an indirect probe, whose answers do not

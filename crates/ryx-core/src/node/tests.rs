@@ -253,6 +253,60 @@ fn a_node_that_is_its_own_root_for_a_moment_does_not_input_the_count() {
     assert_eq!(count(&x), Some(1.0));
 }
 
+/// A node's place goes out on a link when it changed since last told there
+/// (at once) and once a second otherwise, not on every probe (ten a second:
+/// a hundred bytes on every datagram of the link); the leader's heartbeat
+/// advances once a second. A neighbour that answers "not your neighbour"
+/// (its join's answer still in flight) dropped the word: it is told again.
+#[test]
+fn a_node_tells_its_place_when_it_changes_and_once_a_second() {
+    let mut nodes: Vec<(Identity, NodeId)> = (0..3).map(|i| (ident(i), ident(i).id())).collect();
+    nodes.sort_by_key(|(_, id)| *id);
+    let (leader, p, me) = (nodes[0].1, nodes[1].1, nodes[2].0.clone());
+    let mut x = Node::new(NodeConfig::default(), me, addr(9), 9, Time::ZERO);
+    let at = |x: &mut Node, ms: u64| x.set_wall_clock(Time(ms * 1000), Time(1_700_000_000_000_000 + ms * 1000));
+    at(&mut x, 1_000);
+    x.add_active(p, addr(1), false, true);
+    // (add_active probed the new link at once, with the node's place.)
+    assert_eq!(x.tree_advert_for(p), None, "told on the first probe, unchanged since");
+    at(&mut x, 1_100);
+    assert_eq!(x.tree_advert_for(p), None, "unchanged, told 100 ms ago");
+    let b = x.wall().as_millis();
+    x.on_tree_advert(p, TreeAdvert { leader, beat: b, dist: 1, parent: Some(leader) });
+    let a = x.tree_advert_for(p).expect("a new parent is told at once");
+    assert_eq!((a.leader, a.parent, a.dist), (leader, Some(p), 2));
+    for ms in [1_200, 1_500, 1_900] {
+        at(&mut x, ms);
+        assert_eq!(x.tree_advert_for(p), None, "at {ms} ms: unchanged");
+    }
+    at(&mut x, 2_150);
+    assert_eq!(x.tree_advert_for(p), Some(a), "told again a second later");
+    // Its own heartbeat, as its own root, advances once a second.
+    let mut y = Node::new(NodeConfig::default(), nodes[0].0.clone(), addr(8), 8, Time::ZERO);
+    at(&mut y, 1_000);
+    let first = y.tree_advert().beat;
+    at(&mut y, 1_700);
+    assert_eq!(y.tree_advert().beat, first, "not yet a second");
+    at(&mut y, 2_050);
+    assert!(y.tree_advert().beat >= first + 1_000, "a second on");
+    // "Not your neighbour" from p: the next probe tells the place again.
+    at(&mut x, 2_200);
+    assert_eq!(x.tree_advert_for(p), None);
+    let ack = Message::Ack { nonce: 1, neighbor: false, degree: 1, tree: None, coord: None };
+    let env = Envelope {
+        v: PROTOCOL_VERSION,
+        cluster: "ryx".into(),
+        from: p,
+        to: Some(x.id()),
+        seq: 1,
+        msg: ack,
+        sig: None,
+        tag: None,
+    };
+    x.handle(Time(2_200_000), Input::Datagram { from: addr(1), bytes: &encode(&env).expect("encodes") });
+    assert_eq!(x.tree_advert_for(p), Some(a), "told again after \"not your neighbour\"");
+}
+
 #[test]
 fn nodes_of_one_rack_dying_together_make_one_incident_notified_once_and_named_everywhere() {
     let n = 15;

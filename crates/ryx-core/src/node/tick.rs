@@ -24,7 +24,8 @@ impl Node {
             self.timers.set(Timer::HealthDecay, now.plus(Duration::from_secs(1)));
             // Once a second is plenty for a TTL of seconds, and a sweep of
             // up to `max_topology_nodes` entries every tick would be costly.
-            self.topology.expire(now, self.cfg.topology_ttl);
+            let own = self.active_ids();
+            self.topology.expire(now, self.cfg.topology_ttl, &own);
             self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
             self.alerts_tick();
         }
@@ -61,9 +62,11 @@ impl Node {
             self.timers.set(Timer::Reevaluate, next);
             self.reevaluate();
         }
-        if self.timers.expired(Timer::Topology, now)
-            || (self.topo_dirty && now.since(self.last_topology) >= Duration::from_secs(1))
-        {
+        // A changed list goes out at once, but not more often than an
+        // eighth of the refresh period (a second in a small network):
+        // every diffusion costs each node within reach a payload.
+        let gap = (self.topology_every() / 8).max(Duration::from_secs(1));
+        if self.timers.expired(Timer::Topology, now) || (self.topo_dirty && now.since(self.last_topology) >= gap) {
             self.diffuse_topology();
         }
         if self.timers.expired(Timer::Sync, now) {
@@ -108,7 +111,7 @@ impl Node {
 
     pub(super) fn detect_failures(&mut self) {
         let now = self.now;
-        let scale = 1 + self.local_health;
+        let scale = self.local_health.saturating_add(1);
         // The windows are the configured ones (sized for a LAN) plus what
         // each link's measured round trips say an answer may take, so that
         // a long or jittery path is not accused for its length: a suspect's
@@ -131,8 +134,17 @@ impl Node {
             // plus the helper's leg): the confirmation window grows by it.
             let rto = p.rtt.timeout();
             let jitter = Duration::from_micros(p.rtt.var_us.saturating_mul(4).min(10_000_000));
-            let suspect_after = (self.cfg.suspect_after + jitter) * scale;
-            let confirm_after = (self.cfg.confirm_after + rto + worst) * scale;
+            // Saturating: a configured window times the local-health
+            // multiplier must not overflow into a panic.
+            let suspect_after =
+                self.cfg.suspect_after.saturating_add(jitter).checked_mul(scale).unwrap_or(Duration::MAX);
+            let confirm_after = self
+                .cfg
+                .confirm_after
+                .saturating_add(rto)
+                .saturating_add(worst)
+                .checked_mul(scale)
+                .unwrap_or(Duration::MAX);
             let silence = now.since(p.last_heard);
             // One side of each link probes: the one with the lower id. Its
             // pings are the other side's proof of life, so the other side
@@ -209,9 +221,13 @@ impl Node {
 
     pub(super) fn expire_pending(&mut self) {
         let now = self.now;
-        let timeout = self.cfg.join_timeout * (1 + self.local_health);
-        let expired: Vec<NodeId> =
-            self.pending_joins.iter().filter(|(_, j)| now.since(j.sent) >= timeout).map(|(id, _)| *id).collect();
+        let timeout = self.cfg.join_timeout.checked_mul(self.local_health.saturating_add(1)).unwrap_or(Duration::MAX);
+        let expired: Vec<NodeId> = self
+            .pending_joins
+            .iter()
+            .filter(|(_, j)| now.since(j.sent) >= timeout.saturating_add(j.extra))
+            .map(|(id, _)| *id)
+            .collect();
         for id in expired {
             self.pending_joins.remove(&id);
             // A candidate that does not answer is probably gone.
@@ -337,16 +353,18 @@ impl Node {
         }
         if no_long && self.active.len() >= self.cfg.max_active {
             // Full with short links only: free a slot for a long one.
-            if let Some(worst) = self.worst_short_link(None) {
+            if let Some(worst) = self.worst_short_link(None, false) {
                 self.send_to(worst, Message::Disconnect);
                 self.remove_active(worst, DownReason::Disconnected);
             }
             return;
         }
-        // 2. Prefer a clearly closer peer over the slowest short link (a
-        // full node too: the join's acceptance drops that link).
+        // 2. Prefer a clearly closer peer over the slowest short link whose
+        // far end can spare it (a full node too: the join's acceptance
+        // drops that link).
         if self.active.len() >= self.cfg.target_active {
-            let worst = self.worst_short_link(None).and_then(|w| self.active.get(&w)).and_then(|p| p.rtt.smoothed_us);
+            let worst =
+                self.worst_short_link(None, true).and_then(|w| self.active.get(&w)).and_then(|p| p.rtt.smoothed_us);
             let best = candidates.iter().filter_map(|c| c.2.map(|r| (c.0, c.1, r))).min_by_key(|c| c.2);
             if let (Some(w), Some((id, addr, r))) = (worst, best) {
                 if r * 2 < w && w - r >= 1000 {
@@ -359,7 +377,8 @@ impl Node {
     pub(super) fn diffuse_topology(&mut self) {
         self.topo_dirty = false;
         self.last_topology = self.now;
-        let next = self.now.plus(self.jittered(self.cfg.topology_interval));
+        let every = self.topology_every();
+        let next = self.now.plus(self.jittered(every));
         self.timers.set(Timer::Topology, next);
         if self.leaving {
             return;
@@ -367,5 +386,19 @@ impl Node {
         self.topo_version += 1;
         let item = self.own_topology_item();
         self.forward(item, None);
+    }
+}
+
+impl Node {
+    /// How often this node sends its neighbour list again when it has not
+    /// changed: `topology_interval`, or half a second per list it holds
+    /// if that is longer (at most [`MAX_TOPOLOGY_EVERY`]). A node holds
+    /// about the lists of the nodes within reach, which hold about as many:
+    /// each receives some two lists a second, whatever the network's size
+    /// (with a fixed period the cost grew with the nodes in reach). Its
+    /// receivers keep the list four periods (`NeighborList::every_s`).
+    pub(super) fn topology_every(&self) -> Duration {
+        let per_list = TOPOLOGY_GAP_PER_LIST.saturating_mul(self.topology.len().min(u32::MAX as usize) as u32);
+        self.cfg.topology_interval.max(per_list).min(MAX_TOPOLOGY_EVERY.max(self.cfg.topology_interval))
     }
 }

@@ -1,5 +1,6 @@
 //! The spanning tree query waves follow, kept by every node from what its
-//! neighbours tell it on each probe (a self-stabilising BFS tree).
+//! neighbours tell it on their probes and acks (a self-stabilising BFS
+//! tree).
 //!
 //! Each node follows a *leader*: the least node id it hears of whose
 //! heartbeat still advances (the leader's wall clock, passed down the
@@ -7,8 +8,9 @@
 //! id); its children are the neighbours that name it their parent. A wave
 //! along the tree costs two messages per node (a query down each tree link,
 //! an answer up), where the echo over every link costs two per link. When
-//! the leader dies its heartbeat stops, every node forgets it within
-//! [`LEADER_SILENCE`] and the next least id takes over; until the tree has
+//! the leader dies its heartbeat (advanced once a second) stops, every node
+//! forgets it within [`LEADER_SILENCE`] and the next least id takes over;
+//! until the tree has
 //! settled, a wave along it may miss nodes, which the wave's root sees
 //! (its holders' count falls short) and asks again over every link.
 
@@ -23,6 +25,13 @@ pub(super) const LEADER_SILENCE: Duration = Duration::from_secs(5);
 const ADVERT_TTL: Duration = Duration::from_secs(3);
 /// Leaders whose heartbeats a node remembers at most.
 const MAX_LEADERS: usize = 64;
+/// A leader's heartbeat advances this often (not at every probe: each
+/// advance is one advert on every link of the network).
+const BEAT_EVERY: Duration = Duration::from_secs(1);
+/// An unchanged place is told again on a link this often (well inside
+/// [`ADVERT_TTL`], so that one or two lost datagrams do not expire it);
+/// a changed one goes out on the link's next probe or ack.
+const TREE_REFRESH: Duration = Duration::from_secs(1);
 
 /// How long the tree takes to give up on a leader that died.
 pub fn tree_leader_silence() -> Duration {
@@ -38,13 +47,51 @@ pub(super) struct Tree {
     beats: BTreeMap<NodeId, (u64, Time)>,
     /// This node's place, as last worked out.
     me: Option<TreeAdvert>,
+    /// This node's own heartbeat as a leader, and when it last advanced.
+    own_beat: Option<(u64, Time)>,
 }
 
 impl Node {
-    /// This node's place in the tree now (told on every probe).
+    /// This node's place in the tree now.
     pub(super) fn tree_advert(&mut self) -> TreeAdvert {
         self.settle_tree();
-        self.tree.me.unwrap_or(TreeAdvert { leader: self.id, beat: self.wall().as_millis(), dist: 0, parent: None })
+        match self.tree.me {
+            Some(a) => a,
+            None => TreeAdvert { leader: self.id, beat: self.own_beat(), dist: 0, parent: None },
+        }
+    }
+
+    /// This node's place, to tell neighbour `to` on a probe or an ack: when
+    /// it changed since last told there (a new heartbeat, parent or
+    /// leader), or once every [`TREE_REFRESH`]; `None` otherwise, and for a
+    /// peer that is not a neighbour. Telling it on every probe cost a
+    /// hundred bytes per datagram, ten times a second per link.
+    pub(super) fn tree_advert_for(&mut self, to: NodeId) -> Option<TreeAdvert> {
+        if !self.active.contains_key(&to) {
+            return None;
+        }
+        let a = self.tree_advert();
+        let now = self.now;
+        let p = self.active.get_mut(&to)?;
+        if p.tree_sent.is_some_and(|(s, t)| s == a && now.since(t) < TREE_REFRESH) {
+            return None;
+        }
+        p.tree_sent = Some((a, now));
+        Some(a)
+    }
+
+    /// This node's heartbeat as a leader: its wall clock in ms, advanced
+    /// every [`BEAT_EVERY`] (never backwards).
+    fn own_beat(&mut self) -> u64 {
+        let now = self.now;
+        match self.tree.own_beat {
+            Some((b, t)) if now.since(t) < BEAT_EVERY => b,
+            prev => {
+                let b = self.wall().as_millis().max(prev.map_or(0, |(b, _)| b));
+                self.tree.own_beat = Some((b, now));
+                b
+            }
+        }
     }
 
     /// A neighbour told its place.
@@ -78,6 +125,7 @@ impl Node {
 
     /// Works out this node's place from its neighbours' words.
     pub(super) fn settle_tree(&mut self) {
+        let own_beat = self.own_beat();
         let now = self.now;
         let me = self.id;
         let active = &self.active;
@@ -97,7 +145,7 @@ impl Node {
         }
         self.tree.me = Some(match best {
             Some((leader, dist, parent, beat)) => TreeAdvert { leader, beat, dist, parent: Some(parent) },
-            None => TreeAdvert { leader: me, beat: self.wall().as_millis(), dist: 0, parent: None },
+            None => TreeAdvert { leader: me, beat: own_beat, dist: 0, parent: None },
         });
     }
 

@@ -46,7 +46,8 @@ pub fn wave_mix(a: u64, b: u64) -> u64 {
 }
 
 /// A node's place in the spanning tree query waves follow, told to each
-/// neighbour on every probe (`ping`, `ack`): the leader it follows (the
+/// neighbour on a probe or an ack (`ping`, `ack`) when it changed, and
+/// about once a second otherwise: the leader it follows (the
 /// least node id it hears of, alive), the leader's latest heartbeat it has
 /// (the leader's wall clock in ms: a leader whose heartbeat stops is
 /// forgotten), its hops to the leader, and its parent (the neighbour it

@@ -114,6 +114,7 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
                             ],
                             zone: None,
                             coord: Some(crate::coords::Coord { x: 1.0, y: 2.0, h: 0.05, e: 0.3 }),
+                            every_s: None,
                         },
                         3,
                     )),
