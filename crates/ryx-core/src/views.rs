@@ -73,6 +73,9 @@ pub struct ActivePeer {
     pub last_ping: Option<Time>,
     /// Since when it is suspected, if it is.
     pub suspect_since: Option<Time>,
+    /// The round-trip timeout of the slowest helper asked to probe it when
+    /// it was last suspected (its confirmation window waits that long more).
+    pub helper_leg: Duration,
     /// Its own active neighbour count, as last reported in an ack.
     pub degree: Option<u8>,
     /// Its probes' history: loss and round trip (`crate::anomaly`).

@@ -105,6 +105,7 @@ impl Node {
                 eager: true,
                 last_ping: None,
                 suspect_since: None,
+                helper_leg: Duration::ZERO,
                 degree: None,
                 quality: Default::default(),
                 coord_at: None,
@@ -278,12 +279,18 @@ impl Node {
             return self.rng.below(candidates.len().max(1));
         }
         known.sort_unstable();
+        // Not beyond twice the 90th percentile: a round trip is partly the
+        // far end's doing (it may delay its answers), and a few peers that
+        // look farther than nearly all the rest would otherwise draw every
+        // node's long link to themselves.
+        let cap = far_cap_us(&known);
+        let known = &known[..known.partition_point(|(r, _)| *r <= cap)];
         // Uniformly among the clearly far (as the short-long-link rule
         // judges far), so that a long link is as long as a random link
         // leaving this node's cluster, not the longest there is; the
         // farther half when too few are clearly far.
         let near = known[0].0;
-        let clearly = known.partition_point(|(r, _)| *r < (4 * near).max(near + 10_000));
+        let clearly = known.partition_point(|(r, _)| *r < clearly_far_us(near));
         let far = if known.len() - clearly >= 2 { &known[clearly..] } else { &known[known.len() / 2..] };
         far[self.rng.below(far.len())].1
     }
@@ -340,4 +347,19 @@ impl Node {
         };
         self.send(PeerInfo { id: target, addr }, Message::Ping { nonce, tree, coord });
     }
+}
+
+/// The round trip (µs) from which a peer is clearly farther than one `near`
+/// µs away: four times as far and 10 ms more.
+pub(super) fn clearly_far_us(near: u64) -> u64 {
+    near.saturating_mul(4).max(near.saturating_add(10_000))
+}
+
+/// The farthest a long link is drawn from, given candidates' round trips
+/// sorted ascending (at least one): twice their 90th percentile. Peers
+/// beyond it are fewer than a tenth of those known and farther than
+/// nearly all of them: as likely slow to answer on purpose as far.
+pub(super) fn far_cap_us(sorted: &[(u64, usize)]) -> u64 {
+    let p90 = sorted.get((sorted.len().saturating_sub(1)) * 9 / 10).map_or(0, |k| k.0);
+    p90.saturating_mul(2)
 }

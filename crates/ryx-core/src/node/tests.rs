@@ -307,6 +307,32 @@ fn a_node_tells_its_place_when_it_changes_and_once_a_second() {
     assert_eq!(x.tree_advert_for(p), Some(a), "told again after \"not your neighbour\"");
 }
 
+/// Peers that delay their answers look far; a long link drawn from the
+/// farthest peers would go to them from every node. Drawn from twice the
+/// 90th percentile at most, they get none while they are fewer than a
+/// tenth of the candidates, and genuinely far peers (another site) still
+/// get every long link.
+#[test]
+fn peers_that_answer_late_on_purpose_do_not_draw_long_links() {
+    let mut x = Node::new(NodeConfig::default(), ident(0), addr(0), 0, Time::ZERO);
+    let cand = |i: usize, us: u64| (ident(100 + i).id(), addr(100 + i), Some(us));
+    // One site (loopback): 28 peers at 0.1-0.4 ms, two delaying 2 s.
+    let mut one_site: Vec<_> = (0..28).map(|i| cand(i, 100 + 10 * i as u64)).collect();
+    one_site.push(cand(28, 2_000_000));
+    one_site.push(cand(29, 2_000_000));
+    // Three sites: 10 peers here (1 ms), 18 at 40-120 ms, the same two.
+    let mut sites: Vec<_> = (0..10).map(|i| cand(i, 1_000)).collect();
+    sites.extend((10..28).map(|i| cand(i, 40_000 + 5_000 * (i as u64 - 10))));
+    sites.push(cand(28, 2_000_000));
+    sites.push(cand(29, 2_000_000));
+    for _ in 0..300 {
+        let a = x.long_link_pick(&one_site);
+        assert!(a < 28, "a delaying peer drew the long link: {:?}", one_site[a]);
+        let b = x.long_link_pick(&sites);
+        assert!((10..28).contains(&b), "not another site's peer: {:?}", sites[b]);
+    }
+}
+
 #[test]
 fn nodes_of_one_rack_dying_together_make_one_incident_notified_once_and_named_everywhere() {
     let n = 15;

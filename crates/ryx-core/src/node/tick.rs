@@ -117,11 +117,6 @@ impl Node {
         // a long or jittery path is not accused for its length: a suspect's
         // window also covers the helpers' leg of an indirect probe (the
         // closest neighbours are asked, below).
-        let mut legs: Vec<Duration> =
-            self.active.values().filter(|p| p.suspect_since.is_none()).map(|p| p.rtt.timeout()).collect();
-        legs.sort_unstable();
-        let helper_leg = legs.get(self.cfg.indirect_probes.saturating_sub(1).min(legs.len().saturating_sub(1)));
-        let worst = helper_leg.copied().unwrap_or_default();
         let mut to_ping = Vec::new();
         let mut newly_suspect = Vec::new();
         let mut convict = Vec::new();
@@ -142,7 +137,7 @@ impl Node {
                 .cfg
                 .confirm_after
                 .saturating_add(rto)
-                .saturating_add(worst)
+                .saturating_add(p.helper_leg)
                 .checked_mul(scale)
                 .unwrap_or(Duration::MAX);
             let silence = now.since(p.last_heard);
@@ -191,7 +186,13 @@ impl Node {
                 .collect();
             self.rng.shuffle(&mut helpers);
             helpers.sort_by_key(|h| h.2.as_millis() / 10);
-            for (hid, haddr, _) in helpers.into_iter().take(self.cfg.indirect_probes) {
+            helpers.truncate(self.cfg.indirect_probes);
+            // The confirmation window waits for the slowest helper asked.
+            let leg = helpers.iter().map(|h| h.2).max().unwrap_or_default();
+            if let Some(p) = self.active.get_mut(&id) {
+                p.helper_leg = leg;
+            }
+            for (hid, haddr, _) in helpers {
                 let nonce = self.rng.next_u64();
                 if self.pending_ping_reqs.len() >= MAX_PENDING_PING_REQS {
                     if let Some(oldest) = self.pending_ping_reqs.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| *k) {
@@ -333,11 +334,22 @@ impl Node {
             let r = p.rtt.smoothed_us?;
             (p.long && p.initiated && now.since(p.since) >= self.cfg.reevaluate_interval * 3).then_some(r)
         });
-        let far: Vec<(NodeId, SocketAddr, Option<u64>)> = match short_long {
-            Some(r) => {
-                candidates.iter().filter(|c| c.2.is_some_and(|f| f >= (4 * r).max(r + 10_000))).cloned().collect()
+        // Only while the long link is short among what this node measured
+        // (clearly closer than the median), and toward peers clearly
+        // farther yet not beyond twice the 90th percentile: a peer that
+        // delays its answers must not look like the far end every node
+        // should link to.
+        let mut measured: Vec<(u64, usize)> =
+            candidates.iter().enumerate().filter_map(|(i, c)| Some((c.2?, i))).collect();
+        measured.sort_unstable();
+        let median = measured.get(measured.len() / 2).map(|m| m.0);
+        let far: Vec<(NodeId, SocketAddr, Option<u64>)> = match (short_long, median) {
+            (Some(r), Some(m)) if super::links::clearly_far_us(r) <= m => {
+                let cap = super::links::far_cap_us(&measured);
+                let range = super::links::clearly_far_us(r)..=cap;
+                candidates.iter().filter(|c| c.2.is_some_and(|f| range.contains(&f))).cloned().collect()
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         let no_long = !self.has_long_link();
         // A full node rotates too: the join's reply makes room by dropping
