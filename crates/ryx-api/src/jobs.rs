@@ -158,7 +158,8 @@ pub struct JobStats {
     pub disagreements: u64,
     /// Wall time from creation to the final state, ms (none while running).
     pub elapsed_ms: Option<u64>,
-    /// Extra replicas issued after disagreements.
+    /// Extra replicas issued after disagreements, or to overtake a
+    /// straggler near the job's end (speculative re-runs).
     pub extra_replicas: u64,
     /// Units issued again after a lapsed lease.
     pub reissued: u64,

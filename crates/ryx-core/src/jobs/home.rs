@@ -129,6 +129,42 @@ impl JobEngine {
         self.issue_to(ctx, id, unit, replica, target);
     }
 
+    /// Near a job's end, one more replica for each unit held up by a
+    /// straggler (see [`SPECULATE_AFTER_PERMILLE`]); counted as an extra
+    /// replica. The unit is decided by the first quorum of agreeing
+    /// results, the straggler's included if it comes first.
+    pub(super) fn speculate(&mut self, ctx: &mut Ctx<'_>, id: &str) {
+        let now = ctx.now;
+        let Some(h) = self.homes.get(id) else { return };
+        let leaves = h.spec.units.len();
+        if h.state.is_final() || h.took.len() < 8 || (h.decided as usize) * 1000 < leaves * SPECULATE_AFTER_PERMILLE {
+            return;
+        }
+        let mut took: Vec<u64> = h.took.iter().copied().collect();
+        took.sort_unstable();
+        let median = Duration::from_millis(took[took.len() / 2]);
+        let slow = median.saturating_mul(STRAGGLER_FACTOR).max(STRAGGLER_FLOOR);
+        let max_reps = 2 * h.spec.redundancy as usize + 1;
+        let stragglers: Vec<(u32, u8)> = h
+            .unit_state
+            .iter()
+            .enumerate()
+            .take(leaves)
+            .filter(|(_, us)| us.decided.is_none() && !us.speculated && us.reps.len() < max_reps)
+            .filter(|(_, us)| us.reps.iter().any(|r| !r.done && now.since(r.issued) >= slow))
+            .map(|(u, us)| (u as u32, us.reps.len() as u8))
+            .collect();
+        for (u, r) in stragglers {
+            if let Some(h) = self.homes.get_mut(id) {
+                h.stats.extra_replicas += 1;
+                if let Some(us) = h.unit_state.get_mut(u as usize) {
+                    us.speculated = true;
+                }
+            }
+            self.issue(ctx, id, u, r);
+        }
+    }
+
     /// Issues a replica's token straight to `to`, or into this node's
     /// queue.
     pub(super) fn issue_to(&mut self, ctx: &mut Ctx<'_>, id: &str, unit: u32, replica: u8, to: Option<PeerInfo>) {
@@ -316,6 +352,12 @@ impl JobEngine {
                 && worker_strikes < IGNORE_AFTER_STRIKES;
             if let Some(rep) = us.reps.get_mut(res.replica as usize) {
                 if counted {
+                    if !rep.done {
+                        if h.took.len() >= TOOK_KEPT {
+                            h.took.pop_front();
+                        }
+                        h.took.push_back(ctx.now.since(rep.issued).as_millis().min(u128::from(u64::MAX)) as u64);
+                    }
                     rep.done = true;
                     rep.last_seen = ctx.now;
                 } else if !rep.done {
@@ -764,6 +806,51 @@ mod tests {
             "the decision carries its votes"
         );
         assert!(b.outputs.iter().any(|o| matches!(o, JobOutput::Merge { .. })), "every unit decided: merge");
+    }
+
+    /// Near a job's end (90 % of its units decided), a unit whose replica
+    /// has run three times the median replica's time (and at least 200 ms)
+    /// gets one more replica, once: a slow node must not hold the job's
+    /// end. Not before: mid-job, a slow replica only waits for its lease.
+    #[test]
+    fn stragglers_near_the_end_get_one_speculative_replica() {
+        let mut b = Bench::new(1, &[2, 3]);
+        let us = units(20);
+        let chunks: Vec<_> = us.iter().map(|u| u.hash.clone()).collect();
+        let id = b.submit(us, 2);
+        let d = name("partial");
+        let decide = |b: &mut Bench, u: u32| {
+            for (w, r) in [(2, 0), (3, 1)] {
+                b.call(|e, c| e.on_report(c, report(w, &id, vec![result(w, &id, u, r, &chunks[u as usize], &d)])));
+            }
+        };
+        b.advance(50);
+        for u in 0..10 {
+            decide(&mut b, u);
+        }
+        // Half decided, the rest 300 ms old (six medians): no speculation.
+        b.advance(250);
+        b.call(|e, c| e.tick(c));
+        let h = &b.engine.homes[id.as_str()];
+        assert_eq!((h.decided, h.stats.extra_replicas), (10, 0), "not near the end yet");
+        for u in 10..18 {
+            decide(&mut b, u);
+        }
+        // Units 18 and 19: one replica in, the other still out.
+        for u in 18..20 {
+            b.call(|e, c| e.on_report(c, report(2, &id, vec![result(2, &id, u, 0, &chunks[u as usize], &d)])));
+        }
+        b.advance(10);
+        b.call(|e, c| e.tick(c));
+        let h = &b.engine.homes[id.as_str()];
+        assert_eq!(h.stats.extra_replicas, 2, "both stragglers overtaken");
+        assert_eq!(h.unit_state[19].reps.len(), 3);
+        b.advance(300);
+        b.call(|e, c| e.tick(c));
+        assert_eq!(b.engine.homes[id.as_str()].stats.extra_replicas, 2, "once per unit");
+        // The speculative replica's result decides the unit with the first.
+        b.call(|e, c| e.on_report(c, report(3, &id, vec![result(3, &id, 19, 2, &chunks[19], &d)])));
+        assert!(b.engine.homes[id.as_str()].unit_state[19].decided.is_some());
     }
 
     #[test]

@@ -184,6 +184,8 @@ struct UnitState {
     reissues: u32,
     /// When the home last asked the network who holds the unit's chunk.
     searched: Option<Time>,
+    /// A speculative replica was issued for it (once per unit).
+    speculated: bool,
 }
 
 /// A home asks again who holds a chunk at most this often.
@@ -228,7 +230,23 @@ struct HomeJob {
     /// A home other than the creator merged: when it last asked its heirs
     /// to confirm the result, and how many times.
     confirm_asked: Option<(Time, u32)>,
+    /// How long the latest replicas took from issue to result, in ms (at
+    /// most [`TOOK_KEPT`]): what a straggler is measured against.
+    took: VecDeque<u64>,
 }
+
+/// Replica durations a home keeps to judge stragglers by.
+const TOOK_KEPT: usize = 64;
+/// Once this share of a job's units is decided (per mille), an undecided
+/// unit whose outstanding replica has run [`STRAGGLER_FACTOR`] times the
+/// median replica's time gets one more replica elsewhere (a speculative
+/// re-run, as MapReduce's backup tasks): one slow or overloaded node must
+/// not hold the whole job's end.
+const SPECULATE_AFTER_PERMILLE: usize = 900;
+/// How many median replica times make a straggler.
+const STRAGGLER_FACTOR: u32 = 3;
+/// Never call a replica a straggler sooner than this.
+const STRAGGLER_FLOOR: Duration = Duration::from_millis(200);
 
 /// What a home starts a job with, whether submitted here or taken over.
 #[derive(Clone, Debug)]
@@ -272,6 +290,7 @@ impl HomeJob {
             record_dirty: false,
             last_record: now,
             yield_to: BTreeSet::new(),
+            took: VecDeque::new(),
             appointment: None,
             confirmations: Vec::new(),
             confirm_asked: None,
@@ -594,6 +613,7 @@ impl JobEngine {
                 }
                 self.reissue(ctx, id, u, r);
             }
+            self.speculate(ctx, id);
             if let Some(u) = give_up {
                 if let Some(h) = self.homes.get_mut(id.as_str()) {
                     let chunk = h.spec.units.get(u as usize).map(|x| x.hash.clone()).unwrap_or_default();

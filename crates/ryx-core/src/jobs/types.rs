@@ -58,7 +58,8 @@ pub struct JobStats {
     pub results: u64,
     /// Units issued again after a lease lapsed or a merge could not fetch.
     pub reissued: u64,
-    /// Extra replicas issued because replicas disagreed.
+    /// Extra replicas issued because replicas disagreed, or to overtake a
+    /// straggler near the job's end (a speculative re-run).
     pub extra_replicas: u64,
     /// Results that disagreed with the majority.
     pub disagreements: u64,
