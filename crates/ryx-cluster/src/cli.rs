@@ -90,7 +90,7 @@ pub enum Cmd {
     ///
     /// No configuration change: the new nodes find the others by broadcast
     /// like the first ones did. Extra node arguments given to `start` are
-    /// used again.
+    /// used again, then those given here after `--` (for these nodes only).
     Add(AddArgs),
     /// Break things: kill, pause, partition, lose or delay traffic
     ///
@@ -286,6 +286,11 @@ pub struct AddArgs {
     /// Return as soon as the new nodes' APIs answer.
     #[arg(long)]
     pub no_wait: bool,
+    /// Extra arguments for these nodes only (after `--`, after those given
+    /// to `start`), e.g. `add -n 3 -- --workers 4 --fault slow=10`: a
+    /// cluster of unequal machines.
+    #[arg(last = true, value_name = "NODE_ARGS")]
+    pub node_args: Vec<String>,
 }
 
 /// Options of `chaos`.

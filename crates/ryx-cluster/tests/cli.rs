@@ -122,11 +122,18 @@ fn start_status_info_chaos_add_and_stop() {
     let dead_pid = dead[0].pid;
     assert!(!is_ours(dead_pid), "killed node {dead_pid} is gone");
 
-    // add --nodes 2 joins the running cluster.
-    let add = c.ok(&["add", "--nodes", "2"]);
+    // add --nodes 2 joins the running cluster; arguments after `--` go to
+    // these two only (an unequal machine: more kernel threads).
+    let add = c.ok(&["add", "--nodes", "2", "--", "--workers", "3"]);
     assert!(add.contains("Joined"), "{add}");
     let s = c.wait_status(Duration::from_secs(20), "6 nodes healthy", |s| healthy(s, 6));
     assert_eq!(s.total, 7);
+    let cmdline = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let threes = |pid: u32| cmdline(pid).split(|b| *b == 0).any(|a| a == b"--workers");
+    for pid in c.pids() {
+        assert_eq!(threes(pid), !pids_before.contains(&pid), "pid {pid}: --workers only on the nodes added with it");
+    }
+    assert!(!c.run(&["add", "--nodes", "1", "--", "--port", "1"]).status.success(), "a managed flag is refused");
 
     // logs of one node and of all.
     let log = c.ok(&["logs", "--node", "0", "--lines", "5"]);

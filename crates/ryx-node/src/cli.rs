@@ -291,9 +291,11 @@ pub struct DaemonArgs {
     /// jobs over the data survive this node (0: none).
     #[arg(long, env = "RYX_SOURCE_COPIES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=16))]
     pub source_copies: u8,
-    /// Fault injection for tests: corrupt-results=P makes this node return
-    /// a wrong partial result with probability P.
-    #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P")]
+    /// Fault injection for tests, comma-separated: corrupt-results=P makes
+    /// this node return a wrong partial result with probability P;
+    /// slow=F makes each of its kernel runs take F times as long (a
+    /// throttled or slower machine, 1 ≤ F ≤ 1000).
+    #[arg(long, env = "RYX_FAULT", value_name = "corrupt-results=P,slow=F")]
     pub fault: Option<String>,
     /// Enable the network fault-injection API (/v1/admin/faults: drop
     /// traffic to and from chosen peers, lose or delay datagrams) used by
@@ -369,15 +371,20 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parses `--fault corrupt-results=P`.
 pub fn parse_fault(s: &str) -> Result<crate::work::Faults, String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("--fault {s:?}: expected corrupt-results=P"))?;
-    if k != "corrupt-results" {
-        return Err(format!("--fault: unknown fault {k:?} (known: corrupt-results)"));
+    let mut f = crate::work::Faults::default();
+    for part in s.split(',') {
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| format!("--fault {part:?}: expected corrupt-results=P or slow=F"))?;
+        let x: f64 = v.parse().map_err(|_| format!("--fault {k}: {v:?} is not a number"))?;
+        match k {
+            "corrupt-results" if (0.0..=1.0).contains(&x) => f.corrupt_results = x,
+            "corrupt-results" => return Err(format!("--fault: {x} is not within 0..1")),
+            "slow" if (1.0..=1000.0).contains(&x) => f.slow = x,
+            "slow" => return Err(format!("--fault slow: {x} is not within 1..1000")),
+            _ => return Err(format!("--fault: unknown fault {k:?} (known: corrupt-results, slow)")),
+        }
     }
-    let p: f64 = v.parse().map_err(|_| format!("--fault: {v:?} is not a probability"))?;
-    if !(0.0..=1.0).contains(&p) {
-        return Err(format!("--fault: {p} is not within 0..1"));
-    }
-    Ok(crate::work::Faults { corrupt_results: p })
+    Ok(f)
 }
 
 impl DaemonArgs {
@@ -509,5 +516,21 @@ impl DaemonArgs {
             anyhow::bail!("--api-token-file is empty");
         }
         Ok((!t.is_empty()).then_some(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fault;
+
+    #[test]
+    fn faults_parse_alone_or_together_and_refuse_nonsense() {
+        let f = parse_fault("corrupt-results=0.5").expect("one");
+        assert_eq!((f.corrupt_results, f.slow), (0.5, 0.0));
+        let f = parse_fault("slow=10,corrupt-results=1").expect("both");
+        assert_eq!((f.corrupt_results, f.slow), (1.0, 10.0));
+        for bad in ["slow=0.5", "slow=NaN", "slow=1e9", "corrupt-results=2", "fast=2", "slow", "slow=x", ""] {
+            assert!(parse_fault(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -159,6 +159,15 @@ pub fn render(s: &State) -> String {
     single(&mut o, "ryx_blob_capacity_bytes", "gauge", "Bytes the blob store may hold (--memory-limit).", capacity);
     single(&mut o, "ryx_blobs_pinned", "gauge", "Blobs pinned by running jobs (not evictable).", pinned);
     let (queued, running) = s.node.job_engine().load();
+    let (units, unit_us) = crate::work::kernel_stats();
+    single(&mut o, "ryx_work_units_run_total", "counter", "Work units this node's kernels ran.", units);
+    single(
+        &mut o,
+        "ryx_work_kernel_seconds_total",
+        "counter",
+        "Time this node's kernels ran, summed over its worker threads.",
+        unit_us as f64 / 1e6,
+    );
     single(&mut o, "ryx_work_queued", "gauge", "Work units queued here.", queued);
     single(&mut o, "ryx_work_running", "gauge", "Work units running on this node's workers.", running);
     single(

@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 pub struct Faults {
     /// Probability that a partial result is deliberately wrong.
     pub corrupt_results: f64,
+    /// Each kernel run takes this many times as long (a throttled or
+    /// slower machine; 1: as fast as it runs). The worker waits out the
+    /// difference, holding its slot.
+    pub slow: f64,
 }
 
 /// A kernel run for a worker thread.
@@ -92,6 +96,9 @@ impl Services {
                         }))
                         .unwrap_or_else(|_| Err("the kernel panicked on this chunk".to_string()))
                     });
+                    if faults.slow > 1.0 {
+                        std::thread::sleep(started.elapsed().mul_f64(faults.slow - 1.0));
+                    }
                     let took = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                     UNITS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     UNIT_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);

@@ -336,6 +336,8 @@ pub fn add(dir_arg: Option<&Path>, args: AddArgs) -> Result<()> {
     if let Some(bin) = &args.node_bin {
         cluster.state.node_bin = nodebin::locate(Some(bin))?;
     }
+    check_node_args(&args.node_args)?;
+    cluster.batch_args = args.node_args.clone();
     let k = usize::from(args.nodes);
     let used: Vec<u16> = cluster.state.nodes.iter().map(|n| n.udp_port).chain([cluster.state.discovery_port]).collect();
     let mut ports = PortAllocator::new(cluster.state.max_port().saturating_add(1), used);

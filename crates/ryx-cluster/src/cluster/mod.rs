@@ -102,6 +102,9 @@ pub struct Cluster {
     children: HashMap<u32, Child>,
     /// The connections to the nodes' API, shared by their clients.
     http: Arc<Http>,
+    /// Arguments for the nodes spawned next only (`add -- ARGS`), after
+    /// the cluster's own.
+    pub batch_args: Vec<String>,
 }
 
 /// What a node said about itself, for `status`.
@@ -140,7 +143,13 @@ pub struct StopReport {
 impl Cluster {
     /// Wraps a loaded or new state.
     pub fn new(dir: RunDir, state: ClusterState) -> Cluster {
-        Cluster { dir, state, children: HashMap::new(), http: Arc::new(Http::new(Duration::from_secs(2))) }
+        Cluster {
+            dir,
+            state,
+            children: HashMap::new(),
+            http: Arc::new(Http::new(Duration::from_secs(2))),
+            batch_args: Vec::new(),
+        }
     }
 
     /// A client of node `index`'s API (short timeouts: for status and
@@ -238,6 +247,7 @@ impl Cluster {
                     .filter(|_| !self.state.node_args.iter().any(|a| a.starts_with("--merge-fan-in"))),
             )
             .args(&self.state.node_args)
+            .args(&self.batch_args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
