@@ -25,7 +25,11 @@ for n in st["nodes"]:
     if n.get("fate", "Running") not in ("Running", "running"):
         continue
     m = {}
-    body = urllib.request.urlopen(f"http://{n.get('host', '127.0.0.1')}:{n['http_port']}/metrics", timeout=5).read()
+    try:
+        body = urllib.request.urlopen(f"http://{n.get('host', '127.0.0.1')}:{n['http_port']}/metrics", timeout=5).read()
+    except OSError as e:
+        print(f"node {n['index']}: no metrics ({e})", file=sys.stderr)
+        continue
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
             k, _, v = line.rpartition(" ")
@@ -39,14 +43,16 @@ EOF
 jobs() {
   for r in $(seq 1 "$REPEAT"); do
     C inject word-count --size "$SIZE" --seed "$r" --timeout 300 --json 2>/dev/null |
-      python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["stats"]["elapsed_ms"] / 1000))'
+      python3 -c 'import json, sys; print("%.2f" % (json.load(sys.stdin)["stats"]["elapsed_ms"] / 1000))' ||
+      echo "job $r failed" >&2
   done
 }
 
 share() {
-  awk '{s[NR]=$2; u[NR]=$3; k[NR]=$4; S+=$2; U+=$3; K+=$4}
-       END {printf "%5s %6s %6s %11s %11s %9s\n", "node", "slots", "units", "slot share", "unit share", "ratio";
-            for (i = 1; i <= NR; i++) printf "%5d %6d %6d %10.1f%% %10.1f%% %9.2f\n", i - 1, s[i], u[i], 100 * s[i] / S, 100 * u[i] / U, (u[i] / U) / (s[i] / S)}'
+  awk '{n[NR]=$1; s[NR]=$2; u[NR]=$3; S+=$2; U+=$3}
+       END {if (S == 0 || U == 0) {print "no units ran"; exit 1}
+            printf "%5s %6s %6s %11s %11s %9s\n", "node", "slots", "units", "slot share", "unit share", "ratio";
+            for (i = 1; i <= NR; i++) printf "%5d %6d %6d %10.1f%% %10.1f%% %9.2f\n", n[i], s[i], u[i], 100 * s[i] / S, 100 * u[i] / U, (u[i] / U) / (s[i] / S)}'
 }
 
 # start's arguments go to every node (and to those added later), add's
@@ -71,5 +77,6 @@ slow=$(jobs)
 echo "without a slow node: $(echo $base) s; with one 10x slower: $(echo $slow) s"
 median() { tr ' ' '\n' | grep . | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 mb=$(echo $base | median); ms=$(echo $slow | median)
+[ -n "$mb" ] && [ -n "$ms" ] || { echo "a job failed: no timings" >&2; exit 1; }
 echo "$ms $mb" | awk '{printf "median %.2f s against %.2f s: %.2fx (target <= 1.15x)\n", $1, $2, $1/$2}'
 work | share

@@ -3,7 +3,8 @@
 //
 // Which nodes are alive. A node's own neighbour list may linger in the
 // topology for a while after it dies, but its neighbours drop it from
-// their lists within about a second. So a node counts as alive when it is
+// their lists at once (their changed lists reach here within seconds, at
+// most 37.5 s in a large network). So a node counts as alive when it is
 // reachable from the connected node by following the neighbour lists
 // *as listed by their owners*: nothing alive lists a dead node, whatever
 // its stale list says. A node unreachable in two snapshots in a row (or

@@ -43,13 +43,15 @@ pub struct NeighborList {
 }
 
 /// The longest a neighbour list is kept without a refresh, whatever its
-/// origin says of its refresh period.
-pub const MAX_LIST_LIFE: Duration = Duration::from_secs(30 * 60);
+/// origin says of its refresh period (four of the longest honest period).
+pub const MAX_LIST_LIFE: Duration = Duration::from_secs(20 * 60);
 /// A list that no other list held (nor this node) names as a neighbour is
 /// its dead or departed origin's: it goes once it is this old (or half its
 /// origin's refresh period, if longer), not at the end of its life. Its
-/// neighbours' lists change within seconds of its death.
-pub const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+/// neighbours' changed lists go out within an eighth of their period
+/// (at most 37.5 s): the grace covers that, so that a new node's list is
+/// not dropped before its neighbours' lists name it.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(40);
 
 /// A neighbour list as topology items carry it: shared by every node that
 /// holds it, with its JSON length (which answer budgets charge) worked out
@@ -114,17 +116,22 @@ pub struct TopologyEntry {
 
 impl TopologyEntry {
     /// How long it is kept without a refresh: `ttl`, or four of its
-    /// origin's refresh periods if that is longer (at most
-    /// [`MAX_LIST_LIFE`]).
-    pub fn life(&self, ttl: Duration) -> Duration {
-        let every = Duration::from_secs(u64::from(self.list.every_s.unwrap_or(0)));
-        ttl.max(every.saturating_mul(4)).min(MAX_LIST_LIFE)
+    /// origin's refresh periods if that is longer — the period believed up
+    /// to `max_every` (the receiver's own bound: a list is not kept longer
+    /// because its sender says so), and the whole at most
+    /// [`MAX_LIST_LIFE`].
+    pub fn life(&self, ttl: Duration, max_every: Duration) -> Duration {
+        ttl.max(self.every(max_every).saturating_mul(4)).min(MAX_LIST_LIFE)
+    }
+
+    /// Its origin's refresh period, as believed (at most `max_every`).
+    fn every(&self, max_every: Duration) -> Duration {
+        Duration::from_secs(u64::from(self.list.every_s.unwrap_or(0))).min(max_every)
     }
 
     /// How long it may stay while no list names its origin.
-    fn orphan_grace(&self) -> Duration {
-        let every = Duration::from_secs(u64::from(self.list.every_s.unwrap_or(0)));
-        ORPHAN_GRACE.max(every / 2).min(MAX_LIST_LIFE)
+    fn orphan_grace(&self, max_every: Duration) -> Duration {
+        ORPHAN_GRACE.max(self.every(max_every) / 2).min(MAX_LIST_LIFE)
     }
 }
 
@@ -184,18 +191,25 @@ impl TopologyTable {
     }
 
     /// Drops entries past their [`TopologyEntry::life`], and orphans (no
-    /// held list, nor `own` — this node's neighbours — names them) past
-    /// their grace; gives back room the table no longer needs.
-    pub fn expire(&mut self, now: Time, ttl: Duration, own: &[NodeId]) {
-        let named: std::collections::BTreeSet<NodeId> =
-            self.entries.iter().flat_map(|e| e.list.links.iter().map(|l| l.id)).chain(own.iter().copied()).collect();
+    /// other held list, nor `own` — this node's neighbours — names them)
+    /// past their grace; periods believed up to `max_every`. Gives back
+    /// room the table no longer needs.
+    pub fn expire(&mut self, now: Time, ttl: Duration, max_every: Duration, own: &[NodeId]) {
+        // A list naming its own origin does not keep it.
+        let named: std::collections::BTreeSet<NodeId> = self
+            .ids
+            .iter()
+            .zip(&self.entries)
+            .flat_map(|(id, e)| e.list.links.iter().map(|l| l.id).filter(move |l| l != id))
+            .chain(own.iter().copied())
+            .collect();
         let keep: Vec<bool> = self
             .ids
             .iter()
             .zip(&self.entries)
             .map(|(id, e)| {
                 let age = now.since(e.received);
-                age < e.life(ttl) && (age < e.orphan_grace() || named.contains(id))
+                age < e.life(ttl, max_every) && (age < e.orphan_grace(max_every) || named.contains(id))
             })
             .collect();
         let mut k = keep.iter();
@@ -309,38 +323,44 @@ mod tests {
     }
 
     /// A list lives four of its origin's refresh periods (at least the
-    /// receiver's ttl, at most `MAX_LIST_LIFE`); one that no list held
-    /// (nor this node's own links) names goes after its grace: its origin
-    /// is dead, and its neighbours' lists have said so.
+    /// receiver's ttl; the period believed up to the receiver's bound, the
+    /// whole at most `MAX_LIST_LIFE`); one that no other list held (nor
+    /// this node's own links) names goes after its grace: its origin is
+    /// dead, and its neighbours' lists have said so. A list naming itself
+    /// does not keep itself.
     #[test]
     fn lists_live_four_periods_and_orphans_go_after_their_grace() {
         let ttl = Duration::from_secs(120);
         let s = |n: u64| Duration::from_secs(n);
-        assert_eq!(listing(0, None, &[]).life(ttl), s(120));
-        assert_eq!(listing(0, Some(10), &[]).life(ttl), s(120));
-        assert_eq!(listing(0, Some(150), &[]).life(ttl), s(600));
-        assert_eq!(listing(0, Some(u32::MAX), &[]).life(ttl), MAX_LIST_LIFE);
+        let max = s(300);
+        assert_eq!(listing(0, None, &[]).life(ttl, max), s(120));
+        assert_eq!(listing(0, Some(10), &[]).life(ttl, max), s(120));
+        assert_eq!(listing(0, Some(150), &[]).life(ttl, max), s(600));
+        assert_eq!(listing(0, Some(u32::MAX), &[]).life(ttl, max), MAX_LIST_LIFE, "believed up to 300 s");
+        assert_eq!(listing(0, Some(u32::MAX), &[]).life(ttl, s(150)), s(600), "the receiver's own bound");
         let mut t = TopologyTable::default();
         // 1 and 2 name each other; 3 is named by this node; 4 by nobody
-        // (dead: its neighbours' lists dropped it); 5 by nobody, but
-        // its origin refreshes every 150 s: 75 s of grace.
+        // (dead: its neighbours' lists dropped it); 5 by nobody, but its
+        // origin refreshes every 150 s: 75 s of grace; 6 only by itself.
         t.insert(NodeId(1), listing(0, Some(150), &[2]), 64);
         t.insert(NodeId(2), listing(0, Some(150), &[1]), 64);
         t.insert(NodeId(3), listing(0, None, &[]), 64);
         t.insert(NodeId(4), listing(0, None, &[9]), 64);
         t.insert(NodeId(5), listing(0, Some(150), &[9]), 64);
+        t.insert(NodeId(6), listing(0, None, &[6]), 64);
         let ids = |t: &TopologyTable| t.iter().map(|(id, _)| id.0).collect::<Vec<_>>();
-        t.expire(Time(5_000_000), ttl, &[NodeId(3)]);
-        assert_eq!(ids(&t), vec![1, 2, 3, 4, 5], "all within grace");
-        t.expire(Time(11_000_000), ttl, &[NodeId(3)]);
-        assert_eq!(ids(&t), vec![1, 2, 3, 5], "the orphan 4 went after 10 s");
-        t.expire(Time(80_000_000), ttl, &[NodeId(3)]);
+        let at = |secs: u64| Time(secs * 1_000_000);
+        t.expire(at(5), ttl, max, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2, 3, 4, 5, 6], "all within grace");
+        t.expire(at(41), ttl, max, &[NodeId(3)]);
+        assert_eq!(ids(&t), vec![1, 2, 3, 5], "the orphans 4 and 6 went after 40 s");
+        t.expire(at(80), ttl, max, &[NodeId(3)]);
         assert_eq!(ids(&t), vec![1, 2, 3], "5 after half its period");
-        t.expire(Time(130_000_000), ttl, &[NodeId(3)]);
+        t.expire(at(130), ttl, max, &[NodeId(3)]);
         assert_eq!(ids(&t), vec![1, 2], "3 at the end of the ttl (it sent no period)");
-        t.expire(Time(599_000_000), ttl, &[]);
+        t.expire(at(599), ttl, max, &[]);
         assert_eq!(ids(&t), vec![1, 2], "four periods of 150 s");
-        t.expire(Time(600_000_000), ttl, &[]);
+        t.expire(at(600), ttl, max, &[]);
         assert!(t.is_empty());
     }
 
@@ -355,7 +375,7 @@ mod tests {
         assert_eq!(ids, vec![20, 30, 40], "the stalest, lowest id went");
         t.insert(NodeId(30), entry(11), 3);
         assert_eq!(t.get(&NodeId(30)).map(|e| e.received), Some(Time(11)), "replaced in place");
-        t.expire(Time(12), Duration::from_micros(3), &[]);
+        t.expire(Time(12), Duration::from_micros(3), Duration::ZERO, &[]);
         let ids: Vec<_> = t.iter().map(|(id, e)| (id.0, e.received.0)).collect();
         assert_eq!(ids, vec![(30, 11), (40, 10)]);
         t.remove(&NodeId(40));

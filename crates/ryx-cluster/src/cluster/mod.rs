@@ -240,12 +240,10 @@ impl Cluster {
         let err = out.try_clone().context("cannot duplicate the log file handle")?;
         cmd.arg("--cluster-id")
             .arg(&self.state.cluster_id)
-            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().any(|a| a == *f)))
-            .args(
-                ONE_MACHINE_MERGE
-                    .iter()
-                    .filter(|_| !self.state.node_args.iter().any(|a| a.starts_with("--merge-fan-in"))),
-            )
+            .args(FAULT_FLAG.iter().filter(|f| !self.state.node_args.iter().chain(&self.batch_args).any(|a| a == *f)))
+            .args(ONE_MACHINE_MERGE.iter().filter(|_| {
+                !self.state.node_args.iter().chain(&self.batch_args).any(|a| a.starts_with("--merge-fan-in"))
+            }))
             .args(&self.state.node_args)
             .args(&self.batch_args)
             .stdin(Stdio::null())

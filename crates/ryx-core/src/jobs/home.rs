@@ -150,7 +150,7 @@ impl JobEngine {
             .iter()
             .enumerate()
             .take(leaves)
-            .filter(|(_, us)| us.decided.is_none() && !us.speculated && us.reps.len() < max_reps)
+            .filter(|(_, us)| us.decided.is_none() && !us.speculated && us.reps.len() < max_reps + 1)
             .filter(|(_, us)| us.reps.iter().any(|r| !r.done && now.since(r.issued) >= slow))
             .map(|(u, us)| (u as u32, us.reps.len() as u8))
             .collect();
@@ -450,7 +450,9 @@ impl JobEngine {
         if best + outstanding < quorum {
             // The replicas disagree and the outstanding ones cannot settle
             // it: run one more.
-            if us.reps.len() >= max_reps {
+            // A speculative replica (`speculate`) does not use up a slot:
+            // a straggler must not bring a job with liars to failure sooner.
+            if us.reps.len() >= max_reps + usize::from(us.speculated) {
                 h.state = JobState::Failed;
                 h.error = Some(format!("unit {unit}: no {quorum} of {} replicas agree", us.reps.len()));
                 h.stats.elapsed_ms = Some(ctx.now.since(h.spec.created_at).as_millis() as u64);

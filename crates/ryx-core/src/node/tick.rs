@@ -25,7 +25,12 @@ impl Node {
             // Once a second is plenty for a TTL of seconds, and a sweep of
             // up to `max_topology_nodes` entries every tick would be costly.
             let own = self.active_ids();
-            self.topology.expire(now, self.cfg.topology_ttl, &own);
+            // Believe a list's period up to twice this node's own (nodes
+            // within reach hold about as many lists): a sender cannot keep
+            // its lists here longer by saying it refreshes them rarely.
+            let max_every =
+                self.topology_every().saturating_mul(2).min(MAX_TOPOLOGY_EVERY.max(self.cfg.topology_interval));
+            self.topology.expire(now, self.cfg.topology_ttl, max_every, &own);
             self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
             self.alerts_tick();
         }
@@ -395,7 +400,9 @@ impl Node {
         if self.leaving {
             return;
         }
-        self.topo_version += 1;
+        // A hybrid clock, as other items' versions: a node restarted with
+        // its identity starts above what others hold of its lists.
+        self.topo_version = self.next_version(self.topo_version);
         let item = self.own_topology_item();
         self.forward(item, None);
     }

@@ -21,8 +21,9 @@ use crate::wire::TreeAdvert;
 const MAX_TREE_DIST: u8 = 64;
 /// A leader whose heartbeat has not advanced for this long is gone.
 pub(super) const LEADER_SILENCE: Duration = Duration::from_secs(5);
-/// A neighbour's word on its place counts this long.
-const ADVERT_TTL: Duration = Duration::from_secs(3);
+/// A neighbour's word on its place counts this long: five of its
+/// once-a-second refreshes, so that a lossy link does not lose it.
+const ADVERT_TTL: Duration = Duration::from_secs(5);
 /// Leaders whose heartbeats a node remembers at most.
 const MAX_LEADERS: usize = 64;
 /// A leader's heartbeat advances this often (not at every probe: each
@@ -81,13 +82,14 @@ impl Node {
     }
 
     /// This node's heartbeat as a leader: its wall clock in ms, advanced
-    /// every [`BEAT_EVERY`] (never backwards).
+    /// every [`BEAT_EVERY`] (by 1 at least: a wall clock stepped back must
+    /// not stop it, or the leader would be given up for dead).
     fn own_beat(&mut self) -> u64 {
         let now = self.now;
         match self.tree.own_beat {
             Some((b, t)) if now.since(t) < BEAT_EVERY => b,
             prev => {
-                let b = self.wall().as_millis().max(prev.map_or(0, |(b, _)| b));
+                let b = self.wall().as_millis().max(prev.map_or(0, |(b, _)| b.saturating_add(1)));
                 self.tree.own_beat = Some((b, now));
                 b
             }
