@@ -20,6 +20,7 @@ pub mod agg;
 pub mod anomaly;
 pub mod attest;
 pub mod auth;
+pub mod balance;
 pub mod blobs;
 pub mod config;
 pub mod coords;

@@ -25,6 +25,7 @@
 //!   second.
 
 pub mod alerts;
+pub mod balance;
 pub mod byzantine;
 pub mod learn;
 pub mod monitor;

@@ -54,6 +54,12 @@ pub enum Scenario {
     /// pairs, then the diameter, the links formed per node per minute in
     /// the second half, and the share of links inside a site.
     Topology,
+    /// After join: `--tokens` tokens injected at a share `--source-share`
+    /// of the nodes and spread for `--rounds` rounds by the core's
+    /// diffusion rule (`ryx_core::balance`) over the nodes' links, with
+    /// capacities `--caps`; max/fair load each round, moves against a
+    /// lower bound of the optimum, tokens sent back and flows reversed.
+    Balance,
 }
 
 impl Scenario {
@@ -72,6 +78,7 @@ impl Scenario {
             Scenario::Alerts => "alerts",
             Scenario::Learn => "learn",
             Scenario::Topology => "topology",
+            Scenario::Balance => "balance",
         }
     }
 }
@@ -160,7 +167,8 @@ pub struct Params {
     /// Consecutive items in the spread scenario (after the first one).
     #[arg(long, default_value_t = 10)]
     pub items: usize,
-    /// Rounds of aggregation the monitor scenario measures.
+    /// Rounds of aggregation the monitor scenario measures, or of
+    /// diffusion the balance scenario runs.
     #[arg(long, default_value_t = 30)]
     pub rounds: u32,
     /// Monitor scenario: fraction of the nodes crashed (and as many new
@@ -218,6 +226,27 @@ pub struct Params {
     /// Waves of the query scenario.
     #[arg(long, default_value_t = 20)]
     pub queries: usize,
+    /// Balance scenario: tokens injected.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub tokens: u64,
+    /// Balance scenario: share of the nodes the tokens are injected at.
+    #[arg(long, default_value_t = 0.01)]
+    pub source_share: f64,
+    /// Balance scenario: the nodes know the network's tokens per unit of
+    /// capacity (as the aggregates give it) and send their surplus down the
+    /// gradient toward the nearest shortfall (`--push`) besides diffusing
+    /// it; without, diffusion alone.
+    #[arg(long)]
+    pub fair: bool,
+    /// Balance scenario with `--fair`: share of a node's surplus left after
+    /// diffusion that goes down the gradient toward the nearest shortfall
+    /// each round.
+    #[arg(long, default_value_t = ryx_core::balance::PUSH_SHARE)]
+    pub push: f64,
+    /// Balance scenario: capacities, node `i` getting the `i mod len`-th
+    /// (e.g. `1,2,4`; default all 1).
+    #[arg(long, value_delimiter = ',')]
+    pub caps: Vec<u32>,
     /// Energies of the spread scenario's coverage sweep (non-positive values
     /// are skipped: `--energies 0` runs no sweep).
     #[arg(long, value_delimiter = ',', default_values_t = vec![2.0, 4.0, 6.0, 10.0, 20.0, 100.0])]
@@ -421,6 +450,11 @@ impl Params {
         flag("items", self.items != d.items, self.items.to_string());
         flag("queries", self.queries != d.queries, self.queries.to_string());
         flag("rounds", self.rounds != d.rounds, self.rounds.to_string());
+        flag("tokens", self.tokens != d.tokens, self.tokens.to_string());
+        flag("push", self.push != d.push, self.push.to_string());
+        flag("source-share", self.source_share != d.source_share, self.source_share.to_string());
+        let caps: Vec<String> = self.caps.iter().map(|c| c.to_string()).collect();
+        flag("caps", !self.caps.is_empty(), caps.join(","));
         flag("churn", self.churn != d.churn, self.churn.to_string());
         flag("racks", self.racks != d.racks, self.racks.to_string());
         flag("minutes", self.minutes != d.minutes, self.minutes.to_string());
@@ -466,6 +500,9 @@ impl Params {
         flag("attack", !self.attack.is_empty(), attacks.join(","));
         if self.skew {
             c.push_str(" --skew");
+        }
+        if self.fair {
+            c.push_str(" --fair");
         }
         if let Some(f) = self.split_at {
             c.push_str(&format!(" --split-at {f}"));

@@ -363,6 +363,8 @@ pub struct Report {
     pub learn: Option<crate::learn::LearnReport>,
     /// Topology scenario.
     pub topology: Option<crate::topo::TopologyReport>,
+    /// Balance scenario.
+    pub balance: Option<crate::balance::BalanceReport>,
     /// What Byzantine nodes did (with `--byzantine`).
     pub attacks: Option<crate::byzantine::AttackReport>,
     /// Live, reachable nodes declared dead over the whole run.
@@ -412,6 +414,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         alerts: None,
         learn: None,
         topology: None,
+        balance: None,
         attacks: None,
         false_detections: 0,
         totals: totals(&sim),
@@ -436,6 +439,7 @@ pub fn run(p: &Params) -> Result<Report, Failure> {
         Scenario::Alerts => report.alerts = Some(crate::alerts::alerts_phase(&mut sim).map_err(fail)?),
         Scenario::Learn => report.learn = Some(crate::learn::learn_phase(&mut sim).map_err(fail)?),
         Scenario::Topology => report.topology = Some(crate::topo::topology_phase(&mut sim).map_err(fail)?),
+        Scenario::Balance => report.balance = Some(crate::balance::balance_phase(&mut sim).map_err(fail)?),
     }
     sim.full_check().map_err(fail)?;
     if sim.byz.is_some() {
@@ -1058,6 +1062,33 @@ impl Report {
                 l.bytes_to_95pct.map_or("-".into(), |b| format!("{b:.0}")),
                 l.churned,
                 l.mass_err
+            ));
+        }
+        if let Some(b) = &self.balance {
+            for p in b.points.iter().filter(|p| p.round % 5 == 0 || p.round <= 3) {
+                line(format!(
+                    "balance: round {:>3} | max/fair {:.3} | min/fair {:.3} | moves {}",
+                    p.round, p.max_over_fair, p.min_over_fair, p.moves
+                ));
+            }
+            let share = |x: u64| 100.0 * x as f64 / b.moves.max(1) as f64;
+            let shares: Vec<String> = b.share_by_cap.iter().map(|(c, s)| format!("capacity {c}: {s:.3}")).collect();
+            line(format!(
+                "balance: {} tokens at {} of {} nodes ({} links, farthest node {} hops from a source) | max/fair ≤ 1.05 after {} rounds | moves {} = {:.2}× the lower bound {} | sent back {} ({:.2} %), against an earlier flow {} ({:.2} %) | load/fair by capacity {}",
+                b.tokens,
+                b.sources,
+                b.nodes,
+                b.links,
+                b.farthest_from_source,
+                b.rounds_to_1_05.map_or("-".into(), |r| r.to_string()),
+                b.moves,
+                b.moves as f64 / b.lower_bound.max(1) as f64,
+                b.lower_bound,
+                b.returns,
+                share(b.returns),
+                b.reversals,
+                share(b.reversals),
+                shares.join(", ")
             ));
         }
         if let Some(t) = &self.topology {

@@ -491,3 +491,25 @@ fn links_settle_on_a_site_map_and_coordinates_predict_it() {
         assert_eq!(r.false_detections, 0, "{}", r.command);
     }
 }
+
+#[test]
+fn tokens_balance_over_the_overlay_without_loss() {
+    for seed in SEEDS {
+        let p = Params { tokens: 20_000, rounds: 50, ..params(Scenario::Balance, 200, seed) };
+        let r = run_ok(&p);
+        assert_joined(&r);
+        let b = r.balance.as_ref().expect("balance report");
+        assert_eq!(b.tokens_at_end, 20_000, "{}", r.command);
+        assert_eq!(b.sources, 2, "1 % of the nodes");
+        let last = b.points.last().expect("points");
+        // Generous bounds: the figures are in docs/self-organisation.md.
+        assert!(last.max_over_fair <= 1.2, "{last:?}\n{}", r.command);
+        assert!(b.moves as f64 <= 2.0 * b.lower_bound as f64, "{b:?}\n{}", r.command);
+        assert!(b.returns * 20 < b.moves, "{b:?}\n{}", r.command);
+        // Knowing the fair level, surplus also goes down the gradient.
+        let blind = run_ok(&Params { fair: true, ..p.clone() });
+        let bb = blind.balance.as_ref().expect("balance report");
+        assert_eq!(bb.tokens_at_end, 20_000);
+        assert!(bb.points.last().expect("points").max_over_fair < 2.0, "{bb:?}");
+    }
+}
