@@ -1,8 +1,9 @@
 //! The balance scenario: `--tokens` tokens injected at a share
 //! `--source-share` of the nodes, spread by the core's diffusion rule
-//! (`ryx_core::balance`) over the links the nodes formed in the join (with
-//! `--fair`, the nodes know the fair level and also send surplus down the
-//! gradient toward the nearest shortfall, `--push`).
+//! (`ryx_core::balance`: the flow computed by second-order diffusion with
+//! `--beta`, tokens following each link's flow once it settles; `--beta 0`:
+//! tokens diffuse directly, first order) over the links the nodes formed
+//! in the join.
 //!
 //! Rounds are synchronous: every node reports its load, capacity and degree
 //! to its neighbours, then each runs [`Balancer::plan`] on the reports and
@@ -175,10 +176,7 @@ pub fn balance_phase(sim: &mut Sim) -> Result<BalanceReport, Violation> {
         .map(|i| (fair[i] - loads[i] as f64).max(0.0).floor() as u64 * u64::from(dist[i]))
         .sum();
 
-    // The network's tokens per unit of capacity, as the aggregates give
-    // it, with `--fair` (else diffusion alone).
-    let level = sim.p.fair.then(|| tokens as f64 / total_cap.max(1) as f64);
-    let mut nodes: Vec<Balancer<usize>> = caps.iter().map(|&c| Balancer::new(c).with_push(sim.p.push)).collect();
+    let mut nodes: Vec<Balancer<usize>> = caps.iter().map(|&c| Balancer::new(c).with_beta(sim.p.beta)).collect();
     let mut direction: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     let (mut moves, mut returns, mut reversals) = (0u64, 0u64, 0u64);
     let ratio = |loads: &[u64]| {
@@ -189,7 +187,7 @@ pub fn balance_phase(sim: &mut Sim) -> Result<BalanceReport, Violation> {
     let mut points = vec![BalancePoint { round: 0, max_over_fair: hi, min_over_fair: lo, moves: 0 }];
     let mut rounds_to = None;
     for round in 1..=sim.p.rounds {
-        let reports: Vec<Report> = (0..n).map(|i| nodes[i].report(loads[i], &adj[i], level)).collect();
+        let reports: Vec<Report> = (0..n).map(|i| nodes[i].report(loads[i], &adj[i])).collect();
         for i in 0..n {
             for &j in &adj[i] {
                 nodes[i].on_report(j, reports[j]);
@@ -197,7 +195,7 @@ pub fn balance_phase(sim: &mut Sim) -> Result<BalanceReport, Violation> {
         }
         let mut arrivals: Vec<(usize, usize, u64)> = Vec::new();
         for i in 0..n {
-            for (j, t) in nodes[i].plan(loads[i], &adj[i], level) {
+            for (j, t) in nodes[i].plan(loads[i], &adj[i]) {
                 loads[i] -= t;
                 returns += take(&mut origins[i], j as u32, t);
                 moves += t;
@@ -214,6 +212,7 @@ pub fn balance_phase(sim: &mut Sim) -> Result<BalanceReport, Violation> {
         }
         for (i, j, t) in arrivals {
             loads[j] += t;
+            nodes[j].on_tokens(i, t);
             add(&mut origins[j], i as u32, t);
         }
         let (lo, hi) = ratio(&loads);

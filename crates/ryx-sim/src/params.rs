@@ -232,17 +232,10 @@ pub struct Params {
     /// Balance scenario: share of the nodes the tokens are injected at.
     #[arg(long, default_value_t = 0.01)]
     pub source_share: f64,
-    /// Balance scenario: the nodes know the network's tokens per unit of
-    /// capacity (as the aggregates give it) and send their surplus down the
-    /// gradient toward the nearest shortfall (`--push`) besides diffusing
-    /// it; without, diffusion alone.
-    #[arg(long)]
-    pub fair: bool,
-    /// Balance scenario with `--fair`: share of a node's surplus left after
-    /// diffusion that goes down the gradient toward the nearest shortfall
-    /// each round.
-    #[arg(long, default_value_t = ryx_core::balance::PUSH_SHARE)]
-    pub push: f64,
+    /// Balance scenario: β of the second-order flow computation (1 to 2;
+    /// below 1: tokens diffuse directly, first order).
+    #[arg(long, default_value_t = ryx_core::balance::BETA)]
+    pub beta: f64,
     /// Balance scenario: capacities, node `i` getting the `i mod len`-th
     /// (e.g. `1,2,4`; default all 1).
     #[arg(long, value_delimiter = ',')]
@@ -451,7 +444,7 @@ impl Params {
         flag("queries", self.queries != d.queries, self.queries.to_string());
         flag("rounds", self.rounds != d.rounds, self.rounds.to_string());
         flag("tokens", self.tokens != d.tokens, self.tokens.to_string());
-        flag("push", self.push != d.push, self.push.to_string());
+        flag("beta", self.beta != d.beta, self.beta.to_string());
         flag("source-share", self.source_share != d.source_share, self.source_share.to_string());
         let caps: Vec<String> = self.caps.iter().map(|c| c.to_string()).collect();
         flag("caps", !self.caps.is_empty(), caps.join(","));
@@ -500,9 +493,6 @@ impl Params {
         flag("attack", !self.attack.is_empty(), attacks.join(","));
         if self.skew {
             c.push_str(" --skew");
-        }
-        if self.fair {
-            c.push_str(" --fair");
         }
         if let Some(f) = self.split_at {
             c.push_str(&format!(" --split-at {f}"));
