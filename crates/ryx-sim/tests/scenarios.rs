@@ -506,6 +506,8 @@ fn tokens_balance_over_the_overlay_without_loss() {
         assert!(last.max_over_fair <= 1.2, "{last:?}\n{}", r.command);
         assert!(b.moves as f64 <= 2.0 * b.lower_bound as f64, "{b:?}\n{}", r.command);
         assert!(b.returns * 20 < b.moves, "{b:?}\n{}", r.command);
+        assert!(b.rounds_to_1_05.is_some_and(|n| n <= 50), "{b:?}\n{}", r.command);
+        assert!(b.reversals * 20 < b.moves, "{b:?}\n{}", r.command);
         // Tokens diffusing directly get there too, more slowly.
         let blind = run_ok(&Params { beta: 0.0, ..p.clone() });
         let bb = blind.balance.as_ref().expect("balance report");
