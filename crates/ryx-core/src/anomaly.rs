@@ -87,6 +87,11 @@ pub struct LinkQuality {
     /// interval (the side that does not lead the probing would otherwise
     /// probe once a second, and take a minute to see the link heal).
     pub watch: bool,
+    /// `loss` as of the last answered probe: what the link loses while it
+    /// still answers. The probes of a silence that has not ended are not in
+    /// it, so a crashed neighbour's unanswered probes do not lengthen the
+    /// wait for its verdict (the failure detector's windows follow it).
+    pub steady: f64,
 }
 
 impl LinkQuality {
@@ -100,6 +105,7 @@ impl LinkQuality {
         self.answered = self.answered.saturating_add(1);
         let w = Self::weight(self.samples);
         self.loss += w * (0.0 - self.loss);
+        self.steady = self.loss;
         let ms = rtt.as_secs_f64() * 1e3;
         let w = Self::weight(self.answered);
         self.rtt_ms += w * (ms - self.rtt_ms);
@@ -115,6 +121,16 @@ impl LinkQuality {
     /// Whether there is history enough to judge by.
     pub fn judged(&self) -> bool {
         self.samples >= MIN_SAMPLES
+    }
+
+    /// The link's loss while it answers, once there is history enough to
+    /// judge by (zero before).
+    pub fn steady_loss(&self) -> f64 {
+        if self.judged() && self.steady.is_finite() {
+            self.steady.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 

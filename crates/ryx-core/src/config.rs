@@ -118,8 +118,12 @@ impl Default for NodeConfig {
             max_active: 6,
             max_passive: 30,
             probe_interval: Duration::from_millis(100),
-            suspect_after: Duration::from_millis(300),
-            confirm_after: Duration::from_millis(250),
+            // 450 ms in all from the last datagram: a node stopped for
+            // 300 ms is silent for at most 300 ms plus one probe interval
+            // (100 ms) and answers when it resumes; a crashed one is judged
+            // by every neighbour within 450 ms of its last datagram.
+            suspect_after: Duration::from_millis(250),
+            confirm_after: Duration::from_millis(200),
             indirect_probes: 2,
             join_timeout: Duration::from_millis(300),
             hello_interval_needy: Duration::from_millis(300),

@@ -414,7 +414,7 @@ impl Node {
 
     /// When the driver must next call `handle(now, Input::Tick)`.
     pub fn next_deadline(&self) -> Time {
-        self.timers.get(Timer::Tick)
+        self.timers.get(Timer::Tick).min(self.timers.get(Timer::Detect))
     }
 
     /// The next thing the node wants done.
@@ -498,7 +498,9 @@ impl Node {
                     self.on_envelope(from, *env)
                 }
             }
-            Input::Tick => self.on_tick(),
+            Input::Tick if self.timers.expired(Timer::Tick, now) => self.on_tick(),
+            // Woken between ticks by a failure detector's deadline.
+            Input::Tick => self.detect_failures(false),
             Input::Seeds(seeds) => {
                 self.seeds = seeds.into_iter().filter(|s| *s != self.addr).collect();
             }

@@ -203,11 +203,11 @@ pub struct DaemonArgs {
     #[arg(long, env = "RYX_PROBE_INTERVAL_MS", default_value_t = 100)]
     pub probe_interval_ms: u64,
     /// Suspect a neighbour after this much silence (milliseconds).
-    #[arg(long, env = "RYX_SUSPECT_AFTER_MS", default_value_t = 300)]
+    #[arg(long, env = "RYX_SUSPECT_AFTER_MS", default_value_t = 250)]
     pub suspect_after_ms: u64,
     /// Declare a suspect dead if nobody hears from it for this long more
     /// (milliseconds; both scale up while this node itself is slow).
-    #[arg(long, env = "RYX_CONFIRM_AFTER_MS", default_value_t = 250)]
+    #[arg(long, env = "RYX_CONFIRM_AFTER_MS", default_value_t = 200)]
     pub confirm_after_ms: u64,
     /// Hello interval once the node has enough neighbours (milliseconds).
     #[arg(long, env = "RYX_HELLO_INTERVAL_MS", default_value_t = 5000)]

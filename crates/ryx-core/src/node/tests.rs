@@ -53,9 +53,14 @@ impl Mini {
 
     /// Runs `ms` milliseconds with instant delivery; `alive` masks nodes.
     fn run(&mut self, ms: u64, alive: &[bool]) {
+        self.run_in_steps(ms, 10_000, alive)
+    }
+
+    /// As `run`, in steps of `step_us` microseconds.
+    fn run_in_steps(&mut self, ms: u64, step_us: u64, alive: &[bool]) {
         let end = self.now.plus(Duration::from_millis(ms));
         while self.now < end {
-            self.now = self.now.plus(Duration::from_millis(10));
+            self.now = self.now.plus(Duration::from_micros(step_us));
             for i in 0..self.nodes.len() {
                 if alive[i] && self.nodes[i].next_deadline() <= self.now {
                     self.nodes[i].handle(self.now, Input::Tick);
@@ -448,6 +453,84 @@ fn crashed_neighbour_is_detected_and_replaced() {
     }
     let detected: u64 = m.nodes.iter().map(|n| n.metrics().failures_detected).sum();
     assert!(detected >= 1);
+}
+
+#[test]
+fn a_dead_neighbour_is_judged_at_its_deadline_not_the_next_tick() {
+    // Windows that end between ticks (the tiny network's ticks are in step).
+    let cfg = NodeConfig { suspect_after: Duration::from_millis(233), ..NodeConfig::default() };
+    let mut m = Mini::new(10, cfg.clone());
+    let mut alive = vec![true; 10];
+    m.run(3_000, &alive);
+    let victim = m.nodes[0].id();
+    alive[0] = false;
+    // Millisecond steps: each neighbour's verdict, from the last datagram
+    // it had from the victim.
+    let mut heard: Vec<Option<Time>> = m.nodes.iter().map(|n| n.active.get(&victim).map(|p| p.last_heard)).collect();
+    let failures: Vec<u64> = m.nodes.iter().map(|n| n.metrics().failures_detected).collect();
+    let mut judged = Vec::new();
+    for _ in 0..1_000 {
+        m.run_in_steps(1, 1_000, &alive);
+        for (i, n) in m.nodes.iter().enumerate().skip(1) {
+            match (n.active.get(&victim), heard[i]) {
+                (Some(p), _) => heard[i] = Some(p.last_heard),
+                // Dropped by the failure detector (not for a better link).
+                (None, Some(t)) if n.metrics().failures_detected > failures[i] => {
+                    judged.push(m.now.since(t));
+                    heard[i] = None;
+                }
+                (None, Some(_)) => heard[i] = None,
+                (None, None) => {}
+            }
+        }
+    }
+    assert!(judged.len() >= 4, "only {} neighbours judged it", judged.len());
+    let window = cfg.suspect_after + cfg.confirm_after;
+    for d in judged {
+        // Instant delivery: no round trip or jitter to wait for. On the
+        // tick (50 ms) a verdict came up to a tick late.
+        assert!(d >= window && d <= window + Duration::from_millis(2), "judged {d:?} after the last datagram");
+    }
+}
+
+#[test]
+fn a_prober_keeps_its_cadence_while_its_neighbour_talks() {
+    // The side of a link that does not probe hears only what the prober
+    // sends: traffic the other way must not stop the prober's pings.
+    let mut m = Mini::new(8, NodeConfig::default());
+    let alive = vec![true; 8];
+    m.run(3_000, &alive);
+    let mut longest = Duration::ZERO;
+    for _ in 0..400 {
+        m.run_in_steps(10, 1_000, &alive);
+        for n in &m.nodes {
+            for (id, p) in &n.active {
+                if *id < n.id() && m.now.since(p.since) > Duration::from_millis(500) {
+                    longest = longest.max(m.now.since(p.last_heard));
+                }
+            }
+        }
+    }
+    // One probe interval on the 50 ms tick grid, and a step.
+    assert!(longest <= Duration::from_millis(101), "a non-prober heard nothing for {longest:?}");
+}
+
+#[test]
+fn a_lossy_link_gets_longer_windows_and_a_clean_one_none() {
+    use super::tick::loss_allowance;
+    let cfg = NodeConfig::default();
+    assert_eq!(loss_allowance(&cfg, 0.0), Duration::ZERO);
+    assert_eq!(loss_allowance(&cfg, 0.01), Duration::ZERO);
+    assert_eq!(loss_allowance(&cfg, f64::NAN), Duration::ZERO);
+    assert_eq!(loss_allowance(&cfg, -1.0), Duration::ZERO);
+    // About 10 % of probes lost: six in a row (1e-6) span 700 ms and a tick.
+    assert_eq!(loss_allowance(&cfg, 0.1), Duration::from_millis(300));
+    let mut last = Duration::ZERO;
+    for q in [0.02, 0.05, 0.1, 0.2, 0.5, 0.9, 1.0, f64::INFINITY] {
+        let a = loss_allowance(&cfg, q);
+        assert!(a >= last && a <= Duration::from_millis(1500), "{q}: {a:?}");
+        last = a;
+    }
 }
 
 #[test]

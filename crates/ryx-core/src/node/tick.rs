@@ -34,7 +34,7 @@ impl Node {
             self.want_routes.retain(|_, r| now.since(r.at) < WANT_ROUTE_TTL);
             self.alerts_tick();
         }
-        self.detect_failures();
+        self.detect_failures(true);
         self.expire_pending();
         if !self.upload_window.is_empty() || !self.upload_queue.is_empty() {
             self.pump_upload();
@@ -114,7 +114,9 @@ impl Node {
         d.mul_f64(f)
     }
 
-    pub(super) fn detect_failures(&mut self) {
+    /// Probes silent neighbours (on a tick only: `on_tick`), and judges
+    /// them: suspects, indirect probes, verdicts.
+    pub(super) fn detect_failures(&mut self, on_tick: bool) {
         let now = self.now;
         let scale = self.local_health.saturating_add(1);
         // The windows are the configured ones (sized for a LAN) plus what
@@ -125,26 +127,14 @@ impl Node {
         let mut to_ping = Vec::new();
         let mut newly_suspect = Vec::new();
         let mut convict = Vec::new();
+        // Probes keep to a fixed cadence of `probe_interval` on the tick
+        // grid: an answer that lands just after the tick that sent its
+        // probe must not push the next probe a whole tick later (a 150 ms
+        // gap instead of 100 ms widens the silence a short stop leaves).
+        let probe_every = self.cfg.probe_interval.saturating_sub(TICK / 2);
+        let unmeasured = self.longest_rto();
         for (id, p) in self.active.iter_mut() {
-            // Probes go out every `probe_interval` whatever the round trip,
-            // so answers keep arriving that often on a long path too: the
-            // silence that makes a suspect grows only with the link's
-            // jitter. Once suspected, an answer takes a round trip to come
-            // back (ours, or a helper's probe of the suspect, about as long,
-            // plus the helper's leg): the confirmation window grows by it.
-            let rto = p.rtt.timeout();
-            let jitter = Duration::from_micros(p.rtt.var_us.saturating_mul(4).min(10_000_000));
-            // Saturating: a configured window times the local-health
-            // multiplier must not overflow into a panic.
-            let suspect_after =
-                self.cfg.suspect_after.saturating_add(jitter).checked_mul(scale).unwrap_or(Duration::MAX);
-            let confirm_after = self
-                .cfg
-                .confirm_after
-                .saturating_add(rto)
-                .saturating_add(p.helper_leg)
-                .checked_mul(scale)
-                .unwrap_or(Duration::MAX);
+            let (suspect_after, confirm_after) = detector_windows(&self.cfg, p, scale, unmeasured);
             let silence = now.since(p.last_heard);
             // One side of each link probes: the one with the lower id. Its
             // pings are the other side's proof of life, so the other side
@@ -153,15 +143,22 @@ impl Node {
             let prober = self.id < *id;
             let since_ping = p.last_ping.map(|t| now.since(t));
             let due = if prober {
-                silence >= self.cfg.probe_interval && since_ping.is_none_or(|d| d >= self.cfg.probe_interval)
+                // Whatever it hears: traffic from the other side resets our
+                // silence, not the other side's, which hears only what we
+                // send (a prober quiet while its neighbour talked left it
+                // silent for 200 ms, and a 300 ms stop then looked like a
+                // death).
+                since_ping.is_none_or(|d| d >= probe_every)
             } else {
                 // A link judged slow or lossy is probed from this side too,
                 // at the probe interval (its history must follow a heal).
                 let every = if p.quality.watch { self.cfg.probe_interval } else { Duration::from_secs(1) };
-                (silence >= self.cfg.probe_interval * 2 && since_ping.is_none_or(|d| d >= self.cfg.probe_interval))
+                (silence >= self.cfg.probe_interval * 2 && since_ping.is_none_or(|d| d >= probe_every))
                     || since_ping.is_none_or(|d| d >= every)
             };
-            if due {
+            // Probes keep to the tick grid: a probe sent at a deadline's
+            // wake-up would put off the next one by up to a tick.
+            if due && on_tick {
                 p.last_ping = Some(now);
                 to_ping.push((*id, p.addr));
             }
@@ -209,6 +206,7 @@ impl Node {
             }
         }
         if convict.is_empty() {
+            self.set_detect_deadline();
             return;
         }
         let all_suspect = self.active.len() >= 2 && self.active.values().all(|p| p.suspect_since.is_some());
@@ -216,6 +214,7 @@ impl Node {
             // Everyone silent at once: more likely our own network or CPU
             // than every neighbour dying together. Slow down and look again.
             self.local_health += 1;
+            self.set_detect_deadline();
             return;
         }
         for id in convict {
@@ -223,6 +222,50 @@ impl Node {
             self.remove_active(id, DownReason::Failed);
         }
         self.fill();
+        self.set_detect_deadline();
+    }
+
+    /// What a link whose probes have not answered yet is assumed to need
+    /// for a round trip: the longest measured on any active link (at most a
+    /// second),
+    /// and at least `join_timeout` (how long this node lets a stranger take
+    /// to answer a join), so that a new link's first answer is not late by
+    /// its length. A new link is measured within a round trip of forming.
+    fn longest_rto(&self) -> Duration {
+        // Active links only, and at most `MAX_UNMEASURED_RTO`: one neighbour
+        // that delays its answers must not stretch every new link's window.
+        let longest = self.active.values().filter(|p| p.rtt.smoothed_us.is_some()).map(|p| p.rtt.timeout()).max();
+        longest.unwrap_or_default().min(MAX_UNMEASURED_RTO).max(self.cfg.join_timeout)
+    }
+
+    /// Sets [`Timer::Detect`] to the failure detector's next deadline if it
+    /// falls before the next tick (a silence that would make a suspect, a
+    /// suspect's window that would end), so that a verdict is not up to a
+    /// tick late; otherwise the tick looks. An idle node hears from each
+    /// neighbour every probe interval, so its deadlines lie beyond the next
+    /// tick and it wakes no more often than before.
+    pub(super) fn set_detect_deadline(&mut self) {
+        let scale = self.local_health.saturating_add(1);
+        let unmeasured = self.longest_rto();
+        let next = self
+            .active
+            .values()
+            .map(|p| {
+                let (suspect_after, confirm_after) = detector_windows(&self.cfg, p, scale, unmeasured);
+                match p.suspect_since {
+                    None => p.last_heard.plus(suspect_after),
+                    Some(s) => s.plus(confirm_after),
+                }
+            })
+            .min();
+        // Inside a tick the tick timer still holds this tick's time: the
+        // next one is a tick away.
+        let tick = self.timers.get(Timer::Tick);
+        let tick = if tick > self.now { tick } else { self.now.plus(TICK) };
+        // Never now or in the past: a deadline already passed (a node that
+        // just raised its local health and looks again) is the tick's.
+        let at = next.filter(|t| *t > self.now && *t < tick).unwrap_or(tick);
+        self.timers.set(Timer::Detect, at);
     }
 
     pub(super) fn expire_pending(&mut self) {
@@ -420,4 +463,77 @@ impl Node {
         let per_list = TOPOLOGY_GAP_PER_LIST.saturating_mul(self.topology.len().min(u32::MAX as usize) as u32);
         self.cfg.topology_interval.max(per_list).min(MAX_TOPOLOGY_EVERY.max(self.cfg.topology_interval))
     }
+}
+
+/// What the configured windows already allow for an answer's delay and
+/// jitter: they are sized for a LAN, where a node stopped for 300 ms is
+/// silent for at most 300 ms plus one probe interval (100 ms), and 450 ms
+/// leaves 50 ms to spare. A link's measured jitter and round trips lengthen
+/// the windows only beyond this.
+const LAN_SLACK: Duration = Duration::from_millis(50);
+
+/// A neighbour's failure-detector windows: the silence that makes it a
+/// suspect, and the time a suspect then has to answer. The configured ones
+/// (sized for a LAN) plus what the link's measured round trips say an
+/// answer may take beyond [`LAN_SLACK`], so that a long or jittery path is
+/// not accused for its length; both times the local-health multiplier
+/// `scale`.
+fn detector_windows(cfg: &NodeConfig, p: &ActivePeer, scale: u32, unmeasured: Duration) -> (Duration, Duration) {
+    // Probes go out every `probe_interval` whatever the round trip, so
+    // answers keep arriving that often on a long path too: the silence that
+    // makes a suspect grows only with the link's jitter. Once suspected, an
+    // answer takes a round trip to come back (ours, or a helper's probe of
+    // the suspect, about as long, plus the helper's leg): the confirmation
+    // window grows by it. The slack goes to the jitter first, then to the
+    // round trips; on loopback a few milliseconds of scheduling jitter
+    // would otherwise add up (12 deviations in all) to 50-100 ms.
+    let rto = if p.rtt.smoothed_us.is_some() { p.rtt.timeout() } else { unmeasured };
+    let jitter = Duration::from_micros(p.rtt.var_us.saturating_mul(4).min(10_000_000));
+    let left = LAN_SLACK.saturating_sub(jitter);
+    let jitter = jitter.saturating_sub(LAN_SLACK);
+    let trip = rto.saturating_add(p.helper_leg).saturating_sub(left);
+    let lossy = loss_allowance(cfg, p.quality.steady_loss());
+    // Saturating: a configured window times the local-health multiplier
+    // must not overflow into a panic. Whole microseconds, rounded up, as
+    // node time counts: a deadline then falls exactly where the window
+    // ends, not a microsecond before it.
+    let suspect_after = cfg.suspect_after.saturating_add(jitter).checked_mul(scale).unwrap_or(Duration::MAX);
+    let confirm_after =
+        cfg.confirm_after.saturating_add(trip).saturating_add(lossy).checked_mul(scale).unwrap_or(Duration::MAX);
+    (ceil_us(suspect_after), ceil_us(confirm_after))
+}
+
+fn ceil_us(d: Duration) -> Duration {
+    if d.subsec_nanos().is_multiple_of(1_000) {
+        d
+    } else {
+        d.saturating_add(Duration::from_nanos(1_000 - u64::from(d.subsec_nanos() % 1_000)))
+    }
+}
+
+/// The chance, per probe, that a live link loses every probe of the
+/// failure detector's windows, that a lossy link's windows are sized for.
+const FALSE_SILENCE: f64 = 1e-6;
+
+/// Most a link's loss lengthens its windows.
+const MAX_LOSS_ALLOWANCE: Duration = Duration::from_millis(1500);
+
+/// Most a link not yet measured is assumed to need for a round trip.
+const MAX_UNMEASURED_RTO: Duration = Duration::from_secs(1);
+
+/// How much longer than the configured windows a link that loses `loss` of
+/// its probes (while it answers) needs, so that a run of lost probes that
+/// long comes by chance at most [`FALSE_SILENCE`] per probe: `m` probes in a
+/// row, `loss^m <= FALSE_SILENCE`, leave `m + 1` probe intervals of silence
+/// and a tick of drift. A link losing up to 1 % of its probes needs
+/// nothing (the windows hold three lost probes); 5 % loss each way (about
+/// 10 % of probes) needs 750 ms in all, 300 ms more. The extra goes to the
+/// confirmation window, so that indirect probes still start early.
+pub(super) fn loss_allowance(cfg: &NodeConfig, loss: f64) -> Duration {
+    if loss.is_nan() || loss <= 0.0 {
+        return Duration::ZERO;
+    }
+    let runs = (FALSE_SILENCE.ln() / loss.min(0.9).ln()).ceil();
+    let need = cfg.probe_interval.mul_f64(runs + 1.0).saturating_add(TICK);
+    need.saturating_sub(cfg.suspect_after.saturating_add(cfg.confirm_after)).min(MAX_LOSS_ALLOWANCE)
 }

@@ -1,16 +1,22 @@
 //! The node's timers: one enum, one table.
 //!
-//! The driver wakes the node at [`Timer::Tick`] only (every [`super::TICK`]);
-//! each other timer is checked on the first tick at or after its time, so the
-//! periodic work of a tick happens together and in a fixed order.
+//! The driver wakes the node at [`Timer::Tick`] (every [`super::TICK`]) and
+//! at [`Timer::Detect`] when a failure detector's deadline falls between
+//! two ticks; each other timer is checked on the first tick at or after its
+//! time, so the periodic work of a tick happens together and in a fixed
+//! order.
 
 use crate::time::Time;
 
 /// What a timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Timer {
-    /// The periodic tick itself: the node's only wake-up.
+    /// The periodic tick itself.
     Tick,
+    /// The failure detector's next deadline (a silence that makes a
+    /// suspect, a suspect's window that ends), when it falls before the
+    /// next tick: a verdict waits for no tick.
+    Detect,
     /// The next discovery hello.
     Hello,
     /// The next shuffle of passive peers with a neighbour.
@@ -32,7 +38,7 @@ pub(crate) enum Timer {
 }
 
 impl Timer {
-    const COUNT: usize = 10;
+    const COUNT: usize = 11;
 }
 
 /// When each timer fires next.

@@ -21,6 +21,9 @@ pub enum Input<'a> {
         env: Box<Envelope>,
     },
     /// Time passed: do periodic work (call when `next_deadline` is reached).
+    /// The periodic work runs once the tick's own time has come; called
+    /// earlier (at a failure detector's deadline, or early), only the
+    /// failure detector looks.
     Tick,
     /// The seed list was (re-)resolved by the driver.
     Seeds(Vec<SocketAddr>),
