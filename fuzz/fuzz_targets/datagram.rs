@@ -55,6 +55,8 @@ impl World {
             msg,
             sig: None,
             tag: None,
+            // Every other probe in the short binary form.
+            short: self.seq % 2 == 0,
         };
         if env.msg.needs_sig() {
             wire::sign_envelope(&mut env, &self.peer, self.wall / 1000);
@@ -87,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut w = World { node, peer: Identity::from_u64(2), sealer, now: T0, wall: T0, seq: T0 };
     // The neighbour links up first, so that neighbour-only kinds are read.
-    w.from_peer(Message::Join { long: false, urgent: true, degree: 0, labels: vec![] });
+    w.from_peer(Message::Join { long: false, urgent: true, degree: 0, labels: vec![], short: true });
     if flags & 2 == 2 {
         // A learning task of two features, so that `learn` parts (task
         // "t") reach a learner.

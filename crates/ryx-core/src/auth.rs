@@ -46,6 +46,9 @@ const KDF_CONTEXT: &str = "ryx cluster datagram key v1";
 /// MAC bytes carried (128 bits).
 const MAC_LEN: usize = 16;
 const TAG_OPEN: &[u8] = b",\"tag\":\"";
+/// Length of the binary tag after a short datagram's fields
+/// (`wire::short`): key id (4), boot (8), counter (8), wall ms (8), MAC.
+pub const SHORT_TAG_LEN: usize = 4 + 8 + 8 + 8 + MAC_LEN;
 
 /// One cluster key.
 #[derive(Clone)]
@@ -272,10 +275,22 @@ impl Auth {
         self.seen.len()
     }
 
-    /// Seals an encoded envelope in place. Does nothing if `bytes` is not a
-    /// JSON object or there is no key.
+    /// Seals an encoded envelope in place: a `tag` field in a JSON object,
+    /// a binary tag after a short datagram (`wire::short`). Does nothing
+    /// to anything else, nor without a key.
     pub fn seal(&mut self, bytes: &mut Vec<u8>, now: Time) {
         let Some(key) = self.keys.keys.first() else { return };
+        if bytes.first() == Some(&crate::wire::short::MAGIC) {
+            // The short form: the same fields, binary, after its own.
+            self.counter += 1;
+            bytes.extend_from_slice(&key.id.to_le_bytes());
+            bytes.extend_from_slice(&self.boot.to_le_bytes());
+            bytes.extend_from_slice(&self.counter.to_le_bytes());
+            bytes.extend_from_slice(&(now.0 / 1000).to_le_bytes());
+            let mac = blake3::keyed_hash(&key.key, bytes);
+            bytes.extend_from_slice(&mac.as_bytes()[..MAC_LEN]);
+            return;
+        }
         if bytes.last() != Some(&b'}') {
             return;
         }
@@ -292,6 +307,9 @@ impl Auth {
     /// Checks a sealed datagram and returns the envelope bytes without the
     /// tag.
     pub fn open(&mut self, bytes: &[u8], now: Time) -> Result<Vec<u8>, AuthError> {
+        if bytes.first() == Some(&crate::wire::short::MAGIC) {
+            return self.open_short(bytes, now);
+        }
         if !bytes.ends_with(b"\"}") {
             return Err(AuthError::Missing);
         }
@@ -318,15 +336,37 @@ impl Auth {
         if !ct_eq(&want.as_bytes()[..MAC_LEN], &mac) {
             return Err(AuthError::BadMac);
         }
-        let ts = ts_ms.saturating_mul(1000);
-        if ts.abs_diff(now.0) > self.max_skew {
-            return Err(AuthError::Stale);
-        }
-        self.check_replay(boot, ctr, now)?;
+        self.check_fresh(boot, ctr, ts_ms, now)?;
         let mut out = Vec::with_capacity(start + 1);
         out.extend_from_slice(&bytes[..start]);
         out.push(b'}');
         Ok(out)
+    }
+
+    /// Opens a short datagram: its fields, then [`SHORT_TAG_LEN`] bytes of
+    /// tag.
+    fn open_short(&mut self, bytes: &[u8], now: Time) -> Result<Vec<u8>, AuthError> {
+        let body_len = bytes.len().checked_sub(SHORT_TAG_LEN).filter(|n| *n > 0).ok_or(AuthError::Missing)?;
+        let (body, tag) = bytes.split_at(body_len);
+        let u64_at = |i: usize| u64::from_le_bytes(tag[i..i + 8].try_into().unwrap_or_default());
+        let kid = u32::from_le_bytes(tag[..4].try_into().unwrap_or_default());
+        let (boot, ctr, ts_ms) = (u64_at(4), u64_at(12), u64_at(20));
+        let key = self.keys.find(kid).ok_or(AuthError::UnknownKey)?;
+        let (signed, mac) = bytes.split_at(bytes.len() - MAC_LEN);
+        let want = blake3::keyed_hash(&key.key, signed);
+        if !ct_eq(&want.as_bytes()[..MAC_LEN], mac) {
+            return Err(AuthError::BadMac);
+        }
+        self.check_fresh(boot, ctr, ts_ms, now)?;
+        Ok(body.to_vec())
+    }
+
+    /// A tag's time within the skew bound, and its counter not seen before.
+    fn check_fresh(&mut self, boot: u64, ctr: u64, ts_ms: u64, now: Time) -> Result<(), AuthError> {
+        if ts_ms.saturating_mul(1000).abs_diff(now.0) > self.max_skew {
+            return Err(AuthError::Stale);
+        }
+        self.check_replay(boot, ctr, now)
     }
 
     fn check_replay(&mut self, boot: u64, ctr: u64, now: Time) -> Result<(), AuthError> {
@@ -459,6 +499,39 @@ mod tests {
         assert_eq!(b.open(&d5, T0), Err(AuthError::Malformed));
         // The untouched one still opens.
         assert!(b.open(&d2, T0).is_ok());
+    }
+
+    #[test]
+    fn a_short_datagram_is_sealed_with_a_binary_tag_and_refused_as_a_json_one_is() {
+        let (mut a, mut b) = pair("s3cret");
+        let short = || {
+            let mut d = vec![crate::wire::short::MAGIC];
+            d.extend_from_slice(&[2, 1, 9, 9, 9, 9]);
+            d
+        };
+        let mut d = short();
+        a.seal(&mut d, T0);
+        assert_eq!(d.len(), short().len() + SHORT_TAG_LEN);
+        assert_eq!(b.open(&d, T0).unwrap(), short());
+        assert_eq!(b.open(&d, T0), Err(AuthError::Replay));
+        // Every byte matters: the fields, the tag's counter, the MAC.
+        for i in [1, 20, d.len() - 1] {
+            let mut d2 = short();
+            a.seal(&mut d2, T0);
+            d2[i] ^= 1;
+            assert_eq!(b.open(&d2, T0), Err(AuthError::BadMac), "byte {i}");
+        }
+        // Unsealed, truncated, another key, stale.
+        assert_eq!(b.open(&short(), T0), Err(AuthError::Missing));
+        assert_eq!(b.open(&d[..SHORT_TAG_LEN], T0), Err(AuthError::Missing));
+        let (mut other, _) = pair("other");
+        let mut d3 = short();
+        other.seal(&mut d3, T0);
+        assert_eq!(b.open(&d3, T0), Err(AuthError::UnknownKey));
+        let mut d4 = short();
+        a.seal(&mut d4, T0);
+        assert_eq!(b.open(&d4, Time(T0.0 + DEFAULT_MAX_SKEW_US + 1_000_000)), Err(AuthError::Stale));
+        assert!(b.open(&d4, T0).is_ok());
     }
 
     #[test]

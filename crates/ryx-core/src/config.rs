@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub max_passive: usize,
     /// How often each active neighbour is probed when it has been silent.
     pub probe_interval: Duration,
+    /// Send `ping` and `ack` in their short binary form to neighbours
+    /// that read it (`wire::short`): a third of the JSON's bytes.
+    pub short_probes: bool,
     /// Silence after which a neighbour is suspected (scaled by local health).
     pub suspect_after: Duration,
     /// Time a suspect has to answer direct or indirect probes before it is
@@ -118,6 +121,7 @@ impl Default for NodeConfig {
             max_active: 6,
             max_passive: 30,
             probe_interval: Duration::from_millis(100),
+            short_probes: true,
             // 450 ms in all from the last datagram: a node stopped for
             // 300 ms is silent for at most 300 ms plus one probe interval
             // (100 ms) and answers when it resumes; a crashed one is judged
@@ -128,12 +132,15 @@ impl Default for NodeConfig {
             join_timeout: Duration::from_millis(300),
             hello_interval_needy: Duration::from_millis(300),
             hello_interval: Duration::from_secs(5),
-            shuffle_interval: Duration::from_secs(2),
+            // Every 4 s: about 0.3 kB/s a node (each shuffle and its
+            // answer ~600 B); the passive list refreshes in about a
+            // minute, and passive probes weed out its dead every second.
+            shuffle_interval: Duration::from_secs(4),
             reevaluate_interval: Duration::from_secs(10),
             long_link_refresh: Duration::from_secs(300),
             // Every refresh costs each node within reach one payload plus
             // announcements: an unchanged list goes out every 30 s, or
-            // half a second per list held if longer (`topology_every`), and
+            // 1.5 s per list held if longer (`topology_every`), and
             // a changed one at once; lists of dead nodes go when no other
             // list names them (`topology::ORPHAN_GRACE`).
             topology_interval: Duration::from_secs(30),

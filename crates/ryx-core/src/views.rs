@@ -86,6 +86,9 @@ pub struct ActivePeer {
     pub coord_in: Option<Time>,
     /// This node's tree advert as last told on this link, and when.
     pub tree_sent: Option<(crate::wire::TreeAdvert, Time)>,
+    /// Whether it reads `ping` and `ack` in their short form (it said so
+    /// when the link formed, or sent one).
+    pub short: bool,
 }
 
 /// A replacement candidate.

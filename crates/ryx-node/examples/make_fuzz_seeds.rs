@@ -130,6 +130,28 @@ fn datagram_seeds(dir: &Path) {
         record(&mut seed, 2, &serde_json::to_vec(m).unwrap_or_default());
     }
     write(dir, "all-in-order", &seed);
+    // Probes as raw short datagrams (op 0) from the target's neighbour,
+    // so that mutations start from the binary form too.
+    for flag in [0u8, 1] {
+        let mut seed = vec![flag];
+        let probes = msgs.iter().filter(|m| matches!(m, Message::Ping { .. } | Message::Ack { .. }));
+        for (k, m) in probes.take(16).enumerate() {
+            let env = ryx_core::wire::Envelope {
+                v: ryx_core::wire::PROTOCOL_VERSION,
+                cluster: "ryx".into(),
+                from: Identity::from_u64(2).id(),
+                to: Some(Identity::from_u64(1).id()),
+                seq: 1_800_000_000_000_000 + k as u64,
+                msg: (*m).clone(),
+                sig: None,
+                tag: None,
+                short: true,
+            };
+            record(&mut seed, 0, &ryx_core::wire::encode(&env).unwrap_or_default());
+            record(&mut seed, 3, &[5]);
+        }
+        write(dir, &format!("short-probes-{flag}"), &seed);
+    }
     eprintln!("datagram: {n} seeds over {} kinds from {} messages", by_kind.len(), msgs.len());
 }
 

@@ -202,6 +202,10 @@ pub struct DaemonArgs {
     /// Probe a silent neighbour this often (milliseconds).
     #[arg(long, env = "RYX_PROBE_INTERVAL_MS", default_value_t = 100)]
     pub probe_interval_ms: u64,
+    /// Send probes (`ping`, `ack`) as JSON even to neighbours that read
+    /// their short binary form (for comparison and debugging).
+    #[arg(long, env = "RYX_JSON_PROBES")]
+    pub json_probes: bool,
     /// Suspect a neighbour after this much silence (milliseconds).
     #[arg(long, env = "RYX_SUSPECT_AFTER_MS", default_value_t = 250)]
     pub suspect_after_ms: u64,
@@ -401,6 +405,7 @@ impl DaemonArgs {
             max_active: self.max_neighbors,
             max_passive: self.max_passive,
             probe_interval: Duration::from_millis(self.probe_interval_ms),
+            short_probes: !self.json_probes,
             suspect_after: Duration::from_millis(self.suspect_after_ms),
             confirm_after: Duration::from_millis(self.confirm_after_ms),
             hello_interval: Duration::from_millis(self.hello_interval_ms),

@@ -135,6 +135,7 @@ impl FakePeer {
             msg,
             sig: None,
             tag: None,
+            short: false,
         };
         if env.msg.needs_sig() {
             wire::sign_envelope(&mut env, &self.id, unix_ms());
@@ -151,7 +152,7 @@ impl FakePeer {
     /// Joins `n` as an active neighbour and keeps answering its probes.
     fn link_to(&self, n: &NodeProc) {
         let to: NodeId = n.id.as_str().parse().expect("node id");
-        self.send(n, Message::Join { long: false, urgent: true, degree: 0, labels: vec![] });
+        self.send(n, Message::Join { long: false, urgent: true, degree: 0, labels: vec![], short: false });
         let me = ryx_api::NodeId::from(self.id.id().to_string());
         let linked = wait_until(Duration::from_secs(5), || n.neighbor_ids().is_some_and(|v| v.contains(&me)));
         assert!(linked.is_some(), "the node did not take the fake peer as a neighbour");

@@ -242,8 +242,8 @@ impl Byzantine {
         match self.rng.below(29) {
             0 => Message::Hello { active: 255, needy: true },
             1 => Message::HelloReply { peers: vec![peer; 64] },
-            2 => Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
-            3 => Message::JoinReply { accepted: true, peers: vec![peer], labels: vec![] },
+            2 => Message::Join { long: true, urgent: true, degree: 0, labels: vec![], short: false },
+            3 => Message::JoinReply { accepted: true, peers: vec![peer], labels: vec![], short: false },
             4 => Message::Disconnect,
             5 => Message::Leave,
             6 => Message::Ping {
@@ -414,8 +414,17 @@ impl Byzantine {
 
     fn envelope(&mut self, from: NodeId, to: Option<NodeId>, msg: Message, signer: &Identity, wall_ms: u64) -> Vec<u8> {
         self.seq += 1;
-        let mut env =
-            Envelope { v: PROTOCOL_VERSION, cluster: "sim".into(), from, to, seq: self.seq, msg, sig: None, tag: None };
+        let mut env = Envelope {
+            v: PROTOCOL_VERSION,
+            cluster: "sim".into(),
+            from,
+            to,
+            seq: self.seq,
+            msg,
+            sig: None,
+            tag: None,
+            short: false,
+        };
         if env.msg.needs_sig() {
             wire::sign_envelope(&mut env, signer, wall_ms);
             env.from = from;
@@ -483,7 +492,7 @@ impl Byzantine {
                             hops: wire::MAX_WANT_HOPS,
                         },
                         3 => Message::Hello { active: 0, needy: true },
-                        _ => Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
+                        _ => Message::Join { long: true, urgent: true, degree: 0, labels: vec![], short: false },
                     };
                     // From itself (its signature is valid: the attack is the
                     // asking, not a forgery) to several nodes at once.

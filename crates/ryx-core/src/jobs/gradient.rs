@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How often an idle node repeats its unchanged load to its neighbours
+/// (in case the datagram that told a change was lost).
+pub const LOAD_KEEPALIVE: Duration = Duration::from_secs(10);
+
 impl JobEngine {
     /// The neighbour closest to the job's home. Only a neighbour strictly
     /// closer than this node counts, so reports never circle while the
@@ -86,7 +90,9 @@ impl JobEngine {
     }
 
     /// Advertises load and gradient to neighbours: every `load_interval`
-    /// while something changed or jobs run (2 s keepalive otherwise), and,
+    /// while something changed or jobs run, to a new neighbour at once,
+    /// otherwise every [`LOAD_KEEPALIVE`] (an idle node's neighbours need
+    /// hear nothing new: a change goes at once), and,
     /// when `freed` (a slot came free, or tokens were passed on), at once if this node has more
     /// room than it last said and 20 ms have passed: a node that runs units
     /// faster than the interval would otherwise sit idle waiting to be sent
@@ -120,11 +126,13 @@ impl JobEngine {
             }
         }
         let changed = (free, room) != self.last_load_sent;
-        let keepalive = now.since(self.last_load_at) >= Duration::from_secs(2);
-        if changed || !entries.is_empty() || keepalive {
+        let keepalive = now.since(self.last_load_at) >= LOAD_KEEPALIVE;
+        let new_neighbour = ctx.neighbors.iter().any(|(id, _)| !self.load_told.contains(id));
+        if changed || !entries.is_empty() || keepalive || new_neighbour {
             self.next_load = now.plus(self.cfg.load_interval);
             self.last_load_sent = (free, room);
             self.last_load_at = now;
+            self.load_told = ctx.neighbors.iter().map(|(id, _)| *id).collect();
             entries.truncate(crate::wire::MAX_GRADIENT_ENTRIES);
             for (id, addr) in ctx.neighbors.clone() {
                 ctx.sends.push((PeerInfo { id, addr }, Message::Load { free, room, jobs: entries.clone() }));

@@ -402,6 +402,8 @@ pub struct JobEngine {
     next_load: Time,
     last_load_sent: (u16, u16),
     last_load_at: Time,
+    /// The neighbours the last load went to: a new one is told at once.
+    load_told: BTreeSet<NodeId>,
     /// Since when first replicas of this node's own chunks have waited in
     /// its queue (None: none wait). Only a neighbour's report newer than
     /// this by [`STEAL_SETTLE`] shows it idle for a steal.

@@ -199,6 +199,7 @@ fn a_full_part_of_a_large_model_fits_a_datagram_and_passes_the_wire() {
             msg: crate::wire::Message::learn(m.clone()),
             sig: None,
             tag: None,
+            short: false,
         };
         let bytes = crate::wire::encode(&env).expect("within MAX_DATAGRAM");
         let back = crate::wire::decode(&bytes, "c").expect("valid");

@@ -92,8 +92,10 @@ impl Node {
         // address never changes on hearsay: a datagram naming a neighbour's
         // id from elsewhere is someone else's (a link moves only by a new,
         // signed join).
+        let short_in = env.short;
         if let Some(p) = self.active.get_mut(&from).filter(|p| p.addr == src) {
             p.last_heard = self.now;
+            p.short |= short_in;
             if p.suspect_since.take().is_some() {
                 self.metrics.suspicions_refuted += 1;
             }
@@ -113,15 +115,17 @@ impl Node {
                 }
                 self.fill();
             }
-            Message::Join { long, urgent, degree, labels } => {
+            Message::Join { long, urgent, degree, labels, short } => {
                 self.on_join(from, src, long, urgent, degree);
-                if self.active.contains_key(&from) {
+                if let Some(p) = self.active.get_mut(&from) {
+                    p.short = short;
                     self.alerts.labels.insert(from, labels);
                 }
             }
-            Message::JoinReply { accepted, peers, labels } => {
+            Message::JoinReply { accepted, peers, labels, short } => {
                 self.on_join_reply(from, src, accepted, peers);
-                if accepted && self.active.contains_key(&from) {
+                if let Some(p) = self.active.get_mut(&from).filter(|_| accepted) {
+                    p.short = short;
                     self.alerts.labels.insert(from, labels);
                 }
             }
@@ -177,7 +181,8 @@ impl Node {
                 let degree = self.degree();
                 let tree = if nbr { self.tree_advert_for(from) } else { None };
                 let coord = coord.map(|_| self.vivaldi.coord());
-                self.send(peer, Message::Ack { nonce, neighbor: nbr, degree, tree, coord });
+                // A short ping gets a short ack, neighbour or not.
+                self.send_as(peer, Message::Ack { nonce, neighbor: nbr, degree, tree, coord }, short_in);
             }
             Message::Ack { nonce, neighbor, degree, tree, coord } => {
                 if nbr {
@@ -592,7 +597,7 @@ impl Node {
                 }
                 self.topo_dirty = true;
             }
-            self.send(peer, Message::JoinReply { accepted: true, peers: vec![], labels: self.cfg.labels.clone() });
+            self.accept_join(peer);
             return;
         }
         if self.active.len() >= self.cfg.max_active {
@@ -632,14 +637,21 @@ impl Node {
             }
             let Some(v) = victim else {
                 let peers = self.sample_peers(SAMPLE, from);
-                self.send(peer, Message::JoinReply { accepted: false, peers, labels: vec![] });
+                self.send(peer, Message::JoinReply { accepted: false, peers, labels: vec![], short: false });
                 return;
             };
             self.send_to(v, Message::Disconnect);
             self.remove_active(v, DownReason::Disconnected);
         }
         self.add_active(from, src, long, false);
-        self.send(peer, Message::JoinReply { accepted: true, peers: vec![], labels: self.cfg.labels.clone() });
+        self.accept_join(peer);
+    }
+
+    /// Tells a joiner its link exists, with this node's labels and
+    /// whether it reads short probes.
+    fn accept_join(&mut self, peer: PeerInfo) {
+        let (labels, short) = (self.cfg.labels.clone(), self.cfg.short_probes);
+        self.send(peer, Message::JoinReply { accepted: true, peers: vec![], labels, short });
     }
 
     pub(super) fn on_join_reply(&mut self, from: NodeId, src: SocketAddr, accepted: bool, peers: Vec<PeerInfo>) {

@@ -5,9 +5,18 @@ use super::*;
 
 impl Node {
     pub(super) fn send(&mut self, to: PeerInfo, msg: Message) {
+        self.send_as(to, msg, false);
+    }
+
+    /// Sends, in the short form if `short` or if `to` is a neighbour that
+    /// reads it, when the message has one (`ping`, `ack`, `agg`).
+    pub(super) fn send_as(&mut self, to: PeerInfo, msg: Message, short: bool) {
         self.metrics.count_out(&msg);
         self.seq += 1;
-        let env = self.envelope(Some(to.id), msg);
+        let mut env = self.envelope(Some(to.id), msg);
+        env.short = self.cfg.short_probes
+            && matches!(env.msg, Message::Ping { .. } | Message::Ack { .. } | Message::Agg { .. })
+            && (short || self.active.get(&to.id).is_some_and(|p| p.short && p.addr == to.addr));
         self.outputs.push_back(Output::Send { to: to.addr, env: Box::new(env) });
     }
 
@@ -35,6 +44,7 @@ impl Node {
             msg,
             sig: None,
             tag: None,
+            short: false,
         };
         if env.msg.needs_sig() {
             wire::sign_envelope(&mut env, &self.identity, self.wall().as_millis());
@@ -111,6 +121,7 @@ impl Node {
                 coord_at: None,
                 coord_in: None,
                 tree_sent: None,
+                short: false,
             },
         );
         self.metrics.links_up += 1;
@@ -220,8 +231,8 @@ impl Node {
         // over a 400 ms path would always expire before its answer).
         let extra = self.passive.get(&id).map_or(Duration::ZERO, |p| (p.rtt.timeout() * 2).min(MAX_JOIN_EXTRA));
         self.pending_joins.insert(id, PendingJoin { sent: self.now, long, purpose, extra });
-        let labels = self.cfg.labels.clone();
-        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree, labels });
+        let (labels, short) = (self.cfg.labels.clone(), self.cfg.short_probes);
+        self.send(PeerInfo { id, addr }, Message::Join { long, urgent, degree, labels, short });
     }
 
     /// Asks passive peers to become neighbours until active + pending
@@ -328,7 +339,8 @@ impl Node {
                 self.pending_pings.remove(&oldest);
             }
         }
-        let nonce = self.rng.next_u64();
+        // 32 bits: what a probe's short form carries (`wire::short`).
+        let nonce = self.rng.next_u64() >> 32;
         let (direct, passive) = (matches!(kind, PingKind::Direct), matches!(kind, PingKind::Passive));
         self.pending_pings.insert(nonce, PendingPing { target, addr, sent: self.now, kind });
         let tree = self.tree_advert_for(target);

@@ -24,7 +24,13 @@ struct Mini {
     waves_done: Vec<Vec<(u64, crate::wire::WaveAnswer)>>,
     /// Incident events, by node: (incident, notify).
     incidents: Vec<Vec<(super::incident::Incident, bool)>>,
+    /// When set, every datagram delivered: (from, to, kind, short form,
+    /// whether the two were neighbours at both ends).
+    log: Option<Vec<Delivered>>,
 }
+
+/// A datagram delivered: (from, to, kind, short form, linked both ways).
+type Delivered = (usize, usize, &'static str, bool, bool);
 
 impl Mini {
     fn new(n: usize, cfg: NodeConfig) -> Mini {
@@ -44,7 +50,7 @@ impl Mini {
             n.set_wave_merge(sum_merge);
         }
         let incidents = vec![Vec::new(); nodes.len()];
-        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents }
+        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents, log: None }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -108,6 +114,11 @@ impl Mini {
                         }
                         let bytes = encode(&env).expect("encodes");
                         for t in targets {
+                            if let (Some(log), true) = (&mut self.log, alive[t]) {
+                                let (a, b) = (&self.nodes[i], &self.nodes[t]);
+                                let linked = a.active.contains_key(&b.id()) && b.active.contains_key(&a.id());
+                                log.push((i, t, env.msg.kind(), bytes[0] == crate::wire::short::MAGIC, linked));
+                            }
                             if alive[t] {
                                 self.nodes[t].handle(self.now, Input::Datagram { from: addr(i), bytes: &bytes });
                                 progress = true;
@@ -307,6 +318,7 @@ fn a_node_tells_its_place_when_it_changes_and_once_a_second() {
         msg: ack,
         sig: None,
         tag: None,
+        short: false,
     };
     x.handle(Time(2_200_000), Input::Datagram { from: addr(1), bytes: &encode(&env).expect("encodes") });
     assert_eq!(x.tree_advert_for(p), Some(a), "told again after \"not your neighbour\"");
@@ -516,6 +528,39 @@ fn a_prober_keeps_its_cadence_while_its_neighbour_talks() {
 }
 
 #[test]
+fn probes_and_exchanges_go_short_only_between_nodes_that_both_read_the_short_form() {
+    // Nodes 0–3 do not offer the short form (as an older release, which
+    // cannot read it); 4–7 do.
+    let mut m = Mini::new_each(8, |i| NodeConfig { short_probes: i >= 4, ..NodeConfig::default() });
+    let alive = vec![true; 8];
+    m.run(3_000, &alive);
+    m.log = Some(vec![]);
+    m.run(3_000, &alive);
+    let (mut short, mut json_new, mut json_old) = (0, 0, 0);
+    for (from, to, kind, is_short, linked) in m.log.take().expect("logged") {
+        let probe = kind == "ping" || kind == "ack" || kind == "agg";
+        assert!(!is_short || (probe && from >= 4 && to >= 4), "{kind} {from} -> {to} went short");
+        // Probes of peers that are not neighbours (passive, for their
+        // round trip) go in JSON: nothing said whether they read short.
+        match (probe && linked, is_short, from >= 4 && to >= 4) {
+            (true, true, _) => short += 1,
+            (true, false, true) => json_new += 1,
+            (true, false, false) => json_old += 1,
+            _ => {}
+        }
+    }
+    // Between two new nodes nearly every probe is short (a new link's
+    // first probe goes before its join's answer says so); a link with an
+    // old node keeps probing in JSON.
+    assert!(short > 100 && json_new * 20 < short, "{short} short, {json_new} JSON between new nodes");
+    assert!(json_old > 100, "{json_old} JSON probes with old nodes");
+    for n in &m.nodes {
+        assert!(n.active_len() >= 4, "node {} has {} neighbours", n.id(), n.active_len());
+        assert_eq!(n.metrics().failures_detected, 0, "node {} convicted a neighbour", n.id());
+    }
+}
+
+#[test]
 fn a_lossy_link_gets_longer_windows_and_a_clean_one_none() {
     use super::tick::loss_allowance;
     let cfg = NodeConfig::default();
@@ -563,6 +608,7 @@ fn bad_input_is_counted_and_put_is_validated() {
         msg: Message::Hello { active: 0, needy: true },
         sig: None,
         tag: None,
+        short: false,
     };
     n.handle(Time::ZERO, Input::Datagram { from: addr(1), bytes: &encode(&foreign).expect("encodes") });
     assert_eq!(n.metrics().rejected["malformed"], 1);
@@ -905,8 +951,8 @@ mod fuzz {
         let msgs = vec![
             Message::Hello { active: 3, needy: true },
             Message::HelloReply { peers: vec![peer] },
-            Message::Join { long: true, urgent: true, degree: 0, labels: vec![] },
-            Message::JoinReply { accepted: true, peers: vec![], labels: vec![] },
+            Message::Join { long: true, urgent: true, degree: 0, labels: vec![], short: false },
+            Message::JoinReply { accepted: true, peers: vec![], labels: vec![], short: false },
             Message::Ping { nonce: 9, tree: None, coord: None },
             Message::Ack { nonce: 9, neighbor: true, degree: 5, tree: None, coord: None },
             Message::PingReq { nonce: 1, target: peer },
@@ -931,6 +977,7 @@ mod fuzz {
                     msg,
                     sig: None,
                     tag: None,
+                    short: false,
                 };
                 if env.msg.needs_sig() {
                     crate::wire::sign_envelope(&mut env, &me, now.as_millis());

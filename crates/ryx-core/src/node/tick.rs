@@ -453,10 +453,11 @@ impl Node {
 
 impl Node {
     /// How often this node sends its neighbour list again when it has not
-    /// changed: `topology_interval`, or half a second per list it holds
-    /// if that is longer (at most [`MAX_TOPOLOGY_EVERY`]). A node holds
-    /// about the lists of the nodes within reach, which hold about as many:
-    /// each receives some two lists a second, whatever the network's size
+    /// changed: `topology_interval`, or 1.5 s per list it holds if that is
+    /// longer (at most [`MAX_TOPOLOGY_EVERY`]). A node holds about the
+    /// lists of the nodes within reach, which hold about as many: each
+    /// receives some two lists every three seconds, whatever the network's
+    /// size up to some 200 lists in reach
     /// (with a fixed period the cost grew with the nodes in reach). Its
     /// receivers keep the list four periods (`NeighborList::every_s`).
     pub(super) fn topology_every(&self) -> Duration {

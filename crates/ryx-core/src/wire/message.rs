@@ -101,6 +101,10 @@ messages! {
             /// The requester's labels.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             labels: Labels,
+            /// The requester reads `ping` and `ack` in their short form
+            /// (`super::short`); absent from older releases.
+            #[serde(default, skip_serializing_if = "is_false")]
+            short: bool,
         } = "join",
         /// Answer to a join.
         JoinReply {
@@ -111,6 +115,10 @@ messages! {
             /// The answering node's labels (when it accepts).
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             labels: Labels,
+            /// The answering node reads `ping` and `ack` in their short
+            /// form (when it accepts).
+            #[serde(default, skip_serializing_if = "is_false")]
+            short: bool,
         } = "join_reply",
         /// "You are no longer my active neighbour."
         Disconnect = "disconnect",
@@ -621,4 +629,8 @@ impl Message {
         let crate::learn::LearnMsg { task, part, age, reply, x, v, took, gave, est } = m;
         Message::Learn { task, part, age, reply, x, v, took, gave, est }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }

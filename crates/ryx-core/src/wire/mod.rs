@@ -1,4 +1,5 @@
-//! The wire format: JSON datagrams in a versioned envelope.
+//! The wire format: JSON datagrams in a versioned envelope (and a short
+//! binary form of the same envelope for `ping` and `ack`, [`short`]).
 //!
 //! ```json
 //! {"v":2,"cluster":"test","from":"5f0c9a1e2b3d4c6f","to":"0a1b2c3d4e5f6071","seq":42,
@@ -21,6 +22,7 @@ mod item;
 pub mod jobs;
 pub mod limits;
 mod message;
+pub mod short;
 mod wave;
 
 pub use blob::{BlobRef, KeepCert, Keeper};
@@ -66,6 +68,11 @@ pub struct Envelope {
     /// Authentication tag, when the cluster has a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Whether it goes (or came) in the short binary form ([`short`]):
+    /// set by the sender on the `ping` and `ack` of a link whose other end
+    /// reads it; not part of the JSON.
+    #[serde(skip)]
+    pub short: bool,
 }
 
 /// A peer as carried in messages: its id and UDP address.
@@ -155,6 +162,10 @@ pub fn decode_raw<'a>(bytes: &'a [u8], cluster: &str) -> Result<(Envelope, &'a [
     if bytes.len() > MAX_DATAGRAM {
         return Err(WireError::Oversized);
     }
+    if bytes.first() == Some(&short::MAGIC) {
+        // Unsigned kinds only: no message bytes for a signature to cover.
+        return short::decode(bytes, cluster).map(|env| (env, &bytes[..0]));
+    }
     let raw: RawEnvelope<'a> = serde_json::from_slice(bytes).map_err(|_| WireError::Malformed)?;
     if raw.v != PROTOCOL_VERSION {
         return Err(WireError::WrongVersion);
@@ -173,6 +184,7 @@ pub fn decode_raw<'a>(bytes: &'a [u8], cluster: &str) -> Result<(Envelope, &'a [
         msg,
         sig: raw.sig.map(Box::new),
         tag: raw.tag,
+        short: false,
     };
     Ok((env, raw.msg.get().as_bytes()))
 }
@@ -215,6 +227,9 @@ fn envelope_ids(env: &Envelope) -> ([u8; 8], Vec<u8>, [u8; 8]) {
 /// Encodes an envelope. Fails only if the result would exceed
 /// [`MAX_DATAGRAM`]; the core splits its batches so that this does not happen.
 pub fn encode(env: &Envelope) -> Result<Vec<u8>, WireError> {
+    if short::fits(env) {
+        return Ok(short::encode(env));
+    }
     let bytes = serde_json::to_vec(env).map_err(|_| WireError::Malformed)?;
     if bytes.len() > MAX_DATAGRAM {
         return Err(WireError::Oversized);

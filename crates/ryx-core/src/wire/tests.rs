@@ -8,6 +8,7 @@ use crate::blobs::Hash;
 use crate::jobs::JobId;
 use kinds::sample;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn gossip_env() -> Envelope {
     Envelope {
@@ -29,6 +30,7 @@ fn gossip_env() -> Envelope {
         },
         sig: None,
         tag: None,
+        short: false,
     }
 }
 
@@ -222,6 +224,7 @@ fn the_largest_pages_fit_a_datagram() {
             msg,
             sig: None,
             tag: None,
+            short: false,
         };
         sign_envelope(&mut env, &key, ts);
         let len = serde_json::to_vec(&env).expect("json").len();
@@ -430,7 +433,108 @@ fn each_bound_admits_its_limit_and_refuses_one_more() {
     );
 }
 
+fn probe_envs() -> Vec<Envelope> {
+    let tree = |parent| Some(TreeAdvert { leader: NodeId(3), beat: 1_765_000_000_123, dist: 4, parent });
+    let coord = Some(crate::coords::Coord { x: 1.5, y: -2.25, h: 0.5, e: 0.3 });
+    let mut msgs = vec![];
+    for (t, c) in [(None, None), (tree(None), None), (tree(Some(NodeId(7))), coord), (None, coord)] {
+        msgs.push(Message::Ping { nonce: u64::from(u32::MAX), tree: t, coord: c });
+        msgs.push(Message::Ack { nonce: 42, neighbor: true, degree: 5, tree: t, coord: c });
+        msgs.push(Message::Ack { nonce: 0, neighbor: false, degree: 255, tree: t, coord: c });
+    }
+    let keys = ["#", "cpu", "lag_ms~3", "lag_ms~z", "lag_ms{zone=eu-west}"];
+    let v: BTreeMap<String, (f32, f32, f32)> =
+        keys.iter().enumerate().map(|(i, k)| (k.to_string(), (i as f32 * 0.37, -0.125, 1e-7))).collect();
+    let x: BTreeMap<String, crate::agg::Extreme> =
+        [("cpu".to_string(), (0.9, 1_765_000_000_123, 0.01, 1_765_000_000_456))].into_iter().collect();
+    msgs.push(Message::Agg { v: v.clone(), x: x.clone(), reply: false });
+    msgs.push(Message::Agg { v, x: BTreeMap::new(), reply: true });
+    msgs.push(Message::Agg { v: BTreeMap::new(), x, reply: true });
+    // `seq` does not travel in the short form (probes are unsigned).
+    msgs.into_iter().map(|msg| Envelope { msg, seq: 0, short: true, ..gossip_env() }).collect()
+}
+
+#[test]
+fn probes_and_exchanges_round_trip_in_their_short_form_at_a_fraction_of_the_json() {
+    for env in probe_envs() {
+        let bytes = encode(&env).expect("encodes");
+        assert_eq!(bytes[0], short::MAGIC);
+        assert_eq!(decode(&bytes, "test"), Ok(env.clone()), "{:?}", env.msg);
+        let json = encode(&Envelope { short: false, ..env.clone() }).expect("encodes");
+        assert_eq!(json[0], b'{');
+        assert_eq!(decode(&json, "test"), Ok(Envelope { short: false, ..env.clone() }));
+        if let Message::Agg { .. } = env.msg {
+            assert!(bytes.len() * 2 <= json.len(), "{} short vs {} JSON", bytes.len(), json.len());
+        } else {
+            assert!(bytes.len() * 3 <= json.len(), "{} short vs {} JSON", bytes.len(), json.len());
+            assert!(bytes.len() <= 70, "{}", bytes.len());
+        }
+    }
+    // A nonce beyond 32 bits (an older release's) keeps its probe in JSON.
+    let wide = Envelope { msg: Message::Ping { nonce: 1 << 32, tree: None, coord: None }, ..probe_envs()[0].clone() };
+    assert_eq!(encode(&wide).expect("encodes")[0], b'{');
+    // Only a ping or an ack to a named node, unsigned, goes short.
+    let gossip = Envelope { short: true, ..gossip_env() };
+    assert_eq!(encode(&gossip).expect("encodes")[0], b'{');
+    let hello = Envelope { to: None, ..probe_envs()[0].clone() };
+    assert_eq!(encode(&hello).expect("encodes")[0], b'{');
+}
+
+#[test]
+fn short_datagrams_are_refused_with_their_reason() {
+    let ping = encode(&probe_envs()[0]).expect("encodes");
+    let ack = encode(&probe_envs()[7]).expect("encodes");
+    let with = |b: &[u8], i: usize, x: u8| {
+        let mut b = b.to_vec();
+        b[i] = x;
+        b
+    };
+    assert_eq!(decode(&ping, "other"), Err(WireError::ForeignCluster));
+    assert_eq!(decode(&with(&ping, 1, 1), "test"), Err(WireError::WrongVersion));
+    assert_eq!(decode(&with(&ping, 2, 9), "test"), Err(WireError::UnknownKind));
+    // Flags: unknown bits, a parent without a tree, a ping's "neighbor".
+    for f in [0x10, 0x80, 4, 1] {
+        assert_eq!(decode(&with(&ping, 27, f), "test"), Err(WireError::Malformed), "flags {f:#x}");
+    }
+    // Every truncation, and anything after the fields.
+    for n in 0..ack.len() {
+        assert!(decode(&ack[..n], "test").is_err(), "cut at {n}");
+    }
+    let mut long = ack.clone();
+    long.push(0);
+    assert_eq!(decode(&long, "test"), Err(WireError::Malformed));
+    // A tag and no secret to check it with: a configuration mismatch.
+    let mut tagged = ack.clone();
+    tagged.extend_from_slice(&[0; crate::auth::SHORT_TAG_LEN]);
+    assert_eq!(decode(&tagged, "test"), Err(WireError::BadAuth));
+    // Exchanges: keys out of order or twice, not UTF-8, a reply flag of 2.
+    let agg = encode(&probe_envs()[12]).expect("encodes");
+    let key0 = 25; // after the reply flag and the key count: "#"'s length
+    assert_eq!((agg[key0], agg[key0 + 1]), (1, b'#'));
+    assert_eq!(decode(&with(&agg, key0 + 1, b'z'), "test"), Err(WireError::Malformed), "out of order");
+    assert_eq!(decode(&with(&agg, key0 + 1, 0xff), "test"), Err(WireError::Malformed), "not UTF-8");
+    assert_eq!(decode(&with(&agg, 23, 2), "test"), Err(WireError::Malformed), "reply 2");
+    assert_eq!(decode(&with(&agg, 24, 200), "test"), Err(WireError::Malformed), "more keys than sent");
+    // A coordinate that is not a number.
+    let n = ack.len();
+    let mut nan = ack.clone();
+    nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    assert_eq!(decode(&nan, "test"), Err(WireError::OutOfBounds));
+}
+
 proptest! {
+    #[test]
+    fn mutated_short_datagrams_never_panic(which in 0usize..15, pos in 0usize..100, byte in any::<u8>(), cut in 0usize..100) {
+        let mut bytes = encode(&probe_envs()[which]).expect("encodes");
+        let n = bytes.len();
+        bytes[pos % n] = byte;
+        bytes.truncate(n - (cut % n));
+        if let Ok(env) = decode(&bytes, "test") {
+            // Whatever decodes encodes back to the same bytes.
+            prop_assert_eq!(encode(&env).expect("encodes"), bytes);
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode(&bytes, "test");

@@ -68,6 +68,7 @@ fn a_keep_request_by_another_origin_cannot_be_released_by_a_stranger() {
         },
         sig: None,
         tag: None,
+        short: false,
     };
     let bytes = encode(&env).expect("encodes");
     let now = w.mini.now;

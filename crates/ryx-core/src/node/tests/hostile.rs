@@ -13,7 +13,8 @@ fn evil() -> SocketAddr {
 /// Encodes a datagram from `from` (signed with `signer` where the kind
 /// needs it) to `to`.
 fn craft(from: NodeId, signer: Option<&Identity>, to: Option<NodeId>, seq: u64, msg: Message, wall_ms: u64) -> Vec<u8> {
-    let mut env = Envelope { v: PROTOCOL_VERSION, cluster: "ryx".into(), from, to, seq, msg, sig: None, tag: None };
+    let mut env =
+        Envelope { v: PROTOCOL_VERSION, cluster: "ryx".into(), from, to, seq, msg, sig: None, tag: None, short: false };
     if let Some(id) = signer {
         // Signed with `id`'s key whatever `from` claims.
         crate::wire::sign_envelope(&mut env, id, wall_ms);
@@ -52,7 +53,7 @@ fn a_neighbours_address_moves_only_on_its_own_signed_join() {
     assert_eq!(addr, real, "hearsay moved the link");
     // A join signed by someone else's key does not move it either.
     let stranger = Identity::from_text("stranger");
-    let join = Message::Join { long: false, urgent: false, degree: 4, labels: vec![] };
+    let join = Message::Join { long: false, urgent: false, degree: 4, labels: vec![], short: false };
     let forged = craft(nid, Some(&stranger), Some(to), u64::MAX / 2, join.clone(), m.now.as_millis());
     m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &forged });
     assert_eq!(rejected(&m.nodes[0], "sig_wrong_key"), 1);
@@ -91,7 +92,7 @@ fn spoofed_disconnects_leaves_and_unsolicited_replies_cut_or_make_no_link() {
         Some(&stranger),
         Some(to),
         1,
-        Message::JoinReply { accepted: true, peers: vec![], labels: vec![] },
+        Message::JoinReply { accepted: true, peers: vec![], labels: vec![], short: false },
         now_ms,
     );
     m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &d });
@@ -114,7 +115,7 @@ fn a_flood_of_needy_joins_displaces_a_bounded_number_of_links() {
     let to = m.nodes[0].id();
     for k in 0..30 {
         let a = Identity::from_text(&format!("sybil-{k}"));
-        let join = Message::Join { long: false, urgent: true, degree: 0, labels: vec![] };
+        let join = Message::Join { long: false, urgent: true, degree: 0, labels: vec![], short: false };
         let d = craft(a.id(), Some(&a), Some(to), 1, join, m.now.as_millis());
         m.nodes[0].handle(m.now, Input::Datagram { from: evil(), bytes: &d });
     }

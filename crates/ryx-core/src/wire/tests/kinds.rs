@@ -17,6 +17,7 @@ fn envelope(msg: Message) -> Envelope {
         msg,
         sig: None,
         tag: None,
+        short: false,
     }
 }
 
@@ -41,8 +42,14 @@ pub(super) fn sample(kind: &str) -> Option<Message> {
     Some(match kind {
         "hello" => Message::Hello { active: 3, needy: true },
         "hello_reply" => Message::HelloReply { peers },
-        "join" => Message::Join { long: true, urgent: true, degree: 4, labels: vec![("rack".into(), "r3".into())] },
-        "join_reply" => Message::JoinReply { accepted: false, peers, labels: vec![] },
+        "join" => Message::Join {
+            long: true,
+            urgent: true,
+            degree: 4,
+            labels: vec![("rack".into(), "r3".into())],
+            short: false,
+        },
+        "join_reply" => Message::JoinReply { accepted: false, peers, labels: vec![], short: false },
         "disconnect" => Message::Disconnect,
         "leave" => Message::Leave,
         "ping" => Message::Ping {
