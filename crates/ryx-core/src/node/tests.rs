@@ -27,6 +27,8 @@ struct Mini {
     /// When set, every datagram delivered: (from, to, kind, short form,
     /// whether the two were neighbours at both ends).
     log: Option<Vec<Delivered>>,
+    /// Times each node was woken (`Input::Tick` at its deadline).
+    wakes: Vec<u64>,
 }
 
 /// A datagram delivered: (from, to, kind, short form, linked both ways).
@@ -50,7 +52,8 @@ impl Mini {
             n.set_wave_merge(sum_merge);
         }
         let incidents = vec![Vec::new(); nodes.len()];
-        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents, log: None }
+        let wakes = vec![0; nodes.len()];
+        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents, log: None, wakes }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -69,6 +72,7 @@ impl Mini {
             self.now = self.now.plus(Duration::from_micros(step_us));
             for i in 0..self.nodes.len() {
                 if alive[i] && self.nodes[i].next_deadline() <= self.now {
+                    self.wakes[i] += 1;
                     self.nodes[i].handle(self.now, Input::Tick);
                 }
             }
@@ -465,6 +469,23 @@ fn crashed_neighbour_is_detected_and_replaced() {
     }
     let detected: u64 = m.nodes.iter().map(|n| n.metrics().failures_detected).sum();
     assert!(detected >= 1);
+}
+
+#[test]
+fn an_idle_node_wakes_only_on_its_ticks() {
+    // The detector's own deadlines fall between ticks only when a
+    // neighbour has gone quiet: on a healthy network a node wakes once a
+    // tick, as it did before they existed.
+    let mut m = Mini::new(8, NodeConfig::default());
+    let alive = vec![true; 8];
+    m.run(3_000, &alive);
+    let before = m.wakes.clone();
+    m.run_in_steps(3_000, 1_000, &alive);
+    let ticks = 3_000 / TICK.as_millis() as u64;
+    for (i, (a, b)) in m.wakes.iter().zip(&before).enumerate() {
+        assert!(a - b <= ticks + 1, "node {i} woke {} times in {ticks} ticks", a - b);
+        assert!(a - b >= ticks - 1, "node {i} woke only {} times in {ticks} ticks", a - b);
+    }
 }
 
 #[test]
