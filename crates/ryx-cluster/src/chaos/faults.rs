@@ -188,8 +188,10 @@ pub fn inject(cluster: &mut Cluster, mut rec: FaultRecord) -> Result<(u64, Vec<S
         log.faults.push(rec.clone());
         Ok(id)
     })?;
-    let notes = reconcile(cluster, &[rec])?;
+    // The healer first: a chaos process killed just after it stopped a
+    // node (before it got to start one) left the node stopped for good.
     ensure_healer(&dir)?;
+    let notes = reconcile(cluster, &[rec])?;
     Ok((id, notes))
 }
 
