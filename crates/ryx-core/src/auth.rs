@@ -346,6 +346,9 @@ impl Auth {
     /// Opens a short datagram: its fields, then [`SHORT_TAG_LEN`] bytes of
     /// tag.
     fn open_short(&mut self, bytes: &[u8], now: Time) -> Result<Vec<u8>, AuthError> {
+        if crate::wire::short::is_whole(bytes) {
+            return Err(AuthError::Missing);
+        }
         let body_len = bytes.len().checked_sub(SHORT_TAG_LEN).filter(|n| *n > 0).ok_or(AuthError::Missing)?;
         let (body, tag) = bytes.split_at(body_len);
         let u64_at = |i: usize| u64::from_le_bytes(tag[i..i + 8].try_into().unwrap_or_default());

@@ -32,8 +32,9 @@ pub struct NodeConfig {
     pub max_passive: usize,
     /// How often each active neighbour is probed when it has been silent.
     pub probe_interval: Duration,
-    /// Send `ping` and `ack` in their short binary form to neighbours
-    /// that read it (`wire::short`): a third of the JSON's bytes.
+    /// Offer, and send to neighbours that read them, the short binary
+    /// forms of `ping`, `ack` and `agg` (`wire::short`): a probe in a
+    /// fifth of the JSON's bytes.
     pub short_probes: bool,
     /// Silence after which a neighbour is suspected (scaled by local health).
     pub suspect_after: Duration,

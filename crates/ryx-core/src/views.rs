@@ -86,8 +86,13 @@ pub struct ActivePeer {
     pub coord_in: Option<Time>,
     /// This node's tree advert as last told on this link, and when.
     pub tree_sent: Option<(crate::wire::TreeAdvert, Time)>,
-    /// Whether it reads `ping` and `ack` in their short form (it said so
-    /// when the link formed, or sent one).
+    /// Whether it said, when the link formed, that it reads the short
+    /// forms of `ping`, `ack` and `agg` (`wire::short`).
+    pub short_offered: bool,
+    /// Whether this node sends it the short forms now: as offered, but
+    /// not while it is suspected (a neighbour restarted in place with an
+    /// older release could not read them, nor so end the link) until a
+    /// short datagram from it shows it reads them again.
     pub short: bool,
 }
 

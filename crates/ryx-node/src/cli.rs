@@ -202,8 +202,8 @@ pub struct DaemonArgs {
     /// Probe a silent neighbour this often (milliseconds).
     #[arg(long, env = "RYX_PROBE_INTERVAL_MS", default_value_t = 100)]
     pub probe_interval_ms: u64,
-    /// Send probes (`ping`, `ack`) as JSON even to neighbours that read
-    /// their short binary form (for comparison and debugging).
+    /// Send `ping`, `ack` and `agg` as JSON even to neighbours that read
+    /// their short binary form, and offer none (comparison, debugging).
     #[arg(long, env = "RYX_JSON_PROBES")]
     pub json_probes: bool,
     /// Suspect a neighbour after this much silence (milliseconds).

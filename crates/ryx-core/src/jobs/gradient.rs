@@ -89,6 +89,12 @@ impl JobEngine {
         r.own.max(others.get(1).copied().unwrap_or(0))
     }
 
+    /// A neighbour joined again (its link renewed, as after it convicted
+    /// this node falsely): it is told this node's load at once.
+    pub fn link_renewed(&mut self, node: NodeId) {
+        self.load_told.remove(&node);
+    }
+
     /// Advertises load and gradient to neighbours: every `load_interval`
     /// while something changed or jobs run, to a new neighbour at once,
     /// otherwise every [`LOAD_KEEPALIVE`] (an idle node's neighbours need

@@ -640,6 +640,8 @@ impl JobEngine {
     /// A neighbour went away.
     pub fn neighbor_down(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
         self.loads.remove(&node);
+        // Told again when the link comes back.
+        self.load_told.remove(&node);
         // An heir that is no longer our neighbour may be dead: appoint a
         // replacement so that every running job keeps its heirs.
         let ids: Vec<JobId> = self

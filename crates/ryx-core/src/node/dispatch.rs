@@ -95,7 +95,9 @@ impl Node {
         let short_in = env.short;
         if let Some(p) = self.active.get_mut(&from).filter(|p| p.addr == src) {
             p.last_heard = self.now;
-            p.short |= short_in;
+            // Only a neighbour that offered the short form gets it back
+            // (a spoofed short datagram cannot switch an older one).
+            p.short |= short_in && p.short_offered;
             if p.suspect_since.take().is_some() {
                 self.metrics.suspicions_refuted += 1;
             }
@@ -118,14 +120,14 @@ impl Node {
             Message::Join { long, urgent, degree, labels, short } => {
                 self.on_join(from, src, long, urgent, degree);
                 if let Some(p) = self.active.get_mut(&from) {
-                    p.short = short;
+                    (p.short_offered, p.short) = (short, short);
                     self.alerts.labels.insert(from, labels);
                 }
             }
             Message::JoinReply { accepted, peers, labels, short } => {
                 self.on_join_reply(from, src, accepted, peers);
                 if let Some(p) = self.active.get_mut(&from).filter(|_| accepted) {
-                    p.short = short;
+                    (p.short_offered, p.short) = (short, short);
                     self.alerts.labels.insert(from, labels);
                 }
             }
@@ -598,6 +600,7 @@ impl Node {
                 self.topo_dirty = true;
             }
             self.accept_join(peer);
+            self.with_jobs(|j, _| j.link_renewed(from));
             return;
         }
         if self.active.len() >= self.cfg.max_active {

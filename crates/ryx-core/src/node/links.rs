@@ -121,6 +121,7 @@ impl Node {
                 coord_at: None,
                 coord_in: None,
                 tree_sent: None,
+                short_offered: false,
                 short: false,
             },
         );

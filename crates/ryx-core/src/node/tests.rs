@@ -29,6 +29,9 @@ struct Mini {
     log: Option<Vec<Delivered>>,
     /// Times each node was woken (`Input::Tick` at its deadline).
     wakes: Vec<u64>,
+    /// Nodes that cannot read short datagrams (an older release): they
+    /// are dropped on the way to them, as such a node rejects them.
+    json_only: Vec<bool>,
 }
 
 /// A datagram delivered: (from, to, kind, short form, linked both ways).
@@ -53,7 +56,8 @@ impl Mini {
         }
         let incidents = vec![Vec::new(); nodes.len()];
         let wakes = vec![0; nodes.len()];
-        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents, log: None, wakes }
+        let json_only = vec![false; nodes.len()];
+        Mini { nodes, now: Time::ZERO, job_outputs, waves_done, incidents, log: None, wakes, json_only }
     }
 
     fn index(&self, a: SocketAddr) -> Option<usize> {
@@ -123,7 +127,7 @@ impl Mini {
                                 let linked = a.active.contains_key(&b.id()) && b.active.contains_key(&a.id());
                                 log.push((i, t, env.msg.kind(), bytes[0] == crate::wire::short::MAGIC, linked));
                             }
-                            if alive[t] {
+                            if alive[t] && !(self.json_only[t] && bytes[0] == crate::wire::short::MAGIC) {
                                 self.nodes[t].handle(self.now, Input::Datagram { from: addr(i), bytes: &bytes });
                                 progress = true;
                             }
@@ -579,6 +583,35 @@ fn probes_and_exchanges_go_short_only_between_nodes_that_both_read_the_short_for
         assert!(n.active_len() >= 4, "node {} has {} neighbours", n.id(), n.active_len());
         assert_eq!(n.metrics().failures_detected, 0, "node {} convicted a neighbour", n.id());
     }
+}
+
+#[test]
+fn a_neighbour_restarted_in_place_with_an_older_release_gets_json_again() {
+    // Node 0 restarts at once, same id and address, as a release that
+    // cannot read the short forms: its former neighbours, which still
+    // hold the link, must not keep sending it what it cannot read (it
+    // would never answer them `neighbor: false`, and its own traffic
+    // would keep refuting their suspicion: a link alive at one end only).
+    let mut m = Mini::new(10, NodeConfig::default());
+    let alive = vec![true; 10];
+    m.run(3_000, &alive);
+    let cfg = NodeConfig { short_probes: false, ..NodeConfig::default() };
+    m.nodes[0] = Node::new(cfg, ident(0), addr(0), 99, m.now);
+    m.json_only[0] = true;
+    let (all, now) = ((0..10).map(addr).collect::<Vec<_>>(), m.now);
+    m.nodes[0].handle(now, Input::Seeds(all));
+    m.run(5_000, &alive);
+    m.log = Some(vec![]);
+    m.run(2_000, &alive);
+    let short_to_0 = m.log.take().expect("logged").iter().filter(|d| d.1 == 0 && d.3).count();
+    assert_eq!(short_to_0, 0, "short datagrams still sent to the older node");
+    let id0 = m.nodes[0].id();
+    for n in &m.nodes[1..] {
+        if n.active.contains_key(&id0) {
+            assert!(m.nodes[0].active.contains_key(&n.id()), "{} holds a link node 0 does not", n.id());
+        }
+    }
+    assert!(m.nodes[0].active_len() >= 4, "node 0 has {} neighbours", m.nodes[0].active_len());
 }
 
 #[test]

@@ -165,6 +165,10 @@ impl Node {
             match p.suspect_since {
                 None if silence >= suspect_after => {
                     p.suspect_since = Some(now);
+                    // JSON until it answers in short again: a neighbour
+                    // restarted in place with an older release reads it,
+                    // and its `ack` with `neighbor: false` ends the link.
+                    p.short = false;
                     newly_suspect.push((*id, p.addr));
                 }
                 Some(s) if now.since(s) >= confirm_after => convict.push(*id),

@@ -101,7 +101,7 @@ messages! {
             /// The requester's labels.
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             labels: Labels,
-            /// The requester reads `ping` and `ack` in their short form
+            /// The requester reads `ping`, `ack` and `agg` in their short form
             /// (`super::short`); absent from older releases.
             #[serde(default, skip_serializing_if = "is_false")]
             short: bool,
@@ -115,7 +115,7 @@ messages! {
             /// The answering node's labels (when it accepts).
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             labels: Labels,
-            /// The answering node reads `ping` and `ack` in their short
+            /// The answering node reads `ping`, `ack` and `agg` in their short
             /// form (when it accepts).
             #[serde(default, skip_serializing_if = "is_false")]
             short: bool,

@@ -1,5 +1,5 @@
 //! The wire format: JSON datagrams in a versioned envelope (and a short
-//! binary form of the same envelope for `ping` and `ack`, [`short`]).
+//! binary form of the same envelope for `ping`, `ack` and `agg`, [`short`]).
 //!
 //! ```json
 //! {"v":2,"cluster":"test","from":"5f0c9a1e2b3d4c6f","to":"0a1b2c3d4e5f6071","seq":42,
@@ -69,7 +69,7 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     /// Whether it goes (or came) in the short binary form ([`short`]):
-    /// set by the sender on the `ping` and `ack` of a link whose other end
+    /// set by the sender on the `ping`, `ack` and `agg` of a link whose other end
     /// reads it; not part of the JSON.
     #[serde(skip)]
     pub short: bool,

@@ -72,10 +72,12 @@ pub(super) fn fits(env: &Envelope) -> bool {
         && env.v == PROTOCOL_VERSION
         && match &env.msg {
             Message::Ping { nonce, .. } | Message::Ack { nonce, .. } => u32::try_from(*nonce).is_ok(),
+            // Within what a receiver accepts (and so within a datagram,
+            // and every count and length within a byte).
             Message::Agg { v, x, .. } => {
-                v.len() <= usize::from(u8::MAX)
-                    && x.len() <= usize::from(u8::MAX)
-                    && v.keys().chain(x.keys()).all(|k| k.len() <= usize::from(u8::MAX))
+                v.len() <= super::MAX_AGG_KEYS
+                    && x.len() <= super::MAX_AGG_EXTREMES
+                    && v.keys().chain(x.keys()).all(|k| k.len() <= super::MAX_AGG_KEY_LEN)
             }
             _ => false,
         }
@@ -200,6 +202,23 @@ impl Reader<'_> {
             Err(WireError::OutOfBounds)
         }
     }
+}
+
+/// Bytes before a short datagram's message: magic, version, kind,
+/// cluster fingerprint, `from`, `to`.
+const HEAD: usize = 23;
+
+/// Whether `bytes` are a whole short datagram with nothing after its
+/// fields: no tag (a node with a cluster secret counts it as missing).
+pub fn is_whole(bytes: &[u8]) -> bool {
+    let (Some(&kind), Some(rest)) = (bytes.get(2), bytes.get(HEAD..)) else { return false };
+    let mut r = Reader(rest);
+    let ok = match kind {
+        PING | ACK => decode_probe(&mut r, kind).is_ok(),
+        AGG => decode_agg(&mut r).is_ok(),
+        _ => false,
+    };
+    ok && r.0.is_empty()
 }
 
 /// Decodes a short datagram (its first byte is [`MAGIC`]) for `cluster`.

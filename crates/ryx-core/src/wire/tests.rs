@@ -481,6 +481,27 @@ fn probes_and_exchanges_round_trip_in_their_short_form_at_a_fraction_of_the_json
 }
 
 #[test]
+fn short_datagrams_sealed_by_a_secret_open_to_their_fields_and_unsealed_ones_are_missing_a_tag() {
+    use crate::auth::{Auth, AuthError, Keyring};
+    let t0 = crate::Time(1_800_000_000_000_000);
+    let (mut a, mut b) = (Auth::new(Keyring::parse("s"), 1), Auth::new(Keyring::parse("s"), 2));
+    for env in probe_envs() {
+        let plain = encode(&env).expect("encodes");
+        assert!(short::is_whole(&plain));
+        // Unsealed, whatever its length (an ack with a tree place and a
+        // coordinate is longer than a tag): the tag is missing.
+        assert_eq!(b.open(&plain, t0), Err(AuthError::Missing), "{:?}", env.msg);
+        let mut sealed = plain.clone();
+        a.seal(&mut sealed, t0);
+        assert!(!short::is_whole(&sealed));
+        assert_eq!(sealed.len(), plain.len() + crate::auth::SHORT_TAG_LEN);
+        let opened = b.open(&sealed, t0).expect("opens");
+        assert_eq!(opened, plain);
+        assert_eq!(decode(&opened, "test"), Ok(env));
+    }
+}
+
+#[test]
 fn short_datagrams_are_refused_with_their_reason() {
     let ping = encode(&probe_envs()[0]).expect("encodes");
     let ack = encode(&probe_envs()[7]).expect("encodes");
